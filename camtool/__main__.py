@@ -1,0 +1,5 @@
+"""``python -m camtool``."""
+
+from camtool.cli import main
+
+main()

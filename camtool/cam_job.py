@@ -1,0 +1,96 @@
+"""``camtool cam``: explain a handful of image files with one model."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from camtool.cam import resolve_class
+from camtool.device import resolve_device
+from camtool.explain import CamOptions, ImageResult, explain_file
+from camtool.fsutil import atomic_write_text
+from camtool.runner import ModelInfo, open_runner
+from camtool.settings import Settings, settings_to_toml
+
+__all__ = ["CamReport", "SETTINGS_FILE", "run_cam", "unique_stem", "write_settings"]
+
+SETTINGS_FILE = "camtool-settings.toml"
+
+
+@dataclass
+class CamReport:
+    """What ``camtool cam`` did."""
+
+    results: list[ImageResult]
+    output_dir: Path
+    model: ModelInfo
+    device: str
+
+    @property
+    def failed(self) -> int:
+        return sum(not r.ok for r in self.results)
+
+
+def write_settings(directory: Path, settings: Settings) -> Path:
+    """Save the resolved settings as ``camtool-settings.toml`` in ``directory``."""
+    path = Path(directory) / SETTINGS_FILE
+    atomic_write_text(path, settings_to_toml(settings))
+    return path
+
+
+def unique_stem(path: Path, taken: set[str]) -> str:
+    """``path``'s stem, with ``-1``, ``-2`` ... added if an earlier input already used it."""
+    stem, n = path.stem, 0
+    while (stem if n == 0 else f"{stem}-{n}") in taken:
+        n += 1
+    chosen = stem if n == 0 else f"{stem}-{n}"
+    taken.add(chosen)
+    return chosen
+
+
+def run_cam(
+    images: Sequence[Path],
+    settings: Settings,
+    *,
+    model_path: Path | None = None,
+    class_spec: str | None = None,
+    overlay_only: bool = False,
+    save_array: bool = False,
+    on_result: Callable[[ImageResult], None] | None = None,
+) -> CamReport:
+    """Explain each image and write its maps to ``settings.cam.output_dir``.
+
+    A bad image is reported in its result and the others go on; a bad model, device or
+    ``--class`` raises before any image is read.
+    """
+    device = resolve_device(settings.training.device.value)
+    runner = open_runner(
+        model_path,
+        device,
+        arch=settings.model.arch,
+        img_size=settings.dataset.img_size,
+        amp=settings.training.amp,
+    )
+    target = resolve_class(class_spec, runner.info.class_names) if class_spec is not None else None
+    options = CamOptions(
+        target=target,
+        topk=settings.cam.topk,
+        alpha=settings.cam.alpha,
+        colormap=settings.cam.colormap,
+        figure=not overlay_only,
+        save_array=save_array,
+        fmt="png",
+        max_pixels=settings.cam.max_pixels,
+    )
+    out_dir = Path(settings.cam.output_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_settings(out_dir, settings)
+    taken: set[str] = set()
+    results = []
+    for path in images:
+        result = explain_file(runner, Path(path), out_dir / unique_stem(Path(path), taken), options)
+        results.append(result)
+        if on_result is not None:
+            on_result(result)
+    return CamReport(results, out_dir, runner.info, str(device))

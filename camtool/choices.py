@@ -1,0 +1,49 @@
+"""The named choices shared by settings and command-line flags.
+
+Kept free of heavy imports: the CLI declares its flags with these enums, and ``camtool --help``
+must not pay for pydantic or torch.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+
+__all__ = ["DatasetName", "DeviceName", "Optimizer", "OutputFormat", "Scheduler"]
+
+
+class Optimizer(str, Enum):
+    """Optimizers ``camtool train`` knows."""
+
+    adam = "adam"
+    adamw = "adamw"
+    sgd = "sgd"
+
+
+class Scheduler(str, Enum):
+    """Learning-rate schedules ``camtool train`` knows."""
+
+    reduce_lr = "reduce_lr"
+    cosine = "cosine"
+
+
+class DeviceName(str, Enum):
+    """Where to run: ``auto`` picks CUDA, then MPS, then the CPU."""
+
+    auto = "auto"
+    cpu = "cpu"
+    cuda = "cuda"
+    mps = "mps"
+
+
+class DatasetName(str, Enum):
+    """Dataset layouts: Imagenette (wnid folders) or any ``train|val/<class>/`` folder."""
+
+    imagenette = "imagenette"
+    folder = "folder"
+
+
+class OutputFormat(str, Enum):
+    """Image format of written overlays."""
+
+    png = "png"
+    jpg = "jpg"

@@ -1,0 +1,111 @@
+"""``camtool cam``: class activation maps for a few images."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import typer
+
+from camtool.choices import DeviceName
+from camtool.cli._app import app
+from camtool.cli._common import ConfigOpt, DeviceOpt, JsonOpt, OutputDirOpt, device_value, resolve_settings
+from camtool.cli._output import err, out, print_json
+from camtool.errors import EXIT_PARTIAL
+
+if TYPE_CHECKING:
+    from camtool.cam_job import CamReport
+    from camtool.explain import ImageResult
+
+
+@app.command(no_args_is_help=True)
+def cam(
+    images: list[Path] = typer.Argument(..., help="Image files to explain.", show_default=False),
+    model: Path | None = typer.Option(
+        None,
+        "--model",
+        "-m",
+        help="camtool checkpoint, plain ResNet state dict, or .onnx export "
+        "[default: torchvision's ImageNet ResNet-18, 1000 classes].",
+    ),
+    class_: str | None = typer.Option(
+        None, "--class", "-c", help="Class to explain: index or name [default: the predicted one]."
+    ),
+    topk: int | None = typer.Option(
+        None, "--topk", "-k", min=1, help="Write a map for each of the top K classes [default: 1]."
+    ),
+    alpha: float | None = typer.Option(None, help="Heatmap opacity, 0..1 [default: 0.5]."),
+    colormap: str | None = typer.Option(None, help="matplotlib colormap [default: jet]."),
+    output_dir: Path | None = OutputDirOpt,
+    overlay_only: bool = typer.Option(
+        False, "--overlay-only", help="Write just the overlay, at the image's own resolution."
+    ),
+    save_array: bool = typer.Option(
+        False, "--save-array", help="Also write <stem>.npz: cam, heatmap, logits, class_idx."
+    ),
+    device: DeviceName | None = DeviceOpt,
+    config: Path | None = ConfigOpt,
+    json_out: bool = JsonOpt,
+) -> None:
+    """Explain images: original | heatmap | overlay figure, titled with class and probability.
+
+    Example: camtool cam dog.jpg --class 3 --topk 2 -o maps/
+    """
+    settings = resolve_settings(
+        config,
+        {
+            "cam": {"topk": topk, "alpha": alpha, "colormap": colormap, "output_dir": output_dir},
+            "training": {"device": device_value(device)},
+        },
+    )
+    from camtool.cam_job import run_cam
+
+    report = run_cam(
+        images,
+        settings,
+        model_path=model,
+        class_spec=class_,
+        overlay_only=overlay_only,
+        save_array=save_array,
+        on_result=None if json_out else _show,
+    )
+    if json_out:
+        print_json(
+            {
+                "model": report.model.source,
+                "device": report.device,
+                "output_dir": str(report.output_dir),
+                "images": [r.to_dict() for r in report.results],
+                "failed": report.failed,
+            }
+        )
+    else:
+        _errors_only(report)
+    if report.failed:
+        raise typer.Exit(EXIT_PARTIAL)
+
+
+def _show(result: ImageResult) -> None:
+    from rich.table import Table
+
+    if not result.ok:
+        err.print(f"camtool: error: {result.error}", markup=False, highlight=False)
+        return
+    table = Table(title=result.input, title_justify="left")
+    table.add_column("#", justify="right")
+    table.add_column("class", justify="right")
+    table.add_column("name")
+    table.add_column("probability", justify="right")
+    table.add_column("logit", justify="right")
+    for rank, p in enumerate(result.topk, 1):
+        table.add_row(str(rank), str(p.index), p.name, f"{p.probability:.4f}", f"{p.logit:.3f}")
+    out.print(table)
+    for path in result.outputs:
+        err.print(f"wrote {path}", markup=False, highlight=False)
+
+
+def _errors_only(report: CamReport) -> None:
+    if report.failed:
+        err.print(
+            f"{report.failed} of {len(report.results)} images failed", markup=False, highlight=False
+        )

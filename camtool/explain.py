@@ -1,0 +1,174 @@
+"""Explaining image files: read, run, and write the maps, for ``cam`` and ``batch-cam`` alike.
+
+:func:`write_maps` turns one image and its row of a :class:`~camtool.cam.CAMBatch` into files
+(overlay, figure, ``.npz``); :func:`explain_file` does the whole job for one file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+from camtool.cam import CAMBatch, explain_batch, heatmap
+from camtool.errors import CamtoolError, InputError
+from camtool.fsutil import atomic_path
+from camtool.imaging import load_image, preprocess
+from camtool.render import encode_image, figure_png, overlay
+from camtool.runner import ModelInfo, Runner
+
+__all__ = [
+    "CamOptions",
+    "ImageResult",
+    "Prediction",
+    "explain_file",
+    "predictions",
+    "write_maps",
+]
+
+
+@dataclass(frozen=True)
+class CamOptions:
+    """How maps are chosen and drawn.
+
+    Attributes:
+        target: the class to explain for every image; ``None`` for the predicted class.
+        topk: with no target, write a map for each of the top ``topk`` classes.
+        alpha: heatmap weight in the overlay.
+        colormap: matplotlib colormap name.
+        figure: write the three-panel figure (PNG) instead of the bare overlay.
+        save_array: also write ``.npz`` arrays.
+        fmt: overlay format, ``png`` or ``jpg``.
+        max_pixels: refuse larger images before decoding them.
+    """
+
+    target: int | None = None
+    topk: int = 1
+    alpha: float = 0.5
+    colormap: str = "jet"
+    figure: bool = True
+    save_array: bool = False
+    fmt: str = "png"
+    max_pixels: int | None = None
+
+
+@dataclass
+class Prediction:
+    """One class's score for one image."""
+
+    index: int
+    name: str
+    probability: float
+    logit: float
+
+
+@dataclass
+class ImageResult:
+    """What happened to one input file."""
+
+    input: str
+    outputs: list[str] = field(default_factory=list)
+    targets: list[Prediction] = field(default_factory=list)
+    topk: list[Prediction] = field(default_factory=list)
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def predictions(batch: CAMBatch, row: int, classes: list[int], names: list[str]) -> list[Prediction]:
+    """The :class:`Prediction` of each class in ``classes`` for image ``row`` of ``batch``."""
+    return [
+        Prediction(
+            c,
+            names[c],
+            float(batch.probs[row, c]),
+            float(batch.logits[row, c]),
+        )
+        for c in classes
+    ]
+
+
+def write_maps(
+    image: Image.Image,
+    batch: CAMBatch,
+    row: int,
+    base: Path,
+    info: ModelInfo,
+    options: CamOptions,
+) -> list[Path]:
+    """Write the maps of image ``row`` of ``batch`` next to ``base`` (a path without suffix).
+
+    One map: ``<base>_cam.png`` (figure) or ``<base>_overlay.<fmt>``, and ``<base>.npz``.
+    Several (top-k): the same with ``_top1``, ``_top2`` ... before the suffix. The map is
+    upsampled to the image's own size and min-max normalised. Files are written atomically.
+    """
+    written: list[Path] = []
+    count = batch.class_idx.shape[1]
+    size = (image.height, image.width)
+    for k in range(count):
+        class_idx = int(batch.class_idx[row, k])
+        stem = f"{base.name}_top{k + 1}" if count > 1 else base.name
+        heat = heatmap(batch.cams[row, k], size)
+        blended = overlay(image, heat, options.alpha, options.colormap)
+        if options.figure:
+            title = (
+                f"{info.class_names[class_idx]} "
+                f"(p = {float(batch.probs[row, class_idx]):.3f})"
+            )
+            target = base.with_name(f"{stem}_cam.png")
+            data = figure_png(image, heat, blended, title, options.colormap)
+        else:
+            target = base.with_name(f"{stem}_overlay.{options.fmt}")
+            data = encode_image(blended, options.fmt)
+        with atomic_path(target) as tmp:
+            tmp.write_bytes(data)
+        written.append(target)
+        if options.save_array:
+            arrays = base.with_name(f"{stem}.npz")
+            with atomic_path(arrays) as tmp:
+                np.savez_compressed(
+                    tmp,
+                    cam=batch.cams[row, k].numpy().astype(np.float32),
+                    heatmap=heat,
+                    logits=batch.logits[row].numpy().astype(np.float32),
+                    class_idx=np.int64(class_idx),
+                )
+            written.append(arrays)
+    return written
+
+
+def explain_file(runner: Runner, path: Path, base: Path, options: CamOptions) -> ImageResult:
+    """Explain one image file and write its maps next to ``base``.
+
+    Errors that concern this file alone (unreadable image, full disk) are returned in the
+    result's ``error`` instead of raised, so a caller looping over files carries on.
+    """
+    result = ImageResult(str(path))
+    info = runner.info
+    try:
+        image = load_image(path, options.max_pixels)
+        tensor = preprocess(image, info.img_size, info.mean, info.std)
+        batch = explain_batch(runner, tensor[None], target=options.target, topk=options.topk)
+        written = write_maps(image, batch, 0, base, info, options)
+    except InputError as exc:
+        result.error = exc.message
+        return result
+    except OSError as exc:
+        result.error = f"cannot write outputs for {path}: {exc.strerror or exc}"
+        return result
+    except torch.cuda.OutOfMemoryError:
+        raise CamtoolError("out of GPU memory; try --device cpu or a smaller image size") from None
+    top = batch.logits[0].topk(min(max(options.topk, 5), batch.logits.shape[1])).indices
+    result.outputs = [str(p) for p in written]
+    result.targets = predictions(batch, 0, batch.class_idx[0].tolist(), info.class_names)
+    result.topk = predictions(batch, 0, top[: max(options.topk, 5)].tolist(), info.class_names)
+    return result

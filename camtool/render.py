@@ -1,0 +1,74 @@
+"""Drawing maps: colouring a heatmap, blending it over the image, and the three-panel figure."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from camtool.fsutil import atomic_write_bytes
+
+__all__ = ["colormap_names", "colorize", "overlay", "figure_png", "encode_image", "save_image"]
+
+
+def colormap_names() -> list[str]:
+    """Every colormap name matplotlib knows."""
+    from matplotlib import colormaps
+
+    return list(colormaps)
+
+
+def colorize(heat: np.ndarray, colormap: str = "jet") -> np.ndarray:
+    """Map a ``(H, W)`` array in [0, 1] to ``(H, W, 3)`` uint8 colours."""
+    from matplotlib import colormaps
+
+    lut = (colormaps[colormap].resampled(256)(np.arange(256))[:, :3] * 255).astype(np.uint8)
+    return lut[np.clip(heat * 255.0 + 0.5, 0, 255).astype(np.uint8)]
+
+
+def overlay(image: Image.Image, heat: np.ndarray, alpha: float = 0.5, colormap: str = "jet") -> Image.Image:
+    """Blend the coloured heatmap over ``image`` (same size): ``alpha`` is the heatmap's weight."""
+    base = np.asarray(image.convert("RGB"), dtype=np.float32)
+    colour = colorize(heat, colormap).astype(np.float32)
+    mixed = (1.0 - alpha) * base + alpha * colour
+    return Image.fromarray(np.clip(mixed + 0.5, 0, 255).astype(np.uint8))
+
+
+def figure_png(
+    image: Image.Image, heat: np.ndarray, blended: Image.Image, title: str, colormap: str = "jet"
+) -> bytes:
+    """The reference's figure, original | heatmap | overlay, titled, as PNG bytes."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    aspect = image.height / max(image.width, 1)
+    fig = Figure(figsize=(12, 4 * aspect + 0.8), dpi=100)
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(1, 3)
+    panels = (("Original", np.asarray(image)), ("CAM heatmap", heat), ("Overlay", np.asarray(blended)))
+    for ax, (name, data) in zip(axes, panels):
+        ax.imshow(data, cmap=colormap if data.ndim == 2 else None, vmin=0, vmax=1 if data.ndim == 2 else None)
+        ax.set_title(name)
+        ax.axis("off")
+    fig.suptitle(title)
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    return buffer.getvalue()
+
+
+def encode_image(image: Image.Image, fmt: str = "png", quality: int = 90) -> bytes:
+    """Encode a PIL image as PNG or JPEG bytes."""
+    buffer = io.BytesIO()
+    if fmt.lower() in ("jpg", "jpeg"):
+        image.convert("RGB").save(buffer, format="JPEG", quality=quality)
+    else:
+        image.save(buffer, format="PNG", compress_level=1)
+    return buffer.getvalue()
+
+
+def save_image(image: Image.Image, path: Path, fmt: str = "png") -> None:
+    """Write an image atomically (format ``png`` or ``jpg``)."""
+    atomic_write_bytes(path, encode_image(image, fmt))
