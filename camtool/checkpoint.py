@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import warnings
 import zipfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -114,10 +115,14 @@ def _read(path: Path) -> Any:
     if not os.path.isfile(path):
         raise CamtoolError(f"checkpoint not found: {path}")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else "unsafe content"
-        raise CamtoolError(f"refusing to load {path}: not a plain weights file ({first})") from None
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        raise CamtoolError(
+            f"refusing to load {path}: it is not a plain weights file "
+            "(loading it would need to run code from it, or it is not a checkpoint)"
+        ) from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as exc:
         raise CamtoolError(f"{path} is not a readable PyTorch checkpoint ({exc})") from None
 

@@ -1,0 +1,93 @@
+"""``camtool download``: fetch, verify and extract Imagenette (or a mirror, or a local archive)."""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+
+import typer
+
+from camtool.cli._app import app
+from camtool.cli._common import ConfigOpt, JsonOpt, resolve_settings
+from camtool.cli._output import err, print_json
+
+
+class ArchiveName(str, Enum):
+    imagenette_160 = "imagenette-160"
+    imagenette_320 = "imagenette-320"
+    imagenette = "imagenette"
+
+
+@app.command()
+def download(
+    dataset: ArchiveName = typer.Option(
+        ArchiveName.imagenette_160, "--dataset", "-d", help="Which Imagenette archive."
+    ),
+    data_dir: Path | None = typer.Option(
+        None, "--data-dir", help="Where to put it [default: dataset.data_dir, data/]."
+    ),
+    url: str | None = typer.Option(None, "--url", help="Download from this mirror instead."),
+    sha256: str | None = typer.Option(None, "--sha256", help="Expected sha256 of --url's file."),
+    archive: Path | None = typer.Option(
+        None, "--archive", help="Use an archive you downloaded by hand.", dir_okay=False
+    ),
+    force: bool = typer.Option(False, "--force", help="Download and extract again."),
+    config: Path | None = ConfigOpt,
+    json_out: bool = JsonOpt,
+) -> None:
+    """Download Imagenette, verify its checksum and extract it safely; resumes if interrupted.
+
+    Example: camtool download --dataset imagenette-160 --data-dir data/
+    """
+    settings = resolve_settings(config, {"dataset": {"data_dir": data_dir}})
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
+
+    from camtool.download import download_dataset
+
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        transient=True,
+        disable=json_out,
+    ) as bar:
+        task = bar.add_task(f"downloading {dataset.value}", total=None)
+
+        def progress(done: int, total: int | None) -> None:
+            bar.update(task, completed=done, total=total)
+
+        result = download_dataset(
+            dataset.value,
+            Path(settings.dataset.data_dir),
+            url=url,
+            sha256=sha256,
+            archive=archive,
+            force=force,
+            progress=progress,
+        )
+    if json_out:
+        print_json(
+            {
+                "dataset": dataset.value,
+                "dataset_dir": str(result.dataset_dir),
+                "archive": str(result.archive) if result.archive else None,
+                "downloaded_bytes": result.downloaded_bytes,
+                "resumed_from": result.resumed_from,
+                "already_present": result.already_present,
+            }
+        )
+        return
+    if result.already_present:
+        err.print(f"{dataset.value} is already complete in {result.dataset_dir}; nothing to do")
+    else:
+        err.print(f"{dataset.value} ready in {result.dataset_dir}")
+    typer.echo(str(result.dataset_dir))

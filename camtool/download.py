@@ -1,0 +1,695 @@
+"""Download, verify and safely extract the Imagenette archives.
+
+This is the core of ``camtool download``. It streams an archive to ``<archive>.part`` in the data
+folder, resumes an interrupted download with an HTTP ``Range`` request, checks the archive's
+checksum before extracting anything, refuses archives whose members would land outside the target
+folder, and extracts into a temporary folder that is renamed into place only when complete. A
+marker file written into the extracted folder tells a later run that the dataset is already there.
+
+Only the standard library is used for HTTP (:mod:`urllib.request`). Nothing is printed: progress is
+reported through an optional callback and failures raise :class:`~camtool.errors.CamtoolError`.
+
+Checksums: the sha256 figures come from the FastAI.jl dataset registry (which agrees with the
+imagenette2-160 figure pinned in the issue); the md5 figures, kept for reference, come from
+torchvision's ``torchvision/datasets/imagenette.py``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import json
+import os
+import posixpath
+import re
+import shutil
+import tarfile
+import tempfile
+import urllib.error
+import urllib.parse
+import urllib.request
+import zlib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from camtool import __version__
+from camtool.errors import CamtoolError, ConfigError, InputError
+
+__all__ = [
+    "ARCHIVES",
+    "MARKER_NAME",
+    "MD5_REFERENCE",
+    "ArchiveSpec",
+    "Checksum",
+    "DownloadResult",
+    "ProgressCallback",
+    "download_dataset",
+    "is_complete",
+    "safe_extract",
+    "verify_checksum",
+]
+
+ProgressCallback = Callable[[int, int | None], None]
+"""Called as ``progress(done_bytes, total_bytes)``; ``total_bytes`` is None when unknown."""
+
+MARKER_NAME = ".camtool-complete"
+"""File written into an extracted dataset folder once extraction has succeeded."""
+
+_CHUNK = 1 << 20
+_EXTRACT_PREFIX = ".camtool-extract-"
+_OLD_PREFIX = ".camtool-old-"
+_HEX_LENGTHS = {"sha256": 64, "md5": 32}
+_ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz", ".tar")
+_HAS_DATA_FILTER = hasattr(tarfile, "data_filter")
+_FILTER_ERRORS: tuple[type[Exception], ...] = (
+    (tarfile.FilterError,) if hasattr(tarfile, "FilterError") else ()
+)
+_MANUAL_HINT = "download {url} by hand and run `camtool download --archive FILE`"
+
+
+@dataclass(frozen=True)
+class Checksum:
+    """An expected digest of a file.
+
+    Attributes:
+        algo: ``"sha256"`` or ``"md5"``.
+        hex: the expected digest as hexadecimal (case does not matter; stored lower case).
+    """
+
+    algo: str
+    hex: str
+
+    def __post_init__(self) -> None:
+        """Check the algorithm and the digest's form.
+
+        Raises:
+            ConfigError: for an unknown algorithm or a digest that is not hex of the right length.
+        """
+        algo = self.algo.lower()
+        digest = self.hex.strip().lower()
+        if algo not in _HEX_LENGTHS:
+            raise ConfigError(
+                f"unsupported checksum algorithm {self.algo!r}; use one of: "
+                + ", ".join(sorted(_HEX_LENGTHS))
+            )
+        length = _HEX_LENGTHS[algo]
+        if len(digest) != length or re.fullmatch(r"[0-9a-f]+", digest) is None:
+            raise ConfigError(
+                f"{algo} checksum must be {length} hexadecimal characters, got {self.hex!r}"
+            )
+        object.__setattr__(self, "algo", algo)
+        object.__setattr__(self, "hex", digest)
+
+    def __str__(self) -> str:
+        """Return ``algo:hex``."""
+        return f"{self.algo}:{self.hex}"
+
+
+@dataclass(frozen=True)
+class ArchiveSpec:
+    """One downloadable dataset archive.
+
+    Attributes:
+        name: the dataset name users type, e.g. ``"imagenette-160"``.
+        url: where the archive is downloaded from.
+        filename: the archive's file name in the data folder.
+        folder: the archive's single top-level folder, e.g. ``"imagenette2-160"``.
+        size: the archive's size in bytes, when known.
+        checksum: the archive's expected digest, when known.
+    """
+
+    name: str
+    url: str
+    filename: str
+    folder: str
+    size: int | None
+    checksum: Checksum | None
+
+
+@dataclass(frozen=True)
+class DownloadResult:
+    """What :func:`download_dataset` did.
+
+    Attributes:
+        dataset_dir: the extracted dataset folder (holding ``train/`` and ``val/``).
+        archive: the archive that was extracted (kept in the data folder when downloaded), or None
+            when nothing was done because the dataset was already present.
+        downloaded_bytes: bytes received over the network in this run.
+        resumed_from: the byte offset a resumed download started from (0 for a fresh download).
+        already_present: True when the dataset was already complete and nothing was done.
+    """
+
+    dataset_dir: Path
+    archive: Path | None
+    downloaded_bytes: int
+    resumed_from: int
+    already_present: bool
+
+
+_S3 = "https://s3.amazonaws.com/fast-ai-imageclas/"
+
+ARCHIVES: dict[str, ArchiveSpec] = {
+    "imagenette-160": ArchiveSpec(
+        name="imagenette-160",
+        url=_S3 + "imagenette2-160.tgz",
+        filename="imagenette2-160.tgz",
+        folder="imagenette2-160",
+        size=99_003_388,
+        checksum=Checksum(
+            "sha256", "64d0c4859f35a461889e0147755a999a48b49bf38a7e0f9bd27003f10db02fe5"
+        ),
+    ),
+    "imagenette-320": ArchiveSpec(
+        name="imagenette-320",
+        url=_S3 + "imagenette2-320.tgz",
+        filename="imagenette2-320.tgz",
+        folder="imagenette2-320",
+        size=341_663_724,
+        checksum=Checksum(
+            "sha256", "569b4497c98db6dd29f335d1f109cf315fe127053cedf69010d047f0188e158c"
+        ),
+    ),
+    "imagenette": ArchiveSpec(
+        name="imagenette",
+        url=_S3 + "imagenette2.tgz",
+        filename="imagenette2.tgz",
+        folder="imagenette2",
+        size=1_557_161_267,
+        checksum=Checksum(
+            "sha256", "6cbfac238434d89fe99e651496f0812ebc7a10fa62bd42d6874042bf01de4efd"
+        ),
+    ),
+}
+"""The official Imagenette archives, by dataset name."""
+
+MD5_REFERENCE: dict[str, Checksum] = {
+    "imagenette-160": Checksum("md5", "e793b78cc4c9e9a4ccc0c1155377a412"),
+    "imagenette-320": Checksum("md5", "3df6f0d01a2c9592104656642f5e78a3"),
+    "imagenette": Checksum("md5", "fe2fc210e6bb7c5664d602c3cd71e612"),
+}
+"""The md5 digests torchvision publishes for the same archives (the sha256 ones are checked)."""
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """What one call of :func:`download_dataset` should fetch and expect."""
+
+    dataset: str
+    url: str | None
+    filename: str
+    folder: str
+    size: int | None
+    checksum: Checksum | None
+
+
+def verify_checksum(path: Path, checksum: Checksum) -> None:
+    """Check that a file has the expected digest.
+
+    Args:
+        path: the file to hash.
+        checksum: the expected digest.
+
+    Raises:
+        InputError: if the file cannot be read.
+        CamtoolError: if the digest differs; the message gives the expected and the actual digest.
+    """
+    got = _digest(path, checksum.algo)
+    if got != checksum.hex:
+        raise CamtoolError(
+            f"{checksum.algo} checksum mismatch for {path.name}: expected {checksum.hex}, got {got}"
+        )
+
+
+def is_complete(dataset_dir: Path) -> bool:
+    """Tell whether a dataset folder was fully extracted by camtool.
+
+    Args:
+        dataset_dir: the extracted top folder, e.g. ``data/imagenette2-160``.
+
+    Returns:
+        True when the folder holds ``train/``, ``val/`` and the completion marker.
+    """
+    return (
+        (dataset_dir / MARKER_NAME).is_file()
+        and (dataset_dir / "train").is_dir()
+        and (dataset_dir / "val").is_dir()
+    )
+
+
+def safe_extract(archive: Path, dest: Path) -> Path:
+    """Extract a tar archive with a single top-level folder into ``dest``, safely and atomically.
+
+    Every member is checked before anything is written: absolute paths, ``..`` components, links
+    pointing outside the top-level folder, and device or FIFO members make the whole archive
+    refused; tarfile's ``data`` filter is applied as well where Python has it. The archive is
+    extracted into a temporary folder inside ``dest`` and its top folder is then renamed into
+    place, replacing any folder of that name, so an interrupted extraction leaves no half-made
+    folder behind.
+
+    Args:
+        archive: a tar archive (optionally gzip, bzip2 or xz compressed).
+        dest: the folder to extract into; created if missing.
+
+    Returns:
+        The extracted top-level folder, ``dest / <top>``.
+
+    Raises:
+        InputError: if the archive cannot be read, is unsafe, or has no single top-level folder.
+    """
+    return _extract(Path(archive), Path(dest), prepare=None)
+
+
+def download_dataset(
+    dataset: str = "imagenette-160",
+    data_dir: Path = Path("data"),
+    *,
+    url: str | None = None,
+    sha256: str | None = None,
+    archive: Path | None = None,
+    force: bool = False,
+    progress: ProgressCallback | None = None,
+    timeout: float = 30.0,
+) -> DownloadResult:
+    """Download (or take from ``archive``), verify and extract a dataset into ``data_dir``.
+
+    The archive is streamed to ``<data_dir>/<filename>.part``; a later call after an interruption
+    resumes it with an HTTP Range request (starting over when the server ignores Range). The
+    checksum is verified before extraction; on a mismatch the partial file is deleted and nothing
+    is extracted. A verified download is renamed to ``<data_dir>/<filename>`` and kept, so that a
+    failed extraction does not need another download.
+
+    With ``url`` or ``archive``, the known checksum of ``dataset`` is used only when the file name
+    matches the official one; ``sha256`` overrides it. The extracted folder is the archive's single
+    top-level folder.
+
+    Args:
+        dataset: a name in :data:`ARCHIVES`, or any name when ``url`` or ``archive`` is given.
+        data_dir: the folder holding archives and extracted datasets.
+        url: download from this http(s) URL (a mirror) instead of the official one.
+        sha256: the expected sha256 of the archive (hex).
+        archive: an archive already downloaded by hand; nothing is downloaded.
+        force: download (or extract) again even when the dataset is already complete.
+        progress: called as ``progress(done_bytes, total_bytes)`` while bytes arrive; the counts
+            include a resumed offset, and ``total_bytes`` is None when the server does not say.
+        timeout: seconds to wait when connecting and for each read.
+
+    Returns:
+        A :class:`DownloadResult`.
+
+    Raises:
+        ConfigError: for an unknown dataset, a malformed sha256 or a URL that is not http(s).
+        InputError: for a missing or unsafe archive.
+        CamtoolError: for network and HTTP errors, an interrupted download, or a checksum mismatch.
+    """
+    plan = _plan(dataset, url, sha256, archive)
+    data_dir = Path(data_dir)
+    expected_dir = data_dir / plan.folder
+    if not force and is_complete(expected_dir):
+        return DownloadResult(expected_dir, None, 0, 0, already_present=True)
+    data_dir.mkdir(parents=True, exist_ok=True)
+
+    if archive is not None:
+        source = Path(archive)
+        if not source.is_file():
+            raise InputError(f"archive not found: {source}")
+        if plan.checksum is not None:
+            try:
+                verify_checksum(source, plan.checksum)
+            except CamtoolError as exc:
+                raise InputError(f"{exc.message}; nothing was extracted") from None
+        top = _extract_dataset(source, data_dir, plan, str(source))
+        return DownloadResult(top, source, 0, 0, already_present=False)
+
+    assert plan.url is not None  # _plan guarantees a URL when no archive is given
+    target = data_dir / plan.filename
+    part = target.with_name(target.name + ".part")
+    if force:
+        target.unlink(missing_ok=True)
+        part.unlink(missing_ok=True)
+    if target.is_file() and plan.checksum is not None:
+        try:
+            verify_checksum(target, plan.checksum)
+        except CamtoolError:
+            target.unlink()  # a stale or damaged earlier download: fetch it again
+
+    downloaded = resumed = 0
+    if not target.is_file():
+        downloaded, resumed = _fetch(plan.url, part, plan.size, timeout, progress)
+        if plan.checksum is not None:
+            try:
+                verify_checksum(part, plan.checksum)
+            except CamtoolError as exc:
+                part.unlink(missing_ok=True)
+                raise CamtoolError(
+                    f"{exc.message}; the download was deleted and nothing was extracted"
+                ) from None
+        os.replace(part, target)
+    top = _extract_dataset(target, data_dir, plan, plan.url)
+    return DownloadResult(top, target, downloaded, resumed, already_present=False)
+
+
+# --- planning ---------------------------------------------------------------------------------
+
+
+def _plan(dataset: str, url: str | None, sha256: str | None, archive: Path | None) -> _Plan:
+    """Work out the URL, file name, folder, size and checksum for one call."""
+    spec = ARCHIVES.get(dataset)
+    if spec is None and url is None and archive is None:
+        raise ConfigError(
+            f"unknown dataset {dataset!r}; choose one of {', '.join(sorted(ARCHIVES))}, "
+            "or give --url or --archive"
+        )
+    if url is not None:
+        scheme = urllib.parse.urlsplit(url).scheme.lower()
+        if scheme not in ("http", "https"):
+            raise ConfigError(f"--url must be an http:// or https:// URL, got {url!r}")
+    override = Checksum("sha256", sha256) if sha256 is not None else None
+
+    if archive is not None:
+        filename = Path(archive).name
+        source_url = url if url is not None else (spec.url if spec else None)
+    elif url is not None:
+        filename = _filename_from_url(url, dataset)
+        source_url = url
+    else:
+        assert spec is not None
+        filename, source_url = spec.filename, spec.url
+
+    official_file = spec is not None and filename == spec.filename
+    checksum = override
+    size = None
+    if override is None and official_file and spec is not None:
+        checksum, size = spec.checksum, spec.size
+    folder = spec.folder if spec is not None else _strip_archive_suffix(filename)
+    return _Plan(dataset, source_url, filename, folder, size, checksum)
+
+
+def _filename_from_url(url: str, dataset: str) -> str:
+    """Return the last path component of ``url``, or ``<dataset>.tgz`` when it has none."""
+    name = PurePosixPath(urllib.parse.unquote(urllib.parse.urlsplit(url).path)).name
+    if name in ("", ".", "..") or "\\" in name:
+        return f"{dataset}.tgz"
+    return name
+
+
+def _strip_archive_suffix(filename: str) -> str:
+    """Return ``filename`` without its archive suffix (``x.tgz`` -> ``x``)."""
+    for suffix in _ARCHIVE_SUFFIXES:
+        if filename.lower().endswith(suffix) and len(filename) > len(suffix):
+            return filename[: -len(suffix)]
+    return Path(filename).stem or filename
+
+
+# --- hashing ----------------------------------------------------------------------------------
+
+
+def _digest(path: Path, algo: str) -> str:
+    """Return the hex digest of a file, reading it in chunks."""
+    try:
+        hasher = hashlib.new(algo)
+        with open(path, "rb") as fh:
+            while chunk := fh.read(_CHUNK):
+                hasher.update(chunk)
+        return hasher.hexdigest()
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror or exc}") from None
+
+
+# --- HTTP -------------------------------------------------------------------------------------
+
+
+def _network_error(url: str, reason: str) -> CamtoolError:
+    """Build the one-line error for a failed request, with the manual way out."""
+    reason = " ".join(reason.split())
+    return CamtoolError(f"could not download {url}: {reason}; " + _MANUAL_HINT.format(url=url))
+
+
+def _reason(exc: BaseException) -> str:
+    """Return a short description of a network exception."""
+    if isinstance(exc, urllib.error.URLError):
+        inner = exc.reason
+        if isinstance(inner, OSError) and inner.strerror:
+            return inner.strerror
+        return str(inner)
+    if isinstance(exc, TimeoutError):
+        return "timed out"
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return str(exc) or type(exc).__name__
+
+
+def _open(url: str, offset: int, timeout: float) -> Any:
+    """Send a GET request, with a Range header when ``offset`` > 0, and return the response."""
+    headers = {"User-Agent": f"camtool/{__version__}", "Accept-Encoding": "identity"}
+    if offset > 0:
+        headers["Range"] = f"bytes={offset}-"
+    request = urllib.request.Request(url, headers=headers)
+    return urllib.request.urlopen(request, timeout=timeout)
+
+
+def _content_range(value: str | None) -> tuple[int | None, int | None]:
+    """Parse ``Content-Range`` into (first byte, total size); None for parts that are absent."""
+    if not value:
+        return None, None
+    match = re.fullmatch(r"\s*bytes\s+(?:(\d+)-\d+|\*)/(\d+|\*)\s*", value)
+    if match is None:
+        return None, None
+    start = int(match.group(1)) if match.group(1) is not None else None
+    total = int(match.group(2)) if match.group(2) != "*" else None
+    return start, total
+
+
+def _fetch(
+    url: str,
+    part: Path,
+    size: int | None,
+    timeout: float,
+    progress: ProgressCallback | None,
+) -> tuple[int, int]:
+    """Download ``url`` into ``part``, resuming it when it already holds some bytes.
+
+    Returns:
+        (bytes received in this call, offset the download resumed from).
+    """
+    offset = part.stat().st_size if part.is_file() else 0
+    if size is not None and offset > size:
+        part.unlink()
+        offset = 0
+    if size is not None and offset == size and offset > 0:
+        return 0, offset  # the part file is already whole; the checksum will tell
+
+    for _attempt in range(2):
+        try:
+            response = _open(url, offset, timeout)
+        except urllib.error.HTTPError as exc:
+            status, content_range = exc.code, exc.headers.get("Content-Range")
+            exc.close()
+            if status == 416 and offset > 0:
+                _, whole = _content_range(content_range)
+                if whole == offset:
+                    return 0, offset  # nothing left to fetch
+                part.unlink(missing_ok=True)  # the part file does not fit: start over
+                offset = 0
+                continue
+            raise _network_error(url, f"HTTP {status} {exc.reason}") from None
+        except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
+            raise _network_error(url, _reason(exc)) from None
+
+        with response:
+            total: int | None
+            if response.status == 206 and offset > 0:
+                start, total = _content_range(response.headers.get("Content-Range"))
+                if start != offset:
+                    part.unlink(missing_ok=True)  # not the range we asked for: start over
+                    offset = 0
+                    continue
+            else:
+                offset = 0  # a plain 200: the server ignored Range, so start over
+                length = response.headers.get("Content-Length")
+                total = int(length) if length and length.isdigit() else None
+            received = _stream(response, part, offset, total, url, progress)
+        return received, offset
+    raise _network_error(url, "the server did not answer the Range request consistently")
+
+
+def _stream(
+    response: Any,
+    part: Path,
+    offset: int,
+    total: int | None,
+    url: str,
+    progress: ProgressCallback | None,
+) -> int:
+    """Append the response body to ``part`` (truncating it when ``offset`` is 0)."""
+    done = offset
+    if progress is not None:
+        progress(done, total)
+    try:
+        with open(part, "ab" if offset > 0 else "wb") as fh:
+            while True:
+                try:
+                    chunk = response.read(_CHUNK)
+                except (OSError, http.client.HTTPException) as exc:
+                    raise _interrupted(url, done, total, _reason(exc)) from None
+                if not chunk:
+                    break
+                fh.write(chunk)
+                done += len(chunk)
+                if progress is not None:
+                    progress(done, total)
+    except OSError as exc:
+        raise CamtoolError(f"cannot write {part}: {exc.strerror or exc}") from None
+    if total is not None and done < total:
+        raise _interrupted(url, done, total, "connection closed early")
+    return done - offset
+
+
+def _interrupted(url: str, done: int, total: int | None, reason: str) -> CamtoolError:
+    """Build the error for a download cut short (the part file is kept for resuming)."""
+    of_total = f" of {total}" if total is not None else ""
+    return CamtoolError(
+        f"download of {url} interrupted after {done}{of_total} bytes ({reason}); "
+        "run the same command again to resume, or " + _MANUAL_HINT.format(url=url)
+    )
+
+
+# --- extraction -------------------------------------------------------------------------------
+
+
+def _extract_dataset(archive: Path, data_dir: Path, plan: _Plan, source: str | None) -> Path:
+    """Extract a dataset archive, checking its layout and writing the marker before the rename."""
+
+    def prepare(top: Path) -> None:
+        missing = [name for name in ("train", "val") if not (top / name).is_dir()]
+        if missing:
+            raise InputError(
+                f"{archive.name} is not an Imagenette-style archive: {top.name}/ has no "
+                + " or ".join(f"{name}/" for name in missing)
+                + " folder; nothing was extracted"
+            )
+        marker = {
+            "dataset": plan.dataset,
+            "source": source,
+            "archive": archive.name,
+            "checksum": str(plan.checksum) if plan.checksum is not None else None,
+            "camtool": __version__,
+        }
+        _write_atomic(top / MARKER_NAME, json.dumps(marker, indent=2) + "\n")
+
+    return _extract(archive, data_dir, prepare=prepare)
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file in the same folder."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _member_problem(member: tarfile.TarInfo) -> str | None:
+    """Say why a member is unsafe to extract, or return None when it is fine."""
+    name = member.name
+    if member.isdev():
+        return "is a device or FIFO"
+    if not (member.isreg() or member.isdir() or member.issym() or member.islnk()):
+        return "has an unsupported type"
+    if name.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", name):
+        return "has an absolute path"
+    parts = PurePosixPath(name).parts
+    if ".." in parts:
+        return "climbs out of the target folder with '..'"
+    if member.issym() or member.islnk():
+        link = member.linkname
+        kind = "symlink" if member.issym() else "hard link"
+        if link.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", link):
+            return f"is a {kind} to an absolute path ({link})"
+        # A symlink is relative to its own folder, a hard link to the archive root.
+        base = posixpath.dirname(name) if member.issym() else ""
+        resolved = PurePosixPath(posixpath.normpath(posixpath.join(base, link))).parts
+        top = [p for p in parts if p != "."][:1]
+        if not resolved or resolved[0] == ".." or resolved[:1] != tuple(top):
+            return f"is a {kind} pointing outside its folder ({link})"
+    return None
+
+
+def _top_level(archive: Path, members: Iterable[tarfile.TarInfo]) -> str:
+    """Check every member and return the archive's single top-level folder name."""
+    tops: set[str] = set()
+    for member in members:
+        problem = _member_problem(member)
+        if problem is not None:
+            raise InputError(
+                f"refusing to extract {archive.name}: member {member.name!r} {problem}; "
+                "nothing was extracted"
+            )
+        parts = [p for p in PurePosixPath(member.name).parts if p != "."]
+        if not parts:
+            if not member.isdir():
+                raise InputError(f"refusing to extract {archive.name}: a member has no name")
+            continue
+        if len(parts) == 1 and not member.isdir():
+            raise InputError(
+                f"{archive.name} must hold a single top-level folder, "
+                f"but {parts[0]!r} is a file at its top level"
+            )
+        tops.add(parts[0])
+    if len(tops) != 1:
+        found = ", ".join(sorted(tops)[:5]) or "nothing"
+        raise InputError(
+            f"{archive.name} must hold a single top-level folder, found {len(tops)}: {found}"
+        )
+    return tops.pop()
+
+
+def _remove_leftovers(dest: Path) -> None:
+    """Delete temporary folders left by an extraction that was killed."""
+    for entry in dest.iterdir():
+        if entry.name.startswith((_EXTRACT_PREFIX, _OLD_PREFIX)) and entry.is_dir():
+            shutil.rmtree(entry, ignore_errors=True)
+
+
+def _extract(archive: Path, dest: Path, prepare: Callable[[Path], None] | None) -> Path:
+    """Extract ``archive`` into ``dest`` through a temporary folder (see :func:`safe_extract`)."""
+    if not archive.is_file():
+        raise InputError(f"archive not found: {archive}")
+    dest.mkdir(parents=True, exist_ok=True)
+    _remove_leftovers(dest)
+    staging = Path(tempfile.mkdtemp(prefix=_EXTRACT_PREFIX, dir=dest))
+    try:
+        try:
+            with tarfile.open(archive, "r:*") as tar:
+                members = tar.getmembers()
+                top_name = _top_level(archive, members)
+                if _HAS_DATA_FILTER:
+                    tar.extractall(staging, members=members, filter="data")
+                else:  # Python < 3.10.12 / 3.11.4: the checks in _top_level still apply
+                    tar.extractall(staging, members=members)
+        except tarfile.TarError as exc:
+            if isinstance(exc, _FILTER_ERRORS):
+                raise InputError(
+                    f"refusing to extract {archive.name}: {exc}; nothing was extracted"
+                ) from None
+            raise InputError(f"cannot extract {archive.name}: {exc}") from None
+        except (OSError, EOFError, zlib.error) as exc:
+            raise InputError(f"cannot extract {archive.name}: {exc}") from None
+        top = staging / top_name
+        if top.is_symlink() or not top.is_dir():
+            raise InputError(f"{archive.name}: top-level entry {top_name!r} is not a folder")
+        if prepare is not None:
+            prepare(top)
+        final = dest / top_name
+        if final.exists() or final.is_symlink():
+            old = Path(tempfile.mkdtemp(prefix=_OLD_PREFIX, dir=dest))
+            os.replace(final, old / top_name)
+        os.replace(top, final)
+        return final
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+        _remove_leftovers(dest)

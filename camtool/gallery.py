@@ -1,0 +1,426 @@
+"""A self-contained HTML gallery of the overlays written by ``camtool batch-cam``.
+
+:func:`write_gallery` turns the rows of ``manifest.jsonl`` into ``index.html`` next to the
+overlays. The page needs no network: CSS and JS are inline, every thumbnail is the overlay file
+itself behind a relative, percent-encoded link. Cards are static HTML carrying their class,
+probability and path in ``data-`` attributes; a small script filters (by class and by a text
+search on the path) and sorts them (by probability or path). The view can be chosen from the URL,
+e.g. ``index.html#class=cat&sort=prob-desc&q=holiday``, and the controls keep the hash in step.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import html
+import math
+import os
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from camtool.errors import CamtoolError, ConfigError, InputError
+
+__all__ = ["INDEX_NAME", "STATUSES", "overlay_href", "write_gallery"]
+
+INDEX_NAME = "index.html"
+STATUSES = ("ok", "skipped", "error")
+
+_MIN_THUMB = 32
+_MAX_THUMB = 2048
+
+
+@dataclass(frozen=True)
+class _Card:
+    """One overlay shown in the grid."""
+
+    path: str
+    href: str
+    status: str
+    class_name: str
+    prob: float | None
+    note: str
+
+
+@dataclass(frozen=True)
+class _Failure:
+    """One input that produced no overlay because of an error."""
+
+    path: str
+    reason: str
+
+
+def overlay_href(output: str) -> str:
+    """Turn an overlay path relative to the gallery folder into a relative URL.
+
+    Each path segment is percent-encoded on its own, so spaces, ``#``, ``?``, ``%``, ``:``,
+    ``<``, ``&``, quotes and non-ASCII names survive as literal file names.
+
+    Args:
+        output: the overlay path relative to the gallery folder, with the OS's separators.
+
+    Returns:
+        The URL to put in ``href``/``src`` (still to be HTML-escaped as an attribute value).
+
+    Raises:
+        InputError: if the path is empty, absolute, or climbs out of the folder with ``..``.
+    """
+    native = Path(output)
+    parts = native.parts
+    if not parts or native.is_absolute() or native.drive or native.root or ".." in parts:
+        raise InputError(f"overlay path {output!r} is not a path inside the gallery folder")
+    return "/".join(quote(part, safe="") for part in parts)
+
+
+def _text(value: Any) -> str | None:
+    """Return ``value`` as a string, or None for None/empty."""
+    if value is None:
+        return None
+    text = str(value)
+    return text if text else None
+
+
+def _prob(value: Any) -> float | None:
+    """Return a finite probability as float, else None."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    number = float(value)
+    return number if math.isfinite(number) else None
+
+
+def _class_name(row: Mapping[str, Any]) -> str:
+    """Pick the label shown and filtered on for a row: the predicted class name."""
+    name = _text(row.get("pred_name"))
+    if name is not None:
+        return name
+    idx = row.get("pred_idx")
+    return f"class {idx}" if idx is not None else "unknown"
+
+
+def _parse_rows(
+    rows: Sequence[Mapping[str, Any]],
+) -> tuple[list[_Card], list[_Failure], dict[str, int]]:
+    """Split manifest rows into cards, failures and per-status counts.
+
+    Raises:
+        InputError: for a row that is not a mapping, lacks a path, has an unknown status or an
+            output outside the gallery folder.
+    """
+    cards: list[_Card] = []
+    failures: list[_Failure] = []
+    counts = dict.fromkeys(STATUSES, 0)
+    for number, row in enumerate(rows, start=1):
+        if not isinstance(row, Mapping):
+            raise InputError(f"manifest row {number} is not an object")
+        path = _text(row.get("path"))
+        if path is None:
+            raise InputError(f"manifest row {number} has no input path")
+        status = row.get("status")
+        if status not in STATUSES:
+            raise InputError(
+                f"manifest row {number} ({path}) has status {status!r}; expected one of "
+                + ", ".join(STATUSES)
+            )
+        counts[status] += 1
+        if status == "error":
+            failures.append(_Failure(path, _text(row.get("error")) or "unknown error"))
+            continue
+        output = _text(row.get("output"))
+        if output is None:
+            continue
+        try:
+            href = overlay_href(output)
+        except InputError as exc:
+            raise InputError(f"manifest row {number} ({path}): {exc}") from None
+        note = ""
+        pred_idx, class_idx = row.get("pred_idx"), row.get("class_idx")
+        if class_idx is not None and pred_idx is not None and class_idx != pred_idx:
+            note = f"CAM of class {class_idx}"
+        cards.append(_Card(path, href, status, _class_name(row), _prob(row.get("prob")), note))
+    return cards, failures, counts
+
+
+def _attr(value: str) -> str:
+    """Escape a string for a double-quoted HTML attribute."""
+    return html.escape(value, quote=True)
+
+
+def _render_card(card: _Card) -> str:
+    """Return the HTML of one grid card."""
+    prob_attr = repr(card.prob) if card.prob is not None else ""
+    prob_text = f"{card.prob * 100:.1f}%" if card.prob is not None else "n/a"
+    href = _attr(card.href)
+    path = _attr(card.path)
+    badge = '<span class="badge">skipped</span>' if card.status == "skipped" else ""
+    note = f'<span class="note">{html.escape(card.note)}</span>' if card.note else ""
+    return (
+        f'<figure class="card" data-class="{_attr(card.class_name)}" data-prob="{prob_attr}"'
+        f' data-path="{path}" data-status="{card.status}">'
+        f'<a class="thumb" href="{href}" title="{path}">'
+        f'<img src="{href}" loading="lazy" decoding="async" alt="{path}"></a>'
+        f'<figcaption><span class="label"><span class="cls">{html.escape(card.class_name)}</span>'
+        f' <span class="prob">{prob_text}</span>{badge}</span>{note}'
+        f'<span class="path">{html.escape(card.path)}</span></figcaption></figure>'
+    )
+
+
+def _render_failures(failures: list[_Failure]) -> str:
+    """Return the HTML of the Failures section."""
+    head = f'<section id="failures"><h2>Failures ({len(failures)})</h2>'
+    if not failures:
+        return head + '<p class="muted">No failures.</p></section>'
+    items = "".join(
+        f'<tr class="failure"><td class="path">{html.escape(f.path)}</td>'
+        f'<td class="reason">{html.escape(f.reason)}</td></tr>'
+        for f in failures
+    )
+    return (
+        head + "<table><thead><tr><th>Input</th><th>Reason</th></tr></thead>"
+        f"<tbody>{items}</tbody></table></section>"
+    )
+
+
+_CSS = """
+:root{--thumb:%(thumb)dpx;color-scheme:light dark;}
+*{box-sizing:border-box}
+body{margin:0;font:14px/1.4 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;
+ background:#f4f5f7;color:#1d1f23}
+header{position:sticky;top:0;z-index:1;background:#fff;border-bottom:1px solid #d8dbe0;
+ padding:10px 16px;display:flex;flex-wrap:wrap;gap:8px 20px;align-items:center}
+h1{font-size:18px;margin:0}
+h2{font-size:16px;margin:24px 0 8px}
+.counts{display:flex;gap:12px;color:#555}
+.counts b{color:#1d1f23}
+.counts .failed b{color:#b42318}
+.controls{display:flex;flex-wrap:wrap;gap:8px 14px;align-items:center;margin-left:auto}
+.controls label{display:flex;gap:6px;align-items:center}
+select,input{font:inherit;padding:3px 6px;border:1px solid #b9bec7;border-radius:4px;
+ background:#fff;color:inherit}
+main{padding:16px}
+#grid{display:grid;gap:14px;
+ grid-template-columns:repeat(auto-fill,minmax(var(--thumb),1fr))}
+[hidden]{display:none!important}
+.card{margin:0;background:#fff;border:1px solid #d8dbe0;border-radius:6px;overflow:hidden;
+ display:flex;flex-direction:column}
+.thumb{display:block;background:#e9ebef}
+.thumb img{display:block;width:100%%;height:var(--thumb);object-fit:contain}
+figcaption{padding:6px 8px;display:flex;flex-direction:column;gap:2px}
+.label{display:flex;gap:6px;align-items:baseline;font-weight:600}
+.cls{overflow-wrap:anywhere}
+.prob{margin-left:auto;font-variant-numeric:tabular-nums;color:#2b5fb4}
+.badge{font-size:11px;font-weight:500;padding:0 5px;border-radius:8px;background:#eee;color:#555}
+.note{font-size:12px;color:#7a5a00}
+.card .path{font-size:12px;color:#555;overflow-wrap:anywhere}
+.muted{color:#777}
+table{border-collapse:collapse;width:100%%;background:#fff;font-size:13px}
+th,td{text-align:left;padding:5px 8px;border-bottom:1px solid #e3e5e9;vertical-align:top}
+td{overflow-wrap:anywhere}
+td.reason{color:#b42318}
+@media (prefers-color-scheme:dark){
+ body{background:#17191c;color:#e6e7e9}
+ header,.card,table,select,input{background:#22252a;border-color:#3a3f47}
+ .counts{color:#aaa}.counts b{color:#e6e7e9}
+ .thumb{background:#2c3036}.card .path,.muted{color:#a3a7ad}.prob{color:#7fb0ff}
+ .badge{background:#3a3f47;color:#ccc}th,td{border-color:#3a3f47}
+}
+"""
+
+_JS = """
+(function () {
+  "use strict";
+  var grid = document.getElementById("grid");
+  var classSel = document.getElementById("class-filter");
+  var sortSel = document.getElementById("sort");
+  var search = document.getElementById("search");
+  var shown = document.getElementById("shown-count");
+  var empty = document.getElementById("empty");
+  var cards = Array.prototype.slice.call(grid.querySelectorAll(".card"));
+  var info = cards.map(function (el, i) {
+    var p = el.getAttribute("data-prob");
+    var path = el.getAttribute("data-path") || "";
+    return {el: el, order: i, cls: el.getAttribute("data-class"),
+            prob: p === "" ? NaN : parseFloat(p), path: path, low: path.toLowerCase()};
+  });
+  function byPath(a, b) {
+    return a.path < b.path ? -1 : a.path > b.path ? 1 : a.order - b.order;
+  }
+  function byProb(dir) {
+    return function (a, b) {
+      var an = isNaN(a.prob), bn = isNaN(b.prob);
+      if (an || bn) { return an && bn ? a.order - b.order : (an ? 1 : -1); }
+      return a.prob !== b.prob ? dir * (a.prob - b.prob) : byPath(a, b);
+    };
+  }
+  var sorters = {
+    "order": function (a, b) { return a.order - b.order; },
+    "prob-desc": byProb(-1),
+    "prob-asc": byProb(1),
+    "path-asc": byPath,
+    "path-desc": function (a, b) { return byPath(b, a); }
+  };
+  function hasOption(sel, value) {
+    for (var i = 0; i < sel.options.length; i++) {
+      if (sel.options[i].value === value) { return true; }
+    }
+    return false;
+  }
+  function readUrl() {
+    var params = new URLSearchParams(location.hash.replace(/^#/, ""));
+    var query = new URLSearchParams(location.search);
+    function get(key) { return params.has(key) ? params.get(key) : query.get(key); }
+    var cls = get("class"), sort = get("sort"), q = get("q");
+    classSel.value = cls !== null && hasOption(classSel, cls) ? cls : "";
+    sortSel.value = sort !== null && hasOption(sortSel, sort) ? sort : "order";
+    search.value = q !== null ? q : "";
+  }
+  function writeUrl() {
+    var params = new URLSearchParams();
+    if (classSel.value) { params.set("class", classSel.value); }
+    if (sortSel.value !== "order") { params.set("sort", sortSel.value); }
+    if (search.value) { params.set("q", search.value); }
+    var text = params.toString();
+    try {
+      history.replaceState(null, "", text ? "#" + text : location.pathname + location.search);
+    } catch (e) { /* some browsers refuse for file: URLs; the view still works */ }
+  }
+  function apply() {
+    var cls = classSel.value, q = search.value.trim().toLowerCase();
+    var sorted = info.slice().sort(sorters[sortSel.value] || sorters.order);
+    var frag = document.createDocumentFragment(), n = 0;
+    sorted.forEach(function (c) {
+      var visible = (!cls || c.cls === cls) && (!q || c.low.indexOf(q) !== -1);
+      c.el.hidden = !visible;
+      if (visible) { n++; }
+      frag.appendChild(c.el);
+    });
+    grid.appendChild(frag);
+    shown.textContent = n + " of " + info.length;
+    empty.hidden = n !== 0;
+    document.body.setAttribute("data-shown", String(n));
+  }
+  function changed() { writeUrl(); apply(); }
+  classSel.addEventListener("change", changed);
+  sortSel.addEventListener("change", changed);
+  search.addEventListener("input", changed);
+  window.addEventListener("hashchange", function () { readUrl(); apply(); });
+  readUrl();
+  apply();
+  document.body.setAttribute("data-ready", "1");
+})();
+"""
+
+_SORTS = (
+    ("order", "manifest order"),
+    ("prob-desc", "probability \u2193"),
+    ("prob-asc", "probability \u2191"),
+    ("path-asc", "path A\u2192Z"),
+    ("path-desc", "path Z\u2192A"),
+)
+
+
+def _render(
+    cards: list[_Card],
+    failures: list[_Failure],
+    counts: dict[str, int],
+    title: str,
+    thumb_size: int,
+) -> str:
+    """Return the whole page."""
+    classes = sorted({card.class_name for card in cards})
+    class_options = '<option value="">all</option>' + "".join(
+        f'<option value="{_attr(name)}">{html.escape(name)}</option>' for name in classes
+    )
+    sort_options = "".join(
+        f'<option value="{value}">{html.escape(label)}</option>' for value, label in _SORTS
+    )
+    total = sum(counts.values())
+    grid = "\n".join(_render_card(card) for card in cards)
+    return (
+        "<!DOCTYPE html>\n"
+        '<html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width,initial-scale=1">'
+        f"<title>{html.escape(title)}</title>"
+        f"<style>{_CSS % {'thumb': thumb_size}}</style></head>\n"
+        f'<body data-shown="{len(cards)}"><header><h1>{html.escape(title)}</h1>'
+        '<div class="counts">'
+        f'<span class="ok"><b id="count-ok">{counts["ok"]}</b> ok</span>'
+        f'<span class="skipped"><b id="count-skipped">{counts["skipped"]}</b> skipped</span>'
+        f'<span class="failed"><b id="count-failed">{counts["error"]}</b> failed</span>'
+        f'<span class="total"><b id="count-total">{total}</b> total</span></div>'
+        '<div class="controls">'
+        f'<label>Class <select id="class-filter">{class_options}</select></label>'
+        f'<label>Sort <select id="sort">{sort_options}</select></label>'
+        '<label>Search <input id="search" type="search" placeholder="path contains\u2026">'
+        "</label>"
+        f'<span class="muted">showing <span id="shown-count">{len(cards)} of {len(cards)}'
+        "</span></span></div></header>\n"
+        f'<main><div id="grid">\n{grid}\n</div>'
+        '<p id="empty" class="muted" hidden>No overlay matches.</p>\n'
+        f"{_render_failures(failures)}</main>\n"
+        f"<script>{_JS}</script>\n</body></html>\n"
+    )
+
+
+def _write_text_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file in the same folder."""
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp_name, 0o644)
+        os.replace(tmp_name, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp_name)
+        raise
+
+
+def write_gallery(
+    out_dir: Path,
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    title: str = "camtool batch-cam",
+    thumb_size: int = 256,
+) -> Path:
+    """Write ``out_dir/index.html``, a self-contained gallery of a batch-cam run.
+
+    Every ``ok`` or ``skipped`` row with an ``output`` becomes a card (thumbnail linking to the
+    overlay, predicted class, probability, input path); every ``error`` row is listed under
+    Failures with its reason; the header counts ok, skipped and failed rows.
+
+    Args:
+        out_dir: the batch-cam output folder; overlay paths in ``rows`` are relative to it.
+        rows: the manifest rows (``path``, ``output``, ``status``, ``error``, ``pred_idx``,
+            ``pred_name``, ``prob``, ``class_idx``, ...).
+        title: the page title and heading.
+        thumb_size: thumbnail edge in CSS pixels (32 to 2048).
+
+    Returns:
+        The path of the written ``index.html``.
+
+    Raises:
+        ConfigError: if ``thumb_size`` is out of range.
+        InputError: if a row is malformed (no path, unknown status, output outside ``out_dir``).
+        CamtoolError: if ``out_dir`` is not a folder or the page cannot be written.
+    """
+    if isinstance(thumb_size, bool) or not isinstance(thumb_size, int):
+        raise ConfigError(f"thumb_size must be an integer, got {thumb_size!r}")
+    if not _MIN_THUMB <= thumb_size <= _MAX_THUMB:
+        raise ConfigError(
+            f"thumb_size must be between {_MIN_THUMB} and {_MAX_THUMB} pixels, got {thumb_size}"
+        )
+    out_dir = Path(out_dir)
+    if not out_dir.is_dir():
+        raise CamtoolError(f"gallery folder {out_dir} does not exist or is not a folder")
+    cards, failures, counts = _parse_rows(rows)
+    page = _render(cards, failures, counts, title, thumb_size)
+    target = out_dir / INDEX_NAME
+    try:
+        _write_text_atomic(target, page)
+    except OSError as exc:
+        raise CamtoolError(f"cannot write {target}: {exc.strerror or exc}") from exc
+    return target

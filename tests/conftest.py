@@ -1,0 +1,81 @@
+"""Shared fixtures: isolated state, a tiny checkpoint, small images, fake ImageNet weights."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+TINY_CLASSES = ["cat", "dog", "bird"]
+
+
+@pytest.fixture(autouse=True)
+def _isolated_state(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """No CAMTOOL_* variable from the outside, and torch's cache in a private folder."""
+    for name in list(os.environ):
+        if name.startswith("CAMTOOL_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path_factory.getbasetemp() / "torch_home_empty"))
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A randomly initialised 3-class ResNet-18 checkpoint at 32 px."""
+    import torch
+
+    from camtool.checkpoint import save_checkpoint
+    from camtool.model import CAMNet
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
+    save_checkpoint(path, CAMNet("resnet18", 3), class_names=TINY_CLASSES, img_size=32)
+    return path
+
+
+def make_photo(path: Path, size: tuple[int, int] = (48, 36), seed: int = 0) -> Path:
+    """Write a small random RGB image (width, height) and return its path."""
+    rng = np.random.default_rng(seed)
+    array = rng.integers(0, 256, size=(size[1], size[0], 3), dtype=np.uint8)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(array).save(path)
+    return path
+
+
+@pytest.fixture
+def photo(tmp_path: Path) -> Path:
+    return make_photo(tmp_path / "photo.png")
+
+
+@pytest.fixture(scope="session")
+def imagenet_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A TORCH_HOME holding stand-in 'ImageNet' ResNet-18 weights (random, right shapes)."""
+    import torch
+    import torchvision
+
+    from camtool.model import imagenet_weights_file
+
+    home = tmp_path_factory.mktemp("torch_home")
+    previous = os.environ.get("TORCH_HOME")
+    os.environ["TORCH_HOME"] = str(home)
+    try:
+        _, cache = imagenet_weights_file("resnet18")
+    finally:
+        if previous is None:
+            del os.environ["TORCH_HOME"]
+        else:
+            os.environ["TORCH_HOME"] = previous
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(1)
+    torch.save(torchvision.models.resnet18().state_dict(), cache)
+    return home
+
+
+@pytest.fixture
+def in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """Run the test from inside its own tmp folder (default outputs land there)."""
+    monkeypatch.chdir(tmp_path)
+    yield tmp_path
