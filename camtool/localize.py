@@ -1,0 +1,310 @@
+"""Boxes from class activation maps: peak, thresholded largest region, IoU and rescaling.
+
+Conventions used throughout:
+
+* Maps are 2-D arrays indexed ``[y, x]``.
+* Boxes are :class:`BoxXYXY` in pixel coordinates with an *exclusive* end: a box covers the pixels
+  ``x0 <= x < x1`` and ``y0 <= y < y1``, so its area is ``(x1 - x0) * (y1 - y0)``. An empty box
+  (area 0, ``BoxXYXY(0, 0, 0, 0)``) stands for "nothing above the threshold".
+* Thresholds are relative and applied to the **min-max normalised** map
+  ``m = (h - h.min()) / (h.max() - h.min())``: a pixel is foreground when ``m > threshold``
+  (strictly greater, as in the wsolevaluation code of Choe et al. 2020). Since the normalised
+  maximum is 1, "above ``threshold`` * max of the normalised map" and ``m > threshold`` are the
+  same thing; on the raw map it is ``h > h.min() + threshold * (h.max() - h.min())``. A constant map
+  normalises to all zeros and therefore has no foreground at any threshold in ``[0, 1]``.
+* Connected regions use 8-connectivity (:func:`scipy.ndimage.label` with a 3x3 structure); the
+  "largest" region is the one with the most pixels, the first in raster order on a tie.
+
+This module uses numpy and scipy only.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage
+
+from camtool.errors import ConfigError, InputError
+
+__all__ = [
+    "EMPTY_BOX",
+    "BoxXYXY",
+    "all_boxes_from_map_thresholds",
+    "box_from_map",
+    "boxes_from_map_thresholds",
+    "iou",
+    "minmax_normalize",
+    "peak",
+    "scale_box",
+]
+
+_STRUCTURE_8 = np.ones((3, 3), dtype=bool)
+
+
+@dataclass(frozen=True)
+class BoxXYXY:
+    """An axis-aligned box in pixel coordinates, end exclusive.
+
+    Attributes:
+        x0: first column inside the box.
+        y0: first row inside the box.
+        x1: one past the last column inside the box.
+        y1: one past the last row inside the box.
+    """
+
+    x0: int
+    y0: int
+    x1: int
+    y1: int
+
+    def area(self) -> int:
+        """Number of pixels covered (0 for an empty or inverted box)."""
+        return max(0, self.x1 - self.x0) * max(0, self.y1 - self.y0)
+
+    def as_tuple(self) -> tuple[int, int, int, int]:
+        """The box as ``(x0, y0, x1, y1)``."""
+        return (self.x0, self.y0, self.x1, self.y1)
+
+
+EMPTY_BOX = BoxXYXY(0, 0, 0, 0)
+
+
+def _check_map(heatmap: np.ndarray) -> np.ndarray:
+    """Return ``heatmap`` as a float64 2-D array, or raise InputError."""
+    arr = np.asarray(heatmap)
+    if arr.ndim != 2 or arr.size == 0:
+        raise InputError(f"a heatmap must be a non-empty 2-D array, got shape {arr.shape}")
+    if not np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.complexfloating):
+        raise InputError(f"a heatmap must hold real numbers, got dtype {arr.dtype}")
+    arr = arr.astype(np.float64, copy=False)
+    if not np.isfinite(arr).all():
+        raise InputError("the heatmap contains NaN or infinite values")
+    return arr
+
+
+def _check_thresholds(thresholds: Sequence[float] | np.ndarray) -> np.ndarray:
+    """Return ``thresholds`` as a 1-D float array within [0, 1], or raise ConfigError."""
+    arr = np.asarray(thresholds, dtype=np.float64)
+    if arr.ndim == 0:
+        arr = arr.reshape(1)
+    if arr.ndim != 1 or arr.size == 0:
+        raise ConfigError("CAM thresholds must be a non-empty list of numbers")
+    if not np.isfinite(arr).all() or (arr < 0).any() or (arr > 1).any():
+        raise ConfigError("CAM thresholds must lie between 0 and 1")
+    return arr
+
+
+def minmax_normalize(heatmap: np.ndarray) -> np.ndarray:
+    """Min-max normalise a 2-D map to [0, 1].
+
+    Args:
+        heatmap: a 2-D array of finite real numbers.
+
+    Returns:
+        A float64 array ``(h - min) / (max - min)``; all zeros if the map is constant.
+
+    Raises:
+        InputError: if the map is not 2-D, is empty or holds non-finite values.
+    """
+    arr = _check_map(heatmap)
+    lo = float(arr.min())
+    span = float(arr.max()) - lo
+    if span <= 0.0:
+        return np.zeros_like(arr)
+    return (arr - lo) / span
+
+
+def peak(heatmap: np.ndarray) -> tuple[int, int]:
+    """Location of the maximum of a 2-D map.
+
+    Args:
+        heatmap: a 2-D array indexed ``[y, x]``.
+
+    Returns:
+        ``(x, y)`` of the largest value; the first in raster order on a tie.
+
+    Raises:
+        InputError: if the map is not 2-D, is empty or holds non-finite values.
+    """
+    arr = _check_map(heatmap)
+    y, x = np.unravel_index(int(np.argmax(arr)), arr.shape)
+    return int(x), int(y)
+
+
+def _components(mask: np.ndarray, offset: tuple[int, int], largest_only: bool) -> list[BoxXYXY]:
+    """Boxes of the 8-connected regions of ``mask``, shifted by ``offset`` = ``(y, x)``.
+
+    With ``largest_only`` only the box of the region with the most pixels is returned (the
+    first in label order, i.e. raster order, on a tie).
+    """
+    labels, count = ndimage.label(mask, structure=_STRUCTURE_8)
+    if count == 0:
+        return []
+    oy, ox = offset
+    # Labels are consecutive, so find_objects has no None entries and aligns with label - 1.
+    slices = ndimage.find_objects(labels)
+    if largest_only:
+        sizes = np.bincount(labels.ravel(), minlength=count + 1)[1:]
+        slices = [slices[int(np.argmax(sizes))]]
+    return [
+        BoxXYXY(int(c.start) + ox, int(r.start) + oy, int(c.stop) + ox, int(r.stop) + oy)
+        for r, c in slices
+    ]
+
+
+def _sweep(
+    normalized: np.ndarray, thresholds: np.ndarray, largest_only: bool
+) -> list[list[BoxXYXY]]:
+    """Component boxes at each threshold, labelling each distinct foreground mask only once.
+
+    Two thresholds give the same mask when no pixel value lies between them, so thresholds are
+    grouped by how many pixels exceed them (found by a binary search on the sorted values).
+    Distinct masks are visited from the lowest threshold up; as each is contained in the one
+    before, it is computed and labelled only inside the previous foreground's bounding box.
+    """
+    flat_sorted = np.sort(normalized, axis=None)
+    # Number of pixels strictly above each threshold.
+    n_above = flat_sorted.size - np.searchsorted(flat_sorted, thresholds, side="right")
+    found: dict[int, list[BoxXYXY]] = {0: []}
+    y0, x0, y1, x1 = 0, 0, normalized.shape[0], normalized.shape[1]
+    for i in np.argsort(thresholds, kind="stable"):
+        key = int(n_above[i])
+        if key in found:
+            continue
+        mask = normalized[y0:y1, x0:x1] > thresholds[i]
+        rows = np.flatnonzero(mask.any(axis=1))
+        cols = np.flatnonzero(mask.any(axis=0))
+        mask = mask[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+        y0, x0 = y0 + int(rows[0]), x0 + int(cols[0])
+        y1, x1 = y0 + mask.shape[0], x0 + mask.shape[1]
+        found[key] = _components(mask, (y0, x0), largest_only)
+    return [found[int(n)] for n in n_above]
+
+
+def box_from_map(heatmap: np.ndarray, threshold: float = 0.2) -> BoxXYXY:
+    """Box around the largest connected region above a fraction of the map's maximum.
+
+    This is the CAM paper protocol (Zhou et al. 2016): keep the pixels whose min-max normalised
+    value is strictly greater than ``threshold`` (20% of the maximum by default), take the largest
+    8-connected region and return its bounding box.
+
+    Args:
+        heatmap: a 2-D map indexed ``[y, x]``; its scale and offset do not matter.
+        threshold: the relative threshold, between 0 and 1.
+
+    Returns:
+        The bounding box in the map's pixel coordinates, or ``EMPTY_BOX`` if no pixel is above
+        the threshold (a constant map, or ``threshold`` = 1).
+
+    Raises:
+        InputError: if the map is not a finite 2-D array.
+        ConfigError: if ``threshold`` is outside [0, 1].
+    """
+    return boxes_from_map_thresholds(heatmap, np.asarray([threshold]))[0]
+
+
+def boxes_from_map_thresholds(
+    heatmap: np.ndarray, thresholds: Sequence[float] | np.ndarray
+) -> list[BoxXYXY]:
+    """Largest-region box at each of several thresholds (see :func:`box_from_map`).
+
+    The map is normalised once and thresholds that select the same pixels share one labelling,
+    so a sweep of 100 thresholds costs about as many labellings as there are distinct masks.
+
+    Args:
+        heatmap: a 2-D map indexed ``[y, x]``.
+        thresholds: relative thresholds between 0 and 1, in any order.
+
+    Returns:
+        One box per threshold, in the order given; ``EMPTY_BOX`` where nothing is above it.
+
+    Raises:
+        InputError: if the map is not a finite 2-D array.
+        ConfigError: if a threshold is outside [0, 1] or none is given.
+    """
+    thr = _check_thresholds(thresholds)
+    normalized = minmax_normalize(heatmap)
+    return [boxes[0] if boxes else EMPTY_BOX for boxes in _sweep(normalized, thr, True)]
+
+
+def all_boxes_from_map_thresholds(
+    heatmap: np.ndarray, thresholds: Sequence[float] | np.ndarray
+) -> list[list[BoxXYXY]]:
+    """Boxes of *every* connected region at each threshold (for MaxBoxAccV2).
+
+    Args:
+        heatmap: a 2-D map indexed ``[y, x]``.
+        thresholds: relative thresholds between 0 and 1, in any order.
+
+    Returns:
+        For each threshold, in the order given, the boxes of all 8-connected regions of pixels
+        whose normalised value is strictly above it (an empty list where there is none).
+
+    Raises:
+        InputError: if the map is not a finite 2-D array.
+        ConfigError: if a threshold is outside [0, 1] or none is given.
+    """
+    thr = _check_thresholds(thresholds)
+    normalized = minmax_normalize(heatmap)
+    return [list(boxes) for boxes in _sweep(normalized, thr, False)]
+
+
+def iou(a: BoxXYXY, b: BoxXYXY) -> float:
+    """Intersection over union of two end-exclusive boxes.
+
+    Args:
+        a: a box.
+        b: another box.
+
+    Returns:
+        A value in [0, 1]; 0 when the union is empty (both boxes empty).
+    """
+    iw = min(a.x1, b.x1) - max(a.x0, b.x0)
+    ih = min(a.y1, b.y1) - max(a.y0, b.y0)
+    inter = max(0, iw) * max(0, ih)
+    union = a.area() + b.area() - inter
+    if union <= 0:
+        return 0.0
+    return inter / union
+
+
+def _round_half_up(value: float) -> int:
+    return math.floor(value + 0.5)
+
+
+def scale_box(box: BoxXYXY, from_hw: tuple[int, int], to_hw: tuple[int, int]) -> BoxXYXY:
+    """Rescale a box from one image size to another.
+
+    Each edge is scaled by the size ratio, rounded to the nearest pixel edge (halves round up)
+    and clipped to the new image, so a box at 7x7 map resolution maps exactly onto a 224x224
+    image and back.
+
+    Args:
+        box: the box in the coordinates of an image of size ``from_hw``.
+        from_hw: ``(height, width)`` of the source image.
+        to_hw: ``(height, width)`` of the destination image.
+
+    Returns:
+        The box in the coordinates of an image of size ``to_hw``.
+
+    Raises:
+        InputError: if a size is not positive.
+    """
+    fh, fw = from_hw
+    th, tw = to_hw
+    if min(fh, fw, th, tw) <= 0:
+        raise InputError(f"image sizes must be positive, got {from_hw} and {to_hw}")
+    sx = tw / fw
+    sy = th / fh
+
+    def edge(v: int, scale: float, limit: int) -> int:
+        return min(max(_round_half_up(v * scale), 0), limit)
+
+    x0 = edge(box.x0, sx, tw)
+    y0 = edge(box.y0, sy, th)
+    x1 = max(edge(box.x1, sx, tw), x0)
+    y1 = max(edge(box.y1, sy, th), y0)
+    return BoxXYXY(x0, y0, x1, y1)
