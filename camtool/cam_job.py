@@ -13,7 +13,7 @@ from camtool.fsutil import atomic_write_text
 from camtool.runner import ModelInfo, open_runner
 from camtool.settings import Settings, settings_to_toml
 
-__all__ = ["CamReport", "SETTINGS_FILE", "run_cam", "unique_stem", "write_settings"]
+__all__ = ["SETTINGS_FILE", "CamReport", "run_cam", "unique_stem", "write_settings"]
 
 SETTINGS_FILE = "camtool-settings.toml"
 

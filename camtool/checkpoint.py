@@ -252,6 +252,8 @@ def load_checkpoint(
     except (KeyError, TypeError, ValueError) as exc:
         raise CamtoolError(f"{path} is a damaged camtool checkpoint (bad field {exc})") from None
     if len(names) != model.num_classes:
-        raise CamtoolError(f"{path} is damaged: {len(names)} class names, {model.num_classes} outputs")
+        raise CamtoolError(
+            f"{path} is damaged: {len(names)} class names, {model.num_classes} outputs"
+        )
     _fit(model, state, source)
     return loaded

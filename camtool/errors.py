@@ -7,11 +7,11 @@ message meant for a person, and the CLI turns it into one line on stderr and an 
 from __future__ import annotations
 
 __all__ = [
-    "EXIT_OK",
     "EXIT_FAILURE",
-    "EXIT_USAGE",
-    "EXIT_PARTIAL",
     "EXIT_INTERRUPTED",
+    "EXIT_OK",
+    "EXIT_PARTIAL",
+    "EXIT_USAGE",
     "CamtoolError",
     "ConfigError",
     "InputError",

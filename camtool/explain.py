@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ __all__ = [
     "ImageResult",
     "Prediction",
     "explain_file",
+    "map_paths",
     "predictions",
     "write_maps",
 ]
@@ -84,7 +86,9 @@ class ImageResult:
         return asdict(self)
 
 
-def predictions(batch: CAMBatch, row: int, classes: list[int], names: list[str]) -> list[Prediction]:
+def predictions(
+    batch: CAMBatch, row: int, classes: list[int], names: list[str]
+) -> list[Prediction]:
     """The :class:`Prediction` of each class in ``classes`` for image ``row`` of ``batch``."""
     return [
         Prediction(
@@ -97,6 +101,20 @@ def predictions(batch: CAMBatch, row: int, classes: list[int], names: list[str])
     ]
 
 
+def map_paths(base: Path, options: CamOptions, count: int) -> list[Path]:
+    """The files :func:`write_maps` writes for ``count`` maps next to ``base``, in its order."""
+    paths: list[Path] = []
+    for k in range(count):
+        stem = f"{base.name}_top{k + 1}" if count > 1 else base.name
+        if options.figure:
+            paths.append(base.with_name(f"{stem}_cam.png"))
+        else:
+            paths.append(base.with_name(f"{stem}_overlay.{options.fmt}"))
+        if options.save_array:
+            paths.append(base.with_name(f"{stem}.npz"))
+    return paths
+
+
 def write_maps(
     image: Image.Image,
     batch: CAMBatch,
@@ -104,12 +122,15 @@ def write_maps(
     base: Path,
     info: ModelInfo,
     options: CamOptions,
+    *,
+    on_heatmap: Callable[[int, np.ndarray], None] | None = None,
 ) -> list[Path]:
     """Write the maps of image ``row`` of ``batch`` next to ``base`` (a path without suffix).
 
     One map: ``<base>_cam.png`` (figure) or ``<base>_overlay.<fmt>``, and ``<base>.npz``.
     Several (top-k): the same with ``_top1``, ``_top2`` ... before the suffix. The map is
     upsampled to the image's own size and min-max normalised. Files are written atomically.
+    ``on_heatmap(k, heat)``, if given, receives each upsampled map (e.g. to find its peak).
     """
     written: list[Path] = []
     count = batch.class_idx.shape[1]
@@ -118,12 +139,11 @@ def write_maps(
         class_idx = int(batch.class_idx[row, k])
         stem = f"{base.name}_top{k + 1}" if count > 1 else base.name
         heat = heatmap(batch.cams[row, k], size)
+        if on_heatmap is not None:
+            on_heatmap(k, heat)
         blended = overlay(image, heat, options.alpha, options.colormap)
         if options.figure:
-            title = (
-                f"{info.class_names[class_idx]} "
-                f"(p = {float(batch.probs[row, class_idx]):.3f})"
-            )
+            title = f"{info.class_names[class_idx]} (p = {float(batch.probs[row, class_idx]):.3f})"
             target = base.with_name(f"{stem}_cam.png")
             data = figure_png(image, heat, blended, title, options.colormap)
         else:

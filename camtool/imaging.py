@@ -99,6 +99,8 @@ def preprocess(
     """Resize (shorter side to ``short_side``, no crop) and normalise to a ``(3, H, W)`` tensor."""
     size = resized_size(image.width, image.height, short_side)
     resized = image.resize(size, Image.Resampling.BILINEAR, reducing_gap=None)
-    array = np.asarray(resized, dtype=np.float32) / 255.0
-    array = (array - np.asarray(mean, dtype=np.float32)) / np.asarray(std, dtype=np.float32)
-    return torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1)))
+    pixels: np.ndarray = np.asarray(resized, dtype=np.float32) / np.float32(255.0)
+    shift = np.asarray(mean, dtype=np.float32)
+    scale = np.asarray(std, dtype=np.float32)
+    normalised = (pixels - shift) / scale
+    return torch.from_numpy(np.ascontiguousarray(normalised.transpose(2, 0, 1)))

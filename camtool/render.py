@@ -10,7 +10,7 @@ from PIL import Image
 
 from camtool.fsutil import atomic_write_bytes
 
-__all__ = ["colormap_names", "colorize", "overlay", "figure_png", "encode_image", "save_image"]
+__all__ = ["colorize", "colormap_names", "encode_image", "figure_png", "overlay", "save_image"]
 
 
 def colormap_names() -> list[str]:
@@ -28,7 +28,9 @@ def colorize(heat: np.ndarray, colormap: str = "jet") -> np.ndarray:
     return lut[np.clip(heat * 255.0 + 0.5, 0, 255).astype(np.uint8)]
 
 
-def overlay(image: Image.Image, heat: np.ndarray, alpha: float = 0.5, colormap: str = "jet") -> Image.Image:
+def overlay(
+    image: Image.Image, heat: np.ndarray, alpha: float = 0.5, colormap: str = "jet"
+) -> Image.Image:
     """Blend the coloured heatmap over ``image`` (same size): ``alpha`` is the heatmap's weight."""
     base = np.asarray(image.convert("RGB"), dtype=np.float32)
     colour = colorize(heat, colormap).astype(np.float32)
@@ -47,9 +49,18 @@ def figure_png(
     fig = Figure(figsize=(12, 4 * aspect + 0.8), dpi=100)
     FigureCanvasAgg(fig)
     axes = fig.subplots(1, 3)
-    panels = (("Original", np.asarray(image)), ("CAM heatmap", heat), ("Overlay", np.asarray(blended)))
-    for ax, (name, data) in zip(axes, panels):
-        ax.imshow(data, cmap=colormap if data.ndim == 2 else None, vmin=0, vmax=1 if data.ndim == 2 else None)
+    panels = (
+        ("Original", np.asarray(image)),
+        ("CAM heatmap", heat),
+        ("Overlay", np.asarray(blended)),
+    )
+    for ax, (name, data) in zip(axes, panels, strict=True):
+        ax.imshow(
+            data,
+            cmap=colormap if data.ndim == 2 else None,
+            vmin=0,
+            vmax=1 if data.ndim == 2 else None,
+        )
         ax.set_title(name)
         ax.axis("off")
     fig.suptitle(title)

@@ -41,10 +41,10 @@ __all__ = [
     "ModelSettings",
     "Settings",
     "TrainingSettings",
+    "drop_unset",
     "load_settings",
     "read_toml",
     "settings_to_toml",
-    "drop_unset",
 ]
 
 ENV_PREFIX = "CAMTOOL_"

@@ -14,7 +14,9 @@ TINY_CLASSES = ["cat", "dog", "bird"]
 
 
 @pytest.fixture(autouse=True)
-def _isolated_state(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
+def _isolated_state(
+    monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+) -> None:
     """No CAMTOOL_* variable from the outside, and torch's cache in a private folder."""
     for name in list(os.environ):
         if name.startswith("CAMTOOL_"):

@@ -61,8 +61,15 @@ def test_json_document_with_figure(in_tmp: Path, tiny_checkpoint: Path) -> None:
 def test_class_by_name_topk_and_arrays(in_tmp: Path, tiny_checkpoint: Path) -> None:
     image = make_photo(in_tmp / "b.png", (50, 30))
     code, doc, _ = cam_json(
-        str(image), "--model", str(tiny_checkpoint), "--class", "DOG", "--save-array",
-        "--overlay-only", "-o", "out",
+        str(image),
+        "--model",
+        str(tiny_checkpoint),
+        "--class",
+        "DOG",
+        "--save-array",
+        "--overlay-only",
+        "-o",
+        "out",
     )
     assert code == 0
     entry = doc["images"][0]
@@ -90,7 +97,8 @@ def test_bad_images_do_not_stop_the_others(in_tmp: Path, tiny_checkpoint: Path) 
     twin = make_photo(in_tmp / "y" / "same.png", seed=3)
     (in_tmp / "bad.jpg").write_text("not an image")
     result = runner.invoke(
-        app, ["cam", str(good), "missing.jpg", "bad.jpg", str(twin), "--model", str(tiny_checkpoint)]
+        app,
+        ["cam", str(good), "missing.jpg", "bad.jpg", str(twin), "--model", str(tiny_checkpoint)],
     )
     assert result.exit_code == 3
     assert "missing.jpg: no such file" in result.stderr

@@ -26,7 +26,7 @@ def test_exif_orientation_is_applied(tmp_path: Path) -> None:
     ("mode", "value"),
     [("L", 128), ("CMYK", (0, 0, 0, 0)), ("I;16", 65535), ("1", 1)],
 )
-def test_modes_become_rgb(tmp_path: Path, mode: str, value: object) -> None:
+def test_modes_become_rgb(tmp_path: Path, mode: str, value: int | tuple[int, ...]) -> None:
     suffix = ".jpg" if mode == "CMYK" else ".png"
     Image.new(mode, (8, 6), value).save(tmp_path / f"x{suffix}")
     image = load_image(tmp_path / f"x{suffix}")

@@ -9,7 +9,14 @@ import typer
 
 from camtool.choices import DeviceName
 from camtool.cli._app import app
-from camtool.cli._common import ConfigOpt, DeviceOpt, JsonOpt, OutputDirOpt, device_value, resolve_settings
+from camtool.cli._common import (
+    ConfigOpt,
+    DeviceOpt,
+    JsonOpt,
+    OutputDirOpt,
+    device_value,
+    resolve_settings,
+)
 from camtool.cli._output import err, out, print_json
 from camtool.errors import EXIT_PARTIAL
 
