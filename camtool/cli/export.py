@@ -1,0 +1,98 @@
+"""``camtool export``: one ONNX or TorchScript graph that returns the logits and the maps."""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import typer
+
+from camtool.cli._app import app
+from camtool.cli._common import JsonOpt
+from camtool.cli._output import err, out, print_json
+
+if TYPE_CHECKING:
+    from camtool.export import ExportReport
+
+__all__ = ["ExportFormat", "export"]
+
+
+class ExportFormat(str, Enum):
+    """File formats ``camtool export`` writes."""
+
+    onnx = "onnx"
+    torchscript = "torchscript"
+
+
+@app.command(no_args_is_help=True)
+def export(
+    model: Path = typer.Option(
+        ..., "--model", "-m", help="camtool checkpoint (or plain ResNet state dict) to export."
+    ),
+    fmt: ExportFormat | None = typer.Option(
+        None, "--format", "-f", help="onnx or torchscript [default: onnx]."
+    ),
+    output: Path | None = typer.Option(
+        None,
+        "--output",
+        "-o",
+        help="File to write [default: next to the checkpoint, <stem>.onnx or "
+        "<stem>.torchscript.pt].",
+    ),
+    opset: int | None = typer.Option(None, "--opset", help="ONNX opset, 12..20 [default: 17]."),
+    json_out: bool = JsonOpt,
+) -> None:
+    """Export a model that explains itself: images -> logits and class activation maps.
+
+    The graph has input 'images' (N x 3 x H x W, normalised; batch and size dynamic) and outputs
+    'logits' (N x C) and 'cams' (N x C x h x w, raw maps). Class names, image size and mean/std
+    are stored in the file, so 'camtool cam --model FILE.onnx' uses it directly. The file is
+    checked against PyTorch on two input sizes before it is kept.
+
+    Example: camtool export --model checkpoints/best.pt -o model.onnx
+    """
+    from camtool.export import ExportCheckError, export_model
+
+    try:
+        report = export_model(
+            model,
+            fmt=fmt.value if fmt is not None else "onnx",
+            output=output,
+            opset=opset,
+            on_progress=None if json_out else _progress,
+        )
+    except ExportCheckError as exc:
+        _show(exc.report, json_out)
+        raise
+    _show(report, json_out)
+    if not json_out:
+        err.print(f"wrote {report.file}", markup=False, highlight=False)
+
+
+def _progress(message: str) -> None:
+    err.print(message, markup=False, highlight=False)
+
+
+def _show(report: ExportReport, json_out: bool) -> None:
+    if json_out:
+        print_json(report.to_dict())
+        return
+    from rich.table import Table
+
+    fmt = report.format + (f" (opset {report.opset})" if report.opset is not None else "")
+    table = Table(title=f"{report.file}: {fmt}, exported in {report.export_seconds:.1f} s")
+    table.add_column("input")
+    table.add_column("cams")
+    table.add_column("max |diff| logits", justify="right")
+    table.add_column("max |diff| cams", justify="right")
+    table.add_column("ok")
+    for s in report.samples:
+        table.add_row(
+            "x".join(map(str, s.input_shape)),
+            "x".join(map(str, s.cams_shape)),
+            f"{s.logits_max_diff:.2e}",
+            f"{s.cams_max_diff:.2e}",
+            "yes" if s.passed else "NO",
+        )
+    out.print(table)

@@ -1,0 +1,443 @@
+"""``camtool export``: a model that explains its own predictions, as one ONNX or TorchScript graph.
+
+Gradient-based explanations cannot be exported, but a CAM is a contraction of the last feature
+map with the linear layer's weights, so the logits and the maps of every class come out of one
+forward graph::
+
+    images (N, 3, H, W)  ->  logits (N, C),  cams (N, C, h, w)   (raw maps, feature resolution)
+
+The batch size and the image size are dynamic. What camtool needs to use the file (class names,
+image size, mean/std, arch ...) travels inside it (see :mod:`camtool.onnx_runner`).
+
+After writing, the file is checked: it is loaded the way camtool loads it (onnxruntime for ONNX,
+``torch.jit.load`` for TorchScript) and run on two inputs of different batch and image sizes
+(one square at the model's size, one not). For each output, the largest absolute difference from
+the PyTorch model must not exceed :data:`TOLERANCE` times ``max(1, largest |PyTorch value|)``;
+float32 exports differ by about 1e-6 of that scale, so 1e-3 only catches real errors (a wrong op,
+a frozen shape, train-mode batch norm). If the check fails, nothing is left at the target path.
+
+The ONNX graph is written by PyTorch's TorchScript-based exporter (``dynamo=False``): the newer
+``torch.export`` path needs the ``onnxscript`` package, which camtool does not depend on.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import tempfile
+import time
+import warnings
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from camtool import __version__
+from camtool.checkpoint import LoadedModel, load_checkpoint
+from camtool.errors import CamtoolError, ConfigError
+from camtool.fsutil import atomic_path
+from camtool.model import CAMNet
+from camtool.onnx_runner import (
+    EXPORT_FORMAT,
+    EXPORT_FORMAT_VERSION,
+    FORMAT_KEY,
+    INPUT_NAME,
+    METADATA_KEY,
+    OUTPUT_NAMES,
+    OnnxRunner,
+    info_from_metadata,
+)
+from camtool.runner import ModelInfo
+
+__all__ = [
+    "DEFAULT_OPSET",
+    "FORMATS",
+    "MAX_OPSET",
+    "MIN_OPSET",
+    "TOLERANCE",
+    "TORCHSCRIPT_METADATA",
+    "CamGraph",
+    "ExportCheckError",
+    "ExportReport",
+    "SampleCheck",
+    "TensorSpec",
+    "default_output",
+    "export_model",
+    "load_torchscript",
+    "metadata_document",
+    "sample_shapes",
+]
+
+#: Export formats, and the suffix of the default output file of each.
+FORMATS: dict[str, str] = {"onnx": ".onnx", "torchscript": ".torchscript.pt"}
+#: ONNX opsets: Einsum needs 12; 20 is the newest the TorchScript-based exporter writes.
+MIN_OPSET = 12
+MAX_OPSET = 20
+DEFAULT_OPSET = 17
+#: Largest allowed |export - PyTorch|, relative to max(1, max |PyTorch|), per output.
+TOLERANCE = 1e-3
+#: The TorchScript extra file that holds the metadata document.
+TORCHSCRIPT_METADATA = "camtool.json"
+
+
+class CamGraph(nn.Module):
+    """:meth:`CAMNet.forward_cams` as a module returning the plain tuple ``(logits, cams)``."""
+
+    def __init__(self, model: CAMNet) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, images: Tensor) -> tuple[Tensor, Tensor]:
+        """``images (N, 3, H, W) -> (logits (N, C), cams (N, C, h, w))``."""
+        logits, cams = self.model.forward_cams(images)
+        return logits, cams
+
+
+@dataclass
+class TensorSpec:
+    """One input or output of the exported graph; named dimensions are dynamic."""
+
+    name: str
+    shape: list[int | str]
+    dtype: str = "float32"
+
+
+@dataclass
+class SampleCheck:
+    """How one sample input's outputs compare with PyTorch's."""
+
+    input_shape: list[int]
+    logits_shape: list[int]
+    cams_shape: list[int]
+    logits_max_diff: float
+    cams_max_diff: float
+    logits_limit: float  #: TOLERANCE * max(1, max |PyTorch logits|)
+    cams_limit: float  #: TOLERANCE * max(1, max |PyTorch cams|)
+    same_prediction: bool
+
+    @property
+    def passed(self) -> bool:
+        return self.logits_max_diff <= self.logits_limit and self.cams_max_diff <= self.cams_limit
+
+
+@dataclass
+class ExportReport:
+    """What ``camtool export`` wrote and how its check went."""
+
+    file: str
+    format: str
+    opset: int | None
+    checkpoint: str
+    inputs: list[TensorSpec]
+    outputs: list[TensorSpec]
+    samples: list[SampleCheck]
+    tolerance: float = TOLERANCE
+    size_bytes: int = 0
+    export_seconds: float = 0.0
+    check_seconds: float = 0.0
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def passed(self) -> bool:
+        return bool(self.samples) and all(s.passed for s in self.samples)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (``passed`` included, per sample and overall)."""
+        doc = asdict(self)
+        for sample, entry in zip(self.samples, doc["samples"], strict=True):
+            entry["passed"] = sample.passed
+        doc["tolerance_rule"] = "max|export - pytorch| <= tolerance * max(1, max|pytorch|)"
+        doc["passed"] = self.passed
+        return doc
+
+
+class ExportCheckError(CamtoolError):
+    """The exported file does not reproduce the PyTorch model; :attr:`report` says by how much."""
+
+    def __init__(self, message: str, report: ExportReport) -> None:
+        super().__init__(message)
+        self.report = report
+
+
+def default_output(checkpoint: Path, fmt: str = "onnx") -> Path:
+    """Where an export goes by default: next to the checkpoint, its stem plus the format suffix."""
+    checkpoint = Path(checkpoint)
+    return checkpoint.with_name(checkpoint.stem + FORMATS[fmt])
+
+
+def sample_shapes(img_size: int) -> list[tuple[int, int, int, int]]:
+    """The two check inputs: batch 2 square at ``img_size``, batch 1 taller than wide."""
+    return [(2, 3, img_size, img_size), (1, 3, img_size + img_size // 2, img_size)]
+
+
+def metadata_document(loaded: LoadedModel) -> dict[str, Any]:
+    """The JSON metadata stored in an export (see :mod:`camtool.onnx_runner`)."""
+    return {
+        "format": EXPORT_FORMAT,
+        "format_version": EXPORT_FORMAT_VERSION,
+        "camtool_version": __version__,
+        "arch": loaded.arch,
+        "num_classes": loaded.model.num_classes,
+        "output_stride": loaded.model.output_stride,
+        "class_names": list(loaded.class_names),
+        "img_size": int(loaded.img_size),
+        "mean": [float(m) for m in loaded.mean],
+        "std": [float(s) for s in loaded.std],
+        "source_checkpoint": Path(loaded.source).name,
+    }
+
+
+def load_torchscript(path: Path) -> tuple[torch.jit.ScriptModule, ModelInfo]:
+    """Load a ``camtool export --format torchscript`` file and the model info it carries.
+
+    Raises:
+        CamtoolError: missing, not TorchScript, or not a camtool export.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CamtoolError(f"model not found: {path}")
+    extra = {TORCHSCRIPT_METADATA: ""}
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            module = torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
+    except (RuntimeError, ValueError, OSError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CamtoolError(f"{path} is not a readable TorchScript file ({first})") from None
+    raw = extra[TORCHSCRIPT_METADATA]
+    try:
+        document = json.loads(raw) if raw else None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise CamtoolError(f"{path} has damaged camtool metadata ({exc})") from None
+    if not isinstance(document, dict):
+        raise CamtoolError(
+            f"{path} is TorchScript but not a camtool export (no {TORCHSCRIPT_METADATA})"
+        )
+    return module, info_from_metadata(document, str(path))
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
+
+
+def _onnx_bytes(
+    graph: CamGraph, sample: Tensor, opset: int, metadata: Mapping[str, Any], scratch_dir: Path
+) -> bytes:
+    """The exported graph with camtool's metadata; the exporter writes into ``scratch_dir``."""
+    import onnx
+
+    names = {0: "batch"}
+    try:
+        with (
+            warnings.catch_warnings(),
+            torch.no_grad(),
+            tempfile.TemporaryDirectory(prefix=".camtool-export-", dir=scratch_dir) as scratch,
+        ):
+            warnings.simplefilter("ignore")
+            raw = Path(scratch) / "graph.onnx"
+            torch.onnx.export(
+                graph,
+                (sample,),
+                str(raw),
+                input_names=[INPUT_NAME],
+                output_names=list(OUTPUT_NAMES),
+                dynamic_axes={
+                    INPUT_NAME: {**names, 2: "height", 3: "width"},
+                    "logits": names,
+                    "cams": {**names, 2: "h", 3: "w"},
+                },
+                opset_version=opset,
+                training=torch.onnx.TrainingMode.EVAL,
+                do_constant_folding=True,
+                dynamo=False,
+            )
+            proto = onnx.load(str(raw))
+        onnx.helper.set_model_props(
+            proto, {FORMAT_KEY: EXPORT_FORMAT, METADATA_KEY: json.dumps(dict(metadata))}
+        )
+        proto.doc_string = "camtool: images -> logits, class activation maps"
+        onnx.checker.check_model(proto)
+        return bytes(proto.SerializeToString())
+    except Exception as exc:  # the exporter raises many kinds; all mean the same to the user
+        raise CamtoolError(f"cannot export the model to ONNX: {_first_line(exc)}") from None
+
+
+def _torchscript_bytes(graph: CamGraph, sample: Tensor, metadata: Mapping[str, Any]) -> bytes:
+    """The traced graph, saved with camtool's metadata as an extra file."""
+    buffer = io.BytesIO()
+    try:
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore")
+            traced = torch.jit.trace(graph, (sample,), check_trace=False)
+            torch.jit.save(
+                traced, buffer, _extra_files={TORCHSCRIPT_METADATA: json.dumps(dict(metadata))}
+            )
+    except Exception as exc:  # tracing raises many kinds; all mean the same to the user
+        raise CamtoolError(f"cannot export the model to TorchScript: {_first_line(exc)}") from None
+    return buffer.getvalue()
+
+
+def _compare(
+    shape: tuple[int, ...], got: tuple[Tensor, Tensor], want: tuple[Tensor, Tensor]
+) -> SampleCheck:
+    (logits, cams), (ref_logits, ref_cams) = got, want
+    if logits.shape != ref_logits.shape or cams.shape != ref_cams.shape:
+        raise CamtoolError(
+            f"export check failed: input {list(shape)} gave shapes {list(logits.shape)}, "
+            f"{list(cams.shape)} instead of {list(ref_logits.shape)}, {list(ref_cams.shape)}"
+        )
+
+    def limit(ref: Tensor) -> float:
+        return TOLERANCE * max(1.0, float(ref.abs().max()))
+
+    return SampleCheck(
+        input_shape=list(shape),
+        logits_shape=list(logits.shape),
+        cams_shape=list(cams.shape),
+        logits_max_diff=float((logits.float() - ref_logits).abs().max()),
+        cams_max_diff=float((cams.float() - ref_cams).abs().max()),
+        logits_limit=limit(ref_logits),
+        cams_limit=limit(ref_cams),
+        same_prediction=bool(torch.equal(logits.argmax(1), ref_logits.argmax(1))),
+    )
+
+
+def _check(
+    path: Path, fmt: str, graph: CamGraph, expected: ModelInfo
+) -> tuple[list[SampleCheck], list[TensorSpec], list[TensorSpec]]:
+    """Load ``path`` as camtool would and compare it with ``graph`` on the sample inputs."""
+    run: Callable[[Tensor], tuple[Tensor, Tensor]]
+    if fmt == "onnx":
+        runner = OnnxRunner(path, torch.device("cpu"))
+        info = runner.info
+        run = runner
+        inputs = [TensorSpec(i.name, list(i.shape)) for i in runner.session.get_inputs()]
+        outputs = [TensorSpec(o.name, list(o.shape)) for o in runner.session.get_outputs()]
+    else:
+        module, info = load_torchscript(path)
+        run = module
+        classes = len(expected.class_names)
+        inputs = [TensorSpec(INPUT_NAME, ["batch", 3, "height", "width"])]
+        outputs = [
+            TensorSpec("logits", ["batch", classes]),
+            TensorSpec("cams", ["batch", classes, "h", "w"]),
+        ]
+    if info.class_names != expected.class_names or info.img_size != expected.img_size:
+        raise CamtoolError(f"export check failed: the metadata read back from {path} differs")
+    generator = torch.Generator().manual_seed(0)
+    samples = []
+    with torch.no_grad():
+        for shape in sample_shapes(expected.img_size):
+            images = torch.randn(shape, generator=generator)
+            got = run(images)
+            samples.append(_compare(shape, (got[0], got[1]), graph(images)))
+    return samples, inputs, outputs
+
+
+def _prepare_output(output: Path, checkpoint: Path) -> None:
+    if output.resolve() == checkpoint.resolve():
+        raise ConfigError(f"the export would overwrite the checkpoint {checkpoint}; choose -o FILE")
+    if output.is_dir():
+        raise CamtoolError(f"cannot write {output}: it is a folder")
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CamtoolError(f"cannot write {output}: {exc.strerror or exc}") from None
+    if not os.access(output.parent, os.W_OK):
+        raise CamtoolError(f"cannot write {output}: permission denied")
+
+
+def export_model(
+    checkpoint: Path,
+    *,
+    fmt: str = "onnx",
+    output: Path | None = None,
+    opset: int | None = None,
+    on_progress: Callable[[str], None] | None = None,
+) -> ExportReport:
+    """Export a checkpoint's model as one graph ``images -> (logits, cams)`` and check the file.
+
+    Args:
+        checkpoint: a camtool checkpoint (or a plain ResNet state dict).
+        fmt: ``"onnx"`` or ``"torchscript"``.
+        output: the file to write; default :func:`default_output`.
+        opset: ONNX opset, :data:`MIN_OPSET` .. :data:`MAX_OPSET` (default
+            :data:`DEFAULT_OPSET`); ONNX only.
+        on_progress: called with a short message before each step.
+
+    Returns:
+        The report of a file that passed its check.
+
+    Raises:
+        ConfigError: unknown format, opset out of range or given for TorchScript.
+        ExportCheckError: the written file does not reproduce the model (nothing is left at
+            ``output``); the exception carries the report.
+        CamtoolError: the checkpoint cannot be loaded or exported, or the file cannot be written.
+    """
+    if fmt not in FORMATS:
+        raise ConfigError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    if opset is not None and fmt != "onnx":
+        raise ConfigError("--opset applies to ONNX exports only")
+    if fmt == "onnx":
+        opset = DEFAULT_OPSET if opset is None else opset
+        if not MIN_OPSET <= opset <= MAX_OPSET:
+            raise ConfigError(f"opset {opset} not supported; choose {MIN_OPSET} to {MAX_OPSET}")
+    notify = on_progress or (lambda _message: None)
+    checkpoint = Path(checkpoint)
+    target = Path(output) if output is not None else default_output(checkpoint, fmt)
+    loaded = load_checkpoint(checkpoint)
+    _prepare_output(target, checkpoint)
+    graph = CamGraph(loaded.model.cpu()).eval()
+    metadata = metadata_document(loaded)
+    expected = info_from_metadata(metadata, str(checkpoint))
+    sample = torch.zeros(sample_shapes(loaded.img_size)[0])
+
+    notify(f"exporting {checkpoint} to {fmt} ...")
+    started = time.perf_counter()
+    if fmt == "onnx":
+        assert opset is not None
+        data = _onnx_bytes(graph, sample, opset, metadata, target.parent)
+    else:
+        data = _torchscript_bytes(graph, sample, metadata)
+    export_seconds = time.perf_counter() - started
+
+    try:
+        with atomic_path(target) as tmp:
+            with open(tmp, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            notify(f"checking {target} against PyTorch ...")
+            started = time.perf_counter()
+            samples, inputs, outputs = _check(tmp, fmt, graph, expected)
+            report = ExportReport(
+                file=str(target),
+                format=fmt,
+                opset=opset,
+                checkpoint=str(checkpoint),
+                inputs=inputs,
+                outputs=outputs,
+                samples=samples,
+                size_bytes=len(data),
+                export_seconds=round(export_seconds, 3),
+                check_seconds=round(time.perf_counter() - started, 3),
+                metadata=metadata,
+            )
+            if not report.passed:
+                worst = max(
+                    max(s.logits_max_diff / s.logits_limit, s.cams_max_diff / s.cams_limit)
+                    for s in samples
+                )
+                raise ExportCheckError(
+                    f"export check failed: {fmt} outputs differ from PyTorch by up to "
+                    f"{worst:.3g}x the tolerance; {target} was not written",
+                    report,
+                )
+    except OSError as exc:
+        raise CamtoolError(f"cannot write {target}: {exc.strerror or exc}") from None
+    return report
