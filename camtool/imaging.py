@@ -18,7 +18,10 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from camtool.errors import InputError
 
-__all__ = ["IMAGE_SUFFIXES", "load_image", "preprocess", "resized_size", "to_rgb"]
+__all__ = ["IMAGE_SUFFIXES", "MAX_ASPECT", "load_image", "preprocess", "resized_size", "to_rgb"]
+
+#: The longest side of a model input, in multiples of its shorter side.
+MAX_ASPECT = 10.0
 
 IMAGE_SUFFIXES = frozenset(
     {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm"}
@@ -83,11 +86,19 @@ def load_image(path: Path, max_pixels: int | None = None) -> Image.Image:
         raise InputError(f"{path}: corrupt or truncated image ({exc})") from None
 
 
-def resized_size(width: int, height: int, short_side: int) -> tuple[int, int]:
-    """The (width, height) after resizing so that the shorter side is ``short_side``."""
-    if width <= height:
-        return short_side, max(1, round(height * short_side / width))
-    return max(1, round(width * short_side / height)), short_side
+def resized_size(
+    width: int, height: int, short_side: int, max_aspect: float = MAX_ASPECT
+) -> tuple[int, int]:
+    """The (width, height) after resizing so that the shorter side is ``short_side``.
+
+    For extreme shapes (a 1x1000 strip) the longer side is capped at ``max_aspect`` times
+    ``short_side`` instead, so that the input tensor stays of sane size.
+    """
+    short, long = min(width, height), max(width, height)
+    scale = min(short_side / short, short_side * max_aspect / long)
+    new_short = max(1, round(short * scale))
+    new_long = max(1, round(long * scale))
+    return (new_short, new_long) if width <= height else (new_long, new_short)
 
 
 def preprocess(

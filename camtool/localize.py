@@ -203,7 +203,10 @@ def box_from_map(heatmap: np.ndarray, threshold: float = 0.2) -> BoxXYXY:
         InputError: if the map is not a finite 2-D array.
         ConfigError: if ``threshold`` is outside [0, 1].
     """
-    return boxes_from_map_thresholds(heatmap, np.asarray([threshold]))[0]
+    (thr,) = _check_thresholds(np.asarray([threshold]))
+    # One threshold: label the mask directly (no sweep bookkeeping), which matters on photos.
+    boxes = _components(minmax_normalize(heatmap) > thr, (0, 0), largest_only=True)
+    return boxes[0] if boxes else EMPTY_BOX
 
 
 def boxes_from_map_thresholds(

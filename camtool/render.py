@@ -32,10 +32,8 @@ def overlay(
     image: Image.Image, heat: np.ndarray, alpha: float = 0.5, colormap: str = "jet"
 ) -> Image.Image:
     """Blend the coloured heatmap over ``image`` (same size): ``alpha`` is the heatmap's weight."""
-    base = np.asarray(image.convert("RGB"), dtype=np.float32)
-    colour = colorize(heat, colormap).astype(np.float32)
-    mixed = (1.0 - alpha) * base + alpha * colour
-    return Image.fromarray(np.clip(mixed + 0.5, 0, 255).astype(np.uint8))
+    colour = Image.fromarray(colorize(heat, colormap))
+    return Image.blend(image.convert("RGB"), colour, alpha)
 
 
 def figure_png(

@@ -44,13 +44,14 @@ class Runner(Protocol):
 class TorchRunner:
     """Runs a :class:`~camtool.model.CAMNet` in eval mode on a device.
 
-    On CUDA it uses channels-last memory and, with ``amp``, bf16/fp16 autocast.
+    It uses channels-last memory on CUDA and on the CPU (measured ~30% faster for ResNet-18
+    on CPU, see ``benchmarks/batch_cam.py``) and, with ``amp`` on CUDA, bf16/fp16 autocast.
     """
 
     def __init__(self, loaded: LoadedModel, device: torch.device, *, amp: bool = False) -> None:
         self.device = device
         self.model = loaded.model.eval().to(device)
-        self.channels_last = device.type == "cuda"
+        self.channels_last = device.type in ("cuda", "cpu")
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.amp_dtype: torch.dtype | None = None

@@ -73,3 +73,8 @@ def test_preprocess_keeps_aspect_and_normalises() -> None:
     assert tensor.shape == (3, 32, 64)
     assert torch.allclose(tensor, torch.zeros_like(tensor), atol=1e-2)
     assert resized_size(150, 300, 32) == (32, 64)
+
+
+def test_extreme_aspect_is_capped() -> None:
+    assert resized_size(1, 1000, 160) == (2, 1600)  # not 160 x 160000
+    assert resized_size(4000, 100, 160) == (1600, 40)

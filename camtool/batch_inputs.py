@@ -1,0 +1,281 @@
+"""batch-cam's inputs: finding the images, naming their outputs, and taking one shard.
+
+Rules, in the order they are applied:
+
+* An INPUT that is a folder is walked recursively, following symbolic links but entering each
+  real folder once (so link loops end). Hidden files and folders (name starting with ``.``) are
+  skipped, and only files with an image suffix (:data:`camtool.imaging.IMAGE_SUFFIXES`) count.
+  Any other INPUT (a file, even one without an image suffix, or a path that does not exist) is an
+  input as it is: reading it will say what is wrong with it.
+* Outputs mirror the inputs under the output folder: a relative INPUT without ``..`` keeps its
+  path (``photos/a/x.jpg`` -> ``DIR/photos/a/x_overlay.jpg``), anything else keeps only its name
+  (``/data/photos`` -> ``DIR/photos/...``). Two different input folders with the same name get
+  ``name``, ``name-2`` ... in the order given.
+* In one output folder an image is named by its stem (``x``); when several inputs share a stem
+  (``x.jpg`` and ``x.png``, compared case-insensitively) each is named by its full file name
+  (``x.jpg``, ``x.png``), with ``-2``, ``-3`` ... added should names still clash.
+* Inputs and outputs never mix: an output folder inside (or equal to) an input folder, or an
+  input folder inside the output folder, is refused; a single file inside the output folder is
+  reported as an error and not read.
+* ``--shard I/N`` keeps the inputs whose output name hashes to ``I`` modulo ``N``: the choice of
+  each input depends on that input alone, so shards are disjoint and together hold every input.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from camtool.errors import CamtoolError, ConfigError
+from camtool.imaging import IMAGE_SUFFIXES
+
+__all__ = [
+    "STDIN",
+    "InputItem",
+    "assign_outputs",
+    "discover_inputs",
+    "parse_shard",
+    "select_shard",
+    "shard_of",
+]
+
+#: The INPUT that stands for "paths on stdin, one per line".
+STDIN = "-"
+
+
+@dataclass(slots=True)
+class InputItem:
+    """One input of a batch run.
+
+    Attributes:
+        path: the file as given or found (normalised); the manifest's ``path``.
+        key: where it sits in the mirrored tree: folder names then the file name.
+        base: its output base relative to the output folder (POSIX, no suffix); set by
+            :func:`assign_outputs`.
+        error: a reason known before reading it (e.g. an unreadable folder), else ``None``.
+    """
+
+    path: str
+    key: tuple[str, ...]
+    base: str = ""
+    error: str | None = None
+
+
+def _inside(child: str, parent: str) -> bool:
+    """Whether real path ``child`` is ``parent`` or lies below it."""
+    return child == parent or child.startswith(parent.rstrip(os.sep) + os.sep)
+
+
+def _anchor(spec: str) -> tuple[str, ...]:
+    """The mirror location of an INPUT: its relative path, or just its name."""
+    norm = os.path.normpath(spec)
+    parts = Path(norm).parts
+    if not os.path.isabs(norm) and norm != "." and parts and parts[0] != "..":
+        return tuple(parts)
+    name = os.path.basename(os.path.realpath(spec))
+    return (name or "root",)
+
+
+def _read_lines(stream: Iterable[str | bytes]) -> Iterator[str]:
+    """Paths from stdin: one per line, line ends removed, blank lines ignored."""
+    for line in stream:
+        text = os.fsdecode(line) if isinstance(line, bytes) else line
+        text = text.rstrip("\r\n")
+        if text:
+            yield text
+
+
+def _expand(
+    inputs: Sequence[str | os.PathLike[str]], stdin: Iterable[str | bytes] | None
+) -> Iterator[str]:
+    """The INPUT arguments with ``-`` replaced by the lines of ``stdin`` (read once)."""
+    used_stdin = False
+    for raw in inputs:
+        spec = os.fspath(raw)
+        if spec == STDIN:
+            if used_stdin:
+                continue
+            used_stdin = True
+            if stdin is None:
+                raise ConfigError("'-' given but there is no stdin to read paths from")
+            yield from _read_lines(stdin)
+        elif spec:
+            yield spec
+
+
+class _Walker:
+    """Collects inputs from INPUT arguments; see the module docstring for the rules."""
+
+    def __init__(self, output_dir: Path) -> None:
+        self.out_real = os.path.realpath(output_dir)
+        self.out_shown = str(output_dir)
+        self.visited: set[str] = set()
+        self.seen: set[str] = set()
+        self.roots: dict[tuple[str, ...], str] = {}
+        self.parent_inside: dict[str, bool] = {}
+
+    def items(self, specs: Iterable[str]) -> Iterator[InputItem]:
+        for spec in specs:
+            if os.path.isdir(spec):
+                yield from self._walk(spec)
+            else:
+                yield from self._file(spec)
+
+    def _new(
+        self, path: str, key: tuple[str, ...], error: str | None = None
+    ) -> Iterator[InputItem]:
+        if path not in self.seen:
+            self.seen.add(path)
+            yield InputItem(path, key, error=error)
+
+    def _file(self, spec: str) -> Iterator[InputItem]:
+        path = os.path.normpath(spec)
+        parent = os.path.dirname(os.path.abspath(path))
+        inside = self.parent_inside.get(parent)
+        if inside is None:
+            inside = _inside(os.path.realpath(parent), self.out_real)
+            self.parent_inside[parent] = inside
+        error = (
+            f"is inside the output folder {self.out_shown}; not read (keep inputs out of it)"
+            if inside
+            else None
+        )
+        yield from self._new(path, _anchor(spec), error)
+
+    def _root_key(self, spec: str, real: str) -> tuple[str, ...]:
+        key = _anchor(spec)
+        first, n = key, 1
+        while self.roots.get(key, real) != real:
+            n += 1
+            key = (*first[:-1], f"{first[-1]}-{n}")
+        self.roots[key] = real
+        return key
+
+    def _walk(self, spec: str) -> Iterator[InputItem]:
+        root = os.path.normpath(spec)
+        real = os.path.realpath(root)
+        if _inside(self.out_real, real):
+            raise CamtoolError(
+                f"output folder {self.out_shown} is inside input folder {spec}; "
+                "choose an output folder (-o) outside the inputs"
+            )
+        if _inside(real, self.out_real):
+            raise CamtoolError(
+                f"input folder {spec} is inside the output folder {self.out_shown}; "
+                "choose an output folder (-o) outside the inputs"
+            )
+        if real in self.visited:
+            return
+        self.visited.add(real)
+        stack = [(root, self._root_key(spec, real))]
+        while stack:
+            folder, key = stack.pop()
+            try:
+                with os.scandir(folder) as listing:
+                    entries = sorted(listing, key=lambda e: e.name)
+            except OSError as exc:
+                reason = f"cannot read folder ({exc.strerror or exc})"
+                yield from self._new(folder, key, reason)
+                continue
+            subfolders: list[tuple[str, tuple[str, ...]]] = []
+            for entry in entries:
+                if entry.name.startswith("."):
+                    continue
+                full = os.path.join(folder, entry.name)
+                if _is_dir(entry):
+                    sub_real = os.path.realpath(full)
+                    if sub_real in self.visited or _inside(sub_real, self.out_real):
+                        continue
+                    self.visited.add(sub_real)
+                    subfolders.append((full, (*key, entry.name)))
+                elif os.path.splitext(entry.name)[1].lower() in IMAGE_SUFFIXES:
+                    yield from self._new(full, (*key, entry.name))
+            stack.extend(reversed(subfolders))
+
+
+def _is_dir(entry: os.DirEntry[str]) -> bool:
+    try:
+        return entry.is_dir()
+    except OSError:
+        return False
+
+
+def discover_inputs(
+    inputs: Sequence[str | os.PathLike[str]],
+    output_dir: Path,
+    *,
+    stdin: Iterable[str | bytes] | None = None,
+) -> list[InputItem]:
+    """List the inputs named by INPUT arguments, in a stable order, each once.
+
+    Args:
+        inputs: folders, files, or ``-`` for paths read from ``stdin``, one per line.
+        output_dir: where outputs will go (to keep inputs and outputs apart).
+        stdin: the lines to read for ``-``.
+
+    Returns:
+        The inputs, folders walked in name order, without output names yet.
+
+    Raises:
+        CamtoolError: an input folder and the output folder overlap.
+        ConfigError: ``-`` given with no ``stdin``.
+    """
+    return list(_Walker(Path(output_dir)).items(_expand(inputs, stdin)))
+
+
+def assign_outputs(items: Sequence[InputItem]) -> None:
+    """Give every input a distinct output base (``item.base``), deterministically.
+
+    See the module docstring for the naming rule. Names are compared case-insensitively, so
+    outputs do not overwrite each other on case-insensitive file systems either.
+    """
+
+    def folder(item: InputItem) -> tuple[str, ...]:
+        return tuple(part.casefold() for part in item.key[:-1])
+
+    def stem(item: InputItem) -> str:
+        return os.path.splitext(item.key[-1])[0] or item.key[-1]
+
+    groups = Counter((folder(item), stem(item).casefold()) for item in items)
+    used: set[tuple[tuple[str, ...], str]] = set()
+    for item in items:
+        where = folder(item)
+        wanted = stem(item) if groups[(where, stem(item).casefold())] == 1 else item.key[-1]
+        name, n = wanted, 1
+        while (where, name.casefold()) in used:
+            n += 1
+            name = f"{wanted}-{n}"
+        used.add((where, name.casefold()))
+        item.base = "/".join((*item.key[:-1], name))
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """Parse ``--shard I/N`` (``0 <= I < N``).
+
+    Raises:
+        ConfigError: not of the form ``I/N`` with whole numbers in range.
+    """
+    index_text, slash, count_text = str(text).strip().partition("/")
+    if not slash or not index_text.strip().isdigit() or not count_text.strip().isdigit():
+        raise ConfigError(f"--shard must look like I/N, e.g. 0/4, got {text!r}")
+    index, count = int(index_text), int(count_text)
+    if count < 1:
+        raise ConfigError(f"--shard {text}: N must be at least 1")
+    if index >= count:
+        raise ConfigError(f"--shard {text}: I must be between 0 and N-1 = {count - 1}")
+    return index, count
+
+
+def shard_of(item: InputItem, count: int) -> int:
+    """The shard (``0 .. count-1``) an input belongs to: a stable hash of its output base."""
+    digest = hashlib.blake2b(item.base.encode("utf-8", "surrogateescape"), digest_size=8)
+    return int.from_bytes(digest.digest(), "big") % count
+
+
+def select_shard(items: Sequence[InputItem], index: int, count: int) -> list[InputItem]:
+    """The inputs of shard ``index`` of ``count`` (call after :func:`assign_outputs`)."""
+    return [item for item in items if shard_of(item, count) == index]

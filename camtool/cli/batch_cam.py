@@ -1,0 +1,216 @@
+"""``camtool batch-cam``: class activation maps for folders of images, manifest and gallery."""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import typer
+
+from camtool.choices import DeviceName, OutputFormat
+from camtool.cli._app import app
+from camtool.cli._common import (
+    ConfigOpt,
+    DeviceOpt,
+    JsonOpt,
+    OutputDirOpt,
+    device_value,
+    resolve_settings,
+)
+from camtool.cli._output import err, out, print_json
+from camtool.errors import EXIT_OK
+
+if TYPE_CHECKING:
+    from camtool.batch import BatchProgress, BatchReport
+
+__all__ = ["batch_cam"]
+
+
+@app.command("batch-cam", no_args_is_help=True)
+def batch_cam(
+    inputs: list[str] = typer.Argument(
+        ...,
+        metavar="INPUT...",
+        help="Folders (walked recursively), image files, or - to read paths from stdin.",
+        show_default=False,
+    ),
+    model: Path | None = typer.Option(
+        None,
+        "--model",
+        "-m",
+        help="camtool checkpoint, plain ResNet state dict, or .onnx export "
+        "[default: torchvision's ImageNet ResNet-18, 1000 classes].",
+    ),
+    output_dir: Path | None = OutputDirOpt,
+    class_: str | None = typer.Option(
+        None, "--class", "-c", help="Class to explain: index or name [default: the predicted one]."
+    ),
+    topk: int | None = typer.Option(
+        None, "--topk", "-k", min=1, help="A map for each of the top K classes [default: 1]."
+    ),
+    batch_size: int | None = typer.Option(
+        None, "--batch-size", "-b", min=1, help="Images per forward pass [default: 64]."
+    ),
+    workers: int | None = typer.Option(
+        None, "--workers", "-j", min=0, help="Processes decoding images; 0 = none [default: 2]."
+    ),
+    device: DeviceName | None = DeviceOpt,
+    fmt: OutputFormat | None = typer.Option(
+        None, "--format", help="Overlay format: jpg or png [default: jpg]."
+    ),
+    figure: bool = typer.Option(
+        False, "--figure", help="Write the original | heatmap | overlay figure (PNG) instead."
+    ),
+    save_array: bool = typer.Option(
+        False, "--save-array", help="Also write <name>.npz: cam, heatmap, logits, class_idx."
+    ),
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="Redo inputs already done (by default they are skipped)."
+    ),
+    shard: str | None = typer.Option(
+        None, "--shard", metavar="I/N", help="Process only shard I of N (0 <= I < N)."
+    ),
+    max_pixels: int | None = typer.Option(
+        None, "--max-pixels", min=1, help="Refuse larger images unread [default: 89478485]."
+    ),
+    alpha: float | None = typer.Option(None, help="Heatmap opacity, 0..1 [default: 0.5]."),
+    colormap: str | None = typer.Option(None, help="matplotlib colormap [default: jet]."),
+    json_out: bool = JsonOpt,
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only errors."),
+    config: Path | None = ConfigOpt,
+) -> None:
+    """Explain every image in folders: an overlay per image, manifest.jsonl/.csv and index.html.
+
+    Outputs mirror the input tree under the output folder; a run that is stopped resumes where it
+    left off when started again. Exit status: 0 all done, 3 some inputs failed, 1 nothing ran.
+
+    Example: find photos -name '*.jpg' | camtool batch-cam - -m model.pt -o maps/ --shard 0/2
+    """
+    settings = resolve_settings(
+        config,
+        {
+            "cam": {
+                "topk": topk,
+                "alpha": alpha,
+                "colormap": colormap,
+                "output_dir": output_dir,
+                "max_pixels": max_pixels,
+            },
+            "training": {
+                "device": device_value(device),
+                "batch_size": batch_size,
+                "workers": workers,
+            },
+        },
+    )
+    from camtool.batch import run_batch
+    from camtool.batch_inputs import STDIN, parse_shard
+
+    shard_spec = parse_shard(shard) if shard is not None else None
+    stdin = _stdin_lines() if STDIN in inputs else None
+    with _progress(enabled=not quiet) as on_progress, _sigterm_as_interrupt():
+        report = run_batch(
+            inputs,
+            settings,
+            model_path=model,
+            class_spec=class_,
+            stdin=stdin,
+            fmt=fmt.value if fmt is not None else "jpg",
+            figure=figure,
+            save_array=save_array,
+            overwrite=overwrite,
+            shard=shard_spec,
+            on_progress=on_progress,
+        )
+    if json_out:
+        print_json(report.to_dict())
+    elif not quiet:
+        _summary(report)
+    if report.exit_code != EXIT_OK:
+        raise typer.Exit(report.exit_code)
+
+
+def _stdin_lines() -> Iterator[bytes]:
+    """Lines of stdin as bytes (file names need not be valid in the locale's encoding)."""
+    stream: Any = getattr(sys.stdin, "buffer", None)
+    if stream is None:  # a text-only stream (e.g. replaced in tests)
+        yield from (line.encode("utf-8", "surrogateescape") for line in sys.stdin)
+        return
+    yield from stream
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """While running, treat SIGTERM like Ctrl-C, so a kill also saves the manifest."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@contextlib.contextmanager
+def _progress(enabled: bool) -> Iterator[Any]:
+    """A progress callback: a bar on stderr (when it is a terminal) and per-input errors."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    bar = Progress(
+        TextColumn("batch-cam"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        transient=True,
+        disable=not enabled or not err.is_terminal,
+    )
+    task = bar.add_task("images", total=None)
+
+    def on_progress(event: BatchProgress) -> None:
+        bar.update(task, completed=event.done, total=event.total)
+        row = event.row
+        if row is not None and row.get("status") == "error":
+            bar.console.print(
+                f"camtool: error: {row['path']}: {row.get('error')}", markup=False, highlight=False
+            )
+
+    with bar:
+        yield on_progress
+
+
+def _summary(report: BatchReport) -> None:
+    from rich.table import Table
+
+    table = Table(show_header=False, box=None, pad_edge=False)
+    table.add_column(style="bold")
+    table.add_column()
+    table.add_row("processed", str(report.ok))
+    table.add_row("skipped", str(report.skipped))
+    table.add_row("failed", str(report.failed))
+    table.add_row(
+        "total",
+        str(report.total)
+        + (f" (shard {report.shard[0]}/{report.shard[1]})" if report.shard else ""),
+    )
+    table.add_row("time", f"{report.elapsed_s:.1f} s, {report.images_per_s:.1f} images/s")
+    table.add_row("model", f"{report.model} on {report.device}")
+    table.add_row("manifest", f"{report.manifest} (and {report.manifest_csv.name})")
+    table.add_row("gallery", str(report.gallery))
+    out.print(table)

@@ -1,0 +1,235 @@
+"""batch-cam's manifest: ``manifest.jsonl`` appended row by row, ``manifest.csv`` at the end.
+
+``manifest.jsonl`` is written as rows complete, one JSON object per line, each line in a single
+``write`` on a file opened for appending, under an advisory lock, so that several processes
+(``--shard``) can share one output folder. A line cut short by a kill is ignored when reading
+and never glued to the next one. At the end of a run :func:`finalize` rewrites the file with one
+row per input (the latest) and regenerates ``manifest.csv`` and the gallery from it, atomically.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+import os
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from camtool.errors import CamtoolError
+from camtool.fsutil import atomic_write_bytes
+
+try:  # POSIX; elsewhere the lock is a no-op (one process per output folder there)
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None  # type: ignore[assignment]
+
+__all__ = [
+    "CSV_COLUMNS",
+    "FIELDS",
+    "LOCK_NAME",
+    "MANIFEST_CSV",
+    "MANIFEST_JSONL",
+    "ManifestWriter",
+    "finalize",
+    "latest_rows",
+    "locked",
+    "read_rows",
+    "to_csv",
+]
+
+MANIFEST_JSONL = "manifest.jsonl"
+MANIFEST_CSV = "manifest.csv"
+LOCK_NAME = ".manifest.lock"
+
+#: The keys of every row, in order.
+FIELDS = (
+    "path",
+    "output",
+    "status",
+    "error",
+    "pred_idx",
+    "pred_name",
+    "prob",
+    "class_idx",
+    "peak",
+    "box",
+    "outputs",
+)
+#: ``manifest.csv``'s columns: ``peak`` and ``box`` flattened, ``outputs`` joined with ``;``.
+CSV_COLUMNS = (
+    "path",
+    "output",
+    "status",
+    "error",
+    "pred_idx",
+    "pred_name",
+    "prob",
+    "class_idx",
+    "peak_x",
+    "peak_y",
+    "box_x0",
+    "box_y0",
+    "box_x1",
+    "box_y1",
+    "outputs",
+)
+
+
+@contextlib.contextmanager
+def locked(directory: Path) -> Iterator[None]:
+    """Hold the output folder's manifest lock (an exclusive ``flock`` on ``.manifest.lock``)."""
+    if fcntl is None:  # pragma: no cover - Windows
+        yield
+        return
+    fd = os.open(Path(directory) / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+def read_rows(path: Path) -> Iterator[dict[str, Any]]:
+    """The rows of a ``manifest.jsonl``; lines that are not a JSON object are skipped.
+
+    A missing file has no rows.
+    """
+    try:
+        handle = open(path, "rb")  # noqa: SIM115 - closed below; bytes so bad UTF-8 is skipped
+    except FileNotFoundError:
+        return
+    with handle:
+        for line in handle:
+            try:
+                row = json.loads(line.decode("utf-8", "surrogateescape"))
+            except ValueError:
+                continue
+            if isinstance(row, dict) and isinstance(row.get("path"), str):
+                yield row
+
+
+def latest_rows(path: Path) -> dict[str, dict[str, Any]]:
+    """The latest row of each input path, in the order the paths first appeared."""
+    rows: dict[str, dict[str, Any]] = {}
+    for row in read_rows(path):
+        rows[row["path"]] = row
+    return rows
+
+
+def _line(row: Mapping[str, Any]) -> bytes:
+    ordered = {key: row.get(key) for key in FIELDS}
+    ordered.update({k: v for k, v in row.items() if k not in ordered})
+    text = json.dumps(ordered, ensure_ascii=False, allow_nan=False)
+    return text.encode("utf-8", "surrogateescape") + b"\n"
+
+
+class ManifestWriter:
+    """Appends rows to ``manifest.jsonl`` in ``directory``, one ``write`` per row."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = Path(directory)
+        self.path = self.directory / MANIFEST_JSONL
+
+    def append(self, row: Mapping[str, Any]) -> None:
+        """Append one row now (durable against a crash of this process once it returns).
+
+        Raises:
+            CamtoolError: the manifest cannot be written.
+        """
+        self.append_many([row])
+
+    def append_many(self, rows: Iterable[Mapping[str, Any]]) -> None:
+        """Append several rows in one write.
+
+        Raises:
+            CamtoolError: the manifest cannot be written.
+        """
+        data = b"".join(_line(row) for row in rows)
+        if not data:
+            return
+        try:
+            with locked(self.directory):
+                fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+                try:
+                    size = os.fstat(fd).st_size
+                    if size and os.pread(fd, 1, size - 1) != b"\n":
+                        data = b"\n" + data  # a line cut short by a kill stays on its own
+                    os.write(fd, data)
+                finally:
+                    os.close(fd)
+        except OSError as exc:
+            raise CamtoolError(f"cannot write {self.path}: {exc.strerror or exc}") from None
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return repr(value)
+    return str(value)
+
+
+def to_csv(rows: Sequence[Mapping[str, Any]]) -> str:
+    """Render rows as ``manifest.csv`` (see :data:`CSV_COLUMNS`)."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for row in rows:
+        peak = row.get("peak") or [None, None]
+        box = row.get("box") or [None, None, None, None]
+        outputs = row.get("outputs") or []
+        writer.writerow(
+            [
+                _cell(row.get("path")),
+                _cell(row.get("output")),
+                _cell(row.get("status")),
+                _cell(row.get("error")),
+                _cell(row.get("pred_idx")),
+                _cell(row.get("pred_name")),
+                _cell(row.get("prob")),
+                _cell(row.get("class_idx")),
+                *(_cell(v) for v in peak),
+                *(_cell(v) for v in box),
+                ";".join(str(o) for o in outputs),
+            ]
+        )
+    return buffer.getvalue()
+
+
+def finalize(
+    directory: Path,
+    write_gallery: Callable[[Path, Sequence[Mapping[str, Any]]], Any] | None = None,
+) -> list[dict[str, Any]]:
+    """Compact ``manifest.jsonl`` to one row per input, then write ``manifest.csv`` and the gallery.
+
+    Runs under the manifest lock, so a run finishing in another process (another shard) waits;
+    the last to finish writes files that hold every shard's rows.
+
+    Args:
+        directory: the output folder.
+        write_gallery: called as ``write_gallery(directory, rows)`` to write ``index.html``.
+
+    Returns:
+        The rows written.
+
+    Raises:
+        CamtoolError: the files cannot be written.
+    """
+    directory = Path(directory)
+    jsonl = directory / MANIFEST_JSONL
+    try:
+        with locked(directory):
+            rows = list(latest_rows(jsonl).values())
+            atomic_write_bytes(jsonl, b"".join(_line(row) for row in rows))
+            csv_bytes = to_csv(rows).encode("utf-8", "surrogateescape")
+            atomic_write_bytes(directory / MANIFEST_CSV, csv_bytes)
+            if write_gallery is not None:
+                write_gallery(directory, rows)
+    except OSError as exc:
+        raise CamtoolError(
+            f"cannot write the manifest in {directory}: {exc.strerror or exc}"
+        ) from None
+    return rows
