@@ -1,0 +1,471 @@
+"""Image datasets, splits, transforms and loaders for training and evaluation.
+
+A dataset lives in ImageFolder layout, ``root/train/<class>/...`` and ``root/val/<class>/...``;
+class index ``i`` is the ``i``-th class folder name in sorted order. ``train/`` is split into the
+images used to fit the model and a held-out set of ``val_size`` images for model selection;
+``val/`` is the test split that ``camtool eval`` reports on.
+
+Unreadable images: :meth:`ImageFolderDataset.__getitem__` returns ``None`` for an image that
+cannot be decoded, and :func:`collate_skip_none` drops those items and returns how many it
+dropped as the third element of each batch, ``(images, labels, n_skipped)``. Because the count
+travels inside the batch, it reaches the main process also when worker processes load the data;
+the training or evaluation loop just sums it.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset, Sampler, Subset
+from torch.utils.data.dataloader import default_collate
+from torchvision import transforms as T
+
+from camtool.errors import CamtoolError, ConfigError, InputError
+
+__all__ = [
+    "DATASET_NAMES",
+    "DEFAULT_CROP_SCALE",
+    "IMAGENETTE_CLASSES",
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "IMAGE_EXTENSIONS",
+    "DataSplits",
+    "ImageFolderDataset",
+    "build_transforms",
+    "class_names_for",
+    "collate_skip_none",
+    "find_dataset_root",
+    "make_loader",
+    "make_splits",
+    "open_rgb",
+]
+
+IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
+IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
+
+DEFAULT_CROP_SCALE: tuple[float, float] = (0.08, 1.0)
+"""Area range of ``RandomResizedCrop`` (torchvision's default). For the synthetic shapes, whose
+object can be cropped away by a small crop, use a narrower range such as ``(0.5, 1.0)``."""
+
+IMAGE_EXTENSIONS: frozenset[str] = frozenset(
+    {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
+)
+"""File suffixes listed as images (compared in lower case)."""
+
+DATASET_NAMES: tuple[str, ...] = ("imagenette", "folder")
+"""Accepted ``dataset.name`` values; any name starting with ``imagenette`` counts as Imagenette."""
+
+IMAGENETTE_CLASSES: dict[str, str] = {
+    "n01440764": "tench",
+    "n02102040": "English springer",
+    "n02979186": "cassette player",
+    "n03000684": "chain saw",
+    "n03028079": "church",
+    "n03394912": "French horn",
+    "n03417042": "garbage truck",
+    "n03425413": "gas pump",
+    "n03445777": "golf ball",
+    "n03888605": "parachute",
+}
+"""Imagenette's WordNet ids and readable names, in sorted-wnid (class-index) order."""
+
+Transform = Callable[[Image.Image], Tensor]
+Item = tuple[Tensor, int]
+
+
+def find_dataset_root(data_dir: Path) -> Path:
+    """Find the folder holding ``train/`` (and ``val/``) under ``data_dir``.
+
+    Args:
+        data_dir: the dataset folder itself, or a folder with exactly one dataset subfolder
+            (e.g. ``data`` holding ``data/imagenette2-160/{train,val}``).
+
+    Returns:
+        ``data_dir`` if it has ``train/``, else its only subfolder with ``train/`` and ``val/``.
+
+    Raises:
+        CamtoolError: no dataset found (the message says to run ``camtool download``), or more
+            than one candidate subfolder.
+    """
+    data_dir = Path(data_dir)
+    if (data_dir / "train").is_dir():
+        return data_dir
+    candidates = []
+    if data_dir.is_dir():
+        candidates = sorted(
+            sub
+            for sub in data_dir.iterdir()
+            if not sub.name.startswith(".") and (sub / "train").is_dir() and (sub / "val").is_dir()
+        )
+    if not candidates:
+        raise CamtoolError(
+            f"no dataset found in {data_dir} (expected train/ and val/ folders); "
+            "run `camtool download` first or set data_dir to a dataset folder"
+        )
+    if len(candidates) > 1:
+        names = ", ".join(c.name for c in candidates)
+        raise CamtoolError(
+            f"{data_dir} holds several datasets ({names}); set data_dir to one of them"
+        )
+    return candidates[0]
+
+
+def class_names_for(root: Path, dataset_name: str) -> list[str]:
+    """Readable class names of a dataset, in class-index order.
+
+    Args:
+        root: the dataset root (with ``train/``).
+        dataset_name: ``"folder"`` (names are the folder names) or ``"imagenette"`` (any name
+            starting with it; WordNet ids are mapped to names, unknown folders kept as they are).
+
+    Returns:
+        One name per class folder of ``root/train``, sorted by folder name.
+
+    Raises:
+        ConfigError: unknown ``dataset_name``.
+        CamtoolError: ``root/train`` missing or without class folders.
+    """
+    folders = _class_folders(Path(root) / "train")
+    if _is_imagenette(dataset_name):
+        return [IMAGENETTE_CLASSES.get(f, f) for f in folders]
+    return folders
+
+
+def build_transforms(
+    img_size: int,
+    train: bool,
+    mean: Sequence[float] = IMAGENET_MEAN,
+    std: Sequence[float] = IMAGENET_STD,
+    crop_scale: tuple[float, float] = DEFAULT_CROP_SCALE,
+) -> Transform:
+    """The image-to-tensor pipeline.
+
+    Train: ``RandomResizedCrop(img_size, scale=crop_scale)``, random horizontal flip, to tensor,
+    normalise. Eval: ``Resize(int(img_size * 1.14))``, ``CenterCrop(img_size)``, to tensor,
+    normalise.
+
+    Args:
+        img_size: side of the square output.
+        train: training (random) or evaluation (deterministic) pipeline.
+        mean: per-channel mean for normalisation.
+        std: per-channel standard deviation for normalisation.
+        crop_scale: area range of the random crop (training only).
+
+    Returns:
+        A callable mapping an RGB PIL image to a ``(3, img_size, img_size)`` float tensor.
+
+    Raises:
+        ConfigError: ``img_size`` below 1, or a bad ``crop_scale``.
+    """
+    if img_size < 1:
+        raise ConfigError(f"img_size must be positive, got {img_size}")
+    low, high = crop_scale
+    if not 0 < low <= high <= 1:
+        raise ConfigError(f"crop_scale must satisfy 0 < low <= high <= 1, got {crop_scale}")
+    normalise = T.Normalize(list(mean), list(std))
+    steps: list[Callable[..., Any]]
+    if train:
+        steps = [T.RandomResizedCrop(img_size, scale=crop_scale), T.RandomHorizontalFlip()]
+    else:
+        steps = [T.Resize(int(img_size * 1.14)), T.CenterCrop(img_size)]
+    pipeline: Transform = T.Compose([*steps, T.ToTensor(), normalise])
+    return pipeline
+
+
+def open_rgb(path: Path) -> Image.Image:
+    """Open an image fully decoded, turned upright by its EXIF orientation, as RGB.
+
+    Args:
+        path: the image file.
+
+    Returns:
+        The decoded RGB image.
+
+    Raises:
+        InputError: the file is missing or cannot be decoded.
+    """
+    try:
+        with Image.open(path) as im:
+            upright = ImageOps.exif_transpose(im)
+            return upright.convert("RGB")
+    except Exception as exc:  # decoders of bad files raise many kinds of error
+        raise InputError(f"cannot read image {path}: {exc}") from exc
+
+
+class ImageFolderDataset(Dataset[Item | None]):
+    """Images in ``root/<split_dir>/<class>/...`` with the class folder's index as label.
+
+    Files are found recursively under each class folder by suffix (:data:`IMAGE_EXTENSIONS`,
+    any case); hidden files and folders (name starting with ``.``) are skipped; the order is
+    sorted, so the same tree always gives the same ``samples``.
+
+    Args:
+        root: the dataset root.
+        split_dir: the split folder under ``root`` (``"train"`` or ``"val"``).
+        transform: maps an RGB PIL image to a tensor.
+        class_to_idx: class folder name to label; by default the sorted folders of this split
+            numbered from 0. Pass the train split's mapping for the test split.
+
+    Attributes:
+        samples: ``(path, label)`` pairs.
+        classes: class folder names in label order.
+        class_to_idx: class folder name to label.
+
+    Raises:
+        CamtoolError: the split folder is missing or holds no images.
+        InputError: a class folder not in ``class_to_idx``.
+    """
+
+    def __init__(
+        self,
+        root: Path,
+        split_dir: str,
+        transform: Transform,
+        class_to_idx: dict[str, int] | None = None,
+    ) -> None:
+        folder = Path(root) / split_dir
+        folders = _class_folders(folder)
+        if class_to_idx is None:
+            class_to_idx = {name: i for i, name in enumerate(folders)}
+        unknown = [f for f in folders if f not in class_to_idx]
+        if unknown:
+            raise InputError(f"{folder / unknown[0]} is a class folder not found in train/")
+        self.root = Path(root)
+        self.transform = transform
+        self.class_to_idx = dict(class_to_idx)
+        self.classes = sorted(self.class_to_idx, key=self.class_to_idx.__getitem__)
+        self.samples: list[tuple[Path, int]] = [
+            (path, class_to_idx[name]) for name in folders for path in _image_files(folder / name)
+        ]
+        if not self.samples:
+            raise CamtoolError(f"no images found in {folder}")
+
+    def __len__(self) -> int:
+        """Number of images."""
+        return len(self.samples)
+
+    def __getitem__(self, index: int) -> Item | None:
+        """The transformed image and its label, or ``None`` if the file cannot be decoded."""
+        path, label = self.samples[index]
+        try:
+            image = open_rgb(path)
+        except InputError:
+            return None
+        return self.transform(image), label
+
+    @property
+    def targets(self) -> list[int]:
+        """The label of each sample, in order."""
+        return [label for _, label in self.samples]
+
+    def with_transform(self, transform: Transform) -> ImageFolderDataset:
+        """A copy listing the same samples but applying ``transform``."""
+        other = copy.copy(self)
+        other.transform = transform
+        return other
+
+
+@dataclass
+class DataSplits:
+    """The three splits of a dataset.
+
+    Attributes:
+        train: images to fit the model (random augmentation).
+        val: held-out images from ``train/`` for model selection (eval transform).
+        test: the images of ``val/`` (eval transform).
+        class_names: readable class names in label order.
+    """
+
+    train: Dataset[Item | None]
+    val: Dataset[Item | None]
+    test: Dataset[Item | None]
+    class_names: list[str]
+
+
+def make_splits(
+    data_dir: Path,
+    dataset_name: str,
+    img_size: int,
+    val_size: int,
+    seed: int = 0,
+    mean: Sequence[float] = IMAGENET_MEAN,
+    std: Sequence[float] = IMAGENET_STD,
+    crop_scale: tuple[float, float] = DEFAULT_CROP_SCALE,
+) -> DataSplits:
+    """Build the train / held-out val / test splits of the dataset under ``data_dir``.
+
+    The held-out set is ``val_size`` images of ``train/``, drawn per class in proportion to the
+    class sizes (largest remainders get the rounding) after a shuffle seeded by ``seed``; the
+    same arguments always give the same split, and the two parts are disjoint.
+
+    Args:
+        data_dir: see :func:`find_dataset_root`.
+        dataset_name: ``"imagenette"`` or ``"folder"``; see :func:`class_names_for`.
+        img_size: side of the square network input.
+        val_size: number of ``train/`` images to hold out (0 for none).
+        seed: seed of the hold-out shuffle.
+        mean: per-channel normalisation mean.
+        std: per-channel normalisation standard deviation.
+        crop_scale: area range of the training random crop.
+
+    Returns:
+        The splits and class names.
+
+    Raises:
+        ConfigError: unknown ``dataset_name``, or ``val_size`` negative or not smaller than the
+            number of training images.
+        CamtoolError: no dataset, or a split folder missing or empty.
+    """
+    _is_imagenette(dataset_name)  # validates the name before touching the disk
+    root = find_dataset_root(data_dir)
+    train_tf = build_transforms(img_size, True, mean, std, crop_scale)
+    eval_tf = build_transforms(img_size, False, mean, std)
+    full = ImageFolderDataset(root, "train", train_tf)
+    if not 0 <= val_size < len(full):
+        raise ConfigError(
+            f"val_size must be between 0 and {len(full) - 1} (train/ has {len(full)} images), "
+            f"got {val_size}"
+        )
+    held = _stratified_holdout(full.targets, val_size, seed)
+    kept = [i for i in range(len(full)) if i not in held]
+    test = ImageFolderDataset(root, "val", eval_tf, class_to_idx=full.class_to_idx)
+    names = class_names_for(root, dataset_name)
+    return DataSplits(
+        train=Subset(full, kept),
+        val=Subset(full.with_transform(eval_tf), sorted(held)),
+        test=test,
+        class_names=names,
+    )
+
+
+def collate_skip_none(batch: Sequence[Item | None]) -> tuple[Tensor, Tensor, int]:
+    """Collate a batch, dropping items that are ``None`` (unreadable images).
+
+    Args:
+        batch: items from an :class:`ImageFolderDataset`.
+
+    Returns:
+        ``(images, labels, n_skipped)``: stacked images ``(N, C, H, W)`` and labels ``(N,)`` of
+        the readable items, and how many were dropped. If every item was dropped, ``images``
+        and ``labels`` are empty (``N == 0``).
+    """
+    kept = [item for item in batch if item is not None]
+    skipped = len(batch) - len(kept)
+    if not kept:
+        return torch.empty(0), torch.empty(0, dtype=torch.long), skipped
+    images, labels = default_collate(kept)
+    return images, labels, skipped
+
+
+def make_loader(
+    ds: Dataset[Any],
+    batch_size: int,
+    shuffle: bool,
+    workers: int,
+    pin_memory: bool,
+    sampler: Sampler[int] | None = None,
+    seed: int | None = None,
+) -> DataLoader[Any]:
+    """A ``DataLoader`` using :func:`collate_skip_none`, so each batch is a 3-tuple.
+
+    Args:
+        ds: the dataset.
+        batch_size: images per batch.
+        shuffle: reshuffle every epoch (ignored when ``sampler`` is given).
+        workers: worker processes (0 loads in the main process); kept alive between epochs.
+        pin_memory: pin batches in page-locked memory (faster copies to a GPU).
+        sampler: draws the indices instead of ``shuffle``.
+        seed: seeds the shuffle and the workers' random state, for reproducible epochs.
+
+    Returns:
+        The loader.
+
+    Raises:
+        ConfigError: ``batch_size`` below 1 or ``workers`` negative.
+    """
+    if batch_size < 1:
+        raise ConfigError(f"batch_size must be at least 1, got {batch_size}")
+    if workers < 0:
+        raise ConfigError(f"workers must be 0 or more, got {workers}")
+    generator = None if seed is None else torch.Generator().manual_seed(seed)
+    return DataLoader(
+        ds,
+        batch_size=batch_size,
+        shuffle=shuffle and sampler is None,
+        sampler=sampler,
+        num_workers=workers,
+        pin_memory=pin_memory,
+        collate_fn=collate_skip_none,
+        generator=generator,
+        worker_init_fn=_seed_worker,
+        persistent_workers=workers > 0,
+    )
+
+
+def _seed_worker(worker_id: int) -> None:
+    """Seed Python's and NumPy's generators in a worker from its torch seed."""
+    seed = torch.initial_seed() % 2**32
+    random.seed(seed)
+    np.random.seed(seed)
+
+
+def _is_imagenette(dataset_name: str) -> bool:
+    if dataset_name.startswith("imagenette"):
+        return True
+    if dataset_name == "folder":
+        return False
+    raise ConfigError(
+        f"unknown dataset name {dataset_name!r}; choose from {', '.join(DATASET_NAMES)}"
+    )
+
+
+def _class_folders(folder: Path) -> list[str]:
+    if not folder.is_dir():
+        raise CamtoolError(f"{folder} is missing; run `camtool download` or check data_dir")
+    names = sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not names:
+        raise CamtoolError(f"{folder} has no class folders")
+    return names
+
+
+def _image_files(folder: Path) -> list[Path]:
+    found: list[Path] = []
+    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
+        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+        found.extend(
+            Path(dirpath, name)
+            for name in filenames
+            if not name.startswith(".") and Path(name).suffix.lower() in IMAGE_EXTENSIONS
+        )
+    return sorted(found)
+
+
+def _stratified_holdout(targets: Sequence[int], size: int, seed: int) -> set[int]:
+    """Indices of ``size`` items drawn from each label in proportion to its count."""
+    by_label: dict[int, list[int]] = {}
+    for index, label in enumerate(targets):
+        by_label.setdefault(label, []).append(index)
+    labels = sorted(by_label)
+    total = len(targets)
+    shares = [size * len(by_label[lab]) / total for lab in labels]
+    quotas = [int(s) for s in shares]
+    by_remainder = sorted(range(len(labels)), key=lambda k: (-(shares[k] - quotas[k]), k))
+    for k in by_remainder[: size - sum(quotas)]:
+        quotas[k] += 1
+    rng = np.random.default_rng(seed)
+    held: set[int] = set()
+    for label, quota in zip(labels, quotas, strict=True):
+        members = by_label[label]
+        picks = rng.permutation(len(members))[:quota]
+        held.update(members[int(p)] for p in picks)
+    return held

@@ -1,0 +1,348 @@
+"""A small offline dataset of coloured shapes on cluttered backgrounds, with known object boxes.
+
+``camtool demo`` uses it to show the whole pipeline without a network: each image holds exactly
+one bright shape (the class) at a random place, size, rotation and colour, on a dark noisy
+background with thin lines and dots of any colour that are none of the class shapes, so a
+network has to find the shape to name it. (Bright-on-dark keeps the edges' polarity fixed,
+which lets a small network learn the shapes from scratch in a few CPU minutes.)
+
+The layout is the usual ImageFolder one::
+
+    root/train/<class>/<id>.png
+    root/val/<class>/<id>.png
+    root/classes.txt      # one class name a line, in class-index (sorted) order
+    root/boxes.csv        # path,x0,y0,x1,y1 (path relative to root; x1, y1 exclusive)
+
+:func:`read_boxes_csv` reads that box file, and any user box file in the same format.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from camtool.errors import ConfigError, InputError
+
+__all__ = [
+    "BOXES_HEADER",
+    "MIN_IMAGE_SIZE",
+    "SHAPES",
+    "Box",
+    "make_shapes_dataset",
+    "read_boxes_csv",
+]
+
+SHAPES: tuple[str, ...] = ("circle", "cross", "ring", "square", "triangle")
+"""The shape classes, in sorted order (the class-index order an ImageFolder listing gives)."""
+
+BOXES_HEADER: tuple[str, ...] = ("path", "x0", "y0", "x1", "y1")
+"""The columns a box file must have (more columns are allowed and ignored)."""
+
+MIN_IMAGE_SIZE = 32
+"""The smallest image side the generator accepts."""
+
+_MARKER = ".camtool-shapes"
+"""Written into a generated root; only a root carrying it is replaced by a new run."""
+
+RGB = tuple[int, int, int]
+
+
+@dataclass(frozen=True)
+class Box:
+    """An axis-aligned box in pixel coordinates; ``x1`` and ``y1`` are exclusive.
+
+    Attributes:
+        x0: left column (inclusive).
+        y0: top row (inclusive).
+        x1: right column (exclusive).
+        y1: bottom row (exclusive).
+    """
+
+    x0: int
+    y0: int
+    x1: int
+    y1: int
+
+    @property
+    def width(self) -> int:
+        """Width in pixels."""
+        return self.x1 - self.x0
+
+    @property
+    def height(self) -> int:
+        """Height in pixels."""
+        return self.y1 - self.y0
+
+
+def make_shapes_dataset(
+    root: Path,
+    *,
+    train_per_class: int = 200,
+    val_per_class: int = 50,
+    image_size: int = 64,
+    seed: int = 0,
+    classes: Sequence[str] = SHAPES,
+    progress: Callable[[int, int], None] | None = None,
+) -> Path:
+    """Generate the shapes dataset under ``root``.
+
+    The whole tree is written into a temporary sibling folder and moved into place at the end,
+    so ``root`` is never left half-written. An existing ``root`` is replaced only if it is empty
+    or was made by this function; anything else raises :class:`InputError`. The output depends
+    only on the arguments (same seed, same bytes).
+
+    Args:
+        root: folder to create.
+        train_per_class: images per class in ``train/``.
+        val_per_class: images per class in ``val/``.
+        image_size: side of the square images, at least :data:`MIN_IMAGE_SIZE`.
+        seed: seed of the random generator.
+        classes: which of :data:`SHAPES` to draw.
+        progress: called as ``progress(done, total)`` after each image.
+
+    Returns:
+        ``root``.
+
+    Raises:
+        ConfigError: an argument out of range or an unknown class name.
+        InputError: ``root`` exists, is not empty and is not a generated shapes dataset.
+    """
+    names = _check_args(train_per_class, val_per_class, image_size, classes)
+    root = Path(root)
+    if root.exists() and not _replaceable(root):
+        raise InputError(
+            f"{root} exists and is not a camtool shapes dataset; choose an empty or new folder"
+        )
+    root.parent.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    splits = (("train", train_per_class), ("val", val_per_class))
+    total = len(names) * (train_per_class + val_per_class)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.", suffix=".tmp", dir=root.parent))
+    try:
+        rows: list[tuple[str, int, int, int, int]] = []
+        done = 0
+        for split, count in splits:
+            for name in names:
+                folder = tmp / split / name
+                folder.mkdir(parents=True)
+                for i in range(count):
+                    image, box = _draw_sample(rng, name, image_size)
+                    rel = f"{split}/{name}/{i:05d}.png"
+                    image.save(tmp / rel, format="PNG", compress_level=1)
+                    rows.append((rel, box.x0, box.y0, box.x1, box.y1))
+                    done += 1
+                    if progress is not None:
+                        progress(done, total)
+        with open(tmp / "boxes.csv", "w", newline="", encoding="utf-8") as f:
+            writer = csv.writer(f, lineterminator="\n")
+            writer.writerow(BOXES_HEADER)
+            writer.writerows(rows)
+        (tmp / "classes.txt").write_text("".join(f"{n}\n" for n in names), encoding="utf-8")
+        (tmp / _MARKER).write_text(f"seed={seed} image_size={image_size}\n", encoding="utf-8")
+        _move_into_place(tmp, root)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return root
+
+
+def read_boxes_csv(path: Path, root: Path | None = None) -> dict[str, list[Box]]:
+    """Read a box file: a header naming ``path,x0,y0,x1,y1``, then one box a row.
+
+    Several rows may name the same image. Columns are found by header name (case and
+    surrounding spaces ignored), so their order is free and extra columns are ignored; blank
+    lines are skipped. Coordinates may be written as decimals: ``x0``/``y0`` are rounded down
+    and ``x1``/``y1`` up, so the box still covers what was marked.
+
+    Args:
+        path: the CSV file.
+        root: if given, each key is ``str((root / path_in_file).resolve())``; otherwise the
+            path exactly as written in the file.
+
+    Returns:
+        Image path to its boxes, in file order.
+
+    Raises:
+        InputError: the file cannot be read, lacks a column, or a row has an empty path, a
+            non-numeric or negative coordinate, or ``x1 <= x0`` / ``y1 <= y0``; the message
+            names the file and the line.
+    """
+    path = Path(path)
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            return _parse_boxes(f, path, root)
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise InputError(f"cannot read box file {path}: {exc}") from exc
+
+
+def _parse_boxes(f: TextIO, path: Path, root: Path | None) -> dict[str, list[Box]]:
+    reader = csv.reader(f)
+    header = next((row for row in reader if any(cell.strip() for cell in row)), None)
+    if header is None:
+        raise InputError(f"{path}: empty box file; expected a header {','.join(BOXES_HEADER)}")
+    names = [cell.strip().lower() for cell in header]
+    missing = [col for col in BOXES_HEADER if col not in names]
+    if missing:
+        raise InputError(
+            f"{path} line {reader.line_num}: header lacks {', '.join(missing)}; "
+            f"expected {','.join(BOXES_HEADER)}"
+        )
+    cols = [names.index(col) for col in BOXES_HEADER]
+    boxes: dict[str, list[Box]] = {}
+    for row in reader:
+        if not any(cell.strip() for cell in row):
+            continue
+        where = f"{path} line {reader.line_num}"
+        if len(row) < len(names):
+            raise InputError(f"{where}: {len(row)} columns, expected {len(names)}")
+        image = row[cols[0]].strip()
+        if not image:
+            raise InputError(f"{where}: empty path")
+        x0, y0, x1, y1 = (
+            _coordinate(row[c], BOXES_HEADER[k + 1], where, k >= 2) for k, c in enumerate(cols[1:])
+        )
+        if x1 <= x0 or y1 <= y0:
+            raise InputError(
+                f"{where}: empty box, need x1 > x0 and y1 > y0 (got {x0},{y0},{x1},{y1})"
+            )
+        key = image if root is None else str((Path(root) / image).resolve())
+        boxes.setdefault(key, []).append(Box(x0, y0, x1, y1))
+    return boxes
+
+
+def _coordinate(text: str, name: str, where: str, upper: bool) -> int:
+    try:
+        value = float(text)
+    except ValueError:
+        raise InputError(f"{where}: {name} is not a number: {text.strip()!r}") from None
+    if not math.isfinite(value) or value < 0:
+        raise InputError(f"{where}: {name} must be a finite number >= 0, got {text.strip()!r}")
+    return math.ceil(value) if upper else math.floor(value)
+
+
+def _check_args(
+    train_per_class: int, val_per_class: int, image_size: int, classes: Sequence[str]
+) -> list[str]:
+    if train_per_class < 1 or val_per_class < 1:
+        raise ConfigError("train_per_class and val_per_class must be at least 1")
+    if image_size < MIN_IMAGE_SIZE:
+        raise ConfigError(f"image_size must be at least {MIN_IMAGE_SIZE}, got {image_size}")
+    unknown = [c for c in classes if c not in SHAPES]
+    if unknown:
+        raise ConfigError(f"unknown shape {unknown[0]!r}; choose from {', '.join(SHAPES)}")
+    if len(set(classes)) != len(classes) or len(classes) < 2:
+        raise ConfigError("classes must name at least two different shapes")
+    return sorted(classes)
+
+
+def _replaceable(root: Path) -> bool:
+    return root.is_dir() and (not any(root.iterdir()) or (root / _MARKER).is_file())
+
+
+def _move_into_place(tmp: Path, root: Path) -> None:
+    """Swap the finished ``tmp`` tree in for ``root`` (absent, empty, or an old dataset)."""
+    if not root.exists():
+        os.replace(tmp, root)
+        return
+    old = Path(tempfile.mkdtemp(prefix=f".{root.name}.", suffix=".old", dir=root.parent))
+    os.replace(root, old / "data")
+    os.replace(tmp, root)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _draw_sample(rng: np.random.Generator, shape: str, size: int) -> tuple[Image.Image, Box]:
+    """Draw one image of ``shape`` and return it with the shape's tight bounding box."""
+    image, box, _ = _render(rng, shape, size)
+    return image, box
+
+
+def _render(
+    rng: np.random.Generator, shape: str, size: int
+) -> tuple[Image.Image, Box, Image.Image]:
+    """Draw one image; also return the shape's mask (the box is the mask's bounding box)."""
+    background = _dark_colour(rng)
+    colour = _bright_colour(rng)
+    image = Image.new("RGB", (size, size), background)
+    _draw_clutter(ImageDraw.Draw(image), rng, size)
+    mask = Image.new("L", (size, size), 0)
+    _draw_shape(ImageDraw.Draw(mask), rng, shape, size)
+    image.paste(colour, (0, 0, size, size), mask)
+    noisy = np.asarray(image, dtype=np.float32) + rng.normal(0.0, 8.0, (size, size, 3))
+    image = Image.fromarray(np.clip(noisy, 0, 255).astype(np.uint8), "RGB")
+    bbox = mask.getbbox()
+    assert bbox is not None  # every shape is at least a few pixels wide
+    return image, Box(*bbox), mask
+
+
+def _colour(rng: np.random.Generator) -> RGB:
+    r, g, b = (int(v) for v in rng.integers(0, 256, 3))
+    return (r, g, b)
+
+
+def _dark_colour(rng: np.random.Generator) -> RGB:
+    r, g, b = (int(v) for v in rng.integers(0, 100, 3))
+    return (r, g, b)
+
+
+def _bright_colour(rng: np.random.Generator) -> RGB:
+    """A colour with one strong channel and a high sum: always well above a dark background."""
+    while True:
+        channels = rng.integers(0, 256, 3)
+        channels[rng.integers(0, 3)] = rng.integers(200, 256)
+        if channels.sum() >= 380:
+            r, g, b = (int(v) for v in channels)
+            return (r, g, b)
+
+
+def _draw_clutter(draw: ImageDraw.ImageDraw, rng: np.random.Generator, size: int) -> None:
+    """Thin straight lines and small dots of any colour: distractors that are no class shape."""
+    for _ in range(int(rng.integers(2, 6))):
+        x0, y0, x1, y1 = (float(v) for v in rng.uniform(0, size, 4))
+        draw.line((x0, y0, x1, y1), fill=_colour(rng), width=1)
+    for _ in range(int(rng.integers(3, 9))):
+        cx, cy = (float(v) for v in rng.uniform(0, size, 2))
+        r = float(rng.uniform(0.8, 1.8))
+        draw.ellipse((cx - r, cy - r, cx + r, cy + r), fill=_colour(rng))
+
+
+def _draw_shape(draw: ImageDraw.ImageDraw, rng: np.random.Generator, shape: str, size: int) -> None:
+    """Draw a filled ``shape`` in white on a mask, at a random place, size and rotation."""
+    margin = size / 8  # keeps the shape inside an eval centre crop (size / 1.14 of the side)
+    r = float(rng.uniform(0.15, 0.27)) * size  # radius of the circle around the shape
+    cx, cy = (float(v) for v in rng.uniform(margin + r, size - margin - r, 2))
+    turn = float(rng.uniform(0, 2 * math.pi))
+    if shape == "circle":
+        draw.ellipse((cx - r, cy - r, cx + r, cy + r), fill=255)
+    elif shape == "ring":
+        width = max(2, round(r / 3))
+        draw.ellipse((cx - r, cy - r, cx + r, cy + r), outline=255, width=width)
+    elif shape in ("square", "triangle"):
+        corners = 4 if shape == "square" else 3
+        draw.polygon(
+            _polar(cx, cy, [(r, turn + 2 * math.pi * k / corners) for k in range(corners)]),
+            fill=255,
+        )
+    elif shape == "cross":
+        arm = r / 3.2  # half the width of a bar
+        points: list[tuple[float, float]] = []
+        for k in range(4):
+            a = turn + k * math.pi / 2
+            ux, uy, vx, vy = math.cos(a), math.sin(a), -math.sin(a), math.cos(a)
+            for along, across in ((r, -arm), (r, arm), (arm, arm)):
+                points.append((cx + along * ux + across * vx, cy + along * uy + across * vy))
+        draw.polygon(points, fill=255)
+    else:  # pragma: no cover - names are checked before drawing
+        raise ConfigError(f"unknown shape {shape!r}")
+
+
+def _polar(cx: float, cy: float, points: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    return [(cx + d * math.cos(a), cy + d * math.sin(a)) for d, a in points]
