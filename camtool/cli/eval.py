@@ -1,0 +1,217 @@
+"""``camtool eval``: accuracy, and whether the maps point at the object."""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import typer
+
+from camtool.choices import DeviceName
+from camtool.cli._app import app
+from camtool.cli._common import ConfigOpt, DeviceOpt, JsonOpt, device_value, resolve_settings
+from camtool.cli._output import err, out, print_json
+
+if TYPE_CHECKING:
+    from camtool.evaluate import EvalReport
+
+__all__ = ["EvalSplit", "eval_command"]
+
+
+class EvalSplit(str, Enum):
+    """Split folders ``camtool eval`` reads."""
+
+    val = "val"
+    train = "train"
+
+
+@app.command(name="eval", no_args_is_help=True)
+def eval_command(
+    model: Path = typer.Option(
+        ...,
+        "--model",
+        "-m",
+        help="camtool checkpoint (or .onnx export) to evaluate.",
+        dir_okay=False,
+    ),
+    data_dir: Path | None = typer.Option(
+        None,
+        "--data-dir",
+        help="Dataset folder [default: dataset.data_dir; when that is left at data/, the folder "
+        "the checkpoint was trained on].",
+    ),
+    split: EvalSplit | None = typer.Option(
+        None,
+        "--split",
+        help="val (the test split) or train (all of it, held-out part included) [default: val].",
+    ),
+    batch_size: int | None = typer.Option(
+        None, "--batch-size", "-b", min=1, help="Images per forward pass [default: 64]."
+    ),
+    boxes: Path | None = typer.Option(
+        None,
+        "--boxes",
+        help="Ground-truth boxes: CSV (path,x0,y0,x1,y1) or a folder of Pascal VOC / ImageNet "
+        "XML files [default: boxes.csv at the dataset root, if any].",
+    ),
+    metrics: list[str] | None = typer.Option(
+        None,
+        "--metrics",
+        metavar="<groups>",
+        help="Comma-separated groups: classification, localization, faithfulness, or all "
+        "[default: classification, localization when boxes exist, faithfulness].",
+    ),
+    faithfulness_images: int | None = typer.Option(
+        None,
+        "--faithfulness-images",
+        min=1,
+        help="Most images for the faithfulness metrics (36 forward passes each) [default: 256].",
+    ),
+    output_dir: Path | None = typer.Option(
+        None,
+        "--output-dir",
+        "-o",
+        help="Where metrics.json, the figures and the settings go [default: eval_results/].",
+    ),
+    workers: int | None = typer.Option(
+        None, "--workers", min=0, help="DataLoader worker processes [default: 2]."
+    ),
+    device: DeviceName | None = DeviceOpt,
+    config: Path | None = ConfigOpt,
+    json_out: bool = JsonOpt,
+) -> None:
+    """Evaluate a model: accuracy, and whether its maps point at the object.
+
+    Classification: loss, top-1/top-5 accuracy, per-class precision/recall/F1, confusion
+    matrix, most confident mistakes. Localization (with boxes): CAM top-1 and GT-known
+    localization, MaxBoxAccV2. Faithfulness: deletion/insertion AUC, average drop, increase
+    in confidence. Results and figures go to --output-dir.
+
+    Example: camtool eval --model checkpoints/best.pt --metrics classification,localization
+    """
+    settings = resolve_settings(
+        config,
+        {
+            "dataset": {"data_dir": data_dir},
+            "training": {
+                "batch_size": batch_size,
+                "workers": workers,
+                "device": device_value(device),
+            },
+        },
+    )
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    from camtool.evaluate import (
+        DEFAULT_FAITHFULNESS_IMAGES,
+        DEFAULT_OUTPUT_DIR,
+        EvalOptions,
+        parse_metric_groups,
+        run_eval,
+    )
+
+    options = EvalOptions(
+        split=split.value if split is not None else "val",
+        boxes=boxes,
+        metrics=parse_metric_groups(metrics),
+        faithfulness_images=faithfulness_images or DEFAULT_FAITHFULNESS_IMAGES,
+        output_dir=output_dir if output_dir is not None else DEFAULT_OUTPUT_DIR,
+    )
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        transient=True,
+        disable=json_out,
+    ) as bar:
+        tasks: dict[str, Any] = {}
+
+        def progress(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = bar.add_task(stage, total=total)
+            bar.update(tasks[stage], completed=done, total=total)
+
+        report = run_eval(model, settings, options, progress=progress)
+    if json_out:
+        print_json(report.to_dict())
+        return
+    _show(report)
+
+
+def _show(report: EvalReport) -> None:
+    from rich.table import Table
+
+    summary = Table(
+        title=f"{report.model} on {report.dataset}/{report.split}", title_justify="left"
+    )
+    summary.add_column("metric")
+    summary.add_column("value", justify="right")
+    rows: list[tuple[str, str]] = []
+    c, loc, faith = report.classification, report.localization, report.faithfulness
+    if c is not None:
+        rows += [
+            ("images", str(c["n_images"])),
+            ("loss", f"{c['loss']:.4f}"),
+            ("top-1 accuracy", f"{c['top1']:.2%}"),
+            (f"top-{c['top5_k']} accuracy", f"{c['top5']:.2%}"),
+            ("macro F1", f"{c['macro_f1']:.4f}"),
+        ]
+    if loc is not None:
+        rows += [
+            ("images with boxes", str(loc["n_images"])),
+            ("top-1 localization", f"{loc['top1_loc']:.2%}"),
+            ("GT-known localization", f"{loc['gt_known_loc']:.2%}"),
+            ("MaxBoxAccV2", f"{loc['maxboxacc_v2']:.2%}"),
+        ]
+    if faith is not None:
+        rows += [
+            ("faithfulness images", str(faith["n_images"])),
+            ("deletion AUC (lower is better)", f"{faith['deletion_auc']:.4f}"),
+            ("insertion AUC (higher is better)", f"{faith['insertion_auc']:.4f}"),
+            ("average drop", f"{faith['average_drop']:.2f}%"),
+            ("increase in confidence", f"{faith['increase_in_confidence']:.2f}%"),
+        ]
+    for name, value in rows:
+        summary.add_row(name, value)
+    out.print(summary)
+    if c is not None:
+        _per_class(c)
+        _confusion(c, report.classes)
+    for note in report.notes:
+        err.print(note, markup=False, highlight=False)
+    for path in report.files.values():
+        err.print(f"wrote {path}", markup=False, highlight=False)
+
+
+def _per_class(c: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    table = Table(title="per class", title_justify="left")
+    for name in ("class", "precision", "recall", "F1", "support"):
+        table.add_column(name, justify="left" if name == "class" else "right")
+    for row in c["per_class"]:
+        table.add_row(
+            row["name"],
+            f"{row['precision']:.3f}",
+            f"{row['recall']:.3f}",
+            f"{row['f1']:.3f}",
+            str(row["support"]),
+        )
+    out.print(table)
+
+
+def _confusion(c: dict[str, Any], classes: list[str]) -> None:
+    from rich.table import Table
+
+    if len(classes) > 20:
+        return  # too wide for a terminal; confusion_matrix.png and metrics.json hold it
+    table = Table(title="confusion matrix (rows true, columns predicted)", title_justify="left")
+    table.add_column("")
+    for name in classes:
+        table.add_column(name, justify="right")
+    for name, row in zip(classes, c["confusion_matrix"], strict=True):
+        table.add_row(name, *(str(v) for v in row))
+    out.print(table)
