@@ -42,13 +42,12 @@ from camtool.batch_inputs import (
 )
 from camtool.cam import CAMBatch, explain_batch, resolve_class
 from camtool.cam_job import write_settings
-from camtool.device import resolve_device
 from camtool.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_PARTIAL, CamtoolError, ConfigError
 from camtool.explain import CamOptions, map_paths, write_maps
 from camtool.imaging import IMAGE_SUFFIXES, load_image, preprocess
 from camtool.localize import box_from_map, peak
 from camtool.manifest import MANIFEST_CSV, MANIFEST_JSONL, ManifestWriter, finalize, latest_rows
-from camtool.runner import Runner, open_runner
+from camtool.runner import Runner, runner_from_settings
 from camtool.settings import Settings
 
 __all__ = [
@@ -489,14 +488,7 @@ def run_batch(
         items = select_shard(items, *shard)
 
     if runner is None:
-        device = resolve_device(settings.training.device.value)
-        runner = open_runner(
-            model_path,
-            device,
-            arch=settings.model.arch,
-            img_size=settings.dataset.img_size,
-            amp=settings.training.amp,
-        )
+        runner = runner_from_settings(model_path, settings)
     info = runner.info
     target = resolve_class(class_spec, info.class_names) if class_spec is not None else None
     options = CamOptions(

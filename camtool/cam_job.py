@@ -7,10 +7,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from camtool.cam import resolve_class
-from camtool.device import resolve_device
 from camtool.explain import CamOptions, ImageResult, explain_file
 from camtool.fsutil import atomic_write_text
-from camtool.runner import ModelInfo, open_runner
+from camtool.runner import ModelInfo, runner_from_settings
 from camtool.settings import Settings, settings_to_toml
 
 __all__ = ["SETTINGS_FILE", "CamReport", "run_cam", "unique_stem", "write_settings"]
@@ -64,14 +63,7 @@ def run_cam(
     A bad image is reported in its result and the others go on; a bad model, device or
     ``--class`` raises before any image is read.
     """
-    device = resolve_device(settings.training.device.value)
-    runner = open_runner(
-        model_path,
-        device,
-        arch=settings.model.arch,
-        img_size=settings.dataset.img_size,
-        amp=settings.training.amp,
-    )
+    runner = runner_from_settings(model_path, settings)
     target = resolve_class(class_spec, runner.info.class_names) if class_spec is not None else None
     options = CamOptions(
         target=target,
@@ -93,4 +85,4 @@ def run_cam(
         results.append(result)
         if on_result is not None:
             on_result(result)
-    return CamReport(results, out_dir, runner.info, str(device))
+    return CamReport(results, out_dir, runner.info, str(runner.device))

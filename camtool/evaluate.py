@@ -57,7 +57,6 @@ from camtool.data import (
     collate_skip_none,
     find_dataset_root,
 )
-from camtool.device import resolve_device
 from camtool.errors import CamtoolError, ConfigError, InputError
 from camtool.fsutil import atomic_write_bytes, atomic_write_text
 from camtool.imaging import load_image, preprocess, resized_size
@@ -70,7 +69,7 @@ from camtool.metrics import (
     topk_correct,
 )
 from camtool.render import overlay
-from camtool.runner import ModelInfo, Runner, open_runner
+from camtool.runner import ModelInfo, Runner, runner_from_settings
 from camtool.settings import DatasetSettings, Settings
 
 __all__ = [
@@ -805,15 +804,7 @@ def run_eval(
         )
     if options.mistakes < 0:
         raise ConfigError(f"the number of mistakes shown must be 0 or more, got {options.mistakes}")
-    training = settings.training
-    device = resolve_device(training.device.value)
-    runner = open_runner(
-        Path(model_path),
-        device,
-        arch=settings.model.arch,
-        img_size=settings.dataset.img_size,
-        amp=training.amp,
-    )
+    runner = runner_from_settings(Path(model_path), settings)
     info = runner.info
     root = find_dataset_root(_data_dir(settings, info))
     transform = build_transforms(info.img_size, False, info.mean, info.std)
@@ -847,7 +838,7 @@ def run_eval(
     out_dir = Path(options.output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     report.files["settings"] = str(write_settings(out_dir, settings))
-    batch, workers = training.batch_size, training.workers
+    batch, workers = settings.training.batch_size, settings.training.workers
     with torch.inference_mode():
         if "classification" in wanted:
             report.classification = evaluate_classification(

@@ -8,15 +8,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
 from torch import Tensor
 
 from camtool.checkpoint import IMAGENET_MEAN, IMAGENET_STD, LoadedModel, load_checkpoint
+from camtool.device import resolve_device
 from camtool.model import build_model, imagenet_class_names
 
-__all__ = ["ModelInfo", "Runner", "TorchRunner", "open_runner"]
+if TYPE_CHECKING:
+    from camtool.settings import Settings
+
+__all__ = ["ModelInfo", "Runner", "TorchRunner", "open_runner", "runner_from_settings"]
 
 
 @dataclass
@@ -108,3 +112,14 @@ def open_runner(
     else:
         loaded = load_checkpoint(Path(model_path), img_size=img_size)
     return TorchRunner(loaded, device, amp=amp)
+
+
+def runner_from_settings(model_path: Path | None, settings: Settings) -> Runner:
+    """:func:`open_runner` on the device, arch, image size and precision the settings name."""
+    return open_runner(
+        model_path,
+        resolve_device(settings.training.device.value),
+        arch=settings.model.arch,
+        img_size=settings.dataset.img_size,
+        amp=settings.training.amp,
+    )
