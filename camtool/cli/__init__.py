@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from camtool.cli import cam, config, download, export  # noqa: F401  (registers the commands)
+from camtool.cli import batch_cam, cam, config, demo, download, eval, export, train  # noqa: F401  (registers the commands)
 from camtool.cli._app import app
 
 __all__ = ["app", "main"]

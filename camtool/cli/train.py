@@ -1,0 +1,226 @@
+"""``camtool train``: fine-tune a CAM network, with live progress on stderr."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import typer
+
+from camtool.choices import DeviceName, Optimizer, Scheduler
+from camtool.cli._app import app
+from camtool.cli._common import ConfigOpt, DeviceOpt, JsonOpt, device_value, resolve_settings
+from camtool.cli._output import err, out, print_json
+
+__all__ = ["LiveProgress", "train_cmd"]
+
+if TYPE_CHECKING:
+    from camtool.train import BatchProgress, EpochMetrics, TrainPlan, TrainResult
+
+
+def _enum_value(choice: Any) -> str | None:
+    return None if choice is None else str(choice.value)
+
+
+@app.command("train")
+def train_cmd(
+    config: Path | None = ConfigOpt,
+    data_dir: Path | None = typer.Option(
+        None, "--data-dir", help="Dataset folder with train/ and val/ [default: data/]."
+    ),
+    epochs: int | None = typer.Option(None, "--epochs", help="Maximum epochs [default: 50]."),
+    batch_size: int | None = typer.Option(
+        None, "--batch-size", help="Images per step [default: 64]."
+    ),
+    lr: float | None = typer.Option(None, "--lr", help="Initial learning rate [default: 0.001]."),
+    optimizer: Optimizer | None = typer.Option(
+        None, "--optimizer", help="adam, adamw or sgd [default: adam]."
+    ),
+    scheduler: Scheduler | None = typer.Option(
+        None, "--scheduler", help="reduce_lr or cosine [default: reduce_lr]."
+    ),
+    img_size: int | None = typer.Option(
+        None, "--img-size", help="Side the images are resized to [default: 160]."
+    ),
+    device: DeviceName | None = DeviceOpt,
+    pretrained: bool | None = typer.Option(
+        None,
+        "--pretrained/--no-pretrained",
+        help="Start from ImageNet weights (needs them cached or a network) [default: yes].",
+    ),
+    workers: int | None = typer.Option(
+        None, "--workers", help="Data loader worker processes [default: 2]."
+    ),
+    seed: int | None = typer.Option(None, "--seed", help="Seed of init, order, augmentation."),
+    checkpoint_dir: Path | None = typer.Option(
+        None, "--checkpoint-dir", help="Where checkpoints and logs go [default: checkpoints/]."
+    ),
+    resume: bool = typer.Option(
+        False,
+        "--resume",
+        help="Continue the run in --checkpoint-dir from its last.pt (also after Ctrl-C), "
+        "with the settings it was started with; flags given now override them "
+        "(e.g. --epochs 30 to train longer).",
+    ),
+    resume_from: Path | None = typer.Option(
+        None,
+        "--resume-from",
+        help="Like --resume, but from this checkpoint (e.g. best.pt or epoch_004.pt).",
+        dir_okay=False,
+    ),
+    json_out: bool = JsonOpt,
+) -> None:
+    """Train a classifier whose maps show where it looks: a ResNet, GAP and one linear layer.
+
+    Writes last.pt, best.pt, epoch_NNN.pt, metrics.jsonl, curves.png and the settings into the
+    checkpoint folder. Ctrl-C saves last.pt; --resume continues exactly where it stopped. Runs
+    distributed under torchrun --nproc_per_node N (only rank 0 prints and writes).
+
+    Example: camtool train --data-dir data/imagenette2-160 --epochs 10 --lr 3e-4
+    """
+    settings = resolve_settings(
+        config,
+        {
+            "model": {"pretrained": pretrained},
+            "dataset": {"data_dir": data_dir, "img_size": img_size},
+            "training": {
+                "num_epochs": epochs,
+                "batch_size": batch_size,
+                "learning_rate": lr,
+                "optimizer": _enum_value(optimizer),
+                "scheduler": _enum_value(scheduler),
+                "device": device_value(device),
+                "workers": workers,
+                "seed": seed,
+                "checkpoint_dir": checkpoint_dir,
+            },
+        },
+    )
+    from camtool.train import train
+
+    live = LiveProgress()
+    try:
+        result = train(settings, resume=resume_from or resume or None, observer=live)
+    finally:
+        live.close()
+    if not result.is_main:
+        return
+    if json_out:
+        print_json(result.to_dict())
+    else:
+        _summary(result)
+
+
+class LiveProgress:
+    """A rich display on stderr: an epoch bar, a batch bar with loss, accuracy, images/s, ETA."""
+
+    def __init__(self) -> None:
+        self._progress: Any = None
+        self._epochs: Any = None
+        self._batches: Any = None
+
+    def on_start(self, plan: TrainPlan) -> None:
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        parts = [
+            f"training {plan.arch} on {plan.train_images} images of {len(plan.class_names)} "
+            f"classes ({plan.val_images} held out), {plan.device} {plan.precision}"
+        ]
+        if plan.world_size > 1:
+            parts.append(f"{plan.world_size} processes")
+        if plan.resumed_from is not None:
+            parts.append(f"resuming {plan.resumed_from} at epoch {plan.start_epoch}")
+        err.print(", ".join(parts), markup=False, highlight=False)
+        self._progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[stats]}"),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            console=err,
+            transient=True,
+        )
+        self._progress.start()
+        self._epochs = self._progress.add_task(
+            "epochs", total=plan.num_epochs, completed=plan.start_epoch - 1, stats=""
+        )
+        self._batches = self._progress.add_task("batches", total=plan.batches_per_epoch, stats="")
+
+    def on_epoch_start(self, epoch: int, num_batches: int, done_batches: int) -> None:
+        if self._progress is not None:
+            self._progress.reset(
+                self._batches,
+                total=num_batches,
+                completed=done_batches,
+                description=f"epoch {epoch}",
+                stats="",
+            )
+
+    def on_batch(self, progress: BatchProgress) -> None:
+        if self._progress is not None:
+            stats = (
+                f"loss {progress.loss:.3f}  acc {progress.acc:6.1%}  "
+                f"{progress.images_per_s:6.0f} img/s"
+            )
+            self._progress.update(self._batches, completed=progress.batch, stats=stats)
+
+    def on_validate(self, epoch: int) -> None:
+        if self._progress is not None:
+            self._progress.update(self._batches, description=f"epoch {epoch} validating")
+
+    def on_epoch_end(self, metrics: EpochMetrics) -> None:
+        if self._progress is None:
+            return
+        self._progress.advance(self._epochs)
+        self._progress.console.print(
+            f"epoch {metrics.epoch:3d}  train loss {metrics.train_loss:.4f} "
+            f"acc {metrics.train_acc:6.1%}  val loss {metrics.val_loss:.4f} "
+            f"acc {metrics.val_acc:6.1%}  lr {metrics.lr:.2e}  {metrics.seconds:.1f}s  "
+            f"{metrics.images_per_s:.0f} img/s"
+            + (f"  {metrics.skipped} unreadable" if metrics.skipped else ""),
+            markup=False,
+            highlight=False,
+        )
+
+    def close(self) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None
+
+
+def _summary(result: TrainResult) -> None:
+    from rich.table import Table
+
+    table = Table(title="camtool train", title_justify="left")
+    for name in ("epoch", "train loss", "train acc", "val loss", "val acc", "lr", "s", "img/s"):
+        table.add_column(name, justify="right")
+    for m in result.history:
+        mark = " *" if m.epoch == result.best_epoch else ""
+        table.add_row(
+            f"{m.epoch}{mark}",
+            f"{m.train_loss:.4f}",
+            f"{m.train_acc:.1%}",
+            f"{m.val_loss:.4f}",
+            f"{m.val_acc:.1%}",
+            f"{m.lr:.2e}",
+            f"{m.seconds:.1f}",
+            f"{m.images_per_s:.0f}",
+        )
+    ending = "stopped early" if result.stopped_early else f"{result.epochs_run} epochs"
+    table.caption = (
+        f"val = images held out of train/; * best val accuracy {result.best_val_acc:.1%} "
+        f"at epoch {result.best_epoch}; {ending}; {result.seconds:.0f}s"
+    )
+    out.print(table)
+    for path in (result.best_checkpoint, result.last_checkpoint, result.curves_file):
+        if path is not None:
+            err.print(f"wrote {path}", markup=False, highlight=False)
