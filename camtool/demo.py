@@ -190,7 +190,7 @@ def run_demo(
     say("training a ResNet-18 from scratch")
     result = train(settings, observer=observer, crop_scale=config.crop_scale, overwrite=True)
     say(f"testing {result.best_checkpoint} on {data_dir / 'val'}")
-    test, cam_files = _test_and_draw(settings, result, config.num_cams)
+    test, cam_files, localization = _test_and_draw(settings, result, config.num_cams)
     report = DemoReport(
         output_dir=output_dir,
         data_dir=data_dir,
@@ -198,19 +198,21 @@ def run_demo(
         test=test,
         cams_dir=Path(settings.cam.output_dir),
         cam_files=cam_files,
+        localization=localization,
     )
-    # Box-based localization scores of the maps (DIR/data/boxes.csv) belong here.
     report.seconds = time.perf_counter() - started
     return report
 
 
 def _test_and_draw(
     settings: Settings, result: TrainResult, num_cams: int
-) -> tuple[Evaluation, list[Path]]:
-    """Accuracy of ``best.pt`` on ``val/``, and maps of ``num_cams`` of those images."""
+) -> tuple[Evaluation, list[Path], dict[str, Any]]:
+    """Accuracy of ``best.pt`` on ``val/``, maps of ``num_cams`` of those images, and how
+    well the maps find the shapes (box localization against ``boxes.csv``)."""
     from camtool.checkpoint import load_checkpoint
     from camtool.data import ImageFolderDataset, build_transforms, make_loader
     from camtool.device import resolve_device
+    from camtool.evaluate import evaluate_localization
     from camtool.explain import CamOptions, explain_file
     from camtool.runner import TorchRunner
     from camtool.train import evaluate
@@ -245,7 +247,10 @@ def _test_and_draw(
         base = cams_dir / f"{loaded.class_names[label]}_{path.stem}"
         outcome = explain_file(runner, path, base, options)
         written.extend(Path(p) for p in outcome.outputs)
-    return test, written
+    localization = evaluate_localization(
+        runner, root, "val", None, batch_size=settings.training.batch_size
+    )
+    return test, written, localization
 
 
 def _spread_over_classes(samples: list[tuple[Path, int]], count: int) -> list[tuple[Path, int]]:

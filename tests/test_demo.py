@@ -55,7 +55,11 @@ def test_demo_writes_data_model_and_maps(tmp_path: Path) -> None:
     assert len(classes) == 3  # one map from each of three classes
     for path in report.cam_files:
         assert path.parent == root / "cams" and Image.open(path).format == "PNG"
-    assert report.localization is None
+    loc = report.localization
+    assert loc is not None and loc["n_images"] == report.test.images
+    for key in ("top1_loc", "gt_known_loc", "maxboxacc_v2"):
+        assert 0 <= loc[key] <= 1
+    assert loc["top1_loc"] <= loc["gt_known_loc"]
     document = json.loads(json.dumps(report.to_dict()))
     assert document["test_images"] == report.test.images and document["seconds"] > 0
     assert len(stages) == 3 and stages[0].startswith("drawing")
@@ -70,6 +74,7 @@ def test_demo_command_json_and_rerun(tmp_path: Path, monkeypatch: pytest.MonkeyP
         document = json.loads(result.stdout)
         assert document["output_dir"] == str(target) and document["epochs_run"] == 1
         assert Path(document["checkpoint"]).is_file() and len(document["cam_files"]) == 3
+        assert set(document["localization"]) >= {"top1_loc", "gt_known_loc", "maxboxacc_v2"}
     lines = (target / "checkpoints" / "metrics.jsonl").read_text().splitlines()
     assert len(lines) == 1
 
