@@ -1,0 +1,123 @@
+"""Shared pieces of ``camtool eval``: reading a split, checking it fits the model, batching it.
+
+Used by :mod:`camtool.evaluate` and the per-metric modules (:mod:`camtool.eval_classification`,
+:mod:`camtool.eval_localization`, :mod:`camtool.eval_faithfulness`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from PIL import Image
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset
+
+from camtool.data import ImageFolderDataset, class_names_for, collate_skip_none
+from camtool.errors import CamtoolError, ConfigError
+from camtool.runner import ModelInfo
+
+__all__ = [
+    "CROP_NOTE",
+    "SPLITS",
+    "EvalProgress",
+    "IndexedDataset",
+    "check_classes",
+    "make_loader",
+    "oom_error",
+    "split_dataset",
+]
+
+SPLITS: tuple[str, ...] = ("val", "train")
+"""Split folders ``camtool eval`` reads: ``val/`` (the test split) or all of ``train/``."""
+
+EvalProgress = Callable[[str, int, int], None]
+"""Called as ``progress(stage, done, total)``; ``stage`` is a metric group's name."""
+
+CROP_NOTE = "eval transform: shorter side resized to 1.14 * img_size, centre crop img_size"
+"""How the classification and faithfulness inputs are preprocessed (recorded in the report)."""
+
+
+def split_dataset(
+    root: Path, split: str, transform: Callable[[Image.Image], Tensor]
+) -> ImageFolderDataset:
+    """The images of ``root/<split>`` labelled with ``train/``'s class indices.
+
+    Args:
+        root: the dataset root.
+        split: ``"val"`` or ``"train"`` (the whole folder, held-out part included).
+        transform: maps an RGB image to a tensor.
+
+    Returns:
+        An :class:`~camtool.data.ImageFolderDataset`.
+
+    Raises:
+        ConfigError: an unknown split.
+        CamtoolError: the folder is missing or empty.
+    """
+    if split not in SPLITS:
+        raise ConfigError(f"unknown split {split!r}; choose {' or '.join(SPLITS)}")
+    folders = class_names_for(root, "folder")
+    mapping = {name: i for i, name in enumerate(folders)}
+    return ImageFolderDataset(root, split, transform, class_to_idx=mapping)
+
+
+def check_classes(dataset: ImageFolderDataset, info: ModelInfo) -> None:
+    """The model must have been trained on these classes, in this order."""
+    folders = dataset.classes
+    names = info.class_names
+    if len(folders) != len(names):
+        raise CamtoolError(
+            f"the model has {len(names)} classes but {dataset.root} has {len(folders)} class "
+            "folders; evaluate it on the dataset it was trained on"
+        )
+    generic = all(n == f"class_{i}" for i, n in enumerate(names))
+    readable = class_names_for(dataset.root, "imagenette")
+    if not generic and names not in (folders, readable):
+        raise CamtoolError(
+            f"the model's classes ({', '.join(names[:4])}...) are not the class folders of "
+            f"{dataset.root} ({', '.join(folders[:4])}...)"
+        )
+
+
+class IndexedDataset(Dataset[tuple[Tensor, int] | None]):
+    """Yields ``(image, sample index)`` so results can be traced back to their files."""
+
+    def __init__(self, dataset: ImageFolderDataset, indices: Sequence[int] | None = None) -> None:
+        self.dataset = dataset
+        self.indices = list(range(len(dataset))) if indices is None else list(indices)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, i: int) -> tuple[Tensor, int] | None:
+        index = self.indices[i]
+        item = self.dataset[index]
+        return None if item is None else (item[0], index)
+
+
+def make_loader(
+    ds: Dataset[Any], batch_size: int, workers: int, device: torch.device
+) -> DataLoader:
+    """An unshuffled loader that drops unreadable images (see :func:`collate_skip_none`).
+
+    Raises:
+        ConfigError: ``batch_size`` below 1.
+    """
+    if batch_size < 1:
+        raise ConfigError(f"batch_size must be at least 1, got {batch_size}")
+    return DataLoader(
+        ds,
+        batch_size=batch_size,
+        shuffle=False,
+        num_workers=workers,
+        pin_memory=device.type == "cuda",
+        collate_fn=collate_skip_none,
+    )
+
+
+def oom_error() -> CamtoolError:
+    """The error raised when the GPU runs out of memory during evaluation."""
+    return CamtoolError("out of GPU memory; try a smaller --batch-size or --device cpu")

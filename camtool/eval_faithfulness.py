@@ -1,0 +1,127 @@
+"""``camtool eval``'s faithfulness metrics: deletion / insertion AUC, Average Drop / Increase."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from camtool.data import ImageFolderDataset
+from camtool.errors import CamtoolError, ConfigError
+from camtool.eval_data import CROP_NOTE, EvalProgress, IndexedDataset, make_loader, oom_error
+from camtool.metrics import average_drop_increase, deletion_insertion_auc
+from camtool.runner import Runner
+
+__all__ = ["DEFAULT_FAITHFULNESS_IMAGES", "FAITHFULNESS_STEPS", "evaluate_faithfulness"]
+
+DEFAULT_FAITHFULNESS_IMAGES = 256
+FAITHFULNESS_STEPS = 16
+
+
+def _spread(n: int, k: int) -> list[int]:
+    """``min(n, k)`` indices spread evenly over ``range(n)``."""
+    if k >= n:
+        return list(range(n))
+    return sorted(set(np.rint(np.linspace(0, n - 1, k)).astype(int).tolist()))
+
+
+def evaluate_faithfulness(
+    runner: Runner,
+    dataset: ImageFolderDataset,
+    *,
+    max_images: int = DEFAULT_FAITHFULNESS_IMAGES,
+    batch_size: int = 64,
+    workers: int = 0,
+    steps: int = FAITHFULNESS_STEPS,
+    progress: EvalProgress | None = None,
+) -> dict[str, Any]:
+    """Deletion / insertion AUC and Average Drop / Increase in Confidence of the predicted maps.
+
+    Args:
+        runner: the model.
+        dataset: the split, with the evaluation transform.
+        max_images: most images used, spread evenly over the split.
+        batch_size: images per forward pass (perturbed copies included).
+        workers: DataLoader worker processes.
+        steps: deletion/insertion increments.
+        progress: ``progress("faithfulness", done, total)``, counted in forward-pass images.
+
+    Returns:
+        A JSON-ready dict: ``deletion_auc`` (lower is better) and ``insertion_auc`` (higher is
+        better), in [0, 1]; ``average_drop`` and ``increase_in_confidence``, in percent.
+
+    Raises:
+        ConfigError: ``max_images`` below 1.
+        CamtoolError: no image could be read, or the GPU ran out of memory.
+    """
+    if max_images < 1:
+        raise ConfigError(f"the number of faithfulness images must be at least 1, not {max_images}")
+    chosen = _spread(len(dataset), max_images)
+    per_image = 2 * (steps + 1) + 2
+    total = len(chosen) * per_image
+    device = runner.device
+
+    def model_fn(batch: Tensor) -> Tensor:
+        return runner(batch)[0]
+
+    deletion: list[Tensor] = []
+    insertion: list[Tensor] = []
+    drops: list[Tensor] = []
+    increases: list[Tensor] = []
+    skipped = base = 0
+    for images, index, n_skipped in make_loader(
+        IndexedDataset(dataset, chosen), batch_size, workers, device
+    ):
+        skipped += n_skipped
+        base += n_skipped * per_image
+        if not len(index):
+            continue
+        x = images.to(device)
+        n = x.shape[0]
+        offset = [base]
+
+        def report(done: int, _total: int, offset: list[int] = offset) -> None:
+            if progress is not None:
+                progress("faithfulness", offset[0] + done, total)
+
+        try:
+            logits, cams = runner(x)
+            target = logits.argmax(dim=1)
+            sal = cams[torch.arange(n, device=cams.device), target.to(cams.device)].float()
+            for into, mode in ((deletion, "deletion"), (insertion, "insertion")):
+                auc = deletion_insertion_auc(
+                    model_fn,
+                    x,
+                    sal,
+                    target,
+                    steps,
+                    batch_size,
+                    "deletion" if mode == "deletion" else "insertion",
+                    progress=report,
+                )
+                into.append(auc.float().cpu())
+                offset[0] += n * (steps + 1)
+            drop, inc = average_drop_increase(model_fn, x, sal, target, batch_size, progress=report)
+        except torch.cuda.OutOfMemoryError:
+            raise oom_error() from None
+        drops.append(drop.float().cpu())
+        increases.append(inc.cpu())
+        base += n * per_image
+        if progress is not None:
+            progress("faithfulness", base, total)
+    if not deletion:
+        raise CamtoolError("none of the images chosen for the faithfulness metrics could be read")
+    return {
+        "n_images": sum(len(d) for d in deletion),
+        "skipped": skipped,
+        "deletion_auc": float(torch.cat(deletion).mean()),
+        "insertion_auc": float(torch.cat(insertion).mean()),
+        "average_drop": float(torch.cat(drops).mean()),
+        "increase_in_confidence": float(torch.cat(increases).float().mean() * 100.0),
+        "steps": steps,
+        "target": "predicted class",
+        "insertion_start": "blur",
+        "preprocessing": CROP_NOTE,
+    }

@@ -1,0 +1,93 @@
+"""``camtool eval``'s figures: the confusion matrix and the grid of confident mistakes, as PNG."""
+
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from camtool.cam import heatmap
+from camtool.errors import InputError
+from camtool.imaging import load_image, preprocess
+from camtool.render import overlay
+from camtool.runner import Runner
+
+__all__ = ["confusion_png", "mistakes_png"]
+
+
+def _png(fig: Any) -> bytes:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    return buffer.getvalue()
+
+
+def confusion_png(matrix: Sequence[Sequence[int]], names: Sequence[str]) -> bytes:
+    """The confusion matrix (rows true, columns predicted) drawn with its counts, as PNG."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    cm = np.asarray(matrix, dtype=np.int64)
+    n = cm.shape[0]
+    side = min(30.0, max(5.0, 0.45 * n + 3.0))
+    fig = Figure(figsize=(side, side), dpi=100)
+    FigureCanvasAgg(fig)
+    ax = fig.subplots()
+    shown = ax.imshow(cm, cmap="Blues", interpolation="nearest")
+    fig.colorbar(shown, ax=ax, fraction=0.046, pad=0.04)
+    if n <= 60:
+        ax.set_xticks(range(n), labels=list(names), rotation=90)
+        ax.set_yticks(range(n), labels=list(names))
+    if n <= 25:
+        top = cm.max() if cm.size else 0
+        for t in range(n):
+            for p in range(n):
+                colour = "white" if top and cm[t, p] > top / 2 else "black"
+                ax.text(p, t, str(cm[t, p]), ha="center", va="center", color=colour, fontsize=8)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title("Confusion matrix")
+    fig.tight_layout()
+    return _png(fig)
+
+
+def mistakes_png(
+    runner: Runner, mistakes: Sequence[dict[str, Any]], alpha: float, colormap: str
+) -> bytes | None:
+    """A grid of the mistakes' images, each overlaid with the map of the class predicted."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    info = runner.info
+    panels: list[tuple[Image.Image, str]] = []
+    for m in mistakes:
+        try:
+            image = load_image(Path(m["path"]))
+        except InputError:
+            continue
+        tensor = preprocess(image, info.img_size, info.mean, info.std)
+        _, cams = runner(tensor[None])
+        cls = info.class_names.index(m["predicted"])
+        image.thumbnail((256, 256))
+        heat = heatmap(cams[0, cls].float().cpu(), (image.height, image.width))
+        title = f"true: {m['true']}\npred: {m['predicted']} ({m['prob']:.2f})"
+        panels.append((overlay(image, heat, alpha, colormap), title))
+    if not panels:
+        return None
+    cols = min(4, len(panels))
+    rows = math.ceil(len(panels) / cols)
+    fig = Figure(figsize=(3.2 * cols, 3.5 * rows), dpi=100)
+    FigureCanvasAgg(fig)
+    axes = np.atleast_1d(fig.subplots(rows, cols)).ravel()
+    for ax in axes:
+        ax.axis("off")
+    for ax, (picture, title) in zip(axes, panels, strict=False):
+        ax.imshow(np.asarray(picture))
+        ax.set_title(title, fontsize=9)
+    fig.suptitle("Most confident mistakes (map of the predicted class)")
+    fig.tight_layout()
+    return _png(fig)

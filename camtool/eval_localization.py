@@ -1,0 +1,250 @@
+"""``camtool eval``'s localization metrics, computed on uncropped inputs.
+
+Boxes are in the pixels of the original image, and a centre crop would cut part of it away, so
+these images are fed as ``camtool cam`` feeds them: no crop, shorter side resized to ``img_size``.
+The map is bilinearly upsampled to the original size and compared there with the boxes. Images
+of the same resized size are batched together.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from PIL import Image
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset
+
+from camtool.boxes import GroundTruth, GtBox, fit_boxes, load_boxes
+from camtool.cam import heatmap
+from camtool.data import ImageFolderDataset, build_transforms, find_dataset_root
+from camtool.errors import CamtoolError, ConfigError, InputError
+from camtool.eval_data import EvalProgress, check_classes, oom_error, split_dataset
+from camtool.imaging import load_image, preprocess, resized_size
+from camtool.metrics import LocalizationAccumulator
+from camtool.runner import ModelInfo, Runner
+
+__all__ = [
+    "CAM_THRESHOLD",
+    "LOC_IOU",
+    "LocItem",
+    "evaluate_localization",
+    "localization_dict",
+    "localization_items",
+    "run_localization",
+]
+
+CAM_THRESHOLD = 0.2
+LOC_IOU = 0.5
+
+_NO_CROP_NOTE = (
+    "no crop: shorter side resized to img_size, maps upsampled to the original image, "
+    "boxes compared in original pixels"
+)
+
+
+@dataclass(frozen=True)
+class LocItem:
+    """One image of the split that has ground-truth boxes, with its class index."""
+
+    path: Path
+    label: int
+    boxes: list[GtBox]
+
+
+class _NoCrop(Dataset[tuple[Tensor, int, int, int] | None]):
+    """Yields ``(uncropped input, item index, width, height)``, or ``None`` if unreadable."""
+
+    def __init__(self, items: Sequence[LocItem], info: ModelInfo, max_pixels: int | None) -> None:
+        self.items = list(items)
+        self.info = info
+        self.max_pixels = max_pixels
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> tuple[Tensor, int, int, int] | None:
+        try:
+            image = load_image(self.items[i].path, self.max_pixels)
+        except InputError:
+            return None
+        tensor = preprocess(image, self.info.img_size, self.info.mean, self.info.std)
+        return tensor, i, image.width, image.height
+
+
+def _collate_list(batch: Sequence[Any]) -> tuple[list[Any], int]:
+    kept = [item for item in batch if item is not None]
+    return kept, len(batch) - len(kept)
+
+
+def _upright_size(path: Path) -> tuple[int, int] | None:
+    """The (width, height) an image has once turned upright, read from its header only."""
+    try:
+        with Image.open(path) as image:
+            width, height = image.size
+            orientation = image.getexif().get(0x0112, 1)
+    except Exception:  # unreadable files are found and counted when they are loaded
+        return None
+    return (height, width) if orientation in (5, 6, 7, 8) else (width, height)
+
+
+def _size_batches(items: Sequence[LocItem], img_size: int, batch_size: int) -> list[list[int]]:
+    """Indices grouped by the size their uncropped input will have, then cut into batches."""
+    groups: dict[tuple[int, int], list[int]] = {}
+    for i, item in enumerate(items):
+        size = _upright_size(item.path)
+        key = resized_size(*size, img_size) if size is not None else (0, 0)
+        groups.setdefault(key, []).append(i)
+    return [
+        members[lo : lo + batch_size]
+        for members in groups.values()
+        for lo in range(0, len(members), batch_size)
+    ]
+
+
+def localization_items(gt: GroundTruth, dataset: ImageFolderDataset) -> tuple[list[LocItem], int]:
+    """The split's images that have boxes, and how many have none."""
+    paths = [path for path, _ in dataset.samples]
+    matched = gt.match(paths)
+    items = [
+        LocItem(path, label, boxes)
+        for (path, label), boxes in zip(dataset.samples, matched, strict=True)
+        if boxes is not None
+    ]
+    return items, len(paths) - len(items)
+
+
+def run_localization(
+    runner: Runner,
+    items: Sequence[LocItem],
+    *,
+    batch_size: int,
+    workers: int,
+    max_pixels: int | None,
+    progress: EvalProgress | None,
+) -> tuple[LocalizationAccumulator, int]:
+    """Feed ``items`` uncropped through the model; return the accumulator and the skip count.
+
+    Raises:
+        ConfigError: ``batch_size`` below 1.
+        CamtoolError: the GPU ran out of memory.
+    """
+    if batch_size < 1:
+        raise ConfigError(f"batch_size must be at least 1, got {batch_size}")
+    info = runner.info
+    loader = DataLoader(
+        _NoCrop(items, info, max_pixels),
+        batch_sampler=_size_batches(items, info.img_size, batch_size),
+        num_workers=workers,
+        collate_fn=_collate_list,
+    )
+    acc = LocalizationAccumulator(cam_threshold=CAM_THRESHOLD, loc_iou=LOC_IOU)
+    skipped = done = 0
+    for kept, n_skipped in loader:
+        skipped += n_skipped
+        done += len(kept) + n_skipped
+        by_shape: dict[tuple[int, ...], list[tuple[Tensor, int, int, int]]] = {}
+        for entry in kept:
+            by_shape.setdefault(tuple(entry[0].shape), []).append(entry)
+        for group in by_shape.values():
+            chosen = [items[i] for _, i, _, _ in group]
+            labels = torch.tensor([item.label for item in chosen])
+            try:
+                logits, cams = runner(torch.stack([t for t, _, _, _ in group]))
+            except torch.cuda.OutOfMemoryError:
+                raise oom_error() from None
+            right = logits.argmax(dim=1).cpu() == labels
+            gt_maps = cams[torch.arange(len(group)), labels.to(cams.device)].float().cpu()
+            heats = [heatmap(gt_maps[j], (h, w)) for j, (_, _, w, h) in enumerate(group)]
+            boxes = [
+                fit_boxes(item.boxes, item.path, w, h)
+                for item, (_, _, w, h) in zip(chosen, group, strict=True)
+            ]
+            acc.update(heats, right, boxes)
+        if progress is not None:
+            progress("localization", done, len(items))
+    return acc, skipped
+
+
+def localization_dict(
+    acc: LocalizationAccumulator, gt: GroundTruth, skipped: int, without: int
+) -> dict[str, Any]:
+    """The JSON-ready localization results (see :func:`evaluate_localization`).
+
+    Raises:
+        CamtoolError: no image with boxes could be read.
+    """
+    if acc.n_images == 0:
+        raise CamtoolError("none of the images with boxes could be read")
+    res = acc.compute()
+    return {
+        "n_images": res["n_images"],
+        "skipped": skipped,
+        "n_without_boxes": without,
+        "boxes": str(gt.source),
+        "top1_loc": res["top1_loc"],
+        "gt_known_loc": res["gt_known_loc"],
+        "maxboxacc_v2": res["maxboxacc_v2"],
+        "maxboxacc_by_iou": {f"{d:g}": v for d, v in res["maxboxacc_by_iou"].items()},
+        "best_threshold_by_iou": {f"{d:g}": v for d, v in res["best_threshold_by_iou"].items()},
+        "cam_threshold": CAM_THRESHOLD,
+        "iou": LOC_IOU,
+        "preprocessing": _NO_CROP_NOTE,
+    }
+
+
+def evaluate_localization(
+    runner: Runner,
+    root: Path,
+    split: str = "val",
+    boxes: GroundTruth | Path | None = None,
+    batch_size: int = 64,
+    *,
+    workers: int = 0,
+    max_pixels: int | None = None,
+    progress: EvalProgress | None = None,
+) -> dict[str, Any]:
+    """Box localization of a model's maps on one split of a dataset (what ``camtool demo`` uses).
+
+    Args:
+        runner: the model.
+        root: the dataset root (holding ``train/`` and the split).
+        split: ``"val"`` or ``"train"``.
+        boxes: boxes already read, a box file or folder, or ``None`` for ``<root>/boxes.csv``.
+        batch_size: most images per forward pass (images of one size are batched together).
+        workers: DataLoader worker processes.
+        max_pixels: refuse larger images before decoding them.
+        progress: ``progress("localization", done, total)`` after each batch.
+
+    Returns:
+        A JSON-ready dict: ``top1_loc``, ``gt_known_loc``, ``maxboxacc_v2`` (fractions in
+        [0, 1]), ``maxboxacc_by_iou`` and ``best_threshold_by_iou`` (keyed ``"0.3"`` ...),
+        ``n_images`` (images with boxes that were evaluated), ``n_without_boxes``, ``skipped``.
+
+    Raises:
+        InputError: no box file, a malformed one, or boxes matching no image of the split.
+        CamtoolError: the dataset does not fit the model.
+    """
+    info = runner.info
+    root = find_dataset_root(Path(root))
+    dataset = split_dataset(
+        root, split, build_transforms(info.img_size, False, info.mean, info.std)
+    )
+    check_classes(dataset, info)
+    gt = boxes if isinstance(boxes, GroundTruth) else load_boxes(boxes, root)
+    if gt is None:
+        raise InputError(f"no boxes for localization: {root} has no boxes.csv; give --boxes")
+    items, without = localization_items(gt, dataset)
+    with torch.inference_mode():
+        acc, skipped = run_localization(
+            runner,
+            items,
+            batch_size=batch_size,
+            workers=workers,
+            max_pixels=max_pixels,
+            progress=progress,
+        )
+    return localization_dict(acc, gt, skipped, without)
