@@ -38,24 +38,19 @@ reports progress and writes files.
 from __future__ import annotations
 
 import contextlib
-import json
 import math
-import os
-import random
 import signal
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field
-from itertools import islice
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.utils.data import DataLoader, Dataset, Sampler, Subset
+from torch.utils.data import DataLoader, Subset
 from torch.utils.data.distributed import DistributedSampler
 
 from camtool.cam_job import SETTINGS_FILE, write_settings
@@ -63,10 +58,27 @@ from camtool.checkpoint import IMAGENET_MEAN, IMAGENET_STD, load_checkpoint, sav
 from camtool.choices import Optimizer, Scheduler
 from camtool.data import DEFAULT_CROP_SCALE, make_loader, make_splits
 from camtool.device import resolve_device
+from camtool.distributed import DistContext, all_reduce, barrier, dist_from_env, process_group
 from camtool.errors import EXIT_INTERRUPTED, CamtoolError, ConfigError
-from camtool.fsutil import atomic_write_bytes, atomic_write_text
+from camtool.fsutil import atomic_write_bytes
 from camtool.model import CAMNet, build_model
+from camtool.reproducibility import (
+    EpochSampler,
+    SeededItems,
+    rng_state,
+    seed_everything,
+    set_rng_state,
+)
 from camtool.settings import Settings, TrainingSettings, load_settings
+from camtool.train_logs import curves_png, write_metrics
+from camtool.train_types import (
+    BatchProgress,
+    EpochMetrics,
+    SilentObserver,
+    TrainObserver,
+    TrainPlan,
+    TrainResult,
+)
 
 __all__ = [
     "BEST_FILE",
@@ -100,223 +112,16 @@ PLATEAU_PATIENCE = 2
 
 _STATE_VERSION = 1
 
+# The former private names of what moved to camtool.reproducibility (the tests use them).
+_rng_state = rng_state
+_set_rng_state = set_rng_state
+_EpochSampler = EpochSampler
+_SeededItems = SeededItems
+
 
 def epoch_file(epoch: int) -> str:
     """The name of the numbered checkpoint written after ``epoch``: ``epoch_003.pt``."""
     return f"epoch_{epoch:03d}.pt"
-
-
-# --------------------------------------------------------------------------------------------
-# What the loop reports
-
-
-@dataclass
-class EpochMetrics:
-    """One finished epoch, as written to ``metrics.jsonl``.
-
-    Attributes:
-        epoch: 1-based epoch number.
-        train_loss: mean cross-entropy over the epoch's training images.
-        train_acc: training accuracy (on augmented images, while the weights changed).
-        val_loss: mean cross-entropy on the held-out images.
-        val_acc: accuracy on the held-out images.
-        lr: learning rate used during the epoch.
-        seconds: wall time of the epoch (training and validation).
-        images_per_s: training images per second (training phase only, all processes).
-        skipped: unreadable images met during the epoch (training and validation).
-    """
-
-    epoch: int
-    train_loss: float
-    train_acc: float
-    val_loss: float
-    val_acc: float
-    lr: float
-    seconds: float
-    images_per_s: float
-    skipped: int
-
-
-@dataclass
-class BatchProgress:
-    """Running figures of the epoch in progress (this process's share of the data).
-
-    Attributes:
-        epoch: 1-based epoch number.
-        batch: batches done in this epoch.
-        num_batches: batches in this epoch.
-        loss: mean training loss so far in this epoch.
-        acc: training accuracy so far in this epoch.
-        images_per_s: training images per second so far in this epoch.
-    """
-
-    epoch: int
-    batch: int
-    num_batches: int
-    loss: float
-    acc: float
-    images_per_s: float
-
-
-@dataclass
-class TrainPlan:
-    """What is about to run, told to :meth:`TrainObserver.on_start`.
-
-    Attributes:
-        num_epochs: the last epoch to run.
-        start_epoch: the first epoch to run (1 unless resuming).
-        batches_per_epoch: training batches per epoch (per process).
-        train_images: images used for fitting (all processes).
-        val_images: held-out images used for model selection.
-        class_names: the classes, in label order.
-        arch: the network.
-        device: where it runs.
-        precision: ``fp32``, ``bf16`` or ``fp16``.
-        world_size: processes training together.
-        checkpoint_dir: where files go.
-        resumed_from: the checkpoint resumed, if any.
-    """
-
-    num_epochs: int
-    start_epoch: int
-    batches_per_epoch: int
-    train_images: int
-    val_images: int
-    class_names: list[str]
-    arch: str
-    device: str
-    precision: str
-    world_size: int
-    checkpoint_dir: Path
-    resumed_from: Path | None = None
-
-
-class TrainObserver(Protocol):
-    """Progress callbacks of :func:`train` (see :class:`SilentObserver` for a base to extend).
-
-    Only the main process (rank 0) calls them. Raising :class:`KeyboardInterrupt` from one is
-    the same as pressing Ctrl-C.
-    """
-
-    def on_start(self, plan: TrainPlan) -> None:
-        """Training is about to start."""
-
-    def on_epoch_start(self, epoch: int, num_batches: int, done_batches: int) -> None:
-        """Epoch ``epoch`` starts; ``done_batches`` of ``num_batches`` were done before a resume."""
-
-    def on_batch(self, progress: BatchProgress) -> None:
-        """Called every ``training.log_every`` batches and after the epoch's last batch."""
-
-    def on_validate(self, epoch: int) -> None:
-        """Training batches of ``epoch`` are done; held-out evaluation starts."""
-
-    def on_epoch_end(self, metrics: EpochMetrics) -> None:
-        """An epoch is finished and its checkpoints are written."""
-
-
-class SilentObserver:
-    """A :class:`TrainObserver` that ignores everything; subclass it to watch some events."""
-
-    def on_start(self, plan: TrainPlan) -> None:
-        """Ignored."""
-
-    def on_epoch_start(self, epoch: int, num_batches: int, done_batches: int) -> None:
-        """Ignored."""
-
-    def on_batch(self, progress: BatchProgress) -> None:
-        """Ignored."""
-
-    def on_validate(self, epoch: int) -> None:
-        """Ignored."""
-
-    def on_epoch_end(self, metrics: EpochMetrics) -> None:
-        """Ignored."""
-
-
-@dataclass
-class TrainResult:
-    """What :func:`train` did.
-
-    Attributes:
-        best_val_acc: the best held-out accuracy (``best.pt``).
-        best_epoch: the epoch it was reached.
-        epochs_run: epochs finished in total (including those before a resume).
-        num_epochs: the epoch budget.
-        stopped_early: early stopping ended the run.
-        seconds: wall time of this call.
-        history: every finished epoch.
-        checkpoint_dir: where the files are.
-        best_checkpoint: ``best.pt`` (``None`` if no epoch finished).
-        last_checkpoint: ``last.pt`` (``None`` if no epoch finished).
-        numbered_checkpoints: the ``epoch_NNN.pt`` files.
-        metrics_file: ``metrics.jsonl``.
-        curves_file: ``curves.png``.
-        settings_file: ``camtool-settings.toml``.
-        class_names: the classes.
-        device: where it ran.
-        precision: ``fp32``, ``bf16`` or ``fp16``.
-        world_size: processes that trained together.
-        rank: this process's rank; only rank 0 wrote files.
-        resumed_from: the checkpoint resumed, if any.
-    """
-
-    best_val_acc: float
-    best_epoch: int
-    epochs_run: int
-    num_epochs: int
-    stopped_early: bool
-    seconds: float
-    history: list[EpochMetrics]
-    checkpoint_dir: Path
-    best_checkpoint: Path | None
-    last_checkpoint: Path | None
-    numbered_checkpoints: list[Path]
-    metrics_file: Path
-    curves_file: Path
-    settings_file: Path
-    class_names: list[str]
-    device: str
-    precision: str
-    world_size: int = 1
-    rank: int = 0
-    resumed_from: Path | None = None
-
-    @property
-    def is_main(self) -> bool:
-        """This process is rank 0 (the one that reports and writes)."""
-        return self.rank == 0
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready summary (paths as strings)."""
-        final = asdict(self.history[-1]) if self.history else None
-        return {
-            "best_val_acc": self.best_val_acc,
-            "best_epoch": self.best_epoch,
-            "epochs_run": self.epochs_run,
-            "num_epochs": self.num_epochs,
-            "stopped_early": self.stopped_early,
-            "seconds": round(self.seconds, 3),
-            "final": final,
-            "checkpoint_dir": str(self.checkpoint_dir),
-            "checkpoints": {
-                "best": _str_or_none(self.best_checkpoint),
-                "last": _str_or_none(self.last_checkpoint),
-                "numbered": [str(p) for p in self.numbered_checkpoints],
-            },
-            "metrics_file": str(self.metrics_file),
-            "curves_file": str(self.curves_file),
-            "settings_file": str(self.settings_file),
-            "class_names": list(self.class_names),
-            "device": self.device,
-            "precision": self.precision,
-            "world_size": self.world_size,
-            "resumed_from": _str_or_none(self.resumed_from),
-            "history": [asdict(m) for m in self.history],
-        }
-
-
-def _str_or_none(path: Path | None) -> str | None:
-    return None if path is None else str(path)
 
 
 # --------------------------------------------------------------------------------------------
@@ -447,121 +252,7 @@ def _precision_name(dtype: torch.dtype | None) -> str:
 
 
 # --------------------------------------------------------------------------------------------
-# Reproducible data order and augmentation
-
-
-def _item_seed(seed: int, epoch: int, index: int) -> int:
-    """A 63-bit seed for one image in one epoch (a fixed mix, the same in every process)."""
-    return ((seed * 1_000_003 + epoch) * 1_000_000_007 + index) % (2**63 - 1)
-
-
-class _SeededItems(Dataset[Any]):
-    """Fetch ``(epoch, index)`` keys with torch's generator seeded from ``(seed, epoch, index)``.
-
-    The augmentation of an image then depends only on those three numbers. In the main process
-    (no loader workers) the generator's previous state is put back after each item.
-    """
-
-    def __init__(self, base: Dataset[Any], seed: int) -> None:
-        self.base = base
-        self.seed = seed
-
-    def __len__(self) -> int:
-        return len(self.base)  # type: ignore[arg-type]
-
-    def __getitem__(self, key: tuple[int, int]) -> Any:
-        epoch, index = key
-        generator = torch.random.default_generator
-        in_worker = torch.utils.data.get_worker_info() is not None
-        saved = None if in_worker else generator.get_state()
-        generator.manual_seed(_item_seed(self.seed, epoch, index))
-        try:
-            return self.base[index]
-        finally:
-            if saved is not None:
-                generator.set_state(saved)
-
-
-class _EpochSampler(Sampler[tuple[int, int]]):
-    """Yield ``(epoch, index)`` keys of one epoch, in the order of a ``DistributedSampler``.
-
-    Only whole batches are kept (unless there is less than one), and the first ``skip`` keys
-    can be left out to continue an epoch that was interrupted.
-    """
-
-    def __init__(self, inner: DistributedSampler[Any], batch_size: int) -> None:
-        self.inner = inner
-        self.batch_size = batch_size
-        self.epoch = 0
-        self.skip = 0
-
-    def set_epoch(self, epoch: int, skip: int = 0) -> None:
-        """Select epoch ``epoch`` (1-based) and how many of its keys were done already."""
-        self.epoch = epoch
-        self.skip = skip
-        self.inner.set_epoch(epoch)
-
-    def epoch_length(self) -> int:
-        """Keys in a whole epoch (per process)."""
-        total = len(self.inner)
-        return total if total < self.batch_size else total - total % self.batch_size
-
-    def __len__(self) -> int:
-        return max(0, self.epoch_length() - self.skip)
-
-    def __iter__(self) -> Iterator[tuple[int, int]]:
-        for index in islice(iter(self.inner), self.skip, self.epoch_length()):
-            yield self.epoch, int(index)
-
-
-# --------------------------------------------------------------------------------------------
-# Random states, checkpoint state
-
-
-def _rng_state() -> dict[str, Any]:
-    """Every global random state, as plain tensors, lists and numbers (``weights_only``-safe)."""
-    version, internal, gauss = random.getstate()
-    kind, keys, pos, has_gauss, cached = np.random.get_state(legacy=True)  # type: ignore[misc]
-    state: dict[str, Any] = {
-        "torch": torch.get_rng_state(),
-        "python": {"version": int(version), "internal": [int(v) for v in internal], "gauss": gauss},
-        "numpy": {
-            "kind": str(kind),
-            "keys": [int(k) for k in keys],
-            "pos": int(pos),
-            "has_gauss": int(has_gauss),
-            "cached_gaussian": float(cached),
-        },
-    }
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def _set_rng_state(state: Mapping[str, Any]) -> None:
-    """Put back what :func:`_rng_state` saved (the CUDA part only where CUDA is in use)."""
-    torch.set_rng_state(state["torch"])
-    py = state["python"]
-    random.setstate((py["version"], tuple(py["internal"]), py["gauss"]))
-    npy = state["numpy"]
-    np.random.set_state(
-        (
-            npy["kind"],
-            np.asarray(npy["keys"], dtype=np.uint32),
-            npy["pos"],
-            npy["has_gauss"],
-            npy["cached_gaussian"],
-        )
-    )
-    cuda = state.get("cuda")
-    if cuda is not None and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
-        torch.cuda.set_rng_state_all(cuda)
-
-
-def _seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
+# Checkpoint state
 
 
 def _empty_partial() -> dict[str, float]:
@@ -617,77 +308,6 @@ class _State:
 
 
 # --------------------------------------------------------------------------------------------
-# Processes
-
-
-@dataclass(frozen=True)
-class _Dist:
-    world_size: int = 1
-    rank: int = 0
-    local_rank: int = 0
-
-    @property
-    def enabled(self) -> bool:
-        return self.world_size > 1
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
-
-
-def _dist_from_env() -> _Dist:
-    """Read torchrun's ``WORLD_SIZE``, ``RANK`` and ``LOCAL_RANK`` (absent: one process)."""
-    try:
-        world = int(os.environ.get("WORLD_SIZE", "1"))
-        rank = int(os.environ.get("RANK", "0"))
-        local = int(os.environ.get("LOCAL_RANK", str(rank)))
-    except ValueError:
-        raise ConfigError("WORLD_SIZE, RANK and LOCAL_RANK must be whole numbers") from None
-    if world < 1 or not 0 <= rank < world or local < 0:
-        raise ConfigError(f"bad distributed environment: WORLD_SIZE={world} RANK={rank}")
-    return _Dist(world, rank, local)
-
-
-@contextlib.contextmanager
-def _process_group(ctx: _Dist, device: torch.device) -> Iterator[None]:
-    """Start the process group if this is a distributed run and nobody started it yet."""
-    if not ctx.enabled:
-        yield
-        return
-    import torch.distributed as dist
-
-    if not dist.is_available():
-        raise CamtoolError(
-            "this PyTorch build cannot train distributed (torch.distributed missing)"
-        )
-    if device.type == "mps":
-        raise CamtoolError("distributed training runs on CUDA or the CPU, not on MPS")
-    owned = not dist.is_initialized()
-    if owned:
-        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
-    try:
-        yield
-    finally:
-        if owned and dist.is_initialized():
-            dist.destroy_process_group()
-
-
-def _all_reduce(tensor: Tensor, ctx: _Dist) -> Tensor:
-    if ctx.enabled:
-        import torch.distributed as dist
-
-        dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
-    return tensor
-
-
-def _barrier(ctx: _Dist) -> None:
-    if ctx.enabled:
-        import torch.distributed as dist
-
-        dist.barrier()
-
-
-# --------------------------------------------------------------------------------------------
 # Settings on resume
 
 
@@ -725,38 +345,6 @@ def _resume_path(resume: Path | bool | None, checkpoint_dir: Path) -> Path | Non
 # Output files
 
 
-def _write_metrics(path: Path, history: Sequence[Mapping[str, Any]]) -> None:
-    lines = "".join(json.dumps(dict(h), allow_nan=True) + "\n" for h in history)
-    atomic_write_text(path, lines)
-
-
-def _curves_png(history: Sequence[Mapping[str, Any]]) -> bytes:
-    """Loss and accuracy per epoch, train and held-out, as PNG bytes (no pyplot)."""
-    import io
-
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-    from matplotlib.ticker import MaxNLocator
-
-    epochs = [int(h["epoch"]) for h in history]
-    fig = Figure(figsize=(10, 4), dpi=100)
-    FigureCanvasAgg(fig)
-    loss_ax, acc_ax = fig.subplots(1, 2)
-    for ax, key, title in ((loss_ax, "loss", "Loss"), (acc_ax, "acc", "Accuracy")):
-        ax.plot(epochs, [h[f"train_{key}"] for h in history], "o-", label="train")
-        ax.plot(epochs, [h[f"val_{key}"] for h in history], "o-", label="val (held out)")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set_title(title)
-        ax.set_xlabel("epoch")
-        ax.grid(alpha=0.3)
-        ax.legend()
-    acc_ax.set_ylim(0, 1.02)
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png")
-    return buffer.getvalue()
-
-
 _OUR_FILES = (LAST_FILE, BEST_FILE, METRICS_FILE, CURVES_FILE)
 
 
@@ -787,7 +375,7 @@ class _Trainer:
     def __init__(
         self,
         settings: Settings,
-        ctx: _Dist,
+        ctx: DistContext,
         device: torch.device,
         observer: TrainObserver,
         resume: Path | None,
@@ -843,10 +431,10 @@ class _Trainer:
             seed=seed,
             drop_last=False,
         )
-        self.sampler = _EpochSampler(inner, self.cfg.batch_size)
+        self.sampler = EpochSampler(inner, self.cfg.batch_size)
         self.train_images = len(splits.train)  # type: ignore[arg-type]
         self.train_loader = make_loader(
-            _SeededItems(splits.train, seed),
+            SeededItems(splits.train, seed),
             self.cfg.batch_size,
             shuffle=False,
             workers=self.cfg.workers,
@@ -863,7 +451,7 @@ class _Trainer:
 
     def _build_model(self, payload: Any) -> None:
         spec = self.settings.model
-        _seed_everything(self.cfg.seed)
+        seed_everything(self.cfg.seed)
         if payload is None:
             model = build_model(
                 spec.arch,
@@ -913,7 +501,7 @@ class _Trainer:
                 self.scaler.load_state_dict(training["scaler"])
             self.state = _State.from_dict(training)
             self.state.stopped_early = self._early_stop_due()
-            _set_rng_state(training["rng"])
+            set_rng_state(training["rng"])
         except (KeyError, TypeError, ValueError, RuntimeError) as exc:
             raise CamtoolError(
                 f"cannot resume from {self.resumed_from}: its training state does not fit "
@@ -930,7 +518,7 @@ class _Trainer:
                 "optimizer": self.optimizer.state_dict(),
                 "scheduler": self.scheduler.state_dict(),
                 "scaler": None if self.scaler is None else self.scaler.state_dict(),
-                "rng": _rng_state(),
+                "rng": rng_state(),
                 "world_size": self.ctx.world_size,
             }
         )
@@ -949,15 +537,15 @@ class _Trainer:
         )
 
     def _write_logs(self) -> None:
-        _write_metrics(self.directory / METRICS_FILE, self.state.history)
+        write_metrics(self.directory / METRICS_FILE, self.state.history)
         if self.state.history:
-            atomic_write_bytes(self.directory / CURVES_FILE, _curves_png(self.state.history))
+            atomic_write_bytes(self.directory / CURVES_FILE, curves_png(self.state.history))
 
     # -- running -----------------------------------------------------------------------------
 
     def run(self) -> None:
         """Train until the epoch budget is spent or early stopping fires."""
-        _barrier(self.ctx)  # every process has checked the folder before rank 0 writes to it
+        barrier(self.ctx)  # every process has checked the folder before rank 0 writes to it
         if self.ctx.main:
             self.directory.mkdir(parents=True, exist_ok=True)
             write_settings(self.directory, self.settings)
@@ -1133,7 +721,7 @@ class _Trainer:
             dtype=torch.float64,
             device=self.device,
         )
-        both = _all_reduce(torch.cat([train, val]), self.ctx).tolist()
+        both = all_reduce(torch.cat([train, val]), self.ctx).tolist()
         t_loss, t_correct, t_count, t_skipped, v_loss, v_correct, v_count, v_skipped = both
         if v_count == 0:
             raise CamtoolError("no readable held-out image: cannot validate; check the dataset")
@@ -1264,12 +852,12 @@ def train(
     if path is not None:
         payload = load_checkpoint(path)
         settings = _resume_settings(settings, payload.settings, path)
-    ctx = _dist_from_env()
+    ctx = dist_from_env()
     device = resolve_device(settings.training.device.value)
     if device.type == "cuda" and ctx.enabled:
         device = torch.device("cuda", ctx.local_rank % max(torch.cuda.device_count(), 1))
         torch.cuda.set_device(device)
-    with _process_group(ctx, device):
+    with process_group(ctx, device):
         try:
             trainer = _Trainer(
                 settings,

@@ -1,0 +1,99 @@
+"""Distributed training helpers for ``torchrun``: environment, process group, collectives.
+
+Under ``torchrun --nproc_per_node N`` (``WORLD_SIZE``/``RANK``/``LOCAL_RANK`` set) the process
+group is started with NCCL on CUDA and Gloo on the CPU; without those variables everything here
+is a no-op for a single process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from camtool.errors import CamtoolError, ConfigError
+
+__all__ = ["DistContext", "all_reduce", "barrier", "dist_from_env", "process_group"]
+
+
+@dataclass(frozen=True)
+class DistContext:
+    """Where this process stands in a (possibly one-process) training run.
+
+    Attributes:
+        world_size: processes training together.
+        rank: this process's global rank (0 reports and writes files).
+        local_rank: this process's rank on its machine (picks the GPU).
+    """
+
+    world_size: int = 1
+    rank: int = 0
+    local_rank: int = 0
+
+    @property
+    def enabled(self) -> bool:
+        """More than one process trains together."""
+        return self.world_size > 1
+
+    @property
+    def main(self) -> bool:
+        """This process is rank 0."""
+        return self.rank == 0
+
+
+def dist_from_env() -> DistContext:
+    """Read torchrun's ``WORLD_SIZE``, ``RANK`` and ``LOCAL_RANK`` (absent: one process)."""
+    try:
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        rank = int(os.environ.get("RANK", "0"))
+        local = int(os.environ.get("LOCAL_RANK", str(rank)))
+    except ValueError:
+        raise ConfigError("WORLD_SIZE, RANK and LOCAL_RANK must be whole numbers") from None
+    if world < 1 or not 0 <= rank < world or local < 0:
+        raise ConfigError(f"bad distributed environment: WORLD_SIZE={world} RANK={rank}")
+    return DistContext(world, rank, local)
+
+
+@contextlib.contextmanager
+def process_group(ctx: DistContext, device: torch.device) -> Iterator[None]:
+    """Start the process group if this is a distributed run and nobody started it yet."""
+    if not ctx.enabled:
+        yield
+        return
+    import torch.distributed as dist
+
+    if not dist.is_available():
+        raise CamtoolError(
+            "this PyTorch build cannot train distributed (torch.distributed missing)"
+        )
+    if device.type == "mps":
+        raise CamtoolError("distributed training runs on CUDA or the CPU, not on MPS")
+    owned = not dist.is_initialized()
+    if owned:
+        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+    try:
+        yield
+    finally:
+        if owned and dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def all_reduce(tensor: Tensor, ctx: DistContext) -> Tensor:
+    """Sum ``tensor`` over all processes, in place, and return it (as is with one process)."""
+    if ctx.enabled:
+        import torch.distributed as dist
+
+        dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+    return tensor
+
+
+def barrier(ctx: DistContext) -> None:
+    """Wait until every process gets here (nothing to wait for with one process)."""
+    if ctx.enabled:
+        import torch.distributed as dist
+
+        dist.barrier()
