@@ -32,15 +32,29 @@ def test_version_and_help() -> None:
     assert result.exit_code == 0 and "--overlay-only" in result.stdout
 
 
-def test_help_does_not_import_torch() -> None:
+@pytest.mark.parametrize(
+    ("command", "option"),
+    [
+        ("cam", "--overlay-only"),
+        ("batch-cam", "--shard"),
+        ("train", "--resume-from"),
+        ("eval", "--faithfulness-images"),
+        ("export", "--opset"),
+        ("download", "--archive"),
+        ("demo", "--output-dir"),
+        ("config", "--config"),
+    ],
+)
+def test_help_does_not_import_heavy_modules(command: str, option: str) -> None:
     code = (
         "import sys\nfrom camtool.cli import app\n"
-        "try:\n    app(['cam', '--help'])\nexcept SystemExit:\n    pass\n"
-        "heavy = [m for m in ('torch', 'torchvision', 'matplotlib', 'pydantic_settings')"
-        " if m in sys.modules]\nprint('HEAVY', heavy)\n"
+        f"try:\n    app([{command!r}, '--help'])\nexcept SystemExit:\n    pass\n"
+        "heavy = ['torch', 'torchvision', 'matplotlib', 'onnx', 'onnxruntime',"
+        " 'pydantic_settings']\n"
+        "print('HEAVY', [m for m in heavy if m in sys.modules])\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert "HEAVY []" in out.stdout
+    assert option in out.stdout and "HEAVY []" in out.stdout
 
 
 def test_json_document_with_figure(in_tmp: Path, tiny_checkpoint: Path) -> None:
