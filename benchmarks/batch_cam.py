@@ -5,7 +5,7 @@ img_size 160) it measures, each in a fresh subprocess:
 
 * **floor** -- decode + preprocess in DataLoader workers, batch, forward (logits only): no CAM,
   no drawing, no writing. The best a batch tool could do on this machine.
-* **batch** -- :func:`camtool.batch.run_batch` end to end: CAMs, overlays (JPEG), peak and box,
+* **batch** -- :func:`camtool.batch.pipeline.run_batch` end to end: CAMs, overlays (JPEG), peak and box,
   manifest, CSV and gallery.
 
 Both use the same workers, batch size and model, and warm the model up on one batch first. It
@@ -72,8 +72,8 @@ def make_photos(folder: Path, count: int, seed: int = 0) -> None:
 def _model(workdir: Path) -> Path:
     import torch
 
-    from camtool.checkpoint import save_checkpoint
-    from camtool.model import CAMNet
+    from camtool.core.checkpoint import save_checkpoint
+    from camtool.core.model import CAMNet
 
     path = workdir / "resnet18_10.pt"
     if not path.exists():
@@ -86,7 +86,7 @@ def _model(workdir: Path) -> Path:
 def _runner(model: Path, channels_last: bool) -> Any:
     import torch
 
-    from camtool.runner import open_runner
+    from camtool.core.runner import open_runner
 
     runner: Any = open_runner(model, torch.device("cpu"))
     if channels_last:
@@ -98,7 +98,7 @@ def _runner(model: Path, channels_last: bool) -> Any:
 def _warm_up(runner: Any, batch_size: int) -> None:
     import torch
 
-    from camtool.cam import explain_batch
+    from camtool.core.maps import explain_batch
 
     explain_batch(runner, torch.zeros(batch_size, 3, 160, 213))
 
@@ -107,8 +107,8 @@ def _floor(folder: Path, runner: Any, workers: int, batch_size: int) -> int:
     """Decode, preprocess and forward every image (logits only); return how many."""
     import torch
 
-    from camtool.batch import _as_is, _ImageFiles
-    from camtool.imaging import IMAGE_SUFFIXES
+    from camtool.batch.pipeline import _as_is, _ImageFiles
+    from camtool.data.images import IMAGE_SUFFIXES
 
     paths = sorted(str(p) for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
     info = runner.info
@@ -144,7 +144,7 @@ def _floor(folder: Path, runner: Any, workers: int, batch_size: int) -> int:
 
 def run_child(args: argparse.Namespace) -> dict[str, Any]:
     """One measurement in this (fresh) process."""
-    from camtool.batch import run_batch
+    from camtool.batch.pipeline import run_batch
     from camtool.settings import load_settings
 
     runner = _runner(args.model, args.channels_last)

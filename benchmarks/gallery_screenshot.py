@@ -2,7 +2,7 @@
 
 Builds a small demo output folder (generated overlay PNGs with awkward names, manifest rows
 including skipped and failed inputs), writes ``index.html`` with
-:func:`camtool.gallery.write_gallery`, then runs headless Chromium with ``--dump-dom`` on a few
+:func:`camtool.batch.gallery.write_gallery`, then runs headless Chromium with ``--dump-dom`` on a few
 URL hashes to verify that the script ran, that every shown row has its ``<img>``, that
 ``#class=...`` filters, ``#sort=...`` sorts and ``#q=...`` searches. Finally
 it saves a screenshot to look at.
@@ -31,10 +31,10 @@ from urllib.parse import urlencode
 from PIL import Image, ImageDraw
 
 try:
-    from camtool.gallery import write_gallery
+    from camtool.batch.gallery import write_gallery
 except ModuleNotFoundError:  # run from a checkout where camtool is not installed
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from camtool.gallery import write_gallery
+    from camtool.batch.gallery import write_gallery
 
 __all__ = [
     "DomSummary",

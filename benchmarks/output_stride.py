@@ -1,10 +1,10 @@
 """Does ``model.output_stride = 16`` give better boxes than 32? Train both on the shapes and see.
 
-On the demo's synthetic shapes dataset (``camtool.synthetic``, boxes known), this trains two
-small ResNet-18s from scratch with :func:`camtool.train.train`, identical but for
+On the demo's synthetic shapes dataset (``camtool.data.synthetic``, boxes known), this trains two
+small ResNet-18s from scratch with :func:`camtool.training.loop.train`, identical but for
 ``model.output_stride`` (at the demo's 64 px, 32 gives a 2x2 map; 16 keeps the last ResNet stage
 at full resolution, a 4x4 map), evaluates each on the ``val/`` split with
-:func:`camtool.evaluate.run_eval` and prints a Markdown table, side by side: accuracy, top-1
+:func:`camtool.evaluation.evaluate.run_eval` and prints a Markdown table, side by side: accuracy, top-1
 localization, GT-known localization and MaxBoxAccV2 (and, with ``--faithfulness N``, deletion /
 insertion AUC on N images).
 
@@ -22,10 +22,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from camtool.evaluate import EvalOptions, run_eval
+from camtool.data.synthetic import make_shapes_dataset
+from camtool.evaluation.evaluate import EvalOptions, run_eval
 from camtool.settings import load_settings
-from camtool.synthetic import make_shapes_dataset
-from camtool.train import train
+from camtool.training.loop import train
 
 
 def settings_for(args: argparse.Namespace, data: Path, out: Path, stride: int) -> Any:

@@ -4,7 +4,7 @@ Both loops train the same network (a ResNet from scratch) on the same generated 
 ``--data-dir``), with the same batch size, optimizer (Adam), loader settings (workers, pinned
 memory on CUDA, the same ``collate_skip_none``, whole batches only) and transforms. The bare loop
 is the textbook one: shuffle, forward, cross-entropy, ``zero_grad``, ``backward``, ``step``.
-camtool's is :func:`camtool.train.train` itself (with its validation, checkpoints and logs,
+camtool's is :func:`camtool.training.loop.train` itself (with its validation, checkpoints and logs,
 which are not counted: its ``images_per_s`` covers the training phase only, loading included).
 
 The first epoch of each run is a warm-up and is not counted. Runs alternate (camtool, bare,
@@ -28,12 +28,12 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
-from camtool.data import collate_skip_none, make_splits
-from camtool.device import resolve_device
-from camtool.model import build_model
+from camtool.core.device import resolve_device
+from camtool.core.model import build_model
+from camtool.data.datasets import collate_skip_none, make_splits
+from camtool.data.synthetic import make_shapes_dataset
 from camtool.settings import Settings, load_settings
-from camtool.synthetic import make_shapes_dataset
-from camtool.train import train
+from camtool.training.loop import train
 
 
 def settings_for(args: argparse.Namespace, data: Path, out: Path) -> Settings:
@@ -64,7 +64,7 @@ def settings_for(args: argparse.Namespace, data: Path, out: Path) -> Settings:
 
 
 def camtool_rate(settings: Settings) -> float:
-    """Training images per second of :func:`camtool.train.train`, epochs after the first."""
+    """Training images per second of :func:`camtool.training.loop.train`, epochs after the first."""
     result = train(settings, overwrite=True)
     return _overall([m.images_per_s for m in result.history[1:]])
 

@@ -74,7 +74,7 @@ class ModelSettings(_Section):
     @field_validator("arch")
     @classmethod
     def _known_arch(cls, value: str) -> str:
-        from camtool.archs import RESNET_ARCHS
+        from camtool.core.archs import RESNET_ARCHS
 
         if value not in RESNET_ARCHS:
             raise ValueError(f"unknown arch {value!r}; choose one of {', '.join(RESNET_ARCHS)}")
@@ -152,7 +152,7 @@ class CamSettings(_Section):
     @field_validator("colormap")
     @classmethod
     def _known_colormap(cls, value: str) -> str:
-        from camtool.render import colormap_names
+        from camtool.explain.render import colormap_names
 
         if value not in colormap_names():
             raise ValueError(f"unknown matplotlib colormap {value!r}")

@@ -29,8 +29,8 @@ def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A randomly initialised 3-class ResNet-18 checkpoint at 32 px."""
     import torch
 
-    from camtool.checkpoint import save_checkpoint
-    from camtool.model import CAMNet
+    from camtool.core.checkpoint import save_checkpoint
+    from camtool.core.model import CAMNet
 
     torch.manual_seed(0)
     path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
@@ -58,7 +58,7 @@ def imagenet_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     import torch
     import torchvision
 
-    from camtool.model import imagenet_weights_file
+    from camtool.core.model import imagenet_weights_file
 
     home = tmp_path_factory.mktemp("torch_home")
     previous = os.environ.get("TORCH_HOME")

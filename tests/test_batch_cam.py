@@ -18,21 +18,21 @@ import torch
 from PIL import Image
 from typer.testing import CliRunner
 
-from camtool.batch import BatchProgress, run_batch
-from camtool.batch_inputs import (
+from camtool.batch.inputs import (
     InputItem,
     assign_outputs,
     discover_inputs,
     parse_shard,
     select_shard,
 )
-from camtool.cam import explain_batch
-from camtool.checkpoint import save_checkpoint
+from camtool.batch.manifest import MANIFEST_CSV, MANIFEST_JSONL, ManifestWriter, read_rows
+from camtool.batch.pipeline import BatchProgress, run_batch
 from camtool.cli import app
+from camtool.core.checkpoint import save_checkpoint
+from camtool.core.maps import explain_batch
+from camtool.core.runner import ModelInfo
 from camtool.errors import EXIT_INTERRUPTED, CamtoolError, ConfigError
-from camtool.explain import CamOptions, map_paths, write_maps
-from camtool.manifest import MANIFEST_CSV, MANIFEST_JSONL, ManifestWriter, read_rows
-from camtool.runner import ModelInfo
+from camtool.explain.files import CamOptions, map_paths, write_maps
 from camtool.settings import load_settings
 
 CLASSES = ["cat", "dog", "bird"]
@@ -45,7 +45,7 @@ REPO = Path(__file__).resolve().parents[1]
 @pytest.fixture(scope="module")
 def model_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny 3-class ResNet-18 checkpoint at 32 px."""
-    from camtool.model import CAMNet
+    from camtool.core.model import CAMNet
 
     torch.manual_seed(0)
     path = tmp_path_factory.mktemp("model") / "tiny.pt"
@@ -601,7 +601,7 @@ def test_a_failing_batch_fails_its_images_only(tmp_path: Path) -> None:
 def test_writer_threads_leave_the_model_its_threads() -> None:
     from concurrent.futures import ThreadPoolExecutor
 
-    from camtool.batch import _one_thread
+    from camtool.batch.pipeline import _one_thread
 
     main = torch.get_num_threads()
     with ThreadPoolExecutor(1, initializer=_one_thread) as pool:

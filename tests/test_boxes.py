@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from camtool.boxes import (
+from camtool.core.localize import BoxXYXY
+from camtool.data.boxes import (
     GroundTruth,
     GtBox,
     fit_boxes,
@@ -16,7 +17,6 @@ from camtool.boxes import (
     read_voc_file,
 )
 from camtool.errors import InputError
-from camtool.localize import BoxXYXY
 
 VOC = """<?xml version="1.0"?>
 <annotation>

@@ -9,9 +9,9 @@ import pytest
 import torch
 import torchvision
 
-from camtool.checkpoint import load_checkpoint, save_checkpoint
+from camtool.core.checkpoint import load_checkpoint, save_checkpoint
+from camtool.core.model import CAMNet
 from camtool.errors import CamtoolError
-from camtool.model import CAMNet
 
 
 def test_round_trip_keeps_everything(tmp_path: Path) -> None:

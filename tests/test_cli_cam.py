@@ -14,8 +14,8 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from camtool import __version__
-from camtool.checkpoint import load_checkpoint
 from camtool.cli import app
+from camtool.core.checkpoint import load_checkpoint
 from tests.conftest import TINY_CLASSES, make_photo
 
 runner = CliRunner()

@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-from camtool.data import (
+from camtool.data.datasets import (
     IMAGENET_MEAN,
     IMAGENET_STD,
     IMAGENETTE_CLASSES,

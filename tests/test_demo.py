@@ -12,11 +12,11 @@ import torch
 from PIL import Image
 from typer.testing import CliRunner
 
-from camtool import demo as demo_module
 from camtool.cli import app
-from camtool.demo import DEMO_DEFAULTS, DemoConfig, run_demo
+from camtool.data.synthetic import SHAPES
+from camtool.demo import pipeline as demo_module
+from camtool.demo.pipeline import DEMO_DEFAULTS, DemoConfig, run_demo
 from camtool.errors import InputError
-from camtool.synthetic import SHAPES
 
 runner = CliRunner()
 TINY = replace(

@@ -1,4 +1,4 @@
-"""Tests for camtool.download against a real HTTP server on 127.0.0.1 (no internet)."""
+"""Tests for camtool.data.download against a real HTTP server on 127.0.0.1 (no internet)."""
 
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from camtool import download as dl
-from camtool.download import (
+from camtool.data import download as dl
+from camtool.data.download import (
     ARCHIVES,
     MARKER_NAME,
     ArchiveSpec,

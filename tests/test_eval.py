@@ -15,11 +15,14 @@ from PIL import Image
 from torch import Tensor
 from typer.testing import CliRunner
 
-from camtool.checkpoint import save_checkpoint
 from camtool.cli import app
-from camtool.data import build_transforms
+from camtool.core.checkpoint import save_checkpoint
+from camtool.core.model import CAMNet
+from camtool.core.runner import ModelInfo
+from camtool.data.datasets import build_transforms
+from camtool.data.synthetic import make_shapes_dataset
 from camtool.errors import ConfigError, InputError
-from camtool.evaluate import (
+from camtool.evaluation.evaluate import (
     EvalOptions,
     evaluate_classification,
     evaluate_faithfulness,
@@ -28,10 +31,7 @@ from camtool.evaluate import (
     run_eval,
     split_dataset,
 )
-from camtool.model import CAMNet
-from camtool.runner import ModelInfo
 from camtool.settings import load_settings
-from camtool.synthetic import make_shapes_dataset
 
 cli = CliRunner()
 

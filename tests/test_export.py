@@ -13,8 +13,8 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from camtool.checkpoint import load_checkpoint
 from camtool.cli import app
+from camtool.core.checkpoint import load_checkpoint
 from camtool.errors import CamtoolError
 from tests.conftest import TINY_CLASSES, make_photo
 
@@ -83,8 +83,8 @@ def test_metadata_read_back(exported: tuple[Path, dict[str, Any]], tiny_checkpoi
     import onnx
 
     from camtool import __version__
-    from camtool.export import metadata_document
-    from camtool.onnx_runner import OnnxRunner, read_onnx_metadata
+    from camtool.core.onnx_runner import OnnxRunner, read_onnx_metadata
+    from camtool.export.exporter import metadata_document
 
     path, doc = exported
     props = {p.key: p.value for p in onnx.load(str(path)).metadata_props}
@@ -104,7 +104,7 @@ def test_metadata_read_back(exported: tuple[Path, dict[str, Any]], tiny_checkpoi
 def test_onnx_runner_dynamic_batch_and_size(
     exported: tuple[Path, dict[str, Any]], tiny_checkpoint: Path
 ) -> None:
-    from camtool.onnx_runner import OnnxRunner
+    from camtool.core.onnx_runner import OnnxRunner
 
     onnx_runner = OnnxRunner(exported[0], torch.device("cpu"))
     generator = torch.Generator().manual_seed(3)
@@ -121,7 +121,7 @@ def test_onnx_runner_dynamic_batch_and_size(
 def test_onnx_runner_falls_back_to_cpu(exported: tuple[Path, dict[str, Any]]) -> None:
     import onnxruntime as ort
 
-    from camtool.onnx_runner import OnnxRunner
+    from camtool.core.onnx_runner import OnnxRunner
 
     onnx_runner = OnnxRunner(exported[0], torch.device("cuda"))
     has_cuda = "CUDAExecutionProvider" in ort.get_available_providers()
@@ -166,7 +166,7 @@ def test_cam_on_onnx_equals_cam_on_checkpoint(
 
 
 def test_torchscript_round_trip(tiny_checkpoint: Path, tmp_path: Path) -> None:
-    from camtool.export import load_torchscript
+    from camtool.export.exporter import load_torchscript
 
     checkpoint = tmp_path / "tiny.pt"
     shutil.copy(tiny_checkpoint, checkpoint)
@@ -192,9 +192,9 @@ def test_torchscript_round_trip(tiny_checkpoint: Path, tmp_path: Path) -> None:
 def test_failed_check_exits_1_and_leaves_no_file(
     tiny_checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import camtool.export
+    import camtool.export.exporter
 
-    monkeypatch.setattr(camtool.export, "TOLERANCE", -1.0)  # nothing can pass
+    monkeypatch.setattr(camtool.export.exporter, "TOLERANCE", -1.0)  # nothing can pass
     target = tmp_path / "out" / "m.onnx"
     code, stdout, stderr = invoke(
         "export", "--model", str(tiny_checkpoint), "-o", str(target), "--json"
@@ -207,7 +207,7 @@ def test_failed_check_exits_1_and_leaves_no_file(
 
 
 def test_default_output_names() -> None:
-    from camtool.export import default_output
+    from camtool.export.exporter import default_output
 
     assert default_output(Path("runs/best.pt")) == Path("runs/best.onnx")
     assert default_output(Path("runs/best.pt"), "torchscript") == Path("runs/best.torchscript.pt")
@@ -239,7 +239,7 @@ def test_rejects_onnx_files_that_are_not_camtool_exports(tmp_path: Path) -> None
 
 
 def test_rejects_damaged_or_newer_metadata() -> None:
-    from camtool.onnx_runner import info_from_metadata
+    from camtool.core.onnx_runner import info_from_metadata
 
     good: dict[str, Any] = {
         "format": "camtool-cam-export",
@@ -266,7 +266,7 @@ def test_rejects_damaged_or_newer_metadata() -> None:
 
 
 def test_torchscript_loader_rejects_other_files(tiny_checkpoint: Path, tmp_path: Path) -> None:
-    from camtool.export import load_torchscript
+    from camtool.export.exporter import load_torchscript
 
     path = tmp_path / "plain.pt"
     with warnings.catch_warnings():

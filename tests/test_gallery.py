@@ -1,4 +1,4 @@
-"""Tests for camtool.gallery: the batch-cam HTML gallery."""
+"""Tests for camtool.batch.gallery: the batch-cam HTML gallery."""
 
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ from urllib.parse import unquote, urlsplit
 import pytest
 from PIL import Image
 
+from camtool.batch.gallery import INDEX_NAME, overlay_href, write_gallery
 from camtool.errors import CamtoolError, ConfigError, InputError
-from camtool.gallery import INDEX_NAME, overlay_href, write_gallery
 
 _VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source"}
 _NASTY = (

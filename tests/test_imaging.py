@@ -10,8 +10,8 @@ import pytest
 import torch
 from PIL import Image
 
+from camtool.data.images import load_image, preprocess, resized_size
 from camtool.errors import InputError
-from camtool.imaging import load_image, preprocess, resized_size
 
 
 def test_exif_orientation_is_applied(tmp_path: Path) -> None:

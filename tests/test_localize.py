@@ -1,4 +1,4 @@
-"""Tests for camtool.localize: peak, thresholded boxes, IoU and box rescaling."""
+"""Tests for camtool.core.localize: peak, thresholded boxes, IoU and box rescaling."""
 
 from __future__ import annotations
 
@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from camtool.errors import ConfigError, InputError
-from camtool.localize import (
+from camtool.core.localize import (
     EMPTY_BOX,
     BoxXYXY,
     all_boxes_from_map_thresholds,
@@ -18,6 +17,7 @@ from camtool.localize import (
     peak,
     scale_box,
 )
+from camtool.errors import ConfigError, InputError
 
 
 def _blob_map(h: int, w: int, *blobs: tuple[BoxXYXY, float]) -> np.ndarray:

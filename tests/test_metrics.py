@@ -1,4 +1,4 @@
-"""Tests for camtool.metrics: classification, localization and faithfulness metrics."""
+"""Tests for camtool.evaluation.metrics: classification, localization and faithfulness metrics."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import pytest
 import torch
 from torch import Tensor
 
+from camtool.core.localize import BoxXYXY
 from camtool.errors import CamtoolError, ConfigError, InputError
-from camtool.localize import BoxXYXY
-from camtool.metrics import (
+from camtool.evaluation.metrics import (
     DEFAULT_CAM_THRESHOLDS,
     LocalizationAccumulator,
     average_drop_increase,

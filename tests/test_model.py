@@ -8,8 +8,8 @@ import pytest
 import torch
 import torchvision
 
+from camtool.core.model import CAMNet, build_model, imagenet_class_names, imagenet_weights_file
 from camtool.errors import CamtoolError
-from camtool.model import CAMNet, build_model, imagenet_class_names, imagenet_weights_file
 
 
 @pytest.fixture(scope="module")
@@ -91,7 +91,7 @@ def test_offline_without_cache_names_the_file_and_the_way_out(
         _, cache = real(arch)
         return "http://127.0.0.1:9/resnet18-f37072fd.pth", cache
 
-    monkeypatch.setattr("camtool.model.imagenet_weights_file", unreachable)
+    monkeypatch.setattr("camtool.core.model.imagenet_weights_file", unreachable)
     with pytest.raises(CamtoolError) as info:
         build_model("resnet18", 10, pretrained=True)
     message = str(info.value)

@@ -10,14 +10,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from camtool.errors import ConfigError, InputError
-from camtool.synthetic import (
+from camtool.data.synthetic import (
     BOXES_HEADER,
     SHAPES,
     Box,
     make_shapes_dataset,
     read_boxes_csv,
 )
+from camtool.errors import ConfigError, InputError
 
 SIZE = 48
 

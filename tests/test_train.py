@@ -20,14 +20,14 @@ from torch.utils.data import Dataset
 from torch.utils.data.distributed import DistributedSampler
 from typer.testing import CliRunner
 
-from camtool import train as train_module
 from camtool.choices import Optimizer, Scheduler
 from camtool.cli import app
 from camtool.cli.train import LiveProgress
+from camtool.data.synthetic import make_shapes_dataset
 from camtool.errors import EXIT_INTERRUPTED, CamtoolError, ConfigError
 from camtool.settings import Settings, TrainingSettings, load_settings
-from camtool.synthetic import make_shapes_dataset
-from camtool.train import (
+from camtool.training import loop as train_module
+from camtool.training.loop import (
     BEST_FILE,
     CURVES_FILE,
     LAST_FILE,

@@ -26,7 +26,7 @@ from camtool.cli._output import err, out, print_json
 from camtool.errors import EXIT_OK
 
 if TYPE_CHECKING:
-    from camtool.batch import BatchProgress, BatchReport
+    from camtool.batch.pipeline import BatchProgress, BatchReport
 
 __all__ = ["batch_cam"]
 
@@ -108,8 +108,8 @@ def batch_cam(
             },
         },
     )
-    from camtool.batch import run_batch
-    from camtool.batch_inputs import STDIN, parse_shard
+    from camtool.batch.inputs import STDIN, parse_shard
+    from camtool.batch.pipeline import run_batch
 
     shard_spec = parse_shard(shard) if shard is not None else None
     stdin = _stdin_lines() if STDIN in inputs else None

@@ -21,8 +21,8 @@ from camtool.cli._output import err, out, print_json
 from camtool.errors import EXIT_PARTIAL
 
 if TYPE_CHECKING:
-    from camtool.cam_job import CamReport
-    from camtool.explain import ImageResult
+    from camtool.explain.files import ImageResult
+    from camtool.explain.job import CamReport
 
 
 @app.command(no_args_is_help=True)
@@ -65,7 +65,7 @@ def cam(
             "training": {"device": device_value(device)},
         },
     )
-    from camtool.cam_job import run_cam
+    from camtool.explain.job import run_cam
 
     report = run_cam(
         images,

@@ -16,7 +16,7 @@ from camtool.cli.train import LiveProgress
 __all__ = ["demo_cmd"]
 
 if TYPE_CHECKING:
-    from camtool.demo import DemoReport
+    from camtool.demo.pipeline import DemoReport
 
 
 @app.command("demo")
@@ -36,7 +36,7 @@ def demo_cmd(
     Example: camtool demo -o camtool-demo && camtool cam camtool-demo/data/val/ring/00000.png
     --model camtool-demo/checkpoints/best.pt
     """
-    from camtool.demo import run_demo
+    from camtool.demo.pipeline import run_demo
 
     live = LiveProgress()
     try:

@@ -48,7 +48,7 @@ def download(
         TransferSpeedColumn,
     )
 
-    from camtool.download import download_dataset
+    from camtool.data.download import download_dataset
 
     with Progress(
         "[progress.description]{task.description}",

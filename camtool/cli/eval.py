@@ -14,7 +14,7 @@ from camtool.cli._common import ConfigOpt, DeviceOpt, JsonOpt, device_value, res
 from camtool.cli._output import err, out, print_json
 
 if TYPE_CHECKING:
-    from camtool.evaluate import EvalReport
+    from camtool.evaluation.evaluate import EvalReport
 
 __all__ = ["EvalSplit", "eval_command"]
 
@@ -103,7 +103,7 @@ def eval_command(
     )
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
-    from camtool.evaluate import (
+    from camtool.evaluation.evaluate import (
         DEFAULT_FAITHFULNESS_IMAGES,
         DEFAULT_OUTPUT_DIR,
         EvalOptions,

@@ -13,7 +13,7 @@ from camtool.cli._common import JsonOpt
 from camtool.cli._output import err, out, print_json
 
 if TYPE_CHECKING:
-    from camtool.export import ExportReport
+    from camtool.export.exporter import ExportReport
 
 __all__ = ["ExportFormat", "export"]
 
@@ -52,7 +52,7 @@ def export(
 
     Example: camtool export --model checkpoints/best.pt -o model.onnx
     """
-    from camtool.export import ExportCheckError, export_model
+    from camtool.export.exporter import ExportCheckError, export_model
 
     try:
         report = export_model(

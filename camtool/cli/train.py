@@ -15,7 +15,7 @@ from camtool.cli._output import err, out, print_json
 __all__ = ["LiveProgress", "train_cmd"]
 
 if TYPE_CHECKING:
-    from camtool.train import BatchProgress, EpochMetrics, TrainPlan, TrainResult
+    from camtool.training.loop import BatchProgress, EpochMetrics, TrainPlan, TrainResult
 
 
 def _enum_value(choice: Any) -> str | None:
@@ -96,7 +96,7 @@ def train_cmd(
             },
         },
     )
-    from camtool.train import train
+    from camtool.training.loop import train
 
     live = LiveProgress()
     try:

@@ -1,7 +1,7 @@
 """``camtool demo``: the whole pipeline on generated data, offline, in a few minutes on a CPU.
 
-It draws the synthetic shapes dataset (:mod:`camtool.synthetic`) into ``DIR/data``, trains a
-ResNet-18 from scratch on it with the ordinary training core (:func:`camtool.train.train`, with
+It draws the synthetic shapes dataset (:mod:`camtool.data.synthetic`) into ``DIR/data``, trains a
+ResNet-18 from scratch on it with the ordinary training core (:func:`camtool.training.loop.train`, with
 settings built by :func:`camtool.settings.load_settings`, so ``CAMTOOL_*`` variables apply),
 measures the accuracy of ``best.pt`` on the untouched ``val/`` images, and writes class
 activation maps of some of those images into ``DIR/cams`` with the code ``camtool cam`` uses::
@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from camtool.settings import Settings, load_settings
 
 if TYPE_CHECKING:
-    from camtool.train import Evaluation, TrainObserver, TrainResult
+    from camtool.training.loop import Evaluation, TrainObserver, TrainResult
 
 __all__ = [
     "DEMO_DEFAULTS",
@@ -170,8 +170,8 @@ def run_demo(
     Raises:
         CamtoolError: e.g. ``output_dir/data`` holds something that is not a generated dataset.
     """
-    from camtool.synthetic import make_shapes_dataset
-    from camtool.train import train
+    from camtool.data.synthetic import make_shapes_dataset
+    from camtool.training.loop import train
 
     config = config or DEMO_DEFAULTS
     started = time.perf_counter()
@@ -209,13 +209,13 @@ def _test_and_draw(
 ) -> tuple[Evaluation, list[Path], dict[str, Any]]:
     """Accuracy of ``best.pt`` on ``val/``, maps of ``num_cams`` of those images, and how
     well the maps find the shapes (box localization against ``boxes.csv``)."""
-    from camtool.checkpoint import load_checkpoint
-    from camtool.data import ImageFolderDataset, build_transforms, make_loader
-    from camtool.device import resolve_device
-    from camtool.evaluate import evaluate_localization
-    from camtool.explain import CamOptions, explain_file
-    from camtool.runner import TorchRunner
-    from camtool.train import evaluate
+    from camtool.core.checkpoint import load_checkpoint
+    from camtool.core.device import resolve_device
+    from camtool.core.runner import TorchRunner
+    from camtool.data.datasets import ImageFolderDataset, build_transforms, make_loader
+    from camtool.evaluation.evaluate import evaluate_localization
+    from camtool.explain.files import CamOptions, explain_file
+    from camtool.training.loop import evaluate
 
     assert result.best_checkpoint is not None  # at least one epoch ran
     device = resolve_device(settings.training.device.value)

@@ -7,7 +7,7 @@ Localization (ground-truth boxes known)
     :class:`LocalizationAccumulator` is fed batches of ground-truth-class maps and reports
 
     * the CAM paper protocol (Zhou et al. 2016, following ILSVRC): box around the largest
-      8-connected region above 20% of the map's maximum (:func:`camtool.localize.box_from_map`);
+      8-connected region above 20% of the map's maximum (:func:`camtool.core.localize.box_from_map`);
       **GT-known localization** counts an image when that box has IoU >= 0.5 with any of its
       ground-truth boxes, **top-1 localization** additionally requires the top-1 class to be right
       (when it is right, the predicted class's map *is* the ground-truth class's map, so the
@@ -19,7 +19,7 @@ Localization (ground-truth boxes known)
       averaged over ``delta`` in {0.3, 0.5, 0.7}.
 
     Thresholds apply to min-max normalised maps, a pixel being foreground when its normalised
-    value is strictly greater than the threshold (see :mod:`camtool.localize`). Unlike the
+    value is strictly greater than the threshold (see :mod:`camtool.core.localize`). Unlike the
     reference code, maps are not quantised to 8 bits first. Accuracies are fractions in [0, 1].
 
 Faithfulness (no boxes needed), computed in batches with torch
@@ -41,8 +41,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from camtool.core.localize import BoxXYXY, all_boxes_from_map_thresholds, box_from_map
 from camtool.errors import CamtoolError, ConfigError, InputError
-from camtool.localize import BoxXYXY, all_boxes_from_map_thresholds, box_from_map
 
 __all__ = [
     "DEFAULT_CAM_THRESHOLDS",

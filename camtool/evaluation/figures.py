@@ -11,11 +11,11 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from camtool.cam import heatmap
+from camtool.core.maps import heatmap
+from camtool.core.runner import Runner
+from camtool.data.images import load_image, preprocess
 from camtool.errors import InputError
-from camtool.imaging import load_image, preprocess
-from camtool.render import overlay
-from camtool.runner import Runner
+from camtool.explain.render import overlay
 
 __all__ = ["confusion_png", "mistakes_png"]
 

@@ -8,11 +8,11 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from camtool.data import ImageFolderDataset
+from camtool.core.runner import Runner
+from camtool.data.datasets import ImageFolderDataset
 from camtool.errors import CamtoolError, ConfigError
-from camtool.eval_data import CROP_NOTE, EvalProgress, IndexedDataset, make_loader, oom_error
-from camtool.metrics import average_drop_increase, deletion_insertion_auc
-from camtool.runner import Runner
+from camtool.evaluation.data import CROP_NOTE, EvalProgress, IndexedDataset, make_loader, oom_error
+from camtool.evaluation.metrics import average_drop_increase, deletion_insertion_auc
 
 __all__ = ["DEFAULT_FAITHFULNESS_IMAGES", "FAITHFULNESS_STEPS", "evaluate_faithfulness"]
 

@@ -5,7 +5,7 @@ Two formats are read:
 * **CSV** (the demo dataset's ``boxes.csv``, or a user file): a header naming
   ``path,x0,y0,x1,y1``, then one box a row, several rows per image allowed; ``path`` is relative
   to the dataset root or absolute; ``x1``/``y1`` are exclusive (0-based pixel edges). Parsing is
-  :func:`camtool.synthetic.read_boxes_csv`; images are matched by their resolved path.
+  :func:`camtool.data.synthetic.read_boxes_csv`; images are matched by their resolved path.
 * **Pascal VOC XML** (ImageNet's ``val/*.xml`` and ``train/<wnid>/*.xml`` use it): one
   ``<annotation>`` per file with ``<filename>``, an optional ``<size>`` and one ``<object>``
   per box with ``<bndbox><xmin>...<ymax>``. VOC corners are 1-based and inclusive, so they become
@@ -33,9 +33,9 @@ from pathlib import Path
 from xml.parsers import expat
 
 from camtool.errors import InputError
-from camtool.imaging import IMAGE_SUFFIXES
-from camtool.localize import BoxXYXY, scale_box
-from camtool.synthetic import BOXES_HEADER, read_boxes_csv
+from camtool.data.images import IMAGE_SUFFIXES
+from camtool.core.localize import BoxXYXY, scale_box
+from camtool.data.synthetic import BOXES_HEADER, read_boxes_csv
 
 __all__ = [
     "BOXES_CSV",

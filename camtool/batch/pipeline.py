@@ -2,14 +2,14 @@
 
 The pipeline has three stages that overlap:
 
-1. **decode** -- DataLoader workers open each image (:func:`camtool.imaging.load_image`: size
+1. **decode** -- DataLoader workers open each image (:func:`camtool.data.images.load_image`: size
    check before decoding, EXIF orientation, conversion to RGB) and preprocess it; a worker hands
    back the original pixels and the model input, or the reason the file cannot be used.
 2. **explain** -- the main thread groups same-size inputs (the model input keeps the aspect
    ratio, so sizes vary) into batches, holding a bounded number of images while it waits, and
-   runs one forward pass per batch (:func:`camtool.cam.explain_batch`) on the device.
-3. **write** -- a small thread pool draws the maps (:func:`camtool.explain.write_maps`),
-   finds each map's peak and box (:mod:`camtool.localize`) and yields one manifest row, which
+   runs one forward pass per batch (:func:`camtool.core.maps.explain_batch`) on the device.
+3. **write** -- a small thread pool draws the maps (:func:`camtool.explain.files.write_maps`),
+   finds each map's peak and box (:mod:`camtool.core.localize`) and yields one manifest row, which
    the main thread appends to ``manifest.jsonl`` at once. At most a bounded number of images
    wait to be written.
 
@@ -34,20 +34,26 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
-from camtool.batch_inputs import (
+from camtool.batch.inputs import (
     InputItem,
     assign_outputs,
     discover_inputs,
     select_shard,
 )
-from camtool.cam import CAMBatch, explain_batch, resolve_class
-from camtool.cam_job import write_settings
+from camtool.batch.manifest import (
+    MANIFEST_CSV,
+    MANIFEST_JSONL,
+    ManifestWriter,
+    finalize,
+    latest_rows,
+)
+from camtool.core.localize import box_from_map, peak
+from camtool.core.maps import CAMBatch, explain_batch, resolve_class
+from camtool.core.runner import Runner, runner_from_settings
+from camtool.data.images import IMAGE_SUFFIXES, load_image, preprocess
 from camtool.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_PARTIAL, CamtoolError, ConfigError
-from camtool.explain import CamOptions, map_paths, write_maps
-from camtool.imaging import IMAGE_SUFFIXES, load_image, preprocess
-from camtool.localize import box_from_map, peak
-from camtool.manifest import MANIFEST_CSV, MANIFEST_JSONL, ManifestWriter, finalize, latest_rows
-from camtool.runner import Runner, runner_from_settings
+from camtool.explain.files import CamOptions, map_paths, write_maps
+from camtool.explain.job import write_settings
 from camtool.settings import Settings
 
 __all__ = [
@@ -199,7 +205,7 @@ def _clean_text(value: Any) -> Any:
 
 def _gallery(directory: Path, rows: Sequence[Mapping[str, Any]]) -> None:
     """Write ``index.html`` from the manifest rows a gallery can show."""
-    from camtool.gallery import STATUSES, write_gallery
+    from camtool.batch.gallery import STATUSES, write_gallery
 
     shown = [
         {key: _clean_text(value) for key, value in row.items()}

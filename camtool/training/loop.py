@@ -1,7 +1,7 @@
 """``camtool train``'s core: fine-tune a CAM network on an image folder, resumably.
 
-One call, :func:`train`, runs the whole job: data splits (``camtool.data``), the model
-(``camtool.model.build_model``), the optimizer and schedule, early stopping, checkpoints and logs.
+One call, :func:`train`, runs the whole job: data splits (``camtool.data.datasets``), the model
+(``camtool.core.model.build_model``), the optimizer and schedule, early stopping, checkpoints and logs.
 What it writes into ``training.checkpoint_dir`` (each file atomically)::
 
     camtool-settings.toml   the resolved settings
@@ -53,25 +53,31 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Subset
 from torch.utils.data.distributed import DistributedSampler
 
-from camtool.cam_job import SETTINGS_FILE, write_settings
-from camtool.checkpoint import IMAGENET_MEAN, IMAGENET_STD, load_checkpoint, save_checkpoint
 from camtool.choices import Optimizer, Scheduler
-from camtool.data import DEFAULT_CROP_SCALE, make_loader, make_splits
-from camtool.device import resolve_device
-from camtool.distributed import DistContext, all_reduce, barrier, dist_from_env, process_group
+from camtool.core.checkpoint import IMAGENET_MEAN, IMAGENET_STD, load_checkpoint, save_checkpoint
+from camtool.core.device import resolve_device
+from camtool.core.model import CAMNet, build_model
+from camtool.data.datasets import DEFAULT_CROP_SCALE, make_loader, make_splits
 from camtool.errors import EXIT_INTERRUPTED, CamtoolError, ConfigError
+from camtool.explain.job import SETTINGS_FILE, write_settings
 from camtool.fsutil import atomic_write_bytes
-from camtool.model import CAMNet, build_model
-from camtool.reproducibility import (
+from camtool.settings import Settings, TrainingSettings, load_settings
+from camtool.training.distributed import (
+    DistContext,
+    all_reduce,
+    barrier,
+    dist_from_env,
+    process_group,
+)
+from camtool.training.logs import curves_png, write_metrics
+from camtool.training.reproducibility import (
     EpochSampler,
     SeededItems,
     rng_state,
     seed_everything,
     set_rng_state,
 )
-from camtool.settings import Settings, TrainingSettings, load_settings
-from camtool.train_logs import curves_png, write_metrics
-from camtool.train_types import (
+from camtool.training.types import (
     BatchProgress,
     EpochMetrics,
     SilentObserver,
@@ -112,7 +118,7 @@ PLATEAU_PATIENCE = 2
 
 _STATE_VERSION = 1
 
-# The former private names of what moved to camtool.reproducibility (the tests use them).
+# The former private names of what moved to camtool.training.reproducibility (the tests use them).
 _rng_state = rng_state
 _set_rng_state = set_rng_state
 _EpochSampler = EpochSampler
@@ -834,7 +840,7 @@ def train(
             in ``settings`` (by a file, an env var or a flag), e.g. ``training.num_epochs`` to
             train longer.
         observer: progress callbacks (rank 0 only).
-        crop_scale: area range of the training random crop (see ``camtool.data``).
+        crop_scale: area range of the training random crop (see ``camtool.data.datasets``).
         overwrite: for a new run, clear an earlier run's files from the checkpoint folder
             instead of refusing to start.
 

@@ -7,7 +7,7 @@ forward graph::
     images (N, 3, H, W)  ->  logits (N, C),  cams (N, C, h, w)   (raw maps, feature resolution)
 
 The batch size and the image size are dynamic. What camtool needs to use the file (class names,
-image size, mean/std, arch ...) travels inside it (see :mod:`camtool.onnx_runner`).
+image size, mean/std, arch ...) travels inside it (see :mod:`camtool.core.onnx_runner`).
 
 After writing, the file is checked: it is loaded the way camtool loads it (onnxruntime for ONNX,
 ``torch.jit.load`` for TorchScript) and run on two inputs of different batch and image sizes
@@ -37,11 +37,9 @@ import torch
 from torch import Tensor, nn
 
 from camtool import __version__
-from camtool.checkpoint import LoadedModel, load_checkpoint
-from camtool.errors import CamtoolError, ConfigError
-from camtool.fsutil import atomic_path
-from camtool.model import CAMNet
-from camtool.onnx_runner import (
+from camtool.core.checkpoint import LoadedModel, load_checkpoint
+from camtool.core.model import CAMNet
+from camtool.core.onnx_runner import (
     EXPORT_FORMAT,
     EXPORT_FORMAT_VERSION,
     FORMAT_KEY,
@@ -51,7 +49,9 @@ from camtool.onnx_runner import (
     OnnxRunner,
     info_from_metadata,
 )
-from camtool.runner import ModelInfo
+from camtool.core.runner import ModelInfo
+from camtool.errors import CamtoolError, ConfigError
+from camtool.fsutil import atomic_path
 
 __all__ = [
     "DEFAULT_OPSET",
@@ -175,7 +175,7 @@ def sample_shapes(img_size: int) -> list[tuple[int, int, int, int]]:
 
 
 def metadata_document(loaded: LoadedModel) -> dict[str, Any]:
-    """The JSON metadata stored in an export (see :mod:`camtool.onnx_runner`)."""
+    """The JSON metadata stored in an export (see :mod:`camtool.core.onnx_runner`)."""
     return {
         "format": EXPORT_FORMAT,
         "format_version": EXPORT_FORMAT_VERSION,

@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 import torch
 from torch import Tensor
 
-from camtool.checkpoint import IMAGENET_MEAN, IMAGENET_STD, LoadedModel, load_checkpoint
-from camtool.device import resolve_device
-from camtool.model import build_model, imagenet_class_names
+from camtool.core.checkpoint import IMAGENET_MEAN, IMAGENET_STD, LoadedModel, load_checkpoint
+from camtool.core.device import resolve_device
+from camtool.core.model import build_model, imagenet_class_names
 
 if TYPE_CHECKING:
     from camtool.settings import Settings
@@ -46,7 +46,7 @@ class Runner(Protocol):
 
 
 class TorchRunner:
-    """Runs a :class:`~camtool.model.CAMNet` in eval mode on a device.
+    """Runs a :class:`~camtool.core.model.CAMNet` in eval mode on a device.
 
     It uses channels-last memory on CUDA and on the CPU (measured ~30% faster for ResNet-18
     on CPU, see ``benchmarks/batch_cam.py``) and, with ``amp`` on CUDA, bf16/fp16 autocast.
@@ -103,7 +103,7 @@ def open_runner(
         amp: mixed precision on CUDA.
     """
     if model_path is not None and Path(model_path).suffix.lower() == ".onnx":
-        from camtool.onnx_runner import OnnxRunner
+        from camtool.core.onnx_runner import OnnxRunner
 
         return OnnxRunner(Path(model_path), device)
     if model_path is None:

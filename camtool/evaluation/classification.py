@@ -9,11 +9,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from camtool.data import ImageFolderDataset
+from camtool.core.runner import Runner
+from camtool.data.datasets import ImageFolderDataset
 from camtool.errors import CamtoolError
-from camtool.eval_data import CROP_NOTE, EvalProgress, IndexedDataset, make_loader, oom_error
-from camtool.metrics import confusion_matrix, per_class_prf, topk_correct
-from camtool.runner import Runner
+from camtool.evaluation.data import CROP_NOTE, EvalProgress, IndexedDataset, make_loader, oom_error
+from camtool.evaluation.metrics import confusion_matrix, per_class_prf, topk_correct
 
 __all__ = ["MAX_MISTAKES", "evaluate_classification"]
 

@@ -1,6 +1,6 @@
 """Explaining image files: read, run, and write the maps, for ``cam`` and ``batch-cam`` alike.
 
-:func:`write_maps` turns one image and its row of a :class:`~camtool.cam.CAMBatch` into files
+:func:`write_maps` turns one image and its row of a :class:`~camtool.core.maps.CAMBatch` into files
 (overlay, figure, ``.npz``); :func:`explain_file` does the whole job for one file.
 """
 
@@ -15,12 +15,12 @@ import numpy as np
 import torch
 from PIL import Image
 
-from camtool.cam import CAMBatch, explain_batch, heatmap
+from camtool.core.maps import CAMBatch, explain_batch, heatmap
+from camtool.core.runner import ModelInfo, Runner
+from camtool.data.images import load_image, preprocess
 from camtool.errors import CamtoolError, InputError
+from camtool.explain.render import encode_image, figure_png, overlay
 from camtool.fsutil import atomic_path
-from camtool.imaging import load_image, preprocess
-from camtool.render import encode_image, figure_png, overlay
-from camtool.runner import ModelInfo, Runner
 
 __all__ = [
     "CamOptions",

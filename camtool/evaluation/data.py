@@ -1,7 +1,7 @@
 """Shared pieces of ``camtool eval``: reading a split, checking it fits the model, batching it.
 
-Used by :mod:`camtool.evaluate` and the per-metric modules (:mod:`camtool.eval_classification`,
-:mod:`camtool.eval_localization`, :mod:`camtool.eval_faithfulness`).
+Used by :mod:`camtool.evaluation.evaluate` and the per-metric modules (:mod:`camtool.evaluation.classification`,
+:mod:`camtool.evaluation.localization`, :mod:`camtool.evaluation.faithfulness`).
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from PIL import Image
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
-from camtool.data import ImageFolderDataset, class_names_for, collate_skip_none
+from camtool.core.runner import ModelInfo
+from camtool.data.datasets import ImageFolderDataset, class_names_for, collate_skip_none
 from camtool.errors import CamtoolError, ConfigError
-from camtool.runner import ModelInfo
 
 __all__ = [
     "CROP_NOTE",
@@ -51,7 +51,7 @@ def split_dataset(
         transform: maps an RGB image to a tensor.
 
     Returns:
-        An :class:`~camtool.data.ImageFolderDataset`.
+        An :class:`~camtool.data.datasets.ImageFolderDataset`.
 
     Raises:
         ConfigError: an unknown split.

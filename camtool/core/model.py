@@ -18,7 +18,7 @@ import torch
 import torchvision
 from torch import Tensor, nn
 
-from camtool.archs import RESNET_ARCHS
+from camtool.core.archs import RESNET_ARCHS
 from camtool.errors import CamtoolError
 
 __all__ = [

@@ -18,14 +18,14 @@ from PIL import Image
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
-from camtool.boxes import GroundTruth, GtBox, fit_boxes, load_boxes
-from camtool.cam import heatmap
-from camtool.data import ImageFolderDataset, build_transforms, find_dataset_root
+from camtool.core.maps import heatmap
+from camtool.core.runner import ModelInfo, Runner
+from camtool.data.boxes import GroundTruth, GtBox, fit_boxes, load_boxes
+from camtool.data.datasets import ImageFolderDataset, build_transforms, find_dataset_root
+from camtool.data.images import load_image, preprocess, resized_size
 from camtool.errors import CamtoolError, ConfigError, InputError
-from camtool.eval_data import EvalProgress, check_classes, oom_error, split_dataset
-from camtool.imaging import load_image, preprocess, resized_size
-from camtool.metrics import LocalizationAccumulator
-from camtool.runner import ModelInfo, Runner
+from camtool.evaluation.data import EvalProgress, check_classes, oom_error, split_dataset
+from camtool.evaluation.metrics import LocalizationAccumulator
 
 __all__ = [
     "CAM_THRESHOLD",

@@ -23,8 +23,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from camtool.core.runner import ModelInfo
 from camtool.errors import CamtoolError
-from camtool.runner import ModelInfo
 
 __all__ = [
     "EXPORT_FORMAT",
@@ -60,7 +60,7 @@ def _floats3(value: Any) -> tuple[float, ...]:
 
 
 def info_from_metadata(document: Mapping[str, Any], source: str) -> ModelInfo:
-    """Turn an export's JSON metadata into the :class:`~camtool.runner.ModelInfo` it describes.
+    """Turn an export's JSON metadata into the :class:`~camtool.core.runner.ModelInfo` it describes.
 
     Args:
         document: the parsed ``camtool`` JSON document.
@@ -155,7 +155,7 @@ def _providers(device: torch.device) -> tuple[list[Any], torch.device]:
 
 
 class OnnxRunner:
-    """A ``camtool export`` ONNX file run by onnxruntime, behind the :class:`~camtool.runner.Runner`
+    """A ``camtool export`` ONNX file run by onnxruntime, behind the :class:`~camtool.core.runner.Runner`
     protocol.
 
     onnxruntime's CUDA provider is used when ``device`` is CUDA and the installed onnxruntime has

@@ -27,10 +27,10 @@ import torch
 from torch import Tensor
 
 from camtool import __version__
-from camtool.archs import RESNET_ARCHS
+from camtool.core.archs import RESNET_ARCHS
+from camtool.core.model import CAMNet, imagenet_class_names
 from camtool.errors import CamtoolError
 from camtool.fsutil import atomic_path
-from camtool.model import CAMNet, imagenet_class_names
 
 __all__ = [
     "FORMAT",

@@ -1,4 +1,4 @@
-"""What :func:`camtool.train.train` reports: plans, progress, epoch metrics and the result."""
+"""What :func:`camtool.training.loop.train` reports: plans, progress, epoch metrics and the result."""
 
 from __future__ import annotations
 

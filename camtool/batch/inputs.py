@@ -4,7 +4,7 @@ Rules, in the order they are applied:
 
 * An INPUT that is a folder is walked recursively, following symbolic links but entering each
   real folder once (so link loops end). Hidden files and folders (name starting with ``.``) are
-  skipped, and only files with an image suffix (:data:`camtool.imaging.IMAGE_SUFFIXES`) count.
+  skipped, and only files with an image suffix (:data:`camtool.data.images.IMAGE_SUFFIXES`) count.
   Any other INPUT (a file, even one without an image suffix, or a path that does not exist) is an
   input as it is: reading it will say what is wrong with it.
 * Outputs mirror the inputs under the output folder: a relative INPUT without ``..`` keeps its
@@ -30,8 +30,8 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from camtool.data.images import IMAGE_SUFFIXES
 from camtool.errors import CamtoolError, ConfigError
-from camtool.imaging import IMAGE_SUFFIXES
 
 __all__ = [
     "STDIN",

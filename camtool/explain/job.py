@@ -6,10 +6,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from camtool.cam import resolve_class
-from camtool.explain import CamOptions, ImageResult, explain_file
+from camtool.core.maps import resolve_class
+from camtool.core.runner import ModelInfo, runner_from_settings
+from camtool.explain.files import CamOptions, ImageResult, explain_file
 from camtool.fsutil import atomic_write_text
-from camtool.runner import ModelInfo, runner_from_settings
 from camtool.settings import Settings, settings_to_toml
 
 __all__ = ["SETTINGS_FILE", "CamReport", "run_cam", "unique_stem", "write_settings"]

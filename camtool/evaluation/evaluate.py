@@ -9,14 +9,14 @@ Three groups of metrics, chosen with ``--metrics``:
     ``confusion_matrix.png``) and the most confident mistakes (listed, and drawn with their maps
     as ``mistakes.png``).
 
-``localization`` (needs ground-truth boxes, see :mod:`camtool.boxes`)
+``localization`` (needs ground-truth boxes, see :mod:`camtool.data.boxes`)
     Boxes are in the pixels of the original image, and a centre crop would cut part of it away,
     so these images are fed as ``camtool cam`` feeds them: **no crop**, shorter side resized to
-    ``img_size`` (:func:`camtool.imaging.preprocess`). The map then covers the whole image and is
+    ``img_size`` (:func:`camtool.data.images.preprocess`). The map then covers the whole image and is
     bilinearly upsampled to the original size, where it is compared with the boxes. Images of the
     same resized size are batched together. Reported: the CAM paper's top-1 and GT-known
     localization accuracy (largest region above 20% of the map's maximum, IoU >= 0.5) and
-    MaxBoxAccV2, see :class:`camtool.metrics.LocalizationAccumulator`. The top-1 flag uses the
+    MaxBoxAccV2, see :class:`camtool.evaluation.metrics.LocalizationAccumulator`. The top-1 flag uses the
     prediction on that same uncropped input, the map being the ground-truth class's.
 
 ``faithfulness`` (no boxes needed)
@@ -40,27 +40,27 @@ from typing import Any
 
 import torch
 
-from camtool.boxes import load_boxes
-from camtool.cam_job import write_settings
-from camtool.data import build_transforms, find_dataset_root
+from camtool.core.runner import ModelInfo, runner_from_settings
+from camtool.data.boxes import load_boxes
+from camtool.data.datasets import build_transforms, find_dataset_root
 from camtool.errors import ConfigError, InputError
-from camtool.eval_classification import MAX_MISTAKES, evaluate_classification
-from camtool.eval_data import SPLITS, EvalProgress, check_classes, split_dataset
-from camtool.eval_faithfulness import (
+from camtool.evaluation.classification import MAX_MISTAKES, evaluate_classification
+from camtool.evaluation.data import SPLITS, EvalProgress, check_classes, split_dataset
+from camtool.evaluation.faithfulness import (
     DEFAULT_FAITHFULNESS_IMAGES,
     FAITHFULNESS_STEPS,
     evaluate_faithfulness,
 )
-from camtool.eval_figures import confusion_png, mistakes_png
-from camtool.eval_localization import (
+from camtool.evaluation.figures import confusion_png, mistakes_png
+from camtool.evaluation.localization import (
     LocItem,
     evaluate_localization,
     localization_dict,
     localization_items,
     run_localization,
 )
+from camtool.explain.job import write_settings
 from camtool.fsutil import atomic_write_bytes, atomic_write_text
-from camtool.runner import ModelInfo, runner_from_settings
 from camtool.settings import DatasetSettings, Settings
 
 __all__ = [
