@@ -5,7 +5,8 @@ img_size 160) it measures, each in a fresh subprocess:
 
 * **floor** -- decode + preprocess in DataLoader workers, batch, forward (logits only): no CAM,
   no drawing, no writing. The best a batch tool could do on this machine.
-* **batch** -- :func:`camtool.batch.pipeline.run_batch` end to end: CAMs, overlays (JPEG), peak and box,
+* **batch** -- :func:`camtool.batch.pipeline.run_batch` end to end: CAMs, overlays (JPEG), peak and
+box,
   manifest, CSV and gallery.
 
 Both use the same workers, batch size and model, and warm the model up on one batch first. It
@@ -86,7 +87,7 @@ def _model(workdir: Path) -> Path:
 def _runner(model: Path, channels_last: bool) -> Any:
     import torch
 
-    from camtool.core.runner import open_runner
+    from camtool.core.loading import open_runner
 
     runner: Any = open_runner(model, torch.device("cpu"))
     if channels_last:

@@ -4,7 +4,8 @@ On the demo's synthetic shapes dataset (``camtool.data.synthetic``, boxes known)
 small ResNet-18s from scratch with :func:`camtool.training.loop.train`, identical but for
 ``model.output_stride`` (at the demo's 64 px, 32 gives a 2x2 map; 16 keeps the last ResNet stage
 at full resolution, a 4x4 map), evaluates each on the ``val/`` split with
-:func:`camtool.evaluation.evaluate.run_eval` and prints a Markdown table, side by side: accuracy, top-1
+:func:`camtool.evaluation.evaluate.run_eval` and prints a Markdown table, side by side: accuracy,
+top-1
 localization, GT-known localization and MaxBoxAccV2 (and, with ``--faithfulness N``, deletion /
 insertion AUC on N images).
 

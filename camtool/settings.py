@@ -29,6 +29,7 @@ from pydantic_settings.exceptions import SettingsError
 
 from camtool.choices import DatasetName, DeviceName, Optimizer, Scheduler
 from camtool.errors import ConfigError
+from camtool.fsutil import atomic_write_text
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -36,6 +37,7 @@ else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
 
 __all__ = [
+    "SETTINGS_FILE",
     "CamSettings",
     "DatasetSettings",
     "ModelSettings",
@@ -45,7 +47,11 @@ __all__ = [
     "load_settings",
     "read_toml",
     "settings_to_toml",
+    "write_settings",
 ]
+
+#: The file, beside every output, that records the settings it was made with.
+SETTINGS_FILE = "camtool-settings.toml"
 
 ENV_PREFIX = "CAMTOOL_"
 
@@ -300,3 +306,10 @@ def settings_to_toml(settings: Settings) -> str:
                 lines.append(f"{key} = {_toml_value(value)}")
         lines.append("")
     return "\n".join(lines)
+
+
+def write_settings(directory: Path, settings: Settings) -> Path:
+    """Save the resolved settings as :data:`SETTINGS_FILE` in ``directory`` (atomically)."""
+    path = Path(directory) / SETTINGS_FILE
+    atomic_write_text(path, settings_to_toml(settings))
+    return path

@@ -47,14 +47,14 @@ from camtool.batch.manifest import (
     finalize,
     latest_rows,
 )
+from camtool.core.loading import runner_from_settings
 from camtool.core.localize import box_from_map, peak
 from camtool.core.maps import CAMBatch, explain_batch, resolve_class
-from camtool.core.runner import Runner, runner_from_settings
+from camtool.core.runner import Runner
 from camtool.data.images import IMAGE_SUFFIXES, load_image, preprocess
 from camtool.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_PARTIAL, CamtoolError, ConfigError
 from camtool.explain.files import CamOptions, map_paths, write_maps
-from camtool.explain.job import write_settings
-from camtool.settings import Settings
+from camtool.settings import Settings, write_settings
 
 __all__ = [
     "BOX_THRESHOLD",

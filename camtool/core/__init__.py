@@ -1,0 +1,78 @@
+"""The CAM network and everything that turns images into maps.
+
+archs (which torchvision models camtool builds), model (CAMNet: backbone, GAP, one linear layer),
+checkpoint (saving and safe loading), maps (class choice, map gathering, upsampling), localize
+(peaks and boxes from maps), runners behind one interface (runner: the protocol; torch_runner,
+onnx_runner; loading: open what ``--model`` names), device selection and ImageNet constants.
+
+Modules:
+
+* ``archs``
+* ``checkpoint``
+* ``device``
+* ``imagenet``
+* ``loading``
+* ``localize``
+* ``maps``
+* ``model``
+* ``onnx_runner``
+* ``runner``
+* ``torch_runner``
+
+The names below are importable from the package itself; each is loaded from its module on
+first use, so importing the package costs nothing.
+"""
+
+from __future__ import annotations
+
+from camtool._lazy import lazy_exports
+
+_WHERE: dict[str, str] = {
+    "BoxXYXY": "localize",
+    "CAMBatch": "maps",
+    "CAMNet": "model",
+    "CAMOutput": "model",
+    "CAMSource": "maps",
+    "EMPTY_BOX": "localize",
+    "EXPORT_FORMAT": "onnx_runner",
+    "EXPORT_FORMAT_VERSION": "onnx_runner",
+    "FORMAT": "checkpoint",
+    "FORMAT_KEY": "onnx_runner",
+    "FORMAT_VERSION": "checkpoint",
+    "IMAGENET_MEAN": "imagenet",
+    "IMAGENET_STD": "imagenet",
+    "INPUT_NAME": "onnx_runner",
+    "LoadedModel": "checkpoint",
+    "METADATA_KEY": "onnx_runner",
+    "ModelInfo": "runner",
+    "OUTPUT_NAMES": "onnx_runner",
+    "OnnxRunner": "onnx_runner",
+    "RESNET_ARCHS": "archs",
+    "Runner": "runner",
+    "TorchRunner": "torch_runner",
+    "all_boxes_from_map_thresholds": "localize",
+    "box_from_map": "localize",
+    "boxes_from_map_thresholds": "localize",
+    "build_model": "model",
+    "explain_batch": "maps",
+    "heatmap": "maps",
+    "imagenet_class_names": "model",
+    "imagenet_weights_file": "model",
+    "info_from_metadata": "onnx_runner",
+    "iou": "localize",
+    "load_checkpoint": "checkpoint",
+    "load_imagenet_state_dict": "model",
+    "minmax_normalize": "localize",
+    "model_from_state_dict": "checkpoint",
+    "open_runner": "loading",
+    "peak": "localize",
+    "read_onnx_metadata": "onnx_runner",
+    "resolve_class": "maps",
+    "resolve_device": "device",
+    "runner_from_settings": "loading",
+    "save_checkpoint": "checkpoint",
+    "scale_box": "localize",
+    "select_classes": "maps",
+}
+
+__all__, __getattr__, __dir__ = lazy_exports(__name__, _WHERE)

@@ -28,6 +28,7 @@ from torch import Tensor
 
 from camtool import __version__
 from camtool.core.archs import RESNET_ARCHS
+from camtool.core.imagenet import IMAGENET_MEAN, IMAGENET_STD
 from camtool.core.model import CAMNet, imagenet_class_names
 from camtool.errors import CamtoolError
 from camtool.fsutil import atomic_path
@@ -35,8 +36,6 @@ from camtool.fsutil import atomic_path
 __all__ = [
     "FORMAT",
     "FORMAT_VERSION",
-    "IMAGENET_MEAN",
-    "IMAGENET_STD",
     "LoadedModel",
     "load_checkpoint",
     "model_from_state_dict",
@@ -45,8 +44,6 @@ __all__ = [
 
 FORMAT = "camtool-checkpoint"
 FORMAT_VERSION = 1
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 _WRAPPER_PREFIXES = ("module.", "model.", "resnet.", "backbone.", "net.", "_orig_mod.")
 
 

@@ -155,7 +155,8 @@ def _providers(device: torch.device) -> tuple[list[Any], torch.device]:
 
 
 class OnnxRunner:
-    """A ``camtool export`` ONNX file run by onnxruntime, behind the :class:`~camtool.core.runner.Runner`
+    """A ``camtool export`` ONNX file run by onnxruntime, behind the
+    :class:`~camtool.core.runner.Runner`
     protocol.
 
     onnxruntime's CUDA provider is used when ``device`` is CUDA and the installed onnxruntime has

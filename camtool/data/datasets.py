@@ -30,14 +30,13 @@ from torch.utils.data import DataLoader, Dataset, Sampler, Subset
 from torch.utils.data.dataloader import default_collate
 from torchvision import transforms as T
 
+from camtool.core.imagenet import IMAGENET_MEAN, IMAGENET_STD
 from camtool.errors import CamtoolError, ConfigError, InputError
 
 __all__ = [
     "DATASET_NAMES",
     "DEFAULT_CROP_SCALE",
     "IMAGENETTE_CLASSES",
-    "IMAGENET_MEAN",
-    "IMAGENET_STD",
     "IMAGE_EXTENSIONS",
     "DataSplits",
     "ImageFolderDataset",
@@ -50,8 +49,6 @@ __all__ = [
     "open_rgb",
 ]
 
-IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
-IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
 
 DEFAULT_CROP_SCALE: tuple[float, float] = (0.08, 1.0)
 """Area range of ``RandomResizedCrop`` (torchvision's default). For the synthetic shapes, whose

@@ -1,7 +1,8 @@
 """``camtool demo``: the whole pipeline on generated data, offline, in a few minutes on a CPU.
 
 It draws the synthetic shapes dataset (:mod:`camtool.data.synthetic`) into ``DIR/data``, trains a
-ResNet-18 from scratch on it with the ordinary training core (:func:`camtool.training.loop.train`, with
+ResNet-18 from scratch on it with the ordinary training core (:func:`camtool.training.loop.train`,
+with
 settings built by :func:`camtool.settings.load_settings`, so ``CAMTOOL_*`` variables apply),
 measures the accuracy of ``best.pt`` on the untouched ``val/`` images, and writes class
 activation maps of some of those images into ``DIR/cams`` with the code ``camtool cam`` uses::
@@ -211,7 +212,7 @@ def _test_and_draw(
     well the maps find the shapes (box localization against ``boxes.csv``)."""
     from camtool.core.checkpoint import load_checkpoint
     from camtool.core.device import resolve_device
-    from camtool.core.runner import TorchRunner
+    from camtool.core.torch_runner import TorchRunner
     from camtool.data.datasets import ImageFolderDataset, build_transforms, make_loader
     from camtool.evaluation.evaluate import evaluate_localization
     from camtool.explain.files import CamOptions, explain_file

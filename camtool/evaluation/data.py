@@ -1,6 +1,7 @@
 """Shared pieces of ``camtool eval``: reading a split, checking it fits the model, batching it.
 
-Used by :mod:`camtool.evaluation.evaluate` and the per-metric modules (:mod:`camtool.evaluation.classification`,
+Used by :mod:`camtool.evaluation.evaluate` and the per-metric modules
+(:mod:`camtool.evaluation.classification`,
 :mod:`camtool.evaluation.localization`, :mod:`camtool.evaluation.faithfulness`).
 """
 

@@ -12,11 +12,13 @@ Three groups of metrics, chosen with ``--metrics``:
 ``localization`` (needs ground-truth boxes, see :mod:`camtool.data.boxes`)
     Boxes are in the pixels of the original image, and a centre crop would cut part of it away,
     so these images are fed as ``camtool cam`` feeds them: **no crop**, shorter side resized to
-    ``img_size`` (:func:`camtool.data.images.preprocess`). The map then covers the whole image and is
+    ``img_size`` (:func:`camtool.data.images.preprocess`). The map then covers the whole image and
+    is
     bilinearly upsampled to the original size, where it is compared with the boxes. Images of the
     same resized size are batched together. Reported: the CAM paper's top-1 and GT-known
     localization accuracy (largest region above 20% of the map's maximum, IoU >= 0.5) and
-    MaxBoxAccV2, see :class:`camtool.evaluation.metrics.LocalizationAccumulator`. The top-1 flag uses the
+    MaxBoxAccV2, see :class:`camtool.evaluation.metrics.LocalizationAccumulator`. The top-1 flag
+    uses the
     prediction on that same uncropped input, the map being the ground-truth class's.
 
 ``faithfulness`` (no boxes needed)
@@ -40,7 +42,8 @@ from typing import Any
 
 import torch
 
-from camtool.core.runner import ModelInfo, runner_from_settings
+from camtool.core.loading import runner_from_settings
+from camtool.core.runner import ModelInfo
 from camtool.data.boxes import load_boxes
 from camtool.data.datasets import build_transforms, find_dataset_root
 from camtool.errors import ConfigError, InputError
@@ -59,9 +62,8 @@ from camtool.evaluation.localization import (
     localization_items,
     run_localization,
 )
-from camtool.explain.job import write_settings
 from camtool.fsutil import atomic_write_bytes, atomic_write_text
-from camtool.settings import DatasetSettings, Settings
+from camtool.settings import DatasetSettings, Settings, write_settings
 
 __all__ = [
     "DEFAULT_FAITHFULNESS_IMAGES",

@@ -7,7 +7,8 @@ Localization (ground-truth boxes known)
     :class:`LocalizationAccumulator` is fed batches of ground-truth-class maps and reports
 
     * the CAM paper protocol (Zhou et al. 2016, following ILSVRC): box around the largest
-      8-connected region above 20% of the map's maximum (:func:`camtool.core.localize.box_from_map`);
+      8-connected region above 20% of the map's maximum
+      (:func:`camtool.core.localize.box_from_map`);
       **GT-known localization** counts an image when that box has IoU >= 0.5 with any of its
       ground-truth boxes, **top-1 localization** additionally requires the top-1 class to be right
       (when it is right, the predicted class's map *is* the ground-truth class's map, so the

@@ -6,15 +6,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from camtool.core.loading import runner_from_settings
 from camtool.core.maps import resolve_class
-from camtool.core.runner import ModelInfo, runner_from_settings
+from camtool.core.runner import ModelInfo
 from camtool.explain.files import CamOptions, ImageResult, explain_file
-from camtool.fsutil import atomic_write_text
-from camtool.settings import Settings, settings_to_toml
+from camtool.settings import Settings, write_settings
 
-__all__ = ["SETTINGS_FILE", "CamReport", "run_cam", "unique_stem", "write_settings"]
-
-SETTINGS_FILE = "camtool-settings.toml"
+__all__ = ["CamReport", "run_cam", "unique_stem"]
 
 
 @dataclass
@@ -29,13 +27,6 @@ class CamReport:
     @property
     def failed(self) -> int:
         return sum(not r.ok for r in self.results)
-
-
-def write_settings(directory: Path, settings: Settings) -> Path:
-    """Save the resolved settings as ``camtool-settings.toml`` in ``directory``."""
-    path = Path(directory) / SETTINGS_FILE
-    atomic_write_text(path, settings_to_toml(settings))
-    return path
 
 
 def unique_stem(path: Path, taken: set[str]) -> str:

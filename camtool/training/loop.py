@@ -1,7 +1,8 @@
 """``camtool train``'s core: fine-tune a CAM network on an image folder, resumably.
 
 One call, :func:`train`, runs the whole job: data splits (``camtool.data.datasets``), the model
-(``camtool.core.model.build_model``), the optimizer and schedule, early stopping, checkpoints and logs.
+(``camtool.core.model.build_model``), the optimizer and schedule, early stopping, checkpoints and
+logs.
 What it writes into ``training.checkpoint_dir`` (each file atomically)::
 
     camtool-settings.toml   the resolved settings
@@ -54,14 +55,20 @@ from torch.utils.data import DataLoader, Subset
 from torch.utils.data.distributed import DistributedSampler
 
 from camtool.choices import Optimizer, Scheduler
-from camtool.core.checkpoint import IMAGENET_MEAN, IMAGENET_STD, load_checkpoint, save_checkpoint
+from camtool.core.checkpoint import load_checkpoint, save_checkpoint
 from camtool.core.device import resolve_device
+from camtool.core.imagenet import IMAGENET_MEAN, IMAGENET_STD
 from camtool.core.model import CAMNet, build_model
 from camtool.data.datasets import DEFAULT_CROP_SCALE, make_loader, make_splits
 from camtool.errors import EXIT_INTERRUPTED, CamtoolError, ConfigError
-from camtool.explain.job import SETTINGS_FILE, write_settings
 from camtool.fsutil import atomic_write_bytes
-from camtool.settings import Settings, TrainingSettings, load_settings
+from camtool.settings import (
+    SETTINGS_FILE,
+    Settings,
+    TrainingSettings,
+    load_settings,
+    write_settings,
+)
 from camtool.training.distributed import (
     DistContext,
     all_reduce,

@@ -1,4 +1,5 @@
-"""What :func:`camtool.training.loop.train` reports: plans, progress, epoch metrics and the result."""
+"""What :func:`camtool.training.loop.train` reports: plans, progress, epoch metrics and the
+result."""
 
 from __future__ import annotations
 
