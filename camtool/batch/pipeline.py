@@ -52,8 +52,16 @@ from camtool.core.localize import box_from_map, peak
 from camtool.core.maps import CAMBatch, explain_batch, resolve_class
 from camtool.core.runner import Runner
 from camtool.data.images import IMAGE_SUFFIXES, load_image, preprocess
-from camtool.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_PARTIAL, CamtoolError, ConfigError
+from camtool.errors import (
+    EXIT_OK,
+    EXIT_PARTIAL,
+    CamtoolError,
+    ConfigError,
+    interrupt_exit_code,
+)
 from camtool.explain.files import CamOptions, map_paths, write_maps
+from camtool.fsutil import remove_stale_temps
+from camtool.process import worker_init
 from camtool.settings import Settings, write_settings
 
 __all__ = [
@@ -410,6 +418,7 @@ def _loader(dataset: _ImageFiles, workers: int) -> DataLoader[Sample]:
         num_workers=workers,
         collate_fn=_as_is,
         prefetch_factor=2 if workers else None,
+        worker_init_fn=worker_init,
     )
 
 
@@ -509,6 +518,7 @@ def run_batch(
     )
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
+        remove_stale_temps(out_dir, recursive=True)  # of runs killed before
         settings_file = write_settings(out_dir, settings)
     except OSError as exc:
         raise CamtoolError(f"cannot write to {out_dir}: {exc.strerror or exc}") from None
@@ -526,6 +536,7 @@ def run_batch(
     previous = {} if overwrite else latest_rows(out_dir / MANIFEST_JSONL)
     maps = _map_count(options, len(info.class_names))
     interrupted = False
+    stopped_by: BaseException | None = None
     samples: Iterator[Sample] | None = None
     pipeline_started = time.perf_counter()
     try:
@@ -557,8 +568,8 @@ def run_batch(
             )
             samples = iter(_loader(dataset, settings.training.workers))
             run.pipeline(samples)
-    except KeyboardInterrupt:
-        interrupted = True
+    except KeyboardInterrupt as exc:
+        interrupted, stopped_by = True, exc
     finally:
         try:
             _close(samples)
@@ -571,7 +582,7 @@ def run_batch(
         raise CamtoolError(
             f"interrupted after {done} of {len(items)} inputs; the manifest is saved in "
             f"{out_dir}, run the same command again to finish",
-            exit_code=EXIT_INTERRUPTED,
+            exit_code=interrupt_exit_code(stopped_by),
         )
     ended = time.perf_counter()
     pipeline_s = max(ended - pipeline_started, 1e-9)

@@ -8,7 +8,8 @@ import typer
 from typer.core import TyperGroup
 
 from camtool import __version__
-from camtool.errors import EXIT_FAILURE, EXIT_INTERRUPTED, CamtoolError
+from camtool.errors import EXIT_FAILURE, CamtoolError, interrupt_exit_code, interrupt_word
+from camtool.process import sigterm_as_interrupt
 
 __all__ = ["app", "fail"]
 
@@ -32,20 +33,23 @@ def _is_cli_signal(exc: BaseException) -> bool:
 class CamtoolGroup(TyperGroup):
     """Runs a sub-command and turns whatever it raises into one line on stderr and an exit code.
 
-    ``--debug`` (or ``CAMTOOL_DEBUG=1``) lets the traceback through instead.
+    While the command runs, SIGTERM stops it as Ctrl-C does (every command's cleanup for
+    KeyboardInterrupt runs), with exit code 143 instead of 130. ``--debug`` (or
+    ``CAMTOOL_DEBUG=1``) lets the traceback through instead.
     """
 
     def invoke(self, ctx: typer.Context) -> Any:  # type: ignore[override]
         try:
-            return super().invoke(ctx)
+            with sigterm_as_interrupt():
+                return super().invoke(ctx)
         except CamtoolError as exc:
             if _debug(ctx):
                 raise
             raise fail(exc.message, exc.exit_code) from None
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as exc:
             if _debug(ctx):
                 raise
-            raise fail("interrupted", EXIT_INTERRUPTED) from None
+            raise fail(interrupt_word(exc), interrupt_exit_code(exc)) from None
         except OSError as exc:
             if _debug(ctx):
                 raise

@@ -30,6 +30,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler, Subset
 from torch.utils.data.dataloader import default_collate
 from torchvision import transforms as T
 
+from camtool.process import worker_init
 from camtool.core.imagenet import IMAGENET_MEAN, IMAGENET_STD
 from camtool.errors import CamtoolError, ConfigError, InputError
 
@@ -410,7 +411,9 @@ def make_loader(
 
 
 def _seed_worker(worker_id: int) -> None:
-    """Seed Python's and NumPy's generators in a worker from its torch seed."""
+    """Make the worker die with its parent, and seed Python's and NumPy's generators in it from
+    its torch seed."""
+    worker_init(worker_id)
     seed = torch.initial_seed() % 2**32
     random.seed(seed)
     np.random.seed(seed)

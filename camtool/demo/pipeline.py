@@ -23,7 +23,8 @@ from typing import TYPE_CHECKING, Any
 from camtool.settings import Settings, load_settings
 
 if TYPE_CHECKING:
-    from camtool.training.loop import Evaluation, TrainObserver, TrainResult
+    from camtool.training.evaluate import Evaluation
+    from camtool.training.types import TrainObserver, TrainResult
 
 __all__ = [
     "DEMO_DEFAULTS",
@@ -216,7 +217,7 @@ def _test_and_draw(
     from camtool.data.datasets import ImageFolderDataset, build_transforms, make_loader
     from camtool.evaluation.evaluate import evaluate_localization
     from camtool.explain.files import CamOptions, explain_file
-    from camtool.training.loop import evaluate
+    from camtool.training.evaluate import evaluate
 
     assert result.best_checkpoint is not None  # at least one epoch ran
     device = resolve_device(settings.training.device.value)

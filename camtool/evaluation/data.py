@@ -19,6 +19,7 @@ from torch.utils.data import DataLoader, Dataset
 from camtool.core.runner import ModelInfo
 from camtool.data.datasets import ImageFolderDataset, class_names_for, collate_skip_none
 from camtool.errors import CamtoolError, ConfigError
+from camtool.process import worker_init
 
 __all__ = [
     "CROP_NOTE",
@@ -116,6 +117,7 @@ def make_loader(
         num_workers=workers,
         pin_memory=device.type == "cuda",
         collate_fn=collate_skip_none,
+        worker_init_fn=worker_init,
     )
 
 

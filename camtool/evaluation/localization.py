@@ -26,6 +26,7 @@ from camtool.data.images import load_image, preprocess, resized_size
 from camtool.errors import CamtoolError, ConfigError, InputError
 from camtool.evaluation.data import EvalProgress, check_classes, oom_error, split_dataset
 from camtool.evaluation.metrics import LocalizationAccumulator
+from camtool.process import worker_init
 
 __all__ = [
     "CAM_THRESHOLD",
@@ -140,6 +141,7 @@ def run_localization(
         batch_sampler=_size_batches(items, info.img_size, batch_size),
         num_workers=workers,
         collate_fn=_collate_list,
+        worker_init_fn=worker_init,
     )
     acc = LocalizationAccumulator(cam_threshold=CAM_THRESHOLD, loc_iou=LOC_IOU)
     skipped = done = 0
