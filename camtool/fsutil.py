@@ -30,10 +30,12 @@ __all__ = [
     "atomic_write_text",
     "refuse_to_replace",
     "remove_stale_temps",
+    "scratch_prefix",
     "temp_name",
 ]
 
 _TEMP = re.compile(r"^\..+\.(?:(?P<pid>\d+)-)?[0-9a-f]{8}\.tmp(?:\.[^.]+)?$")
+_SCRATCH = re.compile(r"^\.camtool-[a-z]+-(?P<pid>\d+)-")
 _LEGACY_AGE_S = 3600.0
 """Temporary names without a pid (older camtool) are stale once this old (seconds)."""
 _LOW_SPACE = 16 * 2**20
@@ -46,6 +48,15 @@ def temp_name(target: Path) -> Path:
     target = Path(target)
     tag = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
     return target.with_name(f".{target.name}.{tag}.tmp{target.suffix}")
+
+
+def scratch_prefix(purpose: str) -> str:
+    """A hidden prefix for a temporary folder (``tempfile.mkdtemp(prefix=...)``) of this process.
+
+    ``.camtool-<purpose>-<pid>-``: :func:`remove_stale_temps` deletes such folders once their
+    process is gone.
+    """
+    return f".camtool-{purpose}-{os.getpid()}-"
 
 
 def _write_error(target: Path, exc: RuntimeError) -> OSError | None:
@@ -136,7 +147,8 @@ def remove_stale_temps(folder: Path, *, recursive: bool = False) -> list[Path]:
     """Delete temporary files that killed writers of :func:`atomic_path` left in ``folder``.
 
     Only hidden names of :func:`temp_name`'s pattern whose pid is not a live process (or, for
-    names without a pid, older than an hour) are removed; nothing else is touched. A missing or
+    names without a pid, older than an hour), and folders of :func:`scratch_prefix` of dead
+    processes, are removed; nothing else is touched. A missing or
     unreadable folder is left alone.
 
     Returns:
@@ -146,7 +158,14 @@ def remove_stale_temps(folder: Path, *, recursive: bool = False) -> list[Path]:
     folder = Path(folder)
     walker: Iterable[tuple[str, list[str], list[str]]]
     walker = os.walk(folder) if recursive else [(str(folder), [], _names(folder))]
-    for parent, _dirs, files in walker:
+    for parent, dirs, files in walker:
+        for name in list(dirs) if recursive else _dir_names(folder):
+            match = _SCRATCH.match(name)
+            if match and not _alive(int(match.group("pid"))):
+                shutil.rmtree(Path(parent) / name, ignore_errors=True)
+                removed.append(Path(parent) / name)
+                if name in dirs:
+                    dirs.remove(name)
         for name in files:
             path = Path(parent) / name
             if name.startswith(".") and _is_stale(path):
@@ -154,6 +173,13 @@ def remove_stale_temps(folder: Path, *, recursive: bool = False) -> list[Path]:
                     path.unlink()
                     removed.append(path)
     return removed
+
+
+def _dir_names(folder: Path) -> list[str]:
+    try:
+        return [entry.name for entry in os.scandir(folder) if entry.is_dir(follow_symlinks=False)]
+    except OSError:
+        return []
 
 
 def _names(folder: Path) -> list[str]:

@@ -25,13 +25,19 @@ def demo_cmd(
         Path("camtool-demo"), "--output-dir", "-o", help="Folder for the data, model and maps."
     ),
     device: DeviceName | None = DeviceOpt,
+    overwrite: bool = typer.Option(
+        False,
+        "--overwrite",
+        help="Replace files in DIR/checkpoints and DIR/cams that an earlier demo did not write.",
+    ),
     json_out: bool = JsonOpt,
 ) -> None:
     """Draw a small shapes dataset, train a ResNet-18 on it from scratch, and map what it sees.
 
     Needs no network and takes a few minutes on a laptop CPU. Writes DIR/data (the images and
     their boxes), DIR/checkpoints (best.pt, curves.png ...) and DIR/cams (maps of test images).
-    An earlier demo in DIR is replaced.
+    An earlier demo in DIR is replaced; other files there only with --overwrite. DIR is locked
+    while the demo runs.
 
     Example: camtool demo -o camtool-demo && camtool cam camtool-demo/data/val/ring/00000.png
     --model camtool-demo/checkpoints/best.pt
@@ -45,6 +51,7 @@ def demo_cmd(
             device=device_value(device),
             observer=live,
             on_stage=lambda message: err.print(message, markup=False, highlight=False),
+            overwrite=overwrite,
         )
     finally:
         live.close()

@@ -41,6 +41,9 @@ def export(
         "<stem>.torchscript.pt].",
     ),
     opset: int | None = typer.Option(None, "--opset", help="ONNX opset, 12..20 [default: 17]."),
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="Replace the output file if it exists (by default: refuse)."
+    ),
     json_out: bool = JsonOpt,
 ) -> None:
     """Export a model that explains itself: images -> logits and class activation maps.
@@ -61,6 +64,7 @@ def export(
             output=output,
             opset=opset,
             on_progress=None if json_out else _progress,
+            overwrite=overwrite,
         )
     except ExportCheckError as exc:
         _show(exc.report, json_out)

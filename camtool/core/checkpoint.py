@@ -17,7 +17,6 @@ from __future__ import annotations
 import os
 import pickle
 import warnings
-import zipfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -120,8 +119,10 @@ def _read(path: Path) -> Any:
             f"refusing to load {path}: it is not a plain weights file "
             "(loading it would need to run code from it, or it is not a checkpoint)"
         ) from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as exc:
-        raise CamtoolError(f"{path} is not a readable PyTorch checkpoint ({exc})") from None
+    except Exception as exc:  # torch's legacy reader raises KeyError, IndexError ... on garbage
+        raise CamtoolError(
+            f"{path} is not a readable PyTorch checkpoint ({type(exc).__name__}: {exc})"
+        ) from None
 
 
 def _strip_wrapper(state: Mapping[str, Tensor]) -> dict[str, Tensor]:
