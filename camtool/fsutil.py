@@ -189,22 +189,26 @@ def _names(folder: Path) -> list[str]:
         return []
 
 
-def refuse_to_replace(paths: Iterable[Path], *, overwrite: bool, hint: str = "") -> None:
-    """Refuse (one line) to replace files that exist, unless ``overwrite`` (the user asked).
+def refuse_to_replace(
+    paths: Iterable[Path], *, overwrite: bool, hint: str = "", marker: str | None = None
+) -> None:
+    """Refuse (one line) to replace files camtool did not write, unless the user asked to.
 
     Args:
         paths: the files about to be written.
-        overwrite: the user passed ``--overwrite``.
-        hint: what else the user can do (appended to the message).
+        overwrite: the user passed ``--overwrite``: replace anything.
+        hint: what else the user can do (appended to the message, e.g. ``", or choose ..."``).
+        marker: a file name (``camtool-settings.toml``) whose presence in a folder shows camtool
+            wrote that folder's outputs: files there are replaced. ``None``: every existing
+            file is refused.
 
     Raises:
         CamtoolError: one of ``paths`` exists (the first is named).
     """
     if overwrite:
         return
-    for path in paths:
-        if Path(path).exists():
-            raise CamtoolError(
-                f"{path} exists and camtool will not replace it; pass --overwrite to replace "
-                f"it{hint}"
-            )
+    for path in map(Path, paths):
+        if not path.exists() or (marker is not None and (path.parent / marker).is_file()):
+            continue
+        why = "" if marker is None else " and camtool did not write it"
+        raise CamtoolError(f"{path} exists{why}; pass --overwrite to replace it{hint}")

@@ -178,7 +178,8 @@ def folder_lock(folder: Path, command: str) -> Iterator[None]:
     """Hold ``folder``'s lock while inside; refuse if another live process holds it.
 
     Args:
-        folder: the folder to lock (created if missing).
+        folder: the folder to lock (created if missing, and removed again if it is still empty
+            on the way out).
         command: the command's name, for the message (``"train"``).
 
     Raises:
@@ -189,6 +190,7 @@ def folder_lock(folder: Path, command: str) -> Iterator[None]:
     if fcntl is None:  # pragma: no cover - Windows
         yield
         return
+    created = not folder.exists()
     try:
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / LOCK_NAME
@@ -210,3 +212,6 @@ def folder_lock(folder: Path, command: str) -> Iterator[None]:
             with contextlib.suppress(OSError):
                 path.unlink()
             os.close(fd)
+        if created:  # a run that wrote nothing leaves no empty folder behind
+            with contextlib.suppress(OSError):
+                folder.rmdir()

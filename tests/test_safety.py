@@ -397,8 +397,8 @@ def test_export_does_not_replace_a_file_unless_asked(
     result = runner.invoke(app, args)
     assert result.exit_code == 1 and target.read_bytes() == b"mine"
     assert error_lines(result.stderr) == [
-        f"camtool: error: {target} exists and camtool will not replace it; pass --overwrite to "
-        "replace it, or choose another -o FILE"
+        f"camtool: error: {target} exists; pass --overwrite to replace it, or choose another "
+        "-o FILE"
     ]
     assert runner.invoke(app, [*args, "--overwrite"]).exit_code == 0
     assert target.read_bytes() != b"mine"
@@ -574,3 +574,40 @@ def test_resume_from_a_numbered_checkpoint_restarts_the_optimizer(
     assert result.epochs_run == 3
     assert observer.plan is not None and observer.plan.optimizer_restarted
     assert observer.plan.start_epoch == 3
+
+
+def test_cam_does_not_replace_a_file_it_did_not_write(
+    tiny_checkpoint: Path, photo: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "maps"
+    foreign = out / "photo_cam.png"
+    foreign.parent.mkdir()
+    foreign.write_bytes(b"mine")
+    args = ["cam", str(photo), "--model", str(tiny_checkpoint), "-o", str(out)]
+    refused = runner.invoke(app, args)
+    assert refused.exit_code == 1 and foreign.read_bytes() == b"mine"
+    assert error_lines(refused.stderr) == [
+        f"camtool: error: {foreign} exists and camtool did not write it; pass --overwrite to "
+        "replace it, or choose another -o DIR"
+    ]
+    assert runner.invoke(app, [*args, "--overwrite"]).exit_code == 0
+    assert foreign.read_bytes()[:4] == b"\x89PNG"
+    assert runner.invoke(app, args).exit_code == 0  # its own output: replaced without asking
+
+
+def test_eval_does_not_replace_a_file_it_did_not_write(shapes: Path, tmp_path: Path) -> None:
+    from camtool.core.checkpoint import save_checkpoint
+    from camtool.core.model import CAMNet
+
+    model = tmp_path / "m.pt"
+    save_checkpoint(model, CAMNet("resnet18", 2), class_names=["circle", "square"], img_size=32)
+    out = tmp_path / "results"
+    out.mkdir()
+    (out / "metrics.json").write_text("{}")
+    args = ["eval", "--model", str(model), "--data-dir", str(shapes), "-o", str(out)]
+    args += ["--metrics", "classification", "--workers", "0"]
+    refused = runner.invoke(app, args)
+    assert refused.exit_code == 1 and (out / "metrics.json").read_text() == "{}"
+    assert "metrics.json exists and camtool did not write it" in refused.stderr
+    assert runner.invoke(app, [*args, "--overwrite"]).exit_code == 0
+    assert (out / "metrics.json").read_text() != "{}"

@@ -79,6 +79,9 @@ def eval_command(
     ),
     device: DeviceName | None = DeviceOpt,
     config: Path | None = ConfigOpt,
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="Replace files in -o DIR that camtool did not write."
+    ),
     json_out: bool = JsonOpt,
 ) -> None:
     """Evaluate a model: accuracy, and whether its maps point at the object.
@@ -117,6 +120,7 @@ def eval_command(
         metrics=parse_metric_groups(metrics),
         faithfulness_images=faithfulness_images or DEFAULT_FAITHFULNESS_IMAGES,
         output_dir=output_dir if output_dir is not None else DEFAULT_OUTPUT_DIR,
+        overwrite=overwrite,
     )
     with Progress(
         "[progress.description]{task.description}",

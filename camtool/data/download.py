@@ -35,6 +35,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from camtool import __version__
+from camtool.fsutil import atomic_write_text
 from camtool.errors import CamtoolError, ConfigError, InputError
 
 __all__ = [
@@ -582,15 +583,8 @@ def _extract_dataset(archive: Path, data_dir: Path, plan: _Plan, source: str | N
 
 
 def _write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file in the same folder."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write ``text`` to ``path`` atomically (see :func:`camtool.fsutil.atomic_path`)."""
+    atomic_write_text(path, text)
 
 
 def _member_problem(member: tarfile.TarInfo) -> str | None:

@@ -62,8 +62,13 @@ from camtool.evaluation.localization import (
     localization_items,
     run_localization,
 )
-from camtool.fsutil import atomic_write_bytes, atomic_write_text
-from camtool.settings import DatasetSettings, Settings, write_settings
+from camtool.fsutil import (
+    atomic_write_bytes,
+    atomic_write_text,
+    refuse_to_replace,
+    remove_stale_temps,
+)
+from camtool.settings import SETTINGS_FILE, DatasetSettings, Settings, write_settings
 
 __all__ = [
     "DEFAULT_FAITHFULNESS_IMAGES",
@@ -101,6 +106,8 @@ class EvalOptions:
         faithfulness_images: most images the faithfulness metrics run on.
         output_dir: where ``metrics.json``, the figures and the settings are written.
         mistakes: how many of the most confident mistakes to list and draw.
+        overwrite: replace output files in a folder camtool did not write (one without
+            ``camtool-settings.toml``); else refuse.
     """
 
     split: str = "val"
@@ -109,6 +116,7 @@ class EvalOptions:
     faithfulness_images: int = DEFAULT_FAITHFULNESS_IMAGES
     output_dir: Path = DEFAULT_OUTPUT_DIR
     mistakes: int = MAX_MISTAKES
+    overwrite: bool = False
 
 
 @dataclass
@@ -251,7 +259,15 @@ def run_eval(
             "localization skipped: no boxes (give --boxes, or put boxes.csv at the dataset root)"
         )
     out_dir = Path(options.output_dir)
+    outputs = [out_dir / name for name in ("metrics.json", "confusion_matrix.png", "mistakes.png")]
+    refuse_to_replace(
+        outputs,
+        overwrite=options.overwrite,
+        hint=", or choose another -o DIR",
+        marker=SETTINGS_FILE,
+    )
     out_dir.mkdir(parents=True, exist_ok=True)
+    remove_stale_temps(out_dir)  # of runs killed before
     report.files["settings"] = str(write_settings(out_dir, settings))
     batch, workers = settings.training.batch_size, settings.training.workers
     with torch.inference_mode():
