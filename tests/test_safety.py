@@ -31,7 +31,6 @@ from camtool.process import LOCK_NAME, folder_lock
 from camtool.settings import Settings, load_settings
 from camtool.training.checkpoints import BEST_FILE, LAST_FILE, METRICS_FILE
 from camtool.training.loop import train
-from tests.conftest import make_photo
 
 ROOT = Path(__file__).resolve().parents[1]
 runner = CliRunner()
@@ -41,7 +40,12 @@ runner = CliRunner()
 def shapes(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("safety_data") / "shapes"
     return make_shapes_dataset(
-        root, train_per_class=6, val_per_class=1, image_size=32, seed=1, classes=("circle", "square")
+        root,
+        train_per_class=6,
+        val_per_class=1,
+        image_size=32,
+        seed=1,
+        classes=("circle", "square"),
     )
 
 
@@ -164,7 +168,7 @@ def test_sigterm_during_export_leaves_no_temp_file(tiny_checkpoint: Path, tmp_pa
     out = tmp_path / "out"
     args = ["export", "--model", str(tiny_checkpoint), "-o", str(out / "model.onnx")]
     process = run_blocked(tmp_path, "camtool.export.exporter:_check", args)
-    assert [p.name for p in out.iterdir()][0].startswith(".model.onnx.")  # the temp is there
+    assert next(p.name for p in out.iterdir()).startswith(".model.onnx.")  # the temp is there
     code, stderr = terminate(process)
     assert code == 143 and error_lines(stderr) == ["camtool: error: terminated (SIGTERM)"]
     assert list(out.iterdir()) == []
@@ -188,28 +192,12 @@ def test_sigterm_during_eval_is_one_line(tiny_checkpoint: Path, tmp_path: Path) 
     assert "Traceback" not in stderr
 
 
-def test_sigterm_during_batch_cam_saves_the_manifest(
-    tiny_checkpoint: Path, tmp_path: Path
-) -> None:
-    photos = tmp_path / "photos"
-    make_photo(photos / "a.png")
-    make_photo(photos / "b.png", seed=1)
-    out = tmp_path / "maps"
-    args = ["batch-cam", str(photos), "-m", str(tiny_checkpoint), "-o", str(out), "--quiet"]
-    process = run_blocked(tmp_path, "camtool.batch.pipeline:_Run.pipeline", args)
-    code, stderr = terminate(process)
-    assert code == 143, stderr
-    [line] = error_lines(stderr)
-    assert "run the same command again to finish" in line
-    assert (out / "manifest.csv").is_file()
-
-
 class StallingHandler(BaseHTTPRequestHandler):
     """Sends a large file slowly (256 KiB every 50 ms) until the test ends."""
 
     release = threading.Event()
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+    def do_GET(self) -> None:
         self.send_response(200)
         self.send_header("Content-Length", str(2**30))
         self.end_headers()
@@ -238,9 +226,7 @@ def stalling_server() -> Iterator[str]:
         server.server_close()
 
 
-def test_sigterm_during_download_keeps_the_part_file(
-    stalling_server: str, tmp_path: Path
-) -> None:
+def test_sigterm_during_download_keeps_the_part_file(stalling_server: str, tmp_path: Path) -> None:
     args = ["download", "--url", stalling_server, "--sha256", "0" * 64, "--data-dir", str(tmp_path)]
     command = [sys.executable, "-m", "camtool", *args]
     process = subprocess.Popen(command, env=env(), text=True, stderr=subprocess.PIPE)
@@ -388,9 +374,7 @@ def test_demo_does_not_replace_a_foreign_best_pt(tmp_path: Path) -> None:
     assert foreign.read_bytes() == b"mine" and not (tmp_path / "data").exists()
 
 
-def test_export_does_not_replace_a_file_unless_asked(
-    tiny_checkpoint: Path, tmp_path: Path
-) -> None:
+def test_export_does_not_replace_a_file_unless_asked(tiny_checkpoint: Path, tmp_path: Path) -> None:
     target = tmp_path / "model.onnx"
     target.write_bytes(b"mine")
     args = ["export", "--model", str(tiny_checkpoint), "-o", str(target)]
@@ -514,9 +498,7 @@ def test_a_corrupt_last_pt_names_the_way_out(shapes: Path, tmp_path: Path) -> No
     assert again.exit_code == 0, again.output
 
 
-def test_a_fresh_run_over_an_old_one_says_resume_or_overwrite(
-    shapes: Path, tmp_path: Path
-) -> None:
+def test_a_fresh_run_over_an_old_one_says_resume_or_overwrite(shapes: Path, tmp_path: Path) -> None:
     assert runner.invoke(app, train_args(shapes, tmp_path, epochs=1)).exit_code == 0
     result = runner.invoke(app, train_args(shapes, tmp_path, epochs=1))
     assert result.exit_code == 1
@@ -527,9 +509,7 @@ def test_a_fresh_run_over_an_old_one_says_resume_or_overwrite(
     ]
 
 
-def test_resume_writes_a_numbered_checkpoint_a_kill_prevented(
-    shapes: Path, tmp_path: Path
-) -> None:
+def test_resume_writes_a_numbered_checkpoint_a_kill_prevented(shapes: Path, tmp_path: Path) -> None:
     settings = settings_for(shapes, tmp_path)
     train(settings)
     (tmp_path / "epoch_002.pt").unlink()  # killed after last.pt, before epoch_002.pt

@@ -35,7 +35,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from camtool import __version__
-from camtool.fsutil import atomic_write_text
+from camtool.fsutil import atomic_write_text, remove_stale_temps
 from camtool.errors import CamtoolError, ConfigError, InputError
 
 __all__ = [
@@ -310,6 +310,7 @@ def download_dataset(
     if not force and is_complete(expected_dir):
         return DownloadResult(expected_dir, None, 0, 0, already_present=True)
     data_dir.mkdir(parents=True, exist_ok=True)
+    remove_stale_temps(data_dir)  # of runs killed before (the .part file is kept: it resumes)
 
     if archive is not None:
         source = Path(archive)
