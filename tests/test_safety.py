@@ -49,6 +49,27 @@ def shapes(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread() -> Iterator[None]:
+    """One intra-op thread: these tiny models only lose time to thread hand-offs (and load)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def finished_run(shapes: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The checkpoint folder of a finished two-epoch run (copy it before changing it)."""
+    folder = tmp_path_factory.mktemp("finished") / "ck"
+    train(settings_for(shapes, folder))
+    return folder
+
+
+def copy_of(folder: Path, tmp_path: Path) -> Path:
+    return Path(shutil.copytree(folder, tmp_path / "ck"))
+
+
 @pytest.fixture(autouse=True)
 def _small_holdout(monkeypatch: pytest.MonkeyPatch) -> None:
     """The tiny dataset's holdout for the commands run in this process."""
@@ -90,6 +111,7 @@ def env() -> dict[str, str]:
     variables["PYTHONPATH"] = os.pathsep.join([str(ROOT), variables.get("PYTHONPATH", "")])
     variables["CAMTOOL_DATASET__VAL_SIZE"] = "4"
     variables["CAMTOOL_DATASET__NAME"] = "folder"
+    variables["OMP_NUM_THREADS"] = "1"  # tiny models: threads only contend on 2 shared cores
     return variables
 
 
@@ -249,14 +271,13 @@ def full_disk_save(*_args: Any, **_kwargs: Any) -> None:
 
 
 def test_full_disk_during_train_is_one_line_and_keeps_last_pt(
-    shapes: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    finished_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    folder = tmp_path / "ck"
-    assert runner.invoke(app, train_args(shapes, folder, epochs=1)).exit_code == 0
+    folder = copy_of(finished_run, tmp_path)
     before = (folder / LAST_FILE).read_bytes()
     monkeypatch.setattr(torch, "save", full_disk_save)
     monkeypatch.setattr("shutil.disk_usage", lambda _path: shutil._ntuple_diskusage(9, 9, 0))
-    args = ["train", "--resume", "--checkpoint-dir", str(folder), "--epochs", "2"]
+    args = ["train", "--resume", "--checkpoint-dir", str(folder), "--epochs", "3"]
     result = runner.invoke(app, args)
     assert result.exit_code == 1
     [line] = error_lines(result.stderr)
@@ -343,8 +364,8 @@ def test_a_second_train_into_a_locked_folder_is_refused(shapes: Path, tmp_path: 
         holder.kill()  # kill -9: its lock dies with it
         holder.wait()
     assert (folder / LOCK_NAME).is_file()  # the stale lock file stays ...
-    result = runner.invoke(app, train_args(shapes, folder, epochs=1))
-    assert result.exit_code == 0, result.output  # ... and is no obstacle
+    with folder_lock(folder, "train"):  # ... and is no obstacle
+        pass
     assert not (folder / LOCK_NAME).exists()
 
 
@@ -472,10 +493,13 @@ def test_stale_temps_of_dead_processes_are_removed(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([live.name, other.name])
 
 
-def test_train_removes_the_stale_temps_in_its_folder(shapes: Path, tmp_path: Path) -> None:
-    stale = tmp_path / ".last.pt.999999999-0123abcd.tmp.pt"
+def test_train_removes_the_stale_temps_in_its_folder(
+    shapes: Path, finished_run: Path, tmp_path: Path
+) -> None:
+    folder = copy_of(finished_run, tmp_path)
+    stale = folder / ".last.pt.999999999-0123abcd.tmp.pt"
     stale.write_bytes(b"x")
-    train(settings_for(shapes, tmp_path, num_epochs=1))
+    train(settings_for(shapes, folder), resume=True)  # nothing left to train
     assert not stale.exists()
 
 
@@ -498,32 +522,35 @@ def test_a_corrupt_last_pt_names_the_way_out(shapes: Path, tmp_path: Path) -> No
     assert again.exit_code == 0, again.output
 
 
-def test_a_fresh_run_over_an_old_one_says_resume_or_overwrite(shapes: Path, tmp_path: Path) -> None:
-    assert runner.invoke(app, train_args(shapes, tmp_path, epochs=1)).exit_code == 0
-    result = runner.invoke(app, train_args(shapes, tmp_path, epochs=1))
+def test_a_fresh_run_over_an_old_one_says_resume_or_overwrite(
+    shapes: Path, finished_run: Path, tmp_path: Path
+) -> None:
+    folder = copy_of(finished_run, tmp_path)
+    result = runner.invoke(app, train_args(shapes, folder, epochs=1))
     assert result.exit_code == 1
     assert error_lines(result.stderr) == [
-        f"camtool: error: {tmp_path} already holds a training run (last.pt); continue it with "
-        f"camtool train --resume --checkpoint-dir {tmp_path}, start afresh with --overwrite, or "
+        f"camtool: error: {folder} already holds a training run (last.pt); continue it with "
+        f"camtool train --resume --checkpoint-dir {folder}, start afresh with --overwrite, or "
         "choose another --checkpoint-dir"
     ]
 
 
-def test_resume_writes_a_numbered_checkpoint_a_kill_prevented(shapes: Path, tmp_path: Path) -> None:
-    settings = settings_for(shapes, tmp_path)
-    train(settings)
-    (tmp_path / "epoch_002.pt").unlink()  # killed after last.pt, before epoch_002.pt
-    result = train(settings, resume=True)
+def test_resume_writes_a_numbered_checkpoint_a_kill_prevented(
+    shapes: Path, finished_run: Path, tmp_path: Path
+) -> None:
+    folder = copy_of(finished_run, tmp_path)
+    (folder / "epoch_002.pt").unlink()  # killed after last.pt, before epoch_002.pt
+    result = train(settings_for(shapes, folder), resume=True)
     assert result.epochs_run == 2
-    assert load_checkpoint(tmp_path / "epoch_002.pt").training["epoch"] == 2  # type: ignore[index]
+    assert load_checkpoint(folder / "epoch_002.pt").training["epoch"] == 2  # type: ignore[index]
 
 
 # ---------------------------------------------------------------------------------------------
 # Checkpoint contents (issue 15, item 8)
 
 
-def test_only_last_pt_keeps_the_optimizer_moments(shapes: Path, tmp_path: Path) -> None:
-    train(settings_for(shapes, tmp_path))
+def test_only_last_pt_keeps_the_optimizer_moments(finished_run: Path) -> None:
+    tmp_path = finished_run
     last = torch.load(tmp_path / LAST_FILE, weights_only=True)["training"]
     best = torch.load(tmp_path / BEST_FILE, weights_only=True)["training"]
     numbered = torch.load(tmp_path / "epoch_002.pt", weights_only=True)["training"]
@@ -537,7 +564,7 @@ def test_only_last_pt_keeps_the_optimizer_moments(shapes: Path, tmp_path: Path) 
 
 
 def test_resume_from_a_numbered_checkpoint_restarts_the_optimizer(
-    shapes: Path, tmp_path: Path
+    shapes: Path, finished_run: Path, tmp_path: Path
 ) -> None:
     from camtool.training.types import SilentObserver, TrainPlan
 
@@ -547,10 +574,10 @@ def test_resume_from_a_numbered_checkpoint_restarts_the_optimizer(
         def on_start(self, plan: TrainPlan) -> None:
             self.plan = plan
 
-    train(settings_for(shapes, tmp_path))
+    folder = copy_of(finished_run, tmp_path)
     observer = Plans()
-    more = settings_for(shapes, tmp_path, num_epochs=3)
-    result = train(more, resume=tmp_path / "epoch_002.pt", observer=observer)
+    more = settings_for(shapes, folder, num_epochs=3)
+    result = train(more, resume=folder / "epoch_002.pt", observer=observer)
     assert result.epochs_run == 3
     assert observer.plan is not None and observer.plan.optimizer_restarted
     assert observer.plan.start_epoch == 3
