@@ -5,12 +5,17 @@ from __future__ import annotations
 from typing import Any
 
 import typer
-from typer.core import TyperGroup
+from typer.core import TyperArgument, TyperCommand, TyperGroup
+
+from typer._click.exceptions import NoArgsIsHelpError, UsageError
 
 from camtool import __version__
-from camtool.errors import EXIT_FAILURE, EXIT_INTERRUPTED, CamtoolError
+from camtool.errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_USAGE, CamtoolError
 
-__all__ = ["app", "fail"]
+__all__ = ["COMMAND_ORDER", "CamtoolCommand", "app", "fail"]
+
+#: The commands in the order a new user meets them; ``camtool --help`` lists them so.
+COMMAND_ORDER = ("demo", "download", "train", "eval", "cam", "batch-cam", "export", "config")
 
 
 def fail(message: str, code: int) -> typer.Exit:
@@ -29,15 +34,77 @@ def _is_cli_signal(exc: BaseException) -> bool:
     return type(exc).__module__.split(".")[0] in ("typer", "click")
 
 
+def usage_line(exc: UsageError) -> str:
+    """A usage error as one line, without the usage block or pydantic's ``Value error,`` prefix.
+
+    Example: ``invalid value for '--optimizer': 'rmsprop' is not one of 'adam', 'adamw', 'sgd'
+    (see camtool train --help)``.
+    """
+    text = exc.format_message().replace("Value error, ", "").rstrip(".")
+    text = text[:1].lower() + text[1:]
+    names, ctx = [], exc.ctx
+    while ctx is not None and ctx.parent is not None:  # the root's name is how python was run
+        names.insert(0, ctx.info_name or "")
+        ctx = ctx.parent
+    return text + f" (see {' '.join(['camtool', *names])} --help)"
+
+
+def _no_type(ctx: typer.Context) -> None:
+    return None
+
+
+class CamtoolCommand(TyperCommand):
+    """A command whose help names arguments by their metavar (``IMAGE...``), with no Python
+    type beside them (Typer would print ``{images}... <list[Path]>``)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for param in self.params:
+            if isinstance(param, TyperArgument):
+                param.display_type_rich = _no_type  # type: ignore[method-assign]
+
+    def collect_usage_pieces(self, ctx: typer.Context) -> list[str]:  # type: ignore[override]
+        """``[OPTIONS]`` then each argument: ``IMAGE...`` when required, ``[NAME]`` if not."""
+        pieces = [self.options_metavar] if self.options_metavar else []
+        for param in self.get_params(ctx):
+            if not isinstance(param, TyperArgument):
+                continue
+            name = param.metavar or (param.name or "").upper()
+            if param.nargs != 1 and not name.endswith("..."):
+                name += "..."
+            pieces.append(name if param.required else f"[{name}]")
+        return pieces
+
+
 class CamtoolGroup(TyperGroup):
     """Runs a sub-command and turns whatever it raises into one line on stderr and an exit code.
 
-    ``--debug`` (or ``CAMTOOL_DEBUG=1``) lets the traceback through instead.
+    Usage errors (an unknown option, a value not among the choices) become one line and exit
+    code 2, without click's usage block. ``--debug`` (or ``CAMTOOL_DEBUG=1``) lets the
+    traceback through instead.
     """
+
+    def list_commands(self, ctx: typer.Context) -> list[str]:  # type: ignore[override]
+        """The commands in :data:`COMMAND_ORDER`, any others after them."""
+        names = super().list_commands(ctx)
+        rank = {name: i for i, name in enumerate(COMMAND_ORDER)}
+        return sorted(names, key=lambda name: rank.get(name, len(rank)))
+
+    def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:  # type: ignore[override]
+        try:
+            return super().parse_args(ctx, args)
+        except UsageError as exc:
+            if isinstance(exc, NoArgsIsHelpError):
+                raise
+            raise fail(usage_line(exc), EXIT_USAGE) from None
 
     def invoke(self, ctx: typer.Context) -> Any:  # type: ignore[override]
         try:
             return super().invoke(ctx)
+        except UsageError as exc:
+            if isinstance(exc, NoArgsIsHelpError) or _debug(ctx):
+                raise
+            raise fail(usage_line(exc), EXIT_USAGE) from None
         except CamtoolError as exc:
             if _debug(ctx):
                 raise
