@@ -210,3 +210,30 @@ def test_config_command_shows_env_and_file(in_tmp: Path, monkeypatch: pytest.Mon
     result = runner.invoke(app, ["config", "--config", "bad.toml"])
     assert result.exit_code == 2
     assert "training.batch_size" in result.stderr and "training.foo: unknown key" in result.stderr
+
+
+def test_offline_without_cached_weights_is_one_line(
+    in_tmp: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import urllib.error
+
+    def offline(*args: object, **kwargs: object) -> None:
+        raise urllib.error.URLError("Name or service not known")
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
+    image = make_photo(in_tmp / "e.png")
+    result = runner.invoke(app, ["cam", str(image)])
+    assert result.exit_code == 1
+    (line,) = result.stderr.strip().splitlines()  # no torch.hub "Downloading: ..." before it
+    assert line.startswith("camtool: error: cannot get ImageNet weights for resnet18")
+    assert "resnet18-f37072fd.pth" in line and "--model CKPT" in line
+
+
+def test_cached_imagenet_weights_are_used_without_a_download(
+    in_tmp: Path, imagenet_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TORCH_HOME", str(imagenet_home))
+    monkeypatch.setattr(torch.hub, "download_url_to_file", pytest.fail)
+    image = make_photo(in_tmp / "f.png", (40, 40))
+    code, doc, stderr = cam_json(str(image))
+    assert code == 0 and doc["images"][0]["error"] is None and stderr == ""

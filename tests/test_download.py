@@ -705,7 +705,9 @@ def test_md5_reference_matches_torchvision_figures() -> None:
 def test_tarfile_data_filter_backs_up_our_own_checks(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(archive_module, "_member_problem", lambda member: None)  # disable our own checks
+    monkeypatch.setattr(
+        archive_module, "_member_problem", lambda member: None
+    )  # disable our own checks
     outside = tmp_path / "outside"
     outside.mkdir()
     archive = tmp_path / "evil.tgz"

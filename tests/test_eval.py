@@ -257,6 +257,42 @@ def test_cli_tables_and_default_dataset_from_checkpoint(
     assert (in_tmp / "eval_results" / "metrics.json").is_file()
 
 
+def test_moved_project_still_finds_its_data(
+    in_tmp: Path, shapes: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+
+    root, ckpt = shapes
+    project = in_tmp / "old" / "project"  # trained here with relative settings
+    shutil.copytree(root, project / "data")
+    stored = {"dataset": {"data_dir": "data"}, "training": {"checkpoint_dir": "runs/a"}}
+    payload = torch.load(ckpt, weights_only=True)
+    payload["settings"] = stored
+    (project / "runs" / "a").mkdir(parents=True)
+    torch.save(payload, project / "runs" / "a" / "best.pt")
+    shutil.move(project, in_tmp / "moved")
+    (in_tmp / "elsewhere").mkdir()
+    monkeypatch.chdir(in_tmp / "elsewhere")
+    moved_ckpt = in_tmp / "moved" / "runs" / "a" / "best.pt"
+    code, doc, err = eval_json("-m", str(moved_ckpt), "--metrics", "classification")
+    assert code == 0, err
+    assert doc["dataset"] == str(in_tmp / "moved" / "data")
+
+    shutil.rmtree(in_tmp / "moved" / "data")
+    result = cli.invoke(app, ["eval", "-m", str(moved_ckpt), "--workers", "0"])
+    assert result.exit_code == 1
+    (line,) = result.stderr.strip().splitlines()
+    assert str(in_tmp / "moved" / "data") in line and "--data-dir DIR" in line
+    assert line.startswith(f"camtool: error: no dataset found for {moved_ckpt}: tried data, ")
+
+
+def test_training_records_the_data_folder_absolute() -> None:
+    from camtool.training.loop import _absolute_data_dir
+
+    stored = _absolute_data_dir({"dataset": {"data_dir": "data"}, "model": {}})
+    assert stored["dataset"]["data_dir"] == str(Path("data").absolute())
+
+
 def test_cli_corrupt_box_file_is_one_line_error(in_tmp: Path, shapes: tuple[Path, Path]) -> None:
     root, ckpt = shapes
     bad = in_tmp / "bad.csv"

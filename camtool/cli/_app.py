@@ -5,9 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import typer
-from typer.core import TyperArgument, TyperCommand, TyperGroup
-
 from typer._click.exceptions import NoArgsIsHelpError, UsageError
+from typer.core import TyperArgument, TyperCommand, TyperGroup
 
 from camtool import __version__
 from camtool.errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_USAGE, CamtoolError

@@ -70,7 +70,12 @@ def batch_cam(
         help="A map for each of the K most probable classes [default: 1]. Not with --class.",
     ),
     batch_size: int | None = typer.Option(
-        None, "--batch-size", "-b", min=1, metavar="N", help="Images per forward pass [default: 64]."
+        None,
+        "--batch-size",
+        "-b",
+        min=1,
+        metavar="N",
+        help="Images per forward pass [default: 64].",
     ),
     workers: int | None = typer.Option(
         None,

@@ -18,8 +18,9 @@ def config_cmd(config: Path | None = ConfigOpt, json_out: bool = JsonOpt) -> Non
     """Print the settings as resolved from defaults, --config, and CAMTOOL_* env vars (as TOML).
 
     \b
-    Example:
-      CAMTOOL_TRAINING__BATCH_SIZE=32 camtool config --config configs/imagenette.toml
+    Examples:
+      camtool config --config configs/imagenette.toml
+      CAMTOOL_TRAINING__BATCH_SIZE=32 camtool config --json
     """
     settings = resolve_settings(config, {})
     if json_out:

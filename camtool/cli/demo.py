@@ -26,7 +26,11 @@ if TYPE_CHECKING:
 )
 def demo_cmd(
     output_dir: Path = typer.Option(
-        Path("camtool-demo"), "--output-dir", "-o", metavar="DIR", help="Folder for the data, model and maps."
+        Path("camtool-demo"),
+        "--output-dir",
+        "-o",
+        metavar="DIR",
+        help="Folder for the data, model and maps.",
     ),
     device: DeviceName | None = DeviceOpt,
     json_out: bool = JsonOpt,
@@ -40,7 +44,7 @@ def demo_cmd(
     \b
     Examples:
       camtool demo -o camtool-demo
-      cd camtool-demo && camtool cam data/val/ring/00000.png -m checkpoints/best.pt
+      camtool demo --device cpu --json > demo.json
     """
     from camtool.demo.pipeline import run_demo
 

@@ -33,12 +33,23 @@ def download(
         show_default=False,
     ),
     data_dir: Path | None = typer.Option(
-        None, "--data-dir", metavar="DIR", help="Where to put it [default: dataset.data_dir, data/]."
+        None,
+        "--data-dir",
+        metavar="DIR",
+        help="Where to put it [default: dataset.data_dir, data/].",
     ),
-    url: str | None = typer.Option(None, "--url", metavar="URL", help="Download from this mirror instead."),
-    sha256: str | None = typer.Option(None, "--sha256", metavar="HEX", help="Expected sha256 of --url's file."),
+    url: str | None = typer.Option(
+        None, "--url", metavar="URL", help="Download from this mirror instead."
+    ),
+    sha256: str | None = typer.Option(
+        None, "--sha256", metavar="HEX", help="Expected sha256 of --url's file."
+    ),
     archive: Path | None = typer.Option(
-        None, "--archive", metavar="FILE", help="Use an archive you downloaded by hand.", dir_okay=False
+        None,
+        "--archive",
+        metavar="FILE",
+        help="Use an archive you downloaded by hand.",
+        dir_okay=False,
     ),
     force: bool = typer.Option(False, "--force", help="Download and extract again."),
     config: Path | None = ConfigOpt,

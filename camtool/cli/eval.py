@@ -55,7 +55,12 @@ def eval_command(
         help="val (the test split) or train (all of it, held-out part included) [default: val].",
     ),
     batch_size: int | None = typer.Option(
-        None, "--batch-size", "-b", min=1, metavar="N", help="Images per forward pass [default: 64]."
+        None,
+        "--batch-size",
+        "-b",
+        min=1,
+        metavar="N",
+        help="Images per forward pass [default: 64].",
     ),
     boxes: Path | None = typer.Option(
         None,

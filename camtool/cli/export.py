@@ -32,7 +32,11 @@ class ExportFormat(str, Enum):
 )
 def export(
     model: Path = typer.Option(
-        ..., "--model", "-m", metavar="FILE", help="camtool checkpoint (or plain ResNet state dict) to export."
+        ...,
+        "--model",
+        "-m",
+        metavar="FILE",
+        help="camtool checkpoint (or plain ResNet state dict) to export.",
     ),
     fmt: ExportFormat | None = typer.Option(
         None, "--format", "-f", metavar="FORMAT", help="onnx or torchscript [default: onnx]."

@@ -30,7 +30,10 @@ def _enum_value(choice: Any) -> str | None:
 def train_cmd(
     config: Path | None = ConfigOpt,
     data_dir: Path | None = typer.Option(
-        None, "--data-dir", metavar="DIR", help="Dataset folder with train/ and val/ [default: data/]."
+        None,
+        "--data-dir",
+        metavar="DIR",
+        help="Dataset folder with train/ and val/ [default: data/].",
     ),
     epochs: int | None = typer.Option(
         None, "--epochs", metavar="N", help="Maximum epochs [default: 50]."
@@ -70,7 +73,10 @@ def train_cmd(
         None, "--seed", metavar="N", help="Seed of init, order, augmentation [default: 0]."
     ),
     checkpoint_dir: Path | None = typer.Option(
-        None, "--checkpoint-dir", metavar="DIR", help="Where checkpoints and logs go [default: checkpoints/]."
+        None,
+        "--checkpoint-dir",
+        metavar="DIR",
+        help="Where checkpoints and logs go [default: checkpoints/].",
     ),
     resume: bool = typer.Option(
         False,
