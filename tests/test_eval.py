@@ -373,3 +373,41 @@ def test_unreadable_images_are_skipped_and_counted(squares: Path) -> None:
     assert (c["n_images"], c["skipped"]) == (7, 1)
     loc = evaluate_localization(StubRunner(), squares, "val", None, batch_size=4)
     assert (loc["n_images"], loc["skipped"], loc["gt_known_loc"]) == (7, 1, 1.0)
+
+
+def _blank_margins(png: bytes) -> tuple[int, int, int, int]:
+    """Rows/columns of white at the top, bottom, left and right of a PNG."""
+    import io
+
+    ink = np.asarray(Image.open(io.BytesIO(png)).convert("L")) < 250
+    rows, cols = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
+    return (
+        int(rows[0]),
+        int(ink.shape[0] - 1 - rows[-1]),
+        int(cols[0]),
+        int(ink.shape[1] - 1 - cols[-1]),
+    )
+
+
+def test_figures_have_no_empty_band_and_no_cut_title(
+    tmp_path: Path, tiny_checkpoint: Path
+) -> None:
+    from camtool.core.checkpoint import load_checkpoint
+    from camtool.core.torch_runner import TorchRunner
+    from camtool.evaluation.figures import mistakes_png
+    from camtool.explain.render import figure_png, overlay
+    from tests.conftest import make_photo
+
+    runner = TorchRunner(load_checkpoint(tiny_checkpoint), torch.device("cpu"))
+    photo = make_photo(tmp_path / "m.png", (64, 64))
+    one = [{"path": str(photo), "true": "cat", "predicted": "dog", "prob": 0.9}]
+    png = mistakes_png(runner, one, 0.5, "jet")
+    assert png is not None
+    margins = _blank_margins(png)  # a title cut at the edges would leave 0 on both sides
+    assert all(1 <= m <= 15 for m in margins), margins
+
+    image = Image.open(photo).convert("RGB")
+    heat = np.random.default_rng(0).random((64, 64)).astype(np.float32)
+    png = figure_png(image, heat, overlay(image, heat), "dog (p = 0.900)")
+    margins = _blank_margins(png)  # the demo's figure: no empty band at the bottom
+    assert all(1 <= m <= 15 for m in margins), margins
