@@ -12,8 +12,9 @@ from typing import Any
 
 __all__ = ["DECIMALS", "SECONDS_DECIMALS", "tidy_numbers"]
 
-#: Decimals kept for a duration (keys ending in ``seconds`` or ``_s``) and for anything else.
+#: Decimals kept for a duration (keys ending in ``seconds`` or ``_s``).
 SECONDS_DECIMALS = 2
+#: Decimals kept for anything else; numbers below 1 keep as many significant digits.
 DECIMALS = 4
 
 
@@ -22,17 +23,19 @@ def _round(value: float, key: str) -> float | None:
         return None
     if key.endswith(("seconds", "_s")):
         return round(value, SECONDS_DECIMALS)
-    if value != 0 and abs(value) < 10**-DECIMALS:
-        return float(f"{value:.{DECIMALS}g}")  # a tiny number keeps 4 significant digits
-    return round(value, DECIMALS)
+    if value == 0:
+        return 0.0
+    magnitude = math.floor(math.log10(abs(value)))  # -4 for 0.00031
+    return round(value, max(DECIMALS, DECIMALS - 1 - magnitude))
 
 
 def tidy_numbers(value: Any, key: str = "") -> Any:
     """``value`` with every float rounded to what it means, for a JSON document.
 
-    Probabilities, metrics, losses and logits keep 4 decimals (numbers below 1e-4, such as an
-    export's max difference, keep 4 significant digits); durations (a key ending in
-    ``seconds`` or ``_s``) keep 2; NaN and infinity become ``None``. Integers (counts, pixel
+    Probabilities, metrics, losses and logits keep 4 decimals, and numbers below 1 at least 4
+    significant digits (a learning rate of 0.00031, an export's max difference of 2.3e-07);
+    durations (a key ending in ``seconds`` or ``_s``) keep 2 decimals; NaN and infinity
+    become ``None``. Integers (counts, pixel
     coordinates) and strings pass unchanged. So ``0.41999999999999993`` is written ``0.42``.
 
     Args:

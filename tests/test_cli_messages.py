@@ -97,6 +97,7 @@ def test_json_numbers_are_rounded_to_what_they_mean() -> None:
     doc = {
         "probability": 0.41999999999999993,
         "loss": 1.234567,
+        "lr": 0.000312345,
         "seconds": 12.3456,
         "images_per_s": 99.999,
         "max_diff": 2.345678e-07,
@@ -107,6 +108,7 @@ def test_json_numbers_are_rounded_to_what_they_mean() -> None:
     assert tidy_numbers(doc) == {
         "probability": 0.42,
         "loss": 1.2346,
+        "lr": 0.0003123,
         "seconds": 12.35,
         "images_per_s": 100.0,
         "max_diff": 2.346e-07,

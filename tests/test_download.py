@@ -372,6 +372,28 @@ def test_no_network_leaves_no_folder_this_run_created(tmp_path: Path) -> None:
     assert kept.is_dir()  # it was there before: left alone
 
 
+def test_cli_download_json_schema(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from camtool.cli import app
+
+    monkeypatch.chdir(tmp_path)
+    manual = tmp_path / "mine.tgz"
+    make_imagenette_tgz(manual)
+    for present in (False, True):
+        result = CliRunner().invoke(app, ["download", "--archive", str(manual), "--json"])
+        assert result.exit_code == 0 and result.stderr == ""
+        doc = json.loads(result.stdout)
+        assert doc == {
+            "dataset": "imagenette-160",
+            "dataset_dir": str(Path("data") / TOP),
+            "archive": None if present else str(manual),
+            "downloaded_bytes": 0,
+            "resumed_from": 0,
+            "already_present": present,
+        }
+
+
 def test_cli_download_offline_is_one_line_and_leaves_nothing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

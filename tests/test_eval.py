@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -225,6 +226,11 @@ def test_cli_json_report_and_files(in_tmp: Path, shapes: tuple[Path, Path]) -> N
         "-m", str(ckpt), "--data-dir", str(root), "--faithfulness-images", "1", "-o", "out"
     )
     assert code == 0
+    assert set(doc) == {
+        "model", "device", "dataset", "split", "classes", "output_dir", "files",
+        "classification", "localization", "faithfulness", "notes",
+    }  # fmt: skip
+    assert not re.search(r"\d\.\d{9,}", json.dumps(doc))  # rounded: no float noise
     assert doc["split"] == "val" and doc["classes"] == ["circle", "square", "triangle"]
     c, loc, faith = doc["classification"], doc["localization"], doc["faithfulness"]
     assert c["n_images"] == 6 and 0 <= c["top1"] <= c["top5"] == 1.0 and c["loss"] > 0
@@ -389,9 +395,7 @@ def _blank_margins(png: bytes) -> tuple[int, int, int, int]:
     )
 
 
-def test_figures_have_no_empty_band_and_no_cut_title(
-    tmp_path: Path, tiny_checkpoint: Path
-) -> None:
+def test_figures_have_no_empty_band_and_no_cut_title(tmp_path: Path, tiny_checkpoint: Path) -> None:
     from camtool.core.checkpoint import load_checkpoint
     from camtool.core.torch_runner import TorchRunner
     from camtool.evaluation.figures import mistakes_png

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -386,6 +387,12 @@ def test_cli_train_json(shapes: Path, tmp_path: Path) -> None:
     result = runner.invoke(app, [*args, "--checkpoint-dir", str(folder), "--json"])
     assert result.exit_code == 0, result.output
     document = json.loads(result.stdout)
+    assert set(document) == {
+        "best_val_acc", "best_epoch", "epochs_run", "num_epochs", "stopped_early", "seconds",
+        "checkpoint_dir", "checkpoints", "metrics_file", "curves_file", "settings_file",
+        "class_names", "device", "precision", "world_size", "resumed_from", "history",
+    }  # fmt: skip
+    assert not re.search(r"\d\.\d{9,}", result.stdout)  # rounded: no float noise
     assert document["epochs_run"] == 1 and document["stopped_early"] is False
     assert document["best_epoch"] == 1 and 0 <= document["best_val_acc"] <= 1
     assert Path(document["checkpoints"]["best"]).is_file()
