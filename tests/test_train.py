@@ -367,6 +367,32 @@ def test_distributed_two_processes_only_rank_0_writes(shapes: Path, tmp_path: Pa
     assert read_checkpoint(tmp_path / "ck" / LAST_FILE)["training"]["world_size"] == 2
 
 
+def test_distributed_error_is_printed_once(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CAMTOOL_", "RANK"))}
+    env.pop("WORLD_SIZE", None)
+    command = [
+        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+        "-m", "camtool", "train", "--data-dir", str(tmp_path / "nothing"), "--no-pretrained",
+        "--device", "cpu", "--workers", "0", "--checkpoint-dir", str(tmp_path / "ck"),
+    ]  # fmt: skip
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode != 0
+    output = done.stdout + done.stderr
+    assert output.count("camtool: error: no dataset found in") == 1  # rank 0 only
+
+
+@pytest.mark.parametrize(("rank", "lines"), [("0", 1), ("1", 0)])
+def test_only_rank_0_prints_a_settings_error(
+    monkeypatch: pytest.MonkeyPatch, rank: str, lines: int
+) -> None:
+    monkeypatch.setenv("RANK", rank)
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("CAMTOOL_TRAINING__NUM_EPOCHS", "0")
+    result = runner.invoke(app, ["config"])
+    assert result.exit_code == 2  # every rank fails, so torchrun does too
+    assert len(result.stderr.splitlines()) == lines
+
+
 # ---------------------------------------------------------------------------------------------
 # The command
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import typer
@@ -17,10 +18,25 @@ __all__ = ["COMMAND_ORDER", "CamtoolCommand", "app", "fail"]
 COMMAND_ORDER = ("demo", "download", "train", "eval", "cam", "batch-cam", "export", "config")
 
 
-def fail(message: str, code: int) -> typer.Exit:
-    """Print ``camtool: error: message`` as one line on stderr; return the Exit to raise."""
+def _other_rank() -> str | None:
+    """Under torchrun, this process's rank when it is not rank 0; else ``None``."""
+    rank = os.environ.get("RANK", "0")
+    return rank if rank != "0" and os.environ.get("WORLD_SIZE", "1") != "1" else None
+
+
+def fail(message: str, code: int, *, every_rank: bool = False) -> typer.Exit:
+    """Print ``camtool: error: message`` as one line on stderr; return the Exit to raise.
+
+    Under torchrun every rank meets the same bad settings or data, so only rank 0 prints;
+    with ``every_rank`` (errors one process may meet alone: a bug, a failing disk) the others
+    print too, naming their rank. Every rank exits with ``code``, so torchrun exits non-zero.
+    """
     one_line = " ".join(str(message).split())
-    typer.echo(f"camtool: error: {one_line}", err=True)
+    rank = _other_rank()
+    if rank is None:
+        typer.echo(f"camtool: error: {one_line}", err=True)
+    elif every_rank:
+        typer.echo(f"camtool: error: [rank {rank}] {one_line}", err=True)
     return typer.Exit(code)
 
 
@@ -116,13 +132,14 @@ class CamtoolGroup(TyperGroup):
             if _debug(ctx):
                 raise
             where = f": {exc.filename}" if exc.filename else ""
-            raise fail(f"{exc.strerror or exc}{where}", EXIT_FAILURE) from None
+            raise fail(f"{exc.strerror or exc}{where}", EXIT_FAILURE, every_rank=True) from None
         except Exception as exc:  # a bug: still one line, with the way to see more
             if _debug(ctx) or _is_cli_signal(exc):
                 raise
             raise fail(
                 f"internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback)",
                 EXIT_FAILURE,
+                every_rank=True,
             ) from None
 
 
