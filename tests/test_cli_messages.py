@@ -117,3 +117,17 @@ def test_json_numbers_are_rounded_to_what_they_mean() -> None:
         "nested": [{"top1": 0.3}],
     }
     assert json.dumps(tidy_numbers(doc))  # valid JSON: no NaN
+
+
+@pytest.mark.parametrize(
+    ("args", "line"),
+    [
+        (["eval", "-m", "nope.pt"], "camtool: error: checkpoint not found: nope.pt\n"),
+        (["export", "-m", "nope.pt"], "camtool: error: checkpoint not found: nope.pt\n"),
+    ],
+)
+def test_errors_outside_a_terminal_are_exactly_one_line(
+    in_tmp: Path, args: list[str], line: str
+) -> None:
+    result = runner.invoke(app, args)  # CliRunner's stderr is not a terminal: no bar residue
+    assert result.exit_code == 1 and result.stderr == line

@@ -434,6 +434,7 @@ def test_cli_table_and_progress(shapes: Path, tmp_path: Path) -> None:
     result = runner.invoke(app, [*args, "--checkpoint-dir", str(tmp_path / "ck")])
     assert result.exit_code == 0, result.output
     assert "best val accuracy" in result.stdout and "epoch   1" in result.stderr
+    assert "\n\n" not in result.stderr and not result.stderr.startswith("\n")  # no bar residue
 
 
 def test_cli_bad_config_key_is_exit_2_with_one_line(tmp_path: Path) -> None:

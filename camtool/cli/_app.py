@@ -57,14 +57,16 @@ def usage_line(exc: UsageError) -> str:
     """
     text = exc.format_message().replace("Value error, ", "").rstrip(".")
     text = text[:1].lower() + text[1:]
-    names, ctx = [], exc.ctx
+    names: list[str] = []
+    ctx = exc.ctx
     while ctx is not None and ctx.parent is not None:  # the root's name is how python was run
         names.insert(0, ctx.info_name or "")
         ctx = ctx.parent
     return text + f" (see {' '.join(['camtool', *names])} --help)"
 
 
-def _no_type(ctx: typer.Context) -> None:
+def _no_type(ctx: Any) -> str | None:
+    """No type beside an argument's name in help (its metavar says what it is)."""
     return None
 
 
@@ -76,7 +78,7 @@ class CamtoolCommand(TyperCommand):
         super().__init__(*args, **kwargs)
         for param in self.params:
             if isinstance(param, TyperArgument):
-                param.display_type_rich = _no_type  # type: ignore[method-assign]
+                param.display_type_rich = _no_type  # type: ignore[method-assign,assignment]
 
     def collect_usage_pieces(self, ctx: typer.Context) -> list[str]:  # type: ignore[override]
         """``[OPTIONS]`` then each argument: ``IMAGE...`` when required, ``[NAME]`` if not."""

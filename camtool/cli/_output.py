@@ -14,12 +14,18 @@ from rich.console import Console
 
 from camtool.rounding import tidy_numbers
 
-__all__ = ["err", "out", "print_json", "tidy_numbers"]
+__all__ = ["bars_off", "err", "out", "print_json", "tidy_numbers"]
 
 #: Tables and other data.
 out = Console(soft_wrap=True)
 #: Progress bars, notes and warnings.
 err = Console(stderr=True, soft_wrap=True)
+
+
+def bars_off(json_out: bool = False) -> bool:
+    """Whether progress bars stay off: with ``--json``, or when stderr is not a terminal (in a
+    log a bar is noise, and rich would end it with an empty line)."""
+    return json_out or not err.is_terminal
 
 
 def print_json(document: Any, *, exact: bool = False) -> None:

@@ -9,7 +9,7 @@ import typer
 
 from camtool.cli._app import CamtoolCommand, app
 from camtool.cli._common import ConfigOpt, JsonOpt, resolve_settings
-from camtool.cli._output import err, print_json
+from camtool.cli._output import bars_off, err, print_json
 
 
 class ArchiveName(str, Enum):
@@ -81,7 +81,7 @@ def download(
         TimeRemainingColumn(),
         console=err,
         transient=True,
-        disable=json_out or not err.is_terminal,  # a bar in a log is noise (and a blank line)
+        disable=bars_off(json_out),
     ) as bar:
         task = bar.add_task(f"downloading {dataset.value}", total=None)
 

@@ -11,7 +11,7 @@ import typer
 from camtool.choices import DeviceName
 from camtool.cli._app import CamtoolCommand, app
 from camtool.cli._common import ConfigOpt, DeviceOpt, JsonOpt, device_value, resolve_settings
-from camtool.cli._output import err, out, print_json
+from camtool.cli._output import bars_off, err, out, print_json
 
 if TYPE_CHECKING:
     from camtool.evaluation.evaluate import EvalReport
@@ -144,7 +144,7 @@ def eval_command(
         TimeRemainingColumn(),
         console=err,
         transient=True,
-        disable=json_out,
+        disable=bars_off(json_out),
     ) as bar:
         tasks: dict[str, Any] = {}
 

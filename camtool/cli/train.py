@@ -10,7 +10,7 @@ import typer
 from camtool.choices import DeviceName, Optimizer, Scheduler
 from camtool.cli._app import CamtoolCommand, app
 from camtool.cli._common import ConfigOpt, DeviceOpt, JsonOpt, device_value, resolve_settings
-from camtool.cli._output import err, out, print_json
+from camtool.cli._output import bars_off, err, out, print_json
 
 __all__ = ["LiveProgress", "train_cmd"]
 
@@ -176,6 +176,7 @@ class LiveProgress:
             TimeRemainingColumn(),
             console=err,
             transient=True,
+            disable=bars_off(),
         )
         self._progress.start()
         self._epochs = self._progress.add_task(
