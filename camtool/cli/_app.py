@@ -6,7 +6,10 @@ import os
 from typing import Any
 
 import typer
-from typer._click.exceptions import NoArgsIsHelpError, UsageError
+from typer._click.exceptions import (  # typer vendors click and re-exports only BadParameter
+    NoArgsIsHelpError,
+    UsageError,
+)
 from typer.core import TyperArgument, TyperCommand, TyperGroup
 
 from camtool import __version__
