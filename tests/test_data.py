@@ -318,6 +318,10 @@ def test_make_splits_fraction_holds_out_every_class_of_a_small_folder(tmp_path: 
     assert sorted(set(kept)) == [0, 1, 2, 3]  # every class keeps training images (d: its one)
     assert len(held) + len(kept) == 39
 
+    _dataset(tmp_path / "singles", {"a": 1, "b": 1})
+    with pytest.raises(ConfigError, match="every class in train/ has a single image"):
+        make_splits(tmp_path / "singles", "folder", 8, val_size=0.1)
+
 
 def test_make_splits_imagenette_names_and_missing_dataset(tmp_path: Path) -> None:
     _dataset(tmp_path / "imagenette2-160", {"n01440764": 2, "n03888605": 2})

@@ -428,6 +428,21 @@ def test_cli_train_json(shapes: Path, tmp_path: Path) -> None:
     assert saved["model"]["pretrained"] is False  # config value kept: no flag given
 
 
+def test_cli_default_val_size_works_on_a_small_folder(shapes: Path, tmp_path: Path) -> None:
+    config = write_config(tmp_path / "c.toml")
+    text = config.read_text().replace("val_size = 4\n", "")  # the built-in default: 0.1
+    config.write_text(text)
+    args = ["train", "--config", str(config), "--data-dir", str(shapes), "--epochs", "1"]
+    result = runner.invoke(app, [*args, "--checkpoint-dir", str(tmp_path / "ck")])
+    assert result.exit_code == 0, result.output
+    # 12 images of 2 classes: 10% is 1, raised to one of each class
+    assert "training resnet18 on 10 images of 2 classes (2 held out)" in result.stderr
+    result = runner.invoke(app, [*args, "--val-size", "12", "--checkpoint-dir", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "dataset.val_size is 12, but train/ has 12 images" in result.stderr
+    assert "--val-size 0.1" in result.stderr
+
+
 def test_cli_table_and_progress(shapes: Path, tmp_path: Path) -> None:
     config = write_config(tmp_path / "c.toml")
     args = ["train", "--config", str(config), "--data-dir", str(shapes), "--epochs", "1"]

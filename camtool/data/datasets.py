@@ -449,11 +449,17 @@ def _holdout(targets: Sequence[int], val_size: int | float, seed: int) -> set[in
 
     Raises:
         ConfigError: a count that is negative or leaves no training image, naming how to
-            change it.
+            change it; a fraction of a folder with one image per class.
     """
     total = len(targets)
     if isinstance(val_size, float) and 0 < val_size < 1:
-        return _stratified_holdout(targets, round(val_size * total), seed, one_per_class=True)
+        held = _stratified_holdout(targets, round(val_size * total), seed, one_per_class=True)
+        if not held:
+            raise ConfigError(
+                f"dataset.val_size is {val_size}, but every class in train/ has a single image, "
+                "so none can be held out for validation; add images (two or more per class)"
+            )
+        return held
     if not 0 <= val_size < total:
         raise ConfigError(
             f"dataset.val_size is {val_size}, but train/ has {total} images (at most "
