@@ -84,8 +84,8 @@ class ImageResult:
 
     Attributes:
         input: the path as given.
-        topk: the ``cam.topk`` most probable classes, best first (exactly that many, or every
-            class when the model has fewer).
+        topk: the ``cam.topk`` most probable classes, best first: exactly that many (every
+            class when the model has fewer; the top one when a target is given).
         target: the class asked for with ``--class``, else ``None``.
         maps: the maps written, in order: the target's, or one per ``topk`` entry.
         error: why nothing was written, else ``None``.
