@@ -68,6 +68,7 @@ _WHERE: dict[str, str] = {
     "set_rng_state": "reproducibility",
     "step_scheduler": "optim",
     "to_device": "optim",
+    "stored_settings": "checkpoints",
     "train": "loop",
     "training_state": "checkpoints",
     "write_metrics": "logs",

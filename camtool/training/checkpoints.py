@@ -41,6 +41,7 @@ __all__ = [
     "restore_training",
     "resume_path",
     "resume_settings",
+    "stored_settings",
     "training_state",
 ]
 
@@ -172,6 +173,16 @@ def restore_training(
             f"({type(exc).__name__}: {exc})"
         ) from None
     return state
+
+
+def stored_settings(settings: Settings) -> dict[str, Any]:
+    """Settings as a checkpoint stores them: ``dataset.data_dir`` made absolute, so that
+    ``camtool eval`` finds the data from any folder (and after the checkpoint is moved)."""
+    dumped = settings.model_dump(mode="json")
+    dataset = dict(dumped.get("dataset") or {})
+    if dataset.get("data_dir"):
+        dataset["data_dir"] = str(Path(dataset["data_dir"]).absolute())
+    return {**dumped, "dataset": dataset}
 
 
 def _explicit_values(settings: Settings) -> dict[str, dict[str, Any]]:

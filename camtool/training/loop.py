@@ -59,6 +59,7 @@ from camtool.training.checkpoints import (
     restore_training,
     resume_path,
     resume_settings,
+    stored_settings,
     training_state,
 )
 from camtool.training.distributed import (
@@ -130,7 +131,7 @@ class _Trainer:
             img_size=self.settings.dataset.img_size,
             mean=IMAGENET_MEAN,
             std=IMAGENET_STD,
-            settings=self.settings.model_dump(mode="json"),
+            settings=stored_settings(self.settings),
             training=training,
         )
 
