@@ -30,9 +30,9 @@ from torch.utils.data import DataLoader, Dataset, Sampler, Subset
 from torch.utils.data.dataloader import default_collate
 from torchvision import transforms as T
 
-from camtool.process import worker_init
 from camtool.core.imagenet import IMAGENET_MEAN, IMAGENET_STD
 from camtool.errors import CamtoolError, ConfigError, InputError
+from camtool.process import worker_init
 
 __all__ = [
     "DATASET_NAMES",

@@ -31,8 +31,8 @@ from typing import TextIO
 import numpy as np
 from PIL import Image, ImageDraw
 
-from camtool.fsutil import remove_stale_temps, scratch_prefix
 from camtool.errors import ConfigError, InputError
+from camtool.fsutil import remove_stale_temps, scratch_prefix
 
 __all__ = [
     "BOXES_HEADER",
