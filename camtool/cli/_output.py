@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import sys
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from rich.console import Console
 
-__all__ = ["err", "out", "print_json"]
+__all__ = ["err", "out", "print_json", "report_skipped"]
 
 #: Tables and other data.
 out = Console(soft_wrap=True)
@@ -17,6 +17,14 @@ err = Console(stderr=True, soft_wrap=True)
 
 
 def print_json(document: Any) -> None:
-    """Print exactly one JSON document on stdout."""
-    sys.stdout.write(json.dumps(document, indent=2, default=str) + "\n")
+    """Print exactly one JSON document on stdout (NaN and infinity as ``null``)."""
+    from camtool.textio import to_json
+
+    sys.stdout.write(to_json(document) + "\n")
     sys.stdout.flush()
+
+
+def report_skipped(entries: Iterable[Mapping[str, str]]) -> None:
+    """Name each image left out as unreadable on stderr: ``skipped PATH: REASON``."""
+    for entry in entries:
+        err.print(f"skipped {entry['path']}: {entry['error']}", markup=False, highlight=False)

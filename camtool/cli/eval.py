@@ -11,7 +11,7 @@ import typer
 from camtool.choices import DeviceName
 from camtool.cli._app import app
 from camtool.cli._common import ConfigOpt, DeviceOpt, JsonOpt, device_value, resolve_settings
-from camtool.cli._output import err, out, print_json
+from camtool.cli._output import err, out, print_json, report_skipped
 
 if TYPE_CHECKING:
     from camtool.evaluation.evaluate import EvalReport
@@ -135,6 +135,7 @@ def eval_command(
             bar.update(tasks[stage], completed=done, total=total)
 
         report = run_eval(model, settings, options, progress=progress)
+    report_skipped(report.skipped)
     if json_out:
         print_json(report.to_dict())
         return

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import hashlib
 import http.client
-import json
 import os
 import posixpath
 import re
@@ -36,6 +35,7 @@ from typing import Any
 
 from camtool import __version__
 from camtool.errors import CamtoolError, ConfigError, InputError
+from camtool.textio import to_json
 
 __all__ = [
     "ARCHIVES",
@@ -576,7 +576,7 @@ def _extract_dataset(archive: Path, data_dir: Path, plan: _Plan, source: str | N
             "checksum": str(plan.checksum) if plan.checksum is not None else None,
             "camtool": __version__,
         }
-        _write_atomic(top / MARKER_NAME, json.dumps(marker, indent=2) + "\n")
+        _write_atomic(top / MARKER_NAME, to_json(marker) + "\n")
 
     return _extract(archive, data_dir, prepare=prepare)
 

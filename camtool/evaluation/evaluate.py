@@ -34,7 +34,6 @@ dataset's own ``boxes.csv``), and faithfulness runs on the bounded subset.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,7 +47,13 @@ from camtool.data.boxes import load_boxes
 from camtool.data.datasets import build_transforms, find_dataset_root
 from camtool.errors import ConfigError, InputError
 from camtool.evaluation.classification import MAX_MISTAKES, evaluate_classification
-from camtool.evaluation.data import SPLITS, EvalProgress, check_classes, split_dataset
+from camtool.evaluation.data import (
+    SPLITS,
+    EvalProgress,
+    check_classes,
+    merge_skipped,
+    split_dataset,
+)
 from camtool.evaluation.faithfulness import (
     DEFAULT_FAITHFULNESS_IMAGES,
     FAITHFULNESS_STEPS,
@@ -62,8 +67,9 @@ from camtool.evaluation.localization import (
     localization_items,
     run_localization,
 )
-from camtool.fsutil import atomic_write_bytes, atomic_write_text
+from camtool.fsutil import atomic_write_bytes
 from camtool.settings import DatasetSettings, Settings, write_settings
+from camtool.textio import write_json
 
 __all__ = [
     "DEFAULT_FAITHFULNESS_IMAGES",
@@ -127,6 +133,16 @@ class EvalReport:
     faithfulness: dict[str, Any] | None = None
     notes: list[str] = field(default_factory=list)
 
+    @property
+    def skipped(self) -> list[dict[str, str]]:
+        """Every unreadable image met by any metric group: ``{"path", "error"}``, each once."""
+        return merge_skipped(
+            *((group or {}).get("skipped_files") for group in self._groups()),
+        )
+
+    def _groups(self) -> tuple[dict[str, Any] | None, ...]:
+        return (self.classification, self.localization, self.faithfulness)
+
     def to_dict(self) -> dict[str, Any]:
         """The report as plain JSON types."""
         return {
@@ -141,6 +157,7 @@ class EvalReport:
             "localization": self.localization,
             "faithfulness": self.faithfulness,
             "notes": list(self.notes),
+            "skipped": self.skipped,
         }
 
 
@@ -295,5 +312,5 @@ def run_eval(
             )
     metrics_file = out_dir / "metrics.json"
     report.files["metrics"] = str(metrics_file)
-    atomic_write_text(metrics_file, json.dumps(report.to_dict(), indent=2) + "\n")
+    write_json(metrics_file, report.to_dict())
     return report
