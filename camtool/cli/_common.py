@@ -12,7 +12,20 @@ from camtool.choices import DeviceName
 if TYPE_CHECKING:
     from camtool.settings import Settings
 
-__all__ = ["ConfigOpt", "DeviceOpt", "JsonOpt", "OutputDirOpt", "resolve_settings"]
+__all__ = [
+    "CLASS_SPEC_HELP",
+    "ConfigOpt",
+    "DeviceOpt",
+    "JsonOpt",
+    "OutputDirOpt",
+    "resolve_settings",
+]
+
+CLASS_SPEC_HELP = (
+    "Class to explain: a class name (case-insensitive) or an index from 0. Where classes are "
+    "named by numbers, name:2 means the class named 2 and index:2 (or #2) the third class; a "
+    "number that could mean either is refused [default: the predicted one]."
+)
 
 ConfigOpt = typer.Option(
     None,

@@ -15,6 +15,7 @@ import typer
 from camtool.choices import DeviceName, OutputFormat
 from camtool.cli._app import app
 from camtool.cli._common import (
+    CLASS_SPEC_HELP,
     ConfigOpt,
     DeviceOpt,
     JsonOpt,
@@ -47,9 +48,7 @@ def batch_cam(
         "[default: torchvision's ImageNet ResNet-18, 1000 classes].",
     ),
     output_dir: Path | None = OutputDirOpt,
-    class_: str | None = typer.Option(
-        None, "--class", "-c", help="Class to explain: index or name [default: the predicted one]."
-    ),
+    class_: str | None = typer.Option(None, "--class", "-c", help=CLASS_SPEC_HELP),
     topk: int | None = typer.Option(
         None, "--topk", "-k", min=1, help="A map for each of the top K classes [default: 1]."
     ),

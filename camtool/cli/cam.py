@@ -10,6 +10,7 @@ import typer
 from camtool.choices import DeviceName
 from camtool.cli._app import app
 from camtool.cli._common import (
+    CLASS_SPEC_HELP,
     ConfigOpt,
     DeviceOpt,
     JsonOpt,
@@ -35,9 +36,7 @@ def cam(
         help="camtool checkpoint, plain ResNet state dict, or .onnx export "
         "[default: torchvision's ImageNet ResNet-18, 1000 classes].",
     ),
-    class_: str | None = typer.Option(
-        None, "--class", "-c", help="Class to explain: index or name [default: the predicted one]."
-    ),
+    class_: str | None = typer.Option(None, "--class", "-c", help=CLASS_SPEC_HELP),
     topk: int | None = typer.Option(
         None, "--topk", "-k", min=1, help="Write a map for each of the top K classes [default: 1]."
     ),
