@@ -19,6 +19,7 @@ import torchvision
 from torch import Tensor, nn
 
 from camtool.core.archs import RESNET_ARCHS
+from camtool.core.weights import check_finite, fill_bn_counters, read_weights
 from camtool.errors import CamtoolError
 
 __all__ = [
@@ -114,21 +115,33 @@ def load_imagenet_state_dict(arch: str, url: str | None = None) -> dict[str, Ten
     """Load torchvision's ImageNet weights for ``arch`` from the cache, downloading if needed.
 
     Downloads are checked against the hash in the file name (torch.hub's convention), and
-    loading uses ``weights_only=True``.
+    loading uses ``weights_only=True``. A cached file is read like any ``--model`` file
+    (:func:`camtool.core.weights.read_weights`) and must hold finite tensors.
 
     Raises:
-        CamtoolError: offline with no cached copy, naming the file to place and the way out.
+        CamtoolError: offline with no cached copy, naming the file to place and the way out; a
+            cached file that is unreadable, foreign or non-finite, naming it and saying to
+            delete it.
     """
     default_url, cache = imagenet_weights_file(arch)
     url = url or default_url
+    if not cache.is_file():
+        _download(url, cache, arch)
+    hint = f"delete {cache} to download the ImageNet weights again"
+    state = read_weights(cache, hint=hint)
+    if not isinstance(state, dict) or not all(isinstance(v, Tensor) for v in state.values()):
+        raise CamtoolError(f"{cache} does not hold ImageNet weights for {arch}; {hint}")
+    check_finite(state, f"{cache} ({hint})")
+    return dict(state)
+
+
+def _download(url: str, cache: Path, arch: str) -> None:
+    """Fetch ``url`` to ``cache``, checked against the hash prefix in the file name."""
+    match = torch.hub.HASH_REGEX.search(cache.name)
     try:
-        state = torch.hub.load_state_dict_from_url(
-            url,
-            model_dir=str(cache.parent),
-            file_name=cache.name,
-            progress=False,
-            check_hash=True,
-            weights_only=True,
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        torch.hub.download_url_to_file(
+            url, str(cache), hash_prefix=match.group(1) if match else None, progress=False
         )
     except (OSError, RuntimeError) as exc:  # URLError is an OSError; bad hash is RuntimeError
         raise CamtoolError(
@@ -136,7 +149,6 @@ def load_imagenet_state_dict(arch: str, url: str | None = None) -> dict[str, Ten
             f"download {url} and place it at {cache} (or set TORCH_HOME), or do without it: "
             "--no-pretrained for train, --model CKPT for cam"
         ) from None
-    return dict(state)
 
 
 def build_model(
@@ -156,6 +168,7 @@ def build_model(
         state = load_imagenet_state_dict(arch)
         if num_classes != 1000:
             state = {k: v for k, v in state.items() if not k.startswith("fc.")}
+        state = fill_bn_counters(state, model.state_dict())
         missing, unexpected = model.load_state_dict(state, strict=False)
         wanted_missing = [] if num_classes == 1000 else ["fc.weight", "fc.bias"]
         if sorted(missing) != sorted(wanted_missing) or unexpected:
