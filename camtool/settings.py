@@ -12,7 +12,9 @@ Every problem (unknown key, wrong type, value out of range) is reported at once,
 
 from __future__ import annotations
 
+import difflib
 import math
+import os
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -28,8 +30,9 @@ from pydantic_settings import (
 from pydantic_settings.exceptions import SettingsError
 
 from camtool.choices import DatasetName, DeviceName, Optimizer, Scheduler
-from camtool.errors import ConfigError
+from camtool.errors import ConfigError, InputError
 from camtool.fsutil import atomic_write_text
+from camtool.textio import read_text
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -44,6 +47,7 @@ __all__ = [
     "Settings",
     "TrainingSettings",
     "drop_unset",
+    "env_settings_names",
     "load_settings",
     "read_toml",
     "settings_to_toml",
@@ -54,6 +58,19 @@ __all__ = [
 SETTINGS_FILE = "camtool-settings.toml"
 
 ENV_PREFIX = "CAMTOOL_"
+
+#: Most classes a model may have, and most maps per image (``topk``).
+MAX_CLASSES = 100_000
+
+_PATH_FORBIDDEN = {"\0": "a NUL byte", "\n": "a newline", "\r": "a carriage return"}
+
+
+def _plain_path(value: Path) -> Path:
+    """Refuse a path holding NUL or a line break (never a real folder; a pasting accident)."""
+    for char, name in _PATH_FORBIDDEN.items():
+        if char in str(value):
+            raise ValueError(f"a path cannot hold {name}")
+    return value
 
 
 class _Section(BaseModel):
@@ -71,7 +88,7 @@ class ModelSettings(_Section):
         None, description="Optional [channels, height, width]; must agree with dataset.img_size."
     )
     num_classes: int | None = Field(
-        None, ge=1, description="Classes of the head; by default taken from the dataset."
+        None, ge=1, le=MAX_CLASSES, description="Classes of the head; by default from the data."
     )
     residual: bool = Field(True, description="Kept from the reference; camtool models are ResNets.")
     pretrained: bool = Field(True, description="Start from torchvision's ImageNet weights.")
@@ -111,20 +128,22 @@ class ModelSettings(_Section):
 class TrainingSettings(_Section):
     """``[training]``: the optimisation loop."""
 
-    learning_rate: float = Field(0.001, gt=0, description="Initial learning rate.")
-    batch_size: int = Field(64, ge=1, description="Images per step.")
-    num_epochs: int = Field(50, ge=1, description="Maximum number of epochs.")
-    weight_decay: float = Field(0.0001, ge=0, description="L2 weight decay.")
+    learning_rate: float = Field(0.001, gt=0, le=10, description="Initial learning rate.")
+    batch_size: int = Field(64, ge=1, le=65_536, description="Images per step.")
+    num_epochs: int = Field(50, ge=1, le=100_000, description="Maximum number of epochs.")
+    weight_decay: float = Field(0.0001, ge=0, le=1, description="L2 weight decay.")
     momentum: float = Field(0.9, ge=0, lt=1, description="Momentum (sgd only).")
     checkpoint_dir: Path = Field(Path("checkpoints"), description="Where checkpoints are written.")
-    log_every: int = Field(10, ge=1, description="Batches between progress updates.")
-    save_every: int = Field(2, ge=1, description="Epochs between numbered checkpoints.")
-    early_stopping_patience: int = Field(5, ge=0, description="Epochs without gain; 0 = off.")
+    log_every: int = Field(10, ge=1, le=1_000_000, description="Batches between updates.")
+    save_every: int = Field(2, ge=1, le=100_000, description="Epochs between numbered ckpts.")
+    early_stopping_patience: int = Field(
+        5, ge=0, le=100_000, description="Epochs without gain; 0 = off."
+    )
     optimizer: Optimizer = Field(Optimizer.adam, description="adam, adamw or sgd.")
     scheduler: Scheduler = Field(Scheduler.reduce_lr, description="reduce_lr or cosine.")
     device: DeviceName = Field(DeviceName.auto, description="auto, cpu, cuda or mps.")
-    workers: int = Field(2, ge=0, description="DataLoader worker processes.")
-    seed: int = Field(0, ge=0, description="Seed for shuffling, augmentation and init.")
+    workers: int = Field(2, ge=0, le=256, description="DataLoader worker processes.")
+    seed: int = Field(0, ge=0, le=2**32 - 1, description="Seed of shuffling, augmentation, init.")
     amp: bool = Field(True, description="Mixed precision on CUDA (bf16 where supported).")
 
     @field_validator("learning_rate", "weight_decay", "momentum")
@@ -134,6 +153,8 @@ class TrainingSettings(_Section):
             raise ValueError("must be a finite number")
         return value
 
+    _checkpoint_dir = field_validator("checkpoint_dir")(_plain_path)
+
 
 class DatasetSettings(_Section):
     """``[dataset]``: where the images are and how big they are fed."""
@@ -141,7 +162,11 @@ class DatasetSettings(_Section):
     name: DatasetName = Field(DatasetName.imagenette, description="imagenette or folder.")
     data_dir: Path = Field(Path("data"), description="Folder holding the dataset.")
     img_size: int = Field(160, ge=16, le=4096, description="Side the images are resized to.")
-    val_size: int = Field(1000, ge=1, description="Images held out of train/ for validation.")
+    val_size: int = Field(
+        1000, ge=1, le=100_000_000, description="Images held out of train/ for validation."
+    )
+
+    _data_dir = field_validator("data_dir")(_plain_path)
 
 
 class CamSettings(_Section):
@@ -149,11 +174,22 @@ class CamSettings(_Section):
 
     alpha: float = Field(0.5, ge=0, le=1, description="Heatmap opacity in the overlay.")
     colormap: str = Field("jet", description="Any matplotlib colormap name.")
-    topk: int = Field(1, ge=1, description="Maps per image: one for each of the top k classes.")
+    topk: int = Field(
+        1, ge=1, le=MAX_CLASSES, description="Maps per image: one for each of the top k classes."
+    )
     output_dir: Path = Field(Path("cam_results"), description="Where outputs are written.")
     max_pixels: int = Field(
-        89_478_485, ge=1, description="Larger images are refused before decoding."
+        89_478_485, ge=1, le=2**31 - 1, description="Larger images are refused before decoding."
     )
+
+    _output_dir = field_validator("output_dir")(_plain_path)
+
+    @field_validator("alpha")
+    @classmethod
+    def _finite_alpha(cls, value: float) -> float:
+        if not math.isfinite(value):
+            raise ValueError("must be a finite number")
+        return value
 
     @field_validator("colormap")
     @classmethod
@@ -217,20 +253,68 @@ def _deep_merge(base: Mapping[str, Any], top: Mapping[str, Any]) -> dict[str, An
 
 
 def read_toml(path: Path) -> dict[str, Any]:
-    """Read a TOML settings file.
+    """Read a TOML settings file (UTF-8, a byte-order mark allowed; see :mod:`camtool.textio`).
 
     Raises:
-        ConfigError: the file is missing, unreadable or not valid TOML.
+        ConfigError: the file is missing, unreadable, in another encoding or not valid TOML.
     """
+    if not Path(path).exists():
+        raise ConfigError(f"config file not found: {path}")
     try:
-        with open(path, "rb") as handle:
-            return tomllib.load(handle)
-    except FileNotFoundError:
-        raise ConfigError(f"config file not found: {path}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read config file {path}: {exc}") from None
+        text = read_text(Path(path))
+    except InputError as exc:
+        raise ConfigError(f"config file {exc.message}") from None
+    try:
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+
+
+def env_settings_names(environ: Mapping[str, str] | None = None) -> dict[tuple[str, str], str]:
+    """The ``CAMTOOL_<SECTION>__<KEY>`` variables set, by ``(section, key)``, all checked.
+
+    A misspelt variable would otherwise be ignored silently, so a ``CAMTOOL_`` variable holding
+    ``__`` must name a known section and key, and one of the form ``CAMTOOL_<SECTION>_<KEY>``
+    (one underscore) is taken for a typo. Other ``CAMTOOL_`` variables (``CAMTOOL_DEBUG``) are
+    not settings and pass.
+
+    Raises:
+        ConfigError: naming the variable and what is wrong with it (exit code 2).
+    """
+    environ = os.environ if environ is None else environ
+    sections = dict(Settings.model_fields)
+    found: dict[tuple[str, str], str] = {}
+    for var in sorted(environ):
+        upper = var.upper()
+        if not upper.startswith(ENV_PREFIX):
+            continue
+        rest = upper[len(ENV_PREFIX) :].lower()
+        if "__" not in rest:
+            typo = next((s for s in sections if rest.startswith(f"{s}_")), None)
+            if typo is not None:
+                raise ConfigError(
+                    f"environment variable {var}: write {ENV_PREFIX}{typo.upper()}__"
+                    f"{rest[len(typo) + 1 :].upper()} (two underscores after the section)"
+                )
+            continue
+        section, _, key = rest.partition("__")
+        if section not in sections:
+            close = difflib.get_close_matches(section, list(sections), n=1)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            raise ConfigError(
+                f"environment variable {var}: unknown section {section!r}{hint}; "
+                f"choose from {', '.join(sections)}"
+            )
+        keys = list(getattr(sections[section].annotation, "model_fields", {}))
+        if key not in keys:
+            close = difflib.get_close_matches(key, keys, n=1)
+            hint = f"did you mean {var[: -len(key)]}{close[0].upper()}?" if close else ""
+            raise ConfigError(
+                f"environment variable {var}: [{section}] has no key {key!r}; "
+                + (hint or f"its keys are {', '.join(keys)}")
+            )
+        found[(section, key)] = var
+    return found
 
 
 def _read_env() -> dict[str, Any]:
@@ -243,39 +327,68 @@ def _read_env() -> dict[str, Any]:
         raise ConfigError(f"invalid {ENV_PREFIX}* environment variable: {exc}") from None
 
 
-def _describe(exc: ValidationError, origin: str) -> str:
+def _where(
+    loc: tuple[Any, ...], flags: Mapping[str, str], env: Mapping[tuple[str, str], str]
+) -> str:
+    """`` (--flag)`` or `` (VARIABLE)`` when the value at ``loc`` came from there, else ``""``."""
+    key = ".".join(str(part) for part in loc[:2])
+    if key in flags:
+        return f" ({flags[key]})"
+    var = env.get((str(loc[0]), str(loc[1]))) if len(loc) >= 2 else None
+    return f" ({var})" if var else ""
+
+
+def _describe(
+    exc: ValidationError,
+    origin: str,
+    flags: Mapping[str, str],
+    env: Mapping[tuple[str, str], str],
+) -> str:
     problems = []
     for err in exc.errors():
         path = ".".join(str(part) for part in err["loc"])
         message = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
+        message = message.removeprefix("Value error, ")
         shown = "" if err["type"] == "extra_forbidden" else f" (got {err.get('input')!r})"
-        problems.append(f"{path}: {message}{shown}")
+        problems.append(f"{path}{_where(err['loc'], flags, env)}: {message}{shown}")
     return f"invalid settings{origin}: " + "; ".join(problems)
 
 
 def load_settings(
-    config_file: Path | None = None, overrides: Mapping[str, Any] | None = None
+    config_file: Path | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    flags: Mapping[str, str] | None = None,
 ) -> Settings:
     """Resolve the settings from every layer and validate them together.
 
     Args:
         config_file: a TOML file with any of the sections; ``None`` for none.
         overrides: values from command-line flags, nested by section; ``None`` values are ignored.
+        flags: the flag that sets each key path (``{"training.batch_size": "--batch-size"}``),
+            named in errors about a value given by that flag.
 
     Returns:
         The validated settings.
 
     Raises:
-        ConfigError: listing every offending key path (exit code 2).
+        ConfigError: listing every offending key path, with the flag or environment variable
+            it came from (exit code 2); a misspelt ``CAMTOOL_*`` variable.
     """
+    env = env_settings_names()
     layers: dict[str, Any] = read_toml(config_file) if config_file is not None else {}
     layers = _deep_merge(layers, _read_env())
-    layers = _deep_merge(layers, drop_unset(overrides or {}))
+    given = drop_unset(overrides or {})
+    layers = _deep_merge(layers, given)
     origin = f" (from {config_file}, {ENV_PREFIX}* env vars and flags)" if config_file else ""
+    used_flags = {
+        key: flag
+        for key, flag in (flags or {}).items()
+        if key.partition(".")[2] in given.get(key.partition(".")[0], {})
+    }
     try:
         settings = Settings(**layers)
     except ValidationError as exc:
-        raise ConfigError(_describe(exc, origin)) from None
+        raise ConfigError(_describe(exc, origin, used_flags, env)) from None
     shape = settings.model.input_shape
     if shape is not None and shape[1:] != [settings.dataset.img_size] * 2:
         raise ConfigError(

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CLASS_SPEC_HELP",
+    "FLAGS",
     "ConfigOpt",
     "DeviceOpt",
     "JsonOpt",
@@ -40,11 +41,34 @@ OutputDirOpt = typer.Option(
 )
 
 
+#: The flag that sets each settings key (the same in every command that has it), named in
+#: errors about a value given by flag.
+FLAGS: dict[str, str] = {
+    "model.pretrained": "--pretrained",
+    "dataset.data_dir": "--data-dir",
+    "dataset.img_size": "--img-size",
+    "training.num_epochs": "--epochs",
+    "training.batch_size": "--batch-size",
+    "training.learning_rate": "--lr",
+    "training.optimizer": "--optimizer",
+    "training.scheduler": "--scheduler",
+    "training.device": "--device",
+    "training.workers": "--workers",
+    "training.seed": "--seed",
+    "training.checkpoint_dir": "--checkpoint-dir",
+    "cam.topk": "--topk",
+    "cam.alpha": "--alpha",
+    "cam.colormap": "--colormap",
+    "cam.output_dir": "--output-dir",
+    "cam.max_pixels": "--max-pixels",
+}
+
+
 def resolve_settings(config: Path | None, overrides: dict[str, Any]) -> Settings:
-    """Load the settings (imported lazily so --help stays fast)."""
+    """Load the settings (imported lazily so --help stays fast); errors name the flags."""
     from camtool.settings import load_settings
 
-    return load_settings(config, overrides)
+    return load_settings(config, overrides, FLAGS)
 
 
 def device_value(device: DeviceName | None) -> str | None:
