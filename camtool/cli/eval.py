@@ -136,6 +136,8 @@ def eval_command(
 
         report = run_eval(model, settings, options, progress=progress)
     report_skipped(report.skipped)
+    for note in report.notes:
+        err.print(note, markup=False, highlight=False)
     if json_out:
         print_json(report.to_dict())
         return
@@ -181,8 +183,6 @@ def _show(report: EvalReport) -> None:
     if c is not None:
         _per_class(c)
         _confusion(c, report.classes)
-    for note in report.notes:
-        err.print(note, markup=False, highlight=False)
     for path in report.files.values():
         err.print(f"wrote {path}", markup=False, highlight=False)
 

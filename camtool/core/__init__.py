@@ -64,6 +64,7 @@ _WHERE: dict[str, str] = {
     "imagenet_weights_file": "model",
     "info_from_metadata": "onnx_runner",
     "iou": "localize",
+    "is_flat": "localize",
     "load_checkpoint": "checkpoint",
     "load_imagenet_state_dict": "model",
     "minmax_normalize": "localize",

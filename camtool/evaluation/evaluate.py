@@ -299,6 +299,7 @@ def run_eval(
                 workers=workers,
                 max_pixels=settings.cam.max_pixels,
                 progress=progress,
+                warn=report.notes.append,
             )
             report.localization = localization_dict(acc, gt, skipped, without)
         if "faithfulness" in wanted:

@@ -20,7 +20,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from camtool.core.maps import heatmap
 from camtool.core.runner import ModelInfo, Runner
-from camtool.data.boxes import GroundTruth, GtBox, fit_boxes, load_boxes
+from camtool.data.boxes import GroundTruth, GtBox, Warn, fit_boxes, load_boxes
 from camtool.data.datasets import (
     ImageFolderDataset,
     SkippedImage,
@@ -130,8 +130,12 @@ def run_localization(
     workers: int,
     max_pixels: int | None,
     progress: EvalProgress | None,
+    warn: Warn | None = None,
 ) -> tuple[LocalizationAccumulator, list[SkippedImage]]:
     """Feed ``items`` uncropped through the model; return the accumulator and the unreadable.
+
+    ``warn`` is told one line for each box clipped to its image (see
+    :func:`camtool.data.boxes.clip_box`).
 
     Raises:
         ConfigError: ``batch_size`` below 1.
@@ -166,7 +170,7 @@ def run_localization(
             gt_maps = cams[torch.arange(len(group)), labels.to(cams.device)].float().cpu()
             heats = [heatmap(gt_maps[j], (h, w)) for j, (_, _, w, h) in enumerate(group)]
             boxes = [
-                fit_boxes(item.boxes, item.path, w, h)
+                fit_boxes(item.boxes, item.path, w, h, warn)
                 for item, (_, _, w, h) in zip(chosen, group, strict=True)
             ]
             acc.update(heats, right, boxes)
@@ -230,7 +234,8 @@ def evaluate_localization(
         A JSON-ready dict: ``top1_loc``, ``gt_known_loc``, ``maxboxacc_v2`` (fractions in
         [0, 1]), ``maxboxacc_by_iou`` and ``best_threshold_by_iou`` (keyed ``"0.3"`` ...),
         ``n_images`` (images with boxes that were evaluated), ``n_without_boxes``, ``skipped``
-        (a count) and ``skipped_files`` (``{"path", "error"}`` of each unreadable image).
+        (a count), ``skipped_files`` (``{"path", "error"}`` of each unreadable image) and
+        ``notes`` (boxes clipped to their image).
 
     Raises:
         InputError: no box file, a malformed one, or boxes matching no image of the split.
@@ -246,6 +251,7 @@ def evaluate_localization(
     if gt is None:
         raise InputError(f"no boxes for localization: {root} has no boxes.csv; give --boxes")
     items, without = localization_items(gt, dataset)
+    notes: list[str] = []
     with torch.inference_mode():
         acc, skipped = run_localization(
             runner,
@@ -254,5 +260,6 @@ def evaluate_localization(
             workers=workers,
             max_pixels=max_pixels,
             progress=progress,
+            warn=notes.append,
         )
-    return localization_dict(acc, gt, skipped, without)
+    return {**localization_dict(acc, gt, skipped, without), "notes": notes}

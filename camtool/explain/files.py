@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from camtool.core.localize import box_from_map, peak
 from camtool.core.maps import CAMBatch, explain_batch, heatmap
 from camtool.core.runner import ModelInfo, Runner
 from camtool.data.images import load_image, preprocess
@@ -77,6 +78,10 @@ class ImageResult:
     targets: list[Prediction] = field(default_factory=list)
     topk: list[Prediction] = field(default_factory=list)
     error: str | None = None
+    #: One entry per map written (in ``targets`` order): ``class_idx``, ``peak`` ``[x, y]`` and
+    #: ``box`` ``[x0, y0, x1, y1]`` (CAM paper: largest region above 20% of the max) in the
+    #: image's pixels; both ``None`` for a flat map, which points nowhere.
+    maps: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -174,11 +179,23 @@ def explain_file(runner: Runner, path: Path, base: Path, options: CamOptions) ->
     """
     result = ImageResult(str(path))
     info = runner.info
+    located: list[dict[str, Any]] = []
+
+    def locate(k: int, heat: np.ndarray) -> None:
+        top, box = peak(heat), box_from_map(heat)
+        located.append(
+            {
+                "class_idx": int(batch.class_idx[0, k]),
+                "peak": list(top) if top is not None else None,
+                "box": list(box.as_tuple()) if box.area() else None,
+            }
+        )
+
     try:
         image = load_image(path, options.max_pixels)
         tensor = preprocess(image, info.img_size, info.mean, info.std)
         batch = explain_batch(runner, tensor[None], target=options.target, topk=options.topk)
-        written = write_maps(image, batch, 0, base, info, options)
+        written = write_maps(image, batch, 0, base, info, options, on_heatmap=locate)
     except InputError as exc:
         result.error = exc.message
         return result
@@ -189,6 +206,7 @@ def explain_file(runner: Runner, path: Path, base: Path, options: CamOptions) ->
         raise CamtoolError("out of GPU memory; try --device cpu or a smaller image size") from None
     top = batch.logits[0].topk(min(max(options.topk, 5), batch.logits.shape[1])).indices
     result.outputs = [str(p) for p in written]
+    result.maps = located
     result.targets = predictions(batch, 0, batch.class_idx[0].tolist(), info.class_names)
     result.topk = predictions(batch, 0, top[: max(options.topk, 5)].tolist(), info.class_names)
     return result
