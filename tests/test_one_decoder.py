@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from camtool.cli import app
 from camtool.core.runner import ModelInfo
-from camtool.data.datasets import ImageFolderDataset, build_transforms, make_splits
+from camtool.data.datasets import ImageFolderDataset, SkippedImage, build_transforms, make_splits
 from camtool.data.images import load_image, preprocess
 from camtool.evaluation.evaluate import evaluate_classification, split_dataset
 
@@ -149,3 +149,12 @@ def test_eval_names_unreadable_images_on_stderr_and_in_json(tmp_path: Path) -> N
     assert document["skipped"] == [{"path": str(broken), "error": "empty file"}]
     assert document["classification"]["skipped"] == 1
     assert f"skipped {broken}: empty file" in result.stderr
+
+
+def test_training_and_eval_readers_keep_the_pixel_limit(tmp_path: Path) -> None:
+    path = _grey16(tmp_path / "train" / "a" / "big.png", 30000)  # 24 x 20 = 480 pixels
+    transform = build_transforms(16, False, ZERO, ONE)
+    item = ImageFolderDataset(tmp_path, "train", transform, max_pixels=479)[0]
+    assert isinstance(item, SkippedImage) and item.path == str(path)
+    assert item.error.startswith("image too large (24x20 = 480 pixels, limit 479)")
+    assert isinstance(ImageFolderDataset(tmp_path, "train", transform, max_pixels=480)[0], tuple)

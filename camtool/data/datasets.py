@@ -221,6 +221,8 @@ class ImageFolderDataset(Dataset[Item | SkippedImage]):
         transform: maps an RGB PIL image to a tensor.
         class_to_idx: class folder name to label; by default the sorted folders of this split
             numbered from 0. Pass the train split's mapping for the test split.
+        max_pixels: images with more pixels are skipped before decoding (``cam.max_pixels``);
+            ``None`` leaves Pillow's own decompression-bomb limit.
 
     Attributes:
         samples: ``(path, label)`` pairs.
@@ -238,6 +240,7 @@ class ImageFolderDataset(Dataset[Item | SkippedImage]):
         split_dir: str,
         transform: Transform,
         class_to_idx: dict[str, int] | None = None,
+        max_pixels: int | None = None,
     ) -> None:
         folder = Path(root) / split_dir
         folders = _class_folders(folder)
@@ -248,6 +251,7 @@ class ImageFolderDataset(Dataset[Item | SkippedImage]):
             raise InputError(f"{folder / unknown[0]} is a class folder not found in train/")
         self.root = Path(root)
         self.transform = transform
+        self.max_pixels = max_pixels
         self.class_to_idx = dict(class_to_idx)
         self.classes = sorted(self.class_to_idx, key=self.class_to_idx.__getitem__)
         self.samples: list[tuple[Path, int]] = [
@@ -264,7 +268,7 @@ class ImageFolderDataset(Dataset[Item | SkippedImage]):
         """The transformed image and its label, or a :class:`SkippedImage` if it is unreadable."""
         path, label = self.samples[index]
         try:
-            image = load_image(path)
+            image = load_image(path, self.max_pixels)
         except InputError as exc:
             return SkippedImage.from_error(path, exc)
         return self.transform(image), label
@@ -307,6 +311,7 @@ def make_splits(
     mean: Sequence[float] = IMAGENET_MEAN,
     std: Sequence[float] = IMAGENET_STD,
     crop_scale: tuple[float, float] = DEFAULT_CROP_SCALE,
+    max_pixels: int | None = None,
 ) -> DataSplits:
     """Build the train / held-out val / test splits of the dataset under ``data_dir``.
 
@@ -323,6 +328,7 @@ def make_splits(
         mean: per-channel normalisation mean.
         std: per-channel normalisation standard deviation.
         crop_scale: area range of the training random crop.
+        max_pixels: larger images are skipped unread (see :class:`ImageFolderDataset`).
 
     Returns:
         The splits and class names.
@@ -336,7 +342,7 @@ def make_splits(
     root = find_dataset_root(data_dir)
     train_tf = build_transforms(img_size, True, mean, std, crop_scale)
     eval_tf = build_transforms(img_size, False, mean, std)
-    full = ImageFolderDataset(root, "train", train_tf)
+    full = ImageFolderDataset(root, "train", train_tf, max_pixels=max_pixels)
     if not 0 <= val_size < len(full):
         raise ConfigError(
             f"val_size must be between 0 and {len(full) - 1} (train/ has {len(full)} images), "
@@ -344,7 +350,9 @@ def make_splits(
         )
     held = _stratified_holdout(full.targets, val_size, seed)
     kept = [i for i in range(len(full)) if i not in held]
-    test = ImageFolderDataset(root, "val", eval_tf, class_to_idx=full.class_to_idx)
+    test = ImageFolderDataset(
+        root, "val", eval_tf, class_to_idx=full.class_to_idx, max_pixels=max_pixels
+    )
     names = class_names_for(root, dataset_name)
     return DataSplits(
         train=Subset(full, kept),

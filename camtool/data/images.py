@@ -99,7 +99,7 @@ def load_image(path: Path, max_pixels: int | None = None) -> Image.Image:
                 if max_pixels is not None and width * height > max_pixels:
                     raise InputError(
                         f"{path}: image too large ({width}x{height} = {width * height} pixels,"
-                        f" limit {max_pixels}); raise --max-pixels to allow it"
+                        f" limit {max_pixels}); raise cam.max_pixels (--max-pixels) to allow it"
                     )
                 image.load()
                 oriented = ImageOps.exif_transpose(image)

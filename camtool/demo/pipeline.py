@@ -122,8 +122,12 @@ class DemoReport:
     def skipped(self) -> list[dict[str, str]]:
         """``{"path", "error"}`` of every unreadable image met (training, test, maps), each once."""
         found: dict[str, str] = {}
-        groups = (self.training.skipped, self.test.skipped_files, self.cam_failures)
-        groups += ((self.localization or {}).get("skipped_files", []),)
+        groups: list[list[dict[str, str]]] = [
+            self.training.skipped,
+            self.test.skipped_files,
+            self.cam_failures,
+            (self.localization or {}).get("skipped_files", []),
+        ]
         for group in groups:
             for entry in group:
                 found.setdefault(entry["path"], entry["error"])

@@ -48,7 +48,10 @@ CROP_NOTE = "eval transform: shorter side resized to 1.14 * img_size, centre cro
 
 
 def split_dataset(
-    root: Path, split: str, transform: Callable[[Image.Image], Tensor]
+    root: Path,
+    split: str,
+    transform: Callable[[Image.Image], Tensor],
+    max_pixels: int | None = None,
 ) -> ImageFolderDataset:
     """The images of ``root/<split>`` labelled with ``train/``'s class indices.
 
@@ -56,6 +59,7 @@ def split_dataset(
         root: the dataset root.
         split: ``"val"`` or ``"train"`` (the whole folder, held-out part included).
         transform: maps an RGB image to a tensor.
+        max_pixels: larger images are skipped unread.
 
     Returns:
         An :class:`~camtool.data.datasets.ImageFolderDataset`.
@@ -68,7 +72,7 @@ def split_dataset(
         raise ConfigError(f"unknown split {split!r}; choose {' or '.join(SPLITS)}")
     folders = class_names_for(root, "folder")
     mapping = {name: i for i, name in enumerate(folders)}
-    return ImageFolderDataset(root, split, transform, class_to_idx=mapping)
+    return ImageFolderDataset(root, split, transform, class_to_idx=mapping, max_pixels=max_pixels)
 
 
 def check_classes(dataset: ImageFolderDataset, info: ModelInfo) -> None:

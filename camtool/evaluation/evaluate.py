@@ -240,7 +240,7 @@ def run_eval(
     info = runner.info
     root = find_dataset_root(_data_dir(settings, info))
     transform = build_transforms(info.img_size, False, info.mean, info.std)
-    dataset = split_dataset(root, options.split, transform)
+    dataset = split_dataset(root, options.split, transform, settings.cam.max_pixels)
     check_classes(dataset, info)
     groups = options.metrics
     gt = None

@@ -440,6 +440,7 @@ class _Trainer:
             data.val_size,
             seed=seed,
             crop_scale=crop_scale,
+            max_pixels=self.settings.cam.max_pixels,
         )
         self.class_names = list(splits.class_names)
         wanted = self.settings.model.num_classes
