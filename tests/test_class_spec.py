@@ -90,3 +90,15 @@ def test_cam_and_batch_cam_refuse_an_ambiguous_class(in_tmp: Path, numbered_mode
             "camtool: error: class '2' is ambiguous: the class named '2' has index 4, and index 2"
             " is '11'; say name:2 or index:2"
         ]
+
+
+def test_the_python_api_follows_the_same_rules(numbered_model: Path) -> None:
+    from PIL import Image
+
+    import camtool
+
+    model = camtool.load_model(numbered_model, device="cpu")
+    image = Image.new("RGB", (40, 40), (90, 20, 200))
+    with pytest.raises(ConfigError, match="ambiguous"):
+        model.explain(image, target="2")
+    assert model.explain(image, target="12").class_idx.tolist() == [[3]]
