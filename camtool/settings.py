@@ -184,13 +184,6 @@ class CamSettings(_Section):
 
     _output_dir = field_validator("output_dir")(_plain_path)
 
-    @field_validator("alpha")
-    @classmethod
-    def _finite_alpha(cls, value: float) -> float:
-        if not math.isfinite(value):
-            raise ValueError("must be a finite number")
-        return value
-
     @field_validator("colormap")
     @classmethod
     def _known_colormap(cls, value: str) -> str:

@@ -18,14 +18,7 @@ from torch import Tensor
 
 from camtool.errors import ConfigError
 
-__all__ = [
-    "CAMBatch",
-    "CAMSource",
-    "explain_batch",
-    "heatmap",
-    "resolve_class",
-    "select_classes",
-]
+__all__ = ["CAMBatch", "CAMSource", "explain_batch", "heatmap", "resolve_class", "select_classes"]
 
 
 class CAMSource(Protocol):
