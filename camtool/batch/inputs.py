@@ -32,6 +32,7 @@ from pathlib import Path
 
 from camtool.data.images import IMAGE_SUFFIXES
 from camtool.errors import CamtoolError, ConfigError
+from camtool.textio import path_lines
 
 __all__ = [
     "STDIN",
@@ -80,15 +81,6 @@ def _anchor(spec: str) -> tuple[str, ...]:
     return (name or "root",)
 
 
-def _read_lines(stream: Iterable[str | bytes]) -> Iterator[str]:
-    """Paths from stdin: one per line, line ends removed, blank lines ignored."""
-    for line in stream:
-        text = os.fsdecode(line) if isinstance(line, bytes) else line
-        text = text.rstrip("\r\n")
-        if text:
-            yield text
-
-
 def _expand(
     inputs: Sequence[str | os.PathLike[str]], stdin: Iterable[str | bytes] | None
 ) -> Iterator[str]:
@@ -102,7 +94,7 @@ def _expand(
             used_stdin = True
             if stdin is None:
                 raise ConfigError("'-' given but there is no stdin to read paths from")
-            yield from _read_lines(stdin)
+            yield from path_lines(stdin, "stdin")
         elif spec:
             yield spec
 

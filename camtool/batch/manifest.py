@@ -21,6 +21,7 @@ from typing import Any
 
 from camtool.errors import CamtoolError
 from camtool.fsutil import atomic_write_bytes
+from camtool.textio import to_json
 
 try:  # POSIX; elsewhere the lock is a no-op (one process per output folder there)
     import fcntl
@@ -123,7 +124,7 @@ def latest_rows(path: Path) -> dict[str, dict[str, Any]]:
 def _line(row: Mapping[str, Any]) -> bytes:
     ordered = {key: row.get(key) for key in FIELDS}
     ordered.update({k: v for k, v in row.items() if k not in ordered})
-    text = json.dumps(ordered, ensure_ascii=False, allow_nan=False)
+    text = to_json(ordered, indent=None, ensure_ascii=False)
     return text.encode("utf-8", "surrogateescape") + b"\n"
 
 

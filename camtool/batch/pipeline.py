@@ -343,7 +343,8 @@ class _Run:
 
         def locate(k: int, heat: np.ndarray) -> None:
             if k == 0:
-                found["peak"] = list(peak(heat))
+                top = peak(heat)  # None for a flat map: no peak, and no box either
+                found["peak"] = list(top) if top is not None else None
                 box = box_from_map(heat, BOX_THRESHOLD)
                 found["box"] = list(box.as_tuple()) if box.area() else None
 

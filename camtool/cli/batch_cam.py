@@ -13,6 +13,7 @@ import typer
 from camtool.choices import DeviceName, OutputFormat
 from camtool.cli._app import CamtoolCommand, app
 from camtool.cli._common import (
+    CLASS_SPEC_HELP,
     ConfigOpt,
     DeviceOpt,
     JsonOpt,
@@ -53,11 +54,7 @@ def batch_cam(
     ),
     output_dir: Path | None = OutputDirOpt,
     class_: str | None = typer.Option(
-        None,
-        "--class",
-        "-c",
-        metavar="CLASS",
-        help="Class to explain: index or name [default: the predicted one]. Not with --topk.",
+        None, "--class", "-c", metavar="CLASS", help=CLASS_SPEC_HELP + " Not with --topk."
     ),
     topk: int | None = typer.Option(
         None,

@@ -11,7 +11,7 @@ import typer
 from camtool.choices import DeviceName
 from camtool.cli._app import CamtoolCommand, app
 from camtool.cli._common import ConfigOpt, DeviceOpt, JsonOpt, device_value, resolve_settings
-from camtool.cli._output import bars_off, err, out, print_json
+from camtool.cli._output import bars_off, err, out, print_json, report_skipped
 
 if TYPE_CHECKING:
     from camtool.evaluation.evaluate import EvalReport
@@ -158,6 +158,9 @@ def eval_command(
             bar.update(tasks[stage], completed=done, total=total)
 
         report = run_eval(model, settings, options, progress=progress)
+    report_skipped(report.skipped)
+    for note in report.notes:
+        err.print(note, markup=False, highlight=False)
     if json_out:
         print_json(report.to_dict())
         return
@@ -203,8 +206,6 @@ def _show(report: EvalReport) -> None:
     if c is not None:
         _per_class(c)
         _confusion(c, report.classes)
-    for note in report.notes:
-        err.print(note, markup=False, highlight=False)
     for path in report.files.values():
         err.print(f"wrote {path}", markup=False, highlight=False)
 

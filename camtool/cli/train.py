@@ -10,7 +10,7 @@ import typer
 from camtool.choices import DeviceName, Optimizer, Scheduler
 from camtool.cli._app import CamtoolCommand, app
 from camtool.cli._common import ConfigOpt, DeviceOpt, JsonOpt, device_value, resolve_settings
-from camtool.cli._output import bars_off, err, out, print_json
+from camtool.cli._output import bars_off, err, out, print_json, report_skipped
 
 __all__ = ["LiveProgress", "train_cmd"]
 
@@ -143,6 +143,7 @@ def train_cmd(
         live.close()
     if not result.is_main:
         return
+    report_skipped(result.skipped)
     if json_out:
         print_json(result.to_dict())
     else:

@@ -28,13 +28,43 @@ IMAGE_SUFFIXES = frozenset(
 )
 
 
+def _wide_range(mode: str, array: np.ndarray) -> tuple[float, float]:
+    """The (black, white) levels of a 16-bit, 32-bit integer or float image.
+
+    ``I;16*``: 0 and 65535. ``I`` (32-bit integers, e.g. TIFF, or 16-bit PNGs in old Pillow):
+    0 and 255 if every value fits 8 bits, 0 and 65535 if every value fits 16 bits, else the
+    image's own minimum and maximum. ``F`` (floats): 0 and 1 if every value lies in [0, 1],
+    else the image's own minimum and maximum. Non-finite floats count as black.
+    """
+    if mode.startswith("I;16"):
+        return 0.0, 65535.0
+    finite = array[np.isfinite(array)]
+    low = float(finite.min()) if finite.size else 0.0
+    high = float(finite.max()) if finite.size else 0.0
+    if mode == "I" and low >= 0 and high <= 255:
+        return 0.0, 255.0
+    if mode == "I" and low >= 0 and high <= 65535:
+        return 0.0, 65535.0
+    if mode == "F" and low >= 0 and high <= 1:
+        return 0.0, 1.0
+    return low, high if high > low else low + 1.0
+
+
 def to_rgb(image: Image.Image) -> Image.Image:
-    """Convert any PIL image to 8-bit RGB (transparency composited over white)."""
+    """Convert any PIL image to 8-bit RGB, its levels kept.
+
+    16-bit, 32-bit integer and float grey images are scaled from their range (see
+    :func:`_wide_range`) to 0..255, rounded; Pillow's own ``convert`` would clip them (a 16-bit
+    PNG would turn white). Transparency (``RGBA``, ``LA``, ``PA``, ``P`` with a transparent
+    colour) is composited over white; ``CMYK``, ``YCbCr``, ``1``, ``L``, ``P`` use Pillow's
+    conversion.
+    """
     if image.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
-        array = np.asarray(image, dtype=np.float32)
-        top = 65535.0 if image.mode.startswith("I;16") else max(float(array.max()), 1.0)
-        array = np.clip(array / top * 255.0, 0, 255).astype(np.uint8)
-        return Image.fromarray(array, mode="L").convert("RGB")
+        array = np.asarray(image, dtype=np.float64)
+        black, white = _wide_range(image.mode, array)
+        scaled = np.nan_to_num((array - black) / (white - black), nan=0.0, posinf=1.0, neginf=0.0)
+        grey = np.clip(np.rint(scaled * 255.0), 0, 255).astype(np.uint8)
+        return Image.fromarray(grey, mode="L").convert("RGB")
     if image.mode == "P" and "transparency" in image.info:
         image = image.convert("RGBA")
     if image.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
@@ -69,7 +99,7 @@ def load_image(path: Path, max_pixels: int | None = None) -> Image.Image:
                 if max_pixels is not None and width * height > max_pixels:
                     raise InputError(
                         f"{path}: image too large ({width}x{height} = {width * height} pixels,"
-                        f" limit {max_pixels}); raise --max-pixels to allow it"
+                        f" limit {max_pixels}); raise cam.max_pixels (--max-pixels) to allow it"
                     )
                 image.load()
                 oriented = ImageOps.exif_transpose(image)

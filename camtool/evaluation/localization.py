@@ -20,8 +20,13 @@ from torch.utils.data import DataLoader, Dataset
 
 from camtool.core.maps import heatmap
 from camtool.core.runner import ModelInfo, Runner
-from camtool.data.boxes import GroundTruth, GtBox, fit_boxes, load_boxes
-from camtool.data.datasets import ImageFolderDataset, build_transforms, find_dataset_root
+from camtool.data.boxes import GroundTruth, GtBox, Warn, fit_boxes, load_boxes
+from camtool.data.datasets import (
+    ImageFolderDataset,
+    SkippedImage,
+    build_transforms,
+    find_dataset_root,
+)
 from camtool.data.images import load_image, preprocess, resized_size
 from camtool.errors import CamtoolError, ConfigError, InputError
 from camtool.evaluation.data import EvalProgress, check_classes, oom_error, split_dataset
@@ -56,8 +61,8 @@ class LocItem:
     boxes: list[GtBox]
 
 
-class _NoCrop(Dataset[tuple[Tensor, int, int, int] | None]):
-    """Yields ``(uncropped input, item index, width, height)``, or ``None`` if unreadable."""
+class _NoCrop(Dataset[tuple[Tensor, int, int, int] | SkippedImage]):
+    """Yields ``(uncropped input, item index, width, height)``, or why the file is unreadable."""
 
     def __init__(self, items: Sequence[LocItem], info: ModelInfo, max_pixels: int | None) -> None:
         self.items = list(items)
@@ -67,18 +72,18 @@ class _NoCrop(Dataset[tuple[Tensor, int, int, int] | None]):
     def __len__(self) -> int:
         return len(self.items)
 
-    def __getitem__(self, i: int) -> tuple[Tensor, int, int, int] | None:
+    def __getitem__(self, i: int) -> tuple[Tensor, int, int, int] | SkippedImage:
         try:
             image = load_image(self.items[i].path, self.max_pixels)
-        except InputError:
-            return None
+        except InputError as exc:
+            return SkippedImage.from_error(self.items[i].path, exc)
         tensor = preprocess(image, self.info.img_size, self.info.mean, self.info.std)
         return tensor, i, image.width, image.height
 
 
-def _collate_list(batch: Sequence[Any]) -> tuple[list[Any], int]:
-    kept = [item for item in batch if item is not None]
-    return kept, len(batch) - len(kept)
+def _collate_list(batch: Sequence[Any]) -> tuple[list[Any], list[SkippedImage]]:
+    kept = [item for item in batch if not isinstance(item, SkippedImage)]
+    return kept, [item for item in batch if isinstance(item, SkippedImage)]
 
 
 def _upright_size(path: Path) -> tuple[int, int] | None:
@@ -126,8 +131,12 @@ def run_localization(
     workers: int,
     max_pixels: int | None,
     progress: EvalProgress | None,
-) -> tuple[LocalizationAccumulator, int]:
-    """Feed ``items`` uncropped through the model; return the accumulator and the skip count.
+    warn: Warn | None = None,
+) -> tuple[LocalizationAccumulator, list[SkippedImage]]:
+    """Feed ``items`` uncropped through the model; return the accumulator and the unreadable.
+
+    ``warn`` is told one line for each box clipped to its image (see
+    :func:`camtool.data.boxes.clip_box`).
 
     Raises:
         ConfigError: ``batch_size`` below 1.
@@ -144,10 +153,11 @@ def run_localization(
         worker_init_fn=worker_init,
     )
     acc = LocalizationAccumulator(cam_threshold=CAM_THRESHOLD, loc_iou=LOC_IOU)
-    skipped = done = 0
-    for kept, n_skipped in loader:
-        skipped += n_skipped
-        done += len(kept) + n_skipped
+    skipped: list[SkippedImage] = []
+    done = 0
+    for kept, unreadable in loader:
+        skipped += unreadable
+        done += len(kept) + len(unreadable)
         by_shape: dict[tuple[int, ...], list[tuple[Tensor, int, int, int]]] = {}
         for entry in kept:
             by_shape.setdefault(tuple(entry[0].shape), []).append(entry)
@@ -162,7 +172,7 @@ def run_localization(
             gt_maps = cams[torch.arange(len(group)), labels.to(cams.device)].float().cpu()
             heats = [heatmap(gt_maps[j], (h, w)) for j, (_, _, w, h) in enumerate(group)]
             boxes = [
-                fit_boxes(item.boxes, item.path, w, h)
+                fit_boxes(item.boxes, item.path, w, h, warn)
                 for item, (_, _, w, h) in zip(chosen, group, strict=True)
             ]
             acc.update(heats, right, boxes)
@@ -172,7 +182,7 @@ def run_localization(
 
 
 def localization_dict(
-    acc: LocalizationAccumulator, gt: GroundTruth, skipped: int, without: int
+    acc: LocalizationAccumulator, gt: GroundTruth, skipped: Sequence[SkippedImage], without: int
 ) -> dict[str, Any]:
     """The JSON-ready localization results (see :func:`evaluate_localization`).
 
@@ -184,7 +194,8 @@ def localization_dict(
     res = acc.compute()
     return {
         "n_images": res["n_images"],
-        "skipped": skipped,
+        "skipped": len(skipped),
+        "skipped_files": [s.to_dict() for s in skipped],
         "n_without_boxes": without,
         "boxes": str(gt.source),
         "top1_loc": res["top1_loc"],
@@ -224,7 +235,9 @@ def evaluate_localization(
     Returns:
         A JSON-ready dict: ``top1_loc``, ``gt_known_loc``, ``maxboxacc_v2`` (fractions in
         [0, 1]), ``maxboxacc_by_iou`` and ``best_threshold_by_iou`` (keyed ``"0.3"`` ...),
-        ``n_images`` (images with boxes that were evaluated), ``n_without_boxes``, ``skipped``.
+        ``n_images`` (images with boxes that were evaluated), ``n_without_boxes``, ``skipped``
+        (a count), ``skipped_files`` (``{"path", "error"}`` of each unreadable image) and
+        ``notes`` (boxes clipped to their image).
 
     Raises:
         InputError: no box file, a malformed one, or boxes matching no image of the split.
@@ -240,6 +253,7 @@ def evaluate_localization(
     if gt is None:
         raise InputError(f"no boxes for localization: {root} has no boxes.csv; give --boxes")
     items, without = localization_items(gt, dataset)
+    notes: list[str] = []
     with torch.inference_mode():
         acc, skipped = run_localization(
             runner,
@@ -248,5 +262,6 @@ def evaluate_localization(
             workers=workers,
             max_pixels=max_pixels,
             progress=progress,
+            warn=notes.append,
         )
-    return localization_dict(acc, gt, skipped, without)
+    return {**localization_dict(acc, gt, skipped, without), "notes": notes}

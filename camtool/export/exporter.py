@@ -52,6 +52,7 @@ from camtool.core.onnx_runner import (
 from camtool.core.runner import ModelInfo
 from camtool.errors import CamtoolError, ConfigError
 from camtool.fsutil import atomic_path, refuse_to_replace, remove_stale_temps, scratch_prefix
+from camtool.textio import to_json
 
 __all__ = [
     "DEFAULT_OPSET",
@@ -260,7 +261,7 @@ def _onnx_bytes(
             )
             proto = onnx.load(str(raw))
         onnx.helper.set_model_props(
-            proto, {FORMAT_KEY: EXPORT_FORMAT, METADATA_KEY: json.dumps(dict(metadata))}
+            proto, {FORMAT_KEY: EXPORT_FORMAT, METADATA_KEY: to_json(dict(metadata), indent=None)}
         )
         proto.doc_string = "camtool: images -> logits, class activation maps"
         onnx.checker.check_model(proto)
@@ -277,7 +278,9 @@ def _torchscript_bytes(graph: CamGraph, sample: Tensor, metadata: Mapping[str, A
             warnings.simplefilter("ignore")
             traced = torch.jit.trace(graph, (sample,), check_trace=False)
             torch.jit.save(
-                traced, buffer, _extra_files={TORCHSCRIPT_METADATA: json.dumps(dict(metadata))}
+                traced,
+                buffer,
+                _extra_files={TORCHSCRIPT_METADATA: to_json(dict(metadata), indent=None)},
             )
     except Exception as exc:  # tracing raises many kinds; all mean the same to the user
         raise CamtoolError(f"cannot export the model to TorchScript: {_first_line(exc)}") from None

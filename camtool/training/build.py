@@ -60,6 +60,7 @@ def build_data(
         data.val_size,
         seed=cfg.seed,
         crop_scale=crop_scale,
+        max_pixels=settings.cam.max_pixels,
     )
     class_names = list(splits.class_names)
     wanted = settings.model.num_classes

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -26,12 +26,14 @@ class Evaluation:
         accuracy: fraction of images classified right.
         images: images evaluated.
         skipped: unreadable images left out.
+        skipped_files: ``{"path", "error"}`` of each of them.
     """
 
     loss: float
     accuracy: float
     images: int
     skipped: int
+    skipped_files: list[dict[str, str]] = field(default_factory=list)
 
 
 def evaluate(
@@ -46,11 +48,15 @@ def evaluate(
     Raises:
         CamtoolError: the loader yielded no readable image.
     """
-    sums = eval_sums(model, loader, device, amp_dtype=amp_dtype, channels_last=False)
+    named: dict[str, str] = {}
+    sums = eval_sums(
+        model, loader, device, amp_dtype=amp_dtype, channels_last=False, skipped_into=named
+    )
     loss_sum, correct, count, skipped = (float(v) for v in sums.tolist())
     if count == 0:
         raise CamtoolError("no readable image to evaluate")
-    return Evaluation(loss_sum / count, correct / count, int(count), int(skipped))
+    files = [{"path": p, "error": e} for p, e in named.items()]
+    return Evaluation(loss_sum / count, correct / count, int(count), int(skipped), files)
 
 
 def eval_sums(
@@ -61,10 +67,12 @@ def eval_sums(
     amp_dtype: torch.dtype | None,
     channels_last: bool,
     should_stop: Callable[[], bool] | None = None,
+    skipped_into: dict[str, str] | None = None,
 ) -> Tensor:
     """``[loss sum, hits, images, skipped]`` of ``model`` over ``loader`` (float64, on device).
 
-    The sums (not means) so that processes can add theirs up before dividing.
+    The sums (not means) so that processes can add theirs up before dividing. The unreadable
+    images met are added to ``skipped_into`` (path -> reason), if given.
 
     Raises:
         KeyboardInterrupt: ``should_stop()`` turned true (checked after each batch).
@@ -75,7 +83,9 @@ def eval_sums(
     try:
         with torch.inference_mode():
             for images, labels, skipped in loader:
-                sums[3] += skipped
+                sums[3] += len(skipped)
+                if skipped_into is not None:
+                    skipped_into.update((s.path, s.error) for s in skipped)
                 if labels.numel():
                     images, labels = to_device(images, labels, device, channels_last)
                     with autocast(device, amp_dtype):

@@ -105,6 +105,7 @@ class _Trainer:
         self.numbered: list[Path] = []
         self._live_sums: Tensor | None = None
         self._epoch_t0: float | None = None
+        self.skipped: dict[str, str] = {}  #: unreadable images met by this process: path -> why
         self.data = build_data(settings, ctx, device, crop_scale)
         loaded = None if resumed is None else resumed[1]
         self.parts = build_parts(settings, ctx, device, self.data.class_names, loaded)
@@ -238,6 +239,7 @@ class _Trainer:
             amp_dtype=self.parts.amp_dtype,
             channels_last=self.parts.channels_last,
             should_stop=self.stop.__bool__,
+            skipped_into=self.skipped,
         )
         self._end_epoch(epoch, val)
 
@@ -252,7 +254,7 @@ class _Trainer:
         session_images = 0
         self.parts.net.train()
         started = time.perf_counter()
-        for images, labels, n_skipped in self.data.train_loader:
+        for images, labels, unreadable in self.data.train_loader:
             self.clean = False
             loss, correct = self._step(images, labels)
             n = labels.numel()
@@ -261,7 +263,8 @@ class _Trainer:
             session_images += n
             elapsed = time.perf_counter() - started
             partial["count"] += n
-            partial["skipped"] += n_skipped
+            partial["skipped"] += len(unreadable)
+            self.skipped.update((s.path, s.error) for s in unreadable)
             partial["train_seconds"] = seconds_before + elapsed
             self.state.batch += 1
             self.clean = True
@@ -410,6 +413,7 @@ class _Trainer:
             world_size=self.ctx.world_size,
             rank=self.ctx.rank,
             resumed_from=self.resumed_from,
+            skipped=[{"path": p, "error": e} for p, e in sorted(self.skipped.items())],
         )
 
 
