@@ -51,6 +51,8 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # run from a checkout where camtool is not installed
     sys.path.insert(0, str(REPO))
 
+from camtool.cli import OPENMP_DEFAULTS  # noqa: E402 (after the path set-up)
+
 __all__ = ["main", "make_mixed_photos", "make_photos", "run_child"]
 
 _SIZE = (320, 240)
@@ -300,7 +302,8 @@ def _spawn(
     if cl:
         cmd.append("--channels-last")
     cmd += extra
-    done = subprocess.run(cmd, check=True, capture_output=True, text=True)
+    env = {**OPENMP_DEFAULTS, **os.environ}  # as the camtool command runs
+    done = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env)
     result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
     return result
 

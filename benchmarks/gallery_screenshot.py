@@ -2,9 +2,9 @@
 
 Builds a small demo output folder (generated overlay PNGs with awkward names, manifest rows
 including failed inputs), writes ``index.html`` with :func:`camtool.batch.gallery.write_gallery`,
-then runs headless Chromium with ``--dump-dom`` on a few URL hashes to verify that the script ran, that every shown row has its ``<img>``, that
-``#class=...`` filters, ``#sort=...`` sorts and ``#q=...`` searches. Finally
-it saves a screenshot to look at.
+then runs headless Chromium with ``--dump-dom`` on a few URL hashes to verify that the script
+ran, that every shown row has its ``<img>``, that ``#class=...`` filters, ``#sort=...`` sorts and
+``#q=...`` searches. Finally it saves a screenshot to look at.
 
 Usage (from the repository root)::
 

@@ -724,3 +724,15 @@ def test_writer_threads_leave_the_model_its_threads() -> None:
     assert torch.get_num_threads() == main
     if "parallel backend: OpenMP" in torch.__config__.parallel_info():
         assert inside == 1
+
+
+def test_the_command_lets_waiting_openmp_threads_sleep(monkeypatch: pytest.MonkeyPatch) -> None:
+    import camtool.cli as cli
+
+    seen: list[str | None] = []
+    monkeypatch.setattr(cli, "app", lambda: seen.append(os.environ.get("OMP_WAIT_POLICY")))
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    cli.main()
+    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")  # the user's own choice is kept
+    cli.main()
+    assert seen == ["PASSIVE", "ACTIVE"]

@@ -46,7 +46,7 @@ from camtool.batch.manifest import (
 from camtool.batch.writer import MapWriter
 from camtool.core.loading import runner_from_settings
 from camtool.core.maps import explain_batch, resolve_class
-from camtool.core.runner import Runner
+from camtool.core.runner import ModelInfo, Runner
 from camtool.data.images import IMAGE_SUFFIXES
 from camtool.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_PARTIAL, CamtoolError, ConfigError
 from camtool.explain.files import CamOptions, map_paths
@@ -328,12 +328,12 @@ def _plan(run: _Run, items: list[InputItem], out_dir: Path, overwrite: bool) -> 
     run.skip(skipped)
 
 
-def _execute(run: _Run, items: list[InputItem], workers: int, overwrite: bool) -> bool:
+def _execute(run: _Run, items: list[InputItem], workers: int, overwrite: bool) -> None:
     """Settle, read, explain and write every input; always save the manifest and gallery.
 
-    Returns:
-        Whether the run was interrupted (``KeyboardInterrupt``: Ctrl-C, or SIGTERM as the CLI
-        maps it); the writes not yet started are then cancelled.
+    Raises:
+        CamtoolError: interrupted (``KeyboardInterrupt``: Ctrl-C, or SIGTERM as the CLI maps
+            it), exit code 130; the writes not yet started were cancelled.
     """
     out_dir, info = run.writer.out_dir, run.writer.info
     samples: Iterator[Sample] | None = None
@@ -361,7 +361,21 @@ def _execute(run: _Run, items: list[InputItem], workers: int, overwrite: bool) -
             run.stop(cancel=interrupted)
         finally:
             finalize(out_dir, _gallery)
-    return interrupted
+    if interrupted:
+        raise CamtoolError(
+            f"interrupted after {run.done} of {run.total} inputs; the manifest is saved in "
+            f"{out_dir}, run the same command again to finish",
+            exit_code=EXIT_INTERRUPTED,
+        )
+
+
+def _writer(
+    out_dir: Path, info: ModelInfo, options: CamOptions, threads: int | None, batch_size: int
+) -> MapWriter:
+    """The map writer: ``threads`` threads (default: up to 4, one per CPU), a batch's worth of
+    images (plus two per thread) pending at most."""
+    threads = threads or max(1, min(4, os.cpu_count() or 1))
+    return MapWriter(out_dir, info, options, threads, max_pending=batch_size + 2 * threads)
 
 
 def _settings_file(out_dir: Path, settings: Settings) -> Path:
@@ -432,19 +446,17 @@ def run_batch(
     if class_spec is not None:
         options = replace(options, target=resolve_class(class_spec, info.class_names))
     settings_file = _settings_file(out_dir, settings)
-    threads = write_threads or max(1, min(4, os.cpu_count() or 1))
     batch_size = settings.training.batch_size
-    writer = MapWriter(out_dir, info, options, threads, max_pending=batch_size + 2 * threads)
     run = _Run(
-        runner, options, writer, batch_size=batch_size, on_progress=on_progress, total=len(items)
+        runner,
+        options,
+        _writer(out_dir, info, options, write_threads, batch_size),
+        batch_size=batch_size,
+        on_progress=on_progress,
+        total=len(items),
     )
     pipeline_started = time.perf_counter()
-    if _execute(run, items, settings.training.workers, overwrite):
-        raise CamtoolError(
-            f"interrupted after {run.done} of {len(items)} inputs; the manifest is saved in "
-            f"{out_dir}, run the same command again to finish",
-            exit_code=EXIT_INTERRUPTED,
-        )
+    _execute(run, items, settings.training.workers, overwrite)
     ended = time.perf_counter()
     return BatchReport(
         output_dir=out_dir,
@@ -454,7 +466,7 @@ def run_batch(
         settings_file=settings_file,
         model=info.source,
         device=str(getattr(runner, "device", "")),
-        total=len(items),
+        total=run.total,
         ok=run.counts["ok"],
         skipped=run.counts["skipped"],
         failed=run.counts["error"],
