@@ -601,6 +601,26 @@ def test_output_tree_does_not_depend_on_how_the_path_is_typed(
     assert bases("../photos/sub", "sub") == ["sub/a", "sub/deep/b"]
 
 
+def test_resume_finds_work_done_under_another_spelling_of_the_path(
+    tmp_path: Path, model_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _good_folder(tmp_path / "pics", 3)
+    monkeypatch.chdir(tmp_path)
+    base = ["-m", str(model_file), "-o", "out", "-j", "0", "--json"]
+    first = json.loads(_invoke(["batch-cam", "pics", *base]).stdout)
+    again = json.loads(_invoke(["batch-cam", str(tmp_path / "pics"), *base]).stdout)
+    assert _counts(first) == (3, 3, 0, 0) and _counts(again) == (3, 0, 3, 0)
+    redo = json.loads(_invoke(["batch-cam", "./pics", *base, "--overwrite"]).stdout)
+    assert _counts(redo) == (3, 3, 0, 0)
+    rows = list(read_rows(tmp_path / "out" / MANIFEST_JSONL))
+    assert sorted(r["path"] for r in rows) == [
+        "pics/a/img1.jpg",
+        "pics/b/img0.jpg",
+        "pics/b/img2.jpg",
+    ]
+    assert len({r["output"] for r in rows}) == 3  # one row per output
+
+
 class _Recorder:
     """Runs a real model and remembers the shape of every batch it was given."""
 
@@ -661,6 +681,13 @@ def test_manifest_append_survives_a_cut_line(tmp_path: Path) -> None:
         handle.write(b'{"path": "b", "sta')
     writer.append({"path": "c", "status": "ok"})
     assert [r["path"] for r in read_rows(tmp_path / MANIFEST_JSONL)] == ["a", "c"]
+
+
+def test_a_skip_recorded_as_a_status_by_earlier_versions_reads_as_ok(tmp_path: Path) -> None:
+    (tmp_path / MANIFEST_JSONL).write_text(
+        '{"path": "a.jpg", "output": "a_overlay.jpg", "status": "skipped"}\n', encoding="utf-8"
+    )
+    assert [r["status"] for r in read_rows(tmp_path / MANIFEST_JSONL)] == ["ok"]
 
 
 def test_map_paths_names_what_write_maps_writes(tmp_path: Path) -> None:

@@ -134,11 +134,22 @@ def read_rows(path: Path) -> Iterator[dict[str, Any]]:
 
 
 def latest_rows(path: Path) -> dict[str, dict[str, Any]]:
-    """The latest row of each input path, in the order the paths first appeared."""
+    """The latest row of each input path, in the order the paths first appeared.
+
+    A row whose ``output`` a later row (of another spelling of the same input's path, e.g.
+    relative then absolute) wrote again is dropped: each output has one row.
+    """
     rows: dict[str, dict[str, Any]] = {}
+    writer: dict[str, str] = {}  # output -> path of the latest row that wrote it
     for row in read_rows(path):
         rows[row["path"]] = row
-    return rows
+        if isinstance(row.get("output"), str):
+            writer[row["output"]] = row["path"]
+    return {
+        key: row
+        for key, row in rows.items()
+        if not isinstance(row.get("output"), str) or writer[row["output"]] == key
+    }
 
 
 def _line(row: Mapping[str, Any]) -> bytes:

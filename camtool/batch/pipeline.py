@@ -186,7 +186,7 @@ class _Run:
     def skip(self, count: int) -> None:
         """Count inputs already done (their manifest rows stay as they are)."""
         self.counts["skipped"] += count
-        if self.on_progress is not None:
+        if count and self.on_progress is not None:
             self.on_progress(BatchProgress(self.done, self.total))
 
     def add(self, decoded: Decoded) -> None:
@@ -248,11 +248,9 @@ class _Run:
         self.record(self.writer.stop(cancel))
 
 
-def _is_done(previous: Mapping[str, Any], expected: list[Path], out: Path) -> bool:
+def _is_done(previous: Mapping[str, Any] | None, expected: list[Path]) -> bool:
     """Whether a previous manifest row says the input is done and its outputs are all there."""
-    if previous.get("status") != "ok":
-        return False
-    if previous.get("output") != expected[0].relative_to(out).as_posix():
+    if previous is None or previous.get("status") != "ok":
         return False
     return all(path.is_file() for path in expected)
 
@@ -304,20 +302,21 @@ def _cam_options(
 def _plan(run: _Run, items: list[InputItem], out_dir: Path, overwrite: bool) -> None:
     """Settle what needs no reading: inputs already done (skipped) and inputs known to fail.
 
-    The others go to ``run.items``, to be read.
+    An input is done if the manifest's row for its output (whatever spelling of its path wrote
+    it) says ``ok`` and every file it would write exists. The others go to ``run.items``.
     """
     previous = {} if overwrite else latest_rows(out_dir / MANIFEST_JSONL)
+    by_output = {row["output"]: row for row in previous.values() if row.get("output")}
+    previous.clear()
     options = run.options
     maps = 1 if options.target is not None else min(options.topk, len(run.writer.info.class_names))
     known: list[dict[str, Any]] = []
     skipped = 0
     for item in items:
-        prev = previous.get(item.path)
+        expected = map_paths(out_dir / item.base, options, maps)
         if item.error is not None:
             known.append(manifest_row(item.path, "error", item.error))
-        elif prev is not None and _is_done(
-            prev, map_paths(out_dir / item.base, options, maps), out_dir
-        ):
+        elif _is_done(by_output.get(expected[0].relative_to(out_dir).as_posix()), expected):
             skipped += 1
         else:
             run.items.append(item)
