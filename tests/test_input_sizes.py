@@ -80,3 +80,12 @@ def test_localization_batches_fill_up_on_mixed_sizes(tmp_path: Path) -> None:
     short = [b for b in batches if len(b) < 16]
     assert len(short) <= len(set(sizes))  # only the last batch of each size is short
     assert len(batches) <= 60 // 16 + len(set(sizes))
+
+
+def test_a_one_cell_map_gives_a_flat_heatmap_not_rounding_noise() -> None:
+    from camtool.core.maps import heatmap
+
+    for value in (3.7, -1234.5, 0.0):
+        assert not heatmap(torch.full((1, 1), value), (40, 50)).any()
+    two = heatmap(torch.tensor([[1.0, 2.0]]), (4, 8))
+    assert two.min() == 0.0 and two.max() == 1.0 and (np.diff(two, axis=1) >= 0).all()
