@@ -50,12 +50,12 @@ REPO = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def model_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny 3-class ResNet-18 checkpoint at 32 px."""
+    """A tiny 3-class ResNet-18 checkpoint at 64 px (small photos get maps of 2 x 3 cells)."""
     from camtool.core.model import CAMNet
 
     torch.manual_seed(0)
     path = tmp_path_factory.mktemp("model") / "tiny.pt"
-    save_checkpoint(path, CAMNet("resnet18", 3), class_names=CLASSES, img_size=32)
+    save_checkpoint(path, CAMNet("resnet18", 3), class_names=CLASSES, img_size=64)
     return path
 
 
@@ -727,6 +727,24 @@ class _Broken(_HotSpot):
         if images.shape[3] > images.shape[2]:
             raise RuntimeError("shape not supported\nmore detail")
         return super().__call__(images)
+
+
+class _Flat(_HotSpot):
+    """A fake runner whose maps have one cell: nothing to localize."""
+
+    def __call__(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        logits, _ = super().__call__(images)
+        return logits, torch.full((images.shape[0], 3, 1, 1), 5.0)
+
+
+def test_a_flat_map_has_no_peak_and_no_box(tmp_path: Path) -> None:
+    (tmp_path / "pics").mkdir()
+    _noise(40, 30).save(tmp_path / "pics" / "small.png")
+    settings = load_settings(None, {"cam": {"output_dir": tmp_path / "out"}})
+    report = run_batch([tmp_path / "pics"], settings, runner=_Flat(), fmt="png")
+    assert report.ok == 1
+    (row,) = read_rows(tmp_path / "out" / MANIFEST_JSONL)
+    assert row["status"] == "ok" and row["peak"] is None and row["box"] is None
 
 
 def test_a_failing_batch_fails_its_images_only(tmp_path: Path) -> None:

@@ -116,7 +116,7 @@ class MapWriter:
         found: dict[str, Any] = {}
 
         def locate(k: int, heat: np.ndarray) -> None:
-            if k == 0:
+            if k == 0 and heat.max() > 0:  # a flat map (one cell) has no peak and no box
                 found["peak"] = list(peak(heat))
                 box = box_from_map(heat, BOX_THRESHOLD)
                 found["box"] = list(box.as_tuple()) if box.area() else None
