@@ -237,8 +237,8 @@ def _summary(report: BatchReport) -> None:
     table = Table(show_header=False, box=None, pad_edge=False)
     table.add_column(style="bold")
     table.add_column()
-    table.add_row("processed", str(report.ok))
-    table.add_row("skipped", str(report.skipped))
+    table.add_row("ok", str(report.ok))
+    table.add_row("skipped", f"{report.skipped} (done by an earlier run)")
     table.add_row("failed", str(report.failed))
     table.add_row(
         "total",
