@@ -298,6 +298,14 @@ def load_settings(
             f"invalid settings{origin}: model.input_shape {shape} disagrees with "
             f"dataset.img_size {settings.dataset.img_size}"
         )
+    from camtool.core.archs import family_of
+
+    family = family_of(settings.model.arch)
+    if family is not None and settings.dataset.img_size < family.min_size:
+        raise ConfigError(
+            f"invalid settings{origin}: model.arch {settings.model.arch} needs images of at least "
+            f"{family.min_size} px, dataset.img_size is {settings.dataset.img_size}"
+        )
     return settings
 
 

@@ -12,13 +12,21 @@ from camtool.choices import DeviceName
 if TYPE_CHECKING:
     from camtool.settings import Settings
 
-__all__ = ["ConfigOpt", "DeviceOpt", "JsonOpt", "OutputDirOpt", "resolve_settings"]
+__all__ = ["ArchOpt", "ConfigOpt", "DeviceOpt", "JsonOpt", "OutputDirOpt", "resolve_settings"]
 
 ConfigOpt = typer.Option(
     None,
     "--config",
     help="TOML settings file (sections [model] [training] [dataset] [cam]).",
     dir_okay=False,
+)
+ArchOpt: Any = typer.Option(
+    None,
+    "--arch",
+    help="Network (model.arch): resnet18, densenet121, efficientnet_b0, mobilenet_v2 ... or "
+    "timm:<name>; names a plain state dict's arch, or the ImageNet model with no --model "
+    "[default: resnet18; a state dict's arch is recognised].",
+    show_default=False,
 )
 DeviceOpt: Any = typer.Option(None, "--device", help="auto, cpu, cuda or mps [default: auto].")
 JsonOpt = typer.Option(False, "--json", help="Print one JSON document on stdout, nothing else.")

@@ -15,6 +15,7 @@ import typer
 from camtool.choices import DeviceName, OutputFormat
 from camtool.cli._app import app
 from camtool.cli._common import (
+    ArchOpt,
     ConfigOpt,
     DeviceOpt,
     JsonOpt,
@@ -43,9 +44,10 @@ def batch_cam(
         None,
         "--model",
         "-m",
-        help="camtool checkpoint, plain ResNet state dict, or .onnx export "
-        "[default: torchvision's ImageNet ResNet-18, 1000 classes].",
+        help="camtool checkpoint, plain torchvision state dict, or .onnx export "
+        "[default: torchvision's ImageNet model of --arch (ResNet-18), 1000 classes].",
     ),
+    arch: str | None = ArchOpt,
     output_dir: Path | None = OutputDirOpt,
     class_: str | None = typer.Option(
         None, "--class", "-c", help="Class to explain: index or name [default: the predicted one]."
@@ -106,6 +108,7 @@ def batch_cam(
                 "batch_size": batch_size,
                 "workers": workers,
             },
+            "model": {"arch": arch},
         },
     )
     from camtool.batch.inputs import STDIN, parse_shard

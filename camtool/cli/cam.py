@@ -10,6 +10,7 @@ import typer
 from camtool.choices import DeviceName
 from camtool.cli._app import app
 from camtool.cli._common import (
+    ArchOpt,
     ConfigOpt,
     DeviceOpt,
     JsonOpt,
@@ -32,9 +33,10 @@ def cam(
         None,
         "--model",
         "-m",
-        help="camtool checkpoint, plain ResNet state dict, or .onnx export "
-        "[default: torchvision's ImageNet ResNet-18, 1000 classes].",
+        help="camtool checkpoint, plain torchvision state dict, or .onnx export "
+        "[default: torchvision's ImageNet model of --arch (ResNet-18), 1000 classes].",
     ),
+    arch: str | None = ArchOpt,
     class_: str | None = typer.Option(
         None, "--class", "-c", help="Class to explain: index or name [default: the predicted one]."
     ),
@@ -63,6 +65,7 @@ def cam(
         {
             "cam": {"topk": topk, "alpha": alpha, "colormap": colormap, "output_dir": output_dir},
             "training": {"device": device_value(device)},
+            "model": {"arch": arch},
         },
     )
     from camtool.explain.job import run_cam

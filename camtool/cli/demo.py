@@ -24,6 +24,13 @@ def demo_cmd(
     output_dir: Path = typer.Option(
         Path("camtool-demo"), "--output-dir", "-o", help="Folder for the data, model and maps."
     ),
+    arch: str | None = typer.Option(
+        None,
+        "--arch",
+        help="Network to train: densenet121, efficientnet_b0, mobilenet_v2 ... or timm:<name> "
+        "[default: resnet18].",
+        show_default=False,
+    ),
     device: DeviceName | None = DeviceOpt,
     json_out: bool = JsonOpt,
 ) -> None:
@@ -43,6 +50,7 @@ def demo_cmd(
         report = run_demo(
             output_dir,
             device=device_value(device),
+            arch=arch,
             observer=live,
             on_stage=lambda message: err.print(message, markup=False, highlight=False),
         )

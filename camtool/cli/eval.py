@@ -10,7 +10,14 @@ import typer
 
 from camtool.choices import DeviceName
 from camtool.cli._app import app
-from camtool.cli._common import ConfigOpt, DeviceOpt, JsonOpt, device_value, resolve_settings
+from camtool.cli._common import (
+    ArchOpt,
+    ConfigOpt,
+    DeviceOpt,
+    JsonOpt,
+    device_value,
+    resolve_settings,
+)
 from camtool.cli._output import err, out, print_json
 
 if TYPE_CHECKING:
@@ -32,9 +39,10 @@ def eval_command(
         ...,
         "--model",
         "-m",
-        help="camtool checkpoint (or .onnx export) to evaluate.",
+        help="camtool checkpoint, plain torchvision state dict, or .onnx export to evaluate.",
         dir_okay=False,
     ),
+    arch: str | None = ArchOpt,
     data_dir: Path | None = typer.Option(
         None,
         "--data-dir",
@@ -99,6 +107,7 @@ def eval_command(
                 "workers": workers,
                 "device": device_value(device),
             },
+            "model": {"arch": arch},
         },
     )
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from camtool.cli._app import app
-from camtool.cli._common import JsonOpt
+from camtool.cli._common import ArchOpt, JsonOpt
 from camtool.cli._output import err, out, print_json
 
 if TYPE_CHECKING:
@@ -28,8 +28,9 @@ class ExportFormat(str, Enum):
 @app.command(no_args_is_help=True)
 def export(
     model: Path = typer.Option(
-        ..., "--model", "-m", help="camtool checkpoint (or plain ResNet state dict) to export."
+        ..., "--model", "-m", help="camtool checkpoint (or plain torchvision state dict) to export."
     ),
+    arch: str | None = ArchOpt,
     fmt: ExportFormat | None = typer.Option(
         None, "--format", "-f", help="onnx or torchscript [default: onnx]."
     ),
@@ -60,6 +61,7 @@ def export(
             fmt=fmt.value if fmt is not None else "onnx",
             output=output,
             opset=opset,
+            arch=arch,
             on_progress=None if json_out else _progress,
         )
     except ExportCheckError as exc:

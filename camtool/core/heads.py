@@ -122,6 +122,8 @@ class TransformInput(nn.Module):
 
     def __init__(self) -> None:
         super().__init__()
+        self.scale: Tensor
+        self.shift: Tensor
         self.register_buffer("scale", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1) / 0.5, False)
         self.register_buffer(
             "shift", (torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1) - 0.5) / 0.5, False
@@ -237,7 +239,8 @@ def _timm_parts(name: str, num_classes: int, output_stride: int | None) -> Parts
     except Exception as exc:  # timm raises many kinds for unknown names and unsupported strides
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CamtoolError(f"timm cannot build {name!r} ({first})") from None
-    classifier = net.get_classifier() if hasattr(net, "get_classifier") else None
+    getter = getattr(net, "get_classifier", None)
+    classifier = getter() if callable(getter) else None
     path = next((p for p, m in net.named_modules() if m is classifier and p), None)
     if not isinstance(classifier, nn.Linear) or path is None:
         raise CamtoolError(

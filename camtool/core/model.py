@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple, cast
 
 import torch
 import torchvision
@@ -77,9 +77,9 @@ class CAMNet(nn.Module):
         self._parts = (parts,)
 
     @property
-    def cam_linear(self) -> nn.Module:
+    def cam_linear(self) -> nn.Linear | nn.Conv2d:
         """The linear layer (SqueezeNet: the 1x1 convolution) whose rows weight the map."""
-        return self.get_submodule(self._parts[0].linear)
+        return cast("nn.Linear | nn.Conv2d", self.get_submodule(self._parts[0].linear))
 
     @property
     def cam_min_size(self) -> int:
@@ -96,7 +96,7 @@ class CAMNet(nn.Module):
         linear = self.cam_linear
         if self._parts[0].conv_head or linear.bias is None:
             return torch.zeros(self.num_classes, device=linear.weight.device)
-        return linear.bias  # type: ignore[no-any-return]
+        return linear.bias
 
     def feature_extractor(self) -> nn.Module:
         """The module from the image ``(N, 3, H, W)`` to the last feature map ``(N, K, h, w)``:
@@ -250,7 +250,9 @@ def _pretrained_state(model: CAMNet) -> dict[str, Tensor]:
     import timm
 
     name = model.arch[len(TIMM_PREFIX) :].strip()
-    kwargs = {} if model.output_stride == 32 else {"output_stride": model.output_stride}
+    kwargs: dict[str, Any] = (
+        {} if model.output_stride == 32 else {"output_stride": model.output_stride}
+    )
     try:
         net = timm.create_model(name, pretrained=True, num_classes=model.num_classes, **kwargs)
     except Exception as exc:  # hub, network and file errors all mean the same here
