@@ -178,23 +178,26 @@ def _shapes_of(arch: str, num_classes: int, cheap_match: bool) -> dict[str, tupl
 def _guess_arch(state: Mapping[str, Tensor], num_classes: int, head: str) -> str | None:
     """The torchvision arch whose state dict has exactly these names and shapes, if any.
 
-    Only families whose marker keys are all present are tried; within one, the archs whose
-    parameter count (from torchvision's metadata) matches within 0.5% are tried first.
+    Only families whose marker keys are all present are tried, and the archs whose parameter
+    count (from torchvision's metadata) matches within 0.5% first.
     """
     shapes = {k: tuple(v.shape) for k, v in state.items()}
     count = sum(v.numel() for k, v in state.items() if not k.endswith(_BUFFERS))
     in_features = int(state[head].shape[1])
-    for family in FAMILIES:
-        if not all(any(k.startswith(m) for k in shapes) for m in family.markers):
-            continue
-        matches = {
-            a
-            for a in family.archs
-            if abs(_expected_params(a, num_classes, in_features) - count) <= 0.005 * count
-        }
-        for arch in sorted(family.archs, key=lambda a: a not in matches):
-            if _shapes_of(arch, num_classes, arch in matches) == shapes:
-                return arch
+    candidates = [
+        arch
+        for family in FAMILIES
+        if all(any(k.startswith(m) for k in shapes) for m in family.markers)
+        for arch in family.archs
+    ]
+    matches = {
+        a
+        for a in candidates
+        if abs(_expected_params(a, num_classes, in_features) - count) <= 0.005 * count
+    }
+    for arch in sorted(candidates, key=lambda a: a not in matches):
+        if _shapes_of(arch, num_classes, arch in matches) == shapes:
+            return arch
     return None
 
 
