@@ -24,7 +24,7 @@ from camtool.core.archs import TIMM_PREFIX, arch_problem, family_of
 from camtool.core.imagenet import IMAGENET_MEAN, IMAGENET_STD
 from camtool.errors import CamtoolError, ConfigError
 
-__all__ = ["Layout", "Parts", "build_parts", "unstride"]
+__all__ = ["LAYOUTS", "Layout", "Parts", "TransformInput", "build_parts", "unstride"]
 
 _GOOGLENET_TRUNK = [
     "conv1",
