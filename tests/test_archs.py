@@ -189,6 +189,27 @@ def test_output_stride_16_halves_the_stride(family: str) -> None:
         assert sizes == {32: 4, 16: 8}
 
 
+@pytest.mark.parametrize("family", sorted(SMALLEST))
+def test_receptive_field_geometry_is_derived_for_every_family(family: str) -> None:
+    """Map alignment derives each cell's place from the trunk's own layers (issue 9)."""
+    receptive = pytest.importorskip("camtool.core.receptive")
+    arch = SMALLEST[family]
+    fam = family_of(arch)
+    assert fam is not None
+    for stride in fam.strides:
+        geometry = receptive.cell_geometry(CAMNet(arch, 2, stride).eval().feature_extractor())
+        assert tuple(geometry.stride) == (stride, stride)
+        if family in (
+            "resnet",
+            "efficientnet",
+            "mobilenet_v2",
+            "mnasnet",
+            "regnet",
+            "shufflenet_v2",
+        ):
+            assert tuple(geometry.offset) == (0.0, 0.0)  # "same" padding everywhere
+
+
 def test_legacy_densenet_key_names_load(tmp_path: Path) -> None:
     """torchvision's own DenseNet ImageNet files still say ``norm.1`` for ``norm1``."""
     state = _torchvision_twin("densenet121", 3).state_dict()
