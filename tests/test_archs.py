@@ -316,3 +316,61 @@ def test_timm_arch_behind_the_same_gate(tmp_path: Path) -> None:
         build_model("timm:mobilenetv3_small_050", 3)
     with pytest.raises(CamtoolError, match=r"timm cannot build 'no_such_net'"):
         build_model("timm:no_such_net", 3)
+
+
+def test_pretrained_weights_from_the_cache_with_torchvision_quirks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """torchvision's files as they are: DenseNet's legacy key names, GoogLeNet's aux heads."""
+    from camtool.core.model import imagenet_weights_file
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    stored = {}
+    for arch in ("densenet121", "googlenet"):
+        torch.manual_seed(1)
+        state = _torchvision_twin(arch, 1000).state_dict()
+        if arch == "densenet121":
+            state = {k.replace("norm1.", "norm.1."): v for k, v in state.items()}
+        _, cache = imagenet_weights_file(arch)
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(state, cache)
+        stored[arch] = state
+    dense = build_model("densenet121", 3, pretrained=True)
+    torch.testing.assert_close(
+        dense.features.denseblock1.denselayer1.norm1.weight,
+        stored["densenet121"]["features.denseblock1.denselayer1.norm.1.weight"],
+    )
+    assert dense.classifier.out_features == 3
+    google = build_model("googlenet", 1000, pretrained=True)
+    torch.testing.assert_close(google.fc.weight, stored["googlenet"]["fc.weight"])
+    assert "aux1.conv.conv.weight" in stored["googlenet"]
+    assert not any(k.startswith("aux") for k in google.state_dict())
+
+
+def test_offline_message_names_the_archs_own_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from camtool.core import model as model_module
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty"))
+    real = model_module.imagenet_weights_file
+    url, cache = real("efficientnet_b0")
+    monkeypatch.setattr(
+        model_module,
+        "imagenet_weights_file",
+        lambda arch: ("http://127.0.0.1:9/" + url.rsplit("/", 1)[-1], real(arch)[1]),
+    )
+    with pytest.raises(CamtoolError) as info:
+        build_model("efficientnet_b0", 3, pretrained=True)
+    assert cache.name.startswith("efficientnet_b0") and str(cache) in str(info.value)
+
+
+def test_cam_command_with_arch_for_a_state_dict(tmp_path: Path) -> None:
+    torch.save(_torchvision_twin("mnasnet0_5", 3).state_dict(), tmp_path / "m.pth")
+    photo = make_photo(tmp_path / "p.png", (80, 64))
+    args = ["cam", str(photo), "-m", str(tmp_path / "m.pth"), "-o", str(tmp_path), "--json"]
+    result = runner.invoke(app, [*args, "--arch", "mnasnet0_5"])
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["images"][0]["topk"][0]["name"].startswith("class_")
+    result = runner.invoke(app, [*args, "--arch", "mnasnet1_0"])
+    assert result.exit_code == 1 and "does not fit a mnasnet1_0" in result.stderr
