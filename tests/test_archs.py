@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -168,6 +169,10 @@ def test_torchvision_state_dict_is_recognised_and_its_maps_give_its_logits(
         want = twin(x)
     scale = max(1.0, float(want.abs().max()))
     torch.testing.assert_close(logits / scale, want / scale, atol=1e-4, rtol=0)
+    # .to(device) moves what the model registers: the trunk must hold nothing else.
+    registered = {id(t) for t in [*model.parameters(), *model.buffers()]}
+    trunk = model.feature_extractor()
+    assert {id(t) for t in [*trunk.parameters(), *trunk.buffers()]} <= registered
     torch.testing.assert_close(
         (cams.mean(dim=(2, 3)) + model.cam_bias()) / scale, want / scale, atol=1e-4, rtol=0
     )
@@ -374,3 +379,16 @@ def test_cam_command_with_arch_for_a_state_dict(tmp_path: Path) -> None:
     assert json.loads(result.stdout)["images"][0]["topk"][0]["name"].startswith("class_")
     result = runner.invoke(app, [*args, "--arch", "mnasnet1_0"])
     assert result.exit_code == 1 and "does not fit a mnasnet1_0" in result.stderr
+
+
+def test_demo_takes_an_arch(tmp_path: Path) -> None:
+    from camtool.demo.pipeline import DEMO_DEFAULTS, demo_settings
+
+    dense = demo_settings(tmp_path, DEMO_DEFAULTS, arch="densenet121").model
+    assert (dense.arch, dense.output_stride) == ("densenet121", DEMO_DEFAULTS.output_stride)
+    at32 = dataclasses.replace(DEMO_DEFAULTS, output_stride=32)
+    squeeze = demo_settings(tmp_path, at32, arch="squeezenet1_1").model
+    assert (squeeze.arch, squeeze.output_stride) == ("squeezenet1_1", None)  # its own: 16
+    assert demo_settings(tmp_path, DEMO_DEFAULTS).model.arch == "resnet18"
+    result = runner.invoke(app, ["demo", "--arch", "vgg16", "-o", str(tmp_path)])
+    assert result.exit_code == EXIT_USAGE and "hidden fully connected" in result.stderr

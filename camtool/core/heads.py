@@ -16,7 +16,6 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
-import torch
 import torchvision
 from torch import Tensor, nn
 
@@ -120,18 +119,11 @@ class TransformInput(nn.Module):
     normalisation and apply ``(v - 0.5) / 0.5`` (torchvision ``googlenet.py``, ``inception.py``).
     """
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.scale: Tensor
-        self.shift: Tensor
-        self.register_buffer("scale", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1) / 0.5, False)
-        self.register_buffer(
-            "shift", (torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1) - 0.5) / 0.5, False
-        )
-
     def forward(self, x: Tensor) -> Tensor:
-        """``(N, 3, H, W) -> (N, 3, H, W)``."""
-        return x * self.scale + self.shift
+        """``(N, 3, H, W) -> (N, 3, H, W)``, on ``x``'s device and dtype (no buffers to move)."""
+        std = x.new_tensor(IMAGENET_STD).view(1, 3, 1, 1)
+        mean = x.new_tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
+        return x * (std / 0.5) + (mean - 0.5) / 0.5
 
 
 class _TimmFeatures(nn.Module):
@@ -239,6 +231,13 @@ def _timm_parts(name: str, num_classes: int, output_stride: int | None) -> Parts
     except Exception as exc:  # timm raises many kinds for unknown names and unsupported strides
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CamtoolError(f"timm cannot build {name!r} ({first})") from None
+    own = [n for n, _ in net.named_parameters(recurse=False)]
+    own += [n for n, _ in net.named_buffers(recurse=False)]
+    if own:
+        raise CamtoolError(
+            f"{TIMM_PREFIX}{name} keeps tensors outside its submodules ({', '.join(own[:3])}); "
+            "camtool takes only convolutional timm models whose weights all sit in submodules"
+        )
     getter = getattr(net, "get_classifier", None)
     classifier = getter() if callable(getter) else None
     path = next((p for p, m in net.named_modules() if m is classifier and p), None)
