@@ -34,7 +34,7 @@ def demo_cmd(
     device: DeviceName | None = DeviceOpt,
     json_out: bool = JsonOpt,
 ) -> None:
-    """Draw a small shapes dataset, train a ResNet-18 on it from scratch, and map what it sees.
+    """Draw a small shapes dataset, train a ResNet-18 (or --arch) from scratch, map what it sees.
 
     Needs no network and takes a few minutes on a laptop CPU. Writes DIR/data (the images and
     their boxes), DIR/checkpoints (best.pt, curves.png ...) and DIR/cams (maps of test images).
