@@ -124,7 +124,7 @@ def test_gate_refuses_nan_weights() -> None:
     model = CAMNet("shufflenet_v2_x0_5", 3)
     with torch.no_grad():
         model.fc.weight[0, 0] = float("nan")
-    with pytest.raises(CamtoolError, match="shufflenet_v2_x0_5 is refused"):
+    with pytest.raises(CamtoolError, match="shufflenet_v2_x0_5 is refused: its logits or maps"):
         check_cam_invariant(model)
 
 

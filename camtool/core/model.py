@@ -176,7 +176,12 @@ def check_cam_invariant(model: CAMNet) -> None:
         float((recomposed - reference).abs().max()), float((logits.float() - reference).abs().max())
     )
     limit = INVARIANT_TOLERANCE * max(1.0, float(reference.abs().max()))
-    if not error <= limit:  # also catches NaN
+    if not (torch.isfinite(reference).all() and torch.isfinite(cams).all()):
+        raise CamtoolError(
+            f"{model.arch} is refused: its logits or maps are not finite (NaN or infinite "
+            "weights?) on the check input"
+        )
+    if not error <= limit:
         raise CamtoolError(
             f"{model.arch} is refused: the mean of its class activation maps plus the bias differs "
             f"from its logits by {error:.3g} (allowed {limit:.3g}); its head is not global "
