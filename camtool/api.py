@@ -185,7 +185,7 @@ def load_model(
     path: str | Path | None = None,
     *,
     device: str = "auto",
-    arch: str = "resnet18",
+    arch: str | None = None,
     img_size: int = 160,
 ) -> CamModel:
     """Load a model to explain images with.
@@ -196,7 +196,8 @@ def load_model(
             ``camtool export`` (run by onnxruntime), or ``None`` for torchvision's ImageNet
             ``arch`` (its weights must be in the torchvision cache or downloadable).
         device: ``auto`` (CUDA, then MPS, then CPU), ``cpu``, ``cuda``, ``cuda:1`` or ``mps``.
-        arch: the ImageNet architecture when ``path`` is ``None``.
+        arch: the ImageNet architecture when ``path`` is ``None`` (default ``resnet18``), and
+            the arch of a plain state dict (``None``: recognised from its tensors).
         img_size: the shorter side images are resized to, for models that do not record one.
 
     Returns:

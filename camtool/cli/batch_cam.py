@@ -16,6 +16,7 @@ from camtool.choices import DeviceName, OutputFormat
 from camtool.cli._app import CamtoolCommand, app
 from camtool.cli._common import (
     CLASS_SPEC_HELP,
+    ArchOpt,
     ConfigOpt,
     DeviceOpt,
     JsonOpt,
@@ -51,9 +52,10 @@ def batch_cam(
         "--model",
         "-m",
         metavar="FILE",
-        help="camtool checkpoint, plain ResNet state dict, or .onnx export "
-        "[default: torchvision's ImageNet ResNet-18, 1000 classes].",
+        help="camtool checkpoint, plain torchvision state dict, or .onnx export "
+        "[default: torchvision's ImageNet model of --arch (ResNet-18), 1000 classes].",
     ),
+    arch: str | None = ArchOpt,
     output_dir: Path | None = OutputDirOpt,
     class_: str | None = typer.Option(
         None, "--class", "-c", metavar="CLASS", help=CLASS_SPEC_HELP + " Not with --topk."
@@ -142,6 +144,7 @@ def batch_cam(
                 "batch_size": batch_size,
                 "workers": workers,
             },
+            "model": {"arch": arch},
         },
     )
     from camtool.batch.inputs import STDIN, parse_shard

@@ -132,16 +132,24 @@ class DemoReport:
         return [{"path": p, "error": e} for p, e in sorted(found.items())]
 
 
-def demo_settings(output_dir: Path, config: DemoConfig, device: str | None = None) -> Settings:
-    """The settings the demo trains with (``CAMTOOL_*`` env vars apply beneath them)."""
+def demo_settings(
+    output_dir: Path, config: DemoConfig, device: str | None = None, arch: str | None = None
+) -> Settings:
+    """The settings the demo trains with (``CAMTOOL_*`` env vars apply beneath them).
+
+    ``arch`` replaces the ResNet-18 (``None``); an arch that cannot have the demo's output
+    stride (SqueezeNet, Inception v3) keeps its own.
+    """
+    from camtool.core.archs import arch_problem
+
+    arch = arch or "resnet18"
+    stride: int | None = config.output_stride
+    if arch_problem(arch) is None and arch_problem(arch, stride) is not None:
+        stride = None
     return load_settings(
         None,
         {
-            "model": {
-                "arch": "resnet18",
-                "pretrained": False,
-                "output_stride": config.output_stride,
-            },
+            "model": {"arch": arch, "pretrained": False, "output_stride": stride},
             "dataset": {
                 "name": "folder",
                 "data_dir": Path(output_dir) / "data",
@@ -172,6 +180,7 @@ def run_demo(
     config: DemoConfig | None = None,
     *,
     device: str | None = None,
+    arch: str | None = None,
     observer: TrainObserver | None = None,
     on_stage: Callable[[str], None] | None = None,
 ) -> DemoReport:
@@ -181,6 +190,7 @@ def run_demo(
         output_dir: the demo's folder (an earlier demo there is replaced).
         config: sizes; ``None`` for :data:`DEMO_DEFAULTS`.
         device: ``auto``, ``cpu``, ``cuda`` or ``mps``; ``None`` for the settings' choice.
+        arch: the network trained from scratch; ``None`` for ResNet-18.
         observer: training progress callbacks.
         on_stage: told a short line as each stage starts.
 
@@ -194,7 +204,7 @@ def run_demo(
     started = time.perf_counter()
     output_dir = Path(output_dir)
     say = on_stage or (lambda _message: None)
-    settings = demo_settings(output_dir, config, device)
+    settings = demo_settings(output_dir, config, device, arch)
     data_dir = Path(settings.dataset.data_dir)
     say(f"drawing the shapes dataset into {data_dir}")
     make_shapes_dataset(
@@ -204,7 +214,7 @@ def run_demo(
         image_size=config.image_size,
         seed=config.seed,
     )
-    say("training a ResNet-18 from scratch")
+    say(f"training a {settings.model.arch} from scratch")
     result = train(settings, observer=observer, crop_scale=config.crop_scale, overwrite=True)
     say(f"testing {result.best_checkpoint} on {data_dir / 'val'}")
     test, cam_files, localization, failures = _test_and_draw(settings, result, config.num_cams)

@@ -502,11 +502,11 @@ class _Trainer:
                     f"cannot resume: the checkpoint's classes ({', '.join(payload.class_names)}) "
                     f"differ from the dataset's ({', '.join(self.class_names)})"
                 )
-            if (model.arch, model.output_stride) != (spec.arch, spec.output_stride):
+            stride = model.output_stride if spec.output_stride is None else spec.output_stride
+            if (model.arch, model.output_stride) != (spec.arch, stride):
                 raise ConfigError(
                     f"cannot resume: the checkpoint holds a {model.arch} (output stride "
-                    f"{model.output_stride}), the settings ask for {spec.arch} "
-                    f"({spec.output_stride})"
+                    f"{model.output_stride}), the settings ask for {spec.arch} ({stride})"
                 )
         self.channels_last = self.device.type == "cuda"
         model = model.to(self.device)
