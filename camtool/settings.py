@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     EnvSettingsSource,
@@ -83,7 +83,11 @@ class ModelSettings(_Section):
     """``[model]``: the network."""
 
     name: str = Field("resnet_cam", description="A label for the model (kept from the reference).")
-    arch: str = Field("resnet18", description="Any torchvision ResNet: resnet18 ... resnet152.")
+    arch: str = Field(
+        "resnet18",
+        description="A torchvision classifier with a pooling + linear head (resnet18, "
+        "densenet121, efficientnet_b0, mobilenet_v2 ...) or timm:<name>.",
+    )
     input_shape: list[int] | None = Field(
         None, description="Optional [channels, height, width]; must agree with dataset.img_size."
     )
@@ -92,16 +96,28 @@ class ModelSettings(_Section):
     )
     residual: bool = Field(True, description="Kept from the reference; camtool models are ResNets.")
     pretrained: bool = Field(True, description="Start from torchvision's ImageNet weights.")
-    output_stride: int = Field(32, description="32, or 16 to keep the last stage at full res.")
+    output_stride: int | None = Field(
+        None, description="32 or 16 (the last stage at full res); unset: the arch's own."
+    )
 
     @field_validator("arch")
     @classmethod
     def _known_arch(cls, value: str) -> str:
-        from camtool.core.archs import RESNET_ARCHS
+        from camtool.core.archs import arch_problem
 
-        if value not in RESNET_ARCHS:
-            raise ValueError(f"unknown arch {value!r}; choose one of {', '.join(RESNET_ARCHS)}")
+        problem = arch_problem(value)
+        if problem is not None:
+            raise ValueError(problem)
         return value
+
+    @model_validator(mode="after")
+    def _stride_fits_arch(self) -> ModelSettings:
+        from camtool.core.archs import arch_problem
+
+        problem = arch_problem(self.arch, self.output_stride)
+        if problem is not None:
+            raise ValueError(problem)
+        return self
 
     @field_validator("input_shape")
     @classmethod
@@ -119,8 +135,8 @@ class ModelSettings(_Section):
 
     @field_validator("output_stride")
     @classmethod
-    def _stride(cls, value: int) -> int:
-        if value not in (16, 32):
+    def _stride(cls, value: int | None) -> int | None:
+        if value not in (None, 16, 32):
             raise ValueError("must be 32 or 16")
         return value
 
@@ -409,6 +425,14 @@ def load_settings(
             f"invalid settings{origin}: model.input_shape {shape} disagrees with "
             f"{used_flags.get('dataset.img_size', 'dataset.img_size')} "
             f"{settings.dataset.img_size}"
+        )
+    from camtool.core.archs import family_of
+
+    family = family_of(settings.model.arch)
+    if family is not None and settings.dataset.img_size < family.min_size:
+        raise ConfigError(
+            f"invalid settings{origin}: model.arch {settings.model.arch} needs images of at least "
+            f"{family.min_size} px, dataset.img_size is {settings.dataset.img_size}"
         )
     return settings
 

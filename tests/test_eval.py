@@ -67,11 +67,14 @@ class StubRunner:
     """Logits favour class ``a`` (1 vs 0); every class's map is the image's brightness.
 
     With ``invert`` the map is the darkness instead, so it points away from the square. The
-    input size equals the images' shorter side, so no resizing blurs the map.
+    input size equals the images' shorter side, so no resizing blurs the map, and the map has
+    one cell per input pixel (output stride 1).
     """
 
     def __init__(self, invert: bool = False) -> None:
-        self.info = ModelInfo(["a", "b"], img_size=48, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0))
+        self.info = ModelInfo(
+            ["a", "b"], img_size=48, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0), output_stride=1
+        )
         self.device = torch.device("cpu")
         self.invert = invert
         self.shapes: list[tuple[int, ...]] = []

@@ -69,7 +69,8 @@ def test_cam_json_and_figure_say_the_map_is_flat(
             monkeypatch.setattr(Figure, "suptitle", original)
 
     monkeypatch.setattr("camtool.explain.files.figure_png", spy)
-    image = make_photo(in_tmp / "x.png")
+    # 160x40 -> a 128x32 input, a 1x4 map: "cat" varies; a 1x1 map would be flat for every class
+    image = make_photo(in_tmp / "x.png", size=(160, 40))
     args = ["cam", str(image), "--model", str(zero_class_model), "--json", "--device", "cpu"]
     result = cli.invoke(app, [*args, "--class", "dog"])
     assert result.exit_code == 0, result.output

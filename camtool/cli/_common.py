@@ -15,6 +15,7 @@ if TYPE_CHECKING:
 __all__ = [
     "CLASS_SPEC_HELP",
     "FLAGS",
+    "ArchOpt",
     "ConfigOpt",
     "DeviceOpt",
     "JsonOpt",
@@ -36,6 +37,15 @@ ConfigOpt = typer.Option(
     help="TOML settings file (sections [model] [training] [dataset] [cam]).",
     dir_okay=False,
 )
+ArchOpt: Any = typer.Option(
+    None,
+    "--arch",
+    metavar="ARCH",
+    help="Network (model.arch): resnet18, densenet121, efficientnet_b0, mobilenet_v2 ... or "
+    "timm:<name>; names a plain state dict's arch, or the ImageNet model with no --model "
+    "[default: resnet18; a state dict's arch is recognised].",
+    show_default=False,
+)
 DeviceOpt: Any = typer.Option(
     None, "--device", metavar="DEVICE", help="auto, cpu, cuda or mps [default: auto]."
 )
@@ -52,6 +62,7 @@ OutputDirOpt = typer.Option(
 #: The flag that sets each settings key (the same in every command that has it), named in
 #: errors about a value given by flag.
 FLAGS: dict[str, str] = {
+    "model.arch": "--arch",
     "model.pretrained": "--pretrained",
     "dataset.data_dir": "--data-dir",
     "dataset.img_size": "--img-size",

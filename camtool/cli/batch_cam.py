@@ -14,6 +14,7 @@ from camtool.choices import DeviceName, OutputFormat
 from camtool.cli._app import CamtoolCommand, app
 from camtool.cli._common import (
     CLASS_SPEC_HELP,
+    ArchOpt,
     ConfigOpt,
     DeviceOpt,
     JsonOpt,
@@ -49,9 +50,10 @@ def batch_cam(
         "--model",
         "-m",
         metavar="FILE",
-        help="camtool checkpoint, plain ResNet state dict, or .onnx export "
-        "[default: torchvision's ImageNet ResNet-18, 1000 classes].",
+        help="camtool checkpoint, plain torchvision state dict, or .onnx export "
+        "[default: torchvision's ImageNet model of --arch (ResNet-18), 1000 classes].",
     ),
+    arch: str | None = ArchOpt,
     output_dir: Path | None = OutputDirOpt,
     class_: str | None = typer.Option(
         None, "--class", "-c", metavar="CLASS", help=CLASS_SPEC_HELP + " Not with --topk."
@@ -140,6 +142,7 @@ def batch_cam(
                 "batch_size": batch_size,
                 "workers": workers,
             },
+            "model": {"arch": arch},
         },
     )
     from camtool.batch.inputs import STDIN, parse_shard
@@ -218,8 +221,8 @@ def _summary(report: BatchReport) -> None:
     table = Table(show_header=False, box=None, pad_edge=False)
     table.add_column(style="bold")
     table.add_column()
-    table.add_row("processed", str(report.ok))
-    table.add_row("skipped", str(report.skipped))
+    table.add_row("ok", str(report.ok))
+    table.add_row("skipped", f"{report.skipped} (done by an earlier run)")
     table.add_row("failed", str(report.failed))
     table.add_row(
         "total",

@@ -32,6 +32,14 @@ def demo_cmd(
         metavar="DIR",
         help="Folder for the data, model and maps.",
     ),
+    arch: str | None = typer.Option(
+        None,
+        "--arch",
+        metavar="ARCH",
+        help="Network to train: densenet121, efficientnet_b0, mobilenet_v2 ... or timm:<name> "
+        "[default: resnet18].",
+        show_default=False,
+    ),
     device: DeviceName | None = DeviceOpt,
     overwrite: bool = typer.Option(
         False,
@@ -40,7 +48,7 @@ def demo_cmd(
     ),
     json_out: bool = JsonOpt,
 ) -> None:
-    """Draw a small shapes dataset, train a ResNet-18 on it from scratch, and map what it sees.
+    """Draw a small shapes dataset, train a ResNet-18 (or --arch) from scratch, map what it sees.
 
     Needs no network and takes a few minutes on a laptop CPU. Writes DIR/data (the images and
     their boxes), DIR/checkpoints (best.pt, curves.png ...) and DIR/cams (maps of test images).
@@ -59,6 +67,7 @@ def demo_cmd(
         report = run_demo(
             output_dir,
             device=device_value(device),
+            arch=arch,
             observer=live,
             on_stage=lambda message: err.print(message, markup=False, highlight=False),
             overwrite=overwrite,

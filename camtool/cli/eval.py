@@ -10,7 +10,14 @@ import typer
 
 from camtool.choices import DeviceName
 from camtool.cli._app import CamtoolCommand, app
-from camtool.cli._common import ConfigOpt, DeviceOpt, JsonOpt, device_value, resolve_settings
+from camtool.cli._common import (
+    ArchOpt,
+    ConfigOpt,
+    DeviceOpt,
+    JsonOpt,
+    device_value,
+    resolve_settings,
+)
 from camtool.cli._output import bars_off, err, out, print_json, report_skipped
 
 if TYPE_CHECKING:
@@ -38,9 +45,10 @@ def eval_command(
         "--model",
         "-m",
         metavar="FILE",
-        help="camtool checkpoint (or .onnx export) to evaluate.",
+        help="camtool checkpoint, plain torchvision state dict, or .onnx export to evaluate.",
         dir_okay=False,
     ),
+    arch: str | None = ArchOpt,
     data_dir: Path | None = typer.Option(
         None,
         "--data-dir",
@@ -121,6 +129,7 @@ def eval_command(
                 "workers": workers,
                 "device": device_value(device),
             },
+            "model": {"arch": arch},
         },
     )
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn

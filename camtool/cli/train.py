@@ -60,6 +60,14 @@ def train_cmd(
     img_size: int | None = typer.Option(
         None, "--img-size", metavar="PIXELS", help="Side the images are resized to [default: 160]."
     ),
+    arch: str | None = typer.Option(
+        None,
+        "--arch",
+        metavar="ARCH",
+        help="Network: resnet18, densenet121, efficientnet_b0, mobilenet_v2, regnet_y_400mf ... "
+        "or timm:<name> [default: resnet18].",
+        show_default=False,
+    ),
     device: DeviceName | None = DeviceOpt,
     pretrained: bool | None = typer.Option(
         None,
@@ -101,7 +109,7 @@ def train_cmd(
     ),
     json_out: bool = JsonOpt,
 ) -> None:
-    """Train a classifier whose maps show where it looks: a ResNet, GAP and one linear layer.
+    """Train a classifier whose maps show where it looks: a CNN, GAP and one linear layer.
 
     Writes last.pt, best.pt, epoch_NNN.pt, metrics.jsonl, curves.png and the settings into the
     checkpoint folder (locked while the run lasts). Ctrl-C or SIGTERM saves last.pt (exit 130 or
@@ -117,7 +125,7 @@ def train_cmd(
     settings = resolve_settings(
         config,
         {
-            "model": {"pretrained": pretrained},
+            "model": {"pretrained": pretrained, "arch": arch},
             "dataset": {"data_dir": data_dir, "img_size": img_size, "val_size": val_size},
             "training": {
                 "num_epochs": epochs,

@@ -158,10 +158,15 @@ def explain_batch(
 
 
 def heatmap(cam: Tensor, size: tuple[int, int]) -> np.ndarray:
-    """Upsample one raw map to ``size`` = (height, width) and min-max normalise it to [0, 1]."""
+    """Upsample one raw map to ``size`` = (height, width) and min-max normalise it to [0, 1].
+
+    A flat map (one cell, or all cells equal) is all zeros: what upsampling adds to it is float
+    rounding (about 1e-7 of its value), which normalising would blow up into a random pattern.
+    """
     up = F.interpolate(cam[None, None].float(), size=size, mode="bilinear", align_corners=False)
     up = up[0, 0]
     low, high = up.min(), up.max()
     span = high - low
-    out = (up - low) / span if span > 0 else torch.zeros_like(up)
+    flat = span <= 1e-5 * torch.maximum(high.abs(), low.abs())
+    out = torch.zeros_like(up) if flat else (up - low) / span
     return out.numpy().astype(np.float32, copy=False)

@@ -36,6 +36,7 @@ class TorchRunner:
             arch=loaded.arch,
             source=loaded.source,
             settings=dict(loaded.settings),
+            output_stride=int(loaded.model.output_stride),
         )
 
     @torch.inference_mode()

@@ -136,16 +136,24 @@ class DemoReport:
         return [{"path": p, "error": e} for p, e in sorted(found.items())]
 
 
-def demo_settings(output_dir: Path, config: DemoConfig, device: str | None = None) -> Settings:
-    """The settings the demo trains with (``CAMTOOL_*`` env vars apply beneath them)."""
+def demo_settings(
+    output_dir: Path, config: DemoConfig, device: str | None = None, arch: str | None = None
+) -> Settings:
+    """The settings the demo trains with (``CAMTOOL_*`` env vars apply beneath them).
+
+    ``arch`` replaces the ResNet-18 (``None``); an arch that cannot have the demo's output
+    stride (SqueezeNet, Inception v3) keeps its own.
+    """
+    from camtool.core.archs import arch_problem
+
+    arch = arch or "resnet18"
+    stride: int | None = config.output_stride
+    if arch_problem(arch) is None and arch_problem(arch, stride) is not None:
+        stride = None
     return load_settings(
         None,
         {
-            "model": {
-                "arch": "resnet18",
-                "pretrained": False,
-                "output_stride": config.output_stride,
-            },
+            "model": {"arch": arch, "pretrained": False, "output_stride": stride},
             "dataset": {
                 "name": "folder",
                 "data_dir": Path(output_dir) / "data",
@@ -176,6 +184,7 @@ def run_demo(
     config: DemoConfig | None = None,
     *,
     device: str | None = None,
+    arch: str | None = None,
     observer: TrainObserver | None = None,
     on_stage: Callable[[str], None] | None = None,
     overwrite: bool = False,
@@ -186,6 +195,7 @@ def run_demo(
         output_dir: the demo's folder (an earlier demo there is replaced).
         config: sizes; ``None`` for :data:`DEMO_DEFAULTS`.
         device: ``auto``, ``cpu``, ``cuda`` or ``mps``; ``None`` for the settings' choice.
+        arch: the network trained from scratch; ``None`` for ResNet-18.
         observer: training progress callbacks.
         on_stage: told a short line as each stage starts.
         overwrite: replace files in ``output_dir/checkpoints`` and ``output_dir/cams`` also when
@@ -199,7 +209,7 @@ def run_demo(
     with folder_lock(Path(output_dir), "demo"):
         remove_stale_temps(Path(output_dir), recursive=True)
         _refuse_foreign_files(Path(output_dir), overwrite)
-        return _run_demo(Path(output_dir), config, device, observer, on_stage)
+        return _run_demo(Path(output_dir), config, device, arch, observer, on_stage)
 
 
 def _refuse_foreign_files(output_dir: Path, overwrite: bool) -> None:
@@ -225,6 +235,7 @@ def _run_demo(
     output_dir: Path,
     config: DemoConfig | None,
     device: str | None,
+    arch: str | None,
     observer: TrainObserver | None,
     on_stage: Callable[[str], None] | None,
 ) -> DemoReport:
@@ -234,7 +245,7 @@ def _run_demo(
     config = config or DEMO_DEFAULTS
     started = time.perf_counter()
     say = on_stage or (lambda _message: None)
-    settings = demo_settings(output_dir, config, device)
+    settings = demo_settings(output_dir, config, device, arch)
     data_dir = Path(settings.dataset.data_dir)
     say(f"drawing the shapes dataset into {data_dir}")
     make_shapes_dataset(
@@ -244,7 +255,7 @@ def _run_demo(
         image_size=config.image_size,
         seed=config.seed,
     )
-    say("training a ResNet-18 from scratch")
+    say(f"training a {settings.model.arch} from scratch")
     result = train(settings, observer=observer, crop_scale=config.crop_scale, overwrite=True)
     say(f"testing {result.best_checkpoint} on {data_dir / 'val'}")
     test, cam_files, localization, failures = _test_and_draw(settings, result, config.num_cams)

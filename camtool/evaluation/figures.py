@@ -71,7 +71,7 @@ def mistakes_png(
             image = load_image(Path(m["path"]))
         except InputError:
             continue
-        tensor = preprocess(image, info.img_size, info.mean, info.std)
+        tensor = preprocess(image, info.img_size, info.mean, info.std, stride=info.output_stride)
         _, cams = runner(tensor[None])
         cls = info.class_names.index(m["predicted"])
         image.thumbnail((256, 256))

@@ -222,7 +222,7 @@ def explain_file(runner: Runner, path: Path, base: Path, options: CamOptions) ->
 
     try:
         image = load_image(path, options.max_pixels)
-        tensor = preprocess(image, info.img_size, info.mean, info.std)
+        tensor = preprocess(image, info.img_size, info.mean, info.std, stride=info.output_stride)
         batch = explain_batch(runner, tensor[None], target=options.target, topk=options.topk)
         written = write_maps(image, batch, 0, base, info, options, on_heatmap=locate)
     except InputError as exc:

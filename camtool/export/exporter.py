@@ -365,17 +365,20 @@ def export_model(
     fmt: str = "onnx",
     output: Path | None = None,
     opset: int | None = None,
+    arch: str | None = None,
     on_progress: Callable[[str], None] | None = None,
     overwrite: bool = False,
 ) -> ExportReport:
     """Export a checkpoint's model as one graph ``images -> (logits, cams)`` and check the file.
 
     Args:
-        checkpoint: a camtool checkpoint (or a plain ResNet state dict).
+        checkpoint: a camtool checkpoint (or a plain torchvision state dict of any arch
+            camtool accepts, see :mod:`camtool.core.archs`).
         fmt: ``"onnx"`` or ``"torchscript"``.
         output: the file to write; default :func:`default_output`.
         opset: ONNX opset, :data:`MIN_OPSET` .. :data:`MAX_OPSET` (default
             :data:`DEFAULT_OPSET`); ONNX only.
+        arch: the arch of a plain state dict (``None``: recognised from its tensors).
         on_progress: called with a short message before each step.
         overwrite: replace an existing ``output`` (else refuse).
 
@@ -383,7 +386,8 @@ def export_model(
         The report of a file that passed its check.
 
     Raises:
-        ConfigError: unknown format, opset out of range or given for TorchScript.
+        ConfigError: unknown format, opset out of range or given for TorchScript, unknown or
+            refused arch.
         ExportCheckError: the written file does not reproduce the model (nothing is left at
             ``output``); the exception carries the report.
         CamtoolError: the checkpoint cannot be loaded or exported, ``output`` exists (without
@@ -400,7 +404,7 @@ def export_model(
     notify = on_progress or (lambda _message: None)
     checkpoint = Path(checkpoint)
     target = Path(output) if output is not None else default_output(checkpoint, fmt)
-    loaded = load_checkpoint(checkpoint)
+    loaded = load_checkpoint(checkpoint, arch=arch)
     _prepare_output(target, checkpoint, overwrite)
     graph = CamGraph(loaded.model.cpu()).eval()
     metadata = metadata_document(loaded)

@@ -123,10 +123,11 @@ def _resumed_model(loaded: LoadedModel, settings: Settings, class_names: list[st
             f"cannot resume: the checkpoint's classes ({', '.join(loaded.class_names)}) "
             f"differ from the dataset's ({', '.join(class_names)})"
         )
-    if (model.arch, model.output_stride) != (spec.arch, spec.output_stride):
+    stride = model.output_stride if spec.output_stride is None else spec.output_stride
+    if (model.arch, model.output_stride) != (spec.arch, stride):
         raise ConfigError(
             f"cannot resume: the checkpoint holds a {model.arch} (output stride "
-            f"{model.output_stride}), the settings ask for {spec.arch} ({spec.output_stride})"
+            f"{model.output_stride}), the settings ask for {spec.arch} ({stride})"
         )
     return model
 
