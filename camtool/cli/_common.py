@@ -18,19 +18,31 @@ ConfigOpt = typer.Option(
     None,
     "--config",
     help="TOML settings file (sections [model] [training] [dataset] [cam]).",
-    dir_okay=False,
+    readable=False,  # checked by resolve_settings: one camtool line, not a usage error
 )
 DeviceOpt: Any = typer.Option(None, "--device", help="auto, cpu, cuda or mps [default: auto].")
 JsonOpt = typer.Option(False, "--json", help="Print one JSON document on stdout, nothing else.")
 OutputDirOpt = typer.Option(
-    None, "--output-dir", "-o", help="Output folder [default: cam.output_dir, cam_results/]."
+    None,
+    "--output-dir",
+    "-o",
+    help="Output folder [default: cam.output_dir, cam_results/].",
+    readable=False,
 )
 
 
 def resolve_settings(config: Path | None, overrides: dict[str, Any]) -> Settings:
-    """Load the settings (imported lazily so --help stays fast)."""
+    """Load the settings (imported lazily so --help stays fast).
+
+    Raises:
+        CamtoolError: ``config`` is missing, a folder or unreadable (exit 1).
+        ConfigError: bad settings (exit 2).
+    """
+    from camtool.paths import require_file
     from camtool.settings import load_settings
 
+    if config is not None:
+        require_file(config, "config file")
     return load_settings(config, overrides)
 
 

@@ -45,6 +45,7 @@ def batch_cam(
         "-m",
         help="camtool checkpoint, plain ResNet state dict, or .onnx export "
         "[default: torchvision's ImageNet ResNet-18, 1000 classes].",
+        readable=False,
     ),
     output_dir: Path | None = OutputDirOpt,
     class_: str | None = typer.Option(

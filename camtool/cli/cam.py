@@ -27,13 +27,16 @@ if TYPE_CHECKING:
 
 @app.command(no_args_is_help=True)
 def cam(
-    images: list[Path] = typer.Argument(..., help="Image files to explain.", show_default=False),
+    images: list[Path] = typer.Argument(
+        ..., help="Image files to explain.", show_default=False, readable=False
+    ),
     model: Path | None = typer.Option(
         None,
         "--model",
         "-m",
         help="camtool checkpoint, plain ResNet state dict, or .onnx export "
         "[default: torchvision's ImageNet ResNet-18, 1000 classes].",
+        readable=False,
     ),
     class_: str | None = typer.Option(
         None, "--class", "-c", help="Class to explain: index or name [default: the predicted one]."
@@ -79,7 +82,7 @@ def cam(
     if json_out:
         print_json(
             {
-                "model": report.model.source,
+                "model": report.model.source if report.model is not None else None,
                 "device": report.device,
                 "output_dir": str(report.output_dir),
                 "images": [r.to_dict() for r in report.results],

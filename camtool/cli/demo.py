@@ -22,7 +22,11 @@ if TYPE_CHECKING:
 @app.command("demo")
 def demo_cmd(
     output_dir: Path = typer.Option(
-        Path("camtool-demo"), "--output-dir", "-o", help="Folder for the data, model and maps."
+        Path("camtool-demo"),
+        "--output-dir",
+        "-o",
+        help="Folder for the data, model and maps.",
+        readable=False,
     ),
     device: DeviceName | None = DeviceOpt,
     json_out: bool = JsonOpt,

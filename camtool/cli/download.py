@@ -24,12 +24,15 @@ def download(
         ArchiveName.imagenette_160, "--dataset", "-d", help="Which Imagenette archive."
     ),
     data_dir: Path | None = typer.Option(
-        None, "--data-dir", help="Where to put it [default: dataset.data_dir, data/]."
+        None,
+        "--data-dir",
+        help="Where to put it [default: dataset.data_dir, data/].",
+        readable=False,
     ),
     url: str | None = typer.Option(None, "--url", help="Download from this mirror instead."),
     sha256: str | None = typer.Option(None, "--sha256", help="Expected sha256 of --url's file."),
     archive: Path | None = typer.Option(
-        None, "--archive", help="Use an archive you downloaded by hand.", dir_okay=False
+        None, "--archive", help="Use an archive you downloaded by hand.", readable=False
     ),
     force: bool = typer.Option(False, "--force", help="Download and extract again."),
     config: Path | None = ConfigOpt,

@@ -33,13 +33,14 @@ def eval_command(
         "--model",
         "-m",
         help="camtool checkpoint (or .onnx export) to evaluate.",
-        dir_okay=False,
+        readable=False,
     ),
     data_dir: Path | None = typer.Option(
         None,
         "--data-dir",
         help="Dataset folder [default: dataset.data_dir; when that is left at data/, the folder "
         "the checkpoint was trained on].",
+        readable=False,
     ),
     split: EvalSplit | None = typer.Option(
         None,
@@ -54,6 +55,7 @@ def eval_command(
         "--boxes",
         help="Ground-truth boxes: CSV (path,x0,y0,x1,y1) or a folder of Pascal VOC / ImageNet "
         "XML files [default: boxes.csv at the dataset root, if any].",
+        readable=False,
     ),
     metrics: list[str] | None = typer.Option(
         None,
@@ -73,6 +75,7 @@ def eval_command(
         "--output-dir",
         "-o",
         help="Where metrics.json, the figures and the settings go [default: eval_results/].",
+        readable=False,
     ),
     workers: int | None = typer.Option(
         None, "--workers", min=0, help="DataLoader worker processes [default: 2]."

@@ -28,7 +28,11 @@ class ExportFormat(str, Enum):
 @app.command(no_args_is_help=True)
 def export(
     model: Path = typer.Option(
-        ..., "--model", "-m", help="camtool checkpoint (or plain ResNet state dict) to export."
+        ...,
+        "--model",
+        "-m",
+        help="camtool checkpoint (or plain ResNet state dict) to export.",
+        readable=False,
     ),
     fmt: ExportFormat | None = typer.Option(
         None, "--format", "-f", help="onnx or torchscript [default: onnx]."
@@ -39,6 +43,7 @@ def export(
         "-o",
         help="File to write [default: next to the checkpoint, <stem>.onnx or "
         "<stem>.torchscript.pt].",
+        readable=False,
     ),
     opset: int | None = typer.Option(None, "--opset", help="ONNX opset, 12..20 [default: 17]."),
     json_out: bool = JsonOpt,

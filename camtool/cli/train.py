@@ -26,7 +26,10 @@ def _enum_value(choice: Any) -> str | None:
 def train_cmd(
     config: Path | None = ConfigOpt,
     data_dir: Path | None = typer.Option(
-        None, "--data-dir", help="Dataset folder with train/ and val/ [default: data/]."
+        None,
+        "--data-dir",
+        help="Dataset folder with train/ and val/ [default: data/].",
+        readable=False,
     ),
     epochs: int | None = typer.Option(None, "--epochs", help="Maximum epochs [default: 50]."),
     batch_size: int | None = typer.Option(
@@ -53,7 +56,10 @@ def train_cmd(
     ),
     seed: int | None = typer.Option(None, "--seed", help="Seed of init, order, augmentation."),
     checkpoint_dir: Path | None = typer.Option(
-        None, "--checkpoint-dir", help="Where checkpoints and logs go [default: checkpoints/]."
+        None,
+        "--checkpoint-dir",
+        help="Where checkpoints and logs go [default: checkpoints/].",
+        readable=False,
     ),
     resume: bool = typer.Option(
         False,
@@ -66,7 +72,7 @@ def train_cmd(
         None,
         "--resume-from",
         help="Like --resume, but from this checkpoint (e.g. best.pt or epoch_004.pt).",
-        dir_okay=False,
+        readable=False,
     ),
     json_out: bool = JsonOpt,
 ) -> None:

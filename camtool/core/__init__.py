@@ -51,6 +51,7 @@ _WHERE: dict[str, str] = {
     "Runner": "runner",
     "TorchRunner": "torch_runner",
     "all_boxes_from_map_thresholds": "localize",
+    "as_array": "maps",
     "box_from_map": "localize",
     "boxes_from_map_thresholds": "localize",
     "build_model": "model",
@@ -60,11 +61,14 @@ _WHERE: dict[str, str] = {
     "imagenet_weights_file": "model",
     "info_from_metadata": "onnx_runner",
     "iou": "localize",
+    "is_onnx": "loading",
+    "is_torch_tensor": "runner",
     "load_checkpoint": "checkpoint",
     "load_imagenet_state_dict": "model",
     "minmax_normalize": "localize",
     "model_from_state_dict": "checkpoint",
     "open_runner": "loading",
+    "parse_metadata_props": "onnx_runner",
     "peak": "localize",
     "read_onnx_metadata": "onnx_runner",
     "resolve_class": "maps",
@@ -73,6 +77,7 @@ _WHERE: dict[str, str] = {
     "save_checkpoint": "checkpoint",
     "scale_box": "localize",
     "select_classes": "maps",
+    "softmax": "maps",
 }
 
 __all__, __getattr__, __dir__ = lazy_exports(__name__, _WHERE)

@@ -11,14 +11,25 @@ from __future__ import annotations
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from camtool.errors import InputError
 
-__all__ = ["IMAGE_SUFFIXES", "MAX_ASPECT", "load_image", "preprocess", "resized_size", "to_rgb"]
+if TYPE_CHECKING:
+    import torch
+
+__all__ = [
+    "IMAGE_SUFFIXES",
+    "MAX_ASPECT",
+    "load_image",
+    "preprocess",
+    "preprocess_array",
+    "resized_size",
+    "to_rgb",
+]
 
 #: The longest side of a model input, in multiples of its shorter side.
 MAX_ASPECT = 10.0
@@ -101,17 +112,32 @@ def resized_size(
     return (new_short, new_long) if width <= height else (new_long, new_short)
 
 
-def preprocess(
+def preprocess_array(
     image: Image.Image,
     short_side: int,
     mean: Sequence[float],
     std: Sequence[float],
-) -> torch.Tensor:
-    """Resize (shorter side to ``short_side``, no crop) and normalise to a ``(3, H, W)`` tensor."""
+) -> np.ndarray:
+    """Resize (shorter side to ``short_side``, no crop) and normalise: ``(3, H, W)`` float32.
+
+    Each channel becomes ``(pixel / 255 - mean) / std``; NumPy only (no torch).
+    """
     size = resized_size(image.width, image.height, short_side)
     resized = image.resize(size, Image.Resampling.BILINEAR, reducing_gap=None)
     pixels: np.ndarray = np.asarray(resized, dtype=np.float32) / np.float32(255.0)
     shift = np.asarray(mean, dtype=np.float32)
     scale = np.asarray(std, dtype=np.float32)
     normalised = (pixels - shift) / scale
-    return torch.from_numpy(np.ascontiguousarray(normalised.transpose(2, 0, 1)))
+    return np.ascontiguousarray(normalised.transpose(2, 0, 1))
+
+
+def preprocess(
+    image: Image.Image,
+    short_side: int,
+    mean: Sequence[float],
+    std: Sequence[float],
+) -> torch.Tensor:
+    """:func:`preprocess_array` as a ``(3, H, W)`` float32 tensor."""
+    import torch
+
+    return torch.from_numpy(preprocess_array(image, short_side, mean, std))

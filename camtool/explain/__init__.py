@@ -2,6 +2,8 @@
 
 Modules:
 
+* ``colormaps``
+* ``figure``
 * ``files``
 * ``job``
 * ``render``
@@ -16,14 +18,17 @@ from camtool._lazy import lazy_exports
 
 _WHERE: dict[str, str] = {
     "CamOptions": "files",
+    "LUT_SIZE": "colormaps",
+    "PANEL_WIDTH": "figure",
     "CamReport": "job",
     "ImageResult": "files",
     "Prediction": "files",
     "colorize": "render",
+    "colormap_lut": "colormaps",
     "colormap_names": "render",
     "encode_image": "render",
     "explain_file": "files",
-    "figure_png": "render",
+    "figure_png": "figure",
     "map_paths": "files",
     "overlay": "render",
     "predictions": "files",

@@ -6,20 +6,21 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 from PIL import Image
 
 from camtool.core.maps import CAMBatch, explain_batch, heatmap
 from camtool.core.runner import ModelInfo, Runner
-from camtool.data.images import load_image, preprocess
+from camtool.data.images import load_image, preprocess_array
 from camtool.errors import CamtoolError, InputError
-from camtool.explain.render import encode_image, figure_png, overlay
+from camtool.explain.figure import figure_png
+from camtool.explain.render import encode_image, overlay
 from camtool.fsutil import atomic_path
 
 __all__ = [
@@ -157,9 +158,9 @@ def write_maps(
             with atomic_path(arrays) as tmp:
                 np.savez_compressed(
                     tmp,
-                    cam=batch.cams[row, k].numpy().astype(np.float32),
+                    cam=np.asarray(batch.cams[row, k], dtype=np.float32),
                     heatmap=heat,
-                    logits=batch.logits[row].numpy().astype(np.float32),
+                    logits=np.asarray(batch.logits[row], dtype=np.float32),
                     class_idx=np.int64(class_idx),
                 )
             written.append(arrays)
@@ -176,8 +177,8 @@ def explain_file(runner: Runner, path: Path, base: Path, options: CamOptions) ->
     info = runner.info
     try:
         image = load_image(path, options.max_pixels)
-        tensor = preprocess(image, info.img_size, info.mean, info.std)
-        batch = explain_batch(runner, tensor[None], target=options.target, topk=options.topk)
+        array = preprocess_array(image, info.img_size, info.mean, info.std)
+        batch = explain_batch(runner, array[None], target=options.target, topk=options.topk)
         written = write_maps(image, batch, 0, base, info, options)
     except InputError as exc:
         result.error = exc.message
@@ -185,10 +186,20 @@ def explain_file(runner: Runner, path: Path, base: Path, options: CamOptions) ->
     except OSError as exc:
         result.error = f"cannot write outputs for {path}: {exc.strerror or exc}"
         return result
-    except torch.cuda.OutOfMemoryError:
-        raise CamtoolError("out of GPU memory; try --device cpu or a smaller image size") from None
-    top = batch.logits[0].topk(min(max(options.topk, 5), batch.logits.shape[1])).indices
+    except RuntimeError as exc:
+        if _out_of_gpu_memory(exc):
+            raise CamtoolError(
+                "out of GPU memory; try --device cpu or a smaller image size"
+            ) from None
+        raise
+    top = np.argsort(-batch.logits[0], kind="stable")[: max(options.topk, 5)]
     result.outputs = [str(p) for p in written]
     result.targets = predictions(batch, 0, batch.class_idx[0].tolist(), info.class_names)
-    result.topk = predictions(batch, 0, top[: max(options.topk, 5)].tolist(), info.class_names)
+    result.topk = predictions(batch, 0, top.tolist(), info.class_names)
     return result
+
+
+def _out_of_gpu_memory(exc: BaseException) -> bool:
+    """Whether ``exc`` is torch's CUDA out-of-memory error (torch is not imported to find out)."""
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(exc, torch.cuda.OutOfMemoryError)

@@ -10,9 +10,13 @@ from camtool.core.loading import runner_from_settings
 from camtool.core.maps import resolve_class
 from camtool.core.runner import ModelInfo
 from camtool.explain.files import CamOptions, ImageResult, explain_file
+from camtool.paths import require_writable_dir, unreadable_file_reason
 from camtool.settings import Settings, write_settings
 
-__all__ = ["CamReport", "run_cam", "unique_stem"]
+__all__ = ["QUICK_START_IMAGES", "CamReport", "run_cam", "unique_stem"]
+
+#: Up to this many images, an ONNX model is opened for a quick start rather than fast batches.
+QUICK_START_IMAGES = 16
 
 
 @dataclass
@@ -21,7 +25,7 @@ class CamReport:
 
     results: list[ImageResult]
     output_dir: Path
-    model: ModelInfo
+    model: ModelInfo | None
     device: str
 
     @property
@@ -51,10 +55,32 @@ def run_cam(
 ) -> CamReport:
     """Explain each image and write its maps to ``settings.cam.output_dir``.
 
-    A bad image is reported in its result and the others go on; a bad model, device or
-    ``--class`` raises before any image is read.
+    Before the model is opened, the output folder is checked and every input that is missing, a
+    folder or unreadable gets its error (reported at once through ``on_result``); when no input
+    is left, no model is loaded (``report.model`` is ``None``). A bad image is reported in its
+    result and the others go on; a bad model, device or ``--class`` raises before any image is
+    read.
+
+    Raises:
+        CamtoolError: the output folder cannot be written, the model cannot be opened, or
+            ``class_spec`` names no class.
     """
-    runner = runner_from_settings(model_path, settings)
+    out_dir = require_writable_dir(Path(settings.cam.output_dir))
+    results = [ImageResult(str(path)) for path in images]
+    pending = []
+    for result in results:
+        reason = unreadable_file_reason(Path(result.input))
+        if reason is None:
+            pending.append(result)
+            continue
+        result.error = f"{result.input}: {reason}"
+        if on_result is not None:
+            on_result(result)
+    if not pending:
+        return CamReport(results, out_dir, None, "")
+    runner = runner_from_settings(
+        model_path, settings, few_images=len(pending) <= QUICK_START_IMAGES
+    )
     target = resolve_class(class_spec, runner.info.class_names) if class_spec is not None else None
     options = CamOptions(
         target=target,
@@ -66,14 +92,15 @@ def run_cam(
         fmt="png",
         max_pixels=settings.cam.max_pixels,
     )
-    out_dir = Path(settings.cam.output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     write_settings(out_dir, settings)
     taken: set[str] = set()
-    results = []
-    for path in images:
-        result = explain_file(runner, Path(path), out_dir / unique_stem(Path(path), taken), options)
-        results.append(result)
+    for slot, result in enumerate(results):
+        path = Path(result.input)
+        base = out_dir / unique_stem(path, taken)
+        if result.error is not None:
+            continue
+        results[slot] = explain_file(runner, path, base, options)
         if on_result is not None:
-            on_result(result)
-    return CamReport(results, out_dir, runner.info, str(runner.device))
+            on_result(results[slot])
+    return CamReport(results, out_dir, runner.info, runner.device)

@@ -313,7 +313,7 @@ def _check(
     """Load ``path`` as camtool would and compare it with ``graph`` on the sample inputs."""
     run: Callable[[Tensor], tuple[Tensor, Tensor]]
     if fmt == "onnx":
-        runner = OnnxRunner(path, torch.device("cpu"))
+        runner = OnnxRunner(path, "cpu")
         info = runner.info
         run = runner
         inputs = [TensorSpec(i.name, list(i.shape)) for i in runner.session.get_inputs()]
