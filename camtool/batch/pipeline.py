@@ -51,6 +51,7 @@ from camtool.core.loading import runner_from_settings
 from camtool.core.localize import box_from_map, peak
 from camtool.core.maps import CAMBatch, explain_batch, resolve_class
 from camtool.core.runner import Runner
+from camtool.paths import require_writable_dir
 from camtool.data.images import IMAGE_SUFFIXES, load_image, preprocess
 from camtool.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_PARTIAL, CamtoolError, ConfigError
 from camtool.explain.files import CamOptions, map_paths, write_maps
@@ -493,6 +494,7 @@ def run_batch(
     if shard is not None:
         items = select_shard(items, *shard)
 
+    require_writable_dir(out_dir)
     if runner is None:
         runner = runner_from_settings(model_path, settings)
     info = runner.info

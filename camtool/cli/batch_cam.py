@@ -110,9 +110,10 @@ def batch_cam(
         },
     )
     from camtool.batch.inputs import STDIN, parse_shard
+
+    shard_spec = parse_shard(shard) if shard is not None else None  # before torch is imported
     from camtool.batch.pipeline import run_batch
 
-    shard_spec = parse_shard(shard) if shard is not None else None
     stdin = _stdin_lines() if STDIN in inputs else None
     with _progress(enabled=not quiet) as on_progress, _sigterm_as_interrupt():
         report = run_batch(

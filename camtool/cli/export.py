@@ -57,12 +57,18 @@ def export(
 
     Example: camtool export --model checkpoints/best.pt -o model.onnx
     """
+    from camtool.export.options import check_export_options
+    from camtool.paths import require_file
+
+    fmt_name = fmt.value if fmt is not None else "onnx"
+    check_export_options(fmt_name, opset)  # before torch and the model are loaded
+    require_file(model, "checkpoint")
     from camtool.export.exporter import ExportCheckError, export_model
 
     try:
         report = export_model(
             model,
-            fmt=fmt.value if fmt is not None else "onnx",
+            fmt=fmt_name,
             output=output,
             opset=opset,
             on_progress=None if json_out else _progress,

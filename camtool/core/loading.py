@@ -49,7 +49,7 @@ def open_runner(
         CamtoolError: the model cannot be read, or the device is not available.
     """
     if model_path is not None:
-        require_file(Path(model_path), "model")
+        require_file(Path(model_path), "model" if is_onnx(model_path) else "checkpoint")
     if is_onnx(model_path):
         from camtool.core.onnx_runner import OnnxRunner  # onnxruntime, and no torch
 
