@@ -27,7 +27,6 @@ import numpy as np
 from camtool.errors import ConfigError, InputError
 
 if TYPE_CHECKING:
-
     from camtool.core.runner import ModelInfo, Runner
 
 __all__ = ["CamModel", "Explanation", "load_model"]

@@ -39,7 +39,7 @@ def tiny_onnx(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -
 
 
 def run_in_subprocess(args: list[str], cwd: Path) -> tuple[int, list[str], str, str]:
-    """Run ``camtool ARGS`` in a fresh interpreter: (exit code, heavy modules imported, out, err)."""
+    """Run ``camtool ARGS`` in a new interpreter: (exit code, heavy modules imported, out, err)."""
     code = (
         "import sys\nfrom camtool.cli import app\n"
         f"try:\n    app({args!r})\nexcept SystemExit as exc:\n    code = exc.code\n"
@@ -57,7 +57,9 @@ def run_in_subprocess(args: list[str], cwd: Path) -> tuple[int, list[str], str, 
     return done.returncode, heavy, done.stdout, stderr
 
 
-def test_cam_with_onnx_imports_neither_torch_nor_matplotlib(tiny_onnx: Path, tmp_path: Path) -> None:
+def test_cam_with_onnx_imports_neither_torch_nor_matplotlib(
+    tiny_onnx: Path, tmp_path: Path
+) -> None:
     make_photo(tmp_path / "one.png", (64, 48))
     args = ["cam", "one.png", "--model", str(tiny_onnx), "-o", "out"]
     code, heavy, stdout, stderr = run_in_subprocess(args, tmp_path)
@@ -83,8 +85,10 @@ def test_onnx_and_checkpoint_give_the_same_maps_through_numpy(
     for name, model in (("onnx", tiny_onnx), ("ckpt", tiny_checkpoint)):
         result = runner.invoke(
             app,
-            ["cam", str(tmp_path / "p.png"), "-m", str(model), "-o", str(tmp_path / name)]
-            + ["--save-array", "--overlay-only", "--device", "cpu"],
+            [
+                *("cam", str(tmp_path / "p.png"), "-m", str(model), "-o", str(tmp_path / name)),
+                *("--save-array", "--overlay-only", "--device", "cpu"),
+            ],
         )
         assert result.exit_code == 0, result.output
         arrays[name] = np.load(tmp_path / name / "p.npz")
@@ -110,7 +114,9 @@ def test_output_folder_that_is_a_file_is_refused_before_loading(tmp_path: Path) 
     ]
 
 
-def test_bad_shard_and_opset_are_refused_before_torch(tmp_path: Path, tiny_checkpoint: Path) -> None:
+def test_bad_shard_and_opset_are_refused_before_torch(
+    tmp_path: Path, tiny_checkpoint: Path
+) -> None:
     make_photo(tmp_path / "pics" / "a.png")
     code, heavy, _, stderr = run_in_subprocess(["batch-cam", "pics", "--shard", "4/2"], tmp_path)
     assert code == 2 and heavy == [] and "--shard 4/2" in stderr
@@ -147,8 +153,12 @@ def test_unreadable_image_fails_alone_with_exit_3(
     _deny_reading(monkeypatch, bad)
     result = runner.invoke(
         app,
-        ["cam", str(good), str(bad), "-m", str(tiny_checkpoint), "-o", str(tmp_path / "o")]
-        + ["--json"],
+        [
+            *("cam", str(good), str(bad), "-m", str(tiny_checkpoint)),
+            "-o",
+            str(tmp_path / "o"),
+            "--json",
+        ],
     )
     assert result.exit_code == 3, result.output
     doc = json.loads(result.stdout)

@@ -51,10 +51,10 @@ from camtool.core.loading import runner_from_settings
 from camtool.core.localize import box_from_map, peak
 from camtool.core.maps import CAMBatch, explain_batch, resolve_class
 from camtool.core.runner import Runner
-from camtool.paths import require_writable_dir
 from camtool.data.images import IMAGE_SUFFIXES, load_image, preprocess
 from camtool.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_PARTIAL, CamtoolError, ConfigError
 from camtool.explain.files import CamOptions, map_paths, write_maps
+from camtool.paths import require_writable_dir
 from camtool.settings import Settings, write_settings
 
 __all__ = [

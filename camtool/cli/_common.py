@@ -12,7 +12,15 @@ from camtool.choices import DeviceName
 if TYPE_CHECKING:
     from camtool.settings import Settings
 
-__all__ = ["ConfigOpt", "DeviceOpt", "JsonOpt", "OutputDirOpt", "resolve_settings"]
+__all__ = [
+    "ConfigOpt",
+    "DeviceOpt",
+    "JsonOpt",
+    "OutputDirOpt",
+    "QuietOpt",
+    "device_value",
+    "resolve_settings",
+]
 
 ConfigOpt = typer.Option(
     None,
@@ -22,6 +30,9 @@ ConfigOpt = typer.Option(
 )
 DeviceOpt: Any = typer.Option(None, "--device", help="auto, cpu, cuda or mps [default: auto].")
 JsonOpt = typer.Option(False, "--json", help="Print one JSON document on stdout, nothing else.")
+QuietOpt = typer.Option(
+    False, "--quiet", "-q", help="No progress on stderr (errors and results still show)."
+)
 OutputDirOpt = typer.Option(
     None,
     "--output-dir",

@@ -22,13 +22,16 @@ from camtool.cli._common import (
     device_value,
     resolve_settings,
 )
-from camtool.cli._output import err, out, print_json
+from camtool.cli._output import out, print_json
 from camtool.errors import EXIT_OK
 
 if TYPE_CHECKING:
     from camtool.batch.pipeline import BatchProgress, BatchReport
 
-__all__ = ["batch_cam"]
+__all__ = ["LINE_EVERY", "batch_cam"]
+
+#: Without a terminal, a progress line every this many images (and at least every 30 s).
+LINE_EVERY = 100
 
 
 @app.command("batch-cam", no_args_is_help=True)
@@ -82,7 +85,9 @@ def batch_cam(
     alpha: float | None = typer.Option(None, help="Heatmap opacity, 0..1 [default: 0.5]."),
     colormap: str | None = typer.Option(None, help="matplotlib colormap [default: jet]."),
     json_out: bool = JsonOpt,
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only errors."),
+    quiet: bool = typer.Option(
+        False, "--quiet", "-q", help="Print only errors: no progress, no summary."
+    ),
     config: Path | None = ConfigOpt,
 ) -> None:
     """Explain every image in folders: an overlay per image, manifest.jsonl/.csv and index.html.
@@ -115,7 +120,7 @@ def batch_cam(
     from camtool.batch.pipeline import run_batch
 
     stdin = _stdin_lines() if STDIN in inputs else None
-    with _progress(enabled=not quiet) as on_progress, _sigterm_as_interrupt():
+    with _progress(quiet) as on_progress, _sigterm_as_interrupt():
         report = run_batch(
             inputs,
             settings,
@@ -164,36 +169,20 @@ def _sigterm_as_interrupt() -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _progress(enabled: bool) -> Iterator[Any]:
-    """A progress callback: a bar on stderr (when it is a terminal) and per-input errors."""
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeRemainingColumn,
-    )
+def _progress(quiet: bool) -> Iterator[Any]:
+    """A progress callback: a bar on a terminal, plain lines every :data:`LINE_EVERY` images
+    or 30 s elsewhere, nothing with ``--quiet``; per-input errors always."""
+    from camtool.cli._progress import ProgressReporter
 
-    bar = Progress(
-        TextColumn("batch-cam"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=err,
-        transient=True,
-        disable=not enabled or not err.is_terminal,
-    )
-    task = bar.add_task("images", total=None)
+    with ProgressReporter("batch-cam", quiet=quiet, every=LINE_EVERY) as reporter:
 
-    def on_progress(event: BatchProgress) -> None:
-        bar.update(task, completed=event.done, total=event.total)
-        row = event.row
-        if row is not None and row.get("status") == "error":
-            bar.console.print(
-                f"camtool: error: {row['path']}: {row.get('error')}", markup=False, highlight=False
-            )
+        def on_progress(event: BatchProgress) -> None:
+            if event.done or event.total == 0:
+                reporter.update(event.done, event.total)
+            row = event.row
+            if row is not None and row.get("status") == "error":
+                reporter.message(f"camtool: error: {row['path']}: {row.get('error')}", always=True)
 
-    with bar:
         yield on_progress
 
 

@@ -9,7 +9,7 @@ import typer
 
 from camtool.choices import DeviceName
 from camtool.cli._app import app
-from camtool.cli._common import DeviceOpt, JsonOpt, device_value
+from camtool.cli._common import DeviceOpt, JsonOpt, QuietOpt, device_value
 from camtool.cli._output import err, out, print_json
 from camtool.cli.train import LiveProgress
 
@@ -30,6 +30,7 @@ def demo_cmd(
     ),
     device: DeviceName | None = DeviceOpt,
     json_out: bool = JsonOpt,
+    quiet: bool = QuietOpt,
 ) -> None:
     """Draw a small shapes dataset, train a ResNet-18 on it from scratch, and map what it sees.
 
@@ -42,13 +43,13 @@ def demo_cmd(
     """
     from camtool.demo.pipeline import run_demo
 
-    live = LiveProgress()
+    live = LiveProgress(quiet)
     try:
         report = run_demo(
             output_dir,
             device=device_value(device),
             observer=live,
-            on_stage=lambda message: err.print(message, markup=False, highlight=False),
+            on_stage=lambda message: live.say(f"camtool demo: {message}"),
         )
     finally:
         live.close()

@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 
 from camtool.cli._app import app
-from camtool.cli._common import ConfigOpt, JsonOpt, resolve_settings
+from camtool.cli._common import ConfigOpt, JsonOpt, QuietOpt, resolve_settings
 from camtool.cli._output import err, print_json
 
 
@@ -37,36 +37,20 @@ def download(
     force: bool = typer.Option(False, "--force", help="Download and extract again."),
     config: Path | None = ConfigOpt,
     json_out: bool = JsonOpt,
+    quiet: bool = QuietOpt,
 ) -> None:
     """Download Imagenette, verify its checksum and extract it safely; resumes if interrupted.
 
     Example: camtool download --dataset imagenette-160 --data-dir data/
     """
     settings = resolve_settings(config, {"dataset": {"data_dir": data_dir}})
-    from rich.progress import (
-        BarColumn,
-        DownloadColumn,
-        Progress,
-        TimeRemainingColumn,
-        TransferSpeedColumn,
-    )
-
+    from camtool.cli._progress import ProgressReporter
     from camtool.data.download import download_dataset
 
-    with Progress(
-        "[progress.description]{task.description}",
-        BarColumn(),
-        DownloadColumn(),
-        TransferSpeedColumn(),
-        TimeRemainingColumn(),
-        console=err,
-        transient=True,
-        disable=json_out,
-    ) as bar:
-        task = bar.add_task(f"downloading {dataset.value}", total=None)
+    with ProgressReporter("download", quiet=quiet, unit="bytes", fraction=0.1) as reporter:
 
         def progress(done: int, total: int | None) -> None:
-            bar.update(task, completed=done, total=total)
+            reporter.update(done, total, f"downloading {dataset.value}")
 
         result = download_dataset(
             dataset.value,

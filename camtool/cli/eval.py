@@ -10,13 +10,23 @@ import typer
 
 from camtool.choices import DeviceName
 from camtool.cli._app import app
-from camtool.cli._common import ConfigOpt, DeviceOpt, JsonOpt, device_value, resolve_settings
+from camtool.cli._common import (
+    ConfigOpt,
+    DeviceOpt,
+    JsonOpt,
+    QuietOpt,
+    device_value,
+    resolve_settings,
+)
 from camtool.cli._output import err, out, print_json
 
 if TYPE_CHECKING:
     from camtool.evaluation.evaluate import EvalReport
 
-__all__ = ["EvalSplit", "eval_command"]
+__all__ = ["LINE_EVERY", "EvalSplit", "eval_command"]
+
+#: Without a terminal, a progress line every this many images (and at least every 30 s).
+LINE_EVERY = 100
 
 
 class EvalSplit(str, Enum):
@@ -83,6 +93,7 @@ def eval_command(
     device: DeviceName | None = DeviceOpt,
     config: Path | None = ConfigOpt,
     json_out: bool = JsonOpt,
+    quiet: bool = QuietOpt,
 ) -> None:
     """Evaluate a model: accuracy, and whether its maps point at the object.
 
@@ -104,8 +115,7 @@ def eval_command(
             },
         },
     )
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
-
+    from camtool.cli._progress import ProgressReporter
     from camtool.evaluation.evaluate import (
         DEFAULT_FAITHFULNESS_IMAGES,
         DEFAULT_OUTPUT_DIR,
@@ -121,21 +131,10 @@ def eval_command(
         faithfulness_images=faithfulness_images or DEFAULT_FAITHFULNESS_IMAGES,
         output_dir=output_dir if output_dir is not None else DEFAULT_OUTPUT_DIR,
     )
-    with Progress(
-        "[progress.description]{task.description}",
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=err,
-        transient=True,
-        disable=json_out,
-    ) as bar:
-        tasks: dict[str, Any] = {}
+    with ProgressReporter("eval", quiet=quiet, every=LINE_EVERY) as reporter:
 
         def progress(stage: str, done: int, total: int) -> None:
-            if stage not in tasks:
-                tasks[stage] = bar.add_task(stage, total=total)
-            bar.update(tasks[stage], completed=done, total=total)
+            reporter.update(done, total, stage)
 
         report = run_eval(model, settings, options, progress=progress)
     if json_out:

@@ -152,7 +152,10 @@ def _providers(device: str) -> tuple[list[Any], str]:
     import onnxruntime as ort
 
     name = str(getattr(device, "value", device))
-    if name.startswith(("cuda", "auto")) and "CUDAExecutionProvider" in ort.get_available_providers():
+    if (
+        name.startswith(("cuda", "auto"))
+        and "CUDAExecutionProvider" in ort.get_available_providers()
+    ):
         index = int(name.split(":", 1)[1]) if ":" in name else 0
         cuda = ("CUDAExecutionProvider", {"device_id": index})
         return [cuda, "CPUExecutionProvider"], f"cuda:{index}" if ":" in name else "cuda"

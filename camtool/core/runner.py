@@ -57,6 +57,6 @@ class Runner(Protocol):
 
 
 def is_torch_tensor(value: object) -> bool:
-    """Whether ``value`` is a torch tensor, decided without importing torch (a tensor implies it)."""
+    """Whether ``value`` is a torch tensor, found without importing torch (a tensor implies it)."""
     torch = sys.modules.get("torch")
     return torch is not None and isinstance(value, torch.Tensor)
