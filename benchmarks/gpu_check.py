@@ -39,14 +39,33 @@ for folder in (REPO, BENCH):
 
 Row = tuple[str, str, str, str]
 
+#: The measurements, in the order they run, and their names in the table.
+STEPS = {
+    "train": "train: camtool vs bare loop",
+    "torchrun": "torchrun --nproc_per_node 1",
+    "eval": "eval",
+    "export": "export + cam on the ONNX file",
+    "batch": "batch-cam vs floor",
+}
+
 
 def note(message: str) -> None:
     """A plain progress line on stderr."""
     print(f"gpu_check: {message}", file=sys.stderr, flush=True)
 
 
+#: When the whole measurement must be over (``time.monotonic()``); set by :func:`main`.
+DEADLINE = [float("inf")]
+
+
 def run(command: list[str], timeout: float, env: dict[str, str] | None = None) -> tuple[str, float]:
-    """Run ``command``; its stdout and wall seconds. A failure is raised with its stderr's tail."""
+    """Run ``command``; its stdout and wall seconds. A failure is raised with its stderr's tail.
+
+    The timeout is cut to what is left before the deadline.
+    """
+    timeout = min(timeout, DEADLINE[0] - time.monotonic())
+    if timeout <= 1:
+        raise TimeoutError("no time left before the deadline")
     started = time.perf_counter()
     done = subprocess.run(
         command, capture_output=True, text=True, timeout=timeout, env=env, cwd=REPO
@@ -114,6 +133,7 @@ def check_eval(args: argparse.Namespace, data: Path, model: Path, out_dir: Path)
             *("-o", str(out_dir), "--workers", str(args.workers), "--json", "--quiet"),
         ),
         timeout=args.budget,
+        env={**os.environ, "CAMTOOL_DATASET__NAME": "folder"},
     )
     report = json.loads(out)
     images = report["classification"]["n_images"]
@@ -210,6 +230,19 @@ def check_batch_cam(args: argparse.Namespace, folder: Path) -> Row:
     )
 
 
+def untrained_model(data: Path, path: Path, image_size: int) -> Path:
+    """A randomly initialised checkpoint for the classes of ``data`` (when training is skipped)."""
+    import torch
+
+    from camtool.core.checkpoint import save_checkpoint
+    from camtool.core.model import CAMNet
+
+    names = sorted(p.name for p in (data / "train").iterdir() if p.is_dir())
+    torch.manual_seed(0)
+    save_checkpoint(path, CAMNet("resnet18", len(names)), class_names=names, img_size=image_size)
+    return path
+
+
 def print_table(rows: list[Row], tests: str) -> None:
     header: Row = ("check", "result", "reference", "ratio / note")
     rows = [header, *rows, ("pytest -m cuda", tests, "", "")]
@@ -225,7 +258,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--quick", action="store_true", help="tiny sizes: a smoke run on a CPU")
     parser.add_argument("--tests", default="not run", help="the pytest summary, for the table")
+    parser.add_argument(
+        "--deadline", type=float, default=270.0, help="seconds for all measurements together"
+    )
+    parser.add_argument(
+        "--steps",
+        default=",".join(STEPS),
+        help=f"comma-separated subset of {', '.join(STEPS)} (default: all)",
+    )
     args = parser.parse_args(argv)
+    DEADLINE[0] = time.monotonic() + args.deadline
+    chosen = [step.strip() for step in args.steps.split(",") if step.strip()]
+    unknown = set(chosen) - set(STEPS)
+    if unknown:
+        parser.error(f"unknown steps: {', '.join(sorted(unknown))}")
     quick = args.quick
     args.image_size = 32 if quick else 128
     args.batch_size = 8 if quick else 64
@@ -248,9 +294,6 @@ def main(argv: list[str] | None = None) -> int:
             val_per_class=4 if quick else 40,
             image_size=args.image_size,
         )
-        steps = [
-            ("train: camtool vs bare loop", lambda: rows.append(check_train(args, data))),
-        ]
         best: list[Path] = []
 
         def torchrun_step() -> None:
@@ -258,19 +301,28 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(row)
             best.append(path)
 
-        steps.append(("torchrun --nproc_per_node 1", torchrun_step))
-        steps.append(("eval", lambda: rows.append(check_eval(args, data, best[0], work / "ev"))))
+        def model() -> Path:
+            """torchrun's best.pt, or (that step not chosen) an untrained model of the data."""
+            if not best:
+                best.append(untrained_model(data, work / "untrained.pt", args.image_size))
+            return best[0]
+
         photo = next((data / "val").rglob("*.png"))
-        steps.append(("export", lambda: rows.append(check_export(args, best[0], photo, work))))
-        steps.append(("batch-cam vs floor", lambda: rows.append(check_batch_cam(args, work))))
-        for name, step in steps:
-            note(f"{name} ...")
+        steps = {
+            "train": lambda: rows.append(check_train(args, data)),
+            "torchrun": torchrun_step,
+            "eval": lambda: rows.append(check_eval(args, data, model(), work / "ev")),
+            "export": lambda: rows.append(check_export(args, model(), photo, work)),
+            "batch": lambda: rows.append(check_batch_cam(args, work)),
+        }
+        for name in chosen:
+            note(f"{STEPS[name]} ...")
             started = time.perf_counter()
             try:
-                step()
+                steps[name]()
             except Exception as exc:  # one failed check must not hide the others
-                rows.append((name, "FAILED", str(exc)[:120], ""))
-            note(f"{name} done in {time.perf_counter() - started:.0f} s")
+                rows.append((STEPS[name], "FAILED", str(exc)[:120], ""))
+            note(f"{STEPS[name]} done in {time.perf_counter() - started:.0f} s")
     print_table(rows, args.tests)
     return 1 if any(row[1] == "FAILED" for row in rows) else 0
 

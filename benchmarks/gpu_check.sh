@@ -65,6 +65,6 @@ if [[ $DEVICE == cuda && $tests_summary == *skipped* && $tests_summary != *passe
 rm -f "$tests_log"
 
 say "measuring on $DEVICE"
-timeout 420 "$PYTHON" benchmarks/gpu_check.py --device "$DEVICE" $QUICK --tests "${tests_summary:-no result}" || status=1
+timeout 330 "$PYTHON" benchmarks/gpu_check.py --device "$DEVICE" $QUICK --deadline 270 --tests "${tests_summary:-no result}" || status=1
 say "done, exit $status"
 exit $status
