@@ -248,7 +248,7 @@ def print_table(rows: list[Row], tests: str) -> None:
     rows = [header, *rows, ("pytest -m cuda", tests, "", "")]
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
     for n, row in enumerate(rows):
-        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))
+        print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
         if n == 0:
             print("  ".join("-" * width for width in widths))
 
