@@ -276,3 +276,20 @@ def test_figure_shows_image_heatmap_and_overlay_side_by_side() -> None:
     assert coloured[0] == (200, 10, 10)  # original
     assert coloured[1] == tuple(int(v) for v in colormap_lut("jet")[0])  # heat 0 in jet
     assert coloured[2] == (10, 200, 10)  # overlay
+
+
+def test_path_checks_name_the_reason(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from camtool.errors import CamtoolError
+    from camtool.paths import require_file, require_writable_dir, unreadable_file_reason
+
+    image = make_photo(tmp_path / "a.png")
+    assert unreadable_file_reason(image) is None
+    assert unreadable_file_reason(tmp_path / "nope.png") == "no such file"
+    assert unreadable_file_reason(tmp_path) == "is a folder, not a file"
+    with pytest.raises(CamtoolError, match="model not found: .*nope.onnx"):
+        require_file(tmp_path / "nope.onnx", "model")
+    assert require_writable_dir(tmp_path / "new" / "deeper") == tmp_path / "new" / "deeper"
+    assert not (tmp_path / "new").exists()  # checked, not created
+    monkeypatch.setattr(os, "access", lambda path, mode, **kw: not mode & os.W_OK)
+    with pytest.raises(CamtoolError, match=f"permission denied on {tmp_path}$"):
+        require_writable_dir(tmp_path / "new")
