@@ -33,14 +33,29 @@ class ProgressMode(str, Enum):
     off = "off"  #: --quiet
 
 
-def progress_mode(quiet: bool, stream: Any = None) -> ProgressMode:
-    """``off`` with ``--quiet``, ``live`` when ``stream`` (default stderr) is a terminal, else
-    ``lines``."""
+def progress_mode(quiet: bool, stream: Any = None, *, json_out: bool = False) -> ProgressMode:
+    """How to show progress.
+
+    Args:
+        quiet: ``--quiet``: ``off``.
+        stream: where to look for a terminal (default: camtool's stderr console).
+        json_out: ``--json``: no live bar on a terminal (``off`` there); lines in logs stay.
+
+    Returns:
+        ``off``, ``live`` (a terminal) or ``lines`` (anything else).
+    """
     if quiet:
         return ProgressMode.off
-    stream = sys.stderr if stream is None else stream
-    isatty = getattr(stream, "isatty", None)
-    return ProgressMode.live if isatty is not None and isatty() else ProgressMode.lines
+    if stream is None:
+        from camtool.cli._output import err
+
+        terminal = err.is_terminal
+    else:
+        isatty = getattr(stream, "isatty", None)
+        terminal = isatty is not None and bool(isatty())
+    if terminal:
+        return ProgressMode.off if json_out else ProgressMode.live
+    return ProgressMode.lines
 
 
 def plain_line(text: str) -> None:
@@ -78,6 +93,7 @@ class ProgressReporter:
         fraction: a line each time this fraction of the total more is done (e.g. 0.1).
         seconds: a line at least this often while work goes on.
         stream: where to decide terminal or not (default stderr; tests pass their own).
+        json_out: ``--json`` was given (no live bar on a terminal; see :func:`progress_mode`).
     """
 
     def __init__(
@@ -90,9 +106,10 @@ class ProgressReporter:
         fraction: float | None = None,
         seconds: float = 30.0,
         stream: Any = None,
+        json_out: bool = False,
     ) -> None:
         self.command = command
-        self.mode = progress_mode(quiet, stream)
+        self.mode = progress_mode(quiet, stream, json_out=json_out)
         self.unit = unit
         self.every = every
         self.fraction = fraction

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from camtool.cli._app import app
+from camtool.cli._app import CamtoolCommand, app
 from camtool.cli._common import ConfigOpt, JsonOpt, QuietOpt, resolve_settings
 from camtool.cli._output import err, print_json
 
@@ -18,21 +18,39 @@ class ArchiveName(str, Enum):
     imagenette = "imagenette"
 
 
-@app.command()
+@app.command(
+    cls=CamtoolCommand,
+    short_help="Fetch Imagenette, verify its checksum, extract it safely.",
+)
 def download(
     dataset: ArchiveName = typer.Option(
-        ArchiveName.imagenette_160, "--dataset", "-d", help="Which Imagenette archive."
+        ArchiveName.imagenette_160,
+        "--dataset",
+        "-d",
+        metavar="NAME",
+        help="Which Imagenette archive: imagenette-160, imagenette-320 or imagenette (full "
+        "size) [default: imagenette-160].",
+        show_default=False,
     ),
     data_dir: Path | None = typer.Option(
         None,
         "--data-dir",
+        metavar="DIR",
         help="Where to put it [default: dataset.data_dir, data/].",
         readable=False,
     ),
-    url: str | None = typer.Option(None, "--url", help="Download from this mirror instead."),
-    sha256: str | None = typer.Option(None, "--sha256", help="Expected sha256 of --url's file."),
+    url: str | None = typer.Option(
+        None, "--url", metavar="URL", help="Download from this mirror instead."
+    ),
+    sha256: str | None = typer.Option(
+        None, "--sha256", metavar="HEX", help="Expected sha256 of --url's file."
+    ),
     archive: Path | None = typer.Option(
-        None, "--archive", help="Use an archive you downloaded by hand.", readable=False
+        None,
+        "--archive",
+        metavar="FILE",
+        help="Use an archive you downloaded by hand.",
+        readable=False,
     ),
     force: bool = typer.Option(False, "--force", help="Download and extract again."),
     config: Path | None = ConfigOpt,
@@ -41,13 +59,18 @@ def download(
 ) -> None:
     """Download Imagenette, verify its checksum and extract it safely; resumes if interrupted.
 
-    Example: camtool download --dataset imagenette-160 --data-dir data/
+    \b
+    Examples:
+      camtool download --data-dir data/
+      camtool download --archive ~/Downloads/imagenette2-160.tgz
     """
     settings = resolve_settings(config, {"dataset": {"data_dir": data_dir}})
     from camtool.cli._progress import ProgressReporter
     from camtool.data.download import download_dataset
 
-    with ProgressReporter("download", quiet=quiet, unit="bytes", fraction=0.1) as reporter:
+    with ProgressReporter(
+        "download", quiet=quiet, json_out=json_out, unit="bytes", fraction=0.1
+    ) as reporter:
 
         def progress(done: int, total: int | None) -> None:
             reporter.update(done, total, f"downloading {dataset.value}")

@@ -22,6 +22,7 @@ _WHERE: dict[str, str] = {
     "PANEL_WIDTH": "figure",
     "CamReport": "job",
     "ImageResult": "files",
+    "MapFiles": "files",
     "Prediction": "files",
     "colorize": "render",
     "colormap_lut": "colormaps",
