@@ -72,7 +72,7 @@ def test_cam_with_onnx_imports_neither_torch_nor_matplotlib(
     )
     assert code == 0 and heavy == [], stderr
     doc = json.loads(stdout)
-    assert doc["device"] == "cpu" and doc["images"][0]["targets"][0]["name"] in TINY_CLASSES
+    assert doc["device"] == "cpu" and doc["images"][0]["topk"][0]["name"] in TINY_CLASSES
     assert Image.open(tmp_path / "out" / "one_overlay.png").size == (64, 48)
     assert np.load(tmp_path / "out" / "one.npz")["heatmap"].shape == (48, 64)
 

@@ -150,9 +150,7 @@ def eval_command(
         faithfulness_images=faithfulness_images or DEFAULT_FAITHFULNESS_IMAGES,
         output_dir=output_dir if output_dir is not None else DEFAULT_OUTPUT_DIR,
     )
-    with ProgressReporter(
-        "eval", quiet=quiet, json_out=json_out, every=LINE_EVERY
-    ) as reporter:
+    with ProgressReporter("eval", quiet=quiet, json_out=json_out, every=LINE_EVERY) as reporter:
 
         def progress(stage: str, done: int, total: int) -> None:
             reporter.update(done, total, stage)

@@ -213,7 +213,6 @@ class LiveProgress:
             TimeRemainingColumn(),
             console=err,
             transient=True,
-            disable=bars_off(),
         )
         self._progress.start()
         self._epochs = self._progress.add_task(
