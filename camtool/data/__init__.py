@@ -59,6 +59,7 @@ _WHERE: dict[str, str] = {
     "make_splits": "datasets",
     "open_rgb": "datasets",
     "preprocess": "images",
+    "preprocess_array": "images",
     "read_boxes_csv": "synthetic",
     "read_csv_boxes": "boxes",
     "read_voc_dir": "boxes",
