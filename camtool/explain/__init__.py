@@ -20,6 +20,7 @@ _WHERE: dict[str, str] = {
     "CamOptions": "files",
     "LUT_SIZE": "colormaps",
     "PANEL_WIDTH": "figure",
+    "QUICK_START_IMAGES": "job",
     "CamReport": "job",
     "ImageResult": "files",
     "MapFiles": "files",
