@@ -47,9 +47,10 @@ def _panel_size(width: int, height: int) -> tuple[int, int]:
 
 
 def _centred_text(draw: ImageDraw.ImageDraw, centre_x: int, top: int, text: str, size: int) -> None:
+    """Draw ``text`` centred on ``centre_x`` with the top of its ink at ``top``."""
     font = _font(size)
-    left, _, right, _ = draw.textbbox((0, 0), text, font=font)
-    draw.text((centre_x - (right - left) // 2, top), text, fill=(0, 0, 0), font=font)
+    left, ink_top, right, _ = draw.textbbox((0, 0), text, font=font)
+    draw.text((centre_x - (right - left) // 2, top - ink_top), text, fill=(0, 0, 0), font=font)
 
 
 def figure_png(
