@@ -132,7 +132,9 @@ class CamModel:
             raise InputError("images: every item of the list must be a PIL image")
         info = self.info
         tensors = [
-            preprocess_array(to_rgb(image), info.img_size, info.mean, info.std)[None]
+            preprocess_array(
+                to_rgb(image), info.img_size, info.mean, info.std, stride=info.output_stride
+            )[None]
             for image in images
         ]
         return tensors, [(image.height, image.width) for image in images]

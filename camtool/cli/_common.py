@@ -13,7 +13,8 @@ if TYPE_CHECKING:
     from camtool.settings import Settings
 
 __all__ = [
-    "SETTING_FLAGS",
+    "CLASS_SPEC_HELP",
+    "FLAGS",
     "ConfigOpt",
     "DeviceOpt",
     "JsonOpt",
@@ -23,6 +24,12 @@ __all__ = [
     "refuse_class_with_topk",
     "resolve_settings",
 ]
+
+CLASS_SPEC_HELP = (
+    "Class to explain: a class name (case-insensitive) or an index from 0. Where classes are "
+    "named by numbers, name:2 means the class named 2 and index:2 (or #2) the third class; a "
+    "number that could mean either is refused [default: the predicted one]."
+)
 
 ConfigOpt = typer.Option(
     None,
@@ -48,9 +55,12 @@ OutputDirOpt = typer.Option(
 )
 
 
-#: The flag that sets each settings key, so an error names what the user typed.
-SETTING_FLAGS = {
+#: The flag that sets each settings key (the same in every command that has it), named in
+#: errors about a value given by flag.
+FLAGS: dict[str, str] = {
     "model.pretrained": "--pretrained",
+    "dataset.data_dir": "--data-dir",
+    "dataset.img_size": "--img-size",
     "training.num_epochs": "--epochs",
     "training.batch_size": "--batch-size",
     "training.learning_rate": "--lr",
@@ -60,8 +70,6 @@ SETTING_FLAGS = {
     "training.workers": "--workers",
     "training.seed": "--seed",
     "training.checkpoint_dir": "--checkpoint-dir",
-    "dataset.data_dir": "--data-dir",
-    "dataset.img_size": "--img-size",
     "dataset.val_size": "--val-size",
     "cam.topk": "--topk",
     "cam.alpha": "--alpha",
@@ -72,23 +80,18 @@ SETTING_FLAGS = {
 
 
 def resolve_settings(config: Path | None, overrides: dict[str, Any]) -> Settings:
-    """Load the settings (imported lazily so --help stays fast).
-
-    A bad value given by a flag is reported under that flag (``--epochs``), one from the config
-    file or the environment under its key path (``training.num_epochs``).
+    """Load the settings (imported lazily so --help stays fast); errors name the flags.
 
     Raises:
         CamtoolError: ``config`` is missing, a folder or unreadable (exit 1).
         ConfigError: bad settings (exit 2).
     """
     from camtool.paths import require_file
-    from camtool.settings import leaf_paths, load_settings
+    from camtool.settings import load_settings
 
     if config is not None:
         require_file(config, "config file")
-    given = leaf_paths(overrides)
-    labels = {path: SETTING_FLAGS[path] for path in given if path in SETTING_FLAGS}
-    return load_settings(config, overrides, labels)
+    return load_settings(config, overrides, FLAGS)
 
 
 def refuse_class_with_topk(class_spec: str | None, topk: int | None) -> None:

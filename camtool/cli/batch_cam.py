@@ -15,6 +15,7 @@ import typer
 from camtool.choices import DeviceName, OutputFormat
 from camtool.cli._app import CamtoolCommand, app
 from camtool.cli._common import (
+    CLASS_SPEC_HELP,
     ConfigOpt,
     DeviceOpt,
     JsonOpt,
@@ -59,11 +60,7 @@ def batch_cam(
     ),
     output_dir: Path | None = OutputDirOpt,
     class_: str | None = typer.Option(
-        None,
-        "--class",
-        "-c",
-        metavar="CLASS",
-        help="Class to explain: index or name [default: the predicted one]. Not with --topk.",
+        None, "--class", "-c", metavar="CLASS", help=CLASS_SPEC_HELP + " Not with --topk."
     ),
     topk: int | None = typer.Option(
         None,
@@ -231,8 +228,8 @@ def _summary(report: BatchReport) -> None:
     table = Table(show_header=False, box=None, pad_edge=False)
     table.add_column(style="bold")
     table.add_column()
-    table.add_row("processed", str(report.ok))
-    table.add_row("skipped", str(report.skipped))
+    table.add_row("ok", str(report.ok))
+    table.add_row("skipped", f"{report.skipped} (done by an earlier run)")
     table.add_row("failed", str(report.failed))
     table.add_row(
         "total",

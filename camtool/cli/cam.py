@@ -10,6 +10,7 @@ import typer
 from camtool.choices import DeviceName
 from camtool.cli._app import CamtoolCommand, app
 from camtool.cli._common import (
+    CLASS_SPEC_HELP,
     ConfigOpt,
     DeviceOpt,
     JsonOpt,
@@ -49,11 +50,7 @@ def cam(
         readable=False,
     ),
     class_: str | None = typer.Option(
-        None,
-        "--class",
-        "-c",
-        metavar="CLASS",
-        help="Class to explain: index or name [default: the predicted one]. Not with --topk.",
+        None, "--class", "-c", metavar="CLASS", help=CLASS_SPEC_HELP + " Not with --topk."
     ),
     topk: int | None = typer.Option(
         None,

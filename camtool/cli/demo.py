@@ -10,7 +10,7 @@ import typer
 from camtool.choices import DeviceName
 from camtool.cli._app import CamtoolCommand, app
 from camtool.cli._common import DeviceOpt, JsonOpt, QuietOpt, device_value
-from camtool.cli._output import err, out, print_json
+from camtool.cli._output import err, out, print_json, report_skipped
 from camtool.cli.train import LiveProgress
 
 __all__ = ["demo_cmd"]
@@ -60,6 +60,7 @@ def demo_cmd(
         )
     finally:
         live.close()
+    report_skipped(report.skipped)
     if json_out:
         print_json(report.to_dict())
     else:

@@ -18,7 +18,7 @@ from camtool.cli._common import (
     device_value,
     resolve_settings,
 )
-from camtool.cli._output import err, out, print_json
+from camtool.cli._output import err, out, print_json, report_skipped
 
 if TYPE_CHECKING:
     from camtool.evaluation.evaluate import EvalReport
@@ -156,6 +156,9 @@ def eval_command(
             reporter.update(done, total, stage)
 
         report = run_eval(model, settings, options, progress=progress)
+    report_skipped(report.skipped)
+    for note in report.notes:
+        err.print(note, markup=False, highlight=False)
     if json_out:
         print_json(report.to_dict())
         return
@@ -201,8 +204,6 @@ def _show(report: EvalReport) -> None:
     if c is not None:
         _per_class(c)
         _confusion(c, report.classes)
-    for note in report.notes:
-        err.print(note, markup=False, highlight=False)
     for path in report.files.values():
         err.print(f"wrote {path}", markup=False, highlight=False)
 

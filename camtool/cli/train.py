@@ -17,7 +17,7 @@ from camtool.cli._common import (
     device_value,
     resolve_settings,
 )
-from camtool.cli._output import err, out, print_json
+from camtool.cli._output import err, out, print_json, report_skipped
 
 __all__ = ["LiveProgress", "train_cmd"]
 
@@ -143,6 +143,7 @@ def train_cmd(
         live.close()
     if not result.is_main:
         return
+    report_skipped(result.skipped)
     if json_out:
         print_json(result.to_dict())
     else:

@@ -18,6 +18,7 @@ Modules:
 * ``onnx_runner``
 * ``runner``
 * ``torch_runner``
+* ``weights``
 
 The names below are importable from the package itself; each is loaded from its module on
 first use, so importing the package costs nothing.
@@ -28,6 +29,7 @@ from __future__ import annotations
 from camtool._lazy import lazy_exports
 
 _WHERE: dict[str, str] = {
+    "BN_COUNTER": "weights",
     "BoxXYXY": "localize",
     "CAMBatch": "maps",
     "CAMNet": "model",
@@ -55,12 +57,15 @@ _WHERE: dict[str, str] = {
     "box_from_map": "localize",
     "boxes_from_map_thresholds": "localize",
     "build_model": "model",
+    "check_finite": "weights",
     "explain_batch": "maps",
+    "fill_bn_counters": "weights",
     "heatmap": "maps",
     "imagenet_class_names": "model",
     "imagenet_weights_file": "model",
     "info_from_metadata": "onnx_runner",
     "iou": "localize",
+    "is_flat": "localize",
     "is_onnx": "loading",
     "is_torch_tensor": "runner",
     "load_checkpoint": "checkpoint",
@@ -71,6 +76,7 @@ _WHERE: dict[str, str] = {
     "parse_metadata_props": "onnx_runner",
     "peak": "localize",
     "read_onnx_metadata": "onnx_runner",
+    "read_weights": "weights",
     "resolve_class": "maps",
     "resolve_device": "device",
     "runner_from_settings": "loading",

@@ -14,10 +14,6 @@ recognised from the tensors' names and shapes and the class count is read from `
 
 from __future__ import annotations
 
-import os
-import pickle
-import warnings
-import zipfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +26,7 @@ from camtool import __version__
 from camtool.core.archs import RESNET_ARCHS
 from camtool.core.imagenet import IMAGENET_MEAN, IMAGENET_STD
 from camtool.core.model import CAMNet, imagenet_class_names
+from camtool.core.weights import BN_COUNTER, check_finite, fill_bn_counters, read_weights
 from camtool.errors import CamtoolError
 from camtool.fsutil import atomic_path
 
@@ -108,22 +105,6 @@ def save_checkpoint(
     return Path(path)
 
 
-def _read(path: Path) -> Any:
-    if not os.path.isfile(path):
-        raise CamtoolError(f"checkpoint not found: {path}")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError:
-        raise CamtoolError(
-            f"refusing to load {path}: it is not a plain weights file "
-            "(loading it would need to run code from it, or it is not a checkpoint)"
-        ) from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as exc:
-        raise CamtoolError(f"{path} is not a readable PyTorch checkpoint ({exc})") from None
-
-
 def _strip_wrapper(state: Mapping[str, Tensor]) -> dict[str, Tensor]:
     state = dict(state)
     changed = True
@@ -137,19 +118,29 @@ def _strip_wrapper(state: Mapping[str, Tensor]) -> dict[str, Tensor]:
 
 
 def _guess_arch(state: Mapping[str, Tensor], num_classes: int) -> str | None:
-    shapes = {k: tuple(v.shape) for k, v in state.items()}
+    shapes = {k: tuple(v.shape) for k, v in state.items() if not k.endswith(BN_COUNTER)}
     for arch in RESNET_ARCHS:
         for stride in (32,):
             with torch.device("meta"):
                 candidate = CAMNet(arch, num_classes, stride)
-            wanted = {k: tuple(v.shape) for k, v in candidate.state_dict().items()}
+            wanted = {
+                k: tuple(v.shape)
+                for k, v in candidate.state_dict().items()
+                if not k.endswith(BN_COUNTER)
+            }
             if wanted == shapes:
                 return arch
     return None
 
 
 def _fit(model: CAMNet, state: Mapping[str, Tensor], source: str) -> None:
+    """Load ``state`` into ``model`` strictly (BatchNorm counters may be absent), all finite.
+
+    Raises:
+        CamtoolError: keys missing, unexpected or of another shape; non-finite values.
+    """
     own = model.state_dict()
+    state = fill_bn_counters(state, own)
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))
     mismatched = [
@@ -169,6 +160,7 @@ def _fit(model: CAMNet, state: Mapping[str, Tensor], source: str) -> None:
             f"checkpoint {source} does not fit a {model.arch} with {model.num_classes} classes: "
             + ", ".join(details)
         )
+    check_finite(state, source)
     model.load_state_dict(state, strict=True)
 
 
@@ -218,7 +210,7 @@ def load_checkpoint(
     Raises:
         CamtoolError: the file is missing, unsafe, not a checkpoint, or does not fit its model.
     """
-    payload = _read(Path(path))
+    payload = read_weights(Path(path))
     source = str(path)
     if not isinstance(payload, Mapping):
         raise CamtoolError(f"{path} is not a checkpoint (it holds a {type(payload).__name__})")

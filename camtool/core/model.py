@@ -11,7 +11,6 @@ so one forward pass yields the logits and the maps of every class, with no backw
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import NamedTuple
 
@@ -20,6 +19,7 @@ import torchvision
 from torch import Tensor, nn
 
 from camtool.core.archs import RESNET_ARCHS
+from camtool.core.weights import check_finite, fill_bn_counters, read_weights
 from camtool.errors import CamtoolError
 
 __all__ = [
@@ -116,32 +116,32 @@ def load_imagenet_state_dict(arch: str, url: str | None = None) -> dict[str, Ten
 
     The cache (torch.hub's, under ``TORCH_HOME``) is looked at first; a download prints nothing
     (torch.hub's own loader would print a ``Downloading: ...`` line before any error), is
-    checked against the hash in the file name (torch.hub's convention) and lands in the cache
-    atomically. Loading uses ``weights_only=True``.
+    checked against the hash in the file name (torch.hub's convention), and loading uses
+    ``weights_only=True``. A cached file is read like any ``--model`` file
+    (:func:`camtool.core.weights.read_weights`) and must hold finite tensors.
 
     Raises:
-        CamtoolError: offline with no cached copy, naming the file to place and the way out;
-            or a damaged cached copy, naming it.
+        CamtoolError: offline with no cached copy, naming the file to place and the way out; a
+            cached file that is unreadable, foreign or non-finite, naming it and saying to
+            delete it.
     """
     default_url, cache = imagenet_weights_file(arch)
     url = url or default_url
     if not cache.is_file():
-        _download_weights(arch, url, cache)
-    try:
-        state = torch.load(cache, map_location="cpu", weights_only=True)
-    except Exception as exc:  # a truncated or foreign file raises many kinds of error
-        raise CamtoolError(
-            f"cannot read the cached ImageNet weights {cache} ({exc.__class__.__name__}); "
-            "delete the file to download it again"
-        ) from None
+        _download(url, cache, arch)
+    hint = f"delete {cache} to download the ImageNet weights again"
+    state = read_weights(cache, hint=hint)
+    if not isinstance(state, dict) or not all(isinstance(v, Tensor) for v in state.values()):
+        raise CamtoolError(f"{cache} does not hold ImageNet weights for {arch}; {hint}")
+    check_finite(state, f"{cache} ({hint})")
     return dict(state)
 
 
-def _download_weights(arch: str, url: str, cache: Path) -> None:
-    """Fetch ``url`` into ``cache`` quietly, checking the hash prefix in its name."""
-    match = re.search(r"-([a-f0-9]+)\.", cache.name)
-    cache.parent.mkdir(parents=True, exist_ok=True)
+def _download(url: str, cache: Path, arch: str) -> None:
+    """Fetch ``url`` to ``cache``, checked against the hash prefix in the file name."""
+    match = torch.hub.HASH_REGEX.search(cache.name)
     try:
+        cache.parent.mkdir(parents=True, exist_ok=True)
         torch.hub.download_url_to_file(
             url, str(cache), hash_prefix=match.group(1) if match else None, progress=False
         )
@@ -170,6 +170,7 @@ def build_model(
         state = load_imagenet_state_dict(arch)
         if num_classes != 1000:
             state = {k: v for k, v in state.items() if not k.startswith("fc.")}
+        state = fill_bn_counters(state, model.state_dict())
         missing, unexpected = model.load_state_dict(state, strict=False)
         wanted_missing = [] if num_classes == 1000 else ["fc.weight", "fc.bias"]
         if sorted(missing) != sorted(wanted_missing) or unexpected:

@@ -89,6 +89,7 @@ def info_from_metadata(document: Mapping[str, Any], source: str) -> ModelInfo:
             std=_floats3(document["std"]),
             arch=str(document["arch"]),
             source=source,
+            output_stride=int(document.get("output_stride", 32)),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise CamtoolError(f"{source} has damaged camtool metadata (bad field {exc})") from None

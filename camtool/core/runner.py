@@ -31,7 +31,11 @@ __all__ = ["ModelInfo", "Runner", "is_torch_tensor"]
 
 @dataclass
 class ModelInfo:
-    """What a runner knows about its model."""
+    """What a runner knows about its model.
+
+    ``output_stride`` is the input pixels per map cell along each axis (32, or 16): uncropped
+    inputs are sized in multiples of it (:func:`camtool.data.images.input_geometry`).
+    """
 
     class_names: list[str]
     img_size: int
@@ -40,6 +44,7 @@ class ModelInfo:
     arch: str = "resnet18"
     source: str = ""
     settings: dict[str, Any] = field(default_factory=dict)
+    output_stride: int = 32
 
 
 class Runner(Protocol):

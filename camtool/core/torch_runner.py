@@ -42,6 +42,7 @@ class TorchRunner:
             arch=loaded.arch,
             source=loaded.source,
             settings=dict(loaded.settings),
+            output_stride=int(loaded.model.output_stride),
         )
 
     def __call__(self, images: Any) -> tuple[Any, Any]:

@@ -84,6 +84,7 @@ class DemoReport:
         cam_files: the maps written.
         seconds: wall time of the whole demo.
         localization: box-based scores of the maps, when computed (``None`` until then).
+        cam_failures: ``{"path", "error"}`` of the images whose maps could not be drawn.
     """
 
     output_dir: Path
@@ -94,6 +95,7 @@ class DemoReport:
     cam_files: list[Path] = field(default_factory=list)
     seconds: float = 0.0
     localization: dict[str, Any] | None = None
+    cam_failures: list[dict[str, str]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """The ``camtool demo --json`` document (paths as strings): the test and map scores
@@ -111,7 +113,23 @@ class DemoReport:
             "cams_dir": str(self.cams_dir),
             "cam_files": [str(p) for p in self.cam_files],
             "training": self.training.to_dict(),
+            "skipped": self.skipped,
         }
+
+    @property
+    def skipped(self) -> list[dict[str, str]]:
+        """``{"path", "error"}`` of every unreadable image met (training, test, maps), each once."""
+        found: dict[str, str] = {}
+        groups: list[list[dict[str, str]]] = [
+            self.training.skipped,
+            self.test.skipped_files,
+            self.cam_failures,
+            (self.localization or {}).get("skipped_files", []),
+        ]
+        for group in groups:
+            for entry in group:
+                found.setdefault(entry["path"], entry["error"])
+        return [{"path": p, "error": e} for p, e in sorted(found.items())]
 
 
 def demo_settings(output_dir: Path, config: DemoConfig, device: str | None = None) -> Settings:
@@ -189,7 +207,7 @@ def run_demo(
     say("training a ResNet-18 from scratch")
     result = train(settings, observer=observer, crop_scale=config.crop_scale, overwrite=True)
     say(f"testing {result.best_checkpoint} on {data_dir / 'val'}")
-    test, cam_files, localization = _test_and_draw(settings, result, config.num_cams)
+    test, cam_files, localization, failures = _test_and_draw(settings, result, config.num_cams)
     report = DemoReport(
         output_dir=output_dir,
         data_dir=data_dir,
@@ -198,6 +216,7 @@ def run_demo(
         cams_dir=Path(settings.cam.output_dir),
         cam_files=cam_files,
         localization=localization,
+        cam_failures=failures,
     )
     report.seconds = time.perf_counter() - started
     return report
@@ -205,9 +224,10 @@ def run_demo(
 
 def _test_and_draw(
     settings: Settings, result: TrainResult, num_cams: int
-) -> tuple[Evaluation, list[Path], dict[str, Any]]:
-    """Accuracy of ``best.pt`` on ``val/``, maps of ``num_cams`` of those images, and how
-    well the maps find the shapes (box localization against ``boxes.csv``)."""
+) -> tuple[Evaluation, list[Path], dict[str, Any], list[dict[str, str]]]:
+    """Accuracy of ``best.pt`` on ``val/``, maps of ``num_cams`` of those images, how well the
+    maps find the shapes (box localization against ``boxes.csv``), and the images whose maps
+    failed (``{"path", "error"}``)."""
     from camtool.core.checkpoint import load_checkpoint
     from camtool.core.device import resolve_device
     from camtool.core.torch_runner import TorchRunner
@@ -242,14 +262,17 @@ def _test_and_draw(
     cams_dir = Path(settings.cam.output_dir)
     cams_dir.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
+    failures: list[dict[str, str]] = []
     for path, label in _spread_over_classes(test_set.samples, num_cams):
         base = cams_dir / f"{loaded.class_names[label]}_{path.stem}"
         outcome = explain_file(runner, path, base, options)
         written.extend(Path(p) for p in outcome.outputs)
+        if outcome.error is not None:
+            failures.append({"path": str(path), "error": outcome.error})
     localization = evaluate_localization(
         runner, root, "val", None, batch_size=settings.training.batch_size
     )
-    return test, written, localization
+    return test, written, localization, failures
 
 
 def _spread_over_classes(samples: list[tuple[Path, int]], count: int) -> list[tuple[Path, int]]:

@@ -67,8 +67,12 @@ def figure_png(
 
     Returns:
         A PNG of three panels ``PANEL_WIDTH`` px wide (fewer for very tall images) with their
-        captions ("Original", "CAM heatmap", "Overlay") under one title line.
+        captions ("Original", "CAM heatmap", "Overlay") under one title line. A constant map
+        (no peak, no box) is said so in the title and the heatmap's caption.
     """
+    flat = heat.size == 0 or float(np.max(heat)) == float(np.min(heat))
+    if flat:  # a constant map points nowhere: say so rather than show an even colour
+        title = f"{title} - flat map: no peak, no box"
     panel_w, panel_h = _panel_size(image.width, image.height)
     column = PANEL_WIDTH + _MARGIN
     title_h, caption_h = _TITLE_SIZE + 2 * _MARGIN, _CAPTION_SIZE + _MARGIN
@@ -78,7 +82,8 @@ def figure_png(
     draw = ImageDraw.Draw(canvas)
     _centred_text(draw, canvas.width // 2, _MARGIN, title, _TITLE_SIZE)
     heat_image = Image.fromarray(colorize(heat, colormap))
-    panels = (("Original", image.convert("RGB")), ("CAM heatmap", heat_image), ("Overlay", blended))
+    heat_caption = "CAM heatmap: flat" if flat else "CAM heatmap"
+    panels = (("Original", image.convert("RGB")), (heat_caption, heat_image), ("Overlay", blended))
     for i, (caption, panel) in enumerate(panels):
         left = _MARGIN + i * column
         centre = left + PANEL_WIDTH // 2

@@ -53,6 +53,7 @@ from camtool.core.runner import ModelInfo
 from camtool.errors import CamtoolError, ConfigError
 from camtool.export.options import FORMATS, check_export_options
 from camtool.fsutil import atomic_path
+from camtool.textio import to_json
 
 __all__ = [
     "TOLERANCE",
@@ -249,7 +250,7 @@ def _onnx_bytes(
             )
             proto = onnx.load(str(raw))
         onnx.helper.set_model_props(
-            proto, {FORMAT_KEY: EXPORT_FORMAT, METADATA_KEY: json.dumps(dict(metadata))}
+            proto, {FORMAT_KEY: EXPORT_FORMAT, METADATA_KEY: to_json(dict(metadata), indent=None)}
         )
         proto.doc_string = "camtool: images -> logits, class activation maps"
         onnx.checker.check_model(proto)
@@ -266,7 +267,9 @@ def _torchscript_bytes(graph: CamGraph, sample: Tensor, metadata: Mapping[str, A
             warnings.simplefilter("ignore")
             traced = torch.jit.trace(graph, (sample,), check_trace=False)
             torch.jit.save(
-                traced, buffer, _extra_files={TORCHSCRIPT_METADATA: json.dumps(dict(metadata))}
+                traced,
+                buffer,
+                _extra_files={TORCHSCRIPT_METADATA: to_json(dict(metadata), indent=None)},
             )
     except Exception as exc:  # tracing raises many kinds; all mean the same to the user
         raise CamtoolError(f"cannot export the model to TorchScript: {_first_line(exc)}") from None
