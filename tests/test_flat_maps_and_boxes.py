@@ -76,7 +76,7 @@ def test_cam_json_and_figure_say_the_map_is_flat(
     result = cli.invoke(app, [*args, "--class", "cat"])
     (entry,) = json.loads(result.stdout)["images"][0]["maps"]
     assert entry["peak"] is not None and entry["box"] is not None
-    assert not titles[-4].endswith("no box") and titles[-3] == "CAM heatmap"
+    assert not titles[-4].endswith("no box") and titles[-2] == "CAM heatmap"
 
 
 def test_batch_cam_manifest_has_no_peak_for_a_flat_map(
