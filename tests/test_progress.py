@@ -128,7 +128,7 @@ def _fake_train(settings: Any, resume: Any, observer: Any) -> Any:
             observer.on_batch(BatchProgress(epoch, batch, 3, 0.5, 0.75, 40.0))
         observer.on_validate(epoch)
         observer.on_epoch_end(EpochMetrics(epoch, 0.5, 0.75, 0.6, 0.5, 1e-3, 1.5, 40.0, 0))
-    return SimpleNamespace(is_main=True, to_dict=lambda: {"epochs_run": 2})
+    return SimpleNamespace(is_main=True, skipped=[], to_dict=lambda: {"epochs_run": 2})
 
 
 @pytest.mark.parametrize("quiet", [False, True])
@@ -153,7 +153,7 @@ def test_eval_download_and_demo_lines(monkeypatch: pytest.MonkeyPatch, tmp_path:
     def fake_eval(model: Any, settings: Any, options: Any, progress: Any) -> Any:
         for done in range(0, 201, 50):
             progress("localization", done, 200)
-        return SimpleNamespace(to_dict=lambda: {"ok": True})
+        return SimpleNamespace(skipped=[], notes=[], to_dict=lambda: {"ok": True})
 
     def fake_download(*args: Any, progress: Any, **kwargs: Any) -> Any:
         for done in range(0, 1001, 100):
@@ -168,7 +168,7 @@ def test_eval_download_and_demo_lines(monkeypatch: pytest.MonkeyPatch, tmp_path:
 
     def fake_demo(output_dir: Any, device: Any, observer: Any, on_stage: Any) -> Any:
         on_stage("drawing the shapes dataset")
-        return SimpleNamespace(to_dict=lambda: {"ok": True})
+        return SimpleNamespace(skipped=[], to_dict=lambda: {"ok": True})
 
     monkeypatch.setattr("camtool.evaluation.evaluate.run_eval", fake_eval)
     monkeypatch.setattr("camtool.data.download.download_dataset", fake_download)
