@@ -162,7 +162,7 @@ def _runner(model: Path, channels_last: bool) -> Any:
 
     from camtool.core.loading import open_runner
 
-    runner: Any = open_runner(model, torch.device("cpu"))
+    runner: Any = open_runner(model, "cpu")
     if channels_last:
         runner.model = runner.model.to(memory_format=torch.channels_last)
         runner.channels_last = True

@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
+from camtool.cli.train import LiveProgress
 from camtool.core.device import resolve_device
 from camtool.core.model import build_model
 from camtool.data.datasets import collate_skip_none, make_splits
@@ -65,7 +66,11 @@ def settings_for(args: argparse.Namespace, data: Path, out: Path) -> Settings:
 
 def camtool_rate(settings: Settings) -> float:
     """Training images per second of :func:`camtool.training.loop.train`, epochs after the first."""
-    result = train(settings, overwrite=True)
+    progress = LiveProgress()  # per-epoch lines on stderr (a live bar on a terminal)
+    try:
+        result = train(settings, overwrite=True, observer=progress)
+    finally:
+        progress.close()
     return _overall([m.images_per_s for m in result.history[1:]])
 
 

@@ -114,14 +114,16 @@ class CamModel:
 
     def _inputs(self, images: Any) -> tuple[list[Any], list[tuple[int, int]]]:
         """Model-ready ``(n, 3, H, W)`` batches and each image's own ``(height, width)``."""
-        import torch
         from PIL import Image
 
-        from camtool.data.images import preprocess, to_rgb
+        from camtool.core.runner import is_torch_tensor
+        from camtool.data.images import preprocess_array, to_rgb
 
         if isinstance(images, Image.Image):
             images = [images]
-        if isinstance(images, (torch.Tensor, np.ndarray)):
+        if isinstance(images, np.ndarray) or is_torch_tensor(images):
+            import torch
+
             batch = self._normalise(torch.as_tensor(images))
             return [batch], [tuple(batch.shape[2:])] * batch.shape[0]
         if not isinstance(images, Sequence) or not images:
@@ -130,7 +132,7 @@ class CamModel:
             raise InputError("images: every item of the list must be a PIL image")
         info = self.info
         tensors = [
-            preprocess(
+            preprocess_array(
                 to_rgb(image), info.img_size, info.mean, info.std, stride=info.output_stride
             )[None]
             for image in images
@@ -158,17 +160,15 @@ class CamModel:
         return explain_batch(self._runner, batch, target=target, topk=topk)
 
     def _assemble(self, parts: list[Any], sizes: list[tuple[int, int]]) -> Explanation:
-        import torch
-
         from camtool.core.maps import heatmap
 
-        logits = np.concatenate([p.logits.numpy() for p in parts]).astype(np.float32)
-        probs = np.concatenate([p.probs.numpy() for p in parts]).astype(np.float32)
-        class_idx = np.concatenate([p.class_idx.numpy() for p in parts]).astype(np.int64)
-        cams = [cam.astype(np.float32) for p in parts for cam in p.cams.numpy()]
+        logits = np.concatenate([p.logits for p in parts]).astype(np.float32)
+        probs = np.concatenate([p.probs for p in parts]).astype(np.float32)
+        class_idx = np.concatenate([p.class_idx for p in parts]).astype(np.int64)
+        cams = [cam.astype(np.float32) for p in parts for cam in p.cams]
         names = self.info.class_names
         heatmaps = [
-            np.stack([heatmap(torch.from_numpy(cam), size) for cam in image_cams])
+            np.stack([heatmap(cam, size) for cam in image_cams])
             for image_cams, size in zip(cams, sizes, strict=True)
         ]
         return Explanation(
@@ -207,11 +207,10 @@ def load_model(
         camtool.errors.CamtoolError: the file is missing, unreadable or not a model camtool
             knows; the device is not available.
     """
-    from camtool.core.device import resolve_device
     from camtool.core.loading import open_runner
 
     model_path = None if path is None else Path(path)
     if model_path is not None and not model_path.is_file():
         raise InputError(f"{model_path}: no such model file")
-    runner = open_runner(model_path, resolve_device(device), arch=arch, img_size=img_size)
+    runner = open_runner(model_path, device, arch=arch, img_size=img_size)
     return CamModel(runner)

@@ -98,7 +98,7 @@ def test_metadata_read_back(exported: tuple[Path, dict[str, Any]], tiny_checkpoi
     assert stored["class_names"] == TINY_CLASSES and stored["img_size"] == 32
     assert stored["arch"] == "resnet18" and stored["num_classes"] == 3
     assert stored["camtool_version"] == __version__ and stored["source_checkpoint"] == "tiny.pt"
-    info = OnnxRunner(path, torch.device("cpu")).info
+    info = OnnxRunner(path, "cpu").info
     assert info.class_names == TINY_CLASSES and info.img_size == 32 and info.arch == "resnet18"
     assert info.mean == (0.485, 0.456, 0.406) and info.std == (0.229, 0.224, 0.225)
     assert info.source == str(path)
@@ -110,7 +110,7 @@ def test_onnx_runner_dynamic_batch_and_size(
 ) -> None:
     from camtool.core.onnx_runner import OnnxRunner
 
-    onnx_runner = OnnxRunner(exported[0], torch.device("cpu"))
+    onnx_runner = OnnxRunner(exported[0], "cpu")
     generator = torch.Generator().manual_seed(3)
     for shape in [(1, 3, 32, 32), (3, 3, 32, 32), (1, 3, 64, 40), (3, 3, 64, 40)]:
         images = torch.randn(shape, generator=generator)
@@ -127,11 +127,15 @@ def test_onnx_runner_falls_back_to_cpu(exported: tuple[Path, dict[str, Any]]) ->
 
     from camtool.core.onnx_runner import OnnxRunner
 
-    onnx_runner = OnnxRunner(exported[0], torch.device("cuda"))
+    onnx_runner = OnnxRunner(exported[0], "cuda")
     has_cuda = "CUDAExecutionProvider" in ort.get_available_providers()
-    assert onnx_runner.device.type == ("cuda" if has_cuda else "cpu")
+    assert onnx_runner.device == ("cuda" if has_cuda else "cpu")
     logits, cams = onnx_runner(torch.zeros(1, 3, 32, 32))
     assert logits.device.type == "cpu" and logits.dtype == torch.float32 and cams.ndim == 4
+    arrays = onnx_runner(np.zeros((1, 3, 32, 32), np.float32))  # NumPy in, NumPy out, same values
+    assert all(isinstance(a, np.ndarray) and a.dtype == np.float32 for a in arrays)
+    np.testing.assert_allclose(arrays[0], logits.numpy(), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(arrays[1], cams.numpy(), rtol=1e-6, atol=1e-6)
 
 
 def test_cam_on_onnx_equals_cam_on_checkpoint(

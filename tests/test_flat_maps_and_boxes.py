@@ -18,7 +18,7 @@ from camtool.core.model import CAMNet
 from camtool.data.boxes import load_boxes
 from camtool.errors import InputError
 from camtool.evaluation.metrics import LocalizationAccumulator
-from camtool.explain import render
+from camtool.explain import figure as figure_module
 from tests.conftest import TINY_CLASSES, make_photo
 
 cli = CliRunner()
@@ -56,19 +56,13 @@ def test_cam_json_and_figure_say_the_map_is_flat(
     in_tmp: Path, zero_class_model: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     titles: list[str] = []
-    real = render.figure_png
+    real = figure_module._centred_text
 
-    def spy(image, heat, blended, title, colormap="jet"):  # type: ignore[no-untyped-def]
-        from matplotlib.figure import Figure
+    def spy(draw, centre_x, top, text, size):  # type: ignore[no-untyped-def]
+        titles.append(text)  # every line drawn on the figure: title, then the three captions
+        return real(draw, centre_x, top, text, size)
 
-        original = Figure.suptitle
-        monkeypatch.setattr(Figure, "suptitle", lambda fig, t, **k: titles.append(t))
-        try:
-            return real(image, heat, blended, title, colormap)
-        finally:
-            monkeypatch.setattr(Figure, "suptitle", original)
-
-    monkeypatch.setattr("camtool.explain.files.figure_png", spy)
+    monkeypatch.setattr(figure_module, "_centred_text", spy)
     # 160x40 -> a 128x32 input, a 1x4 map: "cat" varies; a 1x1 map would be flat for every class
     image = make_photo(in_tmp / "x.png", size=(160, 40))
     args = ["cam", str(image), "--model", str(zero_class_model), "--json", "--device", "cpu"]
@@ -77,11 +71,12 @@ def test_cam_json_and_figure_say_the_map_is_flat(
     (entry,) = json.loads(result.stdout)["images"][0]["maps"]
     assert (entry["class_idx"], entry["peak"], entry["box"]) == (1, None, None)
     assert entry["files"] and entry["files"][0].endswith("_cam.png")
-    assert titles and titles[-1].endswith("- flat map: no peak, no box")
+    assert titles[-4].endswith("- flat map: no peak, no box")
+    assert titles[-3:] == ["Original", "CAM heatmap: flat", "Overlay"]
     result = cli.invoke(app, [*args, "--class", "cat"])
     (entry,) = json.loads(result.stdout)["images"][0]["maps"]
     assert entry["peak"] is not None and entry["box"] is not None
-    assert not titles[-1].endswith("no box")
+    assert not titles[-4].endswith("no box") and titles[-2] == "CAM heatmap"
 
 
 def test_batch_cam_manifest_has_no_peak_for_a_flat_map(

@@ -51,6 +51,7 @@ from camtool.data.images import IMAGE_SUFFIXES
 from camtool.errors import EXIT_OK, EXIT_PARTIAL, CamtoolError, ConfigError, interrupt_exit_code
 from camtool.explain.files import CamOptions, map_paths
 from camtool.fsutil import remove_stale_temps
+from camtool.paths import require_writable_dir
 from camtool.settings import Settings, write_settings
 
 __all__ = ["FORMATS", "BatchProgress", "BatchReport", "run_batch"]
@@ -442,6 +443,7 @@ def run_batch(
     options = _cam_options(settings, None, fmt, figure, save_array)
     out_dir = Path(settings.cam.output_dir)
     items = _find_inputs(inputs, out_dir, stdin, shard)
+    require_writable_dir(out_dir)
     if runner is None:
         runner = runner_from_settings(model_path, settings)
     info = runner.info

@@ -20,6 +20,8 @@ __all__ = [
     "DeviceOpt",
     "JsonOpt",
     "OutputDirOpt",
+    "QuietOpt",
+    "device_value",
     "refuse_class_with_topk",
     "resolve_settings",
 ]
@@ -35,7 +37,7 @@ ConfigOpt = typer.Option(
     "--config",
     metavar="FILE",
     help="TOML settings file (sections [model] [training] [dataset] [cam]).",
-    dir_okay=False,
+    readable=False,  # checked by resolve_settings: one camtool line, not a usage error
 )
 ArchOpt: Any = typer.Option(
     None,
@@ -50,12 +52,16 @@ DeviceOpt: Any = typer.Option(
     None, "--device", metavar="DEVICE", help="auto, cpu, cuda or mps [default: auto]."
 )
 JsonOpt = typer.Option(False, "--json", help="Print one JSON document on stdout, nothing else.")
+QuietOpt = typer.Option(
+    False, "--quiet", "-q", help="No progress on stderr (errors and results still show)."
+)
 OutputDirOpt = typer.Option(
     None,
     "--output-dir",
     "-o",
     metavar="DIR",
     help="Output folder [default: cam.output_dir, cam_results/].",
+    readable=False,
 )
 
 
@@ -85,9 +91,17 @@ FLAGS: dict[str, str] = {
 
 
 def resolve_settings(config: Path | None, overrides: dict[str, Any]) -> Settings:
-    """Load the settings (imported lazily so --help stays fast); errors name the flags."""
+    """Load the settings (imported lazily so --help stays fast); errors name the flags.
+
+    Raises:
+        CamtoolError: ``config`` is missing, a folder or unreadable (exit 1).
+        ConfigError: bad settings (exit 2).
+    """
+    from camtool.paths import require_file
     from camtool.settings import load_settings
 
+    if config is not None:
+        require_file(config, "config file")
     return load_settings(config, overrides, FLAGS)
 
 

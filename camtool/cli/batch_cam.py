@@ -23,13 +23,16 @@ from camtool.cli._common import (
     refuse_class_with_topk,
     resolve_settings,
 )
-from camtool.cli._output import err, out, print_json
+from camtool.cli._output import out, print_json
 from camtool.errors import EXIT_OK
 
 if TYPE_CHECKING:
     from camtool.batch.pipeline import BatchProgress, BatchReport
 
-__all__ = ["batch_cam"]
+__all__ = ["LINE_EVERY", "batch_cam"]
+
+#: Without a terminal, a progress line every this many images (and at least every 30 s).
+LINE_EVERY = 100
 
 
 @app.command(
@@ -52,6 +55,7 @@ def batch_cam(
         metavar="FILE",
         help="camtool checkpoint, plain torchvision state dict, or .onnx export "
         "[default: torchvision's ImageNet model of --arch (ResNet-18), 1000 classes].",
+        readable=False,
     ),
     arch: str | None = ArchOpt,
     output_dir: Path | None = OutputDirOpt,
@@ -112,7 +116,9 @@ def batch_cam(
         None, metavar="NAME", help="matplotlib colormap [default: jet]."
     ),
     json_out: bool = JsonOpt,
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only errors."),
+    quiet: bool = typer.Option(
+        False, "--quiet", "-q", help="Print only errors: no progress, no summary."
+    ),
     config: Path | None = ConfigOpt,
 ) -> None:
     """Explain every image in folders: an overlay per image, manifest.jsonl/.csv and index.html.
@@ -146,11 +152,12 @@ def batch_cam(
         },
     )
     from camtool.batch.inputs import STDIN, parse_shard
+
+    shard_spec = parse_shard(shard) if shard is not None else None  # before torch is imported
     from camtool.batch.pipeline import run_batch
 
-    shard_spec = parse_shard(shard) if shard is not None else None
     stdin = _stdin_lines() if STDIN in inputs else None
-    with _progress(enabled=not quiet) as on_progress:
+    with _progress(quiet) as on_progress:
         report = run_batch(
             inputs,
             settings,
@@ -182,36 +189,20 @@ def _stdin_lines() -> Iterator[bytes]:
 
 
 @contextlib.contextmanager
-def _progress(enabled: bool) -> Iterator[Any]:
-    """A progress callback: a bar on stderr (when it is a terminal) and per-input errors."""
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeRemainingColumn,
-    )
+def _progress(quiet: bool) -> Iterator[Any]:
+    """A progress callback: a bar on a terminal, plain lines every :data:`LINE_EVERY` images
+    or 30 s elsewhere, nothing with ``--quiet``; per-input errors always."""
+    from camtool.cli._progress import ProgressReporter
 
-    bar = Progress(
-        TextColumn("batch-cam"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=err,
-        transient=True,
-        disable=not enabled or not err.is_terminal,
-    )
-    task = bar.add_task("images", total=None)
+    with ProgressReporter("batch-cam", quiet=quiet, every=LINE_EVERY) as reporter:
 
-    def on_progress(event: BatchProgress) -> None:
-        bar.update(task, completed=event.done, total=event.total)
-        row = event.row
-        if row is not None and row.get("status") == "error":
-            bar.console.print(
-                f"camtool: error: {row['path']}: {row.get('error')}", markup=False, highlight=False
-            )
+        def on_progress(event: BatchProgress) -> None:
+            if event.done or event.total == 0:
+                reporter.update(event.done, event.total)
+            row = event.row
+            if row is not None and row.get("status") == "error":
+                reporter.message(f"camtool: error: {row['path']}: {row.get('error')}", always=True)
 
-    with bar:
         yield on_progress
 
 

@@ -35,7 +35,11 @@ if TYPE_CHECKING:
 )
 def cam(
     images: list[Path] = typer.Argument(
-        ..., metavar="IMAGE...", help="Image files to explain.", show_default=False
+        ...,
+        metavar="IMAGE...",
+        help="Image files to explain.",
+        show_default=False,
+        readable=False,
     ),
     model: Path | None = typer.Option(
         None,
@@ -44,6 +48,7 @@ def cam(
         metavar="FILE",
         help="camtool checkpoint, plain torchvision state dict, or .onnx export "
         "[default: torchvision's ImageNet model of --arch (ResNet-18), 1000 classes].",
+        readable=False,
     ),
     arch: str | None = ArchOpt,
     class_: str | None = typer.Option(
@@ -110,7 +115,7 @@ def cam(
     if json_out:
         print_json(
             {
-                "model": report.model.source,
+                "model": report.model.source if report.model is not None else None,
                 "device": report.device,
                 "output_dir": str(report.output_dir),
                 "images": [r.to_dict() for r in report.results],

@@ -9,7 +9,7 @@ import typer
 
 from camtool.choices import DeviceName
 from camtool.cli._app import CamtoolCommand, app
-from camtool.cli._common import DeviceOpt, JsonOpt, device_value
+from camtool.cli._common import DeviceOpt, JsonOpt, QuietOpt, device_value
 from camtool.cli._output import err, out, print_json, report_skipped
 from camtool.cli.train import LiveProgress
 
@@ -31,6 +31,7 @@ def demo_cmd(
         "-o",
         metavar="DIR",
         help="Folder for the data, model and maps.",
+        readable=False,
     ),
     arch: str | None = typer.Option(
         None,
@@ -47,6 +48,7 @@ def demo_cmd(
         help="Replace files in DIR/checkpoints and DIR/cams that an earlier demo did not write.",
     ),
     json_out: bool = JsonOpt,
+    quiet: bool = QuietOpt,
 ) -> None:
     """Draw a small shapes dataset, train a ResNet-18 (or --arch) from scratch, map what it sees.
 
@@ -62,14 +64,14 @@ def demo_cmd(
     """
     from camtool.demo.pipeline import run_demo
 
-    live = LiveProgress()
+    live = LiveProgress(quiet)
     try:
         report = run_demo(
             output_dir,
             device=device_value(device),
             arch=arch,
             observer=live,
-            on_stage=lambda message: err.print(message, markup=False, highlight=False),
+            on_stage=lambda message: live.say(f"camtool demo: {message}"),
             overwrite=overwrite,
         )
     finally:

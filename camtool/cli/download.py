@@ -8,8 +8,8 @@ from pathlib import Path
 import typer
 
 from camtool.cli._app import CamtoolCommand, app
-from camtool.cli._common import ConfigOpt, JsonOpt, resolve_settings
-from camtool.cli._output import bars_off, err, print_json
+from camtool.cli._common import ConfigOpt, JsonOpt, QuietOpt, resolve_settings
+from camtool.cli._output import err, print_json
 
 
 class ArchiveName(str, Enum):
@@ -37,6 +37,7 @@ def download(
         "--data-dir",
         metavar="DIR",
         help="Where to put it [default: dataset.data_dir, data/].",
+        readable=False,
     ),
     url: str | None = typer.Option(
         None, "--url", metavar="URL", help="Download from this mirror instead."
@@ -49,11 +50,12 @@ def download(
         "--archive",
         metavar="FILE",
         help="Use an archive you downloaded by hand.",
-        dir_okay=False,
+        readable=False,
     ),
     force: bool = typer.Option(False, "--force", help="Download and extract again."),
     config: Path | None = ConfigOpt,
     json_out: bool = JsonOpt,
+    quiet: bool = QuietOpt,
 ) -> None:
     """Download Imagenette, verify its checksum and extract it safely; resumes if interrupted.
 
@@ -63,30 +65,15 @@ def download(
       camtool download --archive ~/Downloads/imagenette2-160.tgz
     """
     settings = resolve_settings(config, {"dataset": {"data_dir": data_dir}})
-    from rich.progress import (
-        BarColumn,
-        DownloadColumn,
-        Progress,
-        TimeRemainingColumn,
-        TransferSpeedColumn,
-    )
-
+    from camtool.cli._progress import ProgressReporter
     from camtool.data.download import download_dataset
 
-    with Progress(
-        "[progress.description]{task.description}",
-        BarColumn(),
-        DownloadColumn(),
-        TransferSpeedColumn(),
-        TimeRemainingColumn(),
-        console=err,
-        transient=True,
-        disable=bars_off(json_out),
-    ) as bar:
-        task = bar.add_task(f"downloading {dataset.value}", total=None)
+    with ProgressReporter(
+        "download", quiet=quiet, json_out=json_out, unit="bytes", fraction=0.1
+    ) as reporter:
 
         def progress(done: int, total: int | None) -> None:
-            bar.update(task, completed=done, total=total)
+            reporter.update(done, total, f"downloading {dataset.value}")
 
         result = download_dataset(
             dataset.value,

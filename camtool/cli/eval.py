@@ -15,15 +15,19 @@ from camtool.cli._common import (
     ConfigOpt,
     DeviceOpt,
     JsonOpt,
+    QuietOpt,
     device_value,
     resolve_settings,
 )
-from camtool.cli._output import bars_off, err, out, print_json, report_skipped
+from camtool.cli._output import err, out, print_json, report_skipped
 
 if TYPE_CHECKING:
     from camtool.evaluation.evaluate import EvalReport
 
-__all__ = ["EvalSplit", "eval_command"]
+__all__ = ["LINE_EVERY", "EvalSplit", "eval_command"]
+
+#: Without a terminal, a progress line every this many images (and at least every 30 s).
+LINE_EVERY = 100
 
 
 class EvalSplit(str, Enum):
@@ -46,7 +50,7 @@ def eval_command(
         "-m",
         metavar="FILE",
         help="camtool checkpoint, plain torchvision state dict, or .onnx export to evaluate.",
-        dir_okay=False,
+        readable=False,
     ),
     arch: str | None = ArchOpt,
     data_dir: Path | None = typer.Option(
@@ -55,6 +59,7 @@ def eval_command(
         metavar="DIR",
         help="Dataset folder [default: dataset.data_dir; when that is left at data/, the folder "
         "the checkpoint was trained on].",
+        readable=False,
     ),
     split: EvalSplit | None = typer.Option(
         None,
@@ -76,6 +81,7 @@ def eval_command(
         metavar="PATH",
         help="Ground-truth boxes: CSV (path,x0,y0,x1,y1) or a folder of Pascal VOC / ImageNet "
         "XML files [default: boxes.csv at the dataset root, if any].",
+        readable=False,
     ),
     metrics: list[str] | None = typer.Option(
         None,
@@ -97,6 +103,7 @@ def eval_command(
         "-o",
         metavar="DIR",
         help="Where metrics.json, the figures and the settings go [default: eval_results/].",
+        readable=False,
     ),
     workers: int | None = typer.Option(
         None, "--workers", min=0, metavar="N", help="DataLoader worker processes [default: 2]."
@@ -107,6 +114,7 @@ def eval_command(
         False, "--overwrite", help="Replace files in -o DIR that camtool did not write."
     ),
     json_out: bool = JsonOpt,
+    quiet: bool = QuietOpt,
 ) -> None:
     """Evaluate a model: accuracy, and whether its maps point at the object.
 
@@ -132,8 +140,7 @@ def eval_command(
             "model": {"arch": arch},
         },
     )
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
-
+    from camtool.cli._progress import ProgressReporter
     from camtool.evaluation.evaluate import (
         DEFAULT_FAITHFULNESS_IMAGES,
         DEFAULT_OUTPUT_DIR,
@@ -150,21 +157,10 @@ def eval_command(
         output_dir=output_dir if output_dir is not None else DEFAULT_OUTPUT_DIR,
         overwrite=overwrite,
     )
-    with Progress(
-        "[progress.description]{task.description}",
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=err,
-        transient=True,
-        disable=bars_off(json_out),
-    ) as bar:
-        tasks: dict[str, Any] = {}
+    with ProgressReporter("eval", quiet=quiet, json_out=json_out, every=LINE_EVERY) as reporter:
 
         def progress(stage: str, done: int, total: int) -> None:
-            if stage not in tasks:
-                tasks[stage] = bar.add_task(stage, total=total)
-            bar.update(tasks[stage], completed=done, total=total)
+            reporter.update(done, total, stage)
 
         report = run_eval(model, settings, options, progress=progress)
     report_skipped(report.skipped)

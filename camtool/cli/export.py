@@ -37,6 +37,7 @@ def export(
         "-m",
         metavar="FILE",
         help="camtool checkpoint (or plain torchvision state dict) to export.",
+        readable=False,
     ),
     arch: str | None = ArchOpt,
     fmt: ExportFormat | None = typer.Option(
@@ -49,6 +50,7 @@ def export(
         metavar="FILE",
         help="File to write [default: next to the checkpoint, <stem>.onnx or "
         "<stem>.torchscript.pt].",
+        readable=False,
     ),
     opset: int | None = typer.Option(
         None, "--opset", metavar="N", help="ONNX opset, 12..20 [default: 17]."
@@ -70,12 +72,18 @@ def export(
       camtool export --model checkpoints/best.pt -o model.onnx
       camtool cam photo.jpg --model model.onnx
     """
+    from camtool.export.options import check_export_options
+    from camtool.paths import require_file
+
+    fmt_name = fmt.value if fmt is not None else "onnx"
+    check_export_options(fmt_name, opset)  # before torch and the model are loaded
+    require_file(model, "checkpoint")
     from camtool.export.exporter import ExportCheckError, export_model
 
     try:
         report = export_model(
             model,
-            fmt=fmt.value if fmt is not None else "onnx",
+            fmt=fmt_name,
             output=output,
             opset=opset,
             arch=arch,

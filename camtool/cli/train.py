@@ -9,8 +9,15 @@ import typer
 
 from camtool.choices import DeviceName, Optimizer, Scheduler
 from camtool.cli._app import CamtoolCommand, app
-from camtool.cli._common import ConfigOpt, DeviceOpt, JsonOpt, device_value, resolve_settings
-from camtool.cli._output import bars_off, err, out, print_json, report_skipped
+from camtool.cli._common import (
+    ConfigOpt,
+    DeviceOpt,
+    JsonOpt,
+    QuietOpt,
+    device_value,
+    resolve_settings,
+)
+from camtool.cli._output import err, out, print_json, report_skipped
 
 __all__ = ["LiveProgress", "train_cmd"]
 
@@ -34,6 +41,7 @@ def train_cmd(
         "--data-dir",
         metavar="DIR",
         help="Dataset folder with train/ and val/ [default: data/].",
+        readable=False,
     ),
     epochs: int | None = typer.Option(
         None, "--epochs", metavar="N", help="Maximum epochs [default: 50]."
@@ -85,6 +93,7 @@ def train_cmd(
         "--checkpoint-dir",
         metavar="DIR",
         help="Where checkpoints and logs go [default: checkpoints/].",
+        readable=False,
     ),
     resume: bool = typer.Option(
         False,
@@ -99,7 +108,7 @@ def train_cmd(
         metavar="FILE",
         help="Like --resume, but from this checkpoint (e.g. best.pt or epoch_004.pt; these "
         "keep no optimizer moments, so the optimizer starts them afresh).",
-        dir_okay=False,
+        readable=False,
     ),
     overwrite: bool = typer.Option(
         False,
@@ -108,6 +117,7 @@ def train_cmd(
         "checkpoints and logs (by default camtool refuses).",
     ),
     json_out: bool = JsonOpt,
+    quiet: bool = QuietOpt,
 ) -> None:
     """Train a classifier whose maps show where it looks: a CNN, GAP and one linear layer.
 
@@ -142,7 +152,7 @@ def train_cmd(
     )
     from camtool.training.loop import train
 
-    live = LiveProgress()
+    live = LiveProgress(quiet)
     try:
         result = train(
             settings, resume=resume_from or resume or None, observer=live, overwrite=overwrite
@@ -159,22 +169,35 @@ def train_cmd(
 
 
 class LiveProgress:
-    """A rich display on stderr: an epoch bar, a batch bar with loss, accuracy, images/s, ETA."""
+    """Training progress on stderr (see :mod:`camtool.cli._progress`).
 
-    def __init__(self) -> None:
+    On a terminal: an epoch bar and a batch bar with loss, accuracy, images/s and ETA. Elsewhere
+    (logs): a plain line every ``training.log_every`` batches. Both: one line per epoch. With
+    ``quiet``: nothing.
+    """
+
+    def __init__(self, quiet: bool = False) -> None:
+        from camtool.cli._progress import progress_mode
+
+        self.mode = progress_mode(quiet)
         self._progress: Any = None
         self._epochs: Any = None
         self._batches: Any = None
+        self._num_epochs = 0
+
+    def say(self, text: str) -> None:
+        """One line on stderr (through the live bars), unless quiet."""
+        from camtool.cli._progress import ProgressMode, plain_line
+
+        if self.mode is ProgressMode.off:
+            return
+        if self._progress is not None:
+            self._progress.console.print(text, markup=False, highlight=False)
+        else:
+            plain_line(text)
 
     def on_start(self, plan: TrainPlan) -> None:
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
+        from camtool.cli._progress import ProgressMode
 
         parts = [
             f"training {plan.arch} on {plan.train_images} images of {len(plan.class_names)} "
@@ -186,7 +209,21 @@ class LiveProgress:
             parts.append(f"resuming {plan.resumed_from} at epoch {plan.start_epoch}")
         if plan.optimizer_restarted:
             parts.append("with fresh optimizer moments (the checkpoint keeps none)")
-        err.print(", ".join(parts), markup=False, highlight=False)
+        self.say(", ".join(parts))
+        self._num_epochs = plan.num_epochs
+        if self.mode is ProgressMode.live:
+            self._start_bars(plan)
+
+    def _start_bars(self, plan: TrainPlan) -> None:
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
         self._progress = Progress(
             TextColumn("{task.description}"),
             BarColumn(),
@@ -197,7 +234,6 @@ class LiveProgress:
             TimeRemainingColumn(),
             console=err,
             transient=True,
-            disable=bars_off(),
         )
         self._progress.start()
         self._epochs = self._progress.add_task(
@@ -216,29 +252,36 @@ class LiveProgress:
             )
 
     def on_batch(self, progress: BatchProgress) -> None:
+        from camtool.cli._progress import ProgressMode, plain_line
+
+        stats = (
+            f"loss {progress.loss:.3f}  acc {progress.acc:6.1%}  {progress.images_per_s:6.0f} img/s"
+        )
         if self._progress is not None:
-            stats = (
-                f"loss {progress.loss:.3f}  acc {progress.acc:6.1%}  "
-                f"{progress.images_per_s:6.0f} img/s"
-            )
             self._progress.update(self._batches, completed=progress.batch, stats=stats)
+        elif self.mode is ProgressMode.lines:
+            plain_line(
+                f"camtool train: epoch {progress.epoch}/{self._num_epochs} batch "
+                f"{progress.batch}/{progress.num_batches}  {' '.join(stats.split())}"
+            )
 
     def on_validate(self, epoch: int) -> None:
+        from camtool.cli._progress import ProgressMode, plain_line
+
         if self._progress is not None:
             self._progress.update(self._batches, description=f"epoch {epoch} validating")
+        elif self.mode is ProgressMode.lines:
+            plain_line(f"camtool train: epoch {epoch}/{self._num_epochs} validating")
 
     def on_epoch_end(self, metrics: EpochMetrics) -> None:
-        if self._progress is None:
-            return
-        self._progress.advance(self._epochs)
-        self._progress.console.print(
+        if self._progress is not None:
+            self._progress.advance(self._epochs)
+        self.say(
             f"epoch {metrics.epoch:3d}  train loss {metrics.train_loss:.4f} "
             f"acc {metrics.train_acc:6.1%}  val loss {metrics.val_loss:.4f} "
             f"acc {metrics.val_acc:6.1%}  lr {metrics.lr:.2e}  {metrics.seconds:.1f}s  "
             f"{metrics.images_per_s:.0f} img/s"
-            + (f"  {metrics.skipped} unreadable" if metrics.skipped else ""),
-            markup=False,
-            highlight=False,
+            + (f"  {metrics.skipped} unreadable" if metrics.skipped else "")
         )
 
     def close(self) -> None:

@@ -6,21 +6,27 @@ model (no ``--model``), or an ONNX export run by onnxruntime
 (:class:`~camtool.core.onnx_runner.OnnxRunner`). :func:`~camtool.core.loading.open_runner` picks
 one.
 
+A runner takes a NumPy array or a torch tensor and answers in kind: NumPy in, NumPy out (the path
+``camtool cam --model m.onnx`` takes, which never imports torch); a tensor in, tensors out (the
+data loaders of ``eval`` and ``batch-cam``). Its ``device`` is a plain string (``"cpu"``,
+``"cuda"``, ``"cuda:1"``, ``"mps"``).
+
 This module imports neither torch nor onnxruntime.
 """
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, overload
 
 from camtool.core.imagenet import IMAGENET_MEAN, IMAGENET_STD
 
 if TYPE_CHECKING:
-    import torch
+    import numpy as np
     from torch import Tensor
 
-__all__ = ["ModelInfo", "Runner"]
+__all__ = ["ModelInfo", "Runner", "is_torch_tensor"]
 
 
 @dataclass
@@ -42,10 +48,20 @@ class ModelInfo:
 
 
 class Runner(Protocol):
-    """A model behind one call: ``(N, 3, H, W)`` normalised images -> ``(logits (N, C), cams (N, C,
-    h, w))``."""
+    """A model behind one call: ``(N, 3, H, W)`` float32 normalised images -> ``(logits (N, C),
+    cams (N, C, h, w))``, as NumPy arrays for a NumPy input and as tensors for a tensor input."""
 
     info: ModelInfo
-    device: torch.device
+    device: str
 
+    @overload
+    def __call__(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
+
+    @overload
     def __call__(self, images: Tensor) -> tuple[Tensor, Tensor]: ...
+
+
+def is_torch_tensor(value: object) -> bool:
+    """Whether ``value`` is a torch tensor, found without importing torch (a tensor implies it)."""
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(value, torch.Tensor)

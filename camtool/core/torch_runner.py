@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import numpy as np
 import torch
-from torch import Tensor
 
 from camtool.core.checkpoint import LoadedModel
 from camtool.core.runner import ModelInfo
@@ -17,16 +19,20 @@ class TorchRunner:
 
     It uses channels-last memory on CUDA and on the CPU (measured ~30% faster for ResNet-18
     on CPU, see ``benchmarks/batch_cam.py``) and, with ``amp`` on CUDA, bf16/fp16 autocast.
+    ``device`` is the device's name (``"cpu"``, ``"cuda"``), ``torch_device`` the device itself.
     """
 
-    def __init__(self, loaded: LoadedModel, device: torch.device, *, amp: bool = False) -> None:
-        self.device = device
-        self.model = loaded.model.eval().to(device)
-        self.channels_last = device.type in ("cuda", "cpu")
+    def __init__(
+        self, loaded: LoadedModel, device: torch.device | str, *, amp: bool = False
+    ) -> None:
+        self.torch_device = torch.device(device)
+        self.device = str(self.torch_device)
+        self.model = loaded.model.eval().to(self.torch_device)
+        self.channels_last = self.torch_device.type in ("cuda", "cpu")
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.amp_dtype: torch.dtype | None = None
-        if amp and device.type == "cuda":
+        if amp and self.torch_device.type == "cuda":
             self.amp_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
         self.info = ModelInfo(
             class_names=list(loaded.class_names),
@@ -39,13 +45,25 @@ class TorchRunner:
             output_stride=int(loaded.model.output_stride),
         )
 
+    def __call__(self, images: Any) -> tuple[Any, Any]:
+        """Run the model on ``(N, 3, H, W)`` normalised images.
+
+        Returns:
+            ``logits (N, C)`` and ``cams (N, C, h, w)``: float32 NumPy arrays for a NumPy input;
+            tensors on the model's device for a tensor input.
+        """
+        if isinstance(images, np.ndarray):
+            logits, cams = self._forward(torch.from_numpy(np.asarray(images, np.float32)))
+            return logits.float().cpu().numpy(), cams.float().cpu().numpy()
+        return self._forward(images)
+
     @torch.inference_mode()
-    def __call__(self, images: Tensor) -> tuple[Tensor, Tensor]:
-        images = images.to(self.device, non_blocking=True)
+    def _forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        images = images.to(self.torch_device, non_blocking=True)
         if self.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
         if self.amp_dtype is not None:
-            with torch.autocast(self.device.type, dtype=self.amp_dtype):
+            with torch.autocast(self.torch_device.type, dtype=self.amp_dtype):
                 logits, cams = self.model.forward_cams(images)
             return logits.float(), cams.float()
         logits, cams = self.model.forward_cams(images)

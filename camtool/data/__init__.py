@@ -63,6 +63,7 @@ _WHERE: dict[str, str] = {
     "make_shapes_dataset": "synthetic",
     "make_splits": "datasets",
     "preprocess": "images",
+    "preprocess_array": "images",
     "read_boxes_csv": "synthetic",
     "read_csv_boxes": "boxes",
     "read_voc_dir": "boxes",

@@ -21,12 +21,15 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from camtool.errors import InputError
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = [
     "IMAGE_SUFFIXES",
@@ -35,6 +38,7 @@ __all__ = [
     "input_geometry",
     "load_image",
     "preprocess",
+    "preprocess_array",
     "resized_size",
     "to_rgb",
 ]
@@ -212,15 +216,15 @@ def input_geometry(
     return ResizeGeometry(width, height, new_w, new_h)
 
 
-def preprocess(
+def preprocess_array(
     image: Image.Image,
     short_side: int,
     mean: Sequence[float],
     std: Sequence[float],
     *,
     stride: int = 1,
-) -> torch.Tensor:
-    """Resize (no crop, see :func:`input_geometry`) and normalise an RGB image.
+) -> np.ndarray:
+    """Resize (no crop, see :func:`input_geometry`) and normalise an RGB image; NumPy only.
 
     Args:
         image: an RGB image.
@@ -230,7 +234,7 @@ def preprocess(
         stride: the model's output stride; each side becomes a multiple of it.
 
     Returns:
-        A ``(3, H, W)`` float32 tensor, ``(W, H)`` being ``input_geometry(...).input_size``.
+        A ``(3, H, W)`` float32 array, ``(W, H)`` being ``input_geometry(...).input_size``.
     """
     size = input_geometry(image.width, image.height, short_side, stride=stride).input_size
     resized = image.resize(size, Image.Resampling.BILINEAR, reducing_gap=None)
@@ -238,4 +242,18 @@ def preprocess(
     shift = np.asarray(mean, dtype=np.float32)
     scale = np.asarray(std, dtype=np.float32)
     normalised = (pixels - shift) / scale
-    return torch.from_numpy(np.ascontiguousarray(normalised.transpose(2, 0, 1)))
+    return np.ascontiguousarray(normalised.transpose(2, 0, 1))
+
+
+def preprocess(
+    image: Image.Image,
+    short_side: int,
+    mean: Sequence[float],
+    std: Sequence[float],
+    *,
+    stride: int = 1,
+) -> torch.Tensor:
+    """:func:`preprocess_array` as a ``(3, H, W)`` float32 tensor (torch imported only here)."""
+    import torch
+
+    return torch.from_numpy(preprocess_array(image, short_side, mean, std, stride=stride))

@@ -112,7 +112,7 @@ class IndexedDataset(Dataset[tuple[Tensor, int] | SkippedImage]):
 
 
 def make_loader(
-    ds: Dataset[Any], batch_size: int, workers: int, device: torch.device
+    ds: Dataset[Any], batch_size: int, workers: int, device: torch.device | str
 ) -> DataLoader:
     """An unshuffled loader that drops unreadable images (see :func:`collate_skip_none`).
 
@@ -126,7 +126,7 @@ def make_loader(
         batch_size=batch_size,
         shuffle=False,
         num_workers=workers,
-        pin_memory=device.type == "cuda",
+        pin_memory=torch.device(device).type == "cuda",
         collate_fn=collate_skip_none,
         worker_init_fn=worker_init,
     )

@@ -2,6 +2,8 @@
 
 Modules:
 
+* ``colormaps``
+* ``figure``
 * ``files``
 * ``job``
 * ``render``
@@ -18,13 +20,17 @@ _WHERE: dict[str, str] = {
     "CamOptions": "files",
     "CamReport": "job",
     "ImageResult": "files",
+    "LUT_SIZE": "colormaps",
     "MapFiles": "files",
+    "PANEL_WIDTH": "figure",
     "Prediction": "files",
+    "QUICK_START_IMAGES": "job",
     "colorize": "render",
+    "colormap_lut": "colormaps",
     "colormap_names": "render",
     "encode_image": "render",
     "explain_file": "files",
-    "figure_png": "render",
+    "figure_png": "figure",
     "map_paths": "files",
     "overlay": "render",
     "predictions": "files",

@@ -6,21 +6,22 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 from PIL import Image
 
 from camtool.core.localize import box_from_map, peak
 from camtool.core.maps import CAMBatch, explain_batch, heatmap
 from camtool.core.runner import ModelInfo, Runner
-from camtool.data.images import load_image, preprocess
+from camtool.data.images import load_image, preprocess_array
 from camtool.errors import CamtoolError, InputError
-from camtool.explain.render import encode_image, figure_png, overlay
+from camtool.explain.figure import figure_png
+from camtool.explain.render import encode_image, overlay
 from camtool.fsutil import atomic_path
 
 __all__ = [
@@ -195,9 +196,9 @@ def write_maps(
             with atomic_path(arrays) as tmp:
                 np.savez_compressed(
                     tmp,
-                    cam=batch.cams[row, k].numpy().astype(np.float32),
+                    cam=np.asarray(batch.cams[row, k], dtype=np.float32),
                     heatmap=heat,
-                    logits=batch.logits[row].numpy().astype(np.float32),
+                    logits=np.asarray(batch.logits[row], dtype=np.float32),
                     class_idx=np.int64(class_idx),
                 )
             written.append(arrays)
@@ -222,8 +223,10 @@ def explain_file(runner: Runner, path: Path, base: Path, options: CamOptions) ->
 
     try:
         image = load_image(path, options.max_pixels)
-        tensor = preprocess(image, info.img_size, info.mean, info.std, stride=info.output_stride)
-        batch = explain_batch(runner, tensor[None], target=options.target, topk=options.topk)
+        array = preprocess_array(
+            image, info.img_size, info.mean, info.std, stride=info.output_stride
+        )
+        batch = explain_batch(runner, array[None], target=options.target, topk=options.topk)
         written = write_maps(image, batch, 0, base, info, options, on_heatmap=locate)
     except InputError as exc:
         result.error = exc.message
@@ -231,10 +234,14 @@ def explain_file(runner: Runner, path: Path, base: Path, options: CamOptions) ->
     except OSError as exc:
         result.error = f"cannot write outputs for {path}: {exc.strerror or exc}"
         return result
-    except torch.cuda.OutOfMemoryError:
-        raise CamtoolError("out of GPU memory; try --device cpu or a smaller image size") from None
+    except RuntimeError as exc:
+        if _out_of_gpu_memory(exc):
+            raise CamtoolError(
+                "out of GPU memory; try --device cpu or a smaller image size"
+            ) from None
+        raise
     topk = 1 if options.target is not None else options.topk
-    top = batch.logits[0].topk(min(topk, batch.logits.shape[1])).indices
+    top = np.argsort(-batch.logits[0], kind="stable")[: min(topk, batch.logits.shape[1])]
     result.topk = predictions(batch, 0, top.tolist(), info.class_names)
     if options.target is not None:
         (result.target,) = predictions(batch, 0, [options.target], info.class_names)
@@ -246,3 +253,9 @@ def explain_file(runner: Runner, path: Path, base: Path, options: CamOptions) ->
         for k, class_idx in enumerate(batch.class_idx[0].tolist())
     ]
     return result
+
+
+def _out_of_gpu_memory(exc: BaseException) -> bool:
+    """Whether ``exc`` is torch's CUDA out-of-memory error (torch is not imported to find out)."""
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(exc, torch.cuda.OutOfMemoryError)

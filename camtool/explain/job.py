@@ -11,9 +11,13 @@ from camtool.core.maps import resolve_class
 from camtool.core.runner import ModelInfo
 from camtool.explain.files import CamOptions, ImageResult, explain_file, map_paths
 from camtool.fsutil import refuse_to_replace, remove_stale_temps
+from camtool.paths import require_writable_dir, unreadable_file_reason
 from camtool.settings import SETTINGS_FILE, Settings, write_settings
 
-__all__ = ["CamReport", "run_cam", "unique_stem"]
+__all__ = ["QUICK_START_IMAGES", "CamReport", "run_cam", "unique_stem"]
+
+#: Up to this many images, an ONNX model is opened for a quick start rather than fast batches.
+QUICK_START_IMAGES = 16
 
 
 @dataclass
@@ -22,7 +26,7 @@ class CamReport:
 
     results: list[ImageResult]
     output_dir: Path
-    model: ModelInfo
+    model: ModelInfo | None
     device: str
 
     @property
@@ -53,11 +57,34 @@ def run_cam(
 ) -> CamReport:
     """Explain each image and write its maps to ``settings.cam.output_dir``.
 
-    A bad image is reported in its result and the others go on; a bad model, device or
-    ``--class`` raises before any image is read, and so does an output file in the way that
-    camtool did not write (a folder without ``camtool-settings.toml``), unless ``overwrite``.
+    Before the model is opened, the output folder is checked and every input that is missing, a
+    folder or unreadable gets its error (reported at once through ``on_result``); when no input
+    is left, no model is loaded (``report.model`` is ``None``). A bad image is reported in its
+    result and the others go on; a bad model, device or ``--class`` raises before any image is
+    read, and so does an output file in the way that camtool did not write (a folder without
+    ``camtool-settings.toml``), unless ``overwrite``.
+
+    Raises:
+        CamtoolError: the output folder cannot be written, the model cannot be opened,
+            ``class_spec`` names no class, or an output would replace a file camtool did not
+            write.
     """
-    runner = runner_from_settings(model_path, settings)
+    out_dir = require_writable_dir(Path(settings.cam.output_dir))
+    results = [ImageResult(str(path)) for path in images]
+    pending = []
+    for result in results:
+        reason = unreadable_file_reason(Path(result.input))
+        if reason is None:
+            pending.append(result)
+            continue
+        result.error = f"{result.input}: {reason}"
+        if on_result is not None:
+            on_result(result)
+    if not pending:
+        return CamReport(results, out_dir, None, "")
+    runner = runner_from_settings(
+        model_path, settings, few_images=len(pending) <= QUICK_START_IMAGES
+    )
     target = resolve_class(class_spec, runner.info.class_names) if class_spec is not None else None
     options = CamOptions(
         target=target,
@@ -69,21 +96,27 @@ def run_cam(
         fmt="png",
         max_pixels=settings.cam.max_pixels,
     )
-    out_dir = Path(settings.cam.output_dir)
     taken: set[str] = set()
-    bases = [out_dir / unique_stem(Path(path), taken) for path in images]
+    bases = [out_dir / unique_stem(Path(result.input), taken) for result in results]
     count = 1 if target is not None else min(options.topk, len(runner.info.class_names))
-    outputs = [p for base in bases for p in map_paths(base, options, count)]
     refuse_to_replace(
-        outputs, overwrite=overwrite, hint=", or choose another -o DIR", marker=SETTINGS_FILE
+        [
+            p
+            for result, base in zip(results, bases, strict=True)
+            if result.error is None
+            for p in map_paths(base, options, count)
+        ],
+        overwrite=overwrite,
+        hint=", or choose another -o DIR",
+        marker=SETTINGS_FILE,
     )
     out_dir.mkdir(parents=True, exist_ok=True)
     remove_stale_temps(out_dir)  # of runs killed before
     write_settings(out_dir, settings)
-    results = []
-    for path, base in zip(images, bases, strict=True):
-        result = explain_file(runner, Path(path), base, options)
-        results.append(result)
+    for slot, (result, base) in enumerate(zip(results, bases, strict=True)):
+        if result.error is not None:
+            continue
+        results[slot] = explain_file(runner, Path(result.input), base, options)
         if on_result is not None:
-            on_result(result)
-    return CamReport(results, out_dir, runner.info, str(runner.device))
+            on_result(results[slot])
+    return CamReport(results, out_dir, runner.info, runner.device)

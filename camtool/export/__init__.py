@@ -3,6 +3,7 @@
 Modules:
 
 * ``exporter``
+* ``options``
 
 The names below are importable from the package itself; each is loaded from its module on
 first use, so importing the package costs nothing.
@@ -14,16 +15,17 @@ from camtool._lazy import lazy_exports
 
 _WHERE: dict[str, str] = {
     "CamGraph": "exporter",
-    "DEFAULT_OPSET": "exporter",
+    "DEFAULT_OPSET": "options",
     "ExportCheckError": "exporter",
     "ExportReport": "exporter",
-    "FORMATS": "exporter",
-    "MAX_OPSET": "exporter",
-    "MIN_OPSET": "exporter",
+    "FORMATS": "options",
+    "MAX_OPSET": "options",
+    "MIN_OPSET": "options",
     "SampleCheck": "exporter",
     "TOLERANCE": "exporter",
     "TORCHSCRIPT_METADATA": "exporter",
     "TensorSpec": "exporter",
+    "check_export_options": "options",
     "default_output": "exporter",
     "export_model": "exporter",
     "load_torchscript": "exporter",

@@ -51,14 +51,11 @@ from camtool.core.onnx_runner import (
 )
 from camtool.core.runner import ModelInfo
 from camtool.errors import CamtoolError, ConfigError
+from camtool.export.options import FORMATS, check_export_options
 from camtool.fsutil import atomic_path, refuse_to_replace, remove_stale_temps, scratch_prefix
 from camtool.textio import to_json
 
 __all__ = [
-    "DEFAULT_OPSET",
-    "FORMATS",
-    "MAX_OPSET",
-    "MIN_OPSET",
     "TOLERANCE",
     "TORCHSCRIPT_METADATA",
     "CamGraph",
@@ -73,12 +70,6 @@ __all__ = [
     "sample_shapes",
 ]
 
-#: Export formats, and the suffix of the default output file of each.
-FORMATS: dict[str, str] = {"onnx": ".onnx", "torchscript": ".torchscript.pt"}
-#: ONNX opsets: Einsum needs 12; 20 is the newest the TorchScript-based exporter writes.
-MIN_OPSET = 12
-MAX_OPSET = 20
-DEFAULT_OPSET = 17
 #: Largest allowed |export - PyTorch|, relative to max(1, max |PyTorch|), per output.
 TOLERANCE = 1e-3
 #: The TorchScript extra file that holds the metadata document.
@@ -318,7 +309,7 @@ def _check(
     """Load ``path`` as camtool would and compare it with ``graph`` on the sample inputs."""
     run: Callable[[Tensor], tuple[Tensor, Tensor]]
     if fmt == "onnx":
-        runner = OnnxRunner(path, torch.device("cpu"))
+        runner = OnnxRunner(path, "cpu")
         info = runner.info
         run = runner
         inputs = [TensorSpec(i.name, list(i.shape)) for i in runner.session.get_inputs()]
@@ -376,8 +367,8 @@ def export_model(
             camtool accepts, see :mod:`camtool.core.archs`).
         fmt: ``"onnx"`` or ``"torchscript"``.
         output: the file to write; default :func:`default_output`.
-        opset: ONNX opset, :data:`MIN_OPSET` .. :data:`MAX_OPSET` (default
-            :data:`DEFAULT_OPSET`); ONNX only.
+        opset: ONNX opset, :data:`~camtool.export.options.MIN_OPSET` .. ``MAX_OPSET`` (default
+            ``DEFAULT_OPSET``); ONNX only.
         arch: the arch of a plain state dict (``None``: recognised from its tensors).
         on_progress: called with a short message before each step.
         overwrite: replace an existing ``output`` (else refuse).
@@ -393,14 +384,7 @@ def export_model(
         CamtoolError: the checkpoint cannot be loaded or exported, ``output`` exists (without
             ``overwrite``), or the file cannot be written (e.g. a full disk).
     """
-    if fmt not in FORMATS:
-        raise ConfigError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}")
-    if opset is not None and fmt != "onnx":
-        raise ConfigError("--opset applies to ONNX exports only")
-    if fmt == "onnx":
-        opset = DEFAULT_OPSET if opset is None else opset
-        if not MIN_OPSET <= opset <= MAX_OPSET:
-            raise ConfigError(f"opset {opset} not supported; choose {MIN_OPSET} to {MAX_OPSET}")
+    opset = check_export_options(fmt, opset)
     notify = on_progress or (lambda _message: None)
     checkpoint = Path(checkpoint)
     target = Path(output) if output is not None else default_output(checkpoint, fmt)
