@@ -506,6 +506,7 @@ def run_batch(
         save_array=save_array,
         fmt=fmt,
         max_pixels=settings.cam.max_pixels,
+        upsample=settings.cam.upsample.value,
     )
     try:
         out_dir.mkdir(parents=True, exist_ok=True)

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from camtool.choices import DeviceName
+from camtool.choices import DeviceName, UpsampleMode
 from camtool.cli._app import app
 from camtool.cli._common import ConfigOpt, DeviceOpt, JsonOpt, device_value, resolve_settings
 from camtool.cli._output import err, out, print_json
@@ -16,7 +16,7 @@ from camtool.cli._output import err, out, print_json
 if TYPE_CHECKING:
     from camtool.evaluation.evaluate import EvalReport
 
-__all__ = ["EvalSplit", "eval_command"]
+__all__ = ["EvalSplit", "LocProtocol", "eval_command"]
 
 
 class EvalSplit(str, Enum):
@@ -24,6 +24,13 @@ class EvalSplit(str, Enum):
 
     val = "val"
     train = "train"
+
+
+class LocProtocol(str, Enum):
+    """How MaxBoxAccV2 is computed: camtool's conventions or wsolevaluation's exactly."""
+
+    camtool = "camtool"
+    wsol = "wsol"
 
 
 @app.command(name="eval", no_args_is_help=True)
@@ -77,6 +84,18 @@ def eval_command(
     workers: int | None = typer.Option(
         None, "--workers", min=0, help="DataLoader worker processes [default: 2]."
     ),
+    protocol: LocProtocol | None = typer.Option(
+        None,
+        "--protocol",
+        help="MaxBoxAccV2 by camtool's conventions, or wsol: exactly as the wsolevaluation "
+        "reference (8-bit maps, every contour incl. holes, +1 IoU) [default: camtool].",
+    ),
+    upsample: UpsampleMode | None = typer.Option(
+        None,
+        "--upsample",
+        help="aligned (map cells at their receptive-field centres) or conventional (bilinear, "
+        "align_corners=False) [default: cam.upsample, aligned].",
+    ),
     device: DeviceName | None = DeviceOpt,
     config: Path | None = ConfigOpt,
     json_out: bool = JsonOpt,
@@ -99,6 +118,7 @@ def eval_command(
                 "workers": workers,
                 "device": device_value(device),
             },
+            "cam": {"upsample": upsample.value if upsample is not None else None},
         },
     )
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
@@ -117,6 +137,7 @@ def eval_command(
         metrics=parse_metric_groups(metrics),
         faithfulness_images=faithfulness_images or DEFAULT_FAITHFULNESS_IMAGES,
         output_dir=output_dir if output_dir is not None else DEFAULT_OUTPUT_DIR,
+        protocol=protocol.value if protocol is not None else "camtool",
     )
     with Progress(
         "[progress.description]{task.description}",
@@ -164,7 +185,7 @@ def _show(report: EvalReport) -> None:
             ("images with boxes", str(loc["n_images"])),
             ("top-1 localization", f"{loc['top1_loc']:.2%}"),
             ("GT-known localization", f"{loc['gt_known_loc']:.2%}"),
-            ("MaxBoxAccV2", f"{loc['maxboxacc_v2']:.2%}"),
+            (f"MaxBoxAccV2 ({loc['protocol']})", f"{loc['maxboxacc_v2']:.2%}"),
         ]
     if faith is not None:
         rows += [

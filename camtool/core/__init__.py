@@ -16,8 +16,10 @@ Modules:
 * ``maps``
 * ``model``
 * ``onnx_runner``
+* ``receptive``
 * ``runner``
 * ``torch_runner``
+* ``upsample``
 
 The names below are importable from the package itself; each is loaded from its module on
 first use, so importing the package costs nothing.
@@ -33,6 +35,7 @@ _WHERE: dict[str, str] = {
     "CAMNet": "model",
     "CAMOutput": "model",
     "CAMSource": "maps",
+    "CellGeometry": "upsample",
     "EMPTY_BOX": "localize",
     "EXPORT_FORMAT": "onnx_runner",
     "EXPORT_FORMAT_VERSION": "onnx_runner",
@@ -47,32 +50,41 @@ _WHERE: dict[str, str] = {
     "ModelInfo": "runner",
     "OUTPUT_NAMES": "onnx_runner",
     "OnnxRunner": "onnx_runner",
+    "PROBE_SIZE": "receptive",
     "RESNET_ARCHS": "archs",
     "Runner": "runner",
     "TorchRunner": "torch_runner",
+    "UPSAMPLE_MODES": "upsample",
     "all_boxes_from_map_thresholds": "localize",
     "box_from_map": "localize",
     "boxes_from_map_thresholds": "localize",
     "build_model": "model",
+    "cell_geometry": "receptive",
     "explain_batch": "maps",
     "heatmap": "maps",
     "imagenet_class_names": "model",
     "imagenet_weights_file": "model",
     "info_from_metadata": "onnx_runner",
+    "interpolation_matrix": "upsample",
     "iou": "localize",
     "load_checkpoint": "checkpoint",
     "load_imagenet_state_dict": "model",
     "minmax_normalize": "localize",
     "model_from_state_dict": "checkpoint",
+    "model_geometry": "receptive",
     "open_runner": "loading",
     "peak": "localize",
     "read_onnx_metadata": "onnx_runner",
     "resolve_class": "maps",
+    "resnet_geometry": "upsample",
     "resolve_device": "device",
     "runner_from_settings": "loading",
     "save_checkpoint": "checkpoint",
     "scale_box": "localize",
     "select_classes": "maps",
+    "upsample": "upsample",
+    "upsample_maps": "maps",
+    "upsample_matrices": "upsample",
 }
 
 __all__, __getattr__, __dir__ = lazy_exports(__name__, _WHERE)

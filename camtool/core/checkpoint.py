@@ -6,6 +6,8 @@ A camtool checkpoint is a plain dict saved with ``torch.save`` and read back wit
     format, format_version, camtool_version,
     model_state, model_args {arch, num_classes, output_stride},
     class_names, img_size, mean, std, settings,
+    cell_geometry {stride: [sy, sx], offset: [oy, ox]} (where the map's cells sit, derived from
+        the layers by camtool.core.receptive; informative: loading derives it again),
     training (optional: optimizer, scheduler, epoch, best metric, RNG state ...)
 
 A plain torchvision ResNet state dict (what the reference lab saved) loads too: the arch is
@@ -30,6 +32,8 @@ from camtool import __version__
 from camtool.core.archs import RESNET_ARCHS
 from camtool.core.imagenet import IMAGENET_MEAN, IMAGENET_STD
 from camtool.core.model import CAMNet, imagenet_class_names
+from camtool.core.receptive import model_geometry
+from camtool.core.upsample import CellGeometry
 from camtool.errors import CamtoolError
 from camtool.fsutil import atomic_path
 
@@ -64,6 +68,11 @@ class LoadedModel:
     def arch(self) -> str:
         return self.model.arch
 
+    @property
+    def geometry(self) -> CellGeometry:
+        """Where the model's map cells sit on its input, derived from its layers."""
+        return model_geometry(self.model)
+
 
 def save_checkpoint(
     path: Path,
@@ -97,6 +106,7 @@ def save_checkpoint(
         "mean": [float(m) for m in mean],
         "std": [float(s) for s in std],
         "settings": dict(settings or {}),
+        "cell_geometry": model_geometry(model).to_dict(),
     }
     if training is not None:
         payload["training"] = dict(training)

@@ -1,5 +1,8 @@
 """Class activation maps for a whole batch: pick the classes, gather their maps, upsample.
 
+Upsampling goes through :func:`camtool.core.upsample.upsample` (each cell at its receptive-field
+centre, or the conventional bilinear placement), for every caller alike.
+
 Everything here works on tensors and is shared by ``camtool cam``, ``camtool batch-cam``,
 ``camtool eval`` and the ONNX runner.
 """
@@ -13,12 +16,20 @@ from typing import Protocol
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
+from camtool.core.upsample import CellGeometry, upsample_matrices
 from camtool.errors import ConfigError
 
-__all__ = ["CAMBatch", "CAMSource", "explain_batch", "heatmap", "resolve_class", "select_classes"]
+__all__ = [
+    "CAMBatch",
+    "CAMSource",
+    "explain_batch",
+    "heatmap",
+    "resolve_class",
+    "select_classes",
+    "upsample_maps",
+]
 
 
 class CAMSource(Protocol):
@@ -36,12 +47,14 @@ class CAMBatch:
         probs: ``(N, C)`` softmax of ``logits``.
         class_idx: ``(N, K)`` the classes whose maps were kept, best first.
         cams: ``(N, K, h, w)`` their raw maps (not normalised) at feature-map resolution.
+        input_hw: ``(H, W)`` of the model input the maps were computed from.
     """
 
     logits: Tensor
     probs: Tensor
     class_idx: Tensor
     cams: Tensor
+    input_hw: tuple[int, int]
 
 
 def resolve_class(spec: str | int, class_names: Sequence[str]) -> int:
@@ -89,13 +102,63 @@ def explain_batch(
     index = chosen[:, :, None, None].expand(-1, -1, cams.shape[2], cams.shape[3])
     kept = cams.gather(1, index.to(cams.device))
     logits = logits.float().cpu()
-    return CAMBatch(logits, logits.softmax(dim=1), chosen.cpu(), kept.float().cpu())
+    input_hw = (int(images.shape[-2]), int(images.shape[-1]))
+    return CAMBatch(logits, logits.softmax(dim=1), chosen.cpu(), kept.float().cpu(), input_hw)
 
 
-def heatmap(cam: Tensor, size: tuple[int, int]) -> np.ndarray:
-    """Upsample one raw map to ``size`` = (height, width) and min-max normalise it to [0, 1]."""
-    up = F.interpolate(cam[None, None].float(), size=size, mode="bilinear", align_corners=False)
-    up = up[0, 0]
+def upsample_maps(
+    cams: Tensor,
+    size: tuple[int, int],
+    *,
+    mode: str = "aligned",
+    geometry: CellGeometry | None = None,
+    input_hw: tuple[int, int] | None = None,
+) -> Tensor:
+    """Upsample raw maps ``(..., h, w)`` to ``size`` = (H, W), float32, on their own device.
+
+    The interpolation matrices of :func:`camtool.core.upsample.upsample_matrices` (see there for
+    ``mode``, ``geometry`` and ``input_hw``; ``input_hw=None`` means the maps were computed from
+    an input of ``size``) applied as ``Wy @ cam @ Wx.T``. Not normalised.
+    """
+    wy, wx = upsample_matrices(
+        (int(cams.shape[-2]), int(cams.shape[-1])),
+        size,
+        mode=mode,
+        geometry=geometry,
+        input_hw=input_hw,
+    )
+    maps = cams.float()
+    return torch.from_numpy(wy).to(maps.device) @ maps @ torch.from_numpy(wx).to(maps.device).T
+
+
+def heatmap(
+    cam: Tensor,
+    size: tuple[int, int],
+    *,
+    mode: str = "aligned",
+    geometry: CellGeometry | None = None,
+    input_hw: tuple[int, int] | None = None,
+) -> np.ndarray:
+    """Upsample one raw map ``(h, w)`` to ``size`` = (H, W) and min-max normalise it to [0, 1].
+
+    Args:
+        cam: the raw map, at feature-map resolution.
+        size: the output size, e.g. the original image's ``(height, width)``.
+        mode: ``"aligned"`` (each cell at its receptive-field centre) or ``"conventional"``
+            (bilinear, ``align_corners=False``).
+        geometry: the model's cell geometry (:attr:`camtool.core.runner.ModelInfo.geometry`).
+        input_hw: the model input's ``(height, width)`` when it differs from ``size`` (the
+            image was resized for the model); the placement is carried through that scale.
+
+    Returns:
+        float32 ``(H, W)`` in [0, 1]; all zeros for a constant map.
+
+    Raises:
+        ConfigError: ``"aligned"`` for a model without a recorded geometry, or a bad mode.
+    """
+    up = upsample_maps(
+        cam.detach().cpu(), size, mode=mode, geometry=geometry, input_hw=input_hw
+    )
     low, high = up.min(), up.max()
     span = high - low
     out = (up - low) / span if span > 0 else torch.zeros_like(up)

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from camtool.core.imagenet import IMAGENET_MEAN, IMAGENET_STD
+from camtool.core.upsample import CellGeometry
 
 if TYPE_CHECKING:
     import torch
@@ -25,7 +26,12 @@ __all__ = ["ModelInfo", "Runner"]
 
 @dataclass
 class ModelInfo:
-    """What a runner knows about its model."""
+    """What a runner knows about its model.
+
+    ``geometry`` says where the map's cells sit on the input (stride and receptive-field
+    offset, see :mod:`camtool.core.upsample`); ``None`` when the model does not record it, in
+    which case maps can only be upsampled the conventional way.
+    """
 
     class_names: list[str]
     img_size: int
@@ -34,6 +40,7 @@ class ModelInfo:
     arch: str = "resnet18"
     source: str = ""
     settings: dict[str, Any] = field(default_factory=dict)
+    geometry: CellGeometry | None = None
 
 
 class Runner(Protocol):

@@ -36,6 +36,7 @@ class TorchRunner:
             arch=loaded.arch,
             source=loaded.source,
             settings=dict(loaded.settings),
+            geometry=loaded.geometry,
         )
 
     @torch.inference_mode()

@@ -239,7 +239,11 @@ def _test_and_draw(
     test = evaluate(model, loader, device)
     runner = TorchRunner(loaded, device)
     options = CamOptions(
-        topk=1, alpha=settings.cam.alpha, colormap=settings.cam.colormap, figure=True
+        topk=1,
+        alpha=settings.cam.alpha,
+        colormap=settings.cam.colormap,
+        figure=True,
+        upsample=settings.cam.upsample.value,
     )
     cams_dir = Path(settings.cam.output_dir)
     cams_dir.mkdir(parents=True, exist_ok=True)

@@ -2,8 +2,10 @@
 
 Boxes are in the pixels of the original image, and a centre crop would cut part of it away, so
 these images are fed as ``camtool cam`` feeds them: no crop, shorter side resized to ``img_size``.
-The map is bilinearly upsampled to the original size and compared there with the boxes. Images
-of the same resized size are batched together.
+The map is upsampled to the original size (``cam.upsample``: each cell at its receptive-field
+centre, carried through the resize, or the conventional bilinear placement; see
+:mod:`camtool.core.upsample`) and compared there with the boxes. Images of the same resized size
+are batched together.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from camtool.data.datasets import ImageFolderDataset, build_transforms, find_dat
 from camtool.data.images import load_image, preprocess, resized_size
 from camtool.errors import CamtoolError, ConfigError, InputError
 from camtool.evaluation.data import EvalProgress, check_classes, oom_error, split_dataset
-from camtool.evaluation.metrics import LocalizationAccumulator
+from camtool.evaluation.localization_metrics import LocalizationAccumulator
 
 __all__ = [
     "CAM_THRESHOLD",
@@ -41,7 +43,8 @@ CAM_THRESHOLD = 0.2
 LOC_IOU = 0.5
 
 _NO_CROP_NOTE = (
-    "no crop: shorter side resized to img_size, maps upsampled to the original image, "
+    "no crop: shorter side resized to img_size, maps upsampled to the original image "
+    "(cells placed as the upsample field says), "
     "boxes compared in original pixels"
 )
 
@@ -125,11 +128,17 @@ def run_localization(
     workers: int,
     max_pixels: int | None,
     progress: EvalProgress | None,
+    upsample: str = "aligned",
+    protocol: str = "camtool",
 ) -> tuple[LocalizationAccumulator, int]:
     """Feed ``items`` uncropped through the model; return the accumulator and the skip count.
 
+    ``upsample`` is how maps become pixels (see :func:`camtool.core.maps.heatmap`), ``protocol``
+    how MaxBoxAccV2 is computed (see :mod:`camtool.evaluation.localization_metrics`).
+
     Raises:
-        ConfigError: ``batch_size`` below 1.
+        ConfigError: ``batch_size`` below 1, an unknown protocol, or ``"aligned"`` for a model
+            that does not record its cell geometry.
         CamtoolError: the GPU ran out of memory.
     """
     if batch_size < 1:
@@ -141,7 +150,7 @@ def run_localization(
         num_workers=workers,
         collate_fn=_collate_list,
     )
-    acc = LocalizationAccumulator(cam_threshold=CAM_THRESHOLD, loc_iou=LOC_IOU)
+    acc = LocalizationAccumulator(cam_threshold=CAM_THRESHOLD, loc_iou=LOC_IOU, protocol=protocol)
     skipped = done = 0
     for kept, n_skipped in loader:
         skipped += n_skipped
@@ -158,7 +167,11 @@ def run_localization(
                 raise oom_error() from None
             right = logits.argmax(dim=1).cpu() == labels
             gt_maps = cams[torch.arange(len(group)), labels.to(cams.device)].float().cpu()
-            heats = [heatmap(gt_maps[j], (h, w)) for j, (_, _, w, h) in enumerate(group)]
+            input_hw = (int(group[0][0].shape[-2]), int(group[0][0].shape[-1]))
+            heats = [
+                heatmap(gt_maps[j], (h, w), mode=upsample, geometry=info.geometry, input_hw=input_hw)
+                for j, (_, _, w, h) in enumerate(group)
+            ]
             boxes = [
                 fit_boxes(item.boxes, item.path, w, h)
                 for item, (_, _, w, h) in zip(chosen, group, strict=True)
@@ -170,7 +183,11 @@ def run_localization(
 
 
 def localization_dict(
-    acc: LocalizationAccumulator, gt: GroundTruth, skipped: int, without: int
+    acc: LocalizationAccumulator,
+    gt: GroundTruth,
+    skipped: int,
+    without: int,
+    upsample: str = "aligned",
 ) -> dict[str, Any]:
     """The JSON-ready localization results (see :func:`evaluate_localization`).
 
@@ -192,6 +209,8 @@ def localization_dict(
         "best_threshold_by_iou": {f"{d:g}": v for d, v in res["best_threshold_by_iou"].items()},
         "cam_threshold": CAM_THRESHOLD,
         "iou": LOC_IOU,
+        "protocol": acc.protocol,
+        "upsample": upsample,
         "preprocessing": _NO_CROP_NOTE,
     }
 
@@ -206,6 +225,8 @@ def evaluate_localization(
     workers: int = 0,
     max_pixels: int | None = None,
     progress: EvalProgress | None = None,
+    upsample: str = "aligned",
+    protocol: str = "camtool",
 ) -> dict[str, Any]:
     """Box localization of a model's maps on one split of a dataset (what ``camtool demo`` uses).
 
@@ -218,6 +239,8 @@ def evaluate_localization(
         workers: DataLoader worker processes.
         max_pixels: refuse larger images before decoding them.
         progress: ``progress("localization", done, total)`` after each batch.
+        upsample: ``"aligned"`` or ``"conventional"`` (see :func:`camtool.core.maps.heatmap`).
+        protocol: ``"camtool"`` or ``"wsol"`` for MaxBoxAccV2.
 
     Returns:
         A JSON-ready dict: ``top1_loc``, ``gt_known_loc``, ``maxboxacc_v2`` (fractions in
@@ -246,5 +269,7 @@ def evaluate_localization(
             workers=workers,
             max_pixels=max_pixels,
             progress=progress,
+            upsample=upsample,
+            protocol=protocol,
         )
-    return localization_dict(acc, gt, skipped, without)
+    return localization_dict(acc, gt, skipped, without, upsample)

@@ -65,6 +65,7 @@ def run_cam(
         save_array=save_array,
         fmt="png",
         max_pixels=settings.cam.max_pixels,
+        upsample=settings.cam.upsample.value,
     )
     out_dir = Path(settings.cam.output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -183,6 +183,7 @@ def metadata_document(loaded: LoadedModel) -> dict[str, Any]:
         "arch": loaded.arch,
         "num_classes": loaded.model.num_classes,
         "output_stride": loaded.model.output_stride,
+        "cell_geometry": loaded.geometry.to_dict(),
         "class_names": list(loaded.class_names),
         "img_size": int(loaded.img_size),
         "mean": [float(m) for m in loaded.mean],
