@@ -19,6 +19,7 @@ from camtool.cli import app
 from camtool.core.checkpoint import save_checkpoint
 from camtool.core.model import CAMNet
 from camtool.core.runner import ModelInfo
+from camtool.core.upsample import CellGeometry
 from camtool.data.datasets import build_transforms
 from camtool.data.synthetic import make_shapes_dataset
 from camtool.errors import ConfigError, InputError
@@ -70,7 +71,13 @@ class StubRunner:
     """
 
     def __init__(self, invert: bool = False) -> None:
-        self.info = ModelInfo(["a", "b"], img_size=48, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0))
+        self.info = ModelInfo(
+            ["a", "b"],
+            img_size=48,
+            mean=(0.0, 0.0, 0.0),
+            std=(1.0, 1.0, 1.0),
+            geometry=CellGeometry((1, 1), (0.0, 0.0)),  # the map is the input itself
+        )
         self.device = torch.device("cpu")
         self.invert = invert
         self.shapes: list[tuple[int, ...]] = []
