@@ -64,18 +64,24 @@ def evaluate(
     return figures
 
 
-def run_stride(config: DemoConfig, out: Path, stride: int, faithfulness: int) -> list[dict[str, Any]]:
-    """Train one model at ``stride`` on ``out/data`` and evaluate it with both placements."""
+def run_stride(
+    config: DemoConfig, out: Path, stride: int, faithfulness: int, reuse: bool
+) -> list[dict[str, Any]]:
+    """Train one model at ``stride`` on ``out/data`` (or, with ``reuse``, take the one trained
+    there before) and evaluate it with both placements."""
     config = dataclasses.replace(config, output_stride=stride)
     settings = demo_settings(out / f"stride{stride}", config, "cpu")
     settings.dataset.data_dir = out / "data"
+    checkpoint = out / f"stride{stride}" / "checkpoints" / "best.pt"
     started = time.perf_counter()
-    result = train(settings, crop_scale=config.crop_scale, overwrite=True)
+    if not (reuse and checkpoint.is_file()):
+        result = train(settings, crop_scale=config.crop_scale, overwrite=True)
+        assert result.best_checkpoint is not None
+        checkpoint = result.best_checkpoint
     seconds = time.perf_counter() - started
-    assert result.best_checkpoint is not None
     rows = []
     for upsample in ("aligned", "conventional"):
-        row = evaluate(result.best_checkpoint, settings, out / f"stride{stride}", faithfulness, upsample)
+        row = evaluate(checkpoint, settings, out / f"stride{stride}", faithfulness, upsample)
         row.update(output_stride=stride, train_seconds=round(seconds, 1))
         print(json.dumps(row), file=sys.stderr, flush=True)
         rows.append(row)
@@ -113,6 +119,9 @@ def main() -> None:
     parser.add_argument("--strides", type=int, nargs="+", default=[32, 16])
     parser.add_argument("--faithfulness", type=int, default=200, help="images for del/ins AUC")
     parser.add_argument("--workdir", type=Path, default=None, help="keep files here")
+    parser.add_argument(
+        "--reuse", action="store_true", help="evaluate models already trained in --workdir"
+    )
     args = parser.parse_args()
     config = dataclasses.replace(
         DEMO_DEFAULTS,
@@ -123,7 +132,7 @@ def main() -> None:
     )
     with tempfile.TemporaryDirectory(prefix="camtool-align-") as tmp:
         out = args.workdir or Path(tmp)
-        make_shapes_dataset(
+        make_shapes_dataset(  # the same bytes for the same arguments: --reuse is safe
             out / "data",
             train_per_class=config.train_per_class,
             val_per_class=config.val_per_class,
@@ -131,7 +140,11 @@ def main() -> None:
             seed=config.seed,
             object_scale=config.object_scale,
         )
-        rows = [r for s in args.strides for r in run_stride(config, out, s, args.faithfulness)]
+        rows = [
+            r
+            for s in args.strides
+            for r in run_stride(config, out, s, args.faithfulness, args.reuse)
+        ]
     print(table(rows, config.image_size))
 
 

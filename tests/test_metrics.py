@@ -12,8 +12,8 @@ import torch
 from torch import Tensor
 
 from camtool.core.localize import BoxXYXY
-from camtool.errors import CamtoolError, ConfigError, InputError
 from camtool.core.upsample import resnet_geometry
+from camtool.errors import CamtoolError, ConfigError, InputError
 from camtool.evaluation.localization_metrics import DEFAULT_CAM_THRESHOLDS, LocalizationAccumulator
 from camtool.evaluation.metrics import (
     average_drop_increase,

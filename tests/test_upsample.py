@@ -42,7 +42,9 @@ def test_hot_cell_lands_on_its_place_in_the_original_image(stride: int) -> None:
     original, model_input = (500, 750), (160, 240)
     h, w = model_input[0] // stride, model_input[1] // stride
     iy, ix = h // 2, w - 2
-    up = upsample(_hot(h, w, iy, ix), original, geometry=resnet_geometry(stride), input_hw=model_input)
+    up = upsample(
+        _hot(h, w, iy, ix), original, geometry=resnet_geometry(stride), input_hw=model_input
+    )
     py, px = np.unravel_index(int(np.argmax(up)), up.shape)
     scale = original[0] / model_input[0]
     assert abs(py - ((stride * iy + 0.5) * scale - 0.5)) <= 1.0

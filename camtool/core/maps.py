@@ -156,9 +156,7 @@ def heatmap(
     Raises:
         ConfigError: ``"aligned"`` for a model without a recorded geometry, or a bad mode.
     """
-    up = upsample_maps(
-        cam.detach().cpu(), size, mode=mode, geometry=geometry, input_hw=input_hw
-    )
+    up = upsample_maps(cam.detach().cpu(), size, mode=mode, geometry=geometry, input_hw=input_hw)
     low, high = up.min(), up.max()
     span = high - low
     out = (up - low) / span if span > 0 else torch.zeros_like(up)

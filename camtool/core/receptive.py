@@ -68,9 +68,7 @@ def _pair(value: Any) -> tuple[int, int]:
     return (int(value), int(value))
 
 
-def _window(
-    geo: _Geo, kernel: Any, stride: Any, padding: Any, dilation: Any = 1
-) -> _Geo:
+def _window(geo: _Geo, kernel: Any, stride: Any, padding: Any, dilation: Any = 1) -> _Geo:
     """Apply a sliding window (conv or pool) to an input geometry; see the module docstring."""
     k, s, d = _pair(kernel), _pair(stride if stride not in (None, ()) else kernel), _pair(dilation)
     if isinstance(padding, str):
@@ -95,7 +93,8 @@ def _window_args(node: Node, module: nn.Module | None) -> tuple[Any, Any, Any, A
         return module.kernel_size, module.stride, module.padding, 1
     if node.op != "call_function":
         return None
-    args, kw = list(node.args), dict(node.kwargs)
+    args: list[Any] = list(node.args)
+    kw: dict[str, Any] = dict(node.kwargs)
 
     def arg(i: int, name: str, default: Any) -> Any:
         return args[i] if len(args) > i else kw.get(name, default)
@@ -148,7 +147,7 @@ def _propagate(node: Node, gm: GraphModule, known: dict[Node, Any]) -> Any:
     if size is None:
         return None
     placed = [known[n] for n in inputs if known[n] != _GLOBAL]
-    sizes = {_spatial(n) for n in inputs if known[n] != _GLOBAL}
+    sizes = {s for n in inputs if known[n] != _GLOBAL and (s := _spatial(n)) is not None}
     if not placed:
         return _GLOBAL if inputs else None
     if size == (1, 1) and sizes != {(1, 1)}:

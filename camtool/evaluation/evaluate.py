@@ -56,7 +56,6 @@ from camtool.evaluation.faithfulness import (
     evaluate_faithfulness,
 )
 from camtool.evaluation.figures import confusion_png, mistakes_png
-from camtool.evaluation.localization_metrics import PROTOCOLS
 from camtool.evaluation.localization import (
     LocItem,
     evaluate_localization,
@@ -64,6 +63,7 @@ from camtool.evaluation.localization import (
     localization_items,
     run_localization,
 )
+from camtool.evaluation.localization_metrics import PROTOCOLS
 from camtool.fsutil import atomic_write_bytes, atomic_write_text
 from camtool.settings import DatasetSettings, Settings, write_settings
 

@@ -169,7 +169,9 @@ def run_localization(
             gt_maps = cams[torch.arange(len(group)), labels.to(cams.device)].float().cpu()
             input_hw = (int(group[0][0].shape[-2]), int(group[0][0].shape[-1]))
             heats = [
-                heatmap(gt_maps[j], (h, w), mode=upsample, geometry=info.geometry, input_hw=input_hw)
+                heatmap(
+                    gt_maps[j], (h, w), mode=upsample, geometry=info.geometry, input_hw=input_hw
+                )
                 for j, (_, _, w, h) in enumerate(group)
             ]
             boxes = [

@@ -239,5 +239,3 @@ class LocalizationAccumulator:
             best_threshold_by_iou=best_thr,
             n_images=self._n,
         )
-
-

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Sequence
-from typing import Literal, TypedDict
+from typing import Literal
 
 import numpy as np
 import torch
@@ -26,7 +26,7 @@ from torch import Tensor
 
 from camtool.core.maps import upsample_maps
 from camtool.core.upsample import CellGeometry
-from camtool.errors import CamtoolError, ConfigError, InputError
+from camtool.errors import ConfigError, InputError
 
 __all__ = [
     "ModelFn",
@@ -43,6 +43,7 @@ ModelFn = Callable[[Tensor], Tensor]
 
 ProgressFn = Callable[[int, int], None]
 """Called as ``progress(done, total)`` after each model call, counting images fed to the model."""
+
 
 def _to_numpy(values: Tensor | np.ndarray | Sequence[int] | Sequence[bool]) -> np.ndarray:
     if isinstance(values, Tensor):
