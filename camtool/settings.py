@@ -163,9 +163,9 @@ class CamSettings(_Section):
     @field_validator("colormap")
     @classmethod
     def _known_colormap(cls, value: str) -> str:
-        from camtool.explain.render import colormap_names
+        from matplotlib import colormaps
 
-        if value not in colormap_names():
+        if value not in colormaps:
             raise ValueError(f"unknown matplotlib colormap {value!r}")
         return value
 

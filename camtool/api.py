@@ -1,0 +1,231 @@
+"""camtool from Python: load a model, explain images, get arrays back.
+
+For notebooks and scripts::
+
+    import camtool
+    from PIL import Image
+
+    model = camtool.load_model("checkpoints/best.pt")      # or "model.onnx", or None for ImageNet
+    result = model.explain([Image.open("cat.jpg")], topk=2)
+    result.class_names[0]        # ['tabby', 'tiger cat']
+    result.heatmaps[0].shape     # (2, H, W): one map per explained class, at the photo's own size
+
+Everything returned is a NumPy array on the CPU, whichever runner (PyTorch or onnxruntime) and
+device did the work. The maps are the CAMs of Zhou et al. (CVPR'16): for class ``c``,
+``CAM_c(x, y) = sum_k w[c, k] f_k(x, y)``, whose spatial mean plus the bias is logit ``c``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from camtool.errors import ConfigError, InputError
+
+if TYPE_CHECKING:
+    from camtool.core.runner import ModelInfo, Runner
+
+__all__ = ["CamModel", "Explanation", "load_model"]
+
+
+@dataclass
+class Explanation:
+    """What :meth:`CamModel.explain` returns for ``N`` images and ``K`` explained classes each.
+
+    Attributes:
+        logits: ``(N, C)`` float32, the raw class scores.
+        probabilities: ``(N, C)`` float32, softmax of ``logits`` (each row sums to 1).
+        class_idx: ``(N, K)`` int64, the explained classes of each image, best first (or the
+            ``target`` class alone, ``K = 1``).
+        class_names: ``N`` lists of ``K`` names, matching ``class_idx``.
+        cams: ``N`` arrays of shape ``(K, h_n, w_n)``, float32: the raw maps at feature-map
+            resolution (not normalised; ``cams[n][k].mean() + bias`` is
+            ``logits[n, class_idx[n, k]]``). Images of different shapes give maps of different
+            sizes, hence one array per image.
+        heatmaps: ``N`` arrays of shape ``(K, H_n, W_n)``, float32 in [0, 1]: each map upsampled
+            to image ``n``'s own size (its size before the model's resize) and min-max normalised.
+            A flat map (no variation) is all zeros.
+    """
+
+    logits: np.ndarray
+    probabilities: np.ndarray
+    class_idx: np.ndarray
+    class_names: list[list[str]]
+    cams: list[np.ndarray]
+    heatmaps: list[np.ndarray]
+
+
+class CamModel:
+    """A loaded model that explains images; see :func:`load_model`.
+
+    Attributes:
+        info: what the model knows about itself: ``class_names``, ``img_size`` (pixels of the
+            shorter side it is fed), ``mean``/``std``, ``arch``, ``source``.
+        device: where it runs (``cpu``, ``cuda``, ``mps``).
+    """
+
+    def __init__(self, runner: Runner) -> None:
+        self._runner = runner
+        self.info: ModelInfo = runner.info
+        self.device = str(runner.device)
+
+    @property
+    def class_names(self) -> list[str]:
+        """The model's class names; index ``i`` is class ``i``."""
+        return list(self.info.class_names)
+
+    def explain(
+        self,
+        images: Any,
+        target: int | str | None = None,
+        topk: int = 1,
+        upsample: str = "aligned",
+    ) -> Explanation:
+        """Classify images and return the class activation maps of the chosen classes.
+
+        Args:
+            images: one PIL image, a sequence of PIL images (any sizes and modes: each is
+                converted to RGB and resized so that its shorter side is ``info.img_size``,
+                without cropping), or a float tensor/array ``(N, 3, H, W)`` or ``(3, H, W)`` of RGB
+                values in [0, 1] at the size the model should see (normalised here with the
+                model's ``mean``/``std``; not resized).
+            target: explain this class for every image (an index or a class name, see
+                ``camtool cam --help``); ``None`` explains the predicted classes.
+            topk: with no ``target``, explain the ``topk`` best classes of each image.
+            upsample: how ``heatmaps`` are brought to the image's size: ``"aligned"`` (each map
+                cell on its receptive-field centre) or ``"conventional"`` (bilinear,
+                ``align_corners=False``); see :mod:`camtool.core.upsample`.
+
+        Returns:
+            An :class:`Explanation`.
+
+        Raises:
+            ConfigError: ``topk`` < 1, or an unknown or ambiguous ``target``.
+            InputError: ``images`` is empty or not of a supported kind or shape.
+        """
+        from camtool.core.maps import resolve_class
+
+        if topk < 1:
+            raise ConfigError(f"topk must be at least 1 (got {topk})")
+        index = None if target is None else resolve_class(target, self.info.class_names)
+        batches, sizes = self._inputs(images)
+        parts = [self._run(batch, index, topk) for batch in batches]
+        return self._assemble(parts, sizes, upsample)
+
+    def _inputs(self, images: Any) -> tuple[list[Any], list[tuple[int, int]]]:
+        """Model-ready ``(n, 3, H, W)`` batches and each image's own ``(height, width)``."""
+        import torch
+        from PIL import Image
+
+        from camtool.data.images import preprocess, to_rgb
+
+        if isinstance(images, Image.Image):
+            images = [images]
+        if isinstance(images, (torch.Tensor, np.ndarray)):
+            batch = self._normalise(torch.as_tensor(images))
+            return [batch], [tuple(batch.shape[2:])] * batch.shape[0]
+        if not isinstance(images, Sequence) or not images:
+            raise InputError("images: give a PIL image, a non-empty list of them, or a tensor")
+        if not all(isinstance(image, Image.Image) for image in images):
+            raise InputError("images: every item of the list must be a PIL image")
+        info = self.info
+        tensors = [
+            preprocess(to_rgb(image), info.img_size, info.mean, info.std)[None] for image in images
+        ]
+        return tensors, [(image.height, image.width) for image in images]
+
+    def _normalise(self, pixels: Any) -> Any:
+        """``(N, 3, H, W)`` RGB in [0, 1] -> the model's normalised input."""
+        import torch
+
+        if pixels.ndim == 3:
+            pixels = pixels[None]
+        if pixels.ndim != 4 or pixels.shape[1] != 3 or not pixels.is_floating_point():
+            raise InputError(
+                f"images: expected a float tensor (N, 3, H, W) in [0, 1], got "
+                f"{pixels.dtype} {tuple(pixels.shape)}"
+            )
+        mean = torch.tensor(self.info.mean, dtype=torch.float32).view(1, 3, 1, 1)
+        std = torch.tensor(self.info.std, dtype=torch.float32).view(1, 3, 1, 1)
+        return (pixels.float().cpu() - mean) / std
+
+    def _run(self, batch: Any, target: int | None, topk: int) -> Any:
+        from camtool.core.maps import explain_batch
+
+        return explain_batch(self._runner, batch, target=target, topk=topk)
+
+    def _assemble(
+        self, parts: list[Any], sizes: list[tuple[int, int]], upsample: str
+    ) -> Explanation:
+        import torch
+
+        from camtool.core.maps import heatmap
+
+        logits = np.concatenate([p.logits.numpy() for p in parts]).astype(np.float32)
+        probs = np.concatenate([p.probs.numpy() for p in parts]).astype(np.float32)
+        class_idx = np.concatenate([p.class_idx.numpy() for p in parts]).astype(np.int64)
+        cams = [cam.astype(np.float32) for p in parts for cam in p.cams.numpy()]
+        names = self.info.class_names
+        input_hws = [p.input_hw for p in parts for _ in range(p.cams.shape[0])]
+        heatmaps = [
+            np.stack(
+                [
+                    heatmap(
+                        torch.from_numpy(cam),
+                        size,
+                        mode=upsample,
+                        geometry=self.info.geometry,
+                        input_hw=input_hw,
+                    )
+                    for cam in image_cams
+                ]
+            )
+            for image_cams, size, input_hw in zip(cams, sizes, input_hws, strict=True)
+        ]
+        return Explanation(
+            logits=logits,
+            probabilities=probs,
+            class_idx=class_idx,
+            class_names=[[names[int(c)] for c in row] for row in class_idx],
+            cams=cams,
+            heatmaps=heatmaps,
+        )
+
+
+def load_model(
+    path: str | Path | None = None,
+    *,
+    device: str = "auto",
+    arch: str = "resnet18",
+    img_size: int = 160,
+) -> CamModel:
+    """Load a model to explain images with.
+
+    Args:
+        path: a camtool checkpoint (``best.pt``; loaded with ``weights_only=True``, never running
+            code from the file), a plain torchvision state dict, an ONNX file written by
+            ``camtool export`` (run by onnxruntime), or ``None`` for torchvision's ImageNet
+            ``arch`` (its weights must be in the torchvision cache or downloadable).
+        device: ``auto`` (CUDA, then MPS, then CPU), ``cpu``, ``cuda``, ``cuda:1`` or ``mps``.
+        arch: the ImageNet architecture when ``path`` is ``None``.
+        img_size: the shorter side images are resized to, for models that do not record one.
+
+    Returns:
+        A :class:`CamModel`.
+
+    Raises:
+        camtool.errors.CamtoolError: the file is missing, unreadable or not a model camtool
+            knows; the device is not available.
+    """
+    from camtool.core.device import resolve_device
+    from camtool.core.loading import open_runner
+
+    model_path = None if path is None else Path(path)
+    if model_path is not None and not model_path.is_file():
+        raise InputError(f"{model_path}: no such model file")
+    runner = open_runner(model_path, resolve_device(device), arch=arch, img_size=img_size)
+    return CamModel(runner)
