@@ -35,6 +35,7 @@ def test_importing_camtool_does_not_import_torch() -> None:
 def test_readme_example_runs(tiny_checkpoint: Path, in_tmp: Path) -> None:
     """The README's Python example, run as written against a checkpoint and a real photo."""
     from skimage import data as skimage_data
+
     (in_tmp / "checkpoints").mkdir()
     shutil.copy(tiny_checkpoint, in_tmp / "checkpoints" / "best.pt")
     Image.fromarray(skimage_data.astronaut()).resize((300, 200)).save(in_tmp / "photo.jpg")

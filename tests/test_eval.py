@@ -243,12 +243,35 @@ def test_cli_json_report_and_files(in_tmp: Path, shapes: tuple[Path, Path]) -> N
     assert loc["top1_loc"] <= loc["gt_known_loc"]
     assert set(loc["maxboxacc_by_iou"]) == {"0.3", "0.5", "0.7"}
     assert faith["n_images"] == 1 and 0 <= faith["deletion_auc"] <= 1
+    # the placement and the protocol are recorded (defaults: aligned cells, camtool's protocol)
+    assert doc["upsample"] == loc["upsample"] == faith["upsample"] == "aligned"
+    assert doc["cell_geometry"] == {"stride": [32, 32], "offset": [0.0, 0.0]}
+    assert loc["protocol"] == "camtool"
     out = in_tmp / "out"
     assert json.loads((out / "metrics.json").read_text()) == doc
     assert Image.open(out / "confusion_matrix.png").format == "PNG"
     if c["mistakes"]:
         assert Image.open(out / "mistakes.png").format == "PNG"
     assert (out / "camtool-settings.toml").is_file()
+
+
+def test_cli_protocol_and_upsample_switches(in_tmp: Path, shapes: tuple[Path, Path]) -> None:
+    root, ckpt = shapes
+    args = ["-m", str(ckpt), "--data-dir", str(root), "--metrics", "localization"]
+    code, doc, _ = eval_json(*args, "--protocol", "wsol", "--upsample", "conventional")
+    assert code == 0
+    assert doc["upsample"] == doc["localization"]["upsample"] == "conventional"
+    assert doc["localization"]["protocol"] == "wsol"
+    assert (in_tmp / "eval_results" / "camtool-settings.toml").read_text().count(
+        'upsample = "conventional"'
+    ) == 1
+
+
+def test_wsol_protocol_on_perfect_maps(squares: Path) -> None:
+    # The stub's map is the square itself: its contour's box (x0, y0, x0 + w, y0 + h) has the
+    # very numbers of the ground truth, so every threshold scores IoU 1 under the +1 rule too.
+    loc = evaluate_localization(StubRunner(), squares, "val", None, protocol="wsol")
+    assert loc["protocol"] == "wsol" and loc["maxboxacc_v2"] == 1.0
 
 
 def test_cli_tables_and_default_dataset_from_checkpoint(

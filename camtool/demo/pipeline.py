@@ -63,7 +63,7 @@ class DemoConfig:
     learning_rate: float = 0.002
     output_stride: int = 16
     crop_scale: tuple[float, float] = (0.5, 1.0)
-    object_scale: tuple[float, float] = (0.15, 0.27)
+    object_scale: tuple[float, float] = (0.2, 0.3)
     num_cams: int = 10
     workers: int = 0
     seed: int = 0
