@@ -44,6 +44,7 @@ __all__ = [
     "Settings",
     "TrainingSettings",
     "drop_unset",
+    "leaf_paths",
     "load_settings",
     "read_toml",
     "settings_to_toml",
@@ -141,7 +142,22 @@ class DatasetSettings(_Section):
     name: DatasetName = Field(DatasetName.imagenette, description="imagenette or folder.")
     data_dir: Path = Field(Path("data"), description="Folder holding the dataset.")
     img_size: int = Field(160, ge=16, le=4096, description="Side the images are resized to.")
-    val_size: int = Field(1000, ge=1, description="Images held out of train/ for validation.")
+    val_size: int | float = Field(
+        0.1,
+        description="Images held out of train/ for validation: a count >= 1, or a fraction "
+        "0 < f < 1 of train/ (at least one per class where the class has two or more).",
+    )
+
+    @field_validator("val_size")
+    @classmethod
+    def _count_or_fraction(cls, value: int | float) -> int | float:
+        if isinstance(value, float) and value.is_integer() and value >= 1:
+            value = int(value)
+        if isinstance(value, int) and value >= 1:
+            return value
+        if isinstance(value, float) and 0 < value < 1:
+            return value
+        raise ValueError("must be a count >= 1 or a fraction between 0 and 1 (e.g. 0.1)")
 
 
 class CamSettings(_Section):
@@ -248,24 +264,49 @@ def _read_env() -> dict[str, Any]:
         raise ConfigError(f"invalid {ENV_PREFIX}* environment variable: {exc}") from None
 
 
-def _describe(exc: ValidationError, origin: str) -> str:
+def _describe(exc: ValidationError, origin: str, labels: Mapping[str, str]) -> str:
+    """Every problem of ``exc`` in one line, each named by its key path (or its label).
+
+    pydantic's ``Value error,`` prefix is dropped, and the offending value is shown once.
+    """
     problems = []
     for err in exc.errors():
         path = ".".join(str(part) for part in err["loc"])
-        message = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
-        shown = "" if err["type"] == "extra_forbidden" else f" (got {err.get('input')!r})"
-        problems.append(f"{path}: {message}{shown}")
+        name = labels.get(path, path)
+        if err["type"] == "extra_forbidden":
+            problems.append(f"{name}: unknown key")
+            continue
+        message = str(err["msg"]).removeprefix("Value error, ")
+        value = repr(err.get("input"))
+        shown = "" if value in message else f" (got {value})"
+        problems.append(f"{name}: {message}{shown}")
     return f"invalid settings{origin}: " + "; ".join(problems)
 
 
+def leaf_paths(values: Mapping[str, Any], prefix: str = "") -> list[str]:
+    """Dotted key paths of the set (non-``None``) leaves of nested ``values``."""
+    paths: list[str] = []
+    for key, value in values.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            paths += leaf_paths(value, f"{path}.")
+        elif value is not None:
+            paths.append(path)
+    return paths
+
+
 def load_settings(
-    config_file: Path | None = None, overrides: Mapping[str, Any] | None = None
+    config_file: Path | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    labels: Mapping[str, str] | None = None,
 ) -> Settings:
     """Resolve the settings from every layer and validate them together.
 
     Args:
         config_file: a TOML file with any of the sections; ``None`` for none.
         overrides: values from command-line flags, nested by section; ``None`` values are ignored.
+        labels: how the user wrote a key path of ``overrides`` (e.g. ``training.num_epochs`` ->
+            ``--epochs``), used instead of the key path in error messages.
 
     Returns:
         The validated settings.
@@ -280,12 +321,13 @@ def load_settings(
     try:
         settings = Settings(**layers)
     except ValidationError as exc:
-        raise ConfigError(_describe(exc, origin)) from None
+        raise ConfigError(_describe(exc, origin, labels or {})) from None
     shape = settings.model.input_shape
     if shape is not None and shape[1:] != [settings.dataset.img_size] * 2:
         raise ConfigError(
             f"invalid settings{origin}: model.input_shape {shape} disagrees with "
-            f"dataset.img_size {settings.dataset.img_size}"
+            f"{(labels or {}).get('dataset.img_size', 'dataset.img_size')} "
+            f"{settings.dataset.img_size}"
         )
     return settings
 

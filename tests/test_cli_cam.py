@@ -62,14 +62,21 @@ def test_json_document_with_figure(in_tmp: Path, tiny_checkpoint: Path) -> None:
     code, doc, _ = cam_json(str(image), "--model", str(tiny_checkpoint))
     assert code == 0 and doc["failed"] == 0
     entry = doc["images"][0]
-    assert entry["input"] == str(image) and entry["error"] is None
-    assert len(entry["topk"]) == 3 and {p["name"] for p in entry["topk"]} == set(TINY_CLASSES)
-    probs = [p["probability"] for p in entry["topk"]]
-    assert probs == sorted(probs, reverse=True) and abs(sum(probs) - 1) < 1e-5
-    assert entry["targets"][0]["index"] == entry["topk"][0]["index"]  # default: predicted class
-    (figure,) = entry["outputs"]
+    assert set(entry) == {"input", "error", "topk", "target", "maps"}
+    assert entry["input"] == str(image) and entry["error"] is None and entry["target"] is None
+    (top,) = entry["topk"]  # --topk defaults to 1: exactly one prediction, listed once
+    assert set(top) == {"index", "name", "probability", "logit"} and top["name"] in TINY_CLASSES
+    ((class_idx, (figure,)),) = [(m["class_idx"], m["files"]) for m in entry["maps"]]
+    assert class_idx == top["index"]  # default: the predicted class
     assert figure.endswith("a_cam.png") and Image.open(figure).format == "PNG"
     assert (in_tmp / "cam_results" / "camtool-settings.toml").is_file()
+
+    code, doc, _ = cam_json(str(image), "--model", str(tiny_checkpoint), "--topk", "3")
+    topk = doc["images"][0]["topk"]
+    assert len(topk) == 3 and {p["name"] for p in topk} == set(TINY_CLASSES)
+    probs = [p["probability"] for p in topk]
+    assert probs == sorted(probs, reverse=True) and abs(sum(probs) - 1) < 1e-3
+    assert all(p == round(p, 4) for p in probs)  # rounded: no float noise
 
 
 def test_class_by_name_topk_and_arrays(in_tmp: Path, tiny_checkpoint: Path) -> None:
@@ -87,8 +94,9 @@ def test_class_by_name_topk_and_arrays(in_tmp: Path, tiny_checkpoint: Path) -> N
     )
     assert code == 0
     entry = doc["images"][0]
-    assert entry["targets"][0]["name"] == "dog"
-    overlay, arrays = (Path(p) for p in entry["outputs"])
+    assert entry["target"]["name"] == "dog" and entry["maps"][0]["class_idx"] == 1
+    assert len(entry["topk"]) == 1  # the top prediction, whatever the class explained
+    overlay, arrays = (Path(p) for p in entry["maps"][0]["files"])
     assert Image.open(overlay).size == (50, 30)  # the image's own resolution
     data = np.load(arrays)
     assert data["cam"].dtype == np.float32 and data["cam"].ndim == 2
@@ -99,11 +107,9 @@ def test_class_by_name_topk_and_arrays(in_tmp: Path, tiny_checkpoint: Path) -> N
     assert abs(data["cam"].mean() + bias[1] - data["logits"][1]) < 1e-4  # the CAM invariant
 
     code, doc, _ = cam_json(str(image), "--model", str(tiny_checkpoint), "--topk", "2", "-o", "k")
-    outputs = doc["images"][0]["outputs"]
-    assert [Path(p).name for p in outputs] == ["b_top1_cam.png", "b_top2_cam.png"]
-    assert [t["index"] for t in doc["images"][0]["targets"]] == [
-        p["index"] for p in doc["images"][0]["topk"][:2]
-    ]
+    maps = doc["images"][0]["maps"]
+    assert [Path(f).name for m in maps for f in m["files"]] == ["b_top1_cam.png", "b_top2_cam.png"]
+    assert [m["class_idx"] for m in maps] == [p["index"] for p in doc["images"][0]["topk"]]
 
 
 def test_bad_images_do_not_stop_the_others(in_tmp: Path, tiny_checkpoint: Path) -> None:
@@ -120,7 +126,30 @@ def test_bad_images_do_not_stop_the_others(in_tmp: Path, tiny_checkpoint: Path) 
     assert "Traceback" not in result.output
     written = sorted(p.name for p in (in_tmp / "cam_results").glob("*.png"))
     assert written == ["same-1_cam.png", "same_cam.png"]  # two inputs, two distinct outputs
-    assert "cat" in result.stdout  # the predictions table
+    assert "probability" in result.stdout  # the predictions table
+    assert result.stderr.strip().splitlines()[-1] == "2 of 4 images failed"
+
+
+def test_every_input_failing_exits_1_in_one_line(in_tmp: Path, tiny_checkpoint: Path) -> None:
+    result = runner.invoke(app, ["cam", "missing.jpg", "--model", str(tiny_checkpoint)])
+    assert result.exit_code == 1
+    assert result.stderr == "camtool: error: missing.jpg: no such file\n"
+    (in_tmp / "bad.jpg").write_text("not an image")
+    code, doc, _ = cam_json("missing.jpg", "bad.jpg", "--model", str(tiny_checkpoint))
+    assert code == 1 and doc["failed"] == 2
+
+
+@pytest.mark.parametrize("command", ["cam", "batch-cam"])
+def test_class_and_topk_together_are_refused(
+    in_tmp: Path, tiny_checkpoint: Path, command: str
+) -> None:
+    image = make_photo(in_tmp / "c.png")
+    args = [command, str(image), "--model", str(tiny_checkpoint), "--class", "1", "--topk", "2"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2
+    line = result.stderr.strip()
+    assert "--class and --topk cannot be combined" in line and len(line.splitlines()) == 1
+    assert not (in_tmp / "cam_results").exists()  # refused before any work
 
 
 @pytest.mark.parametrize(
@@ -128,8 +157,8 @@ def test_bad_images_do_not_stop_the_others(in_tmp: Path, tiny_checkpoint: Path) 
     [
         (["--class", "zebra"], "unknown class 'zebra'", 2),
         (["--class", "7"], "out of range", 2),
-        (["--alpha", "2"], "cam.alpha", 2),
-        (["--colormap", "nope"], "cam.colormap", 2),
+        (["--alpha", "2"], "invalid settings: --alpha: Input should be less than or equal to 1", 2),
+        (["--colormap", "nope"], "--colormap: unknown matplotlib colormap 'nope'\n", 2),
     ],
 )
 def test_bad_flags_are_one_line(
@@ -165,8 +194,8 @@ def test_default_model_is_imagenet(
     monkeypatch.setenv("TORCH_HOME", str(imagenet_home))
     image = make_photo(in_tmp / "d.png", (64, 64))
     code, doc, _ = cam_json(str(image), "--class", "tench")
-    assert code == 0 and doc["images"][0]["targets"][0]["index"] == 0
-    assert len(doc["images"][0]["topk"]) == 5
+    assert code == 0 and doc["images"][0]["target"]["index"] == 0
+    assert len(doc["images"][0]["topk"]) == 1
 
 
 def test_config_command_shows_env_and_file(in_tmp: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -174,6 +203,7 @@ def test_config_command_shows_env_and_file(in_tmp: Path, monkeypatch: pytest.Mon
     monkeypatch.setenv("CAMTOOL_TRAINING__NUM_EPOCHS", "3")
     result = runner.invoke(app, ["config", "--config", "c.toml", "--json"])
     doc = json.loads(result.stdout)
+    assert set(doc) == {"model", "training", "dataset", "cam"}
     assert doc["training"]["batch_size"] == 8 and doc["training"]["num_epochs"] == 3
     result = runner.invoke(app, ["config", "--config", "c.toml"])
     assert "batch_size = 8" in result.stdout
@@ -181,3 +211,30 @@ def test_config_command_shows_env_and_file(in_tmp: Path, monkeypatch: pytest.Mon
     result = runner.invoke(app, ["config", "--config", "bad.toml"])
     assert result.exit_code == 2
     assert "training.batch_size" in result.stderr and "training.foo: unknown key" in result.stderr
+
+
+def test_offline_without_cached_weights_is_one_line(
+    in_tmp: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import urllib.error
+
+    def offline(*args: object, **kwargs: object) -> None:
+        raise urllib.error.URLError("Name or service not known")
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
+    image = make_photo(in_tmp / "e.png")
+    result = runner.invoke(app, ["cam", str(image)])
+    assert result.exit_code == 1
+    (line,) = result.stderr.strip().splitlines()  # no torch.hub "Downloading: ..." before it
+    assert line.startswith("camtool: error: cannot get ImageNet weights for resnet18")
+    assert "resnet18-f37072fd.pth" in line and "--model CKPT" in line
+
+
+def test_cached_imagenet_weights_are_used_without_a_download(
+    in_tmp: Path, imagenet_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TORCH_HOME", str(imagenet_home))
+    monkeypatch.setattr(torch.hub, "download_url_to_file", pytest.fail)
+    image = make_photo(in_tmp / "f.png", (40, 40))
+    code, doc, stderr = cam_json(str(image))
+    assert code == 0 and doc["images"][0]["error"] is None and stderr == ""

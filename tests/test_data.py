@@ -304,8 +304,23 @@ def test_make_splits_zero_val_size(tmp_path: Path) -> None:
 @pytest.mark.parametrize("val_size", [4, 9, -1])
 def test_make_splits_bad_val_size(tmp_path: Path, val_size: int) -> None:
     _dataset(tmp_path, {"a": 2, "b": 2})
-    with pytest.raises(ConfigError, match="val_size"):
+    with pytest.raises(ConfigError, match="val_size") as info:
         make_splits(tmp_path, "folder", 8, val_size=val_size)
+    assert "train/ has 4 images" in str(info.value) and "--val-size 0.1" in str(info.value)
+
+
+def test_make_splits_fraction_holds_out_every_class_of_a_small_folder(tmp_path: Path) -> None:
+    _dataset(tmp_path, {"a": 3, "b": 5, "c": 30, "d": 1})
+    splits = make_splits(tmp_path, "folder", 8, val_size=0.1)
+    held = [splits.val[i][1] for i in range(len(splits.val))]  # type: ignore[arg-type, index]
+    kept = [splits.train[i][1] for i in range(len(splits.train))]  # type: ignore[arg-type, index]
+    assert sorted(held) == [0, 1, 2, 2, 2]  # 10% of 39 = 4, at least one of a and b; c gets 3
+    assert sorted(set(kept)) == [0, 1, 2, 3]  # every class keeps training images (d: its one)
+    assert len(held) + len(kept) == 39
+
+    _dataset(tmp_path / "singles", {"a": 1, "b": 1})
+    with pytest.raises(ConfigError, match="every class in train/ has a single image"):
+        make_splits(tmp_path / "singles", "folder", 8, val_size=0.1)
 
 
 def test_make_splits_imagenette_names_and_missing_dataset(tmp_path: Path) -> None:

@@ -61,7 +61,7 @@ def test_demo_writes_data_model_and_maps(tmp_path: Path) -> None:
         assert 0 <= loc[key] <= 1
     assert loc["top1_loc"] <= loc["gt_known_loc"]
     document = json.loads(json.dumps(report.to_dict()))
-    assert document["test_images"] == report.test.images and document["seconds"] > 0
+    assert document["test"]["images"] == report.test.images and document["seconds"] > 0
     assert len(stages) == 3 and stages[0].startswith("drawing")
 
 
@@ -72,8 +72,14 @@ def test_demo_command_json_and_rerun(tmp_path: Path, monkeypatch: pytest.MonkeyP
         result = runner.invoke(app, ["demo", "-o", str(target), "--device", "cpu", "--json"])
         assert result.exit_code == 0, result.output
         document = json.loads(result.stdout)
-        assert document["output_dir"] == str(target) and document["epochs_run"] == 1
-        assert Path(document["checkpoint"]).is_file() and len(document["cam_files"]) == 3
+        assert set(document) == {
+            "output_dir", "data_dir", "seconds", "test", "localization", "cams_dir",
+            "cam_files", "training",
+        }  # fmt: skip
+        assert document["output_dir"] == str(target) and document["training"]["epochs_run"] == 1
+        best = document["training"]["checkpoints"]["best"]
+        assert Path(best).is_file() and len(document["cam_files"]) == 3
+        assert set(document["test"]) == {"accuracy", "loss", "images"}
         assert set(document["localization"]) >= {"top1_loc", "gt_known_loc", "maxboxacc_v2"}
     lines = (target / "checkpoints" / "metrics.jsonl").read_text().splitlines()
     assert len(lines) == 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import re
 import socket
 import tarfile
@@ -16,6 +17,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from camtool.data import archive as archive_module
 from camtool.data import download as dl
 from camtool.data.download import (
     ARCHIVES,
@@ -328,7 +330,7 @@ def test_wrong_checksum_extracts_nothing_and_deletes_part(
     message = str(info.value)
     assert f"expected {wrong}" in message and f"got {_sha(server.payload)}" in message
     assert "\n" not in message
-    assert list(data_dir.iterdir()) == []
+    assert not data_dir.exists()  # created by this run, left empty: removed
 
 
 def test_known_checksum_is_checked_on_the_official_file(
@@ -339,7 +341,7 @@ def test_known_checksum_is_checked_on_the_official_file(
     data_dir = tmp_path / "data"
     with pytest.raises(CamtoolError, match="md5 checksum mismatch"):
         download_dataset("imagenette-160", data_dir)
-    assert list(data_dir.iterdir()) == []
+    assert not data_dir.exists()
 
 
 def test_mirror_url_for_unknown_dataset_uses_the_archive_top_folder(
@@ -351,6 +353,61 @@ def test_mirror_url_for_unknown_dataset_uses_the_archive_top_folder(
     assert result.dataset_dir == data_dir / TOP
     assert result.archive == data_dir / "mirror.tgz"
     assert (data_dir / TOP / "train").is_dir() and (data_dir / TOP / MARKER_NAME).is_file()
+
+    again = download_dataset("custom", data_dir, url=server.url())  # top folder != "mirror"
+    assert again.already_present and again.dataset_dir == data_dir / TOP
+    assert len(server.requests) == 1  # recognised from the marker: no request, no re-extract
+    assert json.loads((data_dir / TOP / MARKER_NAME).read_text())["folder"] == TOP
+
+
+def test_no_network_leaves_no_folder_this_run_created(tmp_path: Path) -> None:
+    url = f"http://127.0.0.1:{_refused_port()}/{FILENAME}"
+    with pytest.raises(CamtoolError, match="could not download"):
+        download_dataset("imagenette-160", tmp_path / "new" / "data", url=url, timeout=5)
+    assert list(tmp_path.iterdir()) == []
+    kept = tmp_path / "kept"
+    kept.mkdir()
+    with pytest.raises(CamtoolError, match="could not download"):
+        download_dataset("imagenette-160", kept, url=url, timeout=5)
+    assert kept.is_dir()  # it was there before: left alone
+
+
+def test_cli_download_json_schema(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from camtool.cli import app
+
+    monkeypatch.chdir(tmp_path)
+    manual = tmp_path / "mine.tgz"
+    make_imagenette_tgz(manual)
+    for present in (False, True):
+        result = CliRunner().invoke(app, ["download", "--archive", str(manual), "--json"])
+        assert result.exit_code == 0 and result.stderr == ""
+        doc = json.loads(result.stdout)
+        assert doc == {
+            "dataset": "imagenette-160",
+            "dataset_dir": str(Path("data") / TOP),
+            "archive": None if present else str(manual),
+            "downloaded_bytes": 0,
+            "resumed_from": 0,
+            "already_present": present,
+        }
+
+
+def test_cli_download_offline_is_one_line_and_leaves_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from camtool.cli import app
+
+    monkeypatch.chdir(tmp_path)
+    url = f"http://127.0.0.1:{_refused_port()}/{FILENAME}"
+    result = CliRunner().invoke(app, ["download", "--url", url])
+    assert result.exit_code == 1
+    assert result.stderr.startswith("camtool: error: could not download")
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert list(tmp_path.iterdir()) == []  # no empty data/ behind
 
 
 def test_existing_verified_archive_is_not_downloaded_again(
@@ -490,7 +547,7 @@ def test_archive_without_train_and_val_is_refused(tmp_path: Path) -> None:
     make_imagenette_tgz(manual, splits=("train",))
     with pytest.raises(InputError, match="val/"):
         download_dataset("imagenette-160", tmp_path / "data", archive=manual)
-    assert list((tmp_path / "data").iterdir()) == []
+    assert not (tmp_path / "data").exists()
 
 
 def test_interrupted_extraction_leaves_nothing_half_made(
@@ -588,7 +645,7 @@ def test_unsafe_archive_given_with_archive_option(tmp_path: Path) -> None:
     _evil_archive(archive, "symlink", tmp_path)
     with pytest.raises(InputError, match="refusing"):
         download_dataset("imagenette-160", tmp_path / "data", archive=archive)
-    assert list((tmp_path / "data").iterdir()) == []
+    assert not (tmp_path / "data").exists()
     assert not (tmp_path / "evil.txt").exists()
 
 
@@ -670,7 +727,9 @@ def test_md5_reference_matches_torchvision_figures() -> None:
 def test_tarfile_data_filter_backs_up_our_own_checks(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(dl, "_member_problem", lambda member: None)  # disable our own checks
+    monkeypatch.setattr(
+        archive_module, "_member_problem", lambda member: None
+    )  # disable our own checks
     outside = tmp_path / "outside"
     outside.mkdir()
     archive = tmp_path / "evil.tgz"

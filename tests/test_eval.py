@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -232,6 +233,11 @@ def test_cli_json_report_and_files(in_tmp: Path, shapes: tuple[Path, Path]) -> N
         "-m", str(ckpt), "--data-dir", str(root), "--faithfulness-images", "1", "-o", "out"
     )
     assert code == 0
+    assert set(doc) == {
+        "model", "device", "dataset", "split", "classes", "output_dir", "files",
+        "classification", "localization", "faithfulness", "notes",
+    }  # fmt: skip
+    assert not re.search(r"\d\.\d{9,}", json.dumps(doc))  # rounded: no float noise
     assert doc["split"] == "val" and doc["classes"] == ["circle", "square", "triangle"]
     c, loc, faith = doc["classification"], doc["localization"], doc["faithfulness"]
     assert c["n_images"] == 6 and 0 <= c["top1"] <= c["top5"] == 1.0 and c["loss"] > 0
@@ -285,6 +291,42 @@ def test_cli_tables_and_default_dataset_from_checkpoint(
     assert "top-1 accuracy" in result.stdout and "per class" in result.stdout
     assert "confusion matrix" in result.stdout and "MaxBoxAccV2" not in result.stdout
     assert (in_tmp / "eval_results" / "metrics.json").is_file()
+
+
+def test_moved_project_still_finds_its_data(
+    in_tmp: Path, shapes: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+
+    root, ckpt = shapes
+    project = in_tmp / "old" / "project"  # trained here with relative settings
+    shutil.copytree(root, project / "data")
+    stored = {"dataset": {"data_dir": "data"}, "training": {"checkpoint_dir": "runs/a"}}
+    payload = torch.load(ckpt, weights_only=True)
+    payload["settings"] = stored
+    (project / "runs" / "a").mkdir(parents=True)
+    torch.save(payload, project / "runs" / "a" / "best.pt")
+    shutil.move(project, in_tmp / "moved")
+    (in_tmp / "elsewhere").mkdir()
+    monkeypatch.chdir(in_tmp / "elsewhere")
+    moved_ckpt = in_tmp / "moved" / "runs" / "a" / "best.pt"
+    code, doc, err = eval_json("-m", str(moved_ckpt), "--metrics", "classification")
+    assert code == 0, err
+    assert doc["dataset"] == str(in_tmp / "moved" / "data")
+
+    shutil.rmtree(in_tmp / "moved" / "data")
+    result = cli.invoke(app, ["eval", "-m", str(moved_ckpt), "--workers", "0"])
+    assert result.exit_code == 1
+    (line,) = result.stderr.strip().splitlines()
+    assert str(in_tmp / "moved" / "data") in line and "--data-dir DIR" in line
+    assert line.startswith(f"camtool: error: no dataset found for {moved_ckpt}: tried data, ")
+
+
+def test_training_records_the_data_folder_absolute() -> None:
+    from camtool.training.loop import _absolute_data_dir
+
+    stored = _absolute_data_dir({"dataset": {"data_dir": "data"}, "model": {}})
+    assert stored["dataset"]["data_dir"] == str(Path("data").absolute())
 
 
 def test_cli_corrupt_box_file_is_one_line_error(in_tmp: Path, shapes: tuple[Path, Path]) -> None:
@@ -367,3 +409,39 @@ def test_unreadable_images_are_skipped_and_counted(squares: Path) -> None:
     assert (c["n_images"], c["skipped"]) == (7, 1)
     loc = evaluate_localization(StubRunner(), squares, "val", None, batch_size=4)
     assert (loc["n_images"], loc["skipped"], loc["gt_known_loc"]) == (7, 1, 1.0)
+
+
+def _blank_margins(png: bytes) -> tuple[int, int, int, int]:
+    """Rows/columns of white at the top, bottom, left and right of a PNG."""
+    import io
+
+    ink = np.asarray(Image.open(io.BytesIO(png)).convert("L")) < 250
+    rows, cols = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
+    return (
+        int(rows[0]),
+        int(ink.shape[0] - 1 - rows[-1]),
+        int(cols[0]),
+        int(ink.shape[1] - 1 - cols[-1]),
+    )
+
+
+def test_figures_have_no_empty_band_and_no_cut_title(tmp_path: Path, tiny_checkpoint: Path) -> None:
+    from camtool.core.checkpoint import load_checkpoint
+    from camtool.core.torch_runner import TorchRunner
+    from camtool.evaluation.figures import mistakes_png
+    from camtool.explain.render import figure_png, overlay
+    from tests.conftest import make_photo
+
+    runner = TorchRunner(load_checkpoint(tiny_checkpoint), torch.device("cpu"))
+    photo = make_photo(tmp_path / "m.png", (64, 64))
+    one = [{"path": str(photo), "true": "cat", "predicted": "dog", "prob": 0.9}]
+    png = mistakes_png(runner, one, 0.5, "jet")
+    assert png is not None
+    margins = _blank_margins(png)  # a title cut at the edges would leave 0 on both sides
+    assert all(1 <= m <= 15 for m in margins), margins
+
+    image = Image.open(photo).convert("RGB")
+    heat = np.random.default_rng(0).random((64, 64)).astype(np.float32)
+    png = figure_png(image, heat, overlay(image, heat), "dog (p = 0.900)")
+    margins = _blank_margins(png)  # the demo's figure: no empty band at the bottom
+    assert all(1 <= m <= 15 for m in margins), margins

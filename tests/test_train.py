@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -366,6 +367,32 @@ def test_distributed_two_processes_only_rank_0_writes(shapes: Path, tmp_path: Pa
     assert read_checkpoint(tmp_path / "ck" / LAST_FILE)["training"]["world_size"] == 2
 
 
+def test_distributed_error_is_printed_once(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CAMTOOL_", "RANK"))}
+    env.pop("WORLD_SIZE", None)
+    command = [
+        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+        "-m", "camtool", "train", "--data-dir", str(tmp_path / "nothing"), "--no-pretrained",
+        "--device", "cpu", "--workers", "0", "--checkpoint-dir", str(tmp_path / "ck"),
+    ]  # fmt: skip
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode != 0
+    output = done.stdout + done.stderr
+    assert output.count("camtool: error: no dataset found in") == 1  # rank 0 only
+
+
+@pytest.mark.parametrize(("rank", "lines"), [("0", 1), ("1", 0)])
+def test_only_rank_0_prints_a_settings_error(
+    monkeypatch: pytest.MonkeyPatch, rank: str, lines: int
+) -> None:
+    monkeypatch.setenv("RANK", rank)
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("CAMTOOL_TRAINING__NUM_EPOCHS", "0")
+    result = runner.invoke(app, ["config"])
+    assert result.exit_code == 2  # every rank fails, so torchrun does too
+    assert len(result.stderr.splitlines()) == lines
+
+
 # ---------------------------------------------------------------------------------------------
 # The command
 
@@ -386,6 +413,12 @@ def test_cli_train_json(shapes: Path, tmp_path: Path) -> None:
     result = runner.invoke(app, [*args, "--checkpoint-dir", str(folder), "--json"])
     assert result.exit_code == 0, result.output
     document = json.loads(result.stdout)
+    assert set(document) == {
+        "best_val_acc", "best_epoch", "epochs_run", "num_epochs", "stopped_early", "seconds",
+        "checkpoint_dir", "checkpoints", "metrics_file", "curves_file", "settings_file",
+        "class_names", "device", "precision", "world_size", "resumed_from", "history",
+    }  # fmt: skip
+    assert not re.search(r"\d\.\d{9,}", result.stdout)  # rounded: no float noise
     assert document["epochs_run"] == 1 and document["stopped_early"] is False
     assert document["best_epoch"] == 1 and 0 <= document["best_val_acc"] <= 1
     assert Path(document["checkpoints"]["best"]).is_file()
@@ -395,12 +428,28 @@ def test_cli_train_json(shapes: Path, tmp_path: Path) -> None:
     assert saved["model"]["pretrained"] is False  # config value kept: no flag given
 
 
+def test_cli_default_val_size_works_on_a_small_folder(shapes: Path, tmp_path: Path) -> None:
+    config = write_config(tmp_path / "c.toml")
+    text = config.read_text().replace("val_size = 4\n", "")  # the built-in default: 0.1
+    config.write_text(text)
+    args = ["train", "--config", str(config), "--data-dir", str(shapes), "--epochs", "1"]
+    result = runner.invoke(app, [*args, "--checkpoint-dir", str(tmp_path / "ck")])
+    assert result.exit_code == 0, result.output
+    # 12 images of 2 classes: 10% is 1, raised to one of each class
+    assert "training resnet18 on 10 images of 2 classes (2 held out)" in result.stderr
+    result = runner.invoke(app, [*args, "--val-size", "12", "--checkpoint-dir", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "dataset.val_size is 12, but train/ has 12 images" in result.stderr
+    assert "--val-size 0.1" in result.stderr
+
+
 def test_cli_table_and_progress(shapes: Path, tmp_path: Path) -> None:
     config = write_config(tmp_path / "c.toml")
     args = ["train", "--config", str(config), "--data-dir", str(shapes), "--epochs", "1"]
     result = runner.invoke(app, [*args, "--checkpoint-dir", str(tmp_path / "ck")])
     assert result.exit_code == 0, result.output
     assert "best val accuracy" in result.stdout and "epoch   1" in result.stderr
+    assert "\n\n" not in result.stderr and not result.stderr.startswith("\n")  # no bar residue
 
 
 def test_cli_bad_config_key_is_exit_2_with_one_line(tmp_path: Path) -> None:

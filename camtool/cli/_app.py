@@ -2,21 +2,44 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import typer
-from typer.core import TyperGroup
+from typer._click.exceptions import (  # typer vendors click and re-exports only BadParameter
+    NoArgsIsHelpError,
+    UsageError,
+)
+from typer.core import TyperArgument, TyperCommand, TyperGroup
 
 from camtool import __version__
-from camtool.errors import EXIT_FAILURE, EXIT_INTERRUPTED, CamtoolError
+from camtool.errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_USAGE, CamtoolError
 
-__all__ = ["app", "fail"]
+__all__ = ["COMMAND_ORDER", "CamtoolCommand", "app", "fail"]
+
+#: The commands in the order a new user meets them; ``camtool --help`` lists them so.
+COMMAND_ORDER = ("demo", "download", "train", "eval", "cam", "batch-cam", "export", "config")
 
 
-def fail(message: str, code: int) -> typer.Exit:
-    """Print ``camtool: error: message`` as one line on stderr; return the Exit to raise."""
+def _other_rank() -> str | None:
+    """Under torchrun, this process's rank when it is not rank 0; else ``None``."""
+    rank = os.environ.get("RANK", "0")
+    return rank if rank != "0" and os.environ.get("WORLD_SIZE", "1") != "1" else None
+
+
+def fail(message: str, code: int, *, every_rank: bool = False) -> typer.Exit:
+    """Print ``camtool: error: message`` as one line on stderr; return the Exit to raise.
+
+    Under torchrun every rank meets the same bad settings or data, so only rank 0 prints;
+    with ``every_rank`` (errors one process may meet alone: a bug, a failing disk) the others
+    print too, naming their rank. Every rank exits with ``code``, so torchrun exits non-zero.
+    """
     one_line = " ".join(str(message).split())
-    typer.echo(f"camtool: error: {one_line}", err=True)
+    rank = _other_rank()
+    if rank is None:
+        typer.echo(f"camtool: error: {one_line}", err=True)
+    elif every_rank:
+        typer.echo(f"camtool: error: [rank {rank}] {one_line}", err=True)
     return typer.Exit(code)
 
 
@@ -29,15 +52,79 @@ def _is_cli_signal(exc: BaseException) -> bool:
     return type(exc).__module__.split(".")[0] in ("typer", "click")
 
 
+def usage_line(exc: UsageError) -> str:
+    """A usage error as one line, without the usage block or pydantic's ``Value error,`` prefix.
+
+    Example: ``invalid value for '--optimizer': 'rmsprop' is not one of 'adam', 'adamw', 'sgd'
+    (see camtool train --help)``.
+    """
+    text = exc.format_message().replace("Value error, ", "").rstrip(".")
+    text = text[:1].lower() + text[1:]
+    names: list[str] = []
+    ctx = exc.ctx
+    while ctx is not None and ctx.parent is not None:  # the root's name is how python was run
+        names.insert(0, ctx.info_name or "")
+        ctx = ctx.parent
+    return text + f" (see {' '.join(['camtool', *names])} --help)"
+
+
+def _no_type(ctx: Any) -> str | None:
+    """No type beside an argument's name in help (its metavar says what it is)."""
+    return None
+
+
+class CamtoolCommand(TyperCommand):
+    """A command whose help names arguments by their metavar (``IMAGE...``), with no Python
+    type beside them (Typer would print ``{images}... <list[Path]>``)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for param in self.params:
+            if isinstance(param, TyperArgument):
+                param.display_type_rich = _no_type  # type: ignore[method-assign,assignment]
+
+    def collect_usage_pieces(self, ctx: typer.Context) -> list[str]:  # type: ignore[override]
+        """``[OPTIONS]`` then each argument: ``IMAGE...`` when required, ``[NAME]`` if not."""
+        pieces = [self.options_metavar] if self.options_metavar else []
+        for param in self.get_params(ctx):
+            if not isinstance(param, TyperArgument):
+                continue
+            name = param.metavar or (param.name or "").upper()
+            if param.nargs != 1 and not name.endswith("..."):
+                name += "..."
+            pieces.append(name if param.required else f"[{name}]")
+        return pieces
+
+
 class CamtoolGroup(TyperGroup):
     """Runs a sub-command and turns whatever it raises into one line on stderr and an exit code.
 
-    ``--debug`` (or ``CAMTOOL_DEBUG=1``) lets the traceback through instead.
+    Usage errors (an unknown option, a value not among the choices) become one line and exit
+    code 2, without click's usage block. ``--debug`` (or ``CAMTOOL_DEBUG=1``) lets the
+    traceback through instead.
     """
+
+    def list_commands(self, ctx: typer.Context) -> list[str]:  # type: ignore[override]
+        """The commands in :data:`COMMAND_ORDER`, any others after them."""
+        names = super().list_commands(ctx)
+        rank = {name: i for i, name in enumerate(COMMAND_ORDER)}
+        return sorted(names, key=lambda name: rank.get(name, len(rank)))
+
+    def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:  # type: ignore[override]
+        try:
+            return super().parse_args(ctx, args)
+        except UsageError as exc:
+            if isinstance(exc, NoArgsIsHelpError):
+                raise
+            raise fail(usage_line(exc), EXIT_USAGE) from None
 
     def invoke(self, ctx: typer.Context) -> Any:  # type: ignore[override]
         try:
             return super().invoke(ctx)
+        except UsageError as exc:
+            if isinstance(exc, NoArgsIsHelpError) or _debug(ctx):
+                raise
+            raise fail(usage_line(exc), EXIT_USAGE) from None
         except CamtoolError as exc:
             if _debug(ctx):
                 raise
@@ -50,13 +137,14 @@ class CamtoolGroup(TyperGroup):
             if _debug(ctx):
                 raise
             where = f": {exc.filename}" if exc.filename else ""
-            raise fail(f"{exc.strerror or exc}{where}", EXIT_FAILURE) from None
+            raise fail(f"{exc.strerror or exc}{where}", EXIT_FAILURE, every_rank=True) from None
         except Exception as exc:  # a bug: still one line, with the way to see more
             if _debug(ctx) or _is_cli_signal(exc):
                 raise
             raise fail(
                 f"internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback)",
                 EXIT_FAILURE,
+                every_rank=True,
             ) from None
 
 

@@ -12,26 +12,85 @@ from camtool.choices import DeviceName
 if TYPE_CHECKING:
     from camtool.settings import Settings
 
-__all__ = ["ConfigOpt", "DeviceOpt", "JsonOpt", "OutputDirOpt", "resolve_settings"]
+__all__ = [
+    "SETTING_FLAGS",
+    "ConfigOpt",
+    "DeviceOpt",
+    "JsonOpt",
+    "OutputDirOpt",
+    "refuse_class_with_topk",
+    "resolve_settings",
+]
 
 ConfigOpt = typer.Option(
     None,
     "--config",
+    metavar="FILE",
     help="TOML settings file (sections [model] [training] [dataset] [cam]).",
     dir_okay=False,
 )
-DeviceOpt: Any = typer.Option(None, "--device", help="auto, cpu, cuda or mps [default: auto].")
+DeviceOpt: Any = typer.Option(
+    None, "--device", metavar="DEVICE", help="auto, cpu, cuda or mps [default: auto]."
+)
 JsonOpt = typer.Option(False, "--json", help="Print one JSON document on stdout, nothing else.")
 OutputDirOpt = typer.Option(
-    None, "--output-dir", "-o", help="Output folder [default: cam.output_dir, cam_results/]."
+    None,
+    "--output-dir",
+    "-o",
+    metavar="DIR",
+    help="Output folder [default: cam.output_dir, cam_results/].",
 )
 
 
-def resolve_settings(config: Path | None, overrides: dict[str, Any]) -> Settings:
-    """Load the settings (imported lazily so --help stays fast)."""
-    from camtool.settings import load_settings
+#: The flag that sets each settings key, so an error names what the user typed.
+SETTING_FLAGS = {
+    "model.pretrained": "--pretrained",
+    "training.num_epochs": "--epochs",
+    "training.batch_size": "--batch-size",
+    "training.learning_rate": "--lr",
+    "training.optimizer": "--optimizer",
+    "training.scheduler": "--scheduler",
+    "training.device": "--device",
+    "training.workers": "--workers",
+    "training.seed": "--seed",
+    "training.checkpoint_dir": "--checkpoint-dir",
+    "dataset.data_dir": "--data-dir",
+    "dataset.img_size": "--img-size",
+    "dataset.val_size": "--val-size",
+    "cam.topk": "--topk",
+    "cam.alpha": "--alpha",
+    "cam.colormap": "--colormap",
+    "cam.output_dir": "--output-dir",
+    "cam.max_pixels": "--max-pixels",
+}
 
-    return load_settings(config, overrides)
+
+def resolve_settings(config: Path | None, overrides: dict[str, Any]) -> Settings:
+    """Load the settings (imported lazily so --help stays fast).
+
+    A bad value given by a flag is reported under that flag (``--epochs``), one from the config
+    file or the environment under its key path (``training.num_epochs``).
+    """
+    from camtool.settings import leaf_paths, load_settings
+
+    given = leaf_paths(overrides)
+    labels = {path: SETTING_FLAGS[path] for path in given if path in SETTING_FLAGS}
+    return load_settings(config, overrides, labels)
+
+
+def refuse_class_with_topk(class_spec: str | None, topk: int | None) -> None:
+    """``--class`` and ``--topk`` together are refused (exit 2): each chooses the maps written.
+
+    Raises:
+        ConfigError: both flags were given.
+    """
+    if class_spec is not None and topk is not None:
+        from camtool.errors import ConfigError
+
+        raise ConfigError(
+            "--class and --topk cannot be combined: --class writes the map of the class it "
+            "names, --topk the maps of the K most probable classes; give one of them"
+        )
 
 
 def device_value(device: DeviceName | None) -> str | None:

@@ -1,4 +1,8 @@
-"""Where output goes: data on stdout (a rich table, or one JSON document), chatter on stderr."""
+"""Where output goes: data on stdout (a rich table, or one JSON document), chatter on stderr.
+
+Every ``--json`` document goes through :func:`print_json`, which rounds numbers to what they
+mean (:func:`camtool.rounding.tidy_numbers`) and writes NaN and infinity as ``null``.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,9 @@ from typing import Any
 
 from rich.console import Console
 
-__all__ = ["err", "out", "print_json"]
+from camtool.rounding import tidy_numbers
+
+__all__ = ["bars_off", "err", "out", "print_json", "tidy_numbers"]
 
 #: Tables and other data.
 out = Console(soft_wrap=True)
@@ -16,7 +22,20 @@ out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 
 
-def print_json(document: Any) -> None:
-    """Print exactly one JSON document on stdout."""
-    sys.stdout.write(json.dumps(document, indent=2, default=str) + "\n")
+def bars_off(json_out: bool = False) -> bool:
+    """Whether progress bars stay off: with ``--json``, or when stderr is not a terminal (in a
+    log a bar is noise, and rich would end it with an empty line)."""
+    return json_out or not err.is_terminal
+
+
+def print_json(document: Any, *, exact: bool = False) -> None:
+    """Print exactly one JSON document on stdout.
+
+    Args:
+        document: JSON-like data (paths and other objects are written as strings).
+        exact: keep numbers as they are (for settings, which the user wrote); otherwise
+            :func:`tidy_numbers` rounds them.
+    """
+    tidy = document if exact else tidy_numbers(document)
+    sys.stdout.write(json.dumps(tidy, indent=2, default=str, allow_nan=False) + "\n")
     sys.stdout.flush()

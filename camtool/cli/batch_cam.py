@@ -13,13 +13,14 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from camtool.choices import DeviceName, OutputFormat
-from camtool.cli._app import app
+from camtool.cli._app import CamtoolCommand, app
 from camtool.cli._common import (
     ConfigOpt,
     DeviceOpt,
     JsonOpt,
     OutputDirOpt,
     device_value,
+    refuse_class_with_topk,
     resolve_settings,
 )
 from camtool.cli._output import err, out, print_json
@@ -31,7 +32,12 @@ if TYPE_CHECKING:
 __all__ = ["batch_cam"]
 
 
-@app.command("batch-cam", no_args_is_help=True)
+@app.command(
+    "batch-cam",
+    cls=CamtoolCommand,
+    no_args_is_help=True,
+    short_help="Overlays for whole folders: manifest, gallery, resumable, shards.",
+)
 def batch_cam(
     inputs: list[str] = typer.Argument(
         ...,
@@ -43,25 +49,45 @@ def batch_cam(
         None,
         "--model",
         "-m",
+        metavar="FILE",
         help="camtool checkpoint, plain ResNet state dict, or .onnx export "
         "[default: torchvision's ImageNet ResNet-18, 1000 classes].",
     ),
     output_dir: Path | None = OutputDirOpt,
     class_: str | None = typer.Option(
-        None, "--class", "-c", help="Class to explain: index or name [default: the predicted one]."
+        None,
+        "--class",
+        "-c",
+        metavar="CLASS",
+        help="Class to explain: index or name [default: the predicted one]. Not with --topk.",
     ),
     topk: int | None = typer.Option(
-        None, "--topk", "-k", min=1, help="A map for each of the top K classes [default: 1]."
+        None,
+        "--topk",
+        "-k",
+        min=1,
+        metavar="K",
+        help="A map for each of the K most probable classes [default: 1]. Not with --class.",
     ),
     batch_size: int | None = typer.Option(
-        None, "--batch-size", "-b", min=1, help="Images per forward pass [default: 64]."
+        None,
+        "--batch-size",
+        "-b",
+        min=1,
+        metavar="N",
+        help="Images per forward pass [default: 64].",
     ),
     workers: int | None = typer.Option(
-        None, "--workers", "-j", min=0, help="Processes decoding images; 0 = none [default: 2]."
+        None,
+        "--workers",
+        "-j",
+        min=0,
+        metavar="N",
+        help="Processes decoding images; 0 = none [default: 2].",
     ),
     device: DeviceName | None = DeviceOpt,
     fmt: OutputFormat | None = typer.Option(
-        None, "--format", help="Overlay format: jpg or png [default: jpg]."
+        None, "--format", metavar="FORMAT", help="Overlay format: jpg or png [default: jpg]."
     ),
     figure: bool = typer.Option(
         False, "--figure", help="Write the original | heatmap | overlay figure (PNG) instead."
@@ -76,10 +102,18 @@ def batch_cam(
         None, "--shard", metavar="I/N", help="Process only shard I of N (0 <= I < N)."
     ),
     max_pixels: int | None = typer.Option(
-        None, "--max-pixels", min=1, help="Refuse larger images unread [default: 89478485]."
+        None,
+        "--max-pixels",
+        min=1,
+        metavar="N",
+        help="Refuse larger images unread [default: 89478485].",
     ),
-    alpha: float | None = typer.Option(None, help="Heatmap opacity, 0..1 [default: 0.5]."),
-    colormap: str | None = typer.Option(None, help="matplotlib colormap [default: jet]."),
+    alpha: float | None = typer.Option(
+        None, metavar="ALPHA", help="Heatmap opacity, 0..1 [default: 0.5]."
+    ),
+    colormap: str | None = typer.Option(
+        None, metavar="NAME", help="matplotlib colormap [default: jet]."
+    ),
     json_out: bool = JsonOpt,
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only errors."),
     config: Path | None = ConfigOpt,
@@ -89,8 +123,13 @@ def batch_cam(
     Outputs mirror the input tree under the output folder; a run that is stopped resumes where it
     left off when started again. Exit status: 0 all done, 3 some inputs failed, 1 nothing ran.
 
-    Example: find photos -name '*.jpg' | camtool batch-cam - -m model.pt -o maps/ --shard 0/2
+    \b
+    Examples:
+      camtool batch-cam photos/ -m best.pt -o maps/
+      find photos -name '*.jpg' | camtool batch-cam - -m best.pt -o maps/
+      camtool batch-cam photos/ -m model.onnx --shard 0/2 --json
     """
+    refuse_class_with_topk(class_, topk)
     settings = resolve_settings(
         config,
         {

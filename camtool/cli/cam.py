@@ -8,41 +8,62 @@ from typing import TYPE_CHECKING
 import typer
 
 from camtool.choices import DeviceName
-from camtool.cli._app import app
+from camtool.cli._app import CamtoolCommand, app
 from camtool.cli._common import (
     ConfigOpt,
     DeviceOpt,
     JsonOpt,
     OutputDirOpt,
     device_value,
+    refuse_class_with_topk,
     resolve_settings,
 )
 from camtool.cli._output import err, out, print_json
-from camtool.errors import EXIT_PARTIAL
+from camtool.errors import EXIT_FAILURE, EXIT_PARTIAL
 
 if TYPE_CHECKING:
     from camtool.explain.files import ImageResult
     from camtool.explain.job import CamReport
 
 
-@app.command(no_args_is_help=True)
+@app.command(
+    cls=CamtoolCommand,
+    no_args_is_help=True,
+    short_help="Maps for a few images: figure or overlay, .npz arrays, top-k.",
+)
 def cam(
-    images: list[Path] = typer.Argument(..., help="Image files to explain.", show_default=False),
+    images: list[Path] = typer.Argument(
+        ..., metavar="IMAGE...", help="Image files to explain.", show_default=False
+    ),
     model: Path | None = typer.Option(
         None,
         "--model",
         "-m",
+        metavar="FILE",
         help="camtool checkpoint, plain ResNet state dict, or .onnx export "
         "[default: torchvision's ImageNet ResNet-18, 1000 classes].",
     ),
     class_: str | None = typer.Option(
-        None, "--class", "-c", help="Class to explain: index or name [default: the predicted one]."
+        None,
+        "--class",
+        "-c",
+        metavar="CLASS",
+        help="Class to explain: index or name [default: the predicted one]. Not with --topk.",
     ),
     topk: int | None = typer.Option(
-        None, "--topk", "-k", min=1, help="Write a map for each of the top K classes [default: 1]."
+        None,
+        "--topk",
+        "-k",
+        min=1,
+        metavar="K",
+        help="Write a map for each of the K most probable classes [default: 1]. Not with --class.",
     ),
-    alpha: float | None = typer.Option(None, help="Heatmap opacity, 0..1 [default: 0.5]."),
-    colormap: str | None = typer.Option(None, help="matplotlib colormap [default: jet]."),
+    alpha: float | None = typer.Option(
+        None, metavar="ALPHA", help="Heatmap opacity, 0..1 [default: 0.5]."
+    ),
+    colormap: str | None = typer.Option(
+        None, metavar="NAME", help="matplotlib colormap [default: jet]."
+    ),
     output_dir: Path | None = OutputDirOpt,
     overlay_only: bool = typer.Option(
         False, "--overlay-only", help="Write just the overlay, at the image's own resolution."
@@ -56,8 +77,14 @@ def cam(
 ) -> None:
     """Explain images: original | heatmap | overlay figure, titled with class and probability.
 
-    Example: camtool cam dog.jpg --class 3 --topk 2 -o maps/
+    Exit status: 0 all written, 3 some images failed, 1 none could be explained.
+
+    \b
+    Examples:
+      camtool cam dog.jpg --model best.pt --class 3 -o maps/
+      camtool cam a.jpg b.jpg --topk 2 --save-array
     """
+    refuse_class_with_topk(class_, topk)
     settings = resolve_settings(
         config,
         {
@@ -89,7 +116,8 @@ def cam(
     else:
         _errors_only(report)
     if report.failed:
-        raise typer.Exit(EXIT_PARTIAL)
+        every = report.failed == len(report.results)
+        raise typer.Exit(EXIT_FAILURE if every else EXIT_PARTIAL)
 
 
 def _show(result: ImageResult) -> None:
@@ -104,15 +132,19 @@ def _show(result: ImageResult) -> None:
     table.add_column("name")
     table.add_column("probability", justify="right")
     table.add_column("logit", justify="right")
-    for rank, p in enumerate(result.topk, 1):
-        table.add_row(str(rank), str(p.index), p.name, f"{p.probability:.4f}", f"{p.logit:.3f}")
+    rows = [(str(rank), p) for rank, p in enumerate(result.topk, 1)]
+    if result.target is not None and result.target.index not in {p.index for p in result.topk}:
+        rows.append(("--class", result.target))
+    for rank, p in rows:
+        table.add_row(rank, str(p.index), p.name, f"{p.probability:.4f}", f"{p.logit:.3f}")
     out.print(table)
     for path in result.outputs:
         err.print(f"wrote {path}", markup=False, highlight=False)
 
 
 def _errors_only(report: CamReport) -> None:
-    if report.failed:
+    """After the per-image errors, one summary line when there were several images."""
+    if report.failed and len(report.results) > 1:
         err.print(
             f"{report.failed} of {len(report.results)} images failed", markup=False, highlight=False
         )

@@ -4,20 +4,27 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from camtool.cli._app import app
+from camtool.cli._app import CamtoolCommand, app
 from camtool.cli._common import ConfigOpt, JsonOpt, resolve_settings
 from camtool.cli._output import print_json
 
 
-@app.command("config")
+@app.command(
+    "config",
+    cls=CamtoolCommand,
+    short_help="Print the resolved settings (TOML, or JSON with --json).",
+)
 def config_cmd(config: Path | None = ConfigOpt, json_out: bool = JsonOpt) -> None:
     """Print the settings as resolved from defaults, --config, and CAMTOOL_* env vars (as TOML).
 
-    Example: CAMTOOL_TRAINING__BATCH_SIZE=32 camtool config --config configs/imagenette.toml
+    \b
+    Examples:
+      camtool config --config configs/imagenette.toml
+      CAMTOOL_TRAINING__BATCH_SIZE=32 camtool config --json
     """
     settings = resolve_settings(config, {})
     if json_out:
-        print_json(settings.model_dump(mode="json"))
+        print_json(settings.model_dump(mode="json"), exact=True)
     else:
         from camtool.settings import settings_to_toml
 

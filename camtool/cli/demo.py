@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from camtool.choices import DeviceName
-from camtool.cli._app import app
+from camtool.cli._app import CamtoolCommand, app
 from camtool.cli._common import DeviceOpt, JsonOpt, device_value
 from camtool.cli._output import err, out, print_json
 from camtool.cli.train import LiveProgress
@@ -19,10 +19,18 @@ if TYPE_CHECKING:
     from camtool.demo.pipeline import DemoReport
 
 
-@app.command("demo")
+@app.command(
+    "demo",
+    cls=CamtoolCommand,
+    short_help="Everything offline on generated shapes: train, map, score.",
+)
 def demo_cmd(
     output_dir: Path = typer.Option(
-        Path("camtool-demo"), "--output-dir", "-o", help="Folder for the data, model and maps."
+        Path("camtool-demo"),
+        "--output-dir",
+        "-o",
+        metavar="DIR",
+        help="Folder for the data, model and maps.",
     ),
     device: DeviceName | None = DeviceOpt,
     json_out: bool = JsonOpt,
@@ -33,8 +41,10 @@ def demo_cmd(
     their boxes), DIR/checkpoints (best.pt, curves.png ...) and DIR/cams (maps of test images).
     An earlier demo in DIR is replaced.
 
-    Example: camtool demo -o camtool-demo && camtool cam camtool-demo/data/val/ring/00000.png
-    --model camtool-demo/checkpoints/best.pt
+    \b
+    Examples:
+      camtool demo -o camtool-demo
+      camtool demo --device cpu --json > demo.json
     """
     from camtool.demo.pipeline import run_demo
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import typer
 
-from camtool.cli._app import app
+from camtool.cli._app import CamtoolCommand, app
 from camtool.cli._common import ConfigOpt, JsonOpt, resolve_settings
-from camtool.cli._output import err, print_json
+from camtool.cli._output import bars_off, err, print_json
 
 
 class ArchiveName(str, Enum):
@@ -18,18 +18,38 @@ class ArchiveName(str, Enum):
     imagenette = "imagenette"
 
 
-@app.command()
+@app.command(
+    cls=CamtoolCommand,
+    short_help="Fetch Imagenette, verify its checksum, extract it safely.",
+)
 def download(
     dataset: ArchiveName = typer.Option(
-        ArchiveName.imagenette_160, "--dataset", "-d", help="Which Imagenette archive."
+        ArchiveName.imagenette_160,
+        "--dataset",
+        "-d",
+        metavar="NAME",
+        help="Which Imagenette archive: imagenette-160, imagenette-320 or imagenette (full "
+        "size) [default: imagenette-160].",
+        show_default=False,
     ),
     data_dir: Path | None = typer.Option(
-        None, "--data-dir", help="Where to put it [default: dataset.data_dir, data/]."
+        None,
+        "--data-dir",
+        metavar="DIR",
+        help="Where to put it [default: dataset.data_dir, data/].",
     ),
-    url: str | None = typer.Option(None, "--url", help="Download from this mirror instead."),
-    sha256: str | None = typer.Option(None, "--sha256", help="Expected sha256 of --url's file."),
+    url: str | None = typer.Option(
+        None, "--url", metavar="URL", help="Download from this mirror instead."
+    ),
+    sha256: str | None = typer.Option(
+        None, "--sha256", metavar="HEX", help="Expected sha256 of --url's file."
+    ),
     archive: Path | None = typer.Option(
-        None, "--archive", help="Use an archive you downloaded by hand.", dir_okay=False
+        None,
+        "--archive",
+        metavar="FILE",
+        help="Use an archive you downloaded by hand.",
+        dir_okay=False,
     ),
     force: bool = typer.Option(False, "--force", help="Download and extract again."),
     config: Path | None = ConfigOpt,
@@ -37,7 +57,10 @@ def download(
 ) -> None:
     """Download Imagenette, verify its checksum and extract it safely; resumes if interrupted.
 
-    Example: camtool download --dataset imagenette-160 --data-dir data/
+    \b
+    Examples:
+      camtool download --data-dir data/
+      camtool download --archive ~/Downloads/imagenette2-160.tgz
     """
     settings = resolve_settings(config, {"dataset": {"data_dir": data_dir}})
     from rich.progress import (
@@ -58,7 +81,7 @@ def download(
         TimeRemainingColumn(),
         console=err,
         transient=True,
-        disable=json_out,
+        disable=bars_off(json_out),
     ) as bar:
         task = bar.add_task(f"downloading {dataset.value}", total=None)
 

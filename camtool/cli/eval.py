@@ -9,9 +9,9 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from camtool.choices import DeviceName, UpsampleMode
-from camtool.cli._app import app
+from camtool.cli._app import CamtoolCommand, app
 from camtool.cli._common import ConfigOpt, DeviceOpt, JsonOpt, device_value, resolve_settings
-from camtool.cli._output import err, out, print_json
+from camtool.cli._output import bars_off, err, out, print_json
 
 if TYPE_CHECKING:
     from camtool.evaluation.evaluate import EvalReport
@@ -33,39 +33,53 @@ class LocProtocol(str, Enum):
     wsol = "wsol"
 
 
-@app.command(name="eval", no_args_is_help=True)
+@app.command(
+    name="eval",
+    cls=CamtoolCommand,
+    no_args_is_help=True,
+    short_help="Accuracy, per-class F1, and how well the maps find the object.",
+)
 def eval_command(
     model: Path = typer.Option(
         ...,
         "--model",
         "-m",
+        metavar="FILE",
         help="camtool checkpoint (or .onnx export) to evaluate.",
         dir_okay=False,
     ),
     data_dir: Path | None = typer.Option(
         None,
         "--data-dir",
+        metavar="DIR",
         help="Dataset folder [default: dataset.data_dir; when that is left at data/, the folder "
         "the checkpoint was trained on].",
     ),
     split: EvalSplit | None = typer.Option(
         None,
         "--split",
+        metavar="SPLIT",
         help="val (the test split) or train (all of it, held-out part included) [default: val].",
     ),
     batch_size: int | None = typer.Option(
-        None, "--batch-size", "-b", min=1, help="Images per forward pass [default: 64]."
+        None,
+        "--batch-size",
+        "-b",
+        min=1,
+        metavar="N",
+        help="Images per forward pass [default: 64].",
     ),
     boxes: Path | None = typer.Option(
         None,
         "--boxes",
+        metavar="PATH",
         help="Ground-truth boxes: CSV (path,x0,y0,x1,y1) or a folder of Pascal VOC / ImageNet "
         "XML files [default: boxes.csv at the dataset root, if any].",
     ),
     metrics: list[str] | None = typer.Option(
         None,
         "--metrics",
-        metavar="<groups>",
+        metavar="GROUPS",
         help="Comma-separated groups: classification, localization, faithfulness, or all "
         "[default: classification, localization when boxes exist, faithfulness].",
     ),
@@ -73,16 +87,18 @@ def eval_command(
         None,
         "--faithfulness-images",
         min=1,
+        metavar="N",
         help="Most images for the faithfulness metrics (36 forward passes each) [default: 256].",
     ),
     output_dir: Path | None = typer.Option(
         None,
         "--output-dir",
         "-o",
+        metavar="DIR",
         help="Where metrics.json, the figures and the settings go [default: eval_results/].",
     ),
     workers: int | None = typer.Option(
-        None, "--workers", min=0, help="DataLoader worker processes [default: 2]."
+        None, "--workers", min=0, metavar="N", help="DataLoader worker processes [default: 2]."
     ),
     protocol: LocProtocol | None = typer.Option(
         None,
@@ -107,7 +123,10 @@ def eval_command(
     localization, MaxBoxAccV2. Faithfulness: deletion/insertion AUC, average drop, increase
     in confidence. Results and figures go to --output-dir.
 
-    Example: camtool eval --model checkpoints/best.pt --metrics classification,localization
+    \b
+    Examples:
+      camtool eval --model checkpoints/best.pt
+      camtool eval --model best.pt --boxes boxes.csv --metrics all -o results/
     """
     settings = resolve_settings(
         config,
@@ -146,7 +165,7 @@ def eval_command(
         TimeRemainingColumn(),
         console=err,
         transient=True,
-        disable=json_out,
+        disable=bars_off(json_out),
     ) as bar:
         tasks: dict[str, Any] = {}
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from camtool.cli._app import app
+from camtool.cli._app import CamtoolCommand, app
 from camtool.cli._common import JsonOpt
 from camtool.cli._output import err, out, print_json
 
@@ -25,22 +25,33 @@ class ExportFormat(str, Enum):
     torchscript = "torchscript"
 
 
-@app.command(no_args_is_help=True)
+@app.command(
+    cls=CamtoolCommand,
+    no_args_is_help=True,
+    short_help="ONNX / TorchScript graph that outputs logits and maps.",
+)
 def export(
     model: Path = typer.Option(
-        ..., "--model", "-m", help="camtool checkpoint (or plain ResNet state dict) to export."
+        ...,
+        "--model",
+        "-m",
+        metavar="FILE",
+        help="camtool checkpoint (or plain ResNet state dict) to export.",
     ),
     fmt: ExportFormat | None = typer.Option(
-        None, "--format", "-f", help="onnx or torchscript [default: onnx]."
+        None, "--format", "-f", metavar="FORMAT", help="onnx or torchscript [default: onnx]."
     ),
     output: Path | None = typer.Option(
         None,
         "--output",
         "-o",
+        metavar="FILE",
         help="File to write [default: next to the checkpoint, <stem>.onnx or "
         "<stem>.torchscript.pt].",
     ),
-    opset: int | None = typer.Option(None, "--opset", help="ONNX opset, 12..20 [default: 17]."),
+    opset: int | None = typer.Option(
+        None, "--opset", metavar="N", help="ONNX opset, 12..20 [default: 17]."
+    ),
     json_out: bool = JsonOpt,
 ) -> None:
     """Export a model that explains itself: images -> logits and class activation maps.
@@ -50,7 +61,10 @@ def export(
     are stored in the file, so 'camtool cam --model FILE.onnx' uses it directly. The file is
     checked against PyTorch on two input sizes before it is kept.
 
-    Example: camtool export --model checkpoints/best.pt -o model.onnx
+    \b
+    Examples:
+      camtool export --model checkpoints/best.pt -o model.onnx
+      camtool cam photo.jpg --model model.onnx
     """
     from camtool.export.exporter import ExportCheckError, export_model
 

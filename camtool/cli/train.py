@@ -8,9 +8,9 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from camtool.choices import DeviceName, Optimizer, Scheduler
-from camtool.cli._app import app
+from camtool.cli._app import CamtoolCommand, app
 from camtool.cli._common import ConfigOpt, DeviceOpt, JsonOpt, device_value, resolve_settings
-from camtool.cli._output import err, out, print_json
+from camtool.cli._output import bars_off, err, out, print_json
 
 __all__ = ["LiveProgress", "train_cmd"]
 
@@ -22,25 +22,43 @@ def _enum_value(choice: Any) -> str | None:
     return None if choice is None else str(choice.value)
 
 
-@app.command("train")
+@app.command(
+    "train",
+    cls=CamtoolCommand,
+    short_help="Fine-tune a ResNet with GAP + linear head: checkpoints, curves.",
+)
 def train_cmd(
     config: Path | None = ConfigOpt,
     data_dir: Path | None = typer.Option(
-        None, "--data-dir", help="Dataset folder with train/ and val/ [default: data/]."
+        None,
+        "--data-dir",
+        metavar="DIR",
+        help="Dataset folder with train/ and val/ [default: data/].",
     ),
-    epochs: int | None = typer.Option(None, "--epochs", help="Maximum epochs [default: 50]."),
+    epochs: int | None = typer.Option(
+        None, "--epochs", metavar="N", help="Maximum epochs [default: 50]."
+    ),
     batch_size: int | None = typer.Option(
-        None, "--batch-size", help="Images per step [default: 64]."
+        None, "--batch-size", metavar="N", help="Images per step [default: 64]."
     ),
-    lr: float | None = typer.Option(None, "--lr", help="Initial learning rate [default: 0.001]."),
+    lr: float | None = typer.Option(
+        None, "--lr", metavar="LR", help="Initial learning rate [default: 0.001]."
+    ),
     optimizer: Optimizer | None = typer.Option(
-        None, "--optimizer", help="adam, adamw or sgd [default: adam]."
+        None, "--optimizer", metavar="NAME", help="adam, adamw or sgd [default: adam]."
     ),
     scheduler: Scheduler | None = typer.Option(
-        None, "--scheduler", help="reduce_lr or cosine [default: reduce_lr]."
+        None, "--scheduler", metavar="NAME", help="reduce_lr or cosine [default: reduce_lr]."
+    ),
+    val_size: float | None = typer.Option(
+        None,
+        "--val-size",
+        metavar="N|F",
+        help="Images held out of train/ for validation: a count, or a fraction 0 < F < 1 "
+        "[default: 0.1].",
     ),
     img_size: int | None = typer.Option(
-        None, "--img-size", help="Side the images are resized to [default: 160]."
+        None, "--img-size", metavar="PIXELS", help="Side the images are resized to [default: 160]."
     ),
     device: DeviceName | None = DeviceOpt,
     pretrained: bool | None = typer.Option(
@@ -49,11 +67,16 @@ def train_cmd(
         help="Start from ImageNet weights (needs them cached or a network) [default: yes].",
     ),
     workers: int | None = typer.Option(
-        None, "--workers", help="Data loader worker processes [default: 2]."
+        None, "--workers", metavar="N", help="Data loader worker processes [default: 2]."
     ),
-    seed: int | None = typer.Option(None, "--seed", help="Seed of init, order, augmentation."),
+    seed: int | None = typer.Option(
+        None, "--seed", metavar="N", help="Seed of init, order, augmentation [default: 0]."
+    ),
     checkpoint_dir: Path | None = typer.Option(
-        None, "--checkpoint-dir", help="Where checkpoints and logs go [default: checkpoints/]."
+        None,
+        "--checkpoint-dir",
+        metavar="DIR",
+        help="Where checkpoints and logs go [default: checkpoints/].",
     ),
     resume: bool = typer.Option(
         False,
@@ -65,6 +88,7 @@ def train_cmd(
     resume_from: Path | None = typer.Option(
         None,
         "--resume-from",
+        metavar="FILE",
         help="Like --resume, but from this checkpoint (e.g. best.pt or epoch_004.pt).",
         dir_okay=False,
     ),
@@ -76,13 +100,17 @@ def train_cmd(
     checkpoint folder. Ctrl-C saves last.pt; --resume continues exactly where it stopped. Runs
     distributed under torchrun --nproc_per_node N (only rank 0 prints and writes).
 
-    Example: camtool train --data-dir data/imagenette2-160 --epochs 10 --lr 3e-4
+    \b
+    Examples:
+      camtool train --config configs/imagenette.toml
+      camtool train --data-dir data/imagenette2-160 --epochs 10 --lr 3e-4
+      camtool train --resume
     """
     settings = resolve_settings(
         config,
         {
             "model": {"pretrained": pretrained},
-            "dataset": {"data_dir": data_dir, "img_size": img_size},
+            "dataset": {"data_dir": data_dir, "img_size": img_size, "val_size": val_size},
             "training": {
                 "num_epochs": epochs,
                 "batch_size": batch_size,
@@ -148,6 +176,7 @@ class LiveProgress:
             TimeRemainingColumn(),
             console=err,
             transient=True,
+            disable=bars_off(),
         )
         self._progress.start()
         self._epochs = self._progress.add_task(

@@ -11,6 +11,7 @@ so one forward pass yields the logits and the maps of every class, with no backw
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import NamedTuple
 
@@ -113,22 +114,36 @@ def imagenet_weights_file(arch: str) -> tuple[str, Path]:
 def load_imagenet_state_dict(arch: str, url: str | None = None) -> dict[str, Tensor]:
     """Load torchvision's ImageNet weights for ``arch`` from the cache, downloading if needed.
 
-    Downloads are checked against the hash in the file name (torch.hub's convention), and
-    loading uses ``weights_only=True``.
+    The cache (torch.hub's, under ``TORCH_HOME``) is looked at first; a download prints nothing
+    (torch.hub's own loader would print a ``Downloading: ...`` line before any error), is
+    checked against the hash in the file name (torch.hub's convention) and lands in the cache
+    atomically. Loading uses ``weights_only=True``.
 
     Raises:
-        CamtoolError: offline with no cached copy, naming the file to place and the way out.
+        CamtoolError: offline with no cached copy, naming the file to place and the way out;
+            or a damaged cached copy, naming it.
     """
     default_url, cache = imagenet_weights_file(arch)
     url = url or default_url
+    if not cache.is_file():
+        _download_weights(arch, url, cache)
     try:
-        state = torch.hub.load_state_dict_from_url(
-            url,
-            model_dir=str(cache.parent),
-            file_name=cache.name,
-            progress=False,
-            check_hash=True,
-            weights_only=True,
+        state = torch.load(cache, map_location="cpu", weights_only=True)
+    except Exception as exc:  # a truncated or foreign file raises many kinds of error
+        raise CamtoolError(
+            f"cannot read the cached ImageNet weights {cache} ({exc.__class__.__name__}); "
+            "delete the file to download it again"
+        ) from None
+    return dict(state)
+
+
+def _download_weights(arch: str, url: str, cache: Path) -> None:
+    """Fetch ``url`` into ``cache`` quietly, checking the hash prefix in its name."""
+    match = re.search(r"-([a-f0-9]+)\.", cache.name)
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        torch.hub.download_url_to_file(
+            url, str(cache), hash_prefix=match.group(1) if match else None, progress=False
         )
     except (OSError, RuntimeError) as exc:  # URLError is an OSError; bad hash is RuntimeError
         raise CamtoolError(
@@ -136,7 +151,6 @@ def load_imagenet_state_dict(arch: str, url: str | None = None) -> dict[str, Ten
             f"download {url} and place it at {cache} (or set TORCH_HOME), or do without it: "
             "--no-pretrained for train, --model CKPT for cam"
         ) from None
-    return dict(state)
 
 
 def build_model(

@@ -32,10 +32,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from xml.parsers import expat
 
-from camtool.errors import InputError
-from camtool.data.images import IMAGE_SUFFIXES
 from camtool.core.localize import BoxXYXY, scale_box
+from camtool.data.images import IMAGE_SUFFIXES
 from camtool.data.synthetic import BOXES_HEADER, read_boxes_csv
+from camtool.errors import InputError
 
 __all__ = [
     "BOXES_CSV",

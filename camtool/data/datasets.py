@@ -293,7 +293,7 @@ def make_splits(
     data_dir: Path,
     dataset_name: str,
     img_size: int,
-    val_size: int,
+    val_size: int | float,
     seed: int = 0,
     mean: Sequence[float] = IMAGENET_MEAN,
     std: Sequence[float] = IMAGENET_STD,
@@ -303,13 +303,15 @@ def make_splits(
 
     The held-out set is ``val_size`` images of ``train/``, drawn per class in proportion to the
     class sizes (largest remainders get the rounding) after a shuffle seeded by ``seed``; the
-    same arguments always give the same split, and the two parts are disjoint.
+    same arguments always give the same split, and the two parts are disjoint. A fraction
+    ``0 < val_size < 1`` holds out that share of ``train/`` (rounded), and at least one image of
+    every class that has two or more, so that small folders work too.
 
     Args:
         data_dir: see :func:`find_dataset_root`.
         dataset_name: ``"imagenette"`` or ``"folder"``; see :func:`class_names_for`.
         img_size: side of the square network input.
-        val_size: number of ``train/`` images to hold out (0 for none).
+        val_size: number of ``train/`` images to hold out (0 for none), or a fraction of them.
         seed: seed of the hold-out shuffle.
         mean: per-channel normalisation mean.
         std: per-channel normalisation standard deviation.
@@ -328,12 +330,7 @@ def make_splits(
     train_tf = build_transforms(img_size, True, mean, std, crop_scale)
     eval_tf = build_transforms(img_size, False, mean, std)
     full = ImageFolderDataset(root, "train", train_tf)
-    if not 0 <= val_size < len(full):
-        raise ConfigError(
-            f"val_size must be between 0 and {len(full) - 1} (train/ has {len(full)} images), "
-            f"got {val_size}"
-        )
-    held = _stratified_holdout(full.targets, val_size, seed)
+    held = _holdout(full.targets, val_size, seed)
     kept = [i for i in range(len(full)) if i not in held]
     test = ImageFolderDataset(root, "val", eval_tf, class_to_idx=full.class_to_idx)
     names = class_names_for(root, dataset_name)
@@ -447,8 +444,39 @@ def _image_files(folder: Path) -> list[Path]:
     return sorted(found)
 
 
-def _stratified_holdout(targets: Sequence[int], size: int, seed: int) -> set[int]:
-    """Indices of ``size`` items drawn from each label in proportion to its count."""
+def _holdout(targets: Sequence[int], val_size: int | float, seed: int) -> set[int]:
+    """The held-out indices for ``val_size`` (a count, or a fraction ``0 < f < 1``).
+
+    Raises:
+        ConfigError: a count that is negative or leaves no training image, naming how to
+            change it; a fraction of a folder with one image per class.
+    """
+    total = len(targets)
+    if isinstance(val_size, float) and 0 < val_size < 1:
+        held = _stratified_holdout(targets, round(val_size * total), seed, one_per_class=True)
+        if not held:
+            raise ConfigError(
+                f"dataset.val_size is {val_size}, but every class in train/ has a single image, "
+                "so none can be held out for validation; add images (two or more per class)"
+            )
+        return held
+    if not 0 <= val_size < total:
+        raise ConfigError(
+            f"dataset.val_size is {val_size}, but train/ has {total} images (at most "
+            f"{total - 1} can be held out); give a smaller count or a fraction with --val-size "
+            "(e.g. --val-size 0.1) or dataset.val_size in the --config file"
+        )
+    return _stratified_holdout(targets, int(val_size), seed)
+
+
+def _stratified_holdout(
+    targets: Sequence[int], size: int, seed: int, one_per_class: bool = False
+) -> set[int]:
+    """Indices of ``size`` items drawn from each label in proportion to its count.
+
+    With ``one_per_class``, every label with two or more items gives at least one and keeps at
+    least one (so the total may differ from ``size`` a little).
+    """
     by_label: dict[int, list[int]] = {}
     for index, label in enumerate(targets):
         by_label.setdefault(label, []).append(index)
@@ -459,6 +487,9 @@ def _stratified_holdout(targets: Sequence[int], size: int, seed: int) -> set[int
     by_remainder = sorted(range(len(labels)), key=lambda k: (-(shares[k] - quotas[k]), k))
     for k in by_remainder[: size - sum(quotas)]:
         quotas[k] += 1
+    if one_per_class:
+        sizes = [len(by_label[lab]) for lab in labels]
+        quotas = [min(max(q, 1), n - 1) for q, n in zip(quotas, sizes, strict=True)]
     rng = np.random.default_rng(seed)
     held: set[int] = set()
     for label, quota in zip(labels, quotas, strict=True):

@@ -16,25 +16,28 @@ torchvision's ``torchvision/datasets/imagenette.py``.
 
 from __future__ import annotations
 
-import hashlib
+import contextlib
 import http.client
-import json
 import os
-import posixpath
 import re
-import shutil
-import tarfile
-import tempfile
 import urllib.error
 import urllib.parse
 import urllib.request
-import zlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from camtool import __version__
+from camtool.data.archive import (
+    MARKER_NAME,
+    Checksum,
+    extract_dataset,
+    find_complete,
+    is_complete,
+    safe_extract,
+    verify_checksum,
+)
 from camtool.errors import CamtoolError, ConfigError, InputError
 
 __all__ = [
@@ -46,6 +49,7 @@ __all__ = [
     "DownloadResult",
     "ProgressCallback",
     "download_dataset",
+    "find_complete",
     "is_complete",
     "safe_extract",
     "verify_checksum",
@@ -54,57 +58,9 @@ __all__ = [
 ProgressCallback = Callable[[int, int | None], None]
 """Called as ``progress(done_bytes, total_bytes)``; ``total_bytes`` is None when unknown."""
 
-MARKER_NAME = ".camtool-complete"
-"""File written into an extracted dataset folder once extraction has succeeded."""
-
 _CHUNK = 1 << 20
-_EXTRACT_PREFIX = ".camtool-extract-"
-_OLD_PREFIX = ".camtool-old-"
-_HEX_LENGTHS = {"sha256": 64, "md5": 32}
 _ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz", ".tar")
-_HAS_DATA_FILTER = hasattr(tarfile, "data_filter")
-_FILTER_ERRORS: tuple[type[Exception], ...] = (
-    (tarfile.FilterError,) if hasattr(tarfile, "FilterError") else ()
-)
 _MANUAL_HINT = "download {url} by hand and run `camtool download --archive FILE`"
-
-
-@dataclass(frozen=True)
-class Checksum:
-    """An expected digest of a file.
-
-    Attributes:
-        algo: ``"sha256"`` or ``"md5"``.
-        hex: the expected digest as hexadecimal (case does not matter; stored lower case).
-    """
-
-    algo: str
-    hex: str
-
-    def __post_init__(self) -> None:
-        """Check the algorithm and the digest's form.
-
-        Raises:
-            ConfigError: for an unknown algorithm or a digest that is not hex of the right length.
-        """
-        algo = self.algo.lower()
-        digest = self.hex.strip().lower()
-        if algo not in _HEX_LENGTHS:
-            raise ConfigError(
-                f"unsupported checksum algorithm {self.algo!r}; use one of: "
-                + ", ".join(sorted(_HEX_LENGTHS))
-            )
-        length = _HEX_LENGTHS[algo]
-        if len(digest) != length or re.fullmatch(r"[0-9a-f]+", digest) is None:
-            raise ConfigError(
-                f"{algo} checksum must be {length} hexadecimal characters, got {self.hex!r}"
-            )
-        object.__setattr__(self, "algo", algo)
-        object.__setattr__(self, "hex", digest)
-
-    def __str__(self) -> str:
-        """Return ``algo:hex``."""
-        return f"{self.algo}:{self.hex}"
 
 
 @dataclass(frozen=True)
@@ -204,63 +160,6 @@ class _Plan:
     checksum: Checksum | None
 
 
-def verify_checksum(path: Path, checksum: Checksum) -> None:
-    """Check that a file has the expected digest.
-
-    Args:
-        path: the file to hash.
-        checksum: the expected digest.
-
-    Raises:
-        InputError: if the file cannot be read.
-        CamtoolError: if the digest differs; the message gives the expected and the actual digest.
-    """
-    got = _digest(path, checksum.algo)
-    if got != checksum.hex:
-        raise CamtoolError(
-            f"{checksum.algo} checksum mismatch for {path.name}: expected {checksum.hex}, got {got}"
-        )
-
-
-def is_complete(dataset_dir: Path) -> bool:
-    """Tell whether a dataset folder was fully extracted by camtool.
-
-    Args:
-        dataset_dir: the extracted top folder, e.g. ``data/imagenette2-160``.
-
-    Returns:
-        True when the folder holds ``train/``, ``val/`` and the completion marker.
-    """
-    return (
-        (dataset_dir / MARKER_NAME).is_file()
-        and (dataset_dir / "train").is_dir()
-        and (dataset_dir / "val").is_dir()
-    )
-
-
-def safe_extract(archive: Path, dest: Path) -> Path:
-    """Extract a tar archive with a single top-level folder into ``dest``, safely and atomically.
-
-    Every member is checked before anything is written: absolute paths, ``..`` components, links
-    pointing outside the top-level folder, and device or FIFO members make the whole archive
-    refused; tarfile's ``data`` filter is applied as well where Python has it. The archive is
-    extracted into a temporary folder inside ``dest`` and its top folder is then renamed into
-    place, replacing any folder of that name, so an interrupted extraction leaves no half-made
-    folder behind.
-
-    Args:
-        archive: a tar archive (optionally gzip, bzip2 or xz compressed).
-        dest: the folder to extract into; created if missing.
-
-    Returns:
-        The extracted top-level folder, ``dest / <top>``.
-
-    Raises:
-        InputError: if the archive cannot be read, is unsafe, or has no single top-level folder.
-    """
-    return _extract(Path(archive), Path(dest), prepare=None)
-
-
 def download_dataset(
     dataset: str = "imagenette-160",
     data_dir: Path = Path("data"),
@@ -305,23 +204,55 @@ def download_dataset(
     """
     plan = _plan(dataset, url, sha256, archive)
     data_dir = Path(data_dir)
-    expected_dir = data_dir / plan.folder
-    if not force and is_complete(expected_dir):
-        return DownloadResult(expected_dir, None, 0, 0, already_present=True)
-    data_dir.mkdir(parents=True, exist_ok=True)
+    if not force:
+        done = find_complete(data_dir, plan.folder, plan.filename)
+        if done is not None:
+            return DownloadResult(done, None, 0, 0, already_present=True)
+    with _remove_if_left_empty(data_dir):
+        data_dir.mkdir(parents=True, exist_ok=True)
+        if archive is not None:
+            return _from_archive(Path(archive), data_dir, plan)
+        return _from_url(data_dir, plan, force, progress, timeout)
 
-    if archive is not None:
-        source = Path(archive)
-        if not source.is_file():
-            raise InputError(f"archive not found: {source}")
-        if plan.checksum is not None:
-            try:
-                verify_checksum(source, plan.checksum)
-            except CamtoolError as exc:
-                raise InputError(f"{exc.message}; nothing was extracted") from None
-        top = _extract_dataset(source, data_dir, plan, str(source))
-        return DownloadResult(top, source, 0, 0, already_present=False)
 
+@contextlib.contextmanager
+def _remove_if_left_empty(data_dir: Path) -> Iterator[None]:
+    """On an error, remove the folders up to ``data_dir`` that this run created, if empty."""
+    created: list[Path] = []
+    folder = data_dir.absolute()
+    while not folder.exists() and folder != folder.parent:
+        created.append(folder)
+        folder = folder.parent
+    try:
+        yield
+    except BaseException:
+        for path in created:  # deepest first
+            with contextlib.suppress(OSError):
+                path.rmdir()  # only succeeds when empty
+        raise
+
+
+def _from_archive(source: Path, data_dir: Path, plan: _Plan) -> DownloadResult:
+    """Verify and extract an archive downloaded by hand."""
+    if not source.is_file():
+        raise InputError(f"archive not found: {source}")
+    if plan.checksum is not None:
+        try:
+            verify_checksum(source, plan.checksum)
+        except CamtoolError as exc:
+            raise InputError(f"{exc.message}; nothing was extracted") from None
+    top = extract_dataset(source, data_dir, plan.dataset, str(source), plan.checksum)
+    return DownloadResult(top, source, 0, 0, already_present=False)
+
+
+def _from_url(
+    data_dir: Path,
+    plan: _Plan,
+    force: bool,
+    progress: ProgressCallback | None,
+    timeout: float,
+) -> DownloadResult:
+    """Download (or resume, or reuse a verified earlier download), verify and extract."""
     assert plan.url is not None  # _plan guarantees a URL when no archive is given
     target = data_dir / plan.filename
     part = target.with_name(target.name + ".part")
@@ -346,7 +277,7 @@ def download_dataset(
                     f"{exc.message}; the download was deleted and nothing was extracted"
                 ) from None
         os.replace(part, target)
-    top = _extract_dataset(target, data_dir, plan, plan.url)
+    top = extract_dataset(target, data_dir, plan.dataset, plan.url, plan.checksum)
     return DownloadResult(top, target, downloaded, resumed, already_present=False)
 
 
@@ -400,21 +331,6 @@ def _strip_archive_suffix(filename: str) -> str:
         if filename.lower().endswith(suffix) and len(filename) > len(suffix):
             return filename[: -len(suffix)]
     return Path(filename).stem or filename
-
-
-# --- hashing ----------------------------------------------------------------------------------
-
-
-def _digest(path: Path, algo: str) -> str:
-    """Return the hex digest of a file, reading it in chunks."""
-    try:
-        hasher = hashlib.new(algo)
-        with open(path, "rb") as fh:
-            while chunk := fh.read(_CHUNK):
-                hasher.update(chunk)
-        return hasher.hexdigest()
-    except OSError as exc:
-        raise InputError(f"cannot read {path}: {exc.strerror or exc}") from None
 
 
 # --- HTTP -------------------------------------------------------------------------------------
@@ -553,143 +469,3 @@ def _interrupted(url: str, done: int, total: int | None, reason: str) -> Camtool
         f"download of {url} interrupted after {done}{of_total} bytes ({reason}); "
         "run the same command again to resume, or " + _MANUAL_HINT.format(url=url)
     )
-
-
-# --- extraction -------------------------------------------------------------------------------
-
-
-def _extract_dataset(archive: Path, data_dir: Path, plan: _Plan, source: str | None) -> Path:
-    """Extract a dataset archive, checking its layout and writing the marker before the rename."""
-
-    def prepare(top: Path) -> None:
-        missing = [name for name in ("train", "val") if not (top / name).is_dir()]
-        if missing:
-            raise InputError(
-                f"{archive.name} is not an Imagenette-style archive: {top.name}/ has no "
-                + " or ".join(f"{name}/" for name in missing)
-                + " folder; nothing was extracted"
-            )
-        marker = {
-            "dataset": plan.dataset,
-            "source": source,
-            "archive": archive.name,
-            "checksum": str(plan.checksum) if plan.checksum is not None else None,
-            "camtool": __version__,
-        }
-        _write_atomic(top / MARKER_NAME, json.dumps(marker, indent=2) + "\n")
-
-    return _extract(archive, data_dir, prepare=prepare)
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file in the same folder."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _member_problem(member: tarfile.TarInfo) -> str | None:
-    """Say why a member is unsafe to extract, or return None when it is fine."""
-    name = member.name
-    if member.isdev():
-        return "is a device or FIFO"
-    if not (member.isreg() or member.isdir() or member.issym() or member.islnk()):
-        return "has an unsupported type"
-    if name.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", name):
-        return "has an absolute path"
-    parts = PurePosixPath(name).parts
-    if ".." in parts:
-        return "climbs out of the target folder with '..'"
-    if member.issym() or member.islnk():
-        link = member.linkname
-        kind = "symlink" if member.issym() else "hard link"
-        if link.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", link):
-            return f"is a {kind} to an absolute path ({link})"
-        # A symlink is relative to its own folder, a hard link to the archive root.
-        base = posixpath.dirname(name) if member.issym() else ""
-        resolved = PurePosixPath(posixpath.normpath(posixpath.join(base, link))).parts
-        top = [p for p in parts if p != "."][:1]
-        if not resolved or resolved[0] == ".." or resolved[:1] != tuple(top):
-            return f"is a {kind} pointing outside its folder ({link})"
-    return None
-
-
-def _top_level(archive: Path, members: Iterable[tarfile.TarInfo]) -> str:
-    """Check every member and return the archive's single top-level folder name."""
-    tops: set[str] = set()
-    for member in members:
-        problem = _member_problem(member)
-        if problem is not None:
-            raise InputError(
-                f"refusing to extract {archive.name}: member {member.name!r} {problem}; "
-                "nothing was extracted"
-            )
-        parts = [p for p in PurePosixPath(member.name).parts if p != "."]
-        if not parts:
-            if not member.isdir():
-                raise InputError(f"refusing to extract {archive.name}: a member has no name")
-            continue
-        if len(parts) == 1 and not member.isdir():
-            raise InputError(
-                f"{archive.name} must hold a single top-level folder, "
-                f"but {parts[0]!r} is a file at its top level"
-            )
-        tops.add(parts[0])
-    if len(tops) != 1:
-        found = ", ".join(sorted(tops)[:5]) or "nothing"
-        raise InputError(
-            f"{archive.name} must hold a single top-level folder, found {len(tops)}: {found}"
-        )
-    return tops.pop()
-
-
-def _remove_leftovers(dest: Path) -> None:
-    """Delete temporary folders left by an extraction that was killed."""
-    for entry in dest.iterdir():
-        if entry.name.startswith((_EXTRACT_PREFIX, _OLD_PREFIX)) and entry.is_dir():
-            shutil.rmtree(entry, ignore_errors=True)
-
-
-def _extract(archive: Path, dest: Path, prepare: Callable[[Path], None] | None) -> Path:
-    """Extract ``archive`` into ``dest`` through a temporary folder (see :func:`safe_extract`)."""
-    if not archive.is_file():
-        raise InputError(f"archive not found: {archive}")
-    dest.mkdir(parents=True, exist_ok=True)
-    _remove_leftovers(dest)
-    staging = Path(tempfile.mkdtemp(prefix=_EXTRACT_PREFIX, dir=dest))
-    try:
-        try:
-            with tarfile.open(archive, "r:*") as tar:
-                members = tar.getmembers()
-                top_name = _top_level(archive, members)
-                if _HAS_DATA_FILTER:
-                    tar.extractall(staging, members=members, filter="data")
-                else:  # Python < 3.10.12 / 3.11.4: the checks in _top_level still apply
-                    tar.extractall(staging, members=members)
-        except tarfile.TarError as exc:
-            if isinstance(exc, _FILTER_ERRORS):
-                raise InputError(
-                    f"refusing to extract {archive.name}: {exc}; nothing was extracted"
-                ) from None
-            raise InputError(f"cannot extract {archive.name}: {exc}") from None
-        except (OSError, EOFError, zlib.error) as exc:
-            raise InputError(f"cannot extract {archive.name}: {exc}") from None
-        top = staging / top_name
-        if top.is_symlink() or not top.is_dir():
-            raise InputError(f"{archive.name}: top-level entry {top_name!r} is not a folder")
-        if prepare is not None:
-            prepare(top)
-        final = dest / top_name
-        if final.exists() or final.is_symlink():
-            old = Path(tempfile.mkdtemp(prefix=_OLD_PREFIX, dir=dest))
-            os.replace(final, old / top_name)
-        os.replace(top, final)
-        return final
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-        _remove_leftovers(dest)

@@ -98,22 +98,20 @@ class DemoReport:
     localization: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready summary (paths as strings)."""
+        """The ``camtool demo --json`` document (paths as strings): the test and map scores
+        here, the training run under ``training`` (as ``camtool train --json`` gives it)."""
         return {
             "output_dir": str(self.output_dir),
             "data_dir": str(self.data_dir),
-            "checkpoint": str(self.training.best_checkpoint),
-            "test_accuracy": self.test.accuracy,
-            "test_loss": self.test.loss,
-            "test_images": self.test.images,
-            "best_val_acc": self.training.best_val_acc,
-            "best_epoch": self.training.best_epoch,
-            "epochs_run": self.training.epochs_run,
+            "seconds": round(self.seconds, 3),
+            "test": {
+                "accuracy": self.test.accuracy,
+                "loss": self.test.loss,
+                "images": self.test.images,
+            },
+            "localization": self.localization,
             "cams_dir": str(self.cams_dir),
             "cam_files": [str(p) for p in self.cam_files],
-            "curves_file": str(self.training.curves_file),
-            "seconds": round(self.seconds, 3),
-            "localization": self.localization,
             "training": self.training.to_dict(),
         }
 

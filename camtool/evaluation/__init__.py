@@ -47,6 +47,7 @@ _WHERE: dict[str, str] = {
     "check_classes": "data",
     "confusion_matrix": "metrics",
     "confusion_png": "evaluate",
+    "data_dir_candidates": "evaluate",
     "deletion_insertion_auc": "metrics",
     "evaluate_classification": "classification",
     "evaluate_faithfulness": "evaluate",

@@ -36,7 +36,7 @@ dataset's own ``boxes.csv``), and faithfulness runs on the bounded subset.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,7 +47,7 @@ from camtool.core.loading import runner_from_settings
 from camtool.core.runner import ModelInfo
 from camtool.data.boxes import load_boxes
 from camtool.data.datasets import build_transforms, find_dataset_root
-from camtool.errors import ConfigError, InputError
+from camtool.errors import CamtoolError, ConfigError, InputError
 from camtool.evaluation.classification import MAX_MISTAKES, evaluate_classification
 from camtool.evaluation.data import SPLITS, EvalProgress, check_classes, split_dataset
 from camtool.evaluation.faithfulness import (
@@ -65,6 +65,7 @@ from camtool.evaluation.localization import (
 )
 from camtool.evaluation.localization_metrics import PROTOCOLS
 from camtool.fsutil import atomic_write_bytes, atomic_write_text
+from camtool.rounding import tidy_numbers
 from camtool.settings import DatasetSettings, Settings, write_settings
 
 __all__ = [
@@ -79,6 +80,7 @@ __all__ = [
     "EvalProgress",
     "EvalReport",
     "confusion_png",
+    "data_dir_candidates",
     "evaluate_classification",
     "evaluate_faithfulness",
     "evaluate_localization",
@@ -183,14 +185,63 @@ def parse_metric_groups(spec: str | Iterable[str] | None) -> frozenset[str] | No
     return frozenset(names)
 
 
-def _data_dir(settings: Settings, info: ModelInfo) -> Path:
-    """``dataset.data_dir`` if set; otherwise the one the checkpoint was trained on, if present."""
-    chosen = Path(settings.dataset.data_dir)
-    default = DatasetSettings().data_dir
-    recorded = (info.settings.get("dataset") or {}).get("data_dir")
-    if chosen == Path(default) and recorded and Path(recorded).is_dir():
-        return Path(recorded)
-    return chosen
+def _dataset_root(settings: Settings, info: ModelInfo, model_path: Path) -> Path:
+    """The dataset to evaluate on: ``dataset.data_dir`` when given, else the checkpoint's own.
+
+    When ``dataset.data_dir`` was not set (by ``--data-dir``, an env var or the config file),
+    the folder the checkpoint was trained on is looked for, in this order: as recorded (camtool
+    records it absolute); a relative record against the checkpoint's folder and against the
+    folder training ran in (the checkpoint's folder less the recorded ``checkpoint_dir``); the
+    recorded folder's name next to the checkpoint and one level up (the project moved); and
+    finally ``data/`` here.
+
+    Raises:
+        CamtoolError: none of them holds a dataset; the message lists every folder tried and
+            says to give ``--data-dir``.
+    """
+    if "data_dir" in settings.dataset.model_fields_set:
+        return find_dataset_root(Path(settings.dataset.data_dir))
+    tried = data_dir_candidates(info.settings, Path(model_path))
+    for folder in tried:
+        try:
+            return find_dataset_root(folder)
+        except CamtoolError:
+            continue
+    raise CamtoolError(
+        f"no dataset found for {model_path}: tried {', '.join(str(f) for f in tried)}; "
+        "give the folder holding train/ and val/ with --data-dir DIR"
+    )
+
+
+def data_dir_candidates(stored: Mapping[str, Any], checkpoint: Path) -> list[Path]:
+    """Where the dataset of a checkpoint may be, best guess first (see :func:`_dataset_root`).
+
+    Args:
+        stored: the settings saved in the checkpoint (``dataset.data_dir``,
+            ``training.checkpoint_dir``), possibly empty.
+        checkpoint: the checkpoint file.
+    """
+    folder = checkpoint.absolute().parent
+    candidates: list[Path] = []
+    recorded = (stored.get("dataset") or {}).get("data_dir")
+    if recorded:
+        data_dir = Path(recorded)
+        candidates.append(data_dir)
+        if not data_dir.is_absolute():
+            candidates.append(folder / data_dir)
+            ckpt_dir = Path((stored.get("training") or {}).get("checkpoint_dir") or ".")
+            depth = len(ckpt_dir.parts)
+            if not ckpt_dir.is_absolute() and folder.parts[len(folder.parts) - depth :] == (
+                ckpt_dir.parts
+            ):
+                candidates.append(Path(*folder.parts[: len(folder.parts) - depth]) / data_dir)
+        candidates += [folder / data_dir.name, folder.parent / data_dir.name]
+    candidates.append(Path(DatasetSettings().data_dir))
+    unique: list[Path] = []
+    for path in candidates:
+        if path not in unique:
+            unique.append(path)
+    return unique
 
 
 def _wanted(groups: frozenset[str] | None, has_boxes: bool) -> frozenset[str]:
@@ -212,9 +263,10 @@ def run_eval(
     """Evaluate a checkpoint on a split of its dataset and write the results.
 
     The model's own class names, image size and normalisation are used. The dataset is
-    ``dataset.data_dir`` (or, when that is left at its default, the folder the checkpoint was
-    trained on if it still exists). ``settings.training`` gives the batch size, workers, device
-    and mixed precision; ``settings.cam`` the overlay colours and the pixel limit.
+    ``dataset.data_dir`` when set, else the folder the checkpoint was trained on, looked for
+    where it was and where it would be after the project moved (see :func:`_dataset_root`).
+    ``settings.training`` gives the batch size, workers, device and mixed precision;
+    ``settings.cam`` the overlay colours and the pixel limit.
 
     Writes ``metrics.json`` (the report), ``confusion_matrix.png``, ``mistakes.png`` and
     ``camtool-settings.toml`` to ``options.output_dir``.
@@ -239,7 +291,7 @@ def run_eval(
             f"{info.source} does not record where its map cells sit, so its maps cannot be "
             'aligned; re-export it with this camtool or set cam.upsample = "conventional"'
         )
-    root = find_dataset_root(_data_dir(settings, info))
+    root = _dataset_root(settings, info, Path(model_path))
     transform = build_transforms(info.img_size, False, info.mean, info.std)
     dataset = split_dataset(root, options.split, transform)
     check_classes(dataset, info)
@@ -322,5 +374,6 @@ def run_eval(
             )
     metrics_file = out_dir / "metrics.json"
     report.files["metrics"] = str(metrics_file)
-    atomic_write_text(metrics_file, json.dumps(report.to_dict(), indent=2) + "\n")
+    document = tidy_numbers(report.to_dict())  # the same numbers as `camtool eval --json`
+    atomic_write_text(metrics_file, json.dumps(document, indent=2, allow_nan=False) + "\n")
     return report

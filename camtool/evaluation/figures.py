@@ -21,8 +21,10 @@ __all__ = ["confusion_png", "mistakes_png"]
 
 
 def _png(fig: Any) -> bytes:
+    """The figure as PNG, cropped to what is drawn plus a small margin (no empty bands, and
+    a title wider than the panels is kept whole instead of cut at the edges)."""
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png")
+    fig.savefig(buffer, format="png", bbox_inches="tight", pad_inches=0.1)
     return buffer.getvalue()
 
 
@@ -99,6 +101,8 @@ def mistakes_png(
     for ax, (picture, title) in zip(axes, panels, strict=False):
         ax.imshow(np.asarray(picture))
         ax.set_title(title, fontsize=9)
-    fig.suptitle("Most confident mistakes (map of the predicted class)")
+    # One line needs about three panels' width; fewer panels get the title on two lines.
+    sep = " " if cols >= 3 else "\n"
+    fig.suptitle(f"Most confident mistakes{sep}(map of the predicted class)")
     fig.tight_layout()
     return _png(fig)

@@ -18,6 +18,7 @@ _WHERE: dict[str, str] = {
     "CamOptions": "files",
     "CamReport": "job",
     "ImageResult": "files",
+    "MapFiles": "files",
     "Prediction": "files",
     "colorize": "render",
     "colormap_names": "render",

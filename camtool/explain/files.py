@@ -25,6 +25,7 @@ from camtool.fsutil import atomic_path
 __all__ = [
     "CamOptions",
     "ImageResult",
+    "MapFiles",
     "Prediction",
     "explain_file",
     "map_paths",
@@ -39,7 +40,8 @@ class CamOptions:
 
     Attributes:
         target: the class to explain for every image; ``None`` for the predicted class.
-        topk: with no target, write a map for each of the top ``topk`` classes.
+        topk: with no target, write a map for each of the top ``topk`` classes (with a target,
+            one map, and ``topk`` is not used).
         alpha: heatmap weight in the overlay.
         colormap: matplotlib colormap name.
         figure: write the three-panel figure (PNG) instead of the bare overlay.
@@ -72,20 +74,44 @@ class Prediction:
 
 
 @dataclass
+class MapFiles:
+    """The files written for the map of one class: the figure or overlay, then the ``.npz``."""
+
+    class_idx: int
+    files: list[str]
+
+
+@dataclass
 class ImageResult:
-    """What happened to one input file."""
+    """What happened to one input file.
+
+    Attributes:
+        input: the path as given.
+        topk: the ``cam.topk`` most probable classes, best first: exactly that many (every
+            class when the model has fewer; the top one when a target is given).
+        target: the class asked for with ``--class``, else ``None``.
+        maps: the maps written, in order: the target's, or one per ``topk`` entry.
+        error: why nothing was written, else ``None``.
+    """
 
     input: str
-    outputs: list[str] = field(default_factory=list)
-    targets: list[Prediction] = field(default_factory=list)
     topk: list[Prediction] = field(default_factory=list)
+    target: Prediction | None = None
+    maps: list[MapFiles] = field(default_factory=list)
     error: str | None = None
 
     @property
     def ok(self) -> bool:
         return self.error is None
 
+    @property
+    def outputs(self) -> list[str]:
+        """Every file written, map by map."""
+        return [path for entry in self.maps for path in entry.files]
+
     def to_dict(self) -> dict[str, Any]:
+        """``{input, error, topk: [{index, name, probability, logit}], target, maps:
+        [{class_idx, files}]}``; each prediction appears once."""
         return asdict(self)
 
 
@@ -197,8 +223,14 @@ def explain_file(runner: Runner, path: Path, base: Path, options: CamOptions) ->
         return result
     except torch.cuda.OutOfMemoryError:
         raise CamtoolError("out of GPU memory; try --device cpu or a smaller image size") from None
-    top = batch.logits[0].topk(min(max(options.topk, 5), batch.logits.shape[1])).indices
-    result.outputs = [str(p) for p in written]
-    result.targets = predictions(batch, 0, batch.class_idx[0].tolist(), info.class_names)
-    result.topk = predictions(batch, 0, top[: max(options.topk, 5)].tolist(), info.class_names)
+    topk = 1 if options.target is not None else options.topk
+    top = batch.logits[0].topk(min(topk, batch.logits.shape[1])).indices
+    result.topk = predictions(batch, 0, top.tolist(), info.class_names)
+    if options.target is not None:
+        (result.target,) = predictions(batch, 0, [options.target], info.class_names)
+    per_map = 2 if options.save_array else 1
+    result.maps = [
+        MapFiles(int(class_idx), [str(p) for p in written[k * per_map : (k + 1) * per_map]])
+        for k, class_idx in enumerate(batch.class_idx[0].tolist())
+    ]
     return result

@@ -64,7 +64,9 @@ def figure_png(
     fig.suptitle(title)
     fig.tight_layout()
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png")
+    # Cropped to what is drawn: the panels are as wide as the figure allows, so their
+    # height (and the figure's) is only estimated above; this removes the empty band.
+    fig.savefig(buffer, format="png", bbox_inches="tight", pad_inches=0.1)
     return buffer.getvalue()
 
 

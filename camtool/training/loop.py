@@ -324,6 +324,15 @@ class _State:
 # Settings on resume
 
 
+def _absolute_data_dir(dumped: dict[str, Any]) -> dict[str, Any]:
+    """Settings as stored in a checkpoint: ``dataset.data_dir`` made absolute, so that
+    ``camtool eval`` finds the data from any folder (and after the checkpoint is moved)."""
+    dataset = dict(dumped.get("dataset") or {})
+    if dataset.get("data_dir"):
+        dataset["data_dir"] = str(Path(dataset["data_dir"]).absolute())
+    return {**dumped, "dataset": dataset}
+
+
 def _explicit_values(settings: Settings) -> dict[str, dict[str, Any]]:
     """The values that were set (by a file, env var, flag or assignment), not defaulted."""
     dumped = settings.model_dump(mode="json")
@@ -545,7 +554,7 @@ class _Trainer:
             img_size=self.settings.dataset.img_size,
             mean=IMAGENET_MEAN,
             std=IMAGENET_STD,
-            settings=self.settings.model_dump(mode="json"),
+            settings=_absolute_data_dir(self.settings.model_dump(mode="json")),
             training=self._training_state(),
         )
 

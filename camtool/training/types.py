@@ -194,8 +194,8 @@ class TrainResult:
         return self.rank == 0
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready summary (paths as strings)."""
-        final = asdict(self.history[-1]) if self.history else None
+        """The ``camtool train --json`` document (paths as strings; the last epoch is the
+        last entry of ``history``)."""
         return {
             "best_val_acc": self.best_val_acc,
             "best_epoch": self.best_epoch,
@@ -203,7 +203,6 @@ class TrainResult:
             "num_epochs": self.num_epochs,
             "stopped_early": self.stopped_early,
             "seconds": round(self.seconds, 3),
-            "final": final,
             "checkpoint_dir": str(self.checkpoint_dir),
             "checkpoints": {
                 "best": _str_or_none(self.best_checkpoint),
