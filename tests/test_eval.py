@@ -234,8 +234,8 @@ def test_cli_json_report_and_files(in_tmp: Path, shapes: tuple[Path, Path]) -> N
     )
     assert code == 0
     assert set(doc) == {
-        "model", "device", "dataset", "split", "classes", "output_dir", "files",
-        "classification", "localization", "faithfulness", "notes",
+        "model", "device", "dataset", "split", "classes", "output_dir", "upsample",
+        "cell_geometry", "files", "classification", "localization", "faithfulness", "notes",
     }  # fmt: skip
     assert not re.search(r"\d\.\d{9,}", json.dumps(doc))  # rounded: no float noise
     assert doc["split"] == "val" and doc["classes"] == ["circle", "square", "triangle"]
