@@ -1,12 +1,10 @@
 """Check the batch-cam gallery in a real headless browser and take a screenshot of it.
 
 Builds a small demo output folder (generated overlay PNGs with awkward names, manifest rows
-including skipped and failed inputs), writes ``index.html`` with
-:func:`camtool.batch.gallery.write_gallery`, then runs headless Chromium with ``--dump-dom`` on a
-few
-URL hashes to verify that the script ran, that every shown row has its ``<img>``, that
-``#class=...`` filters, ``#sort=...`` sorts and ``#q=...`` searches. Finally
-it saves a screenshot to look at.
+including failed inputs), writes ``index.html`` with :func:`camtool.batch.gallery.write_gallery`,
+then runs headless Chromium with ``--dump-dom`` on a few URL hashes to verify that the script
+ran, that every shown row has its ``<img>``, that ``#class=...`` filters, ``#sort=...`` sorts and
+``#q=...`` searches. Finally it saves a screenshot to look at.
 
 Usage (from the repository root)::
 
@@ -141,9 +139,8 @@ def _overlay(path: Path, colour: tuple[int, int, int], size: tuple[int, int]) ->
 def build_demo(out_dir: Path, *, input_root: str = "/data/in") -> list[dict[str, Any]]:
     """Write demo overlays into ``out_dir`` and return manifest rows for them.
 
-    The rows hold the ``ok`` inputs from the demo table (awkward names included), one
-    ``skipped`` input whose overlay already existed, one skipped without an overlay and two
-    errors.
+    The rows hold the ``ok`` inputs from the demo table (awkward names included), one more
+    ``ok`` input whose class map is not the predicted class's, and three errors.
 
     Args:
         out_dir: the gallery folder; created if missing.
@@ -176,8 +173,8 @@ def build_demo(out_dir: Path, *, input_root: str = "/data/in") -> list[dict[str,
         {
             "path": f"{input_root}/shapes/resumed.png",
             "output": "shapes/resumed.png",
-            "status": "skipped",
-            "error": "overlay already exists",
+            "status": "ok",
+            "error": None,
             "pred_idx": 1,
             "pred_name": "square",
             "prob": 0.58,
@@ -191,7 +188,7 @@ def build_demo(out_dir: Path, *, input_root: str = "/data/in") -> list[dict[str,
         {
             "path": f"{input_root}/notes.txt",
             "output": None,
-            "status": "skipped",
+            "status": "error",
             "error": "not an image",
             **empty,
             "peak": None,
@@ -271,7 +268,7 @@ def _expect(condition: bool, message: str) -> None:
 
 def _shown_rows(rows: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
     """Return the rows the gallery shows as cards."""
-    return [r for r in rows if r["status"] in ("ok", "skipped") and r.get("output")]
+    return [r for r in rows if r["status"] == "ok" and r.get("output")]
 
 
 def verify_gallery(

@@ -134,7 +134,10 @@ class CamModel:
             raise InputError("images: every item of the list must be a PIL image")
         info = self.info
         tensors = [
-            preprocess(to_rgb(image), info.img_size, info.mean, info.std)[None] for image in images
+            preprocess(
+                to_rgb(image), info.img_size, info.mean, info.std, stride=info.output_stride
+            )[None]
+            for image in images
         ]
         return tensors, [(image.height, image.width) for image in images]
 
@@ -200,7 +203,7 @@ def load_model(
     path: str | Path | None = None,
     *,
     device: str = "auto",
-    arch: str = "resnet18",
+    arch: str | None = None,
     img_size: int = 160,
 ) -> CamModel:
     """Load a model to explain images with.
@@ -211,7 +214,8 @@ def load_model(
             ``camtool export`` (run by onnxruntime), or ``None`` for torchvision's ImageNet
             ``arch`` (its weights must be in the torchvision cache or downloadable).
         device: ``auto`` (CUDA, then MPS, then CPU), ``cpu``, ``cuda``, ``cuda:1`` or ``mps``.
-        arch: the ImageNet architecture when ``path`` is ``None``.
+        arch: the ImageNet architecture when ``path`` is ``None`` (default ``resnet18``), and
+            the arch of a plain state dict (``None``: recognised from its tensors).
         img_size: the shorter side images are resized to, for models that do not record one.
 
     Returns:

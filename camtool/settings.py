@@ -12,13 +12,15 @@ Every problem (unknown key, wrong type, value out of range) is reported at once,
 
 from __future__ import annotations
 
+import difflib
 import math
+import os
 import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     EnvSettingsSource,
@@ -28,8 +30,9 @@ from pydantic_settings import (
 from pydantic_settings.exceptions import SettingsError
 
 from camtool.choices import DatasetName, DeviceName, Optimizer, Scheduler, UpsampleMode
-from camtool.errors import ConfigError
+from camtool.errors import ConfigError, InputError
 from camtool.fsutil import atomic_write_text
+from camtool.textio import read_text
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -44,7 +47,7 @@ __all__ = [
     "Settings",
     "TrainingSettings",
     "drop_unset",
-    "leaf_paths",
+    "env_settings_names",
     "load_settings",
     "read_toml",
     "settings_to_toml",
@@ -55,6 +58,19 @@ __all__ = [
 SETTINGS_FILE = "camtool-settings.toml"
 
 ENV_PREFIX = "CAMTOOL_"
+
+#: Most classes a model may have, and most maps per image (``topk``).
+MAX_CLASSES = 100_000
+
+_PATH_FORBIDDEN = {"\0": "a NUL byte", "\n": "a newline", "\r": "a carriage return"}
+
+
+def _plain_path(value: Path) -> Path:
+    """Refuse a path holding NUL or a line break (never a real folder; a pasting accident)."""
+    for char, name in _PATH_FORBIDDEN.items():
+        if char in str(value):
+            raise ValueError(f"a path cannot hold {name}")
+    return value
 
 
 class _Section(BaseModel):
@@ -67,25 +83,41 @@ class ModelSettings(_Section):
     """``[model]``: the network."""
 
     name: str = Field("resnet_cam", description="A label for the model (kept from the reference).")
-    arch: str = Field("resnet18", description="Any torchvision ResNet: resnet18 ... resnet152.")
+    arch: str = Field(
+        "resnet18",
+        description="A torchvision classifier with a pooling + linear head (resnet18, "
+        "densenet121, efficientnet_b0, mobilenet_v2 ...) or timm:<name>.",
+    )
     input_shape: list[int] | None = Field(
         None, description="Optional [channels, height, width]; must agree with dataset.img_size."
     )
     num_classes: int | None = Field(
-        None, ge=1, description="Classes of the head; by default taken from the dataset."
+        None, ge=1, le=MAX_CLASSES, description="Classes of the head; by default from the data."
     )
     residual: bool = Field(True, description="Kept from the reference; camtool models are ResNets.")
     pretrained: bool = Field(True, description="Start from torchvision's ImageNet weights.")
-    output_stride: int = Field(32, description="32, or 16 to keep the last stage at full res.")
+    output_stride: int | None = Field(
+        None, description="32 or 16 (the last stage at full res); unset: the arch's own."
+    )
 
     @field_validator("arch")
     @classmethod
     def _known_arch(cls, value: str) -> str:
-        from camtool.core.archs import RESNET_ARCHS
+        from camtool.core.archs import arch_problem
 
-        if value not in RESNET_ARCHS:
-            raise ValueError(f"unknown arch {value!r}; choose one of {', '.join(RESNET_ARCHS)}")
+        problem = arch_problem(value)
+        if problem is not None:
+            raise ValueError(problem)
         return value
+
+    @model_validator(mode="after")
+    def _stride_fits_arch(self) -> ModelSettings:
+        from camtool.core.archs import arch_problem
+
+        problem = arch_problem(self.arch, self.output_stride)
+        if problem is not None:
+            raise ValueError(problem)
+        return self
 
     @field_validator("input_shape")
     @classmethod
@@ -103,8 +135,8 @@ class ModelSettings(_Section):
 
     @field_validator("output_stride")
     @classmethod
-    def _stride(cls, value: int) -> int:
-        if value not in (16, 32):
+    def _stride(cls, value: int | None) -> int | None:
+        if value not in (None, 16, 32):
             raise ValueError("must be 32 or 16")
         return value
 
@@ -112,20 +144,22 @@ class ModelSettings(_Section):
 class TrainingSettings(_Section):
     """``[training]``: the optimisation loop."""
 
-    learning_rate: float = Field(0.001, gt=0, description="Initial learning rate.")
-    batch_size: int = Field(64, ge=1, description="Images per step.")
-    num_epochs: int = Field(50, ge=1, description="Maximum number of epochs.")
-    weight_decay: float = Field(0.0001, ge=0, description="L2 weight decay.")
+    learning_rate: float = Field(0.001, gt=0, le=10, description="Initial learning rate.")
+    batch_size: int = Field(64, ge=1, le=65_536, description="Images per step.")
+    num_epochs: int = Field(50, ge=1, le=100_000, description="Maximum number of epochs.")
+    weight_decay: float = Field(0.0001, ge=0, le=1, description="L2 weight decay.")
     momentum: float = Field(0.9, ge=0, lt=1, description="Momentum (sgd only).")
     checkpoint_dir: Path = Field(Path("checkpoints"), description="Where checkpoints are written.")
-    log_every: int = Field(10, ge=1, description="Batches between progress updates.")
-    save_every: int = Field(2, ge=1, description="Epochs between numbered checkpoints.")
-    early_stopping_patience: int = Field(5, ge=0, description="Epochs without gain; 0 = off.")
+    log_every: int = Field(10, ge=1, le=1_000_000, description="Batches between updates.")
+    save_every: int = Field(2, ge=1, le=100_000, description="Epochs between numbered ckpts.")
+    early_stopping_patience: int = Field(
+        5, ge=0, le=100_000, description="Epochs without gain; 0 = off."
+    )
     optimizer: Optimizer = Field(Optimizer.adam, description="adam, adamw or sgd.")
     scheduler: Scheduler = Field(Scheduler.reduce_lr, description="reduce_lr or cosine.")
     device: DeviceName = Field(DeviceName.auto, description="auto, cpu, cuda or mps.")
-    workers: int = Field(2, ge=0, description="DataLoader worker processes.")
-    seed: int = Field(0, ge=0, description="Seed for shuffling, augmentation and init.")
+    workers: int = Field(2, ge=0, le=256, description="DataLoader worker processes.")
+    seed: int = Field(0, ge=0, le=2**32 - 1, description="Seed of shuffling, augmentation, init.")
     amp: bool = Field(True, description="Mixed precision on CUDA (bf16 where supported).")
 
     @field_validator("learning_rate", "weight_decay", "momentum")
@@ -134,6 +168,8 @@ class TrainingSettings(_Section):
         if not math.isfinite(value):
             raise ValueError("must be a finite number")
         return value
+
+    _checkpoint_dir = field_validator("checkpoint_dir")(_plain_path)
 
 
 class DatasetSettings(_Section):
@@ -153,11 +189,15 @@ class DatasetSettings(_Section):
     def _count_or_fraction(cls, value: int | float) -> int | float:
         if isinstance(value, float) and value.is_integer() and value >= 1:
             value = int(value)
-        if isinstance(value, int) and value >= 1:
+        if isinstance(value, int) and 1 <= value <= 100_000_000:
             return value
         if isinstance(value, float) and 0 < value < 1:
             return value
-        raise ValueError("must be a count >= 1 or a fraction between 0 and 1 (e.g. 0.1)")
+        raise ValueError(
+            "must be a count from 1 to 100000000 or a fraction between 0 and 1 (e.g. 0.1)"
+        )
+
+    _data_dir = field_validator("data_dir")(_plain_path)
 
 
 class CamSettings(_Section):
@@ -165,16 +205,20 @@ class CamSettings(_Section):
 
     alpha: float = Field(0.5, ge=0, le=1, description="Heatmap opacity in the overlay.")
     colormap: str = Field("jet", description="Any matplotlib colormap name.")
-    topk: int = Field(1, ge=1, description="Maps per image: one for each of the top k classes.")
+    topk: int = Field(
+        1, ge=1, le=MAX_CLASSES, description="Maps per image: one for each of the top k classes."
+    )
     output_dir: Path = Field(Path("cam_results"), description="Where outputs are written.")
     max_pixels: int = Field(
-        89_478_485, ge=1, description="Larger images are refused before decoding."
+        89_478_485, ge=1, le=2**31 - 1, description="Larger images are refused before decoding."
     )
     upsample: UpsampleMode = Field(
         UpsampleMode.aligned,
         description="aligned (each map cell at its receptive-field centre) or conventional "
         "(bilinear, align_corners=False, as published numbers are usually computed).",
     )
+
+    _output_dir = field_validator("output_dir")(_plain_path)
 
     @field_validator("colormap")
     @classmethod
@@ -238,20 +282,68 @@ def _deep_merge(base: Mapping[str, Any], top: Mapping[str, Any]) -> dict[str, An
 
 
 def read_toml(path: Path) -> dict[str, Any]:
-    """Read a TOML settings file.
+    """Read a TOML settings file (UTF-8, a byte-order mark allowed; see :mod:`camtool.textio`).
 
     Raises:
-        ConfigError: the file is missing, unreadable or not valid TOML.
+        ConfigError: the file is missing, unreadable, in another encoding or not valid TOML.
     """
+    if not Path(path).exists():
+        raise ConfigError(f"config file not found: {path}")
     try:
-        with open(path, "rb") as handle:
-            return tomllib.load(handle)
-    except FileNotFoundError:
-        raise ConfigError(f"config file not found: {path}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read config file {path}: {exc}") from None
+        text = read_text(Path(path))
+    except InputError as exc:
+        raise ConfigError(f"config file {exc.message}") from None
+    try:
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+
+
+def env_settings_names(environ: Mapping[str, str] | None = None) -> dict[tuple[str, str], str]:
+    """The ``CAMTOOL_<SECTION>__<KEY>`` variables set, by ``(section, key)``, all checked.
+
+    A misspelt variable would otherwise be ignored silently, so a ``CAMTOOL_`` variable holding
+    ``__`` must name a known section and key, and one of the form ``CAMTOOL_<SECTION>_<KEY>``
+    (one underscore) is taken for a typo. Other ``CAMTOOL_`` variables (``CAMTOOL_DEBUG``) are
+    not settings and pass.
+
+    Raises:
+        ConfigError: naming the variable and what is wrong with it (exit code 2).
+    """
+    environ = os.environ if environ is None else environ
+    sections = dict(Settings.model_fields)
+    found: dict[tuple[str, str], str] = {}
+    for var in sorted(environ):
+        upper = var.upper()
+        if not upper.startswith(ENV_PREFIX):
+            continue
+        rest = upper[len(ENV_PREFIX) :].lower()
+        if "__" not in rest:
+            typo = next((s for s in sections if rest.startswith(f"{s}_")), None)
+            if typo is not None:
+                raise ConfigError(
+                    f"environment variable {var}: write {ENV_PREFIX}{typo.upper()}__"
+                    f"{rest[len(typo) + 1 :].upper()} (two underscores after the section)"
+                )
+            continue
+        section, _, key = rest.partition("__")
+        if section not in sections:
+            close = difflib.get_close_matches(section, list(sections), n=1)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            raise ConfigError(
+                f"environment variable {var}: unknown section {section!r}{hint}; "
+                f"choose from {', '.join(sections)}"
+            )
+        keys = list(getattr(sections[section].annotation, "model_fields", {}))
+        if key not in keys:
+            close = difflib.get_close_matches(key, keys, n=1)
+            hint = f"did you mean {var[: -len(key)]}{close[0].upper()}?" if close else ""
+            raise ConfigError(
+                f"environment variable {var}: [{section}] has no key {key!r}; "
+                + (hint or f"its keys are {', '.join(keys)}")
+            )
+        found[(section, key)] = var
+    return found
 
 
 def _read_env() -> dict[str, Any]:
@@ -264,70 +356,88 @@ def _read_env() -> dict[str, Any]:
         raise ConfigError(f"invalid {ENV_PREFIX}* environment variable: {exc}") from None
 
 
-def _describe(exc: ValidationError, origin: str, labels: Mapping[str, str]) -> str:
-    """Every problem of ``exc`` in one line, each named by its key path (or its label).
+def _name(
+    loc: tuple[Any, ...], flags: Mapping[str, str], env: Mapping[tuple[str, str], str]
+) -> str:
+    """How the user gave the value at ``loc``: the flag typed (``--epochs``), else the key path
+    with the environment variable that set it, else the key path alone."""
+    path = ".".join(str(part) for part in loc)
+    key = ".".join(str(part) for part in loc[:2])
+    if key in flags:
+        return flags[key]
+    var = env.get((str(loc[0]), str(loc[1]))) if len(loc) >= 2 else None
+    return f"{path} ({var})" if var else path
+
+
+def _describe(
+    exc: ValidationError,
+    origin: str,
+    flags: Mapping[str, str],
+    env: Mapping[tuple[str, str], str],
+) -> str:
+    """Every problem of ``exc`` in one line, each named as the user gave it (see :func:`_name`).
 
     pydantic's ``Value error,`` prefix is dropped, and the offending value is shown once.
     """
     problems = []
     for err in exc.errors():
-        path = ".".join(str(part) for part in err["loc"])
-        name = labels.get(path, path)
-        if err["type"] == "extra_forbidden":
-            problems.append(f"{name}: unknown key")
-            continue
-        message = str(err["msg"]).removeprefix("Value error, ")
+        extra = err["type"] == "extra_forbidden"
+        message = "unknown key" if extra else str(err["msg"]).removeprefix("Value error, ")
         value = repr(err.get("input"))
-        shown = "" if value in message else f" (got {value})"
-        problems.append(f"{name}: {message}{shown}")
+        shown = "" if extra or value in message else f" (got {value})"
+        problems.append(f"{_name(err['loc'], flags, env)}: {message}{shown}")
     return f"invalid settings{origin}: " + "; ".join(problems)
-
-
-def leaf_paths(values: Mapping[str, Any], prefix: str = "") -> list[str]:
-    """Dotted key paths of the set (non-``None``) leaves of nested ``values``."""
-    paths: list[str] = []
-    for key, value in values.items():
-        path = f"{prefix}{key}"
-        if isinstance(value, Mapping):
-            paths += leaf_paths(value, f"{path}.")
-        elif value is not None:
-            paths.append(path)
-    return paths
 
 
 def load_settings(
     config_file: Path | None = None,
     overrides: Mapping[str, Any] | None = None,
-    labels: Mapping[str, str] | None = None,
+    flags: Mapping[str, str] | None = None,
 ) -> Settings:
     """Resolve the settings from every layer and validate them together.
 
     Args:
         config_file: a TOML file with any of the sections; ``None`` for none.
         overrides: values from command-line flags, nested by section; ``None`` values are ignored.
-        labels: how the user wrote a key path of ``overrides`` (e.g. ``training.num_epochs`` ->
-            ``--epochs``), used instead of the key path in error messages.
+        flags: the flag that sets each key path (``{"training.batch_size": "--batch-size"}``),
+            named in errors about a value given by that flag.
 
     Returns:
         The validated settings.
 
     Raises:
-        ConfigError: listing every offending key path (exit code 2).
+        ConfigError: listing every offending key path, with the flag or environment variable
+            it came from (exit code 2); a misspelt ``CAMTOOL_*`` variable.
     """
+    env = env_settings_names()
     layers: dict[str, Any] = read_toml(config_file) if config_file is not None else {}
     layers = _deep_merge(layers, _read_env())
-    layers = _deep_merge(layers, drop_unset(overrides or {}))
+    given = drop_unset(overrides or {})
+    layers = _deep_merge(layers, given)
     origin = f" (from {config_file}, {ENV_PREFIX}* env vars and flags)" if config_file else ""
+    used_flags = {
+        key: flag
+        for key, flag in (flags or {}).items()
+        if key.partition(".")[2] in given.get(key.partition(".")[0], {})
+    }
     try:
         settings = Settings(**layers)
     except ValidationError as exc:
-        raise ConfigError(_describe(exc, origin, labels or {})) from None
+        raise ConfigError(_describe(exc, origin, used_flags, env)) from None
     shape = settings.model.input_shape
     if shape is not None and shape[1:] != [settings.dataset.img_size] * 2:
         raise ConfigError(
             f"invalid settings{origin}: model.input_shape {shape} disagrees with "
-            f"{(labels or {}).get('dataset.img_size', 'dataset.img_size')} "
+            f"{used_flags.get('dataset.img_size', 'dataset.img_size')} "
             f"{settings.dataset.img_size}"
+        )
+    from camtool.core.archs import family_of
+
+    family = family_of(settings.model.arch)
+    if family is not None and settings.dataset.img_size < family.min_size:
+        raise ConfigError(
+            f"invalid settings{origin}: model.arch {settings.model.arch} needs images of at least "
+            f"{family.min_size} px, dataset.img_size is {settings.dataset.img_size}"
         )
     return settings
 

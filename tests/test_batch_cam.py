@@ -37,6 +37,12 @@ from camtool.explain.files import CamOptions, map_paths, write_maps
 from camtool.settings import load_settings
 
 CLASSES = ["cat", "dog", "bird"]
+#: The keys of ``batch-cam --json`` (README, batch-cam section).
+JSON_KEYS = {
+    *("total", "ok", "skipped", "failed", "elapsed_s", "images_per_s", "shard", "model"),
+    *("device", "output_dir", "manifest", "manifest_csv", "gallery", "settings_file"),
+    "exit_code",
+}
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -45,12 +51,12 @@ REPO = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def model_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny 3-class ResNet-18 checkpoint at 32 px."""
+    """A tiny 3-class ResNet-18 checkpoint at 64 px (small photos get maps of 2 x 3 cells)."""
     from camtool.core.model import CAMNet
 
     torch.manual_seed(0)
     path = tmp_path_factory.mktemp("model") / "tiny.pt"
-    save_checkpoint(path, CAMNet("resnet18", 3), class_names=CLASSES, img_size=32)
+    save_checkpoint(path, CAMNet("resnet18", 3), class_names=CLASSES, img_size=64)
     return path
 
 
@@ -156,6 +162,21 @@ def _rows(out: Path) -> dict[str, dict[str, Any]]:
     return {row["path"]: row for row in read_rows(out / MANIFEST_JSONL)}
 
 
+def _counts(summary: dict[str, Any]) -> tuple[int, int, int, int]:
+    """``(total, ok, skipped, failed)`` of a ``--json`` summary."""
+    return summary["total"], summary["ok"], summary["skipped"], summary["failed"]
+
+
+def _gallery_counts(out: Path) -> dict[str, str]:
+    """The counts in the header of ``out/index.html``."""
+    import re
+
+    page = (out / "index.html").read_text(encoding="utf-8")
+    return dict(
+        (key, value) for value, key in re.findall(r'<b id="count-\w+">(\d+)</b> (\w+)', page)
+    )
+
+
 def _temp_files(root: Path) -> list[Path]:
     return [p for p in root.rglob("*") if p.name.startswith(".") and ".tmp" in p.name]
 
@@ -179,8 +200,11 @@ def test_messy_folder(tmp_path: Path, model_file: Path) -> None:
     )
     assert result.exit_code == 3, result.output
     summary = json.loads(result.stdout)
-    assert summary["counts"] == {"ok": 11, "skipped": 0, "error": 6}
-    assert summary["total"] == 17
+    assert _counts(summary) == (17, 11, 0, 6)
+    assert set(summary) == JSON_KEYS  # the schema documented in the README, nothing else
+    assert summary["exit_code"] == 3 and summary["shard"] is None
+    assert summary["elapsed_s"] == round(summary["elapsed_s"], 1)
+    assert len(f"{summary['images_per_s']:g}".replace(".", "").lstrip("0")) <= 3
     rows = _rows(out)
     assert len(rows) == 17
 
@@ -199,7 +223,7 @@ def test_messy_folder(tmp_path: Path, model_file: Path) -> None:
         assert 0 <= x0 < x1 <= width and 0 <= y0 < y1 <= height
         assert row["pred_name"] == CLASSES[row["pred_idx"]]
         assert row["class_idx"] == row["pred_idx"]
-        assert 0 < row["prob"] <= 1
+        assert 0 < row["prob"] <= 1 and row["prob"] == round(row["prob"], 4)
     for rel, reason in expect["error"].items():
         row = rows[str(photos / rel)]
         assert row["status"] == "error" and reason in row["error"], row
@@ -245,7 +269,7 @@ def test_all_ok_exits_0_with_summary(
     monkeypatch.chdir(tmp_path)
     result = _invoke(["batch-cam", "pics", "-m", str(model_file), "-o", "out", "-j", "0"])
     assert result.exit_code == 0, result.output
-    for word in ("processed", "skipped", "failed", "images/s", "out/manifest.jsonl"):
+    for word in ("ok", "skipped", "failed", "images/s", "out/manifest.jsonl"):
         assert word in result.stdout
     assert (tmp_path / "out" / "pics" / "a" / "img1_overlay.jpg").is_file()
     # Settings are saved beside the outputs.
@@ -329,21 +353,28 @@ def test_rerun_skips_done_and_redoes_missing(tmp_path: Path, model_file: Path) -
     result = _invoke(base)
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
-    assert summary["counts"] == {"ok": 3, "skipped": 5, "error": 0}
+    assert _counts(summary) == (8, 3, 5, 0)
     for output, mtime in untouched.items():
         assert (out / output).stat().st_mtime_ns == mtime  # not redone
     final = list(read_rows(out / MANIFEST_JSONL))
     assert len(final) == 8  # compacted: one row per input, the cut line dropped
-    assert {r["status"] for r in final} == {"ok", "skipped"}
-    assert len((out / MANIFEST_CSV).read_text().splitlines()) == 9
+    # Each input keeps its result: the earlier ok rows stay ok, unchanged.
+    assert {r["status"] for r in final} == {"ok"}
+    kept = {r["path"]: r for r in rows[2:-1]}
+    assert all(r == kept[r["path"]] for r in final if r["path"] in kept)
+    csv_lines = (out / MANIFEST_CSV).read_text().splitlines()
+    assert len(csv_lines) == 9 and sum(",ok," in line for line in csv_lines) == 8
+    assert _gallery_counts(out) == {"ok": "8", "failed": "0", "total": "8"}
 
     again = json.loads(_invoke(base).stdout)
-    assert again["counts"] == {"ok": 0, "skipped": 8, "error": 0}
+    assert _counts(again) == (8, 0, 8, 0)
+    assert {r["status"] for r in read_rows(out / MANIFEST_JSONL)} == {"ok"}
+    assert _gallery_counts(out)["ok"] == "8"
     redo = json.loads(_invoke([*base, "--overwrite"]).stdout)
-    assert redo["counts"] == {"ok": 8, "skipped": 0, "error": 0}
+    assert _counts(redo) == (8, 8, 0, 0)
     # A different output format is not "done" yet.
     png = json.loads(_invoke([*base, "--format", "png"]).stdout)
-    assert png["counts"]["ok"] == 8
+    assert png["ok"] == 8
     assert not _temp_files(out)
 
 
@@ -421,10 +452,11 @@ def test_paths_from_stdin(
         input="\n".join(lines) + "\n",
     )
     assert result.exit_code == 0, result.output
-    assert json.loads(result.stdout)["counts"]["ok"] == 4  # duplicate line listed once
+    assert json.loads(result.stdout)["ok"] == 4  # duplicate line listed once
     rows = _rows(tmp_path / "out")
-    assert rows["pics/a/img1.jpg"]["output"] == "pics/a/img1_overlay.jpg"  # relative: mirrored
-    assert rows[str(odd)]["output"] == "café au lait_overlay.jpg"  # absolute: by name
+    assert rows["pics/a/img1.jpg"]["output"] == "pics/a/img1_overlay.jpg"
+    # Absolute but inside the current folder: mirrored the same way as a relative path.
+    assert rows[str(odd)]["output"] == "pics/b/café au lait_overlay.jpg"
 
 
 def test_shards_are_disjoint_and_cover_everything(tmp_path: Path, model_file: Path) -> None:
@@ -440,7 +472,7 @@ def test_shards_are_disjoint_and_cover_everything(tmp_path: Path, model_file: Pa
         summary = json.loads(result.stdout)
         assert summary["shard"] == f"{index}/3"
         new = set(_rows(out)) - before
-        assert len(new) == summary["total"] == summary["counts"]["ok"]
+        assert len(new) == summary["total"] == summary["ok"]
         shard_rows.append(new)
     assert sum(len(s) for s in shard_rows) == 10
     assert set().union(*shard_rows) == set(_rows(out))
@@ -544,6 +576,109 @@ def test_clashing_names_stay_distinct() -> None:
     assert sorted(i.base for s in shards for i in s) == sorted(i.base for i in items)
 
 
+def test_output_tree_does_not_depend_on_how_the_path_is_typed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sub = tmp_path / "photos" / "sub"
+    (sub / "deep").mkdir(parents=True)
+    for rel in ("a.jpg", "deep/b.png"):
+        (sub / rel).write_bytes(b"x")
+    os.symlink(sub, tmp_path / "link")
+    (tmp_path / "elsewhere" / "sub").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path)
+
+    def bases(*specs: str | Path) -> list[str]:
+        items = discover_inputs(list(specs), tmp_path / "out")
+        assign_outputs(items)
+        return [item.base for item in items]
+
+    for spec in ("photos/sub", "./photos/sub/", sub, "link", "photos/../photos/sub"):
+        assert bases(spec) == ["photos/sub/a", "photos/sub/deep/b"], spec
+    for spec in ("photos/sub/a.jpg", "./photos/sub/a.jpg", sub / "a.jpg", "link/a.jpg"):
+        assert bases(spec) == ["photos/sub/a"], spec
+    # Outside the current folder an input keeps only its name, however it is typed.
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    for spec in ("../photos/sub", sub, "../link"):
+        assert bases(spec) == ["sub/a", "sub/deep/b"], spec
+    assert bases("../photos/sub/a.jpg") == ["a"]
+    # Two folders with the same name: the second one given gets "-2".
+    assert bases("sub", "../photos/sub") == ["sub-2/a", "sub-2/deep/b"]  # "sub" has no images
+    assert bases("../photos/sub", "sub") == ["sub/a", "sub/deep/b"]
+
+
+def test_resume_finds_work_done_under_another_spelling_of_the_path(
+    tmp_path: Path, model_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _good_folder(tmp_path / "pics", 3)
+    monkeypatch.chdir(tmp_path)
+    base = ["-m", str(model_file), "-o", "out", "-j", "0", "--json"]
+    first = json.loads(_invoke(["batch-cam", "pics", *base]).stdout)
+    again = json.loads(_invoke(["batch-cam", str(tmp_path / "pics"), *base]).stdout)
+    assert _counts(first) == (3, 3, 0, 0) and _counts(again) == (3, 0, 3, 0)
+    redo = json.loads(_invoke(["batch-cam", "./pics", *base, "--overwrite"]).stdout)
+    assert _counts(redo) == (3, 3, 0, 0)
+    rows = list(read_rows(tmp_path / "out" / MANIFEST_JSONL))
+    assert sorted(r["path"] for r in rows) == [
+        "pics/a/img1.jpg",
+        "pics/b/img0.jpg",
+        "pics/b/img2.jpg",
+    ]
+    assert len({r["output"] for r in rows}) == 3  # one row per output
+
+
+class _Recorder:
+    """Runs a real model and remembers the shape of every batch it was given."""
+
+    def __init__(self, model: Path) -> None:
+        from camtool.core.loading import open_runner
+
+        self.runner = open_runner(model, torch.device("cpu"))
+        self.info = self.runner.info
+        self.device = self.runner.device
+        self.shapes: list[tuple[int, ...]] = []
+
+    def __call__(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        self.shapes.append(tuple(images.shape))
+        result: tuple[torch.Tensor, torch.Tensor] = self.runner(images)
+        return result
+
+
+def test_map_does_not_depend_on_the_batch(tmp_path: Path) -> None:
+    from camtool.core.model import CAMNet
+
+    torch.manual_seed(0)
+    model = tmp_path / "m64.pt"
+    save_checkpoint(model, CAMNet("resnet18", 3), class_names=CLASSES, img_size=64)
+    alone, mixed = tmp_path / "alone", tmp_path / "mixed"
+    alone.mkdir()
+    _noise(100, 64, seed=1).save(alone / "target.png")  # input 96 x 64: a 3 x 2 map
+    (mixed / "more").mkdir(parents=True)
+    _noise(100, 64, seed=1).save(mixed / "target.png")
+    sizes = [(92, 64), (104, 66), (90, 62), (120, 64), (64, 100), (200, 64), (64, 64)]
+    for i, size in enumerate(sizes):
+        _noise(*size, seed=10 + i).save(mixed / "more" / f"other{i}.png")
+    results = {}
+    for folder in (alone, mixed):
+        out = tmp_path / f"out-{folder.name}"
+        settings = load_settings(
+            None, {"cam": {"output_dir": out}, "training": {"workers": 0, "batch_size": 8}}
+        )
+        recorder = _Recorder(model)
+        report = run_batch([folder], settings, runner=recorder, fmt="png", save_array=True)
+        assert report.failed == 0
+        results[folder.name] = (np.load(out / folder.name / "target.npz"), recorder.shapes)
+    one, many = results["alone"][0], results["mixed"][0]
+    assert results["alone"][1] == [(1, 3, 64, 96)]
+    shapes = results["mixed"][1]
+    assert (4, 3, 64, 96) in shapes  # target.png shared its batch with three others
+    assert all(h % 32 == 0 and w % 32 == 0 for _n, _c, h, w in shapes)
+    assert sum(n for n, *_ in shapes) == 8 and len(shapes) == 5  # 8 images, 5 input sizes
+    assert one["cam"].shape == (2, 3)  # the feature grid tiles the 96 x 64 input exactly
+    np.testing.assert_allclose(many["cam"], one["cam"], rtol=0, atol=1e-5)
+    np.testing.assert_allclose(many["logits"], one["logits"], rtol=0, atol=1e-5)
+    assert many["heatmap"].shape == (64, 100)  # returned at the image's own resolution
+
+
 def test_manifest_append_survives_a_cut_line(tmp_path: Path) -> None:
     writer = ManifestWriter(tmp_path)
     writer.append({"path": "a", "status": "ok"})
@@ -551,6 +686,13 @@ def test_manifest_append_survives_a_cut_line(tmp_path: Path) -> None:
         handle.write(b'{"path": "b", "sta')
     writer.append({"path": "c", "status": "ok"})
     assert [r["path"] for r in read_rows(tmp_path / MANIFEST_JSONL)] == ["a", "c"]
+
+
+def test_a_skip_recorded_as_a_status_by_earlier_versions_reads_as_ok(tmp_path: Path) -> None:
+    (tmp_path / MANIFEST_JSONL).write_text(
+        '{"path": "a.jpg", "output": "a_overlay.jpg", "status": "skipped"}\n', encoding="utf-8"
+    )
+    assert [r["status"] for r in read_rows(tmp_path / MANIFEST_JSONL)] == ["ok"]
 
 
 def test_map_paths_names_what_write_maps_writes(tmp_path: Path) -> None:
@@ -592,6 +734,24 @@ class _Broken(_HotSpot):
         return super().__call__(images)
 
 
+class _Flat(_HotSpot):
+    """A fake runner whose maps have one cell: nothing to localize."""
+
+    def __call__(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        logits, _ = super().__call__(images)
+        return logits, torch.full((images.shape[0], 3, 1, 1), 5.0)
+
+
+def test_a_flat_map_has_no_peak_and_no_box(tmp_path: Path) -> None:
+    (tmp_path / "pics").mkdir()
+    _noise(40, 30).save(tmp_path / "pics" / "small.png")
+    settings = load_settings(None, {"cam": {"output_dir": tmp_path / "out"}})
+    report = run_batch([tmp_path / "pics"], settings, runner=_Flat(), fmt="png")
+    assert report.ok == 1
+    (row,) = read_rows(tmp_path / "out" / MANIFEST_JSONL)
+    assert row["status"] == "ok" and row["peak"] is None and row["box"] is None
+
+
 def test_a_failing_batch_fails_its_images_only(tmp_path: Path) -> None:
     (tmp_path / "pics").mkdir()
     _noise(60, 30).save(tmp_path / "pics" / "wide.png")
@@ -606,7 +766,7 @@ def test_a_failing_batch_fails_its_images_only(tmp_path: Path) -> None:
 def test_writer_threads_leave_the_model_its_threads() -> None:
     from concurrent.futures import ThreadPoolExecutor
 
-    from camtool.batch.pipeline import _one_thread
+    from camtool.batch.writer import _one_thread
 
     main = torch.get_num_threads()
     with ThreadPoolExecutor(1, initializer=_one_thread) as pool:
@@ -614,3 +774,15 @@ def test_writer_threads_leave_the_model_its_threads() -> None:
     assert torch.get_num_threads() == main
     if "parallel backend: OpenMP" in torch.__config__.parallel_info():
         assert inside == 1
+
+
+def test_the_command_lets_waiting_openmp_threads_sleep(monkeypatch: pytest.MonkeyPatch) -> None:
+    import camtool.cli as cli
+
+    seen: list[str | None] = []
+    monkeypatch.setattr(cli, "app", lambda: seen.append(os.environ.get("OMP_WAIT_POLICY")))
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    cli.main()
+    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")  # the user's own choice is kept
+    cli.main()
+    assert seen == ["PASSIVE", "ACTIVE"]

@@ -152,10 +152,22 @@ def test_voc_non_numeric_and_wrong_root(tmp_path: Path) -> None:
         read_voc_file(bad)
 
 
-def test_voc_box_outside_declared_size(tmp_path: Path) -> None:
-    expected = r"a\.xml line 12: box \(30\.5,0,40,48\) lies outside the 30x48 image"
+def test_voc_box_past_the_edge_is_clipped_with_a_warning(tmp_path: Path) -> None:
+    file = voc(tmp_path / "a.xml", w=36)  # the second box ends at x = 40, 4 px past the edge
+    _, entries = read_voc_file(file)
+    notes: list[str] = []
+    boxes = fit_boxes(entries, tmp_path / "img.png", 36, 48, notes.append)
+    assert boxes == [BoxXYXY(0, 1, 10, 20), BoxXYXY(29, 0, 36, 48)]
+    assert notes == [
+        f"{file} line 12: box 29,0,40,48 extends past its 36x48 image {tmp_path / 'img.png'};"
+        " clipped to 29,0,36,48"
+    ]
+
+
+def test_voc_box_wholly_outside_is_refused(tmp_path: Path) -> None:
+    expected = r"a\.xml line 12: box \(30\.5,0,40,48\) lies wholly outside the 20x48 image"
     with pytest.raises(InputError, match=expected):
-        read_voc_file(voc(tmp_path / "a.xml", w=30))
+        read_voc_file(voc(tmp_path / "a.xml", w=20))
 
 
 @pytest.mark.parametrize(
@@ -186,8 +198,14 @@ def test_fit_boxes_checks_and_rescales(tmp_path: Path) -> None:
     image = tmp_path / "i.png"
     inside = GtBox(BoxXYXY(0, 0, 10, 10), "f.csv line 2")
     assert fit_boxes([inside], image, 10, 10) == [BoxXYXY(0, 0, 10, 10)]
-    with pytest.raises(InputError, match=r"f\.csv line 2: box 0,0,10,10 lies outside its 9x10"):
-        fit_boxes([inside], image, 9, 10)
+    notes: list[str] = []
+    assert fit_boxes([inside], image, 9, 10, notes.append) == [BoxXYXY(0, 0, 9, 10)]
+    assert notes == [
+        f"f.csv line 2: box 0,0,10,10 extends past its 9x10 image {image}; clipped to 0,0,9,10"
+    ]
+    outside = GtBox(BoxXYXY(12, 0, 20, 10), "f.csv line 3")
+    with pytest.raises(InputError, match=r"f\.csv line 3: box 12,0,20,10 lies wholly outside"):
+        fit_boxes([outside], image, 10, 10)
     drawn_bigger = GtBox(BoxXYXY(10, 20, 50, 40), "a.xml line 8", declared_size=(100, 50))
     assert fit_boxes([drawn_bigger], image, 50, 25) == [BoxXYXY(5, 10, 25, 20)]
     with pytest.raises(InputError, match="of another shape"):

@@ -70,7 +70,7 @@ def test_truncated_state_dict_is_refused(tmp_path: Path) -> None:
     state = torchvision.models.resnet18(num_classes=3).state_dict()
     del state["layer4.1.conv2.weight"]
     torch.save(state, tmp_path / "partial.pth")
-    with pytest.raises(CamtoolError, match="does not match any known ResNet"):
+    with pytest.raises(CamtoolError, match="does not match any accepted torchvision arch"):
         load_checkpoint(tmp_path / "partial.pth")
 
 

@@ -14,13 +14,13 @@ from camtool.data.datasets import (
     IMAGENET_STD,
     IMAGENETTE_CLASSES,
     ImageFolderDataset,
+    SkippedImage,
     build_transforms,
     class_names_for,
     collate_skip_none,
     find_dataset_root,
     make_loader,
     make_splits,
-    open_rgb,
 )
 from camtool.errors import CamtoolError, ConfigError, InputError
 
@@ -164,20 +164,20 @@ def test_missing_or_empty_split_raises(tmp_path: Path) -> None:
         ImageFolderDataset(tmp_path, "train", TF)
 
 
-def test_open_rgb_applies_exif_orientation_and_converts(tmp_path: Path) -> None:
-    path = tmp_path / "rot.jpg"
+def test_dataset_applies_exif_orientation_and_converts(tmp_path: Path) -> None:
+    root = tmp_path / "d"
+    (root / "train" / "a").mkdir(parents=True)
     exif = Image.Exif()
     exif[0x0112] = 6  # rotate 90 degrees clockwise to display
-    Image.new("L", (20, 10), 128).save(path, exif=exif)
-    image = open_rgb(path)
-    assert image.size == (10, 20) and image.mode == "RGB"
+    Image.new("L", (20, 10), 128).save(root / "train" / "a" / "rot.jpg", exif=exif)
+    seen: list[tuple[int, int]] = []
 
+    def transform(image: Image.Image) -> torch.Tensor:
+        seen.append((*image.size, len(image.getbands())))
+        return torch.zeros(1)
 
-def test_open_rgb_bad_file_raises_input_error(tmp_path: Path) -> None:
-    bad = tmp_path / "bad.png"
-    bad.write_bytes(b"not an image")
-    with pytest.raises(InputError, match=r"bad\.png"):
-        open_rgb(bad)
+    ImageFolderDataset(root, "train", transform)[0]
+    assert seen == [(10, 20, 3)]
 
 
 def _with_corrupt(tmp_path: Path) -> ImageFolderDataset:
@@ -188,28 +188,33 @@ def _with_corrupt(tmp_path: Path) -> ImageFolderDataset:
     return ImageFolderDataset(root, "train", TF)
 
 
-def test_corrupt_image_gives_none(tmp_path: Path) -> None:
+def test_corrupt_image_names_the_file(tmp_path: Path) -> None:
     ds = _with_corrupt(tmp_path)
-    assert ds[1] is None and ds[3] is None and ds[0] is not None
+    bad, truncated = ds[1], ds[3]
+    assert isinstance(bad, SkippedImage) and bad.path == str(ds.samples[1][0])
+    assert bad.error == "not an image, or a format Pillow cannot read"
+    assert isinstance(truncated, SkippedImage) and truncated.path == str(ds.samples[3][0])
+    assert not isinstance(ds[0], SkippedImage)
 
 
 @pytest.mark.parametrize("workers", [0, 1])
 def test_loader_skips_and_counts_corrupt_images(tmp_path: Path, workers: int) -> None:
     ds = _with_corrupt(tmp_path)
     loader = make_loader(ds, batch_size=2, shuffle=False, workers=workers, pin_memory=False)
-    seen, skipped, labels = 0, 0, []
-    for images, y, n_skipped in loader:
+    seen, skipped, labels = 0, [], []
+    for images, y, unreadable in loader:
         assert images.shape[1:] == (3, 8, 8)
         seen += len(y)
-        skipped += n_skipped
+        skipped += [s.path for s in unreadable]
         labels += y.tolist()
-    assert (seen, skipped) == (3, 2)
-    assert labels == [0, 0, 1]
+    assert seen == 3 and labels == [0, 0, 1]
+    assert skipped == [str(ds.samples[1][0]), str(ds.samples[3][0])]
 
 
 def test_collate_all_skipped_gives_empty_batch() -> None:
-    images, labels, skipped = collate_skip_none([None, None])
-    assert images.numel() == 0 and labels.numel() == 0 and skipped == 2
+    gone = [SkippedImage("a.png", "empty file"), SkippedImage("b.png", "empty file")]
+    images, labels, skipped = collate_skip_none(gone)
+    assert images.numel() == 0 and labels.numel() == 0 and skipped == gone
     assert labels.dtype == torch.long
 
 

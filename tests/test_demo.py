@@ -74,7 +74,7 @@ def test_demo_command_json_and_rerun(tmp_path: Path, monkeypatch: pytest.MonkeyP
         document = json.loads(result.stdout)
         assert set(document) == {
             "output_dir", "data_dir", "seconds", "test", "localization", "cams_dir",
-            "cam_files", "training",
+            "cam_files", "training", "skipped",
         }  # fmt: skip
         assert document["output_dir"] == str(target) and document["training"]["epochs_run"] == 1
         best = document["training"]["checkpoints"]["best"]

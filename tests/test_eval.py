@@ -68,7 +68,8 @@ class StubRunner:
     """Logits favour class ``a`` (1 vs 0); every class's map is the image's brightness.
 
     With ``invert`` the map is the darkness instead, so it points away from the square. The
-    input size equals the images' shorter side, so no resizing blurs the map.
+    input size equals the images' shorter side, so no resizing blurs the map, and the map has
+    one cell per input pixel (output stride 1).
     """
 
     def __init__(self, invert: bool = False) -> None:
@@ -77,6 +78,7 @@ class StubRunner:
             img_size=48,
             mean=(0.0, 0.0, 0.0),
             std=(1.0, 1.0, 1.0),
+            output_stride=1,
             geometry=CellGeometry((1, 1), (0.0, 0.0)),  # the map is the input itself
         )
         self.device = torch.device("cpu")
@@ -162,10 +164,18 @@ def test_partial_boxes_count_images_without(squares: Path) -> None:
     assert loc["n_images"] == 4 and loc["n_without_boxes"] == 4 and loc["top1_loc"] == 1.0
 
 
-def test_box_outside_its_image_is_an_error(squares: Path) -> None:
+def test_box_past_the_edge_is_clipped_and_one_wholly_outside_refused(squares: Path) -> None:
     with open(squares / "boxes.csv", "a") as f:
         f.write("val/b/b1.png,0,0,49,10\n")  # b1 is 48 wide
-    with pytest.raises(InputError, match=r"boxes\.csv line 18: box 0,0,49,10 lies outside"):
+    loc = evaluate_localization(StubRunner(), squares, "val", None)
+    assert loc["n_images"] == 8
+    assert loc["notes"] == [
+        f"{squares / 'boxes.csv'} line 18: box 0,0,49,10 extends past its 48x64 image "
+        f"{squares / 'val' / 'b' / 'b1.png'}; clipped to 0,0,48,10"
+    ]
+    with open(squares / "boxes.csv", "a") as f:
+        f.write("val/b/b1.png,50,0,60,10\n")
+    with pytest.raises(InputError, match=r"boxes\.csv line 19: box 50,0,60,10 lies wholly"):
         evaluate_localization(StubRunner(), squares, "val", None)
 
 
@@ -236,6 +246,7 @@ def test_cli_json_report_and_files(in_tmp: Path, shapes: tuple[Path, Path]) -> N
     assert set(doc) == {
         "model", "device", "dataset", "split", "classes", "output_dir", "upsample",
         "cell_geometry", "files", "classification", "localization", "faithfulness", "notes",
+        "skipped",
     }  # fmt: skip
     assert not re.search(r"\d\.\d{9,}", json.dumps(doc))  # rounded: no float noise
     assert doc["split"] == "val" and doc["classes"] == ["circle", "square", "triangle"]

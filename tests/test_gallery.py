@@ -165,7 +165,7 @@ def test_nasty_names_are_escaped_and_shown_verbatim(
     rows.append({**_row(None, "error"), "path": '/in/<i>bad</i> & "q".png', "error": "</td>"})
     doc = parse(write_gallery(out_dir, rows, title="</title><script>alert(1)</script>"))
     assert len(doc.find_all("script")) == 1
-    assert len(doc.find_all("b")) == 4
+    assert len(doc.find_all("b")) == 3  # the counts: ok, failed, total
     assert doc.find_all("i") == []
     assert "alert(1)" not in doc.find_all("script")[0].text()
     assert doc.find_all("title")[0].text() == "</title><script>alert(1)</script>"
@@ -219,17 +219,21 @@ def test_header_counts_each_status(tmp_path: Path) -> None:
     rows = [
         _row("a.png"),
         _row("b.png"),
-        _row("c.png", "skipped"),
-        _row(None, "skipped", error="not an image"),
+        _row("c.png"),
+        _row(None, "error", error="not an image"),
         _row(None, "error", error="boom"),
     ]
     doc = parse(write_gallery(tmp_path, rows))
-    counts = {k: doc.by_id(f"count-{k}").text() for k in ("ok", "skipped", "failed", "total")}
-    assert counts == {"ok": "2", "skipped": "2", "failed": "1", "total": "5"}
+    counts = {k: doc.by_id(f"count-{k}").text() for k in ("ok", "failed", "total")}
+    assert counts == {"ok": "3", "failed": "2", "total": "5"}
     assert len(doc.find_all("img")) == 3  # rows without an overlay get no card
-    skipped = [c for c in doc.find_all("figure", "card") if c.attrs["data-status"] == "skipped"]
-    assert len(skipped) == 1
-    assert skipped[0].find_all("span", "badge")[0].text() == "skipped"
+    # A skip is an event of one run, not an input's result: no such count.
+    assert not [n for n in doc.iter() if n.attrs.get("id") == "count-skipped"]
+
+
+def test_a_skipped_status_is_not_a_result(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="status 'skipped'; expected one of ok, error"):
+        write_gallery(tmp_path, [_row(None, "skipped")])
 
 
 def test_class_options_are_all_plus_the_classes_shown(tmp_path: Path) -> None:

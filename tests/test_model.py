@@ -60,7 +60,7 @@ def test_output_stride_16_doubles_the_map() -> None:
 
 def test_unknown_arch_is_refused() -> None:
     with pytest.raises(CamtoolError, match="unknown arch"):
-        CAMNet("vgg16", 3)
+        CAMNet("resnet7", 3)
 
 
 def test_imagenet_class_names_need_no_download() -> None:

@@ -83,11 +83,12 @@ def _linear_resnet18(stride: int) -> CAMNet:
         elif isinstance(module, nn.BatchNorm2d):
             nn.init.ones_(module.weight)
             nn.init.zeros_(module.bias)
-    for module in list(model.modules()):
+    for module in list(model.feature_extractor().modules()):
         for child_name, child in list(module.named_children()):
             if isinstance(child, nn.ReLU):
                 setattr(module, child_name, nn.Identity())
-    model.maxpool = nn.AvgPool2d(3, 2, 1)  # type: ignore[assignment]
+            elif isinstance(child, nn.MaxPool2d):
+                setattr(module, child_name, nn.AvgPool2d(3, 2, 1))
     return model
 
 
@@ -97,7 +98,7 @@ def test_gradient_centroid_of_a_cell_is_its_derived_centre(stride: int) -> None:
     geometry = model_geometry(CAMNet("resnet18", 1, stride))
     size = 448 + 64  # large enough that the cell's whole receptive field (435 px) is inside
     image = torch.zeros(1, 3, size, size, requires_grad=True)
-    feats = model.features(image)
+    feats = model.feature_map(image)
     i = feats.shape[-1] // 2
     feats[0, :, i, i].sum().backward()
     assert image.grad is not None

@@ -307,15 +307,25 @@ def test_build_scheduler() -> None:
     assert isinstance(plateau, torch.optim.lr_scheduler.ReduceLROnPlateau)
 
 
-def test_unreadable_images_are_skipped_and_counted(shapes: Path, tmp_path: Path) -> None:
+def test_unreadable_images_are_skipped_counted_and_named(shapes: Path, tmp_path: Path) -> None:
     import shutil
 
     data = tmp_path / "data"
     shutil.copytree(shapes, data)
-    (data / "train" / "circle" / "broken.png").write_bytes(b"not a png")
+    broken = data / "train" / "circle" / "broken.png"
+    broken.write_bytes(b"not a png")
     # 13 images, 4 held out: 9 to fit in whole batches of 3, so the broken one is always met.
     result = train(settings_for(data, tmp_path / "ck", num_epochs=1, batch_size=3))
     assert result.history[0].skipped == 1
+    reason = "not an image, or a format Pillow cannot read"
+    assert result.skipped == [{"path": str(broken), "error": reason}]
+    config = write_config(tmp_path / "c.toml")
+    args = ["train", "--config", str(config), "--data-dir", str(data), "--epochs", "1"]
+    args += ["--batch-size", "3", "--checkpoint-dir", str(tmp_path / "ck2"), "--json"]
+    cli_result = runner.invoke(app, args)
+    assert cli_result.exit_code == 0, cli_result.output
+    assert json.loads(cli_result.stdout)["skipped"] == [{"path": str(broken), "error": reason}]
+    assert f"skipped {broken}: {reason}" in cli_result.stderr
 
 
 def test_a_new_run_does_not_overwrite_an_old_one(shapes: Path, straight: Path) -> None:
@@ -416,7 +426,7 @@ def test_cli_train_json(shapes: Path, tmp_path: Path) -> None:
     assert set(document) == {
         "best_val_acc", "best_epoch", "epochs_run", "num_epochs", "stopped_early", "seconds",
         "checkpoint_dir", "checkpoints", "metrics_file", "curves_file", "settings_file",
-        "class_names", "device", "precision", "world_size", "resumed_from", "history",
+        "class_names", "device", "precision", "world_size", "resumed_from", "history", "skipped",
     }  # fmt: skip
     assert not re.search(r"\d\.\d{9,}", result.stdout)  # rounded: no float noise
     assert document["epochs_run"] == 1 and document["stopped_early"] is False

@@ -21,12 +21,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from camtool.batch.manifest import STATUSES
 from camtool.errors import CamtoolError, ConfigError, InputError
 
-__all__ = ["INDEX_NAME", "STATUSES", "overlay_href", "write_gallery"]
+__all__ = ["INDEX_NAME", "overlay_href", "write_gallery"]
 
 INDEX_NAME = "index.html"
-STATUSES = ("ok", "skipped", "error")
 
 _MIN_THUMB = 32
 _MAX_THUMB = 2048
@@ -153,7 +153,6 @@ def _render_card(card: _Card) -> str:
     prob_text = f"{card.prob * 100:.1f}%" if card.prob is not None else "n/a"
     href = _attr(card.href)
     path = _attr(card.path)
-    badge = '<span class="badge">skipped</span>' if card.status == "skipped" else ""
     note = f'<span class="note">{html.escape(card.note)}</span>' if card.note else ""
     return (
         f'<figure class="card" data-class="{_attr(card.class_name)}" data-prob="{prob_attr}"'
@@ -161,7 +160,7 @@ def _render_card(card: _Card) -> str:
         f'<a class="thumb" href="{href}" title="{path}">'
         f'<img src="{href}" loading="lazy" decoding="async" alt="{path}"></a>'
         f'<figcaption><span class="label"><span class="cls">{html.escape(card.class_name)}</span>'
-        f' <span class="prob">{prob_text}</span>{badge}</span>{note}'
+        f' <span class="prob">{prob_text}</span></span>{note}'
         f'<span class="path">{html.escape(card.path)}</span></figcaption></figure>'
     )
 
@@ -210,7 +209,6 @@ figcaption{padding:6px 8px;display:flex;flex-direction:column;gap:2px}
 .label{display:flex;gap:6px;align-items:baseline;font-weight:600}
 .cls{overflow-wrap:anywhere}
 .prob{margin-left:auto;font-variant-numeric:tabular-nums;color:#2b5fb4}
-.badge{font-size:11px;font-weight:500;padding:0 5px;border-radius:8px;background:#eee;color:#555}
 .note{font-size:12px;color:#7a5a00}
 .card .path{font-size:12px;color:#555;overflow-wrap:anywhere}
 .muted{color:#777}
@@ -223,7 +221,7 @@ td.reason{color:#b42318}
  header,.card,table,select,input{background:#22252a;border-color:#3a3f47}
  .counts{color:#aaa}.counts b{color:#e6e7e9}
  .thumb{background:#2c3036}.card .path,.muted{color:#a3a7ad}.prob{color:#7fb0ff}
- .badge{background:#3a3f47;color:#ccc}th,td{border-color:#3a3f47}
+ th,td{border-color:#3a3f47}
 }
 """
 
@@ -346,7 +344,6 @@ def _render(
         f'<body data-shown="{len(cards)}"><header><h1>{html.escape(title)}</h1>'
         '<div class="counts">'
         f'<span class="ok"><b id="count-ok">{counts["ok"]}</b> ok</span>'
-        f'<span class="skipped"><b id="count-skipped">{counts["skipped"]}</b> skipped</span>'
         f'<span class="failed"><b id="count-failed">{counts["error"]}</b> failed</span>'
         f'<span class="total"><b id="count-total">{total}</b> total</span></div>'
         '<div class="controls">'
@@ -388,9 +385,9 @@ def write_gallery(
 ) -> Path:
     """Write ``out_dir/index.html``, a self-contained gallery of a batch-cam run.
 
-    Every ``ok`` or ``skipped`` row with an ``output`` becomes a card (thumbnail linking to the
+    Every ``ok`` row with an ``output`` becomes a card (thumbnail linking to the
     overlay, predicted class, probability, input path); every ``error`` row is listed under
-    Failures with its reason; the header counts ok, skipped and failed rows.
+    Failures with its reason; the header counts ok and failed rows (each input has one row).
 
     Args:
         out_dir: the batch-cam output folder; overlay paths in ``rows`` are relative to it.

@@ -7,10 +7,14 @@ Rules, in the order they are applied:
   skipped, and only files with an image suffix (:data:`camtool.data.images.IMAGE_SUFFIXES`) count.
   Any other INPUT (a file, even one without an image suffix, or a path that does not exist) is an
   input as it is: reading it will say what is wrong with it.
-* Outputs mirror the inputs under the output folder: a relative INPUT without ``..`` keeps its
-  path (``photos/a/x.jpg`` -> ``DIR/photos/a/x_overlay.jpg``), anything else keeps only its name
-  (``/data/photos`` -> ``DIR/photos/...``). Two different input folders with the same name get
-  ``name``, ``name-2`` ... in the order given.
+* Outputs mirror the inputs under the output folder, and the place of an INPUT depends on where
+  it is, not on how its path is typed: a folder INPUT is resolved (symbolic links followed), a
+  file INPUT's folder too (the file keeps its own name). If it lies inside the current folder,
+  it keeps its path from there (``photos/a``, ``./photos/a``, ``$PWD/photos/a`` and a link to
+  it all give ``DIR/photos/a/...``; ``photos/a/x.jpg`` gives ``DIR/photos/a/x_overlay.jpg``);
+  otherwise only its name (``/data/photos`` -> ``DIR/photos/...``, ``../x.jpg`` ->
+  ``DIR/x_overlay.jpg``). Two different input folders with the same place get ``name``,
+  ``name-2`` ... in the order given. Inside a walked folder, entries keep the names found.
 * In one output folder an image is named by its stem (``x``); when several inputs share a stem
   (``x.jpg`` and ``x.png``, compared case-insensitively) each is named by its full file name
   (``x.jpg``, ``x.png``), with ``-2``, ``-3`` ... added should names still clash.
@@ -32,6 +36,7 @@ from pathlib import Path
 
 from camtool.data.images import IMAGE_SUFFIXES
 from camtool.errors import CamtoolError, ConfigError
+from camtool.textio import path_lines
 
 __all__ = [
     "STDIN",
@@ -70,23 +75,33 @@ def _inside(child: str, parent: str) -> bool:
     return child == parent or child.startswith(parent.rstrip(os.sep) + os.sep)
 
 
-def _anchor(spec: str) -> tuple[str, ...]:
-    """The mirror location of an INPUT: its relative path, or just its name."""
+def _current_folder() -> str | None:
+    """The real path of the current folder (``None`` if it no longer exists)."""
+    try:
+        return os.path.realpath(os.getcwd())
+    except OSError:
+        return None
+
+
+def _anchor(spec: str, folder: bool, cwd: str | None) -> tuple[str, ...]:
+    """The mirror location of an INPUT: its real path from ``cwd`` if inside it, else its name.
+
+    A folder is resolved whole; a file's folder is resolved and the file keeps its name.
+    """
     norm = os.path.normpath(spec)
-    parts = Path(norm).parts
-    if not os.path.isabs(norm) and norm != "." and parts and parts[0] != "..":
+    if folder:
+        real = os.path.realpath(norm)
+    else:
+        parent = os.path.realpath(os.path.dirname(os.path.abspath(norm)))
+        real = os.path.join(parent, os.path.basename(norm))
+    try:
+        relative = os.path.relpath(real, cwd) if cwd is not None else os.pardir
+    except ValueError:  # another drive (Windows)
+        relative = os.pardir
+    parts = Path(relative).parts
+    if relative != os.curdir and parts and parts[0] != os.pardir:
         return tuple(parts)
-    name = os.path.basename(os.path.realpath(spec))
-    return (name or "root",)
-
-
-def _read_lines(stream: Iterable[str | bytes]) -> Iterator[str]:
-    """Paths from stdin: one per line, line ends removed, blank lines ignored."""
-    for line in stream:
-        text = os.fsdecode(line) if isinstance(line, bytes) else line
-        text = text.rstrip("\r\n")
-        if text:
-            yield text
+    return (os.path.basename(real) or "root",)
 
 
 def _expand(
@@ -102,7 +117,7 @@ def _expand(
             used_stdin = True
             if stdin is None:
                 raise ConfigError("'-' given but there is no stdin to read paths from")
-            yield from _read_lines(stdin)
+            yield from path_lines(stdin, "stdin")
         elif spec:
             yield spec
 
@@ -112,6 +127,7 @@ class _Walker:
 
     def __init__(self, output_dir: Path) -> None:
         self.out_real = os.path.realpath(output_dir)
+        self.cwd = _current_folder()
         self.out_shown = str(output_dir)
         self.visited: set[str] = set()
         self.seen: set[str] = set()
@@ -144,10 +160,10 @@ class _Walker:
             if inside
             else None
         )
-        yield from self._new(path, _anchor(spec), error)
+        yield from self._new(path, _anchor(spec, False, self.cwd), error)
 
     def _root_key(self, spec: str, real: str) -> tuple[str, ...]:
-        key = _anchor(spec)
+        key = _anchor(spec, True, self.cwd)
         first, n = key, 1
         while self.roots.get(key, real) != real:
             n += 1

@@ -20,6 +20,7 @@ from typing import Any
 
 from camtool.errors import CamtoolError
 from camtool.fsutil import atomic_write_bytes
+from camtool.textio import to_json
 
 try:  # POSIX; elsewhere the lock is a no-op (one process per output folder there)
     import fcntl
@@ -32,10 +33,12 @@ __all__ = [
     "LOCK_NAME",
     "MANIFEST_CSV",
     "MANIFEST_JSONL",
+    "STATUSES",
     "ManifestWriter",
     "finalize",
     "latest_rows",
     "locked",
+    "manifest_row",
     "read_rows",
     "to_csv",
 ]
@@ -44,6 +47,8 @@ MANIFEST_JSONL = "manifest.jsonl"
 MANIFEST_CSV = "manifest.csv"
 LOCK_NAME = ".manifest.lock"
 
+#: The values of a row's ``status``: the input's maps are written, or it failed (see ``error``).
+STATUSES = ("ok", "error")
 #: The keys of every row, in order.
 FIELDS = (
     "path",
@@ -92,10 +97,26 @@ def locked(directory: Path) -> Iterator[None]:
         os.close(fd)  # closing releases the lock
 
 
+def manifest_row(path: str, status: str, error: str | None = None, **fields: Any) -> dict[str, Any]:
+    """One manifest row: every key of :data:`FIELDS`, ``None`` where not given.
+
+    Args:
+        path: the input as listed (``InputItem.path``).
+        status: ``"ok"`` or ``"error"``.
+        error: why the input failed (``status == "error"``).
+        **fields: ``output``, ``pred_idx``, ``pred_name``, ``prob``, ``class_idx``, ``peak``,
+            ``box``, ``outputs``.
+    """
+    row: dict[str, Any] = dict.fromkeys(FIELDS)
+    row.update(path=path, status=status, error=error, **fields)
+    return row
+
+
 def read_rows(path: Path) -> Iterator[dict[str, Any]]:
     """The rows of a ``manifest.jsonl``; lines that are not a JSON object are skipped.
 
-    A missing file has no rows.
+    A missing file has no rows. A row whose status is ``skipped`` (earlier versions recorded a
+    resumed run's skips in the manifest) is read as ``ok``: an earlier run wrote its maps.
     """
     try:
         handle = open(path, "rb")  # noqa: SIM115 - closed below; bytes so bad UTF-8 is skipped
@@ -108,21 +129,34 @@ def read_rows(path: Path) -> Iterator[dict[str, Any]]:
             except ValueError:
                 continue
             if isinstance(row, dict) and isinstance(row.get("path"), str):
+                if row.get("status") == "skipped":
+                    row["status"] = "ok"
                 yield row
 
 
 def latest_rows(path: Path) -> dict[str, dict[str, Any]]:
-    """The latest row of each input path, in the order the paths first appeared."""
+    """The latest row of each input path, in the order the paths first appeared.
+
+    A row whose ``output`` a later row (of another spelling of the same input's path, e.g.
+    relative then absolute) wrote again is dropped: each output has one row.
+    """
     rows: dict[str, dict[str, Any]] = {}
+    writer: dict[str, str] = {}  # output -> path of the latest row that wrote it
     for row in read_rows(path):
         rows[row["path"]] = row
-    return rows
+        if isinstance(row.get("output"), str):
+            writer[row["output"]] = row["path"]
+    return {
+        key: row
+        for key, row in rows.items()
+        if not isinstance(row.get("output"), str) or writer[row["output"]] == key
+    }
 
 
 def _line(row: Mapping[str, Any]) -> bytes:
     ordered = {key: row.get(key) for key in FIELDS}
     ordered.update({k: v for k, v in row.items() if k not in ordered})
-    text = json.dumps(ordered, ensure_ascii=False, allow_nan=False)
+    text = to_json(ordered, indent=None, ensure_ascii=False)
     return text.encode("utf-8", "surrogateescape") + b"\n"
 
 

@@ -2,81 +2,71 @@
 
 The pipeline has three stages that overlap:
 
-1. **decode** -- DataLoader workers open each image (:func:`camtool.data.images.load_image`: size
-   check before decoding, EXIF orientation, conversion to RGB) and preprocess it; a worker hands
-   back the original pixels and the model input, or the reason the file cannot be used.
-2. **explain** -- the main thread groups same-size inputs (the model input keeps the aspect
-   ratio, so sizes vary) into batches, holding a bounded number of images while it waits, and
-   runs one forward pass per batch (:func:`camtool.core.maps.explain_batch`) on the device.
-3. **write** -- a small thread pool draws the maps (:func:`camtool.explain.files.write_maps`),
-   finds each map's peak and box (:mod:`camtool.core.localize`) and yields one manifest row, which
-   the main thread appends to ``manifest.jsonl`` at once. At most a bounded number of images
-   wait to be written.
+1. **decode** (:mod:`camtool.batch.decode`) -- DataLoader workers read each image and resize it
+   to its model input: shorter side ``img_size``, each side a multiple of the model's output
+   stride (:func:`camtool.data.images.input_geometry`), so images of similar shape share one
+   input size.
+2. **explain** (here) -- the main thread groups inputs of the same size into batches, holding a
+   bounded number of images while it waits, and runs one forward pass per batch
+   (:func:`camtool.core.maps.explain_batch`) on the device. Each image's input depends on that
+   image alone, so its map does not depend on the images it shares a batch with.
+3. **write** (:mod:`camtool.batch.writer`) -- a small thread pool draws the maps, finds each
+   map's peak and box and yields one manifest row, which the main thread appends to
+   ``manifest.jsonl`` at once.
 
 Nothing grows with the number of images but the list of input paths. An input whose manifest
-row says it is done and whose outputs exist is skipped (``--overwrite`` redoes it), so a run
-that was interrupted finishes when started again.
+row says ``ok`` and whose outputs exist is skipped (``--overwrite`` redoes it): its row stays as
+it was and the run counts it as skipped, so a run that was interrupted finishes when started
+again.
 """
 
 from __future__ import annotations
 
 import os
 import time
-from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image
-from torch.utils.data import DataLoader, Dataset
 
-from camtool.batch.inputs import (
-    InputItem,
-    assign_outputs,
-    discover_inputs,
-    select_shard,
-)
+from camtool.batch.decode import Decoded, ImageFiles, Sample, close_samples, open_samples
+from camtool.batch.inputs import InputItem, assign_outputs, discover_inputs, select_shard
 from camtool.batch.manifest import (
     MANIFEST_CSV,
     MANIFEST_JSONL,
+    STATUSES,
     ManifestWriter,
     finalize,
     latest_rows,
+    manifest_row,
 )
+from camtool.batch.writer import MapWriter
 from camtool.core.loading import runner_from_settings
-from camtool.core.localize import box_from_map, peak
-from camtool.core.maps import CAMBatch, explain_batch, resolve_class
-from camtool.core.runner import Runner
-from camtool.data.images import IMAGE_SUFFIXES, load_image, preprocess
+from camtool.core.maps import explain_batch, resolve_class
+from camtool.core.runner import ModelInfo, Runner
+from camtool.data.images import IMAGE_SUFFIXES
 from camtool.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_PARTIAL, CamtoolError, ConfigError
-from camtool.explain.files import CamOptions, map_paths, write_maps
+from camtool.explain.files import CamOptions, map_paths
 from camtool.settings import Settings, write_settings
 
-__all__ = [
-    "BOX_THRESHOLD",
-    "FORMATS",
-    "BatchProgress",
-    "BatchReport",
-    "run_batch",
-]
+__all__ = ["FORMATS", "BatchProgress", "BatchReport", "run_batch"]
 
-#: Relative threshold of the box around the largest hot region (CAM paper: 20% of the max).
-BOX_THRESHOLD = 0.2
 #: Overlay formats.
 FORMATS = ("jpg", "png")
 _WAIT_BATCHES = 4  # images waiting for a batch, in batch sizes
 _WAIT_BYTES = 256 * 2**20  # decoded images waiting for a batch, at most
-_WRITE_BYTES = 256 * 2**20  # decoded images waiting to be written, at most
-_CHUNK = 1000  # skipped rows appended to the manifest in one write
+_CHUNK = 1000  # error rows known before reading, appended to the manifest in one write
 
 
 @dataclass
 class BatchProgress:
-    """A progress event: ``row`` was just recorded (``None`` for the first event)."""
+    """A progress event: ``done`` of ``total`` inputs are settled; ``row`` was just recorded.
+
+    ``row`` is ``None`` for the first event and for inputs skipped as already done.
+    """
 
     done: int
     total: int
@@ -85,7 +75,16 @@ class BatchProgress:
 
 @dataclass
 class BatchReport:
-    """What a batch-cam run did (this shard only)."""
+    """What a batch-cam run did (this shard only); ``ok + skipped + failed == total``.
+
+    Attributes:
+        total: inputs of this run.
+        ok: inputs whose maps this run wrote.
+        skipped: inputs already done by an earlier run, left as they were.
+        failed: inputs that failed in this run (an ``error`` row each).
+        elapsed_s: wall time of the whole run, seconds.
+        images_per_s: ``ok`` per second of the reading-explaining-writing stage.
+    """
 
     output_dir: Path
     manifest: Path
@@ -108,93 +107,24 @@ class BatchReport:
         return EXIT_PARTIAL if self.failed else EXIT_OK
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready summary, with per-status counts and the paths written."""
-        data = asdict(self)
-        for key in ("output_dir", "manifest", "manifest_csv", "gallery", "settings_file"):
-            data[key] = str(data[key])
-        data["shard"] = f"{self.shard[0]}/{self.shard[1]}" if self.shard else None
-        data["processed"] = self.ok
-        data["counts"] = {"ok": self.ok, "skipped": self.skipped, "error": self.failed}
-        data["exit_code"] = self.exit_code
-        return data
-
-
-@dataclass
-class _Decoded:
-    """One image ready to explain: where it came from, its pixels and its model input."""
-
-    index: int
-    original: np.ndarray  # (H, W, 3) uint8, oriented
-    tensor: np.ndarray  # (3, h, w) float32, normalised
-
-    @property
-    def nbytes(self) -> int:
-        return int(self.original.nbytes + self.tensor.nbytes)
-
-
-Sample = tuple[int, np.ndarray | None, np.ndarray | None, str | None]
-
-
-def _reason(message: str, path: str) -> str:
-    """An error message without the leading ``path: `` (the manifest row has the path)."""
-    prefix = f"{path}: "
-    return message[len(prefix) :] if message.startswith(prefix) else message
-
-
-class _ImageFiles(Dataset[Sample]):
-    """Reads image ``i`` in a DataLoader worker: ``(i, original, model input, error)``."""
-
-    def __init__(
-        self,
-        paths: list[str],
-        short_side: int,
-        mean: Sequence[float],
-        std: Sequence[float],
-        max_pixels: int | None,
-    ) -> None:
-        self.paths = paths
-        self.short_side = short_side
-        self.mean = tuple(mean)
-        self.std = tuple(std)
-        self.max_pixels = max_pixels
-
-    def __len__(self) -> int:
-        return len(self.paths)
-
-    def __getitem__(self, index: int) -> Sample:
-        path = self.paths[index]
-        try:
-            image = load_image(Path(path), self.max_pixels)
-            tensor = preprocess(image, self.short_side, self.mean, self.std).numpy()
-            return index, np.array(image, dtype=np.uint8), tensor, None
-        except CamtoolError as exc:
-            return index, None, None, _reason(exc.message, path)
-        except Exception as exc:  # a decoder bug or MemoryError: this file fails, not the run
-            return index, None, None, f"cannot read image ({type(exc).__name__}: {exc})"
-
-
-def _one_thread() -> None:
-    """Writer threads run torch ops (upsampling) single-threaded, leaving the cores to the model.
-
-    With the OpenMP backend the thread count is per calling thread, so the main thread keeps
-    its own; with any other backend the setting would be global, so it is left alone.
-    """
-    if "parallel backend: OpenMP" in torch.__config__.parallel_info():
-        torch.set_num_threads(1)
-
-
-def _as_is(sample: Any) -> Any:
-    """DataLoader ``collate_fn`` that leaves samples alone (numpy arrays are not converted)."""
-    return sample
-
-
-def _row(item: InputItem, status: str, **fields: Any) -> dict[str, Any]:
-    row: dict[str, Any] = {"path": item.path, "output": None, "status": status, "error": None}
-    row.update(
-        dict.fromkeys(("pred_idx", "pred_name", "prob", "class_idx", "peak", "box", "outputs"))
-    )
-    row.update(fields)
-    return row
+        """The ``--json`` document (schema in the README): counts, speed, paths, exit code."""
+        return {
+            "total": self.total,
+            "ok": self.ok,
+            "skipped": self.skipped,
+            "failed": self.failed,
+            "elapsed_s": round(self.elapsed_s, 1),
+            "images_per_s": float(f"{self.images_per_s:.3g}"),
+            "shard": f"{self.shard[0]}/{self.shard[1]}" if self.shard else None,
+            "model": self.model,
+            "device": self.device,
+            "output_dir": str(self.output_dir),
+            "manifest": str(self.manifest),
+            "manifest_csv": str(self.manifest_csv),
+            "gallery": str(self.gallery),
+            "settings_file": str(self.settings_file),
+            "exit_code": self.exit_code,
+        }
 
 
 def _clean_text(value: Any) -> Any:
@@ -205,7 +135,7 @@ def _clean_text(value: Any) -> Any:
 
 def _gallery(directory: Path, rows: Sequence[Mapping[str, Any]]) -> None:
     """Write ``index.html`` from the manifest rows a gallery can show."""
-    from camtool.batch.gallery import STATUSES, write_gallery
+    from camtool.batch.gallery import write_gallery
 
     shown = [
         {key: _clean_text(value) for key, value in row.items()}
@@ -216,53 +146,52 @@ def _gallery(directory: Path, rows: Sequence[Mapping[str, Any]]) -> None:
 
 
 class _Run:
-    """One batch run's state: the pipeline's buffers, the counts, the manifest."""
+    """One batch run's explaining stage: size buckets, forward passes, counts, the manifest."""
 
     def __init__(
         self,
         runner: Runner,
         options: CamOptions,
-        out_dir: Path,
+        writer: MapWriter,
         *,
         batch_size: int,
-        write_threads: int,
         on_progress: Callable[[BatchProgress], None] | None,
         total: int,
     ) -> None:
         self.runner = runner
-        self.info = runner.info
         self.options = options
-        self.out_dir = out_dir
+        self.writer = writer
         self.batch_size = batch_size
-        self.write_threads = write_threads
         self.on_progress = on_progress
         self.total = total
-        self.manifest = ManifestWriter(out_dir)
+        self.manifest = ManifestWriter(writer.out_dir)
         self.counts = {"ok": 0, "skipped": 0, "error": 0}
-        self.buckets: dict[tuple[int, ...], list[_Decoded]] = {}
+        self.buckets: dict[tuple[int, ...], list[Decoded]] = {}
         self.waiting = 0
         self.waiting_bytes = 0
-        self.writes: deque[tuple[Future[dict[str, Any]], int]] = deque()
-        self.writing_bytes = 0
-        self.max_writes = batch_size + 2 * write_threads
-        self.pool: ThreadPoolExecutor | None = None
         self.items: list[InputItem] = []
 
-    # -- recording --------------------------------------------------------------------------
+    @property
+    def done(self) -> int:
+        return sum(self.counts.values())
 
-    def record(self, *rows: dict[str, Any]) -> None:
+    def record(self, rows: Sequence[dict[str, Any]]) -> None:
         """Append rows to the manifest (in one write) and count them."""
         self.manifest.append_many(rows)
         for row in rows:
             self.counts[row["status"]] += 1
             if self.on_progress is not None:
-                self.on_progress(BatchProgress(sum(self.counts.values()), self.total, row))
+                self.on_progress(BatchProgress(self.done, self.total, row))
 
-    # -- stage 2: batches -------------------------------------------------------------------
+    def skip(self, count: int) -> None:
+        """Count inputs already done (their manifest rows stay as they are)."""
+        self.counts["skipped"] += count
+        if count and self.on_progress is not None:
+            self.on_progress(BatchProgress(self.done, self.total))
 
-    def add(self, decoded: _Decoded) -> None:
+    def add(self, decoded: Decoded) -> None:
         """Queue a decoded image; run a batch when one is full or too much is waiting."""
-        key = tuple(decoded.tensor.shape[1:])
+        key = tuple(decoded.tensor.shape)
         bucket = self.buckets.setdefault(key, [])
         bucket.append(decoded)
         self.waiting += 1
@@ -280,109 +209,21 @@ class _Run:
         self.waiting -= len(entries)
         self.waiting_bytes -= sum(e.nbytes for e in entries)
         images = torch.from_numpy(np.stack([e.tensor for e in entries]))
-        options = self.options
         try:
-            batch = explain_batch(self.runner, images, target=options.target, topk=options.topk)
+            batch = explain_batch(
+                self.runner, images, target=self.options.target, topk=self.options.topk
+            )
         except torch.cuda.OutOfMemoryError:
             raise CamtoolError(
                 "out of GPU memory; try a smaller --batch-size or --device cpu"
             ) from None
         except (RuntimeError, ValueError) as exc:
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            for entry in entries:
-                self.record(_row(self.items[entry.index], "error", error=f"model failed: {first}"))
+            reason = f"model failed: {first}"
+            self.record([manifest_row(self.items[e.index].path, "error", reason) for e in entries])
             return
         for row, entry in enumerate(entries):
-            self.submit(entry, batch, row)
-
-    def flush_buckets(self) -> None:
-        """Run every bucket, oldest first."""
-        for key in list(self.buckets):
-            self.run_bucket(key)
-
-    # -- stage 3: writes --------------------------------------------------------------------
-
-    def submit(self, entry: _Decoded, batch: CAMBatch, row: int) -> None:
-        """Write one image's maps in the pool; wait for the oldest writes if too many wait."""
-        if self.pool is None:
-            self.pool = ThreadPoolExecutor(
-                self.write_threads, thread_name_prefix="camtool-write", initializer=_one_thread
-            )
-        item = self.items[entry.index]
-        future = self.pool.submit(self.write_one, item, entry.original, batch, row)
-        self.writes.append((future, entry.original.nbytes))
-        self.writing_bytes += entry.original.nbytes
-        self.collect(self.max_writes)
-
-    def collect(self, limit: int) -> None:
-        """Record finished writes in order, waiting while more than ``limit`` are pending."""
-        rows = []
-        while self.writes and (
-            len(self.writes) > limit
-            or self.writing_bytes > _WRITE_BYTES
-            or self.writes[0][0].done()
-        ):
-            future, size = self.writes.popleft()
-            self.writing_bytes -= size
-            rows.append(future.result())
-        self.record(*rows)
-
-    def write_one(
-        self, item: InputItem, original: np.ndarray, batch: CAMBatch, row: int
-    ) -> dict[str, Any]:
-        """Draw and write one image's maps; return its manifest row (never raises)."""
-        found: dict[str, Any] = {}
-
-        def locate(k: int, heat: np.ndarray) -> None:
-            if k == 0:
-                found["peak"] = list(peak(heat))
-                box = box_from_map(heat, BOX_THRESHOLD)
-                found["box"] = list(box.as_tuple()) if box.area() else None
-
-        try:
-            image = Image.fromarray(original)
-            written = write_maps(
-                image,
-                batch,
-                row,
-                self.out_dir / item.base,
-                self.info,
-                self.options,
-                on_heatmap=locate,
-            )
-        except OSError as exc:
-            return _row(item, "error", error=f"cannot write outputs ({exc.strerror or exc})")
-        except CamtoolError as exc:
-            return _row(item, "error", error=exc.message)
-        except Exception as exc:  # one image's failure must not end the run
-            return _row(item, "error", error=f"cannot draw maps ({type(exc).__name__}: {exc})")
-        probs = batch.probs[row]
-        pred = int(probs.argmax())
-        outputs = [p.relative_to(self.out_dir).as_posix() for p in written]
-        return _row(
-            item,
-            "ok",
-            output=outputs[0],
-            pred_idx=pred,
-            pred_name=self.info.class_names[pred],
-            prob=round(float(probs[pred]), 6),
-            class_idx=int(batch.class_idx[row, 0]),
-            peak=found.get("peak"),
-            box=found.get("box"),
-            outputs=outputs,
-        )
-
-    def stop_writes(self, cancel: bool) -> None:
-        """Finish (or, after an interrupt, cancel the unstarted) writes and record them."""
-        if cancel:
-            self.writes = deque((f, n) for f, n in self.writes if not f.cancel())
-            self.writing_bytes = sum(n for _f, n in self.writes)
-        self.collect(0)
-        if self.pool is not None:
-            self.pool.shutdown(wait=True)
-            self.pool = None
-
-    # -- the whole pipeline -----------------------------------------------------------------
+            self.record(self.writer.submit(self.items[entry.index], entry.original, batch, row))
 
     def pipeline(self, samples: Iterator[Sample]) -> None:
         """Decode -> explain -> write, until every sample is done."""
@@ -394,43 +235,160 @@ class _Run:
             except RuntimeError as exc:  # a worker died (e.g. a decoder crashed)
                 raise CamtoolError(f"reading images failed: {exc}") from None
             if error is not None or original is None or tensor is None:
-                self.record(_row(self.items[index], "error", error=error or "cannot read image"))
+                reason = error or "cannot read image"
+                self.record([manifest_row(self.items[index].path, "error", reason)])
             else:
-                self.add(_Decoded(index, original, tensor))
-            self.collect(self.max_writes)
-        self.flush_buckets()
+                self.add(Decoded(index, original, tensor))
+            self.record(self.writer.collect(self.writer.max_pending))
+        for key in list(self.buckets):
+            self.run_bucket(key)
+
+    def stop(self, cancel: bool) -> None:
+        """Finish (or, after an interrupt, cancel the unstarted) writes and record them."""
+        self.record(self.writer.stop(cancel))
 
 
-def _loader(dataset: _ImageFiles, workers: int) -> DataLoader[Sample]:
-    workers = max(0, min(workers, len(dataset)))
-    return DataLoader(
-        dataset,
-        batch_size=None,
-        shuffle=False,
-        num_workers=workers,
-        collate_fn=_as_is,
-        prefetch_factor=2 if workers else None,
-    )
-
-
-def _close(samples: Iterator[Sample] | None) -> None:
-    """Stop a DataLoader iterator's worker processes now (not whenever it is collected)."""
-    shutdown = getattr(samples, "_shutdown_workers", None)
-    if callable(shutdown):
-        shutdown()
-
-
-def _is_done(previous: Mapping[str, Any], expected: list[Path], out: Path) -> bool:
+def _is_done(previous: Mapping[str, Any] | None, expected: list[Path]) -> bool:
     """Whether a previous manifest row says the input is done and its outputs are all there."""
-    if previous.get("status") not in ("ok", "skipped"):
-        return False
-    if previous.get("output") != expected[0].relative_to(out).as_posix():
+    if previous is None or previous.get("status") != "ok":
         return False
     return all(path.is_file() for path in expected)
 
 
-def _map_count(options: CamOptions, num_classes: int) -> int:
-    return 1 if options.target is not None else min(options.topk, num_classes)
+def _find_inputs(
+    inputs: Sequence[str | os.PathLike[str]],
+    out_dir: Path,
+    stdin: Iterable[str | bytes] | None,
+    shard: tuple[int, int] | None,
+) -> list[InputItem]:
+    """The inputs of this run, with their output names, this shard only.
+
+    Raises:
+        CamtoolError: no input at all.
+    """
+    items = discover_inputs(inputs, out_dir, stdin=stdin)
+    if not items:
+        named = ", ".join(os.fspath(i) for i in inputs) or "(nothing)"
+        raise CamtoolError(
+            f"no images found in {named} (looked for {', '.join(sorted(IMAGE_SUFFIXES))})"
+        )
+    assign_outputs(items)
+    return select_shard(items, *shard) if shard is not None else items
+
+
+def _cam_options(
+    settings: Settings, target: int | None, fmt: str, figure: bool, save_array: bool
+) -> CamOptions:
+    """The drawing options from the settings and flags.
+
+    Raises:
+        ConfigError: an unknown overlay format.
+    """
+    fmt = {"jpeg": "jpg"}.get(str(fmt).lower(), str(fmt).lower())
+    if fmt not in FORMATS:
+        raise ConfigError(f"unknown format {fmt!r}; choose jpg or png")
+    return CamOptions(
+        target=target,
+        topk=settings.cam.topk,
+        alpha=settings.cam.alpha,
+        colormap=settings.cam.colormap,
+        figure=figure,
+        save_array=save_array,
+        fmt=fmt,
+        max_pixels=settings.cam.max_pixels,
+        upsample=settings.cam.upsample.value,
+    )
+
+
+def _plan(run: _Run, items: list[InputItem], out_dir: Path, overwrite: bool) -> None:
+    """Settle what needs no reading: inputs already done (skipped) and inputs known to fail.
+
+    An input is done if the manifest's row for its output (whatever spelling of its path wrote
+    it) says ``ok`` and every file it would write exists. The others go to ``run.items``.
+    """
+    previous = {} if overwrite else latest_rows(out_dir / MANIFEST_JSONL)
+    by_output = {row["output"]: row for row in previous.values() if row.get("output")}
+    previous.clear()
+    options = run.options
+    maps = 1 if options.target is not None else min(options.topk, len(run.writer.info.class_names))
+    known: list[dict[str, Any]] = []
+    skipped = 0
+    for item in items:
+        expected = map_paths(out_dir / item.base, options, maps)
+        if item.error is not None:
+            known.append(manifest_row(item.path, "error", item.error))
+        elif _is_done(by_output.get(expected[0].relative_to(out_dir).as_posix()), expected):
+            skipped += 1
+        else:
+            run.items.append(item)
+        if len(known) >= _CHUNK:
+            run.record(known)
+            known.clear()
+    run.record(known)
+    run.skip(skipped)
+
+
+def _execute(run: _Run, items: list[InputItem], workers: int, overwrite: bool) -> None:
+    """Settle, read, explain and write every input; always save the manifest and gallery.
+
+    Raises:
+        CamtoolError: interrupted (``KeyboardInterrupt``: Ctrl-C, or SIGTERM as the CLI maps
+            it), exit code 130; the writes not yet started were cancelled.
+    """
+    out_dir, info = run.writer.out_dir, run.writer.info
+    samples: Iterator[Sample] | None = None
+    interrupted = False
+    try:
+        if run.on_progress is not None:
+            run.on_progress(BatchProgress(0, run.total))
+        _plan(run, items, out_dir, overwrite)
+        if run.items:
+            dataset = ImageFiles(
+                [item.path for item in run.items],
+                info.img_size,
+                info.mean,
+                info.std,
+                run.options.max_pixels,
+                stride=info.output_stride,
+            )
+            samples = open_samples(dataset, workers)
+            run.pipeline(samples)
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        try:
+            close_samples(samples)
+            run.stop(cancel=interrupted)
+        finally:
+            finalize(out_dir, _gallery)
+    if interrupted:
+        raise CamtoolError(
+            f"interrupted after {run.done} of {run.total} inputs; the manifest is saved in "
+            f"{out_dir}, run the same command again to finish",
+            exit_code=EXIT_INTERRUPTED,
+        )
+
+
+def _writer(
+    out_dir: Path, info: ModelInfo, options: CamOptions, threads: int | None, batch_size: int
+) -> MapWriter:
+    """The map writer: ``threads`` threads (default: up to 4, one per CPU), a batch's worth of
+    images (plus two per thread) pending at most."""
+    threads = threads or max(1, min(4, os.cpu_count() or 1))
+    return MapWriter(out_dir, info, options, threads, max_pending=batch_size + 2 * threads)
+
+
+def _settings_file(out_dir: Path, settings: Settings) -> Path:
+    """Create the output folder and save the resolved settings in it.
+
+    Raises:
+        CamtoolError: the folder cannot be written.
+    """
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        return write_settings(out_dir, settings)
+    except OSError as exc:
+        raise CamtoolError(f"cannot write to {out_dir}: {exc.strerror or exc}") from None
 
 
 def run_batch(
@@ -479,103 +437,27 @@ def run_batch(
             interrupted (exit code 130, after saving the manifest).
     """
     started = time.perf_counter()
-    fmt = {"jpeg": "jpg"}.get(str(fmt).lower(), str(fmt).lower())
-    if fmt not in FORMATS:
-        raise ConfigError(f"unknown format {fmt!r}; choose jpg or png")
+    options = _cam_options(settings, None, fmt, figure, save_array)
     out_dir = Path(settings.cam.output_dir)
-    items = discover_inputs(inputs, out_dir, stdin=stdin)
-    if not items:
-        named = ", ".join(os.fspath(i) for i in inputs) or "(nothing)"
-        raise CamtoolError(
-            f"no images found in {named} (looked for {', '.join(sorted(IMAGE_SUFFIXES))})"
-        )
-    assign_outputs(items)
-    if shard is not None:
-        items = select_shard(items, *shard)
-
+    items = _find_inputs(inputs, out_dir, stdin, shard)
     if runner is None:
         runner = runner_from_settings(model_path, settings)
     info = runner.info
-    target = resolve_class(class_spec, info.class_names) if class_spec is not None else None
-    options = CamOptions(
-        target=target,
-        topk=settings.cam.topk,
-        alpha=settings.cam.alpha,
-        colormap=settings.cam.colormap,
-        figure=figure,
-        save_array=save_array,
-        fmt=fmt,
-        max_pixels=settings.cam.max_pixels,
-        upsample=settings.cam.upsample.value,
-    )
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        settings_file = write_settings(out_dir, settings)
-    except OSError as exc:
-        raise CamtoolError(f"cannot write to {out_dir}: {exc.strerror or exc}") from None
-
-    threads = write_threads or max(1, min(4, os.cpu_count() or 1))
+    if class_spec is not None:
+        options = replace(options, target=resolve_class(class_spec, info.class_names))
+    settings_file = _settings_file(out_dir, settings)
+    batch_size = settings.training.batch_size
     run = _Run(
         runner,
         options,
-        out_dir,
-        batch_size=settings.training.batch_size,
-        write_threads=threads,
+        _writer(out_dir, info, options, write_threads, batch_size),
+        batch_size=batch_size,
         on_progress=on_progress,
         total=len(items),
     )
-    previous = {} if overwrite else latest_rows(out_dir / MANIFEST_JSONL)
-    maps = _map_count(options, len(info.class_names))
-    interrupted = False
-    samples: Iterator[Sample] | None = None
     pipeline_started = time.perf_counter()
-    try:
-        if on_progress is not None:
-            on_progress(BatchProgress(0, len(items)))
-        known: list[dict[str, Any]] = []  # rows known without reading: written in chunks
-        for item in items:
-            prev = previous.get(item.path)
-            if item.error is not None:
-                known.append(_row(item, "error", error=item.error))
-            elif prev is not None and _is_done(
-                prev, map_paths(out_dir / item.base, options, maps), out_dir
-            ):
-                known.append({**prev, "status": "skipped"})
-            else:
-                run.items.append(item)
-            if len(known) >= _CHUNK:
-                run.record(*known)
-                known.clear()
-        run.record(*known)
-        previous.clear()
-        if run.items:
-            dataset = _ImageFiles(
-                [item.path for item in run.items],
-                info.img_size,
-                info.mean,
-                info.std,
-                options.max_pixels,
-            )
-            samples = iter(_loader(dataset, settings.training.workers))
-            run.pipeline(samples)
-    except KeyboardInterrupt:
-        interrupted = True
-    finally:
-        try:
-            _close(samples)
-            samples = None
-            run.stop_writes(cancel=interrupted)
-        finally:
-            finalize(out_dir, _gallery)
-    if interrupted:
-        done = sum(run.counts.values())
-        raise CamtoolError(
-            f"interrupted after {done} of {len(items)} inputs; the manifest is saved in "
-            f"{out_dir}, run the same command again to finish",
-            exit_code=EXIT_INTERRUPTED,
-        )
+    _execute(run, items, settings.training.workers, overwrite)
     ended = time.perf_counter()
-    pipeline_s = max(ended - pipeline_started, 1e-9)
     return BatchReport(
         output_dir=out_dir,
         manifest=out_dir / MANIFEST_JSONL,
@@ -584,11 +466,11 @@ def run_batch(
         settings_file=settings_file,
         model=info.source,
         device=str(getattr(runner, "device", "")),
-        total=len(items),
+        total=run.total,
         ok=run.counts["ok"],
         skipped=run.counts["skipped"],
         failed=run.counts["error"],
-        elapsed_s=round(ended - started, 3),
-        images_per_s=round(run.counts["ok"] / pipeline_s, 2),
+        elapsed_s=ended - started,
+        images_per_s=run.counts["ok"] / max(ended - pipeline_started, 1e-9),
         shard=shard,
     )

@@ -13,7 +13,9 @@ if TYPE_CHECKING:
     from camtool.settings import Settings
 
 __all__ = [
-    "SETTING_FLAGS",
+    "CLASS_SPEC_HELP",
+    "FLAGS",
+    "ArchOpt",
     "ConfigOpt",
     "DeviceOpt",
     "JsonOpt",
@@ -22,12 +24,27 @@ __all__ = [
     "resolve_settings",
 ]
 
+CLASS_SPEC_HELP = (
+    "Class to explain: a class name (case-insensitive) or an index from 0. Where classes are "
+    "named by numbers, name:2 means the class named 2 and index:2 (or #2) the third class; a "
+    "number that could mean either is refused [default: the predicted one]."
+)
+
 ConfigOpt = typer.Option(
     None,
     "--config",
     metavar="FILE",
     help="TOML settings file (sections [model] [training] [dataset] [cam]).",
     dir_okay=False,
+)
+ArchOpt: Any = typer.Option(
+    None,
+    "--arch",
+    metavar="ARCH",
+    help="Network (model.arch): resnet18, densenet121, efficientnet_b0, mobilenet_v2 ... or "
+    "timm:<name>; names a plain state dict's arch, or the ImageNet model with no --model "
+    "[default: resnet18; a state dict's arch is recognised].",
+    show_default=False,
 )
 DeviceOpt: Any = typer.Option(
     None, "--device", metavar="DEVICE", help="auto, cpu, cuda or mps [default: auto]."
@@ -42,9 +59,13 @@ OutputDirOpt = typer.Option(
 )
 
 
-#: The flag that sets each settings key, so an error names what the user typed.
-SETTING_FLAGS = {
+#: The flag that sets each settings key (the same in every command that has it), named in
+#: errors about a value given by flag.
+FLAGS: dict[str, str] = {
+    "model.arch": "--arch",
     "model.pretrained": "--pretrained",
+    "dataset.data_dir": "--data-dir",
+    "dataset.img_size": "--img-size",
     "training.num_epochs": "--epochs",
     "training.batch_size": "--batch-size",
     "training.learning_rate": "--lr",
@@ -54,8 +75,6 @@ SETTING_FLAGS = {
     "training.workers": "--workers",
     "training.seed": "--seed",
     "training.checkpoint_dir": "--checkpoint-dir",
-    "dataset.data_dir": "--data-dir",
-    "dataset.img_size": "--img-size",
     "dataset.val_size": "--val-size",
     "cam.topk": "--topk",
     "cam.alpha": "--alpha",
@@ -66,16 +85,10 @@ SETTING_FLAGS = {
 
 
 def resolve_settings(config: Path | None, overrides: dict[str, Any]) -> Settings:
-    """Load the settings (imported lazily so --help stays fast).
+    """Load the settings (imported lazily so --help stays fast); errors name the flags."""
+    from camtool.settings import load_settings
 
-    A bad value given by a flag is reported under that flag (``--epochs``), one from the config
-    file or the environment under its key path (``training.num_epochs``).
-    """
-    from camtool.settings import leaf_paths, load_settings
-
-    given = leaf_paths(overrides)
-    labels = {path: SETTING_FLAGS[path] for path in given if path in SETTING_FLAGS}
-    return load_settings(config, overrides, labels)
+    return load_settings(config, overrides, FLAGS)
 
 
 def refuse_class_with_topk(class_spec: str | None, topk: int | None) -> None:

@@ -6,15 +6,15 @@ mean (:func:`camtool.rounding.tidy_numbers`) and writes NaN and infinity as ``nu
 
 from __future__ import annotations
 
-import json
 import sys
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from rich.console import Console
 
 from camtool.rounding import tidy_numbers
 
-__all__ = ["bars_off", "err", "out", "print_json", "tidy_numbers"]
+__all__ = ["bars_off", "err", "out", "print_json", "report_skipped", "tidy_numbers"]
 
 #: Tables and other data.
 out = Console(soft_wrap=True)
@@ -29,13 +29,20 @@ def bars_off(json_out: bool = False) -> bool:
 
 
 def print_json(document: Any, *, exact: bool = False) -> None:
-    """Print exactly one JSON document on stdout.
+    """Print exactly one JSON document on stdout (NaN and infinity as ``null``).
 
     Args:
         document: JSON-like data (paths and other objects are written as strings).
         exact: keep numbers as they are (for settings, which the user wrote); otherwise
             :func:`tidy_numbers` rounds them.
     """
-    tidy = document if exact else tidy_numbers(document)
-    sys.stdout.write(json.dumps(tidy, indent=2, default=str, allow_nan=False) + "\n")
+    from camtool.textio import to_json
+
+    sys.stdout.write(to_json(document if exact else tidy_numbers(document)) + "\n")
     sys.stdout.flush()
+
+
+def report_skipped(entries: Iterable[Mapping[str, str]]) -> None:
+    """Name each image left out as unreadable on stderr: ``skipped PATH: REASON``."""
+    for entry in entries:
+        err.print(f"skipped {entry['path']}: {entry['error']}", markup=False, highlight=False)

@@ -15,6 +15,8 @@ import typer
 from camtool.choices import DeviceName, OutputFormat
 from camtool.cli._app import CamtoolCommand, app
 from camtool.cli._common import (
+    CLASS_SPEC_HELP,
+    ArchOpt,
     ConfigOpt,
     DeviceOpt,
     JsonOpt,
@@ -50,16 +52,13 @@ def batch_cam(
         "--model",
         "-m",
         metavar="FILE",
-        help="camtool checkpoint, plain ResNet state dict, or .onnx export "
-        "[default: torchvision's ImageNet ResNet-18, 1000 classes].",
+        help="camtool checkpoint, plain torchvision state dict, or .onnx export "
+        "[default: torchvision's ImageNet model of --arch (ResNet-18), 1000 classes].",
     ),
+    arch: str | None = ArchOpt,
     output_dir: Path | None = OutputDirOpt,
     class_: str | None = typer.Option(
-        None,
-        "--class",
-        "-c",
-        metavar="CLASS",
-        help="Class to explain: index or name [default: the predicted one]. Not with --topk.",
+        None, "--class", "-c", metavar="CLASS", help=CLASS_SPEC_HELP + " Not with --topk."
     ),
     topk: int | None = typer.Option(
         None,
@@ -145,6 +144,7 @@ def batch_cam(
                 "batch_size": batch_size,
                 "workers": workers,
             },
+            "model": {"arch": arch},
         },
     )
     from camtool.batch.inputs import STDIN, parse_shard
@@ -240,8 +240,8 @@ def _summary(report: BatchReport) -> None:
     table = Table(show_header=False, box=None, pad_edge=False)
     table.add_column(style="bold")
     table.add_column()
-    table.add_row("processed", str(report.ok))
-    table.add_row("skipped", str(report.skipped))
+    table.add_row("ok", str(report.ok))
+    table.add_row("skipped", f"{report.skipped} (done by an earlier run)")
     table.add_row("failed", str(report.failed))
     table.add_row(
         "total",

@@ -10,6 +10,8 @@ import typer
 from camtool.choices import DeviceName
 from camtool.cli._app import CamtoolCommand, app
 from camtool.cli._common import (
+    CLASS_SPEC_HELP,
+    ArchOpt,
     ConfigOpt,
     DeviceOpt,
     JsonOpt,
@@ -40,15 +42,12 @@ def cam(
         "--model",
         "-m",
         metavar="FILE",
-        help="camtool checkpoint, plain ResNet state dict, or .onnx export "
-        "[default: torchvision's ImageNet ResNet-18, 1000 classes].",
+        help="camtool checkpoint, plain torchvision state dict, or .onnx export "
+        "[default: torchvision's ImageNet model of --arch (ResNet-18), 1000 classes].",
     ),
+    arch: str | None = ArchOpt,
     class_: str | None = typer.Option(
-        None,
-        "--class",
-        "-c",
-        metavar="CLASS",
-        help="Class to explain: index or name [default: the predicted one]. Not with --topk.",
+        None, "--class", "-c", metavar="CLASS", help=CLASS_SPEC_HELP + " Not with --topk."
     ),
     topk: int | None = typer.Option(
         None,
@@ -90,6 +89,7 @@ def cam(
         {
             "cam": {"topk": topk, "alpha": alpha, "colormap": colormap, "output_dir": output_dir},
             "training": {"device": device_value(device)},
+            "model": {"arch": arch},
         },
     )
     from camtool.explain.job import run_cam

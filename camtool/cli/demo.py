@@ -10,7 +10,7 @@ import typer
 from camtool.choices import DeviceName
 from camtool.cli._app import CamtoolCommand, app
 from camtool.cli._common import DeviceOpt, JsonOpt, device_value
-from camtool.cli._output import err, out, print_json
+from camtool.cli._output import err, out, print_json, report_skipped
 from camtool.cli.train import LiveProgress
 
 __all__ = ["demo_cmd"]
@@ -32,10 +32,18 @@ def demo_cmd(
         metavar="DIR",
         help="Folder for the data, model and maps.",
     ),
+    arch: str | None = typer.Option(
+        None,
+        "--arch",
+        metavar="ARCH",
+        help="Network to train: densenet121, efficientnet_b0, mobilenet_v2 ... or timm:<name> "
+        "[default: resnet18].",
+        show_default=False,
+    ),
     device: DeviceName | None = DeviceOpt,
     json_out: bool = JsonOpt,
 ) -> None:
-    """Draw a small shapes dataset, train a ResNet-18 on it from scratch, and map what it sees.
+    """Draw a small shapes dataset, train a ResNet-18 (or --arch) from scratch, map what it sees.
 
     Needs no network and takes a few minutes on a laptop CPU. Writes DIR/data (the images and
     their boxes), DIR/checkpoints (best.pt, curves.png ...) and DIR/cams (maps of test images).
@@ -53,11 +61,13 @@ def demo_cmd(
         report = run_demo(
             output_dir,
             device=device_value(device),
+            arch=arch,
             observer=live,
             on_stage=lambda message: err.print(message, markup=False, highlight=False),
         )
     finally:
         live.close()
+    report_skipped(report.skipped)
     if json_out:
         print_json(report.to_dict())
     else:

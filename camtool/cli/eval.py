@@ -10,8 +10,15 @@ import typer
 
 from camtool.choices import DeviceName, UpsampleMode
 from camtool.cli._app import CamtoolCommand, app
-from camtool.cli._common import ConfigOpt, DeviceOpt, JsonOpt, device_value, resolve_settings
-from camtool.cli._output import bars_off, err, out, print_json
+from camtool.cli._common import (
+    ArchOpt,
+    ConfigOpt,
+    DeviceOpt,
+    JsonOpt,
+    device_value,
+    resolve_settings,
+)
+from camtool.cli._output import bars_off, err, out, print_json, report_skipped
 
 if TYPE_CHECKING:
     from camtool.evaluation.evaluate import EvalReport
@@ -45,9 +52,10 @@ def eval_command(
         "--model",
         "-m",
         metavar="FILE",
-        help="camtool checkpoint (or .onnx export) to evaluate.",
+        help="camtool checkpoint, plain torchvision state dict, or .onnx export to evaluate.",
         dir_okay=False,
     ),
+    arch: str | None = ArchOpt,
     data_dir: Path | None = typer.Option(
         None,
         "--data-dir",
@@ -137,6 +145,7 @@ def eval_command(
                 "workers": workers,
                 "device": device_value(device),
             },
+            "model": {"arch": arch},
             "cam": {"upsample": upsample.value if upsample is not None else None},
         },
     )
@@ -175,6 +184,9 @@ def eval_command(
             bar.update(tasks[stage], completed=done, total=total)
 
         report = run_eval(model, settings, options, progress=progress)
+    report_skipped(report.skipped)
+    for note in report.notes:
+        err.print(note, markup=False, highlight=False)
     if json_out:
         print_json(report.to_dict())
         return
@@ -220,8 +232,6 @@ def _show(report: EvalReport) -> None:
     if c is not None:
         _per_class(c)
         _confusion(c, report.classes)
-    for note in report.notes:
-        err.print(note, markup=False, highlight=False)
     for path in report.files.values():
         err.print(f"wrote {path}", markup=False, highlight=False)
 

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from camtool.cli._app import CamtoolCommand, app
-from camtool.cli._common import JsonOpt
+from camtool.cli._common import ArchOpt, JsonOpt
 from camtool.cli._output import err, out, print_json
 
 if TYPE_CHECKING:
@@ -36,8 +36,9 @@ def export(
         "--model",
         "-m",
         metavar="FILE",
-        help="camtool checkpoint (or plain ResNet state dict) to export.",
+        help="camtool checkpoint (or plain torchvision state dict) to export.",
     ),
+    arch: str | None = ArchOpt,
     fmt: ExportFormat | None = typer.Option(
         None, "--format", "-f", metavar="FORMAT", help="onnx or torchscript [default: onnx]."
     ),
@@ -74,6 +75,7 @@ def export(
             fmt=fmt.value if fmt is not None else "onnx",
             output=output,
             opset=opset,
+            arch=arch,
             on_progress=None if json_out else _progress,
         )
     except ExportCheckError as exc:

@@ -10,7 +10,7 @@ import typer
 from camtool.choices import DeviceName, Optimizer, Scheduler
 from camtool.cli._app import CamtoolCommand, app
 from camtool.cli._common import ConfigOpt, DeviceOpt, JsonOpt, device_value, resolve_settings
-from camtool.cli._output import bars_off, err, out, print_json
+from camtool.cli._output import bars_off, err, out, print_json, report_skipped
 
 __all__ = ["LiveProgress", "train_cmd"]
 
@@ -60,6 +60,14 @@ def train_cmd(
     img_size: int | None = typer.Option(
         None, "--img-size", metavar="PIXELS", help="Side the images are resized to [default: 160]."
     ),
+    arch: str | None = typer.Option(
+        None,
+        "--arch",
+        metavar="ARCH",
+        help="Network: resnet18, densenet121, efficientnet_b0, mobilenet_v2, regnet_y_400mf ... "
+        "or timm:<name> [default: resnet18].",
+        show_default=False,
+    ),
     device: DeviceName | None = DeviceOpt,
     pretrained: bool | None = typer.Option(
         None,
@@ -94,7 +102,7 @@ def train_cmd(
     ),
     json_out: bool = JsonOpt,
 ) -> None:
-    """Train a classifier whose maps show where it looks: a ResNet, GAP and one linear layer.
+    """Train a classifier whose maps show where it looks: a CNN, GAP and one linear layer.
 
     Writes last.pt, best.pt, epoch_NNN.pt, metrics.jsonl, curves.png and the settings into the
     checkpoint folder. Ctrl-C saves last.pt; --resume continues exactly where it stopped. Runs
@@ -109,7 +117,7 @@ def train_cmd(
     settings = resolve_settings(
         config,
         {
-            "model": {"pretrained": pretrained},
+            "model": {"pretrained": pretrained, "arch": arch},
             "dataset": {"data_dir": data_dir, "img_size": img_size, "val_size": val_size},
             "training": {
                 "num_epochs": epochs,
@@ -133,6 +141,7 @@ def train_cmd(
         live.close()
     if not result.is_main:
         return
+    report_skipped(result.skipped)
     if json_out:
         print_json(result.to_dict())
     else:

@@ -1,6 +1,8 @@
 """The CAM network and everything that turns images into maps.
 
-archs (which torchvision models camtool builds), model (CAMNet: backbone, GAP, one linear layer),
+archs (which torchvision models camtool builds, which it refuses and why), heads (taking each
+family apart: trunk, linear layer, output stride), model (CAMNet: trunk, GAP, one linear layer;
+the invariant gate),
 checkpoint (saving and safe loading), maps (class choice, map gathering, upsampling), localize
 (peaks and boxes from maps), runners behind one interface (runner: the protocol; torch_runner,
 onnx_runner; loading: open what ``--model`` names), device selection and ImageNet constants.
@@ -10,6 +12,7 @@ Modules:
 * ``archs``
 * ``checkpoint``
 * ``device``
+* ``heads``
 * ``imagenet``
 * ``loading``
 * ``localize``
@@ -20,6 +23,7 @@ Modules:
 * ``runner``
 * ``torch_runner``
 * ``upsample``
+* ``weights``
 
 The names below are importable from the package itself; each is loaded from its module on
 first use, so importing the package costs nothing.
@@ -30,6 +34,9 @@ from __future__ import annotations
 from camtool._lazy import lazy_exports
 
 _WHERE: dict[str, str] = {
+    "ARCHS": "archs",
+    "ArchFamily": "archs",
+    "BN_COUNTER": "weights",
     "BoxXYXY": "localize",
     "CAMBatch": "maps",
     "CAMNet": "model",
@@ -39,34 +46,49 @@ _WHERE: dict[str, str] = {
     "EMPTY_BOX": "localize",
     "EXPORT_FORMAT": "onnx_runner",
     "EXPORT_FORMAT_VERSION": "onnx_runner",
+    "FAMILIES": "archs",
     "FORMAT": "checkpoint",
     "FORMAT_KEY": "onnx_runner",
     "FORMAT_VERSION": "checkpoint",
     "IMAGENET_MEAN": "imagenet",
     "IMAGENET_STD": "imagenet",
     "INPUT_NAME": "onnx_runner",
+    "INVARIANT_TOLERANCE": "model",
+    "LAYOUTS": "heads",
+    "Layout": "heads",
     "LoadedModel": "checkpoint",
     "METADATA_KEY": "onnx_runner",
     "ModelInfo": "runner",
     "OUTPUT_NAMES": "onnx_runner",
     "OnnxRunner": "onnx_runner",
     "PROBE_SIZE": "receptive",
+    "Parts": "heads",
+    "REFUSED": "archs",
     "RESNET_ARCHS": "archs",
     "Runner": "runner",
+    "TIMM_PREFIX": "archs",
     "TorchRunner": "torch_runner",
     "UPSAMPLE_MODES": "upsample",
+    "TransformInput": "heads",
     "all_boxes_from_map_thresholds": "localize",
+    "arch_problem": "archs",
     "box_from_map": "localize",
     "boxes_from_map_thresholds": "localize",
     "build_model": "model",
     "cell_geometry": "receptive",
+    "build_parts": "heads",
+    "check_cam_invariant": "model",
+    "check_finite": "weights",
     "explain_batch": "maps",
+    "family_of": "archs",
+    "fill_bn_counters": "weights",
     "heatmap": "maps",
     "imagenet_class_names": "model",
     "imagenet_weights_file": "model",
     "info_from_metadata": "onnx_runner",
     "interpolation_matrix": "upsample",
     "iou": "localize",
+    "is_flat": "localize",
     "load_checkpoint": "checkpoint",
     "load_imagenet_state_dict": "model",
     "minmax_normalize": "localize",
@@ -75,6 +97,9 @@ _WHERE: dict[str, str] = {
     "open_runner": "loading",
     "peak": "localize",
     "read_onnx_metadata": "onnx_runner",
+    "read_weights": "weights",
+    "refusal": "archs",
+    "rename_legacy_keys": "model",
     "resolve_class": "maps",
     "resnet_geometry": "upsample",
     "resolve_device": "device",
@@ -85,6 +110,7 @@ _WHERE: dict[str, str] = {
     "upsample": "upsample",
     "upsample_maps": "maps",
     "upsample_matrices": "upsample",
+    "unstride": "heads",
 }
 
 __all__, __getattr__, __dir__ = lazy_exports(__name__, _WHERE)

@@ -1,18 +1,210 @@
-"""The backbones camtool can build: torchvision's ResNets (light module, no torch import)."""
+"""Which networks camtool can explain, and why the others are refused (light: no torch import).
+
+CAM needs a classifier that ends in global average pooling, optional dropout and **one** linear
+layer: then ``logit_c = mean_xy cam_c(x, y) + b_c`` with ``cam_c = sum_k w[c, k] f_k``, so the
+maps come out of the same forward pass as the logits (Zhou et al., CVPR'16). Each torchvision
+classification model's head was read in torchvision's source (``torchvision/models/*.py``); the
+families below have that head, in eval mode:
+
+========================  ==============================================  ====================
+family                    feature map -> pooling -> linear layer          output stride 16
+========================  ==============================================  ====================
+resnet (ResNeXt, Wide)    ``layer4`` -> avgpool -> ``fc``                 ``layer4``
+densenet                  ReLU(``features``) -> pool -> ``classifier``    ``transition3``'s pool
+efficientnet (B0-7, V2)   ``features`` -> avgpool -> ``classifier.1``     last stride-2 stage
+mobilenet_v2              ``features`` -> pool -> ``classifier.1``        last stride-2 stage
+mnasnet                   ``layers`` -> mean -> ``classifier.1``          last stride-2 stack
+regnet (X, Y)             ``trunk_output`` -> avgpool -> ``fc``           ``block4``
+shufflenet_v2             ``conv5`` -> mean -> ``fc``                     ``stage4``
+googlenet                 ``inception5b`` -> avgpool -> ``fc``            ``maxpool4``
+inception_v3              ``Mixed_7c`` -> avgpool -> ``fc``               refused (see below)
+squeezenet                ``features`` -> ReLU(1x1 conv) -> avgpool       is its own stride
+========================  ==============================================  ====================
+
+Dropout in front of the linear layer (EfficientNet, MobileNetV2, MNASNet, GoogLeNet, Inception)
+is the identity in eval mode. GoogLeNet's and Inception v3's auxiliary heads only run in training
+mode with ``aux_logits``; camtool builds both without them and with ``transform_input`` on (their
+ImageNet weights expect it: it maps ImageNet-normalised input to their own normalisation).
+SqueezeNet's head is a 1x1 convolution, ReLU and average pooling: its map is ReLU(that
+convolution's output), bias included, and the logit is the map's mean with nothing added.
+
+``output_stride = 16`` sets every stride-2 layer of the first block of the last stride-2 stage
+(the column above) to stride 1; a pooling layer with kernel == stride becomes the identity, so the
+last stage keeps the previous stage's resolution. Only strides change, never dilations: the later
+layers then see half as much of the image in pixels, which fine-tuning adapts to; camtool's
+stride-16 ResNets have been built this way from the start, so saved checkpoints rebuild exactly.
+SqueezeNet's own output stride is 16 (its last pooling comes before four Fire modules) and it
+has no stride-32 form; Inception v3's last reduction (``Mixed_7a``) pools with a functional call
+inside its forward and unpadded convolutions, so it stays at 32.
+
+Every model camtool builds or loads also passes the invariant gate
+(:func:`camtool.core.model.check_cam_invariant`), which protects any arch added later.
+"""
 
 from __future__ import annotations
 
-__all__ = ["RESNET_ARCHS"]
+from dataclasses import dataclass
 
-RESNET_ARCHS: tuple[str, ...] = (
-    "resnet18",
-    "resnet34",
-    "resnet50",
-    "resnet101",
-    "resnet152",
-    "resnext50_32x4d",
-    "resnext101_32x8d",
-    "resnext101_64x4d",
-    "wide_resnet50_2",
-    "wide_resnet101_2",
+__all__ = [
+    "ARCHS",
+    "FAMILIES",
+    "REFUSED",
+    "RESNET_ARCHS",
+    "TIMM_PREFIX",
+    "ArchFamily",
+    "arch_problem",
+    "family_of",
+    "refusal",
+]
+
+TIMM_PREFIX = "timm:"
+
+
+@dataclass(frozen=True)
+class ArchFamily:
+    """A group of torchvision archs that share one head and one way to halve the output stride.
+
+    Attributes:
+        name: the family, e.g. ``"densenet"``.
+        archs: torchvision builder names.
+        strides: the output strides camtool can build, the first being torchvision's own.
+        stride_note: why a stride is missing from ``strides`` (empty when both are there).
+        markers: state-dict key prefixes that every model of the family has (recognition).
+        min_size: the smallest square input the family's layers accept, in pixels.
+    """
+
+    name: str
+    archs: tuple[str, ...]
+    strides: tuple[int, ...]
+    stride_note: str
+    markers: tuple[str, ...]
+    min_size: int = 32
+
+
+def _names(prefix: str, suffixes: str) -> tuple[str, ...]:
+    return tuple(prefix + s for s in suffixes.split())
+
+
+FAMILIES: tuple[ArchFamily, ...] = (
+    ArchFamily(
+        "resnet",
+        (
+            *_names("resnet", "18 34 50 101 152"),
+            *_names("resnext", "50_32x4d 101_32x8d 101_64x4d"),
+            *_names("wide_resnet", "50_2 101_2"),
+        ),
+        (32, 16),
+        "",
+        ("layer4.", "fc."),
+    ),
+    ArchFamily(
+        "densenet", _names("densenet", "121 161 169 201"), (32, 16), "", ("features.denseblock4.",)
+    ),
+    ArchFamily(
+        "efficientnet",
+        (*_names("efficientnet_b", "0 1 2 3 4 5 6 7"), *_names("efficientnet_v2_", "s m l")),
+        (32, 16),
+        "",
+        ("features.0.0.", "classifier.1."),
+    ),
+    ArchFamily(
+        "mobilenet_v2", ("mobilenet_v2",), (32, 16), "", ("features.18.0.", "classifier.1.")
+    ),
+    ArchFamily(
+        "mnasnet", _names("mnasnet", "0_5 0_75 1_0 1_3"), (32, 16), "", ("layers.", "classifier.1.")
+    ),
+    ArchFamily(
+        "regnet",
+        (
+            *_names("regnet_x_", "400mf 800mf 1_6gf 3_2gf 8gf 16gf 32gf"),
+            *_names("regnet_y_", "400mf 800mf 1_6gf 3_2gf 8gf 16gf 32gf 128gf"),
+        ),
+        (32, 16),
+        "",
+        ("stem.", "trunk_output.", "fc."),
+    ),
+    ArchFamily(
+        "shufflenet_v2",
+        _names("shufflenet_v2_", "x0_5 x1_0 x1_5 x2_0"),
+        (32, 16),
+        "",
+        ("stage4.", "conv5.", "fc."),
+    ),
+    ArchFamily("googlenet", ("googlenet",), (32, 16), "", ("inception5b.", "fc.")),
+    ArchFamily(
+        "inception_v3",
+        ("inception_v3",),
+        (32,),
+        "its last reduction (Mixed_7a) pools inside its forward with unpadded layers",
+        ("Mixed_7c.", "fc."),
+        min_size=75,
+    ),
+    ArchFamily(
+        "squeezenet",
+        _names("squeezenet", "1_0 1_1"),
+        (16,),
+        "its own output stride is 16 (the last pooling comes before its last four Fire modules)",
+        ("features.", "classifier.1."),
+    ),
 )
+"""The accepted torchvision families (see the module docstring for their heads)."""
+
+ARCHS: tuple[str, ...] = tuple(arch for family in FAMILIES for arch in family.archs)
+"""Every torchvision arch camtool builds; ``timm:<name>`` archs come on top (with timm)."""
+
+RESNET_ARCHS: tuple[str, ...] = FAMILIES[0].archs
+
+_HIDDEN_FC = "its head has hidden fully connected layers after the pooling, not one linear layer"
+_TRANSFORMER = (
+    "it is a vision transformer; camtool explains convolutional networks whose feature map is "
+    "average-pooled into one linear layer"
+)
+REFUSED: dict[str, str] = {
+    "alexnet": _HIDDEN_FC,
+    "vgg": _HIDDEN_FC,
+    "convnext": "its head applies LayerNorm after the pooling, so a map's mean is not its logit",
+    "mobilenet_v3": "its head has a hidden linear layer (with Hardswish) after the pooling",
+    "maxvit": "its head has LayerNorm and a hidden Tanh layer after the pooling",
+    "vit": "it is a vision transformer that classifies its class token, not a pooled map",
+    "swin": _TRANSFORMER,
+}
+"""torchvision classification archs that cannot give CAMs, by name prefix, with the reason."""
+
+
+def family_of(arch: str) -> ArchFamily | None:
+    """The family of a torchvision arch name, or ``None`` (timm archs and unknown names)."""
+    for family in FAMILIES:
+        if arch in family.archs:
+            return family
+    return None
+
+
+def refusal(arch: str) -> str | None:
+    """Why a torchvision arch is refused (one line), or ``None`` if it is not a refused one."""
+    for prefix, reason in REFUSED.items():
+        rest = arch[len(prefix) :] if arch.startswith(prefix) else None
+        if rest is not None and (rest == "" or rest[0] == "_" or rest[0].isdigit()):
+            return f"{arch} cannot give class activation maps: {reason}"
+    return None
+
+
+def arch_problem(arch: str, output_stride: int | None = None) -> str | None:
+    """What is wrong with an arch name (and stride) in one line, or ``None`` if camtool builds it.
+
+    A ``timm:<name>`` arch is only checked for its form here; whether timm has it, and whether
+    its head fits, is checked when it is built.
+    """
+    if arch.startswith(TIMM_PREFIX):
+        return None if arch[len(TIMM_PREFIX) :].strip() else "timm: needs a model name"
+    reason = refusal(arch)
+    if reason is not None:
+        return reason
+    family = family_of(arch)
+    if family is None:
+        return (
+            f"unknown arch {arch!r}; choose a torchvision classifier with a pooling + linear head "
+            f"({', '.join(f.name for f in FAMILIES)} families) or timm:<name>"
+        )
+    if output_stride is not None and output_stride not in family.strides:
+        return f"{arch} cannot have output stride {output_stride}: {family.stride_note}"
+    return None

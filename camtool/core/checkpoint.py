@@ -10,30 +10,35 @@ A camtool checkpoint is a plain dict saved with ``torch.save`` and read back wit
         the layers by camtool.core.receptive; informative: loading derives it again),
     training (optional: optimizer, scheduler, epoch, best metric, RNG state ...)
 
-A plain torchvision ResNet state dict (what the reference lab saved) loads too: the arch is
-recognised from the tensors' names and shapes and the class count is read from ``fc.weight``.
+A plain torchvision state dict of any accepted arch (a ResNet is what the reference lab saved)
+loads too: the arch is recognised from the tensors' names and shapes (or given), the class count
+is read from the linear layer's weight. Every model loaded passes the invariant gate
+(:func:`camtool.core.model.check_cam_invariant`).
 """
 
 from __future__ import annotations
 
-import os
-import pickle
-import warnings
-import zipfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
+import torchvision
 from torch import Tensor
 
 from camtool import __version__
-from camtool.core.archs import RESNET_ARCHS
+from camtool.core.archs import FAMILIES
 from camtool.core.imagenet import IMAGENET_MEAN, IMAGENET_STD
-from camtool.core.model import CAMNet, imagenet_class_names
+from camtool.core.model import (
+    CAMNet,
+    check_cam_invariant,
+    imagenet_class_names,
+    rename_legacy_keys,
+)
 from camtool.core.receptive import model_geometry
 from camtool.core.upsample import CellGeometry
+from camtool.core.weights import BN_COUNTER, check_finite, fill_bn_counters, read_weights
 from camtool.errors import CamtoolError
 from camtool.fsutil import atomic_path
 
@@ -69,9 +74,18 @@ class LoadedModel:
         return self.model.arch
 
     @property
-    def geometry(self) -> CellGeometry:
-        """Where the model's map cells sit on its input, derived from its layers."""
-        return model_geometry(self.model)
+    def geometry(self) -> CellGeometry | None:
+        """Where the model's map cells sit on its input, derived from its layers; ``None`` if
+        they cannot be derived (a trunk ``torch.fx`` cannot trace): then maps can only be
+        upsampled the conventional way."""
+        return _geometry_or_none(self.model)
+
+
+def _geometry_or_none(model: CAMNet) -> CellGeometry | None:
+    try:
+        return model_geometry(model)
+    except CamtoolError:
+        return None
 
 
 def save_checkpoint(
@@ -106,8 +120,10 @@ def save_checkpoint(
         "mean": [float(m) for m in mean],
         "std": [float(s) for s in std],
         "settings": dict(settings or {}),
-        "cell_geometry": model_geometry(model).to_dict(),
     }
+    geometry = _geometry_or_none(model)
+    if geometry is not None:
+        payload["cell_geometry"] = geometry.to_dict()
     if training is not None:
         payload["training"] = dict(training)
     try:
@@ -116,22 +132,6 @@ def save_checkpoint(
     except OSError as exc:
         raise CamtoolError(f"cannot write checkpoint {path}: {exc.strerror or exc}") from None
     return Path(path)
-
-
-def _read(path: Path) -> Any:
-    if not os.path.isfile(path):
-        raise CamtoolError(f"checkpoint not found: {path}")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError:
-        raise CamtoolError(
-            f"refusing to load {path}: it is not a plain weights file "
-            "(loading it would need to run code from it, or it is not a checkpoint)"
-        ) from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as exc:
-        raise CamtoolError(f"{path} is not a readable PyTorch checkpoint ({exc})") from None
 
 
 def _strip_wrapper(state: Mapping[str, Tensor]) -> dict[str, Tensor]:
@@ -146,20 +146,73 @@ def _strip_wrapper(state: Mapping[str, Tensor]) -> dict[str, Tensor]:
     return state
 
 
-def _guess_arch(state: Mapping[str, Tensor], num_classes: int) -> str | None:
-    shapes = {k: tuple(v.shape) for k, v in state.items()}
-    for arch in RESNET_ARCHS:
-        for stride in (32,):
-            with torch.device("meta"):
-                candidate = CAMNet(arch, num_classes, stride)
-            wanted = {k: tuple(v.shape) for k, v in candidate.state_dict().items()}
-            if wanted == shapes:
-                return arch
+#: Where each family keeps its linear layer's weight, which gives the class count.
+_HEAD_WEIGHTS = ("fc.weight", "classifier.1.weight", "classifier.weight")
+
+
+_BUFFERS = ("running_mean", "running_var", "num_batches_tracked")
+
+
+def _expected_params(arch: str, num_classes: int, in_features: int) -> int:
+    """Parameters of ``arch`` with ``num_classes`` outputs, from torchvision's weights metadata
+    (which counts 1000 outputs of ``in_features`` inputs each, plus biases; it is a few hundred
+    parameters off for some RegNets, and counts Inception v3's auxiliary head)."""
+    meta = torchvision.models.get_model_weights(arch).DEFAULT.meta
+    return int(meta["num_params"]) - 1001 * in_features + (in_features + 1) * num_classes
+
+
+def _shapes_of(arch: str, num_classes: int, cheap_match: bool) -> dict[str, tuple[int, ...]] | None:
+    """The state-dict shapes of ``arch``, built on the meta device (no memory, no init).
+
+    Builders that compute on tensor values (RegNet's widths) cannot run on the meta device;
+    those are built for real, and only when the parameter count already matches.
+    """
+    try:
+        with torch.device("meta"):
+            candidate = CAMNet(arch, num_classes)
+    except (NotImplementedError, RuntimeError):
+        if not cheap_match:
+            return None
+        candidate = CAMNet(arch, num_classes)
+    return {
+        k: tuple(v.shape) for k, v in candidate.state_dict().items() if not k.endswith(BN_COUNTER)
+    }
+
+
+def _guess_arch(state: Mapping[str, Tensor], num_classes: int, head: str) -> str | None:
+    """The torchvision arch whose state dict has exactly these names and shapes, if any.
+
+    Only families whose marker keys are all present are tried, and the archs whose parameter
+    count (from torchvision's metadata) matches within 0.5% first.
+    """
+    shapes = {k: tuple(v.shape) for k, v in state.items() if not k.endswith(BN_COUNTER)}
+    count = sum(v.numel() for k, v in state.items() if not k.endswith(_BUFFERS))
+    in_features = int(state[head].shape[1])
+    candidates = [
+        arch
+        for family in FAMILIES
+        if all(any(k.startswith(m) for k in shapes) for m in family.markers)
+        for arch in family.archs
+    ]
+    matches = {
+        a
+        for a in candidates
+        if abs(_expected_params(a, num_classes, in_features) - count) <= 0.005 * count
+    }
+    for arch in sorted(candidates, key=lambda a: a not in matches):
+        if _shapes_of(arch, num_classes, arch in matches) == shapes:
+            return arch
     return None
 
 
 def _fit(model: CAMNet, state: Mapping[str, Tensor], source: str) -> None:
+    """Load ``state`` into ``model`` strictly (BatchNorm counters may be absent), all finite.
+
+    Raises:
+        CamtoolError: keys missing, unexpected or of another shape; non-finite values.
+    """
     own = model.state_dict()
+    state = fill_bn_counters(state, own)
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))
     mismatched = [
@@ -179,6 +232,7 @@ def _fit(model: CAMNet, state: Mapping[str, Tensor], source: str) -> None:
             f"checkpoint {source} does not fit a {model.arch} with {model.num_classes} classes: "
             + ", ".join(details)
         )
+    check_finite(state, source)
     model.load_state_dict(state, strict=True)
 
 
@@ -190,20 +244,34 @@ def model_from_state_dict(
     img_size: int = 160,
     source: str = "state dict",
 ) -> LoadedModel:
-    """Build a model from a plain torchvision ResNet state dict (the reference lab's format).
+    """Build a model from a plain torchvision state dict (the reference lab's format).
 
-    The class count comes from ``fc.weight``; the arch is recognised unless given; the class
-    names default to ImageNet's for 1000 classes and ``class_<i>`` otherwise.
+    The class count comes from the linear layer's weight (``fc``, ``classifier`` or
+    ``classifier.1``); the arch is recognised unless given; auxiliary heads (GoogLeNet,
+    Inception v3) are dropped; the class names default to ImageNet's for 1000 classes and
+    ``class_<i>`` otherwise. The model is built at its arch's own output stride.
+
+    Raises:
+        CamtoolError: not a state dict, no arch matches, it does not fit ``arch``, or the model
+            fails the invariant gate.
     """
-    state = _strip_wrapper(state)
-    if not all(isinstance(v, Tensor) for v in state.values()) or "fc.weight" not in state:
-        raise CamtoolError(f"{source} is neither a camtool checkpoint nor a ResNet state dict")
-    num_classes = int(state["fc.weight"].shape[0])
-    arch = arch or _guess_arch(state, num_classes)
+    state = rename_legacy_keys(_strip_wrapper(state))
+    head = next((k for k in _HEAD_WEIGHTS if k in state), None)
+    if not all(isinstance(v, Tensor) for v in state.values()) or head is None:
+        raise CamtoolError(
+            f"{source} is neither a camtool checkpoint nor a torchvision classifier's state dict"
+        )
+    num_classes = int(state[head].shape[0])
+    state = {k: v for k, v in state.items() if not k.startswith(_AUX_HEADS)}
+    arch = arch or _guess_arch(state, num_classes, head)
     if arch is None:
-        raise CamtoolError(f"{source} does not match any known ResNet ({', '.join(RESNET_ARCHS)})")
+        raise CamtoolError(
+            f"{source} does not match any accepted torchvision arch "
+            f"({', '.join(f.name for f in FAMILIES)} families); name it with --arch"
+        )
     model = CAMNet(arch, num_classes)
     _fit(model, state, source)
+    check_cam_invariant(model)
     if class_names is None:
         class_names = (
             imagenet_class_names(arch)
@@ -215,29 +283,41 @@ def model_from_state_dict(
     return LoadedModel(model, list(class_names), img_size, source=source)
 
 
+#: State-dict key prefixes of auxiliary heads that camtool does not build (GoogLeNet, Inception).
+_AUX_HEADS = ("aux1.", "aux2.", "AuxLogits.")
+
+
 def load_checkpoint(
-    path: Path, *, class_names: Sequence[str] | None = None, img_size: int = 160
+    path: Path,
+    *,
+    arch: str | None = None,
+    class_names: Sequence[str] | None = None,
+    img_size: int = 160,
 ) -> LoadedModel:
-    """Load a camtool checkpoint, or a plain ResNet state dict, safely.
+    """Load a camtool checkpoint, or a plain torchvision state dict, safely.
 
     Args:
         path: the ``.pt``/``.pth`` file.
+        arch: the arch of a plain state dict (``None``: recognised from its tensors); ignored
+            for camtool checkpoints, which record theirs.
         class_names: names for a plain state dict (ignored for camtool checkpoints).
         img_size: image size for a plain state dict (ignored for camtool checkpoints).
 
     Raises:
         CamtoolError: the file is missing, unsafe, not a checkpoint, or does not fit its model.
     """
-    payload = _read(Path(path))
+    payload = read_weights(Path(path))
     source = str(path)
     if not isinstance(payload, Mapping):
         raise CamtoolError(f"{path} is not a checkpoint (it holds a {type(payload).__name__})")
     if payload.get("format") != FORMAT:
         inner = payload.get("state_dict", payload.get("model_state_dict", payload))
         if not isinstance(inner, Mapping):
-            raise CamtoolError(f"{path} is neither a camtool checkpoint nor a ResNet state dict")
+            raise CamtoolError(
+                f"{path} is neither a camtool checkpoint nor a torchvision classifier's state dict"
+            )
         return model_from_state_dict(
-            inner, class_names=class_names, img_size=img_size, source=source
+            inner, arch=arch, class_names=class_names, img_size=img_size, source=source
         )
     if int(payload.get("format_version", 0)) > FORMAT_VERSION:
         raise CamtoolError(f"{path} was written by a newer camtool; upgrade camtool to read it")
@@ -263,4 +343,5 @@ def load_checkpoint(
             f"{path} is damaged: {len(names)} class names, {model.num_classes} outputs"
         )
     _fit(model, state, source)
+    check_cam_invariant(model)
     return loaded

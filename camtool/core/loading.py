@@ -23,17 +23,18 @@ def open_runner(
     model_path: Path | None,
     device: torch.device,
     *,
-    arch: str = "resnet18",
+    arch: str | None = None,
     img_size: int = 160,
     amp: bool = False,
 ) -> Runner:
     """Open what ``--model`` names: a checkpoint, an ``.onnx`` export, or (``None``) ImageNet's.
 
     Args:
-        model_path: a camtool checkpoint, a plain ResNet state dict, an ONNX file, or ``None``
-            for torchvision's ImageNet ``arch`` with its 1000 class names.
+        model_path: a camtool checkpoint, a plain torchvision state dict, an ONNX file, or
+            ``None`` for torchvision's ImageNet ``arch`` with its 1000 class names.
         device: where to run.
-        arch: the ImageNet model used when ``model_path`` is ``None``.
+        arch: the ImageNet model used when ``model_path`` is ``None`` (default ``resnet18``),
+            and the arch of a plain state dict (``None``: recognised from its tensors).
         img_size: the input size for models that do not record one.
         amp: mixed precision on CUDA.
     """
@@ -42,19 +43,25 @@ def open_runner(
 
         return OnnxRunner(Path(model_path), device)
     if model_path is None:
+        arch = arch or "resnet18"
         model = build_model(arch, 1000, pretrained=True)
         loaded = LoadedModel(model, imagenet_class_names(arch), img_size, source=f"ImageNet {arch}")
     else:
-        loaded = load_checkpoint(Path(model_path), img_size=img_size)
+        loaded = load_checkpoint(Path(model_path), arch=arch, img_size=img_size)
     return TorchRunner(loaded, device, amp=amp)
 
 
 def runner_from_settings(model_path: Path | None, settings: Settings) -> Runner:
-    """:func:`open_runner` on the device, arch, image size and precision the settings name."""
+    """:func:`open_runner` on the device, arch, image size and precision the settings name.
+
+    ``model.arch`` names the ImageNet model, and the arch of a plain state dict only when it
+    was set (by ``--arch``, the config file or the environment); otherwise that is recognised.
+    """
+    given = "arch" in settings.model.model_fields_set
     return open_runner(
         model_path,
         resolve_device(settings.training.device.value),
-        arch=settings.model.arch,
+        arch=settings.model.arch if given else None,
         img_size=settings.dataset.img_size,
         amp=settings.training.amp,
     )

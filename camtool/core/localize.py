@@ -36,6 +36,7 @@ __all__ = [
     "box_from_map",
     "boxes_from_map_thresholds",
     "iou",
+    "is_flat",
     "minmax_normalize",
     "peak",
     "scale_box",
@@ -117,19 +118,32 @@ def minmax_normalize(heatmap: np.ndarray) -> np.ndarray:
     return (arr - lo) / span
 
 
-def peak(heatmap: np.ndarray) -> tuple[int, int]:
+def is_flat(heatmap: np.ndarray) -> bool:
+    """Whether a 2-D map is constant (it points nowhere: no peak, no box).
+
+    Raises:
+        InputError: if the map is not 2-D, is empty or holds non-finite values.
+    """
+    arr = _check_map(heatmap)
+    return bool(arr.max() == arr.min())
+
+
+def peak(heatmap: np.ndarray) -> tuple[int, int] | None:
     """Location of the maximum of a 2-D map.
 
     Args:
         heatmap: a 2-D array indexed ``[y, x]``.
 
     Returns:
-        ``(x, y)`` of the largest value; the first in raster order on a tie.
+        ``(x, y)`` of the largest value, the first in raster order on a tie; ``None`` for a
+        constant map (e.g. a class whose weights are all zero), which has no peak.
 
     Raises:
         InputError: if the map is not 2-D, is empty or holds non-finite values.
     """
     arr = _check_map(heatmap)
+    if arr.max() == arr.min():
+        return None
     y, x = np.unravel_index(int(np.argmax(arr)), arr.shape)
     return int(x), int(y)
 

@@ -58,23 +58,88 @@ class CAMBatch:
 
 
 def resolve_class(spec: str | int, class_names: Sequence[str]) -> int:
-    """Turn ``--class`` (an index or a class name, case-insensitive) into an index.
+    """Turn a class spec (``--class``) into a class index, never guessing.
+
+    The rules, in order:
+
+    1. ``name:X`` means the class named ``X``; ``index:N`` and ``#N`` mean index ``N``.
+    2. A spec that is a class name (exactly, else case-insensitively) means that class --
+       unless it is also a whole number ``N`` that is a valid index of *another* class (classes
+       named ``"1"`` ... ``"12"`` sort as ``1, 10, 11, 12, 2 ...``): then it is refused, saying
+       how to write each meaning.
+    3. Any other whole number is an index.
+
+    Args:
+        spec: what the user wrote (an ``int`` is an index).
+        class_names: the model's classes, in index order.
+
+    Returns:
+        The class index.
 
     Raises:
-        ConfigError: out of range, or no class has that name (with close matches suggested).
+        ConfigError: an ambiguous spec, an index out of range, or no such class (the closest
+            names listed); exit code 2.
     """
+    if isinstance(spec, int):
+        return _class_index(spec, class_names)
     text = str(spec).strip()
-    if text.lstrip("-").isdigit():
-        index = int(text)
-        if not 0 <= index < len(class_names):
-            raise ConfigError(f"class index {index} out of range 0..{len(class_names) - 1}")
-        return index
-    lowered = [name.lower() for name in class_names]
-    if text.lower() in lowered:
-        return lowered.index(text.lower())
-    close = difflib.get_close_matches(text.lower(), lowered, n=3)
-    hint = f"; did you mean {', '.join(repr(class_names[lowered.index(c)]) for c in close)}?"
-    raise ConfigError(f"unknown class {text!r}" + (hint if close else ""))
+    kind, _, value = text.partition(":")
+    if text not in class_names and kind.strip().lower() in ("name", "index") and value:
+        if kind.strip().lower() == "index":
+            return _class_index(_whole_number(value.strip(), text), class_names)
+        return _class_by_name(value.strip(), class_names)
+    if text.startswith("#") and text not in class_names:
+        return _class_index(_whole_number(text[1:].strip(), text), class_names)
+    named = _named(text, class_names)
+    number = int(text) if text.lstrip("-").isdigit() else None
+    if named is not None:
+        if number is not None and number != named and 0 <= number < len(class_names):
+            raise ConfigError(
+                f"class {text!r} is ambiguous: the class named {text!r} has index {named}, and "
+                f"index {number} is {class_names[number]!r}; say name:{text} or index:{text}"
+            )
+        return named
+    if number is not None:
+        return _class_index(number, class_names)
+    return _class_by_name(text, class_names)
+
+
+def _named(text: str, class_names: Sequence[str]) -> int | None:
+    """The index of the class named ``text``: exactly, else the one case-insensitive match."""
+    if text in class_names:
+        return list(class_names).index(text)
+    folded = [i for i, name in enumerate(class_names) if name.casefold() == text.casefold()]
+    if len(folded) > 1:
+        shown = ", ".join(repr(class_names[i]) for i in folded)
+        raise ConfigError(f"class {text!r} matches {shown} (case differs); write it exactly")
+    return folded[0] if folded else None
+
+
+def _whole_number(text: str, spec: str) -> int:
+    if not text.lstrip("-").isdigit():
+        raise ConfigError(f"class {spec!r}: an index must be a whole number")
+    return int(text)
+
+
+def _class_index(index: int, class_names: Sequence[str]) -> int:
+    if not 0 <= index < len(class_names):
+        raise ConfigError(f"class index {index} out of range 0..{len(class_names) - 1}")
+    return index
+
+
+def _class_by_name(text: str, class_names: Sequence[str]) -> int:
+    """The class named ``text``, or an error listing the closest names."""
+    named = _named(text, class_names)
+    if named is not None:
+        return named
+    lowered = [name.casefold() for name in class_names]
+    close = difflib.get_close_matches(text.casefold(), lowered, n=3, cutoff=0.5)
+    if close:
+        hint = "; closest: " + ", ".join(repr(class_names[lowered.index(c)]) for c in close)
+    else:
+        listed = ", ".join(repr(n) for n in class_names[:5])
+        hint = f"; the classes are {listed}" + (" ..." if len(class_names) > 5 else "")
+    raise ConfigError(f"unknown class {text!r}{hint}")
 
 
 def select_classes(logits: Tensor, target: int | None, topk: int) -> Tensor:
@@ -151,7 +216,9 @@ def heatmap(
             image was resized for the model); the placement is carried through that scale.
 
     Returns:
-        float32 ``(H, W)`` in [0, 1]; all zeros for a constant map.
+        float32 ``(H, W)`` in [0, 1]. A flat map (one cell, or all cells equal) is all zeros:
+        what upsampling adds to it is float rounding (about 1e-7 of its value), which
+        normalising would blow up into a random pattern.
 
     Raises:
         ConfigError: ``"aligned"`` for a model without a recorded geometry, or a bad mode.
@@ -159,5 +226,6 @@ def heatmap(
     up = upsample_maps(cam.detach().cpu(), size, mode=mode, geometry=geometry, input_hw=input_hw)
     low, high = up.min(), up.max()
     span = high - low
-    out = (up - low) / span if span > 0 else torch.zeros_like(up)
+    flat = span <= 1e-5 * torch.maximum(high.abs(), low.abs())
+    out = torch.zeros_like(up) if flat else (up - low) / span
     return out.numpy().astype(np.float32, copy=False)

@@ -1,4 +1,4 @@
-"""The CAM network: a torchvision ResNet trunk, global average pooling and one linear layer.
+"""The CAM network: a classifier's trunk, global average pooling and one linear layer.
 
 Because the head is linear and follows a spatial mean, the class activation map of class ``c``
 is the last feature map contracted with row ``c`` of the linear layer's weights (Zhou et al.,
@@ -12,23 +12,29 @@ so one forward pass yields the logits and the maps of every class, with no backw
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple, cast
 
 import torch
 import torchvision
 from torch import Tensor, nn
 
-from camtool.core.archs import RESNET_ARCHS
+from camtool.core.archs import TIMM_PREFIX
+from camtool.core.heads import build_parts
+from camtool.core.weights import check_finite, fill_bn_counters, read_weights
 from camtool.errors import CamtoolError
 
 __all__ = [
+    "INVARIANT_TOLERANCE",
     "CAMNet",
     "CAMOutput",
     "build_model",
+    "check_cam_invariant",
     "imagenet_class_names",
     "imagenet_weights_file",
     "load_imagenet_state_dict",
+    "rename_legacy_keys",
 ]
 
 
@@ -40,67 +46,157 @@ class CAMOutput(NamedTuple):
 
 
 class CAMNet(nn.Module):
-    """A ResNet whose classifier is global average pooling plus one linear layer.
+    """A classifier whose head is global average pooling plus one linear layer, with its maps.
 
-    The submodules keep torchvision's names (``conv1`` ... ``layer4``, ``fc``), so a plain
-    torchvision ResNet state dict loads as it is.
+    The submodules keep their torchvision (or timm) names (``conv1`` ... ``layer4``, ``fc`` for a
+    ResNet; ``features``, ``classifier`` for a DenseNet ...), so a plain torchvision state dict
+    loads as it is. See :mod:`camtool.core.archs` for the accepted archs and their heads.
 
     Args:
-        arch: a torchvision ResNet builder name, e.g. ``"resnet18"``.
+        arch: a name from :data:`camtool.core.archs.ARCHS`, e.g. ``"densenet121"``, or
+            ``"timm:<name>"``.
         num_classes: outputs of the linear layer.
-        output_stride: 32 as in torchvision; 16 keeps ``layer4`` at ``layer3``'s resolution
-            (a 10x10 map at 160 px instead of 5x5) by giving its first block stride 1.
+        output_stride: 32 or 16 (the last stride-2 stage keeps the previous stage's resolution:
+            a 10x10 map at 160 px instead of 5x5); ``None`` for the arch's own.
+
+    Raises:
+        ConfigError: a refused or unknown arch, or a stride it cannot have.
     """
 
-    def __init__(self, arch: str = "resnet18", num_classes: int = 1000, output_stride: int = 32):
+    def __init__(
+        self, arch: str = "resnet18", num_classes: int = 1000, output_stride: int | None = None
+    ):
         super().__init__()
-        if arch not in RESNET_ARCHS:
-            raise CamtoolError(f"unknown arch {arch!r}; choose one of {', '.join(RESNET_ARCHS)}")
-        if output_stride not in (16, 32):
-            raise CamtoolError("output_stride must be 32 or 16")
-        net = torchvision.models.get_model(arch, weights=None, num_classes=num_classes)
+        parts = build_parts(arch, num_classes, output_stride)
+        for name, child in parts.net.named_children():
+            self.add_module(name, child)
         self.arch = arch
         self.num_classes = num_classes
-        self.output_stride = output_stride
-        self.conv1, self.bn1, self.relu, self.maxpool = net.conv1, net.bn1, net.relu, net.maxpool
-        self.layer1, self.layer2, self.layer3, self.layer4 = (
-            net.layer1,
-            net.layer2,
-            net.layer3,
-            net.layer4,
-        )
-        self.fc: nn.Linear = net.fc
-        if output_stride == 16:
-            _unstride(self.layer4)
+        self.output_stride = parts.output_stride
+        # A tuple, so that the shared modules are not registered (and saved) twice. Private
+        # names only: public ones could clash with a child's name (timm has ``conv_head``).
+        self._parts = (parts,)
 
-    def features(self, x: Tensor) -> Tensor:
-        """The last convolutional feature map, ``(N, K, h, w)``."""
-        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
-        return self.layer4(self.layer3(self.layer2(self.layer1(x))))
+    @property
+    def cam_linear(self) -> nn.Linear | nn.Conv2d:
+        """The linear layer (SqueezeNet: the 1x1 convolution) whose rows weight the map."""
+        return cast("nn.Linear | nn.Conv2d", self.get_submodule(self._parts[0].linear))
+
+    @property
+    def cam_min_size(self) -> int:
+        """The smallest square input the trunk accepts, in pixels."""
+        return self._parts[0].min_size
+
+    @property
+    def cam_ignored_keys(self) -> tuple[str, ...]:
+        """State-dict key prefixes of torchvision files that this model does not build."""
+        return self._parts[0].ignored
+
+    def cam_bias(self) -> Tensor:
+        """``b`` in ``logit_c = mean(cam_c) + b_c``, ``(C,)``: zero where the map holds it."""
+        linear = self.cam_linear
+        if self._parts[0].conv_head or linear.bias is None:
+            return torch.zeros(self.num_classes, device=linear.weight.device)
+        return linear.bias
+
+    def feature_extractor(self) -> nn.Module:
+        """The module from the image ``(N, 3, H, W)`` to the last feature map ``(N, K, h, w)``:
+        its layers in forward order (an ``nn.Sequential`` for torchvision archs), sharing this
+        model's weights."""
+        return self._parts[0].trunk
+
+    def feature_map(self, x: Tensor) -> Tensor:
+        """The last feature map, ``(N, K, h, w)``."""
+        return self._parts[0].trunk(x)  # type: ignore[no-any-return]
 
     def forward(self, x: Tensor) -> Tensor:
-        """Logits only (pooling before the linear layer: the cheap path for training)."""
-        return self.fc(self.features(x).mean(dim=(2, 3)))
+        """Logits only, ``(N, C)``: the network's own forward (the path used for training)."""
+        return self._parts[0].net(x)  # type: ignore[no-any-return]
 
     def forward_cams(self, x: Tensor) -> CAMOutput:
         """Logits and the raw CAMs of all classes from one forward pass."""
-        feats = self.features(x)
-        cams = torch.einsum("nkhw,ck->nchw", feats, self.fc.weight)
-        logits = cams.mean(dim=(2, 3)) + self.fc.bias
+        feats = self.feature_map(x)
+        linear = self.cam_linear
+        if self._parts[0].conv_head:  # SqueezeNet: map = ReLU(1x1 conv), logit = its mean
+            cams = torch.relu(linear(feats))
+            return CAMOutput(cams.mean(dim=(2, 3)), cams)
+        cams = torch.einsum("nkhw,ck->nchw", feats, linear.weight)
+        logits = cams.mean(dim=(2, 3)) + self.cam_bias()
         return CAMOutput(logits, cams)
 
 
-def _unstride(stage: nn.Sequential) -> None:
-    """Give the first block of a ResNet stage stride 1 (both its conv and its shortcut)."""
-    first = stage[0]
-    for module in first.modules():
-        if isinstance(module, nn.Conv2d) and module.stride == (2, 2):
-            module.stride = (1, 1)
+#: Largest allowed |mean(cam) + b - logit|, relative to max(1, max |logit|).
+INVARIANT_TOLERANCE = 1e-3
+
+
+def check_cam_invariant(model: CAMNet) -> None:
+    """Refuse a model whose maps do not reproduce its own logits (the invariant gate).
+
+    On a fixed random input (one image, ``min_size`` x ``1.25 min_size`` px, eval mode, no
+    gradient) the network's own forward must equal ``mean_xy cam_c + b_c`` for every class
+    within :data:`INVARIANT_TOLERANCE` times ``max(1, max |logit|)`` (Zhou et al., CVPR'16:
+    the map is only an explanation of the logit if this holds). The global random state is not
+    touched.
+
+    Raises:
+        CamtoolError: naming the arch and the error found.
+    """
+    device = model.cam_linear.weight.device
+    size = max(model.cam_min_size, 64)
+    generator = torch.Generator().manual_seed(0)
+    images = torch.randn(1, 3, size, size + size // 4, generator=generator).to(device)
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            reference = model(images).float()
+            feats = model.feature_map(images)
+            if feats.dim() != 4:
+                raise CamtoolError(
+                    f"{model.arch} is refused: its features are not a (N, K, h, w) map "
+                    f"(shape {tuple(feats.shape)}), so it has no class activation maps"
+                )
+            weight = model.cam_linear.weight
+            if feats.shape[1] != weight.shape[1]:
+                raise CamtoolError(
+                    f"{model.arch} is refused: its feature map has {feats.shape[1]} channels but "
+                    f"its classifier takes {weight.shape[1]} inputs (a hidden layer sits between)"
+                )
+            logits, cams = model.forward_cams(images)
+            recomposed = cams.float().mean(dim=(2, 3)) + model.cam_bias().float()
+    except CamtoolError:
+        raise
+    except Exception as exc:  # a model that cannot run on the check input has no checked maps
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CamtoolError(
+            f"{model.arch} is refused: it cannot be run to check its maps ({first})"
+        ) from None
+    finally:
+        model.train(was_training)
+    error = max(
+        float((recomposed - reference).abs().max()), float((logits.float() - reference).abs().max())
+    )
+    limit = INVARIANT_TOLERANCE * max(1.0, float(reference.abs().max()))
+    if not (torch.isfinite(reference).all() and torch.isfinite(cams).all()):
+        raise CamtoolError(
+            f"{model.arch} is refused: its logits or maps are not finite (NaN or infinite "
+            "weights?) on the check input"
+        )
+    if not error <= limit:
+        raise CamtoolError(
+            f"{model.arch} is refused: the mean of its class activation maps plus the bias differs "
+            f"from its logits by {error:.3g} (allowed {limit:.3g}); its head is not global "
+            "average pooling + one linear layer"
+        )
 
 
 def imagenet_class_names(arch: str = "resnet18") -> list[str]:
-    """The 1000 ImageNet class names, as torchvision's weights list them (no download)."""
-    weights = torchvision.models.get_model_weights(arch).DEFAULT
+    """The 1000 ImageNet class names, as torchvision's weights list them (no download).
+
+    timm archs use the same ImageNet-1k order, so they get torchvision's list too.
+    """
+    source = "resnet18" if arch.startswith(TIMM_PREFIX) else arch
+    weights = torchvision.models.get_model_weights(source).DEFAULT
     return list(weights.meta["categories"])
 
 
@@ -116,32 +212,33 @@ def load_imagenet_state_dict(arch: str, url: str | None = None) -> dict[str, Ten
 
     The cache (torch.hub's, under ``TORCH_HOME``) is looked at first; a download prints nothing
     (torch.hub's own loader would print a ``Downloading: ...`` line before any error), is
-    checked against the hash in the file name (torch.hub's convention) and lands in the cache
-    atomically. Loading uses ``weights_only=True``.
+    checked against the hash in the file name (torch.hub's convention), and loading uses
+    ``weights_only=True``. A cached file is read like any ``--model`` file
+    (:func:`camtool.core.weights.read_weights`) and must hold finite tensors; old key names
+    (DenseNet's ``norm.1``) are renamed to today's.
 
     Raises:
-        CamtoolError: offline with no cached copy, naming the file to place and the way out;
-            or a damaged cached copy, naming it.
+        CamtoolError: offline with no cached copy, naming the file to place and the way out; a
+            cached file that is unreadable, foreign or non-finite, naming it and saying to
+            delete it.
     """
     default_url, cache = imagenet_weights_file(arch)
     url = url or default_url
     if not cache.is_file():
-        _download_weights(arch, url, cache)
-    try:
-        state = torch.load(cache, map_location="cpu", weights_only=True)
-    except Exception as exc:  # a truncated or foreign file raises many kinds of error
-        raise CamtoolError(
-            f"cannot read the cached ImageNet weights {cache} ({exc.__class__.__name__}); "
-            "delete the file to download it again"
-        ) from None
-    return dict(state)
+        _download(url, cache, arch)
+    hint = f"delete {cache} to download the ImageNet weights again"
+    state = read_weights(cache, hint=hint)
+    if not isinstance(state, dict) or not all(isinstance(v, Tensor) for v in state.values()):
+        raise CamtoolError(f"{cache} does not hold ImageNet weights for {arch}; {hint}")
+    check_finite(state, f"{cache} ({hint})")
+    return rename_legacy_keys(dict(state))
 
 
-def _download_weights(arch: str, url: str, cache: Path) -> None:
-    """Fetch ``url`` into ``cache`` quietly, checking the hash prefix in its name."""
-    match = re.search(r"-([a-f0-9]+)\.", cache.name)
-    cache.parent.mkdir(parents=True, exist_ok=True)
+def _download(url: str, cache: Path, arch: str) -> None:
+    """Fetch ``url`` to ``cache``, checked against the hash prefix in the file name."""
+    match = torch.hub.HASH_REGEX.search(cache.name)
     try:
+        cache.parent.mkdir(parents=True, exist_ok=True)
         torch.hub.download_url_to_file(
             url, str(cache), hash_prefix=match.group(1) if match else None, progress=False
         )
@@ -153,25 +250,65 @@ def _download_weights(arch: str, url: str, cache: Path) -> None:
         ) from None
 
 
+def rename_legacy_keys(state: Mapping[str, Tensor]) -> dict[str, Tensor]:
+    """Rename keys written by old torchvision versions to today's names.
+
+    DenseNet's ImageNet files name a dense layer's parts ``norm.1``, ``relu.1``, ``conv.2`` ...
+    where the modules are now ``norm1``, ``relu1``, ``conv2`` (torchvision ``densenet.py``).
+    """
+    return {_DENSE_LEGACY.sub(r"\1\2.", key): value for key, value in state.items()}
+
+
+_DENSE_LEGACY = re.compile(r"(denselayer\d+\.(?:norm|relu|conv))\.([12])\.")
+
+
+def _pretrained_state(model: CAMNet) -> dict[str, Tensor]:
+    """ImageNet weights for ``model``'s arch, keyed like ``model.state_dict()``."""
+    if not model.arch.startswith(TIMM_PREFIX):
+        state = load_imagenet_state_dict(model.arch)
+        return {k: v for k, v in state.items() if not k.startswith(model.cam_ignored_keys)}
+    import timm
+
+    name = model.arch[len(TIMM_PREFIX) :].strip()
+    kwargs: dict[str, Any] = (
+        {} if model.output_stride == 32 else {"output_stride": model.output_stride}
+    )
+    try:
+        net = timm.create_model(name, pretrained=True, num_classes=model.num_classes, **kwargs)
+    except Exception as exc:  # hub, network and file errors all mean the same here
+        raise CamtoolError(
+            f"cannot get pretrained weights for {model.arch} ({type(exc).__name__}: {exc}); "
+            "set model.pretrained = false (--no-pretrained) to train from scratch"
+        ) from None
+    return dict(net.state_dict())
+
+
 def build_model(
     arch: str = "resnet18",
     num_classes: int = 1000,
     *,
     pretrained: bool = False,
-    output_stride: int = 32,
+    output_stride: int | None = None,
 ) -> CAMNet:
-    """Build a :class:`CAMNet`, optionally starting from ImageNet weights.
+    """Build a :class:`CAMNet`, optionally from ImageNet weights, and check its maps.
 
     With ``pretrained`` and ``num_classes != 1000`` the trunk is pretrained and the new linear
-    layer is freshly initialised.
+    layer is freshly initialised. Every model passes :func:`check_cam_invariant`.
+
+    Raises:
+        ConfigError: a refused or unknown arch, or a stride it cannot have.
+        CamtoolError: no ImageNet weights (offline), or the model fails the invariant gate.
     """
     model = CAMNet(arch, num_classes, output_stride)
     if pretrained:
-        state = load_imagenet_state_dict(arch)
-        if num_classes != 1000:
-            state = {k: v for k, v in state.items() if not k.startswith("fc.")}
+        state = fill_bn_counters(_pretrained_state(model), model.state_dict())
+        head = model._parts[0].linear + "."
+        fresh_head = num_classes != 1000 and not arch.startswith(TIMM_PREFIX)
+        if fresh_head:
+            state = {k: v for k, v in state.items() if not k.startswith(head)}
         missing, unexpected = model.load_state_dict(state, strict=False)
-        wanted_missing = [] if num_classes == 1000 else ["fc.weight", "fc.bias"]
+        wanted_missing = [head + "weight", head + "bias"] if fresh_head else []
         if sorted(missing) != sorted(wanted_missing) or unexpected:
             raise CamtoolError(f"ImageNet weights for {arch} do not fit the model")
+    check_cam_invariant(model)
     return model

@@ -107,6 +107,7 @@ def info_from_metadata(document: Mapping[str, Any], source: str) -> ModelInfo:
             arch=str(document["arch"]),
             source=source,
             geometry=_geometry(document, source),
+            output_stride=int(document.get("output_stride", 32)),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise CamtoolError(f"{source} has damaged camtool metadata (bad field {exc})") from None

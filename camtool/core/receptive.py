@@ -51,15 +51,9 @@ _Geo = tuple[_Axis, _Axis]  # (y, x)
 _GLOBAL = "global"  # a spatially pooled value: no position, broadcasts
 
 
-class _Features(nn.Module):
-    """A module whose forward is ``model.features`` (CAMNet's trunk), so fx can trace it."""
-
-    def __init__(self, model: nn.Module) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.model.features(x)  # type: ignore[no-any-return, operator]
+def _trunk(model: nn.Module) -> nn.Module:
+    """The module from images to the last feature map (CAMNet's ``feature_extractor()``)."""
+    return model.feature_extractor()  # type: ignore[no-any-return, operator]
 
 
 def _pair(value: Any) -> tuple[int, int]:
@@ -239,9 +233,13 @@ def _meta_twin(model: nn.Module) -> nn.Module | None:
 
 
 def model_geometry(model: nn.Module) -> CellGeometry:
-    """:func:`cell_geometry` of a CAM model's trunk (its ``features`` method), cached per
+    """:func:`cell_geometry` of a CAM model's trunk (its ``feature_extractor()``), cached per
     architecture; derived on a meta-device twin when the model can be rebuilt (a fraction of a
-    second even for ResNet-152), else on the model itself."""
+    second even for ResNet-152), else on the model itself.
+
+    Raises:
+        CamtoolError: the trunk cannot be traced, or moves cells in a way camtool does not know.
+    """
     key = (
         type(model),
         getattr(model, "arch", None),
@@ -250,7 +248,9 @@ def model_geometry(model: nn.Module) -> CellGeometry:
     )
     if None in key or key not in _CACHE:
         twin = _meta_twin(model) if None not in key else None
-        geometry = cell_geometry(_Features(twin if twin is not None else model))
+        net = twin if twin is not None else model
+        probe = max(PROBE_SIZE, int(getattr(model, "cam_min_size", 0)))
+        geometry = cell_geometry(_trunk(net), probe)
         if None in key:
             return geometry
         _CACHE[key] = geometry

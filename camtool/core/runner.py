@@ -31,6 +31,8 @@ class ModelInfo:
     ``geometry`` says where the map's cells sit on the input (stride and receptive-field
     offset, see :mod:`camtool.core.upsample`); ``None`` when the model does not record it, in
     which case maps can only be upsampled the conventional way.
+    ``output_stride`` is the input pixels per map cell along each axis (32, or 16): uncropped
+    inputs are sized in multiples of it (:func:`camtool.data.images.input_geometry`).
     """
 
     class_names: list[str]
@@ -41,6 +43,7 @@ class ModelInfo:
     source: str = ""
     settings: dict[str, Any] = field(default_factory=dict)
     geometry: CellGeometry | None = None
+    output_stride: int = 32
 
 
 class Runner(Protocol):

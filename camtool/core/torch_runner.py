@@ -37,6 +37,7 @@ class TorchRunner:
             source=loaded.source,
             settings=dict(loaded.settings),
             geometry=loaded.geometry,
+            output_stride=int(loaded.model.output_stride),
         )
 
     @torch.inference_mode()

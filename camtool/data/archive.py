@@ -30,6 +30,7 @@ from typing import Any
 from camtool import __version__
 from camtool.errors import CamtoolError, ConfigError, InputError
 from camtool.fsutil import atomic_write_text
+from camtool.textio import to_json
 
 __all__ = [
     "MARKER_NAME",
@@ -205,7 +206,7 @@ def extract_dataset(
             "checksum": str(checksum) if checksum is not None else None,
             "camtool": __version__,
         }
-        atomic_write_text(top / MARKER_NAME, json.dumps(marker, indent=2) + "\n")
+        atomic_write_text(top / MARKER_NAME, to_json(marker) + "\n")
 
     return extract_archive(archive, data_dir, prepare=prepare)
 

@@ -25,9 +25,10 @@ the line.
 from __future__ import annotations
 
 import csv
+import io
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from xml.parsers import expat
@@ -36,12 +37,15 @@ from camtool.core.localize import BoxXYXY, scale_box
 from camtool.data.images import IMAGE_SUFFIXES
 from camtool.data.synthetic import BOXES_HEADER, read_boxes_csv
 from camtool.errors import InputError
+from camtool.textio import read_text
 
 __all__ = [
     "BOXES_CSV",
     "MAX_XML_BYTES",
     "GroundTruth",
     "GtBox",
+    "Warn",
+    "clip_box",
     "fit_boxes",
     "load_boxes",
     "read_csv_boxes",
@@ -56,6 +60,9 @@ MAX_XML_BYTES = 16 * 1024 * 1024
 """Larger XML files are refused unread (a VOC annotation is a few kilobytes)."""
 
 _ASPECT_TOLERANCE = 0.02
+
+Warn = Callable[[str], None]
+"""Told one line per box clipped to its image."""
 
 
 @dataclass(frozen=True)
@@ -130,25 +137,63 @@ class GroundTruth:
         return found
 
 
-def fit_boxes(entries: Sequence[GtBox], image: Path, width: int, height: int) -> list[BoxXYXY]:
+def clip_box(
+    box: BoxXYXY, width: int, height: int, where: str, image: str, warn: Warn | None
+) -> BoxXYXY:
+    """``box`` clipped to a ``width`` x ``height`` image, with a warning if that changed it.
+
+    Labelling tools often draw a box a few pixels past the image edge; such a box is clipped
+    (and ``warn`` told, naming ``where`` it came from). A box with nothing inside the image is
+    refused.
+
+    Raises:
+        InputError: the box lies wholly outside the image.
+    """
+    clipped = BoxXYXY(max(0, box.x0), max(0, box.y0), min(box.x1, width), min(box.y1, height))
+    if clipped.x1 <= clipped.x0 or clipped.y1 <= clipped.y0:
+        raise InputError(
+            f"{where}: box {box.x0},{box.y0},{box.x1},{box.y1} lies wholly outside its "
+            f"{width}x{height} image {image}"
+        )
+    if clipped != box and warn is not None:
+        warn(
+            f"{where}: box {box.x0},{box.y0},{box.x1},{box.y1} extends past its {width}x{height}"
+            f" image {image}; clipped to {clipped.x0},{clipped.y0},{clipped.x1},{clipped.y1}"
+        )
+    return clipped
+
+
+def fit_boxes(
+    entries: Sequence[GtBox],
+    image: Path,
+    width: int,
+    height: int,
+    warn: Warn | None = None,
+) -> list[BoxXYXY]:
     """Check an image's boxes against its size, rescaling those drawn on another size.
+
+    Boxes are first clipped to the image they were drawn on (the declared size, else this
+    one), see :func:`clip_box`, then rescaled if that size differs from this image's.
 
     Args:
         entries: the image's boxes.
         image: the image file (for messages).
         width: the image's width on disk (after EXIF orientation).
         height: its height.
+        warn: told one line for each box that had to be clipped.
 
     Returns:
         The boxes in the image's pixel coordinates.
 
     Raises:
-        InputError: a box lies outside the image, or was drawn on an image of another shape.
+        InputError: a box lies wholly outside the image, or was drawn on an image of another
+            shape.
     """
     boxes = []
     for entry in entries:
-        box = entry.box
         declared = entry.declared_size
+        frame = declared or (width, height)
+        box = clip_box(entry.box, *frame, entry.origin, str(image), warn)
         if declared is not None and declared != (width, height):
             dw, dh = declared
             if abs(dw / dh - width / height) > _ASPECT_TOLERANCE * (width / height):
@@ -157,11 +202,6 @@ def fit_boxes(entries: Sequence[GtBox], image: Path, width: int, height: int) ->
                     f"{width}x{height}, of another shape"
                 )
             box = scale_box(box, (dh, dw), (height, width))
-        if box.x1 > width or box.y1 > height:
-            raise InputError(
-                f"{entry.origin}: box {box.x0},{box.y0},{box.x1},{box.y1} lies outside its "
-                f"{width}x{height} image {image}"
-            )
         boxes.append(box)
     return boxes
 
@@ -224,7 +264,7 @@ def read_csv_boxes(path: Path, root: Path) -> GroundTruth:
 def _csv_lines(path: Path, root: Path) -> dict[str, list[int]]:
     """Line numbers of each image's rows (the file has already been validated)."""
     lines: dict[str, list[int]] = {}
-    with open(path, newline="", encoding="utf-8-sig") as f:
+    with io.StringIO(read_text(path), newline="") as f:
         reader = csv.reader(f)
         header = next((row for row in reader if any(cell.strip() for cell in row)), None)
         if header is None:
@@ -373,7 +413,7 @@ def read_voc_file(file: Path) -> tuple[str, list[GtBox]]:
 
     Raises:
         InputError: not well-formed, a DTD or entity, not an ``<annotation>``, a missing or
-            non-numeric coordinate, an empty box, or a box outside the declared ``<size>``;
+            non-numeric coordinate, an empty box, or a box wholly outside the declared ``<size>``;
             the message names the file and line.
     """
     file = Path(file)
@@ -407,10 +447,10 @@ def read_voc_file(file: Path) -> tuple[str, list[GtBox]]:
         where = f"{file} line {bnd.line}"
         if box.x1 <= box.x0 or box.y1 <= box.y0:
             raise InputError(f"{where}: empty box ({xmin:g},{ymin:g},{xmax:g},{ymax:g})")
-        if declared is not None and (box.x1 > declared[0] or box.y1 > declared[1]):
+        if declared is not None and (box.x0 >= declared[0] or box.y0 >= declared[1]):
             raise InputError(
-                f"{where}: box ({xmin:g},{ymin:g},{xmax:g},{ymax:g}) lies outside the "
+                f"{where}: box ({xmin:g},{ymin:g},{xmax:g},{ymax:g}) lies wholly outside the "
                 f"{declared[0]}x{declared[1]} image"
             )
-        boxes.append(GtBox(box, where, declared))
+        boxes.append(GtBox(box, where, declared))  # partly outside: clipped by fit_boxes
     return stem, boxes

@@ -5,11 +5,15 @@ class index ``i`` is the ``i``-th class folder name in sorted order. ``train/`` 
 images used to fit the model and a held-out set of ``val_size`` images for model selection;
 ``val/`` is the test split that ``camtool eval`` reports on.
 
-Unreadable images: :meth:`ImageFolderDataset.__getitem__` returns ``None`` for an image that
-cannot be decoded, and :func:`collate_skip_none` drops those items and returns how many it
-dropped as the third element of each batch, ``(images, labels, n_skipped)``. Because the count
-travels inside the batch, it reaches the main process also when worker processes load the data;
-the training or evaluation loop just sums it.
+Every image is decoded by :func:`camtool.data.images.load_image`, the decoder ``camtool cam``
+and ``batch-cam`` use too, so every command sees the same pixels (EXIF orientation, 16-bit and
+float images scaled, transparency over white, CMYK ...).
+
+Unreadable images: :meth:`ImageFolderDataset.__getitem__` returns a :class:`SkippedImage` (the
+path and the reason) for an image that cannot be decoded, and :func:`collate_skip_none` drops
+those items and returns them as the third element of each batch, ``(images, labels,
+skipped)``. Because they travel inside the batch, they reach the main process also when worker
+processes load the data; the training or evaluation loop collects them and names each file.
 """
 
 from __future__ import annotations
@@ -24,13 +28,14 @@ from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps
+from PIL import Image
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Sampler, Subset
 from torch.utils.data.dataloader import default_collate
 from torchvision import transforms as T
 
 from camtool.core.imagenet import IMAGENET_MEAN, IMAGENET_STD
+from camtool.data.images import load_image
 from camtool.errors import CamtoolError, ConfigError, InputError
 
 __all__ = [
@@ -40,13 +45,13 @@ __all__ = [
     "IMAGE_EXTENSIONS",
     "DataSplits",
     "ImageFolderDataset",
+    "SkippedImage",
     "build_transforms",
     "class_names_for",
     "collate_skip_none",
     "find_dataset_root",
     "make_loader",
     "make_splits",
-    "open_rgb",
 ]
 
 
@@ -179,27 +184,31 @@ def build_transforms(
     return pipeline
 
 
-def open_rgb(path: Path) -> Image.Image:
-    """Open an image fully decoded, turned upright by its EXIF orientation, as RGB.
+@dataclass(frozen=True)
+class SkippedImage:
+    """An image file left out because it could not be read.
 
-    Args:
-        path: the image file.
-
-    Returns:
-        The decoded RGB image.
-
-    Raises:
-        InputError: the file is missing or cannot be decoded.
+    Attributes:
+        path: the file.
+        error: why, as :func:`~camtool.data.images.load_image` said it.
     """
-    try:
-        with Image.open(path) as im:
-            upright = ImageOps.exif_transpose(im)
-            return upright.convert("RGB")
-    except Exception as exc:  # decoders of bad files raise many kinds of error
-        raise InputError(f"cannot read image {path}: {exc}") from exc
+
+    path: str
+    error: str
+
+    @classmethod
+    def from_error(cls, path: Path, exc: InputError) -> SkippedImage:
+        """The skip record of ``path`` (the reason without the path it starts with)."""
+        prefix = f"{path}: "
+        reason = exc.message[len(prefix) :] if exc.message.startswith(prefix) else exc.message
+        return cls(str(path), reason)
+
+    def to_dict(self) -> dict[str, str]:
+        """``{"path": ..., "error": ...}`` for JSON reports."""
+        return {"path": self.path, "error": self.error}
 
 
-class ImageFolderDataset(Dataset[Item | None]):
+class ImageFolderDataset(Dataset[Item | SkippedImage]):
     """Images in ``root/<split_dir>/<class>/...`` with the class folder's index as label.
 
     Files are found recursively under each class folder by suffix (:data:`IMAGE_EXTENSIONS`,
@@ -212,6 +221,8 @@ class ImageFolderDataset(Dataset[Item | None]):
         transform: maps an RGB PIL image to a tensor.
         class_to_idx: class folder name to label; by default the sorted folders of this split
             numbered from 0. Pass the train split's mapping for the test split.
+        max_pixels: images with more pixels are skipped before decoding (``cam.max_pixels``);
+            ``None`` leaves Pillow's own decompression-bomb limit.
 
     Attributes:
         samples: ``(path, label)`` pairs.
@@ -229,6 +240,7 @@ class ImageFolderDataset(Dataset[Item | None]):
         split_dir: str,
         transform: Transform,
         class_to_idx: dict[str, int] | None = None,
+        max_pixels: int | None = None,
     ) -> None:
         folder = Path(root) / split_dir
         folders = _class_folders(folder)
@@ -239,6 +251,7 @@ class ImageFolderDataset(Dataset[Item | None]):
             raise InputError(f"{folder / unknown[0]} is a class folder not found in train/")
         self.root = Path(root)
         self.transform = transform
+        self.max_pixels = max_pixels
         self.class_to_idx = dict(class_to_idx)
         self.classes = sorted(self.class_to_idx, key=self.class_to_idx.__getitem__)
         self.samples: list[tuple[Path, int]] = [
@@ -251,13 +264,13 @@ class ImageFolderDataset(Dataset[Item | None]):
         """Number of images."""
         return len(self.samples)
 
-    def __getitem__(self, index: int) -> Item | None:
-        """The transformed image and its label, or ``None`` if the file cannot be decoded."""
+    def __getitem__(self, index: int) -> Item | SkippedImage:
+        """The transformed image and its label, or a :class:`SkippedImage` if it is unreadable."""
         path, label = self.samples[index]
         try:
-            image = open_rgb(path)
-        except InputError:
-            return None
+            image = load_image(path, self.max_pixels)
+        except InputError as exc:
+            return SkippedImage.from_error(path, exc)
         return self.transform(image), label
 
     @property
@@ -283,9 +296,9 @@ class DataSplits:
         class_names: readable class names in label order.
     """
 
-    train: Dataset[Item | None]
-    val: Dataset[Item | None]
-    test: Dataset[Item | None]
+    train: Dataset[Item | SkippedImage]
+    val: Dataset[Item | SkippedImage]
+    test: Dataset[Item | SkippedImage]
     class_names: list[str]
 
 
@@ -298,6 +311,7 @@ def make_splits(
     mean: Sequence[float] = IMAGENET_MEAN,
     std: Sequence[float] = IMAGENET_STD,
     crop_scale: tuple[float, float] = DEFAULT_CROP_SCALE,
+    max_pixels: int | None = None,
 ) -> DataSplits:
     """Build the train / held-out val / test splits of the dataset under ``data_dir``.
 
@@ -316,6 +330,7 @@ def make_splits(
         mean: per-channel normalisation mean.
         std: per-channel normalisation standard deviation.
         crop_scale: area range of the training random crop.
+        max_pixels: larger images are skipped unread (see :class:`ImageFolderDataset`).
 
     Returns:
         The splits and class names.
@@ -329,10 +344,12 @@ def make_splits(
     root = find_dataset_root(data_dir)
     train_tf = build_transforms(img_size, True, mean, std, crop_scale)
     eval_tf = build_transforms(img_size, False, mean, std)
-    full = ImageFolderDataset(root, "train", train_tf)
+    full = ImageFolderDataset(root, "train", train_tf, max_pixels=max_pixels)
     held = _holdout(full.targets, val_size, seed)
     kept = [i for i in range(len(full)) if i not in held]
-    test = ImageFolderDataset(root, "val", eval_tf, class_to_idx=full.class_to_idx)
+    test = ImageFolderDataset(
+        root, "val", eval_tf, class_to_idx=full.class_to_idx, max_pixels=max_pixels
+    )
     names = class_names_for(root, dataset_name)
     return DataSplits(
         train=Subset(full, kept),
@@ -342,19 +359,21 @@ def make_splits(
     )
 
 
-def collate_skip_none(batch: Sequence[Item | None]) -> tuple[Tensor, Tensor, int]:
-    """Collate a batch, dropping items that are ``None`` (unreadable images).
+def collate_skip_none(
+    batch: Sequence[Item | SkippedImage],
+) -> tuple[Tensor, Tensor, list[SkippedImage]]:
+    """Collate a batch, dropping the unreadable images (:class:`SkippedImage` items).
 
     Args:
         batch: items from an :class:`ImageFolderDataset`.
 
     Returns:
-        ``(images, labels, n_skipped)``: stacked images ``(N, C, H, W)`` and labels ``(N,)`` of
-        the readable items, and how many were dropped. If every item was dropped, ``images``
-        and ``labels`` are empty (``N == 0``).
+        ``(images, labels, skipped)``: stacked images ``(N, C, H, W)`` and labels ``(N,)`` of
+        the readable items, and the items dropped. If every item was dropped, ``images`` and
+        ``labels`` are empty (``N == 0``).
     """
-    kept = [item for item in batch if item is not None]
-    skipped = len(batch) - len(kept)
+    kept = [item for item in batch if not isinstance(item, SkippedImage)]
+    skipped = [item for item in batch if isinstance(item, SkippedImage)]
     if not kept:
         return torch.empty(0), torch.empty(0, dtype=torch.long), skipped
     images, labels = default_collate(kept)

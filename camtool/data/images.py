@@ -4,12 +4,22 @@ Every image is opened lazily, refused before decoding if it has more pixels than
 oriented by its EXIF tag, and converted to 8-bit RGB whatever it was (grayscale, 16-bit,
 palette, RGBA composited on white, CMYK). Problems become :class:`~camtool.errors.InputError`
 with a plain reason.
+
+The model input of an uncropped image (:func:`input_geometry`) has its shorter side resized to
+the model's ``img_size`` and, given the model's output stride, each side rounded to a multiple
+of that stride: the feature grid then tiles the input exactly (each map cell covers ``stride``
+x ``stride`` input pixels) and images of similar shape share one input size, so they can be
+batched together. The rounding stretches an axis by at most half a stride (at 160 px and stride
+32: at most 10%, typically a few percent); :class:`ResizeGeometry` keeps the exact scale of each
+axis so that maps are placed back on the original pixels.
 """
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +28,16 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from camtool.errors import InputError
 
-__all__ = ["IMAGE_SUFFIXES", "MAX_ASPECT", "load_image", "preprocess", "resized_size", "to_rgb"]
+__all__ = [
+    "IMAGE_SUFFIXES",
+    "MAX_ASPECT",
+    "ResizeGeometry",
+    "input_geometry",
+    "load_image",
+    "preprocess",
+    "resized_size",
+    "to_rgb",
+]
 
 #: The longest side of a model input, in multiples of its shorter side.
 MAX_ASPECT = 10.0
@@ -28,13 +47,43 @@ IMAGE_SUFFIXES = frozenset(
 )
 
 
+def _wide_range(mode: str, array: np.ndarray) -> tuple[float, float]:
+    """The (black, white) levels of a 16-bit, 32-bit integer or float image.
+
+    ``I;16*``: 0 and 65535. ``I`` (32-bit integers, e.g. TIFF, or 16-bit PNGs in old Pillow):
+    0 and 255 if every value fits 8 bits, 0 and 65535 if every value fits 16 bits, else the
+    image's own minimum and maximum. ``F`` (floats): 0 and 1 if every value lies in [0, 1],
+    else the image's own minimum and maximum. Non-finite floats count as black.
+    """
+    if mode.startswith("I;16"):
+        return 0.0, 65535.0
+    finite = array[np.isfinite(array)]
+    low = float(finite.min()) if finite.size else 0.0
+    high = float(finite.max()) if finite.size else 0.0
+    if mode == "I" and low >= 0 and high <= 255:
+        return 0.0, 255.0
+    if mode == "I" and low >= 0 and high <= 65535:
+        return 0.0, 65535.0
+    if mode == "F" and low >= 0 and high <= 1:
+        return 0.0, 1.0
+    return low, high if high > low else low + 1.0
+
+
 def to_rgb(image: Image.Image) -> Image.Image:
-    """Convert any PIL image to 8-bit RGB (transparency composited over white)."""
+    """Convert any PIL image to 8-bit RGB, its levels kept.
+
+    16-bit, 32-bit integer and float grey images are scaled from their range (see
+    :func:`_wide_range`) to 0..255, rounded; Pillow's own ``convert`` would clip them (a 16-bit
+    PNG would turn white). Transparency (``RGBA``, ``LA``, ``PA``, ``P`` with a transparent
+    colour) is composited over white; ``CMYK``, ``YCbCr``, ``1``, ``L``, ``P`` use Pillow's
+    conversion.
+    """
     if image.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
-        array = np.asarray(image, dtype=np.float32)
-        top = 65535.0 if image.mode.startswith("I;16") else max(float(array.max()), 1.0)
-        array = np.clip(array / top * 255.0, 0, 255).astype(np.uint8)
-        return Image.fromarray(array, mode="L").convert("RGB")
+        array = np.asarray(image, dtype=np.float64)
+        black, white = _wide_range(image.mode, array)
+        scaled = np.nan_to_num((array - black) / (white - black), nan=0.0, posinf=1.0, neginf=0.0)
+        grey = np.clip(np.rint(scaled * 255.0), 0, 255).astype(np.uint8)
+        return Image.fromarray(grey, mode="L").convert("RGB")
     if image.mode == "P" and "transparency" in image.info:
         image = image.convert("RGBA")
     if image.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
@@ -69,7 +118,7 @@ def load_image(path: Path, max_pixels: int | None = None) -> Image.Image:
                 if max_pixels is not None and width * height > max_pixels:
                     raise InputError(
                         f"{path}: image too large ({width}x{height} = {width * height} pixels,"
-                        f" limit {max_pixels}); raise --max-pixels to allow it"
+                        f" limit {max_pixels}); raise cam.max_pixels (--max-pixels) to allow it"
                     )
                 image.load()
                 oriented = ImageOps.exif_transpose(image)
@@ -101,14 +150,89 @@ def resized_size(
     return (new_short, new_long) if width <= height else (new_long, new_short)
 
 
+@dataclass(frozen=True)
+class ResizeGeometry:
+    """How an image becomes a model input: no crop, each axis scaled on its own.
+
+    Attributes:
+        width: the image's width in pixels (upright, as decoded).
+        height: the image's height in pixels.
+        input_width: the model input's width in pixels.
+        input_height: the model input's height in pixels.
+    """
+
+    width: int
+    height: int
+    input_width: int
+    input_height: int
+
+    @property
+    def input_size(self) -> tuple[int, int]:
+        """``(width, height)`` of the model input, as PIL's ``resize`` takes it."""
+        return self.input_width, self.input_height
+
+    @property
+    def scale(self) -> tuple[float, float]:
+        """``(sx, sy)``: input pixels per image pixel along x and along y.
+
+        The image's pixel edge ``x`` lands on the input's edge ``x * sx`` (and ``y`` on
+        ``y * sy``); the two differ by the stretch the stride rounding allowed.
+        """
+        return self.input_width / self.width, self.input_height / self.height
+
+
+def _snap(length: int, stride: int) -> int:
+    """``length`` rounded to the nearest multiple of ``stride`` (halves up), at least ``stride``."""
+    return max(stride, math.floor(length / stride + 0.5) * stride)
+
+
+def input_geometry(
+    width: int, height: int, short_side: int, *, stride: int = 1, max_aspect: float = MAX_ASPECT
+) -> ResizeGeometry:
+    """The model input size of a ``width`` x ``height`` image, uncropped.
+
+    The shorter side is resized to ``short_side`` keeping the aspect ratio
+    (:func:`resized_size`), then each side is rounded to the nearest multiple of ``stride``
+    (at least one stride), so that a network with that output stride sees a feature grid of
+    exactly ``input / stride`` cells that tiles the input.
+
+    Args:
+        width: image width in pixels (>= 1).
+        height: image height in pixels (>= 1).
+        short_side: the model's ``img_size``.
+        stride: the model's output stride (32, or 16); 1 keeps the exact aspect ratio.
+        max_aspect: cap on the longer side, in multiples of ``short_side``.
+
+    Returns:
+        The sizes and per-axis scale factors.
+    """
+    new_w, new_h = resized_size(width, height, short_side, max_aspect)
+    if stride > 1:
+        new_w, new_h = _snap(new_w, stride), _snap(new_h, stride)
+    return ResizeGeometry(width, height, new_w, new_h)
+
+
 def preprocess(
     image: Image.Image,
     short_side: int,
     mean: Sequence[float],
     std: Sequence[float],
+    *,
+    stride: int = 1,
 ) -> torch.Tensor:
-    """Resize (shorter side to ``short_side``, no crop) and normalise to a ``(3, H, W)`` tensor."""
-    size = resized_size(image.width, image.height, short_side)
+    """Resize (no crop, see :func:`input_geometry`) and normalise an RGB image.
+
+    Args:
+        image: an RGB image.
+        short_side: the model's ``img_size``.
+        mean: per-channel mean of the ``[0, 1]`` pixels, subtracted.
+        std: per-channel standard deviation, divided by.
+        stride: the model's output stride; each side becomes a multiple of it.
+
+    Returns:
+        A ``(3, H, W)`` float32 tensor, ``(W, H)`` being ``input_geometry(...).input_size``.
+    """
+    size = input_geometry(image.width, image.height, short_side, stride=stride).input_size
     resized = image.resize(size, Image.Resampling.BILINEAR, reducing_gap=None)
     pixels: np.ndarray = np.asarray(resized, dtype=np.float32) / np.float32(255.0)
     shift = np.asarray(mean, dtype=np.float32)

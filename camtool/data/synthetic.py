@@ -19,6 +19,7 @@ The layout is the usual ImageFolder one::
 from __future__ import annotations
 
 import csv
+import io
 import math
 import os
 import shutil
@@ -32,6 +33,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from camtool.errors import ConfigError, InputError
+from camtool.textio import read_text
 
 __all__ = [
     "BOXES_HEADER",
@@ -188,10 +190,10 @@ def read_boxes_csv(path: Path, root: Path | None = None) -> dict[str, list[Box]]
             names the file and the line.
     """
     path = Path(path)
+    text = read_text(path)  # UTF-8 with or without a BOM, or BOM-marked UTF-16
     try:
-        with open(path, newline="", encoding="utf-8-sig") as f:
-            return _parse_boxes(f, path, root)
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        return _parse_boxes(io.StringIO(text, newline=""), path, root)
+    except csv.Error as exc:
         raise InputError(f"cannot read box file {path}: {exc}") from exc
 
 

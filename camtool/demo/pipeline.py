@@ -86,6 +86,7 @@ class DemoReport:
         cam_files: the maps written.
         seconds: wall time of the whole demo.
         localization: box-based scores of the maps, when computed (``None`` until then).
+        cam_failures: ``{"path", "error"}`` of the images whose maps could not be drawn.
     """
 
     output_dir: Path
@@ -96,6 +97,7 @@ class DemoReport:
     cam_files: list[Path] = field(default_factory=list)
     seconds: float = 0.0
     localization: dict[str, Any] | None = None
+    cam_failures: list[dict[str, str]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """The ``camtool demo --json`` document (paths as strings): the test and map scores
@@ -113,19 +115,43 @@ class DemoReport:
             "cams_dir": str(self.cams_dir),
             "cam_files": [str(p) for p in self.cam_files],
             "training": self.training.to_dict(),
+            "skipped": self.skipped,
         }
 
+    @property
+    def skipped(self) -> list[dict[str, str]]:
+        """``{"path", "error"}`` of every unreadable image met (training, test, maps), each once."""
+        found: dict[str, str] = {}
+        groups: list[list[dict[str, str]]] = [
+            self.training.skipped,
+            self.test.skipped_files,
+            self.cam_failures,
+            (self.localization or {}).get("skipped_files", []),
+        ]
+        for group in groups:
+            for entry in group:
+                found.setdefault(entry["path"], entry["error"])
+        return [{"path": p, "error": e} for p, e in sorted(found.items())]
 
-def demo_settings(output_dir: Path, config: DemoConfig, device: str | None = None) -> Settings:
-    """The settings the demo trains with (``CAMTOOL_*`` env vars apply beneath them)."""
+
+def demo_settings(
+    output_dir: Path, config: DemoConfig, device: str | None = None, arch: str | None = None
+) -> Settings:
+    """The settings the demo trains with (``CAMTOOL_*`` env vars apply beneath them).
+
+    ``arch`` replaces the ResNet-18 (``None``); an arch that cannot have the demo's output
+    stride (SqueezeNet, Inception v3) keeps its own.
+    """
+    from camtool.core.archs import arch_problem
+
+    arch = arch or "resnet18"
+    stride: int | None = config.output_stride
+    if arch_problem(arch) is None and arch_problem(arch, stride) is not None:
+        stride = None
     return load_settings(
         None,
         {
-            "model": {
-                "arch": "resnet18",
-                "pretrained": False,
-                "output_stride": config.output_stride,
-            },
+            "model": {"arch": arch, "pretrained": False, "output_stride": stride},
             "dataset": {
                 "name": "folder",
                 "data_dir": Path(output_dir) / "data",
@@ -156,6 +182,7 @@ def run_demo(
     config: DemoConfig | None = None,
     *,
     device: str | None = None,
+    arch: str | None = None,
     observer: TrainObserver | None = None,
     on_stage: Callable[[str], None] | None = None,
 ) -> DemoReport:
@@ -165,6 +192,7 @@ def run_demo(
         output_dir: the demo's folder (an earlier demo there is replaced).
         config: sizes; ``None`` for :data:`DEMO_DEFAULTS`.
         device: ``auto``, ``cpu``, ``cuda`` or ``mps``; ``None`` for the settings' choice.
+        arch: the network trained from scratch; ``None`` for ResNet-18.
         observer: training progress callbacks.
         on_stage: told a short line as each stage starts.
 
@@ -178,7 +206,7 @@ def run_demo(
     started = time.perf_counter()
     output_dir = Path(output_dir)
     say = on_stage or (lambda _message: None)
-    settings = demo_settings(output_dir, config, device)
+    settings = demo_settings(output_dir, config, device, arch)
     data_dir = Path(settings.dataset.data_dir)
     say(f"drawing the shapes dataset into {data_dir}")
     make_shapes_dataset(
@@ -189,10 +217,10 @@ def run_demo(
         seed=config.seed,
         object_scale=config.object_scale,
     )
-    say("training a ResNet-18 from scratch")
+    say(f"training a {settings.model.arch} from scratch")
     result = train(settings, observer=observer, crop_scale=config.crop_scale, overwrite=True)
     say(f"testing {result.best_checkpoint} on {data_dir / 'val'}")
-    test, cam_files, localization = _test_and_draw(settings, result, config.num_cams)
+    test, cam_files, localization, failures = _test_and_draw(settings, result, config.num_cams)
     report = DemoReport(
         output_dir=output_dir,
         data_dir=data_dir,
@@ -201,6 +229,7 @@ def run_demo(
         cams_dir=Path(settings.cam.output_dir),
         cam_files=cam_files,
         localization=localization,
+        cam_failures=failures,
     )
     report.seconds = time.perf_counter() - started
     return report
@@ -208,9 +237,10 @@ def run_demo(
 
 def _test_and_draw(
     settings: Settings, result: TrainResult, num_cams: int
-) -> tuple[Evaluation, list[Path], dict[str, Any]]:
-    """Accuracy of ``best.pt`` on ``val/``, maps of ``num_cams`` of those images, and how
-    well the maps find the shapes (box localization against ``boxes.csv``)."""
+) -> tuple[Evaluation, list[Path], dict[str, Any], list[dict[str, str]]]:
+    """Accuracy of ``best.pt`` on ``val/``, maps of ``num_cams`` of those images, how well the
+    maps find the shapes (box localization against ``boxes.csv``), and the images whose maps
+    failed (``{"path", "error"}``)."""
     from camtool.core.checkpoint import load_checkpoint
     from camtool.core.device import resolve_device
     from camtool.core.torch_runner import TorchRunner
@@ -249,14 +279,17 @@ def _test_and_draw(
     cams_dir = Path(settings.cam.output_dir)
     cams_dir.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
+    failures: list[dict[str, str]] = []
     for path, label in _spread_over_classes(test_set.samples, num_cams):
         base = cams_dir / f"{loaded.class_names[label]}_{path.stem}"
         outcome = explain_file(runner, path, base, options)
         written.extend(Path(p) for p in outcome.outputs)
+        if outcome.error is not None:
+            failures.append({"path": str(path), "error": outcome.error})
     localization = evaluate_localization(
         runner, root, "val", None, batch_size=settings.training.batch_size
     )
-    return test, written, localization
+    return test, written, localization, failures
 
 
 def _spread_over_classes(samples: list[tuple[Path, int]], count: int) -> list[tuple[Path, int]]:

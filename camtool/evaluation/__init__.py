@@ -55,6 +55,7 @@ _WHERE: dict[str, str] = {
     "localization_dict": "localization",
     "localization_items": "localization",
     "make_loader": "data",
+    "merge_skipped": "data",
     "mistakes_png": "figures",
     "oom_error": "data",
     "parse_metric_groups": "evaluate",

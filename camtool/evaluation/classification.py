@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from camtool.core.runner import Runner
-from camtool.data.datasets import ImageFolderDataset
+from camtool.data.datasets import ImageFolderDataset, SkippedImage
 from camtool.errors import CamtoolError
 from camtool.evaluation.data import CROP_NOTE, EvalProgress, IndexedDataset, make_loader, oom_error
 from camtool.evaluation.metrics import confusion_matrix, per_class_prf, topk_correct
@@ -56,12 +56,13 @@ def evaluate_classification(
     targets: list[Tensor] = []
     confidence: list[Tensor] = []
     order: list[Tensor] = []
-    skipped = done = 0
-    for images, index, n_skipped in make_loader(
+    skipped: list[SkippedImage] = []
+    done = 0
+    for images, index, unreadable in make_loader(
         IndexedDataset(dataset), batch_size, workers, runner.device
     ):
-        skipped += n_skipped
-        done += len(index) + n_skipped
+        skipped += unreadable
+        done += len(index) + len(unreadable)
         if len(index):
             labels = torch.tensor([dataset.samples[int(i)][1] for i in index])
             try:
@@ -91,7 +92,8 @@ def evaluate_classification(
     ranked = wrong[torch.argsort(conf[wrong], descending=True, stable=True)][: max(0, mistakes)]
     return {
         "n_images": n,
-        "skipped": skipped,
+        "skipped": len(skipped),
+        "skipped_files": [s.to_dict() for s in skipped],
         "loss": loss_sum / n,
         "top1": correct[1] / n,
         "top5": correct[5] / n,

@@ -7,7 +7,7 @@ Used by :mod:`camtool.evaluation.evaluate` and the per-metric modules
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +17,12 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
 from camtool.core.runner import ModelInfo
-from camtool.data.datasets import ImageFolderDataset, class_names_for, collate_skip_none
+from camtool.data.datasets import (
+    ImageFolderDataset,
+    SkippedImage,
+    class_names_for,
+    collate_skip_none,
+)
 from camtool.errors import CamtoolError, ConfigError
 
 __all__ = [
@@ -27,6 +32,7 @@ __all__ = [
     "IndexedDataset",
     "check_classes",
     "make_loader",
+    "merge_skipped",
     "oom_error",
     "split_dataset",
 ]
@@ -42,7 +48,10 @@ CROP_NOTE = "eval transform: shorter side resized to 1.14 * img_size, centre cro
 
 
 def split_dataset(
-    root: Path, split: str, transform: Callable[[Image.Image], Tensor]
+    root: Path,
+    split: str,
+    transform: Callable[[Image.Image], Tensor],
+    max_pixels: int | None = None,
 ) -> ImageFolderDataset:
     """The images of ``root/<split>`` labelled with ``train/``'s class indices.
 
@@ -50,6 +59,7 @@ def split_dataset(
         root: the dataset root.
         split: ``"val"`` or ``"train"`` (the whole folder, held-out part included).
         transform: maps an RGB image to a tensor.
+        max_pixels: larger images are skipped unread.
 
     Returns:
         An :class:`~camtool.data.datasets.ImageFolderDataset`.
@@ -62,7 +72,7 @@ def split_dataset(
         raise ConfigError(f"unknown split {split!r}; choose {' or '.join(SPLITS)}")
     folders = class_names_for(root, "folder")
     mapping = {name: i for i, name in enumerate(folders)}
-    return ImageFolderDataset(root, split, transform, class_to_idx=mapping)
+    return ImageFolderDataset(root, split, transform, class_to_idx=mapping, max_pixels=max_pixels)
 
 
 def check_classes(dataset: ImageFolderDataset, info: ModelInfo) -> None:
@@ -83,8 +93,9 @@ def check_classes(dataset: ImageFolderDataset, info: ModelInfo) -> None:
         )
 
 
-class IndexedDataset(Dataset[tuple[Tensor, int] | None]):
-    """Yields ``(image, sample index)`` so results can be traced back to their files."""
+class IndexedDataset(Dataset[tuple[Tensor, int] | SkippedImage]):
+    """Yields ``(image, sample index)`` so results can be traced back to their files, or the
+    :class:`~camtool.data.datasets.SkippedImage` of an unreadable file."""
 
     def __init__(self, dataset: ImageFolderDataset, indices: Sequence[int] | None = None) -> None:
         self.dataset = dataset
@@ -93,10 +104,10 @@ class IndexedDataset(Dataset[tuple[Tensor, int] | None]):
     def __len__(self) -> int:
         return len(self.indices)
 
-    def __getitem__(self, i: int) -> tuple[Tensor, int] | None:
+    def __getitem__(self, i: int) -> tuple[Tensor, int] | SkippedImage:
         index = self.indices[i]
         item = self.dataset[index]
-        return None if item is None else (item[0], index)
+        return item if isinstance(item, SkippedImage) else (item[0], index)
 
 
 def make_loader(
@@ -117,6 +128,15 @@ def make_loader(
         pin_memory=device.type == "cuda",
         collate_fn=collate_skip_none,
     )
+
+
+def merge_skipped(*groups: Sequence[Mapping[str, str]] | None) -> list[dict[str, str]]:
+    """The ``{"path", "error"}`` entries of several metric groups, each path once, sorted."""
+    found: dict[str, str] = {}
+    for group in groups:
+        for entry in group or ():
+            found.setdefault(entry["path"], entry["error"])
+    return [{"path": path, "error": found[path]} for path in sorted(found)]
 
 
 def oom_error() -> CamtoolError:

@@ -35,7 +35,6 @@ dataset's own ``boxes.csv``), and faithfulness runs on the bounded subset.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,7 +48,13 @@ from camtool.data.boxes import load_boxes
 from camtool.data.datasets import build_transforms, find_dataset_root
 from camtool.errors import CamtoolError, ConfigError, InputError
 from camtool.evaluation.classification import MAX_MISTAKES, evaluate_classification
-from camtool.evaluation.data import SPLITS, EvalProgress, check_classes, split_dataset
+from camtool.evaluation.data import (
+    SPLITS,
+    EvalProgress,
+    check_classes,
+    merge_skipped,
+    split_dataset,
+)
 from camtool.evaluation.faithfulness import (
     DEFAULT_FAITHFULNESS_IMAGES,
     FAITHFULNESS_STEPS,
@@ -64,9 +69,10 @@ from camtool.evaluation.localization import (
     run_localization,
 )
 from camtool.evaluation.localization_metrics import PROTOCOLS
-from camtool.fsutil import atomic_write_bytes, atomic_write_text
+from camtool.fsutil import atomic_write_bytes
 from camtool.rounding import tidy_numbers
 from camtool.settings import DatasetSettings, Settings, write_settings
+from camtool.textio import write_json
 
 __all__ = [
     "DEFAULT_FAITHFULNESS_IMAGES",
@@ -137,6 +143,16 @@ class EvalReport:
     faithfulness: dict[str, Any] | None = None
     notes: list[str] = field(default_factory=list)
 
+    @property
+    def skipped(self) -> list[dict[str, str]]:
+        """Every unreadable image met by any metric group: ``{"path", "error"}``, each once."""
+        return merge_skipped(
+            *((group or {}).get("skipped_files") for group in self._groups()),
+        )
+
+    def _groups(self) -> tuple[dict[str, Any] | None, ...]:
+        return (self.classification, self.localization, self.faithfulness)
+
     def to_dict(self) -> dict[str, Any]:
         """The report as plain JSON types."""
         return {
@@ -153,6 +169,7 @@ class EvalReport:
             "localization": self.localization,
             "faithfulness": self.faithfulness,
             "notes": list(self.notes),
+            "skipped": self.skipped,
         }
 
 
@@ -293,7 +310,7 @@ def run_eval(
         )
     root = _dataset_root(settings, info, Path(model_path))
     transform = build_transforms(info.img_size, False, info.mean, info.std)
-    dataset = split_dataset(root, options.split, transform)
+    dataset = split_dataset(root, options.split, transform, settings.cam.max_pixels)
     check_classes(dataset, info)
     groups = options.metrics
     gt = None
@@ -358,6 +375,7 @@ def run_eval(
                 workers=workers,
                 max_pixels=settings.cam.max_pixels,
                 progress=progress,
+                warn=report.notes.append,
                 upsample=upsample,
                 protocol=options.protocol,
             )
@@ -374,6 +392,5 @@ def run_eval(
             )
     metrics_file = out_dir / "metrics.json"
     report.files["metrics"] = str(metrics_file)
-    document = tidy_numbers(report.to_dict())  # the same numbers as `camtool eval --json`
-    atomic_write_text(metrics_file, json.dumps(document, indent=2, allow_nan=False) + "\n")
+    write_json(metrics_file, tidy_numbers(report.to_dict()))  # the numbers of `eval --json`
     return report

@@ -9,7 +9,7 @@ import torch
 from torch import Tensor
 
 from camtool.core.runner import Runner
-from camtool.data.datasets import ImageFolderDataset
+from camtool.data.datasets import ImageFolderDataset, SkippedImage
 from camtool.errors import CamtoolError, ConfigError
 from camtool.evaluation.data import CROP_NOTE, EvalProgress, IndexedDataset, make_loader, oom_error
 from camtool.evaluation.metrics import average_drop_increase, deletion_insertion_auc
@@ -73,12 +73,13 @@ def evaluate_faithfulness(
     insertion: list[Tensor] = []
     drops: list[Tensor] = []
     increases: list[Tensor] = []
-    skipped = base = 0
-    for images, index, n_skipped in make_loader(
+    skipped: list[SkippedImage] = []
+    base = 0
+    for images, index, unreadable in make_loader(
         IndexedDataset(dataset, chosen), batch_size, workers, device
     ):
-        skipped += n_skipped
-        base += n_skipped * per_image
+        skipped += unreadable
+        base += len(unreadable) * per_image
         if not len(index):
             continue
         x = images.to(device)
@@ -129,7 +130,8 @@ def evaluate_faithfulness(
         raise CamtoolError("none of the images chosen for the faithfulness metrics could be read")
     return {
         "n_images": sum(len(d) for d in deletion),
-        "skipped": skipped,
+        "skipped": len(skipped),
+        "skipped_files": [s.to_dict() for s in skipped],
         "deletion_auc": float(torch.cat(deletion).mean()),
         "insertion_auc": float(torch.cat(insertion).mean()),
         "average_drop": float(torch.cat(drops).mean()),

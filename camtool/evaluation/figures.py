@@ -76,7 +76,7 @@ def mistakes_png(
             image = load_image(Path(m["path"]))
         except InputError:
             continue
-        tensor = preprocess(image, info.img_size, info.mean, info.std)
+        tensor = preprocess(image, info.img_size, info.mean, info.std, stride=info.output_stride)
         _, cams = runner(tensor[None])
         cls = info.class_names.index(m["predicted"])
         image.thumbnail((256, 256))
@@ -88,6 +88,8 @@ def mistakes_png(
             input_hw=(int(tensor.shape[-2]), int(tensor.shape[-1])),
         )
         title = f"true: {m['true']}\npred: {m['predicted']} ({m['prob']:.2f})"
+        if not heat.any():  # min-max normalised: all zero only when the map is constant
+            title += "\nflat map: no peak, no box"
         panels.append((overlay(image, heat, alpha, colormap), title))
     if not panels:
         return None

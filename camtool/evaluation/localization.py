@@ -1,11 +1,13 @@
 """``camtool eval``'s localization metrics, computed on uncropped inputs.
 
 Boxes are in the pixels of the original image, and a centre crop would cut part of it away, so
-these images are fed as ``camtool cam`` feeds them: no crop, shorter side resized to ``img_size``.
-The map is upsampled to the original size (``cam.upsample``: each cell at its receptive-field
-centre, carried through the resize, or the conventional bilinear placement; see
-:mod:`camtool.core.upsample`) and compared there with the boxes. Images of the same resized size
-are batched together.
+these images are fed as ``camtool cam`` feeds them: no crop, shorter side resized to ``img_size``,
+each side rounded to a multiple of the model's output stride
+(:func:`camtool.data.images.input_geometry`). The map is upsampled to the original size
+(``cam.upsample``: each cell at its receptive-field centre, carried through the resize, or the
+conventional bilinear placement; see :mod:`camtool.core.upsample`) and compared there with the
+boxes. The input size of every image is known from its header,
+so images are grouped by it before reading and batches fill up.
 """
 
 from __future__ import annotations
@@ -22,9 +24,14 @@ from torch.utils.data import DataLoader, Dataset
 
 from camtool.core.maps import heatmap
 from camtool.core.runner import ModelInfo, Runner
-from camtool.data.boxes import GroundTruth, GtBox, fit_boxes, load_boxes
-from camtool.data.datasets import ImageFolderDataset, build_transforms, find_dataset_root
-from camtool.data.images import load_image, preprocess, resized_size
+from camtool.data.boxes import GroundTruth, GtBox, Warn, fit_boxes, load_boxes
+from camtool.data.datasets import (
+    ImageFolderDataset,
+    SkippedImage,
+    build_transforms,
+    find_dataset_root,
+)
+from camtool.data.images import ResizeGeometry, input_geometry, load_image, preprocess
 from camtool.errors import CamtoolError, ConfigError, InputError
 from camtool.evaluation.data import EvalProgress, check_classes, oom_error, split_dataset
 from camtool.evaluation.localization_metrics import LocalizationAccumulator
@@ -43,8 +50,8 @@ CAM_THRESHOLD = 0.2
 LOC_IOU = 0.5
 
 _NO_CROP_NOTE = (
-    "no crop: shorter side resized to img_size, maps upsampled to the original image "
-    "(cells placed as the upsample field says), "
+    "no crop: shorter side resized to img_size, each side rounded to a multiple of the output "
+    "stride, maps upsampled to the original image (cells placed as the upsample field says), "
     "boxes compared in original pixels"
 )
 
@@ -58,8 +65,11 @@ class LocItem:
     boxes: list[GtBox]
 
 
-class _NoCrop(Dataset[tuple[Tensor, int, int, int] | None]):
-    """Yields ``(uncropped input, item index, width, height)``, or ``None`` if unreadable."""
+_Uncropped = tuple[Tensor, int, ResizeGeometry]
+
+
+class _NoCrop(Dataset[_Uncropped | SkippedImage]):
+    """Yields ``(uncropped input (3, h, w), item index, geometry)``, or why it is unreadable."""
 
     def __init__(self, items: Sequence[LocItem], info: ModelInfo, max_pixels: int | None) -> None:
         self.items = list(items)
@@ -69,18 +79,20 @@ class _NoCrop(Dataset[tuple[Tensor, int, int, int] | None]):
     def __len__(self) -> int:
         return len(self.items)
 
-    def __getitem__(self, i: int) -> tuple[Tensor, int, int, int] | None:
+    def __getitem__(self, i: int) -> _Uncropped | SkippedImage:
         try:
             image = load_image(self.items[i].path, self.max_pixels)
-        except InputError:
-            return None
-        tensor = preprocess(image, self.info.img_size, self.info.mean, self.info.std)
-        return tensor, i, image.width, image.height
+        except InputError as exc:
+            return SkippedImage.from_error(self.items[i].path, exc)
+        info = self.info
+        size, stride = info.img_size, info.output_stride
+        tensor = preprocess(image, size, info.mean, info.std, stride=stride)
+        return tensor, i, input_geometry(image.width, image.height, size, stride=stride)
 
 
-def _collate_list(batch: Sequence[Any]) -> tuple[list[Any], int]:
-    kept = [item for item in batch if item is not None]
-    return kept, len(batch) - len(kept)
+def _collate_list(batch: Sequence[Any]) -> tuple[list[Any], list[SkippedImage]]:
+    kept = [item for item in batch if not isinstance(item, SkippedImage)]
+    return kept, [item for item in batch if isinstance(item, SkippedImage)]
 
 
 def _upright_size(path: Path) -> tuple[int, int] | None:
@@ -94,18 +106,60 @@ def _upright_size(path: Path) -> tuple[int, int] | None:
     return (height, width) if orientation in (5, 6, 7, 8) else (width, height)
 
 
-def _size_batches(items: Sequence[LocItem], img_size: int, batch_size: int) -> list[list[int]]:
-    """Indices grouped by the size their uncropped input will have, then cut into batches."""
+def _size_batches(items: Sequence[LocItem], info: ModelInfo, batch_size: int) -> list[list[int]]:
+    """Indices grouped by the size their uncropped input will have, then cut into batches.
+
+    Only the last batch of each input size can be short.
+    """
     groups: dict[tuple[int, int], list[int]] = {}
     for i, item in enumerate(items):
         size = _upright_size(item.path)
-        key = resized_size(*size, img_size) if size is not None else (0, 0)
+        key = (0, 0)
+        if size is not None:
+            geometry = input_geometry(*size, info.img_size, stride=info.output_stride)
+            key = geometry.input_size
         groups.setdefault(key, []).append(i)
     return [
         members[lo : lo + batch_size]
         for members in groups.values()
         for lo in range(0, len(members), batch_size)
     ]
+
+
+def _score_group(
+    runner: Runner,
+    items: Sequence[LocItem],
+    group: list[_Uncropped],
+    acc: LocalizationAccumulator,
+    warn: Warn | None,
+    upsample: str,
+) -> None:
+    """One forward pass over same-size inputs; add their maps and boxes to ``acc``.
+
+    Raises:
+        CamtoolError: the GPU ran out of memory.
+    """
+    chosen = [items[i] for _, i, _ in group]
+    labels = torch.tensor([item.label for item in chosen])
+    try:
+        logits, cams = runner(torch.stack([t for t, _, _ in group]))
+    except torch.cuda.OutOfMemoryError:
+        raise oom_error() from None
+    right = logits.argmax(dim=1).cpu() == labels
+    gt_maps = cams[torch.arange(len(group)), labels.to(cams.device)].float().cpu()
+    input_hw = (int(group[0][0].shape[-2]), int(group[0][0].shape[-1]))
+    geometry = runner.info.geometry
+    heats = [
+        heatmap(
+            gt_maps[j], (g.height, g.width), mode=upsample, geometry=geometry, input_hw=input_hw
+        )
+        for j, (_, _, g) in enumerate(group)
+    ]
+    boxes = [
+        fit_boxes(item.boxes, item.path, g.width, g.height, warn)
+        for item, (_, _, g) in zip(chosen, group, strict=True)
+    ]
+    acc.update(heats, right, boxes)
 
 
 def localization_items(gt: GroundTruth, dataset: ImageFolderDataset) -> tuple[list[LocItem], int]:
@@ -128,10 +182,14 @@ def run_localization(
     workers: int,
     max_pixels: int | None,
     progress: EvalProgress | None,
+    warn: Warn | None = None,
     upsample: str = "aligned",
     protocol: str = "camtool",
-) -> tuple[LocalizationAccumulator, int]:
-    """Feed ``items`` uncropped through the model; return the accumulator and the skip count.
+) -> tuple[LocalizationAccumulator, list[SkippedImage]]:
+    """Feed ``items`` uncropped through the model; return the accumulator and the unreadable.
+
+    ``warn`` is told one line for each box clipped to its image (see
+    :func:`camtool.data.boxes.clip_box`).
 
     ``upsample`` is how maps become pixels (see :func:`camtool.core.maps.heatmap`), ``protocol``
     how MaxBoxAccV2 is computed (see :mod:`camtool.evaluation.localization_metrics`).
@@ -146,39 +204,21 @@ def run_localization(
     info = runner.info
     loader = DataLoader(
         _NoCrop(items, info, max_pixels),
-        batch_sampler=_size_batches(items, info.img_size, batch_size),
+        batch_sampler=_size_batches(items, info, batch_size),
         num_workers=workers,
         collate_fn=_collate_list,
     )
     acc = LocalizationAccumulator(cam_threshold=CAM_THRESHOLD, loc_iou=LOC_IOU, protocol=protocol)
-    skipped = done = 0
-    for kept, n_skipped in loader:
-        skipped += n_skipped
-        done += len(kept) + n_skipped
-        by_shape: dict[tuple[int, ...], list[tuple[Tensor, int, int, int]]] = {}
-        for entry in kept:
+    skipped: list[SkippedImage] = []
+    done = 0
+    for kept, unreadable in loader:
+        skipped += unreadable
+        done += len(kept) + len(unreadable)
+        by_shape: dict[tuple[int, ...], list[_Uncropped]] = {}
+        for entry in kept:  # a header can disagree with the pixels: group by the real shape
             by_shape.setdefault(tuple(entry[0].shape), []).append(entry)
         for group in by_shape.values():
-            chosen = [items[i] for _, i, _, _ in group]
-            labels = torch.tensor([item.label for item in chosen])
-            try:
-                logits, cams = runner(torch.stack([t for t, _, _, _ in group]))
-            except torch.cuda.OutOfMemoryError:
-                raise oom_error() from None
-            right = logits.argmax(dim=1).cpu() == labels
-            gt_maps = cams[torch.arange(len(group)), labels.to(cams.device)].float().cpu()
-            input_hw = (int(group[0][0].shape[-2]), int(group[0][0].shape[-1]))
-            heats = [
-                heatmap(
-                    gt_maps[j], (h, w), mode=upsample, geometry=info.geometry, input_hw=input_hw
-                )
-                for j, (_, _, w, h) in enumerate(group)
-            ]
-            boxes = [
-                fit_boxes(item.boxes, item.path, w, h)
-                for item, (_, _, w, h) in zip(chosen, group, strict=True)
-            ]
-            acc.update(heats, right, boxes)
+            _score_group(runner, items, group, acc, warn, upsample)
         if progress is not None:
             progress("localization", done, len(items))
     return acc, skipped
@@ -187,7 +227,7 @@ def run_localization(
 def localization_dict(
     acc: LocalizationAccumulator,
     gt: GroundTruth,
-    skipped: int,
+    skipped: Sequence[SkippedImage],
     without: int,
     upsample: str = "aligned",
 ) -> dict[str, Any]:
@@ -201,7 +241,8 @@ def localization_dict(
     res = acc.compute()
     return {
         "n_images": res["n_images"],
-        "skipped": skipped,
+        "skipped": len(skipped),
+        "skipped_files": [s.to_dict() for s in skipped],
         "n_without_boxes": without,
         "boxes": str(gt.source),
         "top1_loc": res["top1_loc"],
@@ -247,7 +288,9 @@ def evaluate_localization(
     Returns:
         A JSON-ready dict: ``top1_loc``, ``gt_known_loc``, ``maxboxacc_v2`` (fractions in
         [0, 1]), ``maxboxacc_by_iou`` and ``best_threshold_by_iou`` (keyed ``"0.3"`` ...),
-        ``n_images`` (images with boxes that were evaluated), ``n_without_boxes``, ``skipped``.
+        ``n_images`` (images with boxes that were evaluated), ``n_without_boxes``, ``skipped``
+        (a count), ``skipped_files`` (``{"path", "error"}`` of each unreadable image) and
+        ``notes`` (boxes clipped to their image).
 
     Raises:
         InputError: no box file, a malformed one, or boxes matching no image of the split.
@@ -263,6 +306,7 @@ def evaluate_localization(
     if gt is None:
         raise InputError(f"no boxes for localization: {root} has no boxes.csv; give --boxes")
     items, without = localization_items(gt, dataset)
+    notes: list[str] = []
     with torch.inference_mode():
         acc, skipped = run_localization(
             runner,
@@ -271,7 +315,8 @@ def evaluate_localization(
             workers=workers,
             max_pixels=max_pixels,
             progress=progress,
+            warn=notes.append,
             upsample=upsample,
             protocol=protocol,
         )
-    return localization_dict(acc, gt, skipped, without, upsample)
+    return {**localization_dict(acc, gt, skipped, without, upsample), "notes": notes}

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from camtool.core.localize import box_from_map, peak
 from camtool.core.maps import CAMBatch, explain_batch, heatmap
 from camtool.core.runner import ModelInfo, Runner
 from camtool.data.images import load_image, preprocess
@@ -75,10 +76,21 @@ class Prediction:
 
 @dataclass
 class MapFiles:
-    """The files written for the map of one class: the figure or overlay, then the ``.npz``."""
+    """One map written for one class.
+
+    Attributes:
+        class_idx: the class.
+        files: the figure or overlay, then the ``.npz`` if asked for.
+        peak: ``[x, y]`` of the map's maximum in the image's pixels; ``None`` for a flat map,
+            which points nowhere.
+        box: ``[x0, y0, x1, y1]`` around the largest region above 20% of the maximum (the CAM
+            paper's rule), in the image's pixels; ``None`` for a flat map.
+    """
 
     class_idx: int
     files: list[str]
+    peak: list[int] | None = None
+    box: list[int] | None = None
 
 
 @dataclass
@@ -111,7 +123,7 @@ class ImageResult:
 
     def to_dict(self) -> dict[str, Any]:
         """``{input, error, topk: [{index, name, probability, logit}], target, maps:
-        [{class_idx, files}]}``; each prediction appears once."""
+        [{class_idx, files, peak, box}]}``; each prediction appears once."""
         return asdict(self)
 
 
@@ -210,11 +222,19 @@ def explain_file(runner: Runner, path: Path, base: Path, options: CamOptions) ->
     """
     result = ImageResult(str(path))
     info = runner.info
+    located: list[tuple[list[int] | None, list[int] | None]] = []
+
+    def locate(k: int, heat: np.ndarray) -> None:
+        top, box = peak(heat), box_from_map(heat)
+        located.append(
+            (list(top) if top is not None else None, list(box.as_tuple()) if box.area() else None)
+        )
+
     try:
         image = load_image(path, options.max_pixels)
-        tensor = preprocess(image, info.img_size, info.mean, info.std)
+        tensor = preprocess(image, info.img_size, info.mean, info.std, stride=info.output_stride)
         batch = explain_batch(runner, tensor[None], target=options.target, topk=options.topk)
-        written = write_maps(image, batch, 0, base, info, options)
+        written = write_maps(image, batch, 0, base, info, options, on_heatmap=locate)
     except InputError as exc:
         result.error = exc.message
         return result
@@ -230,7 +250,9 @@ def explain_file(runner: Runner, path: Path, base: Path, options: CamOptions) ->
         (result.target,) = predictions(batch, 0, [options.target], info.class_names)
     per_map = 2 if options.save_array else 1
     result.maps = [
-        MapFiles(int(class_idx), [str(p) for p in written[k * per_map : (k + 1) * per_map]])
+        MapFiles(
+            int(class_idx), [str(p) for p in written[k * per_map : (k + 1) * per_map]], *located[k]
+        )
         for k, class_idx in enumerate(batch.class_idx[0].tolist())
     ]
     return result

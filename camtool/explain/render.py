@@ -39,7 +39,11 @@ def overlay(
 def figure_png(
     image: Image.Image, heat: np.ndarray, blended: Image.Image, title: str, colormap: str = "jet"
 ) -> bytes:
-    """The reference's figure, original | heatmap | overlay, titled, as PNG bytes."""
+    """The reference's figure, original | heatmap | overlay, titled, as PNG bytes.
+
+    A constant map (``heat`` all one value) points nowhere: the heatmap panel and the title
+    say "flat map: no peak, no box" instead of showing an even colour without comment.
+    """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -47,9 +51,10 @@ def figure_png(
     fig = Figure(figsize=(12, 4 * aspect + 0.8), dpi=100)
     FigureCanvasAgg(fig)
     axes = fig.subplots(1, 3)
+    flat = heat.size == 0 or float(np.max(heat)) == float(np.min(heat))
     panels = (
         ("Original", np.asarray(image)),
-        ("CAM heatmap", heat),
+        ("CAM heatmap: flat" if flat else "CAM heatmap", heat),
         ("Overlay", np.asarray(blended)),
     )
     for ax, (name, data) in zip(axes, panels, strict=True):
@@ -61,7 +66,7 @@ def figure_png(
         )
         ax.set_title(name)
         ax.axis("off")
-    fig.suptitle(title)
+    fig.suptitle(f"{title} - flat map: no peak, no box" if flat else title)
     fig.tight_layout()
     buffer = io.BytesIO()
     # Cropped to what is drawn: the panels are as wide as the figure allows, so their

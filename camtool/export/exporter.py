@@ -52,6 +52,7 @@ from camtool.core.onnx_runner import (
 from camtool.core.runner import ModelInfo
 from camtool.errors import CamtoolError, ConfigError
 from camtool.fsutil import atomic_path
+from camtool.textio import to_json
 
 __all__ = [
     "DEFAULT_OPSET",
@@ -176,20 +177,23 @@ def sample_shapes(img_size: int) -> list[tuple[int, int, int, int]]:
 
 def metadata_document(loaded: LoadedModel) -> dict[str, Any]:
     """The JSON metadata stored in an export (see :mod:`camtool.core.onnx_runner`)."""
-    return {
+    geometry = loaded.geometry
+    document: dict[str, Any] = {
         "format": EXPORT_FORMAT,
         "format_version": EXPORT_FORMAT_VERSION,
         "camtool_version": __version__,
         "arch": loaded.arch,
         "num_classes": loaded.model.num_classes,
         "output_stride": loaded.model.output_stride,
-        "cell_geometry": loaded.geometry.to_dict(),
         "class_names": list(loaded.class_names),
         "img_size": int(loaded.img_size),
         "mean": [float(m) for m in loaded.mean],
         "std": [float(s) for s in loaded.std],
         "source_checkpoint": Path(loaded.source).name,
     }
+    if geometry is not None:  # where the map's cells sit; absent if it cannot be derived
+        document["cell_geometry"] = geometry.to_dict()
+    return document
 
 
 def load_torchscript(path: Path) -> tuple[torch.jit.ScriptModule, ModelInfo]:
@@ -259,7 +263,7 @@ def _onnx_bytes(
             )
             proto = onnx.load(str(raw))
         onnx.helper.set_model_props(
-            proto, {FORMAT_KEY: EXPORT_FORMAT, METADATA_KEY: json.dumps(dict(metadata))}
+            proto, {FORMAT_KEY: EXPORT_FORMAT, METADATA_KEY: to_json(dict(metadata), indent=None)}
         )
         proto.doc_string = "camtool: images -> logits, class activation maps"
         onnx.checker.check_model(proto)
@@ -276,7 +280,9 @@ def _torchscript_bytes(graph: CamGraph, sample: Tensor, metadata: Mapping[str, A
             warnings.simplefilter("ignore")
             traced = torch.jit.trace(graph, (sample,), check_trace=False)
             torch.jit.save(
-                traced, buffer, _extra_files={TORCHSCRIPT_METADATA: json.dumps(dict(metadata))}
+                traced,
+                buffer,
+                _extra_files={TORCHSCRIPT_METADATA: to_json(dict(metadata), indent=None)},
             )
     except Exception as exc:  # tracing raises many kinds; all mean the same to the user
         raise CamtoolError(f"cannot export the model to TorchScript: {_first_line(exc)}") from None
@@ -359,23 +365,27 @@ def export_model(
     fmt: str = "onnx",
     output: Path | None = None,
     opset: int | None = None,
+    arch: str | None = None,
     on_progress: Callable[[str], None] | None = None,
 ) -> ExportReport:
     """Export a checkpoint's model as one graph ``images -> (logits, cams)`` and check the file.
 
     Args:
-        checkpoint: a camtool checkpoint (or a plain ResNet state dict).
+        checkpoint: a camtool checkpoint (or a plain torchvision state dict of any arch
+            camtool accepts, see :mod:`camtool.core.archs`).
         fmt: ``"onnx"`` or ``"torchscript"``.
         output: the file to write; default :func:`default_output`.
         opset: ONNX opset, :data:`MIN_OPSET` .. :data:`MAX_OPSET` (default
             :data:`DEFAULT_OPSET`); ONNX only.
+        arch: the arch of a plain state dict (``None``: recognised from its tensors).
         on_progress: called with a short message before each step.
 
     Returns:
         The report of a file that passed its check.
 
     Raises:
-        ConfigError: unknown format, opset out of range or given for TorchScript.
+        ConfigError: unknown format, opset out of range or given for TorchScript, unknown or
+            refused arch.
         ExportCheckError: the written file does not reproduce the model (nothing is left at
             ``output``); the exception carries the report.
         CamtoolError: the checkpoint cannot be loaded or exported, or the file cannot be written.
@@ -391,7 +401,7 @@ def export_model(
     notify = on_progress or (lambda _message: None)
     checkpoint = Path(checkpoint)
     target = Path(output) if output is not None else default_output(checkpoint, fmt)
-    loaded = load_checkpoint(checkpoint)
+    loaded = load_checkpoint(checkpoint, arch=arch)
     _prepare_output(target, checkpoint)
     graph = CamGraph(loaded.model.cpu()).eval()
     metadata = metadata_document(loaded)

@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 import io
-import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from camtool.fsutil import atomic_write_text
+from camtool.textio import to_json
 
 __all__ = ["curves_png", "write_metrics"]
 
 
 def write_metrics(path: Path, history: Sequence[Mapping[str, Any]]) -> None:
     """Write ``history`` to ``path`` atomically, one JSON object per line (``metrics.jsonl``)."""
-    lines = "".join(json.dumps(dict(h), allow_nan=True) + "\n" for h in history)
+    lines = "".join(to_json(dict(h), indent=None) + "\n" for h in history)
     atomic_write_text(path, lines)
 
 

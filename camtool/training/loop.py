@@ -178,12 +178,14 @@ class Evaluation:
         accuracy: fraction of images classified right.
         images: images evaluated.
         skipped: unreadable images left out.
+        skipped_files: ``{"path", "error"}`` of each of them.
     """
 
     loss: float
     accuracy: float
     images: int
     skipped: int
+    skipped_files: list[dict[str, str]] = field(default_factory=list)
 
 
 def evaluate(
@@ -198,11 +200,15 @@ def evaluate(
     Raises:
         CamtoolError: the loader yielded no readable image.
     """
-    sums = _eval_sums(model, loader, device, amp_dtype=amp_dtype, channels_last=False)
+    named: dict[str, str] = {}
+    sums = _eval_sums(
+        model, loader, device, amp_dtype=amp_dtype, channels_last=False, skipped_into=named
+    )
     loss_sum, correct, count, skipped = (float(v) for v in sums.tolist())
     if count == 0:
         raise CamtoolError("no readable image to evaluate")
-    return Evaluation(loss_sum / count, correct / count, int(count), int(skipped))
+    files = [{"path": p, "error": e} for p, e in named.items()]
+    return Evaluation(loss_sum / count, correct / count, int(count), int(skipped), files)
 
 
 def _eval_sums(
@@ -213,15 +219,21 @@ def _eval_sums(
     amp_dtype: torch.dtype | None,
     channels_last: bool,
     should_stop: Any = None,
+    skipped_into: dict[str, str] | None = None,
 ) -> Tensor:
-    """``[loss sum, hits, images, skipped]`` of ``model`` over ``loader`` (float64, on device)."""
+    """``[loss sum, hits, images, skipped]`` of ``model`` over ``loader`` (float64, on device).
+
+    The unreadable images met are added to ``skipped_into`` (path -> reason), if given.
+    """
     was_training = model.training
     model.eval()
     sums = torch.zeros(4, dtype=torch.float64, device=device)
     try:
         with torch.inference_mode():
             for images, labels, skipped in loader:
-                sums[3] += skipped
+                sums[3] += len(skipped)
+                if skipped_into is not None:
+                    skipped_into.update((s.path, s.error) for s in skipped)
                 if labels.numel():
                     images, labels = _to_device(images, labels, device, channels_last)
                     with _autocast(device, amp_dtype):
@@ -416,6 +428,7 @@ class _Trainer:
         self.clean = True
         self.numbered: list[Path] = []
         self._live_sums: Tensor | None = None
+        self.skipped: dict[str, str] = {}  #: unreadable images met by this process: path -> why
         if resume is None:
             _prepare_fresh_dir(self.directory, overwrite)
         self._build_data(crop_scale)
@@ -436,6 +449,7 @@ class _Trainer:
             data.val_size,
             seed=seed,
             crop_scale=crop_scale,
+            max_pixels=self.settings.cam.max_pixels,
         )
         self.class_names = list(splits.class_names)
         wanted = self.settings.model.num_classes
@@ -488,11 +502,11 @@ class _Trainer:
                     f"cannot resume: the checkpoint's classes ({', '.join(payload.class_names)}) "
                     f"differ from the dataset's ({', '.join(self.class_names)})"
                 )
-            if (model.arch, model.output_stride) != (spec.arch, spec.output_stride):
+            stride = model.output_stride if spec.output_stride is None else spec.output_stride
+            if (model.arch, model.output_stride) != (spec.arch, stride):
                 raise ConfigError(
                     f"cannot resume: the checkpoint holds a {model.arch} (output stride "
-                    f"{model.output_stride}), the settings ask for {spec.arch} "
-                    f"({spec.output_stride})"
+                    f"{model.output_stride}), the settings ask for {spec.arch} ({stride})"
                 )
         self.channels_last = self.device.type == "cuda"
         model = model.to(self.device)
@@ -656,6 +670,7 @@ class _Trainer:
             amp_dtype=self.amp_dtype,
             channels_last=self.channels_last,
             should_stop=lambda: self.stop_requested,
+            skipped_into=self.skipped,
         )
         self._end_epoch(epoch, val)
 
@@ -671,7 +686,7 @@ class _Trainer:
         log_every = self.cfg.log_every
         self.net.train()
         started = time.perf_counter()
-        for images, labels, n_skipped in self.train_loader:
+        for images, labels, unreadable in self.train_loader:
             self.clean = False
             loss, correct = self._step(images, labels)
             n = labels.numel()
@@ -680,7 +695,8 @@ class _Trainer:
             session_images += n
             elapsed = time.perf_counter() - started
             partial["count"] += n
-            partial["skipped"] += n_skipped
+            partial["skipped"] += len(unreadable)
+            self.skipped.update((s.path, s.error) for s in unreadable)
             partial["train_seconds"] = seconds_before + elapsed
             self.state.batch += 1
             self.clean = True
@@ -836,6 +852,7 @@ class _Trainer:
             world_size=self.ctx.world_size,
             rank=self.ctx.rank,
             resumed_from=self.resumed_from,
+            skipped=[{"path": p, "error": e} for p, e in sorted(self.skipped.items())],
         )
 
 

@@ -3,7 +3,7 @@ result."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -165,6 +165,7 @@ class TrainResult:
         world_size: processes that trained together.
         rank: this process's rank; only rank 0 wrote files.
         resumed_from: the checkpoint resumed, if any.
+        skipped: ``{"path", "error"}`` of every unreadable image this process met (each once).
     """
 
     best_val_acc: float
@@ -187,6 +188,7 @@ class TrainResult:
     world_size: int = 1
     rank: int = 0
     resumed_from: Path | None = None
+    skipped: list[dict[str, str]] = field(default_factory=list)
 
     @property
     def is_main(self) -> bool:
@@ -218,6 +220,7 @@ class TrainResult:
             "world_size": self.world_size,
             "resumed_from": _str_or_none(self.resumed_from),
             "history": [asdict(m) for m in self.history],
+            "skipped": list(self.skipped),
         }
 
 

@@ -1,0 +1,271 @@
+"""Taking a classifier apart for CAM: its trunk (image -> feature map) and its one linear layer.
+
+:mod:`camtool.core.archs` says which families are accepted and why; this module holds, per
+family, the names of the torchvision submodules that make the trunk (in forward order), the path
+of the linear layer, and where the last stride-2 stage is found for ``output_stride = 16``. The
+torchvision model itself is kept: its own ``forward`` is the reference the invariant gate checks
+the maps against (:func:`camtool.core.model.check_cam_invariant`).
+
+A ``timm:<name>`` arch is taken apart with timm's own API: ``forward_features`` is the trunk and
+``get_classifier()`` the linear layer; timm builds ``output_stride = 16`` itself (with dilation).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any
+
+import torchvision
+from torch import Tensor, nn
+
+from camtool.core.archs import TIMM_PREFIX, arch_problem, family_of
+from camtool.core.imagenet import IMAGENET_MEAN, IMAGENET_STD
+from camtool.errors import CamtoolError, ConfigError
+
+__all__ = ["LAYOUTS", "Layout", "Parts", "TransformInput", "build_parts", "unstride"]
+
+_GOOGLENET_TRUNK = [
+    "conv1",
+    "maxpool1",
+    "conv2",
+    "conv3",
+    "maxpool2",
+    "inception3a",
+    "inception3b",
+    "maxpool3",
+    "inception4a",
+    "inception4b",
+    "inception4c",
+    "inception4d",
+    "inception4e",
+    "maxpool4",
+    "inception5a",
+    "inception5b",
+]
+_INCEPTION_TRUNK = [
+    "Conv2d_1a_3x3",
+    "Conv2d_2a_3x3",
+    "Conv2d_2b_3x3",
+    "maxpool1",
+    "Conv2d_3b_1x1",
+    "Conv2d_4a_3x3",
+    "maxpool2",
+    "Mixed_5b",
+    "Mixed_5c",
+    "Mixed_5d",
+    "Mixed_6a",
+    "Mixed_6b",
+    "Mixed_6c",
+    "Mixed_6d",
+    "Mixed_6e",
+    "Mixed_7a",
+    "Mixed_7b",
+    "Mixed_7c",
+]
+_NO_AUX = {"aux_logits": False, "transform_input": True, "init_weights": True}
+
+
+@dataclass(frozen=True)
+class Layout:
+    """How one torchvision family is taken apart (read from ``torchvision/models/<family>.py``).
+
+    Attributes:
+        trunk: child module names, in forward order, from the image to the last feature map.
+        linear: path of the linear layer (SqueezeNet: of its 1x1 convolution).
+        stride_stage: where the last stride-2 stage is looked for: a container's path, or ``""``
+            for the trunk's own children.
+        ignored: state-dict key prefixes of parts camtool does not build (auxiliary heads).
+        build_kwargs: passed to torchvision's builder.
+        transform_input: GoogLeNet/Inception's input rescaling runs first.
+        relu_after: a ReLU follows the trunk before the pooling (DenseNet).
+        conv_head: the head is a 1x1 convolution + ReLU before the pooling (SqueezeNet).
+    """
+
+    trunk: tuple[str, ...]
+    linear: str
+    stride_stage: str
+    ignored: tuple[str, ...] = ()
+    build_kwargs: dict[str, Any] = field(default_factory=dict)
+    transform_input: bool = False
+    relu_after: bool = False
+    conv_head: bool = False
+
+
+LAYOUTS: dict[str, Layout] = {
+    "resnet": Layout(
+        ("conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4"), "fc", ""
+    ),
+    "densenet": Layout(("features",), "classifier", "features", relu_after=True),
+    "efficientnet": Layout(("features",), "classifier.1", "features"),
+    "mobilenet_v2": Layout(("features",), "classifier.1", "features"),
+    "mnasnet": Layout(("layers",), "classifier.1", "layers"),
+    "regnet": Layout(("stem", "trunk_output"), "fc", "trunk_output"),
+    "shufflenet_v2": Layout(("conv1", "maxpool", "stage2", "stage3", "stage4", "conv5"), "fc", ""),
+    "googlenet": Layout(
+        tuple(_GOOGLENET_TRUNK), "fc", "", ("aux1.", "aux2."), _NO_AUX, transform_input=True
+    ),
+    "inception_v3": Layout(
+        tuple(_INCEPTION_TRUNK), "fc", "", ("AuxLogits.",), _NO_AUX, transform_input=True
+    ),
+    "squeezenet": Layout(("features",), "classifier.1", "features", conv_head=True),
+}
+
+
+class TransformInput(nn.Module):
+    """GoogLeNet's and Inception v3's ``transform_input``: ImageNet normalisation -> theirs.
+
+    Per channel ``c``: ``y = x * std_c / 0.5 + (mean_c - 0.5) / 0.5``, i.e. undo the ImageNet
+    normalisation and apply ``(v - 0.5) / 0.5`` (torchvision ``googlenet.py``, ``inception.py``).
+    """
+
+    def forward(self, x: Tensor) -> Tensor:
+        """``(N, 3, H, W) -> (N, 3, H, W)``, on ``x``'s device and dtype (no buffers to move)."""
+        std = x.new_tensor(IMAGENET_STD).view(1, 3, 1, 1)
+        mean = x.new_tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
+        return x * (std / 0.5) + (mean - 0.5) / 0.5
+
+
+class _TimmFeatures(nn.Module):
+    """A timm model's ``forward_features``: the unpooled feature map ``(N, K, h, w)``."""
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net.forward_features(x)  # type: ignore[operator,no-any-return]
+
+
+@dataclass
+class Parts:
+    """A classifier taken apart. ``trunk`` and ``net`` share their modules.
+
+    Attributes:
+        net: the whole classifier (torchvision's or timm's); its ``forward`` gives the logits.
+        trunk: image ``(N, 3, H, W)`` -> last feature map ``(N, K, h, w)``.
+        linear: path in ``net`` of the linear layer (or SqueezeNet's 1x1 convolution).
+        conv_head: the map is ReLU(1x1 conv) and the logit its mean, with no bias added.
+        output_stride: the trunk's total stride.
+        ignored: state-dict key prefixes of torchvision files that camtool does not build.
+        min_size: the smallest square input the trunk accepts, in pixels.
+    """
+
+    net: nn.Module
+    trunk: nn.Module
+    linear: str
+    conv_head: bool
+    output_stride: int
+    ignored: tuple[str, ...] = ()
+    min_size: int = 32
+
+
+def unstride(stage: nn.Module) -> None:
+    """Set every stride-2 layer inside ``stage`` to stride 1 (the resolution is kept).
+
+    Convolutions keep their kernel and padding (all these use "same" padding). A pooling layer
+    whose kernel equals its stride (non-overlapping, e.g. DenseNet's 2x2 average pooling) becomes
+    the identity (kernel 1); an overlapping one (3x3, padding 1) keeps its kernel.
+    """
+    for module in stage.modules():
+        if isinstance(module, nn.Conv2d) and module.stride == (2, 2):
+            module.stride = (1, 1)
+        elif isinstance(module, (nn.MaxPool2d, nn.AvgPool2d)) and module.stride in (2, (2, 2)):
+            if module.kernel_size in (2, (2, 2)):
+                module.kernel_size, module.padding = 1, 0
+            module.stride = 1
+
+
+def _strided(module: nn.Module) -> bool:
+    for sub in module.modules():
+        if isinstance(sub, nn.Conv2d) and sub.stride == (2, 2):
+            return True
+        if isinstance(sub, (nn.MaxPool2d, nn.AvgPool2d)) and sub.stride in (2, (2, 2)):
+            return True
+    return False
+
+
+def _last_strided_stage(net: nn.Module, layout: Layout) -> nn.Module:
+    """The last child of ``layout.stride_stage`` (or of the trunk) that holds a stride-2 layer."""
+    if layout.stride_stage:
+        children = list(net.get_submodule(layout.stride_stage).children())
+    else:
+        children = [net.get_submodule(name) for name in layout.trunk]
+    return [child for child in children if _strided(child)][-1]
+
+
+def _torchvision_parts(arch: str, num_classes: int, output_stride: int | None) -> Parts:
+    family = family_of(arch)
+    assert family is not None
+    layout = LAYOUTS[family.name]
+    stride = family.strides[0] if output_stride is None else output_stride
+    net = torchvision.models.get_model(
+        arch, weights=None, num_classes=num_classes, **layout.build_kwargs
+    )
+    if stride != family.strides[0]:
+        unstride(_last_strided_stage(net, layout))
+    steps: list[tuple[str, nn.Module]] = []
+    if layout.transform_input:
+        steps.append(("transform_input", TransformInput()))
+    steps += [(name, net.get_submodule(name)) for name in layout.trunk]
+    if layout.relu_after:
+        steps.append(("relu", nn.ReLU()))
+    trunk = nn.Sequential(OrderedDict(steps))
+    return Parts(
+        net, trunk, layout.linear, layout.conv_head, stride, layout.ignored, family.min_size
+    )
+
+
+def _timm_parts(name: str, num_classes: int, output_stride: int | None) -> Parts:
+    try:
+        import timm
+    except ImportError:
+        raise CamtoolError(
+            f"model.arch {TIMM_PREFIX}{name} needs timm: pip install 'camtool[timm]'"
+        ) from None
+    kwargs: dict[str, Any] = {"pretrained": False, "num_classes": num_classes}
+    if output_stride not in (None, 32):
+        kwargs["output_stride"] = output_stride
+    try:
+        net = timm.create_model(name, **kwargs)
+    except Exception as exc:  # timm raises many kinds for unknown names and unsupported strides
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CamtoolError(f"timm cannot build {name!r} ({first})") from None
+    own = [n for n, _ in net.named_parameters(recurse=False)]
+    own += [n for n, _ in net.named_buffers(recurse=False)]
+    if own:
+        raise CamtoolError(
+            f"{TIMM_PREFIX}{name} keeps tensors outside its submodules ({', '.join(own[:3])}); "
+            "camtool takes only convolutional timm models whose weights all sit in submodules"
+        )
+    getter = getattr(net, "get_classifier", None)
+    classifier = getter() if callable(getter) else None
+    path = next((p for p, m in net.named_modules() if m is classifier and p), None)
+    if not isinstance(classifier, nn.Linear) or path is None:
+        raise CamtoolError(
+            f"{TIMM_PREFIX}{name} cannot give class activation maps: its classifier is "
+            f"{type(classifier).__name__}, not one linear layer"
+        )
+    info = getattr(net, "feature_info", None)
+    reduction = info[-1].get("reduction", 32) if isinstance(info, list) and info else 32
+    stride = int(output_stride or reduction)
+    return Parts(net, _TimmFeatures(net), path, False, stride)
+
+
+def build_parts(arch: str, num_classes: int, output_stride: int | None = None) -> Parts:
+    """Build ``arch`` with random weights and take it apart.
+
+    Args:
+        arch: a torchvision name from :data:`camtool.core.archs.ARCHS` or ``timm:<name>``.
+        num_classes: outputs of the linear layer.
+        output_stride: 32 or 16; ``None`` for the arch's own (32, SqueezeNet 16).
+
+    Raises:
+        CamtoolError: a refused or unknown arch, or a stride it cannot have (one line).
+    """
+    problem = arch_problem(arch, output_stride)
+    if problem is not None:
+        raise ConfigError(problem)
+    if arch.startswith(TIMM_PREFIX):
+        return _timm_parts(arch[len(TIMM_PREFIX) :].strip(), num_classes, output_stride)
+    return _torchvision_parts(arch, num_classes, output_stride)

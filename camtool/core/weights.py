@@ -1,0 +1,103 @@
+"""Reading weight files safely, and the checks every set of weights passes before it is used.
+
+Shared by :mod:`camtool.core.checkpoint` (``--model``) and :mod:`camtool.core.model` (the cached
+ImageNet weights), so a bad file gets the same one-line error wherever it comes from.
+"""
+
+from __future__ import annotations
+
+import pickle
+import warnings
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from camtool.errors import CamtoolError
+
+__all__ = ["BN_COUNTER", "check_finite", "fill_bn_counters", "read_weights"]
+
+#: BatchNorm's step counter: a buffer older PyTorch versions did not save (PyTorch < 0.4.1).
+BN_COUNTER = "num_batches_tracked"
+
+_REASON_CHARS = 120
+
+
+def _short(exc: BaseException) -> str:
+    """The first sentence of an error, at most :data:`_REASON_CHARS` characters."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    first = text.split(". ")[0]
+    return first if len(first) <= _REASON_CHARS else first[: _REASON_CHARS - 3] + "..."
+
+
+def read_weights(path: Path, *, hint: str = "") -> Any:
+    """``torch.load`` a weights file with ``weights_only=True``, any failure as one line.
+
+    Args:
+        path: the file.
+        hint: appended to every error (e.g. how to replace a bad cached file).
+
+    Returns:
+        What the file holds (a dict of tensors, a camtool checkpoint ...).
+
+    Raises:
+        CamtoolError: missing, empty, not a PyTorch file (text, a foreign zip, truncated), or
+            one that would need to run code to load; the message names ``path``.
+    """
+    path = Path(path)
+    tail = f"; {hint}" if hint else ""
+    if not path.is_file():
+        raise CamtoolError(f"checkpoint not found: {path}{tail}")
+    if path.stat().st_size == 0:
+        raise CamtoolError(f"{path} is an empty file, not a PyTorch checkpoint{tail}")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        raise CamtoolError(
+            f"refusing to load {path}: it is not a plain weights file (loading it would need to"
+            f" run code from it, or it is not a checkpoint at all){tail}"
+        ) from None
+    except MemoryError:
+        raise CamtoolError(
+            f"{path} is not a readable PyTorch checkpoint (bad sizes){tail}"
+        ) from None
+    except Exception as exc:  # torch's readers raise many kinds on foreign or damaged files
+        raise CamtoolError(
+            f"{path} is not a readable PyTorch checkpoint ({_short(exc)}){tail}"
+        ) from None
+
+
+def fill_bn_counters(
+    state: Mapping[str, Tensor], wanted: Mapping[str, Tensor]
+) -> dict[str, Tensor]:
+    """``state`` with the BatchNorm counters that ``wanted`` has and ``state`` lacks added as 0.
+
+    Older PyTorch saved BatchNorm without ``num_batches_tracked``; torchvision loads such files
+    the same way. The counter only matters for ``momentum=None`` (cumulative averages), which
+    ResNets do not use.
+    """
+    filled = dict(state)
+    for key, value in wanted.items():
+        if key.rsplit(".", 1)[-1] == BN_COUNTER and key not in filled:
+            filled[key] = torch.zeros_like(value, device="cpu")
+    return filled
+
+
+def check_finite(state: Mapping[str, Tensor], source: str) -> None:
+    """Refuse weights holding NaN or infinity (they give NaN probabilities and blank maps).
+
+    Raises:
+        CamtoolError: naming ``source``, the first offending tensor and how many values.
+    """
+    for key, value in state.items():
+        if isinstance(value, Tensor) and value.is_floating_point():
+            bad = int((~torch.isfinite(value)).sum())
+            if bad:
+                raise CamtoolError(
+                    f"{source} holds non-finite weights: {bad} NaN or infinite value(s) in {key}"
+                    " (a diverged or damaged training run); use an earlier checkpoint"
+                )

@@ -1,0 +1,139 @@
+"""One way to read text inputs and one way to write JSON, shared by every command.
+
+Text (settings TOML, box CSV files, path lists on stdin) is read the way editors write it:
+UTF-8, with or without a byte-order mark (Windows editors add one), or UTF-16 when it starts
+with a UTF-16 byte-order mark. Anything else that is not valid UTF-8 is refused in one line
+naming the source, instead of being read as garbage.
+
+JSON (every ``--json`` document and every JSON file camtool writes: ``metrics.json``,
+``metrics.jsonl``, ``manifest.jsonl``, the download marker, export metadata) goes through
+:func:`to_json`. JSON has no NaN or infinity, and writing them (as Python's ``json`` does by
+default) yields a file other tools refuse. The rule here: **a non-finite float is written as
+``null``** (a value that could not be computed), so a diverged training loss still leaves a
+readable ``metrics.jsonl``. Paths and other unknown objects are written as strings, numpy
+scalars and arrays as numbers and lists.
+"""
+
+from __future__ import annotations
+
+import codecs
+import json
+import math
+import os
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from camtool.errors import InputError
+from camtool.fsutil import atomic_write_text
+
+__all__ = ["decode_text", "finite_or_none", "path_lines", "read_text", "to_json", "write_json"]
+
+_UTF16_BOMS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
+
+
+def decode_text(data: bytes, source: str) -> str:
+    """Decode the bytes of a text input: UTF-8 (a leading BOM dropped) or BOM-marked UTF-16.
+
+    Args:
+        data: the raw bytes.
+        source: what they are, for the error message (a path, ``"stdin"``).
+
+    Returns:
+        The text, without any byte-order mark.
+
+    Raises:
+        InputError: the bytes are not UTF-8 (nor UTF-16 with a BOM); the message names
+            ``source`` and the offset of the first bad byte.
+    """
+    try:
+        if data.startswith(_UTF16_BOMS):
+            return data.decode("utf-16")
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise InputError(
+            f"{source}: cannot read text: not UTF-8 (bad byte at offset {exc.start});"
+            " save it as UTF-8"
+        ) from None
+
+
+def read_text(path: Path) -> str:
+    """Read a whole text file with :func:`decode_text`.
+
+    Raises:
+        InputError: the file is missing, unreadable or in an encoding camtool cannot read.
+    """
+    try:
+        data = Path(path).read_bytes()
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise InputError(f"{path}: is a folder, not a file") from None
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    return decode_text(data, str(path))
+
+
+def path_lines(chunks: Iterable[bytes | str], source: str) -> Iterator[str]:
+    """Paths from a list, one per line (e.g. stdin), line ends removed, blank lines dropped.
+
+    A UTF-8 byte-order mark at the very start is dropped. File names are bytes on POSIX and
+    need not be UTF-8, so other bytes are kept as the file system encoding decodes them
+    (:func:`os.fsdecode`). A list in UTF-16 (a BOM or NUL bytes) is refused.
+
+    Raises:
+        InputError: the list is UTF-16 or holds NUL bytes (naming ``source`` and the line).
+    """
+    for number, raw in enumerate(chunks, 1):
+        line = raw.encode("utf-8", "surrogateescape") if isinstance(raw, str) else raw
+        if number == 1 and line.startswith(_UTF16_BOMS):
+            raise InputError(f"{source}: the path list is UTF-16 text; give it as UTF-8")
+        if number == 1 and line.startswith(codecs.BOM_UTF8):
+            line = line[len(codecs.BOM_UTF8) :]
+        if b"\0" in line:
+            raise InputError(f"{source}: line {number} holds a NUL byte; give one path per line")
+        text = os.fsdecode(line).rstrip("\r\n")
+        if text:
+            yield text
+
+
+def finite_or_none(value: float) -> float | None:
+    """``value``, or ``None`` when it is NaN or infinite (the JSON rule of this module)."""
+    return value if math.isfinite(value) else None
+
+
+def _plain(value: Any) -> Any:
+    """``value`` made of JSON types only, non-finite floats replaced by ``None``."""
+    if isinstance(value, bool) or value is None or isinstance(value, (str, int)):
+        return value
+    if isinstance(value, float):
+        return finite_or_none(value)
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [_plain(v) for v in value]
+    tolist = getattr(value, "tolist", None)  # numpy scalars and arrays, torch tensors
+    if callable(tolist):
+        return _plain(tolist())
+    return str(value)
+
+
+def to_json(document: Any, *, indent: int | None = 2, ensure_ascii: bool = True) -> str:
+    """Serialise ``document`` as strict JSON (never NaN or Infinity; see the module docstring).
+
+    Args:
+        document: dicts, lists, strings, numbers, booleans, ``None``; numpy values, paths and
+            other objects are converted (numbers and lists; strings).
+        indent: spaces per level, or ``None`` for one line.
+        ensure_ascii: escape non-ASCII characters.
+
+    Returns:
+        The JSON text, without a trailing newline.
+    """
+    return json.dumps(_plain(document), indent=indent, ensure_ascii=ensure_ascii, allow_nan=False)
+
+
+def write_json(path: Path, document: Any) -> Path:
+    """Write ``document`` (see :func:`to_json`) to ``path`` atomically, with a final newline."""
+    atomic_write_text(Path(path), to_json(document) + "\n")
+    return Path(path)
