@@ -11,10 +11,14 @@ __all__ = [
     "EXIT_INTERRUPTED",
     "EXIT_OK",
     "EXIT_PARTIAL",
+    "EXIT_TERMINATED",
     "EXIT_USAGE",
     "CamtoolError",
     "ConfigError",
     "InputError",
+    "Interrupted",
+    "interrupt_exit_code",
+    "interrupt_word",
 ]
 
 EXIT_OK = 0
@@ -22,6 +26,11 @@ EXIT_FAILURE = 1
 EXIT_USAGE = 2
 EXIT_PARTIAL = 3
 EXIT_INTERRUPTED = 130
+"""Ctrl-C (SIGINT): 128 + 2, the shell's convention."""
+EXIT_TERMINATED = 143
+"""SIGTERM (``kill``, Slurm, Kubernetes, systemd): 128 + 15."""
+
+_SIGINT, _SIGTERM = 2, 15
 
 
 class CamtoolError(Exception):
@@ -52,3 +61,40 @@ class ConfigError(CamtoolError):
 
 class InputError(CamtoolError):
     """One input (an image, a box file, an archive) that cannot be used."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """A signal that stops a run the way Ctrl-C does (SIGTERM raises it in the main thread).
+
+    It is a :class:`KeyboardInterrupt`, so every ``except KeyboardInterrupt`` that cleans up
+    after Ctrl-C cleans up after ``kill`` too.
+
+    Args:
+        signum: the signal received (``signal.SIGTERM`` is 15).
+    """
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = int(signum)
+
+
+def interrupt_exit_code(exc: BaseException | int | None) -> int:
+    """The exit code of a run stopped by ``exc`` (or by signal number ``exc``): 128 + signal.
+
+    Ctrl-C (a plain :class:`KeyboardInterrupt`, or ``None``) is 130, SIGTERM 143.
+    """
+    if isinstance(exc, Interrupted):
+        exc = exc.signum
+    if isinstance(exc, int) and not isinstance(exc, bool) and exc > 0:
+        return 128 + exc
+    return EXIT_INTERRUPTED
+
+
+def interrupt_word(exc: BaseException | int | None) -> str:
+    """``"interrupted"`` for Ctrl-C, ``"terminated (SIGTERM)"`` for SIGTERM, for messages."""
+    signum = exc.signum if isinstance(exc, Interrupted) else exc
+    if signum == _SIGTERM:
+        return "terminated (SIGTERM)"
+    if isinstance(signum, int) and not isinstance(signum, bool) and signum not in (0, _SIGINT):
+        return f"stopped by signal {signum}"
+    return "interrupted"

@@ -32,7 +32,7 @@ from camtool.core.checkpoint import save_checkpoint
 from camtool.core.maps import explain_batch
 from camtool.core.runner import ModelInfo
 from camtool.core.upsample import CellGeometry, resnet_geometry
-from camtool.errors import EXIT_INTERRUPTED, CamtoolError, ConfigError
+from camtool.errors import EXIT_INTERRUPTED, EXIT_TERMINATED, CamtoolError, ConfigError
 from camtool.explain.files import CamOptions, map_paths, write_maps
 from camtool.settings import load_settings
 
@@ -424,7 +424,7 @@ def test_sigterm_stops_cleanly(tmp_path: Path, model_file: Path) -> None:
         time.sleep(0.05)
     proc.send_signal(signal.SIGTERM)
     stdout, stderr = proc.communicate(timeout=60)
-    assert proc.returncode == EXIT_INTERRUPTED, stderr
+    assert proc.returncode == EXIT_TERMINATED, stderr
     lines = stderr.decode().strip().splitlines()
     assert len(lines) == 1 and "interrupted" in lines[0], lines
     assert stdout == b""

@@ -334,9 +334,10 @@ def test_moved_project_still_finds_its_data(
 
 
 def test_training_records_the_data_folder_absolute() -> None:
-    from camtool.training.loop import _absolute_data_dir
+    from camtool.settings import load_settings
+    from camtool.training.checkpoints import stored_settings
 
-    stored = _absolute_data_dir({"dataset": {"data_dir": "data"}, "model": {}})
+    stored = stored_settings(load_settings(None, {"dataset": {"data_dir": "data"}}))
     assert stored["dataset"]["data_dir"] == str(Path("data").absolute())
 
 

@@ -19,7 +19,7 @@ LAYERS: tuple[frozenset[str], ...] = (
     frozenset({"data"}),
     frozenset({"settings", "choices"}),
     frozenset({"core"}),
-    frozenset({"errors", "fsutil", "rounding", "textio", "_lazy", "__init__"}),
+    frozenset({"errors", "fsutil", "process", "rounding", "textio", "_lazy", "__init__"}),
 )
 
 

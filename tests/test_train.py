@@ -28,17 +28,17 @@ from camtool.data.synthetic import make_shapes_dataset
 from camtool.errors import EXIT_INTERRUPTED, CamtoolError, ConfigError
 from camtool.settings import Settings, TrainingSettings, load_settings
 from camtool.training import loop as train_module
-from camtool.training.loop import (
+from camtool.training.checkpoints import (
     BEST_FILE,
     CURVES_FILE,
     LAST_FILE,
     METRICS_FILE,
-    BatchProgress,
-    SilentObserver,
-    build_optimizer,
-    build_scheduler,
-    train,
+    prepare_fresh_dir,
 )
+from camtool.training.loop import train
+from camtool.training.optim import build_optimizer, build_scheduler
+from camtool.training.reproducibility import EpochSampler, SeededItems, rng_state, set_rng_state
+from camtool.training.types import BatchProgress, SilentObserver
 
 runner = CliRunner()
 CLASSES = ("circle", "square")
@@ -178,12 +178,12 @@ def test_rng_state_survives_a_weights_only_round_trip(tmp_path: Path) -> None:
     random.seed(5)
     np.random.seed(5)
     torch.manual_seed(5)
-    torch.save(train_module._rng_state(), tmp_path / "rng.pt")
+    torch.save(rng_state(), tmp_path / "rng.pt")
     expected = (random.random(), float(np.random.rand()), float(torch.rand(())))
     random.seed(9)
     np.random.seed(9)
     torch.manual_seed(9)
-    train_module._set_rng_state(torch.load(tmp_path / "rng.pt", weights_only=True))
+    set_rng_state(torch.load(tmp_path / "rng.pt", weights_only=True))
     assert (random.random(), float(np.random.rand()), float(torch.rand(()))) == expected
 
 
@@ -200,7 +200,7 @@ def test_epoch_order_depends_only_on_seed_and_epoch() -> None:
         inner: DistributedSampler[Any] = DistributedSampler(
             Numbers(), num_replicas=1, rank=0, shuffle=True, seed=seed
         )
-        sampler = train_module._EpochSampler(inner, batch_size=4)
+        sampler = EpochSampler(inner, batch_size=4)
         sampler.set_epoch(epoch, skip)
         assert len(sampler) == 8 - skip  # whole batches only: 10 -> 8
         return list(sampler)
@@ -212,7 +212,7 @@ def test_epoch_order_depends_only_on_seed_and_epoch() -> None:
 
 
 def test_augmentation_is_seeded_per_image_and_epoch() -> None:
-    items = train_module._SeededItems(Numbers(), seed=3)
+    items = SeededItems(Numbers(), seed=3)
     torch.manual_seed(0)
     before = torch.random.get_rng_state()
     a = items[(1, 2)][0]
@@ -225,14 +225,14 @@ def test_augmentation_is_seeded_per_image_and_epoch() -> None:
 def scripted_accuracies(monkeypatch: pytest.MonkeyPatch, accuracies: list[float]) -> None:
     """Make the held-out evaluation report these accuracies, one per epoch (4 images each)."""
     queue: Iterator[float] = iter(accuracies)
-    real = train_module._eval_sums
+    real = train_module.eval_sums
 
     def fake(model: Any, loader: Any, device: torch.device, **kwargs: Any) -> torch.Tensor:
         real(model, loader, device, **kwargs)
         accuracy = next(queue)
         return torch.tensor([4 * (1 - accuracy), 4 * accuracy, 4.0, 0.0], dtype=torch.float64)
 
-    monkeypatch.setattr(train_module, "_eval_sums", fake)
+    monkeypatch.setattr(train_module, "eval_sums", fake)
 
 
 def test_early_stopping_on_held_out_accuracy(
@@ -336,7 +336,7 @@ def test_a_new_run_does_not_overwrite_an_old_one(shapes: Path, straight: Path) -
 def test_overwrite_clears_only_the_old_run_files(tmp_path: Path) -> None:
     for name in (LAST_FILE, BEST_FILE, "epoch_004.pt", METRICS_FILE, "notes.txt"):
         (tmp_path / name).write_text("x")
-    train_module._prepare_fresh_dir(tmp_path, overwrite=True)
+    prepare_fresh_dir(tmp_path, overwrite=True)
     assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]
 
 

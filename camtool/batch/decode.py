@@ -19,6 +19,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from camtool.data.images import ResizeGeometry, load_image, preprocess
 from camtool.errors import CamtoolError
+from camtool.process import worker_init
 
 __all__ = ["Decoded", "ImageFiles", "Sample", "close_samples", "keep_as_is", "open_samples"]
 
@@ -120,6 +121,7 @@ def open_samples(dataset: ImageFiles, workers: int) -> Iterator[Sample]:
         num_workers=workers,
         collate_fn=keep_as_is,
         prefetch_factor=2 if workers else None,
+        worker_init_fn=worker_init,
     )
     return iter(loader)
 

@@ -10,11 +10,8 @@ e.g. ``index.html#class=cat&sort=prob-desc&q=holiday``, and the controls keep th
 
 from __future__ import annotations
 
-import contextlib
 import html
 import math
-import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +20,7 @@ from urllib.parse import quote
 
 from camtool.batch.manifest import STATUSES
 from camtool.errors import CamtoolError, ConfigError, InputError
+from camtool.fsutil import atomic_write_text
 
 __all__ = ["INDEX_NAME", "overlay_href", "write_gallery"]
 
@@ -361,19 +359,8 @@ def _render(
 
 
 def _write_text_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file in the same folder."""
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp_name, 0o644)
-        os.replace(tmp_name, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp_name)
-        raise
+    """Write ``text`` to ``path`` atomically (see :func:`camtool.fsutil.atomic_path`)."""
+    atomic_write_text(path, text)
 
 
 def write_gallery(

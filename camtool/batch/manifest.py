@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import errno
 import io
 import json
 import os
@@ -191,11 +192,32 @@ class ManifestWriter:
                     size = os.fstat(fd).st_size
                     if size and os.pread(fd, 1, size - 1) != b"\n":
                         data = b"\n" + data  # a line cut short by a kill stays on its own
-                    os.write(fd, data)
+                    _write_whole(fd, data, size)
                 finally:
                     os.close(fd)
         except OSError as exc:
             raise CamtoolError(f"cannot write {self.path}: {exc.strerror or exc}") from None
+
+
+def _write_whole(fd: int, data: bytes, size: int) -> None:
+    """Append ``data`` to ``fd`` (whose length is ``size``) completely, or not at all.
+
+    A short write (a disk that filled up) is undone by truncating back to ``size``, so the file
+    stays valid JSON Lines.
+
+    Raises:
+        OSError: the write failed (``ENOSPC`` for a short write).
+    """
+    try:
+        written = os.write(fd, data)
+        while 0 < written < len(data):
+            written += os.write(fd, data[written:])
+        if written < len(data):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.ftruncate(fd, size)
+        raise
 
 
 def _cell(value: Any) -> str:

@@ -48,8 +48,9 @@ from camtool.core.loading import runner_from_settings
 from camtool.core.maps import explain_batch, resolve_class
 from camtool.core.runner import ModelInfo, Runner
 from camtool.data.images import IMAGE_SUFFIXES
-from camtool.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_PARTIAL, CamtoolError, ConfigError
+from camtool.errors import EXIT_OK, EXIT_PARTIAL, CamtoolError, ConfigError, interrupt_exit_code
 from camtool.explain.files import CamOptions, map_paths
+from camtool.fsutil import remove_stale_temps
 from camtool.settings import Settings, write_settings
 
 __all__ = ["FORMATS", "BatchProgress", "BatchReport", "run_batch"]
@@ -338,6 +339,7 @@ def _execute(run: _Run, items: list[InputItem], workers: int, overwrite: bool) -
     out_dir, info = run.writer.out_dir, run.writer.info
     samples: Iterator[Sample] | None = None
     interrupted = False
+    stopped_by: BaseException | None = None
     try:
         if run.on_progress is not None:
             run.on_progress(BatchProgress(0, run.total))
@@ -353,8 +355,8 @@ def _execute(run: _Run, items: list[InputItem], workers: int, overwrite: bool) -
             )
             samples = open_samples(dataset, workers)
             run.pipeline(samples)
-    except KeyboardInterrupt:
-        interrupted = True
+    except KeyboardInterrupt as exc:
+        interrupted, stopped_by = True, exc
     finally:
         try:
             close_samples(samples)
@@ -365,7 +367,7 @@ def _execute(run: _Run, items: list[InputItem], workers: int, overwrite: bool) -
         raise CamtoolError(
             f"interrupted after {run.done} of {run.total} inputs; the manifest is saved in "
             f"{out_dir}, run the same command again to finish",
-            exit_code=EXIT_INTERRUPTED,
+            exit_code=interrupt_exit_code(stopped_by),
         )
 
 
@@ -386,6 +388,7 @@ def _settings_file(out_dir: Path, settings: Settings) -> Path:
     """
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
+        remove_stale_temps(out_dir, recursive=True)  # of runs killed before
         return write_settings(out_dir, settings)
     except OSError as exc:
         raise CamtoolError(f"cannot write to {out_dir}: {exc.strerror or exc}") from None

@@ -13,7 +13,14 @@ from typer._click.exceptions import (  # typer vendors click and re-exports only
 from typer.core import TyperArgument, TyperCommand, TyperGroup
 
 from camtool import __version__
-from camtool.errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_USAGE, CamtoolError
+from camtool.errors import (
+    EXIT_FAILURE,
+    EXIT_USAGE,
+    CamtoolError,
+    interrupt_exit_code,
+    interrupt_word,
+)
+from camtool.process import sigterm_as_interrupt
 
 __all__ = ["COMMAND_ORDER", "CamtoolCommand", "app", "fail"]
 
@@ -100,8 +107,9 @@ class CamtoolGroup(TyperGroup):
     """Runs a sub-command and turns whatever it raises into one line on stderr and an exit code.
 
     Usage errors (an unknown option, a value not among the choices) become one line and exit
-    code 2, without click's usage block. ``--debug`` (or ``CAMTOOL_DEBUG=1``) lets the
-    traceback through instead.
+    code 2, without click's usage block. While the command runs, SIGTERM stops it as Ctrl-C
+    does (every command's cleanup for KeyboardInterrupt runs), with exit code 143 instead of
+    130. ``--debug`` (or ``CAMTOOL_DEBUG=1``) lets the traceback through instead.
     """
 
     def list_commands(self, ctx: typer.Context) -> list[str]:  # type: ignore[override]
@@ -120,7 +128,8 @@ class CamtoolGroup(TyperGroup):
 
     def invoke(self, ctx: typer.Context) -> Any:  # type: ignore[override]
         try:
-            return super().invoke(ctx)
+            with sigterm_as_interrupt():
+                return super().invoke(ctx)
         except UsageError as exc:
             if isinstance(exc, NoArgsIsHelpError) or _debug(ctx):
                 raise
@@ -129,10 +138,10 @@ class CamtoolGroup(TyperGroup):
             if _debug(ctx):
                 raise
             raise fail(exc.message, exc.exit_code) from None
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as exc:
             if _debug(ctx):
                 raise
-            raise fail("interrupted", EXIT_INTERRUPTED) from None
+            raise fail(interrupt_word(exc), interrupt_exit_code(exc)) from None
         except OSError as exc:
             if _debug(ctx):
                 raise

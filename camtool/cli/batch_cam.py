@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-import signal
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -152,7 +150,7 @@ def batch_cam(
 
     shard_spec = parse_shard(shard) if shard is not None else None
     stdin = _stdin_lines() if STDIN in inputs else None
-    with _progress(enabled=not quiet) as on_progress, _sigterm_as_interrupt():
+    with _progress(enabled=not quiet) as on_progress:
         report = run_batch(
             inputs,
             settings,
@@ -181,23 +179,6 @@ def _stdin_lines() -> Iterator[bytes]:
         yield from (line.encode("utf-8", "surrogateescape") for line in sys.stdin)
         return
     yield from stream
-
-
-@contextlib.contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
-    """While running, treat SIGTERM like Ctrl-C, so a kill also saves the manifest."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 @contextlib.contextmanager

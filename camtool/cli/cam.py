@@ -72,6 +72,9 @@ def cam(
     ),
     device: DeviceName | None = DeviceOpt,
     config: Path | None = ConfigOpt,
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="Replace files in -o DIR that camtool did not write."
+    ),
     json_out: bool = JsonOpt,
 ) -> None:
     """Explain images: original | heatmap | overlay figure, titled with class and probability.
@@ -102,6 +105,7 @@ def cam(
         overlay_only=overlay_only,
         save_array=save_array,
         on_result=None if json_out else _show,
+        overwrite=overwrite,
     )
     if json_out:
         print_json(

@@ -41,13 +41,19 @@ def demo_cmd(
         show_default=False,
     ),
     device: DeviceName | None = DeviceOpt,
+    overwrite: bool = typer.Option(
+        False,
+        "--overwrite",
+        help="Replace files in DIR/checkpoints and DIR/cams that an earlier demo did not write.",
+    ),
     json_out: bool = JsonOpt,
 ) -> None:
     """Draw a small shapes dataset, train a ResNet-18 (or --arch) from scratch, map what it sees.
 
     Needs no network and takes a few minutes on a laptop CPU. Writes DIR/data (the images and
     their boxes), DIR/checkpoints (best.pt, curves.png ...) and DIR/cams (maps of test images).
-    An earlier demo in DIR is replaced.
+    An earlier demo in DIR is replaced; other files there only with --overwrite. DIR is locked
+    while the demo runs.
 
     \b
     Examples:
@@ -64,6 +70,7 @@ def demo_cmd(
             arch=arch,
             observer=live,
             on_stage=lambda message: err.print(message, markup=False, highlight=False),
+            overwrite=overwrite,
         )
     finally:
         live.close()

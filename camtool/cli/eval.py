@@ -122,6 +122,9 @@ def eval_command(
     ),
     device: DeviceName | None = DeviceOpt,
     config: Path | None = ConfigOpt,
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="Replace files in -o DIR that camtool did not write."
+    ),
     json_out: bool = JsonOpt,
 ) -> None:
     """Evaluate a model: accuracy, and whether its maps point at the object.
@@ -166,6 +169,7 @@ def eval_command(
         faithfulness_images=faithfulness_images or DEFAULT_FAITHFULNESS_IMAGES,
         output_dir=output_dir if output_dir is not None else DEFAULT_OUTPUT_DIR,
         protocol=protocol.value if protocol is not None else "camtool",
+        overwrite=overwrite,
     )
     with Progress(
         "[progress.description]{task.description}",

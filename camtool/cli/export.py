@@ -53,6 +53,9 @@ def export(
     opset: int | None = typer.Option(
         None, "--opset", metavar="N", help="ONNX opset, 12..20 [default: 17]."
     ),
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="Replace the output file if it exists (by default: refuse)."
+    ),
     json_out: bool = JsonOpt,
 ) -> None:
     """Export a model that explains itself: images -> logits and class activation maps.
@@ -77,6 +80,7 @@ def export(
             opset=opset,
             arch=arch,
             on_progress=None if json_out else _progress,
+            overwrite=overwrite,
         )
     except ExportCheckError as exc:
         _show(exc.report, json_out)

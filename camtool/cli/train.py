@@ -15,7 +15,7 @@ from camtool.cli._output import bars_off, err, out, print_json, report_skipped
 __all__ = ["LiveProgress", "train_cmd"]
 
 if TYPE_CHECKING:
-    from camtool.training.loop import BatchProgress, EpochMetrics, TrainPlan, TrainResult
+    from camtool.training.types import BatchProgress, EpochMetrics, TrainPlan, TrainResult
 
 
 def _enum_value(choice: Any) -> str | None:
@@ -97,16 +97,24 @@ def train_cmd(
         None,
         "--resume-from",
         metavar="FILE",
-        help="Like --resume, but from this checkpoint (e.g. best.pt or epoch_004.pt).",
+        help="Like --resume, but from this checkpoint (e.g. best.pt or epoch_004.pt; these "
+        "keep no optimizer moments, so the optimizer starts them afresh).",
         dir_okay=False,
+    ),
+    overwrite: bool = typer.Option(
+        False,
+        "--overwrite",
+        help="Start afresh in a --checkpoint-dir that holds an earlier run, deleting its "
+        "checkpoints and logs (by default camtool refuses).",
     ),
     json_out: bool = JsonOpt,
 ) -> None:
     """Train a classifier whose maps show where it looks: a CNN, GAP and one linear layer.
 
     Writes last.pt, best.pt, epoch_NNN.pt, metrics.jsonl, curves.png and the settings into the
-    checkpoint folder. Ctrl-C saves last.pt; --resume continues exactly where it stopped. Runs
-    distributed under torchrun --nproc_per_node N (only rank 0 prints and writes).
+    checkpoint folder (locked while the run lasts). Ctrl-C or SIGTERM saves last.pt (exit 130 or
+    143); --resume continues exactly where it stopped. Runs distributed under torchrun
+    --nproc_per_node N (only rank 0 prints and writes).
 
     \b
     Examples:
@@ -136,7 +144,9 @@ def train_cmd(
 
     live = LiveProgress()
     try:
-        result = train(settings, resume=resume_from or resume or None, observer=live)
+        result = train(
+            settings, resume=resume_from or resume or None, observer=live, overwrite=overwrite
+        )
     finally:
         live.close()
     if not result.is_main:
@@ -174,6 +184,8 @@ class LiveProgress:
             parts.append(f"{plan.world_size} processes")
         if plan.resumed_from is not None:
             parts.append(f"resuming {plan.resumed_from} at epoch {plan.start_epoch}")
+        if plan.optimizer_restarted:
+            parts.append("with fresh optimizer moments (the checkpoint keeps none)")
         err.print(", ".join(parts), markup=False, highlight=False)
         self._progress = Progress(
             TextColumn("{task.description}"),

@@ -37,6 +37,7 @@ from torchvision import transforms as T
 from camtool.core.imagenet import IMAGENET_MEAN, IMAGENET_STD
 from camtool.data.images import load_image
 from camtool.errors import CamtoolError, ConfigError, InputError
+from camtool.process import worker_init
 
 __all__ = [
     "DATASET_NAMES",
@@ -426,7 +427,9 @@ def make_loader(
 
 
 def _seed_worker(worker_id: int) -> None:
-    """Seed Python's and NumPy's generators in a worker from its torch seed."""
+    """Make the worker die with its parent, and seed Python's and NumPy's generators in it from
+    its torch seed."""
+    worker_init(worker_id)
     seed = torch.initial_seed() % 2**32
     random.seed(seed)
     np.random.seed(seed)

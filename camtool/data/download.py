@@ -39,6 +39,7 @@ from camtool.data.archive import (
     verify_checksum,
 )
 from camtool.errors import CamtoolError, ConfigError, InputError
+from camtool.fsutil import remove_stale_temps
 
 __all__ = [
     "ARCHIVES",
@@ -210,6 +211,7 @@ def download_dataset(
             return DownloadResult(done, None, 0, 0, already_present=True)
     with _remove_if_left_empty(data_dir):
         data_dir.mkdir(parents=True, exist_ok=True)
+        remove_stale_temps(data_dir)  # of runs killed before (the .part file is kept: it resumes)
         if archive is not None:
             return _from_archive(Path(archive), data_dir, plan)
         return _from_url(data_dir, plan, force, progress, timeout)

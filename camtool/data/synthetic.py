@@ -33,6 +33,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from camtool.errors import ConfigError, InputError
+from camtool.fsutil import remove_stale_temps, scratch_prefix
 from camtool.textio import read_text
 
 __all__ = [
@@ -140,7 +141,8 @@ def make_shapes_dataset(
     rng = np.random.default_rng(seed)
     splits = (("train", train_per_class), ("val", val_per_class))
     total = len(names) * (train_per_class + val_per_class)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.", suffix=".tmp", dir=root.parent))
+    remove_stale_temps(root.parent)  # the scratch folders of runs killed before
+    tmp = Path(tempfile.mkdtemp(prefix=scratch_prefix("shapes"), dir=root.parent))
     try:
         rows: list[tuple[str, int, int, int, int]] = []
         done = 0

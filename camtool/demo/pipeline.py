@@ -20,10 +20,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from camtool.settings import Settings, load_settings
+from camtool.errors import CamtoolError
+from camtool.fsutil import remove_stale_temps
+from camtool.process import LOCK_NAME, folder_lock
+from camtool.settings import SETTINGS_FILE, Settings, load_settings
 
 if TYPE_CHECKING:
-    from camtool.training.loop import Evaluation, TrainObserver, TrainResult
+    from camtool.training.evaluate import Evaluation
+    from camtool.training.types import TrainObserver, TrainResult
 
 __all__ = [
     "DEMO_DEFAULTS",
@@ -185,6 +189,7 @@ def run_demo(
     arch: str | None = None,
     observer: TrainObserver | None = None,
     on_stage: Callable[[str], None] | None = None,
+    overwrite: bool = False,
 ) -> DemoReport:
     """Generate the data, train, test and draw maps; see the module docstring.
 
@@ -195,16 +200,52 @@ def run_demo(
         arch: the network trained from scratch; ``None`` for ResNet-18.
         observer: training progress callbacks.
         on_stage: told a short line as each stage starts.
+        overwrite: replace files in ``output_dir/checkpoints`` and ``output_dir/cams`` also when
+            they are not an earlier demo's.
 
     Raises:
-        CamtoolError: e.g. ``output_dir/data`` holds something that is not a generated dataset.
+        CamtoolError: e.g. ``output_dir/data`` holds something that is not a generated dataset,
+            the folder holds files the demo did not write (without ``overwrite``), or another
+            demo runs in it.
     """
+    with folder_lock(Path(output_dir), "demo"):
+        remove_stale_temps(Path(output_dir), recursive=True)
+        _refuse_foreign_files(Path(output_dir), overwrite)
+        return _run_demo(Path(output_dir), config, device, arch, observer, on_stage)
+
+
+def _refuse_foreign_files(output_dir: Path, overwrite: bool) -> None:
+    """Refuse to replace files in ``checkpoints/`` or ``cams/`` unless an earlier demo wrote them.
+
+    An earlier demo is recognised by ``checkpoints/camtool-settings.toml``.
+    """
+    if overwrite or (output_dir / "checkpoints" / SETTINGS_FILE).is_file():
+        return
+    for sub in ("checkpoints", "cams"):
+        folder = output_dir / sub
+        found = (
+            sorted(p for p in folder.iterdir() if p.name != LOCK_NAME) if folder.is_dir() else []
+        )
+        if found:
+            raise CamtoolError(
+                f"{found[0]} was not written by camtool demo; pass --overwrite to replace the "
+                f"files in {folder}, or choose another -o DIR"
+            )
+
+
+def _run_demo(
+    output_dir: Path,
+    config: DemoConfig | None,
+    device: str | None,
+    arch: str | None,
+    observer: TrainObserver | None,
+    on_stage: Callable[[str], None] | None,
+) -> DemoReport:
     from camtool.data.synthetic import make_shapes_dataset
     from camtool.training.loop import train
 
     config = config or DEMO_DEFAULTS
     started = time.perf_counter()
-    output_dir = Path(output_dir)
     say = on_stage or (lambda _message: None)
     settings = demo_settings(output_dir, config, device, arch)
     data_dir = Path(settings.dataset.data_dir)
@@ -247,7 +288,7 @@ def _test_and_draw(
     from camtool.data.datasets import ImageFolderDataset, build_transforms, make_loader
     from camtool.evaluation.evaluate import evaluate_localization
     from camtool.explain.files import CamOptions, explain_file
-    from camtool.training.loop import evaluate
+    from camtool.training.evaluate import evaluate
 
     assert result.best_checkpoint is not None  # at least one epoch ran
     device = resolve_device(settings.training.device.value)

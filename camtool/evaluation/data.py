@@ -24,6 +24,7 @@ from camtool.data.datasets import (
     collate_skip_none,
 )
 from camtool.errors import CamtoolError, ConfigError
+from camtool.process import worker_init
 
 __all__ = [
     "CROP_NOTE",
@@ -127,6 +128,7 @@ def make_loader(
         num_workers=workers,
         pin_memory=device.type == "cuda",
         collate_fn=collate_skip_none,
+        worker_init_fn=worker_init,
     )
 
 

@@ -69,9 +69,9 @@ from camtool.evaluation.localization import (
     run_localization,
 )
 from camtool.evaluation.localization_metrics import PROTOCOLS
-from camtool.fsutil import atomic_write_bytes
+from camtool.fsutil import atomic_write_bytes, refuse_to_replace, remove_stale_temps
 from camtool.rounding import tidy_numbers
-from camtool.settings import DatasetSettings, Settings, write_settings
+from camtool.settings import SETTINGS_FILE, DatasetSettings, Settings, write_settings
 from camtool.textio import write_json
 
 __all__ = [
@@ -114,6 +114,8 @@ class EvalOptions:
         mistakes: how many of the most confident mistakes to list and draw.
         protocol: how MaxBoxAccV2 is computed, ``"camtool"`` or ``"wsol"`` (the reference's
             conventions exactly).
+        overwrite: replace output files in a folder camtool did not write (one without
+            ``camtool-settings.toml``); else refuse.
     """
 
     split: str = "val"
@@ -123,6 +125,7 @@ class EvalOptions:
     output_dir: Path = DEFAULT_OUTPUT_DIR
     mistakes: int = MAX_MISTAKES
     protocol: str = "camtool"
+    overwrite: bool = False
 
 
 @dataclass
@@ -340,7 +343,15 @@ def run_eval(
             "localization skipped: no boxes (give --boxes, or put boxes.csv at the dataset root)"
         )
     out_dir = Path(options.output_dir)
+    outputs = [out_dir / name for name in ("metrics.json", "confusion_matrix.png", "mistakes.png")]
+    refuse_to_replace(
+        outputs,
+        overwrite=options.overwrite,
+        hint=", or choose another -o DIR",
+        marker=SETTINGS_FILE,
+    )
     out_dir.mkdir(parents=True, exist_ok=True)
+    remove_stale_temps(out_dir)  # of runs killed before
     report.files["settings"] = str(write_settings(out_dir, settings))
     batch, workers = settings.training.batch_size, settings.training.workers
     with torch.inference_mode():

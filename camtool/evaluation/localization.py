@@ -35,6 +35,7 @@ from camtool.data.images import ResizeGeometry, input_geometry, load_image, prep
 from camtool.errors import CamtoolError, ConfigError, InputError
 from camtool.evaluation.data import EvalProgress, check_classes, oom_error, split_dataset
 from camtool.evaluation.localization_metrics import LocalizationAccumulator
+from camtool.process import worker_init
 
 __all__ = [
     "CAM_THRESHOLD",
@@ -207,6 +208,7 @@ def run_localization(
         batch_sampler=_size_batches(items, info, batch_size),
         num_workers=workers,
         collate_fn=_collate_list,
+        worker_init_fn=worker_init,
     )
     acc = LocalizationAccumulator(cam_threshold=CAM_THRESHOLD, loc_iou=LOC_IOU, protocol=protocol)
     skipped: list[SkippedImage] = []

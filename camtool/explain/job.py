@@ -9,8 +9,9 @@ from pathlib import Path
 from camtool.core.loading import runner_from_settings
 from camtool.core.maps import resolve_class
 from camtool.core.runner import ModelInfo
-from camtool.explain.files import CamOptions, ImageResult, explain_file
-from camtool.settings import Settings, write_settings
+from camtool.explain.files import CamOptions, ImageResult, explain_file, map_paths
+from camtool.fsutil import refuse_to_replace, remove_stale_temps
+from camtool.settings import SETTINGS_FILE, Settings, write_settings
 
 __all__ = ["CamReport", "run_cam", "unique_stem"]
 
@@ -48,11 +49,13 @@ def run_cam(
     overlay_only: bool = False,
     save_array: bool = False,
     on_result: Callable[[ImageResult], None] | None = None,
+    overwrite: bool = False,
 ) -> CamReport:
     """Explain each image and write its maps to ``settings.cam.output_dir``.
 
     A bad image is reported in its result and the others go on; a bad model, device or
-    ``--class`` raises before any image is read.
+    ``--class`` raises before any image is read, and so does an output file in the way that
+    camtool did not write (a folder without ``camtool-settings.toml``), unless ``overwrite``.
     """
     runner = runner_from_settings(model_path, settings)
     target = resolve_class(class_spec, runner.info.class_names) if class_spec is not None else None
@@ -68,12 +71,19 @@ def run_cam(
         upsample=settings.cam.upsample.value,
     )
     out_dir = Path(settings.cam.output_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    write_settings(out_dir, settings)
     taken: set[str] = set()
+    bases = [out_dir / unique_stem(Path(path), taken) for path in images]
+    count = 1 if target is not None else min(options.topk, len(runner.info.class_names))
+    outputs = [p for base in bases for p in map_paths(base, options, count)]
+    refuse_to_replace(
+        outputs, overwrite=overwrite, hint=", or choose another -o DIR", marker=SETTINGS_FILE
+    )
+    out_dir.mkdir(parents=True, exist_ok=True)
+    remove_stale_temps(out_dir)  # of runs killed before
+    write_settings(out_dir, settings)
     results = []
-    for path in images:
-        result = explain_file(runner, Path(path), out_dir / unique_stem(Path(path), taken), options)
+    for path, base in zip(images, bases, strict=True):
+        result = explain_file(runner, Path(path), base, options)
         results.append(result)
         if on_result is not None:
             on_result(result)

@@ -51,7 +51,7 @@ from camtool.core.onnx_runner import (
 )
 from camtool.core.runner import ModelInfo
 from camtool.errors import CamtoolError, ConfigError
-from camtool.fsutil import atomic_path
+from camtool.fsutil import atomic_path, refuse_to_replace, remove_stale_temps, scratch_prefix
 from camtool.textio import to_json
 
 __all__ = [
@@ -241,7 +241,9 @@ def _onnx_bytes(
         with (
             warnings.catch_warnings(),
             torch.no_grad(),
-            tempfile.TemporaryDirectory(prefix=".camtool-export-", dir=scratch_dir) as scratch,
+            tempfile.TemporaryDirectory(
+                prefix=scratch_prefix("export"), dir=scratch_dir
+            ) as scratch,
         ):
             warnings.simplefilter("ignore")
             raw = Path(scratch) / "graph.onnx"
@@ -346,17 +348,19 @@ def _check(
     return samples, inputs, outputs
 
 
-def _prepare_output(output: Path, checkpoint: Path) -> None:
+def _prepare_output(output: Path, checkpoint: Path, overwrite: bool) -> None:
     if output.resolve() == checkpoint.resolve():
         raise ConfigError(f"the export would overwrite the checkpoint {checkpoint}; choose -o FILE")
     if output.is_dir():
         raise CamtoolError(f"cannot write {output}: it is a folder")
+    refuse_to_replace([output], overwrite=overwrite, hint=", or choose another -o FILE")
     try:
         output.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise CamtoolError(f"cannot write {output}: {exc.strerror or exc}") from None
     if not os.access(output.parent, os.W_OK):
         raise CamtoolError(f"cannot write {output}: permission denied")
+    remove_stale_temps(output.parent)  # of exports killed before
 
 
 def export_model(
@@ -367,6 +371,7 @@ def export_model(
     opset: int | None = None,
     arch: str | None = None,
     on_progress: Callable[[str], None] | None = None,
+    overwrite: bool = False,
 ) -> ExportReport:
     """Export a checkpoint's model as one graph ``images -> (logits, cams)`` and check the file.
 
@@ -379,6 +384,7 @@ def export_model(
             :data:`DEFAULT_OPSET`); ONNX only.
         arch: the arch of a plain state dict (``None``: recognised from its tensors).
         on_progress: called with a short message before each step.
+        overwrite: replace an existing ``output`` (else refuse).
 
     Returns:
         The report of a file that passed its check.
@@ -388,7 +394,8 @@ def export_model(
             refused arch.
         ExportCheckError: the written file does not reproduce the model (nothing is left at
             ``output``); the exception carries the report.
-        CamtoolError: the checkpoint cannot be loaded or exported, or the file cannot be written.
+        CamtoolError: the checkpoint cannot be loaded or exported, ``output`` exists (without
+            ``overwrite``), or the file cannot be written (e.g. a full disk).
     """
     if fmt not in FORMATS:
         raise ConfigError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}")
@@ -402,7 +409,7 @@ def export_model(
     checkpoint = Path(checkpoint)
     target = Path(output) if output is not None else default_output(checkpoint, fmt)
     loaded = load_checkpoint(checkpoint, arch=arch)
-    _prepare_output(target, checkpoint)
+    _prepare_output(target, checkpoint, overwrite)
     graph = CamGraph(loaded.model.cpu()).eval()
     metadata = metadata_document(loaded)
     expected = info_from_metadata(metadata, str(checkpoint))

@@ -3,11 +3,15 @@ logs.
 
 Modules:
 
-* ``distributed``
-* ``logs``
-* ``loop``
-* ``reproducibility``
-* ``types``
+* ``build``: the loaders, model, optimizer and schedule of a run
+* ``checkpoints``: the checkpoint folder's files, resuming
+* ``distributed``: torchrun helpers
+* ``evaluate``: the held-out pass
+* ``logs``: metrics.jsonl, curves.png
+* ``loop``: :func:`train`
+* ``optim``: optimizers, schedules, mixed precision
+* ``reproducibility``: seeded order and augmentation, random states
+* ``types``: plans, progress, metrics, results
 
 The names below are importable from the package itself; each is loaded from its module on
 first use, so importing the package costs nothing.
@@ -18,36 +22,55 @@ from __future__ import annotations
 from camtool._lazy import lazy_exports
 
 _WHERE: dict[str, str] = {
-    "BEST_FILE": "loop",
-    "BatchProgress": "loop",
-    "CURVES_FILE": "loop",
+    "BEST_FILE": "checkpoints",
+    "BatchProgress": "types",
+    "CURVES_FILE": "checkpoints",
     "DistContext": "distributed",
-    "EpochMetrics": "loop",
+    "EPOCH_GLOB": "checkpoints",
+    "EpochMetrics": "types",
     "EpochSampler": "reproducibility",
-    "Evaluation": "loop",
-    "LAST_FILE": "loop",
-    "METRICS_FILE": "loop",
-    "PLATEAU_FACTOR": "loop",
-    "PLATEAU_PATIENCE": "loop",
+    "Evaluation": "evaluate",
+    "LAST_FILE": "checkpoints",
+    "LoopState": "checkpoints",
+    "METRICS_FILE": "checkpoints",
+    "PLATEAU_FACTOR": "optim",
+    "PLATEAU_PATIENCE": "optim",
     "SeededItems": "reproducibility",
-    "SilentObserver": "loop",
-    "TrainObserver": "loop",
-    "TrainPlan": "loop",
-    "TrainResult": "loop",
+    "SilentObserver": "types",
+    "TrainData": "build",
+    "TrainObserver": "types",
+    "TrainParts": "build",
+    "TrainPlan": "types",
+    "TrainResult": "types",
     "all_reduce": "distributed",
+    "amp_dtype": "optim",
+    "autocast": "optim",
     "barrier": "distributed",
-    "build_optimizer": "loop",
-    "build_scheduler": "loop",
+    "build_data": "build",
+    "build_optimizer": "optim",
+    "build_parts": "build",
+    "build_scheduler": "optim",
     "curves_png": "logs",
     "dist_from_env": "distributed",
-    "epoch_file": "loop",
-    "evaluate": "loop",
+    "epoch_file": "checkpoints",
+    "eval_sums": "evaluate",
+    "evaluate": "evaluate",
     "item_seed": "reproducibility",
+    "load_for_resume": "checkpoints",
+    "precision_name": "optim",
+    "prepare_fresh_dir": "checkpoints",
     "process_group": "distributed",
+    "restore_training": "checkpoints",
+    "resume_path": "checkpoints",
+    "resume_settings": "checkpoints",
     "rng_state": "reproducibility",
     "seed_everything": "reproducibility",
     "set_rng_state": "reproducibility",
+    "step_scheduler": "optim",
+    "stored_settings": "checkpoints",
+    "to_device": "optim",
     "train": "loop",
+    "training_state": "checkpoints",
     "write_metrics": "logs",
 }
 

@@ -82,6 +82,8 @@ class TrainPlan:
         world_size: processes training together.
         checkpoint_dir: where files go.
         resumed_from: the checkpoint resumed, if any.
+        optimizer_restarted: the checkpoint resumed kept no optimizer moments (``best.pt``,
+            ``epoch_NNN.pt``), so they start again from zero.
     """
 
     num_epochs: int
@@ -96,6 +98,7 @@ class TrainPlan:
     world_size: int
     checkpoint_dir: Path
     resumed_from: Path | None = None
+    optimizer_restarted: bool = False
 
 
 class TrainObserver(Protocol):

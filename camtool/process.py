@@ -1,0 +1,217 @@
+"""What every long-running command shares about processes: signals, folder locks, workers.
+
+* :func:`sigterm_as_interrupt`: while a command runs, SIGTERM (what ``kill``, Slurm, Kubernetes
+  and systemd send) raises :class:`~camtool.errors.Interrupted` in the main thread, a
+  :class:`KeyboardInterrupt`, so it stops the run exactly as Ctrl-C does: the same cleanup, the
+  same saved state, one line, exit code 143 (Ctrl-C: 130).
+* :func:`folder_lock`: an exclusive ``flock`` on ``<folder>/.camtool.lock`` so that two runs of
+  ``train`` (or ``demo``) never write into one folder. The kernel drops the lock when its process
+  dies, however it dies, so a lock left by a killed run is never in the way.
+* :func:`worker_init`: run first in every data-loader worker: on Linux the worker is killed when
+  its parent dies (``prctl(PR_SET_PDEATHSIG, SIGKILL)``), even by ``kill -9``, and it ignores
+  SIGINT/SIGTERM (its parent stops it cleanly).
+
+No torch here: the CLI imports this module before any command runs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import errno
+import os
+import signal
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from camtool.errors import CamtoolError, Interrupted
+
+try:  # POSIX
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: no locking there
+    fcntl = None  # type: ignore[assignment]
+
+__all__ = [
+    "LOCK_NAME",
+    "StopRequest",
+    "deferred_stop",
+    "folder_lock",
+    "sigterm_as_interrupt",
+    "worker_init",
+]
+
+LOCK_NAME = ".camtool.lock"
+_PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+_NO_LOCKING = (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS)
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """While inside, SIGTERM raises :class:`~camtool.errors.Interrupted` (a KeyboardInterrupt).
+
+    Only in the main thread (Python delivers signals there); elsewhere this does nothing. The
+    previous handler is put back on the way out.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        raise Interrupted(signum)
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+class StopRequest:
+    """Set by :func:`deferred_stop` when a stop signal arrives; the run stops at a safe point.
+
+    Attributes:
+        signum: the signal received first (``None`` while none came).
+    """
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+
+    def __bool__(self) -> bool:
+        return self.signum is not None
+
+
+@contextlib.contextmanager
+def deferred_stop(request: StopRequest, *, enabled: bool = True) -> Iterator[StopRequest]:
+    """First Ctrl-C or SIGTERM: only record it in ``request``. A second: raise at once.
+
+    For loops that can stop cleanly between two steps (``train`` finishes its batch and saves).
+    Only in the main thread and when ``enabled``; the previous handlers are put back on exit.
+
+    Raises:
+        Interrupted: on the second signal.
+    """
+    if not enabled or threading.current_thread() is not threading.main_thread():
+        yield request
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        if request.signum is not None:
+            raise Interrupted(signum)
+        request.signum = signum
+
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield request
+    finally:
+        for signum, old in previous.items():
+            signal.signal(signum, old)
+
+
+def die_with_parent() -> None:
+    """Have the kernel kill this process (SIGKILL) when its parent dies; Linux only.
+
+    If the parent is already gone (it died before this ran), exit at once.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    parent = os.getppid()
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+    if parent == 1 or os.getppid() != parent:
+        os._exit(1)
+
+
+def worker_init(worker_id: int) -> None:
+    """Make a data-loader worker safe: it dies with its parent and leaves signals to it.
+
+    Call first from every ``worker_init_fn``. Ctrl-C in a terminal signals the whole process
+    group; the worker ignores it (and SIGTERM), and the parent, which handles it, shuts the
+    workers down. If the parent is killed outright, the kernel kills the worker too.
+    """
+    die_with_parent()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
+def _holder(path: Path) -> str:
+    try:
+        pid = path.read_text().split()[0]
+    except (OSError, IndexError):
+        return ""
+    return f" (pid {pid})" if pid.isdigit() else ""
+
+
+def _try_lock(path: Path) -> int | None:
+    """Lock ``path`` (creating it); the locked descriptor, or ``None`` if another process holds it.
+
+    The file is removed when it is released, so after taking the lock this checks that the file
+    on disk is still the one locked (else a releasing process unlinked it meanwhile: retry).
+    """
+    assert fcntl is not None
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return None
+        except OSError as exc:
+            os.close(fd)
+            if exc.errno in _NO_LOCKING:  # e.g. some network file systems: run unlocked
+                return -1
+            raise
+        try:
+            same = os.fstat(fd).st_ino == os.stat(path).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            return fd
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def folder_lock(folder: Path, command: str) -> Iterator[None]:
+    """Hold ``folder``'s lock while inside; refuse if another live process holds it.
+
+    Args:
+        folder: the folder to lock (created if missing, and removed again if it is still empty
+            on the way out).
+        command: the command's name, for the message (``"train"``).
+
+    Raises:
+        CamtoolError: another process holds the lock (exit code 1), naming the folder; or the
+            folder cannot be created.
+    """
+    folder = Path(folder)
+    if fcntl is None:  # pragma: no cover - Windows
+        yield
+        return
+    created = not folder.exists()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / LOCK_NAME
+        fd = _try_lock(path)
+    except OSError as exc:
+        raise CamtoolError(f"cannot lock {folder}: {exc.strerror or exc}") from None
+    if fd is None:
+        raise CamtoolError(
+            f"{folder} is in use by another camtool {command} run{_holder(path)}; wait for it "
+            "to finish, or choose another folder"
+        )
+    if fd >= 0:
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+    try:
+        yield
+    finally:
+        if fd >= 0:
+            with contextlib.suppress(OSError):
+                path.unlink()
+            os.close(fd)
+        if created:  # a run that wrote nothing leaves no empty folder behind
+            with contextlib.suppress(OSError):
+                folder.rmdir()

@@ -1,0 +1,275 @@
+"""What ``camtool train`` keeps in its checkpoint folder, and how a run is resumed from it.
+
+Files (each written atomically; see :mod:`camtool.fsutil`)::
+
+    last.pt        fully resumable: weights, optimizer moments, schedule, position, RNG states
+    best.pt        weights + the training position, without optimizer moments (about a third
+    epoch_NNN.pt   of last.pt's size with Adam); enough for inference, eval, export, and for
+                   ``--resume-from``, which then continues with fresh optimizer moments
+    metrics.jsonl, curves.png, camtool-settings.toml
+
+Within an epoch's writes ``last.pt`` comes last: it is the commit point, so a kill between the
+writes leaves a ``last.pt`` from which resuming redoes (and rewrites) what was missed; a
+numbered checkpoint found missing on resume is written then.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from camtool.core.checkpoint import LoadedModel, load_checkpoint
+from camtool.errors import CamtoolError, ConfigError
+from camtool.settings import Settings, load_settings
+from camtool.training.reproducibility import rng_state, set_rng_state
+
+__all__ = [
+    "BEST_FILE",
+    "CURVES_FILE",
+    "EPOCH_GLOB",
+    "LAST_FILE",
+    "METRICS_FILE",
+    "LoopState",
+    "epoch_file",
+    "load_for_resume",
+    "prepare_fresh_dir",
+    "restore_training",
+    "resume_path",
+    "resume_settings",
+    "stored_settings",
+    "training_state",
+]
+
+METRICS_FILE = "metrics.jsonl"
+CURVES_FILE = "curves.png"
+LAST_FILE = "last.pt"
+BEST_FILE = "best.pt"
+EPOCH_GLOB = "epoch_[0-9][0-9][0-9]*.pt"
+STATE_VERSION = 1
+_RUN_FILES = (LAST_FILE, BEST_FILE, METRICS_FILE, CURVES_FILE)
+
+
+def epoch_file(epoch: int) -> str:
+    """The name of the numbered checkpoint written after ``epoch``: ``epoch_003.pt``."""
+    return f"epoch_{epoch:03d}.pt"
+
+
+def _empty_partial() -> dict[str, float]:
+    keys = ("loss_sum", "correct", "count", "skipped", "seconds", "train_seconds")
+    return dict.fromkeys(keys, 0.0)
+
+
+@dataclass
+class LoopState:
+    """The loop's position and bookkeeping: everything a checkpoint needs besides the tensors."""
+
+    epoch: int = 0  #: epochs finished
+    batch: int = 0  #: batches finished in epoch ``epoch + 1``
+    best_val_acc: float = -1.0
+    best_epoch: int = 0
+    stale: int = 0  #: epochs since the best one
+    stopped_early: bool = False
+    history: list[dict[str, Any]] = field(default_factory=list)
+    partial: dict[str, float] = field(default_factory=_empty_partial)
+
+    def start_epoch(self) -> None:
+        """Reset the running sums after an epoch ends."""
+        self.batch, self.partial = 0, _empty_partial()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "epoch": self.epoch,
+            "batch": self.batch,
+            "best_val_acc": self.best_val_acc,
+            "best_epoch": self.best_epoch,
+            "epochs_without_improvement": self.stale,
+            "stopped_early": self.stopped_early,
+            "history": [dict(h) for h in self.history],
+            "partial": dict(self.partial),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> LoopState:
+        partial = _empty_partial()
+        partial.update({k: float(v) for k, v in dict(data.get("partial") or {}).items()})
+        return cls(
+            epoch=int(data["epoch"]),
+            batch=int(data.get("batch", 0)),
+            best_val_acc=float(data["best_val_acc"]),
+            best_epoch=int(data["best_epoch"]),
+            stale=int(data["epochs_without_improvement"]),
+            stopped_early=bool(data.get("stopped_early", False)),
+            history=[dict(h) for h in data.get("history", [])],
+            partial=partial,
+        )
+
+
+def training_state(
+    state: LoopState,
+    optimizer: torch.optim.Optimizer,
+    scheduler: Any,
+    scaler: Any,
+    world_size: int,
+    *,
+    complete: bool,
+) -> dict[str, Any]:
+    """A checkpoint's ``training`` entry.
+
+    Args:
+        complete: keep the optimizer's per-parameter state (Adam's two moments: twice the
+            weights' size) and the grad scaler, for an exact resume (``last.pt``); otherwise
+            only the optimizer's hyper-parameters (``best.pt``, ``epoch_NNN.pt``).
+    """
+    optim = optimizer.state_dict()
+    if not complete:
+        optim = {"state": {}, "param_groups": optim["param_groups"]}
+    entry = state.to_dict()
+    entry.update(
+        {
+            "state_version": STATE_VERSION,
+            "complete": complete,
+            "optimizer": optim,
+            "scheduler": scheduler.state_dict(),
+            "scaler": None if scaler is None or not complete else scaler.state_dict(),
+            "rng": rng_state(),
+            "world_size": world_size,
+        }
+    )
+    return entry
+
+
+def restore_training(
+    training: Mapping[str, Any] | None,
+    optimizer: torch.optim.Optimizer,
+    scheduler: Any,
+    scaler: Any,
+    source: Path,
+) -> LoopState:
+    """Load a checkpoint's ``training`` entry into the optimizer, schedule, scaler and RNGs.
+
+    Raises:
+        CamtoolError: the entry is missing or does not fit (naming ``source``).
+    """
+    if not training or "optimizer" not in training:
+        raise CamtoolError(
+            f"{source} holds no training state to resume (a plain weights file); start a new "
+            "run, e.g. with --overwrite"
+        )
+    try:
+        optimizer.load_state_dict(training["optimizer"])
+        scheduler.load_state_dict(training["scheduler"])
+        if scaler is not None and training.get("scaler"):
+            scaler.load_state_dict(training["scaler"])
+        state = LoopState.from_dict(training)
+        set_rng_state(training["rng"])
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        raise CamtoolError(
+            f"cannot resume from {source}: its training state does not fit "
+            f"({type(exc).__name__}: {exc})"
+        ) from None
+    return state
+
+
+def stored_settings(settings: Settings) -> dict[str, Any]:
+    """Settings as a checkpoint stores them: ``dataset.data_dir`` made absolute, so that
+    ``camtool eval`` finds the data from any folder (and after the checkpoint is moved)."""
+    dumped = settings.model_dump(mode="json")
+    dataset = dict(dumped.get("dataset") or {})
+    if dataset.get("data_dir"):
+        dataset["data_dir"] = str(Path(dataset["data_dir"]).absolute())
+    return {**dumped, "dataset": dataset}
+
+
+def _explicit_values(settings: Settings) -> dict[str, dict[str, Any]]:
+    """The values that were set (by a file, env var, flag or assignment), not defaulted."""
+    dumped = settings.model_dump(mode="json")
+    explicit: dict[str, dict[str, Any]] = {}
+    for section in type(settings).model_fields:
+        given = getattr(settings, section).model_fields_set
+        explicit[section] = {key: dumped[section][key] for key in given}
+    return explicit
+
+
+def resume_settings(settings: Settings, stored: Mapping[str, Any], path: Path) -> Settings:
+    """The checkpoint's settings with the values set now (files, env vars, flags) on top."""
+    merged: dict[str, Any] = {k: dict(v) for k, v in stored.items() if isinstance(v, Mapping)}
+    for section, values in _explicit_values(settings).items():
+        merged.setdefault(section, {}).update(values)
+    try:
+        return load_settings(None, merged)
+    except ConfigError as exc:
+        raise ConfigError(f"cannot resume from {path}: {exc.message}") from None
+
+
+def _where(directory: Path) -> str:
+    """`` --checkpoint-dir DIR`` unless ``DIR`` is the default."""
+    return "" if Path(directory) == Path("checkpoints") else f" --checkpoint-dir {directory}"
+
+
+def resume_path(resume: Path | bool | None, checkpoint_dir: Path) -> Path | None:
+    """The checkpoint to resume: ``None`` for a new run, ``last.pt`` for ``True``.
+
+    Raises:
+        CamtoolError: the file is not there.
+    """
+    if resume is None or resume is False:
+        return None
+    path = Path(checkpoint_dir) / LAST_FILE if resume is True else Path(resume)
+    if not path.is_file():
+        raise CamtoolError(f"nothing to resume: {path} not found")
+    return path
+
+
+def load_for_resume(path: Path, checkpoint_dir: Path) -> LoadedModel:
+    """Load the checkpoint to resume, naming the ways out if it is unreadable.
+
+    Raises:
+        CamtoolError: the file is damaged or not a checkpoint.
+    """
+    try:
+        return load_checkpoint(path)
+    except CamtoolError as exc:
+        raise CamtoolError(
+            f"cannot resume: {exc.message}; start afresh with camtool train --overwrite"
+            f"{_where(checkpoint_dir)}, or resume an earlier epoch_NNN.pt with --resume-from"
+        ) from None
+
+
+def prepare_fresh_dir(directory: Path, overwrite: bool) -> None:
+    """Refuse to mix a new run into an old one, or (``overwrite``) clear the old run's files.
+
+    Raises:
+        CamtoolError: without ``overwrite``, the folder holds a run's files; the message says
+            whether its ``last.pt`` can be resumed and names ``--overwrite``.
+    """
+    directory = Path(directory)
+    found = [directory / n for n in _RUN_FILES if (directory / n).exists()]
+    found += sorted(directory.glob(EPOCH_GLOB)) if directory.is_dir() else []
+    if not overwrite and found:
+        where = _where(directory)
+        last = directory / LAST_FILE
+        if not last.exists():
+            raise CamtoolError(
+                f"{directory} already holds files of a training run ({found[0].name}); start "
+                f"afresh with camtool train --overwrite{where}, or choose another --checkpoint-dir"
+            )
+        try:
+            load_checkpoint(last)
+        except CamtoolError as exc:
+            raise CamtoolError(
+                f"{directory} holds an unreadable {LAST_FILE} ({exc.message}); start afresh "
+                f"with camtool train --overwrite{where}, or choose another --checkpoint-dir"
+            ) from None
+        raise CamtoolError(
+            f"{directory} already holds a training run ({LAST_FILE}); continue it with "
+            f"camtool train --resume{where}, start afresh with --overwrite, or choose another "
+            "--checkpoint-dir"
+        )
+    for path in found if overwrite else []:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
