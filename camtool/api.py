@@ -83,6 +83,7 @@ class CamModel:
         images: Any,
         target: int | str | None = None,
         topk: int = 1,
+        upsample: str = "aligned",
     ) -> Explanation:
         """Classify images and return the class activation maps of the chosen classes.
 
@@ -95,6 +96,9 @@ class CamModel:
             target: explain this class for every image (an index or a class name, see
                 ``camtool cam --help``); ``None`` explains the predicted classes.
             topk: with no ``target``, explain the ``topk`` best classes of each image.
+            upsample: how ``heatmaps`` are brought to the image's size: ``"aligned"`` (each map
+                cell on its receptive-field centre) or ``"conventional"`` (bilinear,
+                ``align_corners=False``); see :mod:`camtool.core.upsample`.
 
         Returns:
             An :class:`Explanation`.
@@ -110,7 +114,7 @@ class CamModel:
         index = None if target is None else resolve_class(target, self.info.class_names)
         batches, sizes = self._inputs(images)
         parts = [self._run(batch, index, topk) for batch in batches]
-        return self._assemble(parts, sizes)
+        return self._assemble(parts, sizes, upsample)
 
     def _inputs(self, images: Any) -> tuple[list[Any], list[tuple[int, int]]]:
         """Model-ready ``(n, 3, H, W)`` batches and each image's own ``(height, width)``."""
@@ -159,7 +163,9 @@ class CamModel:
 
         return explain_batch(self._runner, batch, target=target, topk=topk)
 
-    def _assemble(self, parts: list[Any], sizes: list[tuple[int, int]]) -> Explanation:
+    def _assemble(
+        self, parts: list[Any], sizes: list[tuple[int, int]], upsample: str
+    ) -> Explanation:
         from camtool.core.maps import heatmap
 
         logits = np.concatenate([p.logits for p in parts]).astype(np.float32)
@@ -167,9 +173,21 @@ class CamModel:
         class_idx = np.concatenate([p.class_idx for p in parts]).astype(np.int64)
         cams = [cam.astype(np.float32) for p in parts for cam in p.cams]
         names = self.info.class_names
+        input_hws = [p.input_hw for p in parts for _ in range(p.cams.shape[0])]
         heatmaps = [
-            np.stack([heatmap(cam, size) for cam in image_cams])
-            for image_cams, size in zip(cams, sizes, strict=True)
+            np.stack(
+                [
+                    heatmap(
+                        cam,
+                        size,
+                        mode=upsample,
+                        geometry=self.info.geometry,
+                        input_hw=input_hw,
+                    )
+                    for cam in image_cams
+                ]
+            )
+            for image_cams, size, input_hw in zip(cams, sizes, input_hws, strict=True)
         ]
         return Explanation(
             logits=logits,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from enum import Enum
 
-__all__ = ["DatasetName", "DeviceName", "Optimizer", "OutputFormat", "Scheduler"]
+__all__ = ["DatasetName", "DeviceName", "Optimizer", "OutputFormat", "Scheduler", "UpsampleMode"]
 
 
 class Optimizer(str, Enum):
@@ -47,3 +47,10 @@ class OutputFormat(str, Enum):
 
     png = "png"
     jpg = "jpg"
+
+
+class UpsampleMode(str, Enum):
+    """How a raw map becomes pixels (see :mod:`camtool.core.upsample`)."""
+
+    aligned = "aligned"
+    conventional = "conventional"

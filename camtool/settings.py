@@ -29,7 +29,7 @@ from pydantic_settings import (
 )
 from pydantic_settings.exceptions import SettingsError
 
-from camtool.choices import DatasetName, DeviceName, Optimizer, Scheduler
+from camtool.choices import DatasetName, DeviceName, Optimizer, Scheduler, UpsampleMode
 from camtool.errors import ConfigError, InputError
 from camtool.fsutil import atomic_write_text
 from camtool.textio import read_text
@@ -211,6 +211,11 @@ class CamSettings(_Section):
     output_dir: Path = Field(Path("cam_results"), description="Where outputs are written.")
     max_pixels: int = Field(
         89_478_485, ge=1, le=2**31 - 1, description="Larger images are refused before decoding."
+    )
+    upsample: UpsampleMode = Field(
+        UpsampleMode.aligned,
+        description="aligned (each map cell at its receptive-field centre) or conventional "
+        "(bilinear, align_corners=False, as published numbers are usually computed).",
     )
 
     _output_dir = field_validator("output_dir")(_plain_path)

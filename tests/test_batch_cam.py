@@ -31,6 +31,7 @@ from camtool.cli import app
 from camtool.core.checkpoint import save_checkpoint
 from camtool.core.maps import explain_batch
 from camtool.core.runner import ModelInfo
+from camtool.core.upsample import CellGeometry, resnet_geometry
 from camtool.errors import EXIT_INTERRUPTED, EXIT_TERMINATED, CamtoolError, ConfigError
 from camtool.explain.files import CamOptions, map_paths, write_maps
 from camtool.settings import load_settings
@@ -508,12 +509,16 @@ def test_figure_arrays_topk_class_and_workers(tmp_path: Path, model_file: Path) 
 
 
 class _HotSpot:
-    """A fake runner whose every map is hot in one cell of a 4x4 grid."""
+    """A fake runner whose every map is hot in one cell of a 4x4 grid.
+
+    Its cells tile the 32x64 input of a 2:1 image: 8 x 16 pixels each, centred in their tile.
+    """
 
     device = torch.device("cpu")
 
     def __init__(self) -> None:
-        self.info = ModelInfo(class_names=CLASSES, img_size=32)
+        geometry = CellGeometry((8, 16), (3.5, 7.5))
+        self.info = ModelInfo(class_names=CLASSES, img_size=32, geometry=geometry)
 
     def __call__(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         n = images.shape[0]
@@ -695,7 +700,7 @@ def test_map_paths_names_what_write_maps_writes(tmp_path: Path) -> None:
         def __call__(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
             return torch.randn(images.shape[0], 3), torch.rand(images.shape[0], 3, 2, 2)
 
-    info = ModelInfo(class_names=CLASSES, img_size=32)
+    info = ModelInfo(class_names=CLASSES, img_size=32, geometry=resnet_geometry(16))
     image = _noise(20, 10)
     batch = explain_batch(Net(), torch.zeros(1, 3, 32, 64), topk=2)
     for options in (

@@ -20,6 +20,7 @@ from camtool.cli import app
 from camtool.core.checkpoint import save_checkpoint
 from camtool.core.model import CAMNet
 from camtool.core.runner import ModelInfo
+from camtool.core.upsample import CellGeometry
 from camtool.data.datasets import build_transforms
 from camtool.data.synthetic import make_shapes_dataset
 from camtool.errors import ConfigError, InputError
@@ -73,7 +74,12 @@ class StubRunner:
 
     def __init__(self, invert: bool = False) -> None:
         self.info = ModelInfo(
-            ["a", "b"], img_size=48, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0), output_stride=1
+            ["a", "b"],
+            img_size=48,
+            mean=(0.0, 0.0, 0.0),
+            std=(1.0, 1.0, 1.0),
+            output_stride=1,
+            geometry=CellGeometry((1, 1), (0.0, 0.0)),  # the map is the input itself
         )
         self.device = torch.device("cpu")
         self.invert = invert
@@ -238,8 +244,9 @@ def test_cli_json_report_and_files(in_tmp: Path, shapes: tuple[Path, Path]) -> N
     )
     assert code == 0
     assert set(doc) == {
-        "model", "device", "dataset", "split", "classes", "output_dir", "files",
-        "classification", "localization", "faithfulness", "notes", "skipped",
+        "model", "device", "dataset", "split", "classes", "output_dir", "upsample",
+        "cell_geometry", "files", "classification", "localization", "faithfulness", "notes",
+        "skipped",
     }  # fmt: skip
     assert not re.search(r"\d\.\d{9,}", json.dumps(doc))  # rounded: no float noise
     assert doc["split"] == "val" and doc["classes"] == ["circle", "square", "triangle"]
@@ -253,12 +260,35 @@ def test_cli_json_report_and_files(in_tmp: Path, shapes: tuple[Path, Path]) -> N
     assert loc["top1_loc"] <= loc["gt_known_loc"]
     assert set(loc["maxboxacc_by_iou"]) == {"0.3", "0.5", "0.7"}
     assert faith["n_images"] == 1 and 0 <= faith["deletion_auc"] <= 1
+    # the placement and the protocol are recorded (defaults: aligned cells, camtool's protocol)
+    assert doc["upsample"] == loc["upsample"] == faith["upsample"] == "aligned"
+    assert doc["cell_geometry"] == {"stride": [32, 32], "offset": [0.0, 0.0]}
+    assert loc["protocol"] == "camtool"
     out = in_tmp / "out"
     assert json.loads((out / "metrics.json").read_text()) == doc
     assert Image.open(out / "confusion_matrix.png").format == "PNG"
     if c["mistakes"]:
         assert Image.open(out / "mistakes.png").format == "PNG"
     assert (out / "camtool-settings.toml").is_file()
+
+
+def test_cli_protocol_and_upsample_switches(in_tmp: Path, shapes: tuple[Path, Path]) -> None:
+    root, ckpt = shapes
+    args = ["-m", str(ckpt), "--data-dir", str(root), "--metrics", "localization"]
+    code, doc, _ = eval_json(*args, "--protocol", "wsol", "--upsample", "conventional")
+    assert code == 0
+    assert doc["upsample"] == doc["localization"]["upsample"] == "conventional"
+    assert doc["localization"]["protocol"] == "wsol"
+    assert (in_tmp / "eval_results" / "camtool-settings.toml").read_text().count(
+        'upsample = "conventional"'
+    ) == 1
+
+
+def test_wsol_protocol_on_perfect_maps(squares: Path) -> None:
+    # The stub's map is the square itself: its contour's box (x0, y0, x0 + w, y0 + h) has the
+    # very numbers of the ground truth, so every threshold scores IoU 1 under the +1 rule too.
+    loc = evaluate_localization(StubRunner(), squares, "val", None, protocol="wsol")
+    assert loc["protocol"] == "wsol" and loc["maxboxacc_v2"] == 1.0
 
 
 def test_cli_tables_and_default_dataset_from_checkpoint(

@@ -102,6 +102,8 @@ def test_metadata_read_back(exported: tuple[Path, dict[str, Any]], tiny_checkpoi
     assert info.class_names == TINY_CLASSES and info.img_size == 32 and info.arch == "resnet18"
     assert info.mean == (0.485, 0.456, 0.406) and info.std == (0.229, 0.224, 0.225)
     assert info.source == str(path)
+    assert stored["cell_geometry"] == {"stride": [32, 32], "offset": [0.0, 0.0]}
+    assert info.geometry == load_checkpoint(tiny_checkpoint).geometry
     assert metadata_document(load_checkpoint(tiny_checkpoint)) == stored
 
 

@@ -17,7 +17,7 @@ from camtool.core.localize import EMPTY_BOX, box_from_map, is_flat, peak
 from camtool.core.model import CAMNet
 from camtool.data.boxes import load_boxes
 from camtool.errors import InputError
-from camtool.evaluation.metrics import LocalizationAccumulator
+from camtool.evaluation.localization_metrics import LocalizationAccumulator
 from camtool.explain import figure as figure_module
 from tests.conftest import TINY_CLASSES, make_photo
 

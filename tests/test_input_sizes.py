@@ -84,8 +84,12 @@ def test_localization_batches_fill_up_on_mixed_sizes(tmp_path: Path) -> None:
 
 def test_a_one_cell_map_gives_a_flat_heatmap_not_rounding_noise() -> None:
     from camtool.core.maps import heatmap
+    from camtool.core.upsample import resnet_geometry
 
+    geometry = resnet_geometry(16)
     for value in (3.7, -1234.5, 0.0):
-        assert not heatmap(torch.full((1, 1), value), (40, 50)).any()
-    two = heatmap(torch.tensor([[1.0, 2.0]]), (4, 8))
+        for mode in ("aligned", "conventional"):
+            flat = heatmap(torch.full((1, 1), value), (40, 50), mode=mode, geometry=geometry)
+            assert not flat.any()
+    two = heatmap(torch.tensor([[1.0, 2.0]]), (4, 8), geometry=geometry)
     assert two.min() == 0.0 and two.max() == 1.0 and (np.diff(two, axis=1) >= 0).all()

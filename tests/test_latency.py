@@ -216,7 +216,7 @@ def test_no_command_lets_click_judge_a_path() -> None:
     assert checked >= 15
 
 
-def test_numpy_heatmap_equals_bilinear_interpolation() -> None:
+def test_numpy_heatmap_conventional_equals_bilinear_interpolation() -> None:
     rng = np.random.default_rng(0)
     for cells, size in (((5, 5), (160, 160)), ((2, 7), (33, 250)), ((1, 1), (4, 3))):
         cam = rng.normal(size=cells).astype(np.float32)
@@ -224,7 +224,7 @@ def test_numpy_heatmap_equals_bilinear_interpolation() -> None:
             torch.from_numpy(cam)[None, None], size=size, mode="bilinear", align_corners=False
         )[0, 0].numpy()
         want = (want - want.min()) / (want.max() - want.min()) if np.ptp(want) > 0 else want * 0
-        got = heatmap(cam, size)
+        got = heatmap(cam, size, mode="conventional")
         assert got.dtype == np.float32 and got.shape == size
         np.testing.assert_allclose(got, want, atol=1e-5)
 

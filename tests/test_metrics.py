@@ -1,4 +1,5 @@
-"""Tests for camtool.evaluation.metrics: classification, localization and faithfulness metrics."""
+"""Tests for camtool.evaluation.metrics and localization_metrics: classification, localization
+and faithfulness metrics."""
 
 from __future__ import annotations
 
@@ -11,10 +12,10 @@ import torch
 from torch import Tensor
 
 from camtool.core.localize import BoxXYXY
+from camtool.core.upsample import resnet_geometry
 from camtool.errors import CamtoolError, ConfigError, InputError
+from camtool.evaluation.localization_metrics import DEFAULT_CAM_THRESHOLDS, LocalizationAccumulator
 from camtool.evaluation.metrics import (
-    DEFAULT_CAM_THRESHOLDS,
-    LocalizationAccumulator,
     average_drop_increase,
     confusion_matrix,
     deletion_insertion_auc,
@@ -310,8 +311,17 @@ def test_low_resolution_saliency_is_upsampled() -> None:
         ]
     )  # top half salient, like REGION's rows
     full = deletion_insertion_auc(RegionModel(), images, REGION.float()[None], target, steps=4)
-    up = deletion_insertion_auc(RegionModel(), images, low, target, steps=4)
+    up = deletion_insertion_auc(
+        RegionModel(), images, low, target, steps=4, upsample="conventional"
+    )
     assert up.item() == pytest.approx(full.item(), abs=1e-4)
+    # Aligned, the two cells sit on rows 0 and H // 2 (stride H // 2, offset 0): same ranking.
+    aligned = deletion_insertion_auc(
+        RegionModel(), images, low, target, steps=4, geometry=resnet_geometry(H // 2)
+    )
+    assert aligned.item() == pytest.approx(full.item(), abs=1e-4)
+    with pytest.raises(ConfigError, match="conventional"):
+        deletion_insertion_auc(RegionModel(), images, low, target, steps=4)
 
 
 def test_deletion_insertion_rejects_bad_settings() -> None:
@@ -353,7 +363,11 @@ def test_average_drop_and_increase_on_a_toy_model() -> None:
 def test_average_drop_of_a_constant_map_removes_everything() -> None:
     images = torch.ones(1, 1, H, W)
     drop, increase = average_drop_increase(
-        _drop_model, images, torch.full((1, 2, 2), 3.0), torch.zeros(1, dtype=torch.long)
+        _drop_model,
+        images,
+        torch.full((1, 2, 2), 3.0),
+        torch.zeros(1, dtype=torch.long),
+        upsample="conventional",
     )
     # E = 0 -> O = 0.2 + 0 + 0.3 = 0.5 = Y: no drop, no increase.
     assert drop.item() == pytest.approx(0.0, abs=1e-3)

@@ -106,7 +106,7 @@ def test_batch_cam_without_terminal(tmp_path: Path, tiny_checkpoint: Path) -> No
     assert [line for line in result.stderr.splitlines() if "broken.png" not in line] == []
 
 
-def _fake_train(settings: Any, resume: Any, observer: Any) -> Any:
+def _fake_train(settings: Any, resume: Any, observer: Any, **_: Any) -> Any:
     observer.on_start(
         TrainPlan(
             num_epochs=2,
@@ -150,7 +150,7 @@ def test_train_lines_per_batch_and_epoch(monkeypatch: pytest.MonkeyPatch, quiet:
 
 
 def test_eval_download_and_demo_lines(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    def fake_eval(model: Any, settings: Any, options: Any, progress: Any) -> Any:
+    def fake_eval(model: Any, settings: Any, options: Any, progress: Any, **_: Any) -> Any:
         for done in range(0, 201, 50):
             progress("localization", done, 200)
         return SimpleNamespace(skipped=[], notes=[], to_dict=lambda: {"ok": True})
@@ -166,7 +166,7 @@ def test_eval_download_and_demo_lines(monkeypatch: pytest.MonkeyPatch, tmp_path:
             already_present=False,
         )
 
-    def fake_demo(output_dir: Any, device: Any, observer: Any, on_stage: Any) -> Any:
+    def fake_demo(output_dir: Any, device: Any, observer: Any, on_stage: Any, **_: Any) -> Any:
         on_stage("drawing the shapes dataset")
         return SimpleNamespace(skipped=[], to_dict=lambda: {"ok": True})
 

@@ -92,6 +92,15 @@ def test_boxes_lie_inside_the_image_and_have_sensible_size(shapes: Path) -> None
         assert 8 <= box.width <= 40 and 8 <= box.height <= 40
 
 
+def test_object_scale_sets_the_box_size(tmp_path: Path) -> None:
+    # Radius r = 0.3 * 64 = 19.2 px: every shape's box spans at most 2r + 1 and, whatever its
+    # rotation, at least r (a triangle's short side, from its apex to the opposite edge: 1.5r).
+    root = _make(tmp_path / "big", object_scale=(0.3, 0.3))
+    for (box,) in read_boxes_csv(root / "boxes.csv").values():
+        assert 19 <= max(box.width, box.height) <= 40
+        assert min(box.width, box.height) >= 19
+
+
 def _far_from(pixels: np.ndarray, colour: np.ndarray, limit: float) -> np.ndarray:
     return np.abs(pixels - colour).sum(axis=-1) > limit
 
@@ -137,6 +146,9 @@ def test_progress_is_reported_for_every_image(tmp_path: Path) -> None:
         {"classes": ("circle", "hexagon")},
         {"classes": ("circle", "circle")},
         {"classes": ("circle",)},
+        {"object_scale": (0.0, 0.2)},
+        {"object_scale": (0.3, 0.2)},
+        {"object_scale": (0.2, 0.4)},
     ],
 )
 def test_bad_arguments_raise_config_error(tmp_path: Path, kwargs: dict[str, Any]) -> None:

@@ -298,6 +298,7 @@ def _cam_options(
         save_array=save_array,
         fmt=fmt,
         max_pixels=settings.cam.max_pixels,
+        upsample=settings.cam.upsample.value,
     )
 
 

@@ -98,7 +98,7 @@ def _summary(report: DemoReport) -> None:
             "maps find the shape",
             f"GT-known loc {loc['gt_known_loc']:.1%}, top-1 loc {loc['top1_loc']:.1%} "
             f"(box from the map at 20% of its max, IoU >= 0.5), "
-            f"MaxBoxAccV2 {loc['maxboxacc_v2']:.1%}",
+            f"MaxBoxAccV2 {loc['maxboxacc_v2']:.1%} ({loc['upsample']} maps)",
         )
     table.add_row("model", str(training.best_checkpoint))
     table.add_row("training curves", str(training.curves_file))

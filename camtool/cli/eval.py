@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from camtool.choices import DeviceName
+from camtool.choices import DeviceName, UpsampleMode
 from camtool.cli._app import CamtoolCommand, app
 from camtool.cli._common import (
     ArchOpt,
@@ -24,7 +24,7 @@ from camtool.cli._output import err, out, print_json, report_skipped
 if TYPE_CHECKING:
     from camtool.evaluation.evaluate import EvalReport
 
-__all__ = ["LINE_EVERY", "EvalSplit", "eval_command"]
+__all__ = ["LINE_EVERY", "EvalSplit", "LocProtocol", "eval_command"]
 
 #: Without a terminal, a progress line every this many images (and at least every 30 s).
 LINE_EVERY = 100
@@ -35,6 +35,13 @@ class EvalSplit(str, Enum):
 
     val = "val"
     train = "train"
+
+
+class LocProtocol(str, Enum):
+    """How MaxBoxAccV2 is computed: camtool's conventions or wsolevaluation's exactly."""
+
+    camtool = "camtool"
+    wsol = "wsol"
 
 
 @app.command(
@@ -108,6 +115,18 @@ def eval_command(
     workers: int | None = typer.Option(
         None, "--workers", min=0, metavar="N", help="DataLoader worker processes [default: 2]."
     ),
+    protocol: LocProtocol | None = typer.Option(
+        None,
+        "--protocol",
+        help="MaxBoxAccV2 by camtool's conventions, or wsol: exactly as the wsolevaluation "
+        "reference (8-bit maps, every contour incl. holes, +1 IoU) [default: camtool].",
+    ),
+    upsample: UpsampleMode | None = typer.Option(
+        None,
+        "--upsample",
+        help="aligned (map cells at their receptive-field centres) or conventional (bilinear, "
+        "align_corners=False) [default: cam.upsample, aligned].",
+    ),
     device: DeviceName | None = DeviceOpt,
     config: Path | None = ConfigOpt,
     overwrite: bool = typer.Option(
@@ -138,6 +157,7 @@ def eval_command(
                 "device": device_value(device),
             },
             "model": {"arch": arch},
+            "cam": {"upsample": upsample.value if upsample is not None else None},
         },
     )
     from camtool.cli._progress import ProgressReporter
@@ -155,6 +175,7 @@ def eval_command(
         metrics=parse_metric_groups(metrics),
         faithfulness_images=faithfulness_images or DEFAULT_FAITHFULNESS_IMAGES,
         output_dir=output_dir if output_dir is not None else DEFAULT_OUTPUT_DIR,
+        protocol=protocol.value if protocol is not None else "camtool",
         overwrite=overwrite,
     )
     with ProgressReporter("eval", quiet=quiet, json_out=json_out, every=LINE_EVERY) as reporter:
@@ -195,7 +216,7 @@ def _show(report: EvalReport) -> None:
             ("images with boxes", str(loc["n_images"])),
             ("top-1 localization", f"{loc['top1_loc']:.2%}"),
             ("GT-known localization", f"{loc['gt_known_loc']:.2%}"),
-            ("MaxBoxAccV2", f"{loc['maxboxacc_v2']:.2%}"),
+            (f"MaxBoxAccV2 ({loc['protocol']})", f"{loc['maxboxacc_v2']:.2%}"),
         ]
     if faith is not None:
         rows += [

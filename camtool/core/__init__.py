@@ -19,8 +19,10 @@ Modules:
 * ``maps``
 * ``model``
 * ``onnx_runner``
+* ``receptive``
 * ``runner``
 * ``torch_runner``
+* ``upsample``
 * ``weights``
 
 The names below are importable from the package itself; each is loaded from its module on
@@ -40,6 +42,7 @@ _WHERE: dict[str, str] = {
     "CAMNet": "model",
     "CAMOutput": "model",
     "CAMSource": "maps",
+    "CellGeometry": "upsample",
     "EMPTY_BOX": "localize",
     "EXPORT_FORMAT": "onnx_runner",
     "EXPORT_FORMAT_VERSION": "onnx_runner",
@@ -58,6 +61,7 @@ _WHERE: dict[str, str] = {
     "ModelInfo": "runner",
     "OUTPUT_NAMES": "onnx_runner",
     "OnnxRunner": "onnx_runner",
+    "PROBE_SIZE": "receptive",
     "Parts": "heads",
     "REFUSED": "archs",
     "RESNET_ARCHS": "archs",
@@ -65,6 +69,7 @@ _WHERE: dict[str, str] = {
     "TIMM_PREFIX": "archs",
     "TorchRunner": "torch_runner",
     "TransformInput": "heads",
+    "UPSAMPLE_MODES": "upsample",
     "all_boxes_from_map_thresholds": "localize",
     "arch_problem": "archs",
     "as_array": "maps",
@@ -72,6 +77,7 @@ _WHERE: dict[str, str] = {
     "boxes_from_map_thresholds": "localize",
     "build_model": "model",
     "build_parts": "heads",
+    "cell_geometry": "receptive",
     "check_cam_invariant": "model",
     "check_finite": "weights",
     "explain_batch": "maps",
@@ -81,6 +87,7 @@ _WHERE: dict[str, str] = {
     "imagenet_class_names": "model",
     "imagenet_weights_file": "model",
     "info_from_metadata": "onnx_runner",
+    "interpolation_matrix": "upsample",
     "iou": "localize",
     "is_flat": "localize",
     "is_onnx": "loading",
@@ -89,6 +96,7 @@ _WHERE: dict[str, str] = {
     "load_imagenet_state_dict": "model",
     "minmax_normalize": "localize",
     "model_from_state_dict": "checkpoint",
+    "model_geometry": "receptive",
     "open_runner": "loading",
     "parse_metadata_props": "onnx_runner",
     "peak": "localize",
@@ -96,6 +104,7 @@ _WHERE: dict[str, str] = {
     "read_weights": "weights",
     "refusal": "archs",
     "rename_legacy_keys": "model",
+    "resnet_geometry": "upsample",
     "resolve_class": "maps",
     "resolve_device": "device",
     "runner_from_settings": "loading",
@@ -104,6 +113,9 @@ _WHERE: dict[str, str] = {
     "select_classes": "maps",
     "softmax": "maps",
     "unstride": "heads",
+    "upsample": "upsample",
+    "upsample_maps": "maps",
+    "upsample_matrices": "upsample",
 }
 
 __all__, __getattr__, __dir__ = lazy_exports(__name__, _WHERE)

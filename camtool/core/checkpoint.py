@@ -6,6 +6,8 @@ A camtool checkpoint is a plain dict saved with ``torch.save`` and read back wit
     format, format_version, camtool_version,
     model_state, model_args {arch, num_classes, output_stride},
     class_names, img_size, mean, std, settings,
+    cell_geometry {stride: [sy, sx], offset: [oy, ox]} (where the map's cells sit, derived from
+        the layers by camtool.core.receptive; informative: loading derives it again),
     training (optional: optimizer, scheduler, epoch, best metric, RNG state ...)
 
 A plain torchvision state dict of any accepted arch (a ResNet is what the reference lab saved)
@@ -34,6 +36,8 @@ from camtool.core.model import (
     imagenet_class_names,
     rename_legacy_keys,
 )
+from camtool.core.receptive import model_geometry
+from camtool.core.upsample import CellGeometry
 from camtool.core.weights import BN_COUNTER, check_finite, fill_bn_counters, read_weights
 from camtool.errors import CamtoolError
 from camtool.fsutil import atomic_path
@@ -69,6 +73,20 @@ class LoadedModel:
     def arch(self) -> str:
         return self.model.arch
 
+    @property
+    def geometry(self) -> CellGeometry | None:
+        """Where the model's map cells sit on its input, derived from its layers; ``None`` if
+        they cannot be derived (a trunk ``torch.fx`` cannot trace): then maps can only be
+        upsampled the conventional way."""
+        return _geometry_or_none(self.model)
+
+
+def _geometry_or_none(model: CAMNet) -> CellGeometry | None:
+    try:
+        return model_geometry(model)
+    except CamtoolError:
+        return None
+
 
 def save_checkpoint(
     path: Path,
@@ -103,6 +121,9 @@ def save_checkpoint(
         "std": [float(s) for s in std],
         "settings": dict(settings or {}),
     }
+    geometry = _geometry_or_none(model)
+    if geometry is not None:
+        payload["cell_geometry"] = geometry.to_dict()
     if training is not None:
         payload["training"] = dict(training)
     try:

@@ -1,8 +1,10 @@
 """Class activation maps for a whole batch: pick the classes, gather their maps, upsample.
 
 Everything here works on NumPy arrays (a runner's tensors are converted once, after the forward
-pass), so the ONNX path of ``camtool cam`` never imports torch. Shared by ``camtool cam``,
-``camtool batch-cam`` and ``camtool eval``.
+pass), so the ONNX path of ``camtool cam`` never imports torch. Upsampling goes through
+:func:`camtool.core.upsample.upsample_matrices` (each cell at its receptive-field centre, or the
+conventional bilinear placement), for every caller alike. Shared by ``camtool cam``,
+``camtool batch-cam``, ``camtool eval`` and the Python API.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from camtool.core.runner import is_torch_tensor
+from camtool.core.upsample import CellGeometry, upsample_matrices
 from camtool.errors import ConfigError
 
 __all__ = [
@@ -26,6 +29,7 @@ __all__ = [
     "resolve_class",
     "select_classes",
     "softmax",
+    "upsample_maps",
 ]
 
 
@@ -45,12 +49,14 @@ class CAMBatch:
         probs: ``(N, C)`` softmax of ``logits``.
         class_idx: ``(N, K)`` int64, the classes whose maps were kept, best first.
         cams: ``(N, K, h, w)`` their raw maps (not normalised) at feature-map resolution.
+        input_hw: ``(H, W)`` of the model input the maps were computed from.
     """
 
     logits: np.ndarray
     probs: np.ndarray
     class_idx: np.ndarray
     cams: np.ndarray
+    input_hw: tuple[int, int]
 
 
 def as_array(value: Any) -> np.ndarray:
@@ -180,41 +186,66 @@ def explain_batch(
     logits, cams = as_array(logits_out), as_array(cams_out)
     chosen = select_classes(logits, target, topk)
     kept = np.take_along_axis(cams, chosen[:, :, None, None], axis=1)
-    return CAMBatch(logits, softmax(logits), chosen, np.ascontiguousarray(kept))
+    input_hw = (int(images.shape[-2]), int(images.shape[-1]))
+    return CAMBatch(logits, softmax(logits), chosen, np.ascontiguousarray(kept), input_hw)
 
 
-def _bilinear(cam: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Bilinear upsampling with half-pixel centres (PyTorch's ``align_corners=False``), float32.
+def upsample_maps(
+    cams: Any,
+    size: tuple[int, int],
+    *,
+    mode: str = "aligned",
+    geometry: CellGeometry | None = None,
+    input_hw: tuple[int, int] | None = None,
+) -> Any:
+    """Upsample raw maps ``(..., h, w)`` to ``size`` = (H, W), float32, not normalised.
 
-    Separable: ``Wy @ cam @ Wx.T`` with one interpolation matrix per axis. Stand-in until the
-    shared upsampling module places cells at their receptive-field centres.
+    The interpolation matrices of :func:`camtool.core.upsample.upsample_matrices` (see there for
+    ``mode``, ``geometry`` and ``input_hw``; ``input_hw=None`` means the maps were computed from
+    an input of ``size``) applied as ``Wy @ cam @ Wx.T``. A tensor stays a tensor on its own
+    device (eval's faithfulness ranks pixels on the GPU); anything else becomes a NumPy array.
+
+    Raises:
+        ConfigError: ``"aligned"`` without a geometry, or an unknown mode.
     """
+    hw = (int(cams.shape[-2]), int(cams.shape[-1]))
+    wy, wx = upsample_matrices(hw, size, mode=mode, geometry=geometry, input_hw=input_hw)
+    if is_torch_tensor(cams):
+        import torch
 
-    def weights(out: int, cells: int) -> np.ndarray:
-        centre = (np.arange(out, dtype=np.float64) + 0.5) * (cells / out) - 0.5
-        centre = np.clip(centre, 0.0, cells - 1)
-        low = np.floor(centre).astype(np.int64)
-        high = np.minimum(low + 1, cells - 1)
-        frac = centre - low
-        matrix = np.zeros((out, cells), dtype=np.float64)
-        rows = np.arange(out)
-        np.add.at(matrix, (rows, low), 1.0 - frac)
-        np.add.at(matrix, (rows, high), frac)
-        return matrix
-
-    cam64 = np.asarray(cam, dtype=np.float64)
-    up = weights(size[0], cam64.shape[0]) @ cam64 @ weights(size[1], cam64.shape[1]).T
-    return up.astype(np.float32)
+        maps = cams.float()
+        return torch.from_numpy(wy).to(maps.device) @ maps @ torch.from_numpy(wx).to(maps.device).T
+    return np.ascontiguousarray(wy @ as_array(cams) @ wx.T, dtype=np.float32)
 
 
-def heatmap(cam: Any, size: tuple[int, int]) -> np.ndarray:
-    """Upsample one raw ``(h, w)`` map to ``size`` = (height, width) and min-max normalise it to
-    [0, 1]; float32.
+def heatmap(
+    cam: Any,
+    size: tuple[int, int],
+    *,
+    mode: str = "aligned",
+    geometry: CellGeometry | None = None,
+    input_hw: tuple[int, int] | None = None,
+) -> np.ndarray:
+    """Upsample one raw map ``(h, w)`` to ``size`` = (H, W) and min-max normalise it to [0, 1].
 
-    A flat map (one cell, or all cells equal) is all zeros: what upsampling adds to it is float
-    rounding (about 1e-7 of its value), which normalising would blow up into a random pattern.
+    Args:
+        cam: the raw map (NumPy array or tensor), at feature-map resolution.
+        size: the output size, e.g. the original image's ``(height, width)``.
+        mode: ``"aligned"`` (each cell at its receptive-field centre) or ``"conventional"``
+            (bilinear, ``align_corners=False``).
+        geometry: the model's cell geometry (:attr:`camtool.core.runner.ModelInfo.geometry`).
+        input_hw: the model input's ``(height, width)`` when it differs from ``size`` (the
+            image was resized for the model); the placement is carried through that scale.
+
+    Returns:
+        float32 ``(H, W)`` in [0, 1]. A flat map (one cell, or all cells equal) is all zeros:
+        what upsampling adds to it is float rounding (about 1e-7 of its value), which
+        normalising would blow up into a random pattern.
+
+    Raises:
+        ConfigError: ``"aligned"`` for a model without a recorded geometry, or a bad mode.
     """
-    up = _bilinear(as_array(cam), size)
+    up = upsample_maps(as_array(cam), size, mode=mode, geometry=geometry, input_hw=input_hw)
     low, high = float(up.min()), float(up.max())
     span = high - low
     if span <= 1e-5 * max(abs(high), abs(low)) or span == 0:

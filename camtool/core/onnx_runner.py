@@ -6,7 +6,10 @@ carries what camtool needs to use it in its ``metadata_props``:
 * ``camtool_format``: the marker :data:`EXPORT_FORMAT` (a file without it is not a camtool
   export);
 * ``camtool``: a JSON document with ``format_version``, ``camtool_version``, ``arch``,
-  ``num_classes``, ``output_stride``, ``class_names``, ``img_size``, ``mean`` and ``std``.
+  ``num_classes``, ``output_stride``, ``class_names``, ``img_size``, ``mean`` and ``std``, and
+  ``cell_geometry`` (``{"stride": [sy, sx], "offset": [oy, ox]}``, where the map's cells sit on
+  the input; exports made before it was recorded were ResNets, whose geometry follows from
+  ``output_stride``).
 
 The TorchScript export stores the same JSON document as its ``camtool.json`` extra file.
 
@@ -23,8 +26,10 @@ from typing import Any
 
 import numpy as np
 
+from camtool.core.archs import RESNET_ARCHS
 from camtool.core.runner import ModelInfo, is_torch_tensor
-from camtool.errors import CamtoolError
+from camtool.core.upsample import CellGeometry, resnet_geometry
+from camtool.errors import CamtoolError, ConfigError
 from camtool.paths import require_file
 
 __all__ = [
@@ -61,6 +66,20 @@ def _floats3(value: Any) -> tuple[float, ...]:
     return out
 
 
+def _geometry(document: Mapping[str, Any], source: str) -> CellGeometry | None:
+    """The recorded cell geometry; for older exports (ResNets only) the one their output stride
+    implies; ``None`` if neither is known (then only conventional upsampling is possible)."""
+    if "cell_geometry" in document:
+        try:
+            return CellGeometry.from_dict(document["cell_geometry"])
+        except ConfigError:
+            raise CamtoolError(f"{source} has damaged camtool metadata (cell_geometry)") from None
+    stride = document.get("output_stride")
+    if document.get("arch") in RESNET_ARCHS and stride in (16, 32):
+        return resnet_geometry(int(stride))
+    return None
+
+
 def info_from_metadata(document: Mapping[str, Any], source: str) -> ModelInfo:
     """Turn an export's JSON metadata into the :class:`~camtool.core.runner.ModelInfo` it describes.
 
@@ -89,6 +108,7 @@ def info_from_metadata(document: Mapping[str, Any], source: str) -> ModelInfo:
             std=_floats3(document["std"]),
             arch=str(document["arch"]),
             source=source,
+            geometry=_geometry(document, source),
             output_stride=int(document.get("output_stride", 32)),
         )
     except (KeyError, TypeError, ValueError) as exc:

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, overload
 
 from camtool.core.imagenet import IMAGENET_MEAN, IMAGENET_STD
+from camtool.core.upsample import CellGeometry
 
 if TYPE_CHECKING:
     import numpy as np
@@ -33,6 +34,9 @@ __all__ = ["ModelInfo", "Runner", "is_torch_tensor"]
 class ModelInfo:
     """What a runner knows about its model.
 
+    ``geometry`` says where the map's cells sit on the input (stride and receptive-field
+    offset, see :mod:`camtool.core.upsample`); ``None`` when the model does not record it, in
+    which case maps can only be upsampled the conventional way.
     ``output_stride`` is the input pixels per map cell along each axis (32, or 16): uncropped
     inputs are sized in multiples of it (:func:`camtool.data.images.input_geometry`).
     """
@@ -44,6 +48,7 @@ class ModelInfo:
     arch: str = "resnet18"
     source: str = ""
     settings: dict[str, Any] = field(default_factory=dict)
+    geometry: CellGeometry | None = None
     output_stride: int = 32
 
 

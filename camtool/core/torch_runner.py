@@ -42,6 +42,7 @@ class TorchRunner:
             arch=loaded.arch,
             source=loaded.source,
             settings=dict(loaded.settings),
+            geometry=loaded.geometry,
             output_stride=int(loaded.model.output_stride),
         )
 

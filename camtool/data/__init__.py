@@ -26,6 +26,7 @@ _WHERE: dict[str, str] = {
     "Checksum": "archive",
     "DATASET_NAMES": "datasets",
     "DEFAULT_CROP_SCALE": "datasets",
+    "DEFAULT_OBJECT_SCALE": "synthetic",
     "DataSplits": "datasets",
     "DownloadResult": "download",
     "GroundTruth": "boxes",

@@ -38,6 +38,7 @@ from camtool.textio import read_text
 
 __all__ = [
     "BOXES_HEADER",
+    "DEFAULT_OBJECT_SCALE",
     "MIN_IMAGE_SIZE",
     "SHAPES",
     "Box",
@@ -53,6 +54,10 @@ BOXES_HEADER: tuple[str, ...] = ("path", "x0", "y0", "x1", "y1")
 
 MIN_IMAGE_SIZE = 32
 """The smallest image side the generator accepts."""
+
+DEFAULT_OBJECT_SCALE: tuple[float, float] = (0.15, 0.27)
+"""Range of the radius of the circle around each shape, as a fraction of the image side (drawn
+uniformly): a circle's box is twice that wide."""
 
 _MARKER = ".camtool-shapes"
 """Written into a generated root; only a root carrying it is replaced by a new run."""
@@ -96,6 +101,7 @@ def make_shapes_dataset(
     seed: int = 0,
     classes: Sequence[str] = SHAPES,
     progress: Callable[[int, int], None] | None = None,
+    object_scale: tuple[float, float] = DEFAULT_OBJECT_SCALE,
 ) -> Path:
     """Generate the shapes dataset under ``root``.
 
@@ -112,6 +118,8 @@ def make_shapes_dataset(
         seed: seed of the random generator.
         classes: which of :data:`SHAPES` to draw.
         progress: called as ``progress(done, total)`` after each image.
+        object_scale: ``(low, high)`` range of the radius of the circle around each shape, as a
+            fraction of ``image_size``, with ``0 < low <= high <= 0.35``.
 
     Returns:
         ``root``.
@@ -121,6 +129,9 @@ def make_shapes_dataset(
         InputError: ``root`` exists, is not empty and is not a generated shapes dataset.
     """
     names = _check_args(train_per_class, val_per_class, image_size, classes)
+    low, high = object_scale
+    if not 0 < low <= high <= 0.35:
+        raise ConfigError(f"object_scale must satisfy 0 < low <= high <= 0.35, got {object_scale}")
     root = Path(root)
     if root.exists() and not _replaceable(root):
         raise InputError(
@@ -140,7 +151,7 @@ def make_shapes_dataset(
                 folder = tmp / split / name
                 folder.mkdir(parents=True)
                 for i in range(count):
-                    image, box = _draw_sample(rng, name, image_size)
+                    image, box = _draw_sample(rng, name, image_size, object_scale)
                     rel = f"{split}/{name}/{i:05d}.png"
                     image.save(tmp / rel, format="PNG", compress_level=1)
                     rows.append((rel, box.x0, box.y0, box.x1, box.y1))
@@ -263,14 +274,22 @@ def _move_into_place(tmp: Path, root: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
-def _draw_sample(rng: np.random.Generator, shape: str, size: int) -> tuple[Image.Image, Box]:
+def _draw_sample(
+    rng: np.random.Generator,
+    shape: str,
+    size: int,
+    scale: tuple[float, float] = DEFAULT_OBJECT_SCALE,
+) -> tuple[Image.Image, Box]:
     """Draw one image of ``shape`` and return it with the shape's tight bounding box."""
-    image, box, _ = _render(rng, shape, size)
+    image, box, _ = _render(rng, shape, size, scale)
     return image, box
 
 
 def _render(
-    rng: np.random.Generator, shape: str, size: int
+    rng: np.random.Generator,
+    shape: str,
+    size: int,
+    scale: tuple[float, float] = DEFAULT_OBJECT_SCALE,
 ) -> tuple[Image.Image, Box, Image.Image]:
     """Draw one image; also return the shape's mask (the box is the mask's bounding box)."""
     background = _dark_colour(rng)
@@ -278,7 +297,7 @@ def _render(
     image = Image.new("RGB", (size, size), background)
     _draw_clutter(ImageDraw.Draw(image), rng, size)
     mask = Image.new("L", (size, size), 0)
-    _draw_shape(ImageDraw.Draw(mask), rng, shape, size)
+    _draw_shape(ImageDraw.Draw(mask), rng, shape, size, scale)
     image.paste(colour, (0, 0, size, size), mask)
     noisy = np.asarray(image, dtype=np.float32) + rng.normal(0.0, 8.0, (size, size, 3))
     image = Image.fromarray(np.clip(noisy, 0, 255).astype(np.uint8), "RGB")
@@ -318,10 +337,16 @@ def _draw_clutter(draw: ImageDraw.ImageDraw, rng: np.random.Generator, size: int
         draw.ellipse((cx - r, cy - r, cx + r, cy + r), fill=_colour(rng))
 
 
-def _draw_shape(draw: ImageDraw.ImageDraw, rng: np.random.Generator, shape: str, size: int) -> None:
+def _draw_shape(
+    draw: ImageDraw.ImageDraw,
+    rng: np.random.Generator,
+    shape: str,
+    size: int,
+    scale: tuple[float, float] = DEFAULT_OBJECT_SCALE,
+) -> None:
     """Draw a filled ``shape`` in white on a mask, at a random place, size and rotation."""
     margin = size / 8  # keeps the shape inside an eval centre crop (size / 1.14 of the side)
-    r = float(rng.uniform(0.15, 0.27)) * size  # radius of the circle around the shape
+    r = float(rng.uniform(*scale)) * size  # radius of the circle around the shape
     cx, cy = (float(v) for v in rng.uniform(margin + r, size - margin - r, 2))
     turn = float(rng.uniform(0, 2 * math.pi))
     if shape == "circle":

@@ -52,6 +52,7 @@ class DemoConfig:
         learning_rate: AdamW's initial rate (cosine schedule to 0).
         output_stride: 16 for maps twice as fine as the standard 32.
         crop_scale: area range of the training random crop (keeps the shape in view).
+        object_scale: range of each shape's radius, as a fraction of ``image_size``.
         num_cams: ``val/`` images to draw maps of, taken in turn from each class.
         workers: data loader worker processes.
         seed: seed of the data and of the training.
@@ -66,6 +67,7 @@ class DemoConfig:
     learning_rate: float = 0.002
     output_stride: int = 16
     crop_scale: tuple[float, float] = (0.5, 1.0)
+    object_scale: tuple[float, float] = (0.2, 0.3)
     num_cams: int = 10
     workers: int = 0
     seed: int = 0
@@ -254,6 +256,7 @@ def _run_demo(
         val_per_class=config.val_per_class,
         image_size=config.image_size,
         seed=config.seed,
+        object_scale=config.object_scale,
     )
     say(f"training a {settings.model.arch} from scratch")
     result = train(settings, observer=observer, crop_scale=config.crop_scale, overwrite=True)
@@ -308,7 +311,11 @@ def _test_and_draw(
     test = evaluate(model, loader, device)
     runner = TorchRunner(loaded, device)
     options = CamOptions(
-        topk=1, alpha=settings.cam.alpha, colormap=settings.cam.colormap, figure=True
+        topk=1,
+        alpha=settings.cam.alpha,
+        colormap=settings.cam.colormap,
+        figure=True,
+        upsample=settings.cam.upsample.value,
     )
     cams_dir = Path(settings.cam.output_dir)
     cams_dir.mkdir(parents=True, exist_ok=True)

@@ -8,7 +8,9 @@ Modules:
 * ``faithfulness``
 * ``figures``
 * ``localization``
+* ``localization_metrics``
 * ``metrics``
+* ``wsol``
 
 The names below are importable from the package itself; each is loaded from its module on
 first use, so importing the package costs nothing.
@@ -21,9 +23,9 @@ from camtool._lazy import lazy_exports
 _WHERE: dict[str, str] = {
     "CAM_THRESHOLD": "localization",
     "CROP_NOTE": "data",
-    "DEFAULT_CAM_THRESHOLDS": "metrics",
+    "DEFAULT_CAM_THRESHOLDS": "localization_metrics",
     "DEFAULT_FAITHFULNESS_IMAGES": "evaluate",
-    "DEFAULT_IOU_THRESHOLDS": "metrics",
+    "DEFAULT_IOU_THRESHOLDS": "localization_metrics",
     "DEFAULT_OUTPUT_DIR": "evaluate",
     "EvalOptions": "evaluate",
     "EvalProgress": "data",
@@ -32,13 +34,15 @@ _WHERE: dict[str, str] = {
     "IndexedDataset": "data",
     "LOC_IOU": "localization",
     "LocItem": "localization",
-    "LocalizationAccumulator": "metrics",
-    "LocalizationResults": "metrics",
+    "LocalizationAccumulator": "localization_metrics",
+    "LocalizationResults": "localization_metrics",
     "MAX_MISTAKES": "classification",
     "METRIC_GROUPS": "evaluate",
     "ModelFn": "metrics",
+    "PROTOCOLS": "evaluate",
     "ProgressFn": "metrics",
     "SPLITS": "data",
+    "WSOL_CAM_THRESHOLDS": "wsol",
     "average_drop_increase": "metrics",
     "check_classes": "data",
     "confusion_matrix": "metrics",
@@ -56,10 +60,13 @@ _WHERE: dict[str, str] = {
     "oom_error": "data",
     "parse_metric_groups": "evaluate",
     "per_class_prf": "metrics",
+    "quantize": "wsol",
     "run_eval": "evaluate",
     "run_localization": "localization",
     "split_dataset": "data",
     "topk_correct": "metrics",
+    "wsol_boxes": "wsol",
+    "wsol_iou": "wsol",
 }
 
 __all__, __getattr__, __dir__ = lazy_exports(__name__, _WHERE)

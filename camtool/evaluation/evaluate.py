@@ -14,12 +14,13 @@ Three groups of metrics, chosen with ``--metrics``:
     so these images are fed as ``camtool cam`` feeds them: **no crop**, shorter side resized to
     ``img_size`` (:func:`camtool.data.images.preprocess`). The map then covers the whole image and
     is
-    bilinearly upsampled to the original size, where it is compared with the boxes. Images of the
-    same resized size are batched together. Reported: the CAM paper's top-1 and GT-known
-    localization accuracy (largest region above 20% of the map's maximum, IoU >= 0.5) and
-    MaxBoxAccV2, see :class:`camtool.evaluation.metrics.LocalizationAccumulator`. The top-1 flag
-    uses the
-    prediction on that same uncropped input, the map being the ground-truth class's.
+    upsampled to the original size (``cam.upsample``, see :mod:`camtool.core.upsample`), where it
+    is compared with the boxes. Images of the same resized size are batched together. Reported:
+    the CAM paper's top-1 and GT-known localization accuracy (largest region above 20% of the
+    map's maximum, IoU >= 0.5) and MaxBoxAccV2, by camtool's protocol or (``--protocol wsol``)
+    exactly as the wsolevaluation reference computes it, see
+    :class:`camtool.evaluation.localization_metrics.LocalizationAccumulator`. The top-1 flag uses
+    the prediction on that same uncropped input, the map being the ground-truth class's.
 
 ``faithfulness`` (no boxes needed)
     Deletion and insertion AUC and Average Drop / Increase in Confidence of the predicted class's
@@ -67,6 +68,7 @@ from camtool.evaluation.localization import (
     localization_items,
     run_localization,
 )
+from camtool.evaluation.localization_metrics import PROTOCOLS
 from camtool.fsutil import atomic_write_bytes, refuse_to_replace, remove_stale_temps
 from camtool.rounding import tidy_numbers
 from camtool.settings import SETTINGS_FILE, DatasetSettings, Settings, write_settings
@@ -78,6 +80,7 @@ __all__ = [
     "FAITHFULNESS_STEPS",
     "MAX_MISTAKES",
     "METRIC_GROUPS",
+    "PROTOCOLS",
     "SPLITS",
     "EvalOptions",
     "EvalProgress",
@@ -109,6 +112,8 @@ class EvalOptions:
         faithfulness_images: most images the faithfulness metrics run on.
         output_dir: where ``metrics.json``, the figures and the settings are written.
         mistakes: how many of the most confident mistakes to list and draw.
+        protocol: how MaxBoxAccV2 is computed, ``"camtool"`` or ``"wsol"`` (the reference's
+            conventions exactly).
         overwrite: replace output files in a folder camtool did not write (one without
             ``camtool-settings.toml``); else refuse.
     """
@@ -119,6 +124,7 @@ class EvalOptions:
     faithfulness_images: int = DEFAULT_FAITHFULNESS_IMAGES
     output_dir: Path = DEFAULT_OUTPUT_DIR
     mistakes: int = MAX_MISTAKES
+    protocol: str = "camtool"
     overwrite: bool = False
 
 
@@ -132,6 +138,8 @@ class EvalReport:
     split: str
     classes: list[str]
     output_dir: str
+    upsample: str = "aligned"
+    cell_geometry: dict[str, Any] | None = None
     files: dict[str, str] = field(default_factory=dict)
     classification: dict[str, Any] | None = None
     localization: dict[str, Any] | None = None
@@ -157,6 +165,8 @@ class EvalReport:
             "split": self.split,
             "classes": list(self.classes),
             "output_dir": self.output_dir,
+            "upsample": self.upsample,
+            "cell_geometry": self.cell_geometry,
             "files": dict(self.files),
             "classification": self.classification,
             "localization": self.localization,
@@ -291,8 +301,16 @@ def run_eval(
         )
     if options.mistakes < 0:
         raise ConfigError(f"the number of mistakes shown must be 0 or more, got {options.mistakes}")
+    if options.protocol not in PROTOCOLS:
+        raise ConfigError(f"unknown protocol {options.protocol!r}; choose {', '.join(PROTOCOLS)}")
+    upsample = settings.cam.upsample.value
     runner = runner_from_settings(Path(model_path), settings)
     info = runner.info
+    if upsample == "aligned" and info.geometry is None:
+        raise ConfigError(
+            f"{info.source} does not record where its map cells sit, so its maps cannot be "
+            'aligned; re-export it with this camtool or set cam.upsample = "conventional"'
+        )
     root = _dataset_root(settings, info, Path(model_path))
     transform = build_transforms(info.img_size, False, info.mean, info.std)
     dataset = split_dataset(root, options.split, transform, settings.cam.max_pixels)
@@ -317,6 +335,8 @@ def run_eval(
         split=options.split,
         classes=list(info.class_names),
         output_dir=str(options.output_dir),
+        upsample=upsample,
+        cell_geometry=info.geometry.to_dict() if info.geometry is not None else None,
     )
     if gt is None and groups is None:
         report.notes.append(
@@ -349,7 +369,11 @@ def run_eval(
             atomic_write_bytes(cm_file, confusion_png(matrix, info.class_names))
             report.files["confusion_matrix"] = str(cm_file)
             grid = mistakes_png(
-                runner, report.classification["mistakes"], settings.cam.alpha, settings.cam.colormap
+                runner,
+                report.classification["mistakes"],
+                settings.cam.alpha,
+                settings.cam.colormap,
+                upsample,
             )
             if grid is not None:
                 atomic_write_bytes(out_dir / "mistakes.png", grid)
@@ -363,8 +387,10 @@ def run_eval(
                 max_pixels=settings.cam.max_pixels,
                 progress=progress,
                 warn=report.notes.append,
+                upsample=upsample,
+                protocol=options.protocol,
             )
-            report.localization = localization_dict(acc, gt, skipped, without)
+            report.localization = localization_dict(acc, gt, skipped, without, upsample)
         if "faithfulness" in wanted:
             report.faithfulness = evaluate_faithfulness(
                 runner,
@@ -373,6 +399,7 @@ def run_eval(
                 batch_size=batch,
                 workers=workers,
                 progress=progress,
+                upsample=upsample,
             )
     metrics_file = out_dir / "metrics.json"
     report.files["metrics"] = str(metrics_file)

@@ -36,6 +36,7 @@ def evaluate_faithfulness(
     workers: int = 0,
     steps: int = FAITHFULNESS_STEPS,
     progress: EvalProgress | None = None,
+    upsample: str = "aligned",
 ) -> dict[str, Any]:
     """Deletion / insertion AUC and Average Drop / Increase in Confidence of the predicted maps.
 
@@ -47,6 +48,8 @@ def evaluate_faithfulness(
         workers: DataLoader worker processes.
         steps: deletion/insertion increments.
         progress: ``progress("faithfulness", done, total)``, counted in forward-pass images.
+        upsample: how the maps are brought to the input's pixels to rank them, ``"aligned"``
+            or ``"conventional"`` (see :func:`camtool.core.maps.heatmap`).
 
     Returns:
         A JSON-ready dict: ``deletion_auc`` (lower is better) and ``insertion_auc`` (higher is
@@ -101,10 +104,21 @@ def evaluate_faithfulness(
                     batch_size,
                     "deletion" if mode == "deletion" else "insertion",
                     progress=report,
+                    upsample=upsample,
+                    geometry=runner.info.geometry,
                 )
                 into.append(auc.float().cpu())
                 offset[0] += n * (steps + 1)
-            drop, inc = average_drop_increase(model_fn, x, sal, target, batch_size, progress=report)
+            drop, inc = average_drop_increase(
+                model_fn,
+                x,
+                sal,
+                target,
+                batch_size,
+                progress=report,
+                upsample=upsample,
+                geometry=runner.info.geometry,
+            )
         except torch.cuda.OutOfMemoryError:
             raise oom_error() from None
         drops.append(drop.float().cpu())
@@ -125,5 +139,6 @@ def evaluate_faithfulness(
         "steps": steps,
         "target": "predicted class",
         "insertion_start": "blur",
+        "upsample": upsample,
         "preprocessing": CROP_NOTE,
     }

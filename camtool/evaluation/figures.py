@@ -58,9 +58,14 @@ def confusion_png(matrix: Sequence[Sequence[int]], names: Sequence[str]) -> byte
 
 
 def mistakes_png(
-    runner: Runner, mistakes: Sequence[dict[str, Any]], alpha: float, colormap: str
+    runner: Runner,
+    mistakes: Sequence[dict[str, Any]],
+    alpha: float,
+    colormap: str,
+    upsample: str = "aligned",
 ) -> bytes | None:
-    """A grid of the mistakes' images, each overlaid with the map of the class predicted."""
+    """A grid of the mistakes' images, each overlaid with the map of the class predicted
+    (upsampled to the thumbnail the ``upsample`` way, see :func:`camtool.core.maps.heatmap`)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -75,7 +80,13 @@ def mistakes_png(
         _, cams = runner(tensor[None])
         cls = info.class_names.index(m["predicted"])
         image.thumbnail((256, 256))
-        heat = heatmap(cams[0, cls].float().cpu(), (image.height, image.width))
+        heat = heatmap(
+            cams[0, cls].float().cpu(),
+            (image.height, image.width),
+            mode=upsample,
+            geometry=info.geometry,
+            input_hw=(int(tensor.shape[-2]), int(tensor.shape[-1])),
+        )
         title = f"true: {m['true']}\npred: {m['predicted']} ({m['prob']:.2f})"
         if not heat.any():  # min-max normalised: all zero only when the map is constant
             title += "\nflat map: no peak, no box"

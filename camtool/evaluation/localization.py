@@ -3,8 +3,10 @@
 Boxes are in the pixels of the original image, and a centre crop would cut part of it away, so
 these images are fed as ``camtool cam`` feeds them: no crop, shorter side resized to ``img_size``,
 each side rounded to a multiple of the model's output stride
-(:func:`camtool.data.images.input_geometry`). The map is bilinearly upsampled to the original
-size and compared there with the boxes. The input size of every image is known from its header,
+(:func:`camtool.data.images.input_geometry`). The map is upsampled to the original size
+(``cam.upsample``: each cell at its receptive-field centre, carried through the resize, or the
+conventional bilinear placement; see :mod:`camtool.core.upsample`) and compared there with the
+boxes. The input size of every image is known from its header,
 so images are grouped by it before reading and batches fill up.
 """
 
@@ -32,7 +34,7 @@ from camtool.data.datasets import (
 from camtool.data.images import ResizeGeometry, input_geometry, load_image, preprocess
 from camtool.errors import CamtoolError, ConfigError, InputError
 from camtool.evaluation.data import EvalProgress, check_classes, oom_error, split_dataset
-from camtool.evaluation.metrics import LocalizationAccumulator
+from camtool.evaluation.localization_metrics import LocalizationAccumulator
 from camtool.process import worker_init
 
 __all__ = [
@@ -50,7 +52,8 @@ LOC_IOU = 0.5
 
 _NO_CROP_NOTE = (
     "no crop: shorter side resized to img_size, each side rounded to a multiple of the output "
-    "stride, maps upsampled to the original image, boxes compared in original pixels"
+    "stride, maps upsampled to the original image (cells placed as the upsample field says), "
+    "boxes compared in original pixels"
 )
 
 
@@ -130,6 +133,7 @@ def _score_group(
     group: list[_Uncropped],
     acc: LocalizationAccumulator,
     warn: Warn | None,
+    upsample: str,
 ) -> None:
     """One forward pass over same-size inputs; add their maps and boxes to ``acc``.
 
@@ -144,7 +148,14 @@ def _score_group(
         raise oom_error() from None
     right = logits.argmax(dim=1).cpu() == labels
     gt_maps = cams[torch.arange(len(group)), labels.to(cams.device)].float().cpu()
-    heats = [heatmap(gt_maps[j], (g.height, g.width)) for j, (_, _, g) in enumerate(group)]
+    input_hw = (int(group[0][0].shape[-2]), int(group[0][0].shape[-1]))
+    geometry = runner.info.geometry
+    heats = [
+        heatmap(
+            gt_maps[j], (g.height, g.width), mode=upsample, geometry=geometry, input_hw=input_hw
+        )
+        for j, (_, _, g) in enumerate(group)
+    ]
     boxes = [
         fit_boxes(item.boxes, item.path, g.width, g.height, warn)
         for item, (_, _, g) in zip(chosen, group, strict=True)
@@ -173,14 +184,20 @@ def run_localization(
     max_pixels: int | None,
     progress: EvalProgress | None,
     warn: Warn | None = None,
+    upsample: str = "aligned",
+    protocol: str = "camtool",
 ) -> tuple[LocalizationAccumulator, list[SkippedImage]]:
     """Feed ``items`` uncropped through the model; return the accumulator and the unreadable.
 
     ``warn`` is told one line for each box clipped to its image (see
     :func:`camtool.data.boxes.clip_box`).
 
+    ``upsample`` is how maps become pixels (see :func:`camtool.core.maps.heatmap`), ``protocol``
+    how MaxBoxAccV2 is computed (see :mod:`camtool.evaluation.localization_metrics`).
+
     Raises:
-        ConfigError: ``batch_size`` below 1.
+        ConfigError: ``batch_size`` below 1, an unknown protocol, or ``"aligned"`` for a model
+            that does not record its cell geometry.
         CamtoolError: the GPU ran out of memory.
     """
     if batch_size < 1:
@@ -193,7 +210,7 @@ def run_localization(
         collate_fn=_collate_list,
         worker_init_fn=worker_init,
     )
-    acc = LocalizationAccumulator(cam_threshold=CAM_THRESHOLD, loc_iou=LOC_IOU)
+    acc = LocalizationAccumulator(cam_threshold=CAM_THRESHOLD, loc_iou=LOC_IOU, protocol=protocol)
     skipped: list[SkippedImage] = []
     done = 0
     for kept, unreadable in loader:
@@ -203,14 +220,18 @@ def run_localization(
         for entry in kept:  # a header can disagree with the pixels: group by the real shape
             by_shape.setdefault(tuple(entry[0].shape), []).append(entry)
         for group in by_shape.values():
-            _score_group(runner, items, group, acc, warn)
+            _score_group(runner, items, group, acc, warn, upsample)
         if progress is not None:
             progress("localization", done, len(items))
     return acc, skipped
 
 
 def localization_dict(
-    acc: LocalizationAccumulator, gt: GroundTruth, skipped: Sequence[SkippedImage], without: int
+    acc: LocalizationAccumulator,
+    gt: GroundTruth,
+    skipped: Sequence[SkippedImage],
+    without: int,
+    upsample: str = "aligned",
 ) -> dict[str, Any]:
     """The JSON-ready localization results (see :func:`evaluate_localization`).
 
@@ -233,6 +254,8 @@ def localization_dict(
         "best_threshold_by_iou": {f"{d:g}": v for d, v in res["best_threshold_by_iou"].items()},
         "cam_threshold": CAM_THRESHOLD,
         "iou": LOC_IOU,
+        "protocol": acc.protocol,
+        "upsample": upsample,
         "preprocessing": _NO_CROP_NOTE,
     }
 
@@ -247,6 +270,8 @@ def evaluate_localization(
     workers: int = 0,
     max_pixels: int | None = None,
     progress: EvalProgress | None = None,
+    upsample: str = "aligned",
+    protocol: str = "camtool",
 ) -> dict[str, Any]:
     """Box localization of a model's maps on one split of a dataset (what ``camtool demo`` uses).
 
@@ -259,6 +284,8 @@ def evaluate_localization(
         workers: DataLoader worker processes.
         max_pixels: refuse larger images before decoding them.
         progress: ``progress("localization", done, total)`` after each batch.
+        upsample: ``"aligned"`` or ``"conventional"`` (see :func:`camtool.core.maps.heatmap`).
+        protocol: ``"camtool"`` or ``"wsol"`` for MaxBoxAccV2.
 
     Returns:
         A JSON-ready dict: ``top1_loc``, ``gt_known_loc``, ``maxboxacc_v2`` (fractions in
@@ -291,5 +318,7 @@ def evaluate_localization(
             max_pixels=max_pixels,
             progress=progress,
             warn=notes.append,
+            upsample=upsample,
+            protocol=protocol,
         )
-    return {**localization_dict(acc, gt, skipped, without), "notes": notes}
+    return {**localization_dict(acc, gt, skipped, without, upsample), "notes": notes}

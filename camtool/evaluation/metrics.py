@@ -1,27 +1,9 @@
-"""Metrics for ``camtool eval``: classification, box localization and map faithfulness.
+"""Metrics for ``camtool eval``: classification and map faithfulness.
+
+(Box localization lives in :mod:`camtool.evaluation.localization_metrics`.)
 
 Classification
     :func:`topk_correct`, :func:`confusion_matrix`, :func:`per_class_prf`.
-
-Localization (ground-truth boxes known)
-    :class:`LocalizationAccumulator` is fed batches of ground-truth-class maps and reports
-
-    * the CAM paper protocol (Zhou et al. 2016, following ILSVRC): box around the largest
-      8-connected region above 20% of the map's maximum
-      (:func:`camtool.core.localize.box_from_map`);
-      **GT-known localization** counts an image when that box has IoU >= 0.5 with any of its
-      ground-truth boxes, **top-1 localization** additionally requires the top-1 class to be right
-      (when it is right, the predicted class's map *is* the ground-truth class's map, so the
-      correctness flag is all that is needed besides the ground-truth-class map);
-    * **MaxBoxAccV2** (Choe et al., CVPR 2020): for each CAM threshold of a sweep, an image counts
-      at IoU level ``delta`` when the best of the boxes around *all* connected regions of the
-      thresholded map has IoU >= ``delta`` with any ground-truth box; box accuracy is the fraction
-      of such images, it is maximised over thresholds for each ``delta``, and the maxima are
-      averaged over ``delta`` in {0.3, 0.5, 0.7}.
-
-    Thresholds apply to min-max normalised maps, a pixel being foreground when its normalised
-    value is strictly greater than the threshold (see :mod:`camtool.core.localize`). Unlike the
-    reference code, maps are not quantised to 8 bits first. Accuracies are fractions in [0, 1].
 
 Faithfulness (no boxes needed), computed in batches with torch
     :func:`deletion_insertion_auc` (Petsiuk et al., RISE, BMVC 2018) and
@@ -35,21 +17,18 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Sequence
-from typing import Literal, TypedDict
+from typing import Literal
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from camtool.core.localize import BoxXYXY, all_boxes_from_map_thresholds, box_from_map
-from camtool.errors import CamtoolError, ConfigError, InputError
+from camtool.core.maps import upsample_maps
+from camtool.core.upsample import CellGeometry
+from camtool.errors import ConfigError, InputError
 
 __all__ = [
-    "DEFAULT_CAM_THRESHOLDS",
-    "DEFAULT_IOU_THRESHOLDS",
-    "LocalizationAccumulator",
-    "LocalizationResults",
     "ModelFn",
     "ProgressFn",
     "average_drop_increase",
@@ -64,12 +43,6 @@ ModelFn = Callable[[Tensor], Tensor]
 
 ProgressFn = Callable[[int, int], None]
 """Called as ``progress(done, total)`` after each model call, counting images fed to the model."""
-
-DEFAULT_CAM_THRESHOLDS: np.ndarray = np.arange(100) / 100.0
-"""The MaxBoxAccV2 sweep: 0.00, 0.01, ..., 0.99."""
-
-DEFAULT_IOU_THRESHOLDS: tuple[float, ...] = (0.3, 0.5, 0.7)
-"""The IoU levels MaxBoxAccV2 averages over."""
 
 
 def _to_numpy(values: Tensor | np.ndarray | Sequence[int] | Sequence[bool]) -> np.ndarray:
@@ -169,168 +142,6 @@ def per_class_prf(confusion: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nda
     return precision, recall, f1
 
 
-# --------------------------------------------------------------------------- localization
-
-
-def _best_iou(boxes: Sequence[BoxXYXY], gt: np.ndarray) -> float:
-    """Largest IoU between any of ``boxes`` and any row ``(x0, y0, x1, y1)`` of ``gt``."""
-    if not boxes:
-        return 0.0
-    b = np.asarray([bx.as_tuple() for bx in boxes], dtype=np.float64)[:, None, :]
-    g = gt[None, :, :]
-    iw = np.clip(np.minimum(b[..., 2], g[..., 2]) - np.maximum(b[..., 0], g[..., 0]), 0, None)
-    ih = np.clip(np.minimum(b[..., 3], g[..., 3]) - np.maximum(b[..., 1], g[..., 1]), 0, None)
-    inter = iw * ih
-    area_b = np.clip(b[..., 2] - b[..., 0], 0, None) * np.clip(b[..., 3] - b[..., 1], 0, None)
-    area_g = np.clip(g[..., 2] - g[..., 0], 0, None) * np.clip(g[..., 3] - g[..., 1], 0, None)
-    union = area_b + area_g - inter
-    ious = np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
-    return float(ious.max())
-
-
-class LocalizationResults(TypedDict):
-    """What :meth:`LocalizationAccumulator.compute` returns; accuracies are fractions in [0, 1].
-
-    Attributes:
-        top1_loc: CAM protocol box with IoU >= 0.5 and the top-1 class right.
-        gt_known_loc: CAM protocol box of the ground-truth class map with IoU >= 0.5.
-        maxboxacc_v2: mean over the IoU levels of ``maxboxacc_by_iou``.
-        maxboxacc_by_iou: ``{delta: box accuracy at the best CAM threshold}``.
-        best_threshold_by_iou: ``{delta: the lowest CAM threshold reaching that maximum}``.
-        n_images: number of images accumulated.
-    """
-
-    top1_loc: float
-    gt_known_loc: float
-    maxboxacc_v2: float
-    maxboxacc_by_iou: dict[float, float]
-    best_threshold_by_iou: dict[float, float]
-    n_images: int
-
-
-class LocalizationAccumulator:
-    """Accumulates box-localization results over batches; see the module docstring.
-
-    Typical use::
-
-        acc = LocalizationAccumulator()
-        for batch in loader:
-            acc.update(gt_class_maps, logits.argmax(1) == labels, boxes)
-        results = acc.compute()
-
-    Args:
-        thresholds: the CAM thresholds of the MaxBoxAccV2 sweep, in [0, 1].
-        iou_thresholds: the IoU levels MaxBoxAccV2 averages over.
-        cam_threshold: the relative threshold of the CAM paper protocol.
-        loc_iou: the IoU needed by top-1 and GT-known localization.
-
-    Raises:
-        ConfigError: if a threshold is outside [0, 1] or a list is empty.
-    """
-
-    def __init__(
-        self,
-        thresholds: Sequence[float] | np.ndarray = DEFAULT_CAM_THRESHOLDS,
-        iou_thresholds: Sequence[float] = DEFAULT_IOU_THRESHOLDS,
-        cam_threshold: float = 0.2,
-        loc_iou: float = 0.5,
-    ) -> None:
-        thr = np.asarray(thresholds, dtype=np.float64).reshape(-1)
-        ious = tuple(float(d) for d in iou_thresholds)
-        for name, values in (("CAM thresholds", thr), ("IoU thresholds", np.asarray(ious))):
-            if values.size == 0 or not np.isfinite(values).all():
-                raise ConfigError(f"{name} must be a non-empty list of numbers")
-            if (values < 0).any() or (values > 1).any():
-                raise ConfigError(f"{name} must lie between 0 and 1")
-        if not 0.0 <= cam_threshold <= 1.0 or not 0.0 <= loc_iou <= 1.0:
-            raise ConfigError("the CAM threshold and the localization IoU must lie in [0, 1]")
-        self.thresholds = thr
-        self.iou_thresholds = ious
-        self.cam_threshold = float(cam_threshold)
-        self.loc_iou = float(loc_iou)
-        self._correct = np.zeros((len(ious), thr.size), dtype=np.int64)
-        self._gt_known = 0
-        self._top1 = 0
-        self._n = 0
-
-    def update(
-        self,
-        heatmaps: np.ndarray | Sequence[np.ndarray],
-        pred_correct: Tensor | np.ndarray | Sequence[bool],
-        gt_boxes: Sequence[Sequence[BoxXYXY]],
-    ) -> None:
-        """Add a batch of images.
-
-        Args:
-            heatmaps: ``[N, H, W]`` maps of each image's ground-truth class at the resolution
-                the boxes are given in (usually the input image); a sequence of 2-D maps of
-                different sizes is accepted as well.
-            pred_correct: ``[N]`` flags, true where the top-1 predicted class is the true class.
-            gt_boxes: for each image, its ground-truth boxes (at least one), in the map's pixel
-                coordinates.
-
-        Raises:
-            InputError: if the lengths differ, an image has no box or a map is not 2-D/finite.
-        """
-        correct = _to_numpy(pred_correct).astype(bool).reshape(-1)
-        n = len(heatmaps)
-        if correct.size != n or len(gt_boxes) != n:
-            raise InputError(
-                f"got {n} maps, {correct.size} correctness flags and {len(gt_boxes)} box lists"
-            )
-        for heatmap, ok, boxes in zip(heatmaps, correct, gt_boxes, strict=True):
-            if len(boxes) == 0:
-                raise InputError("every image needs at least one ground-truth box")
-            gt = np.asarray([b.as_tuple() for b in boxes], dtype=np.float64)
-            known = _best_iou([box_from_map(heatmap, self.cam_threshold)], gt) >= self.loc_iou
-            self._gt_known += int(known)
-            self._top1 += int(known and bool(ok))
-            sweep = all_boxes_from_map_thresholds(heatmap, self.thresholds)
-            best = np.asarray([_best_iou(bxs, gt) for bxs in sweep])
-            for i, delta in enumerate(self.iou_thresholds):
-                self._correct[i] += best >= delta
-            self._n += 1
-
-    @property
-    def n_images(self) -> int:
-        """Number of images added so far."""
-        return self._n
-
-    def box_accuracy_curves(self) -> dict[float, np.ndarray]:
-        """Box accuracy at each CAM threshold, for each IoU level (fractions in [0, 1]).
-
-        Raises:
-            CamtoolError: if no image was added.
-        """
-        if self._n == 0:
-            raise CamtoolError("no images were given to the localization metrics")
-        return {d: self._correct[i] / self._n for i, d in enumerate(self.iou_thresholds)}
-
-    def compute(self) -> LocalizationResults:
-        """The metrics over every image added so far.
-
-        Returns:
-            A dict with ``top1_loc`` and ``gt_known_loc`` (fractions), ``maxboxacc_v2`` (mean of
-            the per-IoU maxima), ``maxboxacc_by_iou`` (``{delta: max accuracy}``),
-            ``best_threshold_by_iou`` (``{delta: the lowest CAM threshold reaching it}``) and
-            ``n_images``.
-
-        Raises:
-            CamtoolError: if no image was added.
-        """
-        curves = self.box_accuracy_curves()
-        by_iou = {d: float(c.max()) for d, c in curves.items()}
-        best_thr = {d: float(self.thresholds[int(np.argmax(c))]) for d, c in curves.items()}
-        return LocalizationResults(
-            top1_loc=self._top1 / self._n,
-            gt_known_loc=self._gt_known / self._n,
-            maxboxacc_v2=float(np.mean(list(by_iou.values()))),
-            maxboxacc_by_iou=by_iou,
-            best_threshold_by_iou=best_thr,
-            n_images=self._n,
-        )
-
-
 # --------------------------------------------------------------------------- faithfulness
 
 
@@ -348,12 +159,15 @@ def _check_faithfulness_inputs(
         raise InputError(f"target must be [{n}], got {tuple(target.shape)}")
 
 
-def _upsample(saliency: Tensor, images: Tensor) -> Tensor:
-    """Saliency as float ``[N, H, W]`` on the images' device, bilinearly resized if needed."""
+def _upsample(
+    saliency: Tensor, images: Tensor, upsample: str, geometry: CellGeometry | None
+) -> Tensor:
+    """Saliency as float ``[N, H, W]`` on the images' device, upsampled to them if needed
+    (:func:`camtool.core.maps.upsample_maps`; the maps were computed from these images)."""
     sal = saliency.detach().to(device=images.device, dtype=torch.float32)
-    size = tuple(images.shape[-2:])
+    size = (int(images.shape[-2]), int(images.shape[-1]))
     if tuple(sal.shape[-2:]) != size:
-        sal = F.interpolate(sal[:, None], size=size, mode="bilinear", align_corners=False)[:, 0]
+        sal = upsample_maps(sal, size, mode=upsample, geometry=geometry)
     if not torch.isfinite(sal).all():
         raise InputError("the saliency maps contain NaN or infinite values")
     return sal
@@ -406,10 +220,14 @@ def deletion_insertion_auc(
     insertion_start: Literal["blur", "baseline"] = "blur",
     blur_sigma: float = 5.0,
     progress: ProgressFn | None = None,
+    *,
+    upsample: str = "aligned",
+    geometry: CellGeometry | None = None,
 ) -> Tensor:
     """Deletion or insertion AUC of saliency maps (Petsiuk et al., RISE, BMVC 2018).
 
-    Pixels are ranked by saliency (the map bilinearly upsampled to the image size; ties keep
+    Pixels are ranked by saliency (the map upsampled to the image size the ``upsample`` way,
+    see :func:`camtool.core.maps.upsample_maps`; ties keep
     raster order). At step ``k`` of ``steps`` the ``round(k / steps * H * W)`` most salient pixels
     (all channels) are changed:
 
@@ -435,6 +253,9 @@ def deletion_insertion_auc(
         insertion_start: what insertion starts from, ``"blur"`` or ``"baseline"``.
         blur_sigma: standard deviation of the insertion blur, in pixels; above 0.
         progress: optional ``progress(done, total)`` callback, counted in images.
+        upsample: ``"aligned"`` (each cell at its receptive-field centre) or ``"conventional"``
+            (bilinear, ``align_corners=False``), for maps smaller than the images.
+        geometry: the model's cell geometry, needed by ``"aligned"`` for such maps.
 
     Returns:
         ``[N]`` float32 AUCs in [0, 1], on the images' device.
@@ -458,7 +279,7 @@ def deletion_insertion_auc(
         return torch.zeros(0, device=device)
     hw = h * w
     images = images.detach()
-    sal = _upsample(saliency, images).reshape(n, hw)
+    sal = _upsample(saliency, images, upsample, geometry).reshape(n, hw)
     order = torch.argsort(sal, dim=1, descending=True, stable=True)
     rank = torch.empty_like(order)
     rank.scatter_(1, order, torch.arange(hw, device=device).expand(n, hw).contiguous())
@@ -501,10 +322,14 @@ def average_drop_increase(
     target: Tensor,
     batch_size: int = 64,
     progress: ProgressFn | None = None,
+    *,
+    upsample: str = "aligned",
+    geometry: CellGeometry | None = None,
 ) -> tuple[Tensor, Tensor]:
     """Per-image drop and increase in confidence (Chattopadhay et al., Grad-CAM++, WACV 2018).
 
-    The saliency map is bilinearly upsampled to the image size and min-max normalised to [0, 1]
+    The saliency map is upsampled to the image size (``upsample``, as for
+    :func:`deletion_insertion_auc`) and min-max normalised to [0, 1]
     per image (a constant map becomes all zeros); the explanation map is
     ``E = image * saliency`` in the model's normalised input space, so unexplained pixels fade
     to the mean colour. With ``Y`` the target-class softmax probability on the image and ``O``
@@ -519,6 +344,8 @@ def average_drop_increase(
         target: ``[N]`` the class scored.
         batch_size: most images per model call.
         progress: optional ``progress(done, total)`` callback, counted in images.
+        upsample: as for :func:`deletion_insertion_auc`.
+        geometry: as for :func:`deletion_insertion_auc`.
 
     Returns:
         ``(drop, increase)``: ``[N]`` float32 percentages and ``[N]`` bool flags.
@@ -531,7 +358,7 @@ def average_drop_increase(
     n = images.shape[0]
     device = images.device
     images = images.detach()
-    sal = _minmax(_upsample(saliency, images))
+    sal = _minmax(_upsample(saliency, images, upsample, geometry))
     target = target.to(device)
     y = torch.empty(n, device=device, dtype=torch.float32)
     o = torch.empty(n, device=device, dtype=torch.float32)

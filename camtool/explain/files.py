@@ -50,6 +50,8 @@ class CamOptions:
         save_array: also write ``.npz`` arrays.
         fmt: overlay format, ``png`` or ``jpg``.
         max_pixels: refuse larger images before decoding them.
+        upsample: how maps become pixels, ``"aligned"`` (each cell at its receptive-field
+            centre) or ``"conventional"`` (bilinear, ``align_corners=False``).
     """
 
     target: int | None = None
@@ -60,6 +62,7 @@ class CamOptions:
     save_array: bool = False
     fmt: str = "png"
     max_pixels: int | None = None
+    upsample: str = "aligned"
 
 
 @dataclass
@@ -168,7 +171,8 @@ def write_maps(
 
     One map: ``<base>_cam.png`` (figure) or ``<base>_overlay.<fmt>``, and ``<base>.npz``.
     Several (top-k): the same with ``_top1``, ``_top2`` ... before the suffix. The map is
-    upsampled to the image's own size and min-max normalised. Files are written atomically.
+    upsampled to the image's own size (``options.upsample``, carried through the resize the model
+    input was made with) and min-max normalised. Files are written atomically.
     ``on_heatmap(k, heat)``, if given, receives each upsampled map (e.g. to find its peak).
     """
     written: list[Path] = []
@@ -177,7 +181,13 @@ def write_maps(
     for k in range(count):
         class_idx = int(batch.class_idx[row, k])
         stem = f"{base.name}_top{k + 1}" if count > 1 else base.name
-        heat = heatmap(batch.cams[row, k], size)
+        heat = heatmap(
+            batch.cams[row, k],
+            size,
+            mode=options.upsample,
+            geometry=info.geometry,
+            input_hw=batch.input_hw,
+        )
         if on_heatmap is not None:
             on_heatmap(k, heat)
         blended = overlay(image, heat, options.alpha, options.colormap)

@@ -95,6 +95,7 @@ def run_cam(
         save_array=save_array,
         fmt="png",
         max_pixels=settings.cam.max_pixels,
+        upsample=settings.cam.upsample.value,
     )
     taken: set[str] = set()
     bases = [out_dir / unique_stem(Path(result.input), taken) for result in results]

@@ -168,7 +168,8 @@ def sample_shapes(img_size: int) -> list[tuple[int, int, int, int]]:
 
 def metadata_document(loaded: LoadedModel) -> dict[str, Any]:
     """The JSON metadata stored in an export (see :mod:`camtool.core.onnx_runner`)."""
-    return {
+    geometry = loaded.geometry
+    document: dict[str, Any] = {
         "format": EXPORT_FORMAT,
         "format_version": EXPORT_FORMAT_VERSION,
         "camtool_version": __version__,
@@ -181,6 +182,9 @@ def metadata_document(loaded: LoadedModel) -> dict[str, Any]:
         "std": [float(s) for s in loaded.std],
         "source_checkpoint": Path(loaded.source).name,
     }
+    if geometry is not None:  # where the map's cells sit; absent if it cannot be derived
+        document["cell_geometry"] = geometry.to_dict()
+    return document
 
 
 def load_torchscript(path: Path) -> tuple[torch.jit.ScriptModule, ModelInfo]:

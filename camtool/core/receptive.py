@@ -1,0 +1,257 @@
+"""Where each cell of a network's last feature map sits on its input, derived from the layers.
+
+Along one axis, a feature map is described by ``(stride, offset)``: cell ``i`` has its receptive
+field centred on input pixel ``offset + stride * i`` (pixel centres, see
+:mod:`camtool.core.upsample`). The input itself is ``(1, 0)``. A convolution or pooling with
+kernel ``k``, stride ``s``, padding ``p`` and dilation ``d`` puts its output cell ``i`` over input
+cells ``s i - p ... s i - p + d (k - 1)``, whose centre is input cell ``s i - p + d (k - 1) / 2``;
+in pixels (the standard receptive-field arithmetic, e.g. Araujo et al., "Computing Receptive
+Fields of Convolutional Neural Networks", Distill 2019)::
+
+    offset_out = offset_in + stride_in * (d (k - 1) / 2 - p)        stride_out = stride_in * s
+
+:func:`cell_geometry` traces the feature extractor with ``torch.fx``, runs it once on a probe
+input to learn every intermediate's spatial size, and propagates ``(stride, offset)`` node by
+node:
+
+* ``Conv2d``, ``MaxPool2d``, ``AvgPool2d`` (modules or ``F.conv2d`` / ``F.max_pool2d`` /
+  ``F.avg_pool2d``, ``padding="same"`` included) apply the rule above;
+* an op whose output has the spatial size of its inputs (activations, normalisation, ``+``,
+  ``*``, ``torch.cat``, reshapes that keep the last two axes) passes the geometry through, and
+  all of its spatial inputs must agree on it;
+* a result of spatial size 1x1 computed from a larger input (global pooling, as in
+  squeeze-and-excitation) carries no position and broadcasts;
+* any other op that changes the spatial size is refused, naming it.
+
+It works for any ``nn.Module`` that ``torch.fx`` can trace (ResNets at output stride 32 and 16,
+DenseNet, MobileNet, EfficientNet, RegNet, ShuffleNet, GoogLeNet, SqueezeNet ...).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.fx import GraphModule, Node, symbolic_trace
+from torch.fx.passes.shape_prop import ShapeProp
+
+from camtool.core.upsample import CellGeometry
+from camtool.errors import CamtoolError
+
+__all__ = ["PROBE_SIZE", "cell_geometry", "model_geometry"]
+
+PROBE_SIZE = 128
+"""Side of the probe input used to learn the intermediate sizes (any size the net accepts)."""
+
+_Axis = tuple[float, float]  # (stride, offset) along one axis
+_Geo = tuple[_Axis, _Axis]  # (y, x)
+_GLOBAL = "global"  # a spatially pooled value: no position, broadcasts
+
+
+def _trunk(model: nn.Module) -> nn.Module:
+    """The module from images to the last feature map (CAMNet's ``feature_extractor()``)."""
+    return model.feature_extractor()  # type: ignore[no-any-return, operator]
+
+
+def _pair(value: Any) -> tuple[int, int]:
+    if isinstance(value, (tuple, list)):
+        return (int(value[0]), int(value[-1]))
+    return (int(value), int(value))
+
+
+def _window(geo: _Geo, kernel: Any, stride: Any, padding: Any, dilation: Any = 1) -> _Geo:
+    """Apply a sliding window (conv or pool) to an input geometry; see the module docstring."""
+    k, s, d = _pair(kernel), _pair(stride if stride not in (None, ()) else kernel), _pair(dilation)
+    if isinstance(padding, str):
+        # "valid" pads nothing; "same" pads d (k - 1) in all, the smaller half before.
+        p = (0, 0) if padding == "valid" else tuple((d[a] * (k[a] - 1)) // 2 for a in (0, 1))
+    else:
+        p = _pair(padding)
+    out = []
+    for a in (0, 1):
+        step, off = geo[a]
+        out.append((step * s[a], off + step * (d[a] * (k[a] - 1) / 2 - p[a])))
+    return (out[0], out[1])
+
+
+def _window_args(node: Node, module: nn.Module | None) -> tuple[Any, Any, Any, Any] | None:
+    """(kernel, stride, padding, dilation) of a conv/pool node, or None if it is neither."""
+    if isinstance(module, nn.Conv2d):
+        return module.kernel_size, module.stride, module.padding, module.dilation
+    if isinstance(module, nn.MaxPool2d):
+        return module.kernel_size, module.stride, module.padding, module.dilation
+    if isinstance(module, nn.AvgPool2d):
+        return module.kernel_size, module.stride, module.padding, 1
+    if node.op != "call_function":
+        return None
+    args: list[Any] = list(node.args)
+    kw: dict[str, Any] = dict(node.kwargs)
+
+    def arg(i: int, name: str, default: Any) -> Any:
+        return args[i] if len(args) > i else kw.get(name, default)
+
+    if node.target in (F.conv2d, torch.conv2d):
+        weight = args[1] if len(args) > 1 else kw["weight"]
+        kernel = tuple(weight.meta["tensor_meta"].shape[-2:])
+        return kernel, arg(3, "stride", 1), arg(4, "padding", 0), arg(5, "dilation", 1)
+    if node.target in (F.max_pool2d, torch.max_pool2d):
+        kernel = arg(1, "kernel_size", None)
+        return kernel, arg(2, "stride", None), arg(3, "padding", 0), arg(4, "dilation", 1)
+    if node.target is F.avg_pool2d:
+        kernel = arg(1, "kernel_size", None)
+        return kernel, arg(2, "stride", None), arg(3, "padding", 0), 1
+    return None
+
+
+def _spatial(node: Any) -> tuple[int, int] | None:
+    """The last two sizes of a node's tensor value (of every tensor, if it is a tuple of them,
+    as ``chunk`` returns, and they agree), or None if it is no >= 3-D tensor."""
+    if not isinstance(node, Node):
+        return None
+    meta = node.meta.get("tensor_meta")
+    # TensorMetadata is itself a NamedTuple: a sequence of them is one without ``shape``.
+    metas = [meta] if hasattr(meta, "shape") or not isinstance(meta, (tuple, list)) else meta
+    shapes = [getattr(m, "shape", None) for m in metas]
+    sizes = {(int(s[-2]), int(s[-1])) for s in shapes if s is not None and len(s) >= 3}
+    return sizes.pop() if len(sizes) == 1 else None
+
+
+def _describe(node: Node) -> str:
+    target = node.target
+    name = getattr(target, "__name__", None) or str(target)
+    return f"{node.op} {name} ({node.name})"
+
+
+def _propagate(node: Node, gm: GraphModule, known: dict[Node, Any]) -> Any:
+    """The geometry of ``node``'s output from its inputs' (see the module docstring)."""
+    module = gm.get_submodule(str(node.target)) if node.op == "call_module" else None
+    inputs = [n for n in node.all_input_nodes if known.get(n) is not None]
+    size = _spatial(node)
+    window = _window_args(node, module)
+    if window is not None:
+        geo = known.get(node.all_input_nodes[0])
+        if geo == _GLOBAL:
+            return _GLOBAL  # e.g. the 1x1 convs of squeeze-and-excitation
+        if not isinstance(geo, tuple):
+            raise CamtoolError(f"cannot place map cells: {_describe(node)} has no spatial input")
+        return _window(geo, *window)
+    if size is None:
+        return None
+    placed = [known[n] for n in inputs if known[n] != _GLOBAL]
+    sizes = {s for n in inputs if known[n] != _GLOBAL and (s := _spatial(n)) is not None}
+    if not placed:
+        return _GLOBAL if inputs else None
+    if size == (1, 1) and sizes != {(1, 1)}:
+        return _GLOBAL
+    if sizes != {size}:
+        raise CamtoolError(
+            f"cannot place map cells: {_describe(node)} changes the spatial size "
+            f"{sorted(sizes)} -> {size} in a way camtool does not know"
+        )
+    if any(g != placed[0] for g in placed[1:]):
+        raise CamtoolError(
+            f"cannot place map cells: the inputs of {_describe(node)} sit at different "
+            f"places ({placed})"
+        )
+    return placed[0]
+
+
+def cell_geometry(
+    extractor: nn.Module | Callable[[Tensor], Tensor], probe_size: int = PROBE_SIZE
+) -> CellGeometry:
+    """Derive ``(stride, offset)`` of the feature map ``extractor`` returns, from its layers.
+
+    Args:
+        extractor: an ``nn.Module`` (or a function of one) mapping ``(N, 3, H, W)`` images to
+            the ``(N, K, h, w)`` feature map; it must be traceable by ``torch.fx``.
+        probe_size: side of the probe image run once to learn the intermediate sizes.
+
+    Returns:
+        The geometry of the output's cells on the input.
+
+    Raises:
+        CamtoolError: not traceable, or an op that moves cells in a way camtool does not know.
+    """
+    try:
+        gm = symbolic_trace(extractor)
+    except Exception as exc:  # fx raises many kinds (TraceError, TypeError, ...)
+        raise CamtoolError(f"cannot trace the network to place map cells ({exc})") from None
+    params = list(gm.parameters())
+    probe = torch.zeros(
+        1,
+        3,
+        probe_size,
+        probe_size,
+        device=params[0].device if params else "cpu",
+        dtype=params[0].dtype if params else torch.float32,
+    )
+    was_training = [m.training for m in gm.modules()]
+    gm.eval()
+    try:
+        with torch.no_grad():
+            ShapeProp(gm).propagate(probe)
+    finally:
+        for m, mode in zip(gm.modules(), was_training, strict=True):
+            m.training = mode
+    known: dict[Node, Any] = {}
+    result: Any = None
+    for node in gm.graph.nodes:
+        if node.op == "placeholder":
+            known[node] = ((1.0, 0.0), (1.0, 0.0))
+        elif node.op == "output":
+            result = known.get(node.args[0]) if isinstance(node.args[0], Node) else None
+        elif node.op in ("call_module", "call_function", "call_method"):
+            known[node] = _propagate(node, gm, known)
+        else:  # get_attr: parameters and buffers have no position
+            known[node] = None
+    if not isinstance(result, tuple):
+        raise CamtoolError("cannot place map cells: the network's output is not a feature map")
+    (sy, oy), (sx, ox) = result
+    if sy != int(sy) or sx != int(sx):
+        raise CamtoolError(f"cannot place map cells: fractional stride {sy}, {sx}")
+    return CellGeometry((int(sy), int(sx)), (float(oy), float(ox)))
+
+
+_CACHE: dict[tuple[Any, ...], CellGeometry] = {}
+
+
+def _meta_twin(model: nn.Module) -> nn.Module | None:
+    """The same network with its weights on the meta device (no memory, no compute), if it can
+    be rebuilt from its ``arch``, ``num_classes`` and ``output_stride`` as CAMNet can."""
+    try:
+        with torch.device("meta"):
+            twin = type(model)(model.arch, model.num_classes, model.output_stride)  # type: ignore[call-arg]
+    except Exception:  # another constructor: derive on the model itself
+        return None
+    same = [tuple(p.shape) for p in twin.parameters()] == [
+        tuple(p.shape) for p in model.parameters()
+    ]
+    return twin if same else None
+
+
+def model_geometry(model: nn.Module) -> CellGeometry:
+    """:func:`cell_geometry` of a CAM model's trunk (its ``feature_extractor()``), cached per
+    architecture; derived on a meta-device twin when the model can be rebuilt (a fraction of a
+    second even for ResNet-152), else on the model itself.
+
+    Raises:
+        CamtoolError: the trunk cannot be traced, or moves cells in a way camtool does not know.
+    """
+    key = (
+        type(model),
+        getattr(model, "arch", None),
+        getattr(model, "num_classes", None),
+        getattr(model, "output_stride", None),
+    )
+    if None in key or key not in _CACHE:
+        twin = _meta_twin(model) if None not in key else None
+        net = twin if twin is not None else model
+        probe = max(PROBE_SIZE, int(getattr(model, "cam_min_size", 0)))
+        geometry = cell_geometry(_trunk(net), probe)
+        if None in key:
+            return geometry
+        _CACHE[key] = geometry
+    return _CACHE[key]

@@ -1,0 +1,236 @@
+"""Turning a raw class activation map into pixels: each feature cell at its receptive-field centre.
+
+A CNN's last feature map has one cell per ``stride`` input pixels. The receptive field of cell
+``i`` (along one axis) is centred on input pixel ``offset + stride * i``, where ``stride`` and
+``offset`` follow from the network's layers (:mod:`camtool.core.receptive` derives them; for
+every torchvision ResNet ``offset = 0``, so cell ``i`` sits on pixel ``32 i`` at output
+stride 32). Pixel coordinates here are pixel *centres*: pixel ``j`` is the unit square centred on
+``j``, so the image spans ``[-0.5, size - 0.5]``.
+
+Two placements (``cam.upsample``):
+
+``aligned`` (the default)
+    Cell ``i`` is placed on input pixel ``offset + stride * i``. Output pixel ``j`` of an output
+    of ``out`` pixels along an axis whose model input had ``in_`` pixels lies at input coordinate
+    ``u = (j + 0.5) * in_ / out - 0.5`` (the pixel-centre convention of the image resize,
+    PIL's ``resize`` and ``align_corners=False``), so a map can be drawn directly on the
+    *original* image when the model saw a resized copy: the two scales compose. The value at
+    ``u`` interpolates linearly between the two nearest cells; beyond the first and the last
+    cell the map is held constant (clamped). Input sizes that are not a multiple of the stride
+    need nothing special: the cells keep their positions and the clamp covers the remainder.
+
+``conventional``
+    The usual ``F.interpolate(..., mode="bilinear", align_corners=False)``: the ``n`` cells are
+    spread evenly over the whole output, cell ``i`` at output coordinate
+    ``(i + 0.5) * out / n - 0.5``, whatever the network. This puts cell ``i`` of a ResNet about
+    half a cell below and to the right of its receptive-field centre (7.5 px at stride 16). It is
+    kept to compare with published numbers computed that way.
+
+Both are separable: along each axis a small ``(out, n)`` interpolation matrix ``W`` (each row has
+at most two non-zero weights that sum to 1), and the map becomes ``Wy @ cam @ Wx.T``, in float32.
+
+This module imports numpy only (no torch), so the ONNX path can use it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from camtool.errors import ConfigError, InputError
+
+__all__ = [
+    "UPSAMPLE_MODES",
+    "CellGeometry",
+    "interpolation_matrix",
+    "resnet_geometry",
+    "upsample",
+    "upsample_matrices",
+]
+
+UPSAMPLE_MODES: tuple[str, ...] = ("aligned", "conventional")
+"""The placements :func:`upsample` knows (see the module docstring)."""
+
+
+@dataclass(frozen=True)
+class CellGeometry:
+    """Where the cells of a feature map sit on the model's input, per axis ``(y, x)``.
+
+    Attributes:
+        stride: input pixels between neighbouring cells (the network's output stride).
+        offset: input pixel coordinate (pixel centres, see the module docstring) of the centre of
+            cell 0's receptive field.
+    """
+
+    stride: tuple[int, int]
+    offset: tuple[float, float]
+
+    def __post_init__(self) -> None:
+        if len(self.stride) != 2 or len(self.offset) != 2 or min(self.stride) < 1:
+            raise ConfigError(f"a cell geometry needs two strides >= 1 and two offsets: {self}")
+        if not all(math.isfinite(o) for o in self.offset):
+            raise ConfigError(f"a cell geometry needs finite offsets: {self}")
+
+    def to_dict(self) -> dict[str, list[float] | list[int]]:
+        """JSON form: ``{"stride": [sy, sx], "offset": [oy, ox]}``."""
+        return {"stride": [int(s) for s in self.stride], "offset": [float(o) for o in self.offset]}
+
+    @classmethod
+    def from_dict(cls, value: object) -> CellGeometry:
+        """Read :meth:`to_dict`'s form back.
+
+        Raises:
+            ConfigError: not a dict with two integer strides and two finite offsets.
+        """
+        try:
+            assert isinstance(value, dict)
+            sy, sx = (int(s) for s in value["stride"])
+            oy, ox = (float(o) for o in value["offset"])
+            if [sy, sx] != [float(s) for s in value["stride"]]:
+                raise ValueError("strides must be integers")
+        except (AssertionError, KeyError, TypeError, ValueError):
+            raise ConfigError(f"not a cell geometry: {value!r}") from None
+        return cls((sy, sx), (oy, ox))
+
+
+def resnet_geometry(output_stride: int) -> CellGeometry:
+    """The geometry of every torchvision ResNet trunk (camtool's exports before it was recorded).
+
+    Every ResNet layer that changes the resolution is centre-preserving (7x7 stem with padding
+    3, 3x3 max pool and convs with padding 1, 1x1 shortcuts with padding 0), so cell ``i`` is
+    centred on pixel ``output_stride * i``; :mod:`camtool.core.receptive` derives the same from
+    the layers (a test checks it for every arch).
+    """
+    return CellGeometry((output_stride, output_stride), (0.0, 0.0))
+
+
+def interpolation_matrix(
+    n_cells: int,
+    out_size: int,
+    *,
+    mode: str = "aligned",
+    stride: float = 1.0,
+    offset: float = 0.0,
+    in_size: int | None = None,
+) -> np.ndarray:
+    """The ``(out_size, n_cells)`` float32 linear-interpolation weights along one axis.
+
+    Args:
+        n_cells: cells of the map along this axis (>= 1).
+        out_size: output pixels along this axis (>= 1).
+        mode: ``"aligned"`` or ``"conventional"`` (see the module docstring).
+        stride: input pixels between cells (aligned only).
+        offset: input pixel coordinate of cell 0 (aligned only).
+        in_size: pixels of the model's input along this axis; ``None`` when the output *is*
+            the model input (aligned only).
+
+    Returns:
+        ``W`` with ``W[j, i]`` the weight of cell ``i`` in output pixel ``j``; rows sum to 1.
+
+    Raises:
+        ConfigError: an unknown mode or a size below 1.
+    """
+    if mode not in UPSAMPLE_MODES:
+        raise ConfigError(f"unknown upsampling {mode!r}; choose {' or '.join(UPSAMPLE_MODES)}")
+    if n_cells < 1 or out_size < 1 or (in_size is not None and in_size < 1):
+        raise ConfigError(f"sizes must be positive: {n_cells} cells to {out_size} pixels")
+    j = np.arange(out_size, dtype=np.float64)
+    if mode == "conventional":
+        # PyTorch's align_corners=False source index, clamped below at 0 (as it does).
+        t = np.maximum((j + 0.5) * (n_cells / out_size) - 0.5, 0.0)
+    else:
+        scale = 1.0 if in_size is None else in_size / out_size
+        u = (j + 0.5) * scale - 0.5
+        t = (u - offset) / stride
+    t = np.clip(t, 0.0, n_cells - 1)
+    lo = np.floor(t).astype(np.int64)
+    hi = np.minimum(lo + 1, n_cells - 1)
+    frac = t - lo
+    weights = np.zeros((out_size, n_cells), dtype=np.float64)
+    rows = np.arange(out_size)
+    np.add.at(weights, (rows, lo), 1.0 - frac)
+    np.add.at(weights, (rows, hi), frac)
+    return weights.astype(np.float32)
+
+
+def upsample_matrices(
+    cells_hw: tuple[int, int],
+    out_hw: tuple[int, int],
+    *,
+    mode: str = "aligned",
+    geometry: CellGeometry | None = None,
+    input_hw: tuple[int, int] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(Wy (H, h), Wx (W, w))`` such that ``Wy @ cam @ Wx.T`` is the upsampled map.
+
+    Args:
+        cells_hw: ``(h, w)`` of the raw map.
+        out_hw: ``(H, W)`` wanted, e.g. the original image's size.
+        mode: ``"aligned"`` or ``"conventional"``.
+        geometry: where the cells sit on the input; needed by ``"aligned"``.
+        input_hw: ``(height, width)`` of the model input the map was computed from; ``None``
+            when it equals ``out_hw``. Only ``"aligned"`` uses it.
+
+    Raises:
+        ConfigError: ``"aligned"`` without a geometry, an unknown mode or a bad size.
+    """
+    if mode == "aligned" and geometry is None:
+        raise ConfigError(
+            "this model does not record where its map cells sit (stride and offset), so maps "
+            "cannot be aligned; re-export it with this camtool, or set cam.upsample = "
+            '"conventional"'
+        )
+    stride = geometry.stride if geometry is not None else (1, 1)
+    offset = geometry.offset if geometry is not None else (0.0, 0.0)
+    ins: Sequence[int | None] = input_hw if input_hw is not None else (None, None)
+    wy, wx = (
+        interpolation_matrix(
+            cells_hw[k],
+            out_hw[k],
+            mode=mode,
+            stride=stride[k],
+            offset=offset[k],
+            in_size=ins[k],
+        )
+        for k in (0, 1)
+    )
+    return wy, wx
+
+
+def upsample(
+    cams: np.ndarray,
+    out_hw: tuple[int, int],
+    *,
+    mode: str = "aligned",
+    geometry: CellGeometry | None = None,
+    input_hw: tuple[int, int] | None = None,
+) -> np.ndarray:
+    """Upsample one raw map ``(h, w)`` or a batch ``(N, h, w)`` to ``out_hw`` pixels.
+
+    Args:
+        cams: raw maps (any real dtype), at feature-map resolution.
+        out_hw: ``(H, W)`` of the output, e.g. the original image.
+        mode: ``"aligned"`` (cells at their receptive-field centres) or ``"conventional"``
+            (bilinear, ``align_corners=False``).
+        geometry: the network's cell geometry (``"aligned"`` only).
+        input_hw: size of the model input the maps were computed from, when the output has
+            another size (e.g. the original image of a resized input).
+
+    Returns:
+        float32 ``(H, W)`` or ``(N, H, W)``, not normalised.
+
+    Raises:
+        InputError: ``cams`` is not 2-D or 3-D, or is empty.
+        ConfigError: see :func:`upsample_matrices`.
+    """
+    arr = np.asarray(cams, dtype=np.float32)
+    if arr.ndim not in (2, 3) or arr.size == 0:
+        raise InputError(f"expected a map (h, w) or maps (N, h, w), got shape {arr.shape}")
+    wy, wx = upsample_matrices(
+        (arr.shape[-2], arr.shape[-1]), out_hw, mode=mode, geometry=geometry, input_hw=input_hw
+    )
+    out = wy @ arr @ wx.T
+    return np.ascontiguousarray(out, dtype=np.float32)

@@ -1,0 +1,241 @@
+"""Box localization metrics for ``camtool eval``: the CAM paper protocol and MaxBoxAccV2.
+
+:class:`LocalizationAccumulator` is fed batches of ground-truth-class maps and reports
+
+* the CAM paper protocol (Zhou et al. 2016, following ILSVRC): box around the largest
+  8-connected region above 20% of the map's maximum (:func:`camtool.core.localize.box_from_map`);
+  **GT-known localization** counts an image when that box has IoU >= 0.5 with any of its
+  ground-truth boxes, **top-1 localization** additionally requires the top-1 class to be right
+  (when it is right, the predicted class's map *is* the ground-truth class's map, so the
+  correctness flag is all that is needed besides the ground-truth-class map);
+* **MaxBoxAccV2** (Choe et al., CVPR 2020): for each CAM threshold of a sweep, an image counts
+  at IoU level ``delta`` when the best of the boxes around *all* connected regions of the
+  thresholded map has IoU >= ``delta`` with any ground-truth box; box accuracy is the fraction
+  of such images, it is maximised over thresholds for each ``delta``, and the maxima are
+  averaged over ``delta`` in {0.3, 0.5, 0.7}.
+
+Two protocols for MaxBoxAccV2 (``protocol``):
+
+``"camtool"`` (the default)
+    Thresholds apply to min-max normalised float maps, a pixel being foreground when its
+    normalised value is strictly greater than the threshold; boxes surround the 8-connected
+    regions, end-exclusive; IoU of pixel areas; sweep 0.00, 0.01, ..., 0.99 (see
+    :mod:`camtool.core.localize`).
+``"wsol"``
+    The wsolevaluation reference's conventions exactly: 8-bit maps, the boxes of every contour
+    including holes, the inclusive "+1" IoU and its 0.001-step sweep (see
+    :mod:`camtool.evaluation.wsol`).
+
+The CAM paper protocol (top-1 and GT-known localization) is camtool's in both. Accuracies are
+fractions in [0, 1].
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TypedDict
+
+import numpy as np
+from torch import Tensor
+
+from camtool.core.localize import BoxXYXY, all_boxes_from_map_thresholds, box_from_map
+from camtool.errors import CamtoolError, ConfigError, InputError
+from camtool.evaluation.wsol import WSOL_CAM_THRESHOLDS, wsol_boxes, wsol_iou
+
+__all__ = [
+    "DEFAULT_CAM_THRESHOLDS",
+    "DEFAULT_IOU_THRESHOLDS",
+    "PROTOCOLS",
+    "LocalizationAccumulator",
+    "LocalizationResults",
+]
+
+DEFAULT_CAM_THRESHOLDS: np.ndarray = np.arange(100) / 100.0
+"""camtool's MaxBoxAccV2 sweep: 0.00, 0.01, ..., 0.99."""
+
+DEFAULT_IOU_THRESHOLDS: tuple[float, ...] = (0.3, 0.5, 0.7)
+"""The IoU levels MaxBoxAccV2 averages over."""
+
+PROTOCOLS: tuple[str, ...] = ("camtool", "wsol")
+"""The MaxBoxAccV2 protocols (see the module docstring)."""
+
+
+def _to_numpy(values: Tensor | np.ndarray | Sequence[bool]) -> np.ndarray:
+    if isinstance(values, Tensor):
+        return values.detach().cpu().numpy()
+    return np.asarray(values)
+
+
+def _best_iou(boxes: Sequence[BoxXYXY], gt: np.ndarray) -> float:
+    """Largest IoU between any of ``boxes`` and any row ``(x0, y0, x1, y1)`` of ``gt``."""
+    if not boxes:
+        return 0.0
+    b = np.asarray([bx.as_tuple() for bx in boxes], dtype=np.float64)[:, None, :]
+    g = gt[None, :, :]
+    iw = np.clip(np.minimum(b[..., 2], g[..., 2]) - np.maximum(b[..., 0], g[..., 0]), 0, None)
+    ih = np.clip(np.minimum(b[..., 3], g[..., 3]) - np.maximum(b[..., 1], g[..., 1]), 0, None)
+    inter = iw * ih
+    area_b = np.clip(b[..., 2] - b[..., 0], 0, None) * np.clip(b[..., 3] - b[..., 1], 0, None)
+    area_g = np.clip(g[..., 2] - g[..., 0], 0, None) * np.clip(g[..., 3] - g[..., 1], 0, None)
+    union = area_b + area_g - inter
+    ious = np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+    return float(ious.max())
+
+
+class LocalizationResults(TypedDict):
+    """What :meth:`LocalizationAccumulator.compute` returns; accuracies are fractions in [0, 1].
+
+    Attributes:
+        top1_loc: CAM protocol box with IoU >= 0.5 and the top-1 class right.
+        gt_known_loc: CAM protocol box of the ground-truth class map with IoU >= 0.5.
+        maxboxacc_v2: mean over the IoU levels of ``maxboxacc_by_iou``.
+        maxboxacc_by_iou: ``{delta: box accuracy at the best CAM threshold}``.
+        best_threshold_by_iou: ``{delta: the lowest CAM threshold reaching that maximum}``.
+        n_images: number of images accumulated.
+    """
+
+    top1_loc: float
+    gt_known_loc: float
+    maxboxacc_v2: float
+    maxboxacc_by_iou: dict[float, float]
+    best_threshold_by_iou: dict[float, float]
+    n_images: int
+
+
+class LocalizationAccumulator:
+    """Accumulates box-localization results over batches; see the module docstring.
+
+    Typical use::
+
+        acc = LocalizationAccumulator()
+        for batch in loader:
+            acc.update(gt_class_maps, logits.argmax(1) == labels, boxes)
+        results = acc.compute()
+
+    Args:
+        thresholds: the CAM thresholds of the MaxBoxAccV2 sweep, in [0, 1]; ``None`` for the
+            protocol's own (:data:`DEFAULT_CAM_THRESHOLDS`, or the reference's 0.001 steps).
+        iou_thresholds: the IoU levels MaxBoxAccV2 averages over.
+        cam_threshold: the relative threshold of the CAM paper protocol.
+        loc_iou: the IoU needed by top-1 and GT-known localization.
+        protocol: ``"camtool"`` or ``"wsol"``, how MaxBoxAccV2 finds and scores its boxes.
+
+    Raises:
+        ConfigError: if a threshold is outside [0, 1], a list is empty or the protocol unknown.
+    """
+
+    def __init__(
+        self,
+        thresholds: Sequence[float] | np.ndarray | None = None,
+        iou_thresholds: Sequence[float] = DEFAULT_IOU_THRESHOLDS,
+        cam_threshold: float = 0.2,
+        loc_iou: float = 0.5,
+        protocol: str = "camtool",
+    ) -> None:
+        if protocol not in PROTOCOLS:
+            raise ConfigError(f"unknown protocol {protocol!r}; choose {' or '.join(PROTOCOLS)}")
+        if thresholds is None:
+            thresholds = WSOL_CAM_THRESHOLDS if protocol == "wsol" else DEFAULT_CAM_THRESHOLDS
+        self.protocol = protocol
+        thr = np.asarray(thresholds, dtype=np.float64).reshape(-1)
+        ious = tuple(float(d) for d in iou_thresholds)
+        for name, values in (("CAM thresholds", thr), ("IoU thresholds", np.asarray(ious))):
+            if values.size == 0 or not np.isfinite(values).all():
+                raise ConfigError(f"{name} must be a non-empty list of numbers")
+            if (values < 0).any() or (values > 1).any():
+                raise ConfigError(f"{name} must lie between 0 and 1")
+        if not 0.0 <= cam_threshold <= 1.0 or not 0.0 <= loc_iou <= 1.0:
+            raise ConfigError("the CAM threshold and the localization IoU must lie in [0, 1]")
+        self.thresholds = thr
+        self.iou_thresholds = ious
+        self.cam_threshold = float(cam_threshold)
+        self.loc_iou = float(loc_iou)
+        self._correct = np.zeros((len(ious), thr.size), dtype=np.int64)
+        self._gt_known = 0
+        self._top1 = 0
+        self._n = 0
+
+    def update(
+        self,
+        heatmaps: np.ndarray | Sequence[np.ndarray],
+        pred_correct: Tensor | np.ndarray | Sequence[bool],
+        gt_boxes: Sequence[Sequence[BoxXYXY]],
+    ) -> None:
+        """Add a batch of images.
+
+        Args:
+            heatmaps: ``[N, H, W]`` maps of each image's ground-truth class at the resolution
+                the boxes are given in (usually the input image); a sequence of 2-D maps of
+                different sizes is accepted as well.
+            pred_correct: ``[N]`` flags, true where the top-1 predicted class is the true class.
+            gt_boxes: for each image, its ground-truth boxes (at least one), in the map's pixel
+                coordinates.
+
+        Raises:
+            InputError: if the lengths differ, an image has no box or a map is not 2-D/finite.
+        """
+        correct = _to_numpy(pred_correct).astype(bool).reshape(-1)
+        n = len(heatmaps)
+        if correct.size != n or len(gt_boxes) != n:
+            raise InputError(
+                f"got {n} maps, {correct.size} correctness flags and {len(gt_boxes)} box lists"
+            )
+        for heatmap, ok, boxes in zip(heatmaps, correct, gt_boxes, strict=True):
+            if len(boxes) == 0:
+                raise InputError("every image needs at least one ground-truth box")
+            gt = np.asarray([b.as_tuple() for b in boxes], dtype=np.float64)
+            known = _best_iou([box_from_map(heatmap, self.cam_threshold)], gt) >= self.loc_iou
+            self._gt_known += int(known)
+            self._top1 += int(known and bool(ok))
+            best = self._sweep_best_iou(heatmap, gt)
+            for i, delta in enumerate(self.iou_thresholds):
+                self._correct[i] += best >= delta
+            self._n += 1
+
+    def _sweep_best_iou(self, heatmap: np.ndarray, gt: np.ndarray) -> np.ndarray:
+        """The best IoU of any box with any ground-truth box, at each threshold of the sweep."""
+        if self.protocol == "wsol":
+            return np.asarray(
+                [float(wsol_iou(b, gt).max()) for b in wsol_boxes(heatmap, self.thresholds)]
+            )
+        sweep = all_boxes_from_map_thresholds(heatmap, self.thresholds)
+        return np.asarray([_best_iou(bxs, gt) for bxs in sweep])
+
+    @property
+    def n_images(self) -> int:
+        """Number of images added so far."""
+        return self._n
+
+    def box_accuracy_curves(self) -> dict[float, np.ndarray]:
+        """Box accuracy at each CAM threshold, for each IoU level (fractions in [0, 1]).
+
+        Raises:
+            CamtoolError: if no image was added.
+        """
+        if self._n == 0:
+            raise CamtoolError("no images were given to the localization metrics")
+        return {d: self._correct[i] / self._n for i, d in enumerate(self.iou_thresholds)}
+
+    def compute(self) -> LocalizationResults:
+        """The metrics over every image added so far.
+
+        Returns:
+            A dict with ``top1_loc`` and ``gt_known_loc`` (fractions), ``maxboxacc_v2`` (mean of
+            the per-IoU maxima), ``maxboxacc_by_iou`` (``{delta: max accuracy}``),
+            ``best_threshold_by_iou`` (``{delta: the lowest CAM threshold reaching it}``) and
+            ``n_images``.
+
+        Raises:
+            CamtoolError: if no image was added.
+        """
+        curves = self.box_accuracy_curves()
+        by_iou = {d: float(c.max()) for d, c in curves.items()}
+        best_thr = {d: float(self.thresholds[int(np.argmax(c))]) for d, c in curves.items()}
+        return LocalizationResults(
+            top1_loc=self._top1 / self._n,
+            gt_known_loc=self._gt_known / self._n,
+            maxboxacc_v2=float(np.mean(list(by_iou.values()))),
+            maxboxacc_by_iou=by_iou,
+            best_threshold_by_iou=best_thr,
+            n_images=self._n,
+        )
