@@ -31,7 +31,8 @@ from torch.utils.data import DataLoader
 from camtool.cli.train import LiveProgress
 from camtool.core.device import resolve_device
 from camtool.core.model import build_model
-from camtool.data.datasets import collate_skip_none, make_splits
+from camtool.data.datasets import collate_skip_none
+from camtool.data.splits import make_splits
 from camtool.data.synthetic import make_shapes_dataset
 from camtool.settings import Settings, load_settings
 from camtool.training.loop import train

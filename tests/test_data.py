@@ -20,8 +20,8 @@ from camtool.data.datasets import (
     collate_skip_none,
     find_dataset_root,
     make_loader,
-    make_splits,
 )
+from camtool.data.splits import make_splits
 from camtool.errors import CamtoolError, ConfigError, InputError
 
 TF = build_transforms(8, train=False)

@@ -14,8 +14,9 @@ from typer.testing import CliRunner
 
 from camtool.cli import app
 from camtool.core.runner import ModelInfo
-from camtool.data.datasets import ImageFolderDataset, SkippedImage, build_transforms, make_splits
+from camtool.data.datasets import ImageFolderDataset, SkippedImage, build_transforms
 from camtool.data.images import load_image, preprocess
+from camtool.data.splits import make_splits
 from camtool.evaluation.evaluate import evaluate_classification, split_dataset
 
 cli = CliRunner()

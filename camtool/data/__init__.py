@@ -7,6 +7,7 @@ Modules:
 * ``datasets``
 * ``download``
 * ``images``
+* ``splits``
 * ``synthetic``
 
 The names below are importable from the package itself; each is loaded from its module on
@@ -27,7 +28,7 @@ _WHERE: dict[str, str] = {
     "DATASET_NAMES": "datasets",
     "DEFAULT_CROP_SCALE": "datasets",
     "DEFAULT_OBJECT_SCALE": "synthetic",
-    "DataSplits": "datasets",
+    "DataSplits": "splits",
     "DownloadResult": "download",
     "GroundTruth": "boxes",
     "GtBox": "boxes",
@@ -58,11 +59,12 @@ _WHERE: dict[str, str] = {
     "fit_boxes": "boxes",
     "input_geometry": "images",
     "is_complete": "archive",
+    "is_imagenette": "datasets",
     "load_boxes": "boxes",
     "load_image": "images",
     "make_loader": "datasets",
     "make_shapes_dataset": "synthetic",
-    "make_splits": "datasets",
+    "make_splits": "splits",
     "preprocess": "images",
     "preprocess_array": "images",
     "read_boxes_csv": "synthetic",

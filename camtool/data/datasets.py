@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from PIL import Image
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset, Sampler, Subset
+from torch.utils.data import DataLoader, Dataset, Sampler
 from torch.utils.data.dataloader import default_collate
 from torchvision import transforms as T
 
@@ -44,15 +44,14 @@ __all__ = [
     "DEFAULT_CROP_SCALE",
     "IMAGENETTE_CLASSES",
     "IMAGE_EXTENSIONS",
-    "DataSplits",
     "ImageFolderDataset",
     "SkippedImage",
     "build_transforms",
     "class_names_for",
     "collate_skip_none",
     "find_dataset_root",
+    "is_imagenette",
     "make_loader",
-    "make_splits",
 ]
 
 
@@ -139,7 +138,7 @@ def class_names_for(root: Path, dataset_name: str) -> list[str]:
         CamtoolError: ``root/train`` missing or without class folders.
     """
     folders = _class_folders(Path(root) / "train")
-    if _is_imagenette(dataset_name):
+    if is_imagenette(dataset_name):
         return [IMAGENETTE_CLASSES.get(f, f) for f in folders]
     return folders
 
@@ -286,80 +285,6 @@ class ImageFolderDataset(Dataset[Item | SkippedImage]):
         return other
 
 
-@dataclass
-class DataSplits:
-    """The three splits of a dataset.
-
-    Attributes:
-        train: images to fit the model (random augmentation).
-        val: held-out images from ``train/`` for model selection (eval transform).
-        test: the images of ``val/`` (eval transform).
-        class_names: readable class names in label order.
-    """
-
-    train: Dataset[Item | SkippedImage]
-    val: Dataset[Item | SkippedImage]
-    test: Dataset[Item | SkippedImage]
-    class_names: list[str]
-
-
-def make_splits(
-    data_dir: Path,
-    dataset_name: str,
-    img_size: int,
-    val_size: int | float,
-    seed: int = 0,
-    mean: Sequence[float] = IMAGENET_MEAN,
-    std: Sequence[float] = IMAGENET_STD,
-    crop_scale: tuple[float, float] = DEFAULT_CROP_SCALE,
-    max_pixels: int | None = None,
-) -> DataSplits:
-    """Build the train / held-out val / test splits of the dataset under ``data_dir``.
-
-    The held-out set is ``val_size`` images of ``train/``, drawn per class in proportion to the
-    class sizes (largest remainders get the rounding) after a shuffle seeded by ``seed``; the
-    same arguments always give the same split, and the two parts are disjoint. A fraction
-    ``0 < val_size < 1`` holds out that share of ``train/`` (rounded), and at least one image of
-    every class that has two or more, so that small folders work too.
-
-    Args:
-        data_dir: see :func:`find_dataset_root`.
-        dataset_name: ``"imagenette"`` or ``"folder"``; see :func:`class_names_for`.
-        img_size: side of the square network input.
-        val_size: number of ``train/`` images to hold out (0 for none), or a fraction of them.
-        seed: seed of the hold-out shuffle.
-        mean: per-channel normalisation mean.
-        std: per-channel normalisation standard deviation.
-        crop_scale: area range of the training random crop.
-        max_pixels: larger images are skipped unread (see :class:`ImageFolderDataset`).
-
-    Returns:
-        The splits and class names.
-
-    Raises:
-        ConfigError: unknown ``dataset_name``, or ``val_size`` negative or not smaller than the
-            number of training images.
-        CamtoolError: no dataset, or a split folder missing or empty.
-    """
-    _is_imagenette(dataset_name)  # validates the name before touching the disk
-    root = find_dataset_root(data_dir)
-    train_tf = build_transforms(img_size, True, mean, std, crop_scale)
-    eval_tf = build_transforms(img_size, False, mean, std)
-    full = ImageFolderDataset(root, "train", train_tf, max_pixels=max_pixels)
-    held = _holdout(full.targets, val_size, seed)
-    kept = [i for i in range(len(full)) if i not in held]
-    test = ImageFolderDataset(
-        root, "val", eval_tf, class_to_idx=full.class_to_idx, max_pixels=max_pixels
-    )
-    names = class_names_for(root, dataset_name)
-    return DataSplits(
-        train=Subset(full, kept),
-        val=Subset(full.with_transform(eval_tf), sorted(held)),
-        test=test,
-        class_names=names,
-    )
-
-
 def collate_skip_none(
     batch: Sequence[Item | SkippedImage],
 ) -> tuple[Tensor, Tensor, list[SkippedImage]]:
@@ -435,7 +360,12 @@ def _seed_worker(worker_id: int) -> None:
     np.random.seed(seed)
 
 
-def _is_imagenette(dataset_name: str) -> bool:
+def is_imagenette(dataset_name: str) -> bool:
+    """Whether ``dataset_name`` uses Imagenette's wnid folders (else: class = folder name).
+
+    Raises:
+        ConfigError: an unknown dataset name.
+    """
     if dataset_name.startswith("imagenette"):
         return True
     if dataset_name == "folder":
@@ -464,58 +394,3 @@ def _image_files(folder: Path) -> list[Path]:
             if not name.startswith(".") and Path(name).suffix.lower() in IMAGE_EXTENSIONS
         )
     return sorted(found)
-
-
-def _holdout(targets: Sequence[int], val_size: int | float, seed: int) -> set[int]:
-    """The held-out indices for ``val_size`` (a count, or a fraction ``0 < f < 1``).
-
-    Raises:
-        ConfigError: a count that is negative or leaves no training image, naming how to
-            change it; a fraction of a folder with one image per class.
-    """
-    total = len(targets)
-    if isinstance(val_size, float) and 0 < val_size < 1:
-        held = _stratified_holdout(targets, round(val_size * total), seed, one_per_class=True)
-        if not held:
-            raise ConfigError(
-                f"dataset.val_size is {val_size}, but every class in train/ has a single image, "
-                "so none can be held out for validation; add images (two or more per class)"
-            )
-        return held
-    if not 0 <= val_size < total:
-        raise ConfigError(
-            f"dataset.val_size is {val_size}, but train/ has {total} images (at most "
-            f"{total - 1} can be held out); give a smaller count or a fraction with --val-size "
-            "(e.g. --val-size 0.1) or dataset.val_size in the --config file"
-        )
-    return _stratified_holdout(targets, int(val_size), seed)
-
-
-def _stratified_holdout(
-    targets: Sequence[int], size: int, seed: int, one_per_class: bool = False
-) -> set[int]:
-    """Indices of ``size`` items drawn from each label in proportion to its count.
-
-    With ``one_per_class``, every label with two or more items gives at least one and keeps at
-    least one (so the total may differ from ``size`` a little).
-    """
-    by_label: dict[int, list[int]] = {}
-    for index, label in enumerate(targets):
-        by_label.setdefault(label, []).append(index)
-    labels = sorted(by_label)
-    total = len(targets)
-    shares = [size * len(by_label[lab]) / total for lab in labels]
-    quotas = [int(s) for s in shares]
-    by_remainder = sorted(range(len(labels)), key=lambda k: (-(shares[k] - quotas[k]), k))
-    for k in by_remainder[: size - sum(quotas)]:
-        quotas[k] += 1
-    if one_per_class:
-        sizes = [len(by_label[lab]) for lab in labels]
-        quotas = [min(max(q, 1), n - 1) for q, n in zip(quotas, sizes, strict=True)]
-    rng = np.random.default_rng(seed)
-    held: set[int] = set()
-    for label, quota in zip(labels, quotas, strict=True):
-        members = by_label[label]
-        picks = rng.permutation(len(members))[:quota]
-        held.update(members[int(p)] for p in picks)
-    return held

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -86,10 +87,7 @@ def evaluate_classification(
     pred, target = torch.cat(preds), torch.cat(targets)
     conf, idx = torch.cat(confidence), torch.cat(order)
     matrix = confusion_matrix(pred, target, n_classes)
-    precision, recall, f1 = per_class_prf(matrix)
-    support = matrix.sum(axis=1)
-    wrong = torch.nonzero(pred != target).flatten()
-    ranked = wrong[torch.argsort(conf[wrong], descending=True, stable=True)][: max(0, mistakes)]
+    _, _, f1 = per_class_prf(matrix)
     return {
         "n_images": n,
         "skipped": len(skipped),
@@ -99,26 +97,48 @@ def evaluate_classification(
         "top5": correct[5] / n,
         "top5_k": min(5, n_classes),
         "macro_f1": float(np.mean(f1)),
-        "per_class": [
-            {
-                "index": c,
-                "name": names[c],
-                "precision": float(precision[c]),
-                "recall": float(recall[c]),
-                "f1": float(f1[c]),
-                "support": int(support[c]),
-            }
-            for c in range(n_classes)
-        ],
+        "per_class": _per_class(matrix, names),
         "confusion_matrix": matrix.tolist(),
-        "mistakes": [
-            {
-                "path": str(dataset.samples[int(idx[j])][0]),
-                "true": names[int(target[j])],
-                "predicted": names[int(pred[j])],
-                "prob": float(conf[j]),
-            }
-            for j in ranked.tolist()
-        ],
+        "mistakes": _mistakes(dataset, names, pred, target, conf, idx, mistakes),
         "preprocessing": CROP_NOTE,
     }
+
+
+def _per_class(matrix: np.ndarray, names: Sequence[str]) -> list[dict[str, Any]]:
+    """Precision, recall, F1 and support of each class, from the confusion matrix."""
+    precision, recall, f1 = per_class_prf(matrix)
+    support = matrix.sum(axis=1)
+    return [
+        {
+            "index": c,
+            "name": names[c],
+            "precision": float(precision[c]),
+            "recall": float(recall[c]),
+            "f1": float(f1[c]),
+            "support": int(support[c]),
+        }
+        for c in range(len(names))
+    ]
+
+
+def _mistakes(
+    dataset: ImageFolderDataset,
+    names: Sequence[str],
+    pred: Tensor,
+    target: Tensor,
+    conf: Tensor,
+    idx: Tensor,
+    count: int,
+) -> list[dict[str, Any]]:
+    """The ``count`` wrong predictions made with the highest probability, most confident first."""
+    wrong = torch.nonzero(pred != target).flatten()
+    ranked = wrong[torch.argsort(conf[wrong], descending=True, stable=True)][: max(0, count)]
+    return [
+        {
+            "path": str(dataset.samples[int(idx[j])][0]),
+            "true": names[int(target[j])],
+            "predicted": names[int(pred[j])],
+            "prob": float(conf[j]),
+        }
+        for j in ranked.tolist()
+    ]

@@ -43,9 +43,9 @@ from typing import Any
 import torch
 
 from camtool.core.loading import runner_from_settings
-from camtool.core.runner import ModelInfo
-from camtool.data.boxes import load_boxes
-from camtool.data.datasets import build_transforms, find_dataset_root
+from camtool.core.runner import ModelInfo, Runner
+from camtool.data.boxes import GroundTruth, load_boxes
+from camtool.data.datasets import ImageFolderDataset, build_transforms, find_dataset_root
 from camtool.errors import CamtoolError, ConfigError, InputError
 from camtool.evaluation.classification import MAX_MISTAKES, evaluate_classification
 from camtool.evaluation.data import (
@@ -295,14 +295,7 @@ def run_eval(
         CamtoolError: a bad model, dataset, box file or device (before any long computation).
     """
     options = options or EvalOptions()
-    if options.faithfulness_images < 1:
-        raise ConfigError(
-            f"--faithfulness-images must be at least 1, got {options.faithfulness_images}"
-        )
-    if options.mistakes < 0:
-        raise ConfigError(f"the number of mistakes shown must be 0 or more, got {options.mistakes}")
-    if options.protocol not in PROTOCOLS:
-        raise ConfigError(f"unknown protocol {options.protocol!r}; choose {', '.join(PROTOCOLS)}")
+    _check_options(options)
     upsample = settings.cam.upsample.value
     runner = runner_from_settings(Path(model_path), settings)
     info = runner.info
@@ -315,15 +308,8 @@ def run_eval(
     transform = build_transforms(info.img_size, False, info.mean, info.std)
     dataset = split_dataset(root, options.split, transform, settings.cam.max_pixels)
     check_classes(dataset, info)
-    groups = options.metrics
-    gt = None
-    if groups is None or "localization" in groups:
-        gt = load_boxes(options.boxes, root)
-        if gt is None and groups is not None:
-            raise InputError(
-                f"localization needs boxes: give --boxes, or put {root / 'boxes.csv'} there"
-            )
-    wanted = _wanted(groups, gt is not None)
+    gt = _ground_truth(options, root)
+    wanted = _wanted(options.metrics, gt is not None)
     items: list[LocItem] = []
     without = 0
     if gt is not None and "localization" in wanted:
@@ -338,46 +324,16 @@ def run_eval(
         upsample=upsample,
         cell_geometry=info.geometry.to_dict() if info.geometry is not None else None,
     )
-    if gt is None and groups is None:
+    if gt is None and options.metrics is None:
         report.notes.append(
             "localization skipped: no boxes (give --boxes, or put boxes.csv at the dataset root)"
         )
-    out_dir = Path(options.output_dir)
-    outputs = [out_dir / name for name in ("metrics.json", "confusion_matrix.png", "mistakes.png")]
-    refuse_to_replace(
-        outputs,
-        overwrite=options.overwrite,
-        hint=", or choose another -o DIR",
-        marker=SETTINGS_FILE,
-    )
-    out_dir.mkdir(parents=True, exist_ok=True)
-    remove_stale_temps(out_dir)  # of runs killed before
+    out_dir = _prepare_output(Path(options.output_dir), options.overwrite)
     report.files["settings"] = str(write_settings(out_dir, settings))
     batch, workers = settings.training.batch_size, settings.training.workers
     with torch.inference_mode():
         if "classification" in wanted:
-            report.classification = evaluate_classification(
-                runner,
-                dataset,
-                batch_size=batch,
-                workers=workers,
-                mistakes=options.mistakes,
-                progress=progress,
-            )
-            cm_file = out_dir / "confusion_matrix.png"
-            matrix = report.classification["confusion_matrix"]
-            atomic_write_bytes(cm_file, confusion_png(matrix, info.class_names))
-            report.files["confusion_matrix"] = str(cm_file)
-            grid = mistakes_png(
-                runner,
-                report.classification["mistakes"],
-                settings.cam.alpha,
-                settings.cam.colormap,
-                upsample,
-            )
-            if grid is not None:
-                atomic_write_bytes(out_dir / "mistakes.png", grid)
-                report.files["mistakes"] = str(out_dir / "mistakes.png")
+            _classification(runner, dataset, settings, options, report, progress)
         if gt is not None and "localization" in wanted:
             acc, skipped = run_localization(
                 runner,
@@ -405,3 +361,85 @@ def run_eval(
     report.files["metrics"] = str(metrics_file)
     write_json(metrics_file, tidy_numbers(report.to_dict()))  # the numbers of `eval --json`
     return report
+
+
+def _check_options(options: EvalOptions) -> None:
+    """Refuse bad options before anything is loaded.
+
+    Raises:
+        ConfigError: naming the option.
+    """
+    if options.faithfulness_images < 1:
+        raise ConfigError(
+            f"--faithfulness-images must be at least 1, got {options.faithfulness_images}"
+        )
+    if options.mistakes < 0:
+        raise ConfigError(f"the number of mistakes shown must be 0 or more, got {options.mistakes}")
+    if options.protocol not in PROTOCOLS:
+        raise ConfigError(f"unknown protocol {options.protocol!r}; choose {', '.join(PROTOCOLS)}")
+
+
+def _ground_truth(options: EvalOptions, root: Path) -> GroundTruth | None:
+    """The boxes, when localization may run; ``None`` when there are none to use.
+
+    Raises:
+        InputError: localization was asked for by name and no boxes were found.
+    """
+    groups = options.metrics
+    if groups is not None and "localization" not in groups:
+        return None
+    gt = load_boxes(options.boxes, root)
+    if gt is None and groups is not None:
+        raise InputError(
+            f"localization needs boxes: give --boxes, or put {root / 'boxes.csv'} there"
+        )
+    return gt
+
+
+def _prepare_output(out_dir: Path, overwrite: bool) -> Path:
+    """Create ``out_dir``, refusing to replace report files camtool did not write.
+
+    Raises:
+        CamtoolError: a file in the way (unless ``overwrite``), or the folder cannot be made.
+    """
+    outputs = [out_dir / name for name in ("metrics.json", "confusion_matrix.png", "mistakes.png")]
+    refuse_to_replace(
+        outputs, overwrite=overwrite, hint=", or choose another -o DIR", marker=SETTINGS_FILE
+    )
+    out_dir.mkdir(parents=True, exist_ok=True)
+    remove_stale_temps(out_dir)  # of runs killed before
+    return out_dir
+
+
+def _classification(
+    runner: Runner,
+    dataset: ImageFolderDataset,
+    settings: Settings,
+    options: EvalOptions,
+    report: EvalReport,
+    progress: EvalProgress | None,
+) -> None:
+    """Classification metrics into ``report``, and its two figures beside ``metrics.json``."""
+    out_dir = Path(options.output_dir)
+    report.classification = evaluate_classification(
+        runner,
+        dataset,
+        batch_size=settings.training.batch_size,
+        workers=settings.training.workers,
+        mistakes=options.mistakes,
+        progress=progress,
+    )
+    cm_file = out_dir / "confusion_matrix.png"
+    matrix = report.classification["confusion_matrix"]
+    atomic_write_bytes(cm_file, confusion_png(matrix, runner.info.class_names))
+    report.files["confusion_matrix"] = str(cm_file)
+    grid = mistakes_png(
+        runner,
+        report.classification["mistakes"],
+        settings.cam.alpha,
+        settings.cam.colormap,
+        settings.cam.upsample.value,
+    )
+    if grid is not None:
+        atomic_write_bytes(out_dir / "mistakes.png", grid)
+        report.files["mistakes"] = str(out_dir / "mistakes.png")

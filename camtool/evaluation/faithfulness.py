@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -66,9 +67,6 @@ def evaluate_faithfulness(
     total = len(chosen) * per_image
     device = runner.device
 
-    def model_fn(batch: Tensor) -> Tensor:
-        return runner(batch)[0]
-
     deletion: list[Tensor] = []
     insertion: list[Tensor] = []
     drops: list[Tensor] = []
@@ -91,38 +89,11 @@ def evaluate_faithfulness(
                 progress("faithfulness", offset[0] + done, total)
 
         try:
-            logits, cams = runner(x)
-            target = logits.argmax(dim=1)
-            sal = cams[torch.arange(n, device=cams.device), target.to(cams.device)].float()
-            for into, mode in ((deletion, "deletion"), (insertion, "insertion")):
-                auc = deletion_insertion_auc(
-                    model_fn,
-                    x,
-                    sal,
-                    target,
-                    steps,
-                    batch_size,
-                    "deletion" if mode == "deletion" else "insertion",
-                    progress=report,
-                    upsample=upsample,
-                    geometry=runner.info.geometry,
-                )
-                into.append(auc.float().cpu())
-                offset[0] += n * (steps + 1)
-            drop, inc = average_drop_increase(
-                model_fn,
-                x,
-                sal,
-                target,
-                batch_size,
-                progress=report,
-                upsample=upsample,
-                geometry=runner.info.geometry,
-            )
+            scores = _score_batch(runner, x, steps, batch_size, upsample, report, offset)
         except torch.cuda.OutOfMemoryError:
             raise oom_error() from None
-        drops.append(drop.float().cpu())
-        increases.append(inc.cpu())
+        for into, score in zip((deletion, insertion, drops, increases), scores, strict=True):
+            into.append(score)
         base += n * per_image
         if progress is not None:
             progress("faithfulness", base, total)
@@ -142,3 +113,51 @@ def evaluate_faithfulness(
         "upsample": upsample,
         "preprocessing": CROP_NOTE,
     }
+
+
+def _score_batch(
+    runner: Runner,
+    x: Tensor,
+    steps: int,
+    batch_size: int,
+    upsample: str,
+    report: Callable[[int, int], None],
+    offset: list[int],
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Deletion AUC, insertion AUC, drop and increase (on the CPU) of one batch ``x`` of inputs,
+    each ranked by the map of the predicted class; ``offset[0]`` advances as the passes go."""
+
+    def model_fn(batch: Tensor) -> Tensor:
+        return runner(batch)[0]
+
+    n = x.shape[0]
+    logits, cams = runner(x)
+    target = logits.argmax(dim=1)
+    sal = cams[torch.arange(n, device=cams.device), target.to(cams.device)].float()
+    aucs = []
+    for mode in ("deletion", "insertion"):
+        auc = deletion_insertion_auc(
+            model_fn,
+            x,
+            sal,
+            target,
+            steps,
+            batch_size,
+            mode,
+            progress=report,
+            upsample=upsample,
+            geometry=runner.info.geometry,
+        )
+        aucs.append(auc.float().cpu())
+        offset[0] += n * (steps + 1)
+    drop, inc = average_drop_increase(
+        model_fn,
+        x,
+        sal,
+        target,
+        batch_size,
+        progress=report,
+        upsample=upsample,
+        geometry=runner.info.geometry,
+    )
+    return aucs[0], aucs[1], drop.float().cpu(), inc.cpu()

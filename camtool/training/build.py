@@ -12,7 +12,8 @@ from torch.utils.data.distributed import DistributedSampler
 
 from camtool.core.checkpoint import LoadedModel
 from camtool.core.model import CAMNet, build_model
-from camtool.data.datasets import make_loader, make_splits
+from camtool.data.datasets import make_loader
+from camtool.data.splits import make_splits
 from camtool.errors import CamtoolError, ConfigError
 from camtool.settings import Settings
 from camtool.training.distributed import DistContext
@@ -50,7 +51,7 @@ def build_data(
 
     Raises:
         ConfigError: ``model.num_classes`` disagrees with the dataset.
-        CamtoolError: no usable data (from :func:`camtool.data.datasets.make_splits`).
+        CamtoolError: no usable data (from :func:`camtool.data.splits.make_splits`).
     """
     data, cfg = settings.dataset, settings.training
     splits = make_splits(
