@@ -32,7 +32,7 @@ def _enum_value(choice: Any) -> str | None:
 @app.command(
     "train",
     cls=CamtoolCommand,
-    short_help="Fine-tune a ResNet with GAP + linear head: checkpoints, curves.",
+    short_help="Fine-tune a GAP + linear-head classifier: checkpoints, curves.",
 )
 def train_cmd(
     config: Path | None = ConfigOpt,
