@@ -5,10 +5,14 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pytest
 from PIL import Image
+
+if TYPE_CHECKING:
+    from camtool.settings import Settings
 
 TINY_CLASSES = ["cat", "dog", "bird"]
 
@@ -95,3 +99,39 @@ def in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """Run the test from inside its own tmp folder (default outputs land there)."""
     monkeypatch.chdir(tmp_path)
     yield tmp_path
+
+
+def tiny_train_settings(data: Path, checkpoints: Path, **training: Any) -> Settings:
+    """Settings of a tiny CPU training run on a 32 px folder dataset (4 images held out);
+    ``training`` overrides keys of ``[training]``."""
+    from camtool.settings import load_settings
+
+    values: dict[str, Any] = {
+        "batch_size": 4,
+        "num_epochs": 2,
+        "workers": 0,
+        "device": "cpu",
+        "checkpoint_dir": checkpoints,
+        "early_stopping_patience": 0,
+        "save_every": 2,
+        **training,
+    }
+    return load_settings(
+        None,
+        {
+            "model": {"pretrained": False},
+            "dataset": {"name": "folder", "data_dir": data, "img_size": 32, "val_size": 4},
+            "training": values,
+        },
+    )
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread() -> Iterator[None]:
+    """One intra-op thread: tiny models only lose time to thread hand-offs (and load)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -28,9 +28,9 @@ from camtool.data.synthetic import make_shapes_dataset
 from camtool.errors import EXIT_TERMINATED, CamtoolError
 from camtool.fsutil import atomic_write_bytes, remove_stale_temps, temp_name
 from camtool.process import LOCK_NAME, folder_lock
-from camtool.settings import Settings, load_settings
 from camtool.training.checkpoints import BEST_FILE, LAST_FILE, METRICS_FILE
 from camtool.training.loop import train
+from tests.conftest import tiny_train_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 runner = CliRunner()
@@ -49,20 +49,14 @@ def shapes(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread() -> Iterator[None]:
-    """One intra-op thread: these tiny models only lose time to thread hand-offs (and load)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
 def finished_run(shapes: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The checkpoint folder of a finished two-epoch run (copy it before changing it)."""
     folder = tmp_path_factory.mktemp("finished") / "ck"
-    train(settings_for(shapes, folder))
+    train(tiny_train_settings(shapes, folder))
     return folder
 
 
@@ -75,27 +69,6 @@ def _small_holdout(monkeypatch: pytest.MonkeyPatch) -> None:
     """The tiny dataset's holdout for the commands run in this process."""
     monkeypatch.setenv("CAMTOOL_DATASET__VAL_SIZE", "4")
     monkeypatch.setenv("CAMTOOL_DATASET__NAME", "folder")
-
-
-def settings_for(data: Path, checkpoints: Path, **training: Any) -> Settings:
-    values: dict[str, Any] = {
-        "batch_size": 4,
-        "num_epochs": 2,
-        "workers": 0,
-        "device": "cpu",
-        "checkpoint_dir": checkpoints,
-        "early_stopping_patience": 0,
-        "save_every": 2,
-    }
-    values.update(training)
-    return load_settings(
-        None,
-        {
-            "model": {"pretrained": False},
-            "dataset": {"name": "folder", "data_dir": data, "img_size": 32, "val_size": 4},
-            "training": values,
-        },
-    )
 
 
 def train_args(data: Path, folder: Path, epochs: int = 2) -> list[str]:
@@ -412,7 +385,7 @@ def test_export_does_not_replace_a_file_unless_asked(tiny_checkpoint: Path, tmp_
 def test_train_does_not_replace_a_foreign_best_pt(shapes: Path, tmp_path: Path) -> None:
     (tmp_path / BEST_FILE).write_bytes(b"mine")
     with pytest.raises(CamtoolError, match="start afresh with camtool train --overwrite"):
-        train(settings_for(shapes, tmp_path))
+        train(tiny_train_settings(shapes, tmp_path))
     assert (tmp_path / BEST_FILE).read_bytes() == b"mine"
 
 
@@ -499,7 +472,7 @@ def test_train_removes_the_stale_temps_in_its_folder(
     folder = copy_of(finished_run, tmp_path)
     stale = folder / ".last.pt.999999999-0123abcd.tmp.pt"
     stale.write_bytes(b"x")
-    train(settings_for(shapes, folder), resume=True)  # nothing left to train
+    train(tiny_train_settings(shapes, folder), resume=True)  # nothing left to train
     assert not stale.exists()
 
 
@@ -540,7 +513,7 @@ def test_resume_writes_a_numbered_checkpoint_a_kill_prevented(
 ) -> None:
     folder = copy_of(finished_run, tmp_path)
     (folder / "epoch_002.pt").unlink()  # killed after last.pt, before epoch_002.pt
-    result = train(settings_for(shapes, folder), resume=True)
+    result = train(tiny_train_settings(shapes, folder), resume=True)
     assert result.epochs_run == 2
     assert load_checkpoint(folder / "epoch_002.pt").training["epoch"] == 2  # type: ignore[index]
 
@@ -576,7 +549,7 @@ def test_resume_from_a_numbered_checkpoint_restarts_the_optimizer(
 
     folder = copy_of(finished_run, tmp_path)
     observer = Plans()
-    more = settings_for(shapes, folder, num_epochs=3)
+    more = tiny_train_settings(shapes, folder, num_epochs=3)
     result = train(more, resume=folder / "epoch_002.pt", observer=observer)
     assert result.epochs_run == 3
     assert observer.plan is not None and observer.plan.optimizer_restarted

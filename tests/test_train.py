@@ -39,18 +39,13 @@ from camtool.training.loop import train
 from camtool.training.optim import build_optimizer, build_scheduler
 from camtool.training.reproducibility import EpochSampler, SeededItems, rng_state, set_rng_state
 from camtool.training.types import BatchProgress, SilentObserver
+from tests.conftest import tiny_train_settings
 
 runner = CliRunner()
 CLASSES = ("circle", "square")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread() -> Iterator[None]:
-    """One intra-op thread: these tiny models only lose time to thread hand-offs (and load)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
@@ -63,25 +58,8 @@ def shapes(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def settings_for(data: Path, checkpoints: Path, **training: Any) -> Settings:
-    values: dict[str, Any] = {
-        "batch_size": 4,
-        "num_epochs": 2,
-        "workers": 0,
-        "device": "cpu",
-        "checkpoint_dir": checkpoints,
-        "early_stopping_patience": 0,
-        "log_every": 1,
-        "save_every": 2,
-    }
-    values.update(training)
-    return load_settings(
-        None,
-        {
-            "model": {"pretrained": False},
-            "dataset": {"name": "folder", "data_dir": data, "img_size": 32, "val_size": 4},
-            "training": values,
-        },
-    )
+    """:func:`tiny_train_settings`, with progress after every batch."""
+    return tiny_train_settings(data, checkpoints, **{"log_every": 1, **training})
 
 
 def read_checkpoint(path: Path) -> dict[str, Any]:
