@@ -10,10 +10,12 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from camtool.core import checkpoint as checkpoint_module
 from camtool.core.checkpoint import load_checkpoint, save_checkpoint
 from camtool.core.maps import explain_batch, heatmap
 from camtool.core.model import CAMNet
 from camtool.core.onnx_runner import EXPORT_FORMAT, info_from_metadata
+from camtool.core.receptive import DERIVATION_REVISION
 from camtool.core.runner import ModelInfo
 from camtool.core.torch_runner import TorchRunner
 from camtool.core.upsample import CellGeometry, resnet_geometry
@@ -27,9 +29,32 @@ def test_checkpoints_record_and_runners_know_the_geometry(tmp_path: Path) -> Non
         tmp_path / "m.pt", CAMNet("resnet18", 2, 16), class_names=["a", "b"], img_size=32
     )
     payload = torch.load(path, weights_only=True)
-    assert payload["cell_geometry"] == {"stride": [16, 16], "offset": [0.0, 0.0]}
+    assert payload["cell_geometry"] == {
+        "stride": [16, 16],
+        "offset": [0.0, 0.0],
+        "revision": DERIVATION_REVISION,
+    }
     runner = TorchRunner(load_checkpoint(path), torch.device("cpu"))
     assert runner.info.geometry == resnet_geometry(16)
+
+
+def test_a_recorded_geometry_is_reused_only_at_the_same_revision(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = save_checkpoint(
+        tmp_path / "m.pt", CAMNet("resnet18", 2, 16), class_names=["a", "b"], img_size=32
+    )
+    payload = torch.load(path, weights_only=True)
+    marked = {**payload["cell_geometry"], "offset": [3.0, 3.0]}  # what a trace would not give
+    torch.save({**payload, "cell_geometry": marked}, tmp_path / "same.pt")
+    traced: list[object] = []
+    monkeypatch.setattr(checkpoint_module, "model_geometry", lambda m: traced.append(m))
+    assert load_checkpoint(tmp_path / "same.pt").geometry == CellGeometry((16, 16), (3.0, 3.0))
+    assert traced == []  # the record was used, the network not traced
+    monkeypatch.undo()
+    for stale in ({**marked, "revision": DERIVATION_REVISION - 1}, {"stride": [16, 16]}, None):
+        torch.save({**payload, "cell_geometry": stale}, tmp_path / "stale.pt")
+        assert load_checkpoint(tmp_path / "stale.pt").geometry == resnet_geometry(16)
 
 
 def test_exports_without_a_recorded_geometry() -> None:

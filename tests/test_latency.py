@@ -38,12 +38,15 @@ def tiny_onnx(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -
     return target
 
 
-def run_in_subprocess(args: list[str], cwd: Path) -> tuple[int, list[str], str, str]:
-    """Run ``camtool ARGS`` in a new interpreter: (exit code, heavy modules imported, out, err)."""
+def run_in_subprocess(
+    args: list[str], cwd: Path, watch: tuple[str, ...] = HEAVY
+) -> tuple[int, list[str], str, str]:
+    """Run ``camtool ARGS`` in a new interpreter: (exit code, which of the ``watch`` modules it
+    imported, out, err)."""
     code = (
         "import sys\nfrom camtool.cli import app\n"
         f"try:\n    app({args!r})\nexcept SystemExit as exc:\n    code = exc.code\n"
-        f"heavy = [m for m in {HEAVY!r} if m in sys.modules]\n"
+        f"heavy = [m for m in {watch!r} if m in sys.modules]\n"
         "print('HEAVY', heavy, file=sys.stderr)\nsys.exit(code)\n"
     )
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
@@ -75,6 +78,28 @@ def test_cam_with_onnx_imports_neither_torch_nor_matplotlib(
     assert doc["device"] == "cpu" and doc["images"][0]["topk"][0]["name"] in TINY_CLASSES
     assert Image.open(tmp_path / "out" / "one_overlay.png").size == (64, 48)
     assert np.load(tmp_path / "out" / "one.npz")["heatmap"].shape == (48, 64)
+
+
+def test_plain_cam_skips_the_box_code_that_only_json_shows(tmp_path: Path) -> None:
+    from camtool.core.checkpoint import save_checkpoint
+    from camtool.core.model import CAMNet
+
+    torch.manual_seed(0)
+    model = save_checkpoint(  # a 4x4 map at 64 px: a peak and a box to find
+        tmp_path / "m.pt", CAMNet("resnet18", 3, 16), class_names=TINY_CLASSES, img_size=64
+    )
+    make_photo(tmp_path / "one.png", (64, 48))
+    args = ["cam", "one.png", "--model", str(model), "-o", "out", "--device", "cpu"]
+    code, heavy, stdout, stderr = run_in_subprocess(args, tmp_path, ("scipy",))
+    assert code == 0 and heavy == [], stderr  # scipy.ndimage: the box's connected regions
+    assert "one.png" in stdout and (tmp_path / "out" / "one_cam.png").is_file()
+    code, heavy, stdout, stderr = run_in_subprocess([*args, "--json", "--overwrite"], tmp_path)
+    assert code == 0, stderr
+    (found,) = json.loads(stdout)["images"][0]["maps"]
+    assert found["box"] is not None and found["peak"] is not None
+    x0, y0, x1, y1 = found["box"]
+    assert 0 <= x0 < x1 <= 64 and 0 <= y0 < y1 <= 48
+    assert x0 <= found["peak"][0] < x1 and y0 <= found["peak"][1] < y1
 
 
 def test_onnx_and_checkpoint_give_the_same_maps_through_numpy(

@@ -111,6 +111,7 @@ def cam(
         save_array=save_array,
         on_result=None if json_out else _show,
         overwrite=overwrite,
+        locate=json_out,  # peak and box are in the JSON only
     )
     if json_out:
         print_json(

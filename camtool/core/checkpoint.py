@@ -6,8 +6,9 @@ A camtool checkpoint is a plain dict saved with ``torch.save`` and read back wit
     format, format_version, camtool_version,
     model_state, model_args {arch, num_classes, output_stride},
     class_names, img_size, mean, std, settings,
-    cell_geometry {stride: [sy, sx], offset: [oy, ox]} (where the map's cells sit, derived from
-        the layers by camtool.core.receptive; informative: loading derives it again),
+    cell_geometry {stride: [sy, sx], offset: [oy, ox], revision} (where the map's cells sit,
+        derived from the layers by camtool.core.receptive; reused on loading when ``revision``
+        is the running camtool's ``DERIVATION_REVISION``, derived again otherwise),
     training (optional: optimizer, scheduler, epoch, best metric, RNG state ...)
 
 A plain torchvision state dict of any accepted arch (a ResNet is what the reference lab saved)
@@ -36,7 +37,7 @@ from camtool.core.model import (
     imagenet_class_names,
     rename_legacy_keys,
 )
-from camtool.core.receptive import model_geometry
+from camtool.core.receptive import DERIVATION_REVISION, model_geometry
 from camtool.core.upsample import CellGeometry
 from camtool.core.weights import BN_COUNTER, check_finite, fill_bn_counters, read_weights
 from camtool.errors import CamtoolError
@@ -68,6 +69,7 @@ class LoadedModel:
     settings: dict[str, Any] = field(default_factory=dict)
     training: dict[str, Any] | None = None
     source: str = ""
+    recorded_geometry: CellGeometry | None = field(default=None, repr=False)
 
     @property
     def arch(self) -> str:
@@ -77,13 +79,27 @@ class LoadedModel:
     def geometry(self) -> CellGeometry | None:
         """Where the model's map cells sit on its input, derived from its layers; ``None`` if
         they cannot be derived (a trunk ``torch.fx`` cannot trace): then maps can only be
-        upsampled the conventional way."""
+        upsampled the conventional way. A checkpoint's recorded geometry of the current
+        derivation revision is used as it is (tracing the network takes about 0.1 s)."""
+        if self.recorded_geometry is not None:
+            return self.recorded_geometry
         return _geometry_or_none(self.model)
 
 
 def _geometry_or_none(model: CAMNet) -> CellGeometry | None:
     try:
         return model_geometry(model)
+    except CamtoolError:
+        return None
+
+
+def _recorded_geometry(value: object) -> CellGeometry | None:
+    """A checkpoint's ``cell_geometry`` if the running derivation would give the same (same
+    revision) and it is well formed; else ``None`` (derive it again)."""
+    if not isinstance(value, Mapping) or value.get("revision") != DERIVATION_REVISION:
+        return None
+    try:
+        return CellGeometry.from_dict(dict(value))
     except CamtoolError:
         return None
 
@@ -123,7 +139,7 @@ def save_checkpoint(
     }
     geometry = _geometry_or_none(model)
     if geometry is not None:
-        payload["cell_geometry"] = geometry.to_dict()
+        payload["cell_geometry"] = {**geometry.to_dict(), "revision": DERIVATION_REVISION}
     if training is not None:
         payload["training"] = dict(training)
     try:
@@ -334,6 +350,7 @@ def load_checkpoint(
             dict(payload.get("settings") or {}),
             payload.get("training"),
             source,
+            _recorded_geometry(payload.get("cell_geometry")),
         )
         state = payload["model_state"]
     except (KeyError, TypeError, ValueError) as exc:

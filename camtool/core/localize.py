@@ -25,7 +25,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import ndimage
 
 from camtool.errors import ConfigError, InputError
 
@@ -154,6 +153,8 @@ def _components(mask: np.ndarray, offset: tuple[int, int], largest_only: bool) -
     With ``largest_only`` only the box of the region with the most pixels is returned (the
     first in label order, i.e. raster order, on a tie).
     """
+    from scipy import ndimage  # here, not at the top: importing it takes about 0.1 s
+
     labels, count = ndimage.label(mask, structure=_STRUCTURE_8)
     if count == 0:
         return []

@@ -41,10 +41,15 @@ from torch.fx.passes.shape_prop import ShapeProp
 from camtool.core.upsample import CellGeometry
 from camtool.errors import CamtoolError
 
-__all__ = ["PROBE_SIZE", "cell_geometry", "model_geometry"]
+__all__ = ["DERIVATION_REVISION", "PROBE_SIZE", "cell_geometry", "model_geometry"]
 
 PROBE_SIZE = 128
 """Side of the probe input used to learn the intermediate sizes (any size the net accepts)."""
+
+DERIVATION_REVISION = 1
+"""Revision of the derivation below. Checkpoints record it beside the geometry they were saved
+with; a loader may reuse a recorded geometry of the same revision instead of tracing the network
+again. Raise it whenever a change here could move any family's cells."""
 
 _Axis = tuple[float, float]  # (stride, offset) along one axis
 _Geo = tuple[_Axis, _Axis]  # (y, x)

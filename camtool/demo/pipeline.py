@@ -316,6 +316,7 @@ def _test_and_draw(
         colormap=settings.cam.colormap,
         figure=True,
         upsample=settings.cam.upsample.value,
+        locate=False,  # the demo scores localization on every test image below instead
     )
     cams_dir = Path(settings.cam.output_dir)
     cams_dir.mkdir(parents=True, exist_ok=True)

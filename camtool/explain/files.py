@@ -52,6 +52,8 @@ class CamOptions:
         max_pixels: refuse larger images before decoding them.
         upsample: how maps become pixels, ``"aligned"`` (each cell at its receptive-field
             centre) or ``"conventional"`` (bilinear, ``align_corners=False``).
+        locate: find each map's peak and box (:class:`MapFiles`); without it they stay ``None``
+            and the connected-region code (scipy) is not even imported.
     """
 
     target: int | None = None
@@ -63,6 +65,7 @@ class CamOptions:
     fmt: str = "png"
     max_pixels: int | None = None
     upsample: str = "aligned"
+    locate: bool = True
 
 
 @dataclass
@@ -83,9 +86,10 @@ class MapFiles:
         class_idx: the class.
         files: the figure or overlay, then the ``.npz`` if asked for.
         peak: ``[x, y]`` of the map's maximum in the image's pixels; ``None`` for a flat map,
-            which points nowhere.
+            which points nowhere (or when not asked for: ``CamOptions.locate``).
         box: ``[x0, y0, x1, y1]`` around the largest region above 20% of the maximum (the CAM
-            paper's rule), in the image's pixels; ``None`` for a flat map.
+            paper's rule), in the image's pixels; ``None`` for a flat map (or when not asked
+            for).
     """
 
     class_idx: int
@@ -237,7 +241,9 @@ def explain_file(runner: Runner, path: Path, base: Path, options: CamOptions) ->
             image, info.img_size, info.mean, info.std, stride=info.output_stride
         )
         batch = explain_batch(runner, array[None], target=options.target, topk=options.topk)
-        written = write_maps(image, batch, 0, base, info, options, on_heatmap=locate)
+        written = write_maps(
+            image, batch, 0, base, info, options, on_heatmap=locate if options.locate else None
+        )
     except InputError as exc:
         result.error = exc.message
         return result
@@ -258,7 +264,9 @@ def explain_file(runner: Runner, path: Path, base: Path, options: CamOptions) ->
     per_map = 2 if options.save_array else 1
     result.maps = [
         MapFiles(
-            int(class_idx), [str(p) for p in written[k * per_map : (k + 1) * per_map]], *located[k]
+            int(class_idx),
+            [str(p) for p in written[k * per_map : (k + 1) * per_map]],
+            *(located[k] if located else (None, None)),
         )
         for k, class_idx in enumerate(batch.class_idx[0].tolist())
     ]

@@ -54,6 +54,7 @@ def run_cam(
     save_array: bool = False,
     on_result: Callable[[ImageResult], None] | None = None,
     overwrite: bool = False,
+    locate: bool = True,
 ) -> CamReport:
     """Explain each image and write its maps to ``settings.cam.output_dir``.
 
@@ -62,7 +63,8 @@ def run_cam(
     is left, no model is loaded (``report.model`` is ``None``). A bad image is reported in its
     result and the others go on; a bad model, device or ``--class`` raises before any image is
     read, and so does an output file in the way that camtool did not write (a folder without
-    ``camtool-settings.toml``), unless ``overwrite``.
+    ``camtool-settings.toml``), unless ``overwrite``. ``locate`` finds each map's peak and box
+    (:attr:`camtool.explain.files.MapFiles.box`); leave it off when they are not shown.
 
     Raises:
         CamtoolError: the output folder cannot be written, the model cannot be opened,
@@ -96,6 +98,7 @@ def run_cam(
         fmt="png",
         max_pixels=settings.cam.max_pixels,
         upsample=settings.cam.upsample.value,
+        locate=locate,
     )
     taken: set[str] = set()
     bases = [out_dir / unique_stem(Path(result.input), taken) for result in results]
