@@ -24,6 +24,6 @@ def lint(session: nox.Session) -> None:
 
 @nox.session
 def typecheck(session: nox.Session) -> None:
-    """mypy over the package."""
+    """mypy over the package and the benchmarks."""
     session.install("-e", ".[dev]")
-    session.run("mypy", "camtool")
+    session.run("mypy", "camtool", "benchmarks")

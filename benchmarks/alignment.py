@@ -6,7 +6,9 @@ the demo's recipe (:func:`camtool.demo.pipeline.demo_settings`, only ``output_st
 then evaluates each model twice with :func:`camtool.evaluation.evaluate.run_eval`, once per
 ``cam.upsample`` placement: same data, same models, same maps, only the placement of the cells
 differs. Prints a Markdown table: accuracy, GT-known localization (CAM paper protocol),
-MaxBoxAccV2 (camtool's protocol and wsolevaluation's) and deletion / insertion AUC.
+MaxBoxAccV2 (camtool's protocol and wsolevaluation's) and deletion / insertion AUC, beside a
+baseline that looks at no image: one fixed box of the test boxes' mean size at the image centre
+(a map-free reference in the spirit of the centre baselines of Choe et al., CVPR'20).
 
 Run: ``python benchmarks/alignment.py [--epochs N] [--image-size S] [--faithfulness N]
 [--workdir DIR]``; about 3 minutes per stride on two idle CPU cores with the demo's defaults.
@@ -24,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from camtool.data.synthetic import make_shapes_dataset
-from camtool.demo.pipeline import DEMO_DEFAULTS, DemoConfig, demo_settings
+from camtool.demo.pipeline import DEMO_DEFAULTS, DemoConfig, centre_box_scores, demo_settings
 from camtool.evaluation.evaluate import EvalOptions, run_eval
 from camtool.training.loop import train
 
@@ -64,6 +66,11 @@ def evaluate(
     return figures
 
 
+def centre_baseline(data_dir: Path, size: int) -> dict[str, Any]:
+    """The map-free centre box on the test images (see the module docstring)."""
+    return {"output_stride": "-", "upsample": "centre box", **centre_box_scores(data_dir, size)}
+
+
 def run_stride(
     config: DemoConfig, out: Path, stride: int, faithfulness: int, reuse: bool
 ) -> list[dict[str, Any]]:
@@ -101,12 +108,15 @@ def table(rows: list[dict[str, Any]], size: int) -> str:
     heads = [
         f"stride {r['output_stride']} ({-(-size // r['output_stride'])}x"
         f"{-(-size // r['output_stride'])}), {r['upsample']}"
+        if isinstance(r["output_stride"], int)
+        else "no map: centre box"
         for r in rows
     ]
     lines = ["| metric | " + " | ".join(heads) + " |", "|---" * (len(rows) + 1) + "|"]
     for key, label, fmt in names:
-        if all(key in r for r in rows):
-            lines.append(f"| {label} | " + " | ".join(fmt.format(r[key]) for r in rows) + " |")
+        if any(key in r for r in rows):
+            cells = [fmt.format(r[key]) if key in r else "-" for r in rows]
+            lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -145,6 +155,7 @@ def main() -> None:
             for s in args.strides
             for r in run_stride(config, out, s, args.faithfulness, args.reuse)
         ]
+        rows.append(centre_baseline(out / "data", config.image_size))
     print(table(rows, config.image_size))
 
 

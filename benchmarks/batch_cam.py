@@ -200,7 +200,7 @@ def _floor(folder: Path, runner: Any, workers: int, batch_size: int) -> int:
         pending.clear()
 
     for _index, _original, tensor, error in loader:
-        assert error is None, error
+        assert error is None and tensor is not None, error
         pending.append(tensor)
         done += 1
         if len(pending) == batch_size:
@@ -357,7 +357,10 @@ def _mixed_report(work: Path, model: Path, ns: argparse.Namespace) -> dict[str, 
     mixed, uniform = work / f"mixed_{ns.mixed}", work / f"uniform_{ns.mixed}"
     size = make_mixed_photos(mixed, uniform, ns.mixed)
     out = work / "out_mixed"
-    variants = {"uniform": (uniform, ()), "mixed": (mixed, ())}
+    variants: dict[str, tuple[Path, tuple[str, ...]]] = {
+        "uniform": (uniform, ()),
+        "mixed": (mixed, ()),
+    }
     if ns.unsnapped:
         variants["mixed_unsnapped"] = (mixed, ("--unsnapped",))
     modes = ["batch", "loc"] if ns.eval else ["batch"]

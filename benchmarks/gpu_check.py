@@ -171,24 +171,26 @@ def batch_floor(runner: Any, photos: Path, workers: int, batch_size: int) -> flo
     import numpy as np
     import torch
 
-    from camtool.batch.pipeline import _as_is, _ImageFiles
+    from camtool.batch.decode import ImageFiles, close_samples, open_samples
     from camtool.data.images import IMAGE_SUFFIXES
 
     paths = sorted(str(p) for p in photos.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
     info = runner.info
-    files = _ImageFiles(paths, info.img_size, info.mean, info.std, None)
-    loader = torch.utils.data.DataLoader(
-        files, batch_size=None, num_workers=workers, collate_fn=_as_is
-    )
+    files = ImageFiles(paths, info.img_size, info.mean, info.std, None, info.output_stride)
+    samples = open_samples(files, workers)
     pending: list[Any] = []
     started = time.perf_counter()
-    for _index, _original, array, _error in loader:
-        pending.append(array)
-        if len(pending) == batch_size:
+    try:
+        for _index, _original, array, error in samples:
+            assert error is None, error
+            pending.append(array)
+            if len(pending) == batch_size:  # make_photos draws one size: they stack
+                runner(torch.from_numpy(np.stack(pending)))
+                pending.clear()
+        if pending:
             runner(torch.from_numpy(np.stack(pending)))
-            pending.clear()
-    if pending:
-        runner(torch.from_numpy(np.stack(pending)))
+    finally:
+        close_samples(samples)
     if runner.torch_device.type == "cuda":
         torch.cuda.synchronize()
     return len(paths) / (time.perf_counter() - started)

@@ -60,6 +60,9 @@ def test_demo_writes_data_model_and_maps(tmp_path: Path) -> None:
     for key in ("top1_loc", "gt_known_loc", "maxboxacc_v2"):
         assert 0 <= loc[key] <= 1
     assert loc["top1_loc"] <= loc["gt_known_loc"]
+    baseline = loc["centre_box_baseline"]  # what a fixed box at the centre scores, for scale
+    assert set(baseline) == {"gt_known_loc", "maxboxacc_v2"}
+    assert all(0 <= v <= 1 for v in baseline.values())
     document = json.loads(json.dumps(report.to_dict()))
     assert document["test"]["images"] == report.test.images and document["seconds"] > 0
     assert len(stages) == 3 and stages[0].startswith("drawing")
@@ -80,7 +83,9 @@ def test_demo_command_json_and_rerun(tmp_path: Path, monkeypatch: pytest.MonkeyP
         best = document["training"]["checkpoints"]["best"]
         assert Path(best).is_file() and len(document["cam_files"]) == 3
         assert set(document["test"]) == {"accuracy", "loss", "images"}
-        assert set(document["localization"]) >= {"top1_loc", "gt_known_loc", "maxboxacc_v2"}
+        assert set(document["localization"]) >= {
+            "top1_loc", "gt_known_loc", "maxboxacc_v2", "centre_box_baseline"
+        }  # fmt: skip
     lines = (target / "checkpoints" / "metrics.jsonl").read_text().splitlines()
     assert len(lines) == 1
 

@@ -372,3 +372,27 @@ def test_average_drop_of_a_constant_map_removes_everything() -> None:
     # E = 0 -> O = 0.2 + 0 + 0.3 = 0.5 = Y: no drop, no increase.
     assert drop.item() == pytest.approx(0.0, abs=1e-3)
     assert increase.tolist() == [False]
+
+
+def test_centre_box_baseline_on_a_hand_worked_case() -> None:
+    from camtool.evaluation.localization_metrics import centre_box_baseline
+
+    # Two 10x10 images with 6x6 boxes: the fixed box is 6x6 at the centre, (2, 2, 8, 8).
+    # Image 1's box is that box (IoU 1); image 2's, (1, 1, 7, 7), overlaps it 5x5 = 25 of a
+    # union of 36 + 36 - 25 = 47: IoU 0.532, over 0.3 and 0.5 but not 0.7.
+    boxes = [np.array([[2.0, 2, 8, 8]]), np.array([[1.0, 1, 7, 7]])]
+    scores = centre_box_baseline(boxes, [(10, 10), (10, 10)])
+    assert scores["gt_known_loc"] == 1.0
+    assert scores["maxboxacc_v2"] == pytest.approx((1 + 1 + 0.5) / 3)
+    # Sizes are relative: the same boxes on a 20x20 image double the fixed box, (4, 4, 16, 16);
+    # a box (0, 0, 12, 12) there meets it 8x8 = 64 of 144 + 144 - 64 = 224: IoU 0.29 < 0.3.
+    scores = centre_box_baseline([np.array([[0.0, 0, 12, 12]])], [(20, 20)])
+    assert scores == {"gt_known_loc": 0.0, "maxboxacc_v2": 0.0}
+    # Several boxes in an image: all set the mean size (4.5 px: the fixed box is (3, 3, 7, 7)),
+    # the best IoU counts: (2, 2, 8, 8) holds it, 16 of 36 = 0.44; (0, 0, 3, 3) misses it.
+    two = [np.array([[0.0, 0, 3, 3], [2.0, 2, 8, 8]])]
+    scores = centre_box_baseline(two, [(10, 10)])
+    assert scores["gt_known_loc"] == 0.0
+    assert scores["maxboxacc_v2"] == pytest.approx(1 / 3)
+    with pytest.raises(ConfigError):
+        centre_box_baseline([], [])

@@ -235,3 +235,18 @@ def test_read_boxes_csv_malformed(tmp_path: Path, text: str, line: int | None, w
 def test_read_boxes_csv_missing_file(tmp_path: Path) -> None:
     with pytest.raises(InputError, match=r"nope\.csv"):
         read_boxes_csv(tmp_path / "nope.csv")
+
+
+def test_shapes_sit_anywhere_inside_the_evaluation_crop(tmp_path: Path) -> None:
+    from camtool.data.synthetic import EDGE_MARGIN
+
+    root = _make(tmp_path / "spread", train_per_class=40, val_per_class=1)
+    boxes = [box for (box,) in read_boxes_csv(root / "boxes.csv").values()]
+    crop_border = (SIZE * 1.14 - SIZE) / 2 / 1.14  # eval: resize to 1.14x, centre crop
+    edge = SIZE * EDGE_MARGIN
+    assert edge >= crop_border
+    for box in boxes:  # the shape stays inside the margin (a pixel of antialiasing aside)
+        assert min(box.x0, box.y0) >= edge - 1 and max(box.x1, box.y1) <= SIZE - edge + 1
+    centres = np.array([((b.x0 + b.x1) / 2, (b.y0 + b.y1) / 2) for b in boxes])
+    # Not gathered at the centre: some shapes sit over a fifth of the side away from it.
+    assert np.abs(centres - SIZE / 2).max() >= SIZE / 5

@@ -43,6 +43,7 @@ _WHERE: dict[str, str] = {
     "CAMOutput": "model",
     "CAMSource": "maps",
     "CellGeometry": "upsample",
+    "DERIVATION_REVISION": "receptive",
     "EMPTY_BOX": "localize",
     "EXPORT_FORMAT": "onnx_runner",
     "EXPORT_FORMAT_VERSION": "onnx_runner",

@@ -59,6 +59,11 @@ DEFAULT_OBJECT_SCALE: tuple[float, float] = (0.15, 0.27)
 """Range of the radius of the circle around each shape, as a fraction of the image side (drawn
 uniformly): a circle's box is twice that wide."""
 
+EDGE_MARGIN = 1 / 16
+"""Least distance from a shape to the image edge, as a fraction of the side: enough to keep the
+shape inside the evaluation's centre crop (``img_size`` out of ``1.14 * img_size``, a 5.6% border),
+small enough that shapes sit anywhere, so a fixed box at the centre localizes few of them."""
+
 _MARKER = ".camtool-shapes"
 """Written into a generated root; only a root carrying it is replaced by a new run."""
 
@@ -345,7 +350,7 @@ def _draw_shape(
     scale: tuple[float, float] = DEFAULT_OBJECT_SCALE,
 ) -> None:
     """Draw a filled ``shape`` in white on a mask, at a random place, size and rotation."""
-    margin = size / 8  # keeps the shape inside an eval centre crop (size / 1.14 of the side)
+    margin = size * EDGE_MARGIN
     r = float(rng.uniform(*scale)) * size  # radius of the circle around the shape
     cx, cy = (float(v) for v in rng.uniform(margin + r, size - margin - r, 2))
     turn = float(rng.uniform(0, 2 * math.pi))

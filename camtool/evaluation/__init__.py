@@ -44,6 +44,7 @@ _WHERE: dict[str, str] = {
     "SPLITS": "data",
     "WSOL_CAM_THRESHOLDS": "wsol",
     "average_drop_increase": "metrics",
+    "centre_box_baseline": "localization_metrics",
     "check_classes": "data",
     "confusion_matrix": "metrics",
     "confusion_png": "evaluate",

@@ -48,6 +48,7 @@ __all__ = [
     "PROTOCOLS",
     "LocalizationAccumulator",
     "LocalizationResults",
+    "centre_box_baseline",
 ]
 
 DEFAULT_CAM_THRESHOLDS: np.ndarray = np.arange(100) / 100.0
@@ -239,3 +240,53 @@ class LocalizationAccumulator:
             best_threshold_by_iou=best_thr,
             n_images=self._n,
         )
+
+
+def centre_box_baseline(
+    gt_boxes: Sequence[np.ndarray],
+    image_sizes: Sequence[tuple[int, int]],
+    iou_thresholds: Sequence[float] = DEFAULT_IOU_THRESHOLDS,
+    loc_iou: float = 0.5,
+) -> dict[str, float]:
+    """How well one fixed box that looks at no image localizes: the reference a map must beat.
+
+    The box has the ground-truth boxes' mean width and height (each as a fraction of its image's
+    width and height) and sits at each image's centre, like the centre baselines Choe et al.
+    (CVPR 2020) report beside their WSOL methods. On data whose objects gather at the centre it
+    scores high with no model at all.
+
+    Args:
+        gt_boxes: per image, its ground-truth boxes as an ``(n, 4)`` array of
+            ``x0, y0, x1, y1`` pixels, end exclusive (``n >= 1``).
+        image_sizes: per image, its ``(height, width)``.
+        iou_thresholds: the IoU levels MaxBoxAccV2 averages over.
+        loc_iou: the IoU that GT-known localization requires.
+
+    Returns:
+        ``{"gt_known_loc", "maxboxacc_v2"}``, fractions in [0, 1]: the fraction of images whose
+        best IoU with the fixed box reaches ``loc_iou``, and that fraction averaged over
+        ``iou_thresholds`` (the box does not depend on a threshold to sweep).
+
+    Raises:
+        ConfigError: no images, or the two sequences differ in length.
+    """
+    if not gt_boxes or len(gt_boxes) != len(image_sizes):
+        raise ConfigError("the centre-box baseline needs one size per image, and some images")
+    rel = np.concatenate(
+        [
+            (g[:, 2:] - g[:, :2]) / np.array([w, h], dtype=np.float64)
+            for g, (h, w) in zip(gt_boxes, image_sizes, strict=True)
+        ]
+    ).mean(axis=0)
+    best = []
+    for g, (h, w) in zip(gt_boxes, image_sizes, strict=True):
+        bw, bh = rel[0] * w, rel[1] * h
+        fixed = BoxXYXY(
+            round((w - bw) / 2), round((h - bh) / 2), round((w + bw) / 2), round((h + bh) / 2)
+        )
+        best.append(_best_iou([fixed], np.asarray(g, dtype=np.float64)))
+    scores = np.asarray(best)
+    return {
+        "gt_known_loc": float(np.mean(scores >= loc_iou)),
+        "maxboxacc_v2": float(np.mean([np.mean(scores >= d) for d in iou_thresholds])),
+    }
