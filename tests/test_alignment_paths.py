@@ -52,9 +52,17 @@ def test_a_recorded_geometry_is_reused_only_at_the_same_revision(
     assert load_checkpoint(tmp_path / "same.pt").geometry == CellGeometry((16, 16), (3.0, 3.0))
     assert traced == []  # the record was used, the network not traced
     monkeypatch.undo()
-    for stale in ({**marked, "revision": DERIVATION_REVISION - 1}, {"stride": [16, 16]}, None):
-        torch.save({**payload, "cell_geometry": stale}, tmp_path / "stale.pt")
-        assert load_checkpoint(tmp_path / "stale.pt").geometry == resnet_geometry(16)
+    stale = [
+        {**marked, "revision": DERIVATION_REVISION - 1},  # an older derivation
+        {"stride": [16, 16]},
+        None,
+        {**marked, "stride": [32, 32]},  # not the model's stride
+        {**marked, "offset": [-40.0, 0.0]},  # farther than two strides: edited or damaged
+        {**marked, "stride": [True, True]},  # not read as stride 1
+    ]
+    for record in stale:
+        torch.save({**payload, "cell_geometry": record}, tmp_path / "stale.pt")
+        assert load_checkpoint(tmp_path / "stale.pt").geometry == resnet_geometry(16), record
 
 
 def test_exports_without_a_recorded_geometry() -> None:
@@ -73,9 +81,17 @@ def test_exports_without_a_recorded_geometry() -> None:
     assert unknown.geometry is None  # only conventional upsampling is possible then
     with pytest.raises(ConfigError, match="conventional"):
         heatmap(torch.zeros(2, 2), (8, 8), geometry=unknown.geometry)
-    damaged = {**base, "arch": "resnet18", "cell_geometry": {"stride": "x"}}
-    with pytest.raises(CamtoolError, match="cell_geometry"):
-        info_from_metadata(damaged, "bad.onnx")
+    good = {"stride": [16, 16], "offset": [0.0, 0.0]}
+    recorded = {**base, "arch": "resnet18", "output_stride": 16, "cell_geometry": good}
+    assert info_from_metadata(recorded, "m.onnx").geometry == resnet_geometry(16)
+    for bad in (
+        {"stride": "x"},
+        {**good, "stride": [32, 32]},  # disagrees with the export's output_stride
+        {**good, "offset": [1e308, 0.0]},
+        {**good, "stride": [True, True]},
+    ):
+        with pytest.raises(CamtoolError, match="cell_geometry"):
+            info_from_metadata({**recorded, "cell_geometry": bad}, "bad.onnx")
 
 
 def test_conventional_heatmap_is_the_old_bilinear_one() -> None:

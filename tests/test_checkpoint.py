@@ -97,3 +97,36 @@ def test_missing_and_garbage_files(tmp_path: Path) -> None:
     torch.save([1, 2, 3], tmp_path / "list.pt")
     with pytest.raises(CamtoolError, match="not a checkpoint"):
         load_checkpoint(tmp_path / "list.pt")
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "words"),
+    [
+        ("img_size", 0, "img_size 0"),
+        ("img_size", 100_000, "img_size 100000"),  # would exhaust memory before any message
+        ("img_size", "64", "img_size '64'"),
+        ("std", [0.0, 0.0, 0.0], "std"),  # would divide by zero into NaN maps
+        ("mean", [0.5, 0.5], "mean"),
+        ("mean", "abc", "mean"),
+        ("std", [float("nan"), 1.0, 1.0], "std"),
+        ("model_state", None, "model_state is a NoneType"),
+        ("model_state", [1, 2], "model_state is a list"),
+        ("format_version", "x", "format_version 'x'"),
+        ("class_names", None, "class_names is a NoneType"),
+    ],
+)
+def test_damaged_header_fields_are_named(
+    tmp_path: Path, field: str, value: object, words: str
+) -> None:
+    path = save_checkpoint(
+        tmp_path / "m.pt", CAMNet("resnet18", 2), class_names=["a", "b"], img_size=32
+    )
+    payload = torch.load(path, weights_only=True)
+    torch.save({**payload, field: value}, tmp_path / "bad.pt")
+    with pytest.raises(CamtoolError, match="damaged camtool checkpoint") as info:
+        load_checkpoint(tmp_path / "bad.pt")
+    assert words in str(info.value) and str(tmp_path / "bad.pt") in str(info.value)
+    del payload["img_size"]
+    torch.save(payload, tmp_path / "short.pt")
+    with pytest.raises(CamtoolError, match="no field 'img_size'"):
+        load_checkpoint(tmp_path / "short.pt")

@@ -135,8 +135,11 @@ def test_every_input_failing_exits_1_in_one_line(in_tmp: Path, tiny_checkpoint: 
     assert result.exit_code == 1
     assert result.stderr == "camtool: error: missing.jpg: no such file\n"
     (in_tmp / "bad.jpg").write_text("not an image")
-    code, doc, _ = cam_json("missing.jpg", "bad.jpg", "--model", str(tiny_checkpoint))
+    code, doc, stderr = cam_json("missing.jpg", "bad.jpg", "--model", str(tiny_checkpoint))
     assert code == 1 and doc["failed"] == 2
+    lines = stderr.splitlines()  # with --json too, each failure is a line on stderr
+    assert lines[0] == "camtool: error: missing.jpg: no such file" and len(lines) == 2
+    assert lines[1].startswith("camtool: error: ") and "bad.jpg" in lines[1]
 
 
 @pytest.mark.parametrize("command", ["cam", "batch-cam"])

@@ -396,3 +396,27 @@ def test_centre_box_baseline_on_a_hand_worked_case() -> None:
     assert scores["maxboxacc_v2"] == pytest.approx(1 / 3)
     with pytest.raises(ConfigError):
         centre_box_baseline([], [])
+
+
+@pytest.mark.parametrize(
+    ("boxes", "sizes", "words"),
+    [
+        ([np.zeros((0, 4))], [(10, 10)], "an \\(n >= 1, 4\\) array"),
+        ([np.array([1.0, 1, 5, 5])], [(10, 10)], "an \\(n >= 1, 4\\) array"),
+        ([np.array([[1.0, 1, 5, 5]])], [(0, 0)], "no pixels"),
+        ([np.array([[1.0, 1, 1, 5]])], [(10, 10)], "x0 < x1"),  # zero width
+        ([np.array([[5.0, 1, 1, 5]])], [(10, 10)], "x0 < x1"),  # inverted
+        ([np.array([[np.nan, 1, 5, 5]])], [(10, 10)], "finite"),
+        ([np.array([[1.0, 1, 5, 5]])], [(10, 10), (10, 10)], "one size per image"),
+    ],
+)
+def test_centre_box_baseline_refuses_degenerate_input(
+    boxes: list[np.ndarray], sizes: list[tuple[int, int]], words: str
+) -> None:
+    from camtool.evaluation.localization_metrics import centre_box_baseline
+
+    with pytest.raises(ConfigError, match=words):
+        centre_box_baseline(boxes, sizes)
+    if words == "finite":  # and no IoU levels at all
+        with pytest.raises(ConfigError, match="IoU level"):
+            centre_box_baseline([np.array([[1.0, 1, 5, 5]])], [(10, 10)], iou_thresholds=[])

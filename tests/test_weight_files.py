@@ -146,3 +146,11 @@ def test_print_json_maps_non_finite_to_null(capsys: pytest.CaptureFixture[str]) 
 
     print_json({"probability": math.nan})
     assert json.loads(capsys.readouterr().out) == {"probability": None}
+
+
+def test_a_file_in_neither_pytorch_format_is_called_that(tmp_path: Path) -> None:
+    bad = tmp_path / "fake.pt"
+    bad.write_text("hello\n")  # torch.load's own error here is "KeyError: 101", a pickle opcode
+    with pytest.raises(CamtoolError, match="neither a zip archive nor a pickle") as info:
+        load_checkpoint(bad)
+    assert "b'hello\\n'" in str(info.value) and "101" not in str(info.value)

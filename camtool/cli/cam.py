@@ -109,7 +109,7 @@ def cam(
         class_spec=class_,
         overlay_only=overlay_only,
         save_array=save_array,
-        on_result=None if json_out else _show,
+        on_result=_show_error if json_out else _show,
         overwrite=overwrite,
         locate=json_out,  # peak and box are in the JSON only
     )
@@ -130,11 +130,17 @@ def cam(
         raise typer.Exit(EXIT_FAILURE if every else EXIT_PARTIAL)
 
 
+def _show_error(result: ImageResult) -> None:
+    """With ``--json``: the JSON holds every result; a failed image also gets its line on stderr."""
+    if not result.ok:
+        err.print(f"camtool: error: {result.error}", markup=False, highlight=False)
+
+
 def _show(result: ImageResult) -> None:
     from rich.table import Table
 
     if not result.ok:
-        err.print(f"camtool: error: {result.error}", markup=False, highlight=False)
+        _show_error(result)
         return
     table = Table(title=result.input, title_justify="left")
     table.add_column("#", justify="right")

@@ -19,6 +19,7 @@ is read from the linear layer's weight. Every model loaded passes the invariant 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -93,15 +94,44 @@ def _geometry_or_none(model: CAMNet) -> CellGeometry | None:
         return None
 
 
-def _recorded_geometry(value: object) -> CellGeometry | None:
-    """A checkpoint's ``cell_geometry`` if the running derivation would give the same (same
-    revision) and it is well formed; else ``None`` (derive it again)."""
+def _recorded_geometry(value: object, output_stride: int) -> CellGeometry | None:
+    """A checkpoint's ``cell_geometry`` if it can stand for the derivation: the current
+    ``revision``, well formed and :meth:`~CellGeometry.plausible_for` the model's stride; else
+    ``None`` (derive it again)."""
     if not isinstance(value, Mapping) or value.get("revision") != DERIVATION_REVISION:
         return None
     try:
-        return CellGeometry.from_dict(dict(value))
+        geometry = CellGeometry.from_dict(dict(value))
     except CamtoolError:
         return None
+    return geometry if geometry.plausible_for(output_stride) else None
+
+
+_RGB = tuple[float, float, float]
+
+
+def _header(payload: Mapping[str, Any]) -> tuple[int, _RGB, _RGB]:
+    """``img_size``, ``mean`` and ``std`` of a checkpoint, checked.
+
+    Raises:
+        ValueError: a size outside 16..4096 pixels (the settings' range), or a mean or std that is
+            not three finite numbers (std all positive).
+    """
+    size = payload["img_size"]
+    if isinstance(size, bool) or not isinstance(size, int) or not 16 <= size <= 4096:
+        raise ValueError(f"img_size {size!r} is not a side of 16..4096 pixels")
+    stats: list[_RGB] = []
+    for name in ("mean", "std"):
+        try:
+            values = [float(v) for v in payload[name]]
+        except (TypeError, ValueError):
+            values = []
+        if len(values) != 3 or not all(math.isfinite(v) for v in values):
+            raise ValueError(f"{name} {payload[name]!r} is not three finite numbers")
+        if name == "std" and min(values) <= 0:
+            raise ValueError(f"std {payload[name]!r} has a value <= 0")
+        stats.append((values[0], values[1], values[2]))
+    return size, stats[0], stats[1]
 
 
 def save_checkpoint(
@@ -335,26 +365,41 @@ def load_checkpoint(
         return model_from_state_dict(
             inner, arch=arch, class_names=class_names, img_size=img_size, source=source
         )
-    if int(payload.get("format_version", 0)) > FORMAT_VERSION:
+    try:
+        version = int(payload.get("format_version", 0))
+    except (TypeError, ValueError):
+        raise CamtoolError(
+            f"{path} is a damaged camtool checkpoint "
+            f"(format_version {payload.get('format_version')!r})"
+        ) from None
+    if version > FORMAT_VERSION:
         raise CamtoolError(f"{path} was written by a newer camtool; upgrade camtool to read it")
     try:
         args = payload["model_args"]
         model = CAMNet(str(args["arch"]), int(args["num_classes"]), int(args["output_stride"]))
-        names = [str(n) for n in payload["class_names"]]
-        loaded = LoadedModel(
-            model,
-            names,
-            int(payload["img_size"]),
-            tuple(payload["mean"]),  # type: ignore[arg-type]
-            tuple(payload["std"]),  # type: ignore[arg-type]
-            dict(payload.get("settings") or {}),
-            payload.get("training"),
-            source,
-            _recorded_geometry(payload.get("cell_geometry")),
-        )
+        names = payload["class_names"]
+        if not isinstance(names, list | tuple):
+            raise TypeError(f"class_names is a {type(names).__name__}, not a list of names")
+        names = [str(n) for n in names]
+        img_size, mean, std = _header(payload)
         state = payload["model_state"]
-    except (KeyError, TypeError, ValueError) as exc:
-        raise CamtoolError(f"{path} is a damaged camtool checkpoint (bad field {exc})") from None
+        if not isinstance(state, Mapping):
+            raise TypeError(f"model_state is a {type(state).__name__}, not tensors by name")
+    except KeyError as exc:
+        raise CamtoolError(f"{path} is a damaged camtool checkpoint (no field {exc})") from None
+    except (TypeError, ValueError) as exc:
+        raise CamtoolError(f"{path} is a damaged camtool checkpoint ({exc})") from None
+    loaded = LoadedModel(
+        model,
+        names,
+        img_size,
+        mean,
+        std,
+        dict(payload.get("settings") or {}),
+        payload.get("training"),
+        source,
+        _recorded_geometry(payload.get("cell_geometry"), model.output_stride),
+    )
     if len(names) != model.num_classes:
         raise CamtoolError(
             f"{path} is damaged: {len(names)} class names, {model.num_classes} outputs"

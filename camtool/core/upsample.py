@@ -87,6 +87,8 @@ class CellGeometry:
         """
         try:
             assert isinstance(value, dict)
+            if any(isinstance(v, bool) for v in (*value["stride"], *value["offset"])):
+                raise ValueError("true/false is not a number here")
             sy, sx = (int(s) for s in value["stride"])
             oy, ox = (float(o) for o in value["offset"])
             if [sy, sx] != [float(s) for s in value["stride"]]:
@@ -94,6 +96,15 @@ class CellGeometry:
         except (AssertionError, KeyError, TypeError, ValueError):
             raise ConfigError(f"not a cell geometry: {value!r}") from None
         return cls((sy, sx), (oy, ox))
+
+    def plausible_for(self, output_stride: int | None) -> bool:
+        """Whether a *recorded* geometry can belong to a model of ``output_stride`` (``None``:
+        unknown): that stride on both axes, and each offset within two strides of the origin,
+        where the receptive-field centre of every accepted family's first cell lies (Inception
+        v3, the farthest, at 37 px for stride 32). A check against edited or damaged files."""
+        if output_stride is not None and self.stride != (output_stride, output_stride):
+            return False
+        return all(abs(o) <= 2 * max(self.stride) for o in self.offset)
 
 
 def resnet_geometry(output_stride: int) -> CellGeometry:

@@ -67,8 +67,19 @@ def read_weights(path: Path, *, hint: str = "") -> Any:
         ) from None
     except Exception as exc:  # torch's readers raise many kinds on foreign or damaged files
         raise CamtoolError(
-            f"{path} is not a readable PyTorch checkpoint ({_short(exc)}){tail}"
+            f"{path} is not a readable PyTorch checkpoint ({_reason(path, exc)}){tail}"
         ) from None
+
+
+def _reason(path: Path, exc: BaseException) -> str:
+    """Why ``torch.load`` failed, in words: a file that is neither of PyTorch's two formats (a
+    zip archive, or a legacy pickle starting with the protocol byte 0x80) is named as such, since
+    torch's own error for it is a bare pickle opcode (``KeyError: 101``)."""
+    with open(path, "rb") as f:
+        head = f.read(8)
+    if not head.startswith((b"PK", b"\x80")):
+        return f"neither a zip archive nor a pickle: it starts with {head!r}"
+    return _short(exc)
 
 
 def fill_bn_counters(

@@ -61,8 +61,9 @@ uniformly): a circle's box is twice that wide."""
 
 EDGE_MARGIN = 1 / 16
 """Least distance from a shape to the image edge, as a fraction of the side: enough to keep the
-shape inside the evaluation's centre crop (``img_size`` out of ``1.14 * img_size``, a 5.6% border),
-small enough that shapes sit anywhere, so a fixed box at the centre localizes few of them."""
+shape inside the centre crop that the accuracy tests take (``img_size`` out of ``1.14 * img_size``,
+a 5.6% border; localization reads the uncropped image), small enough that shapes sit anywhere, so
+a fixed box at the centre localizes few of them. Antialiasing may reach a pixel further."""
 
 _MARKER = ".camtool-shapes"
 """Written into a generated root; only a root carrying it is replaced by a new run."""

@@ -268,25 +268,50 @@ def centre_box_baseline(
         ``iou_thresholds`` (the box does not depend on a threshold to sweep).
 
     Raises:
-        ConfigError: no images, or the two sequences differ in length.
+        ConfigError: no images, the two sequences differ in length, no IoU levels, an image
+            without boxes or of no size, or a box that is not four finite numbers with
+            ``x1 > x0`` and ``y1 > y0``.
     """
-    if not gt_boxes or len(gt_boxes) != len(image_sizes):
-        raise ConfigError("the centre-box baseline needs one size per image, and some images")
+    boxes, sizes = _checked_boxes(gt_boxes, image_sizes)
+    if not iou_thresholds:
+        raise ConfigError("the centre-box baseline needs at least one IoU level")
     rel = np.concatenate(
         [
             (g[:, 2:] - g[:, :2]) / np.array([w, h], dtype=np.float64)
-            for g, (h, w) in zip(gt_boxes, image_sizes, strict=True)
+            for g, (h, w) in zip(boxes, sizes, strict=True)
         ]
     ).mean(axis=0)
     best = []
-    for g, (h, w) in zip(gt_boxes, image_sizes, strict=True):
+    for g, (h, w) in zip(boxes, sizes, strict=True):
         bw, bh = rel[0] * w, rel[1] * h
         fixed = BoxXYXY(
             round((w - bw) / 2), round((h - bh) / 2), round((w + bw) / 2), round((h + bh) / 2)
         )
-        best.append(_best_iou([fixed], np.asarray(g, dtype=np.float64)))
+        best.append(_best_iou([fixed], g))
     scores = np.asarray(best)
     return {
         "gt_known_loc": float(np.mean(scores >= loc_iou)),
         "maxboxacc_v2": float(np.mean([np.mean(scores >= d) for d in iou_thresholds])),
     }
+
+
+def _checked_boxes(
+    gt_boxes: Sequence[np.ndarray], image_sizes: Sequence[tuple[int, int]]
+) -> tuple[list[np.ndarray], list[tuple[int, int]]]:
+    """The boxes as float ``(n, 4)`` arrays and the sizes, each checked (see
+    :func:`centre_box_baseline`'s errors)."""
+    boxes = list(gt_boxes)
+    sizes = [(int(hw[0]), int(hw[1])) for hw in image_sizes]
+    if not boxes or len(boxes) != len(sizes):
+        raise ConfigError("the centre-box baseline needs one size per image, and some images")
+    checked = []
+    for i, (found, (h, w)) in enumerate(zip(boxes, sizes, strict=True)):
+        g = np.asarray(found, dtype=np.float64)
+        if h < 1 or w < 1:
+            raise ConfigError(f"image {i}: size {h}x{w} has no pixels")
+        if g.ndim != 2 or g.shape[0] < 1 or g.shape[1] != 4:
+            raise ConfigError(f"image {i}: boxes must be an (n >= 1, 4) array, got {g.shape}")
+        if not np.isfinite(g).all() or (g[:, 2] <= g[:, 0]).any() or (g[:, 3] <= g[:, 1]).any():
+            raise ConfigError(f"image {i}: every box needs finite x0 < x1 and y0 < y1")
+        checked.append(g)
+    return checked, sizes
