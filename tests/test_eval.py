@@ -259,6 +259,9 @@ def test_cli_json_report_and_files(in_tmp: Path, shapes: tuple[Path, Path]) -> N
         assert 0 <= loc[key] <= 1
     assert loc["top1_loc"] <= loc["gt_known_loc"]
     assert set(loc["maxboxacc_by_iou"]) == {"0.3", "0.5", "0.7"}
+    centre = loc["centre_box_baseline"]  # the map-free reference, on the same six images
+    assert set(centre) == {"gt_known_loc", "maxboxacc_v2"}
+    assert all(0 <= v <= 1 for v in centre.values())
     assert faith["n_images"] == 1 and 0 <= faith["deletion_auc"] <= 1
     # the placement and the protocol are recorded (defaults: aligned cells, camtool's protocol)
     assert doc["upsample"] == loc["upsample"] == faith["upsample"] == "aligned"

@@ -106,6 +106,24 @@ def test_perfect_map_scores_one_and_a_map_elsewhere_scores_zero() -> None:
     assert res["top1_loc"] == 0.0
 
 
+def test_the_accumulator_reports_the_centre_box_on_the_images_it_saw() -> None:
+    from camtool.evaluation.localization_metrics import centre_box_baseline
+
+    acc = LocalizationAccumulator()
+    wide = BoxXYXY(4, 1, 16, 9)  # on a 10x20 (h x w) map: the centre box of its own size
+    acc.update(
+        [_blob_map(10, 20, (wide, 1.0)), _blob_map(10, 10, (GT, 1.0))], [1, 0], [[wide], [GT]]
+    )
+    expected = centre_box_baseline(
+        [np.array([wide.as_tuple()], dtype=float), np.array([GT.as_tuple()], dtype=float)],
+        [(10, 20), (10, 10)],
+    )
+    assert acc.compute()["centre_box_baseline"] == expected
+    # Mean relative size 0.5 wide, 0.6 high: (5, 2, 15, 8) on the wide map, IoU 60/96 = 0.625;
+    # (2, 2, 8, 8) on the square one (7.5 rounds to 8), IoU 16/36 = 0.44.
+    assert expected == {"gt_known_loc": 0.5, "maxboxacc_v2": pytest.approx((1 + 0.5 + 0) / 3)}
+
+
 def test_maxboxacc_v2_hand_built_three_images() -> None:
     thresholds = [0.0, 0.25, 0.5, 0.75]
     # Image 1: full strength on the left half of GT, half strength on the right half.

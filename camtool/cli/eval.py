@@ -217,6 +217,11 @@ def _show(report: EvalReport) -> None:
             ("top-1 localization", f"{loc['top1_loc']:.2%}"),
             ("GT-known localization", f"{loc['gt_known_loc']:.2%}"),
             (f"MaxBoxAccV2 ({loc['protocol']})", f"{loc['maxboxacc_v2']:.2%}"),
+            (
+                "a fixed centre box (no map)",
+                f"GT-known {loc['centre_box_baseline']['gt_known_loc']:.2%}, "
+                f"MaxBoxAccV2 {loc['centre_box_baseline']['maxboxacc_v2']:.2%}",
+            ),
         ]
     if faith is not None:
         rows += [

@@ -16,7 +16,6 @@ _WHERE: dict[str, str] = {
     "DEMO_DEFAULTS": "pipeline",
     "DemoConfig": "pipeline",
     "DemoReport": "pipeline",
-    "centre_box_scores": "pipeline",
     "demo_settings": "pipeline",
     "run_demo": "pipeline",
 }

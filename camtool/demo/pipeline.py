@@ -33,7 +33,6 @@ __all__ = [
     "DEMO_DEFAULTS",
     "DemoConfig",
     "DemoReport",
-    "centre_box_scores",
     "demo_settings",
     "run_demo",
 ]
@@ -332,25 +331,7 @@ def _test_and_draw(
     localization = evaluate_localization(
         runner, root, "val", None, batch_size=settings.training.batch_size
     )
-    localization["centre_box_baseline"] = centre_box_scores(root, loaded.img_size)
     return test, written, localization, failures
-
-
-def centre_box_scores(root: Path, size: int) -> dict[str, float]:
-    """GT-known localization and MaxBoxAccV2 of a fixed centre box on the ``val/`` images
-    (:func:`camtool.evaluation.localization_metrics.centre_box_baseline`): what the maps must
-    beat to show they find the shapes rather than the middle of the image."""
-    import numpy as np
-
-    from camtool.data.synthetic import read_boxes_csv
-    from camtool.evaluation.localization_metrics import centre_box_baseline
-
-    boxes = [
-        np.array([(b.x0, b.y0, b.x1, b.y1) for b in found], dtype=np.float64)
-        for key, found in read_boxes_csv(root / "boxes.csv").items()
-        if key.startswith("val/")
-    ]
-    return centre_box_baseline(boxes, [(size, size)] * len(boxes))
 
 
 def _spread_over_classes(samples: list[tuple[Path, int]], count: int) -> list[tuple[Path, int]]:

@@ -252,6 +252,7 @@ def localization_dict(
         "maxboxacc_v2": res["maxboxacc_v2"],
         "maxboxacc_by_iou": {f"{d:g}": v for d, v in res["maxboxacc_by_iou"].items()},
         "best_threshold_by_iou": {f"{d:g}": v for d, v in res["best_threshold_by_iou"].items()},
+        "centre_box_baseline": res["centre_box_baseline"],
         "cam_threshold": CAM_THRESHOLD,
         "iou": LOC_IOU,
         "protocol": acc.protocol,
@@ -290,6 +291,8 @@ def evaluate_localization(
     Returns:
         A JSON-ready dict: ``top1_loc``, ``gt_known_loc``, ``maxboxacc_v2`` (fractions in
         [0, 1]), ``maxboxacc_by_iou`` and ``best_threshold_by_iou`` (keyed ``"0.3"`` ...),
+        ``centre_box_baseline`` (``gt_known_loc`` and ``maxboxacc_v2`` of a fixed box at the
+        image centre, no map: what the maps must beat),
         ``n_images`` (images with boxes that were evaluated), ``n_without_boxes``, ``skipped``
         (a count), ``skipped_files`` (``{"path", "error"}`` of each unreadable image) and
         ``notes`` (boxes clipped to their image).

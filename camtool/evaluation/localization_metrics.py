@@ -93,6 +93,8 @@ class LocalizationResults(TypedDict):
         maxboxacc_by_iou: ``{delta: box accuracy at the best CAM threshold}``.
         best_threshold_by_iou: ``{delta: the lowest CAM threshold reaching that maximum}``.
         n_images: number of images accumulated.
+        centre_box_baseline: ``{"gt_known_loc", "maxboxacc_v2"}`` of a fixed box at the image
+            centre on the same images (:func:`centre_box_baseline`).
     """
 
     top1_loc: float
@@ -101,6 +103,7 @@ class LocalizationResults(TypedDict):
     maxboxacc_by_iou: dict[float, float]
     best_threshold_by_iou: dict[float, float]
     n_images: int
+    centre_box_baseline: dict[str, float]
 
 
 class LocalizationAccumulator:
@@ -155,6 +158,8 @@ class LocalizationAccumulator:
         self._gt_known = 0
         self._top1 = 0
         self._n = 0
+        self._gt: list[np.ndarray] = []  # each image's boxes and size, for the centre baseline
+        self._sizes: list[tuple[int, int]] = []
 
     def update(
         self,
@@ -191,6 +196,8 @@ class LocalizationAccumulator:
             best = self._sweep_best_iou(heatmap, gt)
             for i, delta in enumerate(self.iou_thresholds):
                 self._correct[i] += best >= delta
+            self._gt.append(gt)
+            self._sizes.append((int(heatmap.shape[0]), int(heatmap.shape[1])))
             self._n += 1
 
     def _sweep_best_iou(self, heatmap: np.ndarray, gt: np.ndarray) -> np.ndarray:
@@ -223,8 +230,9 @@ class LocalizationAccumulator:
         Returns:
             A dict with ``top1_loc`` and ``gt_known_loc`` (fractions), ``maxboxacc_v2`` (mean of
             the per-IoU maxima), ``maxboxacc_by_iou`` (``{delta: max accuracy}``),
-            ``best_threshold_by_iou`` (``{delta: the lowest CAM threshold reaching it}``) and
-            ``n_images``.
+            ``best_threshold_by_iou`` (``{delta: the lowest CAM threshold reaching it}``),
+            ``n_images`` and ``centre_box_baseline`` (:func:`centre_box_baseline` on the same
+            images and boxes: the scores a map must beat).
 
         Raises:
             CamtoolError: if no image was added.
@@ -239,6 +247,9 @@ class LocalizationAccumulator:
             maxboxacc_by_iou=by_iou,
             best_threshold_by_iou=best_thr,
             n_images=self._n,
+            centre_box_baseline=centre_box_baseline(
+                self._gt, self._sizes, self.iou_thresholds, self.loc_iou
+            ),
         )
 
 
@@ -265,7 +276,8 @@ def centre_box_baseline(
     Returns:
         ``{"gt_known_loc", "maxboxacc_v2"}``, fractions in [0, 1]: the fraction of images whose
         best IoU with the fixed box reaches ``loc_iou``, and that fraction averaged over
-        ``iou_thresholds`` (the box does not depend on a threshold to sweep).
+        ``iou_thresholds`` (the box does not depend on a threshold to sweep). IoU is camtool's
+        (pixel areas, end exclusive) whichever MaxBoxAccV2 protocol the maps were scored with.
 
     Raises:
         ConfigError: no images, the two sequences differ in length, no IoU levels, an image
