@@ -329,3 +329,37 @@ def test_export_rejections(
     assert code == 1 and stdout == ""
     assert_one_line_error(code, stderr, "cannot export the model to ONNX", "aten::foo")
     assert not target.exists()
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "words"),
+    [
+        ("img_size", 0, "img_size 0"),
+        ("img_size", 100_000, "img_size 100000"),
+        ("std", [0, 0, 0], "std"),
+        ("mean", [0.5, float("nan"), 0.5], "mean"),
+        ("mean", [0.5], "mean"),
+        ("num_classes", "many", "many"),
+        ("class_names", None, "NoneType"),
+    ],
+)
+def test_damaged_export_metadata_is_named_like_a_damaged_checkpoint(
+    field: str, value: object, words: str
+) -> None:
+    from camtool.core.onnx_runner import EXPORT_FORMAT, info_from_metadata
+
+    good = {
+        "format": EXPORT_FORMAT,
+        "format_version": 1,
+        "class_names": ["a", "b"],
+        "num_classes": 2,
+        "img_size": 32,
+        "mean": [0.5, 0.5, 0.5],
+        "std": [0.25, 0.25, 0.25],
+        "arch": "resnet18",
+        "output_stride": 32,
+    }
+    assert info_from_metadata(good, "m.onnx").img_size == 32
+    with pytest.raises(CamtoolError, match="m.onnx has damaged camtool metadata") as info:
+        info_from_metadata({**good, field: value}, "m.onnx")
+    assert words in str(info.value)

@@ -81,6 +81,7 @@ _WHERE: dict[str, str] = {
     "cell_geometry": "receptive",
     "check_cam_invariant": "model",
     "check_finite": "weights",
+    "checked_preprocessing": "runner",
     "explain_batch": "maps",
     "family_of": "archs",
     "fill_bn_counters": "weights",

@@ -19,7 +19,6 @@ is read from the linear layer's weight. Every model loaded passes the invariant 
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +38,7 @@ from camtool.core.model import (
     rename_legacy_keys,
 )
 from camtool.core.receptive import DERIVATION_REVISION, model_geometry
+from camtool.core.runner import checked_preprocessing
 from camtool.core.upsample import CellGeometry
 from camtool.core.weights import BN_COUNTER, check_finite, fill_bn_counters, read_weights
 from camtool.errors import CamtoolError
@@ -105,33 +105,6 @@ def _recorded_geometry(value: object, output_stride: int) -> CellGeometry | None
     except CamtoolError:
         return None
     return geometry if geometry.plausible_for(output_stride) else None
-
-
-_RGB = tuple[float, float, float]
-
-
-def _header(payload: Mapping[str, Any]) -> tuple[int, _RGB, _RGB]:
-    """``img_size``, ``mean`` and ``std`` of a checkpoint, checked.
-
-    Raises:
-        ValueError: a size outside 16..4096 pixels (the settings' range), or a mean or std that is
-            not three finite numbers (std all positive).
-    """
-    size = payload["img_size"]
-    if isinstance(size, bool) or not isinstance(size, int) or not 16 <= size <= 4096:
-        raise ValueError(f"img_size {size!r} is not a side of 16..4096 pixels")
-    stats: list[_RGB] = []
-    for name in ("mean", "std"):
-        try:
-            values = [float(v) for v in payload[name]]
-        except (TypeError, ValueError):
-            values = []
-        if len(values) != 3 or not all(math.isfinite(v) for v in values):
-            raise ValueError(f"{name} {payload[name]!r} is not three finite numbers")
-        if name == "std" and min(values) <= 0:
-            raise ValueError(f"std {payload[name]!r} has a value <= 0")
-        stats.append((values[0], values[1], values[2]))
-    return size, stats[0], stats[1]
 
 
 def save_checkpoint(
@@ -381,7 +354,9 @@ def load_checkpoint(
         if not isinstance(names, list | tuple):
             raise TypeError(f"class_names is a {type(names).__name__}, not a list of names")
         names = [str(n) for n in names]
-        img_size, mean, std = _header(payload)
+        img_size, mean, std = checked_preprocessing(
+            payload["img_size"], payload["mean"], payload["std"]
+        )
         state = payload["model_state"]
         if not isinstance(state, Mapping):
             raise TypeError(f"model_state is a {type(state).__name__}, not tensors by name")

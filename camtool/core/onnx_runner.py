@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from camtool.core.archs import RESNET_ARCHS
-from camtool.core.runner import ModelInfo, is_torch_tensor
+from camtool.core.runner import ModelInfo, checked_preprocessing, is_torch_tensor
 from camtool.core.upsample import CellGeometry, resnet_geometry
 from camtool.errors import CamtoolError, ConfigError
 from camtool.paths import require_file
@@ -57,13 +57,6 @@ EXPORT_FORMAT_VERSION = 1
 INPUT_NAME = "images"
 #: The graph's outputs, in order.
 OUTPUT_NAMES = ("logits", "cams")
-
-
-def _floats3(value: Any) -> tuple[float, ...]:
-    out = tuple(float(v) for v in value)
-    if len(out) != 3:
-        raise ValueError("mean/std need 3 values")
-    return out
 
 
 def _geometry(document: Mapping[str, Any], source: str) -> CellGeometry | None:
@@ -107,22 +100,27 @@ def info_from_metadata(document: Mapping[str, Any], source: str) -> ModelInfo:
     try:
         names = [str(n) for n in document["class_names"]]
         num_classes = int(document["num_classes"])
+        img_size, mean, std = checked_preprocessing(
+            document["img_size"], document["mean"], document["std"]
+        )
         info = ModelInfo(
             class_names=names,
-            img_size=int(document["img_size"]),
-            mean=_floats3(document["mean"]),
-            std=_floats3(document["std"]),
+            img_size=img_size,
+            mean=mean,
+            std=std,
             arch=str(document["arch"]),
             source=source,
             geometry=_geometry(document, source),
             output_stride=int(document.get("output_stride", 32)),
         )
-    except (KeyError, TypeError, ValueError) as exc:
-        raise CamtoolError(f"{source} has damaged camtool metadata (bad field {exc})") from None
-    if len(names) != num_classes or num_classes < 1 or info.img_size < 1:
+    except KeyError as exc:
+        raise CamtoolError(f"{source} has damaged camtool metadata (no field {exc})") from None
+    except (TypeError, ValueError) as exc:
+        raise CamtoolError(f"{source} has damaged camtool metadata ({exc})") from None
+    if len(names) != num_classes or num_classes < 1:
         raise CamtoolError(
             f"{source} has damaged camtool metadata: {len(names)} class names, "
-            f"{num_classes} classes, image size {info.img_size}"
+            f"{num_classes} classes"
         )
     return info
 

@@ -16,6 +16,7 @@ This module imports neither torch nor onnxruntime.
 
 from __future__ import annotations
 
+import math
 import sys
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, overload
@@ -27,7 +28,9 @@ if TYPE_CHECKING:
     import numpy as np
     from torch import Tensor
 
-__all__ = ["ModelInfo", "Runner", "is_torch_tensor"]
+__all__ = ["ModelInfo", "Runner", "checked_preprocessing", "is_torch_tensor"]
+
+RGB = tuple[float, float, float]
 
 
 @dataclass
@@ -70,3 +73,36 @@ def is_torch_tensor(value: object) -> bool:
     """Whether ``value`` is a torch tensor, found without importing torch (a tensor implies it)."""
     torch = sys.modules.get("torch")
     return torch is not None and isinstance(value, torch.Tensor)
+
+
+def checked_preprocessing(img_size: Any, mean: Any, std: Any) -> tuple[int, RGB, RGB]:
+    """A model file's input size and normalisation, checked before anything is resized with them.
+
+    Checkpoints and exports both carry these; a damaged or edited value would otherwise give a
+    one-cell map (size 0), exhaust memory (size 100000) or divide by zero into NaN maps (std 0).
+
+    Args:
+        img_size: the side images are resized to, an integer in 16..4096 (the settings' range).
+        mean: three finite per-channel means.
+        std: three finite, positive per-channel standard deviations.
+
+    Returns:
+        ``(img_size, mean, std)`` as an ``int`` and two 3-tuples of floats.
+
+    Raises:
+        ValueError: a value outside those ranges, naming the field and the value.
+    """
+    if isinstance(img_size, bool) or not isinstance(img_size, int) or not 16 <= img_size <= 4096:
+        raise ValueError(f"img_size {img_size!r} is not a side of 16..4096 pixels")
+    stats: list[RGB] = []
+    for name, given in (("mean", mean), ("std", std)):
+        try:
+            values = [float(v) for v in given]
+        except (TypeError, ValueError):
+            values = []
+        if len(values) != 3 or not all(math.isfinite(v) for v in values):
+            raise ValueError(f"{name} {given!r} is not three finite numbers")
+        if name == "std" and min(values) <= 0:
+            raise ValueError(f"std {given!r} has a value <= 0")
+        stats.append((values[0], values[1], values[2]))
+    return img_size, stats[0], stats[1]
