@@ -66,6 +66,7 @@ _WHERE: dict[str, str] = {
     "Parts": "heads",
     "REFUSED": "archs",
     "RESNET_ARCHS": "archs",
+    "RGB": "runner",
     "Runner": "runner",
     "TIMM_PREFIX": "archs",
     "TorchRunner": "torch_runner",

@@ -38,7 +38,7 @@ from camtool.core.model import (
     rename_legacy_keys,
 )
 from camtool.core.receptive import DERIVATION_REVISION, model_geometry
-from camtool.core.runner import checked_preprocessing
+from camtool.core.runner import RGB, checked_preprocessing
 from camtool.core.upsample import CellGeometry
 from camtool.core.weights import BN_COUNTER, check_finite, fill_bn_counters, read_weights
 from camtool.errors import CamtoolError
@@ -302,6 +302,41 @@ def model_from_state_dict(
     return LoadedModel(model, list(class_names), img_size, source=source)
 
 
+def _camtool_fields(
+    payload: Mapping[str, Any], path: Path
+) -> tuple[CAMNet, list[str], tuple[int, RGB, RGB], Mapping[str, Tensor]]:
+    """A camtool checkpoint's model (built, not loaded), class names, preprocessing and weights.
+
+    Raises:
+        CamtoolError: a newer format, or a field missing or damaged (named in the message).
+    """
+    try:
+        version = int(payload.get("format_version", 0))
+    except (TypeError, ValueError):
+        raise CamtoolError(
+            f"{path} is a damaged camtool checkpoint "
+            f"(format_version {payload.get('format_version')!r})"
+        ) from None
+    if version > FORMAT_VERSION:
+        raise CamtoolError(f"{path} was written by a newer camtool; upgrade camtool to read it")
+    try:
+        args = payload["model_args"]
+        model = CAMNet(str(args["arch"]), int(args["num_classes"]), int(args["output_stride"]))
+        names = payload["class_names"]
+        if not isinstance(names, list | tuple):
+            raise TypeError(f"class_names is a {type(names).__name__}, not a list of names")
+        names = [str(n) for n in names]
+        preprocessing = checked_preprocessing(payload["img_size"], payload["mean"], payload["std"])
+        state = payload["model_state"]
+        if not isinstance(state, Mapping):
+            raise TypeError(f"model_state is a {type(state).__name__}, not tensors by name")
+    except KeyError as exc:
+        raise CamtoolError(f"{path} is a damaged camtool checkpoint (no field {exc})") from None
+    except (TypeError, ValueError) as exc:
+        raise CamtoolError(f"{path} is a damaged camtool checkpoint ({exc})") from None
+    return model, names, preprocessing, state
+
+
 #: State-dict key prefixes of auxiliary heads that camtool does not build (GoogLeNet, Inception).
 _AUX_HEADS = ("aux1.", "aux2.", "AuxLogits.")
 
@@ -338,32 +373,7 @@ def load_checkpoint(
         return model_from_state_dict(
             inner, arch=arch, class_names=class_names, img_size=img_size, source=source
         )
-    try:
-        version = int(payload.get("format_version", 0))
-    except (TypeError, ValueError):
-        raise CamtoolError(
-            f"{path} is a damaged camtool checkpoint "
-            f"(format_version {payload.get('format_version')!r})"
-        ) from None
-    if version > FORMAT_VERSION:
-        raise CamtoolError(f"{path} was written by a newer camtool; upgrade camtool to read it")
-    try:
-        args = payload["model_args"]
-        model = CAMNet(str(args["arch"]), int(args["num_classes"]), int(args["output_stride"]))
-        names = payload["class_names"]
-        if not isinstance(names, list | tuple):
-            raise TypeError(f"class_names is a {type(names).__name__}, not a list of names")
-        names = [str(n) for n in names]
-        img_size, mean, std = checked_preprocessing(
-            payload["img_size"], payload["mean"], payload["std"]
-        )
-        state = payload["model_state"]
-        if not isinstance(state, Mapping):
-            raise TypeError(f"model_state is a {type(state).__name__}, not tensors by name")
-    except KeyError as exc:
-        raise CamtoolError(f"{path} is a damaged camtool checkpoint (no field {exc})") from None
-    except (TypeError, ValueError) as exc:
-        raise CamtoolError(f"{path} is a damaged camtool checkpoint ({exc})") from None
+    model, names, (img_size, mean, std), state = _camtool_fields(payload, path)
     loaded = LoadedModel(
         model,
         names,

@@ -28,9 +28,10 @@ if TYPE_CHECKING:
     import numpy as np
     from torch import Tensor
 
-__all__ = ["ModelInfo", "Runner", "checked_preprocessing", "is_torch_tensor"]
+__all__ = ["RGB", "ModelInfo", "Runner", "checked_preprocessing", "is_torch_tensor"]
 
 RGB = tuple[float, float, float]
+"""Per-channel values (mean, std) in R, G, B order."""
 
 
 @dataclass
