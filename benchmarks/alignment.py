@@ -1,6 +1,6 @@
 """Aligned vs conventional map placement on the demo's shapes, at output stride 32 and 16.
 
-Draws the demo's dataset once (:func:`camtool.data.synthetic.make_shapes_dataset`, with
+Draws the demo's dataset once (:func:`camtool.demo.pipeline.draw_demo_data`, with
 :data:`camtool.demo.pipeline.DEMO_DEFAULTS`' sizes), trains one ResNet-18 per output stride with
 the demo's recipe (:func:`camtool.demo.pipeline.demo_settings`, only ``output_stride`` differs),
 then evaluates each model twice with :func:`camtool.evaluation.evaluate.run_eval`, once per
@@ -25,8 +25,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from camtool.data.synthetic import make_shapes_dataset
-from camtool.demo.pipeline import DEMO_DEFAULTS, DemoConfig, demo_settings
+from camtool.demo.pipeline import DEMO_DEFAULTS, DemoConfig, demo_settings, draw_demo_data
 from camtool.evaluation.evaluate import EvalOptions, run_eval
 from camtool.training.loop import train
 
@@ -138,14 +137,7 @@ def main() -> None:
     )
     with tempfile.TemporaryDirectory(prefix="camtool-align-") as tmp:
         out = args.workdir or Path(tmp)
-        make_shapes_dataset(  # the same bytes for the same arguments: --reuse is safe
-            out / "data",
-            train_per_class=config.train_per_class,
-            val_per_class=config.val_per_class,
-            image_size=config.image_size,
-            seed=config.seed,
-            object_scale=config.object_scale,
-        )
+        draw_demo_data(out / "data", config)  # the same bytes for the same config: --reuse is safe
         rows = [
             r
             for s in args.strides

@@ -3,7 +3,7 @@
 Issue 9 asked the demo for GT-known localization >= 50% (CAM paper protocol: box around the
 largest region above 20% of the map's max, IoU >= 0.5) within three CPU minutes. This script
 trains the demo's ResNet-18 from scratch with each recipe below on freshly drawn shapes
-(:func:`camtool.data.synthetic.make_shapes_dataset`), evaluates ``best.pt`` on the recipe's own
+(:func:`camtool.demo.pipeline.draw_demo_data`), evaluates ``best.pt`` on the recipe's own
 200 test images with :func:`camtool.evaluation.evaluate.run_eval` (aligned maps, camtool's
 protocol) and prints one Markdown row per recipe: accuracy, GT-known localization, MaxBoxAccV2,
 its best CAM thresholds, the map-free centre box's GT-known and MaxBoxAccV2 on the same images,
@@ -25,8 +25,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from camtool.data.synthetic import make_shapes_dataset
-from camtool.demo.pipeline import DEMO_DEFAULTS, DemoConfig, demo_settings
+from camtool.demo.pipeline import DEMO_DEFAULTS, DemoConfig, demo_settings, draw_demo_data
 from camtool.evaluation.evaluate import EvalOptions, run_eval
 from camtool.training.loop import train
 
@@ -50,14 +49,7 @@ def run_recipe(name: str, out: Path) -> dict[str, Any]:
     changes, weight_decay = RECIPES[name]
     config: DemoConfig = dataclasses.replace(DEMO_DEFAULTS, **changes)
     folder = out / name
-    make_shapes_dataset(
-        folder / "data",
-        train_per_class=config.train_per_class,
-        val_per_class=config.val_per_class,
-        image_size=config.image_size,
-        seed=config.seed,
-        object_scale=config.object_scale,
-    )
+    draw_demo_data(folder / "data", config)
     settings = demo_settings(folder, config, "cpu")
     if weight_decay is not None:
         settings.training.weight_decay = weight_decay

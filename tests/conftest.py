@@ -135,3 +135,20 @@ def one_torch_thread() -> Iterator[None]:
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+def export_document(**fields: Any) -> dict[str, Any]:
+    """A valid camtool ONNX-export metadata document (2 classes, 32 px), with ``fields`` replaced
+    or added: what :func:`camtool.core.onnx_runner.info_from_metadata` reads."""
+    from camtool.core.onnx_runner import EXPORT_FORMAT
+
+    document: dict[str, Any] = {
+        "format": EXPORT_FORMAT,
+        "format_version": 1,
+        "class_names": ["a", "b"],
+        "num_classes": 2,
+        "img_size": 32,
+        "mean": [0, 0, 0],
+        "std": [1, 1, 1],
+    }
+    return {**document, **fields}

@@ -14,7 +14,7 @@ from camtool.core import checkpoint as checkpoint_module
 from camtool.core.checkpoint import load_checkpoint, save_checkpoint
 from camtool.core.maps import explain_batch, heatmap
 from camtool.core.model import CAMNet
-from camtool.core.onnx_runner import EXPORT_FORMAT, info_from_metadata
+from camtool.core.onnx_runner import info_from_metadata
 from camtool.core.receptive import DERIVATION_REVISION
 from camtool.core.runner import ModelInfo
 from camtool.core.torch_runner import TorchRunner
@@ -22,6 +22,7 @@ from camtool.core.upsample import CellGeometry, resnet_geometry
 from camtool.errors import CamtoolError, ConfigError
 from camtool.explain.files import CamOptions, write_maps
 from camtool.settings import load_settings, settings_to_toml
+from tests.conftest import export_document
 
 
 def test_checkpoints_record_and_runners_know_the_geometry(tmp_path: Path) -> None:
@@ -66,15 +67,7 @@ def test_a_recorded_geometry_is_reused_only_at_the_same_revision(
 
 
 def test_exports_without_a_recorded_geometry() -> None:
-    base = {
-        "format": EXPORT_FORMAT,
-        "format_version": 1,
-        "class_names": ["a", "b"],
-        "num_classes": 2,
-        "img_size": 32,
-        "mean": [0, 0, 0],
-        "std": [1, 1, 1],
-    }
+    base = export_document()
     old = info_from_metadata({**base, "arch": "resnet50", "output_stride": 16}, "old.onnx")
     assert old.geometry == resnet_geometry(16)  # older exports were ResNets: derived
     unknown = info_from_metadata({**base, "arch": "mystery", "output_stride": 8}, "x.onnx")

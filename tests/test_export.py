@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from camtool.cli import app
 from camtool.core.checkpoint import load_checkpoint
 from camtool.errors import CamtoolError
-from tests.conftest import TINY_CLASSES, make_photo
+from tests.conftest import TINY_CLASSES, export_document, make_photo
 
 runner = CliRunner()
 
@@ -346,19 +346,9 @@ def test_export_rejections(
 def test_damaged_export_metadata_is_named_like_a_damaged_checkpoint(
     field: str, value: object, words: str
 ) -> None:
-    from camtool.core.onnx_runner import EXPORT_FORMAT, info_from_metadata
+    from camtool.core.onnx_runner import info_from_metadata
 
-    good = {
-        "format": EXPORT_FORMAT,
-        "format_version": 1,
-        "class_names": ["a", "b"],
-        "num_classes": 2,
-        "img_size": 32,
-        "mean": [0.5, 0.5, 0.5],
-        "std": [0.25, 0.25, 0.25],
-        "arch": "resnet18",
-        "output_stride": 32,
-    }
+    good = export_document(arch="resnet18", output_stride=32)
     assert info_from_metadata(good, "m.onnx").img_size == 32
     with pytest.raises(CamtoolError, match="m.onnx has damaged camtool metadata") as info:
         info_from_metadata({**good, field: value}, "m.onnx")

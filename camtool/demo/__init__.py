@@ -17,6 +17,7 @@ _WHERE: dict[str, str] = {
     "DemoConfig": "pipeline",
     "DemoReport": "pipeline",
     "demo_settings": "pipeline",
+    "draw_demo_data": "pipeline",
     "run_demo": "pipeline",
 }
 

@@ -34,6 +34,7 @@ __all__ = [
     "DemoConfig",
     "DemoReport",
     "demo_settings",
+    "draw_demo_data",
     "run_demo",
 ]
 
@@ -181,6 +182,21 @@ def demo_settings(
     )
 
 
+def draw_demo_data(data_dir: Path, config: DemoConfig) -> Path:
+    """Draw the shapes dataset of ``config``'s sizes and seed into ``data_dir``
+    (:func:`camtool.data.synthetic.make_shapes_dataset`: the same bytes for the same config)."""
+    from camtool.data.synthetic import make_shapes_dataset
+
+    return make_shapes_dataset(
+        Path(data_dir),
+        train_per_class=config.train_per_class,
+        val_per_class=config.val_per_class,
+        image_size=config.image_size,
+        seed=config.seed,
+        object_scale=config.object_scale,
+    )
+
+
 def run_demo(
     output_dir: Path = Path("camtool-demo"),
     config: DemoConfig | None = None,
@@ -241,7 +257,6 @@ def _run_demo(
     observer: TrainObserver | None,
     on_stage: Callable[[str], None] | None,
 ) -> DemoReport:
-    from camtool.data.synthetic import make_shapes_dataset
     from camtool.training.loop import train
 
     config = config or DEMO_DEFAULTS
@@ -250,14 +265,7 @@ def _run_demo(
     settings = demo_settings(output_dir, config, device, arch)
     data_dir = Path(settings.dataset.data_dir)
     say(f"drawing the shapes dataset into {data_dir}")
-    make_shapes_dataset(
-        data_dir,
-        train_per_class=config.train_per_class,
-        val_per_class=config.val_per_class,
-        image_size=config.image_size,
-        seed=config.seed,
-        object_scale=config.object_scale,
-    )
+    draw_demo_data(data_dir, config)
     say(f"training a {settings.model.arch} from scratch")
     result = train(settings, observer=observer, crop_scale=config.crop_scale, overwrite=True)
     say(f"testing {result.best_checkpoint} on {data_dir / 'val'}")
