@@ -30,6 +30,7 @@ from pydantic_settings import (
 from pydantic_settings.exceptions import SettingsError
 
 from camtool.choices import DatasetName, DeviceName, Optimizer, Scheduler, UpsampleMode
+from camtool.core.imagenet import IMG_SIZE_RANGE
 from camtool.errors import ConfigError, InputError
 from camtool.fsutil import atomic_write_text
 from camtool.textio import read_text
@@ -177,7 +178,12 @@ class DatasetSettings(_Section):
 
     name: DatasetName = Field(DatasetName.imagenette, description="imagenette or folder.")
     data_dir: Path = Field(Path("data"), description="Folder holding the dataset.")
-    img_size: int = Field(160, ge=16, le=4096, description="Side the images are resized to.")
+    img_size: int = Field(
+        160,
+        ge=IMG_SIZE_RANGE[0],
+        le=IMG_SIZE_RANGE[1],
+        description="Side the images are resized to.",
+    )
     val_size: int | float = Field(
         0.1,
         description="Images held out of train/ for validation: a count >= 1, or a fraction "

@@ -289,16 +289,8 @@ def _cam_options(
     fmt = {"jpeg": "jpg"}.get(str(fmt).lower(), str(fmt).lower())
     if fmt not in FORMATS:
         raise ConfigError(f"unknown format {fmt!r}; choose jpg or png")
-    return CamOptions(
-        target=target,
-        topk=settings.cam.topk,
-        alpha=settings.cam.alpha,
-        colormap=settings.cam.colormap,
-        figure=figure,
-        save_array=save_array,
-        fmt=fmt,
-        max_pixels=settings.cam.max_pixels,
-        upsample=settings.cam.upsample.value,
+    return CamOptions.from_settings(
+        settings, target=target, figure=figure, save_array=save_array, fmt=fmt
     )
 
 

@@ -53,6 +53,7 @@ _WHERE: dict[str, str] = {
     "FORMAT_VERSION": "checkpoint",
     "IMAGENET_MEAN": "imagenet",
     "IMAGENET_STD": "imagenet",
+    "IMG_SIZE_RANGE": "imagenet",
     "INPUT_NAME": "onnx_runner",
     "INVARIANT_TOLERANCE": "model",
     "LAYOUTS": "heads",

@@ -21,7 +21,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, overload
 
-from camtool.core.imagenet import IMAGENET_MEAN, IMAGENET_STD
+from camtool.core.imagenet import IMAGENET_MEAN, IMAGENET_STD, IMG_SIZE_RANGE
 from camtool.core.upsample import CellGeometry
 
 if TYPE_CHECKING:
@@ -83,7 +83,8 @@ def checked_preprocessing(img_size: Any, mean: Any, std: Any) -> tuple[int, RGB,
     one-cell map (size 0), exhaust memory (size 100000) or divide by zero into NaN maps (std 0).
 
     Args:
-        img_size: the side images are resized to, an integer in 16..4096 (the settings' range).
+        img_size: the side images are resized to, an integer in
+            :data:`~camtool.core.imagenet.IMG_SIZE_RANGE`.
         mean: three finite per-channel means.
         std: three finite, positive per-channel standard deviations.
 
@@ -93,8 +94,9 @@ def checked_preprocessing(img_size: Any, mean: Any, std: Any) -> tuple[int, RGB,
     Raises:
         ValueError: a value outside those ranges, naming the field and the value.
     """
-    if isinstance(img_size, bool) or not isinstance(img_size, int) or not 16 <= img_size <= 4096:
-        raise ValueError(f"img_size {img_size!r} is not a side of 16..4096 pixels")
+    low, high = IMG_SIZE_RANGE
+    if isinstance(img_size, bool) or not isinstance(img_size, int) or not low <= img_size <= high:
+        raise ValueError(f"img_size {img_size!r} is not a side of {low}..{high} pixels")
     stats: list[RGB] = []
     for name, given in (("mean", mean), ("std", std)):
         try:

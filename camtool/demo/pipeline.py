@@ -318,12 +318,10 @@ def _test_and_draw(
     model = loaded.model.to(device)
     test = evaluate(model, loader, device)
     runner = TorchRunner(loaded, device)
-    options = CamOptions(
+    options = CamOptions.from_settings(
+        settings,
         topk=1,
-        alpha=settings.cam.alpha,
-        colormap=settings.cam.colormap,
         figure=True,
-        upsample=settings.cam.upsample.value,
         locate=False,  # the demo scores localization on every test image below instead
     )
     cams_dir = Path(settings.cam.output_dir)

@@ -10,7 +10,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image
@@ -23,6 +23,9 @@ from camtool.errors import CamtoolError, InputError
 from camtool.explain.figure import figure_png
 from camtool.explain.render import encode_image, overlay
 from camtool.fsutil import atomic_path
+
+if TYPE_CHECKING:
+    from camtool.settings import Settings
 
 __all__ = [
     "CamOptions",
@@ -66,6 +69,20 @@ class CamOptions:
     max_pixels: int | None = None
     upsample: str = "aligned"
     locate: bool = True
+
+    @classmethod
+    def from_settings(cls, settings: Settings, **flags: Any) -> CamOptions:
+        """The options ``settings.cam`` sets (``topk``, ``alpha``, ``colormap``, ``max_pixels``,
+        ``upsample``), with a command's ``flags`` (``target``, ``figure``, ``fmt`` ...) on top."""
+        cam = settings.cam
+        fields: dict[str, Any] = {
+            "topk": cam.topk,
+            "alpha": cam.alpha,
+            "colormap": cam.colormap,
+            "max_pixels": cam.max_pixels,
+            "upsample": cam.upsample.value,
+        }
+        return cls(**{**fields, **flags})
 
 
 @dataclass

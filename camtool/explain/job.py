@@ -88,17 +88,8 @@ def run_cam(
         model_path, settings, few_images=len(pending) <= QUICK_START_IMAGES
     )
     target = resolve_class(class_spec, runner.info.class_names) if class_spec is not None else None
-    options = CamOptions(
-        target=target,
-        topk=settings.cam.topk,
-        alpha=settings.cam.alpha,
-        colormap=settings.cam.colormap,
-        figure=not overlay_only,
-        save_array=save_array,
-        fmt="png",
-        max_pixels=settings.cam.max_pixels,
-        upsample=settings.cam.upsample.value,
-        locate=locate,
+    options = CamOptions.from_settings(
+        settings, target=target, figure=not overlay_only, save_array=save_array, locate=locate
     )
     taken: set[str] = set()
     bases = [out_dir / unique_stem(Path(result.input), taken) for result in results]
