@@ -392,6 +392,23 @@ def test_average_drop_of_a_constant_map_removes_everything() -> None:
     assert increase.tolist() == [False]
 
 
+def test_a_flat_map_is_flat_for_every_faithfulness_metric() -> None:
+    # Upsampling a constant 5x5 map leaves float rounding (~5e-7) in it; the heatmap calls
+    # that flat, and so must the metrics: nothing is kept (E = 0) and pixels are deleted in
+    # raster order, which here is REGION first.
+    images = torch.ones(1, 1, H, W)
+    flat = torch.full((1, 5, 5), 3.7)
+    target = torch.zeros(1, dtype=torch.long)
+    drop, increase = average_drop_increase(
+        _drop_model, images, flat, target, upsample="conventional"
+    )
+    assert drop.item() == pytest.approx(0.0, abs=1e-3) and increase.tolist() == [False]
+    auc = deletion_insertion_auc(
+        RegionModel(), images, flat, target, steps=4, upsample="conventional"
+    )
+    assert auc.item() == pytest.approx(0.125, abs=1e-4)
+
+
 def test_centre_box_baseline_on_a_hand_worked_case() -> None:
     from camtool.evaluation.localization_metrics import centre_box_baseline
 

@@ -29,6 +29,7 @@ import numpy as np
 from camtool.errors import ConfigError, InputError
 
 __all__ = [
+    "CAM_THRESHOLD",
     "EMPTY_BOX",
     "BoxXYXY",
     "all_boxes_from_map_thresholds",
@@ -70,6 +71,9 @@ class BoxXYXY:
 
 
 EMPTY_BOX = BoxXYXY(0, 0, 0, 0)
+
+CAM_THRESHOLD = 0.2
+"""The CAM paper's box threshold: 20% of the map's maximum (Zhou et al., CVPR 2016)."""
 
 
 def _check_map(heatmap: np.ndarray) -> np.ndarray:
@@ -199,7 +203,7 @@ def _sweep(
     return [found[int(n)] for n in n_above]
 
 
-def box_from_map(heatmap: np.ndarray, threshold: float = 0.2) -> BoxXYXY:
+def box_from_map(heatmap: np.ndarray, threshold: float = CAM_THRESHOLD) -> BoxXYXY:
     """Box around the largest connected region above a fraction of the map's maximum.
 
     This is the CAM paper protocol (Zhou et al. 2016): keep the pixels whose min-max normalised

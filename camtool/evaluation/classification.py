@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -11,9 +12,15 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from camtool.core.runner import Runner
-from camtool.data.datasets import ImageFolderDataset, SkippedImage
+from camtool.data.datasets import ImageFolderDataset
 from camtool.errors import CamtoolError
-from camtool.evaluation.data import CROP_NOTE, EvalProgress, IndexedDataset, make_loader, oom_error
+from camtool.evaluation.data import (
+    CROP_NOTE,
+    EvalLoop,
+    EvalProgress,
+    indexed_loader,
+    refuse_out_of_memory,
+)
 from camtool.evaluation.metrics import confusion_matrix, per_class_prf, topk_correct
 
 __all__ = ["MAX_MISTAKES", "evaluate_classification"]
@@ -21,6 +28,30 @@ __all__ = ["MAX_MISTAKES", "evaluate_classification"]
 MAX_MISTAKES = 16
 
 
+@dataclass
+class _Predictions:
+    """What one pass over the split found: sums, and per image its prediction and file."""
+
+    loss_sum: float = 0.0
+    correct: dict[int, int] = field(default_factory=lambda: {1: 0, 5: 0})
+    preds: list[Tensor] = field(default_factory=list)
+    targets: list[Tensor] = field(default_factory=list)
+    confidence: list[Tensor] = field(default_factory=list)
+    order: list[Tensor] = field(default_factory=list)
+
+    def add(self, logits: Tensor, labels: Tensor, index: Tensor) -> None:
+        """Add a batch: float ``logits [B, C]`` on the CPU, ``labels [B]``, sample ``index [B]``."""
+        self.loss_sum += float(F.cross_entropy(logits, labels, reduction="sum"))
+        for k, hits in topk_correct(logits, labels, tuple(self.correct)).items():
+            self.correct[k] += hits
+        best = logits.softmax(dim=1).max(dim=1)
+        self.preds.append(best.indices)
+        self.confidence.append(best.values)
+        self.targets.append(labels)
+        self.order.append(index)
+
+
+@refuse_out_of_memory
 def evaluate_classification(
     runner: Runner,
     dataset: ImageFolderDataset,
@@ -49,57 +80,31 @@ def evaluate_classification(
         CamtoolError: no image could be read, or the GPU ran out of memory.
     """
     names = runner.info.class_names
-    n_classes = len(names)
-    total = len(dataset)
-    loss_sum = 0.0
-    correct = {1: 0, 5: 0}
-    preds: list[Tensor] = []
-    targets: list[Tensor] = []
-    confidence: list[Tensor] = []
-    order: list[Tensor] = []
-    skipped: list[SkippedImage] = []
-    done = 0
-    for images, index, unreadable in make_loader(
-        IndexedDataset(dataset), batch_size, workers, runner.device
-    ):
-        skipped += unreadable
-        done += len(index) + len(unreadable)
-        if len(index):
-            labels = torch.tensor([dataset.samples[int(i)][1] for i in index])
-            try:
-                logits = runner(images)[0].float().cpu()
-            except torch.cuda.OutOfMemoryError:
-                raise oom_error() from None
-            loss_sum += float(F.cross_entropy(logits, labels, reduction="sum"))
-            for k, hits in topk_correct(logits, labels, (1, 5)).items():
-                correct[k] += hits
-            probs = logits.softmax(dim=1)
-            best = probs.max(dim=1)
-            preds.append(best.indices)
-            confidence.append(best.values)
-            targets.append(labels)
-            order.append(index)
-        if progress is not None:
-            progress("classification", done, total)
-    n = sum(len(t) for t in targets)
-    if n == 0:
-        raise CamtoolError(f"none of the {total} images of {dataset.root} could be read")
-    pred, target = torch.cat(preds), torch.cat(targets)
-    conf, idx = torch.cat(confidence), torch.cat(order)
-    matrix = confusion_matrix(pred, target, n_classes)
+    loader = indexed_loader(dataset, None, batch_size, workers, runner.device)
+    loop = EvalLoop(loader, "classification", len(dataset), progress)
+    found = _Predictions()
+    for images, index in loop:
+        labels = torch.tensor([dataset.samples[int(i)][1] for i in index])
+        found.add(runner(images)[0].float().cpu(), labels, index)
+    if not found.targets:
+        raise CamtoolError(f"none of the {len(dataset)} images of {dataset.root} could be read")
+    pred, target = torch.cat(found.preds), torch.cat(found.targets)
+    n = len(target)
+    matrix = confusion_matrix(pred, target, len(names))
     _, _, f1 = per_class_prf(matrix)
+    wrong = _mistakes(dataset, names, pred, target, found, mistakes)
     return {
         "n_images": n,
-        "skipped": len(skipped),
-        "skipped_files": [s.to_dict() for s in skipped],
-        "loss": loss_sum / n,
-        "top1": correct[1] / n,
-        "top5": correct[5] / n,
-        "top5_k": min(5, n_classes),
+        "skipped": len(loop.skipped),
+        "skipped_files": loop.skipped_dicts(),
+        "loss": found.loss_sum / n,
+        "top1": found.correct[1] / n,
+        "top5": found.correct[5] / n,
+        "top5_k": min(5, len(names)),
         "macro_f1": float(np.mean(f1)),
         "per_class": _per_class(matrix, names),
         "confusion_matrix": matrix.tolist(),
-        "mistakes": _mistakes(dataset, names, pred, target, conf, idx, mistakes),
+        "mistakes": wrong,
         "preprocessing": CROP_NOTE,
     }
 
@@ -126,11 +131,11 @@ def _mistakes(
     names: Sequence[str],
     pred: Tensor,
     target: Tensor,
-    conf: Tensor,
-    idx: Tensor,
+    found: _Predictions,
     count: int,
 ) -> list[dict[str, Any]]:
     """The ``count`` wrong predictions made with the highest probability, most confident first."""
+    conf, idx = torch.cat(found.confidence), torch.cat(found.order)
     wrong = torch.nonzero(pred != target).flatten()
     ranked = wrong[torch.argsort(conf[wrong], descending=True, stable=True)][: max(0, count)]
     return [

@@ -1,15 +1,16 @@
-"""Shared pieces of ``camtool eval``: reading a split, checking it fits the model, batching it.
+"""Shared pieces of ``camtool eval``: the split, its fit to the model, and the batch loop.
 
-Used by :mod:`camtool.evaluation.evaluate` and the per-metric modules
-(:mod:`camtool.evaluation.classification`,
-:mod:`camtool.evaluation.localization`, :mod:`camtool.evaluation.faithfulness`).
+Every metric group (:mod:`~camtool.evaluation.classification`,
+:mod:`~camtool.evaluation.localization`, :mod:`~camtool.evaluation.faithfulness`) reads its
+images through :class:`EvalLoop` and runs under :func:`refuse_out_of_memory`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+import functools
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 import torch
 from PIL import Image
@@ -17,24 +18,19 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
 from camtool.core.runner import ModelInfo
-from camtool.data.datasets import (
-    ImageFolderDataset,
-    SkippedImage,
-    class_names_for,
-    collate_skip_none,
-)
+from camtool.data.datasets import ImageFolderDataset, SkippedImage, class_names_for, make_loader
 from camtool.errors import CamtoolError, ConfigError
-from camtool.process import worker_init
 
 __all__ = [
     "CROP_NOTE",
     "SPLITS",
+    "EvalLoop",
     "EvalProgress",
     "IndexedDataset",
     "check_classes",
-    "make_loader",
+    "indexed_loader",
     "merge_skipped",
-    "oom_error",
+    "refuse_out_of_memory",
     "split_dataset",
 ]
 
@@ -46,6 +42,9 @@ EvalProgress = Callable[[str, int, int], None]
 
 CROP_NOTE = "eval transform: shorter side resized to 1.14 * img_size, centre crop img_size"
 """How the classification and faithfulness inputs are preprocessed (recorded in the report)."""
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
 
 
 def split_dataset(
@@ -62,22 +61,22 @@ def split_dataset(
         transform: maps an RGB image to a tensor.
         max_pixels: larger images are skipped unread.
 
-    Returns:
-        An :class:`~camtool.data.datasets.ImageFolderDataset`.
-
     Raises:
         ConfigError: an unknown split.
         CamtoolError: the folder is missing or empty.
     """
     if split not in SPLITS:
         raise ConfigError(f"unknown split {split!r}; choose {' or '.join(SPLITS)}")
-    folders = class_names_for(root, "folder")
-    mapping = {name: i for i, name in enumerate(folders)}
+    mapping = {name: i for i, name in enumerate(class_names_for(root, "folder"))}
     return ImageFolderDataset(root, split, transform, class_to_idx=mapping, max_pixels=max_pixels)
 
 
 def check_classes(dataset: ImageFolderDataset, info: ModelInfo) -> None:
-    """The model must have been trained on these classes, in this order."""
+    """Refuse a dataset whose class folders are not the model's classes, in its order.
+
+    Raises:
+        CamtoolError: naming both lists.
+    """
     folders = dataset.classes
     names = info.class_names
     if len(folders) != len(names):
@@ -95,8 +94,9 @@ def check_classes(dataset: ImageFolderDataset, info: ModelInfo) -> None:
 
 
 class IndexedDataset(Dataset[tuple[Tensor, int] | SkippedImage]):
-    """Yields ``(image, sample index)`` so results can be traced back to their files, or the
-    :class:`~camtool.data.datasets.SkippedImage` of an unreadable file."""
+    """Yields ``(image, sample index)`` of ``indices`` (all by default), so results can be
+    traced back to their files, or the :class:`~camtool.data.datasets.SkippedImage` of an
+    unreadable one."""
 
     def __init__(self, dataset: ImageFolderDataset, indices: Sequence[int] | None = None) -> None:
         self.dataset = dataset
@@ -111,25 +111,72 @@ class IndexedDataset(Dataset[tuple[Tensor, int] | SkippedImage]):
         return item if isinstance(item, SkippedImage) else (item[0], index)
 
 
-def make_loader(
-    ds: Dataset[Any], batch_size: int, workers: int, device: torch.device | str
-) -> DataLoader:
-    """An unshuffled loader that drops unreadable images (see :func:`collate_skip_none`).
+def indexed_loader(
+    dataset: ImageFolderDataset,
+    indices: Sequence[int] | None,
+    batch_size: int,
+    workers: int,
+    device: str,
+) -> DataLoader[Any]:
+    """An unshuffled loader of ``(images, sample indices, skipped)`` batches of ``indices`` (all
+    when ``None``), memory pinned for a CUDA ``device``.
 
     Raises:
-        ConfigError: ``batch_size`` below 1.
+        ConfigError: ``batch_size`` below 1 or ``workers`` negative.
     """
-    if batch_size < 1:
-        raise ConfigError(f"batch_size must be at least 1, got {batch_size}")
-    return DataLoader(
-        ds,
-        batch_size=batch_size,
-        shuffle=False,
-        num_workers=workers,
-        pin_memory=torch.device(device).type == "cuda",
-        collate_fn=collate_skip_none,
-        worker_init_fn=worker_init,
-    )
+    pin = torch.device(device).type == "cuda"
+    return make_loader(IndexedDataset(dataset, indices), batch_size, False, workers, pin)
+
+
+class EvalLoop:
+    """One pass over a loader whose batches are ``(*readable, skipped)``.
+
+    Iterating yields each batch's readable part (a tuple; batches with nothing readable are
+    left out), collects the unreadable files in :attr:`skipped` and, after each batch, calls
+    ``progress(stage, done, total)`` with every image counted ``cost`` times (the forward
+    passes it takes).
+
+    Args:
+        loader: e.g. a loader using :func:`camtool.data.datasets.collate_skip_none`.
+        stage: the metric group's name, for ``progress``.
+        images: how many images the loader holds.
+        progress: the callback, or ``None``.
+        cost: the units of progress each image counts for.
+    """
+
+    def __init__(
+        self,
+        loader: Iterable[Sequence[Any]],
+        stage: str,
+        images: int,
+        progress: EvalProgress | None,
+        cost: int = 1,
+    ) -> None:
+        self.loader = loader
+        self.stage = stage
+        self.total = images * cost
+        self.progress = progress
+        self.cost = cost
+        self.done = 0
+        self.skipped: list[SkippedImage] = []
+
+    def __iter__(self) -> Iterator[tuple[Any, ...]]:
+        for *readable, unreadable in self.loader:
+            self.skipped += unreadable
+            self.done += len(unreadable) * self.cost
+            if len(readable[0]):
+                yield tuple(readable)
+                self.done += len(readable[0]) * self.cost
+            self.report()
+
+    def report(self, within: int = 0) -> None:
+        """Tell ``progress`` how far the pass is, ``within`` units into the current batch."""
+        if self.progress is not None:
+            self.progress(self.stage, self.done + within, self.total)
+
+    def skipped_dicts(self) -> list[dict[str, str]]:
+        """The unreadable files met so far, as ``{"path", "error"}``."""
+        return [s.to_dict() for s in self.skipped]
 
 
 def merge_skipped(*groups: Sequence[Mapping[str, str]] | None) -> list[dict[str, str]]:
@@ -141,6 +188,20 @@ def merge_skipped(*groups: Sequence[Mapping[str, str]] | None) -> list[dict[str,
     return [{"path": path, "error": found[path]} for path in sorted(found)]
 
 
-def oom_error() -> CamtoolError:
-    """The error raised when the GPU runs out of memory during evaluation."""
-    return CamtoolError("out of GPU memory; try a smaller --batch-size or --device cpu")
+def refuse_out_of_memory(fn: Callable[_P, _R]) -> Callable[_P, _R]:
+    """Decorate an evaluation step so that the GPU running out of memory is one clear line.
+
+    Raises:
+        CamtoolError: instead of :class:`torch.cuda.OutOfMemoryError`.
+    """
+
+    @functools.wraps(fn)
+    def guarded(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        try:
+            return fn(*args, **kwargs)
+        except torch.cuda.OutOfMemoryError:
+            raise CamtoolError(
+                "out of GPU memory; try a smaller --batch-size or --device cpu"
+            ) from None
+
+    return guarded

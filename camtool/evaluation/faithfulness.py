@@ -2,23 +2,31 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
 from torch import Tensor
 
 from camtool.core.runner import Runner
-from camtool.data.datasets import ImageFolderDataset, SkippedImage
+from camtool.data.datasets import ImageFolderDataset
 from camtool.errors import CamtoolError, ConfigError
-from camtool.evaluation.data import CROP_NOTE, EvalProgress, IndexedDataset, make_loader, oom_error
+from camtool.evaluation.data import (
+    CROP_NOTE,
+    EvalLoop,
+    EvalProgress,
+    indexed_loader,
+    refuse_out_of_memory,
+)
 from camtool.evaluation.metrics import average_drop_increase, deletion_insertion_auc
 
 __all__ = ["DEFAULT_FAITHFULNESS_IMAGES", "FAITHFULNESS_STEPS", "evaluate_faithfulness"]
 
 DEFAULT_FAITHFULNESS_IMAGES = 256
 FAITHFULNESS_STEPS = 16
+
+_MODES: tuple[Literal["deletion", "insertion"], ...] = ("deletion", "insertion")
+_SCORES = ("deletion_auc", "insertion_auc", "average_drop", "increase_in_confidence")
 
 
 def _spread(n: int, k: int) -> list[int]:
@@ -28,6 +36,7 @@ def _spread(n: int, k: int) -> list[int]:
     return sorted(set(np.rint(np.linspace(0, n - 1, k)).astype(int).tolist()))
 
 
+@refuse_out_of_memory
 def evaluate_faithfulness(
     runner: Runner,
     dataset: ImageFolderDataset,
@@ -48,7 +57,8 @@ def evaluate_faithfulness(
         batch_size: images per forward pass (perturbed copies included).
         workers: DataLoader worker processes.
         steps: deletion/insertion increments.
-        progress: ``progress("faithfulness", done, total)``, counted in forward-pass images.
+        progress: ``progress("faithfulness", done, total)``, counted in forward-pass images
+            (``2 * (steps + 1) + 2`` per image).
         upsample: how the maps are brought to the input's pixels to rank them, ``"aligned"``
             or ``"conventional"`` (see :func:`camtool.core.maps.heatmap`).
 
@@ -63,50 +73,22 @@ def evaluate_faithfulness(
     if max_images < 1:
         raise ConfigError(f"the number of faithfulness images must be at least 1, not {max_images}")
     chosen = _spread(len(dataset), max_images)
-    per_image = 2 * (steps + 1) + 2
-    total = len(chosen) * per_image
-    device = runner.device
-
-    deletion: list[Tensor] = []
-    insertion: list[Tensor] = []
-    drops: list[Tensor] = []
-    increases: list[Tensor] = []
-    skipped: list[SkippedImage] = []
-    base = 0
-    for images, index, unreadable in make_loader(
-        IndexedDataset(dataset, chosen), batch_size, workers, device
-    ):
-        skipped += unreadable
-        base += len(unreadable) * per_image
-        if not len(index):
-            continue
-        x = images.to(device)
-        n = x.shape[0]
-        offset = [base]
-
-        def report(done: int, _total: int, offset: list[int] = offset) -> None:
-            if progress is not None:
-                progress("faithfulness", offset[0] + done, total)
-
-        try:
-            scores = _score_batch(runner, x, steps, batch_size, upsample, report, offset)
-        except torch.cuda.OutOfMemoryError:
-            raise oom_error() from None
-        for into, score in zip((deletion, insertion, drops, increases), scores, strict=True):
-            into.append(score)
-        base += n * per_image
-        if progress is not None:
-            progress("faithfulness", base, total)
-    if not deletion:
+    loader = indexed_loader(dataset, chosen, batch_size, workers, runner.device)
+    loop = EvalLoop(loader, "faithfulness", len(chosen), progress, cost=2 * (steps + 1) + 2)
+    scores: dict[str, list[Tensor]] = {name: [] for name in _SCORES}
+    for images, _ in loop:
+        found = _score_batch(runner, images.to(runner.device), steps, batch_size, upsample, loop)
+        for name, score in zip(_SCORES, found, strict=True):
+            scores[name].append(score)
+    if not scores["deletion_auc"]:
         raise CamtoolError("none of the images chosen for the faithfulness metrics could be read")
+    means = {name: float(torch.cat(values).float().mean()) for name, values in scores.items()}
     return {
-        "n_images": sum(len(d) for d in deletion),
-        "skipped": len(skipped),
-        "skipped_files": [s.to_dict() for s in skipped],
-        "deletion_auc": float(torch.cat(deletion).mean()),
-        "insertion_auc": float(torch.cat(insertion).mean()),
-        "average_drop": float(torch.cat(drops).mean()),
-        "increase_in_confidence": float(torch.cat(increases).float().mean() * 100.0),
+        "n_images": sum(len(d) for d in scores["deletion_auc"]),
+        "skipped": len(loop.skipped),
+        "skipped_files": loop.skipped_dicts(),
+        **means,
+        "increase_in_confidence": means["increase_in_confidence"] * 100.0,
         "steps": steps,
         "target": "predicted class",
         "insertion_start": "blur",
@@ -116,16 +98,10 @@ def evaluate_faithfulness(
 
 
 def _score_batch(
-    runner: Runner,
-    x: Tensor,
-    steps: int,
-    batch_size: int,
-    upsample: str,
-    report: Callable[[int, int], None],
-    offset: list[int],
-) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    runner: Runner, x: Tensor, steps: int, batch_size: int, upsample: str, loop: EvalLoop
+) -> tuple[Tensor, ...]:
     """Deletion AUC, insertion AUC, drop and increase (on the CPU) of one batch ``x`` of inputs,
-    each ranked by the map of the predicted class; ``offset[0]`` advances as the passes go."""
+    each ranked by the map of the predicted class; ``loop`` is told the passes as they go."""
 
     def model_fn(batch: Tensor) -> Tensor:
         return runner(batch)[0]
@@ -134,30 +110,20 @@ def _score_batch(
     logits, cams = runner(x)
     target = logits.argmax(dim=1)
     sal = cams[torch.arange(n, device=cams.device), target.to(cams.device)].float()
-    aucs = []
-    for mode in ("deletion", "insertion"):
+    shared: dict[str, Any] = {"upsample": upsample, "geometry": runner.info.geometry}
+    passes = 0  # forward-pass images of this batch before the current metric's
+
+    def report(done: int, _total: int) -> None:
+        loop.report(passes + done)
+
+    found = []
+    for mode in _MODES:
         auc = deletion_insertion_auc(
-            model_fn,
-            x,
-            sal,
-            target,
-            steps,
-            batch_size,
-            mode,
-            progress=report,
-            upsample=upsample,
-            geometry=runner.info.geometry,
+            model_fn, x, sal, target, steps, batch_size, mode, progress=report, **shared
         )
-        aucs.append(auc.float().cpu())
-        offset[0] += n * (steps + 1)
-    drop, inc = average_drop_increase(
-        model_fn,
-        x,
-        sal,
-        target,
-        batch_size,
-        progress=report,
-        upsample=upsample,
-        geometry=runner.info.geometry,
+        found.append(auc.float().cpu())
+        passes += n * (steps + 1)
+    drop, increase = average_drop_increase(
+        model_fn, x, sal, target, batch_size, progress=report, **shared
     )
-    return aucs[0], aucs[1], drop.float().cpu(), inc.cpu()
+    return (*found, drop.float().cpu(), increase.cpu())

@@ -33,22 +33,23 @@ from camtool.data.datasets import (
 )
 from camtool.data.images import ResizeGeometry, input_geometry, load_image, preprocess
 from camtool.errors import CamtoolError, ConfigError, InputError
-from camtool.evaluation.data import EvalProgress, check_classes, oom_error, split_dataset
+from camtool.evaluation.data import (
+    EvalLoop,
+    EvalProgress,
+    check_classes,
+    refuse_out_of_memory,
+    split_dataset,
+)
 from camtool.evaluation.localization_metrics import LocalizationAccumulator
 from camtool.process import worker_init
 
 __all__ = [
-    "CAM_THRESHOLD",
-    "LOC_IOU",
     "LocItem",
     "evaluate_localization",
     "localization_dict",
     "localization_items",
     "run_localization",
 ]
-
-CAM_THRESHOLD = 0.2
-LOC_IOU = 0.5
 
 _NO_CROP_NOTE = (
     "no crop: shorter side resized to img_size, each side rounded to a multiple of the output "
@@ -135,17 +136,10 @@ def _score_group(
     warn: Warn | None,
     upsample: str,
 ) -> None:
-    """One forward pass over same-size inputs; add their maps and boxes to ``acc``.
-
-    Raises:
-        CamtoolError: the GPU ran out of memory.
-    """
+    """One forward pass over same-size inputs; add their maps and boxes to ``acc``."""
     chosen = [items[i] for _, i, _ in group]
     labels = torch.tensor([item.label for item in chosen])
-    try:
-        logits, cams = runner(torch.stack([t for t, _, _ in group]))
-    except torch.cuda.OutOfMemoryError:
-        raise oom_error() from None
+    logits, cams = runner(torch.stack([t for t, _, _ in group]))
     right = logits.argmax(dim=1).cpu() == labels
     gt_maps = cams[torch.arange(len(group)), labels.to(cams.device)].float().cpu()
     input_hw = (int(group[0][0].shape[-2]), int(group[0][0].shape[-1]))
@@ -175,6 +169,7 @@ def localization_items(gt: GroundTruth, dataset: ImageFolderDataset) -> tuple[li
     return items, len(paths) - len(items)
 
 
+@refuse_out_of_memory
 def run_localization(
     runner: Runner,
     items: Sequence[LocItem],
@@ -210,20 +205,15 @@ def run_localization(
         collate_fn=_collate_list,
         worker_init_fn=worker_init,
     )
-    acc = LocalizationAccumulator(cam_threshold=CAM_THRESHOLD, loc_iou=LOC_IOU, protocol=protocol)
-    skipped: list[SkippedImage] = []
-    done = 0
-    for kept, unreadable in loader:
-        skipped += unreadable
-        done += len(kept) + len(unreadable)
+    acc = LocalizationAccumulator(protocol=protocol)
+    loop = EvalLoop(loader, "localization", len(items), progress)
+    for (kept,) in loop:
         by_shape: dict[tuple[int, ...], list[_Uncropped]] = {}
         for entry in kept:  # a header can disagree with the pixels: group by the real shape
             by_shape.setdefault(tuple(entry[0].shape), []).append(entry)
         for group in by_shape.values():
             _score_group(runner, items, group, acc, warn, upsample)
-        if progress is not None:
-            progress("localization", done, len(items))
-    return acc, skipped
+    return acc, loop.skipped
 
 
 def localization_dict(
@@ -253,8 +243,8 @@ def localization_dict(
         "maxboxacc_by_iou": {f"{d:g}": v for d, v in res["maxboxacc_by_iou"].items()},
         "best_threshold_by_iou": {f"{d:g}": v for d, v in res["best_threshold_by_iou"].items()},
         "centre_box_baseline": res["centre_box_baseline"],
-        "cam_threshold": CAM_THRESHOLD,
-        "iou": LOC_IOU,
+        "cam_threshold": acc.cam_threshold,
+        "iou": acc.loc_iou,
         "protocol": acc.protocol,
         "upsample": upsample,
         "preprocessing": _NO_CROP_NOTE,

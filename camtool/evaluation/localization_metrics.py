@@ -38,13 +38,20 @@ from typing import TypedDict
 import numpy as np
 from torch import Tensor
 
-from camtool.core.localize import BoxXYXY, all_boxes_from_map_thresholds, box_from_map
+from camtool.core.localize import (
+    CAM_THRESHOLD,
+    BoxXYXY,
+    all_boxes_from_map_thresholds,
+    box_from_map,
+)
 from camtool.errors import CamtoolError, ConfigError, InputError
+from camtool.evaluation.metrics import to_numpy
 from camtool.evaluation.wsol import WSOL_CAM_THRESHOLDS, wsol_boxes, wsol_iou
 
 __all__ = [
     "DEFAULT_CAM_THRESHOLDS",
     "DEFAULT_IOU_THRESHOLDS",
+    "LOC_IOU",
     "PROTOCOLS",
     "LocalizationAccumulator",
     "LocalizationResults",
@@ -57,14 +64,11 @@ DEFAULT_CAM_THRESHOLDS: np.ndarray = np.arange(100) / 100.0
 DEFAULT_IOU_THRESHOLDS: tuple[float, ...] = (0.3, 0.5, 0.7)
 """The IoU levels MaxBoxAccV2 averages over."""
 
+LOC_IOU = 0.5
+"""The IoU the CAM paper protocol (top-1 and GT-known localization) needs."""
+
 PROTOCOLS: tuple[str, ...] = ("camtool", "wsol")
 """The MaxBoxAccV2 protocols (see the module docstring)."""
-
-
-def _to_numpy(values: Tensor | np.ndarray | Sequence[bool]) -> np.ndarray:
-    if isinstance(values, Tensor):
-        return values.detach().cpu().numpy()
-    return np.asarray(values)
 
 
 def _best_iou(boxes: Sequence[BoxXYXY], gt: np.ndarray) -> float:
@@ -132,8 +136,8 @@ class LocalizationAccumulator:
         self,
         thresholds: Sequence[float] | np.ndarray | None = None,
         iou_thresholds: Sequence[float] = DEFAULT_IOU_THRESHOLDS,
-        cam_threshold: float = 0.2,
-        loc_iou: float = 0.5,
+        cam_threshold: float = CAM_THRESHOLD,
+        loc_iou: float = LOC_IOU,
         protocol: str = "camtool",
     ) -> None:
         if protocol not in PROTOCOLS:
@@ -180,7 +184,7 @@ class LocalizationAccumulator:
         Raises:
             InputError: if the lengths differ, an image has no box or a map is not 2-D/finite.
         """
-        correct = _to_numpy(pred_correct).astype(bool).reshape(-1)
+        correct = to_numpy(pred_correct).astype(bool).reshape(-1)
         n = len(heatmaps)
         if correct.size != n or len(gt_boxes) != n:
             raise InputError(
@@ -257,7 +261,7 @@ def centre_box_baseline(
     gt_boxes: Sequence[np.ndarray],
     image_sizes: Sequence[tuple[int, int]],
     iou_thresholds: Sequence[float] = DEFAULT_IOU_THRESHOLDS,
-    loc_iou: float = 0.5,
+    loc_iou: float = LOC_IOU,
 ) -> dict[str, float]:
     """How well one fixed box that looks at no image localizes: the reference a map must beat.
 

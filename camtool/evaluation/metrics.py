@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from camtool.core.maps import upsample_maps
+from camtool.core.maps import heatmap
 from camtool.core.upsample import CellGeometry
 from camtool.errors import ConfigError, InputError
 
@@ -35,6 +35,7 @@ __all__ = [
     "confusion_matrix",
     "deletion_insertion_auc",
     "per_class_prf",
+    "to_numpy",
     "topk_correct",
 ]
 
@@ -45,7 +46,8 @@ ProgressFn = Callable[[int, int], None]
 """Called as ``progress(done, total)`` after each model call, counting images fed to the model."""
 
 
-def _to_numpy(values: Tensor | np.ndarray | Sequence[int] | Sequence[bool]) -> np.ndarray:
+def to_numpy(values: Tensor | np.ndarray | Sequence[int] | Sequence[bool]) -> np.ndarray:
+    """``values`` as a NumPy array (a tensor is detached and copied from its device)."""
     if isinstance(values, Tensor):
         return values.detach().cpu().numpy()
     return np.asarray(values)
@@ -106,8 +108,8 @@ def confusion_matrix(
     """
     if n < 1:
         raise ConfigError(f"the number of classes must be at least 1, got {n}")
-    p = _to_numpy(preds).astype(np.int64).ravel()
-    t = _to_numpy(targets).astype(np.int64).ravel()
+    p = to_numpy(preds).astype(np.int64).ravel()
+    t = to_numpy(targets).astype(np.int64).ravel()
     if p.shape != t.shape:
         raise InputError(f"got {p.size} predictions for {t.size} targets")
     if p.size and (min(p.min(), t.min()) < 0 or max(p.max(), t.max()) >= n):
@@ -145,41 +147,37 @@ def per_class_prf(confusion: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nda
 # --------------------------------------------------------------------------- faithfulness
 
 
-def _check_faithfulness_inputs(
-    images: Tensor, saliency: Tensor, target: Tensor, batch_size: int
-) -> None:
+def _heatmaps(
+    saliency: Tensor, images: Tensor, upsample: str, geometry: CellGeometry | None
+) -> Tensor:
+    """The maps at the images' size, min-max normalised, float32 ``[N, H, W]`` on their device.
+
+    Each map goes through :func:`camtool.core.maps.heatmap` (upsampled the ``upsample`` way, and
+    all zeros when flat by its rule, so rounding noise is never ranked or kept); maps already at
+    the images' size are only normalised.
+
+    Raises:
+        InputError: the shapes do not fit, or a map holds NaN or infinity.
+        ConfigError: ``"aligned"`` without a geometry, for maps smaller than the images.
+    """
+    n, size = images.shape[0], (int(images.shape[-2]), int(images.shape[-1]))
+    if saliency.ndim != 3 or saliency.shape[0] != n:
+        raise InputError(f"saliency must be [{n}, h, w], got {tuple(saliency.shape)}")
+    if not torch.isfinite(saliency).all():
+        raise InputError("the saliency maps contain NaN or infinite values")
+    mode = "conventional" if tuple(saliency.shape[-2:]) == size else upsample  # identity
+    maps = [heatmap(m, size, mode=mode, geometry=geometry) for m in saliency.detach()]
+    out = np.stack(maps) if maps else np.zeros((0, *size), dtype=np.float32)
+    return torch.from_numpy(out).to(images.device)
+
+
+def _check_inputs(images: Tensor, target: Tensor, batch_size: int) -> None:
     if batch_size < 1:
         raise ConfigError(f"batch size must be at least 1, got {batch_size}")
     if images.ndim != 4:
         raise InputError(f"images must be [N, C, H, W], got {tuple(images.shape)}")
-    n = images.shape[0]
-    if saliency.ndim != 3 or saliency.shape[0] != n:
-        raise InputError(f"saliency must be [{n}, h, w], got {tuple(saliency.shape)}")
-    if target.ndim != 1 or target.shape[0] != n:
-        raise InputError(f"target must be [{n}], got {tuple(target.shape)}")
-
-
-def _upsample(
-    saliency: Tensor, images: Tensor, upsample: str, geometry: CellGeometry | None
-) -> Tensor:
-    """Saliency as float ``[N, H, W]`` on the images' device, upsampled to them if needed
-    (:func:`camtool.core.maps.upsample_maps`; the maps were computed from these images)."""
-    sal = saliency.detach().to(device=images.device, dtype=torch.float32)
-    size = (int(images.shape[-2]), int(images.shape[-1]))
-    if tuple(sal.shape[-2:]) != size:
-        sal = upsample_maps(sal, size, mode=upsample, geometry=geometry)
-    if not torch.isfinite(sal).all():
-        raise InputError("the saliency maps contain NaN or infinite values")
-    return sal
-
-
-def _minmax(sal: Tensor) -> Tensor:
-    """Per-map min-max normalisation to [0, 1]; a constant map becomes all zeros."""
-    flat = sal.reshape(sal.shape[0], -1)
-    lo = flat.min(dim=1, keepdim=True).values
-    span = flat.max(dim=1, keepdim=True).values - lo
-    out = torch.where(span > 0, (flat - lo) / span.clamp_min(1e-30), torch.zeros_like(flat))
-    return out.reshape(sal.shape)
+    if target.ndim != 1 or target.shape[0] != images.shape[0]:
+        raise InputError(f"target must be [{images.shape[0]}], got {tuple(target.shape)}")
 
 
 def _target_probs(model_fn: ModelFn, batch: Tensor, target: Tensor) -> Tensor:
@@ -192,8 +190,35 @@ def _target_probs(model_fn: ModelFn, batch: Tensor, target: Tensor) -> Tensor:
     tgt = target.to(logits.device).long()
     if int(tgt.min()) < 0 or int(tgt.max()) >= logits.shape[1]:
         raise InputError(f"target classes must lie in [0, {logits.shape[1]})")
-    probs = torch.softmax(logits.float(), dim=1)
-    return probs.gather(1, tgt[:, None])[:, 0]
+    return torch.softmax(logits.float(), dim=1).gather(1, tgt[:, None])[:, 0]
+
+
+def _variant_probs(
+    model_fn: ModelFn,
+    target: Tensor,
+    shape: tuple[int, int],
+    variant: Callable[[Tensor, Tensor], Tensor],
+    batch_size: int,
+    progress: ProgressFn | None,
+) -> Tensor:
+    """Target-class probability of ``V`` altered copies of each of ``N`` images: ``[N, V]``.
+
+    ``shape`` is ``(N, V)``; ``variant(image_idx, variant_idx)`` builds the copies for those
+    index pairs. All ``N * V`` copies are scored in chunks of ``batch_size``, without gradients.
+    """
+    n, per_image = shape
+    total = n * per_image
+    device = target.device
+    scores = torch.empty(total, device=device, dtype=torch.float32)
+    with torch.no_grad():
+        for lo in range(0, total, batch_size):
+            idx = torch.arange(lo, min(lo + batch_size, total), device=device)
+            img, var = idx // per_image, idx % per_image
+            probs = _target_probs(model_fn, variant(img, var), target[img])
+            scores[lo : lo + idx.numel()] = probs.to(device)
+            if progress is not None:
+                progress(lo + idx.numel(), total)
+    return scores.reshape(n, per_image)
 
 
 def _gaussian_blur(images: Tensor, sigma: float) -> Tensor:
@@ -207,6 +232,27 @@ def _gaussian_blur(images: Tensor, sigma: float) -> Tensor:
     ky = kernel.reshape(1, 1, -1, 1).repeat(c, 1, 1, 1)
     out = F.conv2d(F.pad(images, (radius, radius, 0, 0), mode="replicate"), kx, groups=c)
     return F.conv2d(F.pad(out, (0, 0, radius, radius), mode="replicate"), ky, groups=c)
+
+
+def _curve_ends(
+    images: Tensor, mode: str, insertion_start: str, blur_sigma: float
+) -> tuple[Tensor, Tensor]:
+    """``(start, end)`` of the perturbation curve: the images at step 0 and at the last step.
+
+    Raises:
+        ConfigError: an unknown mode or start, or a blur sigma not above 0.
+    """
+    if mode not in ("deletion", "insertion"):
+        raise ConfigError(f"mode must be 'deletion' or 'insertion', got {mode!r}")
+    if insertion_start not in ("blur", "baseline"):
+        raise ConfigError(f"insertion start must be 'blur' or 'baseline', got {insertion_start!r}")
+    if not blur_sigma > 0:
+        raise ConfigError(f"the blur sigma must be above 0, got {blur_sigma}")
+    if mode == "deletion":
+        return images, torch.zeros_like(images)
+    if insertion_start == "blur":
+        return _gaussian_blur(images, blur_sigma), images
+    return torch.zeros_like(images), images
 
 
 def deletion_insertion_auc(
@@ -226,10 +272,9 @@ def deletion_insertion_auc(
 ) -> Tensor:
     """Deletion or insertion AUC of saliency maps (Petsiuk et al., RISE, BMVC 2018).
 
-    Pixels are ranked by saliency (the map upsampled to the image size the ``upsample`` way,
-    see :func:`camtool.core.maps.upsample_maps`; ties keep
-    raster order). At step ``k`` of ``steps`` the ``round(k / steps * H * W)`` most salient pixels
-    (all channels) are changed:
+    Pixels are ranked by the map (:func:`_heatmaps`: upsampled, normalised, a flat map all
+    zeros; ties keep raster order). At step ``k`` of ``steps`` the ``round(k / steps * H * W)``
+    most salient pixels (all channels) are changed:
 
     * ``deletion`` starts from the image and sets them to the baseline, 0 in the model's
       normalised input space, i.e. the dataset's mean colour. Lower is better.
@@ -237,15 +282,13 @@ def deletion_insertion_auc(
       standard deviation ``blur_sigma`` pixels) or from the baseline (``"baseline"``) and puts
       the original pixels back. Higher is better.
 
-    The curve is the softmax probability of the target class at each of the ``steps + 1`` points
-    (both ends included); its area is taken with the trapezoid rule over the fraction of pixels
-    changed, in [0, 1]. All ``N * (steps + 1)`` perturbed images are built and scored in chunks of
-    ``batch_size`` without gradients.
+    The curve is the target class's softmax probability at the ``steps + 1`` points (both ends
+    included); its area is taken with the trapezoid rule over the fraction of pixels changed.
 
     Args:
         model_fn: maps images ``[B, C, H, W]`` to logits ``[B, num_classes]``.
         images: ``[N, C, H, W]`` model inputs (normalised).
-        saliency: ``[N, h, w]`` maps, any scale; resized to ``H x W`` if needed.
+        saliency: ``[N, h, w]`` maps, any scale; upsampled to ``H x W`` if smaller.
         target: ``[N]`` the class whose probability is tracked.
         steps: number of increments; at least 1.
         batch_size: most images per model call.
@@ -253,9 +296,8 @@ def deletion_insertion_auc(
         insertion_start: what insertion starts from, ``"blur"`` or ``"baseline"``.
         blur_sigma: standard deviation of the insertion blur, in pixels; above 0.
         progress: optional ``progress(done, total)`` callback, counted in images.
-        upsample: ``"aligned"`` (each cell at its receptive-field centre) or ``"conventional"``
-            (bilinear, ``align_corners=False``), for maps smaller than the images.
-        geometry: the model's cell geometry, needed by ``"aligned"`` for such maps.
+        upsample: ``"aligned"`` or ``"conventional"`` (see :func:`camtool.core.maps.heatmap`).
+        geometry: the model's cell geometry, needed by ``"aligned"`` for smaller maps.
 
     Returns:
         ``[N]`` float32 AUCs in [0, 1], on the images' device.
@@ -264,55 +306,27 @@ def deletion_insertion_auc(
         ConfigError: if a setting is out of range.
         InputError: if the shapes or the model's output do not fit.
     """
-    if mode not in ("deletion", "insertion"):
-        raise ConfigError(f"mode must be 'deletion' or 'insertion', got {mode!r}")
-    if insertion_start not in ("blur", "baseline"):
-        raise ConfigError(f"insertion start must be 'blur' or 'baseline', got {insertion_start!r}")
+    start, end = _curve_ends(images.detach(), mode, insertion_start, blur_sigma)
     if steps < 1:
         raise ConfigError(f"steps must be at least 1, got {steps}")
-    if not blur_sigma > 0:
-        raise ConfigError(f"the blur sigma must be above 0, got {blur_sigma}")
-    _check_faithfulness_inputs(images, saliency, target, batch_size)
+    _check_inputs(images, target, batch_size)
     n, _, h, w = images.shape
-    device = images.device
-    if n == 0:
-        return torch.zeros(0, device=device)
-    hw = h * w
-    images = images.detach()
-    sal = _upsample(saliency, images, upsample, geometry).reshape(n, hw)
+    sal = _heatmaps(saliency, images, upsample, geometry).reshape(n, h * w)
     order = torch.argsort(sal, dim=1, descending=True, stable=True)
-    rank = torch.empty_like(order)
-    rank.scatter_(1, order, torch.arange(hw, device=device).expand(n, hw).contiguous())
-    counts = torch.tensor(
-        [round(k * hw / steps) for k in range(steps + 1)], device=device, dtype=torch.long
+    rank = torch.empty_like(order).scatter_(
+        1, order, torch.arange(h * w, device=order.device).expand(n, h * w).contiguous()
     )
-    fractions = counts.float() / hw
-    target = target.to(device)
-    per_image = steps + 1
-    total = n * per_image
-    scores = torch.empty(total, device=device, dtype=torch.float32)
-    with torch.no_grad():
-        for lo in range(0, total, batch_size):
-            idx = torch.arange(lo, min(lo + batch_size, total), device=device)
-            img_idx = idx // per_image
-            step_idx = idx % per_image
-            changed = (rank[img_idx] < counts[step_idx][:, None]).reshape(-1, 1, h, w)
-            original = images[img_idx]
-            if mode == "deletion":
-                batch = torch.where(changed, torch.zeros_like(original), original)
-            else:
-                if insertion_start == "blur":
-                    uniq, inverse = torch.unique(img_idx, return_inverse=True)
-                    start = _gaussian_blur(images[uniq], blur_sigma)[inverse]
-                else:
-                    start = torch.zeros_like(original)
-                batch = torch.where(changed, original, start)
-            scores[lo : lo + idx.numel()] = _target_probs(model_fn, batch, target[img_idx]).to(
-                device
-            )
-            if progress is not None:
-                progress(lo + idx.numel(), total)
-    return torch.trapezoid(scores.reshape(n, per_image), x=fractions, dim=1)
+    counts = torch.tensor([round(k * h * w / steps) for k in range(steps + 1)], device=rank.device)
+
+    def variant(img: Tensor, step: Tensor) -> Tensor:
+        changed = (rank[img] < counts[step][:, None]).reshape(-1, 1, h, w)
+        return torch.where(changed, end[img], start[img])
+
+    shape = (n, steps + 1)
+    scores = _variant_probs(
+        model_fn, target.to(images.device), shape, variant, batch_size, progress
+    )
+    return torch.trapezoid(scores, x=counts.float() / (h * w), dim=1)
 
 
 def average_drop_increase(
@@ -328,12 +342,11 @@ def average_drop_increase(
 ) -> tuple[Tensor, Tensor]:
     """Per-image drop and increase in confidence (Chattopadhay et al., Grad-CAM++, WACV 2018).
 
-    The saliency map is upsampled to the image size (``upsample``, as for
-    :func:`deletion_insertion_auc`) and min-max normalised to [0, 1]
-    per image (a constant map becomes all zeros); the explanation map is
-    ``E = image * saliency`` in the model's normalised input space, so unexplained pixels fade
-    to the mean colour. With ``Y`` the target-class softmax probability on the image and ``O``
-    on ``E``, the drop is ``max(0, Y - O) / Y * 100`` (0 when ``Y`` is 0) and the increase flag is
+    With ``s`` the map brought to the image and normalised as for
+    :func:`deletion_insertion_auc` (a flat map is all zeros), the explanation is
+    ``E = image * s`` in the model's normalised input space, so unexplained pixels fade to the
+    mean colour. With ``Y`` the target-class softmax probability on the image and ``O`` on
+    ``E``, the drop is ``max(0, Y - O) / Y * 100`` (0 when ``Y`` is 0) and the increase flag is
     ``O > Y``. Average Drop is ``drop.mean()``; Increase in Confidence is
     ``increase.float().mean() * 100``.
 
@@ -343,7 +356,7 @@ def average_drop_increase(
         saliency: ``[N, h, w]`` maps, any scale.
         target: ``[N]`` the class scored.
         batch_size: most images per model call.
-        progress: optional ``progress(done, total)`` callback, counted in images.
+        progress: optional ``progress(done, total)`` callback, counted in images (``2 N``).
         upsample: as for :func:`deletion_insertion_auc`.
         geometry: as for :func:`deletion_insertion_auc`.
 
@@ -354,24 +367,18 @@ def average_drop_increase(
         ConfigError: if ``batch_size`` is below 1.
         InputError: if the shapes or the model's output do not fit.
     """
-    _check_faithfulness_inputs(images, saliency, target, batch_size)
-    n = images.shape[0]
-    device = images.device
+    _check_inputs(images, target, batch_size)
     images = images.detach()
-    sal = _minmax(_upsample(saliency, images, upsample, geometry))
-    target = target.to(device)
-    y = torch.empty(n, device=device, dtype=torch.float32)
-    o = torch.empty(n, device=device, dtype=torch.float32)
-    with torch.no_grad():
-        for lo in range(0, n, batch_size):
-            hi = min(lo + batch_size, n)
-            batch = images[lo:hi]
-            tgt = target[lo:hi]
-            y[lo:hi] = _target_probs(model_fn, batch, tgt).to(device)
-            explanation = batch * sal[lo:hi, None].to(batch.dtype)
-            o[lo:hi] = _target_probs(model_fn, explanation, tgt).to(device)
-            if progress is not None:
-                progress(2 * hi, 2 * n)
+    sal = _heatmaps(saliency, images, upsample, geometry).to(images.dtype)[:, None]
+
+    def variant(img: Tensor, explained: Tensor) -> Tensor:
+        return images[img] * torch.where(explained[:, None, None, None].bool(), sal[img], 1.0)
+
+    shape = (images.shape[0], 2)
+    scores = _variant_probs(
+        model_fn, target.to(images.device), shape, variant, batch_size, progress
+    )
+    y, o = scores[:, 0], scores[:, 1]
     drop = torch.where(
         y > 0, (y - o).clamp_min(0) / y.clamp_min(1e-30) * 100.0, torch.zeros_like(y)
     )
