@@ -7,7 +7,7 @@ import pytest
 
 from camtool.core.localize import BoxXYXY
 from camtool.evaluation.localization_metrics import LocalizationAccumulator
-from camtool.evaluation.wsol import WSOL_CAM_THRESHOLDS, quantize, wsol_boxes, wsol_iou
+from camtool.evaluation.wsol import WSOL_CAM_THRESHOLDS, box_iou, quantize, wsol_boxes
 
 
 def _rows(boxes: np.ndarray) -> list[list[int]]:
@@ -65,13 +65,13 @@ def test_quantisation_to_8_bits_decides_the_foreground() -> None:
 
 def test_iou_uses_the_inclusive_plus_one_rule() -> None:
     # (0,0)-(1,1) and (1,1)-(2,2) share pixel (1,1): 1 / (4 + 4 - 1).
-    assert wsol_iou(np.array([[0, 0, 1, 1]]), np.array([[1, 1, 2, 2]]))[0, 0] == pytest.approx(
-        1 / 7
-    )
+    iou = box_iou(np.array([[0, 0, 1, 1]]), np.array([[1, 1, 2, 2]]), inclusive=True)
+    assert iou[0, 0] == pytest.approx(1 / 7)
     # The empty-map box (0,0,0,0) is one pixel: IoU 1/4 with a 2x2 box in the corner.
-    assert wsol_iou(np.zeros((1, 4)), np.array([[0, 0, 1, 1]]))[0, 0] == pytest.approx(0.25)
+    iou = box_iou(np.zeros((1, 4)), np.array([[0, 0, 1, 1]]), inclusive=True)
+    assert iou[0, 0] == pytest.approx(0.25)
     # An inverted box has no area; the union stays positive, the intersection is 0.
-    assert wsol_iou(np.array([[5, 5, 3, 3]]), np.array([[0, 0, 1, 1]]))[0, 0] == 0.0
+    assert box_iou(np.array([[5, 5, 3, 3]]), np.array([[0, 0, 1, 1]]), inclusive=True) == 0.0
 
 
 def test_protocols_differ_exactly_where_the_conventions_do() -> None:

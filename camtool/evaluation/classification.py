@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -20,35 +19,13 @@ from camtool.evaluation.data import (
     EvalProgress,
     indexed_loader,
     refuse_out_of_memory,
+    skipped_fields,
 )
 from camtool.evaluation.metrics import confusion_matrix, per_class_prf, topk_correct
 
 __all__ = ["MAX_MISTAKES", "evaluate_classification"]
 
 MAX_MISTAKES = 16
-
-
-@dataclass
-class _Predictions:
-    """What one pass over the split found: sums, and per image its prediction and file."""
-
-    loss_sum: float = 0.0
-    correct: dict[int, int] = field(default_factory=lambda: {1: 0, 5: 0})
-    preds: list[Tensor] = field(default_factory=list)
-    targets: list[Tensor] = field(default_factory=list)
-    confidence: list[Tensor] = field(default_factory=list)
-    order: list[Tensor] = field(default_factory=list)
-
-    def add(self, logits: Tensor, labels: Tensor, index: Tensor) -> None:
-        """Add a batch: float ``logits [B, C]`` on the CPU, ``labels [B]``, sample ``index [B]``."""
-        self.loss_sum += float(F.cross_entropy(logits, labels, reduction="sum"))
-        for k, hits in topk_correct(logits, labels, tuple(self.correct)).items():
-            self.correct[k] += hits
-        best = logits.softmax(dim=1).max(dim=1)
-        self.preds.append(best.indices)
-        self.confidence.append(best.values)
-        self.targets.append(labels)
-        self.order.append(index)
 
 
 @refuse_out_of_memory
@@ -82,29 +59,33 @@ def evaluate_classification(
     names = runner.info.class_names
     loader = indexed_loader(dataset, None, batch_size, workers, runner.device)
     loop = EvalLoop(loader, "classification", len(dataset), progress)
-    found = _Predictions()
+    loss, hits = 0.0, {1: 0, 5: 0}
+    parts: dict[str, list[Tensor]] = {"pred": [], "true": [], "prob": [], "index": []}
     for images, index in loop:
+        logits = runner(images)[0].float().cpu()
         labels = torch.tensor([dataset.samples[int(i)][1] for i in index])
-        found.add(runner(images)[0].float().cpu(), labels, index)
-    if not found.targets:
+        loss += float(F.cross_entropy(logits, labels, reduction="sum"))
+        for k, count in topk_correct(logits, labels, tuple(hits)).items():
+            hits[k] += count
+        best = logits.softmax(dim=1).max(dim=1)
+        for key, value in zip(parts, (best.indices, labels, best.values, index), strict=True):
+            parts[key].append(value)
+    if not parts["true"]:
         raise CamtoolError(f"none of the {len(dataset)} images of {dataset.root} could be read")
-    pred, target = torch.cat(found.preds), torch.cat(found.targets)
-    n = len(target)
-    matrix = confusion_matrix(pred, target, len(names))
-    _, _, f1 = per_class_prf(matrix)
-    wrong = _mistakes(dataset, names, pred, target, found, mistakes)
+    found = {key: torch.cat(values) for key, values in parts.items()}
+    n = len(found["true"])
+    matrix = confusion_matrix(found["pred"], found["true"], len(names))
     return {
         "n_images": n,
-        "skipped": len(loop.skipped),
-        "skipped_files": loop.skipped_dicts(),
-        "loss": found.loss_sum / n,
-        "top1": found.correct[1] / n,
-        "top5": found.correct[5] / n,
+        **skipped_fields(loop.skipped),
+        "loss": loss / n,
+        "top1": hits[1] / n,
+        "top5": hits[5] / n,
         "top5_k": min(5, len(names)),
-        "macro_f1": float(np.mean(f1)),
+        "macro_f1": float(np.mean(per_class_prf(matrix)[2])),
         "per_class": _per_class(matrix, names),
         "confusion_matrix": matrix.tolist(),
-        "mistakes": wrong,
+        "mistakes": _mistakes(dataset, names, found, mistakes),
         "preprocessing": CROP_NOTE,
     }
 
@@ -127,23 +108,21 @@ def _per_class(matrix: np.ndarray, names: Sequence[str]) -> list[dict[str, Any]]
 
 
 def _mistakes(
-    dataset: ImageFolderDataset,
-    names: Sequence[str],
-    pred: Tensor,
-    target: Tensor,
-    found: _Predictions,
-    count: int,
+    dataset: ImageFolderDataset, names: Sequence[str], found: dict[str, Tensor], count: int
 ) -> list[dict[str, Any]]:
-    """The ``count`` wrong predictions made with the highest probability, most confident first."""
-    conf, idx = torch.cat(found.confidence), torch.cat(found.order)
-    wrong = torch.nonzero(pred != target).flatten()
-    ranked = wrong[torch.argsort(conf[wrong], descending=True, stable=True)][: max(0, count)]
+    """The ``count`` wrong predictions made with the highest probability, most confident first.
+
+    ``found`` holds ``[N]`` tensors: ``pred``, ``true``, ``prob`` (of ``pred``) and the sample
+    ``index``."""
+    pred, true, prob = found["pred"], found["true"], found["prob"]
+    wrong = torch.nonzero(pred != true).flatten()
+    ranked = wrong[torch.argsort(prob[wrong], descending=True, stable=True)][: max(0, count)]
     return [
         {
-            "path": str(dataset.samples[int(idx[j])][0]),
-            "true": names[int(target[j])],
+            "path": str(dataset.samples[int(found["index"][j])][0]),
+            "true": names[int(true[j])],
             "predicted": names[int(pred[j])],
-            "prob": float(conf[j]),
+            "prob": float(prob[j]),
         }
         for j in ranked.tolist()
     ]

@@ -31,6 +31,7 @@ __all__ = [
     "indexed_loader",
     "merge_skipped",
     "refuse_out_of_memory",
+    "skipped_fields",
     "split_dataset",
 ]
 
@@ -174,9 +175,11 @@ class EvalLoop:
         if self.progress is not None:
             self.progress(self.stage, self.done + within, self.total)
 
-    def skipped_dicts(self) -> list[dict[str, str]]:
-        """The unreadable files met so far, as ``{"path", "error"}``."""
-        return [s.to_dict() for s in self.skipped]
+
+def skipped_fields(skipped: Sequence[SkippedImage]) -> dict[str, Any]:
+    """A metric group's report of its unreadable images: ``skipped`` (how many) and
+    ``skipped_files`` (``{"path", "error"}`` of each)."""
+    return {"skipped": len(skipped), "skipped_files": [s.to_dict() for s in skipped]}
 
 
 def merge_skipped(*groups: Sequence[Mapping[str, str]] | None) -> list[dict[str, str]]:

@@ -17,6 +17,7 @@ from camtool.evaluation.data import (
     EvalProgress,
     indexed_loader,
     refuse_out_of_memory,
+    skipped_fields,
 )
 from camtool.evaluation.metrics import average_drop_increase, deletion_insertion_auc
 
@@ -85,8 +86,7 @@ def evaluate_faithfulness(
     means = {name: float(torch.cat(values).float().mean()) for name, values in scores.items()}
     return {
         "n_images": sum(len(d) for d in scores["deletion_auc"]),
-        "skipped": len(loop.skipped),
-        "skipped_files": loop.skipped_dicts(),
+        **skipped_fields(loop.skipped),
         **means,
         "increase_in_confidence": means["increase_in_confidence"] * 100.0,
         "steps": steps,

@@ -1,13 +1,11 @@
 """``camtool eval``'s localization metrics, computed on uncropped inputs.
 
-Boxes are in the pixels of the original image, and a centre crop would cut part of it away, so
-these images are fed as ``camtool cam`` feeds them: no crop, shorter side resized to ``img_size``,
-each side rounded to a multiple of the model's output stride
-(:func:`camtool.data.images.input_geometry`). The map is upsampled to the original size
-(``cam.upsample``: each cell at its receptive-field centre, carried through the resize, or the
-conventional bilinear placement; see :mod:`camtool.core.upsample`) and compared there with the
-boxes. The input size of every image is known from its header,
-so images are grouped by it before reading and batches fill up.
+Boxes are in the original image's pixels, which a centre crop would cut, so images are fed as
+``camtool cam`` feeds them: no crop, shorter side resized to ``img_size``, each side rounded to
+a multiple of the output stride (:func:`camtool.data.images.input_geometry`). The map is
+upsampled to the original size (``cam.upsample``, see :mod:`camtool.core.upsample`) and
+compared there with the boxes. Each image's input size is known from its header, so images
+are grouped by it before reading and batches fill up.
 """
 
 from __future__ import annotations
@@ -38,6 +36,7 @@ from camtool.evaluation.data import (
     EvalProgress,
     check_classes,
     refuse_out_of_memory,
+    skipped_fields,
     split_dataset,
 )
 from camtool.evaluation.localization_metrics import LocalizationAccumulator
@@ -184,11 +183,9 @@ def run_localization(
 ) -> tuple[LocalizationAccumulator, list[SkippedImage]]:
     """Feed ``items`` uncropped through the model; return the accumulator and the unreadable.
 
-    ``warn`` is told one line for each box clipped to its image (see
-    :func:`camtool.data.boxes.clip_box`).
-
-    ``upsample`` is how maps become pixels (see :func:`camtool.core.maps.heatmap`), ``protocol``
-    how MaxBoxAccV2 is computed (see :mod:`camtool.evaluation.localization_metrics`).
+    ``warn`` is told one line for each box clipped to its image
+    (:func:`camtool.data.boxes.clip_box`); ``upsample`` is how maps become pixels
+    (:func:`camtool.core.maps.heatmap`), ``protocol`` how MaxBoxAccV2 is computed.
 
     Raises:
         ConfigError: ``batch_size`` below 1, an unknown protocol, or ``"aligned"`` for a model
@@ -223,7 +220,13 @@ def localization_dict(
     without: int,
     upsample: str = "aligned",
 ) -> dict[str, Any]:
-    """The JSON-ready localization results (see :func:`evaluate_localization`).
+    """The JSON-ready localization results.
+
+    Returns:
+        :meth:`LocalizationAccumulator.compute`'s results (``maxboxacc_by_iou`` and
+        ``best_threshold_by_iou`` keyed ``"0.3"`` ...; ``centre_box_baseline`` is what the maps
+        must beat), with the unreadable images (:func:`skipped_fields`), ``n_without_boxes``,
+        the box source and the settings used.
 
     Raises:
         CamtoolError: no image with boxes could be read.
@@ -232,17 +235,12 @@ def localization_dict(
         raise CamtoolError("none of the images with boxes could be read")
     res = acc.compute()
     return {
-        "n_images": res["n_images"],
-        "skipped": len(skipped),
-        "skipped_files": [s.to_dict() for s in skipped],
-        "n_without_boxes": without,
-        "boxes": str(gt.source),
-        "top1_loc": res["top1_loc"],
-        "gt_known_loc": res["gt_known_loc"],
-        "maxboxacc_v2": res["maxboxacc_v2"],
+        **res,
         "maxboxacc_by_iou": {f"{d:g}": v for d, v in res["maxboxacc_by_iou"].items()},
         "best_threshold_by_iou": {f"{d:g}": v for d, v in res["best_threshold_by_iou"].items()},
-        "centre_box_baseline": res["centre_box_baseline"],
+        **skipped_fields(skipped),
+        "n_without_boxes": without,
+        "boxes": str(gt.source),
         "cam_threshold": acc.cam_threshold,
         "iou": acc.loc_iou,
         "protocol": acc.protocol,
@@ -279,13 +277,7 @@ def evaluate_localization(
         protocol: ``"camtool"`` or ``"wsol"`` for MaxBoxAccV2.
 
     Returns:
-        A JSON-ready dict: ``top1_loc``, ``gt_known_loc``, ``maxboxacc_v2`` (fractions in
-        [0, 1]), ``maxboxacc_by_iou`` and ``best_threshold_by_iou`` (keyed ``"0.3"`` ...),
-        ``centre_box_baseline`` (``gt_known_loc`` and ``maxboxacc_v2`` of a fixed box at the
-        image centre, no map: what the maps must beat),
-        ``n_images`` (images with boxes that were evaluated), ``n_without_boxes``, ``skipped``
-        (a count), ``skipped_files`` (``{"path", "error"}`` of each unreadable image) and
-        ``notes`` (boxes clipped to their image).
+        :func:`localization_dict`'s results, and ``notes`` (boxes clipped to their image).
 
     Raises:
         InputError: no box file, a malformed one, or boxes matching no image of the split.

@@ -2,31 +2,21 @@
 
 :class:`LocalizationAccumulator` is fed batches of ground-truth-class maps and reports
 
-* the CAM paper protocol (Zhou et al. 2016, following ILSVRC): box around the largest
-  8-connected region above 20% of the map's maximum (:func:`camtool.core.localize.box_from_map`);
-  **GT-known localization** counts an image when that box has IoU >= 0.5 with any of its
-  ground-truth boxes, **top-1 localization** additionally requires the top-1 class to be right
-  (when it is right, the predicted class's map *is* the ground-truth class's map, so the
-  correctness flag is all that is needed besides the ground-truth-class map);
-* **MaxBoxAccV2** (Choe et al., CVPR 2020): for each CAM threshold of a sweep, an image counts
-  at IoU level ``delta`` when the best of the boxes around *all* connected regions of the
-  thresholded map has IoU >= ``delta`` with any ground-truth box; box accuracy is the fraction
-  of such images, it is maximised over thresholds for each ``delta``, and the maxima are
-  averaged over ``delta`` in {0.3, 0.5, 0.7}.
+* the CAM paper protocol (Zhou et al., CVPR 2016, following ILSVRC): the box around the
+  largest 8-connected region above 20% of the map's maximum
+  (:func:`camtool.core.localize.box_from_map`); **GT-known localization** counts an image when
+  that box has IoU >= 0.5 with any of its ground-truth boxes, **top-1 localization** also needs
+  the top-1 class right (then the predicted class's map *is* the ground-truth class's map);
+* **MaxBoxAccV2** (Choe et al., CVPR 2020): at each CAM threshold of a sweep, an image counts
+  at IoU level ``delta`` when the best box around *any* connected region of the thresholded map
+  has IoU >= ``delta`` with a ground-truth box; the fraction of such images is maximised over
+  thresholds for each ``delta``, and the maxima averaged over ``delta`` in {0.3, 0.5, 0.7}.
 
-Two protocols for MaxBoxAccV2 (``protocol``):
-
-``"camtool"`` (the default)
-    Thresholds apply to min-max normalised float maps, a pixel being foreground when its
-    normalised value is strictly greater than the threshold; boxes surround the 8-connected
-    regions, end-exclusive; IoU of pixel areas; sweep 0.00, 0.01, ..., 0.99 (see
-    :mod:`camtool.core.localize`).
-``"wsol"``
-    The wsolevaluation reference's conventions exactly: 8-bit maps, the boxes of every contour
-    including holes, the inclusive "+1" IoU and its 0.001-step sweep (see
-    :mod:`camtool.evaluation.wsol`).
-
-The CAM paper protocol (top-1 and GT-known localization) is camtool's in both. Accuracies are
+MaxBoxAccV2 has two protocols (``protocol``): ``"camtool"`` (the default) thresholds the
+min-max normalised float map (foreground strictly above), boxes the 8-connected regions end
+exclusive, takes IoU of pixel areas and sweeps 0.00, 0.01, ..., 0.99
+(:mod:`camtool.core.localize`); ``"wsol"`` follows the wsolevaluation reference exactly
+(:mod:`camtool.evaluation.wsol`). The CAM paper protocol is camtool's in both. Accuracies are
 fractions in [0, 1].
 """
 
@@ -46,7 +36,7 @@ from camtool.core.localize import (
 )
 from camtool.errors import CamtoolError, ConfigError, InputError
 from camtool.evaluation.metrics import to_numpy
-from camtool.evaluation.wsol import WSOL_CAM_THRESHOLDS, wsol_boxes, wsol_iou
+from camtool.evaluation.wsol import WSOL_CAM_THRESHOLDS, box_iou, wsol_boxes
 
 __all__ = [
     "DEFAULT_CAM_THRESHOLDS",
@@ -72,33 +62,24 @@ PROTOCOLS: tuple[str, ...] = ("camtool", "wsol")
 
 
 def _best_iou(boxes: Sequence[BoxXYXY], gt: np.ndarray) -> float:
-    """Largest IoU between any of ``boxes`` and any row ``(x0, y0, x1, y1)`` of ``gt``."""
+    """Largest IoU (end-exclusive pixel areas) between any of ``boxes`` and any row of ``gt``."""
     if not boxes:
         return 0.0
-    b = np.asarray([bx.as_tuple() for bx in boxes], dtype=np.float64)[:, None, :]
-    g = gt[None, :, :]
-    iw = np.clip(np.minimum(b[..., 2], g[..., 2]) - np.maximum(b[..., 0], g[..., 0]), 0, None)
-    ih = np.clip(np.minimum(b[..., 3], g[..., 3]) - np.maximum(b[..., 1], g[..., 1]), 0, None)
-    inter = iw * ih
-    area_b = np.clip(b[..., 2] - b[..., 0], 0, None) * np.clip(b[..., 3] - b[..., 1], 0, None)
-    area_g = np.clip(g[..., 2] - g[..., 0], 0, None) * np.clip(g[..., 3] - g[..., 1], 0, None)
-    union = area_b + area_g - inter
-    ious = np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
-    return float(ious.max())
+    return float(box_iou(np.asarray([b.as_tuple() for b in boxes]), gt).max())
 
 
 class LocalizationResults(TypedDict):
     """What :meth:`LocalizationAccumulator.compute` returns; accuracies are fractions in [0, 1].
 
     Attributes:
-        top1_loc: CAM protocol box with IoU >= 0.5 and the top-1 class right.
-        gt_known_loc: CAM protocol box of the ground-truth class map with IoU >= 0.5.
+        top1_loc: CAM protocol box with IoU >= ``loc_iou`` and the top-1 class right.
+        gt_known_loc: CAM protocol box of the ground-truth class map with IoU >= ``loc_iou``.
         maxboxacc_v2: mean over the IoU levels of ``maxboxacc_by_iou``.
         maxboxacc_by_iou: ``{delta: box accuracy at the best CAM threshold}``.
         best_threshold_by_iou: ``{delta: the lowest CAM threshold reaching that maximum}``.
         n_images: number of images accumulated.
-        centre_box_baseline: ``{"gt_known_loc", "maxboxacc_v2"}`` of a fixed box at the image
-            centre on the same images (:func:`centre_box_baseline`).
+        centre_box_baseline: :func:`centre_box_baseline` on the same images: what the maps
+            must beat.
     """
 
     top1_loc: float
@@ -111,14 +92,8 @@ class LocalizationResults(TypedDict):
 
 
 class LocalizationAccumulator:
-    """Accumulates box-localization results over batches; see the module docstring.
-
-    Typical use::
-
-        acc = LocalizationAccumulator()
-        for batch in loader:
-            acc.update(gt_class_maps, logits.argmax(1) == labels, boxes)
-        results = acc.compute()
+    """Accumulates box-localization results over batches (see the module docstring):
+    :meth:`update` with each batch, then :meth:`compute`.
 
     Args:
         thresholds: the CAM thresholds of the MaxBoxAccV2 sweep, in [0, 1]; ``None`` for the
@@ -185,6 +160,7 @@ class LocalizationAccumulator:
             InputError: if the lengths differ, an image has no box or a map is not 2-D/finite.
         """
         correct = to_numpy(pred_correct).astype(bool).reshape(-1)
+        levels = np.asarray(self.iou_thresholds)[:, None]
         n = len(heatmaps)
         if correct.size != n or len(gt_boxes) != n:
             raise InputError(
@@ -197,9 +173,7 @@ class LocalizationAccumulator:
             known = _best_iou([box_from_map(heatmap, self.cam_threshold)], gt) >= self.loc_iou
             self._gt_known += int(known)
             self._top1 += int(known and bool(ok))
-            best = self._sweep_best_iou(heatmap, gt)
-            for i, delta in enumerate(self.iou_thresholds):
-                self._correct[i] += best >= delta
+            self._correct += self._sweep_best_iou(heatmap, gt)[None, :] >= levels
             self._gt.append(gt)
             self._sizes.append((int(heatmap.shape[0]), int(heatmap.shape[1])))
             self._n += 1
@@ -207,9 +181,8 @@ class LocalizationAccumulator:
     def _sweep_best_iou(self, heatmap: np.ndarray, gt: np.ndarray) -> np.ndarray:
         """The best IoU of any box with any ground-truth box, at each threshold of the sweep."""
         if self.protocol == "wsol":
-            return np.asarray(
-                [float(wsol_iou(b, gt).max()) for b in wsol_boxes(heatmap, self.thresholds)]
-            )
+            boxes = wsol_boxes(heatmap, self.thresholds)
+            return np.asarray([box_iou(b, gt, inclusive=True).max() for b in boxes])
         sweep = all_boxes_from_map_thresholds(heatmap, self.thresholds)
         return np.asarray([_best_iou(bxs, gt) for bxs in sweep])
 
@@ -229,14 +202,7 @@ class LocalizationAccumulator:
         return {d: self._correct[i] / self._n for i, d in enumerate(self.iou_thresholds)}
 
     def compute(self) -> LocalizationResults:
-        """The metrics over every image added so far.
-
-        Returns:
-            A dict with ``top1_loc`` and ``gt_known_loc`` (fractions), ``maxboxacc_v2`` (mean of
-            the per-IoU maxima), ``maxboxacc_by_iou`` (``{delta: max accuracy}``),
-            ``best_threshold_by_iou`` (``{delta: the lowest CAM threshold reaching it}``),
-            ``n_images`` and ``centre_box_baseline`` (:func:`centre_box_baseline` on the same
-            images and boxes: the scores a map must beat).
+        """The :class:`LocalizationResults` over every image added so far.
 
         Raises:
             CamtoolError: if no image was added.

@@ -1,16 +1,11 @@
-"""Metrics for ``camtool eval``: classification and map faithfulness.
+"""Metrics for ``camtool eval``: classification, and map faithfulness in torch batches.
 
-(Box localization lives in :mod:`camtool.evaluation.localization_metrics`.)
-
-Classification
-    :func:`topk_correct`, :func:`confusion_matrix`, :func:`per_class_prf`.
-
-Faithfulness (no boxes needed), computed in batches with torch
-    :func:`deletion_insertion_auc` (Petsiuk et al., RISE, BMVC 2018) and
-    :func:`average_drop_increase` (Chattopadhay et al., Grad-CAM++, WACV 2018).
-
-    ``images`` are what the model takes, i.e. already normalised with the dataset mean and
-    standard deviation; a value of 0 there is the mean colour, which is the "removed" baseline.
+Classification: :func:`topk_correct`, :func:`confusion_matrix`, :func:`per_class_prf`.
+Faithfulness (no boxes needed): :func:`deletion_insertion_auc` (Petsiuk et al., RISE, BMVC
+2018) and :func:`average_drop_increase` (Chattopadhay et al., Grad-CAM++, WACV 2018). Their
+``images`` are model inputs, normalised with the dataset's mean and standard deviation, so 0
+is the mean colour: the "removed" baseline. Box localization is in
+:mod:`camtool.evaluation.localization_metrics`.
 """
 
 from __future__ import annotations
@@ -51,9 +46,6 @@ def to_numpy(values: Tensor | np.ndarray | Sequence[int] | Sequence[bool]) -> np
     if isinstance(values, Tensor):
         return values.detach().cpu().numpy()
     return np.asarray(values)
-
-
-# --------------------------------------------------------------------------- classification
 
 
 def topk_correct(logits: Tensor, targets: Tensor, ks: Iterable[int] = (1, 5)) -> dict[int, int]:
@@ -144,17 +136,14 @@ def per_class_prf(confusion: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nda
     return precision, recall, f1
 
 
-# --------------------------------------------------------------------------- faithfulness
-
-
 def _heatmaps(
     saliency: Tensor, images: Tensor, upsample: str, geometry: CellGeometry | None
 ) -> Tensor:
-    """The maps at the images' size, min-max normalised, float32 ``[N, H, W]`` on their device.
+    """Float32 ``[N, H, W]`` maps in [0, 1] at the images' size, on their device.
 
-    Each map goes through :func:`camtool.core.maps.heatmap` (upsampled the ``upsample`` way, and
-    all zeros when flat by its rule, so rounding noise is never ranked or kept); maps already at
-    the images' size are only normalised.
+    Each goes through :func:`camtool.core.maps.heatmap`, so a map it calls flat is all zeros
+    here too (rounding noise is never ranked or kept); maps at the images' size are only
+    normalised.
 
     Raises:
         InputError: the shapes do not fit, or a map holds NaN or infinity.
@@ -272,44 +261,35 @@ def deletion_insertion_auc(
 ) -> Tensor:
     """Deletion or insertion AUC of saliency maps (Petsiuk et al., RISE, BMVC 2018).
 
-    Pixels are ranked by the map (:func:`_heatmaps`: upsampled, normalised, a flat map all
-    zeros; ties keep raster order). At step ``k`` of ``steps`` the ``round(k / steps * H * W)``
-    most salient pixels (all channels) are changed:
-
-    * ``deletion`` starts from the image and sets them to the baseline, 0 in the model's
-      normalised input space, i.e. the dataset's mean colour. Lower is better.
-    * ``insertion`` starts from a Gaussian-blurred copy of the image (``insertion_start="blur"``,
-      standard deviation ``blur_sigma`` pixels) or from the baseline (``"baseline"``) and puts
-      the original pixels back. Higher is better.
-
-    The curve is the target class's softmax probability at the ``steps + 1`` points (both ends
-    included); its area is taken with the trapezoid rule over the fraction of pixels changed.
+    Pixels are ranked by the map (brought to the image by :func:`camtool.core.maps.heatmap`
+    the ``upsample`` way, ``geometry`` giving the cells' places; a flat map is all zeros; ties
+    keep raster order). At step ``k`` of ``steps`` the ``round(k / steps * H * W)`` most salient
+    pixels (all channels) are changed: ``deletion`` sets them to 0 in the model's normalised
+    input space (the dataset's mean colour; lower is better); ``insertion`` starts from the
+    image blurred (``insertion_start="blur"``, Gaussian of ``blur_sigma`` pixels) or from 0
+    (``"baseline"``) and puts the original pixels back (higher is better). The curve is the
+    target class's softmax probability at the ``steps + 1`` points, its area taken with the
+    trapezoid rule over the fraction of pixels changed.
 
     Args:
         model_fn: maps images ``[B, C, H, W]`` to logits ``[B, num_classes]``.
         images: ``[N, C, H, W]`` model inputs (normalised).
-        saliency: ``[N, h, w]`` maps, any scale; upsampled to ``H x W`` if smaller.
+        saliency: ``[N, h, w]`` maps, any scale, at most the images' size.
         target: ``[N]`` the class whose probability is tracked.
-        steps: number of increments; at least 1.
         batch_size: most images per model call.
-        mode: ``"deletion"`` or ``"insertion"``.
-        insertion_start: what insertion starts from, ``"blur"`` or ``"baseline"``.
-        blur_sigma: standard deviation of the insertion blur, in pixels; above 0.
-        progress: optional ``progress(done, total)`` callback, counted in images.
-        upsample: ``"aligned"`` or ``"conventional"`` (see :func:`camtool.core.maps.heatmap`).
-        geometry: the model's cell geometry, needed by ``"aligned"`` for smaller maps.
+        progress: ``progress(done, total)``, counted in images fed to the model.
 
     Returns:
         ``[N]`` float32 AUCs in [0, 1], on the images' device.
 
     Raises:
-        ConfigError: if a setting is out of range.
-        InputError: if the shapes or the model's output do not fit.
+        ConfigError: a setting out of range, or ``"aligned"`` without a geometry.
+        InputError: the shapes or the model's output do not fit.
     """
-    start, end = _curve_ends(images.detach(), mode, insertion_start, blur_sigma)
+    _check_inputs(images, target, batch_size)
     if steps < 1:
         raise ConfigError(f"steps must be at least 1, got {steps}")
-    _check_inputs(images, target, batch_size)
+    start, end = _curve_ends(images.detach(), mode, insertion_start, blur_sigma)
     n, _, h, w = images.shape
     sal = _heatmaps(saliency, images, upsample, geometry).reshape(n, h * w)
     order = torch.argsort(sal, dim=1, descending=True, stable=True)
@@ -342,30 +322,20 @@ def average_drop_increase(
 ) -> tuple[Tensor, Tensor]:
     """Per-image drop and increase in confidence (Chattopadhay et al., Grad-CAM++, WACV 2018).
 
-    With ``s`` the map brought to the image and normalised as for
-    :func:`deletion_insertion_auc` (a flat map is all zeros), the explanation is
-    ``E = image * s`` in the model's normalised input space, so unexplained pixels fade to the
-    mean colour. With ``Y`` the target-class softmax probability on the image and ``O`` on
-    ``E``, the drop is ``max(0, Y - O) / Y * 100`` (0 when ``Y`` is 0) and the increase flag is
-    ``O > Y``. Average Drop is ``drop.mean()``; Increase in Confidence is
-    ``increase.float().mean() * 100``.
-
-    Args:
-        model_fn: maps images ``[B, C, H, W]`` to logits ``[B, num_classes]``.
-        images: ``[N, C, H, W]`` model inputs (normalised).
-        saliency: ``[N, h, w]`` maps, any scale.
-        target: ``[N]`` the class scored.
-        batch_size: most images per model call.
-        progress: optional ``progress(done, total)`` callback, counted in images (``2 N``).
-        upsample: as for :func:`deletion_insertion_auc`.
-        geometry: as for :func:`deletion_insertion_auc`.
+    With ``s`` the map brought to the image as for :func:`deletion_insertion_auc` (in [0, 1],
+    a flat map all zeros), the explanation is ``E = image * s`` in the model's normalised input
+    space, so unexplained pixels fade to the mean colour. With ``Y`` the target class's softmax
+    probability on the image and ``O`` on ``E``, the drop is ``max(0, Y - O) / Y * 100`` (0 when
+    ``Y`` is 0) and the increase flag ``O > Y``. Average Drop is ``drop.mean()``, Increase in
+    Confidence ``increase.float().mean() * 100``. Arguments as for
+    :func:`deletion_insertion_auc`; ``progress`` counts ``2 N`` images.
 
     Returns:
         ``(drop, increase)``: ``[N]`` float32 percentages and ``[N]`` bool flags.
 
     Raises:
-        ConfigError: if ``batch_size`` is below 1.
-        InputError: if the shapes or the model's output do not fit.
+        ConfigError: ``batch_size`` below 1, or ``"aligned"`` without a geometry.
+        InputError: the shapes or the model's output do not fit.
     """
     _check_inputs(images, target, batch_size)
     images = images.detach()

@@ -34,9 +34,9 @@ from collections.abc import Sequence
 import numpy as np
 from scipy import ndimage
 
-from camtool.errors import InputError
+from camtool.core.localize import minmax_normalize
 
-__all__ = ["WSOL_CAM_THRESHOLDS", "quantize", "wsol_boxes", "wsol_iou"]
+__all__ = ["WSOL_CAM_THRESHOLDS", "box_iou", "quantize", "wsol_boxes"]
 
 WSOL_CAM_THRESHOLDS: np.ndarray = np.arange(0, 1, 0.001)
 """The reference's default sweep (``cam_curve_interval = 0.001``)."""
@@ -47,18 +47,13 @@ _NO_BOX = np.zeros((1, 4), dtype=np.int64)
 
 
 def quantize(heatmap: np.ndarray) -> np.ndarray:
-    """The reference's 8-bit score map: min-max normalise (float64), then ``uint8(m * 255)``.
+    """The reference's 8-bit score map: ``uint8(m * 255)`` of the min-max normalised map ``m``
+    (float64, :func:`camtool.core.localize.minmax_normalize`).
 
     Raises:
         InputError: not a finite, non-empty 2-D map.
     """
-    arr = np.asarray(heatmap, dtype=np.float64)
-    if arr.ndim != 2 or arr.size == 0 or not np.isfinite(arr).all():
-        raise InputError(f"a heatmap must be a finite, non-empty 2-D array, got {arr.shape}")
-    low = arr.min()
-    span = arr.max() - low
-    norm = (arr - low) / span if span > 0 else np.zeros_like(arr)
-    return (norm * 255).astype(np.uint8)
+    return (minmax_normalize(heatmap) * 255).astype(np.uint8)
 
 
 def _boxes_of_mask(mask: np.ndarray) -> np.ndarray:
@@ -103,22 +98,29 @@ def wsol_boxes(heatmap: np.ndarray, thresholds: Sequence[float] | np.ndarray) ->
     return [by_level[level] for level in levels]
 
 
-def wsol_iou(boxes: np.ndarray, gt: np.ndarray) -> np.ndarray:
-    """IoU of each box with each ground-truth box, with the reference's inclusive "+1" rule.
+def box_iou(boxes: np.ndarray, gt: np.ndarray, *, inclusive: bool = False) -> np.ndarray:
+    """IoU of each box with each ground-truth box; an inverted box has no area.
 
     Args:
         boxes: ``(k, 4)`` ``(x0, y0, x1, y1)``.
         gt: ``(g, 4)`` the same.
+        inclusive: the reference's "+1" rule (both ends inside the box); else camtool's
+            end-exclusive pixel areas.
 
     Returns:
         float64 ``(k, g)``; 0 where the union is not positive.
     """
+    one = 1.0 if inclusive else 0.0
     a = np.asarray(boxes, dtype=np.float64)[:, None, :]
     b = np.asarray(gt, dtype=np.float64)[None, :, :]
-    iw = np.maximum(0.0, np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0]) + 1)
-    ih = np.maximum(0.0, np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1]) + 1)
-    inter = iw * ih
-    area_a = (a[..., 2] - a[..., 0] + 1) * (a[..., 3] - a[..., 1] + 1)
-    area_b = (b[..., 2] - b[..., 0] + 1) * (b[..., 3] - b[..., 1] + 1)
+
+    def side(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+        return np.maximum(0.0, hi - lo + one)
+
+    inter = side(np.maximum(a[..., 0], b[..., 0]), np.minimum(a[..., 2], b[..., 2])) * side(
+        np.maximum(a[..., 1], b[..., 1]), np.minimum(a[..., 3], b[..., 3])
+    )
+    area_a = side(a[..., 0], a[..., 2]) * side(a[..., 1], a[..., 3])
+    area_b = side(b[..., 0], b[..., 2]) * side(b[..., 1], b[..., 3])
     union = area_a + area_b - inter
     return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
