@@ -15,14 +15,26 @@ from camtool.core.maps import heatmap
 from camtool.core.runner import Runner
 from camtool.data.images import load_image, preprocess
 from camtool.errors import InputError
+from camtool.evaluation.data import refuse_out_of_memory
 from camtool.explain.render import overlay
 
 __all__ = ["confusion_png", "mistakes_png"]
 
 
+def _figure(width: float, height: float) -> Any:
+    """A Matplotlib figure of ``width x height`` inches at 100 dpi, drawn without a display."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height), dpi=100)
+    FigureCanvasAgg(fig)
+    return fig
+
+
 def _png(fig: Any) -> bytes:
-    """The figure as PNG, cropped to what is drawn plus a small margin (no empty bands, and
-    a title wider than the panels is kept whole instead of cut at the edges)."""
+    """The figure laid out and saved as PNG, cropped to what is drawn plus a small margin (no
+    empty bands; a title wider than the panels is kept whole)."""
+    fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", bbox_inches="tight", pad_inches=0.1)
     return buffer.getvalue()
@@ -30,14 +42,10 @@ def _png(fig: Any) -> bytes:
 
 def confusion_png(matrix: Sequence[Sequence[int]], names: Sequence[str]) -> bytes:
     """The confusion matrix (rows true, columns predicted) drawn with its counts, as PNG."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
     cm = np.asarray(matrix, dtype=np.int64)
     n = cm.shape[0]
     side = min(30.0, max(5.0, 0.45 * n + 3.0))
-    fig = Figure(figsize=(side, side), dpi=100)
-    FigureCanvasAgg(fig)
+    fig = _figure(side, side)
     ax = fig.subplots()
     shown = ax.imshow(cm, cmap="Blues", interpolation="nearest")
     fig.colorbar(shown, ax=ax, fraction=0.046, pad=0.04)
@@ -53,10 +61,10 @@ def confusion_png(matrix: Sequence[Sequence[int]], names: Sequence[str]) -> byte
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     ax.set_title("Confusion matrix")
-    fig.tight_layout()
     return _png(fig)
 
 
+@refuse_out_of_memory
 def mistakes_png(
     runner: Runner,
     mistakes: Sequence[dict[str, Any]],
@@ -65,10 +73,8 @@ def mistakes_png(
     upsample: str = "aligned",
 ) -> bytes | None:
     """A grid of the mistakes' images, each overlaid with the map of the class predicted
-    (upsampled to the thumbnail the ``upsample`` way, see :func:`camtool.core.maps.heatmap`)."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
+    (upsampled to the thumbnail the ``upsample`` way, see :func:`camtool.core.maps.heatmap`);
+    ``None`` when no image of them can be read."""
     info = runner.info
     panels: list[tuple[Image.Image, str]] = []
     for m in mistakes:
@@ -95,8 +101,7 @@ def mistakes_png(
         return None
     cols = min(4, len(panels))
     rows = math.ceil(len(panels) / cols)
-    fig = Figure(figsize=(3.2 * cols, 3.5 * rows), dpi=100)
-    FigureCanvasAgg(fig)
+    fig = _figure(3.2 * cols, 3.5 * rows)
     axes = np.atleast_1d(fig.subplots(rows, cols)).ravel()
     for ax in axes:
         ax.axis("off")
@@ -106,5 +111,4 @@ def mistakes_png(
     # One line needs about three panels' width; fewer panels get the title on two lines.
     sep = " " if cols >= 3 else "\n"
     fig.suptitle(f"Most confident mistakes{sep}(map of the predicted class)")
-    fig.tight_layout()
     return _png(fig)

@@ -183,6 +183,8 @@ def run_localization(
 ) -> tuple[LocalizationAccumulator, list[SkippedImage]]:
     """Feed ``items`` uncropped through the model; return the accumulator and the unreadable.
 
+    Images of one input size share a batch of at most ``batch_size``; ``max_pixels`` refuses
+    larger images unread; ``progress("localization", done, total)`` follows each batch;
     ``warn`` is told one line for each box clipped to its image
     (:func:`camtool.data.boxes.clip_box`); ``upsample`` is how maps become pixels
     (:func:`camtool.core.maps.heatmap`), ``protocol`` how MaxBoxAccV2 is computed.
@@ -264,17 +266,9 @@ def evaluate_localization(
 ) -> dict[str, Any]:
     """Box localization of a model's maps on one split of a dataset (what ``camtool demo`` uses).
 
-    Args:
-        runner: the model.
-        root: the dataset root (holding ``train/`` and the split).
-        split: ``"val"`` or ``"train"``.
-        boxes: boxes already read, a box file or folder, or ``None`` for ``<root>/boxes.csv``.
-        batch_size: most images per forward pass (images of one size are batched together).
-        workers: DataLoader worker processes.
-        max_pixels: refuse larger images before decoding them.
-        progress: ``progress("localization", done, total)`` after each batch.
-        upsample: ``"aligned"`` or ``"conventional"`` (see :func:`camtool.core.maps.heatmap`).
-        protocol: ``"camtool"`` or ``"wsol"`` for MaxBoxAccV2.
+    ``root`` is the dataset root (holding ``train/`` and the split); ``boxes`` are boxes already
+    read, a box file or folder, or ``None`` for ``<root>/boxes.csv``; the other arguments are
+    :func:`run_localization`'s.
 
     Returns:
         :func:`localization_dict`'s results, and ``notes`` (boxes clipped to their image).

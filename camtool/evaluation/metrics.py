@@ -35,10 +35,10 @@ __all__ = [
 ]
 
 ModelFn = Callable[[Tensor], Tensor]
-"""A function mapping a batch of images ``[B, 3, H, W]`` to logits ``[B, num_classes]``."""
+"""Maps images ``[B, C, H, W]`` to logits ``[B, num_classes]``."""
 
 ProgressFn = Callable[[int, int], None]
-"""Called as ``progress(done, total)`` after each model call, counting images fed to the model."""
+"""Called as ``progress(done, total)`` after each model call, in images fed to the model."""
 
 
 def to_numpy(values: Tensor | np.ndarray | Sequence[int] | Sequence[bool]) -> np.ndarray:
@@ -49,15 +49,10 @@ def to_numpy(values: Tensor | np.ndarray | Sequence[int] | Sequence[bool]) -> np
 
 
 def topk_correct(logits: Tensor, targets: Tensor, ks: Iterable[int] = (1, 5)) -> dict[int, int]:
-    """Count the samples whose target is among the ``k`` highest logits.
+    """``{k: how many samples have their target among the k highest logits}``.
 
-    Args:
-        logits: ``[N, C]`` scores.
-        targets: ``[N]`` class indices.
-        ks: the values of ``k``; a ``k`` above ``C`` counts every sample.
-
-    Returns:
-        ``{k: number of correct samples}`` for each ``k``.
+    ``logits`` are ``[N, C]``, ``targets`` ``[N]`` class indices; a ``k`` above ``C`` counts
+    every sample.
 
     Raises:
         ConfigError: if a ``k`` is below 1.
@@ -83,16 +78,8 @@ def topk_correct(logits: Tensor, targets: Tensor, ks: Iterable[int] = (1, 5)) ->
 def confusion_matrix(
     preds: Tensor | np.ndarray | Sequence[int], targets: Tensor | np.ndarray | Sequence[int], n: int
 ) -> np.ndarray:
-    """Count (true class, predicted class) pairs.
-
-    Args:
-        preds: ``[N]`` predicted class indices.
-        targets: ``[N]`` true class indices.
-        n: number of classes.
-
-    Returns:
-        An ``[n, n]`` int64 matrix whose entry ``[t, p]`` counts samples of class ``t``
-        predicted as ``p`` (rows are true classes, columns predictions).
+    """The ``[n, n]`` int64 confusion matrix of ``[N]`` predicted and true class indices:
+    entry ``[t, p]`` counts samples of class ``t`` predicted as ``p``.
 
     Raises:
         ConfigError: if ``n`` is below 1.
@@ -110,15 +97,8 @@ def confusion_matrix(
 
 
 def per_class_prf(confusion: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per-class precision, recall and F1 from a confusion matrix.
-
-    Args:
-        confusion: ``[n, n]`` counts, rows true classes and columns predictions
-            (as returned by :func:`confusion_matrix`).
-
-    Returns:
-        ``(precision, recall, f1)``, three float64 arrays of length ``n``; a value is 0 where it
-        is undefined (a class never predicted, never present, or with precision + recall = 0).
+    """Per-class ``(precision, recall, f1)`` of a :func:`confusion_matrix`, float64 ``[n]``
+    each; 0 where undefined (a class never predicted, never present, or P + R = 0).
 
     Raises:
         InputError: if the matrix is not square.
@@ -190,11 +170,9 @@ def _variant_probs(
     batch_size: int,
     progress: ProgressFn | None,
 ) -> Tensor:
-    """Target-class probability of ``V`` altered copies of each of ``N`` images: ``[N, V]``.
-
-    ``shape`` is ``(N, V)``; ``variant(image_idx, variant_idx)`` builds the copies for those
-    index pairs. All ``N * V`` copies are scored in chunks of ``batch_size``, without gradients.
-    """
+    """Target-class probability of ``V`` altered copies of each of ``N`` images, ``[N, V]``
+    for ``shape = (N, V)``: ``variant(image_idx, variant_idx)`` builds the copies, scored in
+    chunks of ``batch_size`` without gradients."""
     n, per_image = shape
     total = n * per_image
     device = target.device
@@ -226,11 +204,7 @@ def _gaussian_blur(images: Tensor, sigma: float) -> Tensor:
 def _curve_ends(
     images: Tensor, mode: str, insertion_start: str, blur_sigma: float
 ) -> tuple[Tensor, Tensor]:
-    """``(start, end)`` of the perturbation curve: the images at step 0 and at the last step.
-
-    Raises:
-        ConfigError: an unknown mode or start, or a blur sigma not above 0.
-    """
+    """The images at the first and last step of the curve; ConfigError for a bad setting."""
     if mode not in ("deletion", "insertion"):
         raise ConfigError(f"mode must be 'deletion' or 'insertion', got {mode!r}")
     if insertion_start not in ("blur", "baseline"):
