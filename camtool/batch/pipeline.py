@@ -2,7 +2,7 @@
 
 The pipeline has three stages that overlap:
 
-1. **decode** (:mod:`camtool.batch.decode`) -- DataLoader workers read each image and resize it
+1. **decode** (:mod:`camtool.batch.decode`) -- worker processes read each image and resize it
    to its model input: shorter side ``img_size``, each side a multiple of the model's output
    stride (:func:`camtool.data.images.input_geometry`), so images of similar shape share one
    input size.
@@ -14,7 +14,9 @@ The pipeline has three stages that overlap:
    map's peak and box and yields one manifest row, which the main thread appends to
    ``manifest.jsonl`` at once.
 
-Nothing grows with the number of images but the list of input paths. An input whose manifest
+Images travel as NumPy arrays from the decoding workers to the writers; torch is imported only
+by a PyTorch model's runner, so a run with an ONNX model never imports it. Nothing grows with
+the number of images but the list of input paths. An input whose manifest
 row says ``ok`` and whose outputs exist is skipped (``--overwrite`` redoes it): its row stays as
 it was and the run counts it as skipped, so a run that was interrupted finishes when started
 again.
@@ -24,15 +26,14 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
-from camtool.batch.decode import Decoded, ImageFiles, Sample, close_samples, open_samples
+from camtool.batch.decode import Decoded, Reader, read_images
 from camtool.batch.inputs import InputItem, assign_outputs, discover_inputs, select_shard
 from camtool.batch.manifest import (
     MANIFEST_CSV,
@@ -49,12 +50,12 @@ from camtool.core.maps import explain_batch, resolve_class
 from camtool.core.runner import ModelInfo, Runner
 from camtool.data.images import IMAGE_SUFFIXES
 from camtool.errors import EXIT_OK, EXIT_PARTIAL, CamtoolError, ConfigError, interrupt_exit_code
-from camtool.explain.files import CamOptions, map_paths
+from camtool.explain.files import CamOptions, map_paths, out_of_gpu_memory
 from camtool.fsutil import remove_stale_temps
 from camtool.paths import require_writable_dir
 from camtool.settings import Settings, write_settings
 
-__all__ = ["FORMATS", "BatchProgress", "BatchReport", "run_batch"]
+__all__ = ["FORMATS", "BatchReport", "OnProgress", "run_batch"]
 
 #: Overlay formats.
 FORMATS = ("jpg", "png")
@@ -62,17 +63,9 @@ _WAIT_BATCHES = 4  # images waiting for a batch, in batch sizes
 _WAIT_BYTES = 256 * 2**20  # decoded images waiting for a batch, at most
 _CHUNK = 1000  # error rows known before reading, appended to the manifest in one write
 
-
-@dataclass
-class BatchProgress:
-    """A progress event: ``done`` of ``total`` inputs are settled; ``row`` was just recorded.
-
-    ``row`` is ``None`` for the first event and for inputs skipped as already done.
-    """
-
-    done: int
-    total: int
-    row: dict[str, Any] | None = None
+OnProgress = Callable[[int, int, Mapping[str, Any] | None], None]
+"""``on_progress(done, total, row)``: ``done`` of ``total`` inputs are settled and ``row`` was
+just recorded (``None`` for the first call and for inputs skipped as already done)."""
 
 
 @dataclass
@@ -157,18 +150,18 @@ class _Run:
         writer: MapWriter,
         *,
         batch_size: int,
-        on_progress: Callable[[BatchProgress], None] | None,
+        on_progress: OnProgress | None,
         total: int,
     ) -> None:
         self.runner = runner
         self.options = options
         self.writer = writer
         self.batch_size = batch_size
-        self.on_progress = on_progress
+        self.on_progress = on_progress or (lambda _done, _total, _row: None)
         self.total = total
         self.manifest = ManifestWriter(writer.out_dir)
         self.counts = {"ok": 0, "skipped": 0, "error": 0}
-        self.buckets: dict[tuple[int, ...], list[Decoded]] = {}
+        self.buckets: dict[tuple[int, ...], list[tuple[InputItem, Decoded]]] = {}
         self.waiting = 0
         self.waiting_bytes = 0
         self.items: list[InputItem] = []
@@ -182,20 +175,19 @@ class _Run:
         self.manifest.append_many(rows)
         for row in rows:
             self.counts[row["status"]] += 1
-            if self.on_progress is not None:
-                self.on_progress(BatchProgress(self.done, self.total, row))
+            self.on_progress(self.done, self.total, row)
 
     def skip(self, count: int) -> None:
         """Count inputs already done (their manifest rows stay as they are)."""
         self.counts["skipped"] += count
-        if count and self.on_progress is not None:
-            self.on_progress(BatchProgress(self.done, self.total))
+        if count:
+            self.on_progress(self.done, self.total, None)
 
-    def add(self, decoded: Decoded) -> None:
+    def add(self, item: InputItem, decoded: Decoded) -> None:
         """Queue a decoded image; run a batch when one is full or too much is waiting."""
-        key = tuple(decoded.tensor.shape)
+        key = decoded.tensor.shape
         bucket = self.buckets.setdefault(key, [])
-        bucket.append(decoded)
+        bucket.append((item, decoded))
         self.waiting += 1
         self.waiting_bytes += decoded.nbytes
         if len(bucket) >= self.batch_size:
@@ -209,39 +201,40 @@ class _Run:
         """Explain the images waiting in one bucket and hand them to the writers."""
         entries = self.buckets.pop(key)
         self.waiting -= len(entries)
-        self.waiting_bytes -= sum(e.nbytes for e in entries)
-        images = torch.from_numpy(np.stack([e.tensor for e in entries]))
+        self.waiting_bytes -= sum(decoded.nbytes for _item, decoded in entries)
+        images = np.stack([decoded.tensor for _item, decoded in entries])
         try:
             batch = explain_batch(
                 self.runner, images, target=self.options.target, topk=self.options.topk
             )
-        except torch.cuda.OutOfMemoryError:
-            raise CamtoolError(
-                "out of GPU memory; try a smaller --batch-size or --device cpu"
-            ) from None
         except (RuntimeError, ValueError) as exc:
+            if out_of_gpu_memory(exc):
+                raise CamtoolError(
+                    "out of GPU memory; try a smaller --batch-size or --device cpu"
+                ) from None
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             reason = f"model failed: {first}"
-            self.record([manifest_row(self.items[e.index].path, "error", reason) for e in entries])
+            self.record([manifest_row(item.path, "error", reason) for item, _d in entries])
             return
-        for row, entry in enumerate(entries):
-            self.record(self.writer.submit(self.items[entry.index], entry.original, batch, row))
+        for row, (item, decoded) in enumerate(entries):
+            self.record(self.writer.submit(item, decoded.original, batch, row))
 
-    def pipeline(self, samples: Iterator[Sample]) -> None:
-        """Decode -> explain -> write, until every sample is done."""
-        while True:
-            try:
-                index, original, tensor, error = next(samples)
-            except StopIteration:
-                break
-            except RuntimeError as exc:  # a worker died (e.g. a decoder crashed)
-                raise CamtoolError(f"reading images failed: {exc}") from None
-            if error is not None or original is None or tensor is None:
-                reason = error or "cannot read image"
-                self.record([manifest_row(self.items[index].path, "error", reason)])
-            else:
-                self.add(Decoded(index, original, tensor))
-            self.record(self.writer.collect(self.writer.max_pending))
+    def pipeline(self, workers: int) -> None:
+        """Decode -> explain -> write every input of ``self.items``."""
+        info = self.writer.info
+        reader = Reader(
+            info.img_size, info.mean, info.std, self.options.max_pixels, info.output_stride
+        )
+        decoded = read_images(reader, [item.path for item in self.items], workers)
+        try:
+            for item, result in zip(self.items, decoded, strict=True):
+                if isinstance(result, str):
+                    self.record([manifest_row(item.path, "error", result)])
+                else:
+                    self.add(item, result)
+                self.record(self.writer.collect(self.writer.max_pending))
+        finally:
+            decoded.close()  # stop the workers now, also when interrupted
         for key in list(self.buckets):
             self.run_bucket(key)
 
@@ -329,30 +322,18 @@ def _execute(run: _Run, items: list[InputItem], workers: int, overwrite: bool) -
         CamtoolError: interrupted (``KeyboardInterrupt``: Ctrl-C, or SIGTERM as the CLI maps
             it), exit code 130; the writes not yet started were cancelled.
     """
-    out_dir, info = run.writer.out_dir, run.writer.info
-    samples: Iterator[Sample] | None = None
+    out_dir = run.writer.out_dir
     interrupted = False
     stopped_by: BaseException | None = None
     try:
-        if run.on_progress is not None:
-            run.on_progress(BatchProgress(0, run.total))
+        run.on_progress(0, run.total, None)
         _plan(run, items, out_dir, overwrite)
         if run.items:
-            dataset = ImageFiles(
-                [item.path for item in run.items],
-                info.img_size,
-                info.mean,
-                info.std,
-                run.options.max_pixels,
-                stride=info.output_stride,
-            )
-            samples = open_samples(dataset, workers)
-            run.pipeline(samples)
+            run.pipeline(workers)
     except KeyboardInterrupt as exc:
         interrupted, stopped_by = True, exc
     finally:
         try:
-            close_samples(samples)
             run.stop(cancel=interrupted)
         finally:
             finalize(out_dir, _gallery)
@@ -401,7 +382,7 @@ def run_batch(
     shard: tuple[int, int] | None = None,
     write_threads: int | None = None,
     runner: Runner | None = None,
-    on_progress: Callable[[BatchProgress], None] | None = None,
+    on_progress: OnProgress | None = None,
 ) -> BatchReport:
     """Explain every image under ``inputs`` and write overlays, a manifest and a gallery.
 
@@ -423,7 +404,8 @@ def run_batch(
         shard: ``(I, N)`` to process only shard ``I`` of ``N``.
         write_threads: threads drawing and writing maps (default: up to 4, one per CPU).
         runner: an already opened model (then ``model_path`` and the device are not used).
-        on_progress: called after each manifest row (and once at the start).
+        on_progress: called after each manifest row and once at the start (see
+            :data:`OnProgress`).
 
     Returns:
         The summary; its ``exit_code`` is 3 if some inputs failed.
