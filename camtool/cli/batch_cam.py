@@ -157,7 +157,7 @@ def batch_cam(
     from camtool.batch.pipeline import run_batch
 
     stdin = _stdin_lines() if STDIN in inputs else None
-    with _progress(quiet) as on_progress:
+    with _progress(quiet, json_out) as on_progress:
         report = run_batch(
             inputs,
             settings,
@@ -189,12 +189,15 @@ def _stdin_lines() -> Iterator[bytes]:
 
 
 @contextlib.contextmanager
-def _progress(quiet: bool) -> Iterator[OnProgress]:
+def _progress(quiet: bool, json_out: bool) -> Iterator[OnProgress]:
     """A progress callback: a bar on a terminal, plain lines every :data:`LINE_EVERY` images
-    or 30 s elsewhere, nothing with ``--quiet``; per-input errors always."""
+    or 30 s elsewhere, nothing with ``--quiet`` (nor on a terminal with ``--json``); per-input
+    errors always."""
     from camtool.cli._progress import ProgressReporter
 
-    with ProgressReporter("batch-cam", quiet=quiet, every=LINE_EVERY) as reporter:
+    with ProgressReporter(
+        "batch-cam", quiet=quiet, json_out=json_out, every=LINE_EVERY
+    ) as reporter:
 
         def on_progress(done: int, total: int, row: Mapping[str, Any] | None) -> None:
             if done or total == 0:
