@@ -358,11 +358,6 @@ def _render(
     )
 
 
-def _write_text_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` atomically (see :func:`camtool.fsutil.atomic_path`)."""
-    atomic_write_text(path, text)
-
-
 def write_gallery(
     out_dir: Path,
     rows: Sequence[Mapping[str, Any]],
@@ -404,7 +399,7 @@ def write_gallery(
     page = _render(cards, failures, counts, title, thumb_size)
     target = out_dir / INDEX_NAME
     try:
-        _write_text_atomic(target, page)
+        atomic_write_text(target, page)
     except OSError as exc:
         raise CamtoolError(f"cannot write {target}: {exc.strerror or exc}") from exc
     return target

@@ -27,13 +27,14 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from camtool.batch.decode import Decoded, Reader, read_images
+from camtool.batch.gallery import INDEX_NAME, write_gallery
 from camtool.batch.inputs import InputItem, assign_outputs, discover_inputs, select_shard
 from camtool.batch.manifest import (
     MANIFEST_CSV,
@@ -81,20 +82,20 @@ class BatchReport:
         images_per_s: ``ok`` per second of the reading-explaining-writing stage.
     """
 
-    output_dir: Path
-    manifest: Path
-    manifest_csv: Path
-    gallery: Path
-    settings_file: Path
-    model: str
-    device: str
     total: int
     ok: int
     skipped: int
     failed: int
     elapsed_s: float
     images_per_s: float
-    shard: tuple[int, int] | None = None
+    shard: tuple[int, int] | None
+    model: str
+    device: str
+    output_dir: Path
+    manifest: Path
+    manifest_csv: Path
+    gallery: Path
+    settings_file: Path
 
     @property
     def exit_code(self) -> int:
@@ -102,24 +103,16 @@ class BatchReport:
         return EXIT_PARTIAL if self.failed else EXIT_OK
 
     def to_dict(self) -> dict[str, Any]:
-        """The ``--json`` document (schema in the README): counts, speed, paths, exit code."""
-        return {
-            "total": self.total,
-            "ok": self.ok,
-            "skipped": self.skipped,
-            "failed": self.failed,
-            "elapsed_s": round(self.elapsed_s, 1),
-            "images_per_s": float(f"{self.images_per_s:.3g}"),
-            "shard": f"{self.shard[0]}/{self.shard[1]}" if self.shard else None,
-            "model": self.model,
-            "device": self.device,
-            "output_dir": str(self.output_dir),
-            "manifest": str(self.manifest),
-            "manifest_csv": str(self.manifest_csv),
-            "gallery": str(self.gallery),
-            "settings_file": str(self.settings_file),
-            "exit_code": self.exit_code,
-        }
+        """The ``--json`` document (schema in the README): the fields in order, paths as text,
+        then the exit code."""
+        doc = {f.name: getattr(self, f.name) for f in fields(self)}
+        doc.update(
+            elapsed_s=round(self.elapsed_s, 1),
+            images_per_s=float(f"{self.images_per_s:.3g}"),
+            shard=f"{self.shard[0]}/{self.shard[1]}" if self.shard else None,
+            exit_code=self.exit_code,
+        )
+        return {key: str(v) if isinstance(v, Path) else v for key, v in doc.items()}
 
 
 def _clean_text(value: Any) -> Any:
@@ -130,8 +123,6 @@ def _clean_text(value: Any) -> Any:
 
 def _gallery(directory: Path, rows: Sequence[Mapping[str, Any]]) -> None:
     """Write ``index.html`` from the manifest rows a gallery can show."""
-    from camtool.batch.gallery import write_gallery
-
     shown = [
         {key: _clean_text(value) for key, value in row.items()}
         for row in rows
@@ -441,7 +432,7 @@ def run_batch(
         output_dir=out_dir,
         manifest=out_dir / MANIFEST_JSONL,
         manifest_csv=out_dir / MANIFEST_CSV,
-        gallery=out_dir / "index.html",
+        gallery=out_dir / INDEX_NAME,
         settings_file=settings_file,
         model=info.source,
         device=str(getattr(runner, "device", "")),
