@@ -16,10 +16,9 @@ The pipeline has three stages that overlap:
 
 Images travel as NumPy arrays from the decoding workers to the writers; torch is imported only
 by a PyTorch model's runner, so a run with an ONNX model never imports it. Nothing grows with
-the number of images but the list of input paths. An input whose manifest
-row says ``ok`` and whose outputs exist is skipped (``--overwrite`` redoes it): its row stays as
-it was and the run counts it as skipped, so a run that was interrupted finishes when started
-again.
+the number of images but the list of input paths. An input whose manifest row says ``ok`` and
+whose outputs exist is skipped (``--overwrite`` redoes it): its row stays as it was and the run
+counts it as skipped, so a run that was interrupted finishes when started again.
 """
 
 from __future__ import annotations
@@ -35,7 +34,7 @@ import numpy as np
 
 from camtool.batch.decode import Decoded, Reader, read_images
 from camtool.batch.gallery import INDEX_NAME, write_gallery
-from camtool.batch.inputs import InputItem, assign_outputs, discover_inputs, select_shard
+from camtool.batch.inputs import InputItem, find_inputs
 from camtool.batch.manifest import (
     MANIFEST_CSV,
     MANIFEST_JSONL,
@@ -48,8 +47,7 @@ from camtool.batch.manifest import (
 from camtool.batch.writer import MapWriter
 from camtool.core.loading import runner_from_settings
 from camtool.core.maps import explain_batch, resolve_class
-from camtool.core.runner import ModelInfo, Runner
-from camtool.data.images import IMAGE_SUFFIXES
+from camtool.core.runner import Runner
 from camtool.errors import EXIT_OK, EXIT_PARTIAL, CamtoolError, ConfigError, interrupt_exit_code
 from camtool.explain.files import CamOptions, map_paths, out_of_gpu_memory
 from camtool.fsutil import remove_stale_temps
@@ -135,20 +133,13 @@ class _Run:
     """One batch run's explaining stage: size buckets, forward passes, counts, the manifest."""
 
     def __init__(
-        self,
-        runner: Runner,
-        options: CamOptions,
-        writer: MapWriter,
-        *,
-        batch_size: int,
-        on_progress: OnProgress | None,
-        total: int,
+        self, runner: Runner, options: CamOptions, writer: MapWriter, batch_size: int, total: int
     ) -> None:
         self.runner = runner
         self.options = options
         self.writer = writer
         self.batch_size = batch_size
-        self.on_progress = on_progress or (lambda _done, _total, _row: None)
+        self.on_progress: OnProgress = lambda _done, _total, _row: None
         self.total = total
         self.manifest = ManifestWriter(writer.out_dir)
         self.counts = {"ok": 0, "skipped": 0, "error": 0}
@@ -241,43 +232,6 @@ def _is_done(previous: Mapping[str, Any] | None, expected: list[Path]) -> bool:
     return all(path.is_file() for path in expected)
 
 
-def _find_inputs(
-    inputs: Sequence[str | os.PathLike[str]],
-    out_dir: Path,
-    stdin: Iterable[str | bytes] | None,
-    shard: tuple[int, int] | None,
-) -> list[InputItem]:
-    """The inputs of this run, with their output names, this shard only.
-
-    Raises:
-        CamtoolError: no input at all.
-    """
-    items = discover_inputs(inputs, out_dir, stdin=stdin)
-    if not items:
-        named = ", ".join(os.fspath(i) for i in inputs) or "(nothing)"
-        raise CamtoolError(
-            f"no images found in {named} (looked for {', '.join(sorted(IMAGE_SUFFIXES))})"
-        )
-    assign_outputs(items)
-    return select_shard(items, *shard) if shard is not None else items
-
-
-def _cam_options(
-    settings: Settings, target: int | None, fmt: str, figure: bool, save_array: bool
-) -> CamOptions:
-    """The drawing options from the settings and flags.
-
-    Raises:
-        ConfigError: an unknown overlay format.
-    """
-    fmt = {"jpeg": "jpg"}.get(str(fmt).lower(), str(fmt).lower())
-    if fmt not in FORMATS:
-        raise ConfigError(f"unknown format {fmt!r}; choose jpg or png")
-    return CamOptions.from_settings(
-        settings, target=target, figure=figure, save_array=save_array, fmt=fmt
-    )
-
-
 def _plan(run: _Run, items: list[InputItem], out_dir: Path, overwrite: bool) -> None:
     """Settle what needs no reading: inputs already done (skipped) and inputs known to fail.
 
@@ -334,15 +288,6 @@ def _execute(run: _Run, items: list[InputItem], workers: int, overwrite: bool) -
             f"{out_dir}, run the same command again to finish",
             exit_code=interrupt_exit_code(stopped_by),
         )
-
-
-def _writer(
-    out_dir: Path, info: ModelInfo, options: CamOptions, threads: int | None, batch_size: int
-) -> MapWriter:
-    """The map writer: ``threads`` threads (default: up to 4, one per CPU), a batch's worth of
-    images (plus two per thread) pending at most."""
-    threads = threads or max(1, min(4, os.cpu_count() or 1))
-    return MapWriter(out_dir, info, options, threads, max_pending=batch_size + 2 * threads)
 
 
 def _settings_file(out_dir: Path, settings: Settings) -> Path:
@@ -406,9 +351,12 @@ def run_batch(
             interrupted (exit code 130, after saving the manifest).
     """
     started = time.perf_counter()
-    options = _cam_options(settings, None, fmt, figure, save_array)
+    fmt = {"jpeg": "jpg"}.get(str(fmt).lower(), str(fmt).lower())
+    if fmt not in FORMATS:
+        raise ConfigError(f"unknown format {fmt!r}; choose jpg or png")
+    options = CamOptions.from_settings(settings, figure=figure, save_array=save_array, fmt=fmt)
     out_dir = Path(settings.cam.output_dir)
-    items = _find_inputs(inputs, out_dir, stdin, shard)
+    items = find_inputs(inputs, out_dir, stdin=stdin, shard=shard)
     require_writable_dir(out_dir)
     if runner is None:
         runner = runner_from_settings(model_path, settings)
@@ -417,14 +365,10 @@ def run_batch(
         options = replace(options, target=resolve_class(class_spec, info.class_names))
     settings_file = _settings_file(out_dir, settings)
     batch_size = settings.training.batch_size
-    run = _Run(
-        runner,
-        options,
-        _writer(out_dir, info, options, write_threads, batch_size),
-        batch_size=batch_size,
-        on_progress=on_progress,
-        total=len(items),
-    )
+    threads = write_threads or max(1, min(4, os.cpu_count() or 1))
+    writer = MapWriter(out_dir, info, options, threads, max_pending=batch_size + 2 * threads)
+    run = _Run(runner, options, writer, batch_size, len(items))
+    run.on_progress = on_progress or run.on_progress
     pipeline_started = time.perf_counter()
     _execute(run, items, settings.training.workers, overwrite)
     ended = time.perf_counter()
