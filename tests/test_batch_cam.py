@@ -763,6 +763,17 @@ def test_a_failing_batch_fails_its_images_only(tmp_path: Path) -> None:
     assert rows[str(tmp_path / "pics" / "wide.png")]["error"] == "model failed: shape not supported"
 
 
+def _crash(path: str) -> Any:
+    os._exit(1)  # a decoder that takes its worker process down with it
+
+
+def test_a_decoding_worker_that_dies_ends_the_run_in_one_line() -> None:
+    from camtool.batch.decode import read_images
+
+    with pytest.raises(CamtoolError, match="^reading images failed: a decoding worker died$"):
+        list(read_images(_crash, ["a.jpg", "b.jpg"], workers=1))
+
+
 def test_the_command_lets_waiting_openmp_threads_sleep(monkeypatch: pytest.MonkeyPatch) -> None:
     import camtool.cli as cli
 

@@ -11,7 +11,7 @@ workers are a :class:`~concurrent.futures.ProcessPoolExecutor` with a bounded re
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Generator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -84,9 +84,10 @@ class Reader:
 
 
 def read_images(
-    reader: Reader, paths: Sequence[str], workers: int
+    reader: Callable[[str], Decoded | str], paths: Sequence[str], workers: int
 ) -> Generator[Decoded | str, None, None]:
-    """``reader(path)`` for each of ``paths``, in order, in ``workers`` processes (0: here).
+    """``reader(path)`` (a :class:`Reader`) for each of ``paths``, in order, in ``workers``
+    processes (0: in this one).
 
     At most ``2 * workers`` images are read ahead of the consumer, so memory stays flat. Closing
     the iterator (or an exception in the consumer) cancels the reads not started and waits for
