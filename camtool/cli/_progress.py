@@ -34,7 +34,7 @@ class ProgressMode(str, Enum):
 
     live = "live"  #: rich's bars on a terminal
     lines = "lines"  #: plain, throttled lines (stderr is not a terminal)
-    off = "off"  #: --quiet
+    off = "off"  #: --quiet, or --json on a terminal
 
 
 def progress_mode(quiet: bool, stream: Any = None, *, json_out: bool = False) -> ProgressMode:
