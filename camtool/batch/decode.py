@@ -114,4 +114,3 @@ def read_images(
             yield result
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
-
