@@ -3,11 +3,10 @@
 On one folder of photo-like 320x240 JPEGs and one model (a ResNet-18 checkpoint, 10 classes,
 img_size 160) it measures, each in a fresh subprocess:
 
-* **floor** -- decode + preprocess in DataLoader workers, batch, forward (logits only): no CAM,
+* **floor** -- decode + preprocess in batch-cam's decoding workers, batch, forward: no CAM,
   no drawing, no writing. The best a batch tool could do on this machine.
-* **batch** -- :func:`camtool.batch.pipeline.run_batch` end to end: CAMs, overlays (JPEG), peak and
-box,
-  manifest, CSV and gallery.
+* **batch** -- :func:`camtool.batch.pipeline.run_batch` end to end: CAMs, overlays (JPEG), peak
+  and box, manifest, CSV and gallery.
 
 Both use the same workers, batch size and model, and warm the model up on one batch first. It
 reports images/s, the ratio batch/floor, each with and without channels-last memory on the CPU,
@@ -181,13 +180,12 @@ def _floor(folder: Path, runner: Any, workers: int, batch_size: int) -> int:
     """Decode, preprocess and forward every image (logits only); return how many."""
     import torch
 
-    from camtool.batch.decode import ImageFiles, open_samples
+    from camtool.batch.decode import Reader, read_images
     from camtool.data.images import IMAGE_SUFFIXES
 
     paths = sorted(str(p) for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
     info = runner.info
-    dataset = ImageFiles(paths, info.img_size, info.mean, info.std, None, info.output_stride)
-    loader = open_samples(dataset, workers)
+    reader = Reader(info.img_size, info.mean, info.std, None, info.output_stride)
     done = 0
     pending: list[np.ndarray] = []
 
@@ -199,9 +197,9 @@ def _floor(folder: Path, runner: Any, workers: int, batch_size: int) -> int:
             runner.model(x)
         pending.clear()
 
-    for _index, _original, tensor, error in loader:
-        assert error is None and tensor is not None, error
-        pending.append(tensor)
+    for decoded in read_images(reader, paths, workers):
+        assert not isinstance(decoded, str), decoded
+        pending.append(decoded.tensor)
         done += 1
         if len(pending) == batch_size:
             forward()

@@ -171,26 +171,22 @@ def batch_floor(runner: Any, photos: Path, workers: int, batch_size: int) -> flo
     import numpy as np
     import torch
 
-    from camtool.batch.decode import ImageFiles, close_samples, open_samples
+    from camtool.batch.decode import Reader, read_images
     from camtool.data.images import IMAGE_SUFFIXES
 
     paths = sorted(str(p) for p in photos.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
     info = runner.info
-    files = ImageFiles(paths, info.img_size, info.mean, info.std, None, info.output_stride)
-    samples = open_samples(files, workers)
+    reader = Reader(info.img_size, info.mean, info.std, None, info.output_stride)
     pending: list[Any] = []
     started = time.perf_counter()
-    try:
-        for _index, _original, array, error in samples:
-            assert error is None, error
-            pending.append(array)
-            if len(pending) == batch_size:  # make_photos draws one size: they stack
-                runner(torch.from_numpy(np.stack(pending)))
-                pending.clear()
-        if pending:
-            runner(torch.from_numpy(np.stack(pending)))
-    finally:
-        close_samples(samples)
+    for decoded in read_images(reader, paths, workers):
+        assert not isinstance(decoded, str), decoded
+        pending.append(decoded.tensor)
+        if len(pending) == batch_size:  # make_photos draws one size: they stack
+            runner(np.stack(pending))
+            pending.clear()
+    if pending:
+        runner(np.stack(pending))
     if runner.torch_device.type == "cuda":
         torch.cuda.synchronize()
     return len(paths) / (time.perf_counter() - started)

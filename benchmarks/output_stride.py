@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from camtool.cli.train import LiveProgress
+from camtool.cli._progress import ProgressReporter, TrainProgress
 from camtool.data.synthetic import make_shapes_dataset
 from camtool.evaluation.evaluate import EvalOptions, run_eval
 from camtool.settings import load_settings
@@ -63,11 +63,10 @@ def run_one(args: argparse.Namespace, data: Path, out: Path, stride: int) -> dic
     """Train and evaluate one model; return its figures."""
     settings = settings_for(args, data, out, stride)
     started = time.perf_counter()
-    progress = LiveProgress()  # per-epoch lines on stderr (a live bar on a terminal)
-    try:
-        result = train(settings, crop_scale=(0.5, 1.0), overwrite=True, observer=progress)
-    finally:
-        progress.close()
+    with ProgressReporter("train") as reporter:  # per-epoch lines (a live bar on a terminal)
+        result = train(
+            settings, crop_scale=(0.5, 1.0), overwrite=True, observer=TrainProgress(reporter)
+        )
     train_seconds = time.perf_counter() - started
     assert result.best_checkpoint is not None
     groups = {"classification", "localization"} | ({"faithfulness"} if args.faithfulness else set())

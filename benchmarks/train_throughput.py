@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
-from camtool.cli.train import LiveProgress
+from camtool.cli._progress import ProgressReporter, TrainProgress
 from camtool.core.device import resolve_device
 from camtool.core.model import build_model
 from camtool.data.datasets import collate_skip_none
@@ -67,11 +67,8 @@ def settings_for(args: argparse.Namespace, data: Path, out: Path) -> Settings:
 
 def camtool_rate(settings: Settings) -> float:
     """Training images per second of :func:`camtool.training.loop.train`, epochs after the first."""
-    progress = LiveProgress()  # per-epoch lines on stderr (a live bar on a terminal)
-    try:
-        result = train(settings, overwrite=True, observer=progress)
-    finally:
-        progress.close()
+    with ProgressReporter("train") as reporter:  # per-epoch lines (a live bar on a terminal)
+        result = train(settings, overwrite=True, observer=TrainProgress(reporter))
     return _overall([m.images_per_s for m in result.history[1:]])
 
 

@@ -26,7 +26,7 @@ from camtool.batch.inputs import (
     select_shard,
 )
 from camtool.batch.manifest import MANIFEST_CSV, MANIFEST_JSONL, ManifestWriter, read_rows
-from camtool.batch.pipeline import BatchProgress, run_batch
+from camtool.batch.pipeline import run_batch
 from camtool.cli import app
 from camtool.core.checkpoint import save_checkpoint
 from camtool.core.maps import explain_batch
@@ -384,11 +384,11 @@ def test_interrupt_saves_manifest_and_resumes(tmp_path: Path, model_file: Path) 
     settings = load_settings(
         None, {"cam": {"output_dir": out}, "training": {"workers": 0, "batch_size": 2}}
     )
-    seen: list[BatchProgress] = []
+    seen: list[tuple[int, int, Any]] = []
 
-    def stop_after_three(event: BatchProgress) -> None:
-        seen.append(event)
-        if event.done == 3:
+    def stop_after_three(done: int, total: int, row: Any) -> None:
+        seen.append((done, total, row))
+        if done == 3:
             raise KeyboardInterrupt
 
     with pytest.raises(CamtoolError) as info:
@@ -399,7 +399,7 @@ def test_interrupt_saves_manifest_and_resumes(tmp_path: Path, model_file: Path) 
     assert (
         "interrupted" in info.value.message and "run the same command again" in info.value.message
     )
-    assert seen[0].row is None and seen[0].total == 9
+    assert seen[0] == (0, 9, None)
     done = list(read_rows(out / MANIFEST_JSONL))
     assert 3 <= len(done) < 9 and all(r["status"] == "ok" for r in done)
     assert (out / "index.html").is_file() and (out / MANIFEST_CSV).is_file()
@@ -763,17 +763,15 @@ def test_a_failing_batch_fails_its_images_only(tmp_path: Path) -> None:
     assert rows[str(tmp_path / "pics" / "wide.png")]["error"] == "model failed: shape not supported"
 
 
-def test_writer_threads_leave_the_model_its_threads() -> None:
-    from concurrent.futures import ThreadPoolExecutor
+def _crash(path: str) -> Any:
+    os._exit(1)  # a decoder that takes its worker process down with it
 
-    from camtool.batch.writer import _one_thread
 
-    main = torch.get_num_threads()
-    with ThreadPoolExecutor(1, initializer=_one_thread) as pool:
-        inside = pool.submit(torch.get_num_threads).result()
-    assert torch.get_num_threads() == main
-    if "parallel backend: OpenMP" in torch.__config__.parallel_info():
-        assert inside == 1
+def test_a_decoding_worker_that_dies_ends_the_run_in_one_line() -> None:
+    from camtool.batch.decode import read_images
+
+    with pytest.raises(CamtoolError, match="^reading images failed: a decoding worker died$"):
+        list(read_images(_crash, ["a.jpg", "b.jpg"], workers=1))
 
 
 def test_the_command_lets_waiting_openmp_threads_sleep(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -44,10 +44,11 @@ def run_in_subprocess(
     """Run ``camtool ARGS`` in a new interpreter: (exit code, which of the ``watch`` modules it
     imported, out, err)."""
     code = (
-        "import sys\nfrom camtool.cli import app\n"
-        f"try:\n    app({args!r})\nexcept SystemExit as exc:\n    code = exc.code\n"
+        "import json, sys\nfrom camtool.cli import main\n"
+        f"sys.argv = ['camtool', *{args!r}]\n"
+        "try:\n    main()\nexcept SystemExit as exc:\n    code = exc.code\n"
         f"heavy = [m for m in {watch!r} if m in sys.modules]\n"
-        "print('HEAVY', heavy, file=sys.stderr)\nsys.exit(code)\n"
+        "print('HEAVY', json.dumps(heavy), file=sys.stderr)\nsys.exit(code)\n"
     )
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     done = subprocess.run(
@@ -55,7 +56,7 @@ def run_in_subprocess(
     )
     marker = [line for line in done.stderr.splitlines() if line.startswith("HEAVY ")]
     assert marker, done.stderr
-    heavy = eval(marker[-1][len("HEAVY ") :])  # a list literal printed above
+    heavy = json.loads(marker[-1][len("HEAVY ") :])
     stderr = "\n".join(line for line in done.stderr.splitlines() if not line.startswith("HEAVY "))
     return done.returncode, heavy, done.stdout, stderr
 
@@ -78,6 +79,19 @@ def test_cam_with_onnx_imports_neither_torch_nor_matplotlib(
     assert doc["device"] == "cpu" and doc["images"][0]["topk"][0]["name"] in TINY_CLASSES
     assert Image.open(tmp_path / "out" / "one_overlay.png").size == (64, 48)
     assert np.load(tmp_path / "out" / "one.npz")["heatmap"].shape == (48, 64)
+
+
+def test_batch_cam_with_onnx_imports_no_torch(tiny_onnx: Path, tmp_path: Path) -> None:
+    for i in range(3):
+        make_photo(tmp_path / "pics" / f"{i}.png", (48 + 8 * i, 40), seed=i)
+    (tmp_path / "pics" / "broken.png").write_bytes(b"not a png")
+    args = ["batch-cam", "pics", "--model", str(tiny_onnx), "-o", "out", "-j", "2", "--json"]
+    code, heavy, stdout, stderr = run_in_subprocess(args, tmp_path, ("torch",))
+    assert code == 3 and heavy == [], stderr  # the broken file fails alone
+    doc = json.loads(stdout)
+    assert (doc["ok"], doc["failed"], doc["device"]) == (3, 1, "cpu")
+    with Image.open(tmp_path / "out" / "pics" / "1_overlay.jpg") as overlay:
+        assert overlay.size == (56, 40)
 
 
 def test_plain_cam_skips_the_box_code_that_only_json_shows(tmp_path: Path) -> None:

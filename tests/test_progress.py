@@ -14,7 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from camtool.cli import app
-from camtool.cli._progress import ProgressMode, ProgressReporter, progress_mode
+from camtool.cli._progress import ProgressMode, ProgressReporter, TrainProgress, progress_mode
 from camtool.training.types import BatchProgress, EpochMetrics, TrainPlan
 from tests.conftest import make_photo
 
@@ -107,6 +107,11 @@ def test_batch_cam_without_terminal(tmp_path: Path, tiny_checkpoint: Path) -> No
 
 
 def _fake_train(settings: Any, resume: Any, observer: Any, **_: Any) -> Any:
+    _train_events(observer)
+    return SimpleNamespace(is_main=True, skipped=[], to_dict=lambda: {"epochs_run": 2})
+
+
+def _train_events(observer: Any) -> None:
     observer.on_start(
         TrainPlan(
             num_epochs=2,
@@ -128,7 +133,6 @@ def _fake_train(settings: Any, resume: Any, observer: Any, **_: Any) -> Any:
             observer.on_batch(BatchProgress(epoch, batch, 3, 0.5, 0.75, 40.0))
         observer.on_validate(epoch)
         observer.on_epoch_end(EpochMetrics(epoch, 0.5, 0.75, 0.6, 0.5, 1e-3, 1.5, 40.0, 0))
-    return SimpleNamespace(is_main=True, skipped=[], to_dict=lambda: {"epochs_run": 2})
 
 
 @pytest.mark.parametrize("quiet", [False, True])
@@ -187,3 +191,33 @@ def test_eval_download_and_demo_lines(monkeypatch: pytest.MonkeyPatch, tmp_path:
         assert quiet.exit_code == 0 and quiet.stderr == "", name
     download = runner.invoke(app, ["download", "--json"])
     assert len(lines_of(download.stderr, "camtool download: ")) == 10  # every 10%
+
+
+def test_train_on_a_terminal_shows_bars_and_epoch_lines(capsys: pytest.CaptureFixture[str]) -> None:
+    with ProgressReporter("train", stream=Tty()) as reporter:
+        assert reporter.live
+        _train_events(TrainProgress(reporter))
+    lines = [line for line in capsys.readouterr().err.splitlines() if line]
+    assert lines[0].startswith("training resnet18") and len(lines) == 3  # batches: in the bars
+    assert [line.split()[:2] for line in lines[1:]] == [["epoch", "1"], ["epoch", "2"]]
+
+
+def test_json_on_a_terminal_shows_no_progress(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, tiny_checkpoint: Path
+) -> None:
+    monkeypatch.setattr("camtool.cli._progress._stderr_is_terminal", lambda: True)
+    monkeypatch.setattr("camtool.training.loop.train", _fake_train)
+
+    def fake_demo(output_dir: Any, device: Any, observer: Any, on_stage: Any, **_: Any) -> Any:
+        on_stage("drawing the shapes dataset")
+        _train_events(observer)
+        return SimpleNamespace(skipped=[], to_dict=lambda: {"ok": True})
+
+    monkeypatch.setattr("camtool.demo.pipeline.run_demo", fake_demo)
+    make_photo(tmp_path / "pics" / "a.png")
+    batch = ["batch-cam", str(tmp_path / "pics"), "-m", str(tiny_checkpoint), "-j", "0"]
+    for args in (["train"], ["demo"], [*batch, "-o", str(tmp_path / "out")]):
+        result = runner.invoke(app, [*args, "--json"])
+        assert result.exit_code == 0, (args, result.output)
+        json.loads(result.stdout)
+        assert result.stderr == "", args

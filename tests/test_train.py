@@ -23,7 +23,7 @@ from typer.testing import CliRunner
 
 from camtool.choices import Optimizer, Scheduler
 from camtool.cli import app
-from camtool.cli.train import LiveProgress
+from camtool.cli._progress import TrainProgress
 from camtool.data.synthetic import make_shapes_dataset
 from camtool.errors import EXIT_INTERRUPTED, CamtoolError, ConfigError
 from camtool.settings import Settings, TrainingSettings, load_settings
@@ -458,11 +458,11 @@ def test_cli_ctrl_c_exits_130_and_resume_finishes(
     args = ["train", "--config", str(config), "--data-dir", str(shapes), "--epochs", "2"]
     args += ["--checkpoint-dir", str(folder)]
 
-    def press_ctrl_c(self: LiveProgress, progress: BatchProgress) -> None:
+    def press_ctrl_c(self: TrainProgress, progress: BatchProgress) -> None:
         raise KeyboardInterrupt
 
     with monkeypatch.context() as patch:
-        patch.setattr(LiveProgress, "on_batch", press_ctrl_c)
+        patch.setattr(TrainProgress, "on_batch", press_ctrl_c)
         result = runner.invoke(app, args)
     assert result.exit_code == EXIT_INTERRUPTED
     assert result.stderr.strip().splitlines()[-1] == (

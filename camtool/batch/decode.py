@@ -1,44 +1,43 @@
-"""batch-cam's first stage: DataLoader worker processes read and preprocess the images.
+"""batch-cam's first stage: worker processes read and preprocess the images, in order.
 
 A worker opens each image (:func:`camtool.data.images.load_image`: size check before decoding,
 EXIF orientation, conversion to RGB), resizes it to its model input
-(:func:`camtool.data.images.preprocess`: shorter side ``img_size``, each side a multiple of the
-model's output stride) and hands back the original pixels and the model input, or the reason
-the file cannot be used. Nothing here raises for one bad file.
+(:func:`camtool.data.images.preprocess_array`: shorter side ``img_size``, each side a multiple of
+the model's output stride) and hands back the original pixels and the model input, or the reason
+the file cannot be used. Nothing here raises for one bad file, and nothing imports torch: the
+workers are a :class:`~concurrent.futures.ProcessPoolExecutor` with a bounded read-ahead.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections import deque
+from collections.abc import Callable, Generator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
-from typing import Any
 
 import numpy as np
-from torch.utils.data import DataLoader, Dataset
 
-from camtool.data.images import ResizeGeometry, load_image, preprocess
+from camtool.data.images import ResizeGeometry, load_image, preprocess_array
 from camtool.errors import CamtoolError
 from camtool.process import worker_init
 
-__all__ = ["Decoded", "ImageFiles", "Sample", "close_samples", "keep_as_is", "open_samples"]
+__all__ = ["Decoded", "Reader", "read_images"]
 
-Sample = tuple[int, np.ndarray | None, np.ndarray | None, str | None]
-"""``(index, original (H, W, 3) uint8, model input (3, h, w) float32, error)``; the arrays are
-``None`` exactly when ``error`` says why the file cannot be used."""
+_AHEAD = 2  # images read ahead per worker (as a DataLoader's prefetch_factor)
 
 
 @dataclass
 class Decoded:
-    """One image ready to explain: its index among the inputs, its pixels and its model input.
+    """One image ready to explain: its pixels and its model input.
 
     Attributes:
-        index: position in the list of inputs being read.
         original: ``(H, W, 3)`` uint8, upright RGB.
         tensor: ``(3, h, w)`` float32, normalised model input.
     """
 
-    index: int
     original: np.ndarray
     tensor: np.ndarray
 
@@ -54,17 +53,11 @@ class Decoded:
         return ResizeGeometry(width, height, self.tensor.shape[2], self.tensor.shape[1])
 
 
-def _reason(message: str, path: str) -> str:
-    """An error message without the leading ``path: `` (the manifest row has the path)."""
-    prefix = f"{path}: "
-    return message[len(prefix) :] if message.startswith(prefix) else message
+@dataclass(frozen=True)
+class Reader:
+    """Reads one image file into a :class:`Decoded`, or the reason it cannot (a ``str``).
 
-
-class ImageFiles(Dataset[Sample]):
-    """Reads image ``i`` of ``paths`` in a DataLoader worker; see :data:`Sample`.
-
-    Args:
-        paths: the image files.
+    Attributes:
         short_side: the model's ``img_size``.
         mean: per-channel mean, for normalising.
         std: per-channel standard deviation.
@@ -72,62 +65,52 @@ class ImageFiles(Dataset[Sample]):
         stride: the model's output stride (model inputs are multiples of it).
     """
 
-    def __init__(
-        self,
-        paths: list[str],
-        short_side: int,
-        mean: Sequence[float],
-        std: Sequence[float],
-        max_pixels: int | None,
-        stride: int = 1,
-    ) -> None:
-        self.paths = paths
-        self.short_side = short_side
-        self.mean = tuple(mean)
-        self.std = tuple(std)
-        self.max_pixels = max_pixels
-        self.stride = stride
+    short_side: int
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    max_pixels: int | None
+    stride: int = 1
 
-    def __len__(self) -> int:
-        return len(self.paths)
-
-    def __getitem__(self, index: int) -> Sample:
-        path = self.paths[index]
+    def __call__(self, path: str) -> Decoded | str:
         try:
             image = load_image(Path(path), self.max_pixels)
-            tensor = preprocess(image, self.short_side, self.mean, self.std, stride=self.stride)
-            return index, np.array(image, dtype=np.uint8), tensor.numpy(), None
-        except CamtoolError as exc:
-            return index, None, None, _reason(exc.message, path)
+            size, mean, std = self.short_side, self.mean, self.std
+            tensor = preprocess_array(image, size, mean, std, stride=self.stride)
+            return Decoded(np.asarray(image, dtype=np.uint8), tensor)
+        except CamtoolError as exc:  # the manifest row has the path: the message need not
+            return exc.message.removeprefix(f"{path}: ")
         except Exception as exc:  # a decoder bug or MemoryError: this file fails, not the run
-            return index, None, None, f"cannot read image ({type(exc).__name__}: {exc})"
+            return f"cannot read image ({type(exc).__name__}: {exc})"
 
 
-def keep_as_is(sample: Any) -> Any:
-    """DataLoader ``collate_fn`` that leaves samples alone (numpy arrays are not converted)."""
-    return sample
+def read_images(
+    reader: Callable[[str], Decoded | str], paths: Sequence[str], workers: int
+) -> Generator[Decoded | str, None, None]:
+    """``reader(path)`` (a :class:`Reader`) for each of ``paths``, in order, in ``workers``
+    processes (0: in this one).
 
+    At most ``2 * workers`` images are read ahead of the consumer, so memory stays flat. Closing
+    the iterator (or an exception in the consumer) cancels the reads not started and waits for
+    the few in progress; the workers ignore Ctrl-C and die with this process
+    (:func:`camtool.process.worker_init`).
 
-def open_samples(dataset: ImageFiles, workers: int) -> Iterator[Sample]:
-    """Start reading ``dataset`` in order, in ``workers`` processes (0: in this one).
-
-    Close the iterator with :func:`close_samples` when done or interrupted.
+    Raises:
+        CamtoolError: a worker process died (e.g. a decoder crashed it).
     """
-    workers = max(0, min(workers, len(dataset)))
-    loader = DataLoader(
-        dataset,
-        batch_size=None,
-        shuffle=False,
-        num_workers=workers,
-        collate_fn=keep_as_is,
-        prefetch_factor=2 if workers else None,
-        worker_init_fn=worker_init,
-    )
-    return iter(loader)
-
-
-def close_samples(samples: Iterator[Sample] | None) -> None:
-    """Stop a DataLoader iterator's worker processes now (not whenever it is collected)."""
-    shutdown = getattr(samples, "_shutdown_workers", None)
-    if callable(shutdown):
-        shutdown()
+    workers = max(0, min(workers, len(paths)))
+    if not workers:
+        yield from map(reader, paths)
+        return
+    pool = ProcessPoolExecutor(workers, initializer=worker_init, initargs=(0,))
+    todo = iter(paths)
+    try:
+        pending = deque(pool.submit(reader, path) for path in islice(todo, _AHEAD * workers))
+        while pending:
+            try:
+                result = pending.popleft().result()
+            except BrokenProcessPool:
+                raise CamtoolError("reading images failed: a decoding worker died") from None
+            pending.extend(pool.submit(reader, path) for path in islice(todo, 1))
+            yield result
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)

@@ -42,12 +42,7 @@ class _Card:
     note: str
 
 
-@dataclass(frozen=True)
-class _Failure:
-    """One input that produced no overlay because of an error."""
-
-    path: str
-    reason: str
+_Failure = tuple[str, str]  # (input path, reason) of an input without an overlay
 
 
 def overlay_href(output: str) -> str:
@@ -123,7 +118,7 @@ def _parse_rows(
             )
         counts[status] += 1
         if status == "error":
-            failures.append(_Failure(path, _text(row.get("error")) or "unknown error"))
+            failures.append((path, _text(row.get("error")) or "unknown error"))
             continue
         output = _text(row.get("output"))
         if output is None:
@@ -169,9 +164,9 @@ def _render_failures(failures: list[_Failure]) -> str:
     if not failures:
         return head + '<p class="muted">No failures.</p></section>'
     items = "".join(
-        f'<tr class="failure"><td class="path">{html.escape(f.path)}</td>'
-        f'<td class="reason">{html.escape(f.reason)}</td></tr>'
-        for f in failures
+        f'<tr class="failure"><td class="path">{html.escape(path)}</td>'
+        f'<td class="reason">{html.escape(reason)}</td></tr>'
+        for path, reason in failures
     )
     return (
         head + "<table><thead><tr><th>Input</th><th>Reason</th></tr></thead>"
@@ -358,11 +353,6 @@ def _render(
     )
 
 
-def _write_text_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` atomically (see :func:`camtool.fsutil.atomic_path`)."""
-    atomic_write_text(path, text)
-
-
 def write_gallery(
     out_dir: Path,
     rows: Sequence[Mapping[str, Any]],
@@ -404,7 +394,7 @@ def write_gallery(
     page = _render(cards, failures, counts, title, thumb_size)
     target = out_dir / INDEX_NAME
     try:
-        _write_text_atomic(target, page)
+        atomic_write_text(target, page)
     except OSError as exc:
         raise CamtoolError(f"cannot write {target}: {exc.strerror or exc}") from exc
     return target

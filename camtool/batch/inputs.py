@@ -43,6 +43,7 @@ __all__ = [
     "InputItem",
     "assign_outputs",
     "discover_inputs",
+    "find_inputs",
     "parse_shard",
     "select_shard",
     "shard_of",
@@ -295,3 +296,25 @@ def shard_of(item: InputItem, count: int) -> int:
 def select_shard(items: Sequence[InputItem], index: int, count: int) -> list[InputItem]:
     """The inputs of shard ``index`` of ``count`` (call after :func:`assign_outputs`)."""
     return [item for item in items if shard_of(item, count) == index]
+
+
+def find_inputs(
+    inputs: Sequence[str | os.PathLike[str]],
+    output_dir: Path,
+    *,
+    stdin: Iterable[str | bytes] | None = None,
+    shard: tuple[int, int] | None = None,
+) -> list[InputItem]:
+    """The inputs of a run (:func:`discover_inputs`), named (:func:`assign_outputs`), of
+    ``shard`` ``(I, N)`` only.
+
+    Raises:
+        CamtoolError: no input at all, or as :func:`discover_inputs`.
+    """
+    items = discover_inputs(inputs, output_dir, stdin=stdin)
+    if not items:
+        named = ", ".join(os.fspath(i) for i in inputs) or "(nothing)"
+        looked = ", ".join(sorted(IMAGE_SUFFIXES))
+        raise CamtoolError(f"no images found in {named} (looked for {looked})")
+    assign_outputs(items)
+    return select_shard(items, *shard) if shard is not None else items

@@ -2,7 +2,7 @@
 
 The pipeline has three stages that overlap:
 
-1. **decode** (:mod:`camtool.batch.decode`) -- DataLoader workers read each image and resize it
+1. **decode** (:mod:`camtool.batch.decode`) -- worker processes read each image and resize it
    to its model input: shorter side ``img_size``, each side a multiple of the model's output
    stride (:func:`camtool.data.images.input_geometry`), so images of similar shape share one
    input size.
@@ -14,26 +14,27 @@ The pipeline has three stages that overlap:
    map's peak and box and yields one manifest row, which the main thread appends to
    ``manifest.jsonl`` at once.
 
-Nothing grows with the number of images but the list of input paths. An input whose manifest
-row says ``ok`` and whose outputs exist is skipped (``--overwrite`` redoes it): its row stays as
-it was and the run counts it as skipped, so a run that was interrupted finishes when started
-again.
+Images travel as NumPy arrays from the decoding workers to the writers; torch is imported only
+by a PyTorch model's runner, so a run with an ONNX model never imports it. Nothing grows with
+the number of images but the list of input paths. An input whose manifest row says ``ok`` and
+whose outputs exist is skipped (``--overwrite`` redoes it): its row stays as it was and the run
+counts it as skipped, so a run that was interrupted finishes when started again.
 """
 
 from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
-from camtool.batch.decode import Decoded, ImageFiles, Sample, close_samples, open_samples
-from camtool.batch.inputs import InputItem, assign_outputs, discover_inputs, select_shard
+from camtool.batch.decode import Decoded, Reader, read_images
+from camtool.batch.gallery import INDEX_NAME, write_gallery
+from camtool.batch.inputs import InputItem, find_inputs
 from camtool.batch.manifest import (
     MANIFEST_CSV,
     MANIFEST_JSONL,
@@ -46,15 +47,14 @@ from camtool.batch.manifest import (
 from camtool.batch.writer import MapWriter
 from camtool.core.loading import runner_from_settings
 from camtool.core.maps import explain_batch, resolve_class
-from camtool.core.runner import ModelInfo, Runner
-from camtool.data.images import IMAGE_SUFFIXES
+from camtool.core.runner import Runner
 from camtool.errors import EXIT_OK, EXIT_PARTIAL, CamtoolError, ConfigError, interrupt_exit_code
-from camtool.explain.files import CamOptions, map_paths
+from camtool.explain.files import CamOptions, map_paths, out_of_gpu_memory
 from camtool.fsutil import remove_stale_temps
 from camtool.paths import require_writable_dir
 from camtool.settings import Settings, write_settings
 
-__all__ = ["FORMATS", "BatchProgress", "BatchReport", "run_batch"]
+__all__ = ["FORMATS", "BatchReport", "OnProgress", "run_batch"]
 
 #: Overlay formats.
 FORMATS = ("jpg", "png")
@@ -62,17 +62,9 @@ _WAIT_BATCHES = 4  # images waiting for a batch, in batch sizes
 _WAIT_BYTES = 256 * 2**20  # decoded images waiting for a batch, at most
 _CHUNK = 1000  # error rows known before reading, appended to the manifest in one write
 
-
-@dataclass
-class BatchProgress:
-    """A progress event: ``done`` of ``total`` inputs are settled; ``row`` was just recorded.
-
-    ``row`` is ``None`` for the first event and for inputs skipped as already done.
-    """
-
-    done: int
-    total: int
-    row: dict[str, Any] | None = None
+OnProgress = Callable[[int, int, Mapping[str, Any] | None], None]
+"""``on_progress(done, total, row)``: ``done`` of ``total`` inputs are settled and ``row`` was
+just recorded (``None`` for the first call and for inputs skipped as already done)."""
 
 
 @dataclass
@@ -88,20 +80,20 @@ class BatchReport:
         images_per_s: ``ok`` per second of the reading-explaining-writing stage.
     """
 
-    output_dir: Path
-    manifest: Path
-    manifest_csv: Path
-    gallery: Path
-    settings_file: Path
-    model: str
-    device: str
     total: int
     ok: int
     skipped: int
     failed: int
     elapsed_s: float
     images_per_s: float
-    shard: tuple[int, int] | None = None
+    shard: tuple[int, int] | None
+    model: str
+    device: str
+    output_dir: Path
+    manifest: Path
+    manifest_csv: Path
+    gallery: Path
+    settings_file: Path
 
     @property
     def exit_code(self) -> int:
@@ -109,24 +101,16 @@ class BatchReport:
         return EXIT_PARTIAL if self.failed else EXIT_OK
 
     def to_dict(self) -> dict[str, Any]:
-        """The ``--json`` document (schema in the README): counts, speed, paths, exit code."""
-        return {
-            "total": self.total,
-            "ok": self.ok,
-            "skipped": self.skipped,
-            "failed": self.failed,
-            "elapsed_s": round(self.elapsed_s, 1),
-            "images_per_s": float(f"{self.images_per_s:.3g}"),
-            "shard": f"{self.shard[0]}/{self.shard[1]}" if self.shard else None,
-            "model": self.model,
-            "device": self.device,
-            "output_dir": str(self.output_dir),
-            "manifest": str(self.manifest),
-            "manifest_csv": str(self.manifest_csv),
-            "gallery": str(self.gallery),
-            "settings_file": str(self.settings_file),
-            "exit_code": self.exit_code,
-        }
+        """The ``--json`` document (schema in the README): the fields in order, paths as text,
+        then the exit code."""
+        doc = {f.name: getattr(self, f.name) for f in fields(self)}
+        doc.update(
+            elapsed_s=round(self.elapsed_s, 1),
+            images_per_s=float(f"{self.images_per_s:.3g}"),
+            shard=f"{self.shard[0]}/{self.shard[1]}" if self.shard else None,
+            exit_code=self.exit_code,
+        )
+        return {key: str(v) if isinstance(v, Path) else v for key, v in doc.items()}
 
 
 def _clean_text(value: Any) -> Any:
@@ -137,8 +121,6 @@ def _clean_text(value: Any) -> Any:
 
 def _gallery(directory: Path, rows: Sequence[Mapping[str, Any]]) -> None:
     """Write ``index.html`` from the manifest rows a gallery can show."""
-    from camtool.batch.gallery import write_gallery
-
     shown = [
         {key: _clean_text(value) for key, value in row.items()}
         for row in rows
@@ -151,24 +133,17 @@ class _Run:
     """One batch run's explaining stage: size buckets, forward passes, counts, the manifest."""
 
     def __init__(
-        self,
-        runner: Runner,
-        options: CamOptions,
-        writer: MapWriter,
-        *,
-        batch_size: int,
-        on_progress: Callable[[BatchProgress], None] | None,
-        total: int,
+        self, runner: Runner, options: CamOptions, writer: MapWriter, batch_size: int, total: int
     ) -> None:
         self.runner = runner
         self.options = options
         self.writer = writer
         self.batch_size = batch_size
-        self.on_progress = on_progress
+        self.on_progress: OnProgress = lambda _done, _total, _row: None
         self.total = total
         self.manifest = ManifestWriter(writer.out_dir)
         self.counts = {"ok": 0, "skipped": 0, "error": 0}
-        self.buckets: dict[tuple[int, ...], list[Decoded]] = {}
+        self.buckets: dict[tuple[int, ...], list[tuple[InputItem, Decoded]]] = {}
         self.waiting = 0
         self.waiting_bytes = 0
         self.items: list[InputItem] = []
@@ -182,20 +157,19 @@ class _Run:
         self.manifest.append_many(rows)
         for row in rows:
             self.counts[row["status"]] += 1
-            if self.on_progress is not None:
-                self.on_progress(BatchProgress(self.done, self.total, row))
+            self.on_progress(self.done, self.total, row)
 
     def skip(self, count: int) -> None:
         """Count inputs already done (their manifest rows stay as they are)."""
         self.counts["skipped"] += count
-        if count and self.on_progress is not None:
-            self.on_progress(BatchProgress(self.done, self.total))
+        if count:
+            self.on_progress(self.done, self.total, None)
 
-    def add(self, decoded: Decoded) -> None:
+    def add(self, item: InputItem, decoded: Decoded) -> None:
         """Queue a decoded image; run a batch when one is full or too much is waiting."""
-        key = tuple(decoded.tensor.shape)
+        key = decoded.tensor.shape
         bucket = self.buckets.setdefault(key, [])
-        bucket.append(decoded)
+        bucket.append((item, decoded))
         self.waiting += 1
         self.waiting_bytes += decoded.nbytes
         if len(bucket) >= self.batch_size:
@@ -209,39 +183,40 @@ class _Run:
         """Explain the images waiting in one bucket and hand them to the writers."""
         entries = self.buckets.pop(key)
         self.waiting -= len(entries)
-        self.waiting_bytes -= sum(e.nbytes for e in entries)
-        images = torch.from_numpy(np.stack([e.tensor for e in entries]))
+        self.waiting_bytes -= sum(decoded.nbytes for _item, decoded in entries)
+        images = np.stack([decoded.tensor for _item, decoded in entries])
         try:
             batch = explain_batch(
                 self.runner, images, target=self.options.target, topk=self.options.topk
             )
-        except torch.cuda.OutOfMemoryError:
-            raise CamtoolError(
-                "out of GPU memory; try a smaller --batch-size or --device cpu"
-            ) from None
         except (RuntimeError, ValueError) as exc:
+            if out_of_gpu_memory(exc):
+                raise CamtoolError(
+                    "out of GPU memory; try a smaller --batch-size or --device cpu"
+                ) from None
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             reason = f"model failed: {first}"
-            self.record([manifest_row(self.items[e.index].path, "error", reason) for e in entries])
+            self.record([manifest_row(item.path, "error", reason) for item, _d in entries])
             return
-        for row, entry in enumerate(entries):
-            self.record(self.writer.submit(self.items[entry.index], entry.original, batch, row))
+        for row, (item, decoded) in enumerate(entries):
+            self.record(self.writer.submit(item, decoded.original, batch, row))
 
-    def pipeline(self, samples: Iterator[Sample]) -> None:
-        """Decode -> explain -> write, until every sample is done."""
-        while True:
-            try:
-                index, original, tensor, error = next(samples)
-            except StopIteration:
-                break
-            except RuntimeError as exc:  # a worker died (e.g. a decoder crashed)
-                raise CamtoolError(f"reading images failed: {exc}") from None
-            if error is not None or original is None or tensor is None:
-                reason = error or "cannot read image"
-                self.record([manifest_row(self.items[index].path, "error", reason)])
-            else:
-                self.add(Decoded(index, original, tensor))
-            self.record(self.writer.collect(self.writer.max_pending))
+    def pipeline(self, workers: int) -> None:
+        """Decode -> explain -> write every input of ``self.items``."""
+        info = self.writer.info
+        reader = Reader(
+            info.img_size, info.mean, info.std, self.options.max_pixels, info.output_stride
+        )
+        decoded = read_images(reader, [item.path for item in self.items], workers)
+        try:
+            for item, result in zip(self.items, decoded, strict=True):
+                if isinstance(result, str):
+                    self.record([manifest_row(item.path, "error", result)])
+                else:
+                    self.add(item, result)
+                self.record(self.writer.collect(self.writer.max_pending))
+        finally:
+            decoded.close()  # stop the workers now, also when interrupted
         for key in list(self.buckets):
             self.run_bucket(key)
 
@@ -255,43 +230,6 @@ def _is_done(previous: Mapping[str, Any] | None, expected: list[Path]) -> bool:
     if previous is None or previous.get("status") != "ok":
         return False
     return all(path.is_file() for path in expected)
-
-
-def _find_inputs(
-    inputs: Sequence[str | os.PathLike[str]],
-    out_dir: Path,
-    stdin: Iterable[str | bytes] | None,
-    shard: tuple[int, int] | None,
-) -> list[InputItem]:
-    """The inputs of this run, with their output names, this shard only.
-
-    Raises:
-        CamtoolError: no input at all.
-    """
-    items = discover_inputs(inputs, out_dir, stdin=stdin)
-    if not items:
-        named = ", ".join(os.fspath(i) for i in inputs) or "(nothing)"
-        raise CamtoolError(
-            f"no images found in {named} (looked for {', '.join(sorted(IMAGE_SUFFIXES))})"
-        )
-    assign_outputs(items)
-    return select_shard(items, *shard) if shard is not None else items
-
-
-def _cam_options(
-    settings: Settings, target: int | None, fmt: str, figure: bool, save_array: bool
-) -> CamOptions:
-    """The drawing options from the settings and flags.
-
-    Raises:
-        ConfigError: an unknown overlay format.
-    """
-    fmt = {"jpeg": "jpg"}.get(str(fmt).lower(), str(fmt).lower())
-    if fmt not in FORMATS:
-        raise ConfigError(f"unknown format {fmt!r}; choose jpg or png")
-    return CamOptions.from_settings(
-        settings, target=target, figure=figure, save_array=save_array, fmt=fmt
-    )
 
 
 def _plan(run: _Run, items: list[InputItem], out_dir: Path, overwrite: bool) -> None:
@@ -329,30 +267,18 @@ def _execute(run: _Run, items: list[InputItem], workers: int, overwrite: bool) -
         CamtoolError: interrupted (``KeyboardInterrupt``: Ctrl-C, or SIGTERM as the CLI maps
             it), exit code 130; the writes not yet started were cancelled.
     """
-    out_dir, info = run.writer.out_dir, run.writer.info
-    samples: Iterator[Sample] | None = None
+    out_dir = run.writer.out_dir
     interrupted = False
     stopped_by: BaseException | None = None
     try:
-        if run.on_progress is not None:
-            run.on_progress(BatchProgress(0, run.total))
+        run.on_progress(0, run.total, None)
         _plan(run, items, out_dir, overwrite)
         if run.items:
-            dataset = ImageFiles(
-                [item.path for item in run.items],
-                info.img_size,
-                info.mean,
-                info.std,
-                run.options.max_pixels,
-                stride=info.output_stride,
-            )
-            samples = open_samples(dataset, workers)
-            run.pipeline(samples)
+            run.pipeline(workers)
     except KeyboardInterrupt as exc:
         interrupted, stopped_by = True, exc
     finally:
         try:
-            close_samples(samples)
             run.stop(cancel=interrupted)
         finally:
             finalize(out_dir, _gallery)
@@ -362,15 +288,6 @@ def _execute(run: _Run, items: list[InputItem], workers: int, overwrite: bool) -
             f"{out_dir}, run the same command again to finish",
             exit_code=interrupt_exit_code(stopped_by),
         )
-
-
-def _writer(
-    out_dir: Path, info: ModelInfo, options: CamOptions, threads: int | None, batch_size: int
-) -> MapWriter:
-    """The map writer: ``threads`` threads (default: up to 4, one per CPU), a batch's worth of
-    images (plus two per thread) pending at most."""
-    threads = threads or max(1, min(4, os.cpu_count() or 1))
-    return MapWriter(out_dir, info, options, threads, max_pending=batch_size + 2 * threads)
 
 
 def _settings_file(out_dir: Path, settings: Settings) -> Path:
@@ -401,7 +318,7 @@ def run_batch(
     shard: tuple[int, int] | None = None,
     write_threads: int | None = None,
     runner: Runner | None = None,
-    on_progress: Callable[[BatchProgress], None] | None = None,
+    on_progress: OnProgress | None = None,
 ) -> BatchReport:
     """Explain every image under ``inputs`` and write overlays, a manifest and a gallery.
 
@@ -423,7 +340,8 @@ def run_batch(
         shard: ``(I, N)`` to process only shard ``I`` of ``N``.
         write_threads: threads drawing and writing maps (default: up to 4, one per CPU).
         runner: an already opened model (then ``model_path`` and the device are not used).
-        on_progress: called after each manifest row (and once at the start).
+        on_progress: called after each manifest row and once at the start (see
+            :data:`OnProgress`).
 
     Returns:
         The summary; its ``exit_code`` is 3 if some inputs failed.
@@ -433,9 +351,12 @@ def run_batch(
             interrupted (exit code 130, after saving the manifest).
     """
     started = time.perf_counter()
-    options = _cam_options(settings, None, fmt, figure, save_array)
+    fmt = {"jpeg": "jpg"}.get(str(fmt).lower(), str(fmt).lower())
+    if fmt not in FORMATS:
+        raise ConfigError(f"unknown format {fmt!r}; choose jpg or png")
+    options = CamOptions.from_settings(settings, figure=figure, save_array=save_array, fmt=fmt)
     out_dir = Path(settings.cam.output_dir)
-    items = _find_inputs(inputs, out_dir, stdin, shard)
+    items = find_inputs(inputs, out_dir, stdin=stdin, shard=shard)
     require_writable_dir(out_dir)
     if runner is None:
         runner = runner_from_settings(model_path, settings)
@@ -444,14 +365,10 @@ def run_batch(
         options = replace(options, target=resolve_class(class_spec, info.class_names))
     settings_file = _settings_file(out_dir, settings)
     batch_size = settings.training.batch_size
-    run = _Run(
-        runner,
-        options,
-        _writer(out_dir, info, options, write_threads, batch_size),
-        batch_size=batch_size,
-        on_progress=on_progress,
-        total=len(items),
-    )
+    threads = write_threads or max(1, min(4, os.cpu_count() or 1))
+    writer = MapWriter(out_dir, info, options, threads, max_pending=batch_size + 2 * threads)
+    run = _Run(runner, options, writer, batch_size, len(items))
+    run.on_progress = on_progress or run.on_progress
     pipeline_started = time.perf_counter()
     _execute(run, items, settings.training.workers, overwrite)
     ended = time.perf_counter()
@@ -459,7 +376,7 @@ def run_batch(
         output_dir=out_dir,
         manifest=out_dir / MANIFEST_JSONL,
         manifest_csv=out_dir / MANIFEST_CSV,
-        gallery=out_dir / "index.html",
+        gallery=out_dir / INDEX_NAME,
         settings_file=settings_file,
         model=info.source,
         device=str(getattr(runner, "device", "")),

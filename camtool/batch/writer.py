@@ -2,9 +2,9 @@
 
 Each image's maps are upsampled to its own size and drawn
 (:func:`camtool.explain.files.write_maps`), the first map's peak and box are found
-(:mod:`camtool.core.localize`), and the result becomes one manifest row. Rows come back in the
-order the images were submitted. At most a bounded number of images (and of decoded bytes)
-wait to be written, so memory stays flat.
+(:func:`camtool.explain.files.peak_and_box`), and the result becomes one manifest row. Rows
+come back in the order the images were submitted. At most a bounded number of images (and of
+decoded bytes) wait to be written, so memory stays flat.
 """
 
 from __future__ import annotations
@@ -15,36 +15,22 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 from PIL import Image
 
 from camtool.batch.inputs import InputItem
 from camtool.batch.manifest import manifest_row
-from camtool.core.localize import box_from_map, peak
 from camtool.core.maps import CAMBatch
 from camtool.core.runner import ModelInfo
 from camtool.errors import CamtoolError
-from camtool.explain.files import CamOptions, write_maps
+from camtool.explain.files import CamOptions, peak_and_box, write_maps
 
-__all__ = ["BOX_THRESHOLD", "PROB_DIGITS", "MapWriter"]
+__all__ = ["PROB_DIGITS", "MapWriter"]
 
-#: Relative threshold of the box around the largest hot region (CAM paper: 20% of the max).
-BOX_THRESHOLD = 0.2
 #: Decimals kept of a probability in the manifest (0.01 percentage point).
 PROB_DIGITS = 4
 _WRITE_BYTES = 256 * 2**20  # decoded images waiting to be written, at most
 
 Rows = list[dict[str, Any]]
-
-
-def _one_thread() -> None:
-    """Writer threads run torch ops (upsampling) single-threaded, leaving the cores to the model.
-
-    With the OpenMP backend the thread count is per calling thread, so the main thread keeps
-    its own; with any other backend the setting would be global, so it is left alone.
-    """
-    if "parallel backend: OpenMP" in torch.__config__.parallel_info():
-        torch.set_num_threads(1)
 
 
 class MapWriter:
@@ -77,9 +63,7 @@ class MapWriter:
         are pending.
         """
         if self.pool is None:
-            self.pool = ThreadPoolExecutor(
-                self.threads, thread_name_prefix="camtool-write", initializer=_one_thread
-            )
+            self.pool = ThreadPoolExecutor(self.threads, thread_name_prefix="camtool-write")
         future = self.pool.submit(self.write_one, item, original, batch, row)
         self.pending.append((future, original.nbytes))
         self.pending_bytes += original.nbytes
@@ -113,21 +97,15 @@ class MapWriter:
         self, item: InputItem, original: np.ndarray, batch: CAMBatch, row: int
     ) -> dict[str, Any]:
         """Draw and write one image's maps; return its manifest row (never raises)."""
-        found: dict[str, Any] = {}
+        located: list[tuple[list[int] | None, list[int] | None]] = []
 
         def locate(k: int, heat: np.ndarray) -> None:
             if k == 0:
-                top = peak(heat)  # None for a flat map: no peak, and no box either
-                box = box_from_map(heat, BOX_THRESHOLD)
-                found["peak"] = list(top) if top is not None else None
-                found["box"] = list(box.as_tuple()) if top is not None and box.area() else None
+                located.append(peak_and_box(heat))
 
+        image, base = Image.fromarray(original), self.out_dir / item.base
         try:
-            base = self.out_dir / item.base
-            image = Image.fromarray(original)
-            written = write_maps(
-                image, batch, row, base, self.info, self.options, on_heatmap=locate
-            )
+            paths = write_maps(image, batch, row, base, self.info, self.options, on_heatmap=locate)
         except OSError as exc:
             return manifest_row(item.path, "error", f"cannot write outputs ({exc.strerror or exc})")
         except CamtoolError as exc:
@@ -135,19 +113,10 @@ class MapWriter:
         except Exception as exc:  # one image's failure must not end the run
             reason = f"cannot draw maps ({type(exc).__name__}: {exc})"
             return manifest_row(item.path, "error", reason)
-        return self._ok_row(item, batch, row, written, found)
-
-    def _ok_row(
-        self,
-        item: InputItem,
-        batch: CAMBatch,
-        row: int,
-        written: list[Path],
-        found: dict[str, Any],
-    ) -> dict[str, Any]:
         probs = batch.probs[row]
         pred = int(probs.argmax())
-        outputs = [p.relative_to(self.out_dir).as_posix() for p in written]
+        outputs = [p.relative_to(self.out_dir).as_posix() for p in paths]
+        ((peak, box),) = located
         return manifest_row(
             item.path,
             "ok",
@@ -156,7 +125,7 @@ class MapWriter:
             pred_name=self.info.class_names[pred],
             prob=round(float(probs[pred]), PROB_DIGITS),
             class_idx=int(batch.class_idx[row, 0]),
-            peak=found.get("peak"),
-            box=found.get("box"),
+            peak=peak,
+            box=box,
             outputs=outputs,
         )

@@ -1,5 +1,5 @@
-"""Progress on stderr, the same way for every command: a live bar on a terminal, plain lines in
-logs, nothing with ``--quiet``.
+"""Progress on stderr, one reporter for every command: a live bar on a terminal, plain lines in
+logs, nothing with ``--quiet`` (nor, on a terminal, with ``--json``).
 
 On a terminal (stderr is a TTY) a command shows rich's live bars. Anywhere else (CI logs,
 ``nohup``, job arrays, ``2> log``) a live bar would print nothing until the end, so the command
@@ -9,8 +9,9 @@ prints plain lines instead, without ANSI codes, throttled: every ``every`` items
     camtool batch-cam: 200/1000 images (20%), 41.3 images/s, ETA 19s
     camtool download: 9.4/94.4 MB (10%), 3.1 MB/s, ETA 27s
 
-stdout is never touched. ``camtool train`` prints its own lines (per epoch, and every
-``training.log_every`` batches) with :func:`plain_line` and :func:`progress_mode`.
+``camtool train`` (and the demo's training) reports through :class:`TrainProgress`: bars for
+epochs and batches on a terminal, a line every ``training.log_every`` batches elsewhere, and one
+line per epoch in both. stdout is never touched.
 """
 
 from __future__ import annotations
@@ -20,9 +21,12 @@ import sys
 import time
 from enum import Enum
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["ProgressMode", "ProgressReporter", "plain_line", "progress_mode"]
+if TYPE_CHECKING:
+    from camtool.training.types import BatchProgress, EpochMetrics, TrainPlan
+
+__all__ = ["ProgressMode", "ProgressReporter", "TrainProgress", "progress_mode"]
 
 
 class ProgressMode(str, Enum):
@@ -30,7 +34,7 @@ class ProgressMode(str, Enum):
 
     live = "live"  #: rich's bars on a terminal
     lines = "lines"  #: plain, throttled lines (stderr is not a terminal)
-    off = "off"  #: --quiet
+    off = "off"  #: --quiet, or --json on a terminal
 
 
 def progress_mode(quiet: bool, stream: Any = None, *, json_out: bool = False) -> ProgressMode:
@@ -46,19 +50,20 @@ def progress_mode(quiet: bool, stream: Any = None, *, json_out: bool = False) ->
     """
     if quiet:
         return ProgressMode.off
-    if stream is None:
-        from camtool.cli._output import err
-
-        terminal = err.is_terminal
-    else:
-        isatty = getattr(stream, "isatty", None)
-        terminal = isatty is not None and bool(isatty())
+    isatty = getattr(stream, "isatty", None) if stream is not None else _stderr_is_terminal
+    terminal = isatty is not None and bool(isatty())
     if terminal:
         return ProgressMode.off if json_out else ProgressMode.live
     return ProgressMode.lines
 
 
-def plain_line(text: str) -> None:
+def _stderr_is_terminal() -> bool:
+    from camtool.cli._output import err
+
+    return bool(err.is_terminal)
+
+
+def _plain_line(text: str) -> None:
     """Write one line to stderr as it is (no markup, no colour) and flush it at once."""
     sys.stderr.write(text.rstrip("\n") + "\n")
     sys.stderr.flush()
@@ -138,15 +143,29 @@ class ProgressReporter:
             self._bar.stop()
             self._bar = None
 
-    def update(self, done: int, total: int | None = None, stage: str | None = None) -> None:
-        """``done`` of ``total`` items (``None`` if unknown) of ``stage`` are done."""
+    @property
+    def live(self) -> bool:
+        """Whether a live bar is showing (a terminal, neither ``--quiet`` nor ``--json``)."""
+        return self._bar is not None
+
+    def update(
+        self, done: int, total: int | None = None, stage: str | None = None, *, stats: str = ""
+    ) -> None:
+        """``done`` of ``total`` items (``None`` if unknown) of ``stage`` are done.
+
+        On a terminal each stage has its bar (``stats``: text shown beside it), and a new stage's
+        bar replaces the finished ones; in logs a line is printed when one is due.
+        """
         key = stage or self.command
-        if self.mode is ProgressMode.live and self._bar is not None:
+        if self._bar is not None:
             if key not in self._tasks:
-                self._tasks[key] = self._bar.add_task(stage or self.command, total=total)
-            self._bar.update(self._tasks[key], completed=done, total=total)
+                for task in self._bar.tasks:
+                    if task.finished:
+                        task.visible = False
+                self._tasks[key] = self._bar.add_task(key, total=total, stats=stats)
+            self._bar.update(self._tasks[key], completed=done, total=total, stats=stats)
         elif self.mode is ProgressMode.lines and self._due(key, done, total):
-            plain_line(self._line(stage, done, total))
+            _plain_line(self._line(stage, done, total))
 
     def message(self, text: str, *, always: bool = False) -> None:
         """Show ``text`` on its own line (through the live bar); with ``--quiet`` only if
@@ -156,7 +175,7 @@ class ProgressReporter:
         if self._bar is not None:
             self._bar.console.print(text, markup=False, highlight=False)
         else:
-            plain_line(text)
+            _plain_line(text)
 
     def _due(self, key: str, done: int, total: int | None) -> bool:
         """Whether a line is due now (and, if so, remember that it was printed)."""
@@ -218,5 +237,81 @@ def _live_bar(unit: str) -> Any:
     if unit == "bytes":
         columns += [DownloadColumn(), TransferSpeedColumn()]
     else:
-        columns += [MofNCompleteColumn()]
+        columns += [MofNCompleteColumn(), TextColumn("{task.fields[stats]}")]
     return Progress(*columns, TimeRemainingColumn(), console=err, transient=True)
+
+
+class TrainProgress:
+    """Training progress (a :class:`~camtool.training.types.TrainObserver`) through a reporter.
+
+    On a terminal: an epoch bar and a batch bar with loss, accuracy and images/s. Elsewhere: a
+    line each time the loop reports a batch (every ``training.log_every`` batches) and when
+    validation starts. Both: a line when training starts and one per epoch.
+
+    Args:
+        reporter: an entered :class:`ProgressReporter` (``camtool train`` or ``camtool demo``).
+    """
+
+    def __init__(self, reporter: ProgressReporter) -> None:
+        self.reporter = reporter
+        self.num_epochs = 0
+        self.num_batches = 0
+
+    def on_start(self, plan: TrainPlan) -> None:
+        """Say what is about to be trained; start the epoch bar."""
+        parts = [
+            f"training {plan.arch} on {plan.train_images} images of {len(plan.class_names)} "
+            f"classes ({plan.val_images} held out), {plan.device} {plan.precision}"
+        ]
+        if plan.world_size > 1:
+            parts.append(f"{plan.world_size} processes")
+        if plan.resumed_from is not None:
+            parts.append(f"resuming {plan.resumed_from} at epoch {plan.start_epoch}")
+        if plan.optimizer_restarted:
+            parts.append("with fresh optimizer moments (the checkpoint keeps none)")
+        self.reporter.message(", ".join(parts))
+        self.num_epochs = plan.num_epochs
+        if self.reporter.live:
+            self.reporter.update(plan.start_epoch - 1, plan.num_epochs, "epochs")
+
+    def on_epoch_start(self, epoch: int, num_batches: int, done_batches: int) -> None:
+        """Start the epoch's batch bar (at ``done_batches`` after a resume)."""
+        self.num_batches = num_batches
+        if self.reporter.live:
+            self.reporter.update(done_batches, num_batches, f"epoch {epoch}")
+
+    def on_batch(self, progress: BatchProgress) -> None:
+        """The epoch's running loss, accuracy and speed."""
+        stats = (
+            f"loss {progress.loss:.3f}  acc {progress.acc:6.1%}  {progress.images_per_s:6.0f} img/s"
+        )
+        if self.reporter.live:
+            self.reporter.update(
+                progress.batch, progress.num_batches, f"epoch {progress.epoch}", stats=stats
+            )
+        else:
+            self.reporter.message(
+                f"camtool train: epoch {progress.epoch}/{self.num_epochs} batch "
+                f"{progress.batch}/{progress.num_batches}  {' '.join(stats.split())}"
+            )
+
+    def on_validate(self, epoch: int) -> None:
+        """Held-out evaluation of ``epoch`` starts."""
+        if self.reporter.live:
+            self.reporter.update(
+                self.num_batches, self.num_batches, f"epoch {epoch}", stats="validating"
+            )
+        else:
+            self.reporter.message(f"camtool train: epoch {epoch}/{self.num_epochs} validating")
+
+    def on_epoch_end(self, metrics: EpochMetrics) -> None:
+        """One line with the epoch's figures."""
+        if self.reporter.live:
+            self.reporter.update(metrics.epoch, self.num_epochs, "epochs")
+        self.reporter.message(
+            f"epoch {metrics.epoch:3d}  train loss {metrics.train_loss:.4f} "
+            f"acc {metrics.train_acc:6.1%}  val loss {metrics.val_loss:.4f} "
+            f"acc {metrics.val_acc:6.1%}  lr {metrics.lr:.2e}  {metrics.seconds:.1f}s  "
+            f"{metrics.images_per_s:.0f} img/s"
+            + (f"  {metrics.skipped} unreadable" if metrics.skipped else "")
+        )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -27,7 +27,7 @@ from camtool.cli._output import out, print_json
 from camtool.errors import EXIT_OK
 
 if TYPE_CHECKING:
-    from camtool.batch.pipeline import BatchProgress, BatchReport
+    from camtool.batch.pipeline import BatchReport, OnProgress
 
 __all__ = ["LINE_EVERY", "batch_cam"]
 
@@ -157,7 +157,7 @@ def batch_cam(
     from camtool.batch.pipeline import run_batch
 
     stdin = _stdin_lines() if STDIN in inputs else None
-    with _progress(quiet) as on_progress:
+    with _progress(quiet, json_out) as on_progress:
         report = run_batch(
             inputs,
             settings,
@@ -189,17 +189,19 @@ def _stdin_lines() -> Iterator[bytes]:
 
 
 @contextlib.contextmanager
-def _progress(quiet: bool) -> Iterator[Any]:
+def _progress(quiet: bool, json_out: bool) -> Iterator[OnProgress]:
     """A progress callback: a bar on a terminal, plain lines every :data:`LINE_EVERY` images
-    or 30 s elsewhere, nothing with ``--quiet``; per-input errors always."""
+    or 30 s elsewhere, nothing with ``--quiet`` (nor on a terminal with ``--json``); per-input
+    errors always."""
     from camtool.cli._progress import ProgressReporter
 
-    with ProgressReporter("batch-cam", quiet=quiet, every=LINE_EVERY) as reporter:
+    with ProgressReporter(
+        "batch-cam", quiet=quiet, json_out=json_out, every=LINE_EVERY
+    ) as reporter:
 
-        def on_progress(event: BatchProgress) -> None:
-            if event.done or event.total == 0:
-                reporter.update(event.done, event.total)
-            row = event.row
+        def on_progress(done: int, total: int, row: Mapping[str, Any] | None) -> None:
+            if done or total == 0:
+                reporter.update(done, total)
             if row is not None and row.get("status") == "error":
                 reporter.message(f"camtool: error: {row['path']}: {row.get('error')}", always=True)
 

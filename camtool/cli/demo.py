@@ -11,7 +11,6 @@ from camtool.choices import DeviceName
 from camtool.cli._app import CamtoolCommand, app
 from camtool.cli._common import DeviceOpt, JsonOpt, QuietOpt, device_value
 from camtool.cli._output import err, out, print_json, report_skipped
-from camtool.cli.train import LiveProgress
 
 __all__ = ["demo_cmd"]
 
@@ -62,20 +61,18 @@ def demo_cmd(
       camtool demo -o camtool-demo
       camtool demo --device cpu --json > demo.json
     """
+    from camtool.cli._progress import ProgressReporter, TrainProgress
     from camtool.demo.pipeline import run_demo
 
-    live = LiveProgress(quiet)
-    try:
+    with ProgressReporter("demo", quiet=quiet, json_out=json_out) as reporter:
         report = run_demo(
             output_dir,
             device=device_value(device),
             arch=arch,
-            observer=live,
-            on_stage=lambda message: live.say(f"camtool demo: {message}"),
+            observer=TrainProgress(reporter),
+            on_stage=lambda message: reporter.message(f"camtool demo: {message}"),
             overwrite=overwrite,
         )
-    finally:
-        live.close()
     report_skipped(report.skipped)
     if json_out:
         print_json(report.to_dict())

@@ -1,4 +1,4 @@
-"""``camtool train``: fine-tune a CAM network, with live progress on stderr."""
+"""``camtool train``: fine-tune a CAM network, with progress on stderr."""
 
 from __future__ import annotations
 
@@ -19,10 +19,10 @@ from camtool.cli._common import (
 )
 from camtool.cli._output import err, out, print_json, report_skipped
 
-__all__ = ["LiveProgress", "train_cmd"]
+__all__ = ["train_cmd"]
 
 if TYPE_CHECKING:
-    from camtool.training.types import BatchProgress, EpochMetrics, TrainPlan, TrainResult
+    from camtool.training.types import TrainResult
 
 
 def _enum_value(choice: Any) -> str | None:
@@ -150,15 +150,16 @@ def train_cmd(
             },
         },
     )
+    from camtool.cli._progress import ProgressReporter, TrainProgress
     from camtool.training.loop import train
 
-    live = LiveProgress(quiet)
-    try:
+    with ProgressReporter("train", quiet=quiet, json_out=json_out) as reporter:
         result = train(
-            settings, resume=resume_from or resume or None, observer=live, overwrite=overwrite
+            settings,
+            resume=resume_from or resume or None,
+            observer=TrainProgress(reporter),
+            overwrite=overwrite,
         )
-    finally:
-        live.close()
     if not result.is_main:
         return
     report_skipped(result.skipped)
@@ -166,128 +167,6 @@ def train_cmd(
         print_json(result.to_dict())
     else:
         _summary(result)
-
-
-class LiveProgress:
-    """Training progress on stderr (see :mod:`camtool.cli._progress`).
-
-    On a terminal: an epoch bar and a batch bar with loss, accuracy, images/s and ETA. Elsewhere
-    (logs): a plain line every ``training.log_every`` batches. Both: one line per epoch. With
-    ``quiet``: nothing.
-    """
-
-    def __init__(self, quiet: bool = False) -> None:
-        from camtool.cli._progress import progress_mode
-
-        self.mode = progress_mode(quiet)
-        self._progress: Any = None
-        self._epochs: Any = None
-        self._batches: Any = None
-        self._num_epochs = 0
-
-    def say(self, text: str) -> None:
-        """One line on stderr (through the live bars), unless quiet."""
-        from camtool.cli._progress import ProgressMode, plain_line
-
-        if self.mode is ProgressMode.off:
-            return
-        if self._progress is not None:
-            self._progress.console.print(text, markup=False, highlight=False)
-        else:
-            plain_line(text)
-
-    def on_start(self, plan: TrainPlan) -> None:
-        from camtool.cli._progress import ProgressMode
-
-        parts = [
-            f"training {plan.arch} on {plan.train_images} images of {len(plan.class_names)} "
-            f"classes ({plan.val_images} held out), {plan.device} {plan.precision}"
-        ]
-        if plan.world_size > 1:
-            parts.append(f"{plan.world_size} processes")
-        if plan.resumed_from is not None:
-            parts.append(f"resuming {plan.resumed_from} at epoch {plan.start_epoch}")
-        if plan.optimizer_restarted:
-            parts.append("with fresh optimizer moments (the checkpoint keeps none)")
-        self.say(", ".join(parts))
-        self._num_epochs = plan.num_epochs
-        if self.mode is ProgressMode.live:
-            self._start_bars(plan)
-
-    def _start_bars(self, plan: TrainPlan) -> None:
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
-
-        self._progress = Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[stats]}"),
-            TimeElapsedColumn(),
-            TextColumn("ETA"),
-            TimeRemainingColumn(),
-            console=err,
-            transient=True,
-        )
-        self._progress.start()
-        self._epochs = self._progress.add_task(
-            "epochs", total=plan.num_epochs, completed=plan.start_epoch - 1, stats=""
-        )
-        self._batches = self._progress.add_task("batches", total=plan.batches_per_epoch, stats="")
-
-    def on_epoch_start(self, epoch: int, num_batches: int, done_batches: int) -> None:
-        if self._progress is not None:
-            self._progress.reset(
-                self._batches,
-                total=num_batches,
-                completed=done_batches,
-                description=f"epoch {epoch}",
-                stats="",
-            )
-
-    def on_batch(self, progress: BatchProgress) -> None:
-        from camtool.cli._progress import ProgressMode, plain_line
-
-        stats = (
-            f"loss {progress.loss:.3f}  acc {progress.acc:6.1%}  {progress.images_per_s:6.0f} img/s"
-        )
-        if self._progress is not None:
-            self._progress.update(self._batches, completed=progress.batch, stats=stats)
-        elif self.mode is ProgressMode.lines:
-            plain_line(
-                f"camtool train: epoch {progress.epoch}/{self._num_epochs} batch "
-                f"{progress.batch}/{progress.num_batches}  {' '.join(stats.split())}"
-            )
-
-    def on_validate(self, epoch: int) -> None:
-        from camtool.cli._progress import ProgressMode, plain_line
-
-        if self._progress is not None:
-            self._progress.update(self._batches, description=f"epoch {epoch} validating")
-        elif self.mode is ProgressMode.lines:
-            plain_line(f"camtool train: epoch {epoch}/{self._num_epochs} validating")
-
-    def on_epoch_end(self, metrics: EpochMetrics) -> None:
-        if self._progress is not None:
-            self._progress.advance(self._epochs)
-        self.say(
-            f"epoch {metrics.epoch:3d}  train loss {metrics.train_loss:.4f} "
-            f"acc {metrics.train_acc:6.1%}  val loss {metrics.val_loss:.4f} "
-            f"acc {metrics.val_acc:6.1%}  lr {metrics.lr:.2e}  {metrics.seconds:.1f}s  "
-            f"{metrics.images_per_s:.0f} img/s"
-            + (f"  {metrics.skipped} unreadable" if metrics.skipped else "")
-        )
-
-    def close(self) -> None:
-        if self._progress is not None:
-            self._progress.stop()
-            self._progress = None
 
 
 def _summary(result: TrainResult) -> None:

@@ -34,6 +34,8 @@ __all__ = [
     "Prediction",
     "explain_file",
     "map_paths",
+    "out_of_gpu_memory",
+    "peak_and_box",
     "predictions",
     "write_maps",
 ]
@@ -247,10 +249,7 @@ def explain_file(runner: Runner, path: Path, base: Path, options: CamOptions) ->
     located: list[tuple[list[int] | None, list[int] | None]] = []
 
     def locate(k: int, heat: np.ndarray) -> None:
-        top, box = peak(heat), box_from_map(heat)
-        located.append(
-            (list(top) if top is not None else None, list(box.as_tuple()) if box.area() else None)
-        )
+        located.append(peak_and_box(heat))
 
     try:
         image = load_image(path, options.max_pixels)
@@ -268,7 +267,7 @@ def explain_file(runner: Runner, path: Path, base: Path, options: CamOptions) ->
         result.error = f"cannot write outputs for {path}: {exc.strerror or exc}"
         return result
     except RuntimeError as exc:
-        if _out_of_gpu_memory(exc):
+        if out_of_gpu_memory(exc):
             raise CamtoolError(
                 "out of GPU memory; try --device cpu or a smaller image size"
             ) from None
@@ -290,7 +289,15 @@ def explain_file(runner: Runner, path: Path, base: Path, options: CamOptions) ->
     return result
 
 
-def _out_of_gpu_memory(exc: BaseException) -> bool:
+def peak_and_box(heat: np.ndarray) -> tuple[list[int] | None, list[int] | None]:
+    """An upsampled map's hottest pixel ``[x, y]`` and the box ``[x0, y0, x1, y1]`` around its
+    largest region above 20% of its maximum (:func:`~camtool.core.localize.box_from_map`), in
+    the map's pixels; ``None`` each for a flat map."""
+    top, box = peak(heat), box_from_map(heat)
+    return (list(top) if top is not None else None, list(box.as_tuple()) if box.area() else None)
+
+
+def out_of_gpu_memory(exc: BaseException) -> bool:
     """Whether ``exc`` is torch's CUDA out-of-memory error (torch is not imported to find out)."""
     torch = sys.modules.get("torch")
     return torch is not None and isinstance(exc, torch.cuda.OutOfMemoryError)
