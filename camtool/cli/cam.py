@@ -98,7 +98,7 @@ def cam(
     Examples:
       camtool cam dog.jpg --model best.pt --class 3 -o maps/
       camtool cam a.jpg b.jpg --topk 2 --save-array
-      camtool cam a.jpg --data-dir data/imagenette2-160 --topk 3   # ImageNet's, 10 classes
+      camtool cam a.jpg --data-dir data/imagenette2-160   # zero-shot ImageNet
     """
     refuse_class_with_topk(class_, topk)
     if data_dir is not None and model is not None:

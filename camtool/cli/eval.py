@@ -147,7 +147,7 @@ def eval_command(
     \b
     Examples:
       camtool eval --model checkpoints/best.pt
-      camtool eval --data-dir data/imagenette2-160     # ImageNet's model, zero-shot
+      camtool eval --data-dir data/imagenette2-160   # zero-shot ImageNet model
       camtool eval --model best.pt --boxes boxes.csv --metrics all -o results/
     """
     settings = resolve_settings(
