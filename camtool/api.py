@@ -205,6 +205,7 @@ def load_model(
     device: str = "auto",
     arch: str | None = None,
     img_size: int = 160,
+    imagenet_classes: Sequence[str] | None = None,
 ) -> CamModel:
     """Load a model to explain images with.
 
@@ -217,18 +218,24 @@ def load_model(
         arch: the ImageNet architecture when ``path`` is ``None`` (default ``resnet18``), and
             the arch of a plain state dict (``None``: recognised from its tensors).
         img_size: the shorter side images are resized to, for models that do not record one.
+        imagenet_classes: with ``path`` ``None``, keep only these classes of the ImageNet
+            model, as Imagenette WordNet ids (e.g. ``["n01440764", "n03888257"]``; class ``i``
+            is the ``i``-th): the zero-shot baseline, whose map of class ``i`` is ImageNet's map
+            of that class. ``None`` keeps all 1000.
 
     Returns:
         A :class:`CamModel`.
 
     Raises:
         camtool.errors.CamtoolError: the file is missing, unreadable or not a model camtool
-            knows; the device is not available.
+            knows; the device is not available; an id that is not Imagenette's.
     """
     from camtool.core.loading import open_runner
 
     model_path = None if path is None else Path(path)
     if model_path is not None and not model_path.is_file():
         raise InputError(f"{model_path}: no such model file")
-    runner = open_runner(model_path, device, arch=arch, img_size=img_size)
+    runner = open_runner(
+        model_path, device, arch=arch, img_size=img_size, imagenet_classes=imagenet_classes
+    )
     return CamModel(runner)

@@ -21,7 +21,7 @@ from camtool.cli._common import (
     resolve_settings,
 )
 from camtool.cli._output import err, out, print_json
-from camtool.errors import EXIT_FAILURE, EXIT_PARTIAL
+from camtool.errors import EXIT_FAILURE, EXIT_PARTIAL, ConfigError
 
 if TYPE_CHECKING:
     from camtool.explain.files import ImageResult
@@ -51,6 +51,14 @@ def cam(
         readable=False,
     ),
     arch: str | None = ArchOpt,
+    data_dir: Path | None = typer.Option(
+        None,
+        "--data-dir",
+        metavar="DIR",
+        help="Without --model: keep only this dataset's classes (Imagenette WordNet-id folders) "
+        "of the ImageNet model, the zero-shot baseline beside a model trained on it.",
+        readable=False,
+    ),
     class_: str | None = typer.Option(
         None, "--class", "-c", metavar="CLASS", help=CLASS_SPEC_HELP + " Not with --topk."
     ),
@@ -90,8 +98,14 @@ def cam(
     Examples:
       camtool cam dog.jpg --model best.pt --class 3 -o maps/
       camtool cam a.jpg b.jpg --topk 2 --save-array
+      camtool cam a.jpg --data-dir data/imagenette2-160   # zero-shot ImageNet
     """
     refuse_class_with_topk(class_, topk)
+    if data_dir is not None and model is not None:
+        raise ConfigError(
+            "--data-dir chooses the classes of the ImageNet model used without --model; "
+            "a --model file has its own classes: give one of them"
+        )
     settings = resolve_settings(
         config,
         {
@@ -100,12 +114,14 @@ def cam(
             "model": {"arch": arch},
         },
     )
+    from camtool.core.loading import dataset_classes
     from camtool.explain.job import run_cam
 
     report = run_cam(
         images,
         settings,
         model_path=model,
+        imagenet_classes=dataset_classes(data_dir) if data_dir is not None else None,
         class_spec=class_,
         overlay_only=overlay_only,
         save_array=save_array,

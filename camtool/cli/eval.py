@@ -51,12 +51,14 @@ class LocProtocol(str, Enum):
     short_help="Accuracy, per-class F1, and how well the maps find the object.",
 )
 def eval_command(
-    model: Path = typer.Option(
-        ...,
+    model: Path | None = typer.Option(
+        None,
         "--model",
         "-m",
         metavar="FILE",
-        help="camtool checkpoint, plain torchvision state dict, or .onnx export to evaluate.",
+        help="camtool checkpoint, plain torchvision state dict, or .onnx export to evaluate "
+        "[default: the zero-shot baseline: torchvision's ImageNet model of --arch restricted to "
+        "the dataset's Imagenette classes].",
         readable=False,
     ),
     arch: str | None = ArchOpt,
@@ -145,6 +147,7 @@ def eval_command(
     \b
     Examples:
       camtool eval --model checkpoints/best.pt
+      camtool eval --data-dir data/imagenette2-160   # zero-shot ImageNet model
       camtool eval --model best.pt --boxes boxes.csv --metrics all -o results/
     """
     settings = resolve_settings(

@@ -1,14 +1,135 @@
-"""Input conventions shared by the settings, training, checkpoints and runners (no torch import):
-ImageNet's per-channel normalisation and the range of image sides camtool accepts."""
+"""Every fact camtool carries about the outside world, each with its source (no torch import).
+
+Facts, and where they come from (``tests/test_facts.py`` checks each one against a source that
+ships with a dependency, never against this table):
+
+* :data:`IMAGENET_MEAN`, :data:`IMAGENET_STD`: the per-channel statistics torchvision's ImageNet
+  weights expect (``torchvision.models.ResNet18_Weights.IMAGENET1K_V1.transforms()``).
+* :data:`IMAGENETTE`: Imagenette's ten WordNet ids, their readable names and their ImageNet-1k
+  class indices (fast.ai's Imagenette README for the ids; the names are ImageNet-1k's
+  categories as torchvision's weight metadata lists them, ``meta["categories"]``; the indices
+  as timm's ImageNet synset list ``timm.data.ImageNetInfo`` places the ids; torchvision's
+  ``datasets.Imagenette`` lists the same ids).
+* :data:`IMAGENETTE_ARCHIVES`: the archives fast.ai publishes (URL, file name, top folder, size,
+  digests). URL, file name, folder and md5 are torchvision's ``datasets.Imagenette`` (which
+  takes the folder to be the archive's stem); the sizes and sha256 digests come from the FastAI.jl
+  dataset registry and are checked by ``camtool download`` itself on every download.
+
+Also here, though camtool's own convention rather than a fact: :data:`IMG_SIZE_RANGE`.
+"""
 
 from __future__ import annotations
 
-__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "IMG_SIZE_RANGE"]
+from dataclasses import dataclass
+from typing import NamedTuple
 
-#: Per-channel mean of ImageNet's RGB images in [0, 1] (torchvision's models expect it).
+__all__ = [
+    "IMAGENETTE",
+    "IMAGENETTE_ARCHIVES",
+    "IMAGENETTE_CLASSES",
+    "IMAGENETTE_INDEX",
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "IMG_SIZE_RANGE",
+    "ImagenetteArchive",
+    "ImagenetteClass",
+]
+
+#: Per-channel mean of ImageNet's RGB images in [0, 1]; source: torchvision's weight transforms.
 IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
-#: Per-channel standard deviation of ImageNet's RGB images in [0, 1].
+#: Per-channel standard deviation of ImageNet's RGB images in [0, 1]; source: as the mean.
 IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
-#: The smallest and largest image side (pixels) a model input may be resized to: the range of
-#: ``dataset.img_size`` and of what a checkpoint or export records.
+#: camtool's convention, not a fact: the smallest and largest image side (pixels) a model input
+#: may be resized to, the range of ``dataset.img_size`` and of what a checkpoint or export records.
 IMG_SIZE_RANGE: tuple[int, int] = (16, 4096)
+
+
+class ImagenetteClass(NamedTuple):
+    """One Imagenette class.
+
+    Attributes:
+        wnid: its WordNet id, the name of its folder in the archives (fast.ai's README).
+        name: ImageNet-1k's readable name of it (torchvision's ``meta["categories"]``).
+        imagenet_index: its index among ImageNet-1k's 1000 classes (timm's ``ImageNetInfo``).
+    """
+
+    wnid: str
+    name: str
+    imagenet_index: int
+
+
+#: Imagenette's classes in sorted-wnid order, which is camtool's class-index order.
+IMAGENETTE: tuple[ImagenetteClass, ...] = (
+    ImagenetteClass("n01440764", "tench", 0),
+    ImagenetteClass("n02102040", "English springer", 217),
+    ImagenetteClass("n02979186", "cassette player", 482),
+    ImagenetteClass("n03000684", "chain saw", 491),
+    ImagenetteClass("n03028079", "church", 497),
+    ImagenetteClass("n03394916", "French horn", 566),
+    ImagenetteClass("n03417042", "garbage truck", 569),
+    ImagenetteClass("n03425413", "gas pump", 571),
+    ImagenetteClass("n03445777", "golf ball", 574),
+    ImagenetteClass("n03888257", "parachute", 701),
+)
+
+#: WordNet id -> readable name, in class-index order (a view of :data:`IMAGENETTE`).
+IMAGENETTE_CLASSES: dict[str, str] = {c.wnid: c.name for c in IMAGENETTE}
+#: WordNet id -> ImageNet-1k class index (a view of :data:`IMAGENETTE`).
+IMAGENETTE_INDEX: dict[str, int] = {c.wnid: c.imagenet_index for c in IMAGENETTE}
+
+
+@dataclass(frozen=True)
+class ImagenetteArchive:
+    """One archive fast.ai publishes.
+
+    Attributes:
+        dataset: the name ``camtool download --dataset`` takes, e.g. ``"imagenette-160"``.
+        url: where fast.ai serves it.
+        filename: the last component of ``url``.
+        folder: its single top-level folder, the file name's stem (``imagenette2-160``).
+        size: its size in bytes.
+        sha256: its sha256 digest (hex), checked before extraction.
+        md5: its md5 digest (hex), as torchvision publishes it.
+    """
+
+    dataset: str
+    url: str
+    filename: str
+    folder: str
+    size: int
+    sha256: str
+    md5: str
+
+
+_S3 = "https://s3.amazonaws.com/fast-ai-imageclas/"
+
+#: The official Imagenette archives, smallest first.
+IMAGENETTE_ARCHIVES: tuple[ImagenetteArchive, ...] = (
+    ImagenetteArchive(
+        "imagenette-160",
+        _S3 + "imagenette2-160.tgz",
+        "imagenette2-160.tgz",
+        "imagenette2-160",
+        99_003_388,
+        "64d0c4859f35a461889e0147755a999a48b49bf38a7e0f9bd27003f10db02fe5",
+        "e793b78cc4c9e9a4ccc0c1155377a412",
+    ),
+    ImagenetteArchive(
+        "imagenette-320",
+        _S3 + "imagenette2-320.tgz",
+        "imagenette2-320.tgz",
+        "imagenette2-320",
+        341_663_724,
+        "569b4497c98db6dd29f335d1f109cf315fe127053cedf69010d047f0188e158c",
+        "3df6f0d01a2c9592104656642f5e78a3",
+    ),
+    ImagenetteArchive(
+        "imagenette",
+        _S3 + "imagenette2.tgz",
+        "imagenette2.tgz",
+        "imagenette2",
+        1_557_161_267,
+        "6cbfac238434d89fe99e651496f0812ebc7a10fa62bd42d6874042bf01de4efd",
+        "fe2fc210e6bb7c5664d602c3cd71e612",
+    ),
+)

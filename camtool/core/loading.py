@@ -6,6 +6,7 @@ PyTorch model, and torch is imported only then.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -15,7 +16,7 @@ from camtool.paths import require_file
 if TYPE_CHECKING:
     from camtool.settings import Settings
 
-__all__ = ["is_onnx", "open_runner", "runner_from_settings"]
+__all__ = ["dataset_classes", "is_onnx", "open_runner", "runner_from_settings"]
 
 
 def is_onnx(model_path: Path | None) -> bool:
@@ -31,6 +32,7 @@ def open_runner(
     img_size: int = 160,
     amp: bool = False,
     few_images: bool = False,
+    imagenet_classes: Sequence[str] | None = None,
 ) -> Runner:
     """Open what ``--model`` names: a checkpoint, an ``.onnx`` export, or (``None``) ImageNet's.
 
@@ -45,9 +47,13 @@ def open_runner(
         amp: mixed precision on CUDA.
         few_images: the runner will see only a few images: open fast rather than run fast
             (ONNX models skip onnxruntime's slower graph optimisations).
+        imagenet_classes: with ``model_path`` ``None``, keep only these classes of the
+            ImageNet model, given as Imagenette WordNet ids in class-index order (the zero-shot
+            baseline, :mod:`camtool.core.zeroshot`); ``None`` keeps all 1000.
 
     Raises:
-        CamtoolError: the model cannot be read, or the device is not available.
+        CamtoolError: the model cannot be read, the device is not available, or
+            ``imagenet_classes`` holds an id that is not Imagenette's.
     """
     if model_path is not None:
         require_file(Path(model_path), "model" if is_onnx(model_path) else "checkpoint")
@@ -61,7 +67,11 @@ def open_runner(
     from camtool.core.torch_runner import TorchRunner
 
     torch_device = resolve_device(str(device))
-    if model_path is None:
+    if model_path is None and imagenet_classes is not None:
+        from camtool.core.zeroshot import imagenet_subset
+
+        loaded = imagenet_subset(arch or "resnet18", imagenet_classes, img_size)
+    elif model_path is None:
         arch = arch or "resnet18"
         model = build_model(arch, 1000, pretrained=True)
         loaded = LoadedModel(model, imagenet_class_names(arch), img_size, source=f"ImageNet {arch}")
@@ -71,7 +81,11 @@ def open_runner(
 
 
 def runner_from_settings(
-    model_path: Path | None, settings: Settings, *, few_images: bool = False
+    model_path: Path | None,
+    settings: Settings,
+    *,
+    few_images: bool = False,
+    imagenet_classes: Sequence[str] | None = None,
 ) -> Runner:
     """:func:`open_runner` on the device, arch, image size and precision the settings name.
 
@@ -86,4 +100,22 @@ def runner_from_settings(
         img_size=settings.dataset.img_size,
         amp=settings.training.amp,
         few_images=few_images,
+        imagenet_classes=imagenet_classes,
     )
+
+
+def dataset_classes(data_dir: Path) -> list[str]:
+    """The class folders of the dataset at ``data_dir`` (of its ``train/``), sorted, checked to
+    be Imagenette WordNet ids: the ``imagenet_classes`` of :func:`open_runner` for that dataset.
+
+    Raises:
+        CamtoolError: no dataset there, no class folders, or one that is not an Imagenette id
+            (the one line names the folder and says to give ``--model``).
+    """
+    from camtool.core.zeroshot import imagenet_indices
+    from camtool.data.datasets import class_names_for, find_dataset_root
+
+    root = find_dataset_root(Path(data_dir))
+    wnids = class_names_for(root, "folder")
+    imagenet_indices(wnids, str(root / "train"))
+    return wnids

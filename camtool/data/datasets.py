@@ -34,7 +34,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from torch.utils.data.dataloader import default_collate
 from torchvision import transforms as T
 
-from camtool.core.imagenet import IMAGENET_MEAN, IMAGENET_STD
+from camtool.core.imagenet import IMAGENET_MEAN, IMAGENET_STD, IMAGENETTE_CLASSES
 from camtool.data.images import load_image
 from camtool.errors import CamtoolError, ConfigError, InputError
 from camtool.process import worker_init
@@ -42,7 +42,6 @@ from camtool.process import worker_init
 __all__ = [
     "DATASET_NAMES",
     "DEFAULT_CROP_SCALE",
-    "IMAGENETTE_CLASSES",
     "IMAGE_EXTENSIONS",
     "ImageFolderDataset",
     "SkippedImage",
@@ -66,20 +65,6 @@ IMAGE_EXTENSIONS: frozenset[str] = frozenset(
 
 DATASET_NAMES: tuple[str, ...] = ("imagenette", "folder")
 """Accepted ``dataset.name`` values; any name starting with ``imagenette`` counts as Imagenette."""
-
-IMAGENETTE_CLASSES: dict[str, str] = {
-    "n01440764": "tench",
-    "n02102040": "English springer",
-    "n02979186": "cassette player",
-    "n03000684": "chain saw",
-    "n03028079": "church",
-    "n03394912": "French horn",
-    "n03417042": "garbage truck",
-    "n03425413": "gas pump",
-    "n03445777": "golf ball",
-    "n03888605": "parachute",
-}
-"""Imagenette's WordNet ids and readable names, in sorted-wnid (class-index) order."""
 
 Transform = Callable[[Image.Image], Tensor]
 Item = tuple[Tensor, int]
@@ -128,7 +113,8 @@ def class_names_for(root: Path, dataset_name: str) -> list[str]:
     Args:
         root: the dataset root (with ``train/``).
         dataset_name: ``"folder"`` (names are the folder names) or ``"imagenette"`` (any name
-            starting with it; WordNet ids are mapped to names, unknown folders kept as they are).
+            starting with it; WordNet ids are mapped to names by
+            :data:`camtool.core.imagenet.IMAGENETTE_CLASSES`, unknown folders kept as they are).
 
     Returns:
         One name per class folder of ``root/train``, sorted by folder name.

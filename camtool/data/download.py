@@ -9,9 +9,9 @@ marker file written into the extracted folder tells a later run that the dataset
 Only the standard library is used for HTTP (:mod:`urllib.request`). Nothing is printed: progress is
 reported through an optional callback and failures raise :class:`~camtool.errors.CamtoolError`.
 
-Checksums: the sha256 figures come from the FastAI.jl dataset registry (which agrees with the
-imagenette2-160 figure pinned in the issue); the md5 figures, kept for reference, come from
-torchvision's ``torchvision/datasets/imagenette.py``.
+The archives' URLs, names, sizes and digests are facts recorded, with their sources, in
+:data:`camtool.core.imagenet.IMAGENETTE_ARCHIVES`; :data:`ARCHIVES` is that table as download
+plans.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from camtool import __version__
+from camtool.core.imagenet import IMAGENETTE_ARCHIVES
 from camtool.data.archive import (
     MARKER_NAME,
     Checksum,
@@ -105,46 +106,16 @@ class DownloadResult:
     already_present: bool
 
 
-_S3 = "https://s3.amazonaws.com/fast-ai-imageclas/"
-
 ARCHIVES: dict[str, ArchiveSpec] = {
-    "imagenette-160": ArchiveSpec(
-        name="imagenette-160",
-        url=_S3 + "imagenette2-160.tgz",
-        filename="imagenette2-160.tgz",
-        folder="imagenette2-160",
-        size=99_003_388,
-        checksum=Checksum(
-            "sha256", "64d0c4859f35a461889e0147755a999a48b49bf38a7e0f9bd27003f10db02fe5"
-        ),
-    ),
-    "imagenette-320": ArchiveSpec(
-        name="imagenette-320",
-        url=_S3 + "imagenette2-320.tgz",
-        filename="imagenette2-320.tgz",
-        folder="imagenette2-320",
-        size=341_663_724,
-        checksum=Checksum(
-            "sha256", "569b4497c98db6dd29f335d1f109cf315fe127053cedf69010d047f0188e158c"
-        ),
-    ),
-    "imagenette": ArchiveSpec(
-        name="imagenette",
-        url=_S3 + "imagenette2.tgz",
-        filename="imagenette2.tgz",
-        folder="imagenette2",
-        size=1_557_161_267,
-        checksum=Checksum(
-            "sha256", "6cbfac238434d89fe99e651496f0812ebc7a10fa62bd42d6874042bf01de4efd"
-        ),
-    ),
+    a.dataset: ArchiveSpec(
+        a.dataset, a.url, a.filename, a.folder, a.size, Checksum("sha256", a.sha256)
+    )
+    for a in IMAGENETTE_ARCHIVES
 }
-"""The official Imagenette archives, by dataset name."""
+"""The official Imagenette archives, by dataset name (checked by their sha256 digests)."""
 
 MD5_REFERENCE: dict[str, Checksum] = {
-    "imagenette-160": Checksum("md5", "e793b78cc4c9e9a4ccc0c1155377a412"),
-    "imagenette-320": Checksum("md5", "3df6f0d01a2c9592104656642f5e78a3"),
-    "imagenette": Checksum("md5", "fe2fc210e6bb7c5664d602c3cd71e612"),
+    a.dataset: Checksum("md5", a.md5) for a in IMAGENETTE_ARCHIVES
 }
 """The md5 digests torchvision publishes for the same archives (the sha256 ones are checked)."""
 

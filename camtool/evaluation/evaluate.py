@@ -42,7 +42,7 @@ from typing import Any
 
 import torch
 
-from camtool.core.loading import runner_from_settings
+from camtool.core.loading import dataset_classes, runner_from_settings
 from camtool.core.runner import ModelInfo, Runner
 from camtool.data.boxes import GroundTruth, load_boxes
 from camtool.data.datasets import ImageFolderDataset, build_transforms, find_dataset_root
@@ -274,7 +274,7 @@ def _wanted(groups: frozenset[str] | None, has_boxes: bool) -> frozenset[str]:
 
 
 def run_eval(
-    model_path: Path,
+    model_path: Path | None,
     settings: Settings,
     options: EvalOptions | None = None,
     *,
@@ -285,6 +285,9 @@ def run_eval(
     The model's own class names, image size and normalisation are used. The dataset is
     ``dataset.data_dir`` when set, else the folder the checkpoint was trained on, looked for
     where it was and where it would be after the project moved (see :func:`_dataset_root`).
+    With ``model_path`` ``None`` the model is the zero-shot baseline: ImageNet's ``model.arch``
+    restricted to the dataset's (``dataset.data_dir``) Imagenette classes, see
+    :mod:`camtool.core.zeroshot`.
     ``settings.training`` gives the batch size, workers, device and mixed precision;
     ``settings.cam`` the overlay colours and the pixel limit.
 
@@ -292,19 +295,24 @@ def run_eval(
     ``camtool-settings.toml`` to ``options.output_dir``.
 
     Raises:
-        CamtoolError: a bad model, dataset, box file or device (before any long computation).
+        CamtoolError: a bad model, dataset, box file or device (before any long computation);
+            without a model, class folders that are not Imagenette ids.
     """
     options = options or EvalOptions()
     _check_options(options)
     upsample = settings.cam.upsample.value
-    runner = runner_from_settings(Path(model_path), settings)
+    if model_path is None:
+        root = find_dataset_root(Path(settings.dataset.data_dir))
+        runner = runner_from_settings(None, settings, imagenet_classes=dataset_classes(root))
+    else:
+        runner = runner_from_settings(Path(model_path), settings)
+        root = _dataset_root(settings, runner.info, Path(model_path))
     info = runner.info
     if upsample == "aligned" and info.geometry is None:
         raise ConfigError(
             f"{info.source} does not record where its map cells sit, so its maps cannot be "
             'aligned; re-export it with this camtool or set cam.upsample = "conventional"'
         )
-    root = _dataset_root(settings, info, Path(model_path))
     transform = build_transforms(info.img_size, False, info.mean, info.std)
     dataset = split_dataset(root, options.split, transform, settings.cam.max_pixels)
     check_classes(dataset, info)

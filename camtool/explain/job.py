@@ -49,6 +49,7 @@ def run_cam(
     settings: Settings,
     *,
     model_path: Path | None = None,
+    imagenet_classes: Sequence[str] | None = None,
     class_spec: str | None = None,
     overlay_only: bool = False,
     save_array: bool = False,
@@ -63,7 +64,9 @@ def run_cam(
     is left, no model is loaded (``report.model`` is ``None``). A bad image is reported in its
     result and the others go on; a bad model, device or ``--class`` raises before any image is
     read, and so does an output file in the way that camtool did not write (a folder without
-    ``camtool-settings.toml``), unless ``overwrite``. ``locate`` finds each map's peak and box
+    ``camtool-settings.toml``), unless ``overwrite``. ``imagenet_classes`` restricts the
+    ImageNet model used without ``model_path`` to those Imagenette ids (see
+    :func:`camtool.core.loading.open_runner`). ``locate`` finds each map's peak and box
     (:attr:`camtool.explain.files.MapFiles.box`); leave it off when they are not shown.
 
     Raises:
@@ -85,7 +88,10 @@ def run_cam(
     if not pending:
         return CamReport(results, out_dir, None, "")
     runner = runner_from_settings(
-        model_path, settings, few_images=len(pending) <= QUICK_START_IMAGES
+        model_path,
+        settings,
+        few_images=len(pending) <= QUICK_START_IMAGES,
+        imagenet_classes=imagenet_classes,
     )
     target = resolve_class(class_spec, runner.info.class_names) if class_spec is not None else None
     options = CamOptions.from_settings(

@@ -1,0 +1,103 @@
+"""An ImageNet model explaining Imagenette with no fine-tuning: the zero-shot baseline.
+
+Imagenette's ten classes are ImageNet-1k classes (:data:`camtool.core.imagenet.IMAGENETTE`), so
+torchvision's ImageNet model already scores them: keeping only their rows of the linear layer
+gives a classifier over the dataset's own classes. Row ``c`` of the kept layer is row
+``idx[c]`` of ImageNet's, so (Zhou et al., CVPR'16, ``cam_c = sum_k w[c, k] f_k``) the map of
+class ``c`` is exactly the ImageNet map of class ``idx[c]`` and the logits are the ten selected
+ImageNet logits; the softmax runs over those ten only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from camtool.core.checkpoint import LoadedModel
+from camtool.core.imagenet import IMAGENETTE_CLASSES, IMAGENETTE_INDEX
+from camtool.core.model import CAMNet, build_model, check_cam_invariant
+from camtool.errors import CamtoolError
+
+__all__ = ["imagenet_indices", "imagenet_subset", "select_classes"]
+
+
+def imagenet_indices(wnids: Sequence[str], where: str = "the dataset") -> list[int]:
+    """The ImageNet-1k index of each WordNet id.
+
+    Args:
+        wnids: class folder names, in class-index order.
+        where: what holds the ids (a folder), named in the error.
+
+    Returns:
+        One index in ``0..999`` per id.
+
+    Raises:
+        CamtoolError: no ids, or an id that is not one of Imagenette's (naming the first).
+    """
+    unknown = [w for w in wnids if w not in IMAGENETTE_INDEX]
+    if unknown or not wnids:
+        found = f"class {unknown[0]!r}" if unknown else "no class"
+        raise CamtoolError(
+            f"an ImageNet model without --model needs ImageNet/Imagenette class ids, and {where} "
+            f"has {found} (Imagenette's ids: {', '.join(IMAGENETTE_INDEX)}); give --model"
+        )
+    return [IMAGENETTE_INDEX[w] for w in wnids]
+
+
+def select_classes(model: CAMNet, indices: Sequence[int]) -> CAMNet:
+    """A copy of ``model`` whose outputs are its classes ``indices``, in that order.
+
+    The trunk is shared as a copy of its weights; the linear layer (SqueezeNet: the 1x1
+    convolution) keeps rows ``indices`` of its weight ``(C, K[, 1, 1])`` and bias ``(C,)``.
+
+    Args:
+        model: any :class:`CAMNet`.
+        indices: class indices of ``model``, each in ``0..model.num_classes - 1``.
+
+    Returns:
+        A :class:`CAMNet` of ``len(indices)`` classes, in eval mode, that has passed
+        :func:`~camtool.core.model.check_cam_invariant`.
+
+    Raises:
+        CamtoolError: an index out of range, or the model fails the invariant gate.
+    """
+    if not indices or not all(0 <= i < model.num_classes for i in indices):
+        raise CamtoolError(f"class indices {list(indices)} are not classes of {model.arch}")
+    linear = model.cam_linear
+    prefix = next(name for name, module in model.named_modules() if module is linear) + "."
+    rows = torch.as_tensor(list(indices), dtype=torch.long)
+    state = model.state_dict()
+    for key in (prefix + "weight", prefix + "bias"):
+        if key in state:
+            state[key] = state[key][rows].clone()
+    subset = CAMNet(model.arch, len(indices), model.output_stride)
+    subset.load_state_dict(state)
+    subset.eval()
+    check_cam_invariant(subset)
+    return subset
+
+
+def imagenet_subset(arch: str, wnids: Sequence[str], img_size: int) -> LoadedModel:
+    """torchvision's (or timm's) ImageNet ``arch`` restricted to Imagenette classes ``wnids``.
+
+    Args:
+        arch: the ImageNet architecture.
+        wnids: the dataset's class folders (Imagenette WordNet ids), in class-index order.
+        img_size: the side images are resized to.
+
+    Returns:
+        The model with Imagenette's readable names, e.g. ``"French horn"``.
+
+    Raises:
+        CamtoolError: an id that is not Imagenette's (before any weights are read), or no
+            ImageNet weights.
+    """
+    indices = imagenet_indices(wnids, "the classes given")
+    model = select_classes(build_model(arch, 1000, pretrained=True), indices)
+    return LoadedModel(
+        model,
+        [IMAGENETTE_CLASSES[w] for w in wnids],
+        img_size,
+        source=f"ImageNet {arch}, zero-shot on {len(wnids)} Imagenette classes",
+    )
