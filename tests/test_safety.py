@@ -444,7 +444,9 @@ def test_every_data_loader_in_camtool_uses_the_worker_init() -> None:
         text = path.read_text()
         for call in re.finditer(r"\bDataLoader\(", text):
             end = text.find("\n    )", call.start())
-            assert "worker_init_fn=" in text[call.start() : end], f"{path}: {call.start()}"
+            assert "worker_init_fn=worker_init(" in text[call.start() : end], (
+                f"{path}: {call.start()}"
+            )
 
 
 # ---------------------------------------------------------------------------------------------

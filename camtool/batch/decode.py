@@ -121,7 +121,7 @@ def open_samples(dataset: ImageFiles, workers: int) -> Iterator[Sample]:
         num_workers=workers,
         collate_fn=keep_as_is,
         prefetch_factor=2 if workers else None,
-        worker_init_fn=worker_init,
+        worker_init_fn=worker_init(),
     )
     return iter(loader)
 

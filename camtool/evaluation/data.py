@@ -128,7 +128,7 @@ def make_loader(
         num_workers=workers,
         pin_memory=torch.device(device).type == "cuda",
         collate_fn=collate_skip_none,
-        worker_init_fn=worker_init,
+        worker_init_fn=worker_init(),
     )
 
 

@@ -208,7 +208,7 @@ def run_localization(
         batch_sampler=_size_batches(items, info, batch_size),
         num_workers=workers,
         collate_fn=_collate_list,
-        worker_init_fn=worker_init,
+        worker_init_fn=worker_init(),
     )
     acc = LocalizationAccumulator(cam_threshold=CAM_THRESHOLD, loc_iou=LOC_IOU, protocol=protocol)
     skipped: list[SkippedImage] = []
