@@ -7,23 +7,28 @@
 * :func:`folder_lock`: an exclusive ``flock`` on ``<folder>/.camtool.lock`` so that two runs of
   ``train`` (or ``demo``) never write into one folder. The kernel drops the lock when its process
   dies, however it dies, so a lock left by a killed run is never in the way.
-* :func:`worker_init`: run first in every data-loader worker: on Linux the worker is killed when
-  its parent dies (``prctl(PR_SET_PDEATHSIG, SIGKILL)``), even by ``kill -9``, and it ignores
-  SIGINT/SIGTERM (its parent stops it cleanly).
+* :func:`worker_init`: the ``worker_init_fn`` of every data loader, made in the parent (which
+  records its own pid): on Linux the worker is killed when its parent dies
+  (``prctl(PR_SET_PDEATHSIG, SIGKILL)``), even by ``kill -9``, and it ignores SIGINT/SIGTERM
+  while the parent runs (the parent stops it cleanly). A parent that is pid 1 (a container's
+  main process) is no exception.
 
 No torch here: the CLI imports this module before any command runs.
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import ctypes
 import errno
+import functools
+import multiprocessing
 import os
 import signal
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -110,31 +115,99 @@ def deferred_stop(request: StopRequest, *, enabled: bool = True) -> Iterator[Sto
             signal.signal(signum, old)
 
 
-def die_with_parent() -> None:
+def die_with_parent(creator: int, *, via_server: bool = False) -> None:
     """Have the kernel kill this process (SIGKILL) when its parent dies; Linux only.
 
-    If the parent is already gone (it died before this ran), exit at once.
+    If the parent is already gone (it died before the kernel was asked), exit at once. "Gone" is
+    judged against the pid of the process that made this one, recorded there before this
+    process started: in a container the main process is pid 1, so a parent pid of 1 alone says
+    nothing; a worker whose parent died is re-parented (to pid 1 or a subreaper), so its parent
+    pid no longer matches the recorded one.
+
+    Args:
+        creator: the pid of the process that started this one (``os.getpid()`` there).
+        via_server: this process was forked by multiprocessing's fork server (start method
+            ``"forkserver"``), itself a child of ``creator``; the fork server exits when
+            ``creator`` does, so the check is that the parent's parent is ``creator``.
     """
     if not sys.platform.startswith("linux"):
         return
-    parent = os.getppid()
     with contextlib.suppress(OSError, AttributeError):
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
-    if parent == 1 or os.getppid() != parent:
+    parent = os.getppid()
+    if (_parent_of(parent) if via_server else parent) != creator:
         os._exit(1)
 
 
-def worker_init(worker_id: int) -> None:
-    """Make a data-loader worker safe: it dies with its parent and leaves signals to it.
+def _parent_of(pid: int) -> int | None:
+    """The parent pid of ``pid`` from ``/proc/<pid>/stat`` (field 4); ``None`` if unreadable."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return int(stat.rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
 
-    Call first from every ``worker_init_fn``. Ctrl-C in a terminal signals the whole process
-    group; the worker ignores it (and SIGTERM), and the parent, which handles it, shuts the
-    workers down. If the parent is killed outright, the kernel kills the worker too.
-    """
-    die_with_parent()
+
+def _init_worker(
+    creator: int,
+    via_server: bool,
+    exiting: Any,
+    then: Callable[[int], None] | None,
+    worker_id: int,
+) -> None:
+    die_with_parent(creator, via_server=via_server)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, functools.partial(_on_sigterm, exiting))
+    if then is not None:
+        then(worker_id)
+
+
+def _on_sigterm(exiting: Any, signum: int, frame: object) -> None:
+    """A worker's SIGTERM: ignored while its parent runs (the parent stops the workers itself),
+    obeyed once the parent is exiting (its interpreter terminates the workers still alive)."""
+    if exiting.is_set():
+        os._exit(0)
+
+
+_EXITING: dict[str, Any] = {}
+
+
+def _parent_exiting(method: str) -> Any:
+    """This process's "exiting" event for workers of start method ``method``: set at exit,
+    before :mod:`multiprocessing` terminates the (daemonic) workers still alive."""
+    if method not in _EXITING:
+        event = multiprocessing.get_context(method).Event()  # imports multiprocessing.util,
+        atexit.register(event.set)  # whose exit hook runs after this one (atexit is LIFO)
+        _EXITING[method] = event
+    return _EXITING[method]
+
+
+def worker_init(then: Callable[[int], None] | None = None) -> Callable[[int], None]:
+    """The ``worker_init_fn`` for a data loader made in this process (call it here, not there).
+
+    The returned callable, run first in each worker, makes the worker safe: it dies with its
+    parent and leaves signals to it. Ctrl-C in a terminal (or SIGTERM from Slurm or systemd)
+    signals the whole process group; the worker ignores it, and the parent, which handles it,
+    shuts the workers down. If the parent is killed outright, the kernel kills the worker too;
+    once the parent's interpreter exits, SIGTERM ends the worker (so that a loader left open
+    with persistent workers does not hang the exit). This process's pid is recorded now, so the
+    worker checks its real parent (see :func:`die_with_parent`), also when this process is
+    pid 1 (a container's main process). The loader must use the default multiprocessing start
+    method (whose name is also recorded now).
+
+    Args:
+        then: run next in the worker with the worker's id (e.g. to seed its generators); a
+            module-level function, so that the callable pickles for the spawn start methods.
+
+    Returns:
+        A picklable ``worker_init_fn(worker_id: int) -> None``.
+    """
+    method = multiprocessing.get_start_method(allow_none=True)
+    if method is None:  # not fixed yet: the default, listed first (without fixing it here)
+        method = multiprocessing.get_all_start_methods()[0]
+    exiting = _parent_exiting(method)
+    return functools.partial(_init_worker, os.getpid(), method == "forkserver", exiting, then)
 
 
 def _holder(path: Path) -> str:

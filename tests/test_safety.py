@@ -439,12 +439,12 @@ def _zombie(pid: int) -> bool:
         return True
 
 
-def test_every_data_loader_in_camtool_uses_the_worker_init() -> None:
+def test_every_worker_pool_in_camtool_uses_the_worker_init() -> None:
     for path in (ROOT / "camtool").rglob("*.py"):
         text = path.read_text()
-        for call in re.finditer(r"\bDataLoader\(", text):
-            end = text.find("\n    )", call.start())
-            assert "worker_init_fn=" in text[call.start() : end], f"{path}: {call.start()}"
+        for call in re.finditer(r"\b(DataLoader|ProcessPoolExecutor)\(", text):
+            end = text.find(")\n", call.start())
+            assert "=worker_init(" in text[call.start() : end], f"{path}: {call.start()}"
 
 
 # ---------------------------------------------------------------------------------------------

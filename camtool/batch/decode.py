@@ -101,7 +101,7 @@ def read_images(
     if not workers:
         yield from map(reader, paths)
         return
-    pool = ProcessPoolExecutor(workers, initializer=worker_init, initargs=(0,))
+    pool = ProcessPoolExecutor(workers, initializer=worker_init(), initargs=(0,))
     todo = iter(paths)
     try:
         pending = deque(pool.submit(reader, path) for path in islice(todo, _AHEAD * workers))

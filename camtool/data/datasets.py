@@ -332,15 +332,13 @@ def make_loader(
         pin_memory=pin_memory,
         collate_fn=collate_skip_none,
         generator=generator,
-        worker_init_fn=_seed_worker,
+        worker_init_fn=worker_init(_seed_worker),
         persistent_workers=workers > 0,
     )
 
 
 def _seed_worker(worker_id: int) -> None:
-    """Make the worker die with its parent, and seed Python's and NumPy's generators in it from
-    its torch seed."""
-    worker_init(worker_id)
+    """Seed Python's and NumPy's generators in a worker from its torch seed."""
     seed = torch.initial_seed() % 2**32
     random.seed(seed)
     np.random.seed(seed)

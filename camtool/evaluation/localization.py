@@ -202,7 +202,7 @@ def run_localization(
         batch_sampler=_size_batches(items, info, batch_size),
         num_workers=workers,
         collate_fn=_collate_list,
-        worker_init_fn=worker_init,
+        worker_init_fn=worker_init(),
     )
     acc = LocalizationAccumulator(protocol=protocol)
     loop = EvalLoop(loader, "localization", len(items), progress)
