@@ -79,7 +79,7 @@ def _images_per_second(ckpt: Path, photos: Path, out: Path, batch: int, workers:
         None,
         {
             "cam": {"output_dir": out},
-            "training": {"batch_size": batch, "workers": workers, "device": "cpu"},
+            "runtime": {"batch_size": batch, "workers": workers, "device": "cpu"},
         },
     )
     shutil.rmtree(out, ignore_errors=True)

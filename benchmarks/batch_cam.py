@@ -257,7 +257,7 @@ def run_child(args: argparse.Namespace) -> dict[str, Any]:
             None,
             {
                 "cam": {"output_dir": args.out},
-                "training": {"workers": args.workers, "batch_size": args.batch_size},
+                "runtime": {"workers": args.workers, "batch_size": args.batch_size},
             },
         )
         report = run_batch([args.folder], settings, runner=runner, fmt="jpg")

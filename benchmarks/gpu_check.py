@@ -214,7 +214,7 @@ def check_batch_cam(args: argparse.Namespace, folder: Path) -> Row:
         None,
         {
             "cam": {"output_dir": str(folder / "maps")},
-            "training": {"workers": args.workers, "batch_size": args.batch_size},
+            "runtime": {"workers": args.workers, "batch_size": args.batch_size},
         },
     )
     started = time.perf_counter()

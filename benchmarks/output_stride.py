@@ -50,11 +50,10 @@ def settings_for(args: argparse.Namespace, data: Path, out: Path, stride: int) -
                 "scheduler": "cosine",
                 "early_stopping_patience": 0,
                 "checkpoint_dir": str(out / f"stride{stride}" / "checkpoints"),
-                "device": args.device,
-                "workers": args.workers,
                 "seed": args.seed,
                 "log_every": 1000,
             },
+            "runtime": {"device": args.device, "workers": args.workers},
         },
     )
 

@@ -56,11 +56,10 @@ def settings_for(args: argparse.Namespace, data: Path, out: Path) -> Settings:
                 "optimizer": "adam",
                 "early_stopping_patience": 0,
                 "checkpoint_dir": str(out),
-                "device": args.device,
-                "workers": args.workers,
                 "log_every": 1000,
                 "save_every": 1000,
             },
+            "runtime": {"device": args.device, "workers": args.workers},
         },
     )
 
@@ -79,21 +78,21 @@ def _overall(rates: list[float]) -> float:
 
 def bare_rate(settings: Settings) -> float:
     """Training images per second of a textbook loop over the same data and model."""
-    device = resolve_device(settings.training.device.value)
+    device = resolve_device(settings.runtime.device.value)
     data = settings.dataset
     splits = make_splits(data.data_dir, data.name.value, data.img_size, data.val_size)
     loader = DataLoader(
         splits.train,
         batch_size=settings.training.batch_size,
         shuffle=True,
-        num_workers=settings.training.workers,
+        num_workers=settings.runtime.workers,
         pin_memory=device.type == "cuda",
         collate_fn=collate_skip_none,
         drop_last=True,
-        persistent_workers=settings.training.workers > 0,
+        persistent_workers=settings.runtime.workers > 0,
     )
     model = build_model(settings.model.arch, len(splits.class_names)).to(device)
-    amp = _amp_dtype(device, settings.training.amp)
+    amp = _amp_dtype(device, settings.runtime.amp)
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
     optimizer = torch.optim.Adam(

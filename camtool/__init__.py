@@ -5,14 +5,21 @@ The Python API is :func:`load_model`, which returns a :class:`CamModel` whose
 :mod:`camtool.api`). The command line is ``camtool`` (:mod:`camtool.cli`).
 
 Importing this package is cheap: heavy dependencies (torch, torchvision, matplotlib) are imported
-only by the modules that need them, so that ``camtool --help`` answers instantly.
+only by the modules that need them, so that ``camtool --help`` answers instantly; the three API
+names load :mod:`camtool.api` on first use (PEP 562).
 """
 
-from camtool._lazy import lazy_exports
+from __future__ import annotations
+
+from typing import Any
 
 __version__ = "0.1.0"
+__all__ = ["CamModel", "Explanation", "__version__", "load_model"]
 
-_WHERE = {"CamModel": "api", "Explanation": "api", "load_model": "api"}
 
-__all__, __getattr__, __dir__ = lazy_exports(__name__, _WHERE)
-__all__ = [*__all__, "__version__"]
+def __getattr__(name: str) -> Any:
+    if name in ("CamModel", "Explanation", "load_model"):
+        from camtool import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'camtool' has no attribute {name!r}")

@@ -1,13 +1,15 @@
 """camtool's settings: one validated model, resolved from defaults, a TOML file, env vars and flags.
 
 The sections mirror the reference lab's ``cam_config.yaml`` (``[model]``, ``[training]``,
-``[dataset]``, same key names) plus ``[cam]``. Precedence, highest first::
+``[dataset]``, same key names) plus ``[runtime]`` (device, workers, precision and inference
+batch size, for every command) and ``[cam]``. Precedence, highest first::
 
     command-line flag  >  CAMTOOL_<SECTION>__<KEY> env var  >  --config FILE.toml  >  defaults
 
 A flag the user did not give is ``None`` and is dropped before merging, so it overrides nothing.
 Every problem (unknown key, wrong type, value out of range) is reported at once, by key path, as a
-:class:`~camtool.errors.ConfigError`.
+:class:`~camtool.errors.ConfigError`. A retired key (:data:`RETIRED`) still loads: it moves to
+its new place, or is dropped when it never had an effect; :attr:`Settings.notes` says so.
 """
 
 from __future__ import annotations
@@ -20,7 +22,15 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     EnvSettingsSource,
@@ -31,9 +41,8 @@ from pydantic_settings.exceptions import SettingsError
 
 from camtool.choices import DatasetName, DeviceName, Optimizer, Scheduler, UpsampleMode
 from camtool.core.imagenet import IMG_SIZE_RANGE
-from camtool.errors import ConfigError, InputError
+from camtool.errors import ConfigError
 from camtool.fsutil import atomic_write_text
-from camtool.textio import read_text
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -41,16 +50,19 @@ else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
 
 __all__ = [
+    "RETIRED",
     "SETTINGS_FILE",
     "CamSettings",
     "DatasetSettings",
     "ModelSettings",
+    "RuntimeSettings",
     "Settings",
     "TrainingSettings",
     "drop_unset",
     "env_settings_names",
     "load_settings",
     "read_toml",
+    "retire_keys",
     "settings_to_toml",
     "write_settings",
 ]
@@ -62,6 +74,16 @@ ENV_PREFIX = "CAMTOOL_"
 
 #: Most classes a model may have, and most maps per image (``topk``).
 MAX_CLASSES = 100_000
+
+#: Keys of earlier releases: where each moved (``None``: dropped, it had no effect).
+RETIRED: dict[str, str | None] = {
+    "model.name": None,
+    "model.input_shape": None,
+    "model.residual": None,
+    "training.device": "runtime.device",
+    "training.workers": "runtime.workers",
+    "training.amp": "runtime.amp",
+}
 
 _PATH_FORBIDDEN = {"\0": "a NUL byte", "\n": "a newline", "\r": "a carriage return"}
 
@@ -83,19 +105,14 @@ class _Section(BaseModel):
 class ModelSettings(_Section):
     """``[model]``: the network."""
 
-    name: str = Field("resnet_cam", description="A label for the model (kept from the reference).")
     arch: str = Field(
         "resnet18",
         description="A torchvision classifier with a pooling + linear head (resnet18, "
         "densenet121, efficientnet_b0, mobilenet_v2 ...) or timm:<name>.",
     )
-    input_shape: list[int] | None = Field(
-        None, description="Optional [channels, height, width]; must agree with dataset.img_size."
-    )
     num_classes: int | None = Field(
         None, ge=1, le=MAX_CLASSES, description="Classes of the head; by default from the data."
     )
-    residual: bool = Field(True, description="Kept from the reference; camtool models are ResNets.")
     pretrained: bool = Field(True, description="Start from torchvision's ImageNet weights.")
     output_stride: int | None = Field(
         None, description="32 or 16 (the last stage at full res); unset: the arch's own."
@@ -120,20 +137,6 @@ class ModelSettings(_Section):
             raise ValueError(problem)
         return self
 
-    @field_validator("input_shape")
-    @classmethod
-    def _three_dims(cls, value: list[int] | None) -> list[int] | None:
-        if value is not None and (len(value) != 3 or value[0] != 3 or min(value) < 1):
-            raise ValueError("must be [3, height, width] with positive sizes")
-        return value
-
-    @field_validator("residual")
-    @classmethod
-    def _residual_only(cls, value: bool) -> bool:
-        if not value:
-            raise ValueError("camtool's models are ResNets: residual must be true")
-        return value
-
     @field_validator("output_stride")
     @classmethod
     def _stride(cls, value: int | None) -> int | None:
@@ -146,7 +149,7 @@ class TrainingSettings(_Section):
     """``[training]``: the optimisation loop."""
 
     learning_rate: float = Field(0.001, gt=0, le=10, description="Initial learning rate.")
-    batch_size: int = Field(64, ge=1, le=65_536, description="Images per step.")
+    batch_size: int = Field(64, ge=1, le=65_536, description="Images per training step.")
     num_epochs: int = Field(50, ge=1, le=100_000, description="Maximum number of epochs.")
     weight_decay: float = Field(0.0001, ge=0, le=1, description="L2 weight decay.")
     momentum: float = Field(0.9, ge=0, lt=1, description="Momentum (sgd only).")
@@ -158,10 +161,7 @@ class TrainingSettings(_Section):
     )
     optimizer: Optimizer = Field(Optimizer.adam, description="adam, adamw or sgd.")
     scheduler: Scheduler = Field(Scheduler.reduce_lr, description="reduce_lr or cosine.")
-    device: DeviceName = Field(DeviceName.auto, description="auto, cpu, cuda or mps.")
-    workers: int = Field(2, ge=0, le=256, description="DataLoader worker processes.")
     seed: int = Field(0, ge=0, le=2**32 - 1, description="Seed of shuffling, augmentation, init.")
-    amp: bool = Field(True, description="Mixed precision on CUDA (bf16 where supported).")
 
     @field_validator("learning_rate", "weight_decay", "momentum")
     @classmethod
@@ -171,6 +171,19 @@ class TrainingSettings(_Section):
         return value
 
     _checkpoint_dir = field_validator("checkpoint_dir")(_plain_path)
+
+
+class RuntimeSettings(_Section):
+    """``[runtime]``: where and how every command runs (train, eval, cam, batch-cam, demo)."""
+
+    device: DeviceName = Field(DeviceName.auto, description="auto, cpu, cuda or mps.")
+    workers: int = Field(2, ge=0, le=256, description="Data-loading worker processes.")
+    amp: bool = Field(
+        True, description="Mixed precision on CUDA (bf16 where supported); maps stay fp32."
+    )
+    batch_size: int = Field(
+        64, ge=1, le=65_536, description="Images per forward pass of eval, cam and batch-cam."
+    )
 
 
 class DatasetSettings(_Section):
@@ -248,8 +261,15 @@ class Settings(BaseSettings):
 
     model: ModelSettings = Field(default_factory=ModelSettings)
     training: TrainingSettings = Field(default_factory=TrainingSettings)
+    runtime: RuntimeSettings = Field(default_factory=RuntimeSettings)
     dataset: DatasetSettings = Field(default_factory=DatasetSettings)
     cam: CamSettings = Field(default_factory=CamSettings)
+    _notes: list[str] = PrivateAttr(default_factory=list)
+
+    @property
+    def notes(self) -> list[str]:
+        """One line for each retired key the sources held (see :data:`RETIRED`)."""
+        return self._notes
 
     @classmethod
     def settings_customise_sources(
@@ -287,18 +307,44 @@ def _deep_merge(base: Mapping[str, Any], top: Mapping[str, Any]) -> dict[str, An
     return merged
 
 
+def retire_keys(values: Mapping[str, Any], notes: list[str]) -> dict[str, Any]:
+    """``values`` (nested by section) with every retired key moved or dropped (:data:`RETIRED`).
+
+    A moved key yields to its new key where both are given. Appends one line per retired key
+    found to ``notes``.
+    """
+    out = {key: dict(v) if isinstance(v, Mapping) else v for key, v in values.items()}
+    for old, new in RETIRED.items():
+        section, _, key = old.partition(".")
+        if not isinstance(out.get(section), dict) or key not in out[section]:
+            continue
+        value = out[section].pop(key)
+        if new is None:
+            notes.append(f"{old} is retired and has no effect; remove it")
+            continue
+        new_section, _, new_key = new.partition(".")
+        out.setdefault(new_section, {}).setdefault(new_key, value)
+        notes.append(f"{old} is now {new}; rename it")
+    return out
+
+
 def read_toml(path: Path) -> dict[str, Any]:
-    """Read a TOML settings file (UTF-8, a byte-order mark allowed; see :mod:`camtool.textio`).
+    """Read a TOML settings file (UTF-8, as TOML is; a leading byte-order mark is dropped).
 
     Raises:
-        ConfigError: the file is missing, unreadable, in another encoding or not valid TOML.
+        ConfigError: the file is missing, unreadable, not UTF-8 or not valid TOML.
     """
-    if not Path(path).exists():
-        raise ConfigError(f"config file not found: {path}")
     try:
-        text = read_text(Path(path))
-    except InputError as exc:
-        raise ConfigError(f"config file {exc.message}") from None
+        text = Path(path).read_bytes().decode("utf-8-sig")
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except OSError as exc:
+        raise ConfigError(f"config file {path}: cannot read it ({exc.strerror})") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"config file {path} is not UTF-8 (bad byte at offset {exc.start}); TOML files "
+            "are UTF-8: save it as UTF-8"
+        ) from None
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -341,7 +387,7 @@ def env_settings_names(environ: Mapping[str, str] | None = None) -> dict[tuple[s
                 f"choose from {', '.join(sections)}"
             )
         keys = list(getattr(sections[section].annotation, "model_fields", {}))
-        if key not in keys:
+        if key not in keys and f"{section}.{key}" not in RETIRED:
             close = difflib.get_close_matches(key, keys, n=1)
             hint = f"did you mean {var[: -len(key)]}{close[0].upper()}?" if close else ""
             raise ConfigError(
@@ -416,9 +462,10 @@ def load_settings(
             it came from (exit code 2); a misspelt ``CAMTOOL_*`` variable.
     """
     env = env_settings_names()
-    layers: dict[str, Any] = read_toml(config_file) if config_file is not None else {}
-    layers = _deep_merge(layers, _read_env())
-    given = drop_unset(overrides or {})
+    notes: list[str] = []
+    layers = retire_keys(read_toml(config_file), notes) if config_file is not None else {}
+    layers = _deep_merge(layers, retire_keys(_read_env(), notes))
+    given = retire_keys(drop_unset(overrides or {}), notes)
     layers = _deep_merge(layers, given)
     origin = f" (from {config_file}, {ENV_PREFIX}* env vars and flags)" if config_file else ""
     used_flags = {
@@ -430,13 +477,7 @@ def load_settings(
         settings = Settings(**layers)
     except ValidationError as exc:
         raise ConfigError(_describe(exc, origin, used_flags, env)) from None
-    shape = settings.model.input_shape
-    if shape is not None and shape[1:] != [settings.dataset.img_size] * 2:
-        raise ConfigError(
-            f"invalid settings{origin}: model.input_shape {shape} disagrees with "
-            f"{used_flags.get('dataset.img_size', 'dataset.img_size')} "
-            f"{settings.dataset.img_size}"
-        )
+    settings.notes.extend(dict.fromkeys(notes))
     from camtool.core.archs import family_of
 
     family = family_of(settings.model.arch)
@@ -448,27 +489,12 @@ def load_settings(
     return settings
 
 
-def _toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return repr(value)
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    text = str(value).replace("\\", "\\\\").replace('"', '\\"')
-    return f'"{text}"'
-
-
 def settings_to_toml(settings: Settings) -> str:
-    """Render settings as a TOML document that :func:`load_settings` reads back unchanged."""
-    lines: list[str] = []
-    for section, values in settings.model_dump(mode="json").items():
-        lines.append(f"[{section}]")
-        for key, value in values.items():
-            if value is not None:
-                lines.append(f"{key} = {_toml_value(value)}")
-        lines.append("")
-    return "\n".join(lines)
+    """Render settings as a TOML document that :func:`load_settings` reads back unchanged
+    (unset optional values, ``None``, are left out: TOML has no null)."""
+    import tomli_w
+
+    return tomli_w.dumps(drop_unset(settings.model_dump(mode="json")))
 
 
 def write_settings(directory: Path, settings: Settings) -> Path:

@@ -109,8 +109,6 @@ def tiny_train_settings(data: Path, checkpoints: Path, **training: Any) -> Setti
     values: dict[str, Any] = {
         "batch_size": 4,
         "num_epochs": 2,
-        "workers": 0,
-        "device": "cpu",
         "checkpoint_dir": checkpoints,
         "early_stopping_patience": 0,
         "save_every": 2,
@@ -122,6 +120,7 @@ def tiny_train_settings(data: Path, checkpoints: Path, **training: Any) -> Setti
             "model": {"pretrained": False},
             "dataset": {"name": "folder", "data_dir": data, "img_size": 32, "val_size": 4},
             "training": values,
+            "runtime": {"workers": 0, "device": "cpu"},
         },
     )
 

@@ -280,11 +280,10 @@ def test_short_training_run(arch: str, shapes32: Path, tmp_path: Path) -> None:
             "training": {
                 "batch_size": 3,
                 "num_epochs": 1,
-                "workers": 0,
-                "device": "cpu",
                 "checkpoint_dir": tmp_path,
                 "early_stopping_patience": 0,
             },
+            "runtime": {"workers": 0, "device": "cpu"},
         },
     )
     result = train(settings, observer=SilentObserver())

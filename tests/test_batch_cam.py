@@ -382,7 +382,7 @@ def test_interrupt_saves_manifest_and_resumes(tmp_path: Path, model_file: Path) 
     _good_folder(tmp_path / "pics", 9)
     out = tmp_path / "out"
     settings = load_settings(
-        None, {"cam": {"output_dir": out}, "training": {"workers": 0, "batch_size": 2}}
+        None, {"cam": {"output_dir": out}, "runtime": {"workers": 0, "batch_size": 2}}
     )
     seen: list[tuple[int, int, Any]] = []
 
@@ -661,7 +661,7 @@ def test_map_does_not_depend_on_the_batch(tmp_path: Path) -> None:
     for folder in (alone, mixed):
         out = tmp_path / f"out-{folder.name}"
         settings = load_settings(
-            None, {"cam": {"output_dir": out}, "training": {"workers": 0, "batch_size": 8}}
+            None, {"cam": {"output_dir": out}, "runtime": {"workers": 0, "batch_size": 8}}
         )
         recorder = _Recorder(model)
         report = run_batch([folder], settings, runner=recorder, fmt="png", save_array=True)

@@ -206,7 +206,7 @@ def test_config_command_shows_env_and_file(in_tmp: Path, monkeypatch: pytest.Mon
     monkeypatch.setenv("CAMTOOL_TRAINING__NUM_EPOCHS", "3")
     result = runner.invoke(app, ["config", "--config", "c.toml", "--json"])
     doc = json.loads(result.stdout)
-    assert set(doc) == {"model", "training", "dataset", "cam"}
+    assert set(doc) == {"model", "training", "runtime", "dataset", "cam"}
     assert doc["training"]["batch_size"] == 8 and doc["training"]["num_epochs"] == 3
     result = runner.invoke(app, ["config", "--config", "c.toml"])
     assert "batch_size = 8" in result.stdout

@@ -53,13 +53,11 @@ def test_amp_training_steps(
             "model": {"pretrained": False},
             "dataset": {"name": "folder", "data_dir": str(shapes), "img_size": 32, "val_size": 10},
             "training": {
-                "device": "cuda",
-                "amp": True,
                 "num_epochs": 2,
                 "batch_size": 8,
-                "workers": 0,
                 "checkpoint_dir": str(tmp_path / "ck"),
             },
+            "runtime": {"device": "cuda", "amp": True, "workers": 0},
         },
     )
     watch = Plan()
@@ -84,7 +82,7 @@ def test_channels_last_batch_cam_on_cuda_matches_cpu(tmp_path: Path, tiny_checkp
             None,
             {
                 "cam": {"output_dir": str(tmp_path / device)},
-                "training": {"workers": 0, "batch_size": 4},
+                "runtime": {"workers": 0, "batch_size": 4},
             },
         )
         report = run_batch([tmp_path / "pics"], settings, runner=runner, fmt="png", save_array=True)

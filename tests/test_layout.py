@@ -16,10 +16,11 @@ LAYERS: tuple[frozenset[str], ...] = (
     frozenset({"api", "demo"}),
     frozenset({"batch", "export", "evaluation", "training"}),
     frozenset({"explain"}),
-    frozenset({"data"}),
+    frozenset({"runtime"}),
     frozenset({"settings", "choices"}),
+    frozenset({"data"}),
     frozenset({"core"}),
-    frozenset({"errors", "fsutil", "paths", "process", "rounding", "textio", "_lazy", "__init__"}),
+    frozenset({"errors", "fsutil", "paths", "process", "rounding", "textio", "__init__"}),
 )
 
 
@@ -35,22 +36,11 @@ def _modules() -> dict[str, Path]:
 MODULES = _modules()
 
 
-def _type_checking_blocks(tree: ast.Module) -> set[int]:
-    """ids of the nodes inside ``if TYPE_CHECKING:`` blocks (imports for annotations only)."""
-    inside: set[int] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.If) and ast.unparse(node.test).endswith("TYPE_CHECKING"):
-            inside.update(id(child) for stmt in node.body for child in ast.walk(stmt))
-    return inside
-
-
 def _imports(path: Path) -> Iterator[tuple[str, list[str]]]:
-    """(module, names) of every import the file runs (anywhere but ``if TYPE_CHECKING:``)."""
+    """(module, names) of every import in the file, ``if TYPE_CHECKING:`` blocks included (an
+    annotation's import is a dependency too)."""
     tree = ast.parse(path.read_text(encoding="utf-8"))
-    skipped = _type_checking_blocks(tree)
     for node in ast.walk(tree):
-        if id(node) in skipped:
-            continue
         if isinstance(node, ast.Import):
             for alias in node.names:
                 yield alias.name, []
@@ -69,6 +59,8 @@ def _internal_edges(name: str) -> set[str]:
                 edges.add(f"{module}.{imported}")
         if module in MODULES and not all(f"{module}.{n}" in MODULES for n in names or ["?"]):
             edges.add(module)
+    if name == "camtool":  # the package offers the API's three names, loaded on first use
+        edges.discard("camtool.api")
     return edges - {name}
 
 
@@ -89,7 +81,8 @@ def test_every_area_has_a_layer() -> None:
 @pytest.mark.parametrize("name", sorted(MODULES))
 def test_imports_run_down_the_layers(name: str) -> None:
     mine = _layer(_area(name))
-    upward = [m for m in _internal_edges(name) if _layer(_area(m)) < mine]
+    edges = _internal_edges(name)
+    upward = [m for m in edges if _layer(_area(m)) < mine]
     assert not upward, f"{name} imports from a higher layer: {upward}"
 
 

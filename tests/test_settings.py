@@ -30,8 +30,46 @@ def test_defaults_mirror_the_reference() -> None:
 def test_shipped_imagenette_config_loads() -> None:
     s = load_settings(REPO / "configs" / "imagenette.toml")
     assert s.model.num_classes == 10
-    assert s.model.input_shape == [3, 160, 160]
     assert s.training.scheduler.value == "reduce_lr"
+    assert s.notes == []
+
+
+OLD_CONFIG = """
+[model]
+name = "resnet_cam"
+input_shape = [3, 160, 160]
+residual = true
+[training]
+batch_size = 256
+device = "cpu"
+workers = 0
+amp = false
+"""
+
+
+def test_an_old_config_loads_with_one_note_per_retired_key(tmp_path: Path) -> None:
+    s = load_settings(write(tmp_path / "old.toml", OLD_CONFIG))
+    assert (s.runtime.device.value, s.runtime.workers, s.runtime.amp) == ("cpu", 0, False)
+    assert s.training.batch_size == 256 and s.runtime.batch_size == 64  # not batch-cam's
+    assert s.notes == [
+        "model.name is retired and has no effect; remove it",
+        "model.input_shape is retired and has no effect; remove it",
+        "model.residual is retired and has no effect; remove it",
+        "training.device is now runtime.device; rename it",
+        "training.workers is now runtime.workers; rename it",
+        "training.amp is now runtime.amp; rename it",
+    ]
+    assert "device" not in settings_to_toml(s).split("[runtime]")[0]
+
+
+def test_a_retired_key_yields_to_its_new_key_and_to_higher_layers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    both = write(tmp_path / "both.toml", "[training]\nworkers = 0\n[runtime]\nworkers = 3\n")
+    assert load_settings(both).runtime.workers == 3
+    monkeypatch.setenv("CAMTOOL_TRAINING__WORKERS", "5")  # the old name in a higher layer
+    s = load_settings(both)
+    assert s.runtime.workers == 5 and "training.workers is now runtime.workers" in s.notes[0]
 
 
 def test_precedence_flag_over_env_over_file_over_default(
@@ -97,10 +135,8 @@ def test_unknown_env_key_in_a_section_is_refused(monkeypatch: pytest.MonkeyPatch
     [
         ("[model]\narch = 'vgg16'\n", "model.arch"),
         ("[model]\noutput_stride = 8\n", "model.output_stride"),
-        ("[model]\nresidual = false\n", "model.residual"),
         ("[cam]\ncolormap = 'nope'\n", "cam.colormap"),
         ("[cam]\nalpha = 1.5\n", "cam.alpha"),
-        ("[model]\ninput_shape = [3, 160, 160]\n[dataset]\nimg_size = 224\n", "input_shape"),
     ],
 )
 def test_out_of_range_values(tmp_path: Path, text: str, needle: str) -> None:

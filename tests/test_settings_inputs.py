@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from camtool.cli import app
 from camtool.errors import ConfigError, InputError
-from camtool.settings import load_settings
+from camtool.settings import SETTINGS_FILE, load_settings, write_settings
 from camtool.textio import decode_text, path_lines
 
 cli = CliRunner()
@@ -25,7 +25,8 @@ HUGE = 99999999999999999999999999
         ("training", "num_epochs", HUGE),
         ("training", "learning_rate", 1e6),
         ("training", "weight_decay", 5.0),
-        ("training", "workers", 10_000),
+        ("runtime", "workers", 10_000),
+        ("runtime", "batch_size", 0),
         ("training", "seed", 2**64),
         ("training", "log_every", HUGE),
         ("training", "save_every", 0),
@@ -110,9 +111,13 @@ def test_toml_with_a_byte_order_mark_is_read(tmp_path: Path) -> None:
     config = tmp_path / "win.toml"
     config.write_bytes(codecs.BOM_UTF8 + b"[training]\r\nbatch_size = 8\r\n")
     assert load_settings(config).training.batch_size == 8
+
+
+def test_toml_in_utf16_is_refused_in_one_line(tmp_path: Path) -> None:
     utf16 = tmp_path / "utf16.toml"
     utf16.write_bytes("[cam]\ntopk = 3\n".encode("utf-16"))
-    assert load_settings(utf16).cam.topk == 3
+    with pytest.raises(ConfigError, match=r"utf16.toml is not UTF-8 .*TOML files are UTF-8"):
+        load_settings(utf16)
 
 
 def test_undecodable_config_is_one_line(tmp_path: Path) -> None:
@@ -121,8 +126,8 @@ def test_undecodable_config_is_one_line(tmp_path: Path) -> None:
     result = cli.invoke(app, ["config", "--config", str(config)])
     assert result.exit_code == 2
     assert result.stderr.strip() == (
-        f"camtool: error: config file {config}: cannot read text: not UTF-8 (bad byte at offset"
-        " 19); save it as UTF-8"
+        f"camtool: error: config file {config} is not UTF-8 (bad byte at offset 19); TOML files"
+        " are UTF-8: save it as UTF-8"
     )
 
 
@@ -152,3 +157,25 @@ def test_batch_cam_reads_a_path_list_with_a_bom(in_tmp: Path, tiny_checkpoint: P
     result = cli.invoke(app, [*args, "--device", "cpu", "--quiet"], input=listing)
     assert result.exit_code == 0, result.output
     assert '"ok": 2' in result.stdout
+
+
+def test_a_retired_key_is_one_note_on_stderr_and_the_command_runs(tmp_path: Path) -> None:
+    config = tmp_path / "old.toml"
+    config.write_text("[training]\nworkers = 0\n")
+    result = cli.invoke(app, ["config", "--config", str(config), "--json"])
+    assert result.exit_code == 0, result.stderr
+    assert result.stderr.splitlines() == [
+        "camtool: note: training.workers is now runtime.workers; rename it"
+    ]
+    assert '"workers": 0' in result.stdout
+
+
+@pytest.mark.parametrize(
+    "name", ['say "hi"', "back\\slash", "tab\there", "bell\x07", "déjà vu ✓", "a'b", "x\x7fy"]
+)
+def test_saved_settings_read_back_unchanged_whatever_the_path(tmp_path: Path, name: str) -> None:
+    settings = load_settings(None, {"cam": {"output_dir": tmp_path / name}})
+    write_settings(tmp_path, settings)
+    again = load_settings(tmp_path / SETTINGS_FILE)
+    assert again.cam.output_dir == tmp_path / name
+    assert again.model_dump() == settings.model_dump()

@@ -45,13 +45,13 @@ from camtool.batch.manifest import (
     manifest_row,
 )
 from camtool.batch.writer import MapWriter
-from camtool.core.loading import runner_from_settings
 from camtool.core.maps import explain_batch, resolve_class
 from camtool.core.runner import Runner
 from camtool.errors import EXIT_OK, EXIT_PARTIAL, CamtoolError, ConfigError, interrupt_exit_code
 from camtool.explain.files import CamOptions, map_paths, out_of_gpu_memory
 from camtool.fsutil import remove_stale_temps
 from camtool.paths import require_writable_dir
+from camtool.runtime import runner_from_settings
 from camtool.settings import Settings, write_settings
 
 __all__ = ["FORMATS", "BatchReport", "OnProgress", "run_batch"]
@@ -323,8 +323,8 @@ def run_batch(
     """Explain every image under ``inputs`` and write overlays, a manifest and a gallery.
 
     Settings used: ``cam.output_dir``, ``cam.topk``, ``cam.alpha``, ``cam.colormap``,
-    ``cam.max_pixels``, ``training.batch_size``, ``training.workers`` (decoding processes),
-    ``training.device``, ``training.amp``, ``model.arch`` and ``dataset.img_size`` (for models
+    ``cam.max_pixels``, ``runtime.batch_size``, ``runtime.workers`` (decoding processes),
+    ``runtime.device``, ``runtime.amp``, ``model.arch`` and ``dataset.img_size`` (for models
     that do not record them).
 
     Args:
@@ -364,13 +364,13 @@ def run_batch(
     if class_spec is not None:
         options = replace(options, target=resolve_class(class_spec, info.class_names))
     settings_file = _settings_file(out_dir, settings)
-    batch_size = settings.training.batch_size
+    batch_size = settings.runtime.batch_size
     threads = write_threads or max(1, min(4, os.cpu_count() or 1))
     writer = MapWriter(out_dir, info, options, threads, max_pending=batch_size + 2 * threads)
     run = _Run(runner, options, writer, batch_size, len(items))
     run.on_progress = on_progress or run.on_progress
     pipeline_started = time.perf_counter()
-    _execute(run, items, settings.training.workers, overwrite)
+    _execute(run, items, settings.runtime.workers, overwrite)
     ended = time.perf_counter()
     return BatchReport(
         output_dir=out_dir,

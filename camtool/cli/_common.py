@@ -36,7 +36,7 @@ ConfigOpt = typer.Option(
     None,
     "--config",
     metavar="FILE",
-    help="TOML settings file (sections [model] [training] [dataset] [cam]).",
+    help="TOML settings file (sections [model] [training] [runtime] [dataset] [cam]).",
     readable=False,  # checked by resolve_settings: one camtool line, not a usage error
 )
 ArchOpt: Any = typer.Option(
@@ -77,8 +77,9 @@ FLAGS: dict[str, str] = {
     "training.learning_rate": "--lr",
     "training.optimizer": "--optimizer",
     "training.scheduler": "--scheduler",
-    "training.device": "--device",
-    "training.workers": "--workers",
+    "runtime.device": "--device",
+    "runtime.workers": "--workers",
+    "runtime.batch_size": "--batch-size",
     "training.seed": "--seed",
     "training.checkpoint_dir": "--checkpoint-dir",
     "dataset.val_size": "--val-size",
@@ -102,7 +103,10 @@ def resolve_settings(config: Path | None, overrides: dict[str, Any]) -> Settings
 
     if config is not None:
         require_file(config, "config file")
-    return load_settings(config, overrides, FLAGS)
+    settings = load_settings(config, overrides, FLAGS)
+    for note in settings.notes:
+        typer.echo(f"camtool: note: {note}", err=True)
+    return settings
 
 
 def refuse_class_with_topk(class_spec: str | None, topk: int | None) -> None:

@@ -143,7 +143,7 @@ def batch_cam(
                 "output_dir": output_dir,
                 "max_pixels": max_pixels,
             },
-            "training": {
+            "runtime": {
                 "device": device_value(device),
                 "batch_size": batch_size,
                 "workers": workers,

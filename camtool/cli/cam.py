@@ -110,12 +110,12 @@ def cam(
         config,
         {
             "cam": {"topk": topk, "alpha": alpha, "colormap": colormap, "output_dir": output_dir},
-            "training": {"device": device_value(device)},
+            "runtime": {"device": device_value(device)},
             "model": {"arch": arch},
         },
     )
-    from camtool.core.loading import dataset_classes
     from camtool.explain.job import run_cam
+    from camtool.runtime import dataset_classes
 
     report = run_cam(
         images,

@@ -154,7 +154,7 @@ def eval_command(
         config,
         {
             "dataset": {"data_dir": data_dir},
-            "training": {
+            "runtime": {
                 "batch_size": batch_size,
                 "workers": workers,
                 "device": device_value(device),

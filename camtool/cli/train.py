@@ -143,11 +143,10 @@ def train_cmd(
                 "learning_rate": lr,
                 "optimizer": _enum_value(optimizer),
                 "scheduler": _enum_value(scheduler),
-                "device": device_value(device),
-                "workers": workers,
                 "seed": seed,
                 "checkpoint_dir": checkpoint_dir,
             },
+            "runtime": {"device": device_value(device), "workers": workers},
         },
     )
     from camtool.cli._progress import ProgressReporter, TrainProgress

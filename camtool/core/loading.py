@@ -8,15 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from camtool.core.runner import Runner
 from camtool.paths import require_file
 
-if TYPE_CHECKING:
-    from camtool.settings import Settings
-
-__all__ = ["dataset_classes", "is_onnx", "open_runner", "runner_from_settings"]
+__all__ = ["is_onnx", "open_runner"]
 
 
 def is_onnx(model_path: Path | None) -> bool:
@@ -78,44 +75,3 @@ def open_runner(
     else:
         loaded = load_checkpoint(Path(model_path), arch=arch, img_size=img_size)
     return TorchRunner(loaded, torch_device, amp=amp)
-
-
-def runner_from_settings(
-    model_path: Path | None,
-    settings: Settings,
-    *,
-    few_images: bool = False,
-    imagenet_classes: Sequence[str] | None = None,
-) -> Runner:
-    """:func:`open_runner` on the device, arch, image size and precision the settings name.
-
-    ``model.arch`` names the ImageNet model, and the arch of a plain state dict only when it
-    was set (by ``--arch``, the config file or the environment); otherwise that is recognised.
-    """
-    given = "arch" in settings.model.model_fields_set
-    return open_runner(
-        model_path,
-        settings.training.device.value,
-        arch=settings.model.arch if given else None,
-        img_size=settings.dataset.img_size,
-        amp=settings.training.amp,
-        few_images=few_images,
-        imagenet_classes=imagenet_classes,
-    )
-
-
-def dataset_classes(data_dir: Path) -> list[str]:
-    """The class folders of the dataset at ``data_dir`` (of its ``train/``), sorted, checked to
-    be Imagenette WordNet ids: the ``imagenet_classes`` of :func:`open_runner` for that dataset.
-
-    Raises:
-        CamtoolError: no dataset there, no class folders, or one that is not an Imagenette id
-            (the one line names the folder and says to give ``--model``).
-    """
-    from camtool.core.zeroshot import imagenet_indices
-    from camtool.data.datasets import class_names_for, find_dataset_root
-
-    root = find_dataset_root(Path(data_dir))
-    wnids = class_names_for(root, "folder")
-    imagenet_indices(wnids, str(root / "train"))
-    return wnids

@@ -173,10 +173,9 @@ def demo_settings(
                 "early_stopping_patience": 0,
                 "save_every": config.epochs,
                 "checkpoint_dir": Path(output_dir) / "checkpoints",
-                "workers": config.workers,
                 "seed": config.seed,
-                "device": device,
             },
+            "runtime": {"workers": config.workers, "device": device},
             "cam": {"output_dir": Path(output_dir) / "cams"},
         },
     )
@@ -299,7 +298,7 @@ def _test_and_draw(
     from camtool.training.evaluate import evaluate
 
     assert result.best_checkpoint is not None  # at least one epoch ran
-    device = resolve_device(settings.training.device.value)
+    device = resolve_device(settings.runtime.device.value)
     loaded = load_checkpoint(result.best_checkpoint)
     root = Path(settings.dataset.data_dir)
     test_set = ImageFolderDataset(
@@ -310,9 +309,9 @@ def _test_and_draw(
     )
     loader = make_loader(
         test_set,
-        settings.training.batch_size,
+        settings.runtime.batch_size,
         shuffle=False,
-        workers=settings.training.workers,
+        workers=settings.runtime.workers,
         pin_memory=device.type == "cuda",
     )
     model = loaded.model.to(device)
@@ -335,7 +334,7 @@ def _test_and_draw(
         if outcome.error is not None:
             failures.append({"path": str(path), "error": outcome.error})
     localization = evaluate_localization(
-        runner, root, "val", None, batch_size=settings.training.batch_size
+        runner, root, "val", None, batch_size=settings.runtime.batch_size
     )
     return test, written, localization, failures
 

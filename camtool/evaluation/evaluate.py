@@ -42,7 +42,6 @@ from typing import Any
 
 import torch
 
-from camtool.core.loading import dataset_classes, runner_from_settings
 from camtool.core.runner import ModelInfo, Runner
 from camtool.data.boxes import GroundTruth, load_boxes
 from camtool.data.datasets import ImageFolderDataset, build_transforms, find_dataset_root
@@ -71,6 +70,7 @@ from camtool.evaluation.localization import (
 from camtool.evaluation.localization_metrics import PROTOCOLS
 from camtool.fsutil import atomic_write_bytes, refuse_to_replace, remove_stale_temps
 from camtool.rounding import tidy_numbers
+from camtool.runtime import dataset_classes, runner_from_settings
 from camtool.settings import SETTINGS_FILE, DatasetSettings, Settings, write_settings
 from camtool.textio import write_json
 
@@ -338,7 +338,7 @@ def run_eval(
         )
     out_dir = _prepare_output(Path(options.output_dir), options.overwrite)
     report.files["settings"] = str(write_settings(out_dir, settings))
-    batch, workers = settings.training.batch_size, settings.training.workers
+    batch, workers = settings.runtime.batch_size, settings.runtime.workers
     with torch.inference_mode():
         if "classification" in wanted:
             _classification(runner, dataset, settings, options, report, progress)
@@ -432,8 +432,8 @@ def _classification(
     report.classification = evaluate_classification(
         runner,
         dataset,
-        batch_size=settings.training.batch_size,
-        workers=settings.training.workers,
+        batch_size=settings.runtime.batch_size,
+        workers=settings.runtime.workers,
         mistakes=options.mistakes,
         progress=progress,
     )

@@ -1,43 +1,10 @@
-"""Explaining single images: maps written as figures, overlays and arrays (``camtool cam``).
+"""Explaining image files: maps written as figures, overlays and arrays (``cam``, ``batch-cam``).
 
 Modules:
 
-* ``colormaps``
-* ``figure``
-* ``files``
-* ``job``
-* ``render``
-
-The names below are importable from the package itself; each is loaded from its module on
-first use, so importing the package costs nothing.
+* ``job`` -- ``camtool cam``: a handful of files with one model
+* ``files`` -- read, run and write one file's maps (shared by ``cam`` and ``batch-cam``)
+* ``render`` -- colouring heatmaps and blending them over images
+* ``figure`` -- the three-panel figure, original | heatmap | overlay
+* ``colormaps`` -- colour lookup tables without importing matplotlib where possible
 """
-
-from __future__ import annotations
-
-from camtool._lazy import lazy_exports
-
-_WHERE: dict[str, str] = {
-    "CamOptions": "files",
-    "CamReport": "job",
-    "ImageResult": "files",
-    "LUT_SIZE": "colormaps",
-    "MapFiles": "files",
-    "PANEL_WIDTH": "figure",
-    "Prediction": "files",
-    "QUICK_START_IMAGES": "job",
-    "colorize": "render",
-    "colormap_lut": "colormaps",
-    "colormap_names": "render",
-    "encode_image": "render",
-    "explain_file": "files",
-    "figure_png": "figure",
-    "map_paths": "files",
-    "overlay": "render",
-    "predictions": "files",
-    "run_cam": "job",
-    "save_image": "render",
-    "unique_stem": "job",
-    "write_maps": "files",
-}
-
-__all__, __getattr__, __dir__ = lazy_exports(__name__, _WHERE)

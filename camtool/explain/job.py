@@ -6,12 +6,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from camtool.core.loading import runner_from_settings
 from camtool.core.maps import resolve_class
 from camtool.core.runner import ModelInfo
 from camtool.explain.files import CamOptions, ImageResult, explain_file, map_paths
 from camtool.fsutil import refuse_to_replace, remove_stale_temps
 from camtool.paths import require_writable_dir, unreadable_file_reason
+from camtool.runtime import runner_from_settings
 from camtool.settings import SETTINGS_FILE, Settings, write_settings
 
 __all__ = ["QUICK_START_IMAGES", "CamReport", "run_cam", "unique_stem"]

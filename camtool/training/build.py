@@ -79,7 +79,7 @@ def build_data(
         SeededItems(splits.train, cfg.seed),
         cfg.batch_size,
         shuffle=False,
-        workers=cfg.workers,
+        workers=settings.runtime.workers,
         pin_memory=pin,
         sampler=sampler,  # type: ignore[arg-type]  # keys are (epoch, index)
         seed=cfg.seed,
@@ -87,7 +87,7 @@ def build_data(
     val_count = len(splits.val)  # type: ignore[arg-type]
     shard = Subset(splits.val, range(ctx.rank, val_count, ctx.world_size))
     val_loader = make_loader(
-        shard, cfg.batch_size, shuffle=False, workers=cfg.workers, pin_memory=pin
+        shard, cfg.batch_size, shuffle=False, workers=settings.runtime.workers, pin_memory=pin
     )
     train_count = len(splits.train)  # type: ignore[arg-type]
     return TrainData(class_names, sampler, train_loader, val_loader, train_count, val_count)
@@ -167,7 +167,7 @@ def build_parts(
 
         ids = [device.index] if device.type == "cuda" else None
         net = DistributedDataParallel(model, device_ids=ids)
-    dtype = amp_dtype(device, cfg.amp)
+    dtype = amp_dtype(device, settings.runtime.amp)
     scaler = torch.amp.GradScaler("cuda") if dtype == torch.float16 else None
     optimizer = build_optimizer(model, cfg)
     scheduler = build_scheduler(optimizer, cfg)

@@ -418,7 +418,7 @@ class _Trainer:
 
 
 def _device_for(settings: Settings, ctx: DistContext) -> torch.device:
-    device = resolve_device(settings.training.device.value)
+    device = resolve_device(settings.runtime.device.value)
     if device.type == "cuda" and ctx.enabled:
         device = torch.device("cuda", ctx.local_rank % max(torch.cuda.device_count(), 1))
         torch.cuda.set_device(device)
