@@ -4,9 +4,10 @@
   and systemd send) raises :class:`~camtool.errors.Interrupted` in the main thread, a
   :class:`KeyboardInterrupt`, so it stops the run exactly as Ctrl-C does: the same cleanup, the
   same saved state, one line, exit code 143 (Ctrl-C: 130).
-* :func:`folder_lock`: an exclusive ``flock`` on ``<folder>/.camtool.lock`` so that two runs of
-  ``train`` (or ``demo``) never write into one folder. The kernel drops the lock when its process
-  dies, however it dies, so a lock left by a killed run is never in the way.
+* :func:`folder_lock`: an exclusive lock (:mod:`filelock`) on ``<folder>/.camtool.lock`` so that
+  two runs of ``train`` (or ``demo``) never write into one folder. The kernel drops the lock when
+  its process dies, however it dies, so a lock left by a killed run is never in the way.
+  :func:`file_lock` is the same lock on any file (batch-cam's manifest).
 * :func:`worker_init`: the ``worker_init_fn`` of every data loader, made in the parent (which
   records its own pid): on Linux the worker is killed when its parent dies
   (``prctl(PR_SET_PDEATHSIG, SIGKILL)``), even by ``kill -9``, and it ignores SIGINT/SIGTERM
@@ -21,7 +22,6 @@ from __future__ import annotations
 import atexit
 import contextlib
 import ctypes
-import errno
 import functools
 import multiprocessing
 import os
@@ -32,25 +32,23 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from camtool.errors import CamtoolError, Interrupted
+import filelock
 
-try:  # POSIX
-    import fcntl
-except ImportError:  # pragma: no cover - Windows: no locking there
-    fcntl = None  # type: ignore[assignment]
+from camtool.errors import CamtoolError, Interrupted
 
 __all__ = [
     "LOCK_NAME",
     "StopRequest",
     "deferred_stop",
+    "file_lock",
     "folder_lock",
     "sigterm_as_interrupt",
     "worker_init",
 ]
 
 LOCK_NAME = ".camtool.lock"
+_PID_NAME = ".camtool.pid"
 _PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
-_NO_LOCKING = (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS)
 
 
 @contextlib.contextmanager
@@ -210,45 +208,43 @@ def worker_init(then: Callable[[int], None] | None = None) -> Callable[[int], No
     return functools.partial(_init_worker, os.getpid(), method == "forkserver", exiting, then)
 
 
-def _holder(path: Path) -> str:
+def _holder(folder: Path) -> str:
     try:
-        pid = path.read_text().split()[0]
+        pid = (folder / _PID_NAME).read_text().split()[0]
     except (OSError, IndexError):
         return ""
     return f" (pid {pid})" if pid.isdigit() else ""
 
 
-def _try_lock(path: Path) -> int | None:
-    """Lock ``path`` (creating it); the locked descriptor, or ``None`` if another process holds it.
+@contextlib.contextmanager
+def file_lock(path: Path, *, wait: bool = True) -> Iterator[bool]:
+    """Hold an exclusive lock on the file ``path`` (:mod:`filelock`: ``flock`` on POSIX,
+    ``LockFileEx`` on Windows) while inside. The kernel drops it when the process dies.
 
-    The file is removed when it is released, so after taking the lock this checks that the file
-    on disk is still the one locked (else a releasing process unlinked it meanwhile: retry).
+    Yields:
+        ``True`` once locked; ``False`` if the file system cannot lock (some network file
+        systems), in which case the block runs unlocked.
+
+    Raises:
+        filelock.Timeout: ``wait`` is false and another process holds the lock.
+        OSError: the lock file cannot be created.
     """
-    assert fcntl is not None
-    while True:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            return None
-        except OSError as exc:
-            os.close(fd)
-            if exc.errno in _NO_LOCKING:  # e.g. some network file systems: run unlocked
-                return -1
-            raise
-        try:
-            same = os.fstat(fd).st_ino == os.stat(path).st_ino
-        except FileNotFoundError:
-            same = False
-        if same:
-            return fd
-        os.close(fd)
+    lock = filelock.FileLock(str(path), timeout=-1 if wait else 0)
+    try:
+        lock.acquire()
+    except NotImplementedError:  # no flock here: run unlocked, as before locking existed
+        yield False
+        return
+    try:
+        yield True
+    finally:
+        lock.release()
 
 
 @contextlib.contextmanager
 def folder_lock(folder: Path, command: str) -> Iterator[None]:
-    """Hold ``folder``'s lock while inside; refuse if another live process holds it.
+    """Hold ``folder``'s lock (``<folder>/.camtool.lock``) while inside; refuse if another live
+    process holds it. The holder's pid is kept beside it (``.camtool.pid``), for the message.
 
     Args:
         folder: the folder to lock (created if missing, and removed again if it is still empty
@@ -260,31 +256,27 @@ def folder_lock(folder: Path, command: str) -> Iterator[None]:
             folder cannot be created.
     """
     folder = Path(folder)
-    if fcntl is None:  # pragma: no cover - Windows
-        yield
-        return
     created = not folder.exists()
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        path = folder / LOCK_NAME
-        fd = _try_lock(path)
-    except OSError as exc:
-        raise CamtoolError(f"cannot lock {folder}: {exc.strerror or exc}") from None
-    if fd is None:
-        raise CamtoolError(
-            f"{folder} is in use by another camtool {command} run{_holder(path)}; wait for it "
-            "to finish, or choose another folder"
-        )
-    if fd >= 0:
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
-    try:
+    with contextlib.ExitStack() as stack:
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            stack.callback(_tidy, folder, created)
+            stack.enter_context(file_lock(folder / LOCK_NAME, wait=False))
+            (folder / _PID_NAME).write_text(f"{os.getpid()}\n")
+        except filelock.Timeout:
+            raise CamtoolError(
+                f"{folder} is in use by another camtool {command} run{_holder(folder)}; wait "
+                "for it to finish, or choose another folder"
+            ) from None
+        except OSError as exc:
+            raise CamtoolError(f"cannot lock {folder}: {exc.strerror or exc}") from None
+        stack.callback(lambda: (folder / _PID_NAME).unlink(missing_ok=True))
         yield
-    finally:
-        if fd >= 0:
-            with contextlib.suppress(OSError):
-                path.unlink()
-            os.close(fd)
-        if created:  # a run that wrote nothing leaves no empty folder behind
-            with contextlib.suppress(OSError):
-                folder.rmdir()
+
+
+def _tidy(folder: Path, created: bool) -> None:
+    """After a folder lock: a folder the run created and left empty is removed."""
+    with contextlib.suppress(OSError):
+        if created and [entry.name for entry in folder.iterdir()] == [LOCK_NAME]:
+            (folder / LOCK_NAME).unlink()
+            folder.rmdir()

@@ -127,7 +127,8 @@ def test_sigterm_during_train_saves_last_pt_and_exits_143(shapes: Path, tmp_path
     assert "Traceback" not in stderr
     state = load_checkpoint(folder / LAST_FILE).training
     assert state is not None and state["epoch"] >= 1 and state["complete"]
-    assert sorted(p.name for p in folder.iterdir() if p.name.startswith(".")) == []  # no temps
+    hidden = sorted(p.name for p in folder.iterdir() if p.name.startswith("."))
+    assert hidden in ([], [LOCK_NAME])  # no temporary files (the lock file may stay)
 
 
 BLOCKER = textwrap.dedent(
@@ -176,7 +177,8 @@ def test_sigterm_during_demo_releases_its_lock(tmp_path: Path) -> None:
     assert (out / LOCK_NAME).is_file()
     code, stderr = terminate(process)
     assert code == 143 and error_lines(stderr) == ["camtool: error: terminated (SIGTERM)"]
-    assert not (out / LOCK_NAME).exists()
+    with folder_lock(out, "demo"):  # released
+        pass
 
 
 def test_sigterm_during_eval_is_one_line(tiny_checkpoint: Path, tmp_path: Path) -> None:
@@ -257,7 +259,7 @@ def test_full_disk_during_train_is_one_line_and_keeps_last_pt(
     pattern = rf"camtool: error: cannot write checkpoint {re.escape(str(folder))}/\S+\.pt: "
     assert re.fullmatch(pattern + "No space left on device", line), line
     assert (folder / LAST_FILE).read_bytes() == before
-    assert not [p for p in folder.iterdir() if p.name.startswith(".")]
+    assert not [p for p in folder.iterdir() if p.name.startswith(".") and p.name != LOCK_NAME]
 
 
 def test_a_failed_write_that_is_not_a_full_disk_names_the_cause(tmp_path: Path) -> None:
@@ -339,7 +341,6 @@ def test_a_second_train_into_a_locked_folder_is_refused(shapes: Path, tmp_path: 
     assert (folder / LOCK_NAME).is_file()  # the stale lock file stays ...
     with folder_lock(folder, "train"):  # ... and is no obstacle
         pass
-    assert not (folder / LOCK_NAME).exists()
 
 
 def test_demo_into_a_folder_in_use_is_refused(tmp_path: Path) -> None:

@@ -21,12 +21,8 @@ from typing import Any
 
 from camtool.errors import CamtoolError
 from camtool.fsutil import atomic_write_bytes
+from camtool.process import file_lock
 from camtool.textio import to_json
-
-try:  # POSIX; elsewhere the lock is a no-op (one process per output folder there)
-    import fcntl
-except ImportError:  # pragma: no cover - Windows
-    fcntl = None  # type: ignore[assignment]
 
 __all__ = [
     "CSV_COLUMNS",
@@ -86,16 +82,10 @@ CSV_COLUMNS = (
 
 @contextlib.contextmanager
 def locked(directory: Path) -> Iterator[None]:
-    """Hold the output folder's manifest lock (an exclusive ``flock`` on ``.manifest.lock``)."""
-    if fcntl is None:  # pragma: no cover - Windows
+    """Hold the output folder's manifest lock (:func:`camtool.process.file_lock` on
+    ``.manifest.lock``), waiting for another process (shard) that holds it."""
+    with file_lock(Path(directory) / LOCK_NAME):
         yield
-        return
-    fd = os.open(Path(directory) / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)  # closing releases the lock
 
 
 def manifest_row(path: str, status: str, error: str | None = None, **fields: Any) -> dict[str, Any]:
