@@ -1,13 +1,17 @@
-"""File output every command shares: atomic writes, full disks, stale temporary files.
+"""File output every command shares: atomic, durable writes, full disks, stale temporary files.
 
-* :func:`atomic_path` writes beside the target under a hidden temporary name that carries the
-  writer's pid (``.last.pt.<pid>-<hex>.tmp.pt``), then renames it over the target, so a reader
-  never sees half a file and the previous version stays intact when the write fails.
+* :func:`atomic_path` writes beside the target under a hidden temporary name from
+  :func:`tempfile.mkstemp` (``.last.pt.k3j9x_2a.tmp.pt``), then flushes it to disk, renames it
+  over the target (:func:`os.replace`) and syncs the folder. The guarantee, the same for every
+  file camtool writes (checkpoints, maps, arrays, JSON, settings, exports): a reader never sees
+  half a file, a failed write leaves the previous version intact, and once the writer returns
+  the new file survives a crash or power loss.
 * A full disk is reported as an :class:`OSError` naming the target, also when the writer is
   ``torch.save``, which raises ``RuntimeError("[enforce fail at inline_container.cc ...] file
   write failed")`` instead.
-* :func:`remove_stale_temps` deletes the temporary files of writers that were killed (``kill
-  -9``, power loss): only names of that pattern, only of processes no longer alive.
+* :func:`remove_stale_temps` deletes the temporary files and scratch folders that killed writers
+  (``kill -9``, power loss) left: only names of those patterns, only once untouched for an hour.
+  Age, not a pid, decides, because a pid means nothing in a folder that several containers share.
 """
 
 from __future__ import annotations
@@ -17,46 +21,34 @@ import errno
 import os
 import re
 import shutil
+import tempfile
 import time
-import uuid
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from camtool.errors import CamtoolError
 
 __all__ = [
+    "SCRATCH_PREFIX",
+    "STALE_AFTER_S",
     "atomic_path",
     "atomic_write_bytes",
     "atomic_write_text",
     "refuse_to_replace",
     "remove_stale_temps",
-    "scratch_prefix",
-    "temp_name",
 ]
 
-_TEMP = re.compile(r"^\..+\.(?:(?P<pid>\d+)-)?[0-9a-f]{8}\.tmp(?:\.[^.]+)?$")
-_SCRATCH = re.compile(r"^\.camtool-[a-z]+-(?P<pid>\d+)-")
-_LEGACY_AGE_S = 3600.0
-"""Temporary names without a pid (older camtool) are stale once this old (seconds)."""
+#: Prefix of camtool's scratch folders (``tempfile.mkdtemp(prefix=SCRATCH_PREFIX + "shapes-")``).
+SCRATCH_PREFIX = ".camtool-"
+#: A temporary file or scratch folder untouched this long (seconds) belongs to a dead writer.
+STALE_AFTER_S = 3600.0
+
+_TEMP = re.compile(r"^\..+\.(?:\d+-[0-9a-f]{8}|[a-z0-9_]{8})\.tmp(?:\.[^.]+)?$")
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)  # read once, at import (single-threaded): mkstemp's 0600 becomes what open() gives
 _LOW_SPACE = 16 * 2**20
 """Below this many free bytes a failed write is put down to a full disk."""
 _WRITE_FAILURES = ("inline_container", "file write failed", "No space left")
-
-
-def temp_name(target: Path) -> Path:
-    """The hidden temporary path :func:`atomic_path` writes ``target`` through."""
-    target = Path(target)
-    tag = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    return target.with_name(f".{target.name}.{tag}.tmp{target.suffix}")
-
-
-def scratch_prefix(purpose: str) -> str:
-    """A hidden prefix for a temporary folder (``tempfile.mkdtemp(prefix=...)``) of this process.
-
-    ``.camtool-<purpose>-<pid>-``: :func:`remove_stale_temps` deletes such folders once their
-    process is gone.
-    """
-    return f".camtool-{purpose}-{os.getpid()}-"
 
 
 def _write_error(target: Path, exc: RuntimeError) -> OSError | None:
@@ -75,7 +67,8 @@ def _write_error(target: Path, exc: RuntimeError) -> OSError | None:
 
 @contextlib.contextmanager
 def atomic_path(target: Path) -> Iterator[Path]:
-    """Yield a temporary path next to ``target``; on success it replaces ``target`` atomically.
+    """Yield a temporary path next to ``target``; on success it replaces ``target`` atomically
+    and durably (see the module's guarantee).
 
     The temporary name is hidden and keeps the target's suffix (so writers that look at the
     extension, like ``numpy.savez``, behave). On any error (or Ctrl-C) the temporary file is
@@ -87,10 +80,17 @@ def atomic_path(target: Path) -> Iterator[Path]:
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temp_name(target)
+    handle, name = tempfile.mkstemp(
+        prefix=f".{target.name}.", suffix=f".tmp{target.suffix}", dir=target.parent
+    )
+    os.close(handle)
+    tmp = Path(name)
+    os.chmod(tmp, 0o666 & ~_UMASK)
     try:
         yield tmp
+        _sync(tmp)
         os.replace(tmp, target)
+        _sync(target.parent)
     except RuntimeError as exc:
         error = _write_error(target, exc)
         if error is None:
@@ -105,12 +105,24 @@ def atomic_path(target: Path) -> Iterator[Path]:
             tmp.unlink()
 
 
+def _sync(path: Path) -> None:
+    """Flush ``path`` (a file, or a folder's entries on POSIX) to the disk."""
+    if path.is_dir() and os.name == "nt":  # pragma: no cover - Windows syncs no folders
+        return
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    except OSError as exc:  # some file systems cannot sync a folder
+        if exc.errno not in (errno.EINVAL, errno.ENOTSUP, errno.EBADF):
+            raise
+    finally:
+        os.close(fd)
+
+
 def atomic_write_bytes(target: Path, data: bytes) -> None:
     """Write ``data`` to ``target`` atomically (see :func:`atomic_path` for the errors)."""
-    with atomic_path(target) as tmp, open(tmp, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
+    with atomic_path(target) as tmp:
+        tmp.write_bytes(data)
 
 
 def atomic_write_text(target: Path, text: str) -> None:
@@ -118,75 +130,51 @@ def atomic_write_text(target: Path, text: str) -> None:
     atomic_write_bytes(target, text.encode("utf-8"))
 
 
-def _alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
+def _is_stale(path: Path, now: float) -> bool:
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # e.g. another user's process
-        return True
-    return True
-
-
-def _is_stale(path: Path) -> bool:
-    match = _TEMP.match(path.name)
-    if match is None:
-        return False
-    pid = match.group("pid")
-    if pid is not None:
-        return not _alive(int(pid))
-    try:
-        return time.time() - path.lstat().st_mtime > _LEGACY_AGE_S
+        return now - path.lstat().st_mtime > STALE_AFTER_S
     except OSError:
         return False
 
 
 def remove_stale_temps(folder: Path, *, recursive: bool = False) -> list[Path]:
-    """Delete temporary files that killed writers of :func:`atomic_path` left in ``folder``.
+    """Delete temporary files and scratch folders that killed writers left in ``folder``.
 
-    Only hidden names of :func:`temp_name`'s pattern whose pid is not a live process (or, for
-    names without a pid, older than an hour), and folders of :func:`scratch_prefix` of dead
-    processes, are removed; nothing else is touched. A missing or
-    unreadable folder is left alone.
+    Only hidden names of :func:`atomic_path`'s pattern and folders named
+    ``SCRATCH_PREFIX*``, and only those untouched for :data:`STALE_AFTER_S`, are removed;
+    nothing else is touched. A missing or unreadable folder is left alone.
 
     Returns:
-        The files removed.
+        The paths removed.
     """
     removed: list[Path] = []
-    folder = Path(folder)
+    now = time.time()
     walker: Iterable[tuple[str, list[str], list[str]]]
-    walker = os.walk(folder) if recursive else [(str(folder), [], _names(folder))]
+    walker = os.walk(folder) if recursive else [(str(folder), *_entries(Path(folder)))]
     for parent, dirs, files in walker:
-        for name in list(dirs) if recursive else _dir_names(folder):
-            match = _SCRATCH.match(name)
-            if match and not _alive(int(match.group("pid"))):
-                shutil.rmtree(Path(parent) / name, ignore_errors=True)
-                removed.append(Path(parent) / name)
-                if name in dirs:
-                    dirs.remove(name)
+        for name in list(dirs):
+            path = Path(parent) / name
+            if name.startswith(SCRATCH_PREFIX) and _is_stale(path, now):
+                shutil.rmtree(path, ignore_errors=True)
+                removed.append(path)
+                dirs.remove(name)
         for name in files:
             path = Path(parent) / name
-            if name.startswith(".") and _is_stale(path):
+            if _TEMP.match(name) and _is_stale(path, now):
                 with contextlib.suppress(OSError):
                     path.unlink()
                     removed.append(path)
     return removed
 
 
-def _dir_names(folder: Path) -> list[str]:
-    try:
-        return [entry.name for entry in os.scandir(folder) if entry.is_dir(follow_symlinks=False)]
-    except OSError:
-        return []
-
-
-def _names(folder: Path) -> list[str]:
-    try:
-        return [entry.name for entry in os.scandir(folder) if entry.is_file(follow_symlinks=False)]
-    except OSError:
-        return []
+def _entries(folder: Path) -> tuple[list[str], list[str]]:
+    """The folder and file names directly in ``folder`` (none if it cannot be read)."""
+    dirs: list[str] = []
+    files: list[str] = []
+    with contextlib.suppress(OSError), os.scandir(folder) as entries:
+        for entry in entries:
+            (dirs if entry.is_dir(follow_symlinks=False) else files).append(entry.name)
+    return dirs, files
 
 
 def refuse_to_replace(

@@ -26,7 +26,13 @@ from camtool.cli import app
 from camtool.core.checkpoint import load_checkpoint
 from camtool.data.synthetic import make_shapes_dataset
 from camtool.errors import EXIT_TERMINATED, CamtoolError
-from camtool.fsutil import atomic_write_bytes, remove_stale_temps, temp_name
+from camtool.fsutil import (
+    SCRATCH_PREFIX,
+    STALE_AFTER_S,
+    atomic_path,
+    atomic_write_bytes,
+    remove_stale_temps,
+)
 from camtool.process import LOCK_NAME, folder_lock
 from camtool.training.checkpoints import BEST_FILE, LAST_FILE, METRICS_FILE
 from camtool.training.loop import train
@@ -452,19 +458,31 @@ def test_every_worker_pool_in_camtool_uses_the_worker_init() -> None:
 # 6. Stale temporary files
 
 
-def test_stale_temps_of_dead_processes_are_removed(tmp_path: Path) -> None:
-    finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], check=True,
-                              capture_output=True, text=True)  # fmt: skip
-    dead = int(finished.stdout)
-    stale = tmp_path / f".last.pt.{dead}-0123abcd.tmp.pt"
-    live = temp_name(tmp_path / "best.pt")  # this process: alive
-    other = tmp_path / ".notes.tmp"
-    scratch = tmp_path / f".camtool-export-{dead}-x1y2"
-    for path in (stale, live, other):
-        path.write_bytes(b"x")
-    scratch.mkdir()
-    assert sorted(remove_stale_temps(tmp_path)) == sorted([stale, scratch])
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([live.name, other.name])
+def test_stale_temps_are_removed_once_an_hour_old_and_nothing_else(tmp_path: Path) -> None:
+    with atomic_path(tmp_path / "best.pt") as live:  # a writer at work (maybe in a container)
+        live.write_bytes(b"x")
+        old = time.time() - 2 * STALE_AFTER_S
+        stale = tmp_path / ".last.pt.k3j9x_2a.tmp.pt"
+        legacy = tmp_path / ".last.pt.4242-0123abcd.tmp.pt"  # named by an older camtool
+        other = tmp_path / ".notes.tmp"
+        young = tmp_path / ".best.pt.aaaaaaaa.tmp.pt"
+        scratch = tmp_path / f"{SCRATCH_PREFIX}export-x1y2"
+        for path in (stale, legacy, other, young):
+            path.write_bytes(b"x")
+        scratch.mkdir()
+        for path in (stale, legacy, other, scratch):
+            os.utime(path, (old, old))
+        assert sorted(remove_stale_temps(tmp_path)) == sorted([stale, legacy, scratch])
+        left = {live.name, other.name, young.name}
+        assert {p.name for p in tmp_path.iterdir()} == left
+    assert (tmp_path / "best.pt").read_bytes() == b"x"
+
+
+def test_atomic_writes_keep_the_usual_file_mode(tmp_path: Path) -> None:
+    atomic_write_bytes(tmp_path / "a.bin", b"x")
+    plain = tmp_path / "b.bin"
+    plain.write_bytes(b"x")
+    assert (tmp_path / "a.bin").stat().st_mode == plain.stat().st_mode
 
 
 def test_train_removes_the_stale_temps_in_its_folder(
@@ -473,6 +491,7 @@ def test_train_removes_the_stale_temps_in_its_folder(
     folder = copy_of(finished_run, tmp_path)
     stale = folder / ".last.pt.999999999-0123abcd.tmp.pt"
     stale.write_bytes(b"x")
+    os.utime(stale, (time.time() - 2 * STALE_AFTER_S,) * 2)
     train(tiny_train_settings(shapes, folder), resume=True)  # nothing left to train
     assert not stale.exists()
 

@@ -33,7 +33,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from camtool.errors import ConfigError, InputError
-from camtool.fsutil import remove_stale_temps, scratch_prefix
+from camtool.fsutil import SCRATCH_PREFIX, remove_stale_temps
 from camtool.textio import read_text
 
 __all__ = [
@@ -148,7 +148,7 @@ def make_shapes_dataset(
     splits = (("train", train_per_class), ("val", val_per_class))
     total = len(names) * (train_per_class + val_per_class)
     remove_stale_temps(root.parent)  # the scratch folders of runs killed before
-    tmp = Path(tempfile.mkdtemp(prefix=scratch_prefix("shapes"), dir=root.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=SCRATCH_PREFIX + "shapes-", dir=root.parent))
     try:
         rows: list[tuple[str, int, int, int, int]] = []
         done = 0

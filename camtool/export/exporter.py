@@ -52,7 +52,7 @@ from camtool.core.onnx_runner import (
 from camtool.core.runner import ModelInfo
 from camtool.errors import CamtoolError, ConfigError
 from camtool.export.options import FORMATS, check_export_options
-from camtool.fsutil import atomic_path, refuse_to_replace, remove_stale_temps, scratch_prefix
+from camtool.fsutil import SCRATCH_PREFIX, atomic_path, refuse_to_replace, remove_stale_temps
 from camtool.textio import to_json
 
 __all__ = [
@@ -233,7 +233,7 @@ def _onnx_bytes(
             warnings.catch_warnings(),
             torch.no_grad(),
             tempfile.TemporaryDirectory(
-                prefix=scratch_prefix("export"), dir=scratch_dir
+                prefix=SCRATCH_PREFIX + "export-", dir=scratch_dir
             ) as scratch,
         ):
             warnings.simplefilter("ignore")
@@ -410,10 +410,7 @@ def export_model(
 
     try:
         with atomic_path(target) as tmp:
-            with open(tmp, "wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
+            tmp.write_bytes(data)
             notify(f"checking {target} against PyTorch ...")
             started = time.perf_counter()
             samples, inputs, outputs = _check(tmp, fmt, graph, expected)
