@@ -14,7 +14,7 @@ from rich.console import Console
 
 from camtool.rounding import tidy_numbers
 
-__all__ = ["bars_off", "err", "out", "print_json", "report_skipped", "tidy_numbers"]
+__all__ = ["bars_off", "err", "out", "print_json", "report_skipped"]
 
 #: Tables and other data.
 out = Console(soft_wrap=True)
