@@ -61,7 +61,6 @@ from camtool.evaluation.faithfulness import (
 )
 from camtool.evaluation.figures import confusion_png, mistakes_png
 from camtool.evaluation.localization import (
-    LocItem,
     evaluate_localization,
     localization_dict,
     localization_items,
@@ -288,8 +287,8 @@ def run_eval(
     With ``model_path`` ``None`` the model is the zero-shot baseline: ImageNet's ``model.arch``
     restricted to the dataset's (``dataset.data_dir``) Imagenette classes, see
     :mod:`camtool.core.zeroshot`.
-    ``settings.training`` gives the batch size, workers, device and mixed precision;
-    ``settings.cam`` the overlay colours and the pixel limit.
+    ``settings.runtime`` gives the batch size, workers, device and mixed precision;
+    ``settings.cam`` the overlay colours, the pixel limit and the upsampling.
 
     Writes ``metrics.json`` (the report), ``confusion_matrix.png``, ``mistakes.png`` and
     ``camtool-settings.toml`` to ``options.output_dir``.
@@ -301,27 +300,13 @@ def run_eval(
     options = options or EvalOptions()
     _check_options(options)
     upsample = settings.cam.upsample.value
-    if model_path is None:
-        root = find_dataset_root(Path(settings.dataset.data_dir))
-        runner = runner_from_settings(None, settings, imagenet_classes=dataset_classes(root))
-    else:
-        runner = runner_from_settings(Path(model_path), settings)
-        root = _dataset_root(settings, runner.info, Path(model_path))
+    runner, root = _open_model(model_path, settings)
     info = runner.info
-    if upsample == "aligned" and info.geometry is None:
-        raise ConfigError(
-            f"{info.source} does not record where its map cells sit, so its maps cannot be "
-            'aligned; re-export it with this camtool or set cam.upsample = "conventional"'
-        )
     transform = build_transforms(info.img_size, False, info.mean, info.std)
     dataset = split_dataset(root, options.split, transform, settings.cam.max_pixels)
     check_classes(dataset, info)
     gt = _ground_truth(options, root)
     wanted = _wanted(options.metrics, gt is not None)
-    items: list[LocItem] = []
-    without = 0
-    if gt is not None and "localization" in wanted:
-        items, without = localization_items(gt, dataset)
     report = EvalReport(
         model=info.source,
         device=str(runner.device),
@@ -338,30 +323,18 @@ def run_eval(
         )
     out_dir = _prepare_output(Path(options.output_dir), options.overwrite)
     report.files["settings"] = str(write_settings(out_dir, settings))
-    batch, workers = settings.runtime.batch_size, settings.runtime.workers
     with torch.inference_mode():
         if "classification" in wanted:
             _classification(runner, dataset, settings, options, report, progress)
         if gt is not None and "localization" in wanted:
-            acc, skipped = run_localization(
-                runner,
-                items,
-                batch_size=batch,
-                workers=workers,
-                max_pixels=settings.cam.max_pixels,
-                progress=progress,
-                warn=report.notes.append,
-                upsample=upsample,
-                protocol=options.protocol,
-            )
-            report.localization = localization_dict(acc, gt, skipped, without, upsample)
+            _localization(runner, dataset, gt, settings, options, report, progress)
         if "faithfulness" in wanted:
             report.faithfulness = evaluate_faithfulness(
                 runner,
                 dataset,
                 max_images=options.faithfulness_images,
-                batch_size=batch,
-                workers=workers,
+                batch_size=settings.runtime.batch_size,
+                workers=settings.runtime.workers,
                 progress=progress,
                 upsample=upsample,
             )
@@ -369,6 +342,54 @@ def run_eval(
     report.files["metrics"] = str(metrics_file)
     write_json(metrics_file, tidy_numbers(report.to_dict()))  # the numbers of `eval --json`
     return report
+
+
+def _open_model(model_path: Path | None, settings: Settings) -> tuple[Runner, Path]:
+    """The model to evaluate and the dataset root to evaluate it on.
+
+    Raises:
+        CamtoolError: a bad model or dataset; aligned maps asked of a model whose map cells'
+            places are unknown.
+    """
+    if model_path is None:
+        root = find_dataset_root(Path(settings.dataset.data_dir))
+        runner = runner_from_settings(None, settings, imagenet_classes=dataset_classes(root))
+    else:
+        runner = runner_from_settings(Path(model_path), settings)
+        root = _dataset_root(settings, runner.info, Path(model_path))
+    info = runner.info
+    if settings.cam.upsample.value == "aligned" and info.geometry is None:
+        raise ConfigError(
+            f"{info.source} does not record where its map cells sit, so its maps cannot be "
+            'aligned; re-export it with this camtool or set cam.upsample = "conventional"'
+        )
+    return runner, root
+
+
+def _localization(
+    runner: Runner,
+    dataset: ImageFolderDataset,
+    gt: GroundTruth,
+    settings: Settings,
+    options: EvalOptions,
+    report: EvalReport,
+    progress: EvalProgress | None,
+) -> None:
+    """The localization pass over the images that have boxes, into ``report.localization``."""
+    items, without = localization_items(gt, dataset)
+    upsample = settings.cam.upsample.value
+    acc, skipped = run_localization(
+        runner,
+        items,
+        batch_size=settings.runtime.batch_size,
+        workers=settings.runtime.workers,
+        max_pixels=settings.cam.max_pixels,
+        progress=progress,
+        warn=report.notes.append,
+        upsample=upsample,
+        protocol=options.protocol,
+    )
+    report.localization = localization_dict(acc, gt, skipped, without, upsample)
 
 
 def _check_options(options: EvalOptions) -> None:
