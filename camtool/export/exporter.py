@@ -427,16 +427,26 @@ def export_model(
                 check_seconds=round(time.perf_counter() - started, 3),
                 metadata=metadata,
             )
-            if not report.passed:
-                worst = max(
-                    max(s.logits_max_diff / s.logits_limit, s.cams_max_diff / s.cams_limit)
-                    for s in samples
-                )
-                raise ExportCheckError(
-                    f"export check failed: {fmt} outputs differ from PyTorch by up to "
-                    f"{worst:.3g}x the tolerance; {target} was not written",
-                    report,
-                )
+            _refuse_if_failed(report, target)
     except OSError as exc:
         raise CamtoolError(f"cannot write {target}: {exc.strerror or exc}") from None
     return report
+
+
+def _refuse_if_failed(report: ExportReport, target: Path) -> None:
+    """Raise unless every sample of the check is within its tolerances.
+
+    Raises:
+        ExportCheckError: naming the worst ratio of difference to tolerance.
+    """
+    if report.passed:
+        return
+    worst = max(
+        max(s.logits_max_diff / s.logits_limit, s.cams_max_diff / s.cams_limit)
+        for s in report.samples
+    )
+    raise ExportCheckError(
+        f"export check failed: {report.format} outputs differ from PyTorch by up to "
+        f"{worst:.3g}x the tolerance; {target} was not written",
+        report,
+    )
