@@ -34,9 +34,6 @@ __all__ = [
     "BoxXYXY",
     "all_boxes_from_map_thresholds",
     "box_from_map",
-    "boxes_from_map_thresholds",
-    "iou",
-    "is_flat",
     "minmax_normalize",
     "peak",
     "scale_box",
@@ -121,16 +118,6 @@ def minmax_normalize(heatmap: np.ndarray) -> np.ndarray:
     return (arr - lo) / span
 
 
-def is_flat(heatmap: np.ndarray) -> bool:
-    """Whether a 2-D map is constant (it points nowhere: no peak, no box).
-
-    Raises:
-        InputError: if the map is not 2-D, is empty or holds non-finite values.
-    """
-    arr = _check_map(heatmap)
-    return bool(arr.max() == arr.min())
-
-
 def peak(heatmap: np.ndarray) -> tuple[int, int] | None:
     """Location of the maximum of a 2-D map.
 
@@ -174,9 +161,7 @@ def _components(mask: np.ndarray, offset: tuple[int, int], largest_only: bool) -
     ]
 
 
-def _sweep(
-    normalized: np.ndarray, thresholds: np.ndarray, largest_only: bool
-) -> list[list[BoxXYXY]]:
+def _sweep(normalized: np.ndarray, thresholds: np.ndarray) -> list[list[BoxXYXY]]:
     """Component boxes at each threshold, labelling each distinct foreground mask only once.
 
     Two thresholds give the same mask when no pixel value lies between them, so thresholds are
@@ -199,7 +184,7 @@ def _sweep(
         mask = mask[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
         y0, x0 = y0 + int(rows[0]), x0 + int(cols[0])
         y1, x1 = y0 + mask.shape[0], x0 + mask.shape[1]
-        found[key] = _components(mask, (y0, x0), largest_only)
+        found[key] = _components(mask, (y0, x0), largest_only=False)
     return [found[int(n)] for n in n_above]
 
 
@@ -228,30 +213,6 @@ def box_from_map(heatmap: np.ndarray, threshold: float = CAM_THRESHOLD) -> BoxXY
     return boxes[0] if boxes else EMPTY_BOX
 
 
-def boxes_from_map_thresholds(
-    heatmap: np.ndarray, thresholds: Sequence[float] | np.ndarray
-) -> list[BoxXYXY]:
-    """Largest-region box at each of several thresholds (see :func:`box_from_map`).
-
-    The map is normalised once and thresholds that select the same pixels share one labelling,
-    so a sweep of 100 thresholds costs about as many labellings as there are distinct masks.
-
-    Args:
-        heatmap: a 2-D map indexed ``[y, x]``.
-        thresholds: relative thresholds between 0 and 1, in any order.
-
-    Returns:
-        One box per threshold, in the order given; ``EMPTY_BOX`` where nothing is above it.
-
-    Raises:
-        InputError: if the map is not a finite 2-D array.
-        ConfigError: if a threshold is outside [0, 1] or none is given.
-    """
-    thr = _check_thresholds(thresholds)
-    normalized = minmax_normalize(heatmap)
-    return [boxes[0] if boxes else EMPTY_BOX for boxes in _sweep(normalized, thr, True)]
-
-
 def all_boxes_from_map_thresholds(
     heatmap: np.ndarray, thresholds: Sequence[float] | np.ndarray
 ) -> list[list[BoxXYXY]]:
@@ -271,26 +232,7 @@ def all_boxes_from_map_thresholds(
     """
     thr = _check_thresholds(thresholds)
     normalized = minmax_normalize(heatmap)
-    return [list(boxes) for boxes in _sweep(normalized, thr, False)]
-
-
-def iou(a: BoxXYXY, b: BoxXYXY) -> float:
-    """Intersection over union of two end-exclusive boxes.
-
-    Args:
-        a: a box.
-        b: another box.
-
-    Returns:
-        A value in [0, 1]; 0 when the union is empty (both boxes empty).
-    """
-    iw = min(a.x1, b.x1) - max(a.x0, b.x0)
-    ih = min(a.y1, b.y1) - max(a.y0, b.y0)
-    inter = max(0, iw) * max(0, ih)
-    union = a.area() + b.area() - inter
-    if union <= 0:
-        return 0.0
-    return inter / union
+    return [list(boxes) for boxes in _sweep(normalized, thr)]
 
 
 def _round_half_up(value: float) -> int:

@@ -40,19 +40,18 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from camtool.errors import ConfigError, InputError
+from camtool.errors import ConfigError
 
 __all__ = [
     "UPSAMPLE_MODES",
     "CellGeometry",
     "interpolation_matrix",
     "resnet_geometry",
-    "upsample",
     "upsample_matrices",
 ]
 
 UPSAMPLE_MODES: tuple[str, ...] = ("aligned", "conventional")
-"""The placements :func:`upsample` knows (see the module docstring)."""
+"""The placements :func:`upsample_matrices` knows (see the module docstring)."""
 
 
 @dataclass(frozen=True)
@@ -209,39 +208,3 @@ def upsample_matrices(
         for k in (0, 1)
     )
     return wy, wx
-
-
-def upsample(
-    cams: np.ndarray,
-    out_hw: tuple[int, int],
-    *,
-    mode: str = "aligned",
-    geometry: CellGeometry | None = None,
-    input_hw: tuple[int, int] | None = None,
-) -> np.ndarray:
-    """Upsample one raw map ``(h, w)`` or a batch ``(N, h, w)`` to ``out_hw`` pixels.
-
-    Args:
-        cams: raw maps (any real dtype), at feature-map resolution.
-        out_hw: ``(H, W)`` of the output, e.g. the original image.
-        mode: ``"aligned"`` (cells at their receptive-field centres) or ``"conventional"``
-            (bilinear, ``align_corners=False``).
-        geometry: the network's cell geometry (``"aligned"`` only).
-        input_hw: size of the model input the maps were computed from, when the output has
-            another size (e.g. the original image of a resized input).
-
-    Returns:
-        float32 ``(H, W)`` or ``(N, H, W)``, not normalised.
-
-    Raises:
-        InputError: ``cams`` is not 2-D or 3-D, or is empty.
-        ConfigError: see :func:`upsample_matrices`.
-    """
-    arr = np.asarray(cams, dtype=np.float32)
-    if arr.ndim not in (2, 3) or arr.size == 0:
-        raise InputError(f"expected a map (h, w) or maps (N, h, w), got shape {arr.shape}")
-    wy, wx = upsample_matrices(
-        (arr.shape[-2], arr.shape[-1]), out_hw, mode=mode, geometry=geometry, input_hw=input_hw
-    )
-    out = wy @ arr @ wx.T
-    return np.ascontiguousarray(out, dtype=np.float32)

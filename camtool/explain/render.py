@@ -4,22 +4,13 @@
 from __future__ import annotations
 
 import io
-from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
 from camtool.explain.colormaps import colormap_lut
-from camtool.fsutil import atomic_write_bytes
 
-__all__ = ["colorize", "colormap_names", "encode_image", "overlay", "save_image"]
-
-
-def colormap_names() -> list[str]:
-    """Every colormap name matplotlib knows."""
-    from matplotlib import colormaps
-
-    return list(colormaps)
+__all__ = ["colorize", "encode_image", "overlay"]
 
 
 def colorize(heat: np.ndarray, colormap: str = "jet") -> np.ndarray:
@@ -45,8 +36,3 @@ def encode_image(image: Image.Image, fmt: str = "png", quality: int = 90) -> byt
     else:
         image.save(buffer, format="PNG", compress_level=1)
     return buffer.getvalue()
-
-
-def save_image(image: Image.Image, path: Path, fmt: str = "png") -> None:
-    """Write an image atomically (format ``png`` or ``jpg``)."""
-    atomic_write_bytes(path, encode_image(image, fmt))
