@@ -17,7 +17,7 @@ LAYERS: tuple[frozenset[str], ...] = (
     frozenset({"batch", "export", "evaluation", "training"}),
     frozenset({"explain"}),
     frozenset({"runtime"}),
-    frozenset({"settings", "choices"}),
+    frozenset({"settings", "settings_sources", "choices"}),
     frozenset({"data"}),
     frozenset({"core"}),
     frozenset({"errors", "fsutil", "paths", "process", "rounding", "textio", "__init__"}),

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from camtool.errors import ConfigError
-from camtool.settings import drop_unset, load_settings, settings_to_toml
+from camtool.settings import load_settings, settings_to_toml
+from camtool.settings_sources import drop_unset
 
 REPO = Path(__file__).resolve().parents[1]
 

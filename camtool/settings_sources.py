@@ -1,0 +1,217 @@
+"""Where settings come from, before they are validated: TOML files, ``CAMTOOL_*`` variables,
+flags; retired keys; and how each problem is named after the place the user gave the value.
+
+:func:`camtool.settings.load_settings` merges these layers; nothing here knows the sections'
+keys beyond what it is given.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+from pydantic_settings import BaseSettings, EnvSettingsSource
+from pydantic_settings.exceptions import SettingsError
+
+from camtool.errors import ConfigError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on Python 3.10 only
+    import tomli as tomllib
+
+__all__ = [
+    "ENV_PREFIX",
+    "RETIRED",
+    "deep_merge",
+    "describe",
+    "drop_unset",
+    "env_settings_names",
+    "read_env",
+    "read_toml",
+    "retire_keys",
+]
+
+ENV_PREFIX = "CAMTOOL_"
+
+#: Keys of earlier releases: where each moved (``None``: dropped, it had no effect).
+RETIRED: dict[str, str | None] = {
+    "model.name": None,
+    "model.input_shape": None,
+    "model.residual": None,
+    "training.device": "runtime.device",
+    "training.workers": "runtime.workers",
+    "training.amp": "runtime.amp",
+}
+
+
+def drop_unset(values: Mapping[str, Any]) -> dict[str, Any]:
+    """Return ``values`` without ``None`` entries (recursively), so unset flags override nothing."""
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        if isinstance(value, Mapping):
+            nested = drop_unset(value)
+            if nested:
+                out[key] = nested
+        elif value is not None:
+            out[key] = value
+    return out
+
+
+def deep_merge(base: Mapping[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in top.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def retire_keys(values: Mapping[str, Any], notes: list[str]) -> dict[str, Any]:
+    """``values`` (nested by section) with every retired key moved or dropped (:data:`RETIRED`).
+
+    A moved key yields to its new key where both are given. Appends one line per retired key
+    found to ``notes``.
+    """
+    out = {key: dict(v) if isinstance(v, Mapping) else v for key, v in values.items()}
+    for old, new in RETIRED.items():
+        section, _, key = old.partition(".")
+        if not isinstance(out.get(section), dict) or key not in out[section]:
+            continue
+        value = out[section].pop(key)
+        if new is None:
+            notes.append(f"{old} is retired and has no effect; remove it")
+            continue
+        new_section, _, new_key = new.partition(".")
+        out.setdefault(new_section, {}).setdefault(new_key, value)
+        notes.append(f"{old} is now {new}; rename it")
+    return out
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    """Read a TOML settings file (UTF-8, as TOML is; a leading byte-order mark is dropped).
+
+    Raises:
+        ConfigError: the file is missing, unreadable, not UTF-8 or not valid TOML.
+    """
+    try:
+        text = Path(path).read_bytes().decode("utf-8-sig")
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except OSError as exc:
+        raise ConfigError(f"config file {path}: cannot read it ({exc.strerror})") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"config file {path} is not UTF-8 (bad byte at offset {exc.start}); TOML files "
+            "are UTF-8: save it as UTF-8"
+        ) from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+
+
+def env_settings_names(
+    sections: Mapping[str, Any], environ: Mapping[str, str] | None = None
+) -> dict[tuple[str, str], str]:
+    """The ``CAMTOOL_<SECTION>__<KEY>`` variables set, by ``(section, key)``, all checked.
+
+    A misspelt variable would otherwise be ignored silently, so a ``CAMTOOL_`` variable holding
+    ``__`` must name a known section and key, and one of the form ``CAMTOOL_<SECTION>_<KEY>``
+    (one underscore) is taken for a typo. Other ``CAMTOOL_`` variables (``CAMTOOL_DEBUG``) are
+    not settings and pass.
+
+    Args:
+        sections: section name -> its pydantic model class (``[model]`` -> ``ModelSettings``).
+        environ: the environment (default ``os.environ``).
+
+    Raises:
+        ConfigError: naming the variable and what is wrong with it (exit code 2).
+    """
+    environ = os.environ if environ is None else environ
+    found: dict[tuple[str, str], str] = {}
+    for var in sorted(environ):
+        upper = var.upper()
+        if not upper.startswith(ENV_PREFIX):
+            continue
+        rest = upper[len(ENV_PREFIX) :].lower()
+        if "__" not in rest:
+            typo = next((s for s in sections if rest.startswith(f"{s}_")), None)
+            if typo is not None:
+                raise ConfigError(
+                    f"environment variable {var}: write {ENV_PREFIX}{typo.upper()}__"
+                    f"{rest[len(typo) + 1 :].upper()} (two underscores after the section)"
+                )
+            continue
+        section, _, key = rest.partition("__")
+        if section not in sections:
+            close = difflib.get_close_matches(section, list(sections), n=1)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            raise ConfigError(
+                f"environment variable {var}: unknown section {section!r}{hint}; "
+                f"choose from {', '.join(sections)}"
+            )
+        keys = list(getattr(sections[section], "model_fields", {}))
+        if key not in keys and f"{section}.{key}" not in RETIRED:
+            close = difflib.get_close_matches(key, keys, n=1)
+            hint = f"did you mean {var[: -len(key)]}{close[0].upper()}?" if close else ""
+            raise ConfigError(
+                f"environment variable {var}: [{section}] has no key {key!r}; "
+                + (hint or f"its keys are {', '.join(keys)}")
+            )
+        found[(section, key)] = var
+    return found
+
+
+def read_env(settings_cls: type[BaseSettings]) -> dict[str, Any]:
+    """The ``CAMTOOL_<SECTION>__<KEY>`` values, nested by section (pydantic-settings parses them).
+
+    Raises:
+        ConfigError: a value that cannot be parsed (e.g. a list that is not JSON).
+    """
+    source = EnvSettingsSource(
+        settings_cls, env_prefix=ENV_PREFIX, env_nested_delimiter="__", case_sensitive=False
+    )
+    try:
+        return source()
+    except SettingsError as exc:
+        raise ConfigError(f"invalid {ENV_PREFIX}* environment variable: {exc}") from None
+
+
+def _name(
+    loc: tuple[Any, ...], flags: Mapping[str, str], env: Mapping[tuple[str, str], str]
+) -> str:
+    """How the user gave the value at ``loc``: the flag typed (``--epochs``), else the key path
+    with the environment variable that set it, else the key path alone."""
+    path = ".".join(str(part) for part in loc)
+    key = ".".join(str(part) for part in loc[:2])
+    if key in flags:
+        return flags[key]
+    var = env.get((str(loc[0]), str(loc[1]))) if len(loc) >= 2 else None
+    return f"{path} ({var})" if var else path
+
+
+def describe(
+    exc: ValidationError,
+    origin: str,
+    flags: Mapping[str, str],
+    env: Mapping[tuple[str, str], str],
+) -> str:
+    """Every problem of ``exc`` in one line, each named as the user gave it (see :func:`_name`).
+
+    pydantic's ``Value error,`` prefix is dropped, and the offending value is shown once.
+    """
+    problems = []
+    for err in exc.errors():
+        extra = err["type"] == "extra_forbidden"
+        message = "unknown key" if extra else str(err["msg"]).removeprefix("Value error, ")
+        value = repr(err.get("input"))
+        shown = "" if extra or value in message else f" (got {value})"
+        problems.append(f"{_name(err['loc'], flags, env)}: {message}{shown}")
+    return f"invalid settings{origin}: " + "; ".join(problems)
