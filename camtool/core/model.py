@@ -114,14 +114,29 @@ class CAMNet(nn.Module):
         return self._parts[0].net(x)  # type: ignore[no-any-return]
 
     def forward_cams(self, x: Tensor) -> CAMOutput:
-        """Logits and the raw CAMs of all classes from one forward pass."""
+        """Logits and the raw CAMs of all classes from one forward pass.
+
+        The trunk runs as the caller says (under ``torch.autocast`` in bf16/fp16); the CAM
+        contraction ``cam_c = sum_k w_ck f_k`` (Zhou et al., 2016, eq. 2) and the logits built
+        from it always run in float32, outside autocast, so a map does not depend on the
+        precision the features were computed in.
+
+        Returns:
+            ``logits (N, C)`` and ``cams (N, C, h, w)``, float32.
+        """
         feats = self.feature_map(x)
+        with torch.autocast(feats.device.type, enabled=False):
+            return self._contract(feats.float())
+
+    def _contract(self, feats: Tensor) -> CAMOutput:
         linear = self.cam_linear
+        weight = linear.weight.float()
         if self._parts[0].conv_head:  # SqueezeNet: map = ReLU(1x1 conv), logit = its mean
-            cams = torch.relu(linear(feats))
+            bias = None if linear.bias is None else linear.bias.float()
+            cams = torch.relu(torch.nn.functional.conv2d(feats, weight, bias))
             return CAMOutput(cams.mean(dim=(2, 3)), cams)
-        cams = torch.einsum("nkhw,ck->nchw", feats, linear.weight)
-        logits = cams.mean(dim=(2, 3)) + self.cam_bias()
+        cams = torch.einsum("nkhw,ck->nchw", feats, weight.flatten(1))
+        logits = cams.mean(dim=(2, 3)) + self.cam_bias().float()
         return CAMOutput(logits, cams)
 
 
