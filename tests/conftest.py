@@ -151,3 +151,13 @@ def export_document(**fields: Any) -> dict[str, Any]:
         "std": [1, 1, 1],
     }
     return {**document, **fields}
+
+
+@pytest.fixture(scope="session")
+def tiny_onnx(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``tiny_checkpoint`` exported as ONNX."""
+    from camtool.export.exporter import export_model
+
+    target = tmp_path_factory.mktemp("onnx") / "tiny.onnx"
+    export_model(tiny_checkpoint, output=target)
+    return target

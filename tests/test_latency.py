@@ -29,15 +29,6 @@ runner = CliRunner()
 HEAVY = ("torch", "torchvision", "matplotlib")
 
 
-@pytest.fixture(scope="module")
-def tiny_onnx(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from camtool.export.exporter import export_model
-
-    target = tmp_path_factory.mktemp("onnx") / "tiny.onnx"
-    export_model(tiny_checkpoint, output=target)
-    return target
-
-
 def run_in_subprocess(
     args: list[str], cwd: Path, watch: tuple[str, ...] = HEAVY
 ) -> tuple[int, list[str], str, str]:

@@ -171,20 +171,49 @@ def parse_metadata_props(props: Mapping[str, str], path: Path) -> dict[str, Any]
     return document
 
 
-def _providers(device: str) -> tuple[list[Any], str]:
-    """onnxruntime's execution providers for ``device`` (``auto``, ``cpu``, ``cuda[:i]``, ``mps``)
-    and the device they amount to: CUDA where asked for (or ``auto``) and available, else CPU."""
+def _providers(device: str) -> list[Any]:
+    """onnxruntime's execution providers to ask for, for ``device`` (``auto``, ``cpu``,
+    ``cuda[:i]``, ``mps``): CUDA first where asked for (or ``auto``) and installed, then CPU.
+
+    Raises:
+        CamtoolError: ``cuda`` asked for explicitly but this onnxruntime has no CUDA provider,
+            or ``mps`` (onnxruntime has no MPS provider).
+    """
     import onnxruntime as ort
 
     name = str(getattr(device, "value", device))
-    if (
-        name.startswith(("cuda", "auto"))
-        and "CUDAExecutionProvider" in ort.get_available_providers()
-    ):
+    if name == "mps":
+        raise CamtoolError("onnxruntime cannot run on 'mps'; use --device cpu (or auto)")
+    has_cuda = "CUDAExecutionProvider" in ort.get_available_providers()
+    if name.startswith("cuda") and not has_cuda:
+        raise CamtoolError(_NO_CUDA.format(name=name, why="this onnxruntime has no CUDA provider"))
+    if name.startswith(("cuda", "auto")) and has_cuda:
         index = int(name.split(":", 1)[1]) if ":" in name else 0
-        cuda = ("CUDAExecutionProvider", {"device_id": index})
-        return [cuda, "CPUExecutionProvider"], f"cuda:{index}" if ":" in name else "cuda"
-    return ["CPUExecutionProvider"], "cpu"
+        return [("CUDAExecutionProvider", {"device_id": index}), "CPUExecutionProvider"]
+    return ["CPUExecutionProvider"]
+
+
+_NO_CUDA = (
+    "device {name!r} requested but {why}; use --device cpu, or install onnxruntime-gpu "
+    "matching this machine's CUDA"
+)
+
+
+def _device_in_use(session: Any, asked: str) -> str:
+    """The device the session really runs on: ``cuda[:i]`` if its first provider is CUDA, else
+    ``cpu`` (onnxruntime falls back to the CPU, with its warnings silenced, when the CUDA provider
+    fails to start).
+
+    Raises:
+        CamtoolError: ``cuda`` was asked for explicitly and the session fell back to the CPU.
+    """
+    in_use = session.get_providers()
+    if in_use and in_use[0] == "CUDAExecutionProvider":
+        return asked if asked.startswith("cuda:") else "cuda"
+    if asked.startswith("cuda"):
+        why = f"onnxruntime fell back to {', '.join(in_use) or 'no provider'}"
+        raise CamtoolError(_NO_CUDA.format(name=asked, why=why))
+    return "cpu"
 
 
 def _first_line(exc: BaseException) -> str:
@@ -218,7 +247,8 @@ class OnnxRunner:
     :class:`~camtool.core.runner.Runner` protocol.
 
     onnxruntime's CUDA provider is used when ``device`` is ``cuda`` (or ``auto``) and the installed
-    onnxruntime has it; otherwise the CPU provider (and ``self.device`` says ``cpu``). The file is
+    onnxruntime has it; otherwise the CPU provider. ``self.device`` is the device the session
+    really runs on (its first provider), never the one asked for. The file is
     read once: its camtool metadata comes from the session itself. Outputs are float32 NumPy
     arrays for a NumPy input, CPU tensors for a tensor input.
 
@@ -229,15 +259,16 @@ class OnnxRunner:
 
     Raises:
         CamtoolError: the file is missing, not ONNX, not a camtool export, or onnxruntime cannot
-            load it.
+            load it; ``cuda`` asked for and onnxruntime cannot run there; ``mps``.
     """
 
     def __init__(self, path: Path, device: str = "auto", *, quick_start: bool = False) -> None:
         path = Path(path)
         require_file(path, "model")
         self.path = path
-        providers, self.device = _providers(str(device))
-        self.session = _open_session(path, providers, quick_start)
+        asked = str(getattr(device, "value", device))
+        self.session = _open_session(path, _providers(asked), quick_start)
+        self.device = _device_in_use(self.session, asked)
         props = dict(self.session.get_modelmeta().custom_metadata_map)
         self.info: ModelInfo = info_from_metadata(parse_metadata_props(props, path), str(path))
         inputs = [i.name for i in self.session.get_inputs()]
