@@ -29,7 +29,7 @@ import torchvision
 from torch import Tensor
 
 from camtool import __version__
-from camtool.core.archs import FAMILIES
+from camtool.core.archs import FAMILIES, refusal
 from camtool.core.imagenet import IMAGENET_MEAN, IMAGENET_STD
 from camtool.core.model import (
     CAMNet,
@@ -198,6 +198,36 @@ def _shapes_of(arch: str, num_classes: int, cheap_match: bool) -> dict[str, tupl
     }
 
 
+def _unknown(state: Mapping[str, Tensor], message: str, source: str) -> CamtoolError:
+    """The error for a state dict of no accepted arch: naming the refused torchvision arch it
+    is, and why that arch gives no CAM, if it is one; else ``message``."""
+    refused = _refused_arch(state)
+    if refused is None:
+        return CamtoolError(message)
+    return CamtoolError(
+        f"{source} holds a torchvision {refused} state dict, and {refusal(refused)}"
+    )
+
+
+def _refused_arch(state: Mapping[str, Tensor]) -> str | None:
+    """The torchvision classifier camtool refuses (:data:`~camtool.core.archs.REFUSED`) whose
+    state dict has exactly these tensor names, and their shapes but for the last layer's (any
+    class count), if one does. Each candidate is built on the ``meta`` device (no memory, about
+    1 s for all 27)."""
+    names = {k for k in state if not k.endswith(BN_COUNTER)}
+    for arch in torchvision.models.list_models(module=torchvision.models):
+        if refusal(arch) is None:
+            continue
+        with torch.device("meta"):
+            own = torchvision.models.get_model(arch, weights=None).state_dict()
+        if {k for k in own if not k.endswith(BN_COUNTER)} != names:
+            continue
+        differ = [k for k in names if tuple(own[k].shape) != tuple(state[k].shape)]
+        if len(differ) <= 2:  # the classifier's weight and bias
+            return arch
+    return None
+
+
 def _guess_arch(state: Mapping[str, Tensor], num_classes: int, head: str) -> str | None:
     """The torchvision arch whose state dict has exactly these names and shapes, if any.
 
@@ -276,18 +306,20 @@ def model_from_state_dict(
     """
     state = rename_legacy_keys(_strip_wrapper(state))
     head = next((k for k in _HEAD_WEIGHTS if k in state), None)
-    if not all(isinstance(v, Tensor) for v in state.values()) or head is None:
+    if not all(isinstance(v, Tensor) for v in state.values()):
         raise CamtoolError(
             f"{source} is neither a camtool checkpoint nor a torchvision classifier's state dict"
         )
+    if head is None:
+        raise _unknown(state, f"{source} is neither a camtool checkpoint nor a torchvision "
+                       "classifier's state dict that camtool knows", source)  # fmt: skip
     num_classes = int(state[head].shape[0])
     state = {k: v for k, v in state.items() if not k.startswith(_AUX_HEADS)}
     arch = arch or _guess_arch(state, num_classes, head)
     if arch is None:
-        raise CamtoolError(
-            f"{source} does not match any accepted torchvision arch "
-            f"({', '.join(f.name for f in FAMILIES)} families); name it with --arch"
-        )
+        raise _unknown(state, f"{source} does not match any accepted torchvision arch "
+                       f"({', '.join(f.name for f in FAMILIES)} families); name it with --arch",
+                       source)  # fmt: skip
     model = CAMNet(arch, num_classes)
     _fit(model, state, source)
     check_cam_invariant(model)
