@@ -422,5 +422,6 @@ def load_checkpoint(
             f"{path} is damaged: {len(names)} class names, {model.num_classes} outputs"
         )
     _fit(model, state, source)
+    model.set_input_statistics(mean, std)
     check_cam_invariant(model)
     return loaded

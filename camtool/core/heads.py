@@ -113,16 +113,26 @@ LAYOUTS: dict[str, Layout] = {
 
 
 class TransformInput(nn.Module):
-    """GoogLeNet's and Inception v3's ``transform_input``: ImageNet normalisation -> theirs.
+    """GoogLeNet's and Inception v3's ``transform_input``: the checkpoint's normalisation ->
+    theirs.
 
-    Per channel ``c``: ``y = x * std_c / 0.5 + (mean_c - 0.5) / 0.5``, i.e. undo the ImageNet
-    normalisation and apply ``(v - 0.5) / 0.5`` (torchvision ``googlenet.py``, ``inception.py``).
+    Per channel ``c``: ``y = x * std_c / 0.5 + (mean_c - 0.5) / 0.5``, i.e. undo the input
+    normalisation (``x = (v - mean) / std`` of pixels ``v`` in [0, 1]) and apply
+    ``(v - 0.5) / 0.5`` (torchvision ``googlenet.py``, ``inception.py``, which hard-code
+    ImageNet's ``mean``/``std``). ``mean``/``std`` are the model's recorded input statistics
+    (ImageNet's until :meth:`CAMNet.set_input_statistics` says otherwise); they are attributes,
+    not buffers, so state dicts stay torchvision's.
     """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.mean: tuple[float, ...] = IMAGENET_MEAN
+        self.std: tuple[float, ...] = IMAGENET_STD
 
     def forward(self, x: Tensor) -> Tensor:
         """``(N, 3, H, W) -> (N, 3, H, W)``, on ``x``'s device and dtype (no buffers to move)."""
-        std = x.new_tensor(IMAGENET_STD).view(1, 3, 1, 1)
-        mean = x.new_tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
+        std = x.new_tensor(self.std).view(1, 3, 1, 1)
+        mean = x.new_tensor(self.mean).view(1, 3, 1, 1)
         return x * (std / 0.5) + (mean - 0.5) / 0.5
 
 
@@ -206,7 +216,10 @@ def _torchvision_parts(arch: str, num_classes: int, output_stride: int | None) -
         unstride(_last_strided_stage(net, layout))
     steps: list[tuple[str, nn.Module]] = []
     if layout.transform_input:
-        steps.append(("transform_input", TransformInput()))
+        transform = TransformInput()
+        steps.append(("transform_input", transform))
+        # The classifier's own forward (training, logits) rescales through the same module.
+        object.__setattr__(net, "_transform_input", transform)
     steps += [(name, net.get_submodule(name)) for name in layout.trunk]
     if layout.relu_after:
         steps.append(("relu", nn.ReLU()))

@@ -12,7 +12,7 @@ so one forward pass yields the logits and the maps of every class, with no backw
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple, cast
 
@@ -21,7 +21,7 @@ import torchvision
 from torch import Tensor, nn
 
 from camtool.core.archs import TIMM_PREFIX
-from camtool.core.heads import build_parts
+from camtool.core.heads import TransformInput, build_parts
 from camtool.core.weights import check_finite, fill_bn_counters, read_weights
 from camtool.errors import CamtoolError
 
@@ -98,6 +98,14 @@ class CAMNet(nn.Module):
         if self._parts[0].conv_head or linear.bias is None:
             return torch.zeros(self.num_classes, device=linear.weight.device)
         return linear.bias
+
+    def set_input_statistics(self, mean: Sequence[float], std: Sequence[float]) -> None:
+        """Tell the network the per-channel ``mean``/``std`` its inputs are normalised with
+        (the checkpoint's record), for archs that rescale their input themselves (GoogLeNet,
+        Inception v3: :class:`~camtool.core.heads.TransformInput`); others ignore it."""
+        for module in self._parts[0].trunk.modules():  # the trunk holds it, not the classifier
+            if isinstance(module, TransformInput):
+                module.mean, module.std = tuple(map(float, mean)), tuple(map(float, std))
 
     def feature_extractor(self) -> nn.Module:
         """The module from the image ``(N, 3, H, W)`` to the last feature map ``(N, K, h, w)``:
