@@ -1,4 +1,4 @@
-"""One way to read text inputs and one way to write JSON, shared by every command.
+r"""One way to read text inputs and one way to write JSON, shared by every command.
 
 Text (settings TOML, box CSV files, path lists on stdin) is read the way editors write it:
 UTF-8, with or without a byte-order mark (Windows editors add one), or UTF-16 when it starts
@@ -12,6 +12,13 @@ default) yields a file other tools refuse. The rule here: **a non-finite float i
 ``null``** (a value that could not be computed), so a diverged training loss still leaves a
 readable ``metrics.jsonl``. Paths and other unknown objects are written as strings, numpy
 scalars and arrays as numbers and lists.
+
+Every JSON and CSV file camtool writes is valid UTF-8, also for a file whose name is not (Linux
+allows any bytes; Python reads such a name with each bad byte as a lone surrogate): every text
+goes through :func:`unicode_text`, which writes each byte that is not UTF-8 as the four
+characters ``\xNN`` (Python's ``backslashreplace``), e.g. ``b"caf\xe9.png"`` as ``caf\xe9.png``.
+:func:`name_from_text` turns such a text back into the name (``os.fsencode`` then gives the
+bytes); a name that itself holds a backslash followed by ``xNN`` cannot be told apart.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ import codecs
 import json
 import math
 import os
+import re
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -27,7 +35,16 @@ from typing import Any
 from camtool.errors import InputError
 from camtool.fsutil import atomic_write_text
 
-__all__ = ["decode_text", "finite_or_none", "path_lines", "read_text", "to_json", "write_json"]
+__all__ = [
+    "decode_text",
+    "finite_or_none",
+    "name_from_text",
+    "path_lines",
+    "read_text",
+    "to_json",
+    "unicode_text",
+    "write_json",
+]
 
 _UTF16_BOMS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
 
@@ -102,20 +119,51 @@ def finite_or_none(value: float) -> float | None:
     return value if math.isfinite(value) else None
 
 
+def unicode_text(text: str) -> str:
+    """``text`` with every byte that is not UTF-8 written as ``\\xNN`` (see the module
+    docstring); text that is valid Unicode is returned as it is."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raw = text.encode("utf-8", "surrogateescape") if _only_escapes(text) else None
+        if raw is not None:
+            return raw.decode("utf-8", "backslashreplace")
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
+
+
+def _only_escapes(text: str) -> bool:
+    """Whether every surrogate in ``text`` is one ``surrogateescape`` makes (U+DC80..U+DCFF)."""
+    return all(not 0xD800 <= ord(c) <= 0xDFFF or 0xDC80 <= ord(c) <= 0xDCFF for c in text)
+
+
+_ESCAPED_BYTE = re.compile(r"\\x([89a-f][0-9a-f])")
+
+
+def name_from_text(text: str) -> str:
+    """The inverse of :func:`unicode_text` for names: each ``\\xNN`` (NN from 80 to ff) back to
+    the byte it stood for, as Python holds it (``os.fsencode(name_from_text(t))`` is the name's
+    bytes)."""
+    return _ESCAPED_BYTE.sub(lambda m: chr(0xDC00 + int(m[1], 16)), text)
+
+
 def _plain(value: Any) -> Any:
-    """``value`` made of JSON types only, non-finite floats replaced by ``None``."""
-    if isinstance(value, bool) or value is None or isinstance(value, (str, int)):
+    """``value`` made of JSON types only, non-finite floats replaced by ``None``, texts made
+    valid Unicode (:func:`unicode_text`)."""
+    if isinstance(value, str):
+        return unicode_text(value)
+    if isinstance(value, bool) or value is None or isinstance(value, int):
         return value
     if isinstance(value, float):
         return finite_or_none(value)
     if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
+        return {unicode_text(str(k)): _plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple, set, frozenset)):
         return [_plain(v) for v in value]
     tolist = getattr(value, "tolist", None)  # numpy scalars and arrays, torch tensors
     if callable(tolist):
         return _plain(tolist())
-    return str(value)
+    return unicode_text(str(value))
 
 
 def to_json(document: Any, *, indent: int | None = 2, ensure_ascii: bool = True) -> str:

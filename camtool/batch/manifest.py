@@ -22,7 +22,7 @@ from typing import Any
 from camtool.errors import CamtoolError
 from camtool.fsutil import atomic_write_bytes
 from camtool.process import file_lock
-from camtool.textio import to_json
+from camtool.textio import to_json, unicode_text
 
 __all__ = [
     "CSV_COLUMNS",
@@ -147,8 +147,7 @@ def latest_rows(path: Path) -> dict[str, dict[str, Any]]:
 def _line(row: Mapping[str, Any]) -> bytes:
     ordered = {key: row.get(key) for key in FIELDS}
     ordered.update({k: v for k, v in row.items() if k not in ordered})
-    text = to_json(ordered, indent=None, ensure_ascii=False)
-    return text.encode("utf-8", "surrogateescape") + b"\n"
+    return to_json(ordered, indent=None, ensure_ascii=False).encode("utf-8") + b"\n"
 
 
 class ManifestWriter:
@@ -215,7 +214,7 @@ def _cell(value: Any) -> str:
         return ""
     if isinstance(value, float):
         return repr(value)
-    return str(value)
+    return unicode_text(str(value))
 
 
 def to_csv(rows: Sequence[Mapping[str, Any]]) -> str:
@@ -239,7 +238,7 @@ def to_csv(rows: Sequence[Mapping[str, Any]]) -> str:
                 _cell(row.get("class_idx")),
                 *(_cell(v) for v in peak),
                 *(_cell(v) for v in box),
-                ";".join(str(o) for o in outputs),
+                ";".join(_cell(o) for o in outputs),
             ]
         )
     return buffer.getvalue()
@@ -270,7 +269,7 @@ def finalize(
         with locked(directory):
             rows = list(latest_rows(jsonl).values())
             atomic_write_bytes(jsonl, b"".join(_line(row) for row in rows))
-            csv_bytes = to_csv(rows).encode("utf-8", "surrogateescape")
+            csv_bytes = to_csv(rows).encode("utf-8")
             atomic_write_bytes(directory / MANIFEST_CSV, csv_bytes)
             if write_gallery is not None:
                 write_gallery(directory, rows)

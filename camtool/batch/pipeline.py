@@ -53,6 +53,7 @@ from camtool.fsutil import remove_stale_temps
 from camtool.paths import require_writable_dir
 from camtool.runtime import runner_from_settings
 from camtool.settings import Settings, write_settings
+from camtool.textio import unicode_text
 
 __all__ = ["FORMATS", "BatchReport", "OnProgress", "run_batch"]
 
@@ -113,16 +114,18 @@ class BatchReport:
         return {key: str(v) if isinstance(v, Path) else v for key, v in doc.items()}
 
 
-def _clean_text(value: Any) -> Any:
-    if isinstance(value, str):
-        return value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
-    return value
+def _output_key(path: Path, out_dir: Path) -> str:
+    """A map's ``output`` as the manifest writes it (relative, valid Unicode)."""
+    return unicode_text(path.relative_to(out_dir).as_posix())
 
 
 def _gallery(directory: Path, rows: Sequence[Mapping[str, Any]]) -> None:
     """Write ``index.html`` from the manifest rows a gallery can show."""
     shown = [
-        {key: _clean_text(value) for key, value in row.items()}
+        {
+            key: unicode_text(value) if isinstance(value, str) else value
+            for key, value in row.items()
+        }
         for row in rows
         if row.get("status") in STATUSES
     ]
@@ -249,7 +252,7 @@ def _plan(run: _Run, items: list[InputItem], out_dir: Path, overwrite: bool) -> 
         expected = map_paths(out_dir / item.base, options, maps)
         if item.error is not None:
             known.append(manifest_row(item.path, "error", item.error))
-        elif _is_done(by_output.get(expected[0].relative_to(out_dir).as_posix()), expected):
+        elif _is_done(by_output.get(_output_key(expected[0], out_dir)), expected):
             skipped += 1
         else:
             run.items.append(item)
