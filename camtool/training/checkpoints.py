@@ -240,8 +240,11 @@ def load_for_resume(path: Path, checkpoint_dir: Path) -> LoadedModel:
         ) from None
 
 
-def prepare_fresh_dir(directory: Path, overwrite: bool) -> None:
+def prepare_fresh_dir(directory: Path, overwrite: bool, *, clear: bool = True) -> None:
     """Refuse to mix a new run into an old one, or (``overwrite``) clear the old run's files.
+
+    Under ``torchrun`` every rank checks (so every rank refuses alike) and only rank 0 clears
+    (``clear``), followed by a barrier.
 
     Raises:
         CamtoolError: without ``overwrite``, the folder holds a run's files; the message says
@@ -270,6 +273,6 @@ def prepare_fresh_dir(directory: Path, overwrite: bool) -> None:
             f"camtool train --resume{where}, start afresh with --overwrite, or choose another "
             "--checkpoint-dir"
         )
-    for path in found if overwrite else []:
+    for path in found if overwrite and clear else []:
         with contextlib.suppress(FileNotFoundError):
             path.unlink()

@@ -294,19 +294,36 @@ class _Trainer:
         """One optimisation step; returns the batch's mean loss and its number of hits."""
         p = self.parts
         zero = torch.zeros((), device=self.device)
-        empty = labels.numel() == 0
-        if empty:
-            if not self.ctx.enabled:
-                return zero, zero
-            # Every process must take part in the gradient all-reduce: a zero-weight stand-in.
-            size = self.settings.dataset.img_size
-            images, labels = torch.zeros(1, 3, size, size), torch.zeros(1, dtype=torch.long)
+        if labels.numel() == 0:  # every image of the batch was unreadable
+            if self.ctx.enabled:
+                self._stand_in_step()
+            return zero, zero
         images, labels = to_device(images, labels, self.device, p.channels_last)
         with autocast(self.device, p.amp_dtype):
             logits = p.net(images)
             loss = F.cross_entropy(logits.float(), labels)
-        if empty:
-            loss = loss * 0.0
+        self._apply(loss)
+        return loss, (logits.argmax(dim=1) == labels).sum()
+
+    def _stand_in_step(self) -> None:
+        """This process's part in the gradient all-reduce when it has no image: a zero image
+        with zero weight, run in eval mode so that it enters no BatchNorm statistics (DDP would
+        also broadcast rank 0's); it adds nothing to the averaged gradient."""
+        p = self.parts
+        size = self.settings.dataset.img_size
+        images, labels = torch.zeros(1, 3, size, size), torch.zeros(1, dtype=torch.long)
+        images, labels = to_device(images, labels, self.device, p.channels_last)
+        p.net.eval()
+        try:
+            with autocast(self.device, p.amp_dtype):
+                loss = F.cross_entropy(p.net(images).float(), labels) * 0.0
+        finally:
+            p.net.train()
+        self._apply(loss)
+
+    def _apply(self, loss: Tensor) -> None:
+        """Back-propagate ``loss`` and step the optimizer (through the AMP scaler for fp16)."""
+        p = self.parts
         p.optimizer.zero_grad(set_to_none=True)
         if p.scaler is not None:
             p.scaler.scale(loss).backward()
@@ -315,9 +332,6 @@ class _Trainer:
         else:
             loss.backward()
             p.optimizer.step()
-        if empty:
-            return zero, zero
-        return loss, (logits.argmax(dim=1) == labels).sum()
 
     def _epoch_metrics(self, epoch: int, val: Tensor) -> EpochMetrics:
         """The finished epoch's figures, summed over every process."""
@@ -470,8 +484,9 @@ def train(
     with lock, process_group(ctx, device):
         if ctx.main:
             remove_stale_temps(directory)
-        if resumed is None:
-            prepare_fresh_dir(directory, overwrite)
+        if resumed is None:  # every rank checks; only rank 0 clears, the others wait for it
+            prepare_fresh_dir(directory, overwrite, clear=ctx.main)
+            barrier(ctx)
         try:
             trainer = _Trainer(
                 settings, ctx, device, observer or SilentObserver(), resumed, crop_scale
