@@ -114,6 +114,33 @@ class BatchReport:
         return {key: str(v) if isinstance(v, Path) else v for key, v in doc.items()}
 
 
+def _make_run(
+    runner: Runner,
+    options: CamOptions,
+    out_dir: Path,
+    batch_size: int,
+    write_threads: int | None,
+    items: Sequence[Any],
+) -> _Run:
+    """The run's state, with its writer threads (default: up to 4, one per CPU)."""
+    threads = write_threads or max(1, min(4, os.cpu_count() or 1))
+    pending = batch_size + 2 * threads
+    writer = MapWriter(out_dir, runner.info, options, threads, max_pending=pending)
+    return _Run(runner, options, writer, batch_size, len(items))
+
+
+def _format(fmt: str) -> str:
+    """``jpg`` or ``png`` (``jpeg`` is ``jpg``), case-insensitive.
+
+    Raises:
+        ConfigError: another format.
+    """
+    fmt = {"jpeg": "jpg"}.get(str(fmt).lower(), str(fmt).lower())
+    if fmt not in FORMATS:
+        raise ConfigError(f"unknown format {fmt!r}; choose jpg or png")
+    return fmt
+
+
 def _output_key(path: Path, out_dir: Path) -> str:
     """A map's ``output`` as the manifest writes it (relative, valid Unicode)."""
     return unicode_text(path.relative_to(out_dir).as_posix())
@@ -354,9 +381,7 @@ def run_batch(
             interrupted (exit code 130, after saving the manifest).
     """
     started = time.perf_counter()
-    fmt = {"jpeg": "jpg"}.get(str(fmt).lower(), str(fmt).lower())
-    if fmt not in FORMATS:
-        raise ConfigError(f"unknown format {fmt!r}; choose jpg or png")
+    fmt = _format(fmt)
     options = CamOptions.from_settings(settings, figure=figure, save_array=save_array, fmt=fmt)
     out_dir = Path(settings.cam.output_dir)
     items = find_inputs(inputs, out_dir, stdin=stdin, shard=shard)
@@ -367,10 +392,7 @@ def run_batch(
     if class_spec is not None:
         options = replace(options, target=resolve_class(class_spec, info.class_names))
     settings_file = _settings_file(out_dir, settings)
-    batch_size = settings.runtime.batch_size
-    threads = write_threads or max(1, min(4, os.cpu_count() or 1))
-    writer = MapWriter(out_dir, info, options, threads, max_pending=batch_size + 2 * threads)
-    run = _Run(runner, options, writer, batch_size, len(items))
+    run = _make_run(runner, options, out_dir, settings.runtime.batch_size, write_threads, items)
     run.on_progress = on_progress or run.on_progress
     pipeline_started = time.perf_counter()
     _execute(run, items, settings.runtime.workers, overwrite)
