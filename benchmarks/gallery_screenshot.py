@@ -4,7 +4,8 @@ Builds a small demo output folder (generated overlay PNGs with awkward names, ma
 including failed inputs), writes ``index.html`` with :func:`camtool.batch.gallery.write_gallery`,
 then runs headless Chromium with ``--dump-dom`` on a few URL hashes to verify that the script
 ran, that every shown row has its ``<img>``, that ``#class=...``, ``#true=...`` and
-``#result=wrong`` filter, ``#sort=...`` sorts and ``#q=...`` searches. Finally it saves a screenshot to look at.
+``#result=wrong`` filter, ``#sort=...`` sorts and ``#q=...`` searches. Finally it saves a
+screenshot to look at.
 
 Usage (from the repository root)::
 

@@ -107,7 +107,6 @@ class MapWriter:
         image, base = Image.fromarray(original), self.out_dir / item.base
         names = self.info.class_names
         true_idx = true_class(item.path, names)
-        truth = {"true_idx": true_idx, "true_name": None if true_idx is None else names[true_idx]}
         try:
             paths = write_maps(
                 image,
@@ -138,7 +137,8 @@ class MapWriter:
             pred_name=names[pred],
             prob=round(float(probs[pred]), PROB_DIGITS),
             class_idx=int(batch.class_idx[row, 0]),
-            **truth,
+            true_idx=true_idx,
+            true_name=None if true_idx is None else names[true_idx],
             peak=peak,
             box=box,
             outputs=outputs,
