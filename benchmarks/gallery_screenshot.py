@@ -3,8 +3,9 @@
 Builds a small demo output folder (generated overlay PNGs with awkward names, manifest rows
 including failed inputs), writes ``index.html`` with :func:`camtool.batch.gallery.write_gallery`,
 then runs headless Chromium with ``--dump-dom`` on a few URL hashes to verify that the script
-ran, that every shown row has its ``<img>``, that ``#class=...`` filters, ``#sort=...`` sorts and
-``#q=...`` searches. Finally it saves a screenshot to look at.
+ran, that every shown row has its ``<img>``, that ``#class=...``, ``#true=...`` and
+``#result=wrong`` filter, ``#sort=...`` sorts and ``#q=...`` searches. Finally it saves a
+screenshot to look at.
 
 Usage (from the repository root)::
 
@@ -154,6 +155,8 @@ def build_demo(out_dir: Path, *, input_root: str = "/data/in") -> list[dict[str,
     for number, (rel, cls, prob, colour) in enumerate(_DEMO):
         size = (320, 200) if number % 3 == 2 else (224, 224)
         _overlay(out_dir / rel, colour, size)
+        right = number % 3 != 1  # every third prediction is wrong: its true class is another
+        true_name = cls if right else ("circle" if cls != "circle" else "square")
         rows.append(
             {
                 "path": f"{input_root}/{rel}",
@@ -164,6 +167,8 @@ def build_demo(out_dir: Path, *, input_root: str = "/data/in") -> list[dict[str,
                 "pred_name": cls,
                 "prob": prob,
                 "class_idx": number % 3,
+                "true_idx": number % 3 if right else (number + 1) % 3,
+                "true_name": true_name,
                 "peak": [112, 112],
                 "box": [60, 60, 170, 170],
             }
@@ -179,6 +184,8 @@ def build_demo(out_dir: Path, *, input_root: str = "/data/in") -> list[dict[str,
             "pred_name": "square",
             "prob": 0.58,
             "class_idx": 0,
+            "true_idx": None,
+            "true_name": None,
             "peak": None,
             "box": None,
         }
@@ -271,6 +278,13 @@ def _shown_rows(rows: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
     return [r for r in rows if r["status"] == "ok" and r.get("output")]
 
 
+def _result(row: Mapping[str, Any]) -> str:
+    """``correct``, ``wrong``, or ``""`` for a row without a true class."""
+    if row.get("true_idx") is None:
+        return ""
+    return "correct" if row.get("pred_idx") == row["true_idx"] else "wrong"
+
+
 def verify_gallery(
     chromium: str,
     index: Path,
@@ -319,6 +333,11 @@ def verify_gallery(
     _expect(probs == circles, f"prob-asc order is {probs}, expected {circles}")
     passed.append(f"#class=circle&sort=prob-asc: {len(visible)} circle cards, ascending prob")
 
+    wrong = [r["path"] for r in shown if _result(r) == "wrong"]
+    got = [c.get("data-path") for c in load(result="wrong").visible]
+    _expect(bool(wrong) and got == wrong, f"#result=wrong shows {got}, expected {wrong}")
+    passed.append(f"#result=wrong: the {len(got)} wrong predictions")
+
     if full:
         page = load()
         _expect(len(page.visible) == len(shown), "unfiltered page hides cards")
@@ -332,6 +351,12 @@ def verify_gallery(
         paths = [str(c.get("data-path")) for c in page.visible]
         _expect(paths == sorted(paths, reverse=True), "path-desc is not descending")
         passed.append("#sort=path-desc: paths descending")
+        wanted = [
+            r["path"] for r in shown if r.get("true_name") == "circle" and _result(r) == "correct"
+        ]
+        got = [c.get("data-path") for c in load(**{"true": "circle", "result": "correct"}).visible]
+        _expect(bool(wanted) and got == wanted, f"true class filter shows {got}, not {wanted}")
+        passed.append(f"#true=circle&result=correct: {len(got)} cards")
     return passed
 
 

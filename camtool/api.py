@@ -17,8 +17,9 @@ device did the work. The maps are the CAMs of Zhou et al. (CVPR'16): for class `
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +29,7 @@ from camtool.errors import ConfigError, InputError
 
 if TYPE_CHECKING:
     from camtool.core.runner import ModelInfo, Runner
+    from camtool.evaluation.samples import DatasetSample
 
 __all__ = ["CamModel", "Explanation", "load_model"]
 
@@ -49,6 +51,10 @@ class Explanation:
         heatmaps: ``N`` arrays of shape ``(K, H_n, W_n)``, float32 in [0, 1]: each map upsampled
             to image ``n``'s own size (its size before the model's resize) and min-max normalised.
             A flat map (no variation) is all zeros.
+        true_idx: ``N`` true classes (int), ``None`` where unknown (images given as pixels);
+            known for the :class:`~camtool.evaluation.samples.DatasetSample` of
+            :meth:`CamModel.samples`.
+        true_names: ``N`` names of those classes, ``None`` where unknown.
     """
 
     logits: np.ndarray
@@ -57,6 +63,8 @@ class Explanation:
     class_names: list[list[str]]
     cams: list[np.ndarray]
     heatmaps: list[np.ndarray]
+    true_idx: list[int | None] = field(default_factory=list)
+    true_names: list[str | None] = field(default_factory=list)
 
 
 class CamModel:
@@ -68,8 +76,9 @@ class CamModel:
         device: where it runs (``cpu``, ``cuda``, ``mps``).
     """
 
-    def __init__(self, runner: Runner) -> None:
+    def __init__(self, runner: Runner, path: Path | None = None) -> None:
         self._runner = runner
+        self._path = path
         self.info: ModelInfo = runner.info
         self.device = str(runner.device)
 
@@ -92,7 +101,9 @@ class CamModel:
                 converted to RGB and resized so that its shorter side is ``info.img_size``,
                 without cropping), or a float tensor/array ``(N, 3, H, W)`` or ``(3, H, W)`` of RGB
                 values in [0, 1] at the size the model should see (normalised here with the
-                model's ``mean``/``std``; not resized).
+                model's ``mean``/``std``; not resized); or dataset samples from :meth:`samples`
+                (one, or a list), read like PIL images, whose true classes fill
+                ``true_idx``/``true_names``.
             target: explain this class for every image (an index or a class name, see
                 ``camtool cam --help``); ``None`` explains the predicted classes.
             topk: with no ``target``, explain the ``topk`` best classes of each image.
@@ -112,9 +123,64 @@ class CamModel:
         if topk < 1:
             raise ConfigError(f"topk must be at least 1 (got {topk})")
         index = None if target is None else resolve_class(target, self.info.class_names)
+        images, truths = _with_truths(images)
         batches, sizes = self._inputs(images)
         parts = [self._run(batch, index, topk) for batch in batches]
-        return self._assemble(parts, sizes, upsample)
+        result = self._assemble(parts, sizes, upsample)
+        result.true_idx = truths or [None] * len(sizes)
+        names = self.info.class_names
+        result.true_names = [None if t is None else names[t] for t in result.true_idx]
+        return result
+
+    def samples(
+        self,
+        dataset: str = "val",
+        *,
+        index: int | Sequence[int] | None = None,
+        random: int | None = None,
+        seed: int = 0,
+        data_dir: str | Path | None = None,
+    ) -> list[DatasetSample]:
+        """Samples of the model's dataset with their true classes, as ``camtool cam --dataset``.
+
+        The dataset is found as ``camtool eval`` finds it (``data_dir``, else the folder the
+        checkpoint was trained on; see :func:`camtool.evaluation.source.dataset_root`), and
+        sample ``i`` is ``eval``'s sample ``i`` (sorted files). Pass the result to
+        :meth:`explain`::
+
+            picked = model.samples("val", random=5, seed=0)
+            result = model.explain(picked)
+            result.true_names, result.class_names   # true and predicted, per image
+
+        Args:
+            dataset: ``"val"``, ``"train"``, or a folder of class folders named like the model's
+                classes.
+            index: the sample(s) to take by index; or
+            random: draw this many distinct samples (in increasing index order) ...
+            seed: ... with this seed: the same seed gives the same samples.
+            data_dir: the dataset root (holding ``train/`` and ``val/``) for a split.
+
+        Returns:
+            One :class:`~camtool.evaluation.samples.DatasetSample` (``index``, ``path``,
+            ``true_idx``, ``true_name``; ``load()`` reads the image) per chosen sample.
+
+        Raises:
+            ConfigError: both or neither of ``index`` and ``random``; an index beyond the
+                dataset (the message gives its size).
+            CamtoolError: no dataset found, or its classes are not the model's.
+        """
+        from camtool.evaluation.data import SPLITS
+        from camtool.evaluation.samples import choose_indices, dataset_view, samples_of
+        from camtool.evaluation.source import dataset_root
+
+        root = None
+        if dataset in SPLITS:
+            folder = None if data_dir is None else Path(data_dir)
+            root = dataset_root(folder, self.info.settings, self._path)
+        view = dataset_view(dataset, self.info, root)
+        indices = [index] if isinstance(index, int) else list(index or ())
+        chosen = choose_indices(len(view), indices=indices, count=random, seed=seed)
+        return samples_of(view, chosen, self.info.class_names)
 
     def _inputs(self, images: Any) -> tuple[list[Any], list[tuple[int, int]]]:
         """Model-ready ``(n, 3, H, W)`` batches and each image's own ``(height, width)``."""
@@ -199,6 +265,22 @@ class CamModel:
         )
 
 
+def _with_truths(images: Any) -> tuple[Any, list[int | None] | None]:
+    """Dataset samples (one or a list) as PIL images and their true classes; anything else as
+    it is, with no true classes."""
+    samples = sys.modules.get("camtool.evaluation.samples")
+    if samples is None:  # no sample was made (and torch, which it imports, stays unimported)
+        return images, None
+    DatasetSample = samples.DatasetSample
+    if isinstance(images, DatasetSample):
+        images = [images]
+    if isinstance(images, Sequence) and images and isinstance(images[0], DatasetSample):
+        if not all(isinstance(s, DatasetSample) for s in images):
+            raise InputError("images: a list of dataset samples cannot hold anything else")
+        return [s.load() for s in images], [s.true_idx for s in images]
+    return images, None
+
+
 def load_model(
     path: str | Path | None = None,
     *,
@@ -238,4 +320,4 @@ def load_model(
     runner = open_runner(
         model_path, device, arch=arch, img_size=img_size, imagenet_classes=imagenet_classes
     )
-    return CamModel(runner)
+    return CamModel(runner, model_path)

@@ -41,7 +41,7 @@ CLASSES = ["cat", "dog", "bird"]
 JSON_KEYS = {
     *("total", "ok", "skipped", "failed", "elapsed_s", "images_per_s", "shard", "model"),
     *("device", "output_dir", "manifest", "manifest_csv", "gallery", "settings_file"),
-    "exit_code",
+    *("labelled", "top1", "exit_code"),
 }
 REPO = Path(__file__).resolve().parents[1]
 

@@ -62,7 +62,7 @@ def test_json_document_with_figure(in_tmp: Path, tiny_checkpoint: Path) -> None:
     code, doc, _ = cam_json(str(image), "--model", str(tiny_checkpoint))
     assert code == 0 and doc["failed"] == 0
     entry = doc["images"][0]
-    assert set(entry) == {"input", "error", "topk", "target", "maps"}
+    assert set(entry) == {"input", "error", "topk", "target", "maps", "true_idx", "true_name"}
     assert entry["input"] == str(image) and entry["error"] is None and entry["target"] is None
     (top,) = entry["topk"]  # --topk defaults to 1: exactly one prediction, listed once
     assert set(top) == {"index", "name", "probability", "logit"} and top["name"] in TINY_CLASSES

@@ -58,9 +58,9 @@ def test_cam_json_and_figure_say_the_map_is_flat(
     titles: list[str] = []
     real = figure_module._centred_text
 
-    def spy(draw, centre_x, top, text, size):  # type: ignore[no-untyped-def]
+    def spy(draw, centre_x, top, text, size, *fill):  # type: ignore[no-untyped-def]
         titles.append(text)  # every line drawn on the figure: title, then the three captions
-        return real(draw, centre_x, top, text, size)
+        return real(draw, centre_x, top, text, size, *fill)
 
     monkeypatch.setattr(figure_module, "_centred_text", spy)
     # 160x40 -> a 128x32 input, a 1x4 map: "cat" varies; a 1x1 map would be flat for every class

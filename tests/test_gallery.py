@@ -350,4 +350,5 @@ def test_headless_chromium_renders_filters_and_sorts(tmp_path: Path) -> None:
     rows = _BENCH.build_demo(tmp_path / "gallery")
     index = write_gallery(tmp_path / "gallery", rows)
     passed = _BENCH.verify_gallery(chromium, index, rows, full=True)
-    assert len(passed) == 4
+    assert len(passed) == 6
+    assert any(line.startswith("#result=wrong") for line in passed)

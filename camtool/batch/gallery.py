@@ -3,9 +3,12 @@
 :func:`write_gallery` turns the rows of ``manifest.jsonl`` into ``index.html`` next to the
 overlays. The page needs no network: CSS and JS are inline, every thumbnail is the overlay file
 itself behind a relative, percent-encoded link. Cards are static HTML carrying their class,
-probability and path in ``data-`` attributes; a small script filters (by class and by a text
-search on the path) and sorts them (by probability or path). The view can be chosen from the URL,
-e.g. ``index.html#class=cat&sort=prob-desc&q=holiday``, and the controls keep the hash in step.
+probability, path and (when the manifest knows it) true class and result in ``data-``
+attributes; a small script (:mod:`camtool.batch.gallery_assets`) filters (by predicted class, by
+true class, correct / wrong, and by a text search on the path) and sorts them (by probability or
+path). The view can be chosen from the URL, e.g.
+``index.html#class=cat&result=wrong&sort=prob-desc&q=holiday``, and the controls keep the hash
+in step.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from camtool.batch.gallery_assets import CSS, JS
 from camtool.batch.manifest import STATUSES
 from camtool.errors import CamtoolError, ConfigError, InputError
 from camtool.fsutil import atomic_write_text
@@ -40,6 +44,8 @@ class _Card:
     class_name: str
     prob: float | None
     note: str
+    true_name: str | None = None
+    correct: bool | None = None
 
 
 _Failure = tuple[str, str]  # (input path, reason) of an input without an overlay
@@ -92,6 +98,15 @@ def _class_name(row: Mapping[str, Any]) -> str:
     return f"class {idx}" if idx is not None else "unknown"
 
 
+def _truth(row: Mapping[str, Any]) -> tuple[str | None, bool | None]:
+    """A row's true class name and whether its prediction is right; ``None`` each when unknown."""
+    true_idx = row.get("true_idx")
+    if true_idx is None or isinstance(true_idx, bool) or not isinstance(true_idx, int):
+        return None, None
+    name = _text(row.get("true_name")) or f"class {true_idx}"
+    return name, row.get("pred_idx") == true_idx
+
+
 def _parse_rows(
     rows: Sequence[Mapping[str, Any]],
 ) -> tuple[list[_Card], list[_Failure], dict[str, int]]:
@@ -131,7 +146,19 @@ def _parse_rows(
         pred_idx, class_idx = row.get("pred_idx"), row.get("class_idx")
         if class_idx is not None and pred_idx is not None and class_idx != pred_idx:
             note = f"CAM of class {class_idx}"
-        cards.append(_Card(path, href, status, _class_name(row), _prob(row.get("prob")), note))
+        true_name, correct = _truth(row)
+        cards.append(
+            _Card(
+                path,
+                href,
+                status,
+                _class_name(row),
+                _prob(row.get("prob")),
+                note,
+                true_name,
+                correct,
+            )
+        )
     return cards, failures, counts
 
 
@@ -147,13 +174,18 @@ def _render_card(card: _Card) -> str:
     href = _attr(card.href)
     path = _attr(card.path)
     note = f'<span class="note">{html.escape(card.note)}</span>' if card.note else ""
+    truth, result = "", ""
+    if card.true_name is not None:
+        result = "correct" if card.correct else "wrong"
+        truth = f'<span class="truth">true: {html.escape(card.true_name)} ({result})</span>'
     return (
         f'<figure class="card" data-class="{_attr(card.class_name)}" data-prob="{prob_attr}"'
-        f' data-path="{path}" data-status="{card.status}">'
+        f' data-path="{path}" data-status="{card.status}"'
+        f' data-true="{_attr(card.true_name or "")}" data-result="{result}">'
         f'<a class="thumb" href="{href}" title="{path}">'
         f'<img src="{href}" loading="lazy" decoding="async" alt="{path}"></a>'
         f'<figcaption><span class="label"><span class="cls">{html.escape(card.class_name)}</span>'
-        f' <span class="prob">{prob_text}</span></span>{note}'
+        f' <span class="prob">{prob_text}</span></span>{truth}{note}'
         f'<span class="path">{html.escape(card.path)}</span></figcaption></figure>'
     )
 
@@ -174,134 +206,6 @@ def _render_failures(failures: list[_Failure]) -> str:
     )
 
 
-_CSS = """
-:root{--thumb:%(thumb)dpx;color-scheme:light dark;}
-*{box-sizing:border-box}
-body{margin:0;font:14px/1.4 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;
- background:#f4f5f7;color:#1d1f23}
-header{position:sticky;top:0;z-index:1;background:#fff;border-bottom:1px solid #d8dbe0;
- padding:10px 16px;display:flex;flex-wrap:wrap;gap:8px 20px;align-items:center}
-h1{font-size:18px;margin:0}
-h2{font-size:16px;margin:24px 0 8px}
-.counts{display:flex;gap:12px;color:#555}
-.counts b{color:#1d1f23}
-.counts .failed b{color:#b42318}
-.controls{display:flex;flex-wrap:wrap;gap:8px 14px;align-items:center;margin-left:auto}
-.controls label{display:flex;gap:6px;align-items:center}
-select,input{font:inherit;padding:3px 6px;border:1px solid #b9bec7;border-radius:4px;
- background:#fff;color:inherit}
-main{padding:16px}
-#grid{display:grid;gap:14px;
- grid-template-columns:repeat(auto-fill,minmax(var(--thumb),1fr))}
-[hidden]{display:none!important}
-.card{margin:0;background:#fff;border:1px solid #d8dbe0;border-radius:6px;overflow:hidden;
- display:flex;flex-direction:column}
-.thumb{display:block;background:#e9ebef}
-.thumb img{display:block;width:100%%;height:var(--thumb);object-fit:contain}
-figcaption{padding:6px 8px;display:flex;flex-direction:column;gap:2px}
-.label{display:flex;gap:6px;align-items:baseline;font-weight:600}
-.cls{overflow-wrap:anywhere}
-.prob{margin-left:auto;font-variant-numeric:tabular-nums;color:#2b5fb4}
-.note{font-size:12px;color:#7a5a00}
-.card .path{font-size:12px;color:#555;overflow-wrap:anywhere}
-.muted{color:#777}
-table{border-collapse:collapse;width:100%%;background:#fff;font-size:13px}
-th,td{text-align:left;padding:5px 8px;border-bottom:1px solid #e3e5e9;vertical-align:top}
-td{overflow-wrap:anywhere}
-td.reason{color:#b42318}
-@media (prefers-color-scheme:dark){
- body{background:#17191c;color:#e6e7e9}
- header,.card,table,select,input{background:#22252a;border-color:#3a3f47}
- .counts{color:#aaa}.counts b{color:#e6e7e9}
- .thumb{background:#2c3036}.card .path,.muted{color:#a3a7ad}.prob{color:#7fb0ff}
- th,td{border-color:#3a3f47}
-}
-"""
-
-_JS = """
-(function () {
-  "use strict";
-  var grid = document.getElementById("grid");
-  var classSel = document.getElementById("class-filter");
-  var sortSel = document.getElementById("sort");
-  var search = document.getElementById("search");
-  var shown = document.getElementById("shown-count");
-  var empty = document.getElementById("empty");
-  var cards = Array.prototype.slice.call(grid.querySelectorAll(".card"));
-  var info = cards.map(function (el, i) {
-    var p = el.getAttribute("data-prob");
-    var path = el.getAttribute("data-path") || "";
-    return {el: el, order: i, cls: el.getAttribute("data-class"),
-            prob: p === "" ? NaN : parseFloat(p), path: path, low: path.toLowerCase()};
-  });
-  function byPath(a, b) {
-    return a.path < b.path ? -1 : a.path > b.path ? 1 : a.order - b.order;
-  }
-  function byProb(dir) {
-    return function (a, b) {
-      var an = isNaN(a.prob), bn = isNaN(b.prob);
-      if (an || bn) { return an && bn ? a.order - b.order : (an ? 1 : -1); }
-      return a.prob !== b.prob ? dir * (a.prob - b.prob) : byPath(a, b);
-    };
-  }
-  var sorters = {
-    "order": function (a, b) { return a.order - b.order; },
-    "prob-desc": byProb(-1),
-    "prob-asc": byProb(1),
-    "path-asc": byPath,
-    "path-desc": function (a, b) { return byPath(b, a); }
-  };
-  function hasOption(sel, value) {
-    for (var i = 0; i < sel.options.length; i++) {
-      if (sel.options[i].value === value) { return true; }
-    }
-    return false;
-  }
-  function readUrl() {
-    var params = new URLSearchParams(location.hash.replace(/^#/, ""));
-    var query = new URLSearchParams(location.search);
-    function get(key) { return params.has(key) ? params.get(key) : query.get(key); }
-    var cls = get("class"), sort = get("sort"), q = get("q");
-    classSel.value = cls !== null && hasOption(classSel, cls) ? cls : "";
-    sortSel.value = sort !== null && hasOption(sortSel, sort) ? sort : "order";
-    search.value = q !== null ? q : "";
-  }
-  function writeUrl() {
-    var params = new URLSearchParams();
-    if (classSel.value) { params.set("class", classSel.value); }
-    if (sortSel.value !== "order") { params.set("sort", sortSel.value); }
-    if (search.value) { params.set("q", search.value); }
-    var text = params.toString();
-    try {
-      history.replaceState(null, "", text ? "#" + text : location.pathname + location.search);
-    } catch (e) { /* some browsers refuse for file: URLs; the view still works */ }
-  }
-  function apply() {
-    var cls = classSel.value, q = search.value.trim().toLowerCase();
-    var sorted = info.slice().sort(sorters[sortSel.value] || sorters.order);
-    var frag = document.createDocumentFragment(), n = 0;
-    sorted.forEach(function (c) {
-      var visible = (!cls || c.cls === cls) && (!q || c.low.indexOf(q) !== -1);
-      c.el.hidden = !visible;
-      if (visible) { n++; }
-      frag.appendChild(c.el);
-    });
-    grid.appendChild(frag);
-    shown.textContent = n + " of " + info.length;
-    empty.hidden = n !== 0;
-    document.body.setAttribute("data-shown", String(n));
-  }
-  function changed() { writeUrl(); apply(); }
-  classSel.addEventListener("change", changed);
-  sortSel.addEventListener("change", changed);
-  search.addEventListener("input", changed);
-  window.addEventListener("hashchange", function () { readUrl(); apply(); });
-  readUrl();
-  apply();
-  document.body.setAttribute("data-ready", "1");
-})();
-"""
-
 _SORTS = (
     ("order", "manifest order"),
     ("prob-desc", "probability \u2193"),
@@ -309,6 +213,13 @@ _SORTS = (
     ("path-asc", "path A\u2192Z"),
     ("path-desc", "path Z\u2192A"),
 )
+
+
+def _options(values: Sequence[str]) -> str:
+    """``<option>`` elements: "all" (the empty value), then each of ``values``."""
+    return '<option value="">all</option>' + "".join(
+        f'<option value="{_attr(v)}">{html.escape(v)}</option>' for v in values
+    )
 
 
 def _render(
@@ -319,10 +230,9 @@ def _render(
     thumb_size: int,
 ) -> str:
     """Return the whole page."""
-    classes = sorted({card.class_name for card in cards})
-    class_options = '<option value="">all</option>' + "".join(
-        f'<option value="{_attr(name)}">{html.escape(name)}</option>' for name in classes
-    )
+    class_options = _options(sorted({card.class_name for card in cards}))
+    true_options = _options(sorted({c.true_name for c in cards if c.true_name is not None}))
+    result_options = _options(["correct", "wrong"])
     sort_options = "".join(
         f'<option value="{value}">{html.escape(label)}</option>' for value, label in _SORTS
     )
@@ -333,7 +243,7 @@ def _render(
         '<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width,initial-scale=1">'
         f"<title>{html.escape(title)}</title>"
-        f"<style>{_CSS % {'thumb': thumb_size}}</style></head>\n"
+        f"<style>{CSS % {'thumb': thumb_size}}</style></head>\n"
         f'<body data-shown="{len(cards)}"><header><h1>{html.escape(title)}</h1>'
         '<div class="counts">'
         f'<span class="ok"><b id="count-ok">{counts["ok"]}</b> ok</span>'
@@ -341,6 +251,8 @@ def _render(
         f'<span class="total"><b id="count-total">{total}</b> total</span></div>'
         '<div class="controls">'
         f'<label>Class <select id="class-filter">{class_options}</select></label>'
+        f'<label>True class <select id="true-filter">{true_options}</select></label>'
+        f'<label>Result <select id="result-filter">{result_options}</select></label>'
         f'<label>Sort <select id="sort">{sort_options}</select></label>'
         '<label>Search <input id="search" type="search" placeholder="path contains\u2026">'
         "</label>"
@@ -349,7 +261,7 @@ def _render(
         f'<main><div id="grid">\n{grid}\n</div>'
         '<p id="empty" class="muted" hidden>No overlay matches.</p>\n'
         f"{_render_failures(failures)}</main>\n"
-        f"<script>{_JS}</script>\n</body></html>\n"
+        f"<script>{JS}</script>\n</body></html>\n"
     )
 
 
@@ -363,13 +275,14 @@ def write_gallery(
     """Write ``out_dir/index.html``, a self-contained gallery of a batch-cam run.
 
     Every ``ok`` row with an ``output`` becomes a card (thumbnail linking to the
-    overlay, predicted class, probability, input path); every ``error`` row is listed under
+    overlay, predicted class, probability, input path, and the true class with correct / wrong
+    when the row has ``true_idx``); every ``error`` row is listed under
     Failures with its reason; the header counts ok and failed rows (each input has one row).
 
     Args:
         out_dir: the batch-cam output folder; overlay paths in ``rows`` are relative to it.
         rows: the manifest rows (``path``, ``output``, ``status``, ``error``, ``pred_idx``,
-            ``pred_name``, ``prob``, ``class_idx``, ...).
+            ``pred_name``, ``prob``, ``class_idx``, ``true_idx``, ``true_name`` ...).
         title: the page title and heading.
         thumb_size: thumbnail edge in CSS pixels (32 to 2048).
 

@@ -56,6 +56,8 @@ FIELDS = (
     "pred_name",
     "prob",
     "class_idx",
+    "true_idx",
+    "true_name",
     "peak",
     "box",
     "outputs",
@@ -70,6 +72,8 @@ CSV_COLUMNS = (
     "pred_name",
     "prob",
     "class_idx",
+    "true_idx",
+    "true_name",
     "peak_x",
     "peak_y",
     "box_x0",
@@ -95,8 +99,9 @@ def manifest_row(path: str, status: str, error: str | None = None, **fields: Any
         path: the input as listed (``InputItem.path``).
         status: ``"ok"`` or ``"error"``.
         error: why the input failed (``status == "error"``).
-        **fields: ``output``, ``pred_idx``, ``pred_name``, ``prob``, ``class_idx``, ``peak``,
-            ``box``, ``outputs``.
+        **fields: ``output``, ``pred_idx``, ``pred_name``, ``prob``, ``class_idx``,
+            ``true_idx`` and ``true_name`` (the input's true class when the folders above it name
+            one, :func:`camtool.data.labels.true_class`), ``peak``, ``box``, ``outputs``.
     """
     row: dict[str, Any] = dict.fromkeys(FIELDS)
     row.update(path=path, status=status, error=error, **fields)
@@ -236,6 +241,8 @@ def to_csv(rows: Sequence[Mapping[str, Any]]) -> str:
                 _cell(row.get("pred_name")),
                 _cell(row.get("prob")),
                 _cell(row.get("class_idx")),
+                _cell(row.get("true_idx")),
+                _cell(row.get("true_name")),
                 *(_cell(v) for v in peak),
                 *(_cell(v) for v in box),
                 ";".join(_cell(o) for o in outputs),

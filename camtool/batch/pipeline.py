@@ -26,7 +26,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, fields, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -44,10 +44,11 @@ from camtool.batch.manifest import (
     latest_rows,
     manifest_row,
 )
+from camtool.batch.report import BatchReport, top1_of
 from camtool.batch.writer import MapWriter
 from camtool.core.maps import explain_batch, resolve_class
 from camtool.core.runner import Runner
-from camtool.errors import EXIT_OK, EXIT_PARTIAL, CamtoolError, ConfigError, interrupt_exit_code
+from camtool.errors import CamtoolError, ConfigError, interrupt_exit_code
 from camtool.explain.files import CamOptions, map_paths, out_of_gpu_memory
 from camtool.fsutil import remove_stale_temps
 from camtool.paths import require_writable_dir
@@ -55,7 +56,7 @@ from camtool.runtime import runner_from_settings
 from camtool.settings import Settings, write_settings
 from camtool.textio import unicode_text
 
-__all__ = ["FORMATS", "BatchReport", "OnProgress", "run_batch"]
+__all__ = ["FORMATS", "OnProgress", "run_batch"]
 
 #: Overlay formats.
 FORMATS = ("jpg", "png")
@@ -66,52 +67,6 @@ _CHUNK = 1000  # error rows known before reading, appended to the manifest in on
 OnProgress = Callable[[int, int, Mapping[str, Any] | None], None]
 """``on_progress(done, total, row)``: ``done`` of ``total`` inputs are settled and ``row`` was
 just recorded (``None`` for the first call and for inputs skipped as already done)."""
-
-
-@dataclass
-class BatchReport:
-    """What a batch-cam run did (this shard only); ``ok + skipped + failed == total``.
-
-    Attributes:
-        total: inputs of this run.
-        ok: inputs whose maps this run wrote.
-        skipped: inputs already done by an earlier run, left as they were.
-        failed: inputs that failed in this run (an ``error`` row each).
-        elapsed_s: wall time of the whole run, seconds.
-        images_per_s: ``ok`` per second of the reading-explaining-writing stage.
-    """
-
-    total: int
-    ok: int
-    skipped: int
-    failed: int
-    elapsed_s: float
-    images_per_s: float
-    shard: tuple[int, int] | None
-    model: str
-    device: str
-    output_dir: Path
-    manifest: Path
-    manifest_csv: Path
-    gallery: Path
-    settings_file: Path
-
-    @property
-    def exit_code(self) -> int:
-        """0 when every input is done, 3 when some failed."""
-        return EXIT_PARTIAL if self.failed else EXIT_OK
-
-    def to_dict(self) -> dict[str, Any]:
-        """The ``--json`` document (schema in the README): the fields in order, paths as text,
-        then the exit code."""
-        doc = {f.name: getattr(self, f.name) for f in fields(self)}
-        doc.update(
-            elapsed_s=round(self.elapsed_s, 1),
-            images_per_s=float(f"{self.images_per_s:.3g}"),
-            shard=f"{self.shard[0]}/{self.shard[1]}" if self.shard else None,
-            exit_code=self.exit_code,
-        )
-        return {key: str(v) if isinstance(v, Path) else v for key, v in doc.items()}
 
 
 def _make_run(
@@ -290,8 +245,13 @@ def _plan(run: _Run, items: list[InputItem], out_dir: Path, overwrite: bool) -> 
     run.skip(skipped)
 
 
-def _execute(run: _Run, items: list[InputItem], workers: int, overwrite: bool) -> None:
+def _execute(
+    run: _Run, items: list[InputItem], workers: int, overwrite: bool
+) -> list[dict[str, Any]]:
     """Settle, read, explain and write every input; always save the manifest and gallery.
+
+    Returns:
+        The final manifest rows (every shard's and earlier runs').
 
     Raises:
         CamtoolError: interrupted (``KeyboardInterrupt``: Ctrl-C, or SIGTERM as the CLI maps
@@ -300,6 +260,7 @@ def _execute(run: _Run, items: list[InputItem], workers: int, overwrite: bool) -
     out_dir = run.writer.out_dir
     interrupted = False
     stopped_by: BaseException | None = None
+    rows: list[dict[str, Any]] = []
     try:
         run.on_progress(0, run.total, None)
         _plan(run, items, out_dir, overwrite)
@@ -311,13 +272,14 @@ def _execute(run: _Run, items: list[InputItem], workers: int, overwrite: bool) -
         try:
             run.stop(cancel=interrupted)
         finally:
-            finalize(out_dir, _gallery)
+            rows = finalize(out_dir, _gallery)
     if interrupted:
         raise CamtoolError(
             f"interrupted after {run.done} of {run.total} inputs; the manifest is saved in "
             f"{out_dir}, run the same command again to finish",
             exit_code=interrupt_exit_code(stopped_by),
         )
+    return rows
 
 
 def _settings_file(out_dir: Path, settings: Settings) -> Path:
@@ -395,7 +357,7 @@ def run_batch(
     run = _make_run(runner, options, out_dir, settings.runtime.batch_size, write_threads, items)
     run.on_progress = on_progress or run.on_progress
     pipeline_started = time.perf_counter()
-    _execute(run, items, settings.runtime.workers, overwrite)
+    labelled, top1 = top1_of(_execute(run, items, settings.runtime.workers, overwrite))
     ended = time.perf_counter()
     return BatchReport(
         output_dir=out_dir,
@@ -411,5 +373,7 @@ def run_batch(
         failed=run.counts["error"],
         elapsed_s=ended - started,
         images_per_s=run.counts["ok"] / max(ended - pipeline_started, 1e-9),
+        labelled=labelled,
+        top1=top1,
         shard=shard,
     )

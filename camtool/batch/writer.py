@@ -21,6 +21,7 @@ from camtool.batch.inputs import InputItem
 from camtool.batch.manifest import manifest_row
 from camtool.core.maps import CAMBatch
 from camtool.core.runner import ModelInfo
+from camtool.data.labels import true_class
 from camtool.errors import CamtoolError
 from camtool.explain.files import CamOptions, peak_and_box, write_maps
 
@@ -104,8 +105,19 @@ class MapWriter:
                 located.append(peak_and_box(heat))
 
         image, base = Image.fromarray(original), self.out_dir / item.base
+        names = self.info.class_names
+        true_idx = true_class(item.path, names)
         try:
-            paths = write_maps(image, batch, row, base, self.info, self.options, on_heatmap=locate)
+            paths = write_maps(
+                image,
+                batch,
+                row,
+                base,
+                self.info,
+                self.options,
+                on_heatmap=locate,
+                true_idx=true_idx,
+            )
         except OSError as exc:
             return manifest_row(item.path, "error", f"cannot write outputs ({exc.strerror or exc})")
         except CamtoolError as exc:
@@ -122,9 +134,11 @@ class MapWriter:
             "ok",
             output=outputs[0],
             pred_idx=pred,
-            pred_name=self.info.class_names[pred],
+            pred_name=names[pred],
             prob=round(float(probs[pred]), PROB_DIGITS),
             class_idx=int(batch.class_idx[row, 0]),
+            true_idx=true_idx,
+            true_name=None if true_idx is None else names[true_idx],
             peak=peak,
             box=box,
             outputs=outputs,

@@ -27,7 +27,8 @@ from camtool.cli._output import out, print_json
 from camtool.errors import EXIT_OK
 
 if TYPE_CHECKING:
-    from camtool.batch.pipeline import BatchReport, OnProgress
+    from camtool.batch.pipeline import OnProgress
+    from camtool.batch.report import BatchReport
 
 __all__ = ["LINE_EVERY", "batch_cam"]
 
@@ -222,6 +223,8 @@ def _summary(report: BatchReport) -> None:
         str(report.total)
         + (f" (shard {report.shard[0]}/{report.shard[1]})" if report.shard else ""),
     )
+    if report.top1 is not None:
+        table.add_row("top-1", f"{report.top1:.2%} of {report.labelled} labelled inputs")
     table.add_row("time", f"{report.elapsed_s:.1f} s, {report.images_per_s:.1f} images/s")
     table.add_row("model", f"{report.model} on {report.device}")
     table.add_row("manifest", f"{report.manifest} (and {report.manifest_csv.name})")

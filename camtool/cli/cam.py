@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -24,8 +24,11 @@ from camtool.cli._output import err, out, print_json
 from camtool.errors import EXIT_FAILURE, EXIT_PARTIAL, ConfigError
 
 if TYPE_CHECKING:
+    from camtool.core.runner import Runner
+    from camtool.evaluation.samples import DatasetSample
     from camtool.explain.files import ImageResult
     from camtool.explain.job import CamReport
+    from camtool.settings import Settings
 
 
 @app.command(
@@ -34,10 +37,10 @@ if TYPE_CHECKING:
     short_help="Maps for a few images: figure or overlay, .npz arrays, top-k.",
 )
 def cam(
-    images: list[Path] = typer.Argument(
-        ...,
-        metavar="IMAGE...",
-        help="Image files to explain.",
+    images: list[Path] | None = typer.Argument(
+        None,
+        metavar="[IMAGE...]",
+        help="Image files to explain (or --dataset).",
         show_default=False,
         readable=False,
     ),
@@ -56,8 +59,39 @@ def cam(
         "--data-dir",
         metavar="DIR",
         help="Without --model: keep only this dataset's classes (Imagenette WordNet-id folders) "
-        "of the ImageNet model, the zero-shot baseline beside a model trained on it.",
+        "of the ImageNet model, the zero-shot baseline beside a model trained on it. With "
+        "--dataset: the dataset folder, as `camtool eval --data-dir` takes it.",
         readable=False,
+    ),
+    dataset: str | None = typer.Option(
+        None,
+        "--dataset",
+        metavar="SPLIT",
+        help="Explain samples of train or val of the model's dataset (found as `camtool eval` "
+        "finds it), or of a FOLDER of class folders; with --random or --index. Not with "
+        "IMAGE files [default with --random/--index: val].",
+    ),
+    random_count: int | None = typer.Option(
+        None,
+        "--random",
+        min=1,
+        metavar="N",
+        help="N samples of --dataset drawn at random (the indices are printed).",
+    ),
+    index: list[int] | None = typer.Option(
+        None,
+        "--index",
+        min=0,
+        metavar="I",
+        help="Sample I of --dataset, as `camtool eval` numbers it (sorted files); repeatable.",
+    ),
+    seed: int | None = typer.Option(
+        None,
+        "--seed",
+        min=0,
+        metavar="S",
+        help="Seed of --random: the same seed draws the same samples [default: a fresh one, "
+        "printed].",
     ),
     class_: str | None = typer.Option(
         None, "--class", "-c", metavar="CLASS", help=CLASS_SPEC_HELP + " Not with --topk."
@@ -92,6 +126,10 @@ def cam(
 ) -> None:
     """Explain images: original | heatmap | overlay figure, titled with class and probability.
 
+    Figures of an image whose true class is known (a --dataset sample, or a file under a
+    folder named like one of the model's classes) are titled "true: X | predicted: Y (p)",
+    in red when wrong.
+
     Exit status: 0 all written, 3 some images failed, 1 none could be explained.
 
     \b
@@ -99,9 +137,14 @@ def cam(
       camtool cam dog.jpg --model best.pt --class 3 -o maps/
       camtool cam a.jpg b.jpg --topk 2 --save-array
       camtool cam a.jpg --data-dir data/imagenette2-160   # zero-shot ImageNet
+      camtool cam --dataset val --random 5 --seed 0 --model best.pt
+      camtool cam --dataset val --index 42 --model best.pt
     """
     refuse_class_with_topk(class_, topk)
-    if data_dir is not None and model is not None:
+    if dataset is None and (random_count is not None or index):
+        dataset = "val"
+    _refuse_mixed(images or [], dataset, random_count, index or [], seed)
+    if data_dir is not None and model is not None and dataset is None:
         raise ConfigError(
             "--data-dir chooses the classes of the ImageNet model used without --model; "
             "a --model file has its own classes: give one of them"
@@ -112,30 +155,45 @@ def cam(
             "cam": {"topk": topk, "alpha": alpha, "colormap": colormap, "output_dir": output_dir},
             "runtime": {"device": device_value(device)},
             "model": {"arch": arch},
+            "dataset": {"data_dir": data_dir if dataset is not None else None},
         },
     )
     from camtool.explain.job import run_cam
-    from camtool.runtime import dataset_classes
 
+    view: dict[str, Any] | None = None
+    truths: list[int | None] | None = None
+    runner = None
+    if dataset is not None:
+        runner, view, samples = _dataset_samples(
+            dataset, model, settings, random_count, index or [], seed
+        )
+        images, truths = [s.path for s in samples], [s.true_idx for s in samples]
     report = run_cam(
-        images,
+        images or [],
         settings,
         model_path=model,
-        imagenet_classes=dataset_classes(data_dir) if data_dir is not None else None,
+        imagenet_classes=_zero_shot_classes(data_dir, model, dataset),
         class_spec=class_,
         overlay_only=overlay_only,
         save_array=save_array,
         on_result=_show_error if json_out else _show,
         overwrite=overwrite,
         locate=json_out,  # peak and box are in the JSON only
+        runner=runner,
+        truths=truths,
     )
     if json_out:
+        entries = [r.to_dict() for r in report.results]
+        if view is not None:
+            for entry, i in zip(entries, view["indices"], strict=True):
+                entry["index"] = i
         print_json(
             {
                 "model": report.model.source if report.model is not None else None,
                 "device": report.device,
                 "output_dir": str(report.output_dir),
-                "images": [r.to_dict() for r in report.results],
+                "dataset": view,
+                "images": entries,
                 "failed": report.failed,
             }
         )
@@ -144,6 +202,81 @@ def cam(
     if report.failed:
         every = report.failed == len(report.results)
         raise typer.Exit(EXIT_FAILURE if every else EXIT_PARTIAL)
+
+
+def _refuse_mixed(
+    images: list[Path], dataset: str | None, count: int | None, index: list[int], seed: int | None
+) -> None:
+    """Refuse images and ``--dataset`` together, and dataset flags that choose nothing.
+
+    Raises:
+        ConfigError: one line naming the flags.
+    """
+    if dataset is not None and images:
+        raise ConfigError("give IMAGE files or --dataset, not both")
+    if dataset is None and not images:
+        raise ConfigError("give IMAGE files, or --dataset SPLIT with --random N or --index I")
+    if dataset is not None and (count is None) == (not index):
+        raise ConfigError("--dataset chooses samples with either --random N or --index I")
+    if seed is not None and count is None:
+        raise ConfigError("--seed seeds --random N; --index names its samples itself")
+
+
+def _zero_shot_classes(
+    data_dir: Path | None, model: Path | None, dataset: str | None
+) -> list[str] | None:
+    """The Imagenette ids ``--data-dir`` keeps of the ImageNet model (images given as files)."""
+    if data_dir is None or model is not None or dataset is not None:
+        return None
+    from camtool.runtime import dataset_classes
+
+    return dataset_classes(data_dir)
+
+
+def _dataset_samples(
+    dataset: str,
+    model: Path | None,
+    settings: Settings,
+    count: int | None,
+    index: list[int],
+    seed: int | None,
+) -> tuple[Runner, dict[str, Any], list[DatasetSample]]:
+    """Open the model and its dataset as ``eval`` does, and choose the samples.
+
+    Returns:
+        The runner, the ``"dataset"`` entry of the JSON (``folder``, ``size``, ``indices``,
+        ``seed``) and the samples; the choice is also said on stderr.
+    """
+    from camtool.runtime import runner_from_settings
+    from camtool.evaluation.data import SPLITS
+    from camtool.evaluation.samples import choose_indices, dataset_view, draw_seed, samples_of
+    from camtool.evaluation.source import open_model_and_dataset
+    from camtool.explain.job import QUICK_START_IMAGES
+
+    few = (count or len(index)) <= QUICK_START_IMAGES
+    root = None
+    if dataset in SPLITS:
+        runner, root = open_model_and_dataset(model, settings, few_images=few)
+    else:
+        runner = runner_from_settings(model, settings, few_images=few)
+    view = dataset_view(dataset, runner.info, root, settings.cam.max_pixels)
+    folder = view.root / dataset if root is not None else Path(dataset)
+    if count is not None and seed is None:
+        seed = draw_seed()
+    chosen = choose_indices(len(view), indices=index, count=count, seed=seed or 0, name=str(folder))
+    how = f" drawn with --seed {seed}" if count is not None else ""
+    err.print(
+        f"{folder}: {len(view)} images; samples{how}: {', '.join(map(str, chosen))}",
+        markup=False,
+        highlight=False,
+    )
+    entry = {
+        "folder": str(folder),
+        "size": len(view),
+        "indices": chosen,
+        "seed": seed if count is not None else None,
+    }
+    return runner, entry, samples_of(view, chosen, runner.info.class_names)
 
 
 def _show_error(result: ImageResult) -> None:
@@ -158,7 +291,10 @@ def _show(result: ImageResult) -> None:
     if not result.ok:
         _show_error(result)
         return
-    table = Table(title=result.input, title_justify="left")
+    title = result.input
+    if result.true_name is not None:
+        title += f"  (true: {result.true_name})"
+    table = Table(title=title, title_justify="left")
     table.add_column("#", justify="right")
     table.add_column("class", justify="right")
     table.add_column("name")

@@ -49,9 +49,9 @@ def evaluate_classification(
         progress: ``progress("classification", done, total)`` after each batch.
 
     Returns:
-        A JSON-ready dict; accuracies are fractions in [0, 1]. ``mistakes`` lists ``path``,
-        ``true``, ``predicted`` and ``prob`` (the predicted class's probability), most confident
-        first.
+        A JSON-ready dict; accuracies are fractions in [0, 1]. ``mistakes`` lists ``index``
+        (the sample's, as ``camtool cam --dataset SPLIT --index`` takes it), ``path``, ``true``,
+        ``predicted`` and ``prob`` (the predicted class's probability), most confident first.
 
     Raises:
         CamtoolError: no image could be read, or the GPU ran out of memory.
@@ -119,6 +119,7 @@ def _mistakes(
     ranked = wrong[torch.argsort(prob[wrong], descending=True, stable=True)][: max(0, count)]
     return [
         {
+            "index": int(found["index"][j]),  # `camtool cam --dataset SPLIT --index` redraws it
             "path": str(dataset.samples[int(found["index"][j])][0]),
             "true": names[int(true[j])],
             "predicted": names[int(pred[j])],

@@ -35,17 +35,17 @@ dataset's own ``boxes.csv``), and faithfulness runs on the bounded subset.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from camtool.core.runner import ModelInfo, Runner
+from camtool.core.runner import Runner
 from camtool.data.boxes import GroundTruth, load_boxes
-from camtool.data.datasets import ImageFolderDataset, build_transforms, find_dataset_root
-from camtool.errors import CamtoolError, ConfigError, InputError
+from camtool.data.datasets import ImageFolderDataset, build_transforms
+from camtool.errors import ConfigError, InputError
 from camtool.evaluation.classification import MAX_MISTAKES, evaluate_classification
 from camtool.evaluation.data import (
     SPLITS,
@@ -67,10 +67,10 @@ from camtool.evaluation.localization import (
     run_localization,
 )
 from camtool.evaluation.localization_metrics import PROTOCOLS
+from camtool.evaluation.source import data_dir_candidates, open_model_and_dataset
 from camtool.fsutil import atomic_write_bytes, refuse_to_replace, remove_stale_temps
 from camtool.rounding import tidy_numbers
-from camtool.runtime import dataset_classes, runner_from_settings
-from camtool.settings import SETTINGS_FILE, DatasetSettings, Settings, write_settings
+from camtool.settings import SETTINGS_FILE, Settings, write_settings
 from camtool.textio import write_json
 
 __all__ = [
@@ -204,65 +204,6 @@ def parse_metric_groups(spec: str | Iterable[str] | None) -> frozenset[str] | No
     return frozenset(names)
 
 
-def _dataset_root(settings: Settings, info: ModelInfo, model_path: Path) -> Path:
-    """The dataset to evaluate on: ``dataset.data_dir`` when given, else the checkpoint's own.
-
-    When ``dataset.data_dir`` was not set (by ``--data-dir``, an env var or the config file),
-    the folder the checkpoint was trained on is looked for, in this order: as recorded (camtool
-    records it absolute); a relative record against the checkpoint's folder and against the
-    folder training ran in (the checkpoint's folder less the recorded ``checkpoint_dir``); the
-    recorded folder's name next to the checkpoint and one level up (the project moved); and
-    finally ``data/`` here.
-
-    Raises:
-        CamtoolError: none of them holds a dataset; the message lists every folder tried and
-            says to give ``--data-dir``.
-    """
-    if "data_dir" in settings.dataset.model_fields_set:
-        return find_dataset_root(Path(settings.dataset.data_dir))
-    tried = data_dir_candidates(info.settings, Path(model_path))
-    for folder in tried:
-        try:
-            return find_dataset_root(folder)
-        except CamtoolError:
-            continue
-    raise CamtoolError(
-        f"no dataset found for {model_path}: tried {', '.join(str(f) for f in tried)}; "
-        "give the folder holding train/ and val/ with --data-dir DIR"
-    )
-
-
-def data_dir_candidates(stored: Mapping[str, Any], checkpoint: Path) -> list[Path]:
-    """Where the dataset of a checkpoint may be, best guess first (see :func:`_dataset_root`).
-
-    Args:
-        stored: the settings saved in the checkpoint (``dataset.data_dir``,
-            ``training.checkpoint_dir``), possibly empty.
-        checkpoint: the checkpoint file.
-    """
-    folder = checkpoint.absolute().parent
-    candidates: list[Path] = []
-    recorded = (stored.get("dataset") or {}).get("data_dir")
-    if recorded:
-        data_dir = Path(recorded)
-        candidates.append(data_dir)
-        if not data_dir.is_absolute():
-            candidates.append(folder / data_dir)
-            ckpt_dir = Path((stored.get("training") or {}).get("checkpoint_dir") or ".")
-            depth = len(ckpt_dir.parts)
-            if not ckpt_dir.is_absolute() and folder.parts[len(folder.parts) - depth :] == (
-                ckpt_dir.parts
-            ):
-                candidates.append(Path(*folder.parts[: len(folder.parts) - depth]) / data_dir)
-        candidates += [folder / data_dir.name, folder.parent / data_dir.name]
-    candidates.append(Path(DatasetSettings().data_dir))
-    unique: list[Path] = []
-    for path in candidates:
-        if path not in unique:
-            unique.append(path)
-    return unique
-
-
 def _wanted(groups: frozenset[str] | None, has_boxes: bool) -> frozenset[str]:
     if groups is not None:
         return groups
@@ -283,7 +224,8 @@ def run_eval(
 
     The model's own class names, image size and normalisation are used. The dataset is
     ``dataset.data_dir`` when set, else the folder the checkpoint was trained on, looked for
-    where it was and where it would be after the project moved (see :func:`_dataset_root`).
+    where it was and where it would be after the project moved (see
+    :func:`camtool.evaluation.source.dataset_root`).
     With ``model_path`` ``None`` the model is the zero-shot baseline: ImageNet's ``model.arch``
     restricted to the dataset's (``dataset.data_dir``) Imagenette classes, see
     :mod:`camtool.core.zeroshot`.
@@ -300,7 +242,7 @@ def run_eval(
     options = options or EvalOptions()
     _check_options(options)
     upsample = settings.cam.upsample.value
-    runner, root = _open_model(model_path, settings)
+    runner, root = open_model_and_dataset(model_path, settings)
     info = runner.info
     transform = build_transforms(info.img_size, False, info.mean, info.std)
     dataset = split_dataset(root, options.split, transform, settings.cam.max_pixels)
@@ -342,28 +284,6 @@ def run_eval(
     report.files["metrics"] = str(metrics_file)
     write_json(metrics_file, tidy_numbers(report.to_dict()))  # the numbers of `eval --json`
     return report
-
-
-def _open_model(model_path: Path | None, settings: Settings) -> tuple[Runner, Path]:
-    """The model to evaluate and the dataset root to evaluate it on.
-
-    Raises:
-        CamtoolError: a bad model or dataset; aligned maps asked of a model whose map cells'
-            places are unknown.
-    """
-    if model_path is None:
-        root = find_dataset_root(Path(settings.dataset.data_dir))
-        runner = runner_from_settings(None, settings, imagenet_classes=dataset_classes(root))
-    else:
-        runner = runner_from_settings(Path(model_path), settings)
-        root = _dataset_root(settings, runner.info, Path(model_path))
-    info = runner.info
-    if settings.cam.upsample.value == "aligned" and info.geometry is None:
-        raise ConfigError(
-            f"{info.source} does not record where its map cells sit, so its maps cannot be "
-            'aligned; re-export it with this camtool or set cam.upsample = "conventional"'
-        )
-    return runner, root
 
 
 def _localization(

@@ -17,12 +17,14 @@ from PIL import Image, ImageDraw, ImageFont
 
 from camtool.explain.render import colorize
 
-__all__ = ["PANEL_WIDTH", "figure_png"]
+__all__ = ["PANEL_WIDTH", "WRONG_RGB", "figure_png"]
 
 #: Width of each of the three panels, in pixels.
 PANEL_WIDTH = 400
 #: Tallest panel, in multiples of its width (taller images are shrunk to fit).
 _MAX_PANEL_ASPECT = 2.5
+#: Colour of the title of a figure whose prediction is not the image's true class.
+WRONG_RGB: tuple[int, int, int] = (200, 30, 30)
 _MARGIN = 12
 _TITLE_SIZE = 22
 _CAPTION_SIZE = 18
@@ -46,15 +48,27 @@ def _panel_size(width: int, height: int) -> tuple[int, int]:
     return PANEL_WIDTH, max(1, round(PANEL_WIDTH * aspect))
 
 
-def _centred_text(draw: ImageDraw.ImageDraw, centre_x: int, top: int, text: str, size: int) -> None:
-    """Draw ``text`` centred on ``centre_x`` with the top of its ink at ``top``."""
+def _centred_text(
+    draw: ImageDraw.ImageDraw,
+    centre_x: int,
+    top: int,
+    text: str,
+    size: int,
+    fill: tuple[int, int, int] = (0, 0, 0),
+) -> None:
+    """Draw ``text`` in ``fill`` centred on ``centre_x`` with the top of its ink at ``top``."""
     font = _font(size)
     left, ink_top, right, _ = draw.textbbox((0, 0), text, font=font)
-    draw.text((centre_x - (right - left) // 2, top - ink_top), text, fill=(0, 0, 0), font=font)
+    draw.text((centre_x - (right - left) // 2, top - ink_top), text, fill=fill, font=font)
 
 
 def figure_png(
-    image: Image.Image, heat: np.ndarray, blended: Image.Image, title: str, colormap: str = "jet"
+    image: Image.Image,
+    heat: np.ndarray,
+    blended: Image.Image,
+    title: str,
+    colormap: str = "jet",
+    wrong: bool = False,
 ) -> bytes:
     """The reference's figure, original | heatmap | overlay, titled, as PNG bytes.
 
@@ -64,6 +78,7 @@ def figure_png(
         blended: the overlay of ``heat`` on ``image``, ``W x H``.
         title: the figure's title, e.g. ``"dog (p = 0.912)"``.
         colormap: colormap of the heatmap panel.
+        wrong: the prediction is known to be wrong: the title is drawn in :data:`WRONG_RGB`.
 
     Returns:
         A PNG of three panels ``PANEL_WIDTH`` px wide (fewer for very tall images) with their
@@ -80,7 +95,8 @@ def figure_png(
         "RGB", (3 * column + _MARGIN, title_h + caption_h + panel_h + _MARGIN), (255, 255, 255)
     )
     draw = ImageDraw.Draw(canvas)
-    _centred_text(draw, canvas.width // 2, _MARGIN, title, _TITLE_SIZE)
+    fill = WRONG_RGB if wrong else (0, 0, 0)
+    _centred_text(draw, canvas.width // 2, _MARGIN, title, _TITLE_SIZE, fill)
     heat_image = Image.fromarray(colorize(heat, colormap))
     heat_caption = "CAM heatmap: flat" if flat else "CAM heatmap"
     panels = (("Original", image.convert("RGB")), (heat_caption, heat_image), ("Overlay", blended))

@@ -34,6 +34,7 @@ __all__ = [
     "Prediction",
     "explain_file",
     "map_paths",
+    "map_title",
     "out_of_gpu_memory",
     "peak_and_box",
     "predictions",
@@ -128,6 +129,9 @@ class ImageResult:
         target: the class asked for with ``--class``, else ``None``.
         maps: the maps written, in order: the target's, or one per ``topk`` entry.
         error: why nothing was written, else ``None``.
+        true_idx: the image's true class when known (a dataset sample, or a file under a
+            folder named like a class: :func:`camtool.data.labels.true_class`), else ``None``.
+        true_name: that class's name, else ``None``.
     """
 
     input: str
@@ -135,6 +139,8 @@ class ImageResult:
     target: Prediction | None = None
     maps: list[MapFiles] = field(default_factory=list)
     error: str | None = None
+    true_idx: int | None = None
+    true_name: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -147,7 +153,8 @@ class ImageResult:
 
     def to_dict(self) -> dict[str, Any]:
         """``{input, error, topk: [{index, name, probability, logit}], target, maps:
-        [{class_idx, files, peak, box}]}``; each prediction appears once."""
+        [{class_idx, files, peak, box}], true_idx, true_name}``; each prediction appears
+        once."""
         return asdict(self)
 
 
@@ -189,6 +196,7 @@ def write_maps(
     options: CamOptions,
     *,
     on_heatmap: Callable[[int, np.ndarray], None] | None = None,
+    true_idx: int | None = None,
 ) -> list[Path]:
     """Write the maps of image ``row`` of ``batch`` next to ``base`` (a path without suffix).
 
@@ -197,6 +205,8 @@ def write_maps(
     upsampled to the image's own size (``options.upsample``, carried through the resize the model
     input was made with) and min-max normalised. Files are written atomically.
     ``on_heatmap(k, heat)``, if given, receives each upsampled map (e.g. to find its peak).
+    ``true_idx``, the image's true class when known, goes into the figure's title
+    (:func:`map_title`).
     """
     written: list[Path] = []
     count = batch.class_idx.shape[1]
@@ -215,9 +225,9 @@ def write_maps(
             on_heatmap(k, heat)
         blended = overlay(image, heat, options.alpha, options.colormap)
         if options.figure:
-            title = f"{info.class_names[class_idx]} (p = {float(batch.probs[row, class_idx]):.3f})"
+            title, wrong = map_title(batch, row, class_idx, info.class_names, true_idx)
             target = base.with_name(f"{stem}_cam.png")
-            data = figure_png(image, heat, blended, title, options.colormap)
+            data = figure_png(image, heat, blended, title, options.colormap, wrong)
         else:
             target = base.with_name(f"{stem}_overlay.{options.fmt}")
             data = encode_image(blended, options.fmt)
@@ -238,14 +248,39 @@ def write_maps(
     return written
 
 
-def explain_file(runner: Runner, path: Path, base: Path, options: CamOptions) -> ImageResult:
+def map_title(
+    batch: CAMBatch, row: int, class_idx: int, names: list[str], true_idx: int | None
+) -> tuple[str, bool]:
+    """The title of the figure of ``class_idx``'s map of image ``row``, and whether it is wrong.
+
+    Without a true class: ``"dog (p = 0.912)"``. With one: ``"true: cat | predicted: dog
+    (p = 0.912)"``, wrong when the predicted (most probable) class is not the true one; when
+    the map is of another class (``--class``, top-k), ``" | map: bird (p = 0.050)"`` follows.
+    """
+    prob = float(batch.probs[row, class_idx])
+    if true_idx is None:
+        return f"{names[class_idx]} (p = {prob:.3f})", False
+    pred = int(np.argmax(batch.probs[row]))
+    pred_prob = float(batch.probs[row, pred])
+    title = f"true: {names[true_idx]} | predicted: {names[pred]} (p = {pred_prob:.3f})"
+    if class_idx != pred:
+        title += f" | map: {names[class_idx]} (p = {prob:.3f})"
+    return title, pred != true_idx
+
+
+def explain_file(
+    runner: Runner, path: Path, base: Path, options: CamOptions, true_idx: int | None = None
+) -> ImageResult:
     """Explain one image file and write its maps next to ``base``.
 
-    Errors that concern this file alone (unreadable image, full disk) are returned in the
-    result's ``error`` instead of raised, so a caller looping over files carries on.
+    ``true_idx`` is the image's true class when known (it titles the figures and goes into the
+    result). Errors that concern this file alone (unreadable image, full disk) are returned in
+    the result's ``error`` instead of raised, so a caller looping over files carries on.
     """
-    result = ImageResult(str(path))
     info = runner.info
+    result = ImageResult(str(path), true_idx=true_idx)
+    if true_idx is not None:
+        result.true_name = info.class_names[true_idx]
     located: list[tuple[list[int] | None, list[int] | None]] = []
 
     def locate(k: int, heat: np.ndarray) -> None:
@@ -258,7 +293,14 @@ def explain_file(runner: Runner, path: Path, base: Path, options: CamOptions) ->
         )
         batch = explain_batch(runner, array[None], target=options.target, topk=options.topk)
         written = write_maps(
-            image, batch, 0, base, info, options, on_heatmap=locate if options.locate else None
+            image,
+            batch,
+            0,
+            base,
+            info,
+            options,
+            on_heatmap=locate if options.locate else None,
+            true_idx=true_idx,
         )
     except InputError as exc:
         result.error = exc.message

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from camtool.core.maps import resolve_class
-from camtool.core.runner import ModelInfo
+from camtool.core.runner import ModelInfo, Runner
+from camtool.data.labels import true_class
 from camtool.explain.files import CamOptions, ImageResult, explain_file, map_paths
 from camtool.fsutil import refuse_to_replace, remove_stale_temps
 from camtool.paths import require_writable_dir, unreadable_file_reason
@@ -56,6 +57,8 @@ def run_cam(
     on_result: Callable[[ImageResult], None] | None = None,
     overwrite: bool = False,
     locate: bool = True,
+    runner: Runner | None = None,
+    truths: Sequence[int | None] | None = None,
 ) -> CamReport:
     """Explain each image and write its maps to ``settings.cam.output_dir``.
 
@@ -68,6 +71,9 @@ def run_cam(
     ImageNet model used without ``model_path`` to those Imagenette ids (see
     :func:`camtool.core.loading.open_runner`). ``locate`` finds each map's peak and box
     (:attr:`camtool.explain.files.MapFiles.box`); leave it off when they are not shown.
+    ``runner``, an already opened model, is used instead of opening ``model_path``.
+    ``truths`` gives each image's true class (``None``: unknown); without it, an image's true
+    class is read from the folders above it (:func:`camtool.data.labels.true_class`).
 
     Raises:
         CamtoolError: the output folder cannot be written, the model cannot be opened,
@@ -87,12 +93,16 @@ def run_cam(
             on_result(result)
     if not pending:
         return CamReport(results, out_dir, None, "")
-    runner = runner_from_settings(
-        model_path,
-        settings,
-        few_images=len(pending) <= QUICK_START_IMAGES,
-        imagenet_classes=imagenet_classes,
-    )
+    if runner is None:
+        runner = runner_from_settings(
+            model_path,
+            settings,
+            few_images=len(pending) <= QUICK_START_IMAGES,
+            imagenet_classes=imagenet_classes,
+        )
+    names = runner.info.class_names
+    if truths is None:
+        truths = [true_class(result.input, names) for result in results]
     target = resolve_class(class_spec, runner.info.class_names) if class_spec is not None else None
     options = CamOptions.from_settings(
         settings, target=target, figure=not overlay_only, save_array=save_array, locate=locate
@@ -117,7 +127,7 @@ def run_cam(
     for slot, (result, base) in enumerate(zip(results, bases, strict=True)):
         if result.error is not None:
             continue
-        results[slot] = explain_file(runner, Path(result.input), base, options)
+        results[slot] = explain_file(runner, Path(result.input), base, options, truths[slot])
         if on_result is not None:
             on_result(results[slot])
     return CamReport(results, out_dir, runner.info, runner.device)
