@@ -54,8 +54,17 @@ def main(pins: list[str]) -> None:
         pixels = np.random.default_rng(0).integers(0, 256, (36, 48, 3), dtype=np.uint8)
         Image.fromarray(pixels).save(root / "photo.png")
         ok("export", "-m", str(root / "m.pt"), "-o", str(root / "m.onnx"))
-        report = json.loads(ok("cam", str(root / "photo.png"), "-m", str(root / "m.onnx"),
-                               "-o", str(root / "cams"), "--json"))
+        report = json.loads(
+            ok(
+                "cam",
+                str(root / "photo.png"),
+                "-m",
+                str(root / "m.onnx"),
+                "-o",
+                str(root / "cams"),
+                "--json",
+            )
+        )
         if not any((root / "cams").iterdir()):
             sys.exit(f"cam wrote no file: {report}")
     print("lowest versions work:", " ".join(pins))

@@ -16,7 +16,6 @@ from typing import Any
 
 from pydantic import ValidationError
 from pydantic_settings import BaseSettings, EnvSettingsSource
-from pydantic_settings.exceptions import SettingsError
 
 from camtool.errors import ConfigError
 
@@ -180,7 +179,7 @@ def read_env(settings_cls: type[BaseSettings]) -> dict[str, Any]:
     )
     try:
         return source()
-    except SettingsError as exc:
+    except ValueError as exc:  # pydantic-settings' SettingsError is one
         raise ConfigError(f"invalid {ENV_PREFIX}* environment variable: {exc}") from None
 
 

@@ -123,3 +123,12 @@ def test_frameworks_stay_in_their_layer(name: str) -> None:
     if _area(name) != "cli":
         assert not roots & {"typer", "rich", "click"}, f"{name} imports a CLI framework"
     assert not {"torch", "typer"} <= roots, f"{name} imports both torch and typer"
+
+
+@pytest.mark.parametrize("name", sorted(MODULES))
+def test_no_private_module_of_a_dependency(name: str) -> None:
+    """``typer._click`` and the like change without notice between versions."""
+    for module, _ in _imports(MODULES[name]):
+        if not module.startswith(("camtool", "__future__")):
+            private = [part for part in module.split(".") if part.startswith("_")]
+            assert not private, f"{name} imports the private module {module}"

@@ -6,10 +6,6 @@ import os
 from typing import Any
 
 import typer
-from typer._click.exceptions import (  # typer vendors click and re-exports only BadParameter
-    NoArgsIsHelpError,
-    UsageError,
-)
 from typer.core import TyperArgument, TyperCommand, TyperGroup
 
 from camtool import __version__
@@ -26,6 +22,27 @@ __all__ = ["COMMAND_ORDER", "CamtoolCommand", "app", "fail"]
 
 #: The commands in the order a new user meets them; ``camtool --help`` lists them so.
 COMMAND_ORDER = ("demo", "download", "train", "eval", "cam", "batch-cam", "export", "config")
+
+
+def _usage_error_class() -> type[Exception]:
+    """Click's ``UsageError``, found through public names only.
+
+    Typer up to 0.2x re-exports click's ``BadParameter``; later Typers vendor click in a private
+    module and re-export the vendored one. Both derive from the click ``UsageError`` that the
+    parser raises, so the base class of ``typer.BadParameter`` is the one to catch, whichever
+    click is behind it (a separately installed click may be another copy).
+    """
+    return next(cls for cls in typer.BadParameter.__mro__ if cls.__name__ == "UsageError")
+
+
+#: What the command-line parser raises for a bad command line (see :func:`_usage_error_class`).
+UsageError = _usage_error_class()
+
+
+def _is_no_args_help(exc: BaseException) -> bool:
+    """Click 8.2+ raises ``NoArgsIsHelpError`` (a usage error) to show help for a bare command;
+    it must pass through. Older click exits instead. Matched by name, as Typer itself does."""
+    return type(exc).__name__ == "NoArgsIsHelpError"
 
 
 def _other_rank() -> str | None:
@@ -59,7 +76,7 @@ def _is_cli_signal(exc: BaseException) -> bool:
     return type(exc).__module__.split(".")[0] in ("typer", "click")
 
 
-def usage_line(exc: UsageError) -> str:
+def usage_line(exc: Any) -> str:
     """A usage error as one line, without the usage block or pydantic's ``Value error,`` prefix.
 
     Example: ``invalid value for '--optimizer': 'rmsprop' is not one of 'adam', 'adamw', 'sgd'
@@ -122,7 +139,7 @@ class CamtoolGroup(TyperGroup):
         try:
             return super().parse_args(ctx, args)
         except UsageError as exc:
-            if isinstance(exc, NoArgsIsHelpError):
+            if _is_no_args_help(exc):
                 raise
             raise fail(usage_line(exc), EXIT_USAGE) from None
 
@@ -131,7 +148,7 @@ class CamtoolGroup(TyperGroup):
             with sigterm_as_interrupt():
                 return super().invoke(ctx)
         except UsageError as exc:
-            if isinstance(exc, NoArgsIsHelpError) or _debug(ctx):
+            if _is_no_args_help(exc) or _debug(ctx):
                 raise
             raise fail(usage_line(exc), EXIT_USAGE) from None
         except CamtoolError as exc:

@@ -247,11 +247,11 @@ def _dataset_samples(
         The runner, the ``"dataset"`` entry of the JSON (``folder``, ``size``, ``indices``,
         ``seed``) and the samples; the choice is also said on stderr.
     """
-    from camtool.runtime import runner_from_settings
     from camtool.evaluation.data import SPLITS
     from camtool.evaluation.samples import choose_indices, dataset_view, draw_seed, samples_of
     from camtool.evaluation.source import open_model_and_dataset
     from camtool.explain.job import QUICK_START_IMAGES
+    from camtool.runtime import runner_from_settings
 
     few = (count or len(index)) <= QUICK_START_IMAGES
     root = None
