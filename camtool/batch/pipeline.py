@@ -314,10 +314,8 @@ def run_batch(
 ) -> BatchReport:
     """Explain every image under ``inputs`` and write overlays, a manifest and a gallery.
 
-    Settings used: ``cam.output_dir``, ``cam.topk``, ``cam.alpha``, ``cam.colormap``,
-    ``cam.max_pixels``, ``runtime.batch_size``, ``runtime.workers`` (decoding processes),
-    ``runtime.device``, ``runtime.amp``, ``model.arch`` and ``dataset.img_size`` (for models
-    that do not record them).
+    Settings used: ``[cam]``, ``[runtime]`` (``workers``: decoding processes), and
+    ``model.arch`` and ``dataset.img_size`` for models that do not record them.
 
     Args:
         inputs: folders (walked recursively), image files, or ``-`` for paths on ``stdin``.

@@ -45,6 +45,22 @@ def unique_stem(path: Path, taken: set[str]) -> str:
     return chosen
 
 
+def _readable(
+    results: Sequence[ImageResult], on_result: Callable[[ImageResult], None] | None
+) -> list[ImageResult]:
+    """The results whose input can be read; the others get their error, reported at once."""
+    pending = []
+    for result in results:
+        reason = unreadable_file_reason(Path(result.input))
+        if reason is None:
+            pending.append(result)
+            continue
+        result.error = f"{result.input}: {reason}"
+        if on_result is not None:
+            on_result(result)
+    return pending
+
+
 def run_cam(
     images: Sequence[Path],
     settings: Settings,
@@ -82,15 +98,7 @@ def run_cam(
     """
     out_dir = require_writable_dir(Path(settings.cam.output_dir))
     results = [ImageResult(str(path)) for path in images]
-    pending = []
-    for result in results:
-        reason = unreadable_file_reason(Path(result.input))
-        if reason is None:
-            pending.append(result)
-            continue
-        result.error = f"{result.input}: {reason}"
-        if on_result is not None:
-            on_result(result)
+    pending = _readable(results, on_result)
     if not pending:
         return CamReport(results, out_dir, None, "")
     if runner is None:
@@ -110,17 +118,14 @@ def run_cam(
     taken: set[str] = set()
     bases = [out_dir / unique_stem(Path(result.input), taken) for result in results]
     count = 1 if target is not None else min(options.topk, len(runner.info.class_names))
-    refuse_to_replace(
-        [
-            p
-            for result, base in zip(results, bases, strict=True)
-            if result.error is None
-            for p in map_paths(base, options, count)
-        ],
-        overwrite=overwrite,
-        hint=", or choose another -o DIR",
-        marker=SETTINGS_FILE,
-    )
+    planned = [
+        p
+        for result, base in zip(results, bases, strict=True)
+        if result.error is None
+        for p in map_paths(base, options, count)
+    ]
+    refuse_to_replace(planned, overwrite=overwrite, hint=", or choose another -o DIR",
+                      marker=SETTINGS_FILE)  # fmt: skip
     out_dir.mkdir(parents=True, exist_ok=True)
     remove_stale_temps(out_dir)  # of runs killed before
     write_settings(out_dir, settings)
