@@ -118,14 +118,14 @@ class CamModel:
             ConfigError: ``topk`` < 1, or an unknown or ambiguous ``target``.
             InputError: ``images`` is empty or not of a supported kind or shape.
         """
-        from camtool.core.maps import resolve_class
+        from camtool.core.maps import explain_batch, resolve_class
 
         if topk < 1:
             raise ConfigError(f"topk must be at least 1 (got {topk})")
         index = None if target is None else resolve_class(target, self.info.class_names)
         images, truths = _with_truths(images)
         batches, sizes = self._inputs(images)
-        parts = [self._run(batch, index, topk) for batch in batches]
+        parts = [explain_batch(self._runner, b, target=index, topk=topk) for b in batches]
         result = self._assemble(parts, sizes, upsample)
         result.true_idx = truths or [None] * len(sizes)
         names = self.info.class_names
@@ -224,11 +224,6 @@ class CamModel:
         std = torch.tensor(self.info.std, dtype=torch.float32).view(1, 3, 1, 1)
         return (pixels.float().cpu() - mean) / std
 
-    def _run(self, batch: Any, target: int | None, topk: int) -> Any:
-        from camtool.core.maps import explain_batch
-
-        return explain_batch(self._runner, batch, target=target, topk=topk)
-
     def _assemble(
         self, parts: list[Any], sizes: list[tuple[int, int]], upsample: str
     ) -> Explanation:
@@ -240,20 +235,10 @@ class CamModel:
         cams = [cam.astype(np.float32) for p in parts for cam in p.cams]
         names = self.info.class_names
         input_hws = [p.input_hw for p in parts for _ in range(p.cams.shape[0])]
+        geo = self.info.geometry
         heatmaps = [
-            np.stack(
-                [
-                    heatmap(
-                        cam,
-                        size,
-                        mode=upsample,
-                        geometry=self.info.geometry,
-                        input_hw=input_hw,
-                    )
-                    for cam in image_cams
-                ]
-            )
-            for image_cams, size, input_hw in zip(cams, sizes, input_hws, strict=True)
+            np.stack([heatmap(c, size, mode=upsample, geometry=geo, input_hw=hw) for c in maps])
+            for maps, size, hw in zip(cams, sizes, input_hws, strict=True)
         ]
         return Explanation(
             logits=logits,

@@ -16,7 +16,6 @@ loads: it moves to its new place, or is dropped when it never had an effect;
 from __future__ import annotations
 
 import math
-import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -50,11 +49,6 @@ from camtool.settings_sources import (
     read_toml,
     retire_keys,
 )
-
-if sys.version_info >= (3, 11):
-    pass
-else:  # pragma: no cover - exercised on Python 3.10 only
-    pass
 
 __all__ = [
     "SETTINGS_FILE",
