@@ -15,12 +15,20 @@ if TYPE_CHECKING:
 __all__ = [
     "CLASS_SPEC_HELP",
     "FLAGS",
+    "AlphaOpt",
     "ArchOpt",
+    "BatchSizeOpt",
+    "ClassOpt",
+    "ColormapOpt",
     "ConfigOpt",
     "DeviceOpt",
     "JsonOpt",
+    "ModelOpt",
     "OutputDirOpt",
+    "OverwriteOpt",
     "QuietOpt",
+    "TopkOpt",
+    "WorkersOpt",
     "device_value",
     "refuse_class_with_topk",
     "resolve_settings",
@@ -64,6 +72,42 @@ OutputDirOpt = typer.Option(
     readable=False,
 )
 
+ModelOpt: Any = typer.Option(
+    None,
+    "--model",
+    "-m",
+    metavar="FILE",
+    help="camtool checkpoint, plain torchvision state dict, or .onnx export "
+    "[default: torchvision's ImageNet model of --arch (ResNet-18), 1000 classes].",
+    readable=False,
+)
+ClassOpt: Any = typer.Option(
+    None, "--class", "-c", metavar="CLASS", help=CLASS_SPEC_HELP + " Not with --topk."
+)
+TopkOpt: Any = typer.Option(
+    None,
+    "--topk",
+    "-k",
+    min=1,
+    metavar="K",
+    help="Write a map for each of the K most probable classes [default: 1]. Not with --class.",
+)
+AlphaOpt: Any = typer.Option(None, metavar="ALPHA", help="Heatmap opacity, 0..1 [default: 0.5].")
+ColormapOpt: Any = typer.Option(None, metavar="NAME", help="matplotlib colormap [default: jet].")
+BatchSizeOpt: Any = typer.Option(
+    None, "--batch-size", "-b", min=1, metavar="N", help="Images per forward pass [default: 64]."
+)
+WorkersOpt: Any = typer.Option(
+    None,
+    "--workers",
+    "-j",
+    min=0,
+    metavar="N",
+    help="Worker processes reading images; 0 = none [default: 2].",
+)
+OverwriteOpt = typer.Option(
+    False, "--overwrite", help="Replace files in -o DIR that camtool did not write."
+)
 
 #: The flag that sets each settings key (the same in every command that has it), named in
 #: errors about a value given by flag.

@@ -13,12 +13,18 @@ import typer
 from camtool.choices import DeviceName, OutputFormat
 from camtool.cli._app import CamtoolCommand, app
 from camtool.cli._common import (
-    CLASS_SPEC_HELP,
+    AlphaOpt,
     ArchOpt,
+    BatchSizeOpt,
+    ClassOpt,
+    ColormapOpt,
     ConfigOpt,
     DeviceOpt,
     JsonOpt,
+    ModelOpt,
     OutputDirOpt,
+    TopkOpt,
+    WorkersOpt,
     device_value,
     refuse_class_with_topk,
     resolve_settings,
@@ -49,44 +55,13 @@ def batch_cam(
         help="Folders (walked recursively), image files, or - to read paths from stdin.",
         show_default=False,
     ),
-    model: Path | None = typer.Option(
-        None,
-        "--model",
-        "-m",
-        metavar="FILE",
-        help="camtool checkpoint, plain torchvision state dict, or .onnx export "
-        "[default: torchvision's ImageNet model of --arch (ResNet-18), 1000 classes].",
-        readable=False,
-    ),
+    model: Path | None = ModelOpt,
     arch: str | None = ArchOpt,
     output_dir: Path | None = OutputDirOpt,
-    class_: str | None = typer.Option(
-        None, "--class", "-c", metavar="CLASS", help=CLASS_SPEC_HELP + " Not with --topk."
-    ),
-    topk: int | None = typer.Option(
-        None,
-        "--topk",
-        "-k",
-        min=1,
-        metavar="K",
-        help="A map for each of the K most probable classes [default: 1]. Not with --class.",
-    ),
-    batch_size: int | None = typer.Option(
-        None,
-        "--batch-size",
-        "-b",
-        min=1,
-        metavar="N",
-        help="Images per forward pass [default: 64].",
-    ),
-    workers: int | None = typer.Option(
-        None,
-        "--workers",
-        "-j",
-        min=0,
-        metavar="N",
-        help="Processes decoding images; 0 = none [default: 2].",
-    ),
+    class_: str | None = ClassOpt,
+    topk: int | None = TopkOpt,
+    batch_size: int | None = BatchSizeOpt,
+    workers: int | None = WorkersOpt,
     device: DeviceName | None = DeviceOpt,
     fmt: OutputFormat | None = typer.Option(
         None, "--format", metavar="FORMAT", help="Overlay format: jpg or png [default: jpg]."
@@ -110,12 +85,8 @@ def batch_cam(
         metavar="N",
         help="Refuse larger images unread [default: 89478485].",
     ),
-    alpha: float | None = typer.Option(
-        None, metavar="ALPHA", help="Heatmap opacity, 0..1 [default: 0.5]."
-    ),
-    colormap: str | None = typer.Option(
-        None, metavar="NAME", help="matplotlib colormap [default: jet]."
-    ),
+    alpha: float | None = AlphaOpt,
+    colormap: str | None = ColormapOpt,
     json_out: bool = JsonOpt,
     quiet: bool = typer.Option(
         False, "--quiet", "-q", help="Print only errors: no progress, no summary."

@@ -10,12 +10,17 @@ import typer
 from camtool.choices import DeviceName
 from camtool.cli._app import CamtoolCommand, app
 from camtool.cli._common import (
-    CLASS_SPEC_HELP,
+    AlphaOpt,
     ArchOpt,
+    ClassOpt,
+    ColormapOpt,
     ConfigOpt,
     DeviceOpt,
     JsonOpt,
+    ModelOpt,
     OutputDirOpt,
+    OverwriteOpt,
+    TopkOpt,
     device_value,
     refuse_class_with_topk,
     resolve_settings,
@@ -44,15 +49,7 @@ def cam(
         show_default=False,
         readable=False,
     ),
-    model: Path | None = typer.Option(
-        None,
-        "--model",
-        "-m",
-        metavar="FILE",
-        help="camtool checkpoint, plain torchvision state dict, or .onnx export "
-        "[default: torchvision's ImageNet model of --arch (ResNet-18), 1000 classes].",
-        readable=False,
-    ),
+    model: Path | None = ModelOpt,
     arch: str | None = ArchOpt,
     data_dir: Path | None = typer.Option(
         None,
@@ -93,23 +90,10 @@ def cam(
         help="Seed of --random: the same seed draws the same samples [default: a fresh one, "
         "printed].",
     ),
-    class_: str | None = typer.Option(
-        None, "--class", "-c", metavar="CLASS", help=CLASS_SPEC_HELP + " Not with --topk."
-    ),
-    topk: int | None = typer.Option(
-        None,
-        "--topk",
-        "-k",
-        min=1,
-        metavar="K",
-        help="Write a map for each of the K most probable classes [default: 1]. Not with --class.",
-    ),
-    alpha: float | None = typer.Option(
-        None, metavar="ALPHA", help="Heatmap opacity, 0..1 [default: 0.5]."
-    ),
-    colormap: str | None = typer.Option(
-        None, metavar="NAME", help="matplotlib colormap [default: jet]."
-    ),
+    class_: str | None = ClassOpt,
+    topk: int | None = TopkOpt,
+    alpha: float | None = AlphaOpt,
+    colormap: str | None = ColormapOpt,
     output_dir: Path | None = OutputDirOpt,
     overlay_only: bool = typer.Option(
         False, "--overlay-only", help="Write just the overlay, at the image's own resolution."
@@ -119,9 +103,7 @@ def cam(
     ),
     device: DeviceName | None = DeviceOpt,
     config: Path | None = ConfigOpt,
-    overwrite: bool = typer.Option(
-        False, "--overwrite", help="Replace files in -o DIR that camtool did not write."
-    ),
+    overwrite: bool = OverwriteOpt,
     json_out: bool = JsonOpt,
 ) -> None:
     """Explain images: original | heatmap | overlay figure, titled with class and probability.

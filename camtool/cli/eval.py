@@ -12,10 +12,13 @@ from camtool.choices import DeviceName, UpsampleMode
 from camtool.cli._app import CamtoolCommand, app
 from camtool.cli._common import (
     ArchOpt,
+    BatchSizeOpt,
     ConfigOpt,
     DeviceOpt,
     JsonOpt,
+    OverwriteOpt,
     QuietOpt,
+    WorkersOpt,
     device_value,
     resolve_settings,
 )
@@ -76,14 +79,7 @@ def eval_command(
         metavar="SPLIT",
         help="val (the test split) or train (all of it, held-out part included) [default: val].",
     ),
-    batch_size: int | None = typer.Option(
-        None,
-        "--batch-size",
-        "-b",
-        min=1,
-        metavar="N",
-        help="Images per forward pass [default: 64].",
-    ),
+    batch_size: int | None = BatchSizeOpt,
     boxes: Path | None = typer.Option(
         None,
         "--boxes",
@@ -114,9 +110,7 @@ def eval_command(
         help="Where metrics.json, the figures and the settings go [default: eval_results/].",
         readable=False,
     ),
-    workers: int | None = typer.Option(
-        None, "--workers", min=0, metavar="N", help="DataLoader worker processes [default: 2]."
-    ),
+    workers: int | None = WorkersOpt,
     protocol: LocProtocol | None = typer.Option(
         None,
         "--protocol",
@@ -131,9 +125,7 @@ def eval_command(
     ),
     device: DeviceName | None = DeviceOpt,
     config: Path | None = ConfigOpt,
-    overwrite: bool = typer.Option(
-        False, "--overwrite", help="Replace files in -o DIR that camtool did not write."
-    ),
+    overwrite: bool = OverwriteOpt,
     json_out: bool = JsonOpt,
     quiet: bool = QuietOpt,
 ) -> None:
