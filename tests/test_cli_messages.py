@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from camtool.cli import app
 from camtool.cli._app import COMMAND_ORDER
-from camtool.rounding import tidy_numbers
+from camtool.textio import tidy_numbers
 
 runner = CliRunner()
 WIDTH = 80

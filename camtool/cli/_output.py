@@ -1,7 +1,7 @@
 """Where output goes: data on stdout (a rich table, or one JSON document), chatter on stderr.
 
 Every ``--json`` document goes through :func:`print_json`, which rounds numbers to what they
-mean (:func:`camtool.rounding.tidy_numbers`) and writes NaN and infinity as ``null``.
+mean (:func:`camtool.textio.tidy_numbers`) and writes NaN and infinity as ``null``.
 """
 
 from __future__ import annotations
@@ -12,20 +12,12 @@ from typing import Any
 
 from rich.console import Console
 
-from camtool.rounding import tidy_numbers
-
-__all__ = ["bars_off", "err", "out", "print_json", "report_skipped"]
+__all__ = ["err", "out", "print_json", "report_skipped"]
 
 #: Tables and other data.
 out = Console(soft_wrap=True)
 #: Progress bars, notes and warnings.
 err = Console(stderr=True, soft_wrap=True)
-
-
-def bars_off(json_out: bool = False) -> bool:
-    """Whether progress bars stay off: with ``--json``, or when stderr is not a terminal (in a
-    log a bar is noise, and rich would end it with an empty line)."""
-    return json_out or not err.is_terminal
 
 
 def print_json(document: Any, *, exact: bool = False) -> None:
@@ -34,11 +26,11 @@ def print_json(document: Any, *, exact: bool = False) -> None:
     Args:
         document: JSON-like data (paths and other objects are written as strings).
         exact: keep numbers as they are (for settings, which the user wrote); otherwise
-            :func:`tidy_numbers` rounds them.
+            :func:`~camtool.textio.tidy_numbers` rounds them.
     """
     from camtool.textio import to_json
 
-    sys.stdout.write(to_json(document if exact else tidy_numbers(document)) + "\n")
+    sys.stdout.write(to_json(document, tidy=not exact) + "\n")
     sys.stdout.flush()
 
 

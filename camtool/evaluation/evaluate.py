@@ -69,7 +69,6 @@ from camtool.evaluation.localization import (
 from camtool.evaluation.localization_metrics import PROTOCOLS
 from camtool.evaluation.source import data_dir_candidates, open_model_and_dataset
 from camtool.fsutil import atomic_write_bytes, refuse_to_replace, remove_stale_temps
-from camtool.rounding import tidy_numbers
 from camtool.settings import SETTINGS_FILE, Settings, write_settings
 from camtool.textio import write_json
 
@@ -282,7 +281,7 @@ def run_eval(
             )
     metrics_file = out_dir / "metrics.json"
     report.files["metrics"] = str(metrics_file)
-    write_json(metrics_file, tidy_numbers(report.to_dict()))  # the numbers of `eval --json`
+    write_json(metrics_file, report.to_dict(), tidy=True)  # the numbers of `eval --json`
     return report
 
 
