@@ -147,31 +147,32 @@ class CamtoolGroup(TyperGroup):
         try:
             with sigterm_as_interrupt():
                 return super().invoke(ctx)
-        except UsageError as exc:
-            if _is_no_args_help(exc) or _debug(ctx):
+        except (Exception, KeyboardInterrupt) as exc:
+            exit_ = None if _debug(ctx) else _exit_for(exc)
+            if exit_ is None:
                 raise
-            raise fail(usage_line(exc), EXIT_USAGE) from None
-        except CamtoolError as exc:
-            if _debug(ctx):
-                raise
-            raise fail(exc.message, exc.exit_code) from None
-        except KeyboardInterrupt as exc:
-            if _debug(ctx):
-                raise
-            raise fail(interrupt_word(exc), interrupt_exit_code(exc)) from None
-        except OSError as exc:
-            if _debug(ctx):
-                raise
-            where = f": {exc.filename}" if exc.filename else ""
-            raise fail(f"{exc.strerror or exc}{where}", EXIT_FAILURE, every_rank=True) from None
-        except Exception as exc:  # a bug: still one line, with the way to see more
-            if _debug(ctx) or _is_cli_signal(exc):
-                raise
-            raise fail(
-                f"internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback)",
-                EXIT_FAILURE,
-                every_rank=True,
-            ) from None
+            raise exit_ from None
+
+
+def _exit_for(exc: BaseException) -> typer.Exit | None:
+    """Print the one line for what a command raised and return the Exit to raise; ``None`` for
+    what passes through (Typer's own exits, the no-arguments help)."""
+    if isinstance(exc, UsageError):
+        return None if _is_no_args_help(exc) else fail(usage_line(exc), EXIT_USAGE)
+    if isinstance(exc, CamtoolError):
+        return fail(exc.message, exc.exit_code)
+    if isinstance(exc, KeyboardInterrupt):
+        return fail(interrupt_word(exc), interrupt_exit_code(exc))
+    if isinstance(exc, OSError):
+        where = f": {exc.filename}" if exc.filename else ""
+        return fail(f"{exc.strerror or exc}{where}", EXIT_FAILURE, every_rank=True)
+    if _is_cli_signal(exc):
+        return None
+    return fail(  # a bug: still one line, with the way to see more
+        f"internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback)",
+        EXIT_FAILURE,
+        every_rank=True,
+    )
 
 
 app = typer.Typer(
