@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
+from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import typer
-
-from camtool.choices import DeviceName
 
 if TYPE_CHECKING:
     from camtool.settings import Settings
@@ -29,7 +28,7 @@ __all__ = [
     "QuietOpt",
     "TopkOpt",
     "WorkersOpt",
-    "device_value",
+    "choice_value",
     "refuse_class_with_topk",
     "resolve_settings",
 ]
@@ -168,6 +167,6 @@ def refuse_class_with_topk(class_spec: str | None, topk: int | None) -> None:
         )
 
 
-def device_value(device: DeviceName | None) -> str | None:
-    """The plain string of a --device choice, or None when not given."""
-    return device.value if device is not None else None
+def choice_value(choice: Enum | None) -> str | None:
+    """The plain string of a choice flag (``--device cuda``), or None when not given."""
+    return None if choice is None else str(choice.value)

@@ -25,7 +25,7 @@ from camtool.cli._common import (
     OutputDirOpt,
     TopkOpt,
     WorkersOpt,
-    device_value,
+    choice_value,
     refuse_class_with_topk,
     resolve_settings,
 )
@@ -116,7 +116,7 @@ def batch_cam(
                 "max_pixels": max_pixels,
             },
             "runtime": {
-                "device": device_value(device),
+                "device": choice_value(device),
                 "batch_size": batch_size,
                 "workers": workers,
             },

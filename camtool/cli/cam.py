@@ -21,7 +21,7 @@ from camtool.cli._common import (
     OutputDirOpt,
     OverwriteOpt,
     TopkOpt,
-    device_value,
+    choice_value,
     refuse_class_with_topk,
     resolve_settings,
 )
@@ -135,7 +135,7 @@ def cam(
         config,
         {
             "cam": {"topk": topk, "alpha": alpha, "colormap": colormap, "output_dir": output_dir},
-            "runtime": {"device": device_value(device)},
+            "runtime": {"device": choice_value(device)},
             "model": {"arch": arch},
             "dataset": {"data_dir": data_dir if dataset is not None else None},
         },

@@ -9,7 +9,7 @@ import typer
 
 from camtool.choices import DeviceName
 from camtool.cli._app import CamtoolCommand, app
-from camtool.cli._common import DeviceOpt, JsonOpt, QuietOpt, device_value
+from camtool.cli._common import DeviceOpt, JsonOpt, QuietOpt, choice_value
 from camtool.cli._output import err, out, print_json, report_skipped
 
 __all__ = ["demo_cmd"]
@@ -67,7 +67,7 @@ def demo_cmd(
     with ProgressReporter("demo", quiet=quiet, json_out=json_out) as reporter:
         report = run_demo(
             output_dir,
-            device=device_value(device),
+            device=choice_value(device),
             arch=arch,
             observer=TrainProgress(reporter),
             on_stage=lambda message: reporter.message(f"camtool demo: {message}"),

@@ -19,7 +19,7 @@ from camtool.cli._common import (
     OverwriteOpt,
     QuietOpt,
     WorkersOpt,
-    device_value,
+    choice_value,
     resolve_settings,
 )
 from camtool.cli._output import err, out, print_json, report_skipped
@@ -149,7 +149,7 @@ def eval_command(
             "runtime": {
                 "batch_size": batch_size,
                 "workers": workers,
-                "device": device_value(device),
+                "device": choice_value(device),
             },
             "model": {"arch": arch},
             "cam": {"upsample": upsample.value if upsample is not None else None},

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import typer
 
@@ -14,7 +14,8 @@ from camtool.cli._common import (
     DeviceOpt,
     JsonOpt,
     QuietOpt,
-    device_value,
+    WorkersOpt,
+    choice_value,
     resolve_settings,
 )
 from camtool.cli._output import err, out, print_json, report_skipped
@@ -23,10 +24,6 @@ __all__ = ["train_cmd"]
 
 if TYPE_CHECKING:
     from camtool.training.types import TrainResult
-
-
-def _enum_value(choice: Any) -> str | None:
-    return None if choice is None else str(choice.value)
 
 
 @app.command(
@@ -82,9 +79,7 @@ def train_cmd(
         "--pretrained/--no-pretrained",
         help="Start from ImageNet weights (needs them cached or a network) [default: yes].",
     ),
-    workers: int | None = typer.Option(
-        None, "--workers", metavar="N", help="Data loader worker processes [default: 2]."
-    ),
+    workers: int | None = WorkersOpt,
     seed: int | None = typer.Option(
         None, "--seed", metavar="N", help="Seed of init, order, augmentation [default: 0]."
     ),
@@ -141,12 +136,12 @@ def train_cmd(
                 "num_epochs": epochs,
                 "batch_size": batch_size,
                 "learning_rate": lr,
-                "optimizer": _enum_value(optimizer),
-                "scheduler": _enum_value(scheduler),
+                "optimizer": choice_value(optimizer),
+                "scheduler": choice_value(scheduler),
                 "seed": seed,
                 "checkpoint_dir": checkpoint_dir,
             },
-            "runtime": {"device": device_value(device), "workers": workers},
+            "runtime": {"device": choice_value(device), "workers": workers},
         },
     )
     from camtool.cli._progress import ProgressReporter, TrainProgress
