@@ -25,22 +25,16 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torchvision
 from torch import Tensor
 
 from camtool import __version__
-from camtool.core.archs import FAMILIES, refusal
 from camtool.core.imagenet import IMAGENET_MEAN, IMAGENET_STD
-from camtool.core.model import (
-    CAMNet,
-    check_cam_invariant,
-    imagenet_class_names,
-    rename_legacy_keys,
-)
+from camtool.core.model import CAMNet, check_cam_invariant, imagenet_class_names
 from camtool.core.receptive import DERIVATION_REVISION, model_geometry
 from camtool.core.runner import RGB, checked_preprocessing
+from camtool.core.state_dicts import fit_state, model_of_state_dict
 from camtool.core.upsample import CellGeometry
-from camtool.core.weights import BN_COUNTER, check_finite, fill_bn_counters, read_weights
+from camtool.core.weights import read_weights
 from camtool.errors import CamtoolError
 from camtool.fsutil import atomic_path
 
@@ -55,7 +49,6 @@ __all__ = [
 
 FORMAT = "camtool-checkpoint"
 FORMAT_VERSION = 1
-_WRAPPER_PREFIXES = ("module.", "model.", "resnet.", "backbone.", "net.", "_orig_mod.")
 
 
 @dataclass
@@ -153,138 +146,6 @@ def save_checkpoint(
     return Path(path)
 
 
-def _strip_wrapper(state: Mapping[str, Tensor]) -> dict[str, Tensor]:
-    state = dict(state)
-    changed = True
-    while changed and state:
-        changed = False
-        for prefix in _WRAPPER_PREFIXES:
-            if all(k.startswith(prefix) for k in state):
-                state = {k[len(prefix) :]: v for k, v in state.items()}
-                changed = True
-    return state
-
-
-#: Where each family keeps its linear layer's weight, which gives the class count.
-_HEAD_WEIGHTS = ("fc.weight", "classifier.1.weight", "classifier.weight")
-
-
-_BUFFERS = ("running_mean", "running_var", "num_batches_tracked")
-
-
-def _expected_params(arch: str, num_classes: int, in_features: int) -> int:
-    """Parameters of ``arch`` with ``num_classes`` outputs, from torchvision's weights metadata
-    (which counts 1000 outputs of ``in_features`` inputs each, plus biases; it is a few hundred
-    parameters off for some RegNets, and counts Inception v3's auxiliary head)."""
-    meta = torchvision.models.get_model_weights(arch).DEFAULT.meta
-    return int(meta["num_params"]) - 1001 * in_features + (in_features + 1) * num_classes
-
-
-def _shapes_of(arch: str, num_classes: int, cheap_match: bool) -> dict[str, tuple[int, ...]] | None:
-    """The state-dict shapes of ``arch``, built on the meta device (no memory, no init).
-
-    Builders that compute on tensor values (RegNet's widths) cannot run on the meta device;
-    those are built for real, and only when the parameter count already matches.
-    """
-    try:
-        with torch.device("meta"):
-            candidate = CAMNet(arch, num_classes)
-    except (NotImplementedError, RuntimeError):
-        if not cheap_match:
-            return None
-        candidate = CAMNet(arch, num_classes)
-    return {
-        k: tuple(v.shape) for k, v in candidate.state_dict().items() if not k.endswith(BN_COUNTER)
-    }
-
-
-def _unknown(state: Mapping[str, Tensor], message: str, source: str) -> CamtoolError:
-    """The error for a state dict of no accepted arch: naming the refused torchvision arch it
-    is, and why that arch gives no CAM, if it is one; else ``message``."""
-    refused = _refused_arch(state)
-    if refused is None:
-        return CamtoolError(message)
-    return CamtoolError(
-        f"{source} holds a torchvision {refused} state dict, and {refusal(refused)}"
-    )
-
-
-def _refused_arch(state: Mapping[str, Tensor]) -> str | None:
-    """The torchvision classifier camtool refuses (:data:`~camtool.core.archs.REFUSED`) whose
-    state dict has exactly these tensor names, and their shapes but for the last layer's (any
-    class count), if one does. Each candidate is built on the ``meta`` device (no memory, about
-    1 s for all 27)."""
-    names = {k for k in state if not k.endswith(BN_COUNTER)}
-    for arch in torchvision.models.list_models(module=torchvision.models):
-        if refusal(arch) is None:
-            continue
-        with torch.device("meta"):
-            own = torchvision.models.get_model(arch, weights=None).state_dict()
-        if {k for k in own if not k.endswith(BN_COUNTER)} != names:
-            continue
-        differ = [k for k in names if tuple(own[k].shape) != tuple(state[k].shape)]
-        if len(differ) <= 2:  # the classifier's weight and bias
-            return arch
-    return None
-
-
-def _guess_arch(state: Mapping[str, Tensor], num_classes: int, head: str) -> str | None:
-    """The torchvision arch whose state dict has exactly these names and shapes, if any.
-
-    Only families whose marker keys are all present are tried, and the archs whose parameter
-    count (from torchvision's metadata) matches within 0.5% first.
-    """
-    shapes = {k: tuple(v.shape) for k, v in state.items() if not k.endswith(BN_COUNTER)}
-    count = sum(v.numel() for k, v in state.items() if not k.endswith(_BUFFERS))
-    in_features = int(state[head].shape[1])
-    candidates = [
-        arch
-        for family in FAMILIES
-        if all(any(k.startswith(m) for k in shapes) for m in family.markers)
-        for arch in family.archs
-    ]
-    matches = {
-        a
-        for a in candidates
-        if abs(_expected_params(a, num_classes, in_features) - count) <= 0.005 * count
-    }
-    for arch in sorted(candidates, key=lambda a: a not in matches):
-        if _shapes_of(arch, num_classes, arch in matches) == shapes:
-            return arch
-    return None
-
-
-def _fit(model: CAMNet, state: Mapping[str, Tensor], source: str) -> None:
-    """Load ``state`` into ``model`` strictly (BatchNorm counters may be absent), all finite.
-
-    Raises:
-        CamtoolError: keys missing, unexpected or of another shape; non-finite values.
-    """
-    own = model.state_dict()
-    state = fill_bn_counters(state, own)
-    missing = sorted(set(own) - set(state))
-    unexpected = sorted(set(state) - set(own))
-    mismatched = [
-        f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}"
-        for k in own
-        if k in state and state[k].shape != own[k].shape
-    ]
-    if missing or unexpected or mismatched:
-        details = []
-        if missing:
-            details.append(f"{len(missing)} missing (e.g. {missing[0]})")
-        if unexpected:
-            details.append(f"{len(unexpected)} unexpected (e.g. {unexpected[0]})")
-        if mismatched:
-            details.append(f"{len(mismatched)} of another shape (e.g. {mismatched[0]})")
-        raise CamtoolError(
-            f"checkpoint {source} does not fit a {model.arch} with {model.num_classes} classes: "
-            + ", ".join(details)
-        )
-    check_finite(state, source)
-    model.load_state_dict(state, strict=True)
-
-
 def model_from_state_dict(
     state: Mapping[str, Tensor],
     *,
@@ -295,37 +156,17 @@ def model_from_state_dict(
 ) -> LoadedModel:
     """Build a model from a plain torchvision state dict (the reference lab's format).
 
-    The class count comes from the linear layer's weight (``fc``, ``classifier`` or
-    ``classifier.1``); the arch is recognised unless given; auxiliary heads (GoogLeNet,
-    Inception v3) are dropped; the class names default to ImageNet's for 1000 classes and
-    ``class_<i>`` otherwise. The model is built at its arch's own output stride.
+    The arch is recognised unless given (:mod:`camtool.core.state_dicts`); the class names
+    default to ImageNet's for 1000 classes and ``class_<i>`` otherwise.
 
     Raises:
-        CamtoolError: not a state dict, no arch matches, it does not fit ``arch``, or the model
-            fails the invariant gate.
+        CamtoolError: as :func:`~camtool.core.state_dicts.model_of_state_dict`.
     """
-    state = rename_legacy_keys(_strip_wrapper(state))
-    head = next((k for k in _HEAD_WEIGHTS if k in state), None)
-    if not all(isinstance(v, Tensor) for v in state.values()):
-        raise CamtoolError(
-            f"{source} is neither a camtool checkpoint nor a torchvision classifier's state dict"
-        )
-    if head is None:
-        raise _unknown(state, f"{source} is neither a camtool checkpoint nor a torchvision "
-                       "classifier's state dict that camtool knows", source)  # fmt: skip
-    num_classes = int(state[head].shape[0])
-    state = {k: v for k, v in state.items() if not k.startswith(_AUX_HEADS)}
-    arch = arch or _guess_arch(state, num_classes, head)
-    if arch is None:
-        raise _unknown(state, f"{source} does not match any accepted torchvision arch "
-                       f"({', '.join(f.name for f in FAMILIES)} families); name it with --arch",
-                       source)  # fmt: skip
-    model = CAMNet(arch, num_classes)
-    _fit(model, state, source)
-    check_cam_invariant(model)
+    model = model_of_state_dict(state, arch=arch, source=source)
+    num_classes = model.num_classes
     if class_names is None:
         class_names = (
-            imagenet_class_names(arch)
+            imagenet_class_names(model.arch)
             if num_classes == 1000
             else [f"class_{i}" for i in range(num_classes)]
         )
@@ -367,10 +208,6 @@ def _camtool_fields(
     except (TypeError, ValueError) as exc:
         raise CamtoolError(f"{path} is a damaged camtool checkpoint ({exc})") from None
     return model, names, preprocessing, state
-
-
-#: State-dict key prefixes of auxiliary heads that camtool does not build (GoogLeNet, Inception).
-_AUX_HEADS = ("aux1.", "aux2.", "AuxLogits.")
 
 
 def load_checkpoint(
@@ -421,7 +258,7 @@ def load_checkpoint(
         raise CamtoolError(
             f"{path} is damaged: {len(names)} class names, {model.num_classes} outputs"
         )
-    _fit(model, state, source)
+    fit_state(model, state, source)
     model.set_input_statistics(mean, std)
     check_cam_invariant(model)
     return loaded

@@ -1,0 +1,201 @@
+"""Plain torchvision state dicts (the reference lab's format): which accepted arch one is, and
+the model it loads into.
+
+The class count comes from the linear layer's weight; the arch is recognised from the tensors'
+names and shapes: only families whose marker keys are all present are tried, those whose
+parameter count (from torchvision's weights metadata) matches within 0.5% first, each built on
+the ``meta`` device (no memory). A state dict of a torchvision classifier camtool refuses is
+named, with the reason it gives no CAM.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import torch
+import torchvision
+from torch import Tensor
+
+from camtool.core.archs import FAMILIES, refusal
+from camtool.core.model import CAMNet, check_cam_invariant, rename_legacy_keys
+from camtool.core.weights import BN_COUNTER, check_finite, fill_bn_counters
+from camtool.errors import CamtoolError
+
+__all__ = ["fit_state", "model_of_state_dict"]
+
+_WRAPPER_PREFIXES = ("module.", "model.", "resnet.", "backbone.", "net.", "_orig_mod.")
+
+
+#: State-dict key prefixes of auxiliary heads that camtool does not build (GoogLeNet, Inception).
+_AUX_HEADS = ("aux1.", "aux2.", "AuxLogits.")
+
+
+def _strip_wrapper(state: Mapping[str, Tensor]) -> dict[str, Tensor]:
+    state = dict(state)
+    changed = True
+    while changed and state:
+        changed = False
+        for prefix in _WRAPPER_PREFIXES:
+            if all(k.startswith(prefix) for k in state):
+                state = {k[len(prefix) :]: v for k, v in state.items()}
+                changed = True
+    return state
+
+
+#: Where each family keeps its linear layer's weight, which gives the class count.
+_HEAD_WEIGHTS = ("fc.weight", "classifier.1.weight", "classifier.weight")
+
+
+_BUFFERS = ("running_mean", "running_var", "num_batches_tracked")
+
+
+def _expected_params(arch: str, num_classes: int, in_features: int) -> int:
+    """Parameters of ``arch`` with ``num_classes`` outputs, from torchvision's weights metadata
+    (which counts 1000 outputs of ``in_features`` inputs each, plus biases; it is a few hundred
+    parameters off for some RegNets, and counts Inception v3's auxiliary head)."""
+    meta = torchvision.models.get_model_weights(arch).DEFAULT.meta
+    return int(meta["num_params"]) - 1001 * in_features + (in_features + 1) * num_classes
+
+
+def _shapes_of(arch: str, num_classes: int, cheap_match: bool) -> dict[str, tuple[int, ...]] | None:
+    """The state-dict shapes of ``arch``, built on the meta device (no memory, no init).
+
+    Builders that compute on tensor values (RegNet's widths) cannot run on the meta device;
+    those are built for real, and only when the parameter count already matches.
+    """
+    try:
+        with torch.device("meta"):
+            candidate = CAMNet(arch, num_classes)
+    except (NotImplementedError, RuntimeError):
+        if not cheap_match:
+            return None
+        candidate = CAMNet(arch, num_classes)
+    return {
+        k: tuple(v.shape) for k, v in candidate.state_dict().items() if not k.endswith(BN_COUNTER)
+    }
+
+
+def _unknown(state: Mapping[str, Tensor], message: str, source: str) -> CamtoolError:
+    """The error for a state dict of no accepted arch: naming the refused torchvision arch it
+    is, and why that arch gives no CAM, if it is one; else ``message``."""
+    refused = _refused_arch(state)
+    if refused is None:
+        return CamtoolError(message)
+    return CamtoolError(
+        f"{source} holds a torchvision {refused} state dict, and {refusal(refused)}"
+    )
+
+
+def _refused_arch(state: Mapping[str, Tensor]) -> str | None:
+    """The torchvision classifier camtool refuses (:data:`~camtool.core.archs.REFUSED`) whose
+    state dict has exactly these tensor names, and their shapes but for the last layer's (any
+    class count), if one does. Each candidate is built on the ``meta`` device (no memory, about
+    1 s for all 27)."""
+    names = {k for k in state if not k.endswith(BN_COUNTER)}
+    for arch in torchvision.models.list_models(module=torchvision.models):
+        if refusal(arch) is None:
+            continue
+        with torch.device("meta"):
+            own = torchvision.models.get_model(arch, weights=None).state_dict()
+        if {k for k in own if not k.endswith(BN_COUNTER)} != names:
+            continue
+        differ = [k for k in names if tuple(own[k].shape) != tuple(state[k].shape)]
+        if len(differ) <= 2:  # the classifier's weight and bias
+            return arch
+    return None
+
+
+def _guess_arch(state: Mapping[str, Tensor], num_classes: int, head: str) -> str | None:
+    """The torchvision arch whose state dict has exactly these names and shapes, if any.
+
+    Only families whose marker keys are all present are tried, and the archs whose parameter
+    count (from torchvision's metadata) matches within 0.5% first.
+    """
+    shapes = {k: tuple(v.shape) for k, v in state.items() if not k.endswith(BN_COUNTER)}
+    count = sum(v.numel() for k, v in state.items() if not k.endswith(_BUFFERS))
+    in_features = int(state[head].shape[1])
+    candidates = [
+        arch
+        for family in FAMILIES
+        if all(any(k.startswith(m) for k in shapes) for m in family.markers)
+        for arch in family.archs
+    ]
+    matches = {
+        a
+        for a in candidates
+        if abs(_expected_params(a, num_classes, in_features) - count) <= 0.005 * count
+    }
+    for arch in sorted(candidates, key=lambda a: a not in matches):
+        if _shapes_of(arch, num_classes, arch in matches) == shapes:
+            return arch
+    return None
+
+
+def fit_state(model: CAMNet, state: Mapping[str, Tensor], source: str) -> None:
+    """Load ``state`` into ``model`` strictly (BatchNorm counters may be absent), all finite.
+
+    Raises:
+        CamtoolError: keys missing, unexpected or of another shape; non-finite values.
+    """
+    own = model.state_dict()
+    state = fill_bn_counters(state, own)
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    mismatched = [
+        f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}"
+        for k in own
+        if k in state and state[k].shape != own[k].shape
+    ]
+    if missing or unexpected or mismatched:
+        details = []
+        if missing:
+            details.append(f"{len(missing)} missing (e.g. {missing[0]})")
+        if unexpected:
+            details.append(f"{len(unexpected)} unexpected (e.g. {unexpected[0]})")
+        if mismatched:
+            details.append(f"{len(mismatched)} of another shape (e.g. {mismatched[0]})")
+        raise CamtoolError(
+            f"checkpoint {source} does not fit a {model.arch} with {model.num_classes} classes: "
+            + ", ".join(details)
+        )
+    check_finite(state, source)
+    model.load_state_dict(state, strict=True)
+
+
+def model_of_state_dict(
+    state: Mapping[str, Tensor], *, arch: str | None = None, source: str = "state dict"
+) -> CAMNet:
+    """The model a plain torchvision state dict loads into, loaded and checked.
+
+    Wrapper prefixes (``module.``, ``_orig_mod.`` ...) are stripped and auxiliary heads
+    (GoogLeNet, Inception v3) dropped; the model is built at its arch's own output stride.
+
+    Args:
+        state: tensors by name.
+        arch: the arch (``None``: recognised from the tensors).
+        source: what ``state`` is, for messages (a path).
+
+    Raises:
+        CamtoolError: not a state dict, no arch matches, it does not fit ``arch``, or the model
+            fails the invariant gate (:func:`~camtool.core.model.check_cam_invariant`).
+    """
+    state = rename_legacy_keys(_strip_wrapper(state))
+    head = next((k for k in _HEAD_WEIGHTS if k in state), None)
+    if not all(isinstance(v, Tensor) for v in state.values()):
+        raise CamtoolError(
+            f"{source} is neither a camtool checkpoint nor a torchvision classifier's state dict"
+        )
+    if head is None:
+        raise _unknown(state, f"{source} is neither a camtool checkpoint nor a torchvision "
+                       "classifier's state dict that camtool knows", source)  # fmt: skip
+    num_classes = int(state[head].shape[0])
+    state = {k: v for k, v in state.items() if not k.startswith(_AUX_HEADS)}
+    arch = arch or _guess_arch(state, num_classes, head)
+    if arch is None:
+        raise _unknown(state, f"{source} does not match any accepted torchvision arch "
+                       f"({', '.join(f.name for f in FAMILIES)} families); name it with --arch",
+                       source)  # fmt: skip
+    model = CAMNet(arch, num_classes)
+    fit_state(model, state, source)
+    check_cam_invariant(model)
+    return model
