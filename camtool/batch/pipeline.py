@@ -2,23 +2,22 @@
 
 The pipeline has three stages that overlap:
 
-1. **decode** (:mod:`camtool.batch.decode`) -- worker processes read each image and resize it
-   to its model input: shorter side ``img_size``, each side a multiple of the model's output
-   stride (:func:`camtool.data.images.input_geometry`), so images of similar shape share one
-   input size.
+1. **decode** (:func:`camtool.batch.inputs.read_images`) -- worker processes read each image
+   and resize it to its model input (:func:`camtool.data.images.input_geometry`), so images of
+   similar shape share one input size.
 2. **explain** (here) -- the main thread groups inputs of the same size into batches, holding a
    bounded number of images while it waits, and runs one forward pass per batch
-   (:func:`camtool.core.maps.explain_batch`) on the device. Each image's input depends on that
-   image alone, so its map does not depend on the images it shares a batch with.
+   (:func:`camtool.core.maps.explain_batch`). Each image's input depends on that image alone,
+   so its map does not depend on the images it shares a batch with.
 3. **write** (:mod:`camtool.batch.writer`) -- a small thread pool draws the maps, finds each
    map's peak and box and yields one manifest row, which the main thread appends to
    ``manifest.jsonl`` at once.
 
-Images travel as NumPy arrays from the decoding workers to the writers; torch is imported only
-by a PyTorch model's runner, so a run with an ONNX model never imports it. Nothing grows with
-the number of images but the list of input paths. An input whose manifest row says ``ok`` and
-whose outputs exist is skipped (``--overwrite`` redoes it): its row stays as it was and the run
-counts it as skipped, so a run that was interrupted finishes when started again.
+Images travel as NumPy arrays from end to end; torch is imported only by a PyTorch model's
+runner, so a run with an ONNX model never imports it. Nothing grows with the number of images
+but the list of input paths. An input whose manifest row says ``ok`` and whose outputs exist is
+skipped (``--overwrite`` redoes it): its row stays as it was and the run counts it as skipped,
+so a run that was interrupted finishes when started again.
 """
 
 from __future__ import annotations
@@ -32,9 +31,8 @@ from typing import Any
 
 import numpy as np
 
-from camtool.batch.decode import Decoded, Reader, read_images
 from camtool.batch.gallery import INDEX_NAME, write_gallery
-from camtool.batch.inputs import InputItem, find_inputs
+from camtool.batch.inputs import Decoded, InputItem, Reader, find_inputs, read_images
 from camtool.batch.manifest import (
     MANIFEST_CSV,
     MANIFEST_JSONL,
