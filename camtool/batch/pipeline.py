@@ -77,14 +77,7 @@ def _format(fmt: str) -> str:
 
 def _gallery(directory: Path, rows: Sequence[Mapping[str, Any]]) -> None:
     """Write ``index.html`` from the manifest rows a gallery can show."""
-    shown = [
-        {
-            key: unicode_text(value) if isinstance(value, str) else value
-            for key, value in row.items()
-        }
-        for row in rows
-        if row.get("status") in STATUSES
-    ]
+    shown = [row for row in rows if row.get("status") in STATUSES]
     write_gallery(directory, shown, title=f"camtool batch-cam: {directory.name or directory}")
 
 
