@@ -768,7 +768,7 @@ def _crash(path: str) -> Any:
 
 
 def test_a_decoding_worker_that_dies_ends_the_run_in_one_line() -> None:
-    from camtool.batch.decode import read_images
+    from camtool.batch.inputs import read_images
 
     with pytest.raises(CamtoolError, match="^reading images failed: a decoding worker died$"):
         list(read_images(_crash, ["a.jpg", "b.jpg"], workers=1))

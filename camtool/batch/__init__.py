@@ -3,8 +3,8 @@ gallery.
 
 Modules:
 
-* ``inputs`` -- finding the images, naming their outputs, shards
-* ``decode`` -- reading and resizing them in worker processes (NumPy, no torch)
+* ``inputs`` -- finding the images, naming their outputs, shards; reading and resizing them in
+  worker processes (NumPy, no torch)
 * ``pipeline`` -- ``run_batch``: batches by input size, forward passes, the run's counts
 * ``writer`` -- drawing and writing the maps in threads
 * ``manifest`` -- ``manifest.jsonl`` and ``manifest.csv``

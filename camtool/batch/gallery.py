@@ -25,6 +25,7 @@ from camtool.batch.gallery_assets import CSS, JS
 from camtool.batch.manifest import STATUSES
 from camtool.errors import CamtoolError, ConfigError, InputError
 from camtool.fsutil import atomic_write_text
+from camtool.textio import unicode_text
 
 __all__ = ["INDEX_NAME", "overlay_href", "write_gallery"]
 
@@ -52,16 +53,9 @@ _Failure = tuple[str, str]  # (input path, reason) of an input without an overla
 
 
 def overlay_href(output: str) -> str:
-    """Turn an overlay path relative to the gallery folder into a relative URL.
-
-    Each path segment is percent-encoded on its own, so spaces, ``#``, ``?``, ``%``, ``:``,
-    ``<``, ``&``, quotes and non-ASCII names survive as literal file names.
-
-    Args:
-        output: the overlay path relative to the gallery folder, with the OS's separators.
-
-    Returns:
-        The URL to put in ``href``/``src`` (still to be HTML-escaped as an attribute value).
+    """The relative URL (to HTML-escape as an attribute) of an overlay path relative to the
+    gallery folder (OS separators). Each segment is percent-encoded on its own, so spaces, ``#``,
+    ``?``, ``%``, ``:``, ``<``, ``&``, quotes and non-ASCII names survive as literal file names.
 
     Raises:
         InputError: if the path is empty, absolute, or climbs out of the folder with ``..``.
@@ -74,15 +68,14 @@ def overlay_href(output: str) -> str:
 
 
 def _text(value: Any) -> str | None:
-    """Return ``value`` as a string, or None for None/empty."""
+    """``value`` as valid Unicode text, or None for None/empty."""
     if value is None:
         return None
-    text = str(value)
-    return text if text else None
+    return unicode_text(str(value)) or None
 
 
 def _prob(value: Any) -> float | None:
-    """Return a finite probability as float, else None."""
+    """A finite probability as float, else None."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
     number = float(value)
@@ -90,7 +83,7 @@ def _prob(value: Any) -> float | None:
 
 
 def _class_name(row: Mapping[str, Any]) -> str:
-    """Pick the label shown and filtered on for a row: the predicted class name."""
+    """The label shown and filtered on: the predicted class name."""
     name = _text(row.get("pred_name"))
     if name is not None:
         return name
@@ -147,41 +140,25 @@ def _parse_rows(
         if class_idx is not None and pred_idx is not None and class_idx != pred_idx:
             note = f"CAM of class {class_idx}"
         true_name, correct = _truth(row)
-        cards.append(
-            _Card(
-                path,
-                href,
-                status,
-                _class_name(row),
-                _prob(row.get("prob")),
-                note,
-                true_name,
-                correct,
-            )
-        )
+        name, prob = _class_name(row), _prob(row.get("prob"))
+        cards.append(_Card(path, href, status, name, prob, note, true_name, correct))
     return cards, failures, counts
 
 
-def _attr(value: str) -> str:
-    """Escape a string for a double-quoted HTML attribute."""
-    return html.escape(value, quote=True)
-
-
 def _render_card(card: _Card) -> str:
-    """Return the HTML of one grid card."""
     prob_attr = repr(card.prob) if card.prob is not None else ""
     prob_text = f"{card.prob * 100:.1f}%" if card.prob is not None else "n/a"
-    href = _attr(card.href)
-    path = _attr(card.path)
+    href = html.escape(card.href)
+    path = html.escape(card.path)
     note = f'<span class="note">{html.escape(card.note)}</span>' if card.note else ""
     truth, result = "", ""
     if card.true_name is not None:
         result = "correct" if card.correct else "wrong"
         truth = f'<span class="truth">true: {html.escape(card.true_name)} ({result})</span>'
     return (
-        f'<figure class="card" data-class="{_attr(card.class_name)}" data-prob="{prob_attr}"'
+        f'<figure class="card" data-class="{html.escape(card.class_name)}" data-prob="{prob_attr}"'
         f' data-path="{path}" data-status="{card.status}"'
-        f' data-true="{_attr(card.true_name or "")}" data-result="{result}">'
+        f' data-true="{html.escape(card.true_name or "")}" data-result="{result}">'
         f'<a class="thumb" href="{href}" title="{path}">'
         f'<img src="{href}" loading="lazy" decoding="async" alt="{path}"></a>'
         f'<figcaption><span class="label"><span class="cls">{html.escape(card.class_name)}</span>'
@@ -191,7 +168,6 @@ def _render_card(card: _Card) -> str:
 
 
 def _render_failures(failures: list[_Failure]) -> str:
-    """Return the HTML of the Failures section."""
     head = f'<section id="failures"><h2>Failures ({len(failures)})</h2>'
     if not failures:
         return head + '<p class="muted">No failures.</p></section>'
@@ -218,7 +194,7 @@ _SORTS = (
 def _options(values: Sequence[str]) -> str:
     """``<option>`` elements: "all" (the empty value), then each of ``values``."""
     return '<option value="">all</option>' + "".join(
-        f'<option value="{_attr(v)}">{html.escape(v)}</option>' for v in values
+        f'<option value="{html.escape(v)}">{html.escape(v)}</option>' for v in values
     )
 
 
@@ -229,7 +205,6 @@ def _render(
     title: str,
     thumb_size: int,
 ) -> str:
-    """Return the whole page."""
     class_options = _options(sorted({card.class_name for card in cards}))
     true_options = _options(sorted({c.true_name for c in cards if c.true_name is not None}))
     result_options = _options(["correct", "wrong"])
@@ -272,22 +247,13 @@ def write_gallery(
     title: str = "camtool batch-cam",
     thumb_size: int = 256,
 ) -> Path:
-    """Write ``out_dir/index.html``, a self-contained gallery of a batch-cam run.
+    """Write ``out_dir/index.html``, a self-contained gallery of a batch-cam run; return its path.
 
-    Every ``ok`` row with an ``output`` becomes a card (thumbnail linking to the
-    overlay, predicted class, probability, input path, and the true class with correct / wrong
-    when the row has ``true_idx``); every ``error`` row is listed under
-    Failures with its reason; the header counts ok and failed rows (each input has one row).
-
-    Args:
-        out_dir: the batch-cam output folder; overlay paths in ``rows`` are relative to it.
-        rows: the manifest rows (``path``, ``output``, ``status``, ``error``, ``pred_idx``,
-            ``pred_name``, ``prob``, ``class_idx``, ``true_idx``, ``true_name`` ...).
-        title: the page title and heading.
-        thumb_size: thumbnail edge in CSS pixels (32 to 2048).
-
-    Returns:
-        The path of the written ``index.html``.
+    Every ``ok`` row (of the manifest, whose ``output`` paths are relative to ``out_dir``) with
+    an ``output`` becomes a card (thumbnail linking to the overlay, predicted class,
+    probability, input path, and the true class with correct / wrong when the row has
+    ``true_idx``); every ``error`` row is listed under Failures with its reason; the header
+    counts ok and failed rows. ``thumb_size`` is the thumbnail edge in CSS pixels (32 to 2048).
 
     Raises:
         ConfigError: if ``thumb_size`` is out of range.

@@ -1,4 +1,4 @@
-"""batch-cam's inputs: finding the images, naming their outputs, and taking one shard.
+"""batch-cam's inputs: finding the images, naming their outputs, taking one shard, reading them.
 
 Rules, in the order they are applied:
 
@@ -23,47 +23,56 @@ Rules, in the order they are applied:
   reported as an error and not read.
 * ``--shard I/N`` keeps the inputs whose output name hashes to ``I`` modulo ``N``: the choice of
   each input depends on that input alone, so shards are disjoint and together hold every input.
+
+Reading (:func:`read_images`) is batch-cam's first stage: worker processes open each image
+(:func:`camtool.data.images.load_image`: size check before decoding, EXIF orientation, RGB) and
+resize it to its model input (:func:`camtool.data.images.preprocess_array`), in NumPy, never
+torch; one bad file gives its reason, never an exception.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections import Counter, deque
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
 
-from camtool.data.images import IMAGE_SUFFIXES
+import numpy as np
+
+from camtool.data.images import IMAGE_SUFFIXES, load_image, preprocess_array
 from camtool.errors import CamtoolError, ConfigError
+from camtool.process import worker_init
 from camtool.textio import path_lines
 
 __all__ = [
     "STDIN",
+    "Decoded",
     "InputItem",
+    "Reader",
     "assign_outputs",
     "discover_inputs",
     "find_inputs",
     "parse_shard",
+    "read_images",
     "select_shard",
-    "shard_of",
 ]
 
 #: The INPUT that stands for "paths on stdin, one per line".
 STDIN = "-"
+_AHEAD = 2  # images read ahead per worker (as a DataLoader's prefetch_factor)
 
 
 @dataclass(slots=True)
 class InputItem:
-    """One input of a batch run.
-
-    Attributes:
-        path: the file as given or found (normalised); the manifest's ``path``.
-        key: where it sits in the mirrored tree: folder names then the file name.
-        base: its output base relative to the output folder (POSIX, no suffix); set by
-            :func:`assign_outputs`.
-        error: a reason known before reading it (e.g. an unreadable folder), else ``None``.
-    """
+    """One input: ``path`` as given or found (normalised; the manifest's ``path``), ``key``
+    (folder names then file name in the mirrored tree), ``base`` (output base relative to the
+    output folder, POSIX, no suffix; set by :func:`assign_outputs`) and ``error`` (a reason
+    known before reading it, e.g. an unreadable folder)."""
 
     path: str
     key: tuple[str, ...]
@@ -74,14 +83,6 @@ class InputItem:
 def _inside(child: str, parent: str) -> bool:
     """Whether real path ``child`` is ``parent`` or lies below it."""
     return child == parent or child.startswith(parent.rstrip(os.sep) + os.sep)
-
-
-def _current_folder() -> str | None:
-    """The real path of the current folder (``None`` if it no longer exists)."""
-    try:
-        return os.path.realpath(os.getcwd())
-    except OSError:
-        return None
 
 
 def _anchor(spec: str, folder: bool, cwd: str | None) -> tuple[str, ...]:
@@ -128,7 +129,10 @@ class _Walker:
 
     def __init__(self, output_dir: Path) -> None:
         self.out_real = os.path.realpath(output_dir)
-        self.cwd = _current_folder()
+        try:
+            self.cwd: str | None = os.path.realpath(os.getcwd())
+        except OSError:  # the current folder no longer exists
+            self.cwd = None
         self.out_shown = str(output_dir)
         self.visited: set[str] = set()
         self.seen: set[str] = set()
@@ -227,15 +231,8 @@ def discover_inputs(
     *,
     stdin: Iterable[str | bytes] | None = None,
 ) -> list[InputItem]:
-    """List the inputs named by INPUT arguments, in a stable order, each once.
-
-    Args:
-        inputs: folders, files, or ``-`` for paths read from ``stdin``, one per line.
-        output_dir: where outputs will go (to keep inputs and outputs apart).
-        stdin: the lines to read for ``-``.
-
-    Returns:
-        The inputs, folders walked in name order, without output names yet.
+    """The inputs named by INPUT arguments (folders, files, or ``-`` for the paths on ``stdin``,
+    one per line), each once, folders walked in name order; without output names yet.
 
     Raises:
         CamtoolError: an input folder and the output folder overlap.
@@ -287,15 +284,15 @@ def parse_shard(text: str) -> tuple[int, int]:
     return index, count
 
 
-def shard_of(item: InputItem, count: int) -> int:
-    """The shard (``0 .. count-1``) an input belongs to: a stable hash of its output base."""
+def _shard_of(item: InputItem, count: int) -> int:
     digest = hashlib.blake2b(item.base.encode("utf-8", "surrogateescape"), digest_size=8)
     return int.from_bytes(digest.digest(), "big") % count
 
 
 def select_shard(items: Sequence[InputItem], index: int, count: int) -> list[InputItem]:
-    """The inputs of shard ``index`` of ``count`` (call after :func:`assign_outputs`)."""
-    return [item for item in items if shard_of(item, count) == index]
+    """The inputs of shard ``index`` of ``count``: a stable hash of each output base (call after
+    :func:`assign_outputs`)."""
+    return [item for item in items if _shard_of(item, count) == index]
 
 
 def find_inputs(
@@ -318,3 +315,73 @@ def find_inputs(
         raise CamtoolError(f"no images found in {named} (looked for {looked})")
     assign_outputs(items)
     return select_shard(items, *shard) if shard is not None else items
+
+
+@dataclass
+class Decoded:
+    """One image ready to explain: ``original`` ``(H, W, 3)`` uint8 upright RGB, and ``tensor``
+    ``(3, h, w)`` float32, the normalised model input."""
+
+    original: np.ndarray
+    tensor: np.ndarray
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held by both arrays."""
+        return int(self.original.nbytes + self.tensor.nbytes)
+
+
+@dataclass(frozen=True)
+class Reader:
+    """Reads one image file into a :class:`Decoded` (shorter side ``short_side``, each side a
+    multiple of the model's output ``stride``), or gives the reason it cannot (a ``str``)."""
+
+    short_side: int
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    max_pixels: int | None
+    stride: int = 1
+
+    def __call__(self, path: str) -> Decoded | str:
+        try:
+            image = load_image(Path(path), self.max_pixels)
+            size, mean, std = self.short_side, self.mean, self.std
+            tensor = preprocess_array(image, size, mean, std, stride=self.stride)
+            return Decoded(np.asarray(image, dtype=np.uint8), tensor)
+        except CamtoolError as exc:  # the manifest row has the path: the message need not
+            return exc.message.removeprefix(f"{path}: ")
+        except Exception as exc:  # a decoder bug or MemoryError: this file fails, not the run
+            return f"cannot read image ({type(exc).__name__}: {exc})"
+
+
+def read_images(
+    reader: Callable[[str], Decoded | str], paths: Sequence[str], workers: int
+) -> Generator[Decoded | str, None, None]:
+    """``reader(path)`` (a :class:`Reader`) for each of ``paths``, in order, in ``workers``
+    processes (0: in this one).
+
+    At most ``2 * workers`` images are read ahead of the consumer, so memory stays flat. Closing
+    the iterator (or an exception in the consumer) cancels the reads not started and waits for
+    the few in progress; the workers ignore Ctrl-C and die with this process
+    (:func:`camtool.process.worker_init`).
+
+    Raises:
+        CamtoolError: a worker process died (e.g. a decoder crashed it).
+    """
+    workers = max(0, min(workers, len(paths)))
+    if not workers:
+        yield from map(reader, paths)
+        return
+    pool = ProcessPoolExecutor(workers, initializer=worker_init(), initargs=(0,))
+    todo = iter(paths)
+    try:
+        pending = deque(pool.submit(reader, path) for path in islice(todo, _AHEAD * workers))
+        while pending:
+            try:
+                result = pending.popleft().result()
+            except BrokenProcessPool:
+                raise CamtoolError("reading images failed: a decoding worker died") from None
+            pending.extend(pool.submit(reader, path) for path in islice(todo, 1))
+            yield result
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)

@@ -27,17 +27,14 @@ from camtool.textio import to_json, unicode_text
 __all__ = [
     "CSV_COLUMNS",
     "FIELDS",
-    "LOCK_NAME",
     "MANIFEST_CSV",
     "MANIFEST_JSONL",
     "STATUSES",
     "ManifestWriter",
     "finalize",
     "latest_rows",
-    "locked",
     "manifest_row",
     "read_rows",
-    "to_csv",
 ]
 
 MANIFEST_JSONL = "manifest.jsonl"
@@ -62,46 +59,17 @@ FIELDS = (
     "box",
     "outputs",
 )
-#: ``manifest.csv``'s columns: ``peak`` and ``box`` flattened, ``outputs`` joined with ``;``.
-CSV_COLUMNS = (
-    "path",
-    "output",
-    "status",
-    "error",
-    "pred_idx",
-    "pred_name",
-    "prob",
-    "class_idx",
-    "true_idx",
-    "true_name",
-    "peak_x",
-    "peak_y",
-    "box_x0",
-    "box_y0",
-    "box_x1",
-    "box_y1",
-    "outputs",
-)
-
-
-@contextlib.contextmanager
-def locked(directory: Path) -> Iterator[None]:
-    """Hold the output folder's manifest lock (:func:`camtool.process.file_lock` on
-    ``.manifest.lock``), waiting for another process (shard) that holds it."""
-    with file_lock(Path(directory) / LOCK_NAME):
-        yield
+#: ``manifest.csv``'s columns (:data:`FIELDS` with ``peak`` and ``box`` flattened).
+_FLAT = {"peak": ("peak_x", "peak_y"), "box": ("box_x0", "box_y0", "box_x1", "box_y1")}
+CSV_COLUMNS = tuple(column for key in FIELDS for column in _FLAT.get(key, (key,)))
 
 
 def manifest_row(path: str, status: str, error: str | None = None, **fields: Any) -> dict[str, Any]:
     """One manifest row: every key of :data:`FIELDS`, ``None`` where not given.
 
-    Args:
-        path: the input as listed (``InputItem.path``).
-        status: ``"ok"`` or ``"error"``.
-        error: why the input failed (``status == "error"``).
-        **fields: ``output``, ``pred_idx``, ``pred_name``, ``prob``, ``class_idx``,
-            ``true_idx`` and ``true_name`` (the input's true class when the folders above it name
-            one, :func:`camtool.data.labels.true_class`), ``peak``, ``box``, ``outputs``.
+    ``path`` is ``InputItem.path``, ``status`` one of :data:`STATUSES`, ``error`` the reason of
+    an ``error`` row; ``true_idx`` and ``true_name`` (in ``fields``) are the input's true class
+    when the folders above it name one (:func:`camtool.data.labels.true_class`).
     """
     row: dict[str, Any] = dict.fromkeys(FIELDS)
     row.update(path=path, status=status, error=error, **fields)
@@ -156,18 +124,17 @@ def _line(row: Mapping[str, Any]) -> bytes:
 
 
 class ManifestWriter:
-    """Appends rows to ``manifest.jsonl`` in ``directory``, one ``write`` per row."""
+    """Appends rows to ``manifest.jsonl`` in ``directory``, each call in one ``write``.
+
+    Once a call returns its rows survive a crash of this process.
+    """
 
     def __init__(self, directory: Path) -> None:
         self.directory = Path(directory)
         self.path = self.directory / MANIFEST_JSONL
 
     def append(self, row: Mapping[str, Any]) -> None:
-        """Append one row now (durable against a crash of this process once it returns).
-
-        Raises:
-            CamtoolError: the manifest cannot be written.
-        """
+        """Append one row (raises as :meth:`append_many`)."""
         self.append_many([row])
 
     def append_many(self, rows: Iterable[Mapping[str, Any]]) -> None:
@@ -180,7 +147,7 @@ class ManifestWriter:
         if not data:
             return
         try:
-            with locked(self.directory):
+            with file_lock(self.directory / LOCK_NAME):
                 fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
                 try:
                     size = os.fstat(fd).st_size
@@ -194,14 +161,7 @@ class ManifestWriter:
 
 
 def _write_whole(fd: int, data: bytes, size: int) -> None:
-    """Append ``data`` to ``fd`` (whose length is ``size``) completely, or not at all.
-
-    A short write (a disk that filled up) is undone by truncating back to ``size``, so the file
-    stays valid JSON Lines.
-
-    Raises:
-        OSError: the write failed (``ENOSPC`` for a short write).
-    """
+    """Append ``data`` to ``fd`` (of length ``size``) whole, or truncate back to ``size``."""
     try:
         written = os.write(fd, data)
         while 0 < written < len(data):
@@ -222,32 +182,22 @@ def _cell(value: Any) -> str:
     return unicode_text(str(value))
 
 
-def to_csv(rows: Sequence[Mapping[str, Any]]) -> str:
-    """Render rows as ``manifest.csv`` (see :data:`CSV_COLUMNS`)."""
+def _csv(rows: Sequence[Mapping[str, Any]]) -> str:
+    """Rows as ``manifest.csv`` (see :data:`CSV_COLUMNS`; ``outputs`` joined with ``;``)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
     for row in rows:
-        peak = row.get("peak") or [None, None]
-        box = row.get("box") or [None, None, None, None]
-        outputs = row.get("outputs") or []
-        writer.writerow(
-            [
-                _cell(row.get("path")),
-                _cell(row.get("output")),
-                _cell(row.get("status")),
-                _cell(row.get("error")),
-                _cell(row.get("pred_idx")),
-                _cell(row.get("pred_name")),
-                _cell(row.get("prob")),
-                _cell(row.get("class_idx")),
-                _cell(row.get("true_idx")),
-                _cell(row.get("true_name")),
-                *(_cell(v) for v in peak),
-                *(_cell(v) for v in box),
-                ";".join(_cell(o) for o in outputs),
-            ]
-        )
+        cells: list[str] = []
+        for key in FIELDS:
+            value = row.get(key)
+            if key in _FLAT:
+                cells.extend(_cell(v) for v in value or [None] * len(_FLAT[key]))
+            elif key == "outputs":
+                cells.append(";".join(_cell(o) for o in value or []))
+            else:
+                cells.append(_cell(value))
+        writer.writerow(cells)
     return buffer.getvalue()
 
 
@@ -255,17 +205,11 @@ def finalize(
     directory: Path,
     write_gallery: Callable[[Path, Sequence[Mapping[str, Any]]], Any] | None = None,
 ) -> list[dict[str, Any]]:
-    """Compact ``manifest.jsonl`` to one row per input, then write ``manifest.csv`` and the gallery.
+    """Compact ``manifest.jsonl`` to one row per input, then write ``manifest.csv`` and the gallery
+    (``write_gallery(directory, rows)``); returns the rows written.
 
     Runs under the manifest lock, so a run finishing in another process (another shard) waits;
     the last to finish writes files that hold every shard's rows.
-
-    Args:
-        directory: the output folder.
-        write_gallery: called as ``write_gallery(directory, rows)`` to write ``index.html``.
-
-    Returns:
-        The rows written.
 
     Raises:
         CamtoolError: the files cannot be written.
@@ -273,11 +217,10 @@ def finalize(
     directory = Path(directory)
     jsonl = directory / MANIFEST_JSONL
     try:
-        with locked(directory):
+        with file_lock(directory / LOCK_NAME):
             rows = list(latest_rows(jsonl).values())
             atomic_write_bytes(jsonl, b"".join(_line(row) for row in rows))
-            csv_bytes = to_csv(rows).encode("utf-8")
-            atomic_write_bytes(directory / MANIFEST_CSV, csv_bytes)
+            atomic_write_bytes(directory / MANIFEST_CSV, _csv(rows).encode("utf-8"))
             if write_gallery is not None:
                 write_gallery(directory, rows)
     except OSError as exc:

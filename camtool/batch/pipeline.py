@@ -2,23 +2,22 @@
 
 The pipeline has three stages that overlap:
 
-1. **decode** (:mod:`camtool.batch.decode`) -- worker processes read each image and resize it
-   to its model input: shorter side ``img_size``, each side a multiple of the model's output
-   stride (:func:`camtool.data.images.input_geometry`), so images of similar shape share one
-   input size.
+1. **decode** (:func:`camtool.batch.inputs.read_images`) -- worker processes read each image
+   and resize it to its model input (:func:`camtool.data.images.input_geometry`), so images of
+   similar shape share one input size.
 2. **explain** (here) -- the main thread groups inputs of the same size into batches, holding a
    bounded number of images while it waits, and runs one forward pass per batch
-   (:func:`camtool.core.maps.explain_batch`) on the device. Each image's input depends on that
-   image alone, so its map does not depend on the images it shares a batch with.
+   (:func:`camtool.core.maps.explain_batch`). Each image's input depends on that image alone,
+   so its map does not depend on the images it shares a batch with.
 3. **write** (:mod:`camtool.batch.writer`) -- a small thread pool draws the maps, finds each
    map's peak and box and yields one manifest row, which the main thread appends to
    ``manifest.jsonl`` at once.
 
-Images travel as NumPy arrays from the decoding workers to the writers; torch is imported only
-by a PyTorch model's runner, so a run with an ONNX model never imports it. Nothing grows with
-the number of images but the list of input paths. An input whose manifest row says ``ok`` and
-whose outputs exist is skipped (``--overwrite`` redoes it): its row stays as it was and the run
-counts it as skipped, so a run that was interrupted finishes when started again.
+Images travel as NumPy arrays from end to end; torch is imported only by a PyTorch model's
+runner, so a run with an ONNX model never imports it. Nothing grows with the number of images
+but the list of input paths. An input whose manifest row says ``ok`` and whose outputs exist is
+skipped (``--overwrite`` redoes it): its row stays as it was and the run counts it as skipped,
+so a run that was interrupted finishes when started again.
 """
 
 from __future__ import annotations
@@ -32,9 +31,8 @@ from typing import Any
 
 import numpy as np
 
-from camtool.batch.decode import Decoded, Reader, read_images
 from camtool.batch.gallery import INDEX_NAME, write_gallery
-from camtool.batch.inputs import InputItem, find_inputs
+from camtool.batch.inputs import Decoded, InputItem, Reader, find_inputs, read_images
 from camtool.batch.manifest import (
     MANIFEST_CSV,
     MANIFEST_JSONL,
@@ -69,48 +67,17 @@ OnProgress = Callable[[int, int, Mapping[str, Any] | None], None]
 just recorded (``None`` for the first call and for inputs skipped as already done)."""
 
 
-def _make_run(
-    runner: Runner,
-    options: CamOptions,
-    out_dir: Path,
-    batch_size: int,
-    write_threads: int | None,
-    items: Sequence[Any],
-) -> _Run:
-    """The run's state, with its writer threads (default: up to 4, one per CPU)."""
-    threads = write_threads or max(1, min(4, os.cpu_count() or 1))
-    pending = batch_size + 2 * threads
-    writer = MapWriter(out_dir, runner.info, options, threads, max_pending=pending)
-    return _Run(runner, options, writer, batch_size, len(items))
-
-
 def _format(fmt: str) -> str:
-    """``jpg`` or ``png`` (``jpeg`` is ``jpg``), case-insensitive.
-
-    Raises:
-        ConfigError: another format.
-    """
+    """``jpg`` or ``png`` (``jpeg`` is ``jpg``), case-insensitive; else a ``ConfigError``."""
     fmt = {"jpeg": "jpg"}.get(str(fmt).lower(), str(fmt).lower())
     if fmt not in FORMATS:
         raise ConfigError(f"unknown format {fmt!r}; choose jpg or png")
     return fmt
 
 
-def _output_key(path: Path, out_dir: Path) -> str:
-    """A map's ``output`` as the manifest writes it (relative, valid Unicode)."""
-    return unicode_text(path.relative_to(out_dir).as_posix())
-
-
 def _gallery(directory: Path, rows: Sequence[Mapping[str, Any]]) -> None:
     """Write ``index.html`` from the manifest rows a gallery can show."""
-    shown = [
-        {
-            key: unicode_text(value) if isinstance(value, str) else value
-            for key, value in row.items()
-        }
-        for row in rows
-        if row.get("status") in STATUSES
-    ]
+    shown = [row for row in rows if row.get("status") in STATUSES]
     write_gallery(directory, shown, title=f"camtool batch-cam: {directory.name or directory}")
 
 
@@ -118,15 +85,23 @@ class _Run:
     """One batch run's explaining stage: size buckets, forward passes, counts, the manifest."""
 
     def __init__(
-        self, runner: Runner, options: CamOptions, writer: MapWriter, batch_size: int, total: int
+        self,
+        runner: Runner,
+        options: CamOptions,
+        out_dir: Path,
+        batch_size: int,
+        write_threads: int | None,
+        total: int,
     ) -> None:
         self.runner = runner
         self.options = options
-        self.writer = writer
+        threads = write_threads or max(1, min(4, os.cpu_count() or 1))
+        pending = batch_size + 2 * threads
+        self.writer = MapWriter(out_dir, runner.info, options, threads, max_pending=pending)
         self.batch_size = batch_size
         self.on_progress: OnProgress = lambda _done, _total, _row: None
         self.total = total
-        self.manifest = ManifestWriter(writer.out_dir)
+        self.manifest = ManifestWriter(out_dir)
         self.counts = {"ok": 0, "skipped": 0, "error": 0}
         self.buckets: dict[tuple[int, ...], list[tuple[InputItem, Decoded]]] = {}
         self.waiting = 0
@@ -143,12 +118,6 @@ class _Run:
         for row in rows:
             self.counts[row["status"]] += 1
             self.on_progress(self.done, self.total, row)
-
-    def skip(self, count: int) -> None:
-        """Count inputs already done (their manifest rows stay as they are)."""
-        self.counts["skipped"] += count
-        if count:
-            self.on_progress(self.done, self.total, None)
 
     def add(self, item: InputItem, decoded: Decoded) -> None:
         """Queue a decoded image; run a batch when one is full or too much is waiting."""
@@ -205,17 +174,6 @@ class _Run:
         for key in list(self.buckets):
             self.run_bucket(key)
 
-    def stop(self, cancel: bool) -> None:
-        """Finish (or, after an interrupt, cancel the unstarted) writes and record them."""
-        self.record(self.writer.stop(cancel))
-
-
-def _is_done(previous: Mapping[str, Any] | None, expected: list[Path]) -> bool:
-    """Whether a previous manifest row says the input is done and its outputs are all there."""
-    if previous is None or previous.get("status") != "ok":
-        return False
-    return all(path.is_file() for path in expected)
-
 
 def _plan(run: _Run, items: list[InputItem], out_dir: Path, overwrite: bool) -> None:
     """Settle what needs no reading: inputs already done (skipped) and inputs known to fail.
@@ -232,9 +190,11 @@ def _plan(run: _Run, items: list[InputItem], out_dir: Path, overwrite: bool) -> 
     skipped = 0
     for item in items:
         expected = map_paths(out_dir / item.base, options, maps)
+        output = unicode_text(expected[0].relative_to(out_dir).as_posix())  # as the row has it
+        done = (by_output.get(output) or {}).get("status") == "ok"
         if item.error is not None:
             known.append(manifest_row(item.path, "error", item.error))
-        elif _is_done(by_output.get(_output_key(expected[0], out_dir)), expected):
+        elif done and all(path.is_file() for path in expected):
             skipped += 1
         else:
             run.items.append(item)
@@ -242,38 +202,36 @@ def _plan(run: _Run, items: list[InputItem], out_dir: Path, overwrite: bool) -> 
             run.record(known)
             known.clear()
     run.record(known)
-    run.skip(skipped)
+    run.counts["skipped"] += skipped  # their manifest rows stay as they are
+    if skipped:
+        run.on_progress(run.done, run.total, None)
 
 
 def _execute(
     run: _Run, items: list[InputItem], workers: int, overwrite: bool
 ) -> list[dict[str, Any]]:
     """Settle, read, explain and write every input; always save the manifest and gallery.
-
-    Returns:
-        The final manifest rows (every shard's and earlier runs').
+    Returns the final manifest rows (every shard's and earlier runs').
 
     Raises:
-        CamtoolError: interrupted (``KeyboardInterrupt``: Ctrl-C, or SIGTERM as the CLI maps
-            it), exit code 130; the writes not yet started were cancelled.
+        CamtoolError: interrupted (Ctrl-C, or SIGTERM as the CLI maps it), exit code 130; the
+            writes not yet started were cancelled.
     """
     out_dir = run.writer.out_dir
-    interrupted = False
-    stopped_by: BaseException | None = None
-    rows: list[dict[str, Any]] = []
+    stopped_by: KeyboardInterrupt | None = None
     try:
         run.on_progress(0, run.total, None)
         _plan(run, items, out_dir, overwrite)
         if run.items:
             run.pipeline(workers)
     except KeyboardInterrupt as exc:
-        interrupted, stopped_by = True, exc
+        stopped_by = exc
     finally:
-        try:
-            run.stop(cancel=interrupted)
+        try:  # finish (or, after an interrupt, cancel the unstarted) writes
+            run.record(run.writer.stop(cancel=stopped_by is not None))
         finally:
             rows = finalize(out_dir, _gallery)
-    if interrupted:
+    if stopped_by is not None:
         raise CamtoolError(
             f"interrupted after {run.done} of {run.total} inputs; the manifest is saved in "
             f"{out_dir}, run the same command again to finish",
@@ -283,11 +241,7 @@ def _execute(
 
 
 def _settings_file(out_dir: Path, settings: Settings) -> Path:
-    """Create the output folder and save the resolved settings in it.
-
-    Raises:
-        CamtoolError: the folder cannot be written.
-    """
+    """Create the output folder and save the resolved settings in it (or a ``CamtoolError``)."""
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
         remove_stale_temps(out_dir, recursive=True)  # of runs killed before
@@ -352,7 +306,8 @@ def run_batch(
     if class_spec is not None:
         options = replace(options, target=resolve_class(class_spec, info.class_names))
     settings_file = _settings_file(out_dir, settings)
-    run = _make_run(runner, options, out_dir, settings.runtime.batch_size, write_threads, items)
+    batch_size = settings.runtime.batch_size
+    run = _Run(runner, options, out_dir, batch_size, write_threads, len(items))
     run.on_progress = on_progress or run.on_progress
     pipeline_started = time.perf_counter()
     labelled, top1 = top1_of(_execute(run, items, settings.runtime.workers, overwrite))

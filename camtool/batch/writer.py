@@ -35,15 +35,8 @@ Rows = list[dict[str, Any]]
 
 
 class MapWriter:
-    """Writes images' maps in ``threads`` threads and hands back their manifest rows in order.
-
-    Args:
-        out_dir: the output folder (each input's ``base`` is relative to it).
-        info: the model's description (class names).
-        options: how maps are chosen and drawn.
-        threads: writer threads.
-        max_pending: images submitted but not yet handed back, at most.
-    """
+    """Writes images' maps in ``threads`` threads and hands back their manifest rows in order,
+    holding at most ``max_pending`` images submitted but not yet handed back."""
 
     def __init__(
         self, out_dir: Path, info: ModelInfo, options: CamOptions, threads: int, max_pending: int
@@ -58,11 +51,7 @@ class MapWriter:
         self.pool: ThreadPoolExecutor | None = None
 
     def submit(self, item: InputItem, original: np.ndarray, batch: CAMBatch, row: int) -> Rows:
-        """Queue image ``row`` of ``batch``; return the rows of the writes finished meanwhile.
-
-        Waits for the oldest writes while more than ``max_pending`` images (or too many bytes)
-        are pending.
-        """
+        """Queue image ``row`` of ``batch``; return the rows of the writes finished meanwhile."""
         if self.pool is None:
             self.pool = ThreadPoolExecutor(self.threads, thread_name_prefix="camtool-write")
         future = self.pool.submit(self.write_one, item, original, batch, row)
@@ -108,15 +97,9 @@ class MapWriter:
         names = self.info.class_names
         true_idx = true_class(item.path, names)
         try:
+            info, options = self.info, self.options
             paths = write_maps(
-                image,
-                batch,
-                row,
-                base,
-                self.info,
-                self.options,
-                on_heatmap=locate,
-                true_idx=true_idx,
+                image, batch, row, base, info, options, on_heatmap=locate, true_idx=true_idx
             )
         except OSError as exc:
             return manifest_row(item.path, "error", f"cannot write outputs ({exc.strerror or exc})")

@@ -2,8 +2,7 @@
 
 It draws the synthetic shapes dataset (:mod:`camtool.data.synthetic`) into ``DIR/data``, trains a
 ResNet-18 from scratch on it with the ordinary training core (:func:`camtool.training.loop.train`,
-with
-settings built by :func:`camtool.settings.load_settings`, so ``CAMTOOL_*`` variables apply),
+with settings built by :func:`camtool.settings.load_settings`, so ``CAMTOOL_*`` variables apply),
 measures the accuracy of ``best.pt`` on the untouched ``val/`` images, and writes class
 activation maps of some of those images into ``DIR/cams`` with the code ``camtool cam`` uses::
 
@@ -17,6 +16,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from itertools import chain, zip_longest
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -80,19 +80,11 @@ DEMO_DEFAULTS = DemoConfig()
 
 @dataclass
 class DemoReport:
-    """What the demo did and where its outputs are.
-
-    Attributes:
-        output_dir: the demo's folder.
-        data_dir: the generated dataset.
-        training: the training run (checkpoints, history, best held-out accuracy).
-        test: accuracy of ``best.pt`` on the generated ``val/`` images.
-        cams_dir: the folder of maps.
-        cam_files: the maps written.
-        seconds: wall time of the whole demo.
-        localization: box-based scores of the maps, when computed (``None`` until then).
-        cam_failures: ``{"path", "error"}`` of the images whose maps could not be drawn.
-    """
+    """What the demo did and where its outputs are: ``training`` the training run (checkpoints,
+    history, best held-out accuracy), ``test`` the accuracy of ``best.pt`` on the generated
+    ``val/`` images, ``cam_files`` the maps written into ``cams_dir``, ``seconds`` the wall time,
+    ``localization`` the maps' box-based scores (``None`` until computed) and ``cam_failures``
+    the ``{"path", "error"}`` of the images whose maps could not be drawn."""
 
     output_dir: Path
     data_dir: Path
@@ -127,15 +119,11 @@ class DemoReport:
     def skipped(self) -> list[dict[str, str]]:
         """``{"path", "error"}`` of every unreadable image met (training, test, maps), each once."""
         found: dict[str, str] = {}
-        groups: list[list[dict[str, str]]] = [
-            self.training.skipped,
-            self.test.skipped_files,
-            self.cam_failures,
-            (self.localization or {}).get("skipped_files", []),
-        ]
-        for group in groups:
-            for entry in group:
-                found.setdefault(entry["path"], entry["error"])
+        located = (self.localization or {}).get("skipped_files", [])
+        for entry in chain(
+            self.training.skipped, self.test.skipped_files, self.cam_failures, located
+        ):
+            found.setdefault(entry["path"], entry["error"])
         return [{"path": p, "error": e} for p, e in sorted(found.items())]
 
 
@@ -223,17 +211,38 @@ def run_demo(
             the folder holds files the demo did not write (without ``overwrite``), or another
             demo runs in it.
     """
-    with folder_lock(Path(output_dir), "demo"):
-        remove_stale_temps(Path(output_dir), recursive=True)
-        _refuse_foreign_files(Path(output_dir), overwrite)
-        return _run_demo(Path(output_dir), config, device, arch, observer, on_stage)
+    from camtool.training.loop import train
+
+    output_dir, config = Path(output_dir), config or DEMO_DEFAULTS
+    with folder_lock(output_dir, "demo"):
+        remove_stale_temps(output_dir, recursive=True)
+        _refuse_foreign_files(output_dir, overwrite)
+        started = time.perf_counter()
+        say = on_stage or (lambda _message: None)
+        settings = demo_settings(output_dir, config, device, arch)
+        data_dir = Path(settings.dataset.data_dir)
+        say(f"drawing the shapes dataset into {data_dir}")
+        draw_demo_data(data_dir, config)
+        say(f"training a {settings.model.arch} from scratch")
+        result = train(settings, observer=observer, crop_scale=config.crop_scale, overwrite=True)
+        say(f"testing {result.best_checkpoint} on {data_dir / 'val'}")
+        test, cam_files, localization, failures = _test_and_draw(settings, result, config.num_cams)
+        return DemoReport(
+            output_dir=output_dir,
+            data_dir=data_dir,
+            training=result,
+            test=test,
+            cams_dir=Path(settings.cam.output_dir),
+            cam_files=cam_files,
+            seconds=time.perf_counter() - started,
+            localization=localization,
+            cam_failures=failures,
+        )
 
 
 def _refuse_foreign_files(output_dir: Path, overwrite: bool) -> None:
-    """Refuse to replace files in ``checkpoints/`` or ``cams/`` unless an earlier demo wrote them.
-
-    An earlier demo is recognised by ``checkpoints/camtool-settings.toml``.
-    """
+    """Refuse to replace files in ``checkpoints/`` or ``cams/`` unless an earlier demo (known by
+    ``checkpoints/camtool-settings.toml``) wrote them."""
     if overwrite or (output_dir / "checkpoints" / SETTINGS_FILE).is_file():
         return
     for sub in ("checkpoints", "cams"):
@@ -246,41 +255,6 @@ def _refuse_foreign_files(output_dir: Path, overwrite: bool) -> None:
                 f"{found[0]} was not written by camtool demo; pass --overwrite to replace the "
                 f"files in {folder}, or choose another -o DIR"
             )
-
-
-def _run_demo(
-    output_dir: Path,
-    config: DemoConfig | None,
-    device: str | None,
-    arch: str | None,
-    observer: TrainObserver | None,
-    on_stage: Callable[[str], None] | None,
-) -> DemoReport:
-    from camtool.training.loop import train
-
-    config = config or DEMO_DEFAULTS
-    started = time.perf_counter()
-    say = on_stage or (lambda _message: None)
-    settings = demo_settings(output_dir, config, device, arch)
-    data_dir = Path(settings.dataset.data_dir)
-    say(f"drawing the shapes dataset into {data_dir}")
-    draw_demo_data(data_dir, config)
-    say(f"training a {settings.model.arch} from scratch")
-    result = train(settings, observer=observer, crop_scale=config.crop_scale, overwrite=True)
-    say(f"testing {result.best_checkpoint} on {data_dir / 'val'}")
-    test, cam_files, localization, failures = _test_and_draw(settings, result, config.num_cams)
-    report = DemoReport(
-        output_dir=output_dir,
-        data_dir=data_dir,
-        training=result,
-        test=test,
-        cams_dir=Path(settings.cam.output_dir),
-        cam_files=cam_files,
-        localization=localization,
-        cam_failures=failures,
-    )
-    report.seconds = time.perf_counter() - started
-    return report
 
 
 def _test_and_draw(
@@ -300,29 +274,17 @@ def _test_and_draw(
     assert result.best_checkpoint is not None  # at least one epoch ran
     device = resolve_device(settings.runtime.device.value)
     loaded = load_checkpoint(result.best_checkpoint)
-    root = Path(settings.dataset.data_dir)
-    test_set = ImageFolderDataset(
-        root,
-        "val",
-        build_transforms(loaded.img_size, False, loaded.mean, loaded.std),
-        class_to_idx={name: i for i, name in enumerate(loaded.class_names)},
-    )
+    root, runtime = Path(settings.dataset.data_dir), settings.runtime
+    transform = build_transforms(loaded.img_size, False, loaded.mean, loaded.std)
+    mapping = {name: i for i, name in enumerate(loaded.class_names)}
+    test_set = ImageFolderDataset(root, "val", transform, class_to_idx=mapping)
     loader = make_loader(
-        test_set,
-        settings.runtime.batch_size,
-        shuffle=False,
-        workers=settings.runtime.workers,
-        pin_memory=device.type == "cuda",
+        test_set, runtime.batch_size, False, runtime.workers, device.type == "cuda"
     )
-    model = loaded.model.to(device)
-    test = evaluate(model, loader, device)
+    test = evaluate(loaded.model.to(device), loader, device)
     runner = TorchRunner(loaded, device)
-    options = CamOptions.from_settings(
-        settings,
-        topk=1,
-        figure=True,
-        locate=False,  # the demo scores localization on every test image below instead
-    )
+    # no peaks and boxes: the demo scores localization on every test image below instead
+    options = CamOptions.from_settings(settings, topk=1, figure=True, locate=False)
     cams_dir = Path(settings.cam.output_dir)
     cams_dir.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
@@ -333,9 +295,7 @@ def _test_and_draw(
         written.extend(Path(p) for p in outcome.outputs)
         if outcome.error is not None:
             failures.append({"path": str(path), "error": outcome.error})
-    localization = evaluate_localization(
-        runner, root, "val", None, batch_size=settings.runtime.batch_size
-    )
+    localization = evaluate_localization(runner, root, "val", None, batch_size=runtime.batch_size)
     return test, written, localization, failures
 
 
@@ -344,10 +304,5 @@ def _spread_over_classes(samples: list[tuple[Path, int]], count: int) -> list[tu
     by_class: dict[int, list[tuple[Path, int]]] = {}
     for sample in samples:
         by_class.setdefault(sample[1], []).append(sample)
-    queues = [by_class[label] for label in sorted(by_class)]
-    picked: list[tuple[Path, int]] = []
-    depth = 0
-    while len(picked) < count and any(depth < len(q) for q in queues):
-        picked.extend(q[depth] for q in queues if depth < len(q))
-        depth += 1
-    return picked[:count]
+    rounds = zip_longest(*(by_class[label] for label in sorted(by_class)))
+    return [sample for one_each in rounds for sample in one_each if sample is not None][:count]
