@@ -5,10 +5,12 @@ from __future__ import annotations
 import codecs
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 from typer.testing import CliRunner
 
 from camtool.cli import app
@@ -18,7 +20,6 @@ from camtool.core.model import CAMNet
 from camtool.data.boxes import load_boxes
 from camtool.errors import InputError
 from camtool.evaluation.localization_metrics import LocalizationAccumulator
-from camtool.explain import figure as figure_module
 from tests.conftest import TINY_CLASSES, make_photo
 
 cli = CliRunner()
@@ -52,31 +53,27 @@ def zero_class_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return save_checkpoint(path, model, class_names=TINY_CLASSES, img_size=32)
 
 
-def test_cam_json_and_figure_say_the_map_is_flat(
-    in_tmp: Path, zero_class_model: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    titles: list[str] = []
-    real = figure_module._centred_text
-
-    def spy(draw, centre_x, top, text, size, *fill):  # type: ignore[no-untyped-def]
-        titles.append(text)  # every line drawn on the figure: title, then the three captions
-        return real(draw, centre_x, top, text, size, *fill)
-
-    monkeypatch.setattr(figure_module, "_centred_text", spy)
+def test_cam_json_and_figure_say_the_map_is_flat(in_tmp: Path, zero_class_model: Path) -> None:
     # 160x40 -> a 128x32 input, a 1x4 map: "cat" varies; a 1x1 map would be flat for every class
     image = make_photo(in_tmp / "x.png", size=(160, 40))
     args = ["cam", str(image), "--model", str(zero_class_model), "--json", "--device", "cpu"]
-    result = cli.invoke(app, [*args, "--class", "dog"])
-    assert result.exit_code == 0, result.output
-    (entry,) = json.loads(result.stdout)["images"][0]["maps"]
+
+    def figure_text(class_name: str) -> tuple[dict[str, Any], dict[str, Any]]:
+        result = cli.invoke(app, [*args, "--class", class_name])
+        assert result.exit_code == 0, result.output
+        (entry,) = json.loads(result.stdout)["images"][0]["maps"]
+        assert entry["files"] and entry["files"][0].endswith("_cam.png")
+        with Image.open(entry["files"][0]) as figure:  # what the figure shows, as its PNG text
+            return entry, dict(figure.info)
+
+    entry, text = figure_text("dog")
     assert (entry["class_idx"], entry["peak"], entry["box"]) == (1, None, None)
-    assert entry["files"] and entry["files"][0].endswith("_cam.png")
-    assert titles[-4].endswith("- flat map: no peak, no box")
-    assert titles[-3:] == ["Original", "CAM heatmap: flat", "Overlay"]
-    result = cli.invoke(app, [*args, "--class", "cat"])
-    (entry,) = json.loads(result.stdout)["images"][0]["maps"]
+    assert text["Title"].endswith("- flat map: no peak, no box")
+    assert text["Description"] == "Original | CAM heatmap: flat | Overlay"
+    entry, text = figure_text("cat")
     assert entry["peak"] is not None and entry["box"] is not None
-    assert not titles[-4].endswith("no box") and titles[-2] == "CAM heatmap"
+    assert not text["Title"].endswith("no box")
+    assert text["Description"] == "Original | CAM heatmap | Overlay"
 
 
 def test_batch_cam_manifest_has_no_peak_for_a_flat_map(

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
+from PIL.PngImagePlugin import PngInfo
 
 from camtool.explain.render import colorize
 
@@ -49,14 +50,9 @@ def _panel_size(width: int, height: int) -> tuple[int, int]:
 
 
 def _centred_text(
-    draw: ImageDraw.ImageDraw,
-    centre_x: int,
-    top: int,
-    text: str,
-    size: int,
-    fill: tuple[int, int, int] = (0, 0, 0),
+    draw: ImageDraw.ImageDraw, centre_x: int, top: int, text: str, size: int, fill: Any = "black"
 ) -> None:
-    """Draw ``text`` in ``fill`` centred on ``centre_x`` with the top of its ink at ``top``."""
+    """Draw ``text`` centred on ``centre_x`` with the top of its ink at ``top``."""
     font = _font(size)
     left, ink_top, right, _ = draw.textbbox((0, 0), text, font=font)
     draw.text((centre_x - (right - left) // 2, top - ink_top), text, fill=fill, font=font)
@@ -83,7 +79,8 @@ def figure_png(
     Returns:
         A PNG of three panels ``PANEL_WIDTH`` px wide (fewer for very tall images) with their
         captions ("Original", "CAM heatmap", "Overlay") under one title line. A constant map
-        (no peak, no box) is said so in the title and the heatmap's caption.
+        (no peak, no box) is said so in the title and the heatmap's caption. The PNG's text
+        chunks repeat what is drawn: ``Title`` and ``Description`` (the captions, ``" | "``-joined).
     """
     flat = heat.size == 0 or float(np.max(heat)) == float(np.min(heat))
     if flat:  # a constant map points nowhere: say so rather than show an even colour
@@ -106,6 +103,9 @@ def figure_png(
         _centred_text(draw, centre, title_h, caption, _CAPTION_SIZE)
         shown = panel.resize((panel_w, panel_h), Image.Resampling.BILINEAR, reducing_gap=3.0)
         canvas.paste(shown, (centre - panel_w // 2, title_h + caption_h))
+    info = PngInfo()
+    info.add_text("Title", title)
+    info.add_text("Description", " | ".join(caption for caption, _ in panels))
     buffer = io.BytesIO()
-    canvas.save(buffer, format="PNG", compress_level=3)
+    canvas.save(buffer, format="PNG", compress_level=3, pnginfo=info)
     return buffer.getvalue()
