@@ -100,7 +100,6 @@ WorkersOpt: Any = typer.Option(
     None,
     "--workers",
     "-j",
-    min=0,
     metavar="N",
     help="Worker processes reading images; 0 = none [default: 2].",
 )
