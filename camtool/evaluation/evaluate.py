@@ -60,12 +60,7 @@ from camtool.evaluation.faithfulness import (
     evaluate_faithfulness,
 )
 from camtool.evaluation.figures import confusion_png, mistakes_png
-from camtool.evaluation.localization import (
-    evaluate_localization,
-    localization_dict,
-    localization_items,
-    run_localization,
-)
+from camtool.evaluation.localization import evaluate_localization, run_localization
 from camtool.evaluation.localization_metrics import PROTOCOLS
 from camtool.evaluation.source import data_dir_candidates, open_model_and_dataset
 from camtool.fsutil import atomic_write_bytes, refuse_to_replace, remove_stale_temps
@@ -269,7 +264,18 @@ def run_eval(
         if "classification" in wanted:
             _classification(runner, dataset, settings, options, report, progress)
         if gt is not None and "localization" in wanted:
-            _localization(runner, dataset, gt, settings, options, report, progress)
+            report.localization = run_localization(
+                runner,
+                dataset,
+                gt,
+                batch_size=settings.runtime.batch_size,
+                workers=settings.runtime.workers,
+                max_pixels=settings.cam.max_pixels,
+                progress=progress,
+                warn=report.notes.append,
+                upsample=upsample,
+                protocol=options.protocol,
+            )
         if "faithfulness" in wanted:
             report.faithfulness = evaluate_faithfulness(
                 runner,
@@ -284,32 +290,6 @@ def run_eval(
     report.files["metrics"] = str(metrics_file)
     write_json(metrics_file, tidy_numbers(report.to_dict()))  # the numbers of `eval --json`
     return report
-
-
-def _localization(
-    runner: Runner,
-    dataset: ImageFolderDataset,
-    gt: GroundTruth,
-    settings: Settings,
-    options: EvalOptions,
-    report: EvalReport,
-    progress: EvalProgress | None,
-) -> None:
-    """The localization pass over the images that have boxes, into ``report.localization``."""
-    items, without = localization_items(gt, dataset)
-    upsample = settings.cam.upsample.value
-    acc, skipped = run_localization(
-        runner,
-        items,
-        batch_size=settings.runtime.batch_size,
-        workers=settings.runtime.workers,
-        max_pixels=settings.cam.max_pixels,
-        progress=progress,
-        warn=report.notes.append,
-        upsample=upsample,
-        protocol=options.protocol,
-    )
-    report.localization = localization_dict(acc, gt, skipped, without, upsample)
 
 
 def _check_options(options: EvalOptions) -> None:
