@@ -6,8 +6,13 @@ import numpy as np
 import pytest
 
 from camtool.core.localize import BoxXYXY
-from camtool.evaluation.localization_metrics import LocalizationAccumulator
-from camtool.evaluation.wsol import WSOL_CAM_THRESHOLDS, box_iou, quantize, wsol_boxes
+from camtool.evaluation.localization_metrics import (
+    WSOL_CAM_THRESHOLDS,
+    LocalizationAccumulator,
+    box_iou,
+    quantize,
+    wsol_boxes,
+)
 
 
 def _rows(boxes: np.ndarray) -> list[list[int]]:

@@ -1,14 +1,10 @@
-"""Shared pieces of ``camtool eval``: the split, its fit to the model, and the batch loop.
-
-Every metric group (:mod:`~camtool.evaluation.classification`,
-:mod:`~camtool.evaluation.localization`, :mod:`~camtool.evaluation.faithfulness`) reads its
-images through :class:`EvalLoop` and runs under :func:`refuse_out_of_memory`.
-"""
+"""Shared pieces of ``camtool eval``: the split, its fit to the model, and the batch loop that
+every metric group reads its images through (under :func:`refuse_out_of_memory`)."""
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
@@ -29,7 +25,6 @@ __all__ = [
     "IndexedDataset",
     "check_classes",
     "indexed_loader",
-    "merge_skipped",
     "refuse_out_of_memory",
     "skipped_fields",
     "split_dataset",
@@ -54,13 +49,8 @@ def split_dataset(
     transform: Callable[[Image.Image], Tensor],
     max_pixels: int | None = None,
 ) -> ImageFolderDataset:
-    """The images of ``root/<split>`` labelled with ``train/``'s class indices.
-
-    Args:
-        root: the dataset root.
-        split: ``"val"`` or ``"train"`` (the whole folder, held-out part included).
-        transform: maps an RGB image to a tensor.
-        max_pixels: larger images are skipped unread.
+    """The images of ``root/<split>`` (``"val"``, or all of ``"train"``) labelled with
+    ``train/``'s class indices, ``transform`` applied; larger than ``max_pixels``: skipped unread.
 
     Raises:
         ConfigError: an unknown split.
@@ -73,11 +63,7 @@ def split_dataset(
 
 
 def check_classes(dataset: ImageFolderDataset, info: ModelInfo) -> None:
-    """Refuse a dataset whose class folders are not the model's classes, in its order.
-
-    Raises:
-        CamtoolError: naming both lists.
-    """
+    """Refuse (CamtoolError, naming both lists) class folders that are not the model's classes."""
     folders = dataset.classes
     names = info.class_names
     if len(folders) != len(names):
@@ -95,9 +81,8 @@ def check_classes(dataset: ImageFolderDataset, info: ModelInfo) -> None:
 
 
 class IndexedDataset(Dataset[tuple[Tensor, int] | SkippedImage]):
-    """Yields ``(image, sample index)`` of ``indices`` (all by default), so results can be
-    traced back to their files, or the :class:`~camtool.data.datasets.SkippedImage` of an
-    unreadable one."""
+    """Yields ``(image, sample index)`` of ``indices`` (all by default), or the
+    :class:`~camtool.data.datasets.SkippedImage` of an unreadable one."""
 
     def __init__(self, dataset: ImageFolderDataset, indices: Sequence[int] | None = None) -> None:
         self.dataset = dataset
@@ -120,29 +105,17 @@ def indexed_loader(
     device: str,
 ) -> DataLoader[Any]:
     """An unshuffled loader of ``(images, sample indices, skipped)`` batches of ``indices`` (all
-    when ``None``), memory pinned for a CUDA ``device``.
-
-    Raises:
-        ConfigError: ``batch_size`` below 1 or ``workers`` negative.
-    """
+    when ``None``), pinned for CUDA; ConfigError for ``batch_size`` < 1 or ``workers`` < 0."""
     pin = torch.device(device).type == "cuda"
     return make_loader(IndexedDataset(dataset, indices), batch_size, False, workers, pin)
 
 
 class EvalLoop:
-    """One pass over a loader whose batches are ``(*readable, skipped)``.
+    """One pass over a loader of ``images`` images whose batches are ``(*readable, skipped)``.
 
-    Iterating yields each batch's readable part (a tuple; batches with nothing readable are
-    left out), collects the unreadable files in :attr:`skipped` and, after each batch, calls
-    ``progress(stage, done, total)`` with every image counted ``cost`` times (the forward
-    passes it takes).
-
-    Args:
-        loader: e.g. a loader using :func:`camtool.data.datasets.collate_skip_none`.
-        stage: the metric group's name, for ``progress``.
-        images: how many images the loader holds.
-        progress: the callback, or ``None``.
-        cost: the units of progress each image counts for.
+    Iterating yields each batch's readable part (a tuple; empty ones are left out), collects
+    the unreadable files in :attr:`skipped` and after each batch calls ``progress(stage, done,
+    total)``, each image counted ``cost`` times (the forward passes it takes).
     """
 
     def __init__(
@@ -182,21 +155,8 @@ def skipped_fields(skipped: Sequence[SkippedImage]) -> dict[str, Any]:
     return {"skipped": len(skipped), "skipped_files": [s.to_dict() for s in skipped]}
 
 
-def merge_skipped(*groups: Sequence[Mapping[str, str]] | None) -> list[dict[str, str]]:
-    """The ``{"path", "error"}`` entries of several metric groups, each path once, sorted."""
-    found: dict[str, str] = {}
-    for group in groups:
-        for entry in group or ():
-            found.setdefault(entry["path"], entry["error"])
-    return [{"path": path, "error": found[path]} for path in sorted(found)]
-
-
 def refuse_out_of_memory(fn: Callable[_P, _R]) -> Callable[_P, _R]:
-    """Decorate an evaluation step so that the GPU running out of memory is one clear line.
-
-    Raises:
-        CamtoolError: instead of :class:`torch.cuda.OutOfMemoryError`.
-    """
+    """Decorate an evaluation step: the GPU running out of memory raises one clear CamtoolError."""
 
     @functools.wraps(fn)
     def guarded(*args: _P.args, **kwargs: _P.kwargs) -> _R:

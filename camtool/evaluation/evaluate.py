@@ -1,42 +1,20 @@
 """``camtool eval``: how often the classifier is right, and whether its maps point at the object.
 
-Three groups of metrics, chosen with ``--metrics``:
-
-``classification``
-    Over the whole split, with the evaluation transform the model was validated with (shorter
-    side resized to ``1.14 * img_size``, centre crop ``img_size``): cross-entropy loss, top-1 and
-    top-5 accuracy, per-class precision / recall / F1, the confusion matrix (also drawn as
-    ``confusion_matrix.png``) and the most confident mistakes (listed, and drawn with their maps
-    as ``mistakes.png``).
-
-``localization`` (needs ground-truth boxes, see :mod:`camtool.data.boxes`)
-    Boxes are in the pixels of the original image, and a centre crop would cut part of it away,
-    so these images are fed as ``camtool cam`` feeds them: **no crop**, shorter side resized to
-    ``img_size`` (:func:`camtool.data.images.preprocess`). The map then covers the whole image and
-    is
-    upsampled to the original size (``cam.upsample``, see :mod:`camtool.core.upsample`), where it
-    is compared with the boxes. Images of the same resized size are batched together. Reported:
-    the CAM paper's top-1 and GT-known localization accuracy (largest region above 20% of the
-    map's maximum, IoU >= 0.5) and MaxBoxAccV2, by camtool's protocol or (``--protocol wsol``)
-    exactly as the wsolevaluation reference computes it, see
-    :class:`camtool.evaluation.localization_metrics.LocalizationAccumulator`. The top-1 flag uses
-    the prediction on that same uncropped input, the map being the ground-truth class's.
-
-``faithfulness`` (no boxes needed)
-    Deletion and insertion AUC and Average Drop / Increase in Confidence of the predicted class's
-    map. They cost ``2 * (steps + 1) + 2`` = 36 forward passes per image, so they run on at most
-    ``faithfulness_images`` images (256 by default) spread evenly over the split (whose files
-    are sorted by class, so every class is represented). The map is compared with the very input
-    it was computed from, so the evaluation transform is used here.
-
-By default classification runs, localization runs when boxes are available (``--boxes``, or the
-dataset's own ``boxes.csv``), and faithfulness runs on the bounded subset.
+Three groups of metrics (``--metrics``; the README's ``camtool eval`` section says more):
+``classification`` over the whole split, with the evaluation transform (shorter side resized to
+``1.14 * img_size``, centre crop ``img_size``), see :mod:`~camtool.evaluation.classification`;
+``localization`` where boxes are known, on uncropped inputs (a crop would cut the boxes), see
+:mod:`~camtool.evaluation.localization`; ``faithfulness`` (no boxes) on at most
+``faithfulness_images`` images spread evenly over the split, ``2 * (steps + 1) + 2`` = 36
+forward passes each, with the evaluation transform, see :mod:`~camtool.evaluation.faithfulness`.
+By default classification and faithfulness run, and localization when boxes are available
+(``--boxes``, or the dataset's own ``boxes.csv``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -47,27 +25,12 @@ from camtool.data.boxes import GroundTruth, load_boxes
 from camtool.data.datasets import ImageFolderDataset, build_transforms
 from camtool.errors import ConfigError, InputError
 from camtool.evaluation.classification import MAX_MISTAKES, evaluate_classification
-from camtool.evaluation.data import (
-    SPLITS,
-    EvalProgress,
-    check_classes,
-    merge_skipped,
-    split_dataset,
-)
-from camtool.evaluation.faithfulness import (
-    DEFAULT_FAITHFULNESS_IMAGES,
-    FAITHFULNESS_STEPS,
-    evaluate_faithfulness,
-)
+from camtool.evaluation.data import EvalProgress, check_classes, split_dataset
+from camtool.evaluation.faithfulness import DEFAULT_FAITHFULNESS_IMAGES, evaluate_faithfulness
 from camtool.evaluation.figures import confusion_png, mistakes_png
-from camtool.evaluation.localization import (
-    evaluate_localization,
-    localization_dict,
-    localization_items,
-    run_localization,
-)
+from camtool.evaluation.localization import evaluate_localization, run_localization
 from camtool.evaluation.localization_metrics import PROTOCOLS
-from camtool.evaluation.source import data_dir_candidates, open_model_and_dataset
+from camtool.evaluation.source import open_model_and_dataset
 from camtool.fsutil import atomic_write_bytes, refuse_to_replace, remove_stale_temps
 from camtool.settings import SETTINGS_FILE, Settings, write_settings
 from camtool.textio import write_json
@@ -75,16 +38,9 @@ from camtool.textio import write_json
 __all__ = [
     "DEFAULT_FAITHFULNESS_IMAGES",
     "DEFAULT_OUTPUT_DIR",
-    "FAITHFULNESS_STEPS",
-    "MAX_MISTAKES",
     "METRIC_GROUPS",
-    "PROTOCOLS",
-    "SPLITS",
     "EvalOptions",
-    "EvalProgress",
     "EvalReport",
-    "confusion_png",
-    "data_dir_candidates",
     "evaluate_classification",
     "evaluate_faithfulness",
     "evaluate_localization",
@@ -101,20 +57,12 @@ DEFAULT_OUTPUT_DIR = Path("eval_results")
 
 @dataclass(frozen=True)
 class EvalOptions:
-    """What ``camtool eval`` measures, beyond the settings.
-
-    Attributes:
-        split: ``"val"`` (the test split) or ``"train"``.
-        boxes: a CSV file, a VOC XML file or folder; ``None`` for the dataset's ``boxes.csv``.
-        metrics: the groups to run; ``None`` for the default (see the module docstring).
-        faithfulness_images: most images the faithfulness metrics run on.
-        output_dir: where ``metrics.json``, the figures and the settings are written.
-        mistakes: how many of the most confident mistakes to list and draw.
-        protocol: how MaxBoxAccV2 is computed, ``"camtool"`` or ``"wsol"`` (the reference's
-            conventions exactly).
-        overwrite: replace output files in a folder camtool did not write (one without
-            ``camtool-settings.toml``); else refuse.
-    """
+    """What ``camtool eval`` measures, beyond the settings: the ``split`` (``"val"`` or
+    ``"train"``), the ``boxes`` (a CSV file, a VOC XML file or folder; ``None`` for the dataset's
+    ``boxes.csv``), the ``metrics`` groups (``None``: the default), the most faithfulness images,
+    where the report goes, how many confident mistakes to list, the MaxBoxAccV2 ``protocol``
+    (``"camtool"`` or ``"wsol"``) and whether to ``overwrite`` files in a folder camtool did not
+    write (one without ``camtool-settings.toml``)."""
 
     split: str = "val"
     boxes: Path | None = None
@@ -147,45 +95,23 @@ class EvalReport:
     @property
     def skipped(self) -> list[dict[str, str]]:
         """Every unreadable image met by any metric group: ``{"path", "error"}``, each once."""
-        return merge_skipped(
-            *((group or {}).get("skipped_files") for group in self._groups()),
-        )
-
-    def _groups(self) -> tuple[dict[str, Any] | None, ...]:
-        return (self.classification, self.localization, self.faithfulness)
+        found: dict[str, str] = {}
+        for group in (self.classification, self.localization, self.faithfulness):
+            for entry in (group or {}).get("skipped_files") or ():
+                found.setdefault(entry["path"], entry["error"])
+        return [{"path": path, "error": found[path]} for path in sorted(found)]
 
     def to_dict(self) -> dict[str, Any]:
         """The report as plain JSON types."""
-        return {
-            "model": self.model,
-            "device": self.device,
-            "dataset": self.dataset,
-            "split": self.split,
-            "classes": list(self.classes),
-            "output_dir": self.output_dir,
-            "upsample": self.upsample,
-            "cell_geometry": self.cell_geometry,
-            "files": dict(self.files),
-            "classification": self.classification,
-            "localization": self.localization,
-            "faithfulness": self.faithfulness,
-            "notes": list(self.notes),
-            "skipped": self.skipped,
-        }
+        return {**asdict(self), "skipped": self.skipped}
 
 
 def parse_metric_groups(spec: str | Iterable[str] | None) -> frozenset[str] | None:
-    """Turn ``--metrics classification,faithfulness`` (or repeated flags) into a set.
-
-    Args:
-        spec: comma-separated names, a list of them, or ``None`` for the default; ``all``
-            names every group.
-
-    Returns:
-        The chosen groups, or ``None`` for the default.
+    """The set of groups ``--metrics a,b`` (or repeated flags, or ``all``) names; ``None`` for
+    the default (``spec`` ``None`` or empty).
 
     Raises:
-        ConfigError: an unknown name, or none at all.
+        ConfigError: an unknown name.
     """
     if spec is None:
         return None
@@ -219,17 +145,12 @@ def run_eval(
     *,
     progress: EvalProgress | None = None,
 ) -> EvalReport:
-    """Evaluate a checkpoint on a split of its dataset and write the results.
+    """Evaluate a checkpoint (or, ``None``, the zero-shot baseline) on a split of its dataset
+    (see :func:`camtool.evaluation.source.open_model_and_dataset`) and write the results.
 
-    The model's own class names, image size and normalisation are used. The dataset is
-    ``dataset.data_dir`` when set, else the folder the checkpoint was trained on, looked for
-    where it was and where it would be after the project moved (see
-    :func:`camtool.evaluation.source.dataset_root`).
-    With ``model_path`` ``None`` the model is the zero-shot baseline: ImageNet's ``model.arch``
-    restricted to the dataset's (``dataset.data_dir``) Imagenette classes, see
-    :mod:`camtool.core.zeroshot`.
-    ``settings.runtime`` gives the batch size, workers, device and mixed precision;
-    ``settings.cam`` the overlay colours, the pixel limit and the upsampling.
+    The model's own class names, image size and normalisation are used; ``settings.runtime``
+    gives the batch size, workers, device and precision, ``settings.cam`` the overlay colours,
+    the pixel limit and the upsampling.
 
     Writes ``metrics.json`` (the report), ``confusion_matrix.png``, ``mistakes.png`` and
     ``camtool-settings.toml`` to ``options.output_dir``.
@@ -268,7 +189,18 @@ def run_eval(
         if "classification" in wanted:
             _classification(runner, dataset, settings, options, report, progress)
         if gt is not None and "localization" in wanted:
-            _localization(runner, dataset, gt, settings, options, report, progress)
+            report.localization = run_localization(
+                runner,
+                dataset,
+                gt,
+                batch_size=settings.runtime.batch_size,
+                workers=settings.runtime.workers,
+                max_pixels=settings.cam.max_pixels,
+                progress=progress,
+                warn=report.notes.append,
+                upsample=upsample,
+                protocol=options.protocol,
+            )
         if "faithfulness" in wanted:
             report.faithfulness = evaluate_faithfulness(
                 runner,
@@ -285,38 +217,8 @@ def run_eval(
     return report
 
 
-def _localization(
-    runner: Runner,
-    dataset: ImageFolderDataset,
-    gt: GroundTruth,
-    settings: Settings,
-    options: EvalOptions,
-    report: EvalReport,
-    progress: EvalProgress | None,
-) -> None:
-    """The localization pass over the images that have boxes, into ``report.localization``."""
-    items, without = localization_items(gt, dataset)
-    upsample = settings.cam.upsample.value
-    acc, skipped = run_localization(
-        runner,
-        items,
-        batch_size=settings.runtime.batch_size,
-        workers=settings.runtime.workers,
-        max_pixels=settings.cam.max_pixels,
-        progress=progress,
-        warn=report.notes.append,
-        upsample=upsample,
-        protocol=options.protocol,
-    )
-    report.localization = localization_dict(acc, gt, skipped, without, upsample)
-
-
 def _check_options(options: EvalOptions) -> None:
-    """Refuse bad options before anything is loaded.
-
-    Raises:
-        ConfigError: naming the option.
-    """
+    """Refuse bad options (ConfigError, naming the option) before anything is loaded."""
     if options.faithfulness_images < 1:
         raise ConfigError(
             f"--faithfulness-images must be at least 1, got {options.faithfulness_images}"
@@ -328,11 +230,7 @@ def _check_options(options: EvalOptions) -> None:
 
 
 def _ground_truth(options: EvalOptions, root: Path) -> GroundTruth | None:
-    """The boxes, when localization may run; ``None`` when there are none to use.
-
-    Raises:
-        InputError: localization was asked for by name and no boxes were found.
-    """
+    """The boxes, when localization may run; InputError if it was asked for and there are none."""
     groups = options.metrics
     if groups is not None and "localization" not in groups:
         return None
@@ -345,11 +243,7 @@ def _ground_truth(options: EvalOptions, root: Path) -> GroundTruth | None:
 
 
 def _prepare_output(out_dir: Path, overwrite: bool) -> Path:
-    """Create ``out_dir``, refusing to replace report files camtool did not write.
-
-    Raises:
-        CamtoolError: a file in the way (unless ``overwrite``), or the folder cannot be made.
-    """
+    """Create ``out_dir``, refusing (CamtoolError) to replace report files camtool did not write."""
     outputs = [out_dir / name for name in ("metrics.json", "confusion_matrix.png", "mistakes.png")]
     refuse_to_replace(
         outputs, overwrite=overwrite, hint=", or choose another -o DIR", marker=SETTINGS_FILE

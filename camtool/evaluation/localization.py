@@ -42,13 +42,7 @@ from camtool.evaluation.data import (
 from camtool.evaluation.localization_metrics import LocalizationAccumulator
 from camtool.process import worker_init
 
-__all__ = [
-    "LocItem",
-    "evaluate_localization",
-    "localization_dict",
-    "localization_items",
-    "run_localization",
-]
+__all__ = ["LocItem", "evaluate_localization", "run_localization"]
 
 _NO_CROP_NOTE = (
     "no crop: shorter side resized to img_size, each side rounded to a multiple of the output "
@@ -97,7 +91,7 @@ def _collate_list(batch: Sequence[Any]) -> tuple[list[Any], list[SkippedImage]]:
 
 
 def _upright_size(path: Path) -> tuple[int, int] | None:
-    """The (width, height) an image has once turned upright, read from its header only."""
+    """The upright (width, height), from the header only."""
     try:
         with Image.open(path) as image:
             width, height = image.size
@@ -108,10 +102,8 @@ def _upright_size(path: Path) -> tuple[int, int] | None:
 
 
 def _size_batches(items: Sequence[LocItem], info: ModelInfo, batch_size: int) -> list[list[int]]:
-    """Indices grouped by the size their uncropped input will have, then cut into batches.
-
-    Only the last batch of each input size can be short.
-    """
+    """Indices grouped by their uncropped input's size, then cut into batches (only the last of
+    each size can be short)."""
     groups: dict[tuple[int, int], list[int]] = {}
     for i, item in enumerate(items):
         size = _upright_size(item.path)
@@ -135,7 +127,6 @@ def _score_group(
     warn: Warn | None,
     upsample: str,
 ) -> None:
-    """One forward pass over same-size inputs; add their maps and boxes to ``acc``."""
     chosen = [items[i] for _, i, _ in group]
     labels = torch.tensor([item.label for item in chosen])
     logits, cams = runner(torch.stack([t for t, _, _ in group]))
@@ -156,22 +147,11 @@ def _score_group(
     acc.update(heats, right, boxes)
 
 
-def localization_items(gt: GroundTruth, dataset: ImageFolderDataset) -> tuple[list[LocItem], int]:
-    """The split's images that have boxes, and how many have none."""
-    paths = [path for path, _ in dataset.samples]
-    matched = gt.match(paths)
-    items = [
-        LocItem(path, label, boxes)
-        for (path, label), boxes in zip(dataset.samples, matched, strict=True)
-        if boxes is not None
-    ]
-    return items, len(paths) - len(items)
-
-
 @refuse_out_of_memory
 def run_localization(
     runner: Runner,
-    items: Sequence[LocItem],
+    dataset: ImageFolderDataset,
+    gt: GroundTruth,
     *,
     batch_size: int,
     workers: int,
@@ -180,22 +160,34 @@ def run_localization(
     warn: Warn | None = None,
     upsample: str = "aligned",
     protocol: str = "camtool",
-) -> tuple[LocalizationAccumulator, list[SkippedImage]]:
-    """Feed ``items`` uncropped through the model; return the accumulator and the unreadable.
+) -> dict[str, Any]:
+    """Localization of the split's images that have boxes, fed uncropped, as JSON-ready results.
 
     Images of one input size share a batch of at most ``batch_size``; ``max_pixels`` refuses
-    larger images unread; ``progress("localization", done, total)`` follows each batch;
-    ``warn`` is told one line for each box clipped to its image
-    (:func:`camtool.data.boxes.clip_box`); ``upsample`` is how maps become pixels
-    (:func:`camtool.core.maps.heatmap`), ``protocol`` how MaxBoxAccV2 is computed.
+    larger images unread; ``progress("localization", done, total)`` follows each batch; ``warn``
+    is told one line for each box clipped to its image (:func:`camtool.data.boxes.clip_box`);
+    ``upsample`` is how maps become pixels (:func:`camtool.core.maps.heatmap`), ``protocol`` how
+    MaxBoxAccV2 is computed.
+
+    Returns:
+        :meth:`LocalizationAccumulator.compute`'s results (``maxboxacc_by_iou`` and
+        ``best_threshold_by_iou`` keyed ``"0.3"`` ...; ``centre_box_baseline`` is what the maps
+        must beat), with the unreadable images (:func:`skipped_fields`), ``n_without_boxes``,
+        the box source and the settings used.
 
     Raises:
         ConfigError: ``batch_size`` below 1, an unknown protocol, or ``"aligned"`` for a model
             that does not record its cell geometry.
-        CamtoolError: the GPU ran out of memory.
+        CamtoolError: no image with boxes could be read, or the GPU ran out of memory.
     """
     if batch_size < 1:
         raise ConfigError(f"batch_size must be at least 1, got {batch_size}")
+    matched = gt.match([path for path, _ in dataset.samples])
+    items = [
+        LocItem(path, label, boxes)
+        for (path, label), boxes in zip(dataset.samples, matched, strict=True)
+        if boxes is not None
+    ]
     info = runner.info
     loader = DataLoader(
         _NoCrop(items, info, max_pixels),
@@ -212,27 +204,6 @@ def run_localization(
             by_shape.setdefault(tuple(entry[0].shape), []).append(entry)
         for group in by_shape.values():
             _score_group(runner, items, group, acc, warn, upsample)
-    return acc, loop.skipped
-
-
-def localization_dict(
-    acc: LocalizationAccumulator,
-    gt: GroundTruth,
-    skipped: Sequence[SkippedImage],
-    without: int,
-    upsample: str = "aligned",
-) -> dict[str, Any]:
-    """The JSON-ready localization results.
-
-    Returns:
-        :meth:`LocalizationAccumulator.compute`'s results (``maxboxacc_by_iou`` and
-        ``best_threshold_by_iou`` keyed ``"0.3"`` ...; ``centre_box_baseline`` is what the maps
-        must beat), with the unreadable images (:func:`skipped_fields`), ``n_without_boxes``,
-        the box source and the settings used.
-
-    Raises:
-        CamtoolError: no image with boxes could be read.
-    """
     if acc.n_images == 0:
         raise CamtoolError("none of the images with boxes could be read")
     res = acc.compute()
@@ -240,8 +211,8 @@ def localization_dict(
         **res,
         "maxboxacc_by_iou": {f"{d:g}": v for d, v in res["maxboxacc_by_iou"].items()},
         "best_threshold_by_iou": {f"{d:g}": v for d, v in res["best_threshold_by_iou"].items()},
-        **skipped_fields(skipped),
-        "n_without_boxes": without,
+        **skipped_fields(loop.skipped),
+        "n_without_boxes": len(matched) - len(items),
         "boxes": str(gt.source),
         "cam_threshold": acc.cam_threshold,
         "iou": acc.loc_iou,
@@ -271,7 +242,7 @@ def evaluate_localization(
     :func:`run_localization`'s.
 
     Returns:
-        :func:`localization_dict`'s results, and ``notes`` (boxes clipped to their image).
+        :func:`run_localization`'s results, and ``notes`` (boxes clipped to their image).
 
     Raises:
         InputError: no box file, a malformed one, or boxes matching no image of the split.
@@ -286,12 +257,12 @@ def evaluate_localization(
     gt = boxes if isinstance(boxes, GroundTruth) else load_boxes(boxes, root)
     if gt is None:
         raise InputError(f"no boxes for localization: {root} has no boxes.csv; give --boxes")
-    items, without = localization_items(gt, dataset)
     notes: list[str] = []
     with torch.inference_mode():
-        acc, skipped = run_localization(
+        found = run_localization(
             runner,
-            items,
+            dataset,
+            gt,
             batch_size=batch_size,
             workers=workers,
             max_pixels=max_pixels,
@@ -300,4 +271,4 @@ def evaluate_localization(
             upsample=upsample,
             protocol=protocol,
         )
-    return {**localization_dict(acc, gt, skipped, without, upsample), "notes": notes}
+    return {**found, "notes": notes}

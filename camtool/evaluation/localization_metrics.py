@@ -1,23 +1,40 @@
-"""Box localization metrics for ``camtool eval``: the CAM paper protocol and MaxBoxAccV2.
+"""Box localization metrics of ``camtool eval``: the CAM paper protocol and MaxBoxAccV2.
 
-:class:`LocalizationAccumulator` is fed batches of ground-truth-class maps and reports
+:class:`LocalizationAccumulator` is fed each image's ground-truth-class map and boxes; it reports
 
-* the CAM paper protocol (Zhou et al., CVPR 2016, following ILSVRC): the box around the
-  largest 8-connected region above 20% of the map's maximum
-  (:func:`camtool.core.localize.box_from_map`); **GT-known localization** counts an image when
-  that box has IoU >= 0.5 with any of its ground-truth boxes, **top-1 localization** also needs
-  the top-1 class right (then the predicted class's map *is* the ground-truth class's map);
-* **MaxBoxAccV2** (Choe et al., CVPR 2020): at each CAM threshold of a sweep, an image counts
-  at IoU level ``delta`` when the best box around *any* connected region of the thresholded map
-  has IoU >= ``delta`` with a ground-truth box; the fraction of such images is maximised over
+* the CAM paper protocol (Zhou et al., CVPR 2016, following ILSVRC): the box around the largest
+  8-connected region above 20% of the map's maximum (:func:`camtool.core.localize.box_from_map`);
+  **GT-known localization** counts an image when that box has IoU >= 0.5 with any of its
+  ground-truth boxes, **top-1 localization** also needs the top-1 class right (then the predicted
+  class's map *is* the ground-truth class's map);
+* **MaxBoxAccV2** (Choe et al., CVPR 2020): at each CAM threshold of a sweep, an image counts at
+  IoU level ``delta`` when the best box around *any* connected region of the thresholded map has
+  IoU >= ``delta`` with a ground-truth box; the fraction of such images is maximised over the
   thresholds for each ``delta``, and the maxima averaged over ``delta`` in {0.3, 0.5, 0.7}.
 
-MaxBoxAccV2 has two protocols (``protocol``): ``"camtool"`` (the default) thresholds the
-min-max normalised float map (foreground strictly above), boxes the 8-connected regions end
-exclusive, takes IoU of pixel areas and sweeps 0.00, 0.01, ..., 0.99
-(:mod:`camtool.core.localize`); ``"wsol"`` follows the wsolevaluation reference exactly
-(:mod:`camtool.evaluation.wsol`). The CAM paper protocol is camtool's in both. Accuracies are
-fractions in [0, 1].
+MaxBoxAccV2 has two protocols (``protocol``). ``"camtool"`` (the default) thresholds the min-max
+normalised float map (foreground strictly above), boxes the 8-connected regions end exclusive,
+takes IoU of pixel areas and sweeps 0.00, 0.01, ..., 0.99 (:mod:`camtool.core.localize`).
+``"wsol"`` is the wsolevaluation reference's ``BoxEvaluator`` (``box_v2_metric``, i.e.
+``multi_contour_eval``) exactly, in four conventions:
+
+1. **8-bit maps.** The min-max normalised map ``m`` (float64; a constant map is all zeros) is
+   quantised as ``q = uint8(m * 255)`` (truncation); at CAM threshold ``t`` the foreground is
+   ``q > int(t * max(q))`` (OpenCV's ``THRESH_BINARY``).
+2. **Every contour, holes included** (``cv2.findContours(RETR_TREE)``): the border of each
+   8-connected foreground region and of each hole (a 4-connected background region not reaching
+   the image edge). A hole's border runs through the foreground pixels 4-adjacent to it, so its
+   box is the hole's grown by one pixel on every side.
+3. **Box corners.** Each ``boundingRect`` ``(x, y, w, h)`` becomes
+   ``(x, y, min(x + w, W - 1), min(y + h, H - 1))``; with no foreground the one box is
+   ``(0, 0, 0, 0)``.
+4. **IoU with the inclusive "+1" rule**: areas ``(x1 - x0 + 1) * (y1 - y0 + 1)``, the
+   intersection likewise, ground-truth boxes used with their numbers as given; a non-positive
+   union gives IoU 0.
+
+Its sweep is the reference's default ``np.arange(0, 1, 0.001)``; regions are labelled with
+:func:`scipy.ndimage.label` (no OpenCV). The CAM paper protocol is camtool's in both.
+Accuracies are fractions in [0, 1].
 """
 
 from __future__ import annotations
@@ -26,6 +43,7 @@ from collections.abc import Sequence
 from typing import TypedDict
 
 import numpy as np
+from scipy import ndimage
 from torch import Tensor
 
 from camtool.core.localize import (
@@ -33,23 +51,30 @@ from camtool.core.localize import (
     BoxXYXY,
     all_boxes_from_map_thresholds,
     box_from_map,
+    minmax_normalize,
 )
 from camtool.errors import CamtoolError, ConfigError, InputError
 from camtool.evaluation.metrics import to_numpy
-from camtool.evaluation.wsol import WSOL_CAM_THRESHOLDS, box_iou, wsol_boxes
 
 __all__ = [
     "DEFAULT_CAM_THRESHOLDS",
     "DEFAULT_IOU_THRESHOLDS",
     "LOC_IOU",
     "PROTOCOLS",
+    "WSOL_CAM_THRESHOLDS",
     "LocalizationAccumulator",
     "LocalizationResults",
+    "box_iou",
     "centre_box_baseline",
+    "quantize",
+    "wsol_boxes",
 ]
 
 DEFAULT_CAM_THRESHOLDS: np.ndarray = np.arange(100) / 100.0
 """camtool's MaxBoxAccV2 sweep: 0.00, 0.01, ..., 0.99."""
+
+WSOL_CAM_THRESHOLDS: np.ndarray = np.arange(0, 1, 0.001)
+"""The reference's default sweep (``cam_curve_interval = 0.001``)."""
 
 DEFAULT_IOU_THRESHOLDS: tuple[float, ...] = (0.3, 0.5, 0.7)
 """The IoU levels MaxBoxAccV2 averages over."""
@@ -60,27 +85,88 @@ LOC_IOU = 0.5
 PROTOCOLS: tuple[str, ...] = ("camtool", "wsol")
 """The MaxBoxAccV2 protocols (see the module docstring)."""
 
+_EIGHT = np.ones((3, 3), dtype=bool)
+_FOUR = ndimage.generate_binary_structure(2, 1)
+_NO_BOX = np.zeros((1, 4), dtype=np.int64)
+
+
+def quantize(heatmap: np.ndarray) -> np.ndarray:
+    """The reference's 8-bit map ``uint8(m * 255)`` of the min-max normalised float64 map ``m``.
+
+    Raises:
+        InputError: not a finite, non-empty 2-D map.
+    """
+    return (minmax_normalize(heatmap) * 255).astype(np.uint8)
+
+
+def _boxes_of_mask(mask: np.ndarray) -> np.ndarray:
+    height, width = mask.shape
+    found: list[tuple[int, int, int, int]] = []  # inclusive (x0, y0, x1, y1)
+    labels, count = ndimage.label(mask, structure=_EIGHT)
+    for rows, cols in ndimage.find_objects(labels)[:count]:
+        found.append((cols.start, rows.start, cols.stop - 1, rows.stop - 1))
+    holes, n_holes = ndimage.label(~mask, structure=_FOUR)
+    for rows, cols in ndimage.find_objects(holes)[:n_holes]:
+        if rows.start == 0 or cols.start == 0 or rows.stop == height or cols.stop == width:
+            continue  # open to the image edge: background, not a hole
+        found.append((cols.start - 1, rows.start - 1, cols.stop, rows.stop))
+    if not found:
+        return _NO_BOX
+    boxes = np.asarray(found, dtype=np.int64)
+    boxes[:, 2] = np.minimum(boxes[:, 2] + 1, width - 1)
+    boxes[:, 3] = np.minimum(boxes[:, 3] + 1, height - 1)
+    return boxes
+
+
+def wsol_boxes(heatmap: np.ndarray, thresholds: Sequence[float] | np.ndarray) -> list[np.ndarray]:
+    """The reference's boxes of every contour of a 2-D ``[y, x]`` map (any scale) at each CAM
+    threshold in [0, 1).
+
+    Returns:
+        Per threshold, an int64 ``(k, 4)`` array of ``(x0, y0, x1, y1)`` (``k >= 1``;
+        ``[[0, 0, 0, 0]]`` when nothing is above the threshold).
+
+    Raises:
+        InputError: not a finite, non-empty 2-D map.
+    """
+    q = quantize(heatmap)
+    top = int(q.max())
+    levels = [int(float(t) * top) for t in thresholds]
+    by_level = {level: _boxes_of_mask(q > level) for level in set(levels)}
+    return [by_level[level] for level in levels]
+
+
+def box_iou(boxes: np.ndarray, gt: np.ndarray, *, inclusive: bool = False) -> np.ndarray:
+    """Float64 ``(k, g)`` IoU of each of ``(k, 4)`` boxes with each of ``(g, 4)`` ground-truth
+    boxes, all ``(x0, y0, x1, y1)``: end-exclusive pixel areas, or with ``inclusive`` the
+    reference's "+1" rule. An inverted box has no area; 0 where the union is not positive."""
+    one = 1.0 if inclusive else 0.0
+    a = np.asarray(boxes, dtype=np.float64)[:, None, :]
+    b = np.asarray(gt, dtype=np.float64)[None, :, :]
+
+    def side(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+        return np.maximum(0.0, hi - lo + one)
+
+    inter = side(np.maximum(a[..., 0], b[..., 0]), np.minimum(a[..., 2], b[..., 2])) * side(
+        np.maximum(a[..., 1], b[..., 1]), np.minimum(a[..., 3], b[..., 3])
+    )
+    area_a = side(a[..., 0], a[..., 2]) * side(a[..., 1], a[..., 3])
+    area_b = side(b[..., 0], b[..., 2]) * side(b[..., 1], b[..., 3])
+    union = area_a + area_b - inter
+    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+
 
 def _best_iou(boxes: Sequence[BoxXYXY], gt: np.ndarray) -> float:
-    """Largest IoU (end-exclusive pixel areas) between any of ``boxes`` and any row of ``gt``."""
     if not boxes:
         return 0.0
     return float(box_iou(np.asarray([b.as_tuple() for b in boxes]), gt).max())
 
 
 class LocalizationResults(TypedDict):
-    """What :meth:`LocalizationAccumulator.compute` returns; accuracies are fractions in [0, 1].
-
-    Attributes:
-        top1_loc: CAM protocol box with IoU >= ``loc_iou`` and the top-1 class right.
-        gt_known_loc: CAM protocol box of the ground-truth class map with IoU >= ``loc_iou``.
-        maxboxacc_v2: mean over the IoU levels of ``maxboxacc_by_iou``.
-        maxboxacc_by_iou: ``{delta: box accuracy at the best CAM threshold}``.
-        best_threshold_by_iou: ``{delta: the lowest CAM threshold reaching that maximum}``.
-        n_images: number of images accumulated.
-        centre_box_baseline: :func:`centre_box_baseline` on the same images: what the maps
-            must beat.
-    """
+    """What :meth:`LocalizationAccumulator.compute` returns (accuracies in [0, 1]): top-1 and
+    GT-known localization, MaxBoxAccV2 (the mean of ``maxboxacc_by_iou``, ``{delta: accuracy at
+    the best CAM threshold}``), the lowest CAM threshold reaching each maximum, the image count
+    and :func:`centre_box_baseline` on the same images (what the maps must beat)."""
 
     top1_loc: float
     gt_known_loc: float
@@ -92,16 +178,11 @@ class LocalizationResults(TypedDict):
 
 
 class LocalizationAccumulator:
-    """Accumulates box-localization results over batches (see the module docstring):
-    :meth:`update` with each batch, then :meth:`compute`.
+    """The metrics of the module docstring over batches: :meth:`update`, then :meth:`compute`.
 
-    Args:
-        thresholds: the CAM thresholds of the MaxBoxAccV2 sweep, in [0, 1]; ``None`` for the
-            protocol's own (:data:`DEFAULT_CAM_THRESHOLDS`, or the reference's 0.001 steps).
-        iou_thresholds: the IoU levels MaxBoxAccV2 averages over.
-        cam_threshold: the relative threshold of the CAM paper protocol.
-        loc_iou: the IoU needed by top-1 and GT-known localization.
-        protocol: ``"camtool"`` or ``"wsol"``, how MaxBoxAccV2 finds and scores its boxes.
+    ``thresholds`` is the MaxBoxAccV2 sweep in [0, 1] (``None``: the protocol's own),
+    ``iou_thresholds`` the levels it averages over, ``cam_threshold`` and ``loc_iou`` the CAM
+    paper protocol's relative threshold and IoU, ``protocol`` ``"camtool"`` or ``"wsol"``.
 
     Raises:
         ConfigError: if a threshold is outside [0, 1], a list is empty or the protocol unknown.
@@ -146,15 +227,9 @@ class LocalizationAccumulator:
         pred_correct: Tensor | np.ndarray | Sequence[bool],
         gt_boxes: Sequence[Sequence[BoxXYXY]],
     ) -> None:
-        """Add a batch of images.
-
-        Args:
-            heatmaps: ``[N, H, W]`` maps of each image's ground-truth class at the resolution
-                the boxes are given in (usually the input image); a sequence of 2-D maps of
-                different sizes is accepted as well.
-            pred_correct: ``[N]`` flags, true where the top-1 predicted class is the true class.
-            gt_boxes: for each image, its ground-truth boxes (at least one), in the map's pixel
-                coordinates.
+        """Add a batch: ``[N, H, W]`` maps (or N 2-D maps of any sizes) of each image's
+        ground-truth class in the boxes' pixels, ``[N]`` flags true where the top-1 class is
+        right, and each image's ground-truth boxes (at least one) in the map's coordinates.
 
         Raises:
             InputError: if the lengths differ, an image has no box or a map is not 2-D/finite.
@@ -179,7 +254,6 @@ class LocalizationAccumulator:
             self._n += 1
 
     def _sweep_best_iou(self, heatmap: np.ndarray, gt: np.ndarray) -> np.ndarray:
-        """The best IoU of any box with any ground-truth box, at each threshold of the sweep."""
         if self.protocol == "wsol":
             boxes = wsol_boxes(heatmap, self.thresholds)
             return np.asarray([box_iou(b, gt, inclusive=True).max() for b in boxes])
@@ -192,21 +266,13 @@ class LocalizationAccumulator:
         return self._n
 
     def box_accuracy_curves(self) -> dict[float, np.ndarray]:
-        """Box accuracy at each CAM threshold, for each IoU level (fractions in [0, 1]).
-
-        Raises:
-            CamtoolError: if no image was added.
-        """
+        """``{IoU level: box accuracy at each CAM threshold}``; CamtoolError without images."""
         if self._n == 0:
             raise CamtoolError("no images were given to the localization metrics")
         return {d: self._correct[i] / self._n for i, d in enumerate(self.iou_thresholds)}
 
     def compute(self) -> LocalizationResults:
-        """The :class:`LocalizationResults` over every image added so far.
-
-        Raises:
-            CamtoolError: if no image was added.
-        """
+        """The :class:`LocalizationResults` so far; CamtoolError if no image was added."""
         curves = self.box_accuracy_curves()
         by_iou = {d: float(c.max()) for d, c in curves.items()}
         best_thr = {d: float(self.thresholds[int(np.argmax(c))]) for d, c in curves.items()}
@@ -231,23 +297,18 @@ def centre_box_baseline(
 ) -> dict[str, float]:
     """How well one fixed box that looks at no image localizes: the reference a map must beat.
 
-    The box has the ground-truth boxes' mean width and height (each as a fraction of its image's
-    width and height) and sits at each image's centre, like the centre baselines Choe et al.
-    (CVPR 2020) report beside their WSOL methods. On data whose objects gather at the centre it
-    scores high with no model at all.
+    The box has the ground-truth boxes' mean width and height (as fractions of their image's)
+    and sits at each image's centre, like the centre baselines of Choe et al. (CVPR 2020). On data
+    whose objects gather at the centre it scores high with no model at all.
 
     Args:
-        gt_boxes: per image, its ground-truth boxes as an ``(n, 4)`` array of
-            ``x0, y0, x1, y1`` pixels, end exclusive (``n >= 1``).
+        gt_boxes: per image, an ``(n >= 1, 4)`` array of ``x0, y0, x1, y1`` pixels, end exclusive.
         image_sizes: per image, its ``(height, width)``.
-        iou_thresholds: the IoU levels MaxBoxAccV2 averages over.
-        loc_iou: the IoU that GT-known localization requires.
 
     Returns:
-        ``{"gt_known_loc", "maxboxacc_v2"}``, fractions in [0, 1]: the fraction of images whose
-        best IoU with the fixed box reaches ``loc_iou``, and that fraction averaged over
-        ``iou_thresholds`` (the box does not depend on a threshold to sweep). IoU is camtool's
-        (pixel areas, end exclusive) whichever MaxBoxAccV2 protocol the maps were scored with.
+        ``{"gt_known_loc", "maxboxacc_v2"}`` in [0, 1]: the fraction of images whose best IoU
+        (camtool's, whatever the protocol) with the box reaches ``loc_iou``, and that fraction
+        averaged over ``iou_thresholds`` (no threshold to sweep).
 
     Raises:
         ConfigError: no images, the two sequences differ in length, no IoU levels, an image
@@ -280,8 +341,6 @@ def centre_box_baseline(
 def _checked_boxes(
     gt_boxes: Sequence[np.ndarray], image_sizes: Sequence[tuple[int, int]]
 ) -> tuple[list[np.ndarray], list[tuple[int, int]]]:
-    """The boxes as float ``(n, 4)`` arrays and the sizes, each checked (see
-    :func:`centre_box_baseline`'s errors)."""
     boxes = list(gt_boxes)
     sizes = [(int(hw[0]), int(hw[1])) for hw in image_sizes]
     if not boxes or len(boxes) != len(sizes):

@@ -1,11 +1,9 @@
-"""Metrics for ``camtool eval``: classification, and map faithfulness in torch batches.
+"""Metrics for ``camtool eval`` on torch batches: classification, and map faithfulness.
 
-Classification: :func:`topk_correct`, :func:`confusion_matrix`, :func:`per_class_prf`.
-Faithfulness (no boxes needed): :func:`deletion_insertion_auc` (Petsiuk et al., RISE, BMVC
-2018) and :func:`average_drop_increase` (Chattopadhay et al., Grad-CAM++, WACV 2018). Their
-``images`` are model inputs, normalised with the dataset's mean and standard deviation, so 0
-is the mean colour: the "removed" baseline. Box localization is in
-:mod:`camtool.evaluation.localization_metrics`.
+Faithfulness (no boxes needed): :func:`deletion_insertion_auc` (Petsiuk et al., RISE, BMVC 2018)
+and :func:`average_drop_increase` (Chattopadhay et al., Grad-CAM++, WACV 2018). Their ``images``
+are model inputs, normalised with the dataset's mean and std, so 0 is the mean colour: the
+"removed" baseline. Box localization is in :mod:`camtool.evaluation.localization_metrics`.
 """
 
 from __future__ import annotations
@@ -49,10 +47,8 @@ def to_numpy(values: Tensor | np.ndarray | Sequence[int] | Sequence[bool]) -> np
 
 
 def topk_correct(logits: Tensor, targets: Tensor, ks: Iterable[int] = (1, 5)) -> dict[int, int]:
-    """``{k: how many samples have their target among the k highest logits}``.
-
-    ``logits`` are ``[N, C]``, ``targets`` ``[N]`` class indices; a ``k`` above ``C`` counts
-    every sample.
+    """``{k: how many samples have their target among the k highest logits}`` of ``[N, C]``
+    ``logits`` and ``[N]`` class indices; a ``k`` above ``C`` counts every sample.
 
     Raises:
         ConfigError: if a ``k`` is below 1.
@@ -119,16 +115,8 @@ def per_class_prf(confusion: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nda
 def _heatmaps(
     saliency: Tensor, images: Tensor, upsample: str, geometry: CellGeometry | None
 ) -> Tensor:
-    """Float32 ``[N, H, W]`` maps in [0, 1] at the images' size, on their device.
-
-    Each goes through :func:`camtool.core.maps.heatmap`, so a map it calls flat is all zeros
-    here too (rounding noise is never ranked or kept); maps at the images' size are only
-    normalised.
-
-    Raises:
-        InputError: the shapes do not fit, or a map holds NaN or infinity.
-        ConfigError: ``"aligned"`` without a geometry, for maps smaller than the images.
-    """
+    """Float32 ``[N, H, W]`` maps in [0, 1] at the images' size, on their device, made by
+    :func:`camtool.core.maps.heatmap` (so a map it calls flat is all zeros here too)."""
     n, size = images.shape[0], (int(images.shape[-2]), int(images.shape[-1]))
     if saliency.ndim != 3 or saliency.shape[0] != n:
         raise InputError(f"saliency must be [{n}, h, w], got {tuple(saliency.shape)}")
@@ -150,7 +138,6 @@ def _check_inputs(images: Tensor, target: Tensor, batch_size: int) -> None:
 
 
 def _target_probs(model_fn: ModelFn, batch: Tensor, target: Tensor) -> Tensor:
-    """Softmax probability of ``target`` for each image of ``batch``."""
     logits = model_fn(batch)
     if logits.ndim != 2 or logits.shape[0] != batch.shape[0]:
         raise InputError(
@@ -170,9 +157,8 @@ def _variant_probs(
     batch_size: int,
     progress: ProgressFn | None,
 ) -> Tensor:
-    """Target-class probability of ``V`` altered copies of each of ``N`` images, ``[N, V]``
-    for ``shape = (N, V)``: ``variant(image_idx, variant_idx)`` builds the copies, scored in
-    chunks of ``batch_size`` without gradients."""
+    """``[N, V]`` target-class probabilities of the copies ``variant(image_idx, variant_idx)``
+    for ``shape = (N, V)``, scored in chunks of ``batch_size`` without gradients."""
     n, per_image = shape
     total = n * per_image
     device = target.device
@@ -204,7 +190,7 @@ def _gaussian_blur(images: Tensor, sigma: float) -> Tensor:
 def _curve_ends(
     images: Tensor, mode: str, insertion_start: str, blur_sigma: float
 ) -> tuple[Tensor, Tensor]:
-    """The images at the first and last step of the curve; ConfigError for a bad setting."""
+    """The images at the first and last step of the curve."""
     if mode not in ("deletion", "insertion"):
         raise ConfigError(f"mode must be 'deletion' or 'insertion', got {mode!r}")
     if insertion_start not in ("blur", "baseline"):
@@ -245,13 +231,9 @@ def deletion_insertion_auc(
     target class's softmax probability at the ``steps + 1`` points, its area taken with the
     trapezoid rule over the fraction of pixels changed.
 
-    Args:
-        model_fn: maps images ``[B, C, H, W]`` to logits ``[B, num_classes]``.
-        images: ``[N, C, H, W]`` model inputs (normalised).
-        saliency: ``[N, h, w]`` maps, any scale, at most the images' size.
-        target: ``[N]`` the class whose probability is tracked.
-        batch_size: most images per model call.
-        progress: ``progress(done, total)``, counted in images fed to the model.
+    ``images`` are ``[N, C, H, W]`` normalised model inputs, ``saliency`` ``[N, h, w]`` maps
+    (any scale, at most the images' size), ``target`` ``[N]`` the tracked class; ``model_fn``
+    is called on at most ``batch_size`` images, ``progress(done, total)`` counts them.
 
     Returns:
         ``[N]`` float32 AUCs in [0, 1], on the images' device.

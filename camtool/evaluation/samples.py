@@ -1,9 +1,7 @@
 """Samples of a dataset by index, as ``camtool eval`` numbers them: ``cam --dataset --index``.
 
-A view is ``val`` or ``train`` of the model's dataset (found by
-:func:`camtool.evaluation.source.dataset_root`, read by
-:func:`camtool.evaluation.data.split_dataset`, exactly what ``eval`` reads), or any folder laid
-out like them (``FOLDER/<class>/...``, each class folder named like one of the model's classes,
+A view is ``val`` or ``train`` of the model's dataset (exactly what ``eval`` reads), or any
+folder laid out like them (``FOLDER/<class>/...``, class folders named like the model's classes,
 see :func:`camtool.data.labels.folder_class`). Sample ``i`` is the ``i``-th file in sorted order,
 the index ``eval`` reports (e.g. in its most confident mistakes).
 """
@@ -13,7 +11,7 @@ from __future__ import annotations
 import random
 import secrets
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -32,14 +30,8 @@ __all__ = ["DatasetSample", "choose_indices", "dataset_view", "draw_seed", "samp
 
 @dataclass(frozen=True)
 class DatasetSample:
-    """One image of a dataset, with its true class.
-
-    Attributes:
-        index: its index in the view's sorted order (``eval``'s index for a split).
-        path: the image file.
-        true_idx: its true class, an index into the model's class names.
-        true_name: that class's name.
-    """
+    """One image of a dataset: its ``index`` in the view's sorted order (``eval``'s index for a
+    split), its file, and its true class (an index into the model's class names, and the name)."""
 
     index: int
     path: Path
@@ -47,37 +39,24 @@ class DatasetSample:
     true_name: str
 
     def load(self, max_pixels: int | None = None) -> Image.Image:
-        """The image as RGB, decoded as every camtool command decodes it
-        (:func:`camtool.data.images.load_image`).
-
-        Raises:
-            InputError: the file cannot be read, or has more than ``max_pixels`` pixels.
-        """
+        """The image as RGB, by :func:`camtool.data.images.load_image` (InputError: unreadable,
+        or more than ``max_pixels`` pixels)."""
         from camtool.data.images import load_image
 
         return load_image(self.path, max_pixels)
 
     def to_dict(self) -> dict[str, Any]:
         """``{index, path, true_idx, true_name}`` as JSON types."""
-        return {
-            "index": self.index,
-            "path": str(self.path),
-            "true_idx": self.true_idx,
-            "true_name": self.true_name,
-        }
+        return {**asdict(self), "path": str(self.path)}
 
 
 def dataset_view(
     spec: str, info: ModelInfo, root: Path | None, max_pixels: int | None = None
 ) -> ImageFolderDataset:
-    """The images ``--dataset spec`` names, labelled with the model's class indices.
-
-    Args:
-        spec: ``"val"``, ``"train"``, or a folder holding one folder per class.
-        info: the model (its class names, image size, normalisation).
-        root: the dataset root for a split (see :func:`~camtool.evaluation.source.dataset_root`);
-            not used for a folder.
-        max_pixels: larger images are skipped unread when the dataset is iterated.
+    """The images ``--dataset spec`` (``"val"``, ``"train"``, or a folder holding one folder per
+    class) names, labelled with the model's class indices and read with its transform; ``root``
+    is the dataset root for a split (:func:`~camtool.evaluation.source.dataset_root`); images
+    larger than ``max_pixels`` are skipped unread.
 
     Raises:
         ConfigError: a split without ``root``; a folder that holds ``train/`` (a dataset root:
@@ -128,17 +107,9 @@ def choose_indices(
     seed: int = 0,
     name: str = "the dataset",
 ) -> list[int]:
-    """The sample indices of ``--index`` or ``--random``, checked against the view's size.
-
-    Args:
-        size: images in the view.
-        indices: indices asked for by number (``--index``), kept in the order given.
-        count: draw this many distinct indices uniformly at random (``--random``).
-        seed: seeds the draw: the same seed and size give the same indices.
-        name: the view, for messages.
-
-    Returns:
-        The indices: ``indices``, or ``count`` drawn ones in increasing order.
+    """The sample indices of ``--index`` (``indices``, kept in their order) or ``--random``
+    (``count`` distinct ones drawn uniformly with ``seed``, in increasing order: the same seed and
+    ``size`` give the same indices), checked against the view's ``size``; ``name`` is the view.
 
     Raises:
         ConfigError: both or neither of ``indices`` and ``count``; an index outside

@@ -1,10 +1,5 @@
-"""Which model and which dataset ``camtool eval`` (and ``cam --dataset``) read.
-
-One place decides it, so that every command that names a dataset sample finds the very folder
-``eval`` reports on: ``dataset.data_dir`` when it was set, else the folder the checkpoint was
-trained on (:func:`data_dir_candidates`); without a model, the zero-shot baseline on
-``dataset.data_dir``.
-"""
+"""Which model and which dataset ``camtool eval`` (and ``cam --dataset``) read: one place, so
+that every command naming a dataset sample finds the very folder ``eval`` reports on."""
 
 from __future__ import annotations
 
@@ -24,19 +19,12 @@ __all__ = ["data_dir_candidates", "dataset_root", "open_model_and_dataset"]
 def open_model_and_dataset(
     model_path: Path | None, settings: Settings, *, few_images: bool = False
 ) -> tuple[Runner, Path]:
-    """The model ``--model`` names and the root of the dataset it is evaluated on.
+    """``(runner, root)``: the model ``--model`` names (a checkpoint or ``.onnx`` file) and the
+    root (holding ``train/`` and ``val/``) of the dataset it is evaluated on (:func:`dataset_root`).
 
     With ``model_path`` ``None`` the model is the zero-shot baseline: ImageNet's ``model.arch``
     restricted to the Imagenette classes of ``dataset.data_dir`` (:mod:`camtool.core.zeroshot`).
-
-    Args:
-        model_path: a checkpoint or ``.onnx`` file, or ``None``.
-        settings: the resolved settings (device, arch, ``dataset.data_dir``).
-        few_images: the model will see a few images only (see
-            :func:`camtool.core.loading.open_runner`).
-
-    Returns:
-        ``(runner, root)``, ``root`` holding ``train/`` and ``val/``.
+    ``few_images``: the model will see a few images only (:func:`camtool.core.loading.open_runner`).
 
     Raises:
         CamtoolError: the model cannot be opened, or no dataset is found (see
@@ -64,11 +52,8 @@ def dataset_root(data_dir: Path | None, stored: Mapping[str, Any], model_path: P
     ``checkpoint_dir``); the recorded folder's name next to the checkpoint and one level up (the
     project moved); and finally ``data/`` here.
 
-    Args:
-        data_dir: the folder the user named, or ``None``.
-        stored: the settings saved in the checkpoint.
-        model_path: the checkpoint file; ``None`` (the zero-shot ImageNet model, which was
-            trained on no folder) looks in ``data/`` alone.
+    ``stored`` are the settings saved in the checkpoint; ``model_path`` ``None`` (the zero-shot
+    ImageNet model, trained on no folder) looks in ``data/`` alone.
 
     Raises:
         CamtoolError: none of them holds a dataset; the message lists every folder tried and
@@ -91,13 +76,7 @@ def dataset_root(data_dir: Path | None, stored: Mapping[str, Any], model_path: P
 
 
 def data_dir_candidates(stored: Mapping[str, Any], checkpoint: Path) -> list[Path]:
-    """Where the dataset of a checkpoint may be, best guess first (see :func:`dataset_root`).
-
-    Args:
-        stored: the settings saved in the checkpoint (``dataset.data_dir``,
-            ``training.checkpoint_dir``), possibly empty.
-        checkpoint: the checkpoint file.
-    """
+    """Where the dataset of a checkpoint may be, best guess first (see :func:`dataset_root`)."""
     folder = checkpoint.absolute().parent
     candidates: list[Path] = []
     recorded = (stored.get("dataset") or {}).get("data_dir")
@@ -114,8 +93,4 @@ def data_dir_candidates(stored: Mapping[str, Any], checkpoint: Path) -> list[Pat
                 candidates.append(Path(*folder.parts[: len(folder.parts) - depth]) / data_dir)
         candidates += [folder / data_dir.name, folder.parent / data_dir.name]
     candidates.append(Path(DatasetSettings().data_dir))
-    unique: list[Path] = []
-    for path in candidates:
-        if path not in unique:
-            unique.append(path)
-    return unique
+    return list(dict.fromkeys(candidates))
