@@ -9,9 +9,9 @@ The pipeline has three stages that overlap:
    bounded number of images while it waits, and runs one forward pass per batch
    (:func:`camtool.core.maps.explain_batch`). Each image's input depends on that image alone,
    so its map does not depend on the images it shares a batch with.
-3. **write** (:mod:`camtool.batch.writer`) -- a small thread pool draws the maps, finds each
-   map's peak and box and yields one manifest row, which the main thread appends to
-   ``manifest.jsonl`` at once.
+3. **write** (:class:`camtool.batch.manifest.MapWriter`) -- a small thread pool draws the
+   maps, finds each map's peak and box and yields one manifest row, which the main thread
+   appends to ``manifest.jsonl`` at once.
 
 Images travel as NumPy arrays from end to end; torch is imported only by a PyTorch model's
 runner, so a run with an ONNX model never imports it. Nothing grows with the number of images
@@ -38,12 +38,12 @@ from camtool.batch.manifest import (
     MANIFEST_JSONL,
     STATUSES,
     ManifestWriter,
+    MapWriter,
     finalize,
     latest_rows,
     manifest_row,
 )
 from camtool.batch.report import BatchReport, top1_of
-from camtool.batch.writer import MapWriter
 from camtool.core.maps import explain_batch, resolve_class
 from camtool.core.runner import Runner
 from camtool.errors import CamtoolError, ConfigError, interrupt_exit_code
