@@ -5,10 +5,9 @@ Modules:
 
 * ``inputs`` -- finding the images, naming their outputs, shards; reading and resizing them in
   worker processes (NumPy, no torch)
-* ``pipeline`` -- ``run_batch``: batches by input size, forward passes, the run's counts
-* ``writer`` -- drawing and writing the maps in threads
-* ``manifest`` -- ``manifest.jsonl`` and ``manifest.csv``
-* ``report`` -- ``BatchReport``: the summary a run prints and its ``--json`` document; top-1
+* ``pipeline`` -- ``run_batch``: batches by input size, forward passes; ``BatchReport``, the
+  summary a run prints and its ``--json`` document
+* ``manifest`` -- drawing and writing the maps in threads; ``manifest.jsonl`` and ``manifest.csv``
 * ``gallery`` -- ``index.html``
 * ``gallery_assets`` -- the gallery's inline stylesheet and script (filters, sorting)
 """

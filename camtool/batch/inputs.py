@@ -135,37 +135,34 @@ class _Walker:
             self.cwd = None
         self.out_shown = str(output_dir)
         self.visited: set[str] = set()
-        self.seen: set[str] = set()
+        self.found: dict[str, InputItem] = {}  # by path: each input once, in the order found
         self.roots: dict[tuple[str, ...], str] = {}
         self.parent_inside: dict[str, bool] = {}
 
-    def items(self, specs: Iterable[str]) -> Iterator[InputItem]:
+    def items(self, specs: Iterable[str]) -> list[InputItem]:
         for spec in specs:
             if os.path.isdir(spec):
-                yield from self._walk(spec)
+                self._walk(spec)
             else:
-                yield from self._file(spec)
+                self._file(spec)
+        return list(self.found.values())
 
-    def _new(
-        self, path: str, key: tuple[str, ...], error: str | None = None
-    ) -> Iterator[InputItem]:
-        if path not in self.seen:
-            self.seen.add(path)
-            yield InputItem(path, key, error=error)
+    def _add(self, path: str, key: tuple[str, ...], error: str | None = None) -> None:
+        self.found.setdefault(path, InputItem(path, key, error=error))
 
-    def _file(self, spec: str) -> Iterator[InputItem]:
+    def _file(self, spec: str) -> None:
         path = os.path.normpath(spec)
         parent = os.path.dirname(os.path.abspath(path))
         inside = self.parent_inside.get(parent)
         if inside is None:
             inside = _inside(os.path.realpath(parent), self.out_real)
             self.parent_inside[parent] = inside
-        error = (
-            f"is inside the output folder {self.out_shown}; not read (keep inputs out of it)"
-            if inside
-            else None
-        )
-        yield from self._new(path, _anchor(spec, False, self.cwd), error)
+        error = None
+        if inside:
+            error = (
+                f"is inside the output folder {self.out_shown}; not read (keep inputs out of it)"
+            )
+        self._add(path, _anchor(spec, False, self.cwd), error)
 
     def _root_key(self, spec: str, real: str) -> tuple[str, ...]:
         key = _anchor(spec, True, self.cwd)
@@ -176,7 +173,7 @@ class _Walker:
         self.roots[key] = real
         return key
 
-    def _walk(self, spec: str) -> Iterator[InputItem]:
+    def _walk(self, spec: str) -> None:
         root = os.path.normpath(spec)
         real = os.path.realpath(root)
         if _inside(self.out_real, real):
@@ -199,30 +196,26 @@ class _Walker:
                 with os.scandir(folder) as listing:
                     entries = sorted(listing, key=lambda e: e.name)
             except OSError as exc:
-                reason = f"cannot read folder ({exc.strerror or exc})"
-                yield from self._new(folder, key, reason)
+                self._add(folder, key, f"cannot read folder ({exc.strerror or exc})")
                 continue
             subfolders: list[tuple[str, tuple[str, ...]]] = []
             for entry in entries:
                 if entry.name.startswith("."):
                     continue
                 full = os.path.join(folder, entry.name)
-                if _is_dir(entry):
+                try:
+                    is_dir = entry.is_dir()
+                except OSError:
+                    is_dir = False
+                if is_dir:
                     sub_real = os.path.realpath(full)
                     if sub_real in self.visited or _inside(sub_real, self.out_real):
                         continue
                     self.visited.add(sub_real)
                     subfolders.append((full, (*key, entry.name)))
                 elif os.path.splitext(entry.name)[1].lower() in IMAGE_SUFFIXES:
-                    yield from self._new(full, (*key, entry.name))
+                    self._add(full, (*key, entry.name))
             stack.extend(reversed(subfolders))
-
-
-def _is_dir(entry: os.DirEntry[str]) -> bool:
-    try:
-        return entry.is_dir()
-    except OSError:
-        return False
 
 
 def discover_inputs(
@@ -238,7 +231,7 @@ def discover_inputs(
         CamtoolError: an input folder and the output folder overlap.
         ConfigError: ``-`` given with no ``stdin``.
     """
-    return list(_Walker(Path(output_dir)).items(_expand(inputs, stdin)))
+    return _Walker(Path(output_dir)).items(_expand(inputs, stdin))
 
 
 def assign_outputs(items: Sequence[InputItem]) -> None:

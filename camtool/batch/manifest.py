@@ -1,4 +1,10 @@
-"""batch-cam's manifest: ``manifest.jsonl`` appended row by row, ``manifest.csv`` at the end.
+"""batch-cam's rows: each image's maps drawn in writer threads, ``manifest.jsonl`` appended row
+by row, ``manifest.csv`` at the end.
+
+:class:`MapWriter` is the pipeline's last stage: a small thread pool upsamples and draws each
+image's maps (:func:`camtool.explain.files.write_maps`), finds the first map's peak and box
+(:func:`camtool.explain.files.peak_and_box`) and makes one row of it. Rows come back in the
+order the images were submitted; a bounded number of images (and of bytes) wait to be written.
 
 ``manifest.jsonl`` is written as rows complete, one JSON object per line, each line in a single
 ``write`` on a file opened for appending, under an advisory lock, so that several processes
@@ -15,11 +21,21 @@ import errno
 import io
 import json
 import os
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+from PIL import Image
+
+from camtool.batch.inputs import InputItem
+from camtool.core.maps import CAMBatch
+from camtool.core.runner import ModelInfo
+from camtool.data.labels import true_class
 from camtool.errors import CamtoolError
+from camtool.explain.files import CamOptions, peak_and_box, write_maps
 from camtool.fsutil import atomic_write_bytes
 from camtool.process import file_lock
 from camtool.textio import to_json, unicode_text
@@ -29,8 +45,10 @@ __all__ = [
     "FIELDS",
     "MANIFEST_CSV",
     "MANIFEST_JSONL",
+    "PROB_DIGITS",
     "STATUSES",
     "ManifestWriter",
+    "MapWriter",
     "finalize",
     "latest_rows",
     "manifest_row",
@@ -40,6 +58,9 @@ __all__ = [
 MANIFEST_JSONL = "manifest.jsonl"
 MANIFEST_CSV = "manifest.csv"
 LOCK_NAME = ".manifest.lock"
+#: Decimals kept of a probability in the manifest (0.01 percentage point).
+PROB_DIGITS = 4
+_WRITE_BYTES = 256 * 2**20  # decoded images waiting to be written, at most
 
 #: The values of a row's ``status``: the input's maps are written, or it failed (see ``error``).
 STATUSES = ("ok", "error")
@@ -228,3 +249,99 @@ def finalize(
             f"cannot write the manifest in {directory}: {exc.strerror or exc}"
         ) from None
     return rows
+
+
+class MapWriter:
+    """Writes images' maps in ``threads`` threads and hands back their manifest rows in order,
+    holding at most ``max_pending`` images submitted but not yet handed back."""
+
+    def __init__(
+        self, out_dir: Path, info: ModelInfo, options: CamOptions, threads: int, max_pending: int
+    ) -> None:
+        self.out_dir = out_dir
+        self.info = info
+        self.options = options
+        self.threads = threads
+        self.max_pending = max_pending
+        self.pending: deque[tuple[Future[dict[str, Any]], int]] = deque()
+        self.pending_bytes = 0
+        self.pool: ThreadPoolExecutor | None = None
+
+    def submit(
+        self, item: InputItem, original: np.ndarray, batch: CAMBatch, row: int
+    ) -> list[dict[str, Any]]:
+        """Queue image ``row`` of ``batch``; return the rows of the writes finished meanwhile."""
+        if self.pool is None:
+            self.pool = ThreadPoolExecutor(self.threads, thread_name_prefix="camtool-write")
+        future = self.pool.submit(self.write_one, item, original, batch, row)
+        self.pending.append((future, original.nbytes))
+        self.pending_bytes += original.nbytes
+        return self.collect(self.max_pending)
+
+    def collect(self, limit: int) -> list[dict[str, Any]]:
+        """The rows of finished writes, in order, waiting while more than ``limit`` are pending."""
+        rows = []
+        while self.pending and (
+            len(self.pending) > limit
+            or self.pending_bytes > _WRITE_BYTES
+            or self.pending[0][0].done()
+        ):
+            future, size = self.pending.popleft()
+            self.pending_bytes -= size
+            rows.append(future.result())
+        return rows
+
+    def stop(self, cancel: bool) -> list[dict[str, Any]]:
+        """Finish (or, after an interrupt, cancel the unstarted) writes; return their rows."""
+        if cancel:
+            self.pending = deque((f, n) for f, n in self.pending if not f.cancel())
+            self.pending_bytes = sum(n for _f, n in self.pending)
+        rows = self.collect(0)
+        if self.pool is not None:
+            self.pool.shutdown(wait=True)
+            self.pool = None
+        return rows
+
+    def write_one(
+        self, item: InputItem, original: np.ndarray, batch: CAMBatch, row: int
+    ) -> dict[str, Any]:
+        """Draw and write one image's maps; return its manifest row (never raises)."""
+        located: list[tuple[list[int] | None, list[int] | None]] = []
+
+        def locate(k: int, heat: np.ndarray) -> None:
+            if k == 0:
+                located.append(peak_and_box(heat))
+
+        image, base = Image.fromarray(original), self.out_dir / item.base
+        names = self.info.class_names
+        true_idx = true_class(item.path, names)
+        try:
+            info, options = self.info, self.options
+            paths = write_maps(
+                image, batch, row, base, info, options, on_heatmap=locate, true_idx=true_idx
+            )
+        except OSError as exc:
+            return manifest_row(item.path, "error", f"cannot write outputs ({exc.strerror or exc})")
+        except CamtoolError as exc:
+            return manifest_row(item.path, "error", exc.message)
+        except Exception as exc:  # one image's failure must not end the run
+            reason = f"cannot draw maps ({type(exc).__name__}: {exc})"
+            return manifest_row(item.path, "error", reason)
+        probs = batch.probs[row]
+        pred = int(probs.argmax())
+        outputs = [p.relative_to(self.out_dir).as_posix() for p in paths]
+        ((peak, box),) = located
+        return manifest_row(
+            item.path,
+            "ok",
+            output=outputs[0],
+            pred_idx=pred,
+            pred_name=names[pred],
+            prob=round(float(probs[pred]), PROB_DIGITS),
+            class_idx=int(batch.class_idx[row, 0]),
+            true_idx=true_idx,
+            true_name=None if true_idx is None else names[true_idx],
+            peak=peak,
+            box=box,
+            outputs=outputs,
+        )

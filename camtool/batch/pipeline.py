@@ -9,9 +9,9 @@ The pipeline has three stages that overlap:
    bounded number of images while it waits, and runs one forward pass per batch
    (:func:`camtool.core.maps.explain_batch`). Each image's input depends on that image alone,
    so its map does not depend on the images it shares a batch with.
-3. **write** (:mod:`camtool.batch.writer`) -- a small thread pool draws the maps, finds each
-   map's peak and box and yields one manifest row, which the main thread appends to
-   ``manifest.jsonl`` at once.
+3. **write** (:class:`camtool.batch.manifest.MapWriter`) -- a small thread pool draws the
+   maps, finds each map's peak and box and yields one manifest row, which the main thread
+   appends to ``manifest.jsonl`` at once.
 
 Images travel as NumPy arrays from end to end; torch is imported only by a PyTorch model's
 runner, so a run with an ONNX model never imports it. Nothing grows with the number of images
@@ -25,7 +25,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -38,15 +38,14 @@ from camtool.batch.manifest import (
     MANIFEST_JSONL,
     STATUSES,
     ManifestWriter,
+    MapWriter,
     finalize,
     latest_rows,
     manifest_row,
 )
-from camtool.batch.report import BatchReport, top1_of
-from camtool.batch.writer import MapWriter
 from camtool.core.maps import explain_batch, resolve_class
 from camtool.core.runner import Runner
-from camtool.errors import CamtoolError, ConfigError, interrupt_exit_code
+from camtool.errors import EXIT_OK, EXIT_PARTIAL, CamtoolError, ConfigError, interrupt_exit_code
 from camtool.explain.files import CamOptions, map_paths, out_of_gpu_memory
 from camtool.fsutil import remove_stale_temps
 from camtool.paths import require_writable_dir
@@ -54,7 +53,7 @@ from camtool.runtime import runner_from_settings
 from camtool.settings import Settings, write_settings
 from camtool.textio import unicode_text
 
-__all__ = ["FORMATS", "OnProgress", "run_batch"]
+__all__ = ["FORMATS", "BatchReport", "OnProgress", "run_batch"]
 
 #: Overlay formats.
 FORMATS = ("jpg", "png")
@@ -65,6 +64,68 @@ _CHUNK = 1000  # error rows known before reading, appended to the manifest in on
 OnProgress = Callable[[int, int, Mapping[str, Any] | None], None]
 """``on_progress(done, total, row)``: ``done`` of ``total`` inputs are settled and ``row`` was
 just recorded (``None`` for the first call and for inputs skipped as already done)."""
+
+
+@dataclass
+class BatchReport:
+    """What a batch-cam run did (this shard only); ``ok + skipped + failed == total``.
+
+    Attributes:
+        total: inputs of this run.
+        ok: inputs whose maps this run wrote.
+        skipped: inputs already done by an earlier run, left as they were.
+        failed: inputs that failed in this run (an ``error`` row each).
+        elapsed_s: wall time of the whole run, seconds.
+        images_per_s: ``ok`` per second of the reading-explaining-writing stage.
+        labelled: inputs of the manifest (every shard and earlier run) with maps and a known
+            true class (a folder above them named like a class).
+        top1: the fraction of those whose predicted class is the true one; ``None`` when no
+            input is labelled.
+    """
+
+    total: int
+    ok: int
+    skipped: int
+    failed: int
+    elapsed_s: float
+    images_per_s: float
+    labelled: int
+    top1: float | None
+    shard: tuple[int, int] | None
+    model: str
+    device: str
+    output_dir: Path
+    manifest: Path
+    manifest_csv: Path
+    gallery: Path
+    settings_file: Path
+
+    @property
+    def exit_code(self) -> int:
+        """0 when every input is done, 3 when some failed."""
+        return EXIT_PARTIAL if self.failed else EXIT_OK
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ``--json`` document (schema in the README): the fields in order, paths as text,
+        then the exit code."""
+        doc = {f.name: getattr(self, f.name) for f in fields(self)}
+        doc.update(
+            elapsed_s=round(self.elapsed_s, 1),
+            images_per_s=float(f"{self.images_per_s:.3g}"),
+            top1=round(self.top1, 4) if self.top1 is not None else None,
+            shard=f"{self.shard[0]}/{self.shard[1]}" if self.shard else None,
+            exit_code=self.exit_code,
+        )
+        return {key: str(v) if isinstance(v, Path) else v for key, v in doc.items()}
+
+
+def _top1(rows: Sequence[Mapping[str, Any]]) -> tuple[int, float | None]:
+    """How many ``ok`` rows have a true class, and the fraction predicted right (or ``None``)."""
+    labelled = [r for r in rows if r.get("status") == "ok" and r.get("true_idx") is not None]
+    if not labelled:
+        return 0, None
+    right = sum(r.get("pred_idx") == r["true_idx"] for r in labelled)
+    return len(labelled), right / len(labelled)
 
 
 def _format(fmt: str) -> str:
@@ -310,7 +371,7 @@ def run_batch(
     run = _Run(runner, options, out_dir, batch_size, write_threads, len(items))
     run.on_progress = on_progress or run.on_progress
     pipeline_started = time.perf_counter()
-    labelled, top1 = top1_of(_execute(run, items, settings.runtime.workers, overwrite))
+    labelled, top1 = _top1(_execute(run, items, settings.runtime.workers, overwrite))
     ended = time.perf_counter()
     return BatchReport(
         output_dir=out_dir,

@@ -33,8 +33,7 @@ from camtool.cli._output import out, print_json
 from camtool.errors import EXIT_OK
 
 if TYPE_CHECKING:
-    from camtool.batch.pipeline import OnProgress
-    from camtool.batch.report import BatchReport
+    from camtool.batch.pipeline import BatchReport, OnProgress
 
 __all__ = ["LINE_EVERY", "batch_cam"]
 
