@@ -6,8 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import nn
 from torch.utils.data import DataLoader, Subset
 from torch.utils.data.distributed import DistributedSampler
 
@@ -18,13 +17,7 @@ from camtool.data.splits import make_splits
 from camtool.errors import CamtoolError, ConfigError
 from camtool.settings import Settings
 from camtool.training.distributed import DistContext
-from camtool.training.optim import (
-    amp_dtype,
-    autocast,
-    build_optimizer,
-    build_scheduler,
-    to_device,
-)
+from camtool.training.optim import amp_dtype, build_optimizer, build_scheduler
 from camtool.training.reproducibility import EpochSampler, SeededItems, seed_everything
 
 __all__ = ["TrainData", "TrainParts", "build_data", "build_parts"]
@@ -121,51 +114,6 @@ class TrainParts:
     optimizer: torch.optim.Optimizer
     scheduler: Any
     channels_last: bool
-
-    def step(
-        self, images: Tensor, labels: Tensor, device: torch.device, *, stand_in: bool, img_size: int
-    ) -> tuple[Tensor, Tensor]:
-        """One optimisation step on a batch; returns its mean loss and its number of hits.
-
-        A batch left empty (every image unreadable) steps nothing; under DDP (``stand_in``) it
-        still takes its part in the gradient all-reduce (:meth:`_stand_in_step`).
-        """
-        zero = torch.zeros((), device=device)
-        if labels.numel() == 0:
-            if stand_in:
-                self._stand_in_step(device, img_size)
-            return zero, zero
-        images, labels = to_device(images, labels, device, self.channels_last)
-        with autocast(device, self.amp_dtype):
-            logits = self.net(images)
-            loss = F.cross_entropy(logits.float(), labels)
-        self._apply(loss)
-        return loss, (logits.argmax(dim=1) == labels).sum()
-
-    def _stand_in_step(self, device: torch.device, size: int) -> None:
-        """A zero image with zero weight, run in eval mode so that it enters no BatchNorm
-        statistics (DDP would also broadcast rank 0's); it adds nothing to the averaged
-        gradient."""
-        images, labels = torch.zeros(1, 3, size, size), torch.zeros(1, dtype=torch.long)
-        images, labels = to_device(images, labels, device, self.channels_last)
-        self.net.eval()
-        try:
-            with autocast(device, self.amp_dtype):
-                loss = F.cross_entropy(self.net(images).float(), labels) * 0.0
-        finally:
-            self.net.train()
-        self._apply(loss)
-
-    def _apply(self, loss: Tensor) -> None:
-        """Back-propagate ``loss`` and step the optimizer (through the AMP scaler for fp16)."""
-        self.optimizer.zero_grad(set_to_none=True)
-        if self.scaler is not None:
-            self.scaler.scale(loss).backward()
-            self.scaler.step(self.optimizer)
-            self.scaler.update()
-        else:
-            loss.backward()
-            self.optimizer.step()
 
 
 def _resumed_model(loaded: LoadedModel, settings: Settings, class_names: list[str]) -> CAMNet:

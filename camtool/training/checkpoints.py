@@ -19,20 +19,14 @@ import contextlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 
-from camtool.core.checkpoint import LoadedModel, load_checkpoint, save_checkpoint
-from camtool.core.imagenet import IMAGENET_MEAN, IMAGENET_STD
+from camtool.core.checkpoint import LoadedModel, load_checkpoint
 from camtool.errors import CamtoolError, ConfigError
-from camtool.fsutil import atomic_write_bytes
 from camtool.settings import Settings, load_settings
-from camtool.training.logs import curves_png, write_metrics
 from camtool.training.reproducibility import rng_state, set_rng_state
-
-if TYPE_CHECKING:
-    from camtool.training.build import TrainParts
 
 __all__ = [
     "BEST_FILE",
@@ -41,7 +35,6 @@ __all__ = [
     "LAST_FILE",
     "METRICS_FILE",
     "LoopState",
-    "RunFiles",
     "epoch_file",
     "load_for_resume",
     "prepare_fresh_dir",
@@ -180,67 +173,6 @@ def restore_training(
             f"({type(exc).__name__}: {exc})"
         ) from None
     return state
-
-
-@dataclass
-class RunFiles:
-    """The checkpoint folder of one run, as rank 0 writes it (the module docstring lists it).
-
-    Attributes:
-        numbered: the ``epoch_NNN.pt`` written by this process.
-    """
-
-    directory: Path
-    settings: Settings
-    class_names: list[str]
-    world_size: int
-    numbered: list[Path] = field(default_factory=list)
-
-    def save(self, name: str, parts: TrainParts, state: LoopState, *, complete: bool) -> Path:
-        """Write checkpoint ``name`` (``complete``: resumable with the optimizer moments)."""
-        training = training_state(
-            state,
-            parts.optimizer,
-            parts.scheduler,
-            parts.scaler,
-            self.world_size,
-            complete=complete,
-        )
-        return save_checkpoint(
-            self.directory / name,
-            parts.model,
-            class_names=self.class_names,
-            img_size=self.settings.dataset.img_size,
-            mean=IMAGENET_MEAN,
-            std=IMAGENET_STD,
-            settings=stored_settings(self.settings),
-            training=training,
-        )
-
-    def write_logs(self, history: list[dict[str, Any]]) -> None:
-        """``metrics.jsonl`` and ``curves.png`` of the epochs so far."""
-        write_metrics(self.directory / METRICS_FILE, history)
-        if history:
-            atomic_write_bytes(self.directory / CURVES_FILE, curves_png(history))
-
-    def save_epoch(self, parts: TrainParts, state: LoopState, improved: bool) -> None:
-        """best.pt, epoch_NNN.pt, then last.pt (the commit point), then the logs."""
-        if improved:
-            self.save(BEST_FILE, parts, state, complete=False)
-        if state.epoch % self.settings.training.save_every == 0:
-            self.numbered.append(self.save(epoch_file(state.epoch), parts, state, complete=False))
-        self.save(LAST_FILE, parts, state, complete=True)
-        self.write_logs(state.history)
-
-    def repair(self, parts: TrainParts, state: LoopState) -> None:
-        """After a resume: write the checkpoints a kill kept the last epoch from writing."""
-        if state.batch or not state.epoch:
-            return
-        numbered = self.directory / epoch_file(state.epoch)
-        if state.epoch % self.settings.training.save_every == 0 and not numbered.exists():
-            self.numbered.append(self.save(numbered.name, parts, state, complete=False))
-        if state.best_epoch == state.epoch and not (self.directory / BEST_FILE).exists():
-            self.save(BEST_FILE, parts, state, complete=False)
 
 
 def stored_settings(settings: Settings) -> dict[str, Any]:

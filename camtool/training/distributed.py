@@ -44,13 +44,6 @@ class DistContext:
         """This process is rank 0."""
         return self.rank == 0
 
-    def device_for(self, device: torch.device) -> torch.device:
-        """``device``, or under DDP on CUDA this process's GPU (``local_rank``), made current."""
-        if device.type == "cuda" and self.enabled:
-            device = torch.device("cuda", self.local_rank % max(torch.cuda.device_count(), 1))
-            torch.cuda.set_device(device)
-        return device
-
 
 def dist_from_env() -> DistContext:
     """Read torchrun's ``WORLD_SIZE``, ``RANK`` and ``LOCAL_RANK`` (absent: one process)."""

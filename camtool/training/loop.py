@@ -1,8 +1,9 @@
 """``camtool train``'s loop: fine-tune a CAM network on an image folder, resumably.
 
-One call, :func:`train`, runs the whole job: loaders and model (:mod:`~camtool.training.build`),
-then epoch after epoch the training batches, the held-out pass, the schedule, early stopping,
-and the files (:mod:`~camtool.training.checkpoints`).
+One call, :func:`train`, runs the whole job: the loaders and the model
+(:mod:`camtool.training.build`), one epoch after another (:meth:`_Trainer.run_epoch`: the
+training batches, the held-out pass of :mod:`camtool.training.evaluate`, the schedule, early
+stopping), checkpoints and logs (:mod:`camtool.training.checkpoints`, which lists the files).
 
 Exact resumption. The order of epoch ``e`` is a permutation drawn from ``(seed, e)`` and each
 training image's augmentation draws from torch's generator re-seeded from ``(seed, e, index)``
@@ -18,8 +19,10 @@ point and raises :class:`~camtool.errors.CamtoolError` with exit code 130 (SIGTE
 keeps the last finished epoch). A killed run loses at most the epoch in progress. Rank 0 holds
 the checkpoint folder's lock (:func:`camtool.process.folder_lock`) for the whole run.
 
-Distributed (``torchrun``): :mod:`camtool.training.distributed`; the data is sharded, the epoch
-metrics all-reduced, and only rank 0 reports and writes (``last.pt`` on SIGTERM too).
+Distributed: under ``torchrun --nproc_per_node N`` the process group is started (NCCL on CUDA,
+Gloo on the CPU), the model wrapped in ``DistributedDataParallel``, the data sharded, and the
+epoch metrics all-reduced; only rank 0 reports progress and writes files. torchrun passes a
+SIGTERM on to every rank; rank 0 then saves ``last.pt`` if it stands between two batches.
 """
 
 from __future__ import annotations
@@ -31,13 +34,15 @@ from dataclasses import asdict
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
-from camtool.core.checkpoint import LoadedModel
+from camtool.core.checkpoint import LoadedModel, save_checkpoint
 from camtool.core.device import resolve_device
+from camtool.core.imagenet import IMAGENET_MEAN, IMAGENET_STD
 from camtool.data.datasets import DEFAULT_CROP_SCALE
 from camtool.errors import CamtoolError, Interrupted, interrupt_exit_code, interrupt_word
-from camtool.fsutil import remove_stale_temps
+from camtool.fsutil import atomic_write_bytes, remove_stale_temps
 from camtool.process import StopRequest, deferred_stop, folder_lock
 from camtool.settings import SETTINGS_FILE, Settings, write_settings
 from camtool.training.build import build_data, build_parts
@@ -48,12 +53,14 @@ from camtool.training.checkpoints import (
     LAST_FILE,
     METRICS_FILE,
     LoopState,
-    RunFiles,
+    epoch_file,
     load_for_resume,
     prepare_fresh_dir,
     restore_training,
     resume_path,
     resume_settings,
+    stored_settings,
+    training_state,
 )
 from camtool.training.distributed import (
     DistContext,
@@ -63,7 +70,8 @@ from camtool.training.distributed import (
     process_group,
 )
 from camtool.training.evaluate import eval_sums
-from camtool.training.optim import precision_name, step_scheduler
+from camtool.training.logs import curves_png, write_metrics
+from camtool.training.optim import autocast, precision_name, step_scheduler, to_device
 from camtool.training.types import (
     BatchProgress,
     EpochMetrics,
@@ -94,11 +102,11 @@ class _Trainer:
         self.directory = Path(self.cfg.checkpoint_dir)
         self.stop = StopRequest()  #: a signal asked to stop after the batch
         self.clean = True  #: the state is between two batches (fit to save)
+        self.numbered: list[Path] = []
         self._live_sums: Tensor | None = None
         self._epoch_t0: float | None = None
         self.skipped: dict[str, str] = {}  #: unreadable images met by this process: path -> why
         self.data = build_data(settings, ctx, device, crop_scale)
-        self.files = RunFiles(self.directory, settings, self.data.class_names, ctx.world_size)
         loaded = None if resumed is None else resumed[1]
         self.parts = build_parts(settings, ctx, device, self.data.class_names, loaded)
         self.state = LoopState()
@@ -110,6 +118,49 @@ class _Trainer:
             self.optimizer_restarted = not bool((training or {}).get("complete", True))
             self.state.stopped_early = self._early_stop_due()
 
+    # -- files -------------------------------------------------------------------------------
+
+    def _save(self, name: str, *, complete: bool) -> Path:
+        p = self.parts
+        training = training_state(
+            self.state, p.optimizer, p.scheduler, p.scaler, self.ctx.world_size, complete=complete
+        )
+        return save_checkpoint(
+            self.directory / name,
+            p.model,
+            class_names=self.data.class_names,
+            img_size=self.settings.dataset.img_size,
+            mean=IMAGENET_MEAN,
+            std=IMAGENET_STD,
+            settings=stored_settings(self.settings),
+            training=training,
+        )
+
+    def _write_logs(self) -> None:
+        write_metrics(self.directory / METRICS_FILE, self.state.history)
+        if self.state.history:
+            atomic_write_bytes(self.directory / CURVES_FILE, curves_png(self.state.history))
+
+    def _save_epoch(self, epoch: int, improved: bool) -> None:
+        """best.pt, epoch_NNN.pt, then last.pt (the commit point), then the logs."""
+        if improved:
+            self._save(BEST_FILE, complete=False)
+        if epoch % self.cfg.save_every == 0:
+            self.numbered.append(self._save(epoch_file(epoch), complete=False))
+        self._save(LAST_FILE, complete=True)
+        self._write_logs()
+
+    def _repair(self) -> None:
+        """After a resume: write the checkpoints a kill kept the last epoch from writing."""
+        state = self.state
+        if state.batch or not state.epoch:
+            return
+        numbered = self.directory / epoch_file(state.epoch)
+        if state.epoch % self.cfg.save_every == 0 and not numbered.exists():
+            self.numbered.append(self._save(numbered.name, complete=False))
+        if state.best_epoch == state.epoch and not (self.directory / BEST_FILE).exists():
+            self._save(BEST_FILE, complete=False)
+
     # -- running -----------------------------------------------------------------------------
 
     def run(self) -> None:
@@ -119,8 +170,8 @@ class _Trainer:
             self.directory.mkdir(parents=True, exist_ok=True)
             write_settings(self.directory, self.settings)
             if self.resumed_from is not None:
-                self.files.repair(self.parts, self.state)
-                self.files.write_logs(self.state.history)
+                self._repair()
+                self._write_logs()
         if self._finished():
             return
         with deferred_stop(self.stop, enabled=not self.ctx.enabled):
@@ -201,14 +252,11 @@ class _Trainer:
         self._live_sums = sums  # partial's loss_sum and correct live here until the epoch ends
         seconds_before = partial["train_seconds"]
         session_images = 0
-        img_size = self.settings.dataset.img_size
         self.parts.net.train()
         started = time.perf_counter()
         for images, labels, unreadable in self.data.train_loader:
             self.clean = False
-            loss, correct = self.parts.step(
-                images, labels, self.device, stand_in=self.ctx.enabled, img_size=img_size
-            )
+            loss, correct = self._step(images, labels)
             n = labels.numel()
             sums[0] += loss.detach().double() * n
             sums[1] += correct
@@ -241,6 +289,49 @@ class _Trainer:
             loss_sum, correct = self._live_sums.tolist()
             self.state.partial["loss_sum"], self.state.partial["correct"] = loss_sum, correct
             self._live_sums = None
+
+    def _step(self, images: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
+        """One optimisation step; returns the batch's mean loss and its number of hits."""
+        p = self.parts
+        zero = torch.zeros((), device=self.device)
+        if labels.numel() == 0:  # every image of the batch was unreadable
+            if self.ctx.enabled:
+                self._stand_in_step()
+            return zero, zero
+        images, labels = to_device(images, labels, self.device, p.channels_last)
+        with autocast(self.device, p.amp_dtype):
+            logits = p.net(images)
+            loss = F.cross_entropy(logits.float(), labels)
+        self._apply(loss)
+        return loss, (logits.argmax(dim=1) == labels).sum()
+
+    def _stand_in_step(self) -> None:
+        """This process's part in the gradient all-reduce when it has no image: a zero image
+        with zero weight, run in eval mode so that it enters no BatchNorm statistics (DDP would
+        also broadcast rank 0's); it adds nothing to the averaged gradient."""
+        p = self.parts
+        size = self.settings.dataset.img_size
+        images, labels = torch.zeros(1, 3, size, size), torch.zeros(1, dtype=torch.long)
+        images, labels = to_device(images, labels, self.device, p.channels_last)
+        p.net.eval()
+        try:
+            with autocast(self.device, p.amp_dtype):
+                loss = F.cross_entropy(p.net(images).float(), labels) * 0.0
+        finally:
+            p.net.train()
+        self._apply(loss)
+
+    def _apply(self, loss: Tensor) -> None:
+        """Back-propagate ``loss`` and step the optimizer (through the AMP scaler for fp16)."""
+        p = self.parts
+        p.optimizer.zero_grad(set_to_none=True)
+        if p.scaler is not None:
+            p.scaler.scale(loss).backward()
+            p.scaler.step(p.optimizer)
+            p.scaler.update()
+        else:
+            loss.backward()
+            p.optimizer.step()
 
     def _epoch_metrics(self, epoch: int, val: Tensor) -> EpochMetrics:
         """The finished epoch's figures, summed over every process."""
@@ -283,7 +374,7 @@ class _Trainer:
         state.stopped_early = self._early_stop_due()
         self.clean = True
         if self.ctx.main:
-            self.files.save_epoch(self.parts, self.state, improved)
+            self._save_epoch(epoch, improved)
             self.observer.on_epoch_end(metrics)
 
     def _epoch_seconds(self) -> float:
@@ -302,7 +393,7 @@ class _Trainer:
             if self.state.batch > 0:
                 self.state.partial["seconds"] = self._epoch_seconds()
             if self.ctx.main:
-                self.files.save(LAST_FILE, self.parts, self.state, complete=True)
+                self._save(LAST_FILE, complete=True)
                 saved = True
         if saved or (self.directory / LAST_FILE).is_file():
             where = ""
@@ -326,7 +417,7 @@ class _Trainer:
             checkpoint_dir=directory,
             best_checkpoint=directory / BEST_FILE if history else None,
             last_checkpoint=directory / LAST_FILE if history else None,
-            numbered_checkpoints=numbered or self.files.numbered,
+            numbered_checkpoints=numbered or self.numbered,
             metrics_file=directory / METRICS_FILE,
             curves_file=directory / CURVES_FILE,
             settings_file=directory / SETTINGS_FILE,
@@ -338,6 +429,14 @@ class _Trainer:
             resumed_from=self.resumed_from,
             skipped=[{"path": p, "error": e} for p, e in sorted(self.skipped.items())],
         )
+
+
+def _device_for(settings: Settings, ctx: DistContext) -> torch.device:
+    device = resolve_device(settings.runtime.device.value)
+    if device.type == "cuda" and ctx.enabled:
+        device = torch.device("cuda", ctx.local_rank % max(torch.cuda.device_count(), 1))
+        torch.cuda.set_device(device)
+    return device
 
 
 def train(
@@ -379,7 +478,7 @@ def train(
         settings = resume_settings(settings, loaded.settings, path)
         resumed = (path, loaded)
     ctx = dist_from_env()
-    device = ctx.device_for(resolve_device(settings.runtime.device.value))
+    device = _device_for(settings, ctx)
     directory = Path(settings.training.checkpoint_dir)
     lock = folder_lock(directory, "train") if ctx.main else contextlib.nullcontext()
     with lock, process_group(ctx, device):
