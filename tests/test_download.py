@@ -18,15 +18,8 @@ import pytest
 from PIL import Image
 
 from camtool.data import archive as archive_module
-from camtool.data.download import (
-    ARCHIVES,
-    MARKER_NAME,
-    ArchiveSpec,
-    Checksum,
-    download_dataset,
-    safe_extract,
-    verify_checksum,
-)
+from camtool.data.archive import MARKER_NAME, Checksum, safe_extract, verify_checksum
+from camtool.data.download import ARCHIVES, ArchiveSpec, download_dataset
 from camtool.errors import CamtoolError, ConfigError, InputError
 
 TOP = "imagenette2-160"

@@ -10,13 +10,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from camtool.data.synthetic import (
-    BOXES_HEADER,
-    SHAPES,
-    Box,
-    make_shapes_dataset,
-    read_boxes_csv,
-)
+from camtool.core.localize import BoxXYXY
+from camtool.data.box_csv import BOXES_HEADER, read_boxes_csv
+from camtool.data.synthetic import SHAPES, make_shapes_dataset
 from camtool.errors import ConfigError, InputError
 
 SIZE = 48
@@ -89,7 +85,7 @@ def test_boxes_lie_inside_the_image_and_have_sensible_size(shapes: Path) -> None
     assert all(len(v) == 1 for v in boxes.values())
     for (box,) in boxes.values():
         assert 0 <= box.x0 < box.x1 <= 64 and 0 <= box.y0 < box.y1 <= 64
-        assert 8 <= box.width <= 40 and 8 <= box.height <= 40
+        assert 8 <= box.x1 - box.x0 <= 40 and 8 <= box.y1 - box.y0 <= 40
 
 
 def test_object_scale_sets_the_box_size(tmp_path: Path) -> None:
@@ -97,8 +93,9 @@ def test_object_scale_sets_the_box_size(tmp_path: Path) -> None:
     # rotation, at least r (a triangle's short side, from its apex to the opposite edge: 1.5r).
     root = _make(tmp_path / "big", object_scale=(0.3, 0.3))
     for (box,) in read_boxes_csv(root / "boxes.csv").values():
-        assert 19 <= max(box.width, box.height) <= 40
-        assert min(box.width, box.height) >= 19
+        width, height = box.x1 - box.x0, box.y1 - box.y0
+        assert 19 <= max(width, height) <= 40
+        assert min(width, height) >= 19
 
 
 def _far_from(pixels: np.ndarray, colour: np.ndarray, limit: float) -> np.ndarray:
@@ -193,8 +190,8 @@ def test_read_boxes_csv_good_file(tmp_path: Path) -> None:
     )
     path = _write(tmp_path / "boxes.csv", text)
     assert read_boxes_csv(path) == {
-        "a.png": [Box(2, 1, 10, 11), Box(4, 3, 8, 9)],
-        "sub/b.jpg": [Box(0, 0, 5, 5)],
+        "a.png": [BoxXYXY(2, 1, 10, 11), BoxXYXY(4, 3, 8, 9)],
+        "sub/b.jpg": [BoxXYXY(0, 0, 5, 5)],
     }
     resolved = read_boxes_csv(path, root=tmp_path / "imgs")
     assert set(resolved) == {

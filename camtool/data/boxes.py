@@ -4,8 +4,8 @@ Two formats are read:
 
 * **CSV** (the demo dataset's ``boxes.csv``, or a user file): a header naming
   ``path,x0,y0,x1,y1``, then one box a row, several rows per image allowed; ``path`` is relative
-  to the dataset root or absolute; ``x1``/``y1`` are exclusive (0-based pixel edges). Parsing is
-  :func:`camtool.data.synthetic.read_boxes_csv`; images are matched by their resolved path.
+  to the dataset root or absolute; ``x1``/``y1`` are exclusive (0-based pixel edges); see
+  :func:`camtool.data.box_csv.read_boxes_csv`. Images are matched by their resolved path.
 * **Pascal VOC XML** (ImageNet's ``val/*.xml`` and ``train/<wnid>/*.xml`` use it): one
   ``<annotation>`` per file with ``<filename>``, an optional ``<size>`` and one ``<object>``
   per box with ``<bndbox><xmin>...<ymax>``. VOC corners are 1-based and inclusive, so they become
@@ -14,9 +14,7 @@ Two formats are read:
   declares a ``<size>`` that differs from the image on disk (e.g. Imagenette's resized copies of
   ImageNet photos) the boxes are rescaled, provided the aspect ratio agrees.
 
-XML is parsed with expat directly and no document type is allowed: a ``<!DOCTYPE`` or
-``<!ENTITY`` anywhere is refused before parsing, and expat's handlers refuse them again (and any
-external entity) should the text hide them, so entity expansion attacks cannot run.
+XML is parsed by :mod:`camtool.data.safe_xml`, which refuses document types and entities.
 
 Every problem is an :class:`~camtool.errors.InputError` naming the file and, where there is one,
 the line.
@@ -24,24 +22,20 @@ the line.
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from xml.parsers import expat
 
 from camtool.core.localize import BoxXYXY, scale_box
+from camtool.data.box_csv import csv_rows
 from camtool.data.images import IMAGE_SUFFIXES
-from camtool.data.synthetic import BOXES_HEADER, read_boxes_csv
+from camtool.data.safe_xml import number, parse_xml
 from camtool.errors import InputError
-from camtool.textio import read_text
 
 __all__ = [
     "BOXES_CSV",
-    "MAX_XML_BYTES",
     "GroundTruth",
     "GtBox",
     "Warn",
@@ -55,9 +49,6 @@ __all__ = [
 
 BOXES_CSV = "boxes.csv"
 """The box file looked for at the dataset root when no ``--boxes`` is given."""
-
-MAX_XML_BYTES = 16 * 1024 * 1024
-"""Larger XML files are refused unread (a VOC annotation is a few kilobytes)."""
 
 _ASPECT_TOLERANCE = 0.02
 
@@ -238,43 +229,19 @@ def load_boxes(spec: Path | None, root: Path) -> GroundTruth | None:
 
 
 def read_csv_boxes(path: Path, root: Path) -> GroundTruth:
-    """Read a ``path,x0,y0,x1,y1`` box file (see the module docstring).
+    """A CSV box file (:func:`~camtool.data.box_csv.read_boxes_csv`) as ``eval``'s
+    :class:`GroundTruth`, each box naming its line.
 
     Raises:
-        InputError: unreadable, a bad header or row (naming the line), or no box at all.
+        InputError: as :func:`~camtool.data.box_csv.read_boxes_csv`; or the file holds no box.
     """
     path = Path(path)
-    raw = read_boxes_csv(path, root)
-    lines = _csv_lines(path, root)
     by_path: dict[str, list[GtBox]] = {}
-    for key, boxes in raw.items():
-        origins = lines.get(key, [])
-        by_path[key] = [
-            GtBox(
-                BoxXYXY(b.x0, b.y0, b.x1, b.y1),
-                f"{path} line {origins[i]}" if i < len(origins) else str(path),
-            )
-            for i, b in enumerate(boxes)
-        ]
+    for key, box, line in csv_rows(path, root):
+        by_path.setdefault(key, []).append(GtBox(box, f"{path} line {line}"))
     if not by_path:
         raise InputError(f"box file {path}: it has a header but no box")
     return GroundTruth(path, by_path=by_path)
-
-
-def _csv_lines(path: Path, root: Path) -> dict[str, list[int]]:
-    """Line numbers of each image's rows (the file has already been validated)."""
-    lines: dict[str, list[int]] = {}
-    with io.StringIO(read_text(path), newline="") as f:
-        reader = csv.reader(f)
-        header = next((row for row in reader if any(cell.strip() for cell in row)), None)
-        if header is None:
-            return lines
-        column = [cell.strip().lower() for cell in header].index(BOXES_HEADER[0])
-        for row in reader:
-            if any(cell.strip() for cell in row):
-                key = str((Path(root) / row[column].strip()).resolve())
-                lines.setdefault(key, []).append(reader.line_num)
-    return lines
 
 
 def read_voc_dir(folder: Path) -> GroundTruth:
@@ -314,87 +281,6 @@ def _add_voc(gt: GroundTruth, file: Path) -> None:
     gt.by_stem[stem] = boxes
 
 
-@dataclass
-class _Node:
-    tag: str
-    line: int
-    children: list[_Node] = field(default_factory=list)
-    text: list[str] = field(default_factory=list)
-
-    def find(self, tag: str) -> _Node | None:
-        return next((c for c in self.children if c.tag == tag), None)
-
-    def value(self) -> str:
-        return "".join(self.text).strip()
-
-
-class _Refused(Exception):
-    """A document type or entity was met while parsing."""
-
-
-def _parse_xml(file: Path) -> _Node:
-    """Parse ``file`` into a small tree with line numbers, refusing DTDs and entities."""
-    try:
-        size = file.stat().st_size
-        if size > MAX_XML_BYTES:
-            raise InputError(f"{file}: {size} bytes is too large for an annotation file")
-        data = file.read_bytes()
-    except OSError as exc:
-        raise InputError(f"cannot read box file {file}: {exc.strerror or exc}") from None
-    upper = data.upper()
-    if b"<!DOCTYPE" in upper or b"<!ENTITY" in upper:
-        raise InputError(f"{file}: refusing XML with a DOCTYPE or ENTITY declaration")
-    parser = expat.ParserCreate()
-    stack: list[_Node] = []
-    roots: list[_Node] = []
-
-    def start(tag: str, _attrs: dict[str, str]) -> None:
-        node = _Node(tag, parser.CurrentLineNumber)
-        (stack[-1].children if stack else roots).append(node)
-        stack.append(node)
-
-    def end(_tag: str) -> None:
-        stack.pop()
-
-    def text(chunk: str) -> None:
-        if stack:
-            stack[-1].text.append(chunk)
-
-    def refuse(*_args: object) -> int:
-        raise _Refused
-
-    parser.StartElementHandler = start
-    parser.EndElementHandler = end
-    parser.CharacterDataHandler = text
-    parser.StartDoctypeDeclHandler = refuse
-    parser.EntityDeclHandler = refuse
-    parser.ExternalEntityRefHandler = refuse
-    parser.SetParamEntityParsing(expat.XML_PARAM_ENTITY_PARSING_NEVER)
-    try:
-        parser.Parse(data, True)
-    except _Refused:
-        raise InputError(
-            f"{file} line {parser.CurrentLineNumber}: refusing XML with a DOCTYPE or ENTITY"
-        ) from None
-    except expat.ExpatError as exc:
-        message = expat.ErrorString(exc.code) if exc.code else str(exc)
-        raise InputError(f"{file} line {exc.lineno}: not well-formed XML ({message})") from None
-    return roots[0]
-
-
-def _number(node: _Node | None, parent: _Node, name: str, file: Path) -> float:
-    if node is None:
-        raise InputError(f"{file} line {parent.line}: <{parent.tag}> lacks <{name}>")
-    text = node.value()
-    try:
-        value = float(text)
-    except ValueError:
-        raise InputError(f"{file} line {node.line}: <{name}> is not a number: {text!r}") from None
-    if not math.isfinite(value):
-        raise InputError(f"{file} line {node.line}: <{name}> is not finite: {text!r}")
-    return value
-
-
 def _image_stem(name: str) -> str:
     base = Path(name.replace("\\", "/")).name
     path = Path(base)
@@ -417,7 +303,7 @@ def read_voc_file(file: Path) -> tuple[str, list[GtBox]]:
             the message names the file and line.
     """
     file = Path(file)
-    root = _parse_xml(file)
+    root = parse_xml(file)
     if root.tag != "annotation":
         raise InputError(f"{file} line {root.line}: expected <annotation>, found <{root.tag}>")
     name_node = root.find("filename")
@@ -426,8 +312,8 @@ def read_voc_file(file: Path) -> tuple[str, list[GtBox]]:
     declared: tuple[int, int] | None = None
     size = root.find("size")
     if size is not None:
-        width = _number(size.find("width"), size, "width", file)
-        height = _number(size.find("height"), size, "height", file)
+        width = number(size.find("width"), size, "width", file)
+        height = number(size.find("height"), size, "height", file)
         if width >= 1 and height >= 1:
             declared = (round(width), round(height))
     boxes: list[GtBox] = []
@@ -436,7 +322,7 @@ def read_voc_file(file: Path) -> tuple[str, list[GtBox]]:
         if bnd is None:
             raise InputError(f"{file} line {obj.line}: <object> lacks <bndbox>")
         xmin, ymin, xmax, ymax = (
-            _number(bnd.find(k), bnd, k, file) for k in ("xmin", "ymin", "xmax", "ymax")
+            number(bnd.find(k), bnd, k, file) for k in ("xmin", "ymin", "xmax", "ymax")
         )
         box = BoxXYXY(
             max(0, math.floor(xmin - 1)),

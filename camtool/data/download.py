@@ -6,7 +6,7 @@ checksum before extracting anything, refuses archives whose members would land o
 folder, and extracts into a temporary folder that is renamed into place only when complete. A
 marker file written into the extracted folder tells a later run that the dataset is already there.
 
-Only the standard library is used for HTTP (:mod:`urllib.request`). Nothing is printed: progress is
+HTTP is :mod:`camtool.data.http_fetch` (standard library only). Nothing is printed: progress is
 reported through an optional callback and failures raise :class:`~camtool.errors.CamtoolError`.
 
 The archives' URLs, names, sizes and digests are facts recorded, with their sources, in
@@ -17,61 +17,33 @@ plans.
 from __future__ import annotations
 
 import contextlib
-import http.client
 import os
-import re
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any
 
-from camtool import __version__
 from camtool.core.imagenet import IMAGENETTE_ARCHIVES
-from camtool.data.archive import (
-    MARKER_NAME,
-    Checksum,
-    extract_dataset,
-    find_complete,
-    is_complete,
-    safe_extract,
-    verify_checksum,
-)
+from camtool.data.archive import Checksum, extract_dataset, find_complete, verify_checksum
+from camtool.data.http_fetch import ProgressCallback, fetch
 from camtool.errors import CamtoolError, ConfigError, InputError
 from camtool.fsutil import remove_stale_temps
 
-__all__ = [
-    "ARCHIVES",
-    "MARKER_NAME",
-    "MD5_REFERENCE",
-    "ArchiveSpec",
-    "Checksum",
-    "DownloadResult",
-    "ProgressCallback",
-    "download_dataset",
-    "find_complete",
-    "is_complete",
-    "safe_extract",
-    "verify_checksum",
-]
+__all__ = ["ARCHIVES", "MD5_REFERENCE", "ArchiveSpec", "DownloadResult", "download_dataset"]
 
-ProgressCallback = Callable[[int, int | None], None]
-"""Called as ``progress(done_bytes, total_bytes)``; ``total_bytes`` is None when unknown."""
-
-_CHUNK = 1 << 20
 _ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz", ".tar")
-_MANUAL_HINT = "download {url} by hand and run `camtool download --archive FILE`"
 
 
 @dataclass(frozen=True)
 class ArchiveSpec:
-    """One downloadable dataset archive.
+    """One downloadable dataset archive (also what one call of :func:`download_dataset` plans).
 
     Attributes:
         name: the dataset name users type, e.g. ``"imagenette-160"``.
-        url: where the archive is downloaded from.
+        url: where the archive is downloaded from (``None``: an archive given by hand, nowhere
+            to download it from).
         filename: the archive's file name in the data folder.
         folder: the archive's single top-level folder, e.g. ``"imagenette2-160"``.
         size: the archive's size in bytes, when known.
@@ -79,7 +51,7 @@ class ArchiveSpec:
     """
 
     name: str
-    url: str
+    url: str | None
     filename: str
     folder: str
     size: int | None
@@ -118,18 +90,6 @@ MD5_REFERENCE: dict[str, Checksum] = {
     a.dataset: Checksum("md5", a.md5) for a in IMAGENETTE_ARCHIVES
 }
 """The md5 digests torchvision publishes for the same archives (the sha256 ones are checked)."""
-
-
-@dataclass(frozen=True)
-class _Plan:
-    """What one call of :func:`download_dataset` should fetch and expect."""
-
-    dataset: str
-    url: str | None
-    filename: str
-    folder: str
-    size: int | None
-    checksum: Checksum | None
 
 
 def download_dataset(
@@ -205,7 +165,7 @@ def _remove_if_left_empty(data_dir: Path) -> Iterator[None]:
         raise
 
 
-def _from_archive(source: Path, data_dir: Path, plan: _Plan) -> DownloadResult:
+def _from_archive(source: Path, data_dir: Path, plan: ArchiveSpec) -> DownloadResult:
     """Verify and extract an archive downloaded by hand."""
     if not source.is_file():
         raise InputError(f"archive not found: {source}")
@@ -214,13 +174,13 @@ def _from_archive(source: Path, data_dir: Path, plan: _Plan) -> DownloadResult:
             verify_checksum(source, plan.checksum)
         except CamtoolError as exc:
             raise InputError(f"{exc.message}; nothing was extracted") from None
-    top = extract_dataset(source, data_dir, plan.dataset, str(source), plan.checksum)
+    top = extract_dataset(source, data_dir, plan.name, str(source), plan.checksum)
     return DownloadResult(top, source, 0, 0, already_present=False)
 
 
 def _from_url(
     data_dir: Path,
-    plan: _Plan,
+    plan: ArchiveSpec,
     force: bool,
     progress: ProgressCallback | None,
     timeout: float,
@@ -240,7 +200,7 @@ def _from_url(
 
     downloaded = resumed = 0
     if not target.is_file():
-        downloaded, resumed = _fetch(plan.url, part, plan.size, timeout, progress)
+        downloaded, resumed = fetch(plan.url, part, plan.size, timeout, progress)
         if plan.checksum is not None:
             try:
                 verify_checksum(part, plan.checksum)
@@ -250,14 +210,14 @@ def _from_url(
                     f"{exc.message}; the download was deleted and nothing was extracted"
                 ) from None
         os.replace(part, target)
-    top = extract_dataset(target, data_dir, plan.dataset, plan.url, plan.checksum)
+    top = extract_dataset(target, data_dir, plan.name, plan.url, plan.checksum)
     return DownloadResult(top, target, downloaded, resumed, already_present=False)
 
 
 # --- planning ---------------------------------------------------------------------------------
 
 
-def _plan(dataset: str, url: str | None, sha256: str | None, archive: Path | None) -> _Plan:
+def _plan(dataset: str, url: str | None, sha256: str | None, archive: Path | None) -> ArchiveSpec:
     """Work out the URL, file name, folder, size and checksum for one call."""
     spec = ARCHIVES.get(dataset)
     if spec is None and url is None and archive is None:
@@ -287,7 +247,7 @@ def _plan(dataset: str, url: str | None, sha256: str | None, archive: Path | Non
     if override is None and official_file and spec is not None:
         checksum, size = spec.checksum, spec.size
     folder = spec.folder if spec is not None else _strip_archive_suffix(filename)
-    return _Plan(dataset, source_url, filename, folder, size, checksum)
+    return ArchiveSpec(dataset, source_url, filename, folder, size, checksum)
 
 
 def _filename_from_url(url: str, dataset: str) -> str:
@@ -304,141 +264,3 @@ def _strip_archive_suffix(filename: str) -> str:
         if filename.lower().endswith(suffix) and len(filename) > len(suffix):
             return filename[: -len(suffix)]
     return Path(filename).stem or filename
-
-
-# --- HTTP -------------------------------------------------------------------------------------
-
-
-def _network_error(url: str, reason: str) -> CamtoolError:
-    """Build the one-line error for a failed request, with the manual way out."""
-    reason = " ".join(reason.split())
-    return CamtoolError(f"could not download {url}: {reason}; " + _MANUAL_HINT.format(url=url))
-
-
-def _reason(exc: BaseException) -> str:
-    """Return a short description of a network exception."""
-    if isinstance(exc, urllib.error.URLError):
-        inner = exc.reason
-        if isinstance(inner, OSError) and inner.strerror:
-            return inner.strerror
-        return str(inner)
-    if isinstance(exc, TimeoutError):
-        return "timed out"
-    if isinstance(exc, OSError) and exc.strerror:
-        return exc.strerror
-    return str(exc) or type(exc).__name__
-
-
-def _open(url: str, offset: int, timeout: float) -> Any:
-    """Send a GET request, with a Range header when ``offset`` > 0, and return the response."""
-    headers = {"User-Agent": f"camtool/{__version__}", "Accept-Encoding": "identity"}
-    if offset > 0:
-        headers["Range"] = f"bytes={offset}-"
-    request = urllib.request.Request(url, headers=headers)
-    return urllib.request.urlopen(request, timeout=timeout)
-
-
-def _content_range(value: str | None) -> tuple[int | None, int | None]:
-    """Parse ``Content-Range`` into (first byte, total size); None for parts that are absent."""
-    if not value:
-        return None, None
-    match = re.fullmatch(r"\s*bytes\s+(?:(\d+)-\d+|\*)/(\d+|\*)\s*", value)
-    if match is None:
-        return None, None
-    start = int(match.group(1)) if match.group(1) is not None else None
-    total = int(match.group(2)) if match.group(2) != "*" else None
-    return start, total
-
-
-def _fetch(
-    url: str,
-    part: Path,
-    size: int | None,
-    timeout: float,
-    progress: ProgressCallback | None,
-) -> tuple[int, int]:
-    """Download ``url`` into ``part``, resuming it when it already holds some bytes.
-
-    Returns:
-        (bytes received in this call, offset the download resumed from).
-    """
-    offset = part.stat().st_size if part.is_file() else 0
-    if size is not None and offset > size:
-        part.unlink()
-        offset = 0
-    if size is not None and offset == size and offset > 0:
-        return 0, offset  # the part file is already whole; the checksum will tell
-
-    for _attempt in range(2):
-        try:
-            response = _open(url, offset, timeout)
-        except urllib.error.HTTPError as exc:
-            status, content_range = exc.code, exc.headers.get("Content-Range")
-            exc.close()
-            if status == 416 and offset > 0:
-                _, whole = _content_range(content_range)
-                if whole == offset:
-                    return 0, offset  # nothing left to fetch
-                part.unlink(missing_ok=True)  # the part file does not fit: start over
-                offset = 0
-                continue
-            raise _network_error(url, f"HTTP {status} {exc.reason}") from None
-        except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
-            raise _network_error(url, _reason(exc)) from None
-
-        with response:
-            total: int | None
-            if response.status == 206 and offset > 0:
-                start, total = _content_range(response.headers.get("Content-Range"))
-                if start != offset:
-                    part.unlink(missing_ok=True)  # not the range we asked for: start over
-                    offset = 0
-                    continue
-            else:
-                offset = 0  # a plain 200: the server ignored Range, so start over
-                length = response.headers.get("Content-Length")
-                total = int(length) if length and length.isdigit() else None
-            received = _stream(response, part, offset, total, url, progress)
-        return received, offset
-    raise _network_error(url, "the server did not answer the Range request consistently")
-
-
-def _stream(
-    response: Any,
-    part: Path,
-    offset: int,
-    total: int | None,
-    url: str,
-    progress: ProgressCallback | None,
-) -> int:
-    """Append the response body to ``part`` (truncating it when ``offset`` is 0)."""
-    done = offset
-    if progress is not None:
-        progress(done, total)
-    try:
-        with open(part, "ab" if offset > 0 else "wb") as fh:
-            while True:
-                try:
-                    chunk = response.read(_CHUNK)
-                except (OSError, http.client.HTTPException) as exc:
-                    raise _interrupted(url, done, total, _reason(exc)) from None
-                if not chunk:
-                    break
-                fh.write(chunk)
-                done += len(chunk)
-                if progress is not None:
-                    progress(done, total)
-    except OSError as exc:
-        raise CamtoolError(f"cannot write {part}: {exc.strerror or exc}") from None
-    if total is not None and done < total:
-        raise _interrupted(url, done, total, "connection closed early")
-    return done - offset
-
-
-def _interrupted(url: str, done: int, total: int | None, reason: str) -> CamtoolError:
-    """Build the error for a download cut short (the part file is kept for resuming)."""
-    of_total = f" of {total}" if total is not None else ""
-    return CamtoolError(
-        f"download of {url} interrupted after {done}{of_total} bytes ({reason}); "
-        "run the same command again to resume, or " + _MANUAL_HINT.format(url=url)
-    )

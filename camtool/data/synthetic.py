@@ -13,44 +13,36 @@ The layout is the usual ImageFolder one::
     root/classes.txt      # one class name a line, in class-index (sorted) order
     root/boxes.csv        # path,x0,y0,x1,y1 (path relative to root; x1, y1 exclusive)
 
-:func:`read_boxes_csv` reads that box file, and any user box file in the same format.
+:func:`camtool.data.box_csv.read_boxes_csv` reads that box file, as any user box file.
 """
 
 from __future__ import annotations
 
 import csv
-import io
 import math
 import os
 import shutil
 import tempfile
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
 
 import numpy as np
 from PIL import Image, ImageDraw
 
+from camtool.core.localize import BoxXYXY
+from camtool.data.box_csv import BOXES_HEADER
 from camtool.errors import ConfigError, InputError
 from camtool.fsutil import SCRATCH_PREFIX, remove_stale_temps
-from camtool.textio import read_text
 
 __all__ = [
-    "BOXES_HEADER",
     "DEFAULT_OBJECT_SCALE",
     "MIN_IMAGE_SIZE",
     "SHAPES",
-    "Box",
     "make_shapes_dataset",
-    "read_boxes_csv",
 ]
 
 SHAPES: tuple[str, ...] = ("circle", "cross", "ring", "square", "triangle")
 """The shape classes, in sorted order (the class-index order an ImageFolder listing gives)."""
-
-BOXES_HEADER: tuple[str, ...] = ("path", "x0", "y0", "x1", "y1")
-"""The columns a box file must have (more columns are allowed and ignored)."""
 
 MIN_IMAGE_SIZE = 32
 """The smallest image side the generator accepts."""
@@ -69,33 +61,6 @@ _MARKER = ".camtool-shapes"
 """Written into a generated root; only a root carrying it is replaced by a new run."""
 
 RGB = tuple[int, int, int]
-
-
-@dataclass(frozen=True)
-class Box:
-    """An axis-aligned box in pixel coordinates; ``x1`` and ``y1`` are exclusive.
-
-    Attributes:
-        x0: left column (inclusive).
-        y0: top row (inclusive).
-        x1: right column (exclusive).
-        y1: bottom row (exclusive).
-    """
-
-    x0: int
-    y0: int
-    x1: int
-    y1: int
-
-    @property
-    def width(self) -> int:
-        """Width in pixels."""
-        return self.x1 - self.x0
-
-    @property
-    def height(self) -> int:
-        """Height in pixels."""
-        return self.y1 - self.y0
 
 
 def make_shapes_dataset(
@@ -176,80 +141,6 @@ def make_shapes_dataset(
     return root
 
 
-def read_boxes_csv(path: Path, root: Path | None = None) -> dict[str, list[Box]]:
-    """Read a box file: a header naming ``path,x0,y0,x1,y1``, then one box a row.
-
-    Several rows may name the same image. Columns are found by header name (case and
-    surrounding spaces ignored), so their order is free and extra columns are ignored; blank
-    lines are skipped. Coordinates may be written as decimals: ``x0``/``y0`` are rounded down
-    and ``x1``/``y1`` up, so the box still covers what was marked.
-
-    Args:
-        path: the CSV file.
-        root: if given, each key is ``str((root / path_in_file).resolve())``; otherwise the
-            path exactly as written in the file.
-
-    Returns:
-        Image path to its boxes, in file order.
-
-    Raises:
-        InputError: the file cannot be read, lacks a column, or a row has an empty path, a
-            non-numeric or negative coordinate, or ``x1 <= x0`` / ``y1 <= y0``; the message
-            names the file and the line.
-    """
-    path = Path(path)
-    text = read_text(path)  # UTF-8 with or without a BOM, or BOM-marked UTF-16
-    try:
-        return _parse_boxes(io.StringIO(text, newline=""), path, root)
-    except csv.Error as exc:
-        raise InputError(f"cannot read box file {path}: {exc}") from exc
-
-
-def _parse_boxes(f: TextIO, path: Path, root: Path | None) -> dict[str, list[Box]]:
-    reader = csv.reader(f)
-    header = next((row for row in reader if any(cell.strip() for cell in row)), None)
-    if header is None:
-        raise InputError(f"{path}: empty box file; expected a header {','.join(BOXES_HEADER)}")
-    names = [cell.strip().lower() for cell in header]
-    missing = [col for col in BOXES_HEADER if col not in names]
-    if missing:
-        raise InputError(
-            f"{path} line {reader.line_num}: header lacks {', '.join(missing)}; "
-            f"expected {','.join(BOXES_HEADER)}"
-        )
-    cols = [names.index(col) for col in BOXES_HEADER]
-    boxes: dict[str, list[Box]] = {}
-    for row in reader:
-        if not any(cell.strip() for cell in row):
-            continue
-        where = f"{path} line {reader.line_num}"
-        if len(row) < len(names):
-            raise InputError(f"{where}: {len(row)} columns, expected {len(names)}")
-        image = row[cols[0]].strip()
-        if not image:
-            raise InputError(f"{where}: empty path")
-        x0, y0, x1, y1 = (
-            _coordinate(row[c], BOXES_HEADER[k + 1], where, k >= 2) for k, c in enumerate(cols[1:])
-        )
-        if x1 <= x0 or y1 <= y0:
-            raise InputError(
-                f"{where}: empty box, need x1 > x0 and y1 > y0 (got {x0},{y0},{x1},{y1})"
-            )
-        key = image if root is None else str((Path(root) / image).resolve())
-        boxes.setdefault(key, []).append(Box(x0, y0, x1, y1))
-    return boxes
-
-
-def _coordinate(text: str, name: str, where: str, upper: bool) -> int:
-    try:
-        value = float(text)
-    except ValueError:
-        raise InputError(f"{where}: {name} is not a number: {text.strip()!r}") from None
-    if not math.isfinite(value) or value < 0:
-        raise InputError(f"{where}: {name} must be a finite number >= 0, got {text.strip()!r}")
-    return math.ceil(value) if upper else math.floor(value)
-
-
 def _check_args(
     train_per_class: int, val_per_class: int, image_size: int, classes: Sequence[str]
 ) -> list[str]:
@@ -285,7 +176,7 @@ def _draw_sample(
     shape: str,
     size: int,
     scale: tuple[float, float] = DEFAULT_OBJECT_SCALE,
-) -> tuple[Image.Image, Box]:
+) -> tuple[Image.Image, BoxXYXY]:
     """Draw one image of ``shape`` and return it with the shape's tight bounding box."""
     image, box, _ = _render(rng, shape, size, scale)
     return image, box
@@ -296,7 +187,7 @@ def _render(
     shape: str,
     size: int,
     scale: tuple[float, float] = DEFAULT_OBJECT_SCALE,
-) -> tuple[Image.Image, Box, Image.Image]:
+) -> tuple[Image.Image, BoxXYXY, Image.Image]:
     """Draw one image; also return the shape's mask (the box is the mask's bounding box)."""
     background = _dark_colour(rng)
     colour = _bright_colour(rng)
@@ -309,7 +200,7 @@ def _render(
     image = Image.fromarray(np.clip(noisy, 0, 255).astype(np.uint8), "RGB")
     bbox = mask.getbbox()
     assert bbox is not None  # every shape is at least a few pixels wide
-    return image, Box(*bbox), mask
+    return image, BoxXYXY(*bbox), mask
 
 
 def _colour(rng: np.random.Generator) -> RGB:
