@@ -40,18 +40,13 @@ def evaluate_classification(
 ) -> dict[str, Any]:
     """Loss, top-1/top-5 accuracy, per-class P/R/F1, confusion matrix and confident mistakes.
 
-    Args:
-        runner: the model.
-        dataset: the split, with the evaluation transform (see :func:`split_dataset`).
-        batch_size: images per forward pass.
-        workers: DataLoader worker processes.
-        mistakes: how many of the most confident mistakes to keep.
-        progress: ``progress("classification", done, total)`` after each batch.
+    ``dataset`` is the split with the evaluation transform; ``mistakes`` how many of the most
+    confident mistakes to keep; ``progress("classification", done, total)`` follows each batch.
 
     Returns:
         A JSON-ready dict; accuracies are fractions in [0, 1]. ``mistakes`` lists ``index``
-        (the sample's, as ``camtool cam --dataset SPLIT --index`` takes it), ``path``, ``true``,
-        ``predicted`` and ``prob`` (the predicted class's probability), most confident first.
+        (as ``camtool cam --dataset SPLIT --index`` takes it), ``path``, ``true``, ``predicted``
+        and ``prob`` (the predicted class's probability), most confident first.
 
     Raises:
         CamtoolError: no image could be read, or the GPU ran out of memory.
@@ -110,10 +105,7 @@ def _per_class(matrix: np.ndarray, names: Sequence[str]) -> list[dict[str, Any]]
 def _mistakes(
     dataset: ImageFolderDataset, names: Sequence[str], found: dict[str, Tensor], count: int
 ) -> list[dict[str, Any]]:
-    """The ``count`` wrong predictions made with the highest probability, most confident first.
-
-    ``found`` holds ``[N]`` tensors: ``pred``, ``true``, ``prob`` (of ``pred``) and the sample
-    ``index``."""
+    """The ``count`` most confident wrong predictions of ``found``'s ``[N]`` tensors."""
     pred, true, prob = found["pred"], found["true"], found["prob"]
     wrong = torch.nonzero(pred != true).flatten()
     ranked = wrong[torch.argsort(prob[wrong], descending=True, stable=True)][: max(0, count)]

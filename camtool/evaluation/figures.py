@@ -22,7 +22,6 @@ __all__ = ["confusion_png", "mistakes_png"]
 
 
 def _figure(width: float, height: float) -> Any:
-    """A Matplotlib figure of ``width x height`` inches at 100 dpi, drawn without a display."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -32,8 +31,7 @@ def _figure(width: float, height: float) -> Any:
 
 
 def _png(fig: Any) -> bytes:
-    """The figure laid out and saved as PNG, cropped to what is drawn plus a small margin (no
-    empty bands; a title wider than the panels is kept whole)."""
+    """The figure as PNG, cropped to what is drawn plus a small margin."""
     fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", bbox_inches="tight", pad_inches=0.1)
