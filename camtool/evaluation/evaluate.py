@@ -24,10 +24,14 @@ from camtool.core.runner import Runner
 from camtool.data.boxes import GroundTruth, load_boxes
 from camtool.data.datasets import ImageFolderDataset, build_transforms
 from camtool.errors import ConfigError, InputError
-from camtool.evaluation.classification import MAX_MISTAKES, evaluate_classification
+from camtool.evaluation.classification import (
+    MAX_MISTAKES,
+    confusion_png,
+    evaluate_classification,
+    mistakes_png,
+)
 from camtool.evaluation.data import EvalProgress, check_classes, split_dataset
 from camtool.evaluation.faithfulness import DEFAULT_FAITHFULNESS_IMAGES, evaluate_faithfulness
-from camtool.evaluation.figures import confusion_png, mistakes_png
 from camtool.evaluation.localization import evaluate_localization, run_localization
 from camtool.evaluation.localization_metrics import PROTOCOLS
 from camtool.evaluation.source import open_model_and_dataset
