@@ -267,8 +267,8 @@ def _classification(
     progress: EvalProgress | None,
 ) -> None:
     """Classification metrics into ``report``, and its two figures beside ``metrics.json``."""
-    out_dir = Path(options.output_dir)
-    report.classification = evaluate_classification(
+    out_dir, cam = Path(options.output_dir), settings.cam
+    found = report.classification = evaluate_classification(
         runner,
         dataset,
         batch_size=settings.runtime.batch_size,
@@ -277,16 +277,9 @@ def _classification(
         progress=progress,
     )
     cm_file = out_dir / "confusion_matrix.png"
-    matrix = report.classification["confusion_matrix"]
-    atomic_write_bytes(cm_file, confusion_png(matrix, runner.info.class_names))
+    atomic_write_bytes(cm_file, confusion_png(found["confusion_matrix"], runner.info.class_names))
     report.files["confusion_matrix"] = str(cm_file)
-    grid = mistakes_png(
-        runner,
-        report.classification["mistakes"],
-        settings.cam.alpha,
-        settings.cam.colormap,
-        settings.cam.upsample.value,
-    )
+    grid = mistakes_png(runner, found["mistakes"], cam.alpha, cam.colormap, cam.upsample.value)
     if grid is not None:
         atomic_write_bytes(out_dir / "mistakes.png", grid)
         report.files["mistakes"] = str(out_dir / "mistakes.png")
