@@ -443,7 +443,7 @@ def _blank_margins(png: bytes) -> tuple[int, int, int, int]:
 def test_figures_have_no_empty_band_and_no_cut_title(tmp_path: Path, tiny_checkpoint: Path) -> None:
     from camtool.core.checkpoint import load_checkpoint
     from camtool.core.torch_runner import TorchRunner
-    from camtool.evaluation.figures import mistakes_png
+    from camtool.evaluation.classification import mistakes_png
     from camtool.explain.figure import figure_png
     from camtool.explain.render import overlay
     from tests.conftest import make_photo

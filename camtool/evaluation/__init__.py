@@ -1,4 +1,4 @@
-"""Measuring a model (``camtool eval``): classification, CAM localization, faithfulness, figures.
+"""Measuring a model (``camtool eval``): classification, CAM localization, faithfulness.
 
 ``evaluate`` runs the passes (``classification``, ``localization``, ``faithfulness``) and writes
 the results; the formulas are in ``metrics`` and ``localization_metrics``; ``data`` holds the

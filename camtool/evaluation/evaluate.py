@@ -24,10 +24,14 @@ from camtool.core.runner import Runner
 from camtool.data.boxes import GroundTruth, load_boxes
 from camtool.data.datasets import ImageFolderDataset, build_transforms
 from camtool.errors import ConfigError, InputError
-from camtool.evaluation.classification import MAX_MISTAKES, evaluate_classification
+from camtool.evaluation.classification import (
+    MAX_MISTAKES,
+    confusion_png,
+    evaluate_classification,
+    mistakes_png,
+)
 from camtool.evaluation.data import EvalProgress, check_classes, split_dataset
 from camtool.evaluation.faithfulness import DEFAULT_FAITHFULNESS_IMAGES, evaluate_faithfulness
-from camtool.evaluation.figures import confusion_png, mistakes_png
 from camtool.evaluation.localization import evaluate_localization, run_localization
 from camtool.evaluation.localization_metrics import PROTOCOLS
 from camtool.evaluation.source import open_model_and_dataset
@@ -262,8 +266,8 @@ def _classification(
     progress: EvalProgress | None,
 ) -> None:
     """Classification metrics into ``report``, and its two figures beside ``metrics.json``."""
-    out_dir = Path(options.output_dir)
-    report.classification = evaluate_classification(
+    out_dir, cam = Path(options.output_dir), settings.cam
+    found = report.classification = evaluate_classification(
         runner,
         dataset,
         batch_size=settings.runtime.batch_size,
@@ -272,16 +276,9 @@ def _classification(
         progress=progress,
     )
     cm_file = out_dir / "confusion_matrix.png"
-    matrix = report.classification["confusion_matrix"]
-    atomic_write_bytes(cm_file, confusion_png(matrix, runner.info.class_names))
+    atomic_write_bytes(cm_file, confusion_png(found["confusion_matrix"], runner.info.class_names))
     report.files["confusion_matrix"] = str(cm_file)
-    grid = mistakes_png(
-        runner,
-        report.classification["mistakes"],
-        settings.cam.alpha,
-        settings.cam.colormap,
-        settings.cam.upsample.value,
-    )
+    grid = mistakes_png(runner, found["mistakes"], cam.alpha, cam.colormap, cam.upsample.value)
     if grid is not None:
         atomic_write_bytes(out_dir / "mistakes.png", grid)
         report.files["mistakes"] = str(out_dir / "mistakes.png")

@@ -51,17 +51,10 @@ def evaluate_faithfulness(
 ) -> dict[str, Any]:
     """Deletion / insertion AUC and Average Drop / Increase in Confidence of the predicted maps.
 
-    Args:
-        runner: the model.
-        dataset: the split, with the evaluation transform.
-        max_images: most images used, spread evenly over the split.
-        batch_size: images per forward pass (perturbed copies included).
-        workers: DataLoader worker processes.
-        steps: deletion/insertion increments.
-        progress: ``progress("faithfulness", done, total)``, counted in forward-pass images
-            (``2 * (steps + 1) + 2`` per image).
-        upsample: how the maps are brought to the input's pixels to rank them, ``"aligned"``
-            or ``"conventional"`` (see :func:`camtool.core.maps.heatmap`).
+    On at most ``max_images`` of the split (evaluation transform), spread evenly over it; ``steps``
+    deletion/insertion increments; ``progress("faithfulness", done, total)`` counts forward-pass
+    images (``2 * (steps + 1) + 2`` per image); ``upsample`` is how the maps are brought to the
+    input's pixels (:func:`camtool.core.maps.heatmap`).
 
     Returns:
         A JSON-ready dict: ``deletion_auc`` (lower is better) and ``insertion_auc`` (higher is
@@ -100,8 +93,8 @@ def evaluate_faithfulness(
 def _score_batch(
     runner: Runner, x: Tensor, steps: int, batch_size: int, upsample: str, loop: EvalLoop
 ) -> tuple[Tensor, ...]:
-    """Deletion AUC, insertion AUC, drop and increase (on the CPU) of one batch ``x`` of inputs,
-    each ranked by the map of the predicted class; ``loop`` is told the passes as they go."""
+    """Deletion and insertion AUC, drop and increase (on the CPU) of one batch, by the predicted
+    class's maps; ``loop`` is told the passes as they go."""
 
     def model_fn(batch: Tensor) -> Tensor:
         return runner(batch)[0]

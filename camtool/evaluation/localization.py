@@ -1,11 +1,10 @@
-"""``camtool eval``'s localization metrics, computed on uncropped inputs.
+"""``camtool eval``'s localization pass, on uncropped inputs.
 
 Boxes are in the original image's pixels, which a centre crop would cut, so images are fed as
-``camtool cam`` feeds them: no crop, shorter side resized to ``img_size``, each side rounded to
-a multiple of the output stride (:func:`camtool.data.images.input_geometry`). The map is
-upsampled to the original size (``cam.upsample``, see :mod:`camtool.core.upsample`) and
-compared there with the boxes. Each image's input size is known from its header, so images
-are grouped by it before reading and batches fill up.
+``camtool cam`` feeds them: no crop, shorter side resized to ``img_size``, each side rounded to a
+multiple of the output stride (:func:`camtool.data.images.input_geometry`). The map is upsampled
+to the original size (``cam.upsample``) and compared there with the boxes. Images are grouped by
+their input size (read from the header) before reading, so batches fill up.
 """
 
 from __future__ import annotations
@@ -165,15 +164,12 @@ def run_localization(
 
     Images of one input size share a batch of at most ``batch_size``; ``max_pixels`` refuses
     larger images unread; ``progress("localization", done, total)`` follows each batch; ``warn``
-    is told one line for each box clipped to its image (:func:`camtool.data.boxes.clip_box`);
-    ``upsample`` is how maps become pixels (:func:`camtool.core.maps.heatmap`), ``protocol`` how
-    MaxBoxAccV2 is computed.
+    is told of each box clipped to its image; ``upsample`` is how maps become pixels
+    (:func:`camtool.core.maps.heatmap`), ``protocol`` how MaxBoxAccV2 is computed.
 
     Returns:
-        :meth:`LocalizationAccumulator.compute`'s results (``maxboxacc_by_iou`` and
-        ``best_threshold_by_iou`` keyed ``"0.3"`` ...; ``centre_box_baseline`` is what the maps
-        must beat), with the unreadable images (:func:`skipped_fields`), ``n_without_boxes``,
-        the box source and the settings used.
+        :meth:`LocalizationAccumulator.compute`'s results (``*_by_iou`` keyed ``"0.3"`` ...),
+        the unreadable images, ``n_without_boxes``, the box source and the settings used.
 
     Raises:
         ConfigError: ``batch_size`` below 1, an unknown protocol, or ``"aligned"`` for a model
@@ -237,12 +233,9 @@ def evaluate_localization(
 ) -> dict[str, Any]:
     """Box localization of a model's maps on one split of a dataset (what ``camtool demo`` uses).
 
-    ``root`` is the dataset root (holding ``train/`` and the split); ``boxes`` are boxes already
-    read, a box file or folder, or ``None`` for ``<root>/boxes.csv``; the other arguments are
-    :func:`run_localization`'s.
-
-    Returns:
-        :func:`run_localization`'s results, and ``notes`` (boxes clipped to their image).
+    ``root`` holds ``train/`` and the split; ``boxes`` are boxes already read, a box file or
+    folder, or ``None`` for ``<root>/boxes.csv``; the other arguments are
+    :func:`run_localization`'s, whose results are returned with ``notes`` (boxes clipped).
 
     Raises:
         InputError: no box file, a malformed one, or boxes matching no image of the split.

@@ -15,26 +15,16 @@
 MaxBoxAccV2 has two protocols (``protocol``). ``"camtool"`` (the default) thresholds the min-max
 normalised float map (foreground strictly above), boxes the 8-connected regions end exclusive,
 takes IoU of pixel areas and sweeps 0.00, 0.01, ..., 0.99 (:mod:`camtool.core.localize`).
-``"wsol"`` is the wsolevaluation reference's ``BoxEvaluator`` (``box_v2_metric``, i.e.
-``multi_contour_eval``) exactly, in four conventions:
-
-1. **8-bit maps.** The min-max normalised map ``m`` (float64; a constant map is all zeros) is
-   quantised as ``q = uint8(m * 255)`` (truncation); at CAM threshold ``t`` the foreground is
-   ``q > int(t * max(q))`` (OpenCV's ``THRESH_BINARY``).
-2. **Every contour, holes included** (``cv2.findContours(RETR_TREE)``): the border of each
-   8-connected foreground region and of each hole (a 4-connected background region not reaching
-   the image edge). A hole's border runs through the foreground pixels 4-adjacent to it, so its
-   box is the hole's grown by one pixel on every side.
-3. **Box corners.** Each ``boundingRect`` ``(x, y, w, h)`` becomes
-   ``(x, y, min(x + w, W - 1), min(y + h, H - 1))``; with no foreground the one box is
-   ``(0, 0, 0, 0)``.
-4. **IoU with the inclusive "+1" rule**: areas ``(x1 - x0 + 1) * (y1 - y0 + 1)``, the
-   intersection likewise, ground-truth boxes used with their numbers as given; a non-positive
-   union gives IoU 0.
-
-Its sweep is the reference's default ``np.arange(0, 1, 0.001)``; regions are labelled with
-:func:`scipy.ndimage.label` (no OpenCV). The CAM paper protocol is camtool's in both.
-Accuracies are fractions in [0, 1].
+``"wsol"`` is the wsolevaluation reference's ``BoxEvaluator`` (``box_v2_metric``) exactly:
+(1) the normalised float64 map ``m`` is quantised as ``q = uint8(m * 255)`` and the foreground
+at threshold ``t`` is ``q > int(t * max(q))`` (OpenCV's ``THRESH_BINARY``); (2) every contour
+counts (``cv2.findContours(RETR_TREE)``): each 8-connected region and each hole (a 4-connected
+background region off the image edge, whose box is the hole's grown by one pixel each side);
+(3) a ``boundingRect`` ``(x, y, w, h)`` becomes ``(x, y, min(x + w, W - 1), min(y + h, H - 1))``,
+and no foreground gives the one box ``(0, 0, 0, 0)``; (4) IoU reads both boxes as inclusive of
+their end (areas ``(x1 - x0 + 1) * (y1 - y0 + 1)``; a non-positive union gives 0); (5) the sweep
+is ``np.arange(0, 1, 0.001)``. Regions are labelled with :func:`scipy.ndimage.label` (no
+OpenCV). The CAM paper protocol is camtool's in both. Accuracies are fractions in [0, 1].
 """
 
 from __future__ import annotations

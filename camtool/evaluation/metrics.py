@@ -249,9 +249,7 @@ def deletion_insertion_auc(
     n, _, h, w = images.shape
     sal = _heatmaps(saliency, images, upsample, geometry).reshape(n, h * w)
     order = torch.argsort(sal, dim=1, descending=True, stable=True)
-    rank = torch.empty_like(order).scatter_(
-        1, order, torch.arange(h * w, device=order.device).expand(n, h * w).contiguous()
-    )
+    rank = torch.argsort(order, dim=1)  # the inverse permutation: each pixel's place in order
     counts = torch.tensor([round(k * h * w / steps) for k in range(steps + 1)], device=rank.device)
 
     def variant(img: Tensor, step: Tensor) -> Tensor:
