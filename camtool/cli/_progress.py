@@ -26,7 +26,10 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from camtool.training.types import BatchProgress, EpochMetrics, TrainPlan
 
-__all__ = ["ProgressMode", "ProgressReporter", "TrainProgress", "progress_mode"]
+__all__ = ["LINE_EVERY", "ProgressMode", "ProgressReporter", "TrainProgress", "progress_mode"]
+
+#: Without a terminal, a progress line every this many items (and at least every 30 s).
+LINE_EVERY = 100
 
 
 class ProgressMode(str, Enum):
@@ -94,7 +97,8 @@ class ProgressReporter:
         command: the command's name, the prefix of each line (``camtool <command>: ...``).
         quiet: print no progress (messages with ``always=True`` still show).
         unit: what is counted (``images``, ``batches``); ``bytes`` shows megabytes.
-        every: a line each time this many more items are done.
+        every: a line each time this many more items are done (``None``: by ``fraction`` and
+            time alone).
         fraction: a line each time this fraction of the total more is done (e.g. 0.1).
         seconds: a line at least this often while work goes on.
         stream: where to decide terminal or not (default stderr; tests pass their own).

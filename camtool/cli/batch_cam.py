@@ -35,10 +35,7 @@ from camtool.errors import EXIT_OK
 if TYPE_CHECKING:
     from camtool.batch.pipeline import BatchReport, OnProgress
 
-__all__ = ["LINE_EVERY", "batch_cam"]
-
-#: Without a terminal, a progress line every this many images (and at least every 30 s).
-LINE_EVERY = 100
+__all__ = ["batch_cam"]
 
 
 @app.command(
@@ -161,10 +158,9 @@ def _stdin_lines() -> Iterator[bytes]:
 
 @contextlib.contextmanager
 def _progress(quiet: bool, json_out: bool) -> Iterator[OnProgress]:
-    """A progress callback: a bar on a terminal, plain lines every :data:`LINE_EVERY` images
-    or 30 s elsewhere, nothing with ``--quiet`` (nor on a terminal with ``--json``); per-input
-    errors always."""
-    from camtool.cli._progress import ProgressReporter
+    """A progress callback: a bar on a terminal, plain lines every 100 images or 30 s elsewhere,
+    nothing with ``--quiet`` (nor on a terminal with ``--json``); per-input errors always."""
+    from camtool.cli._progress import LINE_EVERY, ProgressReporter
 
     with ProgressReporter(
         "batch-cam", quiet=quiet, json_out=json_out, every=LINE_EVERY

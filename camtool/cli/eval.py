@@ -27,10 +27,7 @@ from camtool.cli._output import err, out, print_json, report_skipped
 if TYPE_CHECKING:
     from camtool.evaluation.evaluate import EvalReport
 
-__all__ = ["LINE_EVERY", "EvalSplit", "LocProtocol", "eval_command"]
-
-#: Without a terminal, a progress line every this many images (and at least every 30 s).
-LINE_EVERY = 100
+__all__ = ["EvalSplit", "LocProtocol", "eval_command"]
 
 
 class EvalSplit(str, Enum):
@@ -155,7 +152,7 @@ def eval_command(
             "cam": {"upsample": upsample.value if upsample is not None else None},
         },
     )
-    from camtool.cli._progress import ProgressReporter
+    from camtool.cli._progress import LINE_EVERY, ProgressReporter
     from camtool.evaluation.evaluate import (
         DEFAULT_FAITHFULNESS_IMAGES,
         DEFAULT_OUTPUT_DIR,
