@@ -20,7 +20,7 @@ LAYERS: tuple[frozenset[str], ...] = (
     frozenset({"settings", "settings_sources", "choices"}),
     frozenset({"data"}),
     frozenset({"core"}),
-    frozenset({"errors", "fsutil", "paths", "process", "textio", "__init__"}),
+    frozenset({"errors", "fsutil", "paths", "process", "textio", "version", "__init__"}),
 )
 
 

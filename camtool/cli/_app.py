@@ -8,7 +8,6 @@ from typing import Any
 import typer
 from typer.core import TyperArgument, TyperCommand, TyperGroup
 
-from camtool import __version__
 from camtool.errors import (
     EXIT_FAILURE,
     EXIT_USAGE,
@@ -17,6 +16,7 @@ from camtool.errors import (
     interrupt_word,
 )
 from camtool.process import sigterm_as_interrupt
+from camtool.version import __version__
 
 __all__ = ["COMMAND_ORDER", "CamtoolCommand", "app", "fail"]
 

@@ -27,7 +27,6 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from camtool import __version__
 from camtool.core.imagenet import IMAGENET_MEAN, IMAGENET_STD
 from camtool.core.model import CAMNet, check_cam_invariant, imagenet_class_names
 from camtool.core.receptive import DERIVATION_REVISION, model_geometry
@@ -37,6 +36,7 @@ from camtool.core.upsample import CellGeometry
 from camtool.core.weights import read_weights
 from camtool.errors import CamtoolError
 from camtool.fsutil import atomic_path
+from camtool.version import __version__
 
 __all__ = [
     "FORMAT",

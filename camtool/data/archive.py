@@ -27,10 +27,10 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from camtool import __version__
 from camtool.errors import CamtoolError, ConfigError, InputError
 from camtool.fsutil import atomic_write_text
 from camtool.textio import to_json
+from camtool.version import __version__
 
 __all__ = [
     "MARKER_NAME",

@@ -15,8 +15,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from camtool import __version__
 from camtool.errors import CamtoolError
+from camtool.version import __version__
 
 __all__ = ["ProgressCallback", "fetch"]
 

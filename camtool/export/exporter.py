@@ -36,7 +36,6 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from camtool import __version__
 from camtool.core.checkpoint import LoadedModel, load_checkpoint
 from camtool.core.model import CAMNet
 from camtool.core.onnx_runner import (
@@ -54,6 +53,7 @@ from camtool.errors import CamtoolError, ConfigError
 from camtool.export.options import FORMATS, check_export_options
 from camtool.fsutil import SCRATCH_PREFIX, atomic_path, refuse_to_replace, remove_stale_temps
 from camtool.textio import to_json
+from camtool.version import __version__
 
 __all__ = [
     "TOLERANCE",
