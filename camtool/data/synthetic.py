@@ -13,7 +13,7 @@ The layout is the usual ImageFolder one::
     root/classes.txt      # one class name a line, in class-index (sorted) order
     root/boxes.csv        # path,x0,y0,x1,y1 (path relative to root; x1, y1 exclusive)
 
-:func:`camtool.data.box_csv.read_boxes_csv` reads that box file, as any user box file.
+:mod:`camtool.data.boxes` reads that box file, as any user box file.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from camtool.core.localize import BoxXYXY
-from camtool.data.box_csv import BOXES_HEADER
+from camtool.data.boxes import BOXES_HEADER
 from camtool.errors import ConfigError, InputError
 from camtool.fsutil import SCRATCH_PREFIX, remove_stale_temps
 
