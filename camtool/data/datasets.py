@@ -1,19 +1,14 @@
-"""Image datasets, splits, transforms and loaders for training and evaluation.
+"""Image datasets, transforms and loaders for training and evaluation.
 
 A dataset lives in ImageFolder layout, ``root/train/<class>/...`` and ``root/val/<class>/...``;
-class index ``i`` is the ``i``-th class folder name in sorted order. ``train/`` is split into the
-images used to fit the model and a held-out set of ``val_size`` images for model selection;
-``val/`` is the test split that ``camtool eval`` reports on.
-
-Every image is decoded by :func:`camtool.data.images.load_image`, the decoder ``camtool cam``
-and ``batch-cam`` use too, so every command sees the same pixels (EXIF orientation, 16-bit and
-float images scaled, transparency over white, CMYK ...).
+class index ``i`` is the ``i``-th class folder name in sorted order (splits:
+:mod:`camtool.data.splits`). Every image is decoded by :func:`camtool.data.images.load_image`,
+the decoder ``camtool cam`` and ``batch-cam`` use too, so every command sees the same pixels.
 
 Unreadable images: :meth:`ImageFolderDataset.__getitem__` returns a :class:`SkippedImage` (the
-path and the reason) for an image that cannot be decoded, and :func:`collate_skip_none` drops
-those items and returns them as the third element of each batch, ``(images, labels,
-skipped)``. Because they travel inside the batch, they reach the main process also when worker
-processes load the data; the training or evaluation loop collects them and names each file.
+path and the reason), and :func:`collate_skip_none` drops those items and returns them as the
+third element of each batch, ``(images, labels, skipped)``, so they reach the main process also
+from worker processes; the training or evaluation loop collects them and names each file.
 """
 
 from __future__ import annotations
@@ -35,14 +30,13 @@ from torch.utils.data.dataloader import default_collate
 from torchvision import transforms as T
 
 from camtool.core.imagenet import IMAGENET_MEAN, IMAGENET_STD, IMAGENETTE_CLASSES
-from camtool.data.images import load_image
+from camtool.data.images import IMAGE_SUFFIXES, load_image
 from camtool.errors import CamtoolError, ConfigError, InputError
 from camtool.process import worker_init
 
 __all__ = [
     "DATASET_NAMES",
     "DEFAULT_CROP_SCALE",
-    "IMAGE_EXTENSIONS",
     "ImageFolderDataset",
     "SkippedImage",
     "build_transforms",
@@ -58,11 +52,6 @@ DEFAULT_CROP_SCALE: tuple[float, float] = (0.08, 1.0)
 """Area range of ``RandomResizedCrop`` (torchvision's default). For the synthetic shapes, whose
 object can be cropped away by a small crop, use a narrower range such as ``(0.5, 1.0)``."""
 
-IMAGE_EXTENSIONS: frozenset[str] = frozenset(
-    {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
-)
-"""File suffixes listed as images (compared in lower case)."""
-
 DATASET_NAMES: tuple[str, ...] = ("imagenette", "folder")
 """Accepted ``dataset.name`` values; any name starting with ``imagenette`` counts as Imagenette."""
 
@@ -71,14 +60,8 @@ Item = tuple[Tensor, int]
 
 
 def find_dataset_root(data_dir: Path) -> Path:
-    """Find the folder holding ``train/`` (and ``val/``) under ``data_dir``.
-
-    Args:
-        data_dir: the dataset folder itself, or a folder with exactly one dataset subfolder
-            (e.g. ``data`` holding ``data/imagenette2-160/{train,val}``).
-
-    Returns:
-        ``data_dir`` if it has ``train/``, else its only subfolder with ``train/`` and ``val/``.
+    """``data_dir`` if it has ``train/``, else its only subfolder with ``train/`` and ``val/``
+    (e.g. ``data`` holding ``data/imagenette2-160/{train,val}``).
 
     Raises:
         CamtoolError: no dataset found (the message says to run ``camtool download``), or more
@@ -108,16 +91,10 @@ def find_dataset_root(data_dir: Path) -> Path:
 
 
 def class_names_for(root: Path, dataset_name: str) -> list[str]:
-    """Readable class names of a dataset, in class-index order.
-
-    Args:
-        root: the dataset root (with ``train/``).
-        dataset_name: ``"folder"`` (names are the folder names) or ``"imagenette"`` (any name
-            starting with it; WordNet ids are mapped to names by
-            :data:`camtool.core.imagenet.IMAGENETTE_CLASSES`, unknown folders kept as they are).
-
-    Returns:
-        One name per class folder of ``root/train``, sorted by folder name.
+    """Readable class names of a dataset: one per class folder of ``root/train``, sorted by
+    folder name. For ``dataset_name`` ``"folder"`` the names are the folder names; for
+    ``"imagenette"`` (any name starting with it) WordNet ids are mapped to names by
+    :data:`camtool.core.imagenet.IMAGENETTE_CLASSES`, unknown folders kept as they are.
 
     Raises:
         ConfigError: unknown ``dataset_name``.
@@ -136,21 +113,12 @@ def build_transforms(
     std: Sequence[float] = IMAGENET_STD,
     crop_scale: tuple[float, float] = DEFAULT_CROP_SCALE,
 ) -> Transform:
-    """The image-to-tensor pipeline.
+    """The pipeline mapping an RGB PIL image to a ``(3, img_size, img_size)`` float tensor,
+    normalised by the per-channel ``mean`` and ``std``.
 
     Train: ``RandomResizedCrop(img_size, scale=crop_scale)``, random horizontal flip, to tensor,
     normalise. Eval: ``Resize(int(img_size * 1.14))``, ``CenterCrop(img_size)``, to tensor,
     normalise.
-
-    Args:
-        img_size: side of the square output.
-        train: training (random) or evaluation (deterministic) pipeline.
-        mean: per-channel mean for normalisation.
-        std: per-channel standard deviation for normalisation.
-        crop_scale: area range of the random crop (training only).
-
-    Returns:
-        A callable mapping an RGB PIL image to a ``(3, img_size, img_size)`` float tensor.
 
     Raises:
         ConfigError: ``img_size`` below 1, or a bad ``crop_scale``.
@@ -172,12 +140,8 @@ def build_transforms(
 
 @dataclass(frozen=True)
 class SkippedImage:
-    """An image file left out because it could not be read.
-
-    Attributes:
-        path: the file.
-        error: why, as :func:`~camtool.data.images.load_image` said it.
-    """
+    """An image file (``path``) left out because it could not be read, and the ``error``, as
+    :func:`~camtool.data.images.load_image` said it."""
 
     path: str
     error: str
@@ -197,23 +161,13 @@ class SkippedImage:
 class ImageFolderDataset(Dataset[Item | SkippedImage]):
     """Images in ``root/<split_dir>/<class>/...`` with the class folder's index as label.
 
-    Files are found recursively under each class folder by suffix (:data:`IMAGE_EXTENSIONS`,
-    any case); hidden files and folders (name starting with ``.``) are skipped; the order is
-    sorted, so the same tree always gives the same ``samples``.
-
-    Args:
-        root: the dataset root.
-        split_dir: the split folder under ``root`` (``"train"`` or ``"val"``).
-        transform: maps an RGB PIL image to a tensor.
-        class_to_idx: class folder name to label; by default the sorted folders of this split
-            numbered from 0. Pass the train split's mapping for the test split.
-        max_pixels: images with more pixels are skipped before decoding (``cam.max_pixels``);
-            ``None`` leaves Pillow's own decompression-bomb limit.
-
-    Attributes:
-        samples: ``(path, label)`` pairs.
-        classes: class folder names in label order.
-        class_to_idx: class folder name to label.
+    Files are found recursively under each class folder by suffix
+    (:data:`~camtool.data.images.IMAGE_SUFFIXES`, any case); hidden (``.``) files and folders are
+    skipped; ``samples`` (``(path, label)`` pairs) are sorted, so the same tree always gives the
+    same list. ``class_to_idx`` maps a class folder name to its label: by default the sorted
+    folders of this split numbered from 0 (pass the train split's for the test split);
+    ``classes`` are the names in label order. Images of more than ``max_pixels`` pixels are
+    skipped before decoding (``cam.max_pixels``; ``None``: Pillow's own bomb limit).
 
     Raises:
         CamtoolError: the split folder is missing or holds no images.
@@ -247,7 +201,6 @@ class ImageFolderDataset(Dataset[Item | SkippedImage]):
             raise CamtoolError(f"no images found in {folder}")
 
     def __len__(self) -> int:
-        """Number of images."""
         return len(self.samples)
 
     def __getitem__(self, index: int) -> Item | SkippedImage:
@@ -274,16 +227,9 @@ class ImageFolderDataset(Dataset[Item | SkippedImage]):
 def collate_skip_none(
     batch: Sequence[Item | SkippedImage],
 ) -> tuple[Tensor, Tensor, list[SkippedImage]]:
-    """Collate a batch, dropping the unreadable images (:class:`SkippedImage` items).
-
-    Args:
-        batch: items from an :class:`ImageFolderDataset`.
-
-    Returns:
-        ``(images, labels, skipped)``: stacked images ``(N, C, H, W)`` and labels ``(N,)`` of
-        the readable items, and the items dropped. If every item was dropped, ``images`` and
-        ``labels`` are empty (``N == 0``).
-    """
+    """Collate items of an :class:`ImageFolderDataset`, dropping the :class:`SkippedImage` ones:
+    ``(images, labels, skipped)``, the stacked images ``(N, C, H, W)`` and labels ``(N,)`` of
+    the readable items (empty, ``N == 0``, if every item was dropped) and the items dropped."""
     kept = [item for item in batch if not isinstance(item, SkippedImage)]
     skipped = [item for item in batch if isinstance(item, SkippedImage)]
     if not kept:
@@ -303,17 +249,9 @@ def make_loader(
 ) -> DataLoader[Any]:
     """A ``DataLoader`` using :func:`collate_skip_none`, so each batch is a 3-tuple.
 
-    Args:
-        ds: the dataset.
-        batch_size: images per batch.
-        shuffle: reshuffle every epoch (ignored when ``sampler`` is given).
-        workers: worker processes (0 loads in the main process); kept alive between epochs.
-        pin_memory: pin batches in page-locked memory (faster copies to a GPU).
-        sampler: draws the indices instead of ``shuffle``.
-        seed: seeds the shuffle and the workers' random state, for reproducible epochs.
-
-    Returns:
-        The loader.
+    ``shuffle`` is ignored when a ``sampler`` draws the indices; ``workers`` processes (0: the
+    main process) are kept alive between epochs; ``seed`` seeds the shuffle and the workers'
+    random state, for reproducible epochs.
 
     Raises:
         ConfigError: ``batch_size`` below 1 or ``workers`` negative.
@@ -338,7 +276,6 @@ def make_loader(
 
 
 def _seed_worker(worker_id: int) -> None:
-    """Seed Python's and NumPy's generators in a worker from its torch seed."""
     seed = torch.initial_seed() % 2**32
     random.seed(seed)
     np.random.seed(seed)
@@ -375,6 +312,6 @@ def _image_files(folder: Path) -> list[Path]:
         found.extend(
             Path(dirpath, name)
             for name in filenames
-            if not name.startswith(".") and Path(name).suffix.lower() in IMAGE_EXTENSIONS
+            if not name.startswith(".") and Path(name).suffix.lower() in IMAGE_SUFFIXES
         )
     return sorted(found)
