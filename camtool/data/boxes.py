@@ -187,11 +187,7 @@ def load_boxes(spec: Path | None, root: Path) -> GroundTruth | None:
     if not spec.exists():
         raise InputError(f"box file not found: {spec}")
     if spec.suffix.lower() == ".xml":
-        gt = GroundTruth(spec)
-        _add_voc(gt, spec)
-        if not gt.by_stem:
-            raise InputError(f"box file {spec}: it holds no <object> box")
-        return gt
+        return _voc_truth(spec, [spec], f"box file {spec}: it holds no <object> box")
     return read_csv_boxes(spec, root)
 
 
@@ -281,7 +277,6 @@ def read_voc_dir(folder: Path) -> GroundTruth:
         InputError: a file is malformed, two files annotate the same stem, or no box is found.
     """
     folder = Path(folder)
-    gt = GroundTruth(folder)
     files: list[Path] = []
     for dirpath, dirnames, filenames in os.walk(folder):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
@@ -292,23 +287,25 @@ def read_voc_dir(folder: Path) -> GroundTruth:
         )
     if not files:
         raise InputError(f"box folder {folder} holds no .xml annotation file")
+    empty = f"box folder {folder}: its {len(files)} XML files hold no <object> box"
+    return _voc_truth(folder, files, empty)
+
+
+def _voc_truth(source: Path, files: list[Path], empty: str) -> GroundTruth:
+    """The boxes of VOC ``files``; ``empty`` is the error when none holds a box."""
+    gt = GroundTruth(source)
     for file in files:
-        _add_voc(gt, file)
+        stem, boxes = read_voc_file(file)
+        if boxes and stem in gt.by_stem:
+            raise InputError(
+                f"{boxes[0].origin}: image {stem!r} is annotated twice "
+                f"(also in {gt.by_stem[stem][0].origin})"
+            )
+        if boxes:
+            gt.by_stem[stem] = boxes
     if not gt.by_stem:
-        raise InputError(f"box folder {folder}: its {len(files)} XML files hold no <object> box")
+        raise InputError(empty)
     return gt
-
-
-def _add_voc(gt: GroundTruth, file: Path) -> None:
-    stem, boxes = read_voc_file(file)
-    if not boxes:
-        return
-    if stem in gt.by_stem:
-        raise InputError(
-            f"{boxes[0].origin}: image {stem!r} is annotated twice "
-            f"(also in {gt.by_stem[stem][0].origin})"
-        )
-    gt.by_stem[stem] = boxes
 
 
 def _image_stem(name: str) -> str:
