@@ -70,13 +70,12 @@ def find_dataset_root(data_dir: Path) -> Path:
     data_dir = Path(data_dir)
     if (data_dir / "train").is_dir():
         return data_dir
-    candidates = []
-    if data_dir.is_dir():
-        candidates = sorted(
-            sub
-            for sub in data_dir.iterdir()
-            if not sub.name.startswith(".") and (sub / "train").is_dir() and (sub / "val").is_dir()
-        )
+    subs = sorted(data_dir.iterdir()) if data_dir.is_dir() else []
+    candidates = [
+        s
+        for s in subs
+        if not s.name.startswith(".") and (s / "train").is_dir() and (s / "val").is_dir()
+    ]
     if not candidates:
         raise CamtoolError(
             f"no dataset found in {data_dir} (expected train/ and val/ folders); "
@@ -128,13 +127,12 @@ def build_transforms(
     low, high = crop_scale
     if not 0 < low <= high <= 1:
         raise ConfigError(f"crop_scale must satisfy 0 < low <= high <= 1, got {crop_scale}")
-    normalise = T.Normalize(list(mean), list(std))
     steps: list[Callable[..., Any]]
     if train:
         steps = [T.RandomResizedCrop(img_size, scale=crop_scale), T.RandomHorizontalFlip()]
     else:
         steps = [T.Resize(int(img_size * 1.14)), T.CenterCrop(img_size)]
-    pipeline: Transform = T.Compose([*steps, T.ToTensor(), normalise])
+    pipeline: Transform = T.Compose([*steps, T.ToTensor(), T.Normalize(list(mean), list(std))])
     return pipeline
 
 

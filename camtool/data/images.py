@@ -5,13 +5,12 @@ oriented by its EXIF tag, and converted to 8-bit RGB whatever it was (grayscale,
 palette, RGBA composited on white, CMYK). Problems become :class:`~camtool.errors.InputError`
 with a plain reason.
 
-The model input of an uncropped image (:func:`input_geometry`) has its shorter side resized to
-the model's ``img_size`` and, given the model's output stride, each side rounded to a multiple
-of that stride: the feature grid then tiles the input exactly (each map cell covers ``stride``
-x ``stride`` input pixels) and images of similar shape share one input size, so they can be
-batched together. The rounding stretches an axis by at most half a stride (at 160 px and stride
-32: at most 10%, typically a few percent); :class:`ResizeGeometry` keeps both sizes of each
-axis so that maps are placed back on the original pixels.
+The model input of an uncropped image (:func:`input_geometry`) has each side a multiple of
+the model's output stride, so each map cell covers ``stride`` x ``stride`` input pixels and
+images of similar shape share one input size, so they can be batched together. The rounding
+stretches an axis by at most half a stride (at 160 px and stride 32: at most 10%, typically a
+few percent); :class:`ResizeGeometry` keeps both sizes, so maps are placed back on the original
+pixels.
 """
 
 from __future__ import annotations
@@ -136,11 +135,8 @@ def load_image(path: Path, max_pixels: int | None = None) -> Image.Image:
 def resized_size(
     width: int, height: int, short_side: int, max_aspect: float = MAX_ASPECT
 ) -> tuple[int, int]:
-    """The (width, height) after resizing so that the shorter side is ``short_side``.
-
-    For extreme shapes (a 1x1000 strip) the longer side is capped at ``max_aspect`` times
-    ``short_side`` instead, so that the input tensor stays of sane size.
-    """
+    """The (width, height) after resizing so that the shorter side is ``short_side``, or the
+    longer one ``max_aspect`` times that for extreme shapes (a 1x1000 strip)."""
     short, long = min(width, height), max(width, height)
     scale = min(short_side / short, short_side * max_aspect / long)
     new_short = max(1, round(short * scale))
@@ -165,11 +161,6 @@ class ResizeGeometry:
         return self.input_width, self.input_height
 
 
-def _snap(length: int, stride: int) -> int:
-    """``length`` rounded to the nearest multiple of ``stride`` (halves up), at least ``stride``."""
-    return max(stride, math.floor(length / stride + 0.5) * stride)
-
-
 def input_geometry(
     width: int, height: int, short_side: int, *, stride: int = 1, max_aspect: float = MAX_ASPECT
 ) -> ResizeGeometry:
@@ -178,12 +169,12 @@ def input_geometry(
     The shorter side is resized to ``short_side`` (the model's ``img_size``) keeping the aspect
     ratio (:func:`resized_size`, the longer side capped at ``max_aspect`` times it), then each
     side is rounded to the nearest multiple of ``stride`` (the model's output stride, 32 or 16;
-    1 keeps the exact aspect ratio; at least one stride), so that the network sees a feature
-    grid of exactly ``input / stride`` cells that tiles the input.
+    1 keeps the exact aspect ratio; halves up, at least one stride), so that the network sees a
+    feature grid of exactly ``input / stride`` cells that tiles the input.
     """
     new_w, new_h = resized_size(width, height, short_side, max_aspect)
     if stride > 1:
-        new_w, new_h = _snap(new_w, stride), _snap(new_h, stride)
+        new_w, new_h = (max(stride, math.floor(n / stride + 0.5) * stride) for n in (new_w, new_h))
     return ResizeGeometry(width, height, new_w, new_h)
 
 
@@ -204,9 +195,7 @@ def preprocess_array(
     size = input_geometry(image.width, image.height, short_side, stride=stride).input_size
     resized = image.resize(size, Image.Resampling.BILINEAR, reducing_gap=None)
     pixels: np.ndarray = np.asarray(resized, dtype=np.float32) / np.float32(255.0)
-    shift = np.asarray(mean, dtype=np.float32)
-    scale = np.asarray(std, dtype=np.float32)
-    normalised = (pixels - shift) / scale
+    normalised = (pixels - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)
     return np.ascontiguousarray(normalised.transpose(2, 0, 1))
 
 
