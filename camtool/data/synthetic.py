@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import csv
 import math
-import os
 import shutil
 import tempfile
 from collections.abc import Callable, Sequence
@@ -30,6 +29,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from camtool.core.localize import BoxXYXY
+from camtool.data.archive import replace_folder
 from camtool.data.boxes import BOXES_HEADER
 from camtool.errors import ConfigError, InputError
 from camtool.fsutil import SCRATCH_PREFIX, remove_stale_temps
@@ -119,7 +119,7 @@ def make_shapes_dataset(
             writer.writerows(rows)
         (tmp / "classes.txt").write_text("".join(f"{n}\n" for n in names), encoding="utf-8")
         (tmp / _MARKER).write_text(f"seed={seed} image_size={image_size}\n", encoding="utf-8")
-        _move_into_place(tmp, root)
+        replace_folder(tmp, root)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return root
@@ -149,17 +149,6 @@ def _check_args(
 
 def _replaceable(root: Path) -> bool:
     return root.is_dir() and (not any(root.iterdir()) or (root / _MARKER).is_file())
-
-
-def _move_into_place(tmp: Path, root: Path) -> None:
-    """Swap the finished ``tmp`` tree in for ``root`` (absent, empty, or an old dataset)."""
-    if not root.exists():
-        os.replace(tmp, root)
-        return
-    old = Path(tempfile.mkdtemp(prefix=f".{root.name}.", suffix=".old", dir=root.parent))
-    os.replace(root, old / "data")
-    os.replace(tmp, root)
-    shutil.rmtree(old, ignore_errors=True)
 
 
 def _render(
