@@ -45,9 +45,7 @@ def _reason(exc: BaseException) -> str:
     """A short description of a network exception."""
     if isinstance(exc, urllib.error.URLError):
         inner = exc.reason
-        if isinstance(inner, OSError) and inner.strerror:
-            return inner.strerror
-        return str(inner)
+        return inner.strerror if isinstance(inner, OSError) and inner.strerror else str(inner)
     if isinstance(exc, TimeoutError):
         return "timed out"
     if isinstance(exc, OSError) and exc.strerror:
@@ -66,9 +64,7 @@ def _open(url: str, offset: int, timeout: float) -> Any:
 
 def _content_range(value: str | None) -> tuple[int | None, int | None]:
     """``Content-Range`` as (first byte, total size); None for parts that are absent."""
-    if not value:
-        return None, None
-    match = re.fullmatch(r"\s*bytes\s+(?:(\d+)-\d+|\*)/(\d+|\*)\s*", value)
+    match = re.fullmatch(r"\s*bytes\s+(?:(\d+)-\d+|\*)/(\d+|\*)\s*", value or "")
     if match is None:
         return None, None
     start = int(match.group(1)) if match.group(1) is not None else None
