@@ -39,7 +39,8 @@ class _Refused(Exception):
 
 
 def parse_xml(file: Path) -> XmlNode:
-    """Parse ``file`` into a small tree with line numbers, refusing DTDs and entities."""
+    """Parse ``file`` into a small tree with line numbers, refusing DTDs and entities (an
+    :class:`~camtool.errors.InputError` naming the file and line, as for malformed XML)."""
     try:
         size = file.stat().st_size
         if size > MAX_XML_BYTES:
@@ -89,6 +90,7 @@ def parse_xml(file: Path) -> XmlNode:
 
 
 def number(node: XmlNode | None, parent: XmlNode, name: str, file: Path) -> float:
+    """The finite number ``node`` (the child ``name`` of ``parent``) holds, else an InputError."""
     if node is None:
         raise InputError(f"{file} line {parent.line}: <{parent.tag}> lacks <{name}>")
     text = node.value()
