@@ -34,15 +34,14 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from torch.utils.data.dataloader import default_collate
 from torchvision import transforms as T
 
+from camtool.choices import DatasetName
 from camtool.core.imagenet import IMAGENET_MEAN, IMAGENET_STD, IMAGENETTE_CLASSES
-from camtool.data.images import load_image
+from camtool.data.images import IMAGE_SUFFIXES, load_image
 from camtool.errors import CamtoolError, ConfigError, InputError
 from camtool.process import worker_init
 
 __all__ = [
-    "DATASET_NAMES",
     "DEFAULT_CROP_SCALE",
-    "IMAGE_EXTENSIONS",
     "ImageFolderDataset",
     "SkippedImage",
     "build_transforms",
@@ -57,14 +56,6 @@ __all__ = [
 DEFAULT_CROP_SCALE: tuple[float, float] = (0.08, 1.0)
 """Area range of ``RandomResizedCrop`` (torchvision's default). For the synthetic shapes, whose
 object can be cropped away by a small crop, use a narrower range such as ``(0.5, 1.0)``."""
-
-IMAGE_EXTENSIONS: frozenset[str] = frozenset(
-    {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
-)
-"""File suffixes listed as images (compared in lower case)."""
-
-DATASET_NAMES: tuple[str, ...] = ("imagenette", "folder")
-"""Accepted ``dataset.name`` values; any name starting with ``imagenette`` counts as Imagenette."""
 
 Transform = Callable[[Image.Image], Tensor]
 Item = tuple[Tensor, int]
@@ -197,9 +188,10 @@ class SkippedImage:
 class ImageFolderDataset(Dataset[Item | SkippedImage]):
     """Images in ``root/<split_dir>/<class>/...`` with the class folder's index as label.
 
-    Files are found recursively under each class folder by suffix (:data:`IMAGE_EXTENSIONS`,
-    any case); hidden files and folders (name starting with ``.``) are skipped; the order is
-    sorted, so the same tree always gives the same ``samples``.
+    Files are found recursively under each class folder by suffix (any case), the suffixes every
+    command reads (:data:`camtool.data.images.IMAGE_SUFFIXES`); hidden files and folders (name
+    starting with ``.``) are skipped; the order is sorted, so the same tree always gives the same
+    ``samples``.
 
     Args:
         root: the dataset root.
@@ -354,9 +346,8 @@ def is_imagenette(dataset_name: str) -> bool:
         return True
     if dataset_name == "folder":
         return False
-    raise ConfigError(
-        f"unknown dataset name {dataset_name!r}; choose from {', '.join(DATASET_NAMES)}"
-    )
+    names = ", ".join(n.value for n in DatasetName)
+    raise ConfigError(f"unknown dataset name {dataset_name!r}; choose from {names}")
 
 
 def _class_folders(folder: Path) -> list[str]:
@@ -375,6 +366,6 @@ def _image_files(folder: Path) -> list[Path]:
         found.extend(
             Path(dirpath, name)
             for name in filenames
-            if not name.startswith(".") and Path(name).suffix.lower() in IMAGE_EXTENSIONS
+            if not name.startswith(".") and Path(name).suffix.lower() in IMAGE_SUFFIXES
         )
     return sorted(found)
