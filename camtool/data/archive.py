@@ -3,11 +3,10 @@
 :func:`safe_extract` checks every member before anything is written (absolute paths, ``..``
 components, links pointing outside the top folder, devices and FIFOs make the whole archive
 refused; tarfile's ``data`` filter is applied as well where Python has it), extracts into a
-temporary folder and renames the archive's single top folder into place, so an interrupted
-extraction leaves no half-made folder. :func:`extract_dataset` also checks the ``train/`` and
-``val/`` layout and writes the marker that :func:`find_complete` looks for, so a later run
-recognises a complete dataset whatever its top folder is called. :func:`verify_checksum`
-hashes a file in chunks.
+temporary folder and renames the archive's single top folder into place (replacing a folder of
+that name), so an interrupted extraction leaves no half-made folder. :func:`extract_dataset`
+also checks the ``train/`` and ``val/`` layout and writes the marker that :func:`find_complete`
+looks for, so a later run recognises a complete dataset whatever its top folder is called.
 Used by :mod:`camtool.data.download`; nothing here touches the network or prints.
 """
 
@@ -25,7 +24,6 @@ import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any
 
 from camtool.errors import CamtoolError, ConfigError, InputError
 from camtool.fsutil import atomic_write_text
@@ -35,11 +33,8 @@ from camtool.version import __version__
 __all__ = [
     "MARKER_NAME",
     "Checksum",
-    "extract_archive",
     "extract_dataset",
-    "file_digest",
     "find_complete",
-    "is_complete",
     "safe_extract",
     "verify_checksum",
 ]
@@ -61,22 +56,17 @@ _FILTER_ERRORS: tuple[type[Exception], ...] = (
 
 @dataclass(frozen=True)
 class Checksum:
-    """An expected digest of a file.
+    """An expected digest of a file: ``algo`` (``"sha256"`` or ``"md5"``) and ``hex`` (any case,
+    stored lower case); ``str()`` gives ``algo:hex``.
 
-    Attributes:
-        algo: ``"sha256"`` or ``"md5"``.
-        hex: the expected digest as hexadecimal (case does not matter; stored lower case).
+    Raises:
+        ConfigError: an unknown algorithm or a digest that is not hex of the right length.
     """
 
     algo: str
     hex: str
 
     def __post_init__(self) -> None:
-        """Check the algorithm and the digest's form.
-
-        Raises:
-            ConfigError: for an unknown algorithm or a digest that is not hex of the right length.
-        """
         algo = self.algo.lower()
         digest = self.hex.strip().lower()
         if algo not in _HEX_LENGTHS:
@@ -93,84 +83,58 @@ class Checksum:
         object.__setattr__(self, "hex", digest)
 
     def __str__(self) -> str:
-        """Return ``algo:hex``."""
         return f"{self.algo}:{self.hex}"
 
 
 def verify_checksum(path: Path, checksum: Checksum) -> None:
-    """Check that a file has the expected digest.
-
-    Args:
-        path: the file to hash.
-        checksum: the expected digest.
+    """Check that a file has the expected digest (read in chunks).
 
     Raises:
-        InputError: if the file cannot be read.
-        CamtoolError: if the digest differs; the message gives the expected and the actual digest.
+        InputError: the file cannot be read.
+        CamtoolError: the digest differs; the message gives the expected and the actual digest.
     """
-    got = file_digest(path, checksum.algo)
+    try:
+        hasher = hashlib.new(checksum.algo)
+        with open(path, "rb") as fh:
+            while chunk := fh.read(_CHUNK):
+                hasher.update(chunk)
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror or exc}") from None
+    got = hasher.hexdigest()
     if got != checksum.hex:
         raise CamtoolError(
             f"{checksum.algo} checksum mismatch for {path.name}: expected {checksum.hex}, got {got}"
         )
 
 
-def file_digest(path: Path, algo: str) -> str:
-    """Return the hex digest (``algo``: ``sha256`` or ``md5``) of a file, read in chunks.
-
-    Raises:
-        InputError: the file cannot be read.
-    """
-    try:
-        hasher = hashlib.new(algo)
-        with open(path, "rb") as fh:
-            while chunk := fh.read(_CHUNK):
-                hasher.update(chunk)
-        return hasher.hexdigest()
-    except OSError as exc:
-        raise InputError(f"cannot read {path}: {exc.strerror or exc}") from None
+def _is_complete(folder: Path) -> bool:
+    marker, train, val = folder / MARKER_NAME, folder / "train", folder / "val"
+    return marker.is_file() and train.is_dir() and val.is_dir()
 
 
-def is_complete(dataset_dir: Path) -> bool:
-    """Tell whether a dataset folder was fully extracted by camtool.
-
-    Args:
-        dataset_dir: the extracted top folder, e.g. ``data/imagenette2-160``.
-
-    Returns:
-        True when the folder holds ``train/``, ``val/`` and the completion marker.
-    """
-    return (
-        (dataset_dir / MARKER_NAME).is_file()
-        and (dataset_dir / "train").is_dir()
-        and (dataset_dir / "val").is_dir()
-    )
-
-
-def find_complete(data_dir: Path, folder: str, archive_name: str) -> Path | None:
-    """The complete dataset in ``data_dir`` that ``archive_name`` was extracted to, if any.
-
-    ``data_dir/folder`` is checked first; then every folder whose marker names
-    ``archive_name`` (an archive from a mirror may hold a top folder of another name).
-    """
-    expected = Path(data_dir) / folder
-    if is_complete(expected):
-        return expected
-    if not Path(data_dir).is_dir():
-        return None
-    for entry in sorted(Path(data_dir).iterdir()):
-        if entry.is_dir() and is_complete(entry) and _marker(entry).get("archive") == archive_name:
-            return entry
-    return None
-
-
-def _marker(folder: Path) -> dict[str, Any]:
-    """The marker's JSON, or ``{}`` when it cannot be read."""
+def _marker_archive(folder: Path) -> object:
+    """The ``archive`` the marker names, or ``None`` when it cannot be read."""
     try:
         doc = json.loads((folder / MARKER_NAME).read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        return {}
-    return doc if isinstance(doc, dict) else {}
+        return None
+    return doc.get("archive") if isinstance(doc, dict) else None
+
+
+def find_complete(data_dir: Path, folder: str, archive_name: str) -> Path | None:
+    """The complete dataset (``train/``, ``val/`` and the marker) in ``data_dir`` that
+    ``archive_name`` was extracted to, if any: ``data_dir/folder`` first, then every folder whose
+    marker names ``archive_name`` (an archive from a mirror may hold a top folder of another name).
+    """
+    data_dir = Path(data_dir)
+    if _is_complete(data_dir / folder):
+        return data_dir / folder
+    if not data_dir.is_dir():
+        return None
+    for entry in sorted(data_dir.iterdir()):
+        if entry.is_dir() and _is_complete(entry) and _marker_archive(entry) == archive_name:
+            return entry
+    return None
 
 
 def extract_dataset(
@@ -180,11 +144,11 @@ def extract_dataset(
     source: str | None,
     checksum: Checksum | None,
 ) -> Path:
-    """Extract a dataset archive into ``data_dir``; it must hold ``train/`` and ``val/``.
+    """Extract a dataset archive into ``data_dir`` (:func:`safe_extract`); it must hold
+    ``train/`` and ``val/``.
 
     The marker (:data:`MARKER_NAME`) is written into the top folder before it is renamed into
-    place, recording ``dataset``, ``source``, the archive's name, the top folder's name and
-    ``checksum``, so that :func:`find_complete` recognises the result later.
+    place, so that :func:`find_complete` recognises the result later.
 
     Raises:
         InputError: an unsafe or unreadable archive, or one without ``train/`` and ``val/``.
@@ -208,30 +172,7 @@ def extract_dataset(
         }
         atomic_write_text(top / MARKER_NAME, to_json(marker) + "\n")
 
-    return extract_archive(archive, data_dir, prepare=prepare)
-
-
-def safe_extract(archive: Path, dest: Path) -> Path:
-    """Extract a tar archive with a single top-level folder into ``dest``, safely and atomically.
-
-    Every member is checked before anything is written: absolute paths, ``..`` components, links
-    pointing outside the top-level folder, and device or FIFO members make the whole archive
-    refused; tarfile's ``data`` filter is applied as well where Python has it. The archive is
-    extracted into a temporary folder inside ``dest`` and its top folder is then renamed into
-    place, replacing any folder of that name, so an interrupted extraction leaves no half-made
-    folder behind.
-
-    Args:
-        archive: a tar archive (optionally gzip, bzip2 or xz compressed).
-        dest: the folder to extract into; created if missing.
-
-    Returns:
-        The extracted top-level folder, ``dest / <top>``.
-
-    Raises:
-        InputError: if the archive cannot be read, is unsafe, or has no single top-level folder.
-    """
-    return extract_archive(Path(archive), Path(dest), prepare=None)
+    return safe_extract(archive, data_dir, prepare=prepare)
 
 
 def _member_problem(member: tarfile.TarInfo) -> str | None:
@@ -296,14 +237,23 @@ def _remove_leftovers(dest: Path) -> None:
             shutil.rmtree(entry, ignore_errors=True)
 
 
-def extract_archive(
-    archive: Path, dest: Path, prepare: Callable[[Path], None] | None = None
-) -> Path:
-    """Extract ``archive`` into ``dest`` through a temporary folder (see :func:`safe_extract`).
+def safe_extract(archive: Path, dest: Path, prepare: Callable[[Path], None] | None = None) -> Path:
+    """Extract a tar archive with a single top-level folder into ``dest``, safely and atomically
+    (see the module's docstring for the checks).
 
-    ``prepare(top)``, if given, runs on the extracted top folder before it is renamed into
-    place; raising there extracts nothing.
+    Args:
+        archive: a tar archive (optionally gzip, bzip2 or xz compressed).
+        dest: the folder to extract into; created if missing.
+        prepare: if given, runs on the extracted top folder before it is renamed into place;
+            raising there extracts nothing.
+
+    Returns:
+        The extracted top-level folder, ``dest / <top>``.
+
+    Raises:
+        InputError: if the archive cannot be read, is unsafe, or has no single top-level folder.
     """
+    archive, dest = Path(archive), Path(dest)
     if not archive.is_file():
         raise InputError(f"archive not found: {archive}")
     dest.mkdir(parents=True, exist_ok=True)
