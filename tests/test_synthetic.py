@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from camtool.core.localize import BoxXYXY
-from camtool.data.box_csv import BOXES_HEADER, read_boxes_csv
+from camtool.data.boxes import BOXES_HEADER, read_boxes_csv
 from camtool.data.synthetic import SHAPES, make_shapes_dataset
 from camtool.errors import ConfigError, InputError
 

@@ -35,6 +35,7 @@ __all__ = [
     "Checksum",
     "extract_dataset",
     "find_complete",
+    "replace_folder",
     "safe_extract",
     "verify_checksum",
 ]
@@ -237,6 +238,18 @@ def _remove_leftovers(dest: Path) -> None:
             shutil.rmtree(entry, ignore_errors=True)
 
 
+def replace_folder(new: Path, final: Path) -> None:
+    """Rename the finished folder ``new`` to ``final``; a folder (or link) already there is first
+    moved aside into a scratch folder, then deleted."""
+    if not (final.exists() or final.is_symlink()):
+        os.replace(new, final)
+        return
+    old = Path(tempfile.mkdtemp(prefix=_OLD_PREFIX, dir=final.parent))
+    os.replace(final, old / final.name)
+    os.replace(new, final)
+    shutil.rmtree(old, ignore_errors=True)
+
+
 def safe_extract(archive: Path, dest: Path, prepare: Callable[[Path], None] | None = None) -> Path:
     """Extract a tar archive with a single top-level folder into ``dest``, safely and atomically
     (see the module's docstring for the checks).
@@ -281,12 +294,8 @@ def safe_extract(archive: Path, dest: Path, prepare: Callable[[Path], None] | No
             raise InputError(f"{archive.name}: top-level entry {top_name!r} is not a folder")
         if prepare is not None:
             prepare(top)
-        final = dest / top_name
-        if final.exists() or final.is_symlink():
-            old = Path(tempfile.mkdtemp(prefix=_OLD_PREFIX, dir=dest))
-            os.replace(final, old / top_name)
-        os.replace(top, final)
-        return final
+        replace_folder(top, dest / top_name)
+        return dest / top_name
     finally:
         shutil.rmtree(staging, ignore_errors=True)
         _remove_leftovers(dest)

@@ -1,47 +1,50 @@
 """Ground-truth boxes for ``camtool eval``: CSV box files and Pascal VOC / ImageNet XML files.
 
-Two formats are read:
+Two formats are read; every problem is an :class:`~camtool.errors.InputError` naming the file
+and, where there is one, the line.
 
-* **CSV** (the demo dataset's ``boxes.csv``, or a user file): a header naming
-  ``path,x0,y0,x1,y1``, then one box a row, several rows per image allowed; ``path`` is relative
-  to the dataset root or absolute; ``x1``/``y1`` are exclusive (0-based pixel edges); see
-  :func:`camtool.data.box_csv.read_boxes_csv`. Images are matched by their resolved path.
+* **CSV** (the demo dataset's ``boxes.csv``, written by :mod:`camtool.data.synthetic`, or a
+  user file): a header naming ``path,x0,y0,x1,y1`` (:data:`BOXES_HEADER`; case, surrounding
+  spaces and column order free, extra columns ignored), then one box a row, several rows per
+  image allowed, blank lines skipped. ``path`` is relative to the dataset root or absolute;
+  ``x1``/``y1`` are exclusive (0-based pixel edges). Decimals are allowed: ``x0``/``y0`` are
+  rounded down and ``x1``/``y1`` up, so the box still covers what was marked. Images are
+  matched by their resolved path.
 * **Pascal VOC XML** (ImageNet's ``val/*.xml`` and ``train/<wnid>/*.xml`` use it): one
   ``<annotation>`` per file with ``<filename>``, an optional ``<size>`` and one ``<object>``
   per box with ``<bndbox><xmin>...<ymax>``. VOC corners are 1-based and inclusive, so they become
   ``x0 = xmin - 1`` (clipped at 0, some ImageNet files use 0), ``x1 = xmax``. Images are matched
   by file stem, because ImageNet's val files name the image without its extension. When the file
   declares a ``<size>`` that differs from the image on disk (e.g. Imagenette's resized copies of
-  ImageNet photos) the boxes are rescaled, provided the aspect ratio agrees.
-
-XML is parsed by :mod:`camtool.data.safe_xml`, which refuses document types and entities.
-
-Every problem is an :class:`~camtool.errors.InputError` naming the file and, where there is one,
-the line.
+  ImageNet photos) the boxes are rescaled, provided the aspect ratio agrees. XML is parsed by
+  :mod:`camtool.data.safe_xml`, which refuses document types and entities.
 """
 
 from __future__ import annotations
 
+import csv
+import io
 import math
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from camtool.core.localize import BoxXYXY, scale_box
-from camtool.data.box_csv import csv_rows
 from camtool.data.images import IMAGE_SUFFIXES
 from camtool.data.safe_xml import number, parse_xml
 from camtool.errors import InputError
+from camtool.textio import read_text
 
 __all__ = [
     "BOXES_CSV",
+    "BOXES_HEADER",
     "GroundTruth",
     "GtBox",
     "Warn",
-    "clip_box",
     "fit_boxes",
     "load_boxes",
+    "read_boxes_csv",
     "read_csv_boxes",
     "read_voc_dir",
     "read_voc_file",
@@ -49,6 +52,9 @@ __all__ = [
 
 BOXES_CSV = "boxes.csv"
 """The box file looked for at the dataset root when no ``--boxes`` is given."""
+
+BOXES_HEADER: tuple[str, ...] = ("path", "x0", "y0", "x1", "y1")
+"""The columns a box file must have (more columns are allowed and ignored)."""
 
 _ASPECT_TOLERANCE = 0.02
 
@@ -58,14 +64,9 @@ Warn = Callable[[str], None]
 
 @dataclass(frozen=True)
 class GtBox:
-    """One ground-truth box and where it came from.
-
-    Attributes:
-        box: the box, 0-based, end exclusive.
-        origin: ``"<file> line <n>"``, for messages.
-        declared_size: ``(width, height)`` of the image the box was drawn on, if the file says;
-            boxes are rescaled when the image on disk has another size.
-    """
+    """One ground-truth box (0-based, end exclusive), its ``origin`` (``"<file> line <n>"``, for
+    messages) and the ``declared_size`` ``(width, height)`` of the image it was drawn on, if the
+    file says (boxes are rescaled when the image on disk has another size)."""
 
     box: BoxXYXY
     origin: str
@@ -74,13 +75,8 @@ class GtBox:
 
 @dataclass
 class GroundTruth:
-    """Boxes of many images, found by image path or by file stem.
-
-    Attributes:
-        source: the file or folder the boxes were read from.
-        by_path: resolved absolute image path to its boxes (CSV files).
-        by_stem: image file stem to its boxes (VOC XML files).
-    """
+    """Boxes of many images, read from ``source``: ``by_path`` maps a resolved absolute image
+    path to its boxes (CSV files), ``by_stem`` an image file stem (VOC XML files)."""
 
     source: Path
     by_path: dict[str, list[GtBox]] = field(default_factory=dict)
@@ -92,13 +88,7 @@ class GroundTruth:
         return sum(map(len, self.by_path.values())) + sum(map(len, self.by_stem.values()))
 
     def match(self, images: Sequence[Path]) -> list[list[GtBox] | None]:
-        """The boxes of each image (``None`` where it has none).
-
-        Args:
-            images: image files, e.g. the samples of one split.
-
-        Returns:
-            One entry per image, in order.
+        """The boxes of each image, in order (``None`` where it has none).
 
         Raises:
             InputError: no image has a box, or a stem matches several images (VOC boxes only
@@ -128,18 +118,9 @@ class GroundTruth:
         return found
 
 
-def clip_box(
+def _clip(
     box: BoxXYXY, width: int, height: int, where: str, image: str, warn: Warn | None
 ) -> BoxXYXY:
-    """``box`` clipped to a ``width`` x ``height`` image, with a warning if that changed it.
-
-    Labelling tools often draw a box a few pixels past the image edge; such a box is clipped
-    (and ``warn`` told, naming ``where`` it came from). A box with nothing inside the image is
-    refused.
-
-    Raises:
-        InputError: the box lies wholly outside the image.
-    """
     clipped = BoxXYXY(max(0, box.x0), max(0, box.y0), min(box.x1, width), min(box.y1, height))
     if clipped.x1 <= clipped.x0 or clipped.y1 <= clipped.y0:
         raise InputError(
@@ -161,20 +142,12 @@ def fit_boxes(
     height: int,
     warn: Warn | None = None,
 ) -> list[BoxXYXY]:
-    """Check an image's boxes against its size, rescaling those drawn on another size.
+    """An image's boxes in its pixel coordinates (``width`` x ``height`` on disk, after EXIF
+    orientation).
 
-    Boxes are first clipped to the image they were drawn on (the declared size, else this
-    one), see :func:`clip_box`, then rescaled if that size differs from this image's.
-
-    Args:
-        entries: the image's boxes.
-        image: the image file (for messages).
-        width: the image's width on disk (after EXIF orientation).
-        height: its height.
-        warn: told one line for each box that had to be clipped.
-
-    Returns:
-        The boxes in the image's pixel coordinates.
+    Each box is first clipped to the image it was drawn on (the declared size, else this one;
+    labelling tools often draw a few pixels past the edge), ``warn`` told one line for each box
+    clipped, then rescaled if that size differs from this image's.
 
     Raises:
         InputError: a box lies wholly outside the image, or was drawn on an image of another
@@ -184,7 +157,7 @@ def fit_boxes(
     for entry in entries:
         declared = entry.declared_size
         frame = declared or (width, height)
-        box = clip_box(entry.box, *frame, entry.origin, str(image), warn)
+        box = _clip(entry.box, *frame, entry.origin, str(image), warn)
         if declared is not None and declared != (width, height):
             dw, dh = declared
             if abs(dw / dh - width / height) > _ASPECT_TOLERANCE * (width / height):
@@ -198,15 +171,9 @@ def fit_boxes(
 
 
 def load_boxes(spec: Path | None, root: Path) -> GroundTruth | None:
-    """Read the boxes ``--boxes`` names, or the dataset's own ``boxes.csv``.
-
-    Args:
-        spec: a CSV file, one VOC ``.xml`` file, a folder of VOC files, or ``None`` for
-            ``<root>/boxes.csv`` when it exists.
-        root: the dataset root (CSV paths are relative to it).
-
-    Returns:
-        The boxes, or ``None`` when ``spec`` is ``None`` and the dataset has no box file.
+    """Read the boxes ``--boxes`` names: a CSV file, one VOC ``.xml`` file or a folder of them;
+    for ``None``, the dataset's own ``<root>/boxes.csv`` (``None`` when there is none). CSV
+    paths are relative to the dataset ``root``.
 
     Raises:
         InputError: the file or folder is missing or malformed.
@@ -220,28 +187,87 @@ def load_boxes(spec: Path | None, root: Path) -> GroundTruth | None:
     if not spec.exists():
         raise InputError(f"box file not found: {spec}")
     if spec.suffix.lower() == ".xml":
-        gt = GroundTruth(spec)
-        _add_voc(gt, spec)
-        if not gt.by_stem:
-            raise InputError(f"box file {spec}: it holds no <object> box")
-        return gt
+        return _voc_truth(spec, [spec], f"box file {spec}: it holds no <object> box")
     return read_csv_boxes(spec, root)
 
 
 def read_csv_boxes(path: Path, root: Path) -> GroundTruth:
-    """A CSV box file (:func:`~camtool.data.box_csv.read_boxes_csv`) as ``eval``'s
-    :class:`GroundTruth`, each box naming its line.
+    """A CSV box file as ``eval``'s :class:`GroundTruth`, each box naming its line.
 
     Raises:
-        InputError: as :func:`~camtool.data.box_csv.read_boxes_csv`; or the file holds no box.
+        InputError: as :func:`read_boxes_csv`; or the file holds no box.
     """
     path = Path(path)
     by_path: dict[str, list[GtBox]] = {}
-    for key, box, line in csv_rows(path, root):
+    for key, box, line in _csv_rows(path, root):
         by_path.setdefault(key, []).append(GtBox(box, f"{path} line {line}"))
     if not by_path:
         raise InputError(f"box file {path}: it has a header but no box")
     return GroundTruth(path, by_path=by_path)
+
+
+def read_boxes_csv(path: Path, root: Path | None = None) -> dict[str, list[BoxXYXY]]:
+    """A CSV box file as image path to its boxes, in file order; each key is
+    ``str((root / path_in_file).resolve())`` given a ``root``, else the path as written.
+
+    Raises:
+        InputError: the file cannot be read, lacks a column, or a row has an empty path, a
+            non-numeric or negative coordinate, or ``x1 <= x0`` / ``y1 <= y0``; the message
+            names the file and the line.
+    """
+    boxes: dict[str, list[BoxXYXY]] = {}
+    for key, box, _line in _csv_rows(Path(path), root):
+        boxes.setdefault(key, []).append(box)
+    return boxes
+
+
+def _csv_rows(path: Path, root: Path | None) -> Iterator[tuple[str, BoxXYXY, int]]:
+    """Each box of a box file with its image key and its line number."""
+    text = read_text(path)  # UTF-8 with or without a BOM, or BOM-marked UTF-16
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        header = next((row for row in reader if any(cell.strip() for cell in row)), None)
+        if header is None:
+            raise InputError(f"{path}: empty box file; expected a header {','.join(BOXES_HEADER)}")
+        names = [cell.strip().lower() for cell in header]
+        missing = [col for col in BOXES_HEADER if col not in names]
+        if missing:
+            raise InputError(
+                f"{path} line {reader.line_num}: header lacks {', '.join(missing)}; "
+                f"expected {','.join(BOXES_HEADER)}"
+            )
+        cols = [names.index(col) for col in BOXES_HEADER]
+        for row in reader:
+            if any(cell.strip() for cell in row):
+                image, box = _csv_box(row, cols, len(names), f"{path} line {reader.line_num}")
+                key = image if root is None else str((Path(root) / image).resolve())
+                yield key, box, reader.line_num
+    except csv.Error as exc:
+        raise InputError(f"cannot read box file {path}: {exc}") from exc
+
+
+def _csv_box(row: list[str], cols: list[int], width: int, where: str) -> tuple[str, BoxXYXY]:
+    if len(row) < width:
+        raise InputError(f"{where}: {len(row)} columns, expected {width}")
+    image = row[cols[0]].strip()
+    if not image:
+        raise InputError(f"{where}: empty path")
+    x0, y0, x1, y1 = (
+        _coordinate(row[c], BOXES_HEADER[k + 1], where, k >= 2) for k, c in enumerate(cols[1:])
+    )
+    if x1 <= x0 or y1 <= y0:
+        raise InputError(f"{where}: empty box, need x1 > x0 and y1 > y0 (got {x0},{y0},{x1},{y1})")
+    return image, BoxXYXY(x0, y0, x1, y1)
+
+
+def _coordinate(text: str, name: str, where: str, upper: bool) -> int:
+    try:
+        value = float(text)
+    except ValueError:
+        raise InputError(f"{where}: {name} is not a number: {text.strip()!r}") from None
+    if not math.isfinite(value) or value < 0:
+        raise InputError(f"{where}: {name} must be a finite number >= 0, got {text.strip()!r}")
+    return math.ceil(value) if upper else math.floor(value)
 
 
 def read_voc_dir(folder: Path) -> GroundTruth:
@@ -251,7 +277,6 @@ def read_voc_dir(folder: Path) -> GroundTruth:
         InputError: a file is malformed, two files annotate the same stem, or no box is found.
     """
     folder = Path(folder)
-    gt = GroundTruth(folder)
     files: list[Path] = []
     for dirpath, dirnames, filenames in os.walk(folder):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
@@ -262,23 +287,25 @@ def read_voc_dir(folder: Path) -> GroundTruth:
         )
     if not files:
         raise InputError(f"box folder {folder} holds no .xml annotation file")
+    empty = f"box folder {folder}: its {len(files)} XML files hold no <object> box"
+    return _voc_truth(folder, files, empty)
+
+
+def _voc_truth(source: Path, files: list[Path], empty: str) -> GroundTruth:
+    """The boxes of VOC ``files``; ``empty`` is the error when none holds a box."""
+    gt = GroundTruth(source)
     for file in files:
-        _add_voc(gt, file)
+        stem, boxes = read_voc_file(file)
+        if boxes and stem in gt.by_stem:
+            raise InputError(
+                f"{boxes[0].origin}: image {stem!r} is annotated twice "
+                f"(also in {gt.by_stem[stem][0].origin})"
+            )
+        if boxes:
+            gt.by_stem[stem] = boxes
     if not gt.by_stem:
-        raise InputError(f"box folder {folder}: its {len(files)} XML files hold no <object> box")
+        raise InputError(empty)
     return gt
-
-
-def _add_voc(gt: GroundTruth, file: Path) -> None:
-    stem, boxes = read_voc_file(file)
-    if not boxes:
-        return
-    if stem in gt.by_stem:
-        raise InputError(
-            f"{boxes[0].origin}: image {stem!r} is annotated twice "
-            f"(also in {gt.by_stem[stem][0].origin})"
-        )
-    gt.by_stem[stem] = boxes
 
 
 def _image_stem(name: str) -> str:
@@ -288,14 +315,9 @@ def _image_stem(name: str) -> str:
 
 
 def read_voc_file(file: Path) -> tuple[str, list[GtBox]]:
-    """Read one Pascal VOC / ImageNet annotation.
-
-    Args:
-        file: the ``.xml`` file.
-
-    Returns:
-        ``(stem, boxes)``: the stem of the image it annotates (from ``<filename>``, else the XML
-        file's own stem) and its boxes, 0-based with exclusive ends.
+    """Read one Pascal VOC / ImageNet annotation: ``(stem, boxes)``, the stem of the image it
+    annotates (from ``<filename>``, else the XML file's own stem) and its boxes, 0-based with
+    exclusive ends.
 
     Raises:
         InputError: not well-formed, a DTD or entity, not an ``<annotation>``, a missing or

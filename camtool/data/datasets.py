@@ -1,19 +1,14 @@
-"""Image datasets, splits, transforms and loaders for training and evaluation.
+"""Image datasets, transforms and loaders for training and evaluation.
 
 A dataset lives in ImageFolder layout, ``root/train/<class>/...`` and ``root/val/<class>/...``;
-class index ``i`` is the ``i``-th class folder name in sorted order. ``train/`` is split into the
-images used to fit the model and a held-out set of ``val_size`` images for model selection;
-``val/`` is the test split that ``camtool eval`` reports on.
-
-Every image is decoded by :func:`camtool.data.images.load_image`, the decoder ``camtool cam``
-and ``batch-cam`` use too, so every command sees the same pixels (EXIF orientation, 16-bit and
-float images scaled, transparency over white, CMYK ...).
+class index ``i`` is the ``i``-th class folder name in sorted order (splits:
+:mod:`camtool.data.splits`). Every image is decoded by :func:`camtool.data.images.load_image`,
+the decoder ``camtool cam`` and ``batch-cam`` use too, so every command sees the same pixels.
 
 Unreadable images: :meth:`ImageFolderDataset.__getitem__` returns a :class:`SkippedImage` (the
-path and the reason) for an image that cannot be decoded, and :func:`collate_skip_none` drops
-those items and returns them as the third element of each batch, ``(images, labels,
-skipped)``. Because they travel inside the batch, they reach the main process also when worker
-processes load the data; the training or evaluation loop collects them and names each file.
+path and the reason), and :func:`collate_skip_none` drops those items and returns them as the
+third element of each batch, ``(images, labels, skipped)``, so they reach the main process also
+from worker processes; the training or evaluation loop collects them and names each file.
 """
 
 from __future__ import annotations
@@ -62,14 +57,8 @@ Item = tuple[Tensor, int]
 
 
 def find_dataset_root(data_dir: Path) -> Path:
-    """Find the folder holding ``train/`` (and ``val/``) under ``data_dir``.
-
-    Args:
-        data_dir: the dataset folder itself, or a folder with exactly one dataset subfolder
-            (e.g. ``data`` holding ``data/imagenette2-160/{train,val}``).
-
-    Returns:
-        ``data_dir`` if it has ``train/``, else its only subfolder with ``train/`` and ``val/``.
+    """``data_dir`` if it has ``train/``, else its only subfolder with ``train/`` and ``val/``
+    (e.g. ``data`` holding ``data/imagenette2-160/{train,val}``).
 
     Raises:
         CamtoolError: no dataset found (the message says to run ``camtool download``), or more
@@ -78,13 +67,12 @@ def find_dataset_root(data_dir: Path) -> Path:
     data_dir = Path(data_dir)
     if (data_dir / "train").is_dir():
         return data_dir
-    candidates = []
-    if data_dir.is_dir():
-        candidates = sorted(
-            sub
-            for sub in data_dir.iterdir()
-            if not sub.name.startswith(".") and (sub / "train").is_dir() and (sub / "val").is_dir()
-        )
+    subs = sorted(data_dir.iterdir()) if data_dir.is_dir() else []
+    candidates = [
+        s
+        for s in subs
+        if not s.name.startswith(".") and (s / "train").is_dir() and (s / "val").is_dir()
+    ]
     if not candidates:
         raise CamtoolError(
             f"no dataset found in {data_dir} (expected train/ and val/ folders); "
@@ -99,16 +87,10 @@ def find_dataset_root(data_dir: Path) -> Path:
 
 
 def class_names_for(root: Path, dataset_name: str) -> list[str]:
-    """Readable class names of a dataset, in class-index order.
-
-    Args:
-        root: the dataset root (with ``train/``).
-        dataset_name: ``"folder"`` (names are the folder names) or ``"imagenette"`` (any name
-            starting with it; WordNet ids are mapped to names by
-            :data:`camtool.core.imagenet.IMAGENETTE_CLASSES`, unknown folders kept as they are).
-
-    Returns:
-        One name per class folder of ``root/train``, sorted by folder name.
+    """Readable class names of a dataset: one per class folder of ``root/train``, sorted by
+    folder name. For ``dataset_name`` ``"folder"`` the names are the folder names; for
+    ``"imagenette"`` (any name starting with it) WordNet ids are mapped to names by
+    :data:`camtool.core.imagenet.IMAGENETTE_CLASSES`, unknown folders kept as they are.
 
     Raises:
         ConfigError: unknown ``dataset_name``.
@@ -127,21 +109,12 @@ def build_transforms(
     std: Sequence[float] = IMAGENET_STD,
     crop_scale: tuple[float, float] = DEFAULT_CROP_SCALE,
 ) -> Transform:
-    """The image-to-tensor pipeline.
+    """The pipeline mapping an RGB PIL image to a ``(3, img_size, img_size)`` float tensor,
+    normalised by the per-channel ``mean`` and ``std``.
 
     Train: ``RandomResizedCrop(img_size, scale=crop_scale)``, random horizontal flip, to tensor,
     normalise. Eval: ``Resize(int(img_size * 1.14))``, ``CenterCrop(img_size)``, to tensor,
     normalise.
-
-    Args:
-        img_size: side of the square output.
-        train: training (random) or evaluation (deterministic) pipeline.
-        mean: per-channel mean for normalisation.
-        std: per-channel standard deviation for normalisation.
-        crop_scale: area range of the random crop (training only).
-
-    Returns:
-        A callable mapping an RGB PIL image to a ``(3, img_size, img_size)`` float tensor.
 
     Raises:
         ConfigError: ``img_size`` below 1, or a bad ``crop_scale``.
@@ -151,24 +124,19 @@ def build_transforms(
     low, high = crop_scale
     if not 0 < low <= high <= 1:
         raise ConfigError(f"crop_scale must satisfy 0 < low <= high <= 1, got {crop_scale}")
-    normalise = T.Normalize(list(mean), list(std))
     steps: list[Callable[..., Any]]
     if train:
         steps = [T.RandomResizedCrop(img_size, scale=crop_scale), T.RandomHorizontalFlip()]
     else:
         steps = [T.Resize(int(img_size * 1.14)), T.CenterCrop(img_size)]
-    pipeline: Transform = T.Compose([*steps, T.ToTensor(), normalise])
+    pipeline: Transform = T.Compose([*steps, T.ToTensor(), T.Normalize(list(mean), list(std))])
     return pipeline
 
 
 @dataclass(frozen=True)
 class SkippedImage:
-    """An image file left out because it could not be read.
-
-    Attributes:
-        path: the file.
-        error: why, as :func:`~camtool.data.images.load_image` said it.
-    """
+    """An image file (``path``) left out because it could not be read, and the ``error``, as
+    :func:`~camtool.data.images.load_image` said it."""
 
     path: str
     error: str
@@ -239,7 +207,6 @@ class ImageFolderDataset(Dataset[Item | SkippedImage]):
             raise CamtoolError(f"no images found in {folder}")
 
     def __len__(self) -> int:
-        """Number of images."""
         return len(self.samples)
 
     def __getitem__(self, index: int) -> Item | SkippedImage:
@@ -266,16 +233,9 @@ class ImageFolderDataset(Dataset[Item | SkippedImage]):
 def collate_skip_none(
     batch: Sequence[Item | SkippedImage],
 ) -> tuple[Tensor, Tensor, list[SkippedImage]]:
-    """Collate a batch, dropping the unreadable images (:class:`SkippedImage` items).
-
-    Args:
-        batch: items from an :class:`ImageFolderDataset`.
-
-    Returns:
-        ``(images, labels, skipped)``: stacked images ``(N, C, H, W)`` and labels ``(N,)`` of
-        the readable items, and the items dropped. If every item was dropped, ``images`` and
-        ``labels`` are empty (``N == 0``).
-    """
+    """Collate items of an :class:`ImageFolderDataset`, dropping the :class:`SkippedImage` ones:
+    ``(images, labels, skipped)``, the stacked images ``(N, C, H, W)`` and labels ``(N,)`` of
+    the readable items (empty, ``N == 0``, if every item was dropped) and the items dropped."""
     kept = [item for item in batch if not isinstance(item, SkippedImage)]
     skipped = [item for item in batch if isinstance(item, SkippedImage)]
     if not kept:
@@ -295,17 +255,9 @@ def make_loader(
 ) -> DataLoader[Any]:
     """A ``DataLoader`` using :func:`collate_skip_none`, so each batch is a 3-tuple.
 
-    Args:
-        ds: the dataset.
-        batch_size: images per batch.
-        shuffle: reshuffle every epoch (ignored when ``sampler`` is given).
-        workers: worker processes (0 loads in the main process); kept alive between epochs.
-        pin_memory: pin batches in page-locked memory (faster copies to a GPU).
-        sampler: draws the indices instead of ``shuffle``.
-        seed: seeds the shuffle and the workers' random state, for reproducible epochs.
-
-    Returns:
-        The loader.
+    ``shuffle`` is ignored when a ``sampler`` draws the indices; ``workers`` processes (0: the
+    main process) are kept alive between epochs; ``seed`` seeds the shuffle and the workers'
+    random state, for reproducible epochs.
 
     Raises:
         ConfigError: ``batch_size`` below 1 or ``workers`` negative.
@@ -330,7 +282,6 @@ def make_loader(
 
 
 def _seed_worker(worker_id: int) -> None:
-    """Seed Python's and NumPy's generators in a worker from its torch seed."""
     seed = torch.initial_seed() % 2**32
     random.seed(seed)
     np.random.seed(seed)

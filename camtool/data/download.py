@@ -1,26 +1,17 @@
-"""Download, verify and safely extract the Imagenette archives.
+"""Download, verify and safely extract the Imagenette archives: the core of ``camtool download``.
 
-This is the core of ``camtool download``. It streams an archive to ``<archive>.part`` in the data
-folder, resumes an interrupted download with an HTTP ``Range`` request, checks the archive's
-checksum before extracting anything, refuses archives whose members would land outside the target
-folder, and extracts into a temporary folder that is renamed into place only when complete. A
-marker file written into the extracted folder tells a later run that the dataset is already there.
-
-HTTP is :mod:`camtool.data.http_fetch` (standard library only). Nothing is printed: progress is
-reported through an optional callback and failures raise :class:`~camtool.errors.CamtoolError`.
-
+HTTP is :mod:`camtool.data.http_fetch`, extraction :mod:`camtool.data.archive`. Nothing is
+printed: progress goes to an optional callback, failures raise
+:class:`~camtool.errors.CamtoolError`.
 The archives' URLs, names, sizes and digests are facts recorded, with their sources, in
-:data:`camtool.core.imagenet.IMAGENETTE_ARCHIVES`; :data:`ARCHIVES` is that table as download
-plans.
+:data:`camtool.core.imagenet.IMAGENETTE_ARCHIVES`; :data:`ARCHIVES` is that table as plans.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -38,17 +29,10 @@ _ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz", 
 
 @dataclass(frozen=True)
 class ArchiveSpec:
-    """One downloadable dataset archive (also what one call of :func:`download_dataset` plans).
-
-    Attributes:
-        name: the dataset name users type, e.g. ``"imagenette-160"``.
-        url: where the archive is downloaded from (``None``: an archive given by hand, nowhere
-            to download it from).
-        filename: the archive's file name in the data folder.
-        folder: the archive's single top-level folder, e.g. ``"imagenette2-160"``.
-        size: the archive's size in bytes, when known.
-        checksum: the archive's expected digest, when known.
-    """
+    """One downloadable dataset archive (also what one call of :func:`download_dataset` plans):
+    the ``name`` users type (``"imagenette-160"``), the ``url`` (``None``: an archive given by
+    hand), its ``filename`` in the data folder, its single top-level ``folder``
+    (``"imagenette2-160"``), and its ``size`` in bytes and ``checksum`` when known."""
 
     name: str
     url: str | None
@@ -60,16 +44,10 @@ class ArchiveSpec:
 
 @dataclass(frozen=True)
 class DownloadResult:
-    """What :func:`download_dataset` did.
-
-    Attributes:
-        dataset_dir: the extracted dataset folder (holding ``train/`` and ``val/``).
-        archive: the archive that was extracted (kept in the data folder when downloaded), or None
-            when nothing was done because the dataset was already present.
-        downloaded_bytes: bytes received over the network in this run.
-        resumed_from: the byte offset a resumed download started from (0 for a fresh download).
-        already_present: True when the dataset was already complete and nothing was done.
-    """
+    """What :func:`download_dataset` did: the extracted ``dataset_dir`` (with ``train/`` and
+    ``val/``), the ``archive`` extracted (kept in the data folder when downloaded; None when the
+    dataset was ``already_present`` and nothing was done), the ``downloaded_bytes`` of this run
+    and the byte offset a resumed download started from (``resumed_from``, 0 for a fresh one)."""
 
     dataset_dir: Path
     archive: Path | None
@@ -109,11 +87,10 @@ def download_dataset(
     resumes it with an HTTP Range request (starting over when the server ignores Range). The
     checksum is verified before extraction; on a mismatch the partial file is deleted and nothing
     is extracted. A verified download is renamed to ``<data_dir>/<filename>`` and kept, so that a
-    failed extraction does not need another download.
-
-    With ``url`` or ``archive``, the known checksum of ``dataset`` is used only when the file name
-    matches the official one; ``sha256`` overrides it. The extracted folder is the archive's single
-    top-level folder.
+    failed extraction does not need another download. With ``url`` or ``archive``, the known
+    checksum of ``dataset`` is used only when the file name matches the official one; ``sha256``
+    overrides it. A failing call removes the folders it created. The extracted folder (renamed
+    into place only when complete, see :mod:`camtool.data.archive`) is the archive's top folder.
 
     Args:
         dataset: a name in :data:`ARCHIVES`, or any name when ``url`` or ``archive`` is given.
@@ -125,9 +102,6 @@ def download_dataset(
         progress: called as ``progress(done_bytes, total_bytes)`` while bytes arrive; the counts
             include a resumed offset, and ``total_bytes`` is None when the server does not say.
         timeout: seconds to wait when connecting and for each read.
-
-    Returns:
-        A :class:`DownloadResult`.
 
     Raises:
         ConfigError: for an unknown dataset, a malformed sha256 or a URL that is not http(s).
@@ -214,11 +188,8 @@ def _from_url(
     return DownloadResult(top, target, downloaded, resumed, already_present=False)
 
 
-# --- planning ---------------------------------------------------------------------------------
-
-
 def _plan(dataset: str, url: str | None, sha256: str | None, archive: Path | None) -> ArchiveSpec:
-    """Work out the URL, file name, folder, size and checksum for one call."""
+    """The URL, file name, folder, size and checksum of one call."""
     spec = ARCHIVES.get(dataset)
     if spec is None and url is None and archive is None:
         raise ConfigError(
@@ -233,33 +204,29 @@ def _plan(dataset: str, url: str | None, sha256: str | None, archive: Path | Non
 
     if archive is not None:
         filename = Path(archive).name
-        source_url = url if url is not None else (spec.url if spec else None)
     elif url is not None:
         filename = _filename_from_url(url, dataset)
-        source_url = url
     else:
         assert spec is not None
-        filename, source_url = spec.filename, spec.url
-
-    official_file = spec is not None and filename == spec.filename
-    checksum = override
-    size = None
-    if override is None and official_file and spec is not None:
-        checksum, size = spec.checksum, spec.size
-    folder = spec.folder if spec is not None else _strip_archive_suffix(filename)
-    return ArchiveSpec(dataset, source_url, filename, folder, size, checksum)
+        filename = spec.filename
+    source_url = url if url is not None or spec is None else spec.url
+    if spec is None:
+        return ArchiveSpec(dataset, source_url, filename, _strip_suffix(filename), None, override)
+    if override is None and filename == spec.filename:
+        return ArchiveSpec(dataset, source_url, filename, spec.folder, spec.size, spec.checksum)
+    return ArchiveSpec(dataset, source_url, filename, spec.folder, None, override)
 
 
 def _filename_from_url(url: str, dataset: str) -> str:
-    """Return the last path component of ``url``, or ``<dataset>.tgz`` when it has none."""
+    """The last path component of ``url``, or ``<dataset>.tgz`` when it has none."""
     name = PurePosixPath(urllib.parse.unquote(urllib.parse.urlsplit(url).path)).name
     if name in ("", ".", "..") or "\\" in name:
         return f"{dataset}.tgz"
     return name
 
 
-def _strip_archive_suffix(filename: str) -> str:
-    """Return ``filename`` without its archive suffix (``x.tgz`` -> ``x``)."""
+def _strip_suffix(filename: str) -> str:
+    """``filename`` without its archive suffix (``x.tgz`` -> ``x``)."""
     for suffix in _ARCHIVE_SUFFIXES:
         if filename.lower().endswith(suffix) and len(filename) > len(suffix):
             return filename[: -len(suffix)]

@@ -28,13 +28,21 @@ _MANUAL_HINT = "download {url} by hand and run `camtool download --archive FILE`
 
 
 def _network_error(url: str, reason: str) -> CamtoolError:
-    """Build the one-line error for a failed request, with the manual way out."""
     reason = " ".join(reason.split())
     return CamtoolError(f"could not download {url}: {reason}; " + _MANUAL_HINT.format(url=url))
 
 
+def _interrupted(url: str, done: int, total: int | None, reason: str) -> CamtoolError:
+    """The error for a download cut short (the part file is kept for resuming)."""
+    of_total = f" of {total}" if total is not None else ""
+    return CamtoolError(
+        f"download of {url} interrupted after {done}{of_total} bytes ({reason}); "
+        "run the same command again to resume, or " + _MANUAL_HINT.format(url=url)
+    )
+
+
 def _reason(exc: BaseException) -> str:
-    """Return a short description of a network exception."""
+    """A short description of a network exception."""
     if isinstance(exc, urllib.error.URLError):
         inner = exc.reason
         if isinstance(inner, OSError) and inner.strerror:
@@ -48,7 +56,7 @@ def _reason(exc: BaseException) -> str:
 
 
 def _open(url: str, offset: int, timeout: float) -> Any:
-    """Send a GET request, with a Range header when ``offset`` > 0, and return the response."""
+    """The response to a GET, with a Range header when ``offset`` > 0."""
     headers = {"User-Agent": f"camtool/{__version__}", "Accept-Encoding": "identity"}
     if offset > 0:
         headers["Range"] = f"bytes={offset}-"
@@ -57,7 +65,7 @@ def _open(url: str, offset: int, timeout: float) -> Any:
 
 
 def _content_range(value: str | None) -> tuple[int | None, int | None]:
-    """Parse ``Content-Range`` into (first byte, total size); None for parts that are absent."""
+    """``Content-Range`` as (first byte, total size); None for parts that are absent."""
     if not value:
         return None, None
     match = re.fullmatch(r"\s*bytes\s+(?:(\d+)-\d+|\*)/(\d+|\*)\s*", value)
@@ -75,11 +83,8 @@ def fetch(
     timeout: float,
     progress: ProgressCallback | None,
 ) -> tuple[int, int]:
-    """Download ``url`` into ``part``, resuming it when it already holds some bytes.
-
-    Returns:
-        (bytes received in this call, offset the download resumed from).
-    """
+    """Download ``url`` into ``part``, resuming it when it already holds some bytes; return
+    (bytes received in this call, offset the download resumed from)."""
     offset = part.stat().st_size if part.is_file() else 0
     if size is not None and offset > size:
         part.unlink()
@@ -151,12 +156,3 @@ def _stream(
     if total is not None and done < total:
         raise _interrupted(url, done, total, "connection closed early")
     return done - offset
-
-
-def _interrupted(url: str, done: int, total: int | None, reason: str) -> CamtoolError:
-    """Build the error for a download cut short (the part file is kept for resuming)."""
-    of_total = f" of {total}" if total is not None else ""
-    return CamtoolError(
-        f"download of {url} interrupted after {done}{of_total} bytes ({reason}); "
-        "run the same command again to resume, or " + _MANUAL_HINT.format(url=url)
-    )

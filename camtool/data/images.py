@@ -5,13 +5,12 @@ oriented by its EXIF tag, and converted to 8-bit RGB whatever it was (grayscale,
 palette, RGBA composited on white, CMYK). Problems become :class:`~camtool.errors.InputError`
 with a plain reason.
 
-The model input of an uncropped image (:func:`input_geometry`) has its shorter side resized to
-the model's ``img_size`` and, given the model's output stride, each side rounded to a multiple
-of that stride: the feature grid then tiles the input exactly (each map cell covers ``stride``
-x ``stride`` input pixels) and images of similar shape share one input size, so they can be
-batched together. The rounding stretches an axis by at most half a stride (at 160 px and stride
-32: at most 10%, typically a few percent); :class:`ResizeGeometry` keeps the exact scale of each
-axis so that maps are placed back on the original pixels.
+The model input of an uncropped image (:func:`input_geometry`) has each side a multiple of
+the model's output stride, so each map cell covers ``stride`` x ``stride`` input pixels and
+images of similar shape share one input size, so they can be batched together. The rounding
+stretches an axis by at most half a stride (at 160 px and stride 32: at most 10%, typically a
+few percent); :class:`ResizeGeometry` keeps both sizes, so maps are placed back on the original
+pixels.
 """
 
 from __future__ import annotations
@@ -33,7 +32,6 @@ if TYPE_CHECKING:
 
 __all__ = [
     "IMAGE_SUFFIXES",
-    "MAX_ASPECT",
     "ResizeGeometry",
     "input_geometry",
     "load_image",
@@ -47,19 +45,14 @@ __all__ = [
 #: The longest side of a model input, in multiples of its shorter side.
 MAX_ASPECT = 10.0
 
+#: File suffixes (lower case) that every command lists as images.
 IMAGE_SUFFIXES = frozenset(
     {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm"}
 )
 
 
 def _wide_range(mode: str, array: np.ndarray) -> tuple[float, float]:
-    """The (black, white) levels of a 16-bit, 32-bit integer or float image.
-
-    ``I;16*``: 0 and 65535. ``I`` (32-bit integers, e.g. TIFF, or 16-bit PNGs in old Pillow):
-    0 and 255 if every value fits 8 bits, 0 and 65535 if every value fits 16 bits, else the
-    image's own minimum and maximum. ``F`` (floats): 0 and 1 if every value lies in [0, 1],
-    else the image's own minimum and maximum. Non-finite floats count as black.
-    """
+    """The (black, white) levels of a 16-bit, 32-bit integer or float image (see :func:`to_rgb`)."""
     if mode.startswith("I;16"):
         return 0.0, 65535.0
     finite = array[np.isfinite(array)]
@@ -77,11 +70,14 @@ def _wide_range(mode: str, array: np.ndarray) -> tuple[float, float]:
 def to_rgb(image: Image.Image) -> Image.Image:
     """Convert any PIL image to 8-bit RGB, its levels kept.
 
-    16-bit, 32-bit integer and float grey images are scaled from their range (see
-    :func:`_wide_range`) to 0..255, rounded; Pillow's own ``convert`` would clip them (a 16-bit
-    PNG would turn white). Transparency (``RGBA``, ``LA``, ``PA``, ``P`` with a transparent
-    colour) is composited over white; ``CMYK``, ``YCbCr``, ``1``, ``L``, ``P`` use Pillow's
-    conversion.
+    16-bit, 32-bit integer and float grey images are scaled from their range to 0..255, rounded
+    (Pillow's own ``convert`` would clip them: a 16-bit PNG would turn white). The range of
+    ``I;16*`` is 0..65535; of ``I`` (32-bit integers, e.g. TIFF, or 16-bit PNGs in old Pillow)
+    0..255 if every value fits 8 bits, 0..65535 if every value fits 16 bits, else the image's
+    own minimum to maximum; of ``F`` (floats) 0..1 if every value lies in [0, 1], else the
+    image's own minimum to maximum (non-finite floats count as black). Transparency (``RGBA``,
+    ``LA``, ``PA``, ``P`` with a transparent colour) is composited over white; ``CMYK``,
+    ``YCbCr``, ``1``, ``L``, ``P`` use Pillow's conversion.
     """
     if image.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
         array = np.asarray(image, dtype=np.float64)
@@ -99,11 +95,8 @@ def to_rgb(image: Image.Image) -> Image.Image:
 
 
 def load_image(path: Path, max_pixels: int | None = None) -> Image.Image:
-    """Open, check, orient and convert one image.
-
-    Args:
-        path: the image file.
-        max_pixels: refuse images larger than this before decoding them (decompression bombs).
+    """Open, check, orient (EXIF) and convert (:func:`to_rgb`) one image; images of more than
+    ``max_pixels`` pixels are refused before decoding (decompression bombs).
 
     Raises:
         InputError: missing, empty, not an image, unsupported, truncated or too large.
@@ -143,11 +136,8 @@ def load_image(path: Path, max_pixels: int | None = None) -> Image.Image:
 def resized_size(
     width: int, height: int, short_side: int, max_aspect: float = MAX_ASPECT
 ) -> tuple[int, int]:
-    """The (width, height) after resizing so that the shorter side is ``short_side``.
-
-    For extreme shapes (a 1x1000 strip) the longer side is capped at ``max_aspect`` times
-    ``short_side`` instead, so that the input tensor stays of sane size.
-    """
+    """The (width, height) after resizing so that the shorter side is ``short_side``, or the
+    longer one ``max_aspect`` times that for extreme shapes (a 1x1000 strip)."""
     short, long = min(width, height), max(width, height)
     scale = min(short_side / short, short_side * max_aspect / long)
     new_short = max(1, round(short * scale))
@@ -157,14 +147,9 @@ def resized_size(
 
 @dataclass(frozen=True)
 class ResizeGeometry:
-    """How an image becomes a model input: no crop, each axis scaled on its own.
-
-    Attributes:
-        width: the image's width in pixels (upright, as decoded).
-        height: the image's height in pixels.
-        input_width: the model input's width in pixels.
-        input_height: the model input's height in pixels.
-    """
+    """How an image becomes a model input: no crop, each axis scaled on its own. ``width`` and
+    ``height`` are the image's (upright, as decoded), ``input_width`` and ``input_height`` the
+    model input's, in pixels."""
 
     width: int
     height: int
@@ -176,44 +161,21 @@ class ResizeGeometry:
         """``(width, height)`` of the model input, as PIL's ``resize`` takes it."""
         return self.input_width, self.input_height
 
-    @property
-    def scale(self) -> tuple[float, float]:
-        """``(sx, sy)``: input pixels per image pixel along x and along y.
-
-        The image's pixel edge ``x`` lands on the input's edge ``x * sx`` (and ``y`` on
-        ``y * sy``); the two differ by the stretch the stride rounding allowed.
-        """
-        return self.input_width / self.width, self.input_height / self.height
-
-
-def _snap(length: int, stride: int) -> int:
-    """``length`` rounded to the nearest multiple of ``stride`` (halves up), at least ``stride``."""
-    return max(stride, math.floor(length / stride + 0.5) * stride)
-
 
 def input_geometry(
     width: int, height: int, short_side: int, *, stride: int = 1, max_aspect: float = MAX_ASPECT
 ) -> ResizeGeometry:
-    """The model input size of a ``width`` x ``height`` image, uncropped.
+    """The model input of a ``width`` x ``height`` image (each >= 1), uncropped.
 
-    The shorter side is resized to ``short_side`` keeping the aspect ratio
-    (:func:`resized_size`), then each side is rounded to the nearest multiple of ``stride``
-    (at least one stride), so that a network with that output stride sees a feature grid of
-    exactly ``input / stride`` cells that tiles the input.
-
-    Args:
-        width: image width in pixels (>= 1).
-        height: image height in pixels (>= 1).
-        short_side: the model's ``img_size``.
-        stride: the model's output stride (32, or 16); 1 keeps the exact aspect ratio.
-        max_aspect: cap on the longer side, in multiples of ``short_side``.
-
-    Returns:
-        The sizes and per-axis scale factors.
+    The shorter side is resized to ``short_side`` (the model's ``img_size``) keeping the aspect
+    ratio (:func:`resized_size`, the longer side capped at ``max_aspect`` times it), then each
+    side is rounded to the nearest multiple of ``stride`` (the model's output stride, 32 or 16;
+    1 keeps the exact aspect ratio; halves up, at least one stride), so that the network sees a
+    feature grid of exactly ``input / stride`` cells that tiles the input.
     """
     new_w, new_h = resized_size(width, height, short_side, max_aspect)
     if stride > 1:
-        new_w, new_h = _snap(new_w, stride), _snap(new_h, stride)
+        new_w, new_h = (max(stride, math.floor(n / stride + 0.5) * stride) for n in (new_w, new_h))
     return ResizeGeometry(width, height, new_w, new_h)
 
 
@@ -225,17 +187,11 @@ def preprocess_array(
     *,
     stride: int = 1,
 ) -> np.ndarray:
-    """Resize (no crop, see :func:`input_geometry`) and normalise an RGB image; NumPy only.
-
-    Args:
-        image: an RGB image.
-        short_side: the model's ``img_size``.
-        mean: per-channel mean of the ``[0, 1]`` pixels, subtracted.
-        std: per-channel standard deviation, divided by.
-        stride: the model's output stride; each side becomes a multiple of it.
+    """Resize an RGB image (no crop, :func:`input_geometry`) and normalise it; NumPy only.
 
     Returns:
-        A ``(3, H, W)`` float32 array, ``(W, H)`` being ``input_geometry(...).input_size``.
+        A ``(3, H, W)`` float32 array, ``(W, H)`` being ``input_geometry(...).input_size``: the
+        ``[0, 1]`` pixels minus the per-channel ``mean``, divided by ``std``.
     """
     size = input_geometry(image.width, image.height, short_side, stride=stride).input_size
     resized = image.resize(size, Image.Resampling.BILINEAR, reducing_gap=None)

@@ -19,16 +19,9 @@ __all__ = ["folder_class", "true_class"]
 
 
 def folder_class(folder: str, class_names: Sequence[str]) -> int | None:
-    """The class a folder name stands for.
-
-    Args:
-        folder: one folder name (not a path).
-        class_names: the model's class names, in class-index order.
-
-    Returns:
-        The index of the class named ``folder`` (exactly, case included), or of the class
-        named by the Imagenette id ``folder``; ``None`` when it names none of them.
-    """
+    """The index in ``class_names`` (a model's, in class-index order) of the class named
+    ``folder`` (one folder name, exactly, case included) or by the Imagenette id ``folder``;
+    ``None`` when it names none of them."""
     for name in (folder, IMAGENETTE_CLASSES.get(folder)):
         if name is not None and name in class_names:
             return list(class_names).index(name)
@@ -36,17 +29,11 @@ def folder_class(folder: str, class_names: Sequence[str]) -> int | None:
 
 
 def true_class(path: str | PurePath, class_names: Sequence[str]) -> int | None:
-    """The true class of an image file, from the nearest folder above it named like a class.
+    """The class index of an image file from the nearest folder above it named like a class
+    (:func:`folder_class`), or ``None`` when none does.
 
     Only the folders of ``path`` as given are looked at (it is not resolved), nearest first,
     so ``val/dog/sub/a.jpg`` is a dog and ``photos/a.jpg`` has no known class.
-
-    Args:
-        path: the image file.
-        class_names: the model's class names, in class-index order.
-
-    Returns:
-        The class index, or ``None`` when no folder above the file names a class.
     """
     for folder in reversed(PurePath(path).parts[:-1]):
         found = folder_class(folder, class_names)

@@ -32,14 +32,9 @@ __all__ = ["DataSplits", "make_splits"]
 
 @dataclass
 class DataSplits:
-    """The three splits of a dataset.
-
-    Attributes:
-        train: images to fit the model (random augmentation).
-        val: held-out images from ``train/`` for model selection (eval transform).
-        test: the images of ``val/`` (eval transform).
-        class_names: readable class names in label order.
-    """
+    """The three splits of a dataset: ``train`` fits the model (random augmentation), ``val``
+    holds images out of ``train/`` for model selection, ``test`` is ``val/`` (both with the eval
+    transform); ``class_names`` are the readable class names in label order."""
 
     train: Dataset[Item | SkippedImage]
     val: Dataset[Item | SkippedImage]
@@ -58,31 +53,19 @@ def make_splits(
     crop_scale: tuple[float, float] = DEFAULT_CROP_SCALE,
     max_pixels: int | None = None,
 ) -> DataSplits:
-    """Build the train / held-out val / test splits of the dataset under ``data_dir``.
+    """The train / held-out val / test splits of the dataset under ``data_dir``
+    (:func:`find_dataset_root`), transformed by :func:`build_transforms`; ``dataset_name`` as
+    :func:`class_names_for`, ``max_pixels`` as :class:`ImageFolderDataset`.
 
-    The held-out set is ``val_size`` images of ``train/``, drawn per class in proportion to the
-    class sizes (largest remainders get the rounding) after a shuffle seeded by ``seed``; the
-    same arguments always give the same split, and the two parts are disjoint. A fraction
-    ``0 < val_size < 1`` holds out that share of ``train/`` (rounded), and at least one image of
-    every class that has two or more, so that small folders work too.
-
-    Args:
-        data_dir: see :func:`find_dataset_root`.
-        dataset_name: ``"imagenette"`` or ``"folder"``; see :func:`class_names_for`.
-        img_size: side of the square network input.
-        val_size: number of ``train/`` images to hold out (0 for none), or a fraction of them.
-        seed: seed of the hold-out shuffle.
-        mean: per-channel normalisation mean.
-        std: per-channel normalisation standard deviation.
-        crop_scale: area range of the training random crop.
-        max_pixels: larger images are skipped unread (see :class:`ImageFolderDataset`).
-
-    Returns:
-        The splits and class names.
+    The held-out set is ``val_size`` images of ``train/`` (0 for none), drawn per class in
+    proportion to the class sizes (largest remainders get the rounding) after a shuffle seeded
+    by ``seed``; the same arguments always give the same split, and the two parts are disjoint.
+    A fraction ``0 < val_size < 1`` holds out that share of ``train/`` (rounded), and at least
+    one image of every class that has two or more, so that small folders work too.
 
     Raises:
         ConfigError: unknown ``dataset_name``, or ``val_size`` negative or not smaller than the
-            number of training images.
+            number of training images, or a fraction of a folder with one image per class.
         CamtoolError: no dataset, or a split folder missing or empty.
     """
     is_imagenette(dataset_name)  # validates the name before touching the disk
@@ -105,12 +88,7 @@ def make_splits(
 
 
 def _holdout(targets: Sequence[int], val_size: int | float, seed: int) -> set[int]:
-    """The held-out indices for ``val_size`` (a count, or a fraction ``0 < f < 1``).
-
-    Raises:
-        ConfigError: a count that is negative or leaves no training image, naming how to
-            change it; a fraction of a folder with one image per class.
-    """
+    """The held-out indices for ``val_size`` (a count, or a fraction ``0 < f < 1``)."""
     total = len(targets)
     if isinstance(val_size, float) and 0 < val_size < 1:
         held = _stratified_holdout(targets, round(val_size * total), seed, one_per_class=True)

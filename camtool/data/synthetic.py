@@ -13,14 +13,13 @@ The layout is the usual ImageFolder one::
     root/classes.txt      # one class name a line, in class-index (sorted) order
     root/boxes.csv        # path,x0,y0,x1,y1 (path relative to root; x1, y1 exclusive)
 
-:func:`camtool.data.box_csv.read_boxes_csv` reads that box file, as any user box file.
+:mod:`camtool.data.boxes` reads that box file, as any user box file.
 """
 
 from __future__ import annotations
 
 import csv
 import math
-import os
 import shutil
 import tempfile
 from collections.abc import Callable, Sequence
@@ -30,7 +29,8 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from camtool.core.localize import BoxXYXY
-from camtool.data.box_csv import BOXES_HEADER
+from camtool.data.archive import replace_folder
+from camtool.data.boxes import BOXES_HEADER
 from camtool.errors import ConfigError, InputError
 from camtool.fsutil import SCRATCH_PREFIX, remove_stale_temps
 
@@ -74,35 +74,22 @@ def make_shapes_dataset(
     progress: Callable[[int, int], None] | None = None,
     object_scale: tuple[float, float] = DEFAULT_OBJECT_SCALE,
 ) -> Path:
-    """Generate the shapes dataset under ``root``.
+    """Generate the shapes dataset under ``root`` and return ``root``.
 
-    The whole tree is written into a temporary sibling folder and moved into place at the end,
-    so ``root`` is never left half-written. An existing ``root`` is replaced only if it is empty
-    or was made by this function; anything else raises :class:`InputError`. The output depends
-    only on the arguments (same seed, same bytes).
-
-    Args:
-        root: folder to create.
-        train_per_class: images per class in ``train/``.
-        val_per_class: images per class in ``val/``.
-        image_size: side of the square images, at least :data:`MIN_IMAGE_SIZE`.
-        seed: seed of the random generator.
-        classes: which of :data:`SHAPES` to draw.
-        progress: called as ``progress(done, total)`` after each image.
-        object_scale: ``(low, high)`` range of the radius of the circle around each shape, as a
-            fraction of ``image_size``, with ``0 < low <= high <= 0.35``.
-
-    Returns:
-        ``root``.
+    ``train_per_class`` and ``val_per_class`` images of each of ``classes`` (some of
+    :data:`SHAPES`) are drawn, ``image_size`` (at least :data:`MIN_IMAGE_SIZE`) pixels square,
+    each shape's surrounding circle of a radius drawn from ``object_scale`` (a fraction of
+    ``image_size``, ``0 < low <= high <= 0.35``); ``progress(done, total)`` is called after each
+    image. The output depends only on the arguments (same seed, same bytes). The whole tree is
+    written into a temporary sibling folder and moved into place at the end, so ``root`` is never
+    left half-written; an existing ``root`` is replaced only if it is empty or was made by this
+    function.
 
     Raises:
         ConfigError: an argument out of range or an unknown class name.
         InputError: ``root`` exists, is not empty and is not a generated shapes dataset.
     """
-    names = _check_args(train_per_class, val_per_class, image_size, classes)
-    low, high = object_scale
-    if not 0 < low <= high <= 0.35:
-        raise ConfigError(f"object_scale must satisfy 0 < low <= high <= 0.35, got {object_scale}")
+    names = _check_args(train_per_class, val_per_class, image_size, classes, object_scale)
     root = Path(root)
     if root.exists() and not _replaceable(root):
         raise InputError(
@@ -116,33 +103,34 @@ def make_shapes_dataset(
     tmp = Path(tempfile.mkdtemp(prefix=SCRATCH_PREFIX + "shapes-", dir=root.parent))
     try:
         rows: list[tuple[str, int, int, int, int]] = []
-        done = 0
         for split, count in splits:
             for name in names:
-                folder = tmp / split / name
-                folder.mkdir(parents=True)
+                (tmp / split / name).mkdir(parents=True)
                 for i in range(count):
-                    image, box = _draw_sample(rng, name, image_size, object_scale)
+                    image, box = _render(rng, name, image_size, object_scale)
                     rel = f"{split}/{name}/{i:05d}.png"
                     image.save(tmp / rel, format="PNG", compress_level=1)
                     rows.append((rel, box.x0, box.y0, box.x1, box.y1))
-                    done += 1
                     if progress is not None:
-                        progress(done, total)
+                        progress(len(rows), total)
         with open(tmp / "boxes.csv", "w", newline="", encoding="utf-8") as f:
             writer = csv.writer(f, lineterminator="\n")
             writer.writerow(BOXES_HEADER)
             writer.writerows(rows)
         (tmp / "classes.txt").write_text("".join(f"{n}\n" for n in names), encoding="utf-8")
         (tmp / _MARKER).write_text(f"seed={seed} image_size={image_size}\n", encoding="utf-8")
-        _move_into_place(tmp, root)
+        replace_folder(tmp, root)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return root
 
 
 def _check_args(
-    train_per_class: int, val_per_class: int, image_size: int, classes: Sequence[str]
+    train_per_class: int,
+    val_per_class: int,
+    image_size: int,
+    classes: Sequence[str],
+    object_scale: tuple[float, float],
 ) -> list[str]:
     if train_per_class < 1 or val_per_class < 1:
         raise ConfigError("train_per_class and val_per_class must be at least 1")
@@ -153,6 +141,9 @@ def _check_args(
         raise ConfigError(f"unknown shape {unknown[0]!r}; choose from {', '.join(SHAPES)}")
     if len(set(classes)) != len(classes) or len(classes) < 2:
         raise ConfigError("classes must name at least two different shapes")
+    low, high = object_scale
+    if not 0 < low <= high <= 0.35:
+        raise ConfigError(f"object_scale must satisfy 0 < low <= high <= 0.35, got {object_scale}")
     return sorted(classes)
 
 
@@ -160,36 +151,11 @@ def _replaceable(root: Path) -> bool:
     return root.is_dir() and (not any(root.iterdir()) or (root / _MARKER).is_file())
 
 
-def _move_into_place(tmp: Path, root: Path) -> None:
-    """Swap the finished ``tmp`` tree in for ``root`` (absent, empty, or an old dataset)."""
-    if not root.exists():
-        os.replace(tmp, root)
-        return
-    old = Path(tempfile.mkdtemp(prefix=f".{root.name}.", suffix=".old", dir=root.parent))
-    os.replace(root, old / "data")
-    os.replace(tmp, root)
-    shutil.rmtree(old, ignore_errors=True)
-
-
-def _draw_sample(
-    rng: np.random.Generator,
-    shape: str,
-    size: int,
-    scale: tuple[float, float] = DEFAULT_OBJECT_SCALE,
+def _render(
+    rng: np.random.Generator, shape: str, size: int, scale: tuple[float, float]
 ) -> tuple[Image.Image, BoxXYXY]:
     """Draw one image of ``shape`` and return it with the shape's tight bounding box."""
-    image, box, _ = _render(rng, shape, size, scale)
-    return image, box
-
-
-def _render(
-    rng: np.random.Generator,
-    shape: str,
-    size: int,
-    scale: tuple[float, float] = DEFAULT_OBJECT_SCALE,
-) -> tuple[Image.Image, BoxXYXY, Image.Image]:
-    """Draw one image; also return the shape's mask (the box is the mask's bounding box)."""
-    background = _dark_colour(rng)
+    background = _colour(rng, high=100)
     colour = _bright_colour(rng)
     image = Image.new("RGB", (size, size), background)
     _draw_clutter(ImageDraw.Draw(image), rng, size)
@@ -200,16 +166,11 @@ def _render(
     image = Image.fromarray(np.clip(noisy, 0, 255).astype(np.uint8), "RGB")
     bbox = mask.getbbox()
     assert bbox is not None  # every shape is at least a few pixels wide
-    return image, BoxXYXY(*bbox), mask
+    return image, BoxXYXY(*bbox)
 
 
-def _colour(rng: np.random.Generator) -> RGB:
-    r, g, b = (int(v) for v in rng.integers(0, 256, 3))
-    return (r, g, b)
-
-
-def _dark_colour(rng: np.random.Generator) -> RGB:
-    r, g, b = (int(v) for v in rng.integers(0, 100, 3))
+def _colour(rng: np.random.Generator, high: int = 256) -> RGB:
+    r, g, b = (int(v) for v in rng.integers(0, high, 3))
     return (r, g, b)
 
 
@@ -239,7 +200,7 @@ def _draw_shape(
     rng: np.random.Generator,
     shape: str,
     size: int,
-    scale: tuple[float, float] = DEFAULT_OBJECT_SCALE,
+    scale: tuple[float, float],
 ) -> None:
     """Draw a filled ``shape`` in white on a mask, at a random place, size and rotation."""
     margin = size * EDGE_MARGIN
@@ -253,10 +214,8 @@ def _draw_shape(
         draw.ellipse((cx - r, cy - r, cx + r, cy + r), outline=255, width=width)
     elif shape in ("square", "triangle"):
         corners = 4 if shape == "square" else 3
-        draw.polygon(
-            _polar(cx, cy, [(r, turn + 2 * math.pi * k / corners) for k in range(corners)]),
-            fill=255,
-        )
+        angles = [turn + 2 * math.pi * k / corners for k in range(corners)]
+        draw.polygon([(cx + r * math.cos(a), cy + r * math.sin(a)) for a in angles], fill=255)
     elif shape == "cross":
         arm = r / 3.2  # half the width of a bar
         points: list[tuple[float, float]] = []
@@ -268,7 +227,3 @@ def _draw_shape(
         draw.polygon(points, fill=255)
     else:  # pragma: no cover - names are checked before drawing
         raise ConfigError(f"unknown shape {shape!r}")
-
-
-def _polar(cx: float, cy: float, points: list[tuple[float, float]]) -> list[tuple[float, float]]:
-    return [(cx + d * math.cos(a), cy + d * math.sin(a)) for d, a in points]
