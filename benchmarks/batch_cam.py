@@ -180,7 +180,7 @@ def _floor(folder: Path, runner: Any, workers: int, batch_size: int) -> int:
     """Decode, preprocess and forward every image (logits only); return how many."""
     import torch
 
-    from camtool.batch.decode import Reader, read_images
+    from camtool.batch.inputs import Reader, read_images
     from camtool.data.images import IMAGE_SUFFIXES
 
     paths = sorted(str(p) for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
@@ -211,22 +211,24 @@ def _floor(folder: Path, runner: Any, workers: int, batch_size: int) -> int:
 def _localization(folder: Path, runner: Any, workers: int, batch_size: int) -> int:
     """eval's uncropped localization pass over every image (one box each); return how many."""
     from camtool.core.localize import BoxXYXY
-    from camtool.data.boxes import GtBox
-    from camtool.evaluation.localization import LocItem, run_localization
+    from camtool.data.boxes import GroundTruth, GtBox
+    from camtool.evaluation.localization import run_localization
 
     paths = sorted(folder.glob("*.jpg"))
-    items = [LocItem(p, 0, [GtBox(BoxXYXY(0, 0, 80, 80), f"{p.name} line 1")]) for p in paths]
+    box = BoxXYXY(0, 0, 80, 80)
+    gt = GroundTruth(folder, by_path={str(p.resolve()): [GtBox(box, p.name)] for p in paths})
     with torch_inference():
-        acc, skipped = run_localization(
+        found = run_localization(
             runner,
-            items,
+            [(p, 0) for p in paths],
+            gt,
             batch_size=batch_size,
             workers=workers,
             max_pixels=None,
             progress=None,
         )
-    assert skipped == 0
-    return int(acc.n_images)
+    assert found["skipped"] == 0, found
+    return int(found["n_images"])
 
 
 def torch_inference() -> Any:

@@ -192,9 +192,7 @@ class CamModel:
         if isinstance(images, Image.Image):
             images = [images]
         if isinstance(images, np.ndarray) or is_torch_tensor(images):
-            import torch
-
-            batch = self._normalise(torch.as_tensor(images))
+            batch = self._normalise(images)
             return [batch], [tuple(batch.shape[2:])] * batch.shape[0]
         if not isinstance(images, Sequence) or not images:
             raise InputError("images: give a PIL image, a non-empty list of them, or a tensor")
@@ -209,20 +207,22 @@ class CamModel:
         ]
         return tensors, [(image.height, image.width) for image in images]
 
-    def _normalise(self, pixels: Any) -> Any:
-        """``(N, 3, H, W)`` RGB in [0, 1] -> the model's normalised input."""
-        import torch
+    def _normalise(self, pixels: Any) -> np.ndarray:
+        """``(N, 3, H, W)`` RGB in [0, 1] (a tensor or an array) -> the model's normalised input."""
+        from camtool.core.runner import is_torch_tensor
+        from camtool.data.images import normalise
 
+        if is_torch_tensor(pixels):
+            pixels = pixels.detach().cpu()
+            pixels = (pixels.float() if pixels.is_floating_point() else pixels).numpy()
         if pixels.ndim == 3:
             pixels = pixels[None]
-        if pixels.ndim != 4 or pixels.shape[1] != 3 or not pixels.is_floating_point():
+        if pixels.ndim != 4 or pixels.shape[1] != 3 or pixels.dtype.kind != "f":
             raise InputError(
                 f"images: expected a float tensor (N, 3, H, W) in [0, 1], got "
                 f"{pixels.dtype} {tuple(pixels.shape)}"
             )
-        mean = torch.tensor(self.info.mean, dtype=torch.float32).view(1, 3, 1, 1)
-        std = torch.tensor(self.info.std, dtype=torch.float32).view(1, 3, 1, 1)
-        return (pixels.float().cpu() - mean) / std
+        return normalise(pixels, self.info.mean, self.info.std)
 
     def _assemble(
         self, parts: list[Any], sizes: list[tuple[int, int]], upsample: str

@@ -17,10 +17,10 @@ LAYERS: tuple[frozenset[str], ...] = (
     frozenset({"batch", "export", "evaluation", "training"}),
     frozenset({"explain"}),
     frozenset({"runtime"}),
-    frozenset({"settings", "settings_sources", "choices"}),
+    frozenset({"settings", "settings_sources"}),
     frozenset({"data"}),
     frozenset({"core"}),
-    frozenset({"errors", "fsutil", "paths", "process", "textio", "version", "__init__"}),
+    frozenset({"errors", "fsutil", "paths", "process", "textio", "version", "choices", "__init__"}),
 )
 
 

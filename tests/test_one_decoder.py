@@ -159,3 +159,19 @@ def test_training_and_eval_readers_keep_the_pixel_limit(tmp_path: Path) -> None:
     assert isinstance(item, SkippedImage) and item.path == str(path)
     assert item.error.startswith("image too large (24x20 = 480 pixels, limit 479)")
     assert isinstance(ImageFolderDataset(tmp_path, "train", transform, max_pixels=480)[0], tuple)
+
+
+def test_train_eval_and_batch_cam_list_the_same_image_files(tmp_path: Path) -> None:
+    from camtool.batch.inputs import find_inputs
+
+    folder = tmp_path / "train" / "a"
+    folder.mkdir(parents=True)
+    image = Image.fromarray(np.full((20, 24, 3), 128, np.uint8))
+    for name in ("p.png", "g.GIF", "m.ppm", "j.jpeg", "w.webp"):
+        image.save(folder / name)
+    (folder / "notes.txt").write_text("not an image")
+    (folder / ".hidden.png").write_bytes(b"")
+    transform = build_transforms(16, False, ZERO, ONE)
+    listed = {path.name for path, _ in ImageFolderDataset(tmp_path, "train", transform).samples}
+    found = {Path(item.path).name for item in find_inputs([folder], tmp_path / "out")}
+    assert listed == found == {"p.png", "g.GIF", "m.ppm", "j.jpeg", "w.webp"}

@@ -43,6 +43,7 @@ from camtool.batch.manifest import (
     latest_rows,
     manifest_row,
 )
+from camtool.choices import OutputFormat
 from camtool.core.maps import explain_batch, resolve_class
 from camtool.core.runner import Runner
 from camtool.errors import EXIT_OK, EXIT_PARTIAL, CamtoolError, ConfigError, interrupt_exit_code
@@ -53,10 +54,8 @@ from camtool.runtime import runner_from_settings
 from camtool.settings import Settings, write_settings
 from camtool.textio import unicode_text
 
-__all__ = ["FORMATS", "BatchReport", "OnProgress", "run_batch"]
+__all__ = ["BatchReport", "OnProgress", "run_batch"]
 
-#: Overlay formats.
-FORMATS = ("jpg", "png")
 _WAIT_BATCHES = 4  # images waiting for a batch, in batch sizes
 _WAIT_BYTES = 256 * 2**20  # decoded images waiting for a batch, at most
 _CHUNK = 1000  # error rows known before reading, appended to the manifest in one write
@@ -131,7 +130,7 @@ def _top1(rows: Sequence[Mapping[str, Any]]) -> tuple[int, float | None]:
 def _format(fmt: str) -> str:
     """``jpg`` or ``png`` (``jpeg`` is ``jpg``), case-insensitive; else a ``ConfigError``."""
     fmt = {"jpeg": "jpg"}.get(str(fmt).lower(), str(fmt).lower())
-    if fmt not in FORMATS:
+    if fmt not in {f.value for f in OutputFormat}:
         raise ConfigError(f"unknown format {fmt!r}; choose jpg or png")
     return fmt
 

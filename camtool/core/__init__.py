@@ -7,6 +7,7 @@ Modules:
 * ``model`` -- ``CAMNet`` (trunk, GAP, one linear layer) and the CAM invariant check
 * ``weights`` -- reading state dicts safely, BatchNorm counters, finiteness
 * ``checkpoint`` -- saving and safely loading camtool checkpoints and plain state dicts
+* ``state_dicts`` -- which accepted arch a plain torchvision state dict is, and loading it
 * ``imagenet`` -- the outside facts (Imagenette ids and names, ImageNet statistics) with sources
 * ``zeroshot`` -- the ImageNet model restricted to Imagenette's ten classes
 * ``runner`` -- the ``Runner`` protocol every model backend implements

@@ -40,18 +40,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from camtool.choices import UpsampleMode
 from camtool.errors import ConfigError
 
 __all__ = [
-    "UPSAMPLE_MODES",
     "CellGeometry",
     "interpolation_matrix",
     "resnet_geometry",
     "upsample_matrices",
 ]
-
-UPSAMPLE_MODES: tuple[str, ...] = ("aligned", "conventional")
-"""The placements :func:`upsample_matrices` knows (see the module docstring)."""
 
 
 @dataclass(frozen=True)
@@ -143,8 +140,9 @@ def interpolation_matrix(
     Raises:
         ConfigError: an unknown mode or a size below 1.
     """
-    if mode not in UPSAMPLE_MODES:
-        raise ConfigError(f"unknown upsampling {mode!r}; choose {' or '.join(UPSAMPLE_MODES)}")
+    modes = [m.value for m in UpsampleMode]
+    if mode not in modes:
+        raise ConfigError(f"unknown upsampling {mode!r}; choose {' or '.join(modes)}")
     if n_cells < 1 or out_size < 1 or (in_size is not None and in_size < 1):
         raise ConfigError(f"sizes must be positive: {n_cells} cells to {out_size} pixels")
     j = np.arange(out_size, dtype=np.float64)

@@ -29,13 +29,13 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from torch.utils.data.dataloader import default_collate
 from torchvision import transforms as T
 
+from camtool.choices import DatasetName
 from camtool.core.imagenet import IMAGENET_MEAN, IMAGENET_STD, IMAGENETTE_CLASSES
 from camtool.data.images import IMAGE_SUFFIXES, load_image
 from camtool.errors import CamtoolError, ConfigError, InputError
 from camtool.process import worker_init
 
 __all__ = [
-    "DATASET_NAMES",
     "DEFAULT_CROP_SCALE",
     "ImageFolderDataset",
     "SkippedImage",
@@ -51,9 +51,6 @@ __all__ = [
 DEFAULT_CROP_SCALE: tuple[float, float] = (0.08, 1.0)
 """Area range of ``RandomResizedCrop`` (torchvision's default). For the synthetic shapes, whose
 object can be cropped away by a small crop, use a narrower range such as ``(0.5, 1.0)``."""
-
-DATASET_NAMES: tuple[str, ...] = ("imagenette", "folder")
-"""Accepted ``dataset.name`` values; any name starting with ``imagenette`` counts as Imagenette."""
 
 Transform = Callable[[Image.Image], Tensor]
 Item = tuple[Tensor, int]
@@ -159,13 +156,24 @@ class SkippedImage:
 class ImageFolderDataset(Dataset[Item | SkippedImage]):
     """Images in ``root/<split_dir>/<class>/...`` with the class folder's index as label.
 
-    Files are found recursively under each class folder by suffix
-    (:data:`~camtool.data.images.IMAGE_SUFFIXES`, any case); hidden (``.``) files and folders are
-    skipped; ``samples`` (``(path, label)`` pairs) are sorted, so the same tree always gives the
-    same list. ``class_to_idx`` maps a class folder name to its label: by default the sorted
-    folders of this split numbered from 0 (pass the train split's for the test split);
-    ``classes`` are the names in label order. Images of more than ``max_pixels`` pixels are
-    skipped before decoding (``cam.max_pixels``; ``None``: Pillow's own bomb limit).
+    Files are found recursively under each class folder by suffix (any case), the suffixes every
+    command reads (:data:`camtool.data.images.IMAGE_SUFFIXES`); hidden files and folders (name
+    starting with ``.``) are skipped; the order is sorted, so the same tree always gives the same
+    ``samples``.
+
+    Args:
+        root: the dataset root.
+        split_dir: the split folder under ``root`` (``"train"`` or ``"val"``).
+        transform: maps an RGB PIL image to a tensor.
+        class_to_idx: class folder name to label; by default the sorted folders of this split
+            numbered from 0. Pass the train split's mapping for the test split.
+        max_pixels: images with more pixels are skipped before decoding (``cam.max_pixels``);
+            ``None`` leaves Pillow's own decompression-bomb limit.
+
+    Attributes:
+        samples: ``(path, label)`` pairs.
+        classes: class folder names in label order.
+        class_to_idx: class folder name to label.
 
     Raises:
         CamtoolError: the split folder is missing or holds no images.
@@ -289,9 +297,8 @@ def is_imagenette(dataset_name: str) -> bool:
         return True
     if dataset_name == "folder":
         return False
-    raise ConfigError(
-        f"unknown dataset name {dataset_name!r}; choose from {', '.join(DATASET_NAMES)}"
-    )
+    names = ", ".join(n.value for n in DatasetName)
+    raise ConfigError(f"unknown dataset name {dataset_name!r}; choose from {names}")
 
 
 def _class_folders(folder: Path) -> list[str]:

@@ -35,6 +35,7 @@ __all__ = [
     "ResizeGeometry",
     "input_geometry",
     "load_image",
+    "normalise",
     "preprocess",
     "preprocess_array",
     "resized_size",
@@ -195,8 +196,23 @@ def preprocess_array(
     size = input_geometry(image.width, image.height, short_side, stride=stride).input_size
     resized = image.resize(size, Image.Resampling.BILINEAR, reducing_gap=None)
     pixels: np.ndarray = np.asarray(resized, dtype=np.float32) / np.float32(255.0)
-    normalised = (pixels - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)
-    return np.ascontiguousarray(normalised.transpose(2, 0, 1))
+    return np.ascontiguousarray(normalise(pixels.transpose(2, 0, 1), mean, std))
+
+
+def normalise(pixels: np.ndarray, mean: Sequence[float], std: Sequence[float]) -> np.ndarray:
+    """The model input of RGB pixels: ``(pixels - mean) / std`` per channel, in float32.
+
+    Args:
+        pixels: ``(..., 3, H, W)`` float values in ``[0, 1]`` (channels third from last).
+        mean: per-channel mean of the ``[0, 1]`` pixels, subtracted.
+        std: per-channel standard deviation, divided by.
+
+    Returns:
+        A float32 array of ``pixels``' shape.
+    """
+    shift = np.asarray(mean, dtype=np.float32).reshape(3, 1, 1)
+    scale = np.asarray(std, dtype=np.float32).reshape(3, 1, 1)
+    return (np.asarray(pixels, dtype=np.float32) - shift) / scale
 
 
 def preprocess(

@@ -195,7 +195,7 @@ def run_eval(
         if gt is not None and "localization" in wanted:
             report.localization = run_localization(
                 runner,
-                dataset,
+                dataset.samples,
                 gt,
                 batch_size=settings.runtime.batch_size,
                 workers=settings.runtime.workers,

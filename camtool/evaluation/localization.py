@@ -23,7 +23,6 @@ from camtool.core.maps import heatmap
 from camtool.core.runner import ModelInfo, Runner
 from camtool.data.boxes import GroundTruth, GtBox, Warn, fit_boxes, load_boxes
 from camtool.data.datasets import (
-    ImageFolderDataset,
     SkippedImage,
     build_transforms,
     find_dataset_root,
@@ -149,7 +148,7 @@ def _score_group(
 @refuse_out_of_memory
 def run_localization(
     runner: Runner,
-    dataset: ImageFolderDataset,
+    samples: Sequence[tuple[Path, int]],
     gt: GroundTruth,
     *,
     batch_size: int,
@@ -160,7 +159,9 @@ def run_localization(
     upsample: str = "aligned",
     protocol: str = "camtool",
 ) -> dict[str, Any]:
-    """Localization of the split's images that have boxes, fed uncropped, as JSON-ready results.
+    """Localization of the ``(path, label)`` samples that have boxes (a split's
+    :attr:`~camtool.data.datasets.ImageFolderDataset.samples`), fed uncropped, as JSON-ready
+    results.
 
     Images of one input size share a batch of at most ``batch_size``; ``max_pixels`` refuses
     larger images unread; ``progress("localization", done, total)`` follows each batch; ``warn``
@@ -178,10 +179,10 @@ def run_localization(
     """
     if batch_size < 1:
         raise ConfigError(f"batch_size must be at least 1, got {batch_size}")
-    matched = gt.match([path for path, _ in dataset.samples])
+    matched = gt.match([path for path, _ in samples])
     items = [
         LocItem(path, label, boxes)
-        for (path, label), boxes in zip(dataset.samples, matched, strict=True)
+        for (path, label), boxes in zip(samples, matched, strict=True)
         if boxes is not None
     ]
     info = runner.info
@@ -254,7 +255,7 @@ def evaluate_localization(
     with torch.inference_mode():
         found = run_localization(
             runner,
-            dataset,
+            dataset.samples,
             gt,
             batch_size=batch_size,
             workers=workers,
