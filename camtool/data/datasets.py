@@ -157,23 +157,13 @@ class ImageFolderDataset(Dataset[Item | SkippedImage]):
     """Images in ``root/<split_dir>/<class>/...`` with the class folder's index as label.
 
     Files are found recursively under each class folder by suffix (any case), the suffixes every
-    command reads (:data:`camtool.data.images.IMAGE_SUFFIXES`); hidden files and folders (name
-    starting with ``.``) are skipped; the order is sorted, so the same tree always gives the same
-    ``samples``.
-
-    Args:
-        root: the dataset root.
-        split_dir: the split folder under ``root`` (``"train"`` or ``"val"``).
-        transform: maps an RGB PIL image to a tensor.
-        class_to_idx: class folder name to label; by default the sorted folders of this split
-            numbered from 0. Pass the train split's mapping for the test split.
-        max_pixels: images with more pixels are skipped before decoding (``cam.max_pixels``);
-            ``None`` leaves Pillow's own decompression-bomb limit.
-
-    Attributes:
-        samples: ``(path, label)`` pairs.
-        classes: class folder names in label order.
-        class_to_idx: class folder name to label.
+    command reads (:data:`camtool.data.images.IMAGE_SUFFIXES`); hidden (``.``) files and folders
+    are skipped; ``samples`` (``(path, label)`` pairs) are sorted, so the same tree always gives
+    the same list. ``transform`` maps an RGB PIL image to a tensor. ``class_to_idx`` maps a
+    class folder name to its label: by default the sorted folders of this split numbered from 0
+    (pass the train split's for the test split); ``classes`` are the names in label order.
+    Images of more than ``max_pixels`` pixels are skipped before decoding (``cam.max_pixels``;
+    ``None``: Pillow's own decompression-bomb limit).
 
     Raises:
         CamtoolError: the split folder is missing or holds no images.
