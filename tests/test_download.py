@@ -21,6 +21,7 @@ from camtool.data import archive as archive_module
 from camtool.data.archive import MARKER_NAME, Checksum, safe_extract, verify_checksum
 from camtool.data.download import ARCHIVES, ArchiveSpec, download_dataset
 from camtool.errors import CamtoolError, ConfigError, InputError
+from camtool.process import LOCK_NAME, folder_lock
 
 TOP = "imagenette2-160"
 FILENAME = "imagenette2-160.tgz"
@@ -211,7 +212,7 @@ def test_clean_download_verifies_marks_and_second_run_makes_no_request(
         and known.checksum.hex in (data_dir / TOP / MARKER_NAME).read_text()
     )
     assert not (data_dir / (FILENAME + ".part")).exists()
-    assert sorted(p.name for p in data_dir.iterdir()) == sorted([TOP, FILENAME])
+    assert sorted(p.name for p in data_dir.iterdir()) == sorted([TOP, FILENAME, LOCK_NAME])
     assert calls[-1] == (size, size)
     assert all(t == size for _, t in calls) and [d for d, _ in calls] == sorted(d for d, _ in calls)
     assert server.ranges == [None]
@@ -416,7 +417,7 @@ def test_stale_folder_without_marker_is_replaced(
     assert not result.already_present and len(server.requests) == 1
     assert not (data_dir / TOP / "stale.txt").exists()
     assert (data_dir / TOP / MARKER_NAME).is_file()
-    assert sorted(p.name for p in data_dir.iterdir()) == sorted([TOP, FILENAME])
+    assert sorted(p.name for p in data_dir.iterdir()) == sorted([TOP, FILENAME, LOCK_NAME])
 
 
 # --- errors -----------------------------------------------------------------------------------
@@ -536,7 +537,9 @@ def test_interrupted_extraction_leaves_nothing_half_made(
     data_dir = tmp_path / "data"
     with pytest.raises(KeyboardInterrupt):
         download_dataset("imagenette-160", data_dir)
-    assert [p.name for p in data_dir.iterdir()] == [FILENAME]  # the verified archive only
+    assert sorted(p.name for p in data_dir.iterdir()) == sorted(
+        [FILENAME, LOCK_NAME]
+    )  # the archive
 
     monkeypatch.setattr(tarfile.TarFile, "extractall", original)
     result = download_dataset("imagenette-160", data_dir)
@@ -706,3 +709,11 @@ def test_tarfile_data_filter_backs_up_our_own_checks(
         safe_extract(archive, tmp_path / "out")
     assert list((tmp_path / "out").iterdir()) == []
     assert not (tmp_path / "evil.txt").exists()
+
+
+def test_a_second_download_into_the_same_folder_is_refused_in_one_line(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    with folder_lock(data, "download"), pytest.raises(CamtoolError) as caught:
+        download_dataset("imagenette-160", data, archive=tmp_path / "absent.tgz")
+    assert "in use by another camtool download run" in caught.value.message
+    assert not data.exists()  # the folder the holder made is gone with its lock

@@ -21,6 +21,7 @@ from camtool.data.archive import Checksum, extract_dataset, find_complete, verif
 from camtool.data.http_fetch import ProgressCallback, fetch
 from camtool.errors import CamtoolError, ConfigError, InputError
 from camtool.fsutil import remove_stale_temps
+from camtool.process import folder_lock
 
 __all__ = ["ARCHIVES", "MD5_REFERENCE", "ArchiveSpec", "DownloadResult", "download_dataset"]
 
@@ -106,7 +107,9 @@ def download_dataset(
     Raises:
         ConfigError: for an unknown dataset, a malformed sha256 or a URL that is not http(s).
         InputError: for a missing or unsafe archive.
-        CamtoolError: for network and HTTP errors, an interrupted download, or a checksum mismatch.
+        CamtoolError: for network and HTTP errors, an interrupted download, a checksum mismatch,
+            or another ``camtool download`` running in ``data_dir`` (its lock is held for the run,
+            so two runs never write one ``.part`` file or extract over each other).
     """
     plan = _plan(dataset, url, sha256, archive)
     data_dir = Path(data_dir)
@@ -114,8 +117,7 @@ def download_dataset(
         done = find_complete(data_dir, plan.folder, plan.filename)
         if done is not None:
             return DownloadResult(done, None, 0, 0, already_present=True)
-    with _remove_if_left_empty(data_dir):
-        data_dir.mkdir(parents=True, exist_ok=True)
+    with _remove_if_left_empty(data_dir), folder_lock(data_dir, "download"):
         remove_stale_temps(data_dir)  # of runs killed before (the .part file is kept: it resumes)
         if archive is not None:
             return _from_archive(Path(archive), data_dir, plan)
