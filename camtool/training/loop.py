@@ -53,12 +53,11 @@ from camtool.training.checkpoints import (
     LAST_FILE,
     METRICS_FILE,
     LoopState,
+    dir_flag,
     epoch_file,
-    load_for_resume,
     prepare_fresh_dir,
+    prepare_resume,
     restore_training,
-    resume_path,
-    resume_settings,
     stored_settings,
     training_state,
 )
@@ -67,6 +66,7 @@ from camtool.training.distributed import (
     all_reduce,
     barrier,
     dist_from_env,
+    local_device,
     process_group,
 )
 from camtool.training.evaluate import eval_sums
@@ -192,7 +192,7 @@ class _Trainer:
         state = self.state
         return bool(
             patience
-            and state.stale >= patience
+            and state.epochs_without_improvement >= patience
             and state.batch == 0
             and state.epoch < self.cfg.num_epochs
         )
@@ -365,9 +365,10 @@ class _Trainer:
         state = self.state
         improved = metrics.val_acc > state.best_val_acc
         if improved:
-            state.best_val_acc, state.best_epoch, state.stale = metrics.val_acc, epoch, 0
+            state.best_val_acc, state.best_epoch = metrics.val_acc, epoch
+            state.epochs_without_improvement = 0
         else:
-            state.stale += 1
+            state.epochs_without_improvement += 1
         state.history.append(asdict(metrics))
         state.epoch = epoch
         state.start_epoch()
@@ -396,10 +397,8 @@ class _Trainer:
                 self._save(LAST_FILE, complete=True)
                 saved = True
         if saved or (self.directory / LAST_FILE).is_file():
-            where = ""
-            if self.directory != Path("checkpoints"):
-                where = f" --checkpoint-dir {self.directory}"
-            raise CamtoolError(f"{word}; resume with camtool train --resume{where}", exit_code=code)
+            hint = f"resume with camtool train --resume{dir_flag(self.directory)}"
+            raise CamtoolError(f"{word}; {hint}", exit_code=code)
         raise CamtoolError(f"{word} before anything was saved", exit_code=code)
 
     def result(self, seconds: float) -> TrainResult:
@@ -429,14 +428,6 @@ class _Trainer:
             resumed_from=self.resumed_from,
             skipped=[{"path": p, "error": e} for p, e in sorted(self.skipped.items())],
         )
-
-
-def _device_for(settings: Settings, ctx: DistContext) -> torch.device:
-    device = resolve_device(settings.runtime.device.value)
-    if device.type == "cuda" and ctx.enabled:
-        device = torch.device("cuda", ctx.local_rank % max(torch.cuda.device_count(), 1))
-        torch.cuda.set_device(device)
-    return device
 
 
 def train(
@@ -471,14 +462,9 @@ def train(
             130 / 143, after saving ``last.pt``).
     """
     started = time.perf_counter()
-    path = resume_path(resume, Path(settings.training.checkpoint_dir))
-    resumed = None
-    if path is not None:
-        loaded = load_for_resume(path, Path(settings.training.checkpoint_dir))
-        settings = resume_settings(settings, loaded.settings, path)
-        resumed = (path, loaded)
+    settings, resumed = prepare_resume(settings, resume)
     ctx = dist_from_env()
-    device = _device_for(settings, ctx)
+    device = local_device(resolve_device(settings.runtime.device.value), ctx)
     directory = Path(settings.training.checkpoint_dir)
     lock = folder_lock(directory, "train") if ctx.main else contextlib.nullcontext()
     with lock, process_group(ctx, device):
