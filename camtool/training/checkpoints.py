@@ -21,11 +21,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import torch
-
-from camtool.core.checkpoint import LoadedModel, load_checkpoint
+from camtool.core.checkpoint import LoadedModel, load_checkpoint, save_checkpoint
 from camtool.errors import CamtoolError, ConfigError
+from camtool.fsutil import atomic_write_bytes
 from camtool.settings import Settings, load_settings
+from camtool.training.build import TrainParts
+from camtool.training.logs import curves_png, write_metrics
 from camtool.training.reproducibility import rng_state, set_rng_state
 
 __all__ = [
@@ -35,13 +36,13 @@ __all__ = [
     "LAST_FILE",
     "METRICS_FILE",
     "LoopState",
+    "RunFolder",
     "dir_flag",
     "epoch_file",
     "prepare_fresh_dir",
     "prepare_resume",
     "restore_training",
     "stored_settings",
-    "training_state",
 ]
 
 METRICS_FILE = "metrics.jsonl"
@@ -76,9 +77,16 @@ class LoopState:
     history: list[dict[str, Any]] = field(default_factory=list)
     partial: dict[str, float] = field(default_factory=_empty_partial)  #: the epoch's sums so far
 
-    def start_epoch(self) -> None:
-        """Reset the running sums after an epoch ends."""
-        self.batch, self.partial = 0, _empty_partial()
+    def end_epoch(self, metrics: dict[str, Any]) -> bool:
+        """Record a finished epoch and reset the running sums; whether its held-out accuracy
+        is the best so far (equal is no gain)."""
+        improved = metrics["val_acc"] > self.best_val_acc
+        if improved:
+            self.best_val_acc, self.best_epoch = metrics["val_acc"], metrics["epoch"]
+        self.epochs_without_improvement = 0 if improved else self.epochs_without_improvement + 1
+        self.history.append(metrics)
+        self.epoch, self.batch, self.partial = metrics["epoch"], 0, _empty_partial()
+        return improved
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> LoopState:
@@ -97,48 +105,75 @@ class LoopState:
         )
 
 
-def training_state(
-    state: LoopState,
-    optimizer: torch.optim.Optimizer,
-    scheduler: Any,
-    scaler: Any,
-    world_size: int,
-    *,
-    complete: bool,
-) -> dict[str, Any]:
-    """A checkpoint's ``training`` entry.
+@dataclass
+class RunFolder:
+    """Writes one run's files into its checkpoint folder (rank 0 only)."""
 
-    Args:
-        complete: keep the optimizer's per-parameter state (Adam's two moments: twice the
-            weights' size) and the grad scaler, for an exact resume (``last.pt``); otherwise
-            only the optimizer's hyper-parameters (``best.pt``, ``epoch_NNN.pt``).
-    """
-    optim = optimizer.state_dict()
-    if not complete:
-        optim = {"state": {}, "param_groups": optim["param_groups"]}
-    entry = asdict(state)
-    entry.update(
-        {
+    directory: Path
+    settings: Settings
+    parts: TrainParts
+    class_names: list[str]
+    world_size: int
+
+    def save(self, name: str, state: LoopState, *, complete: bool) -> Path:
+        """Save the model with its ``training`` entry: ``state``, schedule, RNG states, and with
+        ``complete`` the optimizer's per-parameter state (Adam's two moments: twice the
+        weights' size) and the grad scaler for an exact resume (``last.pt``); otherwise only
+        the optimizer's hyper-parameters (``best.pt``, ``epoch_NNN.pt``)."""
+        parts = self.parts
+        optim = parts.optimizer.state_dict()
+        if not complete:
+            optim = {"state": {}, "param_groups": optim["param_groups"]}
+        scaler = parts.scaler if complete else None
+        training = {
+            **asdict(state),
             "state_version": STATE_VERSION,
             "complete": complete,
             "optimizer": optim,
-            "scheduler": scheduler.state_dict(),
-            "scaler": None if scaler is None or not complete else scaler.state_dict(),
+            "scheduler": parts.scheduler.state_dict(),
+            "scaler": None if scaler is None else scaler.state_dict(),
             "rng": rng_state(),
-            "world_size": world_size,
+            "world_size": self.world_size,
         }
-    )
-    return entry
+        return save_checkpoint(
+            self.directory / name,
+            parts.model,
+            class_names=self.class_names,
+            img_size=self.settings.dataset.img_size,
+            settings=stored_settings(self.settings),
+            training=training,
+        )
+
+    def write_logs(self, history: list[dict[str, Any]]) -> None:
+        write_metrics(self.directory / METRICS_FILE, history)
+        if history:
+            atomic_write_bytes(self.directory / CURVES_FILE, curves_png(history))
+
+    def save_epoch(self, state: LoopState, improved: bool) -> None:
+        """best.pt, epoch_NNN.pt, then last.pt (the commit point), then the logs."""
+        if improved:
+            self.save(BEST_FILE, state, complete=False)
+        if state.epoch % self.settings.training.save_every == 0:
+            self.save(epoch_file(state.epoch), state, complete=False)
+        self.save(LAST_FILE, state, complete=True)
+        self.write_logs(state.history)
+
+    def repair(self, state: LoopState) -> None:
+        """After a resume: write the checkpoints a kill kept the last epoch from writing."""
+        if state.batch or not state.epoch:
+            return
+        numbered = self.directory / epoch_file(state.epoch)
+        if state.epoch % self.settings.training.save_every == 0 and not numbered.exists():
+            self.save(numbered.name, state, complete=False)
+        if state.best_epoch == state.epoch and not (self.directory / BEST_FILE).exists():
+            self.save(BEST_FILE, state, complete=False)
 
 
 def restore_training(
-    training: Mapping[str, Any] | None,
-    optimizer: torch.optim.Optimizer,
-    scheduler: Any,
-    scaler: Any,
-    source: Path,
+    training: Mapping[str, Any] | None, parts: TrainParts, source: Path
 ) -> LoopState:
-    """Load a checkpoint's ``training`` entry into the optimizer, schedule, scaler and RNGs.
+    """Load a checkpoint's ``training`` entry into ``parts``' optimizer, schedule and scaler,
+    and the RNGs.
 
     Raises:
         CamtoolError: the entry is missing or does not fit (naming ``source``).
@@ -149,10 +184,10 @@ def restore_training(
             "run, e.g. with --overwrite"
         )
     try:
-        optimizer.load_state_dict(training["optimizer"])
-        scheduler.load_state_dict(training["scheduler"])
-        if scaler is not None and training.get("scaler"):
-            scaler.load_state_dict(training["scaler"])
+        parts.optimizer.load_state_dict(training["optimizer"])
+        parts.scheduler.load_state_dict(training["scheduler"])
+        if parts.scaler is not None and training.get("scaler"):
+            parts.scaler.load_state_dict(training["scaler"])
         state = LoopState.from_dict(training)
         set_rng_state(training["rng"])
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:
