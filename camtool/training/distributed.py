@@ -29,17 +29,11 @@ __all__ = [
 
 @dataclass(frozen=True)
 class DistContext:
-    """Where this process stands in a (possibly one-process) training run.
+    """Where this process stands in a (possibly one-process) training run."""
 
-    Attributes:
-        world_size: processes training together.
-        rank: this process's global rank (0 reports and writes files).
-        local_rank: this process's rank on its machine (picks the GPU).
-    """
-
-    world_size: int = 1
-    rank: int = 0
-    local_rank: int = 0
+    world_size: int = 1  #: processes training together
+    rank: int = 0  #: this process's global rank (0 reports and writes files)
+    local_rank: int = 0  #: this process's rank on its machine (picks the GPU)
 
     @property
     def enabled(self) -> bool:
