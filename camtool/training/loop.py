@@ -299,8 +299,7 @@ class _Trainer:
 
     def _epoch_seconds(self) -> float:
         """Wall time of the epoch in progress, including any part run before a resume."""
-        t0 = self._epoch_t0
-        now = 0.0 if t0 is None else time.perf_counter() - t0
+        now = 0.0 if self._epoch_t0 is None else time.perf_counter() - self._epoch_t0
         return self.state.partial["seconds"] + now
 
     def _interrupted(self, exc: BaseException | None) -> None:
