@@ -365,13 +365,7 @@ def export_model(
                 check_seconds=round(time.perf_counter() - started, 3),
                 metadata=metadata,
             )
-            if not report.passed:
-                worst = max(sample.worst for sample in report.samples)
-                raise ExportCheckError(
-                    f"export check failed: {fmt} outputs differ from PyTorch by up to "
-                    f"{worst:.3g}x the tolerance; {target} was not written",
-                    report,
-                )
+            report.refuse_if_failed()
     except OSError as exc:
         raise CamtoolError(f"cannot write {target}: {exc.strerror or exc}") from None
     return report

@@ -76,6 +76,17 @@ class ExportReport:
         doc["passed"] = self.passed
         return doc
 
+    def refuse_if_failed(self) -> None:
+        """Raise :class:`ExportCheckError`, naming the worst ratio of difference to tolerance,
+        unless every sample passed."""
+        if not self.passed:
+            worst = max(sample.worst for sample in self.samples)
+            raise ExportCheckError(
+                f"export check failed: {self.format} outputs differ from PyTorch by up to "
+                f"{worst:.3g}x the tolerance; {self.file} was not written",
+                self,
+            )
+
 
 class ExportCheckError(CamtoolError):
     """The exported file does not reproduce the PyTorch model; :attr:`report` says by how much."""
