@@ -44,33 +44,22 @@ __all__ = [
 
 @dataclass(frozen=True)
 class CamOptions:
-    """How maps are chosen and drawn.
+    """How maps are chosen and drawn."""
 
-    Attributes:
-        target: the class to explain for every image; ``None`` for the predicted class.
-        topk: with no target, write a map for each of the top ``topk`` classes (with a target,
-            one map, and ``topk`` is not used).
-        alpha: heatmap weight in the overlay.
-        colormap: matplotlib colormap name.
-        figure: write the three-panel figure (PNG) instead of the bare overlay.
-        save_array: also write ``.npz`` arrays.
-        fmt: overlay format, ``png`` or ``jpg``.
-        max_pixels: refuse larger images before decoding them.
-        upsample: how maps become pixels, ``"aligned"`` (each cell at its receptive-field
-            centre) or ``"conventional"`` (bilinear, ``align_corners=False``).
-        locate: find each map's peak and box (:class:`MapFiles`); without it they stay ``None``
-            and the connected-region code (scipy) is not even imported.
-    """
-
-    target: int | None = None
+    target: int | None = None  #: the class to explain for every image; ``None``: the predicted
+    #: with no target, a map for each of the top ``topk`` classes (with a target, one map)
     topk: int = 1
-    alpha: float = 0.5
-    colormap: str = "jet"
-    figure: bool = True
-    save_array: bool = False
-    fmt: str = "png"
-    max_pixels: int | None = None
+    alpha: float = 0.5  #: heatmap weight in the overlay
+    colormap: str = "jet"  #: a matplotlib colormap name
+    figure: bool = True  #: write the three-panel figure (PNG) instead of the bare overlay
+    save_array: bool = False  #: also write ``.npz`` arrays
+    fmt: str = "png"  #: overlay format, ``png`` or ``jpg``
+    max_pixels: int | None = None  #: refuse larger images before decoding them
+    #: how maps become pixels: ``"aligned"`` (each cell at its receptive-field centre) or
+    #: ``"conventional"`` (bilinear, ``align_corners=False``)
     upsample: str = "aligned"
+    #: find each map's peak and box (:class:`MapFiles`); without it they stay ``None`` and the
+    #: connected-region code (scipy) is not even imported
     locate: bool = True
 
     @classmethod
@@ -100,45 +89,30 @@ class Prediction:
 
 @dataclass
 class MapFiles:
-    """One map written for one class.
-
-    Attributes:
-        class_idx: the class.
-        files: the figure or overlay, then the ``.npz`` if asked for.
-        peak: ``[x, y]`` of the map's maximum in the image's pixels; ``None`` for a flat map,
-            which points nowhere (or when not asked for: ``CamOptions.locate``).
-        box: ``[x0, y0, x1, y1]`` around the largest region above 20% of the maximum (the CAM
-            paper's rule), in the image's pixels; ``None`` for a flat map (or when not asked
-            for).
-    """
+    """One map written for one class; ``peak`` and ``box`` in the image's pixels, ``None`` for a
+    flat map, which points nowhere (or when not asked for: ``CamOptions.locate``)."""
 
     class_idx: int
-    files: list[str]
-    peak: list[int] | None = None
+    files: list[str]  #: the figure or overlay, then the ``.npz`` if asked for
+    peak: list[int] | None = None  #: ``[x, y]`` of the map's maximum
+    #: ``[x0, y0, x1, y1]`` around the largest region above 20% of the maximum (the CAM paper's
+    #: rule)
     box: list[int] | None = None
 
 
 @dataclass
 class ImageResult:
-    """What happened to one input file.
+    """What happened to one input file."""
 
-    Attributes:
-        input: the path as given.
-        topk: the ``cam.topk`` most probable classes, best first: exactly that many (every
-            class when the model has fewer; the top one when a target is given).
-        target: the class asked for with ``--class``, else ``None``.
-        maps: the maps written, in order: the target's, or one per ``topk`` entry.
-        error: why nothing was written, else ``None``.
-        true_idx: the image's true class when known (a dataset sample, or a file under a
-            folder named like a class: :func:`camtool.data.labels.true_class`), else ``None``.
-        true_name: that class's name, else ``None``.
-    """
-
-    input: str
+    input: str  #: the path as given
+    #: the ``cam.topk`` most probable classes, best first: exactly that many (every class when
+    #: the model has fewer; the top one when a target is given)
     topk: list[Prediction] = field(default_factory=list)
-    target: Prediction | None = None
-    maps: list[MapFiles] = field(default_factory=list)
-    error: str | None = None
+    target: Prediction | None = None  #: the class asked for with ``--class``
+    maps: list[MapFiles] = field(default_factory=list)  #: the target's, or one per ``topk``
+    error: str | None = None  #: why nothing was written
+    #: the image's true class when known (a dataset sample, or a file under a folder named like
+    #: a class: :func:`camtool.data.labels.true_class`), and its name
     true_idx: int | None = None
     true_name: str | None = None
 
@@ -162,15 +136,8 @@ def predictions(
     batch: CAMBatch, row: int, classes: list[int], names: list[str]
 ) -> list[Prediction]:
     """The :class:`Prediction` of each class in ``classes`` for image ``row`` of ``batch``."""
-    return [
-        Prediction(
-            c,
-            names[c],
-            float(batch.probs[row, c]),
-            float(batch.logits[row, c]),
-        )
-        for c in classes
-    ]
+    probs, logits = batch.probs[row], batch.logits[row]
+    return [Prediction(c, names[c], float(probs[c]), float(logits[c])) for c in classes]
 
 
 def map_paths(base: Path, options: CamOptions, count: int) -> list[Path]:
@@ -210,10 +177,10 @@ def write_maps(
     """
     written: list[Path] = []
     count = batch.class_idx.shape[1]
+    paths = iter(map_paths(base, options, count))
     size = (image.height, image.width)
     for k in range(count):
         class_idx = int(batch.class_idx[row, k])
-        stem = f"{base.name}_top{k + 1}" if count > 1 else base.name
         heat = heatmap(
             batch.cams[row, k],
             size,
@@ -226,16 +193,15 @@ def write_maps(
         blended = overlay(image, heat, options.alpha, options.colormap)
         if options.figure:
             title, wrong = map_title(batch, row, class_idx, info.class_names, true_idx)
-            target = base.with_name(f"{stem}_cam.png")
             data = figure_png(image, heat, blended, title, options.colormap, wrong)
         else:
-            target = base.with_name(f"{stem}_overlay.{options.fmt}")
             data = encode_image(blended, options.fmt)
+        target = next(paths)
         with atomic_path(target) as tmp:
             tmp.write_bytes(data)
         written.append(target)
         if options.save_array:
-            arrays = base.with_name(f"{stem}.npz")
+            arrays = next(paths)
             with atomic_path(arrays) as tmp:
                 np.savez_compressed(
                     tmp,

@@ -1,7 +1,2 @@
-"""Exporting a CAMNet as one ONNX or TorchScript graph that outputs logits and maps.
-
-Modules:
-
-* ``exporter`` -- ``camtool export``: tracing, checking and writing the graph
-* ``options`` -- what ``export`` accepts, checked before torch is imported
-"""
+"""Exporting a CAMNet as one ONNX or TorchScript graph that outputs logits and maps
+(:func:`camtool.export.exporter.export_model`; the modules are in the README's package map)."""

@@ -29,7 +29,6 @@ import tempfile
 import time
 import warnings
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +50,13 @@ from camtool.core.onnx_runner import (
 from camtool.core.runner import ModelInfo
 from camtool.errors import CamtoolError, ConfigError
 from camtool.export.options import FORMATS, check_export_options
+from camtool.export.report import (
+    TOLERANCE,
+    ExportCheckError,
+    ExportReport,
+    SampleCheck,
+    TensorSpec,
+)
 from camtool.fsutil import SCRATCH_PREFIX, atomic_path, refuse_to_replace, remove_stale_temps
 from camtool.textio import to_json
 from camtool.version import __version__
@@ -70,8 +76,6 @@ __all__ = [
     "sample_shapes",
 ]
 
-#: Largest allowed |export - PyTorch|, relative to max(1, max |PyTorch|), per output.
-TOLERANCE = 1e-3
 #: The TorchScript extra file that holds the metadata document.
 TORCHSCRIPT_METADATA = "camtool.json"
 
@@ -87,72 +91,6 @@ class CamGraph(nn.Module):
         """``images (N, 3, H, W) -> (logits (N, C), cams (N, C, h, w))``."""
         logits, cams = self.model.forward_cams(images)
         return logits, cams
-
-
-@dataclass
-class TensorSpec:
-    """One input or output of the exported graph; named dimensions are dynamic."""
-
-    name: str
-    shape: list[int | str]
-    dtype: str = "float32"
-
-
-@dataclass
-class SampleCheck:
-    """How one sample input's outputs compare with PyTorch's."""
-
-    input_shape: list[int]
-    logits_shape: list[int]
-    cams_shape: list[int]
-    logits_max_diff: float
-    cams_max_diff: float
-    logits_limit: float  #: TOLERANCE * max(1, max |PyTorch logits|)
-    cams_limit: float  #: TOLERANCE * max(1, max |PyTorch cams|)
-    same_prediction: bool
-
-    @property
-    def passed(self) -> bool:
-        return self.logits_max_diff <= self.logits_limit and self.cams_max_diff <= self.cams_limit
-
-
-@dataclass
-class ExportReport:
-    """What ``camtool export`` wrote and how its check went."""
-
-    file: str
-    format: str
-    opset: int | None
-    checkpoint: str
-    inputs: list[TensorSpec]
-    outputs: list[TensorSpec]
-    samples: list[SampleCheck]
-    tolerance: float = TOLERANCE
-    size_bytes: int = 0
-    export_seconds: float = 0.0
-    check_seconds: float = 0.0
-    metadata: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def passed(self) -> bool:
-        return bool(self.samples) and all(s.passed for s in self.samples)
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict (``passed`` included, per sample and overall)."""
-        doc = asdict(self)
-        for sample, entry in zip(self.samples, doc["samples"], strict=True):
-            entry["passed"] = sample.passed
-        doc["tolerance_rule"] = "max|export - pytorch| <= tolerance * max(1, max|pytorch|)"
-        doc["passed"] = self.passed
-        return doc
-
-
-class ExportCheckError(CamtoolError):
-    """The exported file does not reproduce the PyTorch model; :attr:`report` says by how much."""
-
-    def __init__(self, message: str, report: ExportReport) -> None:
-        super().__init__(message)
-        self.report = report
 
 
 def default_output(checkpoint: Path, fmt: str = "onnx") -> Path:
@@ -427,26 +365,7 @@ def export_model(
                 check_seconds=round(time.perf_counter() - started, 3),
                 metadata=metadata,
             )
-            _refuse_if_failed(report, target)
+            report.refuse_if_failed()
     except OSError as exc:
         raise CamtoolError(f"cannot write {target}: {exc.strerror or exc}") from None
     return report
-
-
-def _refuse_if_failed(report: ExportReport, target: Path) -> None:
-    """Raise unless every sample of the check is within its tolerances.
-
-    Raises:
-        ExportCheckError: naming the worst ratio of difference to tolerance.
-    """
-    if report.passed:
-        return
-    worst = max(
-        max(s.logits_max_diff / s.logits_limit, s.cams_max_diff / s.cams_limit)
-        for s in report.samples
-    )
-    raise ExportCheckError(
-        f"export check failed: {report.format} outputs differ from PyTorch by up to "
-        f"{worst:.3g}x the tolerance; {target} was not written",
-        report,
-    )

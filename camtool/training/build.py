@@ -25,23 +25,14 @@ __all__ = ["TrainData", "TrainParts", "build_data", "build_parts"]
 
 @dataclass
 class TrainData:
-    """The loaders of one process (its shard of the data under ``torchrun``).
+    """The loaders of one process (its shard of the data under ``torchrun``)."""
 
-    Attributes:
-        class_names: the classes, in label order.
-        sampler: the training order (set per epoch, can skip batches already done).
-        train_loader: augmented training batches of ``(images, labels, skipped)``.
-        val_loader: held-out batches of the same shape.
-        train_images: training images (all processes).
-        val_images: held-out images (all processes).
-    """
-
-    class_names: list[str]
-    sampler: EpochSampler
-    train_loader: DataLoader[Any]
-    val_loader: DataLoader[Any]
-    train_images: int
-    val_images: int
+    class_names: list[str]  #: in label order
+    sampler: EpochSampler  #: the training order (set per epoch, can skip batches done)
+    train_loader: DataLoader[Any]  #: augmented batches of ``(images, labels, skipped)``
+    val_loader: DataLoader[Any]  #: held-out batches of the same shape
+    train_images: int  #: all processes'
+    val_images: int  #: all processes'
 
 
 def build_data(
@@ -95,25 +86,15 @@ def build_data(
 
 @dataclass
 class TrainParts:
-    """The model and what updates it.
-
-    Attributes:
-        model: the CAM network (on the device).
-        net: what the loop calls: ``model``, or its ``DistributedDataParallel`` wrapper.
-        amp_dtype: the autocast dtype, ``None`` for fp32.
-        scaler: the fp16 grad scaler, else ``None``.
-        optimizer: from :func:`camtool.training.optim.build_optimizer`.
-        scheduler: from :func:`camtool.training.optim.build_scheduler`.
-        channels_last: images go in NHWC memory order (CUDA).
-    """
+    """The model (on the device) and what updates it."""
 
     model: CAMNet
-    net: nn.Module
-    amp_dtype: torch.dtype | None
-    scaler: Any
+    net: nn.Module  #: what the loop calls: ``model``, or its ``DistributedDataParallel``
+    amp_dtype: torch.dtype | None  #: the autocast dtype, ``None`` for fp32
+    scaler: Any  #: the fp16 grad scaler, else ``None``
     optimizer: torch.optim.Optimizer
     scheduler: Any
-    channels_last: bool
+    channels_last: bool  #: images go in NHWC memory order (CUDA)
 
 
 def _resumed_model(loaded: LoadedModel, settings: Settings, class_names: list[str]) -> CAMNet:

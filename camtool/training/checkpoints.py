@@ -17,15 +17,16 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import torch
-
-from camtool.core.checkpoint import LoadedModel, load_checkpoint
+from camtool.core.checkpoint import LoadedModel, load_checkpoint, save_checkpoint
 from camtool.errors import CamtoolError, ConfigError
+from camtool.fsutil import atomic_write_bytes
 from camtool.settings import Settings, load_settings
+from camtool.training.build import TrainParts
+from camtool.training.logs import curves_png, write_metrics
 from camtool.training.reproducibility import rng_state, set_rng_state
 
 __all__ = [
@@ -35,14 +36,13 @@ __all__ = [
     "LAST_FILE",
     "METRICS_FILE",
     "LoopState",
+    "RunFolder",
+    "dir_flag",
     "epoch_file",
-    "load_for_resume",
     "prepare_fresh_dir",
+    "prepare_resume",
     "restore_training",
-    "resume_path",
-    "resume_settings",
     "stored_settings",
-    "training_state",
 ]
 
 METRICS_FILE = "metrics.jsonl"
@@ -72,29 +72,25 @@ class LoopState:
     batch: int = 0  #: batches finished in epoch ``epoch + 1``
     best_val_acc: float = -1.0
     best_epoch: int = 0
-    stale: int = 0  #: epochs since the best one
+    epochs_without_improvement: int = 0
     stopped_early: bool = False
     history: list[dict[str, Any]] = field(default_factory=list)
-    partial: dict[str, float] = field(default_factory=_empty_partial)
+    partial: dict[str, float] = field(default_factory=_empty_partial)  #: the epoch's sums so far
 
-    def start_epoch(self) -> None:
-        """Reset the running sums after an epoch ends."""
-        self.batch, self.partial = 0, _empty_partial()
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "epoch": self.epoch,
-            "batch": self.batch,
-            "best_val_acc": self.best_val_acc,
-            "best_epoch": self.best_epoch,
-            "epochs_without_improvement": self.stale,
-            "stopped_early": self.stopped_early,
-            "history": [dict(h) for h in self.history],
-            "partial": dict(self.partial),
-        }
+    def end_epoch(self, metrics: dict[str, Any]) -> bool:
+        """Record a finished epoch and reset the running sums; whether its held-out accuracy
+        is the best so far (equal is no gain)."""
+        improved = metrics["val_acc"] > self.best_val_acc
+        if improved:
+            self.best_val_acc, self.best_epoch = metrics["val_acc"], metrics["epoch"]
+        self.epochs_without_improvement = 0 if improved else self.epochs_without_improvement + 1
+        self.history.append(metrics)
+        self.epoch, self.batch, self.partial = metrics["epoch"], 0, _empty_partial()
+        return improved
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> LoopState:
+        """The state saved as :func:`~dataclasses.asdict` (``KeyError``: a key is missing)."""
         partial = _empty_partial()
         partial.update({k: float(v) for k, v in dict(data.get("partial") or {}).items()})
         return cls(
@@ -102,55 +98,82 @@ class LoopState:
             batch=int(data.get("batch", 0)),
             best_val_acc=float(data["best_val_acc"]),
             best_epoch=int(data["best_epoch"]),
-            stale=int(data["epochs_without_improvement"]),
+            epochs_without_improvement=int(data["epochs_without_improvement"]),
             stopped_early=bool(data.get("stopped_early", False)),
             history=[dict(h) for h in data.get("history", [])],
             partial=partial,
         )
 
 
-def training_state(
-    state: LoopState,
-    optimizer: torch.optim.Optimizer,
-    scheduler: Any,
-    scaler: Any,
-    world_size: int,
-    *,
-    complete: bool,
-) -> dict[str, Any]:
-    """A checkpoint's ``training`` entry.
+@dataclass
+class RunFolder:
+    """Writes one run's files into its checkpoint folder (rank 0 only)."""
 
-    Args:
-        complete: keep the optimizer's per-parameter state (Adam's two moments: twice the
-            weights' size) and the grad scaler, for an exact resume (``last.pt``); otherwise
-            only the optimizer's hyper-parameters (``best.pt``, ``epoch_NNN.pt``).
-    """
-    optim = optimizer.state_dict()
-    if not complete:
-        optim = {"state": {}, "param_groups": optim["param_groups"]}
-    entry = state.to_dict()
-    entry.update(
-        {
+    directory: Path
+    settings: Settings
+    parts: TrainParts
+    class_names: list[str]
+    world_size: int
+
+    def save(self, name: str, state: LoopState, *, complete: bool) -> Path:
+        """Save the model with its ``training`` entry: ``state``, schedule, RNG states, and with
+        ``complete`` the optimizer's per-parameter state (Adam's two moments: twice the
+        weights' size) and the grad scaler for an exact resume (``last.pt``); otherwise only
+        the optimizer's hyper-parameters (``best.pt``, ``epoch_NNN.pt``)."""
+        parts = self.parts
+        optim = parts.optimizer.state_dict()
+        if not complete:
+            optim = {"state": {}, "param_groups": optim["param_groups"]}
+        scaler = parts.scaler if complete else None
+        training = {
+            **asdict(state),
             "state_version": STATE_VERSION,
             "complete": complete,
             "optimizer": optim,
-            "scheduler": scheduler.state_dict(),
-            "scaler": None if scaler is None or not complete else scaler.state_dict(),
+            "scheduler": parts.scheduler.state_dict(),
+            "scaler": None if scaler is None else scaler.state_dict(),
             "rng": rng_state(),
-            "world_size": world_size,
+            "world_size": self.world_size,
         }
-    )
-    return entry
+        return save_checkpoint(
+            self.directory / name,
+            parts.model,
+            class_names=self.class_names,
+            img_size=self.settings.dataset.img_size,
+            settings=stored_settings(self.settings),
+            training=training,
+        )
+
+    def write_logs(self, history: list[dict[str, Any]]) -> None:
+        write_metrics(self.directory / METRICS_FILE, history)
+        if history:
+            atomic_write_bytes(self.directory / CURVES_FILE, curves_png(history))
+
+    def save_epoch(self, state: LoopState, improved: bool) -> None:
+        """best.pt, epoch_NNN.pt, then last.pt (the commit point), then the logs."""
+        if improved:
+            self.save(BEST_FILE, state, complete=False)
+        if state.epoch % self.settings.training.save_every == 0:
+            self.save(epoch_file(state.epoch), state, complete=False)
+        self.save(LAST_FILE, state, complete=True)
+        self.write_logs(state.history)
+
+    def repair(self, state: LoopState) -> None:
+        """After a resume: write the checkpoints a kill kept the last epoch from writing."""
+        if state.batch or not state.epoch:
+            return
+        numbered = self.directory / epoch_file(state.epoch)
+        if state.epoch % self.settings.training.save_every == 0 and not numbered.exists():
+            self.save(numbered.name, state, complete=False)
+        if state.best_epoch == state.epoch and not (self.directory / BEST_FILE).exists():
+            self.save(BEST_FILE, state, complete=False)
 
 
 def restore_training(
-    training: Mapping[str, Any] | None,
-    optimizer: torch.optim.Optimizer,
-    scheduler: Any,
-    scaler: Any,
-    source: Path,
+    training: Mapping[str, Any] | None, parts: TrainParts, source: Path
 ) -> LoopState:
-    """Load a checkpoint's ``training`` entry into the optimizer, schedule, scaler and RNGs.
+    """Load a checkpoint's ``training`` entry into ``parts``' optimizer, schedule and scaler,
+    and the RNGs.
 
     Raises:
         CamtoolError: the entry is missing or does not fit (naming ``source``).
@@ -161,10 +184,10 @@ def restore_training(
             "run, e.g. with --overwrite"
         )
     try:
-        optimizer.load_state_dict(training["optimizer"])
-        scheduler.load_state_dict(training["scheduler"])
-        if scaler is not None and training.get("scaler"):
-            scaler.load_state_dict(training["scaler"])
+        parts.optimizer.load_state_dict(training["optimizer"])
+        parts.scheduler.load_state_dict(training["scheduler"])
+        if parts.scaler is not None and training.get("scaler"):
+            parts.scaler.load_state_dict(training["scaler"])
         state = LoopState.from_dict(training)
         set_rng_state(training["rng"])
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:
@@ -188,56 +211,50 @@ def stored_settings(settings: Settings) -> dict[str, Any]:
 def _explicit_values(settings: Settings) -> dict[str, dict[str, Any]]:
     """The values that were set (by a file, env var, flag or assignment), not defaulted."""
     dumped = settings.model_dump(mode="json")
-    explicit: dict[str, dict[str, Any]] = {}
-    for section in type(settings).model_fields:
-        given = getattr(settings, section).model_fields_set
-        explicit[section] = {key: dumped[section][key] for key in given}
-    return explicit
+    return {
+        section: {key: dumped[section][key] for key in getattr(settings, section).model_fields_set}
+        for section in type(settings).model_fields
+    }
 
 
-def resume_settings(settings: Settings, stored: Mapping[str, Any], path: Path) -> Settings:
-    """The checkpoint's settings with the values set now (files, env vars, flags) on top."""
-    merged: dict[str, Any] = {k: dict(v) for k, v in stored.items() if isinstance(v, Mapping)}
-    for section, values in _explicit_values(settings).items():
-        merged.setdefault(section, {}).update(values)
-    try:
-        return load_settings(None, merged)
-    except ConfigError as exc:
-        raise ConfigError(f"cannot resume from {path}: {exc.message}") from None
-
-
-def _where(directory: Path) -> str:
+def dir_flag(directory: Path) -> str:
     """`` --checkpoint-dir DIR`` unless ``DIR`` is the default."""
     return "" if Path(directory) == Path("checkpoints") else f" --checkpoint-dir {directory}"
 
 
-def resume_path(resume: Path | bool | None, checkpoint_dir: Path) -> Path | None:
-    """The checkpoint to resume: ``None`` for a new run, ``last.pt`` for ``True``.
+def prepare_resume(
+    settings: Settings, resume: Path | bool | None
+) -> tuple[Settings, tuple[Path, LoadedModel] | None]:
+    """The settings to train with, and the checkpoint to resume with its path (``None``: a new
+    run). ``resume`` is a checkpoint or ``True`` for ``<checkpoint_dir>/last.pt``; the
+    checkpoint's settings are used, with the values set now (files, env vars, flags) on top.
 
     Raises:
-        CamtoolError: the file is not there.
+        CamtoolError: the file is not there, or damaged or not a checkpoint (the message names
+            the ways out).
+        ConfigError: the merged settings are invalid.
     """
     if resume is None or resume is False:
-        return None
-    path = Path(checkpoint_dir) / LAST_FILE if resume is True else Path(resume)
+        return settings, None
+    directory = Path(settings.training.checkpoint_dir)
+    path = directory / LAST_FILE if resume is True else Path(resume)
     if not path.is_file():
         raise CamtoolError(f"nothing to resume: {path} not found")
-    return path
-
-
-def load_for_resume(path: Path, checkpoint_dir: Path) -> LoadedModel:
-    """Load the checkpoint to resume, naming the ways out if it is unreadable.
-
-    Raises:
-        CamtoolError: the file is damaged or not a checkpoint.
-    """
     try:
-        return load_checkpoint(path)
+        loaded = load_checkpoint(path)
     except CamtoolError as exc:
         raise CamtoolError(
             f"cannot resume: {exc.message}; start afresh with camtool train --overwrite"
-            f"{_where(checkpoint_dir)}, or resume an earlier epoch_NNN.pt with --resume-from"
+            f"{dir_flag(directory)}, or resume an earlier epoch_NNN.pt with --resume-from"
         ) from None
+    stored = loaded.settings
+    merged: dict[str, Any] = {k: dict(v) for k, v in stored.items() if isinstance(v, Mapping)}
+    for section, values in _explicit_values(settings).items():
+        merged.setdefault(section, {}).update(values)
+    try:
+        return load_settings(None, merged), (path, loaded)
+    except ConfigError as exc:
+        raise ConfigError(f"cannot resume from {path}: {exc.message}") from None
 
 
 def prepare_fresh_dir(directory: Path, overwrite: bool, *, clear: bool = True) -> None:
@@ -254,7 +271,7 @@ def prepare_fresh_dir(directory: Path, overwrite: bool, *, clear: bool = True) -
     found = [directory / n for n in _RUN_FILES if (directory / n).exists()]
     found += sorted(directory.glob(EPOCH_GLOB)) if directory.is_dir() else []
     if not overwrite and found:
-        where = _where(directory)
+        where = dir_flag(directory)
         last = directory / LAST_FILE
         if not last.exists():
             raise CamtoolError(

@@ -17,22 +17,23 @@ from torch import Tensor
 
 from camtool.errors import CamtoolError, ConfigError
 
-__all__ = ["DistContext", "all_reduce", "barrier", "dist_from_env", "process_group"]
+__all__ = [
+    "DistContext",
+    "all_reduce",
+    "barrier",
+    "dist_from_env",
+    "local_device",
+    "process_group",
+]
 
 
 @dataclass(frozen=True)
 class DistContext:
-    """Where this process stands in a (possibly one-process) training run.
+    """Where this process stands in a (possibly one-process) training run."""
 
-    Attributes:
-        world_size: processes training together.
-        rank: this process's global rank (0 reports and writes files).
-        local_rank: this process's rank on its machine (picks the GPU).
-    """
-
-    world_size: int = 1
-    rank: int = 0
-    local_rank: int = 0
+    world_size: int = 1  #: processes training together
+    rank: int = 0  #: this process's global rank (0 reports and writes files)
+    local_rank: int = 0  #: this process's rank on its machine (picks the GPU)
 
     @property
     def enabled(self) -> bool:
@@ -56,6 +57,15 @@ def dist_from_env() -> DistContext:
     if world < 1 or not 0 <= rank < world or local < 0:
         raise ConfigError(f"bad distributed environment: WORLD_SIZE={world} RANK={rank}")
     return DistContext(world, rank, local)
+
+
+def local_device(device: torch.device, ctx: DistContext) -> torch.device:
+    """``device``, or under ``torchrun`` on CUDA this process's GPU (by ``local_rank``), made
+    the current one."""
+    if device.type == "cuda" and ctx.enabled:
+        device = torch.device("cuda", ctx.local_rank % max(torch.cuda.device_count(), 1))
+        torch.cuda.set_device(device)
+    return device
 
 
 @contextlib.contextmanager

@@ -19,21 +19,13 @@ __all__ = ["Evaluation", "eval_sums", "evaluate"]
 
 @dataclass
 class Evaluation:
-    """Loss and accuracy of a model on a dataset.
+    """Loss and accuracy of a model on a dataset."""
 
-    Attributes:
-        loss: mean cross-entropy.
-        accuracy: fraction of images classified right.
-        images: images evaluated.
-        skipped: unreadable images left out.
-        skipped_files: ``{"path", "error"}`` of each of them.
-    """
-
-    loss: float
-    accuracy: float
-    images: int
-    skipped: int
-    skipped_files: list[dict[str, str]] = field(default_factory=list)
+    loss: float  #: mean cross-entropy
+    accuracy: float  #: fraction of images classified right
+    images: int  #: images evaluated
+    skipped: int  #: unreadable images left out
+    skipped_files: list[dict[str, str]] = field(default_factory=list)  #: ``{"path", "error"}``
 
 
 def evaluate(

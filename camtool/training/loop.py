@@ -5,13 +5,11 @@ One call, :func:`train`, runs the whole job: the loaders and the model
 training batches, the held-out pass of :mod:`camtool.training.evaluate`, the schedule, early
 stopping), checkpoints and logs (:mod:`camtool.training.checkpoints`, which lists the files).
 
-Exact resumption. The order of epoch ``e`` is a permutation drawn from ``(seed, e)`` and each
-training image's augmentation draws from torch's generator re-seeded from ``(seed, e, index)``
-(:mod:`camtool.training.reproducibility`), so an epoch's batches do not depend on what ran
-before, on the number of loader workers, or on an interruption: a run resumed from ``last.pt``
-(even from mid-epoch) ends with the same weights as an uninterrupted one (bit for bit on the
-CPU). The last partial batch of an epoch is dropped (when there is at least one full batch),
-which also keeps BatchNorm away from batches of a single image.
+Exact resumption: an epoch's batches depend only on the seed and the epoch
+(:mod:`camtool.training.reproducibility`), so a run resumed from ``last.pt`` (even from
+mid-epoch) ends with the same weights as an uninterrupted one (bit for bit on the CPU). The last
+partial batch of an epoch is dropped (when there is at least one full batch), which also keeps
+BatchNorm away from batches of a single image.
 
 Stopping. The first Ctrl-C or SIGTERM finishes the batch in progress, writes ``last.pt`` at that
 point and raises :class:`~camtool.errors.CamtoolError` with exit code 130 (SIGTERM: 143);
@@ -19,16 +17,15 @@ point and raises :class:`~camtool.errors.CamtoolError` with exit code 130 (SIGTE
 keeps the last finished epoch). A killed run loses at most the epoch in progress. Rank 0 holds
 the checkpoint folder's lock (:func:`camtool.process.folder_lock`) for the whole run.
 
-Distributed: under ``torchrun --nproc_per_node N`` the process group is started (NCCL on CUDA,
-Gloo on the CPU), the model wrapped in ``DistributedDataParallel``, the data sharded, and the
-epoch metrics all-reduced; only rank 0 reports progress and writes files. torchrun passes a
-SIGTERM on to every rank; rank 0 then saves ``last.pt`` if it stands between two batches.
+Distributed: under ``torchrun --nproc_per_node N`` (:mod:`camtool.training.distributed`) the
+model is wrapped in ``DistributedDataParallel``, the data sharded, and the epoch metrics
+all-reduced; only rank 0 reports progress and writes files. torchrun passes a SIGTERM on to every
+rank; rank 0 then saves ``last.pt`` if it stands between two batches.
 """
 
 from __future__ import annotations
 
 import contextlib
-import math
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -37,12 +34,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from camtool.core.checkpoint import LoadedModel, save_checkpoint
+from camtool.core.checkpoint import LoadedModel
 from camtool.core.device import resolve_device
-from camtool.core.imagenet import IMAGENET_MEAN, IMAGENET_STD
 from camtool.data.datasets import DEFAULT_CROP_SCALE
 from camtool.errors import CamtoolError, Interrupted, interrupt_exit_code, interrupt_word
-from camtool.fsutil import atomic_write_bytes, remove_stale_temps
+from camtool.fsutil import remove_stale_temps
 from camtool.process import StopRequest, deferred_stop, folder_lock
 from camtool.settings import SETTINGS_FILE, Settings, write_settings
 from camtool.training.build import build_data, build_parts
@@ -53,24 +49,21 @@ from camtool.training.checkpoints import (
     LAST_FILE,
     METRICS_FILE,
     LoopState,
-    epoch_file,
-    load_for_resume,
+    RunFolder,
+    dir_flag,
     prepare_fresh_dir,
+    prepare_resume,
     restore_training,
-    resume_path,
-    resume_settings,
-    stored_settings,
-    training_state,
 )
 from camtool.training.distributed import (
     DistContext,
     all_reduce,
     barrier,
     dist_from_env,
+    local_device,
     process_group,
 )
 from camtool.training.evaluate import eval_sums
-from camtool.training.logs import curves_png, write_metrics
 from camtool.training.optim import autocast, precision_name, step_scheduler, to_device
 from camtool.training.types import (
     BatchProgress,
@@ -92,7 +85,7 @@ class _Trainer:
         settings: Settings,
         ctx: DistContext,
         device: torch.device,
-        observer: TrainObserver,
+        observer: TrainObserver,  # rank 0's; the others' is silent
         resumed: tuple[Path, LoadedModel] | None,
         crop_scale: tuple[float, float],
     ) -> None:
@@ -102,66 +95,20 @@ class _Trainer:
         self.directory = Path(self.cfg.checkpoint_dir)
         self.stop = StopRequest()  #: a signal asked to stop after the batch
         self.clean = True  #: the state is between two batches (fit to save)
-        self.numbered: list[Path] = []
         self._live_sums: Tensor | None = None
         self._epoch_t0: float | None = None
         self.skipped: dict[str, str] = {}  #: unreadable images met by this process: path -> why
         self.data = build_data(settings, ctx, device, crop_scale)
         loaded = None if resumed is None else resumed[1]
         self.parts = build_parts(settings, ctx, device, self.data.class_names, loaded)
-        self.state = LoopState()
-        self.optimizer_restarted = False
+        names = self.data.class_names
+        self.files = RunFolder(self.directory, settings, self.parts, names, ctx.world_size)
+        self.state, self.optimizer_restarted = LoopState(), False
         if resumed is not None:
             training = resumed[1].training
-            p = self.parts
-            self.state = restore_training(training, p.optimizer, p.scheduler, p.scaler, resumed[0])
+            self.state = restore_training(training, self.parts, resumed[0])
             self.optimizer_restarted = not bool((training or {}).get("complete", True))
             self.state.stopped_early = self._early_stop_due()
-
-    # -- files -------------------------------------------------------------------------------
-
-    def _save(self, name: str, *, complete: bool) -> Path:
-        p = self.parts
-        training = training_state(
-            self.state, p.optimizer, p.scheduler, p.scaler, self.ctx.world_size, complete=complete
-        )
-        return save_checkpoint(
-            self.directory / name,
-            p.model,
-            class_names=self.data.class_names,
-            img_size=self.settings.dataset.img_size,
-            mean=IMAGENET_MEAN,
-            std=IMAGENET_STD,
-            settings=stored_settings(self.settings),
-            training=training,
-        )
-
-    def _write_logs(self) -> None:
-        write_metrics(self.directory / METRICS_FILE, self.state.history)
-        if self.state.history:
-            atomic_write_bytes(self.directory / CURVES_FILE, curves_png(self.state.history))
-
-    def _save_epoch(self, epoch: int, improved: bool) -> None:
-        """best.pt, epoch_NNN.pt, then last.pt (the commit point), then the logs."""
-        if improved:
-            self._save(BEST_FILE, complete=False)
-        if epoch % self.cfg.save_every == 0:
-            self.numbered.append(self._save(epoch_file(epoch), complete=False))
-        self._save(LAST_FILE, complete=True)
-        self._write_logs()
-
-    def _repair(self) -> None:
-        """After a resume: write the checkpoints a kill kept the last epoch from writing."""
-        state = self.state
-        if state.batch or not state.epoch:
-            return
-        numbered = self.directory / epoch_file(state.epoch)
-        if state.epoch % self.cfg.save_every == 0 and not numbered.exists():
-            self.numbered.append(self._save(numbered.name, complete=False))
-        if state.best_epoch == state.epoch and not (self.directory / BEST_FILE).exists():
-            self._save(BEST_FILE, complete=False)
-
-    # -- running -----------------------------------------------------------------------------
 
     def run(self) -> None:
         """Train until the epoch budget is spent or early stopping fires."""
@@ -170,14 +117,13 @@ class _Trainer:
             self.directory.mkdir(parents=True, exist_ok=True)
             write_settings(self.directory, self.settings)
             if self.resumed_from is not None:
-                self._repair()
-                self._write_logs()
+                self.files.repair(self.state)
+                self.files.write_logs(self.state.history)
         if self._finished():
             return
         with deferred_stop(self.stop, enabled=not self.ctx.enabled):
             try:
-                if self.ctx.main:
-                    self.observer.on_start(self._plan())
+                self.observer.on_start(self._plan())
                 while not self._finished():
                     self.run_epoch()
             except KeyboardInterrupt as exc:
@@ -188,14 +134,9 @@ class _Trainer:
                 self._interrupted(None)  # a loader worker died of the same signal
 
     def _early_stop_due(self) -> bool:
-        patience = self.cfg.early_stopping_patience
-        state = self.state
-        return bool(
-            patience
-            and state.stale >= patience
-            and state.batch == 0
-            and state.epoch < self.cfg.num_epochs
-        )
+        state, patience = self.state, self.cfg.early_stopping_patience
+        stale = bool(patience) and state.epochs_without_improvement >= patience
+        return stale and state.batch == 0 and state.epoch < self.cfg.num_epochs
 
     def _finished(self) -> bool:
         return self.state.stopped_early or self.state.epoch >= self.cfg.num_epochs
@@ -204,7 +145,7 @@ class _Trainer:
         return TrainPlan(
             num_epochs=self.cfg.num_epochs,
             start_epoch=self.state.epoch + 1,
-            batches_per_epoch=self._batches_per_epoch(),
+            batches_per_epoch=self.data.sampler.num_batches(),
             train_images=self.data.train_images,
             val_images=self.data.val_images,
             class_names=list(self.data.class_names),
@@ -217,21 +158,16 @@ class _Trainer:
             optimizer_restarted=self.optimizer_restarted,
         )
 
-    def _batches_per_epoch(self) -> int:
-        return math.ceil(self.data.sampler.epoch_length() / self.cfg.batch_size)
-
     def run_epoch(self) -> None:
         """The next epoch (or the rest of one interrupted): train, validate, save."""
         epoch = self.state.epoch + 1
         self._epoch_t0 = time.perf_counter()
-        total = self._batches_per_epoch()
+        total = self.data.sampler.num_batches()
         done = self.state.batch
         self.data.sampler.set_epoch(epoch, skip=done * self.cfg.batch_size)
-        if self.ctx.main:
-            self.observer.on_epoch_start(epoch, total, done)
+        self.observer.on_epoch_start(epoch, total, done)
         self._train_batches(epoch, total)
-        if self.ctx.main:
-            self.observer.on_validate(epoch)
+        self.observer.on_validate(epoch)
         val = eval_sums(
             self.parts.model,
             self.data.val_loader,
@@ -268,20 +204,15 @@ class _Trainer:
             partial["train_seconds"] = seconds_before + elapsed
             self.state.batch += 1
             self.clean = True
-            self._report(epoch, total, sums, session_images / max(elapsed, 1e-9))
+            batch = self.state.batch
+            if self.ctx.main and (batch % self.cfg.log_every == 0 or batch == total):
+                loss_sum, hits = sums.tolist()
+                count, rate = max(partial["count"], 1.0), session_images / max(elapsed, 1e-9)
+                progress = BatchProgress(epoch, batch, total, loss_sum / count, hits / count, rate)
+                self.observer.on_batch(progress)
             if self.stop.signum is not None:
                 raise Interrupted(self.stop.signum)
         self._flush_sums()
-
-    def _report(self, epoch: int, total: int, sums: Tensor, images_per_s: float) -> None:
-        batch = self.state.batch
-        if not self.ctx.main or (batch % self.cfg.log_every and batch != total):
-            return
-        loss_sum, correct_sum = sums.tolist()
-        count = max(self.state.partial["count"], 1.0)
-        self.observer.on_batch(
-            BatchProgress(epoch, batch, total, loss_sum / count, correct_sum / count, images_per_s)
-        )
 
     def _flush_sums(self) -> None:
         """Copy the running loss and hit sums of the epoch into ``state.partial``."""
@@ -306,9 +237,8 @@ class _Trainer:
         return loss, (logits.argmax(dim=1) == labels).sum()
 
     def _stand_in_step(self) -> None:
-        """This process's part in the gradient all-reduce when it has no image: a zero image
-        with zero weight, run in eval mode so that it enters no BatchNorm statistics (DDP would
-        also broadcast rank 0's); it adds nothing to the averaged gradient."""
+        """This process's part in DDP's gradient all-reduce when it has no image: a zero image
+        of zero weight, in eval mode (no BatchNorm statistics): it adds nothing to the mean."""
         p = self.parts
         size = self.settings.dataset.img_size
         images, labels = torch.zeros(1, 3, size, size), torch.zeros(1, dtype=torch.long)
@@ -336,11 +266,8 @@ class _Trainer:
     def _epoch_metrics(self, epoch: int, val: Tensor) -> EpochMetrics:
         """The finished epoch's figures, summed over every process."""
         partial = self.state.partial
-        train = torch.tensor(
-            [partial["loss_sum"], partial["correct"], partial["count"], partial["skipped"]],
-            dtype=torch.float64,
-            device=self.device,
-        )
+        keys = ("loss_sum", "correct", "count", "skipped")
+        train = torch.tensor([partial[k] for k in keys], dtype=torch.float64, device=self.device)
         both = all_reduce(torch.cat([train, val]), self.ctx).tolist()
         t_loss, t_correct, t_count, t_skipped, v_loss, v_correct, v_count, v_skipped = both
         if v_count == 0:
@@ -363,43 +290,31 @@ class _Trainer:
         self.clean = False
         step_scheduler(self.parts.scheduler, metrics.val_loss)
         state = self.state
-        improved = metrics.val_acc > state.best_val_acc
-        if improved:
-            state.best_val_acc, state.best_epoch, state.stale = metrics.val_acc, epoch, 0
-        else:
-            state.stale += 1
-        state.history.append(asdict(metrics))
-        state.epoch = epoch
-        state.start_epoch()
+        improved = state.end_epoch(asdict(metrics))
         state.stopped_early = self._early_stop_due()
         self.clean = True
         if self.ctx.main:
-            self._save_epoch(epoch, improved)
-            self.observer.on_epoch_end(metrics)
+            self.files.save_epoch(state, improved)
+        self.observer.on_epoch_end(metrics)
 
     def _epoch_seconds(self) -> float:
         """Wall time of the epoch in progress, including any part run before a resume."""
-        t0 = self._epoch_t0
-        now = 0.0 if t0 is None else time.perf_counter() - t0
+        now = 0.0 if self._epoch_t0 is None else time.perf_counter() - self._epoch_t0
         return self.state.partial["seconds"] + now
 
     def _interrupted(self, exc: BaseException | None) -> None:
         """Save where the loop stands (if it stands somewhere clean) and say how to go on."""
         signum = self.stop.signum if self.stop.signum is not None else exc
         code, word = interrupt_exit_code(signum), interrupt_word(signum)
-        saved = False
         if self.clean:
             self._flush_sums()
             if self.state.batch > 0:
                 self.state.partial["seconds"] = self._epoch_seconds()
             if self.ctx.main:
-                self._save(LAST_FILE, complete=True)
-                saved = True
-        if saved or (self.directory / LAST_FILE).is_file():
-            where = ""
-            if self.directory != Path("checkpoints"):
-                where = f" --checkpoint-dir {self.directory}"
-            raise CamtoolError(f"{word}; resume with camtool train --resume{where}", exit_code=code)
+                self.files.save(LAST_FILE, self.state, complete=True)
+        if (self.directory / LAST_FILE).is_file():
+            hint = f"resume with camtool train --resume{dir_flag(self.directory)}"
+            raise CamtoolError(f"{word}; {hint}", exit_code=code)
         raise CamtoolError(f"{word} before anything was saved", exit_code=code)
 
     def result(self, seconds: float) -> TrainResult:
@@ -417,7 +332,7 @@ class _Trainer:
             checkpoint_dir=directory,
             best_checkpoint=directory / BEST_FILE if history else None,
             last_checkpoint=directory / LAST_FILE if history else None,
-            numbered_checkpoints=numbered or self.numbered,
+            numbered_checkpoints=numbered,
             metrics_file=directory / METRICS_FILE,
             curves_file=directory / CURVES_FILE,
             settings_file=directory / SETTINGS_FILE,
@@ -429,14 +344,6 @@ class _Trainer:
             resumed_from=self.resumed_from,
             skipped=[{"path": p, "error": e} for p, e in sorted(self.skipped.items())],
         )
-
-
-def _device_for(settings: Settings, ctx: DistContext) -> torch.device:
-    device = resolve_device(settings.runtime.device.value)
-    if device.type == "cuda" and ctx.enabled:
-        device = torch.device("cuda", ctx.local_rank % max(torch.cuda.device_count(), 1))
-        torch.cuda.set_device(device)
-    return device
 
 
 def train(
@@ -451,10 +358,9 @@ def train(
 
     Args:
         settings: the resolved settings.
-        resume: a checkpoint to continue, or ``True`` for ``<checkpoint_dir>/last.pt``. The run
-            continues with the settings stored in the checkpoint, except those set explicitly
-            in ``settings`` (by a file, an env var or a flag), e.g. ``training.num_epochs`` to
-            train longer.
+        resume: a checkpoint to continue, or ``True`` for ``<checkpoint_dir>/last.pt``, with the
+            settings stored in it except those set explicitly in ``settings`` (a file, an env
+            var or a flag; e.g. ``training.num_epochs`` to train longer).
         observer: progress callbacks (rank 0 only).
         crop_scale: area range of the training random crop (see ``camtool.data.datasets``).
         overwrite: for a new run, clear an earlier run's files from the checkpoint folder
@@ -471,14 +377,9 @@ def train(
             130 / 143, after saving ``last.pt``).
     """
     started = time.perf_counter()
-    path = resume_path(resume, Path(settings.training.checkpoint_dir))
-    resumed = None
-    if path is not None:
-        loaded = load_for_resume(path, Path(settings.training.checkpoint_dir))
-        settings = resume_settings(settings, loaded.settings, path)
-        resumed = (path, loaded)
+    settings, resumed = prepare_resume(settings, resume)
     ctx = dist_from_env()
-    device = _device_for(settings, ctx)
+    device = local_device(resolve_device(settings.runtime.device.value), ctx)
     directory = Path(settings.training.checkpoint_dir)
     lock = folder_lock(directory, "train") if ctx.main else contextlib.nullcontext()
     with lock, process_group(ctx, device):
@@ -488,9 +389,8 @@ def train(
             prepare_fresh_dir(directory, overwrite, clear=ctx.main)
             barrier(ctx)
         try:
-            trainer = _Trainer(
-                settings, ctx, device, observer or SilentObserver(), resumed, crop_scale
-            )
+            watch = observer if observer is not None and ctx.main else SilentObserver()
+            trainer = _Trainer(settings, ctx, device, watch, resumed, crop_scale)
             trainer.run()
         except torch.cuda.OutOfMemoryError:
             raise CamtoolError(

@@ -93,4 +93,5 @@ def amp_dtype(device: torch.device, enabled: bool) -> torch.dtype | None:
 
 def precision_name(dtype: torch.dtype | None) -> str:
     """``bf16``, ``fp16`` or ``fp32``."""
-    return {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(dtype, "fp32")  # type: ignore[arg-type]
+    names = {torch.bfloat16: "bf16", torch.float16: "fp16"}
+    return "fp32" if dtype is None else names.get(dtype, "fp32")

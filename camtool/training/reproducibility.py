@@ -9,6 +9,7 @@ on what ran before nor on the number of loader workers. :func:`rng_state` and
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Iterator, Mapping
 from itertools import islice
@@ -84,6 +85,10 @@ class EpochSampler(Sampler[tuple[int, int]]):
         """Keys in a whole epoch (per process)."""
         total = len(self.inner)
         return total if total < self.batch_size else total - total % self.batch_size
+
+    def num_batches(self) -> int:
+        """Batches in a whole epoch (per process)."""
+        return math.ceil(self.epoch_length() / self.batch_size)
 
     def __len__(self) -> int:
         return max(0, self.epoch_length() - self.skip)

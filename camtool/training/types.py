@@ -19,90 +19,54 @@ __all__ = [
 
 @dataclass
 class EpochMetrics:
-    """One finished epoch, as written to ``metrics.jsonl``.
+    """One finished epoch, as written to ``metrics.jsonl``; losses are mean cross-entropy."""
 
-    Attributes:
-        epoch: 1-based epoch number.
-        train_loss: mean cross-entropy over the epoch's training images.
-        train_acc: training accuracy (on augmented images, while the weights changed).
-        val_loss: mean cross-entropy on the held-out images.
-        val_acc: accuracy on the held-out images.
-        lr: learning rate used during the epoch.
-        seconds: wall time of the epoch (training and validation).
-        images_per_s: training images per second (training phase only, all processes).
-        skipped: unreadable images met during the epoch (training and validation).
-    """
-
-    epoch: int
+    epoch: int  #: 1-based
     train_loss: float
-    train_acc: float
-    val_loss: float
+    train_acc: float  #: on augmented images, while the weights changed
+    val_loss: float  #: on the held-out images
     val_acc: float
-    lr: float
-    seconds: float
-    images_per_s: float
-    skipped: int
+    lr: float  #: the learning rate used during the epoch
+    seconds: float  #: wall time of the epoch (training and validation)
+    images_per_s: float  #: training images per second (training phase, all processes)
+    skipped: int  #: unreadable images met (training and validation)
 
 
 @dataclass
 class BatchProgress:
-    """Running figures of the epoch in progress (this process's share of the data).
+    """Running figures of the epoch in progress (this process's share of the data)."""
 
-    Attributes:
-        epoch: 1-based epoch number.
-        batch: batches done in this epoch.
-        num_batches: batches in this epoch.
-        loss: mean training loss so far in this epoch.
-        acc: training accuracy so far in this epoch.
-        images_per_s: training images per second so far in this epoch.
-    """
-
-    epoch: int
-    batch: int
-    num_batches: int
-    loss: float
-    acc: float
-    images_per_s: float
+    epoch: int  #: 1-based
+    batch: int  #: batches done in this epoch
+    num_batches: int  #: batches in this epoch
+    loss: float  #: mean training loss so far in this epoch
+    acc: float  #: training accuracy so far in this epoch
+    images_per_s: float  #: training images per second so far in this epoch
 
 
 @dataclass
 class TrainPlan:
-    """What is about to run, told to :meth:`TrainObserver.on_start`.
+    """What is about to run, told to :meth:`TrainObserver.on_start`."""
 
-    Attributes:
-        num_epochs: the last epoch to run.
-        start_epoch: the first epoch to run (1 unless resuming).
-        batches_per_epoch: training batches per epoch (per process).
-        train_images: images used for fitting (all processes).
-        val_images: held-out images used for model selection.
-        class_names: the classes, in label order.
-        arch: the network.
-        device: where it runs.
-        precision: ``fp32``, ``bf16`` or ``fp16``.
-        world_size: processes training together.
-        checkpoint_dir: where files go.
-        resumed_from: the checkpoint resumed, if any.
-        optimizer_restarted: the checkpoint resumed kept no optimizer moments (``best.pt``,
-            ``epoch_NNN.pt``), so they start again from zero.
-    """
-
-    num_epochs: int
-    start_epoch: int
-    batches_per_epoch: int
-    train_images: int
-    val_images: int
-    class_names: list[str]
+    num_epochs: int  #: the last epoch to run
+    start_epoch: int  #: the first epoch to run (1 unless resuming)
+    batches_per_epoch: int  #: training batches per epoch (per process)
+    train_images: int  #: images used for fitting (all processes)
+    val_images: int  #: held-out images used for model selection
+    class_names: list[str]  #: in label order
     arch: str
     device: str
-    precision: str
-    world_size: int
+    precision: str  #: ``fp32``, ``bf16`` or ``fp16``
+    world_size: int  #: processes training together
     checkpoint_dir: Path
-    resumed_from: Path | None = None
+    resumed_from: Path | None = None  #: the checkpoint resumed, if any
+    #: the checkpoint resumed kept no optimizer moments (``best.pt``, ``epoch_NNN.pt``), so
+    #: they start again from zero
     optimizer_restarted: bool = False
 
 
 class TrainObserver(Protocol):
-    """Progress callbacks of :func:`train` (see :class:`SilentObserver` for a base to extend).
+    """Progress callbacks of :func:`train` (:class:`SilentObserver` is a base to extend).
 
     Only the main process (rank 0) calls them. Raising :class:`KeyboardInterrupt` from one is
     the same as pressing Ctrl-C.
@@ -110,87 +74,54 @@ class TrainObserver(Protocol):
 
     def on_start(self, plan: TrainPlan) -> None:
         """Training is about to start."""
+        return None
 
     def on_epoch_start(self, epoch: int, num_batches: int, done_batches: int) -> None:
         """Epoch ``epoch`` starts; ``done_batches`` of ``num_batches`` were done before a resume."""
+        return None
 
     def on_batch(self, progress: BatchProgress) -> None:
         """Called every ``training.log_every`` batches and after the epoch's last batch."""
+        return None
 
     def on_validate(self, epoch: int) -> None:
         """Training batches of ``epoch`` are done; held-out evaluation starts."""
+        return None
 
     def on_epoch_end(self, metrics: EpochMetrics) -> None:
         """An epoch is finished and its checkpoints are written."""
+        return None
 
 
-class SilentObserver:
+class SilentObserver(TrainObserver):
     """A :class:`TrainObserver` that ignores everything; subclass it to watch some events."""
-
-    def on_start(self, plan: TrainPlan) -> None:
-        """Ignored."""
-
-    def on_epoch_start(self, epoch: int, num_batches: int, done_batches: int) -> None:
-        """Ignored."""
-
-    def on_batch(self, progress: BatchProgress) -> None:
-        """Ignored."""
-
-    def on_validate(self, epoch: int) -> None:
-        """Ignored."""
-
-    def on_epoch_end(self, metrics: EpochMetrics) -> None:
-        """Ignored."""
 
 
 @dataclass
 class TrainResult:
-    """What :func:`train` did.
+    """What :func:`train` did (``best.pt``, ``last.pt``: ``None`` if no epoch finished)."""
 
-    Attributes:
-        best_val_acc: the best held-out accuracy (``best.pt``).
-        best_epoch: the epoch it was reached.
-        epochs_run: epochs finished in total (including those before a resume).
-        num_epochs: the epoch budget.
-        stopped_early: early stopping ended the run.
-        seconds: wall time of this call.
-        history: every finished epoch.
-        checkpoint_dir: where the files are.
-        best_checkpoint: ``best.pt`` (``None`` if no epoch finished).
-        last_checkpoint: ``last.pt`` (``None`` if no epoch finished).
-        numbered_checkpoints: the ``epoch_NNN.pt`` files.
-        metrics_file: ``metrics.jsonl``.
-        curves_file: ``curves.png``.
-        settings_file: ``camtool-settings.toml``.
-        class_names: the classes.
-        device: where it ran.
-        precision: ``fp32``, ``bf16`` or ``fp16``.
-        world_size: processes that trained together.
-        rank: this process's rank; only rank 0 wrote files.
-        resumed_from: the checkpoint resumed, if any.
-        skipped: ``{"path", "error"}`` of every unreadable image this process met (each once).
-    """
-
-    best_val_acc: float
-    best_epoch: int
-    epochs_run: int
-    num_epochs: int
-    stopped_early: bool
-    seconds: float
-    history: list[EpochMetrics]
+    best_val_acc: float  #: the best held-out accuracy (``best.pt``)
+    best_epoch: int  #: the epoch it was reached
+    epochs_run: int  #: epochs finished in total (including those before a resume)
+    num_epochs: int  #: the epoch budget
+    stopped_early: bool  #: early stopping ended the run
+    seconds: float  #: wall time of this call
+    history: list[EpochMetrics]  #: every finished epoch
     checkpoint_dir: Path
     best_checkpoint: Path | None
     last_checkpoint: Path | None
-    numbered_checkpoints: list[Path]
-    metrics_file: Path
-    curves_file: Path
-    settings_file: Path
+    numbered_checkpoints: list[Path]  #: the ``epoch_NNN.pt`` files
+    metrics_file: Path  #: ``metrics.jsonl``
+    curves_file: Path  #: ``curves.png``
+    settings_file: Path  #: ``camtool-settings.toml``
     class_names: list[str]
     device: str
-    precision: str
-    world_size: int = 1
-    rank: int = 0
-    resumed_from: Path | None = None
+    precision: str  #: ``fp32``, ``bf16`` or ``fp16``
+    world_size: int = 1  #: processes that trained together
+    rank: int = 0  #: this process's rank; only rank 0 wrote files
+    resumed_from: Path | None = None  #: the checkpoint resumed, if any
+    #: ``{"path", "error"}`` of every unreadable image this process met (each once)
     skipped: list[dict[str, str]] = field(default_factory=list)
 
     @property
