@@ -3,32 +3,31 @@
 from __future__ import annotations
 
 from pathlib import Path
-from types import SimpleNamespace
 
 import torch
 
 from camtool.core.model import CAMNet
+from camtool.training.build import TrainParts
 from camtool.training.checkpoints import LAST_FILE, prepare_fresh_dir
-from camtool.training.loop import _Trainer
 
 
-def test_a_stand_in_step_changes_no_batchnorm_statistics() -> None:
+def test_an_empty_batch_under_ddp_steps_with_zero_weight_and_no_batchnorm_trace() -> None:
     torch.manual_seed(0)
     model = CAMNet("resnet18", 3).train()
     model(torch.rand(4, 3, 32, 32) * 5)  # running statistics away from their initial values
     before = {k: v.clone() for k, v in model.state_dict().items() if "running" in k}
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
-    parts = SimpleNamespace(net=model, optimizer=optimizer, scaler=None, amp_dtype=None,
-                            channels_last=False)  # fmt: skip
-    settings = SimpleNamespace(dataset=SimpleNamespace(img_size=32))
-    trainer = SimpleNamespace(parts=parts, device=torch.device("cpu"), settings=settings)
-    trainer._apply = lambda loss: _Trainer._apply(trainer, loss)  # type: ignore[attr-defined]
-    _Trainer._stand_in_step(trainer)  # type: ignore[arg-type]
+    parts = TrainParts(model, model, None, None, optimizer, None, channels_last=False)
+    images, labels = torch.zeros(0, 3, 32, 32), torch.zeros(0, dtype=torch.long)
+    loss, hits = parts.step(images, labels, torch.device("cpu"), stand_in=True, img_size=32)
+    assert float(loss) == 0.0 and int(hits) == 0
     after = {k: v for k, v in model.state_dict().items() if "running" in k}
     for key, value in before.items():
         assert torch.equal(value, after[key]), key
     assert model.training  # back in train mode
-    assert all(p.grad is None or not p.grad.any() for p in model.parameters())  # zero weight
+    grads = [p.grad for p in model.parameters()]
+    assert any(g is not None for g in grads)  # it took part in the backward pass ...
+    assert all(g is None or not g.any() for g in grads)  # ... with zero weight
 
 
 def test_only_the_clearing_rank_deletes_and_every_rank_refuses(tmp_path: Path) -> None:

@@ -6,7 +6,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from torch import nn
+import torch.nn.functional as F
+from torch import Tensor, nn
 from torch.utils.data import DataLoader, Subset
 from torch.utils.data.distributed import DistributedSampler
 
@@ -17,7 +18,13 @@ from camtool.data.splits import make_splits
 from camtool.errors import CamtoolError, ConfigError
 from camtool.settings import Settings
 from camtool.training.distributed import DistContext
-from camtool.training.optim import amp_dtype, build_optimizer, build_scheduler
+from camtool.training.optim import (
+    amp_dtype,
+    autocast,
+    build_optimizer,
+    build_scheduler,
+    to_device,
+)
 from camtool.training.reproducibility import EpochSampler, SeededItems, seed_everything
 
 __all__ = ["TrainData", "TrainParts", "build_data", "build_parts"]
@@ -95,6 +102,47 @@ class TrainParts:
     optimizer: torch.optim.Optimizer
     scheduler: Any
     channels_last: bool  #: images go in NHWC memory order (CUDA)
+
+    def step(
+        self, images: Tensor, labels: Tensor, device: torch.device, *, stand_in: bool, img_size: int
+    ) -> tuple[Tensor, Tensor]:
+        """One optimisation step on a batch; returns its mean loss and its number of hits.
+
+        A batch left empty (every image unreadable) steps nothing; under DDP (``stand_in``) it
+        still takes its part in the gradient all-reduce: a zero image of zero weight, in eval
+        mode (no BatchNorm statistics), which adds nothing to the mean gradient.
+        """
+        zero = torch.zeros((), device=device)
+        if labels.numel() == 0:
+            if stand_in:
+                images = torch.zeros(1, 3, img_size, img_size)
+                labels = torch.zeros(1, dtype=torch.long)
+                images, labels = to_device(images, labels, device, self.channels_last)
+                self.net.eval()
+                try:
+                    with autocast(device, self.amp_dtype):
+                        loss = F.cross_entropy(self.net(images).float(), labels) * 0.0
+                finally:
+                    self.net.train()
+                self._apply(loss)
+            return zero, zero
+        images, labels = to_device(images, labels, device, self.channels_last)
+        with autocast(device, self.amp_dtype):
+            logits = self.net(images)
+            loss = F.cross_entropy(logits.float(), labels)
+        self._apply(loss)
+        return loss, (logits.argmax(dim=1) == labels).sum()
+
+    def _apply(self, loss: Tensor) -> None:
+        """Back-propagate ``loss`` and step the optimizer (through the AMP scaler for fp16)."""
+        self.optimizer.zero_grad(set_to_none=True)
+        if self.scaler is not None:
+            self.scaler.scale(loss).backward()
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            loss.backward()
+            self.optimizer.step()
 
 
 def _resumed_model(loaded: LoadedModel, settings: Settings, class_names: list[str]) -> CAMNet:

@@ -31,7 +31,6 @@ from dataclasses import asdict
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from camtool.core.checkpoint import LoadedModel
@@ -64,7 +63,7 @@ from camtool.training.distributed import (
     process_group,
 )
 from camtool.training.evaluate import eval_sums
-from camtool.training.optim import autocast, precision_name, step_scheduler, to_device
+from camtool.training.optim import precision_name, step_scheduler
 from camtool.training.types import (
     BatchProgress,
     EpochMetrics,
@@ -188,11 +187,14 @@ class _Trainer:
         self._live_sums = sums  # partial's loss_sum and correct live here until the epoch ends
         seconds_before = partial["train_seconds"]
         session_images = 0
+        img_size = self.settings.dataset.img_size
         self.parts.net.train()
         started = time.perf_counter()
         for images, labels, unreadable in self.data.train_loader:
             self.clean = False
-            loss, correct = self._step(images, labels)
+            loss, correct = self.parts.step(
+                images, labels, self.device, stand_in=self.ctx.enabled, img_size=img_size
+            )
             n = labels.numel()
             sums[0] += loss.detach().double() * n
             sums[1] += correct
@@ -220,48 +222,6 @@ class _Trainer:
             loss_sum, correct = self._live_sums.tolist()
             self.state.partial["loss_sum"], self.state.partial["correct"] = loss_sum, correct
             self._live_sums = None
-
-    def _step(self, images: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
-        """One optimisation step; returns the batch's mean loss and its number of hits."""
-        p = self.parts
-        zero = torch.zeros((), device=self.device)
-        if labels.numel() == 0:  # every image of the batch was unreadable
-            if self.ctx.enabled:
-                self._stand_in_step()
-            return zero, zero
-        images, labels = to_device(images, labels, self.device, p.channels_last)
-        with autocast(self.device, p.amp_dtype):
-            logits = p.net(images)
-            loss = F.cross_entropy(logits.float(), labels)
-        self._apply(loss)
-        return loss, (logits.argmax(dim=1) == labels).sum()
-
-    def _stand_in_step(self) -> None:
-        """This process's part in DDP's gradient all-reduce when it has no image: a zero image
-        of zero weight, in eval mode (no BatchNorm statistics): it adds nothing to the mean."""
-        p = self.parts
-        size = self.settings.dataset.img_size
-        images, labels = torch.zeros(1, 3, size, size), torch.zeros(1, dtype=torch.long)
-        images, labels = to_device(images, labels, self.device, p.channels_last)
-        p.net.eval()
-        try:
-            with autocast(self.device, p.amp_dtype):
-                loss = F.cross_entropy(p.net(images).float(), labels) * 0.0
-        finally:
-            p.net.train()
-        self._apply(loss)
-
-    def _apply(self, loss: Tensor) -> None:
-        """Back-propagate ``loss`` and step the optimizer (through the AMP scaler for fp16)."""
-        p = self.parts
-        p.optimizer.zero_grad(set_to_none=True)
-        if p.scaler is not None:
-            p.scaler.scale(loss).backward()
-            p.scaler.step(p.optimizer)
-            p.scaler.update()
-        else:
-            loss.backward()
-            p.optimizer.step()
 
     def _epoch_metrics(self, epoch: int, val: Tensor) -> EpochMetrics:
         """The finished epoch's figures, summed over every process."""
