@@ -17,6 +17,7 @@ __all__ = [
     "ConfigError",
     "InputError",
     "Interrupted",
+    "first_line",
     "interrupt_exit_code",
     "interrupt_word",
 ]
@@ -98,3 +99,9 @@ def interrupt_word(exc: BaseException | int | None) -> str:
     if isinstance(signum, int) and not isinstance(signum, bool) and signum not in (0, _SIGINT):
         return f"stopped by signal {signum}"
     return "interrupted"
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message, or its type's name when it has none."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -104,10 +104,10 @@ def test_input_smaller_than_the_arch_accepts_is_refused() -> None:
 
 def test_gate_refuses_a_head_read_wrongly(monkeypatch: pytest.MonkeyPatch) -> None:
     """Forgetting DenseNet's ReLU after ``features`` would shift every map: the gate sees it."""
-    layout = heads.LAYOUTS["densenet"]
-    monkeypatch.setitem(
-        heads.LAYOUTS, "densenet", heads.Layout(layout.trunk, layout.linear, layout.stride_stage)
-    )
+    densenet = family_of("densenet121")
+    assert densenet is not None
+    misread = dataclasses.replace(densenet, relu_after=False)
+    monkeypatch.setattr(heads, "family_of", lambda arch: misread)
     torch.manual_seed(0)
     with pytest.raises(CamtoolError, match=r"densenet121 is refused: the mean of its class"):
         build_model("densenet121", 3)

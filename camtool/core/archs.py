@@ -43,7 +43,8 @@ Every model camtool builds or loads also passes the invariant gate
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 __all__ = [
     "ARCHS",
@@ -62,7 +63,9 @@ TIMM_PREFIX = "timm:"
 
 @dataclass(frozen=True)
 class ArchFamily:
-    """A group of torchvision archs that share one head and one way to halve the output stride.
+    """A group of torchvision archs that share one head and one way to halve the output stride,
+    and how :mod:`camtool.core.heads` takes them apart (read from
+    ``torchvision/models/<family>.py``).
 
     Attributes:
         name: the family, e.g. ``"densenet"``.
@@ -70,7 +73,16 @@ class ArchFamily:
         strides: the output strides camtool can build, the first being torchvision's own.
         stride_note: why a stride is missing from ``strides`` (empty when both are there).
         markers: state-dict key prefixes that every model of the family has (recognition).
+        trunk: child module names, in forward order, from the image to the last feature map.
+        linear: path of the linear layer (SqueezeNet: of its 1x1 convolution).
+        stride_stage: where the last stride-2 stage is looked for: a container's path, or ``""``
+            for the trunk's own children.
         min_size: the smallest square input the family's layers accept, in pixels.
+        ignored: state-dict key prefixes of parts camtool does not build (auxiliary heads).
+        build_kwargs: passed to torchvision's builder.
+        transform_input: GoogLeNet/Inception's input rescaling runs first.
+        relu_after: a ReLU follows the trunk before the pooling (DenseNet).
+        conv_head: the head is a 1x1 convolution + ReLU before the pooling (SqueezeNet).
     """
 
     name: str
@@ -78,12 +90,33 @@ class ArchFamily:
     strides: tuple[int, ...]
     stride_note: str
     markers: tuple[str, ...]
+    trunk: tuple[str, ...]
+    linear: str
+    stride_stage: str = ""
     min_size: int = 32
+    ignored: tuple[str, ...] = ()
+    build_kwargs: dict[str, Any] = field(default_factory=dict)
+    transform_input: bool = False
+    relu_after: bool = False
+    conv_head: bool = False
 
 
 def _names(prefix: str, suffixes: str) -> tuple[str, ...]:
     return tuple(prefix + s for s in suffixes.split())
 
+
+_GOOGLENET_TRUNK = _names(
+    "",
+    "conv1 maxpool1 conv2 conv3 maxpool2 inception3a inception3b maxpool3 inception4a inception4b "
+    "inception4c inception4d inception4e maxpool4 inception5a inception5b",
+)
+_INCEPTION_TRUNK = _names(
+    "",
+    "Conv2d_1a_3x3 Conv2d_2a_3x3 Conv2d_2b_3x3 maxpool1 Conv2d_3b_1x1 Conv2d_4a_3x3 maxpool2 "
+    "Mixed_5b Mixed_5c Mixed_5d Mixed_6a Mixed_6b Mixed_6c Mixed_6d Mixed_6e Mixed_7a Mixed_7b "
+    "Mixed_7c",
+)
+_NO_AUX = {"aux_logits": False, "transform_input": True, "init_weights": True}
 
 FAMILIES: tuple[ArchFamily, ...] = (
     ArchFamily(
@@ -96,9 +129,19 @@ FAMILIES: tuple[ArchFamily, ...] = (
         (32, 16),
         "",
         ("layer4.", "fc."),
+        ("conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4"),
+        "fc",
     ),
     ArchFamily(
-        "densenet", _names("densenet", "121 161 169 201"), (32, 16), "", ("features.denseblock4.",)
+        "densenet",
+        _names("densenet", "121 161 169 201"),
+        (32, 16),
+        "",
+        ("features.denseblock4.",),
+        ("features",),
+        "classifier",
+        "features",
+        relu_after=True,
     ),
     ArchFamily(
         "efficientnet",
@@ -106,12 +149,29 @@ FAMILIES: tuple[ArchFamily, ...] = (
         (32, 16),
         "",
         ("features.0.0.", "classifier.1."),
+        ("features",),
+        "classifier.1",
+        "features",
     ),
     ArchFamily(
-        "mobilenet_v2", ("mobilenet_v2",), (32, 16), "", ("features.18.0.", "classifier.1.")
+        "mobilenet_v2",
+        ("mobilenet_v2",),
+        (32, 16),
+        "",
+        ("features.18.0.", "classifier.1."),
+        ("features",),
+        "classifier.1",
+        "features",
     ),
     ArchFamily(
-        "mnasnet", _names("mnasnet", "0_5 0_75 1_0 1_3"), (32, 16), "", ("layers.", "classifier.1.")
+        "mnasnet",
+        _names("mnasnet", "0_5 0_75 1_0 1_3"),
+        (32, 16),
+        "",
+        ("layers.", "classifier.1."),
+        ("layers",),
+        "classifier.1",
+        "layers",
     ),
     ArchFamily(
         "regnet",
@@ -122,6 +182,9 @@ FAMILIES: tuple[ArchFamily, ...] = (
         (32, 16),
         "",
         ("stem.", "trunk_output.", "fc."),
+        ("stem", "trunk_output"),
+        "fc",
+        "trunk_output",
     ),
     ArchFamily(
         "shufflenet_v2",
@@ -129,15 +192,33 @@ FAMILIES: tuple[ArchFamily, ...] = (
         (32, 16),
         "",
         ("stage4.", "conv5.", "fc."),
+        ("conv1", "maxpool", "stage2", "stage3", "stage4", "conv5"),
+        "fc",
     ),
-    ArchFamily("googlenet", ("googlenet",), (32, 16), "", ("inception5b.", "fc.")),
+    ArchFamily(
+        "googlenet",
+        ("googlenet",),
+        (32, 16),
+        "",
+        ("inception5b.", "fc."),
+        _GOOGLENET_TRUNK,
+        "fc",
+        ignored=("aux1.", "aux2."),
+        build_kwargs=_NO_AUX,
+        transform_input=True,
+    ),
     ArchFamily(
         "inception_v3",
         ("inception_v3",),
         (32,),
         "its last reduction (Mixed_7a) pools inside its forward with unpadded layers",
         ("Mixed_7c.", "fc."),
+        _INCEPTION_TRUNK,
+        "fc",
         min_size=75,
+        ignored=("AuxLogits.",),
+        build_kwargs=_NO_AUX,
+        transform_input=True,
     ),
     ArchFamily(
         "squeezenet",
@@ -145,6 +226,10 @@ FAMILIES: tuple[ArchFamily, ...] = (
         (16,),
         "its own output stride is 16 (the last pooling comes before its last four Fire modules)",
         ("features.", "classifier.1."),
+        ("features",),
+        "classifier.1",
+        "features",
+        conv_head=True,
     ),
 )
 """The accepted torchvision families (see the module docstring for their heads)."""

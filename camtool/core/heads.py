@@ -1,10 +1,11 @@
 """Taking a classifier apart for CAM: its trunk (image -> feature map) and its one linear layer.
 
-:mod:`camtool.core.archs` says which families are accepted and why; this module holds, per
-family, the names of the torchvision submodules that make the trunk (in forward order), the path
-of the linear layer, and where the last stride-2 stage is found for ``output_stride = 16``. The
-torchvision model itself is kept: its own ``forward`` is the reference the invariant gate checks
-the maps against (:func:`camtool.core.model.check_cam_invariant`).
+:mod:`camtool.core.archs` says which families are accepted and why, and records per family
+the names of the torchvision submodules that make the trunk (in forward order), the path of the
+linear layer, and where the last stride-2 stage is found for ``output_stride = 16``; this module
+builds the network and takes it apart with them. The torchvision model itself is kept: its own
+``forward`` is the reference the invariant gate checks the maps against
+(:func:`camtool.core.model.check_cam_invariant`).
 
 A ``timm:<name>`` arch is taken apart with timm's own API: ``forward_features`` is the trunk and
 ``get_classifier()`` the linear layer; timm builds ``output_stride = 16`` itself (with dilation).
@@ -13,103 +14,17 @@ A ``timm:<name>`` arch is taken apart with timm's own API: ``forward_features`` 
 from __future__ import annotations
 
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import torchvision
 from torch import Tensor, nn
 
-from camtool.core.archs import TIMM_PREFIX, arch_problem, family_of
+from camtool.core.archs import TIMM_PREFIX, ArchFamily, arch_problem, family_of
 from camtool.core.imagenet import IMAGENET_MEAN, IMAGENET_STD
-from camtool.errors import CamtoolError, ConfigError
+from camtool.errors import CamtoolError, ConfigError, first_line
 
-__all__ = ["LAYOUTS", "Layout", "Parts", "TransformInput", "build_parts", "unstride"]
-
-_GOOGLENET_TRUNK = [
-    "conv1",
-    "maxpool1",
-    "conv2",
-    "conv3",
-    "maxpool2",
-    "inception3a",
-    "inception3b",
-    "maxpool3",
-    "inception4a",
-    "inception4b",
-    "inception4c",
-    "inception4d",
-    "inception4e",
-    "maxpool4",
-    "inception5a",
-    "inception5b",
-]
-_INCEPTION_TRUNK = [
-    "Conv2d_1a_3x3",
-    "Conv2d_2a_3x3",
-    "Conv2d_2b_3x3",
-    "maxpool1",
-    "Conv2d_3b_1x1",
-    "Conv2d_4a_3x3",
-    "maxpool2",
-    "Mixed_5b",
-    "Mixed_5c",
-    "Mixed_5d",
-    "Mixed_6a",
-    "Mixed_6b",
-    "Mixed_6c",
-    "Mixed_6d",
-    "Mixed_6e",
-    "Mixed_7a",
-    "Mixed_7b",
-    "Mixed_7c",
-]
-_NO_AUX = {"aux_logits": False, "transform_input": True, "init_weights": True}
-
-
-@dataclass(frozen=True)
-class Layout:
-    """How one torchvision family is taken apart (read from ``torchvision/models/<family>.py``).
-
-    Attributes:
-        trunk: child module names, in forward order, from the image to the last feature map.
-        linear: path of the linear layer (SqueezeNet: of its 1x1 convolution).
-        stride_stage: where the last stride-2 stage is looked for: a container's path, or ``""``
-            for the trunk's own children.
-        ignored: state-dict key prefixes of parts camtool does not build (auxiliary heads).
-        build_kwargs: passed to torchvision's builder.
-        transform_input: GoogLeNet/Inception's input rescaling runs first.
-        relu_after: a ReLU follows the trunk before the pooling (DenseNet).
-        conv_head: the head is a 1x1 convolution + ReLU before the pooling (SqueezeNet).
-    """
-
-    trunk: tuple[str, ...]
-    linear: str
-    stride_stage: str
-    ignored: tuple[str, ...] = ()
-    build_kwargs: dict[str, Any] = field(default_factory=dict)
-    transform_input: bool = False
-    relu_after: bool = False
-    conv_head: bool = False
-
-
-LAYOUTS: dict[str, Layout] = {
-    "resnet": Layout(
-        ("conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4"), "fc", ""
-    ),
-    "densenet": Layout(("features",), "classifier", "features", relu_after=True),
-    "efficientnet": Layout(("features",), "classifier.1", "features"),
-    "mobilenet_v2": Layout(("features",), "classifier.1", "features"),
-    "mnasnet": Layout(("layers",), "classifier.1", "layers"),
-    "regnet": Layout(("stem", "trunk_output"), "fc", "trunk_output"),
-    "shufflenet_v2": Layout(("conv1", "maxpool", "stage2", "stage3", "stage4", "conv5"), "fc", ""),
-    "googlenet": Layout(
-        tuple(_GOOGLENET_TRUNK), "fc", "", ("aux1.", "aux2."), _NO_AUX, transform_input=True
-    ),
-    "inception_v3": Layout(
-        tuple(_INCEPTION_TRUNK), "fc", "", ("AuxLogits.",), _NO_AUX, transform_input=True
-    ),
-    "squeezenet": Layout(("features",), "classifier.1", "features", conv_head=True),
-}
+__all__ = ["Parts", "TransformInput", "build_parts", "unstride"]
 
 
 class TransformInput(nn.Module):
@@ -195,7 +110,7 @@ def _strided(module: nn.Module) -> bool:
     return False
 
 
-def _last_strided_stage(net: nn.Module, layout: Layout) -> nn.Module:
+def _last_strided_stage(net: nn.Module, layout: ArchFamily) -> nn.Module:
     """The last child of ``layout.stride_stage`` (or of the trunk) that holds a stride-2 layer."""
     if layout.stride_stage:
         children = list(net.get_submodule(layout.stride_stage).children())
@@ -205,14 +120,13 @@ def _last_strided_stage(net: nn.Module, layout: Layout) -> nn.Module:
 
 
 def _torchvision_parts(arch: str, num_classes: int, output_stride: int | None) -> Parts:
-    family = family_of(arch)
-    assert family is not None
-    layout = LAYOUTS[family.name]
-    stride = family.strides[0] if output_stride is None else output_stride
+    layout = family_of(arch)
+    assert layout is not None
+    stride = layout.strides[0] if output_stride is None else output_stride
     net = torchvision.models.get_model(
         arch, weights=None, num_classes=num_classes, **layout.build_kwargs
     )
-    if stride != family.strides[0]:
+    if stride != layout.strides[0]:
         unstride(_last_strided_stage(net, layout))
     steps: list[tuple[str, nn.Module]] = []
     if layout.transform_input:
@@ -225,7 +139,7 @@ def _torchvision_parts(arch: str, num_classes: int, output_stride: int | None) -
         steps.append(("relu", nn.ReLU()))
     trunk = nn.Sequential(OrderedDict(steps))
     return Parts(
-        net, trunk, layout.linear, layout.conv_head, stride, layout.ignored, family.min_size
+        net, trunk, layout.linear, layout.conv_head, stride, layout.ignored, layout.min_size
     )
 
 
@@ -242,7 +156,7 @@ def _timm_parts(name: str, num_classes: int, output_stride: int | None) -> Parts
     try:
         net = timm.create_model(name, **kwargs)
     except Exception as exc:  # timm raises many kinds for unknown names and unsupported strides
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        first = first_line(exc)
         raise CamtoolError(f"timm cannot build {name!r} ({first})") from None
     own = [n for n, _ in net.named_parameters(recurse=False)]
     own += [n for n, _ in net.named_buffers(recurse=False)]

@@ -23,7 +23,7 @@ from torch import Tensor, nn
 from camtool.core.archs import TIMM_PREFIX
 from camtool.core.heads import TransformInput, build_parts
 from camtool.core.weights import check_finite, fill_bn_counters, read_weights
-from camtool.errors import CamtoolError
+from camtool.errors import CamtoolError, first_line
 
 __all__ = [
     "INVARIANT_TOLERANCE",
@@ -190,7 +190,7 @@ def check_cam_invariant(model: CAMNet) -> None:
     except CamtoolError:
         raise
     except Exception as exc:  # a model that cannot run on the check input has no checked maps
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        first = first_line(exc)
         raise CamtoolError(
             f"{model.arch} is refused: it cannot be run to check its maps ({first})"
         ) from None

@@ -29,7 +29,7 @@ import numpy as np
 from camtool.core.archs import RESNET_ARCHS
 from camtool.core.runner import ModelInfo, checked_preprocessing, is_torch_tensor
 from camtool.core.upsample import CellGeometry, resnet_geometry
-from camtool.errors import CamtoolError, ConfigError
+from camtool.errors import CamtoolError, ConfigError, first_line
 from camtool.paths import require_file
 
 __all__ = [
@@ -216,11 +216,6 @@ def _device_in_use(session: Any, asked: str) -> str:
     return "cpu"
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
 def _open_session(path: Path, providers: list[Any], quick_start: bool) -> Any:
     """An onnxruntime session on ``path``, or one line saying why the file is not usable.
 
@@ -237,7 +232,7 @@ def _open_session(path: Path, providers: list[Any], quick_start: bool) -> Any:
     try:
         return ort.InferenceSession(str(path), options, providers=providers)
     except Exception as exc:  # onnxruntime's errors derive from Exception only
-        message = _first_line(exc)
+        message = first_line(exc)
     read_onnx_metadata(path)  # says what is wrong with the file, if it is the file
     raise CamtoolError(f"onnxruntime cannot load {path}: {message}")
 

@@ -17,7 +17,6 @@ import torchvision
 from torch import Tensor
 
 from camtool.core.archs import FAMILIES, refusal
-from camtool.core.heads import LAYOUTS
 from camtool.core.model import CAMNet, check_cam_invariant, rename_legacy_keys
 from camtool.core.weights import BN_COUNTER, check_finite, fill_bn_counters
 from camtool.errors import CamtoolError
@@ -28,7 +27,7 @@ _WRAPPER_PREFIXES = ("module.", "model.", "resnet.", "backbone.", "net.", "_orig
 
 
 #: State-dict key prefixes of auxiliary heads that camtool does not build (GoogLeNet, Inception).
-_AUX_HEADS = tuple(prefix for layout in LAYOUTS.values() for prefix in layout.ignored)
+_AUX_HEADS = tuple(prefix for family in FAMILIES for prefix in family.ignored)
 
 
 def _strip_wrapper(state: Mapping[str, Tensor]) -> dict[str, Tensor]:

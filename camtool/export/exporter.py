@@ -48,7 +48,7 @@ from camtool.core.onnx_runner import (
     info_from_metadata,
 )
 from camtool.core.runner import ModelInfo
-from camtool.errors import CamtoolError, ConfigError
+from camtool.errors import CamtoolError, ConfigError, first_line
 from camtool.export.options import FORMATS, check_export_options
 from camtool.export.report import (
     TOLERANCE,
@@ -140,7 +140,7 @@ def load_torchscript(path: Path) -> tuple[torch.jit.ScriptModule, ModelInfo]:
             warnings.simplefilter("ignore")
             module = torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
     except (RuntimeError, ValueError, OSError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        first = first_line(exc)
         raise CamtoolError(f"{path} is not a readable TorchScript file ({first})") from None
     raw = extra[TORCHSCRIPT_METADATA]
     try:
@@ -155,8 +155,8 @@ def load_torchscript(path: Path) -> tuple[torch.jit.ScriptModule, ModelInfo]:
 
 
 def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
+    text = first_line(exc)
+    return text if text == type(exc).__name__ else f"{type(exc).__name__}: {text}"
 
 
 def _onnx_bytes(
