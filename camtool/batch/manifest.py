@@ -35,7 +35,7 @@ from camtool.core.maps import CAMBatch
 from camtool.core.runner import ModelInfo
 from camtool.data.labels import true_class
 from camtool.errors import CamtoolError
-from camtool.explain.files import CamOptions, peak_and_box, write_maps
+from camtool.explain.files import CamOptions, located_maps
 from camtool.fsutil import atomic_write_bytes
 from camtool.process import file_lock
 from camtool.textio import to_json, unicode_text
@@ -306,20 +306,11 @@ class MapWriter:
         self, item: InputItem, original: np.ndarray, batch: CAMBatch, row: int
     ) -> dict[str, Any]:
         """Draw and write one image's maps; return its manifest row (never raises)."""
-        located: list[tuple[list[int] | None, list[int] | None]] = []
-
-        def locate(k: int, heat: np.ndarray) -> None:
-            if k == 0:
-                located.append(peak_and_box(heat))
-
         image, base = Image.fromarray(original), self.out_dir / item.base
         names = self.info.class_names
         true_idx = true_class(item.path, names)
         try:
-            info, options = self.info, self.options
-            paths = write_maps(
-                image, batch, row, base, info, options, on_heatmap=locate, true_idx=true_idx
-            )
+            maps = located_maps(image, batch, row, base, self.info, self.options, true_idx)
         except OSError as exc:
             return manifest_row(item.path, "error", f"cannot write outputs ({exc.strerror or exc})")
         except CamtoolError as exc:
@@ -329,8 +320,7 @@ class MapWriter:
             return manifest_row(item.path, "error", reason)
         probs = batch.probs[row]
         pred = int(probs.argmax())
-        outputs = [p.relative_to(self.out_dir).as_posix() for p in paths]
-        ((peak, box),) = located
+        outputs = [Path(f).relative_to(self.out_dir).as_posix() for m in maps for f in m.files]
         return manifest_row(
             item.path,
             "ok",
@@ -341,7 +331,7 @@ class MapWriter:
             class_idx=int(batch.class_idx[row, 0]),
             true_idx=true_idx,
             true_name=None if true_idx is None else names[true_idx],
-            peak=peak,
-            box=box,
+            peak=maps[0].peak,
+            box=maps[0].box,
             outputs=outputs,
         )

@@ -245,7 +245,7 @@ def _plan(run: _Run, items: list[InputItem], out_dir: Path, overwrite: bool) -> 
     by_output = {row["output"]: row for row in previous.values() if row.get("output")}
     previous.clear()
     options = run.options
-    maps = 1 if options.target is not None else min(options.topk, len(run.writer.info.class_names))
+    maps = options.map_count(len(run.writer.info.class_names))
     known: list[dict[str, Any]] = []
     skipped = 0
     for item in items:

@@ -33,6 +33,7 @@ __all__ = [
     "MapFiles",
     "Prediction",
     "explain_file",
+    "located_maps",
     "map_paths",
     "map_title",
     "out_of_gpu_memory",
@@ -75,6 +76,10 @@ class CamOptions:
             "upsample": cam.upsample.value,
         }
         return cls(**{**fields, **flags})
+
+    def map_count(self, classes: int) -> int:
+        """Maps per image for a model of ``classes`` classes: 1 with a target, else top-k."""
+        return 1 if self.target is not None else min(self.topk, classes)
 
 
 @dataclass
@@ -247,27 +252,13 @@ def explain_file(
     result = ImageResult(str(path), true_idx=true_idx)
     if true_idx is not None:
         result.true_name = info.class_names[true_idx]
-    located: list[tuple[list[int] | None, list[int] | None]] = []
-
-    def locate(k: int, heat: np.ndarray) -> None:
-        located.append(peak_and_box(heat))
-
     try:
         image = load_image(path, options.max_pixels)
         array = preprocess_array(
             image, info.img_size, info.mean, info.std, stride=info.output_stride
         )
         batch = explain_batch(runner, array[None], target=options.target, topk=options.topk)
-        written = write_maps(
-            image,
-            batch,
-            0,
-            base,
-            info,
-            options,
-            on_heatmap=locate if options.locate else None,
-            true_idx=true_idx,
-        )
+        result.maps = located_maps(image, batch, 0, base, info, options, true_idx)
     except InputError as exc:
         result.error = exc.message
         return result
@@ -280,21 +271,42 @@ def explain_file(
                 "out of GPU memory; try --device cpu or a smaller image size"
             ) from None
         raise
-    topk = 1 if options.target is not None else options.topk
-    top = np.argsort(-batch.logits[0], kind="stable")[: min(topk, batch.logits.shape[1])]
+    top = np.argsort(-batch.logits[0], kind="stable")[: options.map_count(batch.logits.shape[1])]
     result.topk = predictions(batch, 0, top.tolist(), info.class_names)
     if options.target is not None:
         (result.target,) = predictions(batch, 0, [options.target], info.class_names)
+    return result
+
+
+def located_maps(
+    image: Image.Image,
+    batch: CAMBatch,
+    row: int,
+    base: Path,
+    info: ModelInfo,
+    options: CamOptions,
+    true_idx: int | None = None,
+) -> list[MapFiles]:
+    """:func:`write_maps`, then each map's :class:`MapFiles`, in order (peak and box found when
+    ``options.locate``)."""
+    located: list[tuple[list[int] | None, list[int] | None]] = []
+
+    def locate(_k: int, heat: np.ndarray) -> None:
+        located.append(peak_and_box(heat))
+
+    on_heatmap = locate if options.locate else None
+    written = iter(
+        write_maps(image, batch, row, base, info, options, on_heatmap=on_heatmap, true_idx=true_idx)
+    )
     per_map = 2 if options.save_array else 1
-    result.maps = [
+    return [
         MapFiles(
             int(class_idx),
-            [str(p) for p in written[k * per_map : (k + 1) * per_map]],
+            [str(next(written)) for _ in range(per_map)],
             *(located[k] if located else (None, None)),
         )
-        for k, class_idx in enumerate(batch.class_idx[0].tolist())
+        for k, class_idx in enumerate(batch.class_idx[row].tolist())
     ]
-    return result
 
 
 def peak_and_box(heat: np.ndarray) -> tuple[list[int] | None, list[int] | None]:

@@ -117,7 +117,7 @@ def run_cam(
     )
     taken: set[str] = set()
     bases = [out_dir / unique_stem(Path(result.input), taken) for result in results]
-    count = 1 if target is not None else min(options.topk, len(runner.info.class_names))
+    count = options.map_count(len(names))
     planned = [
         p
         for result, base in zip(results, bases, strict=True)
