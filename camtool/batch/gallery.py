@@ -35,23 +35,6 @@ _MIN_THUMB = 32
 _MAX_THUMB = 2048
 
 
-@dataclass(frozen=True)
-class _Card:
-    """One overlay shown in the grid."""
-
-    path: str
-    href: str
-    status: str
-    class_name: str
-    prob: float | None
-    note: str
-    true_name: str | None = None
-    correct: bool | None = None
-
-
-_Failure = tuple[str, str]  # (input path, reason) of an input without an overlay
-
-
 def overlay_href(output: str) -> str:
     """The relative URL (to HTML-escape as an attribute) of an overlay path relative to the
     gallery folder (OS separators). Each segment is percent-encoded on its own, so spaces, ``#``,
@@ -69,48 +52,71 @@ def overlay_href(output: str) -> str:
 
 def _text(value: Any) -> str | None:
     """``value`` as valid Unicode text, or None for None/empty."""
-    if value is None:
-        return None
-    return unicode_text(str(value)) or None
+    return None if value is None else unicode_text(str(value)) or None
 
 
-def _prob(value: Any) -> float | None:
-    """A finite probability as float, else None."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    number = float(value)
-    return number if math.isfinite(number) else None
+@dataclass(frozen=True)
+class _Card:
+    """One overlay shown in the grid: its row's predicted class, true class and link."""
 
+    path: str
+    href: str
+    class_name: str
+    prob: float | None
+    note: str
+    true_name: str | None
+    result: str  # "correct", "wrong", or "" when the true class is unknown
 
-def _class_name(row: Mapping[str, Any]) -> str:
-    """The label shown and filtered on: the predicted class name."""
-    name = _text(row.get("pred_name"))
-    if name is not None:
-        return name
-    idx = row.get("pred_idx")
-    return f"class {idx}" if idx is not None else "unknown"
+    @classmethod
+    def of(cls, row: Mapping[str, Any], path: str, href: str) -> _Card:
+        prob = row.get("prob")
+        if isinstance(prob, bool) or not isinstance(prob, int | float) or not math.isfinite(prob):
+            prob = None
+        pred_idx, class_idx = row.get("pred_idx"), row.get("class_idx")
+        name = _text(row.get("pred_name"))
+        if name is None:
+            name = f"class {pred_idx}" if pred_idx is not None else "unknown"
+        note = ""
+        if class_idx is not None and pred_idx is not None and class_idx != pred_idx:
+            note = f"CAM of class {class_idx}"
+        true_idx, true_name, result = row.get("true_idx"), None, ""
+        if isinstance(true_idx, int) and not isinstance(true_idx, bool):
+            true_name = _text(row.get("true_name")) or f"class {true_idx}"
+            result = "correct" if pred_idx == true_idx else "wrong"
+        return cls(path, href, name, None if prob is None else float(prob), note, true_name, result)
 
-
-def _truth(row: Mapping[str, Any]) -> tuple[str | None, bool | None]:
-    """A row's true class name and whether its prediction is right; ``None`` each when unknown."""
-    true_idx = row.get("true_idx")
-    if true_idx is None or isinstance(true_idx, bool) or not isinstance(true_idx, int):
-        return None, None
-    name = _text(row.get("true_name")) or f"class {true_idx}"
-    return name, row.get("pred_idx") == true_idx
+    def html(self) -> str:
+        prob_attr = repr(self.prob) if self.prob is not None else ""
+        prob_text = f"{self.prob * 100:.1f}%" if self.prob is not None else "n/a"
+        href, path = html.escape(self.href), html.escape(self.path)
+        name, true_name = html.escape(self.class_name), html.escape(self.true_name or "")
+        note = f'<span class="note">{html.escape(self.note)}</span>' if self.note else ""
+        truth = ""
+        if self.true_name is not None:
+            truth = f'<span class="truth">true: {true_name} ({self.result})</span>'
+        return (
+            f'<figure class="card" data-class="{name}" data-prob="{prob_attr}"'
+            f' data-path="{path}" data-status="ok"'
+            f' data-true="{true_name}" data-result="{self.result}">'
+            f'<a class="thumb" href="{href}" title="{path}">'
+            f'<img src="{href}" loading="lazy" decoding="async" alt="{path}"></a>'
+            f'<figcaption><span class="label"><span class="cls">{name}</span>'
+            f' <span class="prob">{prob_text}</span></span>{truth}{note}'
+            f'<span class="path">{path}</span></figcaption></figure>'
+        )
 
 
 def _parse_rows(
     rows: Sequence[Mapping[str, Any]],
-) -> tuple[list[_Card], list[_Failure], dict[str, int]]:
-    """Split manifest rows into cards, failures and per-status counts.
+) -> tuple[list[_Card], list[tuple[str, str]], dict[str, int]]:
+    """The cards, the ``(path, reason)`` of each failure, and the count of each status.
 
     Raises:
         InputError: for a row that is not a mapping, lacks a path, has an unknown status or an
             output outside the gallery folder.
     """
     cards: list[_Card] = []
-    failures: list[_Failure] = []
+    failures: list[tuple[str, str]] = []
     counts = dict.fromkeys(STATUSES, 0)
     for number, row in enumerate(rows, start=1):
         if not isinstance(row, Mapping):
@@ -125,49 +131,19 @@ def _parse_rows(
                 + ", ".join(STATUSES)
             )
         counts[status] += 1
+        output = _text(row.get("output"))
         if status == "error":
             failures.append((path, _text(row.get("error")) or "unknown error"))
-            continue
-        output = _text(row.get("output"))
-        if output is None:
-            continue
-        try:
-            href = overlay_href(output)
-        except InputError as exc:
-            raise InputError(f"manifest row {number} ({path}): {exc}") from None
-        note = ""
-        pred_idx, class_idx = row.get("pred_idx"), row.get("class_idx")
-        if class_idx is not None and pred_idx is not None and class_idx != pred_idx:
-            note = f"CAM of class {class_idx}"
-        true_name, correct = _truth(row)
-        name, prob = _class_name(row), _prob(row.get("prob"))
-        cards.append(_Card(path, href, status, name, prob, note, true_name, correct))
+        elif output is not None:
+            try:
+                href = overlay_href(output)
+            except InputError as exc:
+                raise InputError(f"manifest row {number} ({path}): {exc}") from None
+            cards.append(_Card.of(row, path, href))
     return cards, failures, counts
 
 
-def _render_card(card: _Card) -> str:
-    prob_attr = repr(card.prob) if card.prob is not None else ""
-    prob_text = f"{card.prob * 100:.1f}%" if card.prob is not None else "n/a"
-    href = html.escape(card.href)
-    path = html.escape(card.path)
-    note = f'<span class="note">{html.escape(card.note)}</span>' if card.note else ""
-    truth, result = "", ""
-    if card.true_name is not None:
-        result = "correct" if card.correct else "wrong"
-        truth = f'<span class="truth">true: {html.escape(card.true_name)} ({result})</span>'
-    return (
-        f'<figure class="card" data-class="{html.escape(card.class_name)}" data-prob="{prob_attr}"'
-        f' data-path="{path}" data-status="{card.status}"'
-        f' data-true="{html.escape(card.true_name or "")}" data-result="{result}">'
-        f'<a class="thumb" href="{href}" title="{path}">'
-        f'<img src="{href}" loading="lazy" decoding="async" alt="{path}"></a>'
-        f'<figcaption><span class="label"><span class="cls">{html.escape(card.class_name)}</span>'
-        f' <span class="prob">{prob_text}</span></span>{truth}{note}'
-        f'<span class="path">{html.escape(card.path)}</span></figcaption></figure>'
-    )
-
-
-def _render_failures(failures: list[_Failure]) -> str:
+def _render_failures(failures: list[tuple[str, str]]) -> str:
     head = f'<section id="failures"><h2>Failures ({len(failures)})</h2>'
     if not failures:
         return head + '<p class="muted">No failures.</p></section>'
@@ -200,7 +176,7 @@ def _options(values: Sequence[str]) -> str:
 
 def _render(
     cards: list[_Card],
-    failures: list[_Failure],
+    failures: list[tuple[str, str]],
     counts: dict[str, int],
     title: str,
     thumb_size: int,
@@ -212,7 +188,7 @@ def _render(
         f'<option value="{value}">{html.escape(label)}</option>' for value, label in _SORTS
     )
     total = sum(counts.values())
-    grid = "\n".join(_render_card(card) for card in cards)
+    grid = "\n".join(card.html() for card in cards)
     return (
         "<!DOCTYPE html>\n"
         '<html lang="en"><head><meta charset="utf-8">'

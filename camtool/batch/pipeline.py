@@ -150,12 +150,11 @@ class _Run:
         options: CamOptions,
         out_dir: Path,
         batch_size: int,
-        write_threads: int | None,
         total: int,
     ) -> None:
         self.runner = runner
         self.options = options
-        threads = write_threads or max(1, min(4, os.cpu_count() or 1))
+        threads = max(1, min(4, os.cpu_count() or 1))
         pending = batch_size + 2 * threads
         self.writer = MapWriter(out_dir, runner.info, options, threads, max_pending=pending)
         self.batch_size = batch_size
@@ -236,10 +235,8 @@ class _Run:
 
 
 def _plan(run: _Run, items: list[InputItem], out_dir: Path, overwrite: bool) -> None:
-    """Settle what needs no reading: inputs already done (skipped) and inputs known to fail.
-
-    An input is done if the manifest's row for its output (whatever spelling of its path wrote
-    it) says ``ok`` and every file it would write exists. The others go to ``run.items``.
+    """Count the inputs already done (their output's row says ``ok`` and every file it would
+    write exists) as skipped, record those known to fail, and queue the others in ``run.items``.
     """
     previous = {} if overwrite else latest_rows(out_dir / MANIFEST_JSONL)
     by_output = {row["output"]: row for row in previous.values() if row.get("output")}
@@ -271,12 +268,8 @@ def _execute(
     run: _Run, items: list[InputItem], workers: int, overwrite: bool
 ) -> list[dict[str, Any]]:
     """Settle, read, explain and write every input; always save the manifest and gallery.
-    Returns the final manifest rows (every shard's and earlier runs').
-
-    Raises:
-        CamtoolError: interrupted (Ctrl-C, or SIGTERM as the CLI maps it), exit code 130; the
-            writes not yet started were cancelled.
-    """
+    Returns the final manifest rows (every shard's and earlier runs'), or raises a
+    ``CamtoolError`` when interrupted, cancelling the writes not yet started."""
     out_dir = run.writer.out_dir
     stopped_by: KeyboardInterrupt | None = None
     try:
@@ -322,7 +315,6 @@ def run_batch(
     save_array: bool = False,
     overwrite: bool = False,
     shard: tuple[int, int] | None = None,
-    write_threads: int | None = None,
     runner: Runner | None = None,
     on_progress: OnProgress | None = None,
 ) -> BatchReport:
@@ -342,7 +334,6 @@ def run_batch(
         save_array: also write ``.npz`` arrays.
         overwrite: redo inputs that are already done.
         shard: ``(I, N)`` to process only shard ``I`` of ``N``.
-        write_threads: threads drawing and writing maps (default: up to 4, one per CPU).
         runner: an already opened model (then ``model_path`` and the device are not used).
         on_progress: called after each manifest row and once at the start (see
             :data:`OnProgress`).
@@ -367,7 +358,7 @@ def run_batch(
         options = replace(options, target=resolve_class(class_spec, info.class_names))
     settings_file = _settings_file(out_dir, settings)
     batch_size = settings.runtime.batch_size
-    run = _Run(runner, options, out_dir, batch_size, write_threads, len(items))
+    run = _Run(runner, options, out_dir, batch_size, len(items))
     run.on_progress = on_progress or run.on_progress
     pipeline_started = time.perf_counter()
     labelled, top1 = _top1(_execute(run, items, settings.runtime.workers, overwrite))
