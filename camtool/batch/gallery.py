@@ -4,7 +4,7 @@
 overlays. The page needs no network: CSS and JS are inline, every thumbnail is the overlay file
 itself behind a relative, percent-encoded link. Cards are static HTML carrying their class,
 probability, path and (when the manifest knows it) true class and result in ``data-``
-attributes; a small script (:mod:`camtool.batch.gallery_assets`) filters (by predicted class, by
+attributes; a small inline script (:data:`JS`) filters (by predicted class, by
 true class, correct / wrong, and by a text search on the path) and sorts them (by probability or
 path). The view can be chosen from the URL, e.g.
 ``index.html#class=cat&result=wrong&sort=prob-desc&q=holiday``, and the controls keep the hash
@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from camtool.batch.gallery_assets import CSS, JS
 from camtool.batch.manifest import STATUSES
 from camtool.errors import CamtoolError, ConfigError, InputError
 from camtool.fsutil import atomic_write_text
@@ -253,3 +252,139 @@ def write_gallery(
     except OSError as exc:
         raise CamtoolError(f"cannot write {target}: {exc.strerror or exc}") from exc
     return target
+
+
+#: The page's stylesheet (``%(thumb)d``: the thumbnail edge in CSS pixels).
+CSS = """
+:root{--thumb:%(thumb)dpx;color-scheme:light dark;}
+*{box-sizing:border-box}
+body{margin:0;font:14px/1.4 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;
+ background:#f4f5f7;color:#1d1f23}
+header{position:sticky;top:0;z-index:1;background:#fff;border-bottom:1px solid #d8dbe0;
+ padding:10px 16px;display:flex;flex-wrap:wrap;gap:8px 20px;align-items:center}
+h1{font-size:18px;margin:0}
+h2{font-size:16px;margin:24px 0 8px}
+.counts{display:flex;gap:12px;color:#555}
+.counts b{color:#1d1f23}
+.counts .failed b{color:#b42318}
+.controls{display:flex;flex-wrap:wrap;gap:8px 14px;align-items:center;margin-left:auto}
+.controls label{display:flex;gap:6px;align-items:center}
+select,input{font:inherit;padding:3px 6px;border:1px solid #b9bec7;border-radius:4px;
+ background:#fff;color:inherit}
+main{padding:16px}
+#grid{display:grid;gap:14px;
+ grid-template-columns:repeat(auto-fill,minmax(var(--thumb),1fr))}
+[hidden]{display:none!important}
+.card{margin:0;background:#fff;border:1px solid #d8dbe0;border-radius:6px;overflow:hidden;
+ display:flex;flex-direction:column}
+.thumb{display:block;background:#e9ebef}
+.thumb img{display:block;width:100%%;height:var(--thumb);object-fit:contain}
+figcaption{padding:6px 8px;display:flex;flex-direction:column;gap:2px}
+.label{display:flex;gap:6px;align-items:baseline;font-weight:600}
+.cls{overflow-wrap:anywhere}
+.prob{margin-left:auto;font-variant-numeric:tabular-nums;color:#2b5fb4}
+.note{font-size:12px;color:#7a5a00}
+.card .path{font-size:12px;color:#555;overflow-wrap:anywhere}
+.truth{font-size:12px;color:#1f7a3a}
+.card[data-result="wrong"]{border-color:#b42318;box-shadow:0 0 0 1px #b42318}
+.card[data-result="wrong"] .truth{color:#b42318;font-weight:600}
+.muted{color:#777}
+table{border-collapse:collapse;width:100%%;background:#fff;font-size:13px}
+th,td{text-align:left;padding:5px 8px;border-bottom:1px solid #e3e5e9;vertical-align:top}
+td{overflow-wrap:anywhere}
+td.reason{color:#b42318}
+@media (prefers-color-scheme:dark){
+ body{background:#17191c;color:#e6e7e9}
+ header,.card,table,select,input{background:#22252a;border-color:#3a3f47}
+ .counts{color:#aaa}.counts b{color:#e6e7e9}
+ .thumb{background:#2c3036}.card .path,.muted{color:#a3a7ad}.prob{color:#7fb0ff}
+ th,td{border-color:#3a3f47}
+}
+"""
+
+#: The page's script: filters by class, true class, result and path, sorting, the view in the URL.
+JS = """
+(function () {
+  "use strict";
+  function byId(id) { return document.getElementById(id); }
+  var grid = byId("grid"), sortSel = byId("sort"), search = byId("search");
+  var shown = byId("shown-count"), empty = byId("empty");
+  var filters = [  /* [URL key, select, field of a card] */
+    ["class", byId("class-filter"), "cls"],
+    ["true", byId("true-filter"), "truth"],
+    ["result", byId("result-filter"), "result"]
+  ];
+  var info = Array.prototype.map.call(grid.querySelectorAll(".card"), function (el, i) {
+    var p = el.getAttribute("data-prob");
+    var path = el.getAttribute("data-path") || "";
+    return {el: el, order: i, cls: el.getAttribute("data-class"),
+            truth: el.getAttribute("data-true") || "",
+            result: el.getAttribute("data-result") || "",
+            prob: p === "" ? NaN : parseFloat(p), path: path, low: path.toLowerCase()};
+  });
+  function byPath(a, b) {
+    return a.path < b.path ? -1 : a.path > b.path ? 1 : a.order - b.order;
+  }
+  function byProb(dir) {
+    return function (a, b) {
+      var an = isNaN(a.prob), bn = isNaN(b.prob);
+      if (an || bn) { return an && bn ? a.order - b.order : (an ? 1 : -1); }
+      return a.prob !== b.prob ? dir * (a.prob - b.prob) : byPath(a, b);
+    };
+  }
+  var sorters = {
+    "order": function (a, b) { return a.order - b.order; },
+    "prob-desc": byProb(-1),
+    "prob-asc": byProb(1),
+    "path-asc": byPath,
+    "path-desc": function (a, b) { return byPath(b, a); }
+  };
+  function choose(sel, value, fallback) {
+    var known = Array.prototype.some.call(sel.options, function (o) { return o.value === value; });
+    sel.value = value !== null && known ? value : fallback;
+  }
+  function readUrl() {
+    var params = new URLSearchParams(location.hash.replace(/^#/, ""));
+    var query = new URLSearchParams(location.search);
+    function get(key) { return params.has(key) ? params.get(key) : query.get(key); }
+    filters.forEach(function (f) { choose(f[1], get(f[0]), ""); });
+    choose(sortSel, get("sort"), "order");
+    search.value = get("q") !== null ? get("q") : "";
+  }
+  function writeUrl() {
+    var params = new URLSearchParams();
+    filters.forEach(function (f) { if (f[1].value) { params.set(f[0], f[1].value); } });
+    if (sortSel.value !== "order") { params.set("sort", sortSel.value); }
+    if (search.value) { params.set("q", search.value); }
+    var text = params.toString();
+    try {
+      history.replaceState(null, "", text ? "#" + text : location.pathname + location.search);
+    } catch (e) { /* some browsers refuse for file: URLs; the view still works */ }
+  }
+  function apply() {
+    var q = search.value.trim().toLowerCase();
+    var sorted = info.slice().sort(sorters[sortSel.value] || sorters.order);
+    var frag = document.createDocumentFragment(), n = 0;
+    sorted.forEach(function (c) {
+      var visible = (!q || c.low.indexOf(q) !== -1) && filters.every(function (f) {
+        return !f[1].value || c[f[2]] === f[1].value;
+      });
+      c.el.hidden = !visible;
+      if (visible) { n++; }
+      frag.appendChild(c.el);
+    });
+    grid.appendChild(frag);
+    shown.textContent = n + " of " + info.length;
+    empty.hidden = n !== 0;
+    document.body.setAttribute("data-shown", String(n));
+  }
+  function changed() { writeUrl(); apply(); }
+  filters.forEach(function (f) { f[1].addEventListener("change", changed); });
+  sortSel.addEventListener("change", changed);
+  search.addEventListener("input", changed);
+  window.addEventListener("hashchange", function () { readUrl(); apply(); });
+  readUrl();
+  apply();
+  document.body.setAttribute("data-ready", "1");
+})();
+"""
