@@ -24,10 +24,8 @@ Rules, in the order they are applied:
 * ``--shard I/N`` keeps the inputs whose output name hashes to ``I`` modulo ``N``: the choice of
   each input depends on that input alone, so shards are disjoint and together hold every input.
 
-Reading (:func:`read_images`) is batch-cam's first stage: worker processes open each image
-(:func:`camtool.data.images.load_image`: size check before decoding, EXIF orientation, RGB) and
-resize it to its model input (:func:`camtool.data.images.preprocess_array`), in NumPy, never
-torch; one bad file gives its reason, never an exception.
+Reading (:func:`read_images`, a :class:`Reader` in worker processes) is batch-cam's first stage
+(:mod:`camtool.batch.pipeline`); one bad file gives its reason, never an exception.
 """
 
 from __future__ import annotations
@@ -81,15 +79,12 @@ class InputItem:
 
 
 def _inside(child: str, parent: str) -> bool:
-    """Whether real path ``child`` is ``parent`` or lies below it."""
     return child == parent or child.startswith(parent.rstrip(os.sep) + os.sep)
 
 
 def _anchor(spec: str, folder: bool, cwd: str | None) -> tuple[str, ...]:
-    """The mirror location of an INPUT: its real path from ``cwd`` if inside it, else its name.
-
-    A folder is resolved whole; a file's folder is resolved and the file keeps its name.
-    """
+    """The mirror location of an INPUT (a folder resolved whole, a file's folder resolved): its
+    real path from ``cwd`` if inside it, else its name."""
     norm = os.path.normpath(spec)
     if folder:
         real = os.path.realpath(norm)
@@ -153,12 +148,10 @@ class _Walker:
     def _file(self, spec: str) -> None:
         path = os.path.normpath(spec)
         parent = os.path.dirname(os.path.abspath(path))
-        inside = self.parent_inside.get(parent)
-        if inside is None:
-            inside = _inside(os.path.realpath(parent), self.out_real)
-            self.parent_inside[parent] = inside
+        if parent not in self.parent_inside:
+            self.parent_inside[parent] = _inside(os.path.realpath(parent), self.out_real)
         error = None
-        if inside:
+        if self.parent_inside[parent]:
             error = (
                 f"is inside the output folder {self.out_shown}; not read (keep inputs out of it)"
             )
@@ -189,33 +182,28 @@ class _Walker:
         if real in self.visited:
             return
         self.visited.add(real)
-        stack = [(root, self._root_key(spec, real))]
-        while stack:
-            folder, key = stack.pop()
-            try:
-                with os.scandir(folder) as listing:
-                    entries = sorted(listing, key=lambda e: e.name)
-            except OSError as exc:
-                self._add(folder, key, f"cannot read folder ({exc.strerror or exc})")
-                continue
-            subfolders: list[tuple[str, tuple[str, ...]]] = []
-            for entry in entries:
-                if entry.name.startswith("."):
+        keys = {root: self._root_key(spec, real)}  # of each folder to walk
+
+        def unreadable(exc: OSError) -> None:
+            folder = exc.filename
+            self._add(folder, keys[folder], f"cannot read folder ({exc.strerror or exc})")
+
+        for folder, subfolders, files in os.walk(root, onerror=unreadable, followlinks=True):
+            key = keys[folder]
+            kept = []
+            for name in sorted(subfolders):
+                full = os.path.join(folder, name)
+                sub_real = os.path.realpath(full)
+                if name.startswith(".") or sub_real in self.visited:
                     continue
-                full = os.path.join(folder, entry.name)
-                try:
-                    is_dir = entry.is_dir()
-                except OSError:
-                    is_dir = False
-                if is_dir:
-                    sub_real = os.path.realpath(full)
-                    if sub_real in self.visited or _inside(sub_real, self.out_real):
-                        continue
+                if not _inside(sub_real, self.out_real):
                     self.visited.add(sub_real)
-                    subfolders.append((full, (*key, entry.name)))
-                elif os.path.splitext(entry.name)[1].lower() in IMAGE_SUFFIXES:
-                    self._add(full, (*key, entry.name))
-            stack.extend(reversed(subfolders))
+                    kept.append(name)
+                    keys[full] = (*key, name)
+            subfolders[:] = kept  # walked in name order, each real folder once
+            for name in sorted(files):
+                if not name.startswith(".") and os.path.splitext(name)[1].lower() in IMAGE_SUFFIXES:
+                    self._add(os.path.join(folder, name), (*key, name))
 
 
 def discover_inputs(
@@ -277,15 +265,15 @@ def parse_shard(text: str) -> tuple[int, int]:
     return index, count
 
 
-def _shard_of(item: InputItem, count: int) -> int:
-    digest = hashlib.blake2b(item.base.encode("utf-8", "surrogateescape"), digest_size=8)
-    return int.from_bytes(digest.digest(), "big") % count
-
-
 def select_shard(items: Sequence[InputItem], index: int, count: int) -> list[InputItem]:
     """The inputs of shard ``index`` of ``count``: a stable hash of each output base (call after
     :func:`assign_outputs`)."""
-    return [item for item in items if _shard_of(item, count) == index]
+
+    def shard(item: InputItem) -> int:
+        digest = hashlib.blake2b(item.base.encode("utf-8", "surrogateescape"), digest_size=8)
+        return int.from_bytes(digest.digest(), "big") % count
+
+    return [item for item in items if shard(item) == index]
 
 
 def find_inputs(
@@ -351,12 +339,10 @@ def read_images(
     reader: Callable[[str], Decoded | str], paths: Sequence[str], workers: int
 ) -> Generator[Decoded | str, None, None]:
     """``reader(path)`` (a :class:`Reader`) for each of ``paths``, in order, in ``workers``
-    processes (0: in this one).
+    processes (0: in this one), at most ``2 * workers`` ahead of the consumer (flat memory).
 
-    At most ``2 * workers`` images are read ahead of the consumer, so memory stays flat. Closing
-    the iterator (or an exception in the consumer) cancels the reads not started and waits for
-    the few in progress; the workers ignore Ctrl-C and die with this process
-    (:func:`camtool.process.worker_init`).
+    Closing the iterator (or an exception in the consumer) cancels the reads not started and
+    waits for those in progress; the workers ignore Ctrl-C and die with this process.
 
     Raises:
         CamtoolError: a worker process died (e.g. a decoder crashed it).
