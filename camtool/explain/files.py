@@ -180,18 +180,15 @@ def write_maps(
     ``true_idx``, the image's true class when known, goes into the figure's title
     (:func:`map_title`).
     """
-    written: list[Path] = []
     count = batch.class_idx.shape[1]
-    paths = iter(map_paths(base, options, count))
+    written = map_paths(base, options, count)
+    paths = iter(written)
     size = (image.height, image.width)
     for k in range(count):
         class_idx = int(batch.class_idx[row, k])
+        cam = batch.cams[row, k]
         heat = heatmap(
-            batch.cams[row, k],
-            size,
-            mode=options.upsample,
-            geometry=info.geometry,
-            input_hw=batch.input_hw,
+            cam, size, mode=options.upsample, geometry=info.geometry, input_hw=batch.input_hw
         )
         if on_heatmap is not None:
             on_heatmap(k, heat)
@@ -201,21 +198,17 @@ def write_maps(
             data = figure_png(image, heat, blended, title, options.colormap, wrong)
         else:
             data = encode_image(blended, options.fmt)
-        target = next(paths)
-        with atomic_path(target) as tmp:
+        with atomic_path(next(paths)) as tmp:
             tmp.write_bytes(data)
-        written.append(target)
         if options.save_array:
-            arrays = next(paths)
-            with atomic_path(arrays) as tmp:
+            with atomic_path(next(paths)) as tmp:
                 np.savez_compressed(
                     tmp,
-                    cam=np.asarray(batch.cams[row, k], dtype=np.float32),
+                    cam=np.asarray(cam, dtype=np.float32),
                     heatmap=heat,
                     logits=np.asarray(batch.logits[row], dtype=np.float32),
                     class_idx=np.int64(class_idx),
                 )
-            written.append(arrays)
     return written
 
 
