@@ -16,7 +16,6 @@ from __future__ import annotations
 import html
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -54,67 +53,50 @@ def _text(value: Any) -> str | None:
     return None if value is None else unicode_text(str(value)) or None
 
 
-@dataclass(frozen=True)
-class _Card:
-    """One overlay shown in the grid: its row's predicted class, true class and link."""
-
-    path: str
-    href: str
-    class_name: str
-    prob: float | None
-    note: str
-    true_name: str | None
-    result: str  # "correct", "wrong", or "" when the true class is unknown
-
-    @classmethod
-    def of(cls, row: Mapping[str, Any], path: str, href: str) -> _Card:
-        prob = row.get("prob")
-        if isinstance(prob, bool) or not isinstance(prob, int | float) or not math.isfinite(prob):
-            prob = None
-        pred_idx, class_idx = row.get("pred_idx"), row.get("class_idx")
-        name = _text(row.get("pred_name"))
-        if name is None:
-            name = f"class {pred_idx}" if pred_idx is not None else "unknown"
-        note = ""
-        if class_idx is not None and pred_idx is not None and class_idx != pred_idx:
-            note = f"CAM of class {class_idx}"
-        true_idx, true_name, result = row.get("true_idx"), None, ""
-        if isinstance(true_idx, int) and not isinstance(true_idx, bool):
-            true_name = _text(row.get("true_name")) or f"class {true_idx}"
-            result = "correct" if pred_idx == true_idx else "wrong"
-        return cls(path, href, name, None if prob is None else float(prob), note, true_name, result)
-
-    def html(self) -> str:
-        prob_attr = repr(self.prob) if self.prob is not None else ""
-        prob_text = f"{self.prob * 100:.1f}%" if self.prob is not None else "n/a"
-        href, path = html.escape(self.href), html.escape(self.path)
-        name, true_name = html.escape(self.class_name), html.escape(self.true_name or "")
-        note = f'<span class="note">{html.escape(self.note)}</span>' if self.note else ""
-        truth = ""
-        if self.true_name is not None:
-            truth = f'<span class="truth">true: {true_name} ({self.result})</span>'
-        return (
-            f'<figure class="card" data-class="{name}" data-prob="{prob_attr}"'
-            f' data-path="{path}" data-status="ok"'
-            f' data-true="{true_name}" data-result="{self.result}">'
-            f'<a class="thumb" href="{href}" title="{path}">'
-            f'<img src="{href}" loading="lazy" decoding="async" alt="{path}"></a>'
-            f'<figcaption><span class="label"><span class="cls">{name}</span>'
-            f' <span class="prob">{prob_text}</span></span>{truth}{note}'
-            f'<span class="path">{path}</span></figcaption></figure>'
-        )
+def _card(row: Mapping[str, Any], path: str, href: str) -> tuple[str, str, str | None]:
+    """The card of an ``ok`` row, its predicted class name and its true class name (or None)."""
+    prob = row.get("prob")
+    if isinstance(prob, bool) or not isinstance(prob, int | float) or not math.isfinite(prob):
+        prob_attr, prob_text = "", "n/a"
+    else:
+        prob_attr, prob_text = repr(float(prob)), f"{float(prob) * 100:.1f}%"
+    pred_idx, class_idx = row.get("pred_idx"), row.get("class_idx")
+    name = _text(row.get("pred_name"))
+    if name is None:
+        name = f"class {pred_idx}" if pred_idx is not None else "unknown"
+    note = ""
+    if class_idx is not None and pred_idx is not None and class_idx != pred_idx:
+        note = f'<span class="note">{html.escape(f"CAM of class {class_idx}")}</span>'
+    true_idx, true_name, result, truth = row.get("true_idx"), None, "", ""
+    if isinstance(true_idx, int) and not isinstance(true_idx, bool):
+        true_name = _text(row.get("true_name")) or f"class {true_idx}"
+        result = "correct" if pred_idx == true_idx else "wrong"
+        truth = f'<span class="truth">true: {html.escape(true_name)} ({result})</span>'
+    href, path, shown = html.escape(href), html.escape(path), html.escape(name)
+    card = (
+        f'<figure class="card" data-class="{shown}" data-prob="{prob_attr}"'
+        f' data-path="{path}" data-status="ok"'
+        f' data-true="{html.escape(true_name or "")}" data-result="{result}">'
+        f'<a class="thumb" href="{href}" title="{path}">'
+        f'<img src="{href}" loading="lazy" decoding="async" alt="{path}"></a>'
+        f'<figcaption><span class="label"><span class="cls">{shown}</span>'
+        f' <span class="prob">{prob_text}</span></span>{truth}{note}'
+        f'<span class="path">{path}</span></figcaption></figure>'
+    )
+    return card, name, true_name
 
 
 def _parse_rows(
     rows: Sequence[Mapping[str, Any]],
-) -> tuple[list[_Card], list[tuple[str, str]], dict[str, int]]:
-    """The cards, the ``(path, reason)`` of each failure, and the count of each status.
+) -> tuple[list[tuple[str, str, str | None]], list[tuple[str, str]], dict[str, int]]:
+    """The cards (:func:`_card`), the ``(path, reason)`` of each failure, the count of each
+    status.
 
     Raises:
         InputError: for a row that is not a mapping, lacks a path, has an unknown status or an
             output outside the gallery folder.
     """
-    cards: list[_Card] = []
+    cards: list[tuple[str, str, str | None]] = []
     failures: list[tuple[str, str]] = []
     counts = dict.fromkeys(STATUSES, 0)
     for number, row in enumerate(rows, start=1):
@@ -138,7 +120,7 @@ def _parse_rows(
                 href = overlay_href(output)
             except InputError as exc:
                 raise InputError(f"manifest row {number} ({path}): {exc}") from None
-            cards.append(_Card.of(row, path, href))
+            cards.append(_card(row, path, href))
     return cards, failures, counts
 
 
@@ -174,20 +156,20 @@ def _options(values: Sequence[str]) -> str:
 
 
 def _render(
-    cards: list[_Card],
+    cards: list[tuple[str, str, str | None]],
     failures: list[tuple[str, str]],
     counts: dict[str, int],
     title: str,
     thumb_size: int,
 ) -> str:
-    class_options = _options(sorted({card.class_name for card in cards}))
-    true_options = _options(sorted({c.true_name for c in cards if c.true_name is not None}))
+    class_options = _options(sorted({name for _card, name, _true in cards}))
+    true_options = _options(sorted({true for _card, _name, true in cards if true is not None}))
     result_options = _options(["correct", "wrong"])
     sort_options = "".join(
         f'<option value="{value}">{html.escape(label)}</option>' for value, label in _SORTS
     )
     total = sum(counts.values())
-    grid = "\n".join(card.html() for card in cards)
+    grid = "\n".join(card for card, _name, _true in cards)
     return (
         "<!DOCTYPE html>\n"
         '<html lang="en"><head><meta charset="utf-8">'
