@@ -7,14 +7,12 @@ Rules, in the order they are applied:
   skipped, and only files with an image suffix (:data:`camtool.data.images.IMAGE_SUFFIXES`) count.
   Any other INPUT (a file, even one without an image suffix, or a path that does not exist) is an
   input as it is: reading it will say what is wrong with it.
-* Outputs mirror the inputs under the output folder, and the place of an INPUT depends on where
-  it is, not on how its path is typed: a folder INPUT is resolved (symbolic links followed), a
-  file INPUT's folder too (the file keeps its own name). If it lies inside the current folder,
-  it keeps its path from there (``photos/a``, ``./photos/a``, ``$PWD/photos/a`` and a link to
-  it all give ``DIR/photos/a/...``; ``photos/a/x.jpg`` gives ``DIR/photos/a/x_overlay.jpg``);
-  otherwise only its name (``/data/photos`` -> ``DIR/photos/...``, ``../x.jpg`` ->
-  ``DIR/x_overlay.jpg``). Two different input folders with the same place get ``name``,
-  ``name-2`` ... in the order given. Inside a walked folder, entries keep the names found.
+* Outputs mirror the inputs under the output folder. An INPUT's place depends on where it is,
+  not on how its path is typed: a folder INPUT is resolved (links followed), a file INPUT's
+  folder too. Inside the current folder it keeps its path from there (``photos/a``,
+  ``$PWD/photos/a`` and a link to it give ``DIR/photos/a/...``), otherwise only its name
+  (``../x.jpg`` -> ``DIR/x_overlay.jpg``). Different input folders with the same place get
+  ``name``, ``name-2`` ... in the order given. Inside a walked folder, names stay as found.
 * In one output folder an image is named by its stem (``x``); when several inputs share a stem
   (``x.jpg`` and ``x.png``, compared case-insensitively) each is named by its full file name
   (``x.jpg``, ``x.png``), with ``-2``, ``-3`` ... added should names still clash.
@@ -67,15 +65,12 @@ _AHEAD = 2  # images read ahead per worker (as a DataLoader's prefetch_factor)
 
 @dataclass(slots=True)
 class InputItem:
-    """One input: ``path`` as given or found (normalised; the manifest's ``path``), ``key``
-    (folder names then file name in the mirrored tree), ``base`` (output base relative to the
-    output folder, POSIX, no suffix; set by :func:`assign_outputs`) and ``error`` (a reason
-    known before reading it, e.g. an unreadable folder)."""
+    """One input (``path``: as given or found, normalised; the manifest's ``path``)."""
 
     path: str
-    key: tuple[str, ...]
-    base: str = ""
-    error: str | None = None
+    key: tuple[str, ...]  #: folder names then file name in the mirrored tree
+    base: str = ""  #: output base in the output folder, POSIX, no suffix (:func:`assign_outputs`)
+    error: str | None = None  #: a reason known before reading it, e.g. an unreadable folder
 
 
 def _inside(child: str, parent: str) -> bool:
@@ -214,20 +209,14 @@ def discover_inputs(
 ) -> list[InputItem]:
     """The inputs named by INPUT arguments (folders, files, or ``-`` for the paths on ``stdin``,
     one per line), each once, folders walked in name order; without output names yet.
-
-    Raises:
-        CamtoolError: an input folder and the output folder overlap.
-        ConfigError: ``-`` given with no ``stdin``.
-    """
+    Raises ``CamtoolError`` if an input folder and the output folder overlap, ``ConfigError``
+    for ``-`` with no ``stdin``."""
     return _Walker(Path(output_dir)).items(_expand(inputs, stdin))
 
 
 def assign_outputs(items: Sequence[InputItem]) -> None:
-    """Give every input a distinct output base (``item.base``), deterministically.
-
-    See the module docstring for the naming rule. Names are compared case-insensitively, so
-    outputs do not overwrite each other on case-insensitive file systems either.
-    """
+    """Give every input a distinct output base (``item.base``), deterministically, by the
+    module docstring's rule (case-insensitive, for case-insensitive file systems too)."""
 
     def folder(item: InputItem) -> tuple[str, ...]:
         return tuple(part.casefold() for part in item.key[:-1])
@@ -249,11 +238,7 @@ def assign_outputs(items: Sequence[InputItem]) -> None:
 
 
 def parse_shard(text: str) -> tuple[int, int]:
-    """Parse ``--shard I/N`` (``0 <= I < N``).
-
-    Raises:
-        ConfigError: not of the form ``I/N`` with whole numbers in range.
-    """
+    """Parse ``--shard I/N`` (``0 <= I < N``), or raise a ``ConfigError``."""
     index_text, slash, count_text = str(text).strip().partition("/")
     if not slash or not index_text.strip().isdigit() or not count_text.strip().isdigit():
         raise ConfigError(f"--shard must look like I/N, e.g. 0/4, got {text!r}")
@@ -284,11 +269,7 @@ def find_inputs(
     shard: tuple[int, int] | None = None,
 ) -> list[InputItem]:
     """The inputs of a run (:func:`discover_inputs`), named (:func:`assign_outputs`), of
-    ``shard`` ``(I, N)`` only.
-
-    Raises:
-        CamtoolError: no input at all, or as :func:`discover_inputs`.
-    """
+    ``shard`` ``(I, N)`` only; a ``CamtoolError`` if there is none."""
     items = discover_inputs(inputs, output_dir, stdin=stdin)
     if not items:
         named = ", ".join(os.fspath(i) for i in inputs) or "(nothing)"

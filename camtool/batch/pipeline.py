@@ -1,23 +1,20 @@
 """``camtool batch-cam``: class activation maps for whole folders, streamed with flat memory.
 
-The pipeline has three stages that overlap:
+Three stages overlap:
 
 1. **decode** (:func:`camtool.batch.inputs.read_images`) -- worker processes read each image
-   and resize it to its model input (:func:`camtool.data.images.input_geometry`), so images of
-   similar shape share one input size.
+   and resize it to its model input (:func:`camtool.data.images.input_geometry`).
 2. **explain** (here) -- the main thread groups inputs of the same size into batches, holding a
-   bounded number of images while it waits, and runs one forward pass per batch
-   (:func:`camtool.core.maps.explain_batch`). Each image's input depends on that image alone,
-   so its map does not depend on the images it shares a batch with.
-3. **write** (:class:`camtool.batch.manifest.MapWriter`) -- a small thread pool draws the
-   maps, finds each map's peak and box and yields one manifest row, which the main thread
-   appends to ``manifest.jsonl`` at once.
+   bounded number of images while it waits, one forward pass per batch
+   (:func:`camtool.core.maps.explain_batch`); an image's map does not depend on its batch.
+3. **write** (:class:`camtool.batch.manifest.MapWriter`) -- a few threads draw the maps, find
+   each first map's peak and box and yield its manifest row, in submission order, which the
+   main thread appends to ``manifest.jsonl`` at once.
 
-Images travel as NumPy arrays from end to end; torch is imported only by a PyTorch model's
-runner, so a run with an ONNX model never imports it. Nothing grows with the number of images
-but the list of input paths. An input whose manifest row says ``ok`` and whose outputs exist is
-skipped (``--overwrite`` redoes it): its row stays as it was and the run counts it as skipped,
-so a run that was interrupted finishes when started again.
+Images travel as NumPy arrays; torch is imported only by a PyTorch model's runner, never for an
+ONNX model. Only the list of input paths grows with the number of images. An input whose row
+says ``ok`` and whose outputs exist is skipped (``--overwrite`` redoes it), its row kept: a run
+that was interrupted finishes when started again.
 """
 
 from __future__ import annotations
