@@ -1,14 +1,10 @@
 """A self-contained HTML gallery of the overlays written by ``camtool batch-cam``.
 
-:func:`write_gallery` turns the rows of ``manifest.jsonl`` into ``index.html`` next to the
-overlays. The page needs no network: CSS and JS are inline, every thumbnail is the overlay file
-itself behind a relative, percent-encoded link. Cards are static HTML carrying their class,
-probability, path and (when the manifest knows it) true class and result in ``data-``
-attributes; a small inline script (:data:`JS`) filters (by predicted class, by
-true class, correct / wrong, and by a text search on the path) and sorts them (by probability or
-path). The view can be chosen from the URL, e.g.
-``index.html#class=cat&result=wrong&sort=prob-desc&q=holiday``, and the controls keep the hash
-in step.
+The page needs no network: CSS and JS are inline, every thumbnail is the overlay file itself
+behind a relative, percent-encoded link. Cards are static HTML with their class, probability,
+path, true class and result in ``data-`` attributes; the script (:data:`JS`) filters them (by
+predicted class, true class, correct / wrong, a search on the path) and sorts them (by
+probability or path). The view is kept in the URL, e.g. ``index.html#class=cat&sort=prob-desc``.
 """
 
 from __future__ import annotations
@@ -34,13 +30,9 @@ _MAX_THUMB = 2048
 
 
 def overlay_href(output: str) -> str:
-    """The relative URL (to HTML-escape as an attribute) of an overlay path relative to the
-    gallery folder (OS separators). Each segment is percent-encoded on its own, so spaces, ``#``,
-    ``?``, ``%``, ``:``, ``<``, ``&``, quotes and non-ASCII names survive as literal file names.
-
-    Raises:
-        InputError: if the path is empty, absolute, or climbs out of the folder with ``..``.
-    """
+    """The relative URL (to HTML-escape) of an overlay path relative to the gallery folder, each
+    segment percent-encoded (``#``, ``?``, ``%``, ``&``, non-ASCII ... stay literal file names);
+    an ``InputError`` if the path is empty, absolute, or climbs out with ``..``."""
     native = Path(output)
     parts = native.parts
     if not parts or native.is_absolute() or native.drive or native.root or ".." in parts:
@@ -90,12 +82,7 @@ def _parse_rows(
     rows: Sequence[Mapping[str, Any]],
 ) -> tuple[list[tuple[str, str, str | None]], list[tuple[str, str]], dict[str, int]]:
     """The cards (:func:`_card`), the ``(path, reason)`` of each failure, the count of each
-    status.
-
-    Raises:
-        InputError: for a row that is not a mapping, lacks a path, has an unknown status or an
-            output outside the gallery folder.
-    """
+    status; an ``InputError`` for a malformed row."""
     cards: list[tuple[str, str, str | None]] = []
     failures: list[tuple[str, str]] = []
     counts = dict.fromkeys(STATUSES, 0)
@@ -206,11 +193,10 @@ def write_gallery(
 ) -> Path:
     """Write ``out_dir/index.html``, a self-contained gallery of a batch-cam run; return its path.
 
-    Every ``ok`` row (of the manifest, whose ``output`` paths are relative to ``out_dir``) with
-    an ``output`` becomes a card (thumbnail linking to the overlay, predicted class,
-    probability, input path, and the true class with correct / wrong when the row has
-    ``true_idx``); every ``error`` row is listed under Failures with its reason; the header
-    counts ok and failed rows. ``thumb_size`` is the thumbnail edge in CSS pixels (32 to 2048).
+    Each ``ok`` manifest row with an ``output`` (relative to ``out_dir``) becomes a card:
+    thumbnail linking to the overlay, predicted class, probability, input path, and the true
+    class with correct / wrong when the row has ``true_idx``. ``error`` rows are listed under
+    Failures; the header counts both. ``thumb_size``: thumbnail edge, CSS pixels (32 to 2048).
 
     Raises:
         ConfigError: if ``thumb_size`` is out of range.

@@ -321,13 +321,8 @@ def read_images(
 ) -> Generator[Decoded | str, None, None]:
     """``reader(path)`` (a :class:`Reader`) for each of ``paths``, in order, in ``workers``
     processes (0: in this one), at most ``2 * workers`` ahead of the consumer (flat memory).
-
-    Closing the iterator (or an exception in the consumer) cancels the reads not started and
-    waits for those in progress; the workers ignore Ctrl-C and die with this process.
-
-    Raises:
-        CamtoolError: a worker process died (e.g. a decoder crashed it).
-    """
+    Closing the iterator cancels the reads not started; the workers ignore Ctrl-C and die with
+    this process. A ``CamtoolError`` if a worker died (e.g. a decoder crashed it)."""
     workers = max(0, min(workers, len(paths)))
     if not workers:
         yield from map(reader, paths)

@@ -77,10 +77,9 @@ def figure_png(
         wrong: the prediction is known to be wrong: the title is drawn in :data:`WRONG_RGB`.
 
     Returns:
-        A PNG of three panels ``PANEL_WIDTH`` px wide (fewer for very tall images) with their
-        captions ("Original", "CAM heatmap", "Overlay") under one title line. A constant map
-        (no peak, no box) is said so in the title and the heatmap's caption. The PNG's text
-        chunks repeat what is drawn: ``Title`` and ``Description`` (the captions, ``" | "``-joined).
+        A PNG of three panels ``PANEL_WIDTH`` px wide (fewer for very tall images), captioned
+        "Original", "CAM heatmap", "Overlay", under one title line; a constant map is said
+        flat in both. Text chunks ``Title`` and ``Description`` (captions, ``" | "``-joined).
     """
     flat = heat.size == 0 or float(np.max(heat)) == float(np.min(heat))
     if flat:  # a constant map points nowhere: say so rather than show an even colour

@@ -170,15 +170,13 @@ def write_maps(
     on_heatmap: Callable[[int, np.ndarray], None] | None = None,
     true_idx: int | None = None,
 ) -> list[Path]:
-    """Write the maps of image ``row`` of ``batch`` next to ``base`` (a path without suffix).
+    """Write the maps of image ``row`` of ``batch`` next to ``base`` (a path without suffix),
+    atomically; return :func:`map_paths`.
 
-    One map: ``<base>_cam.png`` (figure) or ``<base>_overlay.<fmt>``, and ``<base>.npz``.
-    Several (top-k): the same with ``_top1``, ``_top2`` ... before the suffix. The map is
-    upsampled to the image's own size (``options.upsample``, carried through the resize the model
-    input was made with) and min-max normalised. Files are written atomically.
-    ``on_heatmap(k, heat)``, if given, receives each upsampled map (e.g. to find its peak).
-    ``true_idx``, the image's true class when known, goes into the figure's title
-    (:func:`map_title`).
+    One map: ``<base>_cam.png`` (figure) or ``<base>_overlay.<fmt>``, and ``<base>.npz``; with
+    top-k, ``_top1``, ``_top2`` ... before the suffix. Each map is upsampled to the image's own
+    size (``options.upsample``, through the resize of the model input) and min-max normalised;
+    ``on_heatmap(k, heat)`` receives it. ``true_idx`` titles the figure (:func:`map_title`).
     """
     count = batch.class_idx.shape[1]
     written = map_paths(base, options, count)
@@ -235,12 +233,9 @@ def map_title(
 def explain_file(
     runner: Runner, path: Path, base: Path, options: CamOptions, true_idx: int | None = None
 ) -> ImageResult:
-    """Explain one image file and write its maps next to ``base``.
-
-    ``true_idx`` is the image's true class when known (it titles the figures and goes into the
-    result). Errors that concern this file alone (unreadable image, full disk) are returned in
-    the result's ``error`` instead of raised, so a caller looping over files carries on.
-    """
+    """Explain one image file and write its maps next to ``base``; ``true_idx``, when known,
+    titles the figures. Errors of this file alone (unreadable image, full disk) go into the
+    result's ``error`` rather than raised, so a caller looping over files carries on."""
     info = runner.info
     result = ImageResult(str(path), true_idx=true_idx)
     if true_idx is not None:

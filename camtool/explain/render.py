@@ -30,14 +30,8 @@ _JET_KNOTS: dict[str, tuple[tuple[float, float], ...]] = {
 
 @lru_cache(maxsize=8)
 def colormap_lut(name: str = "jet") -> np.ndarray:
-    """A ``(256, 3)`` uint8 table: row ``i`` is the colour of heat ``i / 255``.
-
-    Args:
-        name: ``jet`` (built here) or any matplotlib colormap name.
-
-    Raises:
-        KeyError: matplotlib has no colormap of that name.
-    """
+    """A ``(256, 3)`` uint8 table, row ``i`` the colour of heat ``i / 255``, of ``jet`` (built
+    here) or any matplotlib colormap (a ``KeyError`` for an unknown name)."""
     levels = np.linspace(0.0, 1.0, LUT_SIZE)
     if name == "jet":
         knots = (zip(*_JET_KNOTS[c], strict=True) for c in ("red", "green", "blue"))
