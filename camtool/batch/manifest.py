@@ -91,11 +91,8 @@ def manifest_row(path: str, status: str, error: str | None = None, **fields: Any
 def read_rows(path: Path) -> Iterator[dict[str, Any]]:
     """The rows of a ``manifest.jsonl`` (none for a missing file), skipping lines that are not a
     JSON object; status ``skipped`` (of earlier versions) is read as ``ok``."""
-    try:
-        handle = open(path, "rb")  # noqa: SIM115 - closed below; bytes so bad UTF-8 is skipped
-    except FileNotFoundError:
-        return
-    with handle:
+    # bytes, so that bad UTF-8 does not stop the reading
+    with contextlib.suppress(FileNotFoundError), open(path, "rb") as handle:
         for line in handle:
             try:
                 row = json.loads(line.decode("utf-8", "surrogateescape"))

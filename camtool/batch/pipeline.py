@@ -325,8 +325,7 @@ def run_batch(
     if class_spec is not None:
         options = replace(options, target=resolve_class(class_spec, info.class_names))
     settings_file = _settings_file(out_dir, settings)
-    batch_size = settings.runtime.batch_size
-    run = _Run(runner, options, out_dir, batch_size, len(items))
+    run = _Run(runner, options, out_dir, settings.runtime.batch_size, len(items))
     run.on_progress = on_progress or run.on_progress
     pipeline_started = time.perf_counter()
     labelled, top1 = _top1(run.execute(items, settings.runtime.workers, overwrite))

@@ -45,22 +45,6 @@ def unique_stem(path: Path, taken: set[str]) -> str:
     return chosen
 
 
-def _readable(
-    results: Sequence[ImageResult], on_result: Callable[[ImageResult], None] | None
-) -> list[ImageResult]:
-    """The results whose input can be read; the others get their error, reported at once."""
-    pending = []
-    for result in results:
-        reason = unreadable_file_reason(Path(result.input))
-        if reason is None:
-            pending.append(result)
-            continue
-        result.error = f"{result.input}: {reason}"
-        if on_result is not None:
-            on_result(result)
-    return pending
-
-
 def run_cam(
     images: Sequence[Path],
     settings: Settings,
@@ -94,16 +78,20 @@ def run_cam(
             ``overwrite``.
     """
     out_dir = require_writable_dir(Path(settings.cam.output_dir))
+    report = on_result or (lambda _result: None)
     results = [ImageResult(str(path)) for path in images]
-    pending = _readable(results, on_result)
-    if not pending:
+    for result in results:  # unreadable inputs fail at once, before a model is opened
+        reason = unreadable_file_reason(Path(result.input))
+        if reason is not None:
+            result.error = f"{result.input}: {reason}"
+            report(result)
+    readable = sum(result.error is None for result in results)
+    if not readable:
         return CamReport(results, out_dir, None, "")
     if runner is None:
+        few_images = readable <= QUICK_START_IMAGES
         runner = runner_from_settings(
-            model_path,
-            settings,
-            few_images=len(pending) <= QUICK_START_IMAGES,
-            imagenet_classes=imagenet_classes,
+            model_path, settings, few_images=few_images, imagenet_classes=imagenet_classes
         )
     names = runner.info.class_names
     if truths is None:
@@ -125,9 +113,7 @@ def run_cam(
     remove_stale_temps(out_dir)  # of runs killed before
     write_settings(out_dir, settings)
     for slot, (result, base) in enumerate(zip(results, bases, strict=True)):
-        if result.error is not None:
-            continue
-        results[slot] = explain_file(runner, Path(result.input), base, options, truths[slot])
-        if on_result is not None:
-            on_result(results[slot])
+        if result.error is None:
+            results[slot] = explain_file(runner, Path(result.input), base, options, truths[slot])
+            report(results[slot])
     return CamReport(results, out_dir, runner.info, runner.device)
