@@ -120,10 +120,8 @@ def _render_failures(failures: list[tuple[str, str]]) -> str:
         f'<td class="reason">{html.escape(reason)}</td></tr>'
         for path, reason in failures
     )
-    return (
-        head + "<table><thead><tr><th>Input</th><th>Reason</th></tr></thead>"
-        f"<tbody>{items}</tbody></table></section>"
-    )
+    table = "<table><thead><tr><th>Input</th><th>Reason</th></tr></thead>"
+    return f"{head}{table}<tbody>{items}</tbody></table></section>"
 
 
 _SORTS = (

@@ -44,7 +44,7 @@ from camtool.choices import OutputFormat
 from camtool.core.maps import explain_batch, resolve_class
 from camtool.core.runner import Runner
 from camtool.errors import EXIT_OK, EXIT_PARTIAL, CamtoolError, ConfigError, interrupt_exit_code
-from camtool.explain.files import CamOptions, map_paths, out_of_gpu_memory
+from camtool.explain.files import CamOptions, map_paths, refuse_out_of_gpu_memory
 from camtool.fsutil import remove_stale_temps
 from camtool.paths import require_writable_dir
 from camtool.runtime import runner_from_settings
@@ -185,10 +185,7 @@ class _Run:
                 self.runner, images, target=self.options.target, topk=self.options.topk
             )
         except (RuntimeError, ValueError) as exc:
-            if out_of_gpu_memory(exc):
-                raise CamtoolError(
-                    "out of GPU memory; try a smaller --batch-size or --device cpu"
-                ) from None
+            refuse_out_of_gpu_memory(exc, "a smaller --batch-size or --device cpu")
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             reason = f"model failed: {first}"
             self.record([manifest_row(item.path, "error", reason) for item, _d in entries])

@@ -1,9 +1,8 @@
 """The three-panel figure of ``camtool cam``, original | heatmap | overlay, drawn with Pillow.
 
-Drawn with Pillow rather than matplotlib: importing matplotlib and laying out a figure costs
-about 0.8 s, more than the whole rest of a one-image ``camtool cam --model m.onnx`` call
-(``benchmarks/cli_latency.py``). The layout follows the reference's matplotlib figure: a title
-line (class and probability) above three equal panels, each with its own caption.
+Not matplotlib: importing it and laying out a figure costs about 0.8 s, more than the rest of a
+one-image ``camtool cam --model m.onnx`` call (``benchmarks/cli_latency.py``). The layout is the
+reference's: a title line (class and probability) above three captioned panels.
 """
 
 from __future__ import annotations

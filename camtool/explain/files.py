@@ -36,9 +36,9 @@ __all__ = [
     "located_maps",
     "map_paths",
     "map_title",
-    "out_of_gpu_memory",
     "peak_and_box",
     "predictions",
+    "refuse_out_of_gpu_memory",
     "write_maps",
 ]
 
@@ -254,10 +254,7 @@ def explain_file(
         result.error = f"cannot write outputs for {path}: {exc.strerror or exc}"
         return result
     except RuntimeError as exc:
-        if out_of_gpu_memory(exc):
-            raise CamtoolError(
-                "out of GPU memory; try --device cpu or a smaller image size"
-            ) from None
+        refuse_out_of_gpu_memory(exc, "--device cpu or a smaller image size")
         raise
     top = np.argsort(-batch.logits[0], kind="stable")[: options.map_count(batch.logits.shape[1])]
     result.topk = predictions(batch, 0, top.tolist(), info.class_names)
@@ -305,7 +302,9 @@ def peak_and_box(heat: np.ndarray) -> tuple[list[int] | None, list[int] | None]:
     return (list(top) if top is not None else None, list(box.as_tuple()) if box.area() else None)
 
 
-def out_of_gpu_memory(exc: BaseException) -> bool:
-    """Whether ``exc`` is torch's CUDA out-of-memory error (torch is not imported to find out)."""
+def refuse_out_of_gpu_memory(exc: BaseException, hint: str) -> None:
+    """Raise ``CamtoolError("out of GPU memory; try <hint>")`` if ``exc`` is torch's CUDA
+    out-of-memory error (torch is not imported to find out)."""
     torch = sys.modules.get("torch")
-    return torch is not None and isinstance(exc, torch.cuda.OutOfMemoryError)
+    if torch is not None and isinstance(exc, torch.cuda.OutOfMemoryError):
+        raise CamtoolError(f"out of GPU memory; try {hint}") from None
