@@ -20,8 +20,7 @@ from camtool.core.maps import CAMBatch, explain_batch, heatmap
 from camtool.core.runner import ModelInfo, Runner
 from camtool.data.images import load_image, preprocess_array
 from camtool.errors import CamtoolError, InputError
-from camtool.explain.figure import figure_png
-from camtool.explain.render import encode_image, overlay
+from camtool.explain.render import encode_image, figure_png, overlay
 from camtool.fsutil import atomic_path
 
 if TYPE_CHECKING:
