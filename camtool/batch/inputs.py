@@ -103,14 +103,12 @@ def _expand(
     used_stdin = False
     for raw in inputs:
         spec = os.fspath(raw)
-        if spec == STDIN:
-            if used_stdin:
-                continue
+        if spec == STDIN and not used_stdin:
             used_stdin = True
             if stdin is None:
                 raise ConfigError("'-' given but there is no stdin to read paths from")
             yield from path_lines(stdin, "stdin")
-        elif spec:
+        elif spec and spec != STDIN:
             yield spec
 
 

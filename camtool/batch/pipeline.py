@@ -137,8 +137,7 @@ class _Run:
         self.runner = runner
         self.options = options
         threads = max(1, min(4, os.cpu_count() or 1))
-        pending = batch_size + 2 * threads
-        self.writer = MapWriter(out_dir, runner.info, options, threads, max_pending=pending)
+        self.writer = MapWriter(out_dir, runner.info, options, threads, batch_size + 2 * threads)
         self.batch_size = batch_size
         self.on_progress: OnProgress = lambda _done, _total, _row: None
         self.total = total

@@ -160,8 +160,7 @@ def figure_png(
     heat_caption = "CAM heatmap: flat" if flat else "CAM heatmap"
     panels = (("Original", image.convert("RGB")), (heat_caption, heat_image), ("Overlay", blended))
     for i, (caption, panel) in enumerate(panels):
-        left = _MARGIN + i * column
-        centre = left + PANEL_WIDTH // 2
+        centre = _MARGIN + i * column + PANEL_WIDTH // 2
         _centred_text(draw, centre, title_h, caption, _CAPTION_SIZE)
         shown = panel.resize((panel_w, panel_h), Image.Resampling.BILINEAR, reducing_gap=3.0)
         canvas.paste(shown, (centre - panel_w // 2, title_h + caption_h))
