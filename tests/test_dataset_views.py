@@ -24,8 +24,8 @@ from camtool.data.labels import true_class
 from camtool.data.synthetic import make_shapes_dataset
 from camtool.errors import ConfigError
 from camtool.evaluation.data import split_dataset
-from camtool.explain.figure import WRONG_RGB, figure_png
 from camtool.explain.files import map_title
+from camtool.explain.render import WRONG_RGB, figure_png
 from tests.conftest import make_photo
 
 SHAPES = ["circle", "square", "triangle"]

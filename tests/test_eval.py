@@ -444,8 +444,7 @@ def test_figures_have_no_empty_band_and_no_cut_title(tmp_path: Path, tiny_checkp
     from camtool.core.checkpoint import load_checkpoint
     from camtool.core.torch_runner import TorchRunner
     from camtool.evaluation.classification import mistakes_png
-    from camtool.explain.figure import figure_png
-    from camtool.explain.render import overlay
+    from camtool.explain.render import figure_png, overlay
     from tests.conftest import make_photo
 
     runner = TorchRunner(load_checkpoint(tiny_checkpoint), torch.device("cpu"))

@@ -21,8 +21,7 @@ from typer.testing import CliRunner
 from camtool.cli import app
 from camtool.core.maps import explain_batch, heatmap, select_classes
 from camtool.data.images import preprocess, preprocess_array
-from camtool.explain.colormaps import colormap_lut
-from camtool.explain.figure import PANEL_WIDTH, figure_png
+from camtool.explain.render import PANEL_WIDTH, colormap_lut, figure_png
 from tests.conftest import TINY_CLASSES, make_photo
 
 runner = CliRunner()

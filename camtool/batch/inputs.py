@@ -7,14 +7,12 @@ Rules, in the order they are applied:
   skipped, and only files with an image suffix (:data:`camtool.data.images.IMAGE_SUFFIXES`) count.
   Any other INPUT (a file, even one without an image suffix, or a path that does not exist) is an
   input as it is: reading it will say what is wrong with it.
-* Outputs mirror the inputs under the output folder, and the place of an INPUT depends on where
-  it is, not on how its path is typed: a folder INPUT is resolved (symbolic links followed), a
-  file INPUT's folder too (the file keeps its own name). If it lies inside the current folder,
-  it keeps its path from there (``photos/a``, ``./photos/a``, ``$PWD/photos/a`` and a link to
-  it all give ``DIR/photos/a/...``; ``photos/a/x.jpg`` gives ``DIR/photos/a/x_overlay.jpg``);
-  otherwise only its name (``/data/photos`` -> ``DIR/photos/...``, ``../x.jpg`` ->
-  ``DIR/x_overlay.jpg``). Two different input folders with the same place get ``name``,
-  ``name-2`` ... in the order given. Inside a walked folder, entries keep the names found.
+* Outputs mirror the inputs under the output folder. An INPUT's place depends on where it is,
+  not on how its path is typed: a folder INPUT is resolved (links followed), a file INPUT's
+  folder too. Inside the current folder it keeps its path from there (``photos/a``,
+  ``$PWD/photos/a`` and a link to it give ``DIR/photos/a/...``), otherwise only its name
+  (``../x.jpg`` -> ``DIR/x_overlay.jpg``). Different input folders with the same place get
+  ``name``, ``name-2`` ... in the order given. Inside a walked folder, names stay as found.
 * In one output folder an image is named by its stem (``x``); when several inputs share a stem
   (``x.jpg`` and ``x.png``, compared case-insensitively) each is named by its full file name
   (``x.jpg``, ``x.png``), with ``-2``, ``-3`` ... added should names still clash.
@@ -24,10 +22,8 @@ Rules, in the order they are applied:
 * ``--shard I/N`` keeps the inputs whose output name hashes to ``I`` modulo ``N``: the choice of
   each input depends on that input alone, so shards are disjoint and together hold every input.
 
-Reading (:func:`read_images`) is batch-cam's first stage: worker processes open each image
-(:func:`camtool.data.images.load_image`: size check before decoding, EXIF orientation, RGB) and
-resize it to its model input (:func:`camtool.data.images.preprocess_array`), in NumPy, never
-torch; one bad file gives its reason, never an exception.
+Reading (:func:`read_images`, a :class:`Reader` in worker processes) is batch-cam's first stage
+(:mod:`camtool.batch.pipeline`); one bad file gives its reason, never an exception.
 """
 
 from __future__ import annotations
@@ -69,27 +65,21 @@ _AHEAD = 2  # images read ahead per worker (as a DataLoader's prefetch_factor)
 
 @dataclass(slots=True)
 class InputItem:
-    """One input: ``path`` as given or found (normalised; the manifest's ``path``), ``key``
-    (folder names then file name in the mirrored tree), ``base`` (output base relative to the
-    output folder, POSIX, no suffix; set by :func:`assign_outputs`) and ``error`` (a reason
-    known before reading it, e.g. an unreadable folder)."""
+    """One input (``path``: as given or found, normalised; the manifest's ``path``)."""
 
     path: str
-    key: tuple[str, ...]
-    base: str = ""
-    error: str | None = None
+    key: tuple[str, ...]  #: folder names then file name in the mirrored tree
+    base: str = ""  #: output base in the output folder, POSIX, no suffix (:func:`assign_outputs`)
+    error: str | None = None  #: a reason known before reading it, e.g. an unreadable folder
 
 
 def _inside(child: str, parent: str) -> bool:
-    """Whether real path ``child`` is ``parent`` or lies below it."""
     return child == parent or child.startswith(parent.rstrip(os.sep) + os.sep)
 
 
 def _anchor(spec: str, folder: bool, cwd: str | None) -> tuple[str, ...]:
-    """The mirror location of an INPUT: its real path from ``cwd`` if inside it, else its name.
-
-    A folder is resolved whole; a file's folder is resolved and the file keeps its name.
-    """
+    """The mirror location of an INPUT (a folder resolved whole, a file's folder resolved): its
+    real path from ``cwd`` if inside it, else its name."""
     norm = os.path.normpath(spec)
     if folder:
         real = os.path.realpath(norm)
@@ -113,14 +103,12 @@ def _expand(
     used_stdin = False
     for raw in inputs:
         spec = os.fspath(raw)
-        if spec == STDIN:
-            if used_stdin:
-                continue
+        if spec == STDIN and not used_stdin:
             used_stdin = True
             if stdin is None:
                 raise ConfigError("'-' given but there is no stdin to read paths from")
             yield from path_lines(stdin, "stdin")
-        elif spec:
+        elif spec and spec != STDIN:
             yield spec
 
 
@@ -153,12 +141,10 @@ class _Walker:
     def _file(self, spec: str) -> None:
         path = os.path.normpath(spec)
         parent = os.path.dirname(os.path.abspath(path))
-        inside = self.parent_inside.get(parent)
-        if inside is None:
-            inside = _inside(os.path.realpath(parent), self.out_real)
-            self.parent_inside[parent] = inside
+        if parent not in self.parent_inside:
+            self.parent_inside[parent] = _inside(os.path.realpath(parent), self.out_real)
         error = None
-        if inside:
+        if self.parent_inside[parent]:
             error = (
                 f"is inside the output folder {self.out_shown}; not read (keep inputs out of it)"
             )
@@ -189,33 +175,28 @@ class _Walker:
         if real in self.visited:
             return
         self.visited.add(real)
-        stack = [(root, self._root_key(spec, real))]
-        while stack:
-            folder, key = stack.pop()
-            try:
-                with os.scandir(folder) as listing:
-                    entries = sorted(listing, key=lambda e: e.name)
-            except OSError as exc:
-                self._add(folder, key, f"cannot read folder ({exc.strerror or exc})")
-                continue
-            subfolders: list[tuple[str, tuple[str, ...]]] = []
-            for entry in entries:
-                if entry.name.startswith("."):
+        keys = {root: self._root_key(spec, real)}  # of each folder to walk
+
+        def unreadable(exc: OSError) -> None:
+            folder = exc.filename
+            self._add(folder, keys[folder], f"cannot read folder ({exc.strerror or exc})")
+
+        for folder, subfolders, files in os.walk(root, onerror=unreadable, followlinks=True):
+            key = keys[folder]
+            kept = []
+            for name in sorted(subfolders):
+                full = os.path.join(folder, name)
+                sub_real = os.path.realpath(full)
+                if name.startswith(".") or sub_real in self.visited:
                     continue
-                full = os.path.join(folder, entry.name)
-                try:
-                    is_dir = entry.is_dir()
-                except OSError:
-                    is_dir = False
-                if is_dir:
-                    sub_real = os.path.realpath(full)
-                    if sub_real in self.visited or _inside(sub_real, self.out_real):
-                        continue
+                if not _inside(sub_real, self.out_real):
                     self.visited.add(sub_real)
-                    subfolders.append((full, (*key, entry.name)))
-                elif os.path.splitext(entry.name)[1].lower() in IMAGE_SUFFIXES:
-                    self._add(full, (*key, entry.name))
-            stack.extend(reversed(subfolders))
+                    kept.append(name)
+                    keys[full] = (*key, name)
+            subfolders[:] = kept  # walked in name order, each real folder once
+            for name in sorted(files):
+                if not name.startswith(".") and os.path.splitext(name)[1].lower() in IMAGE_SUFFIXES:
+                    self._add(os.path.join(folder, name), (*key, name))
 
 
 def discover_inputs(
@@ -226,20 +207,14 @@ def discover_inputs(
 ) -> list[InputItem]:
     """The inputs named by INPUT arguments (folders, files, or ``-`` for the paths on ``stdin``,
     one per line), each once, folders walked in name order; without output names yet.
-
-    Raises:
-        CamtoolError: an input folder and the output folder overlap.
-        ConfigError: ``-`` given with no ``stdin``.
-    """
+    Raises ``CamtoolError`` if an input folder and the output folder overlap, ``ConfigError``
+    for ``-`` with no ``stdin``."""
     return _Walker(Path(output_dir)).items(_expand(inputs, stdin))
 
 
 def assign_outputs(items: Sequence[InputItem]) -> None:
-    """Give every input a distinct output base (``item.base``), deterministically.
-
-    See the module docstring for the naming rule. Names are compared case-insensitively, so
-    outputs do not overwrite each other on case-insensitive file systems either.
-    """
+    """Give every input a distinct output base (``item.base``), deterministically, by the
+    module docstring's rule (case-insensitive, for case-insensitive file systems too)."""
 
     def folder(item: InputItem) -> tuple[str, ...]:
         return tuple(part.casefold() for part in item.key[:-1])
@@ -261,11 +236,7 @@ def assign_outputs(items: Sequence[InputItem]) -> None:
 
 
 def parse_shard(text: str) -> tuple[int, int]:
-    """Parse ``--shard I/N`` (``0 <= I < N``).
-
-    Raises:
-        ConfigError: not of the form ``I/N`` with whole numbers in range.
-    """
+    """Parse ``--shard I/N`` (``0 <= I < N``), or raise a ``ConfigError``."""
     index_text, slash, count_text = str(text).strip().partition("/")
     if not slash or not index_text.strip().isdigit() or not count_text.strip().isdigit():
         raise ConfigError(f"--shard must look like I/N, e.g. 0/4, got {text!r}")
@@ -277,15 +248,15 @@ def parse_shard(text: str) -> tuple[int, int]:
     return index, count
 
 
-def _shard_of(item: InputItem, count: int) -> int:
-    digest = hashlib.blake2b(item.base.encode("utf-8", "surrogateescape"), digest_size=8)
-    return int.from_bytes(digest.digest(), "big") % count
-
-
 def select_shard(items: Sequence[InputItem], index: int, count: int) -> list[InputItem]:
     """The inputs of shard ``index`` of ``count``: a stable hash of each output base (call after
     :func:`assign_outputs`)."""
-    return [item for item in items if _shard_of(item, count) == index]
+
+    def shard(item: InputItem) -> int:
+        digest = hashlib.blake2b(item.base.encode("utf-8", "surrogateescape"), digest_size=8)
+        return int.from_bytes(digest.digest(), "big") % count
+
+    return [item for item in items if shard(item) == index]
 
 
 def find_inputs(
@@ -296,11 +267,7 @@ def find_inputs(
     shard: tuple[int, int] | None = None,
 ) -> list[InputItem]:
     """The inputs of a run (:func:`discover_inputs`), named (:func:`assign_outputs`), of
-    ``shard`` ``(I, N)`` only.
-
-    Raises:
-        CamtoolError: no input at all, or as :func:`discover_inputs`.
-    """
+    ``shard`` ``(I, N)`` only; a ``CamtoolError`` if there is none."""
     items = discover_inputs(inputs, output_dir, stdin=stdin)
     if not items:
         named = ", ".join(os.fspath(i) for i in inputs) or "(nothing)"
@@ -351,16 +318,9 @@ def read_images(
     reader: Callable[[str], Decoded | str], paths: Sequence[str], workers: int
 ) -> Generator[Decoded | str, None, None]:
     """``reader(path)`` (a :class:`Reader`) for each of ``paths``, in order, in ``workers``
-    processes (0: in this one).
-
-    At most ``2 * workers`` images are read ahead of the consumer, so memory stays flat. Closing
-    the iterator (or an exception in the consumer) cancels the reads not started and waits for
-    the few in progress; the workers ignore Ctrl-C and die with this process
-    (:func:`camtool.process.worker_init`).
-
-    Raises:
-        CamtoolError: a worker process died (e.g. a decoder crashed it).
-    """
+    processes (0: in this one), at most ``2 * workers`` ahead of the consumer (flat memory).
+    Closing the iterator cancels the reads not started; the workers ignore Ctrl-C and die with
+    this process. A ``CamtoolError`` if a worker died (e.g. a decoder crashed it)."""
     workers = max(0, min(workers, len(paths)))
     if not workers:
         yield from map(reader, paths)

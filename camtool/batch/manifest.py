@@ -1,11 +1,6 @@
 """batch-cam's rows: each image's maps drawn in writer threads, ``manifest.jsonl`` appended row
 by row, ``manifest.csv`` at the end.
 
-:class:`MapWriter` is the pipeline's last stage: a small thread pool upsamples and draws each
-image's maps (:func:`camtool.explain.files.write_maps`), finds the first map's peak and box
-(:func:`camtool.explain.files.peak_and_box`) and makes one row of it. Rows come back in the
-order the images were submitted; a bounded number of images (and of bytes) wait to be written.
-
 ``manifest.jsonl`` is written as rows complete, one JSON object per line, each line in a single
 ``write`` on a file opened for appending, under an advisory lock, so that several processes
 (``--shard``) can share one output folder. A line cut short by a kill is ignored when reading
@@ -35,7 +30,7 @@ from camtool.core.maps import CAMBatch
 from camtool.core.runner import ModelInfo
 from camtool.data.labels import true_class
 from camtool.errors import CamtoolError
-from camtool.explain.files import CamOptions, peak_and_box, write_maps
+from camtool.explain.files import CamOptions, located_maps
 from camtool.fsutil import atomic_write_bytes
 from camtool.process import file_lock
 from camtool.textio import to_json, unicode_text
@@ -86,28 +81,18 @@ CSV_COLUMNS = tuple(column for key in FIELDS for column in _FLAT.get(key, (key,)
 
 
 def manifest_row(path: str, status: str, error: str | None = None, **fields: Any) -> dict[str, Any]:
-    """One manifest row: every key of :data:`FIELDS`, ``None`` where not given.
-
-    ``path`` is ``InputItem.path``, ``status`` one of :data:`STATUSES`, ``error`` the reason of
-    an ``error`` row; ``true_idx`` and ``true_name`` (in ``fields``) are the input's true class
-    when the folders above it name one (:func:`camtool.data.labels.true_class`).
-    """
+    """One manifest row: every key of :data:`FIELDS` (``path``: ``InputItem.path``; ``true_idx``
+    and ``true_name``: :func:`camtool.data.labels.true_class`), ``None`` where not given."""
     row: dict[str, Any] = dict.fromkeys(FIELDS)
     row.update(path=path, status=status, error=error, **fields)
     return row
 
 
 def read_rows(path: Path) -> Iterator[dict[str, Any]]:
-    """The rows of a ``manifest.jsonl``; lines that are not a JSON object are skipped.
-
-    A missing file has no rows. A row whose status is ``skipped`` (earlier versions recorded a
-    resumed run's skips in the manifest) is read as ``ok``: an earlier run wrote its maps.
-    """
-    try:
-        handle = open(path, "rb")  # noqa: SIM115 - closed below; bytes so bad UTF-8 is skipped
-    except FileNotFoundError:
-        return
-    with handle:
+    """The rows of a ``manifest.jsonl`` (none for a missing file), skipping lines that are not a
+    JSON object; status ``skipped`` (of earlier versions) is read as ``ok``."""
+    # bytes, so that bad UTF-8 does not stop the reading
+    with contextlib.suppress(FileNotFoundError), open(path, "rb") as handle:
         for line in handle:
             try:
                 row = json.loads(line.decode("utf-8", "surrogateescape"))
@@ -120,11 +105,8 @@ def read_rows(path: Path) -> Iterator[dict[str, Any]]:
 
 
 def latest_rows(path: Path) -> dict[str, dict[str, Any]]:
-    """The latest row of each input path, in the order the paths first appeared.
-
-    A row whose ``output`` a later row (of another spelling of the same input's path, e.g.
-    relative then absolute) wrote again is dropped: each output has one row.
-    """
+    """The latest row of each input path, in the order the paths first appeared, less the rows
+    whose ``output`` a later row (another spelling of the same path) wrote again."""
     rows: dict[str, dict[str, Any]] = {}
     writer: dict[str, str] = {}  # output -> path of the latest row that wrote it
     for row in read_rows(path):
@@ -145,10 +127,8 @@ def _line(row: Mapping[str, Any]) -> bytes:
 
 
 class ManifestWriter:
-    """Appends rows to ``manifest.jsonl`` in ``directory``, each call in one ``write``.
-
-    Once a call returns its rows survive a crash of this process.
-    """
+    """Appends rows to ``manifest.jsonl`` in ``directory``, each call in one ``write`` (once it
+    returns, its rows survive a crash of this process)."""
 
     def __init__(self, directory: Path) -> None:
         self.directory = Path(directory)
@@ -159,11 +139,8 @@ class ManifestWriter:
         self.append_many([row])
 
     def append_many(self, rows: Iterable[Mapping[str, Any]]) -> None:
-        """Append several rows in one write.
-
-        Raises:
-            CamtoolError: the manifest cannot be written.
-        """
+        """Append several rows in one write (a ``CamtoolError`` if the manifest cannot be
+        written)."""
         data = b"".join(_line(row) for row in rows)
         if not data:
             return
@@ -227,13 +204,9 @@ def finalize(
     write_gallery: Callable[[Path, Sequence[Mapping[str, Any]]], Any] | None = None,
 ) -> list[dict[str, Any]]:
     """Compact ``manifest.jsonl`` to one row per input, then write ``manifest.csv`` and the gallery
-    (``write_gallery(directory, rows)``); returns the rows written.
+    (``write_gallery(directory, rows)``); returns the rows written, or raises a ``CamtoolError``.
 
-    Runs under the manifest lock, so a run finishing in another process (another shard) waits;
-    the last to finish writes files that hold every shard's rows.
-
-    Raises:
-        CamtoolError: the files cannot be written.
+    Under the manifest lock: the last shard to finish writes files that hold every shard's rows.
     """
     directory = Path(directory)
     jsonl = directory / MANIFEST_JSONL
@@ -261,18 +234,16 @@ class MapWriter:
         self.out_dir = out_dir
         self.info = info
         self.options = options
-        self.threads = threads
         self.max_pending = max_pending
         self.pending: deque[tuple[Future[dict[str, Any]], int]] = deque()
         self.pending_bytes = 0
-        self.pool: ThreadPoolExecutor | None = None
+        # its threads start with the first submit
+        self.pool = ThreadPoolExecutor(threads, thread_name_prefix="camtool-write")
 
     def submit(
         self, item: InputItem, original: np.ndarray, batch: CAMBatch, row: int
     ) -> list[dict[str, Any]]:
         """Queue image ``row`` of ``batch``; return the rows of the writes finished meanwhile."""
-        if self.pool is None:
-            self.pool = ThreadPoolExecutor(self.threads, thread_name_prefix="camtool-write")
         future = self.pool.submit(self.write_one, item, original, batch, row)
         self.pending.append((future, original.nbytes))
         self.pending_bytes += original.nbytes
@@ -297,29 +268,18 @@ class MapWriter:
             self.pending = deque((f, n) for f, n in self.pending if not f.cancel())
             self.pending_bytes = sum(n for _f, n in self.pending)
         rows = self.collect(0)
-        if self.pool is not None:
-            self.pool.shutdown(wait=True)
-            self.pool = None
+        self.pool.shutdown(wait=True)
         return rows
 
     def write_one(
         self, item: InputItem, original: np.ndarray, batch: CAMBatch, row: int
     ) -> dict[str, Any]:
         """Draw and write one image's maps; return its manifest row (never raises)."""
-        located: list[tuple[list[int] | None, list[int] | None]] = []
-
-        def locate(k: int, heat: np.ndarray) -> None:
-            if k == 0:
-                located.append(peak_and_box(heat))
-
         image, base = Image.fromarray(original), self.out_dir / item.base
         names = self.info.class_names
         true_idx = true_class(item.path, names)
         try:
-            info, options = self.info, self.options
-            paths = write_maps(
-                image, batch, row, base, info, options, on_heatmap=locate, true_idx=true_idx
-            )
+            maps = located_maps(image, batch, row, base, self.info, self.options, true_idx)
         except OSError as exc:
             return manifest_row(item.path, "error", f"cannot write outputs ({exc.strerror or exc})")
         except CamtoolError as exc:
@@ -329,8 +289,7 @@ class MapWriter:
             return manifest_row(item.path, "error", reason)
         probs = batch.probs[row]
         pred = int(probs.argmax())
-        outputs = [p.relative_to(self.out_dir).as_posix() for p in paths]
-        ((peak, box),) = located
+        outputs = [Path(f).relative_to(self.out_dir).as_posix() for m in maps for f in m.files]
         return manifest_row(
             item.path,
             "ok",
@@ -341,7 +300,7 @@ class MapWriter:
             class_idx=int(batch.class_idx[row, 0]),
             true_idx=true_idx,
             true_name=None if true_idx is None else names[true_idx],
-            peak=peak,
-            box=box,
+            peak=maps[0].peak,
+            box=maps[0].box,
             outputs=outputs,
         )

@@ -1,23 +1,20 @@
 """``camtool batch-cam``: class activation maps for whole folders, streamed with flat memory.
 
-The pipeline has three stages that overlap:
+Three stages overlap:
 
 1. **decode** (:func:`camtool.batch.inputs.read_images`) -- worker processes read each image
-   and resize it to its model input (:func:`camtool.data.images.input_geometry`), so images of
-   similar shape share one input size.
+   and resize it to its model input (:func:`camtool.data.images.input_geometry`).
 2. **explain** (here) -- the main thread groups inputs of the same size into batches, holding a
-   bounded number of images while it waits, and runs one forward pass per batch
-   (:func:`camtool.core.maps.explain_batch`). Each image's input depends on that image alone,
-   so its map does not depend on the images it shares a batch with.
-3. **write** (:class:`camtool.batch.manifest.MapWriter`) -- a small thread pool draws the
-   maps, finds each map's peak and box and yields one manifest row, which the main thread
-   appends to ``manifest.jsonl`` at once.
+   bounded number of images while it waits, one forward pass per batch
+   (:func:`camtool.core.maps.explain_batch`); an image's map does not depend on its batch.
+3. **write** (:class:`camtool.batch.manifest.MapWriter`) -- a few threads draw the maps, find
+   each first map's peak and box and yield its manifest row, in submission order, which the
+   main thread appends to ``manifest.jsonl`` at once.
 
-Images travel as NumPy arrays from end to end; torch is imported only by a PyTorch model's
-runner, so a run with an ONNX model never imports it. Nothing grows with the number of images
-but the list of input paths. An input whose manifest row says ``ok`` and whose outputs exist is
-skipped (``--overwrite`` redoes it): its row stays as it was and the run counts it as skipped,
-so a run that was interrupted finishes when started again.
+Images travel as NumPy arrays; torch is imported only by a PyTorch model's runner, never for an
+ONNX model. Only the list of input paths grows with the number of images. An input whose row
+says ``ok`` and whose outputs exist is skipped (``--overwrite`` redoes it), its row kept: a run
+that was interrupted finishes when started again.
 """
 
 from __future__ import annotations
@@ -47,7 +44,7 @@ from camtool.choices import OutputFormat
 from camtool.core.maps import explain_batch, resolve_class
 from camtool.core.runner import Runner
 from camtool.errors import EXIT_OK, EXIT_PARTIAL, CamtoolError, ConfigError, interrupt_exit_code
-from camtool.explain.files import CamOptions, map_paths, out_of_gpu_memory
+from camtool.explain.files import CamOptions, map_paths, refuse_out_of_gpu_memory
 from camtool.fsutil import remove_stale_temps
 from camtool.paths import require_writable_dir
 from camtool.runtime import runner_from_settings
@@ -67,20 +64,12 @@ just recorded (``None`` for the first call and for inputs skipped as already don
 
 @dataclass
 class BatchReport:
-    """What a batch-cam run did (this shard only); ``ok + skipped + failed == total``.
-
-    Attributes:
-        total: inputs of this run.
-        ok: inputs whose maps this run wrote.
-        skipped: inputs already done by an earlier run, left as they were.
-        failed: inputs that failed in this run (an ``error`` row each).
-        elapsed_s: wall time of the whole run, seconds.
-        images_per_s: ``ok`` per second of the reading-explaining-writing stage.
-        labelled: inputs of the manifest (every shard and earlier run) with maps and a known
-            true class (a folder above them named like a class).
-        top1: the fraction of those whose predicted class is the true one; ``None`` when no
-            input is labelled.
-    """
+    """What a batch-cam run did (this shard only): of ``total`` inputs, ``ok`` got their maps,
+    ``skipped`` were done by an earlier run and ``failed`` have an ``error`` row. ``elapsed_s``:
+    wall time, seconds; ``images_per_s``: ``ok`` per second of the read-explain-write stage.
+    ``labelled``: inputs of the whole manifest (every shard and run) with maps and a true class
+    (a folder above them named like a class); ``top1``: the fraction of those predicted right
+    (``None`` when none is labelled)."""
 
     total: int
     ok: int
@@ -105,8 +94,7 @@ class BatchReport:
         return EXIT_PARTIAL if self.failed else EXIT_OK
 
     def to_dict(self) -> dict[str, Any]:
-        """The ``--json`` document (schema in the README): the fields in order, paths as text,
-        then the exit code."""
+        """The ``--json`` document (README): the fields in order, paths as text, the exit code."""
         doc = {f.name: getattr(self, f.name) for f in fields(self)}
         doc.update(
             elapsed_s=round(self.elapsed_s, 1),
@@ -136,7 +124,6 @@ def _format(fmt: str) -> str:
 
 
 def _gallery(directory: Path, rows: Sequence[Mapping[str, Any]]) -> None:
-    """Write ``index.html`` from the manifest rows a gallery can show."""
     shown = [row for row in rows if row.get("status") in STATUSES]
     write_gallery(directory, shown, title=f"camtool batch-cam: {directory.name or directory}")
 
@@ -145,19 +132,12 @@ class _Run:
     """One batch run's explaining stage: size buckets, forward passes, counts, the manifest."""
 
     def __init__(
-        self,
-        runner: Runner,
-        options: CamOptions,
-        out_dir: Path,
-        batch_size: int,
-        write_threads: int | None,
-        total: int,
+        self, runner: Runner, options: CamOptions, out_dir: Path, batch_size: int, total: int
     ) -> None:
         self.runner = runner
         self.options = options
-        threads = write_threads or max(1, min(4, os.cpu_count() or 1))
-        pending = batch_size + 2 * threads
-        self.writer = MapWriter(out_dir, runner.info, options, threads, max_pending=pending)
+        threads = max(1, min(4, os.cpu_count() or 1))
+        self.writer = MapWriter(out_dir, runner.info, options, threads, batch_size + 2 * threads)
         self.batch_size = batch_size
         self.on_progress: OnProgress = lambda _done, _total, _row: None
         self.total = total
@@ -204,10 +184,7 @@ class _Run:
                 self.runner, images, target=self.options.target, topk=self.options.topk
             )
         except (RuntimeError, ValueError) as exc:
-            if out_of_gpu_memory(exc):
-                raise CamtoolError(
-                    "out of GPU memory; try a smaller --batch-size or --device cpu"
-                ) from None
+            refuse_out_of_gpu_memory(exc, "a smaller --batch-size or --device cpu")
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             reason = f"model failed: {first}"
             self.record([manifest_row(item.path, "error", reason) for item, _d in entries])
@@ -234,74 +211,64 @@ class _Run:
         for key in list(self.buckets):
             self.run_bucket(key)
 
+    def plan(self, items: list[InputItem], overwrite: bool) -> None:
+        """Count the inputs already done (their output's row says ``ok`` and every file it
+        would write exists) as skipped, record those known to fail, queue the others."""
+        out_dir, options = self.writer.out_dir, self.options
+        previous = {} if overwrite else latest_rows(out_dir / MANIFEST_JSONL)
+        by_output = {row["output"]: row for row in previous.values() if row.get("output")}
+        previous.clear()
+        maps = options.map_count(len(self.writer.info.class_names))
+        known: list[dict[str, Any]] = []
+        skipped = 0
+        for item in items:
+            expected = map_paths(out_dir / item.base, options, maps)
+            output = unicode_text(expected[0].relative_to(out_dir).as_posix())  # as the row has it
+            done = (by_output.get(output) or {}).get("status") == "ok"
+            if item.error is not None:
+                known.append(manifest_row(item.path, "error", item.error))
+            elif done and all(path.is_file() for path in expected):
+                skipped += 1
+            else:
+                self.items.append(item)
+            if len(known) >= _CHUNK:
+                self.record(known)
+                known.clear()
+        self.record(known)
+        self.counts["skipped"] += skipped  # their manifest rows stay as they are
+        if skipped:
+            self.on_progress(self.done, self.total, None)
 
-def _plan(run: _Run, items: list[InputItem], out_dir: Path, overwrite: bool) -> None:
-    """Settle what needs no reading: inputs already done (skipped) and inputs known to fail.
-
-    An input is done if the manifest's row for its output (whatever spelling of its path wrote
-    it) says ``ok`` and every file it would write exists. The others go to ``run.items``.
-    """
-    previous = {} if overwrite else latest_rows(out_dir / MANIFEST_JSONL)
-    by_output = {row["output"]: row for row in previous.values() if row.get("output")}
-    previous.clear()
-    options = run.options
-    maps = 1 if options.target is not None else min(options.topk, len(run.writer.info.class_names))
-    known: list[dict[str, Any]] = []
-    skipped = 0
-    for item in items:
-        expected = map_paths(out_dir / item.base, options, maps)
-        output = unicode_text(expected[0].relative_to(out_dir).as_posix())  # as the row has it
-        done = (by_output.get(output) or {}).get("status") == "ok"
-        if item.error is not None:
-            known.append(manifest_row(item.path, "error", item.error))
-        elif done and all(path.is_file() for path in expected):
-            skipped += 1
-        else:
-            run.items.append(item)
-        if len(known) >= _CHUNK:
-            run.record(known)
-            known.clear()
-    run.record(known)
-    run.counts["skipped"] += skipped  # their manifest rows stay as they are
-    if skipped:
-        run.on_progress(run.done, run.total, None)
-
-
-def _execute(
-    run: _Run, items: list[InputItem], workers: int, overwrite: bool
-) -> list[dict[str, Any]]:
-    """Settle, read, explain and write every input; always save the manifest and gallery.
-    Returns the final manifest rows (every shard's and earlier runs').
-
-    Raises:
-        CamtoolError: interrupted (Ctrl-C, or SIGTERM as the CLI maps it), exit code 130; the
-            writes not yet started were cancelled.
-    """
-    out_dir = run.writer.out_dir
-    stopped_by: KeyboardInterrupt | None = None
-    try:
-        run.on_progress(0, run.total, None)
-        _plan(run, items, out_dir, overwrite)
-        if run.items:
-            run.pipeline(workers)
-    except KeyboardInterrupt as exc:
-        stopped_by = exc
-    finally:
-        try:  # finish (or, after an interrupt, cancel the unstarted) writes
-            run.record(run.writer.stop(cancel=stopped_by is not None))
+    def execute(
+        self, items: list[InputItem], workers: int, overwrite: bool
+    ) -> list[dict[str, Any]]:
+        """Settle, read, explain and write every input; always save the manifest and gallery.
+        Returns the final manifest rows (every shard's and earlier runs'), or raises a
+        ``CamtoolError`` when interrupted, cancelling the writes not yet started."""
+        stopped_by: KeyboardInterrupt | None = None
+        try:
+            self.on_progress(0, self.total, None)
+            self.plan(items, overwrite)
+            if self.items:
+                self.pipeline(workers)
+        except KeyboardInterrupt as exc:
+            stopped_by = exc
         finally:
-            rows = finalize(out_dir, _gallery)
-    if stopped_by is not None:
-        raise CamtoolError(
-            f"interrupted after {run.done} of {run.total} inputs; the manifest is saved in "
-            f"{out_dir}, run the same command again to finish",
-            exit_code=interrupt_exit_code(stopped_by),
-        )
-    return rows
+            try:  # finish (or, after an interrupt, cancel the unstarted) writes
+                self.record(self.writer.stop(cancel=stopped_by is not None))
+            finally:
+                rows = finalize(self.writer.out_dir, _gallery)
+        if stopped_by is not None:
+            raise CamtoolError(
+                f"interrupted after {self.done} of {self.total} inputs; the manifest is saved in "
+                f"{self.writer.out_dir}, run the same command again to finish",
+                exit_code=interrupt_exit_code(stopped_by),
+            )
+        return rows
 
 
 def _settings_file(out_dir: Path, settings: Settings) -> Path:
-    """Create the output folder and save the resolved settings in it (or a ``CamtoolError``)."""
+    """Create the output folder and save the settings in it (or a ``CamtoolError``)."""
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
         remove_stale_temps(out_dir, recursive=True)  # of runs killed before
@@ -322,7 +289,6 @@ def run_batch(
     save_array: bool = False,
     overwrite: bool = False,
     shard: tuple[int, int] | None = None,
-    write_threads: int | None = None,
     runner: Runner | None = None,
     on_progress: OnProgress | None = None,
 ) -> BatchReport:
@@ -331,24 +297,13 @@ def run_batch(
     Settings used: ``[cam]``, ``[runtime]`` (``workers``: decoding processes), and
     ``model.arch`` and ``dataset.img_size`` for models that do not record them.
 
-    Args:
-        inputs: folders (walked recursively), image files, or ``-`` for paths on ``stdin``.
-        settings: the resolved settings.
-        model_path: checkpoint or ``.onnx`` file; ``None`` for torchvision's ImageNet ResNet.
-        class_spec: the class to explain (index or name); ``None`` for the predicted class.
-        stdin: lines to read when ``-`` is among ``inputs``.
-        fmt: overlay format, ``jpg`` or ``png``.
-        figure: write the three-panel figure (PNG) instead of the bare overlay.
-        save_array: also write ``.npz`` arrays.
-        overwrite: redo inputs that are already done.
-        shard: ``(I, N)`` to process only shard ``I`` of ``N``.
-        write_threads: threads drawing and writing maps (default: up to 4, one per CPU).
-        runner: an already opened model (then ``model_path`` and the device are not used).
-        on_progress: called after each manifest row and once at the start (see
-            :data:`OnProgress`).
-
-    Returns:
-        The summary; its ``exit_code`` is 3 if some inputs failed.
+    ``inputs``: folders (walked recursively), image files, or ``-`` for the paths on ``stdin``.
+    ``model_path``: checkpoint or ``.onnx`` file (``None``: torchvision's ImageNet ResNet), unless
+    ``runner``, an opened model, is given. ``class_spec``: the class to explain (index or name;
+    ``None``: the predicted one). ``fmt``: overlay format, ``jpg`` or ``png``; ``figure``: the
+    three-panel PNG instead; ``save_array``: also ``.npz`` arrays. ``overwrite`` redoes inputs
+    already done; ``shard`` ``(I, N)`` takes shard ``I`` of ``N``; ``on_progress``: see
+    :data:`OnProgress`. Returns the summary (``exit_code`` 3 if some inputs failed).
 
     Raises:
         CamtoolError: nothing could run (no inputs, bad model or flags), or the run was
@@ -366,11 +321,10 @@ def run_batch(
     if class_spec is not None:
         options = replace(options, target=resolve_class(class_spec, info.class_names))
     settings_file = _settings_file(out_dir, settings)
-    batch_size = settings.runtime.batch_size
-    run = _Run(runner, options, out_dir, batch_size, write_threads, len(items))
+    run = _Run(runner, options, out_dir, settings.runtime.batch_size, len(items))
     run.on_progress = on_progress or run.on_progress
     pipeline_started = time.perf_counter()
-    labelled, top1 = _top1(_execute(run, items, settings.runtime.workers, overwrite))
+    labelled, top1 = _top1(run.execute(items, settings.runtime.workers, overwrite))
     ended = time.perf_counter()
     return BatchReport(
         output_dir=out_dir,

@@ -4,7 +4,7 @@ logs, nothing with ``--quiet`` (nor, on a terminal, with ``--json``).
 On a terminal (stderr is a TTY) a command shows rich's live bars. Anywhere else (CI logs,
 ``nohup``, job arrays, ``2> log``) a live bar would print nothing until the end, so the command
 prints plain lines instead, without ANSI codes, throttled: every ``every`` items, every
-``fraction`` of the total, every ``seconds`` seconds, and once when a stage completes::
+``fraction`` of the total, every :data:`LINE_SECONDS` seconds, and once when a stage completes::
 
     camtool batch-cam: 200/1000 images (20%), 41.3 images/s, ETA 19s
     camtool download: 9.4/94.4 MB (10%), 3.1 MB/s, ETA 27s
@@ -20,7 +20,6 @@ import math
 import sys
 import time
 from enum import Enum
-from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -30,6 +29,8 @@ __all__ = ["LINE_EVERY", "ProgressMode", "ProgressReporter", "TrainProgress", "p
 
 #: Without a terminal, a progress line every this many items (and at least every 30 s).
 LINE_EVERY = 100
+#: Without a terminal, a progress line at least this often (seconds) while work goes on.
+LINE_SECONDS = 30.0
 
 
 class ProgressMode(str, Enum):
@@ -41,16 +42,8 @@ class ProgressMode(str, Enum):
 
 
 def progress_mode(quiet: bool, stream: Any = None, *, json_out: bool = False) -> ProgressMode:
-    """How to show progress.
-
-    Args:
-        quiet: ``--quiet``: ``off``.
-        stream: where to look for a terminal (default: camtool's stderr console).
-        json_out: ``--json``: no live bar on a terminal (``off`` there); lines in logs stay.
-
-    Returns:
-        ``off``, ``live`` (a terminal) or ``lines`` (anything else).
-    """
+    """How to show progress (see the module docstring); ``stream`` is where to look for a
+    terminal (default: camtool's stderr console)."""
     if quiet:
         return ProgressMode.off
     isatty = getattr(stream, "isatty", None) if stream is not None else _stderr_is_terminal
@@ -88,21 +81,12 @@ def _megabytes(count: float) -> str:
 
 
 class ProgressReporter:
-    """One command's progress through one or more stages, shown as :class:`ProgressMode` says.
+    """One command's progress through one or more stages, shown as :func:`progress_mode` says.
 
     Use as a context manager; call :meth:`update` as work is done and :meth:`message` for lines
-    that must show even through a live bar (per-file errors).
-
-    Args:
-        command: the command's name, the prefix of each line (``camtool <command>: ...``).
-        quiet: print no progress (messages with ``always=True`` still show).
-        unit: what is counted (``images``, ``batches``); ``bytes`` shows megabytes.
-        every: a line each time this many more items are done (``None``: by ``fraction`` and
-            time alone).
-        fraction: a line each time this fraction of the total more is done (e.g. 0.1).
-        seconds: a line at least this often while work goes on.
-        stream: where to decide terminal or not (default stderr; tests pass their own).
-        json_out: ``--json`` was given (no live bar on a terminal; see :func:`progress_mode`).
+    that must show even through a live bar (per-file errors). ``command`` prefixes each line
+    (``camtool <command>: ...``); ``unit`` is what is counted (``bytes`` shows megabytes);
+    ``every`` and ``fraction`` throttle the lines (see the module docstring).
     """
 
     def __init__(
@@ -113,7 +97,6 @@ class ProgressReporter:
         unit: str = "images",
         every: int | None = None,
         fraction: float | None = None,
-        seconds: float = 30.0,
         stream: Any = None,
         json_out: bool = False,
     ) -> None:
@@ -122,7 +105,6 @@ class ProgressReporter:
         self.unit = unit
         self.every = every
         self.fraction = fraction
-        self.seconds = seconds
         self._bar: Any = None
         self._tasks: dict[str, Any] = {}
         self._stage: str | None = None
@@ -137,12 +119,7 @@ class ProgressReporter:
             self._bar.start()
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         if self._bar is not None:
             self._bar.stop()
             self._bar = None
@@ -177,7 +154,7 @@ class ProgressReporter:
         if self.mode is ProgressMode.off and not always:
             return
         if self._bar is not None:
-            self._bar.console.print(text, markup=False, highlight=False)
+            self._bar.console.print(text)
         else:
             _plain_line(text)
 
@@ -198,7 +175,7 @@ class ProgressReporter:
         due = (
             finished
             or any(new > old for new, old in zip(mark, self._last_mark, strict=True))
-            or now - self._last_time >= self.seconds
+            or now - self._last_time >= LINE_SECONDS
         )
         if due:
             self._last_time, self._last_mark = now, mark
@@ -246,15 +223,9 @@ def _live_bar(unit: str) -> Any:
 
 
 class TrainProgress:
-    """Training progress (a :class:`~camtool.training.types.TrainObserver`) through a reporter.
-
-    On a terminal: an epoch bar and a batch bar with loss, accuracy and images/s. Elsewhere: a
-    line each time the loop reports a batch (every ``training.log_every`` batches) and when
-    validation starts. Both: a line when training starts and one per epoch.
-
-    Args:
-        reporter: an entered :class:`ProgressReporter` (``camtool train`` or ``camtool demo``).
-    """
+    """Training progress (a :class:`~camtool.training.types.TrainObserver`) through an entered
+    reporter, as the module docstring says; on a terminal the batch bar shows loss, accuracy and
+    images/s, elsewhere a line also says when validation starts."""
 
     def __init__(self, reporter: ProgressReporter) -> None:
         self.reporter = reporter

@@ -25,7 +25,7 @@ from camtool.cli._common import (
     refuse_class_with_topk,
     resolve_settings,
 )
-from camtool.cli._output import err, out, print_json
+from camtool.cli._output import err, print_json, print_table, report_written
 from camtool.errors import EXIT_FAILURE, EXIT_PARTIAL, ConfigError
 
 if TYPE_CHECKING:
@@ -247,11 +247,7 @@ def _dataset_samples(
         seed = draw_seed()
     chosen = choose_indices(len(view), indices=index, count=count, seed=seed or 0, name=str(folder))
     how = f" drawn with --seed {seed}" if count is not None else ""
-    err.print(
-        f"{folder}: {len(view)} images; samples{how}: {', '.join(map(str, chosen))}",
-        markup=False,
-        highlight=False,
-    )
+    err.print(f"{folder}: {len(view)} images; samples{how}: {', '.join(map(str, chosen))}")
     entry = {
         "folder": str(folder),
         "size": len(view),
@@ -264,37 +260,32 @@ def _dataset_samples(
 def _show_error(result: ImageResult) -> None:
     """With ``--json``: the JSON holds every result; a failed image also gets its line on stderr."""
     if not result.ok:
-        err.print(f"camtool: error: {result.error}", markup=False, highlight=False)
+        err.print(f"camtool: error: {result.error}")
 
 
 def _show(result: ImageResult) -> None:
-    from rich.table import Table
-
     if not result.ok:
         _show_error(result)
         return
     title = result.input
     if result.true_name is not None:
         title += f"  (true: {result.true_name})"
-    table = Table(title=title, title_justify="left")
-    table.add_column("#", justify="right")
-    table.add_column("class", justify="right")
-    table.add_column("name")
-    table.add_column("probability", justify="right")
-    table.add_column("logit", justify="right")
     rows = [(str(rank), p) for rank, p in enumerate(result.topk, 1)]
     if result.target is not None and result.target.index not in {p.index for p in result.topk}:
         rows.append(("--class", result.target))
-    for rank, p in rows:
-        table.add_row(rank, str(p.index), p.name, f"{p.probability:.4f}", f"{p.logit:.3f}")
-    out.print(table)
-    for path in result.outputs:
-        err.print(f"wrote {path}", markup=False, highlight=False)
+    print_table(
+        ("#", "class", "name", "probability", "logit"),
+        [
+            (rank, str(p.index), p.name, f"{p.probability:.4f}", f"{p.logit:.3f}")
+            for rank, p in rows
+        ],
+        right=("#", "class", "probability", "logit"),
+        title=title,
+    )
+    report_written(result.outputs)
 
 
 def _errors_only(report: CamReport) -> None:
     """After the per-image errors, one summary line when there were several images."""
     if report.failed and len(report.results) > 1:
-        err.print(
-            f"{report.failed} of {len(report.results)} images failed", markup=False, highlight=False
-        )
+        err.print(f"{report.failed} of {len(report.results)} images failed")

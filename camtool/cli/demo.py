@@ -10,7 +10,7 @@ import typer
 from camtool.choices import DeviceName
 from camtool.cli._app import CamtoolCommand, app
 from camtool.cli._common import DeviceOpt, JsonOpt, QuietOpt, choice_value
-from camtool.cli._output import err, out, print_json, report_skipped
+from camtool.cli._output import err, print_json, print_table, report_skipped
 
 __all__ = ["demo_cmd"]
 
@@ -81,38 +81,34 @@ def demo_cmd(
 
 
 def _summary(report: DemoReport) -> None:
-    from rich.table import Table
-
-    table = Table(title="camtool demo", title_justify="left", show_header=False)
-    table.add_column("what")
-    table.add_column("value")
-    training = report.training
-    table.add_row("test accuracy", f"{report.test.accuracy:.1%} on {report.test.images} images")
-    table.add_row("best val accuracy", f"{training.best_val_acc:.1%} (epoch {training.best_epoch})")
-    loc = report.localization
+    training, loc = report.training, report.localization
+    rows = [
+        ("test accuracy", f"{report.test.accuracy:.1%} on {report.test.images} images"),
+        ("best val accuracy", f"{training.best_val_acc:.1%} (epoch {training.best_epoch})"),
+    ]
     if loc is not None:
         centre = loc.get("centre_box_baseline") or {}
-        table.add_row(
-            "maps find the shape",
+        scores = (
             f"MaxBoxAccV2 {loc['maxboxacc_v2']:.1%}; GT-known loc {loc['gt_known_loc']:.1%}, "
             f"top-1 loc {loc['top1_loc']:.1%} (box from the map at 20% of its max, IoU >= 0.5; "
-            f"{loc['upsample']} maps)",
+            f"{loc['upsample']} maps)"
         )
+        rows.append(("maps find the shape", scores))
         if centre:
-            table.add_row(
-                "a fixed centre box",
+            baseline = (
                 f"MaxBoxAccV2 {centre['maxboxacc_v2']:.1%}; GT-known loc "
-                f"{centre['gt_known_loc']:.1%} (no map: what the maps must beat)",
+                f"{centre['gt_known_loc']:.1%} (no map: what the maps must beat)"
             )
-    table.add_row("model", str(training.best_checkpoint))
-    table.add_row("training curves", str(training.curves_file))
-    table.add_row("class activation maps", f"{report.cams_dir}/ ({len(report.cam_files)} files)")
-    table.add_row("dataset", f"{report.data_dir}/ (boxes in {report.data_dir / 'boxes.csv'})")
-    table.add_row("time", f"{report.seconds:.0f}s")
-    out.print(table)
+            rows.append(("a fixed centre box", baseline))
+    rows += [
+        ("model", str(training.best_checkpoint)),
+        ("training curves", str(training.curves_file)),
+        ("class activation maps", f"{report.cams_dir}/ ({len(report.cam_files)} files)"),
+        ("dataset", f"{report.data_dir}/ (boxes in {report.data_dir / 'boxes.csv'})"),
+        ("time", f"{report.seconds:.0f}s"),
+    ]
+    print_table(("what", "value"), rows, title="camtool demo", show_header=False)
     err.print(
         f"look at the maps in {report.cams_dir}/; explain any image with: camtool cam IMAGE "
-        f"--model {training.best_checkpoint}",
-        markup=False,
-        highlight=False,
+        f"--model {training.best_checkpoint}"
     )

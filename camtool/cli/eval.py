@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import typer
 
@@ -22,7 +22,7 @@ from camtool.cli._common import (
     choice_value,
     resolve_settings,
 )
-from camtool.cli._output import err, out, print_json, report_skipped
+from camtool.cli._output import err, print_json, print_table, report_skipped, report_written
 
 if TYPE_CHECKING:
     from camtool.evaluation.evaluate import EvalReport
@@ -178,7 +178,7 @@ def eval_command(
         report = run_eval(model, settings, options, progress=progress)
     report_skipped(report.skipped)
     for note in report.notes:
-        err.print(note, markup=False, highlight=False)
+        err.print(note)
     if json_out:
         print_json(report.to_dict())
         return
@@ -186,13 +186,6 @@ def eval_command(
 
 
 def _show(report: EvalReport) -> None:
-    from rich.table import Table
-
-    summary = Table(
-        title=f"{report.model} on {report.dataset}/{report.split}", title_justify="left"
-    )
-    summary.add_column("metric")
-    summary.add_column("value", justify="right")
     rows: list[tuple[str, str]] = []
     c, loc, faith = report.classification, report.localization, report.faithfulness
     if c is not None:
@@ -223,42 +216,27 @@ def _show(report: EvalReport) -> None:
             ("average drop", f"{faith['average_drop']:.2f}%"),
             ("increase in confidence", f"{faith['increase_in_confidence']:.2f}%"),
         ]
-    for name, value in rows:
-        summary.add_row(name, value)
-    out.print(summary)
+    print_table(
+        ("metric", "value"),
+        rows,
+        right=("value",),
+        title=f"{report.model} on {report.dataset}/{report.split}",
+    )
     if c is not None:
-        _per_class(c)
-        _confusion(c, report.classes)
-    for path in report.files.values():
-        err.print(f"wrote {path}", markup=False, highlight=False)
-
-
-def _per_class(c: dict[str, Any]) -> None:
-    from rich.table import Table
-
-    table = Table(title="per class", title_justify="left")
-    for name in ("class", "precision", "recall", "F1", "support"):
-        table.add_column(name, justify="left" if name == "class" else "right")
-    for row in c["per_class"]:
-        table.add_row(
-            row["name"],
-            f"{row['precision']:.3f}",
-            f"{row['recall']:.3f}",
-            f"{row['f1']:.3f}",
-            str(row["support"]),
-        )
-    out.print(table)
-
-
-def _confusion(c: dict[str, Any], classes: list[str]) -> None:
-    from rich.table import Table
-
-    if len(classes) > 20:
-        return  # too wide for a terminal; confusion_matrix.png and metrics.json hold it
-    table = Table(title="confusion matrix (rows true, columns predicted)", title_justify="left")
-    table.add_column("")
-    for name in classes:
-        table.add_column(name, justify="right")
-    for name, row in zip(classes, c["confusion_matrix"], strict=True):
-        table.add_row(name, *(str(v) for v in row))
-    out.print(table)
+        per_class = [
+            (r["name"], *(f"{r[k]:.3f}" for k in ("precision", "recall", "f1")), str(r["support"]))
+            for r in c["per_class"]
+        ]
+        scores = ("precision", "recall", "F1", "support")
+        print_table(("class", *scores), per_class, right=scores, title="per class")
+        if len(report.classes) <= 20:  # wider: confusion_matrix.png and metrics.json hold it
+            print_table(
+                ("", *report.classes),
+                [
+                    (name, *map(str, row))
+                    for name, row in zip(report.classes, c["confusion_matrix"], strict=True)
+                ],
+                right=report.classes,
+                title="confusion matrix (rows true, columns predicted)",
+            )
+    report_written(report.files.values())

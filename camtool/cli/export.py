@@ -10,7 +10,7 @@ import typer
 
 from camtool.cli._app import CamtoolCommand, app
 from camtool.cli._common import ArchOpt, JsonOpt
-from camtool.cli._output import err, out, print_json
+from camtool.cli._output import err, print_json, print_table, report_written
 
 if TYPE_CHECKING:
     from camtool.export.exporter import ExportReport
@@ -87,7 +87,7 @@ def export(
             output=output,
             opset=opset,
             arch=arch,
-            on_progress=None if json_out else _progress,
+            on_progress=None if json_out else err.print,
             overwrite=overwrite,
         )
     except ExportCheckError as exc:
@@ -95,32 +95,28 @@ def export(
         raise
     _show(report, json_out)
     if not json_out:
-        err.print(f"wrote {report.file}", markup=False, highlight=False)
-
-
-def _progress(message: str) -> None:
-    err.print(message, markup=False, highlight=False)
+        report_written([report.file])
 
 
 def _show(report: ExportReport, json_out: bool) -> None:
     if json_out:
         print_json(report.to_dict())
         return
-    from rich.table import Table
-
     fmt = report.format + (f" (opset {report.opset})" if report.opset is not None else "")
-    table = Table(title=f"{report.file}: {fmt}, exported in {report.export_seconds:.1f} s")
-    table.add_column("input")
-    table.add_column("cams")
-    table.add_column("max |diff| logits", justify="right")
-    table.add_column("max |diff| cams", justify="right")
-    table.add_column("ok")
-    for s in report.samples:
-        table.add_row(
-            "x".join(map(str, s.input_shape)),
-            "x".join(map(str, s.cams_shape)),
-            f"{s.logits_max_diff:.2e}",
-            f"{s.cams_max_diff:.2e}",
-            "yes" if s.passed else "NO",
-        )
-    out.print(table)
+    diffs = ("max |diff| logits", "max |diff| cams")
+    print_table(
+        ("input", "cams", *diffs, "ok"),
+        [
+            (
+                "x".join(map(str, s.input_shape)),
+                "x".join(map(str, s.cams_shape)),
+                f"{s.logits_max_diff:.2e}",
+                f"{s.cams_max_diff:.2e}",
+                "yes" if s.passed else "NO",
+            )
+            for s in report.samples
+        ],
+        right=diffs,
+        title=f"{report.file}: {fmt}, exported in {report.export_seconds:.1f} s",
+        title_justify="center",
+    )

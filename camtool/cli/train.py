@@ -18,7 +18,7 @@ from camtool.cli._common import (
     choice_value,
     resolve_settings,
 )
-from camtool.cli._output import err, out, print_json, report_skipped
+from camtool.cli._output import print_json, print_table, report_skipped, report_written
 
 __all__ = ["train_cmd"]
 
@@ -164,15 +164,10 @@ def train_cmd(
 
 
 def _summary(result: TrainResult) -> None:
-    from rich.table import Table
-
-    table = Table(title="camtool train", title_justify="left")
-    for name in ("epoch", "train loss", "train acc", "val loss", "val acc", "lr", "s", "img/s"):
-        table.add_column(name, justify="right")
-    for m in result.history:
-        mark = " *" if m.epoch == result.best_epoch else ""
-        table.add_row(
-            f"{m.epoch}{mark}",
+    columns = ("epoch", "train loss", "train acc", "val loss", "val acc", "lr", "s", "img/s")
+    rows = [
+        (
+            f"{m.epoch}{' *' if m.epoch == result.best_epoch else ''}",
             f"{m.train_loss:.4f}",
             f"{m.train_acc:.1%}",
             f"{m.val_loss:.4f}",
@@ -181,12 +176,12 @@ def _summary(result: TrainResult) -> None:
             f"{m.seconds:.1f}",
             f"{m.images_per_s:.0f}",
         )
+        for m in result.history
+    ]
     ending = "stopped early" if result.stopped_early else f"{result.epochs_run} epochs"
-    table.caption = (
+    caption = (
         f"val = images held out of train/; * best val accuracy {result.best_val_acc:.1%} "
         f"at epoch {result.best_epoch}; {ending}; {result.seconds:.0f}s"
     )
-    out.print(table)
-    for path in (result.best_checkpoint, result.last_checkpoint, result.curves_file):
-        if path is not None:
-            err.print(f"wrote {path}", markup=False, highlight=False)
+    print_table(columns, rows, right=columns, title="camtool train", caption=caption)
+    report_written((result.best_checkpoint, result.last_checkpoint, result.curves_file))

@@ -20,8 +20,7 @@ from camtool.core.maps import CAMBatch, explain_batch, heatmap
 from camtool.core.runner import ModelInfo, Runner
 from camtool.data.images import load_image, preprocess_array
 from camtool.errors import CamtoolError, InputError
-from camtool.explain.figure import figure_png
-from camtool.explain.render import encode_image, overlay
+from camtool.explain.render import encode_image, figure_png, overlay
 from camtool.fsutil import atomic_path
 
 if TYPE_CHECKING:
@@ -33,11 +32,12 @@ __all__ = [
     "MapFiles",
     "Prediction",
     "explain_file",
+    "located_maps",
     "map_paths",
     "map_title",
-    "out_of_gpu_memory",
     "peak_and_box",
     "predictions",
+    "refuse_out_of_gpu_memory",
     "write_maps",
 ]
 
@@ -75,6 +75,10 @@ class CamOptions:
             "upsample": cam.upsample.value,
         }
         return cls(**{**fields, **flags})
+
+    def map_count(self, classes: int) -> int:
+        """Maps per image for a model of ``classes`` classes: 1 with a target, else top-k."""
+        return 1 if self.target is not None else min(self.topk, classes)
 
 
 @dataclass
@@ -165,28 +169,23 @@ def write_maps(
     on_heatmap: Callable[[int, np.ndarray], None] | None = None,
     true_idx: int | None = None,
 ) -> list[Path]:
-    """Write the maps of image ``row`` of ``batch`` next to ``base`` (a path without suffix).
+    """Write the maps of image ``row`` of ``batch`` next to ``base`` (a path without suffix),
+    atomically; return :func:`map_paths`.
 
-    One map: ``<base>_cam.png`` (figure) or ``<base>_overlay.<fmt>``, and ``<base>.npz``.
-    Several (top-k): the same with ``_top1``, ``_top2`` ... before the suffix. The map is
-    upsampled to the image's own size (``options.upsample``, carried through the resize the model
-    input was made with) and min-max normalised. Files are written atomically.
-    ``on_heatmap(k, heat)``, if given, receives each upsampled map (e.g. to find its peak).
-    ``true_idx``, the image's true class when known, goes into the figure's title
-    (:func:`map_title`).
+    One map: ``<base>_cam.png`` (figure) or ``<base>_overlay.<fmt>``, and ``<base>.npz``; with
+    top-k, ``_top1``, ``_top2`` ... before the suffix. Each map is upsampled to the image's own
+    size (``options.upsample``, through the resize of the model input) and min-max normalised;
+    ``on_heatmap(k, heat)`` receives it. ``true_idx`` titles the figure (:func:`map_title`).
     """
-    written: list[Path] = []
     count = batch.class_idx.shape[1]
-    paths = iter(map_paths(base, options, count))
+    written = map_paths(base, options, count)
+    paths = iter(written)
     size = (image.height, image.width)
     for k in range(count):
         class_idx = int(batch.class_idx[row, k])
+        cam = batch.cams[row, k]
         heat = heatmap(
-            batch.cams[row, k],
-            size,
-            mode=options.upsample,
-            geometry=info.geometry,
-            input_hw=batch.input_hw,
+            cam, size, mode=options.upsample, geometry=info.geometry, input_hw=batch.input_hw
         )
         if on_heatmap is not None:
             on_heatmap(k, heat)
@@ -196,21 +195,17 @@ def write_maps(
             data = figure_png(image, heat, blended, title, options.colormap, wrong)
         else:
             data = encode_image(blended, options.fmt)
-        target = next(paths)
-        with atomic_path(target) as tmp:
+        with atomic_path(next(paths)) as tmp:
             tmp.write_bytes(data)
-        written.append(target)
         if options.save_array:
-            arrays = next(paths)
-            with atomic_path(arrays) as tmp:
+            with atomic_path(next(paths)) as tmp:
                 np.savez_compressed(
                     tmp,
-                    cam=np.asarray(batch.cams[row, k], dtype=np.float32),
+                    cam=np.asarray(cam, dtype=np.float32),
                     heatmap=heat,
                     logits=np.asarray(batch.logits[row], dtype=np.float32),
                     class_idx=np.int64(class_idx),
                 )
-            written.append(arrays)
     return written
 
 
@@ -237,37 +232,20 @@ def map_title(
 def explain_file(
     runner: Runner, path: Path, base: Path, options: CamOptions, true_idx: int | None = None
 ) -> ImageResult:
-    """Explain one image file and write its maps next to ``base``.
-
-    ``true_idx`` is the image's true class when known (it titles the figures and goes into the
-    result). Errors that concern this file alone (unreadable image, full disk) are returned in
-    the result's ``error`` instead of raised, so a caller looping over files carries on.
-    """
+    """Explain one image file and write its maps next to ``base``; ``true_idx``, when known,
+    titles the figures. Errors of this file alone (unreadable image, full disk) go into the
+    result's ``error`` rather than raised, so a caller looping over files carries on."""
     info = runner.info
     result = ImageResult(str(path), true_idx=true_idx)
     if true_idx is not None:
         result.true_name = info.class_names[true_idx]
-    located: list[tuple[list[int] | None, list[int] | None]] = []
-
-    def locate(k: int, heat: np.ndarray) -> None:
-        located.append(peak_and_box(heat))
-
     try:
         image = load_image(path, options.max_pixels)
         array = preprocess_array(
             image, info.img_size, info.mean, info.std, stride=info.output_stride
         )
         batch = explain_batch(runner, array[None], target=options.target, topk=options.topk)
-        written = write_maps(
-            image,
-            batch,
-            0,
-            base,
-            info,
-            options,
-            on_heatmap=locate if options.locate else None,
-            true_idx=true_idx,
-        )
+        result.maps = located_maps(image, batch, 0, base, info, options, true_idx)
     except InputError as exc:
         result.error = exc.message
         return result
@@ -275,26 +253,44 @@ def explain_file(
         result.error = f"cannot write outputs for {path}: {exc.strerror or exc}"
         return result
     except RuntimeError as exc:
-        if out_of_gpu_memory(exc):
-            raise CamtoolError(
-                "out of GPU memory; try --device cpu or a smaller image size"
-            ) from None
+        refuse_out_of_gpu_memory(exc, "--device cpu or a smaller image size")
         raise
-    topk = 1 if options.target is not None else options.topk
-    top = np.argsort(-batch.logits[0], kind="stable")[: min(topk, batch.logits.shape[1])]
+    top = np.argsort(-batch.logits[0], kind="stable")[: options.map_count(batch.logits.shape[1])]
     result.topk = predictions(batch, 0, top.tolist(), info.class_names)
     if options.target is not None:
         (result.target,) = predictions(batch, 0, [options.target], info.class_names)
+    return result
+
+
+def located_maps(
+    image: Image.Image,
+    batch: CAMBatch,
+    row: int,
+    base: Path,
+    info: ModelInfo,
+    options: CamOptions,
+    true_idx: int | None = None,
+) -> list[MapFiles]:
+    """:func:`write_maps`, then each map's :class:`MapFiles`, in order (peak and box found when
+    ``options.locate``)."""
+    located: list[tuple[list[int] | None, list[int] | None]] = []
+
+    def locate(_k: int, heat: np.ndarray) -> None:
+        located.append(peak_and_box(heat))
+
+    on_heatmap = locate if options.locate else None
+    written = iter(
+        write_maps(image, batch, row, base, info, options, on_heatmap=on_heatmap, true_idx=true_idx)
+    )
     per_map = 2 if options.save_array else 1
-    result.maps = [
+    return [
         MapFiles(
             int(class_idx),
-            [str(p) for p in written[k * per_map : (k + 1) * per_map]],
+            [str(next(written)) for _ in range(per_map)],
             *(located[k] if located else (None, None)),
         )
-        for k, class_idx in enumerate(batch.class_idx[0].tolist())
+        for k, class_idx in enumerate(batch.class_idx[row].tolist())
     ]
-    return result
 
 
 def peak_and_box(heat: np.ndarray) -> tuple[list[int] | None, list[int] | None]:
@@ -305,7 +301,9 @@ def peak_and_box(heat: np.ndarray) -> tuple[list[int] | None, list[int] | None]:
     return (list(top) if top is not None else None, list(box.as_tuple()) if box.area() else None)
 
 
-def out_of_gpu_memory(exc: BaseException) -> bool:
-    """Whether ``exc`` is torch's CUDA out-of-memory error (torch is not imported to find out)."""
+def refuse_out_of_gpu_memory(exc: BaseException, hint: str) -> None:
+    """Raise ``CamtoolError("out of GPU memory; try <hint>")`` if ``exc`` is torch's CUDA
+    out-of-memory error (torch is not imported to find out)."""
     torch = sys.modules.get("torch")
-    return torch is not None and isinstance(exc, torch.cuda.OutOfMemoryError)
+    if torch is not None and isinstance(exc, torch.cuda.OutOfMemoryError):
+        raise CamtoolError(f"out of GPU memory; try {hint}") from None

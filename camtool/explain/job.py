@@ -37,28 +37,12 @@ class CamReport:
 
 def unique_stem(path: Path, taken: set[str]) -> str:
     """``path``'s stem, with ``-1``, ``-2`` ... added if an earlier input already used it."""
-    stem, n = path.stem, 0
-    while (stem if n == 0 else f"{stem}-{n}") in taken:
+    chosen, n = path.stem, 0
+    while chosen in taken:
         n += 1
-    chosen = stem if n == 0 else f"{stem}-{n}"
+        chosen = f"{path.stem}-{n}"
     taken.add(chosen)
     return chosen
-
-
-def _readable(
-    results: Sequence[ImageResult], on_result: Callable[[ImageResult], None] | None
-) -> list[ImageResult]:
-    """The results whose input can be read; the others get their error, reported at once."""
-    pending = []
-    for result in results:
-        reason = unreadable_file_reason(Path(result.input))
-        if reason is None:
-            pending.append(result)
-            continue
-        result.error = f"{result.input}: {reason}"
-        if on_result is not None:
-            on_result(result)
-    return pending
 
 
 def run_cam(
@@ -78,61 +62,58 @@ def run_cam(
 ) -> CamReport:
     """Explain each image and write its maps to ``settings.cam.output_dir``.
 
-    Before the model is opened, the output folder is checked and every input that is missing, a
-    folder or unreadable gets its error (reported at once through ``on_result``); when no input
-    is left, no model is loaded (``report.model`` is ``None``). A bad image is reported in its
-    result and the others go on; a bad model, device or ``--class`` raises before any image is
-    read, and so does an output file in the way that camtool did not write (a folder without
-    ``camtool-settings.toml``), unless ``overwrite``. ``imagenet_classes`` restricts the
-    ImageNet model used without ``model_path`` to those Imagenette ids (see
-    :func:`camtool.core.loading.open_runner`). ``locate`` finds each map's peak and box
-    (:attr:`camtool.explain.files.MapFiles.box`); leave it off when they are not shown.
-    ``runner``, an already opened model, is used instead of opening ``model_path``.
-    ``truths`` gives each image's true class (``None``: unknown); without it, an image's true
-    class is read from the folders above it (:func:`camtool.data.labels.true_class`).
+    Before the model is opened, every input that is missing, a folder or unreadable gets its
+    error (reported at once through ``on_result``); with none left, no model is loaded
+    (``report.model`` is ``None``). A bad image fails its result alone. ``imagenet_classes``
+    restricts the ImageNet model used without ``model_path`` (or ``runner``, an opened model)
+    to those Imagenette ids (:func:`camtool.core.loading.open_runner`). ``locate`` finds each
+    map's peak and box (:class:`~camtool.explain.files.MapFiles`). ``truths``: each image's
+    true class (``None``: unknown); without it, the folders above it tell
+    (:func:`camtool.data.labels.true_class`).
 
     Raises:
-        CamtoolError: the output folder cannot be written, the model cannot be opened,
-            ``class_spec`` names no class, or an output would replace a file camtool did not
-            write.
+        CamtoolError: before any image is read: the output folder cannot be written, the model
+            cannot be opened, ``class_spec`` names no class, or an output would replace a file
+            camtool did not write (a folder without ``camtool-settings.toml``), unless
+            ``overwrite``.
     """
     out_dir = require_writable_dir(Path(settings.cam.output_dir))
+    report = on_result or (lambda _result: None)
     results = [ImageResult(str(path)) for path in images]
-    pending = _readable(results, on_result)
-    if not pending:
+    for result in results:  # unreadable inputs fail at once, before a model is opened
+        reason = unreadable_file_reason(Path(result.input))
+        if reason is not None:
+            result.error = f"{result.input}: {reason}"
+            report(result)
+    readable = sum(result.error is None for result in results)
+    if not readable:
         return CamReport(results, out_dir, None, "")
     if runner is None:
+        few_images = readable <= QUICK_START_IMAGES
         runner = runner_from_settings(
-            model_path,
-            settings,
-            few_images=len(pending) <= QUICK_START_IMAGES,
-            imagenet_classes=imagenet_classes,
+            model_path, settings, few_images=few_images, imagenet_classes=imagenet_classes
         )
     names = runner.info.class_names
     if truths is None:
         truths = [true_class(result.input, names) for result in results]
-    target = resolve_class(class_spec, runner.info.class_names) if class_spec is not None else None
+    target = resolve_class(class_spec, names) if class_spec is not None else None
     options = CamOptions.from_settings(
         settings, target=target, figure=not overlay_only, save_array=save_array, locate=locate
     )
     taken: set[str] = set()
     bases = [out_dir / unique_stem(Path(result.input), taken) for result in results]
-    count = 1 if target is not None else min(options.topk, len(runner.info.class_names))
-    planned = [
-        p
-        for result, base in zip(results, bases, strict=True)
-        if result.error is None
-        for p in map_paths(base, options, count)
-    ]
+    count = options.map_count(len(names))
+    planned = []
+    for result, base in zip(results, bases, strict=True):
+        if result.error is None:
+            planned.extend(map_paths(base, options, count))
     refuse_to_replace(planned, overwrite=overwrite, hint=", or choose another -o DIR",
                       marker=SETTINGS_FILE)  # fmt: skip
     out_dir.mkdir(parents=True, exist_ok=True)
     remove_stale_temps(out_dir)  # of runs killed before
     write_settings(out_dir, settings)
     for slot, (result, base) in enumerate(zip(results, bases, strict=True)):
-        if result.error is not None:
-            continue
-        results[slot] = explain_file(runner, Path(result.input), base, options, truths[slot])
-        if on_result is not None:
-            on_result(results[slot])
+        if result.error is None:
+            results[slot] = explain_file(runner, Path(result.input), base, options, truths[slot])
+            report(results[slot])
     return CamReport(results, out_dir, runner.info, runner.device)
