@@ -17,7 +17,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -173,7 +173,7 @@ def _from_url(
     timeout: float,
 ) -> DownloadResult:
     """Download (or resume, or reuse a verified earlier download), verify and extract."""
-    assert plan.url is not None  # _plan guarantees a URL when no archive is given
+    assert plan.url is not None  # _plan gives a URL when no archive is given
     target = data_dir / plan.filename
     part = target.with_name(target.name + ".part")
     if force:
@@ -209,12 +209,9 @@ def _plan(dataset: str, url: str | None, sha256: str | None, archive: Path | Non
             f"unknown dataset {dataset!r}; choose one of {', '.join(sorted(ARCHIVES))}, "
             "or give --url or --archive"
         )
-    if url is not None:
-        scheme = urllib.parse.urlsplit(url).scheme.lower()
-        if scheme not in ("http", "https"):
-            raise ConfigError(f"--url must be an http:// or https:// URL, got {url!r}")
+    if url is not None and urllib.parse.urlsplit(url).scheme.lower() not in ("http", "https"):
+        raise ConfigError(f"--url must be an http:// or https:// URL, got {url!r}")
     override = Checksum("sha256", sha256) if sha256 is not None else None
-
     if archive is not None:
         filename = Path(archive).name
     elif url is not None:
@@ -222,12 +219,11 @@ def _plan(dataset: str, url: str | None, sha256: str | None, archive: Path | Non
     else:
         assert spec is not None
         filename = spec.filename
-    source_url = url if url is not None or spec is None else spec.url
     if spec is None:
-        return ArchiveSpec(dataset, source_url, filename, _strip_suffix(filename), None, override)
+        return ArchiveSpec(dataset, url, filename, _strip_suffix(filename), None, override)
     if override is None and filename == spec.filename:
-        return ArchiveSpec(dataset, source_url, filename, spec.folder, spec.size, spec.checksum)
-    return ArchiveSpec(dataset, source_url, filename, spec.folder, None, override)
+        return replace(spec, url=url or spec.url)
+    return replace(spec, url=url or spec.url, filename=filename, size=None, checksum=override)
 
 
 def _filename_from_url(url: str, dataset: str) -> str:
