@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from camtool.core.localize import BoxXYXY
-from camtool.data.boxes import BOXES_HEADER, read_boxes_csv
+from camtool.data.boxes import BOXES_HEADER, read_csv_boxes
 from camtool.data.synthetic import SHAPES, make_shapes_dataset
 from camtool.errors import ConfigError, InputError
 
@@ -35,6 +35,12 @@ def _tree(root: Path) -> dict[str, bytes]:
         for p in sorted(root.rglob("*"))
         if p.is_file()
     }
+
+
+def read_boxes(path: Path, root: Path | None = None) -> dict[str, list[BoxXYXY]]:
+    """The boxes of a box file by resolved image path (relative to ``root``, else its folder)."""
+    truth = read_csv_boxes(path, path.parent if root is None else root)
+    return {key: [entry.box for entry in entries] for key, entries in truth.by_path.items()}
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +87,7 @@ def test_same_seed_same_bytes_other_seed_differs(tmp_path: Path) -> None:
 
 
 def test_boxes_lie_inside_the_image_and_have_sensible_size(shapes: Path) -> None:
-    boxes = read_boxes_csv(shapes / "boxes.csv")
+    boxes = read_boxes(shapes / "boxes.csv")
     assert all(len(v) == 1 for v in boxes.values())
     for (box,) in boxes.values():
         assert 0 <= box.x0 < box.x1 <= 64 and 0 <= box.y0 < box.y1 <= 64
@@ -92,7 +98,7 @@ def test_object_scale_sets_the_box_size(tmp_path: Path) -> None:
     # Radius r = 0.3 * 64 = 19.2 px: every shape's box spans at most 2r + 1 and, whatever its
     # rotation, at least r (a triangle's short side, from its apex to the opposite edge: 1.5r).
     root = _make(tmp_path / "big", object_scale=(0.3, 0.3))
-    for (box,) in read_boxes_csv(root / "boxes.csv").values():
+    for (box,) in read_boxes(root / "boxes.csv").values():
         width, height = box.x1 - box.x0, box.y1 - box.y0
         assert 19 <= max(width, height) <= 40
         assert min(width, height) >= 19
@@ -104,7 +110,7 @@ def _far_from(pixels: np.ndarray, colour: np.ndarray, limit: float) -> np.ndarra
 
 def test_boxes_enclose_the_drawn_shape(shapes: Path) -> None:
     """Inside the box many pixels differ from the background; the shape touches all four edges."""
-    boxes = read_boxes_csv(shapes / "boxes.csv", root=shapes)
+    boxes = read_boxes(shapes / "boxes.csv", root=shapes)
     frame_hits, frame_pixels = 0, 0
     for key, (box,) in boxes.items():
         img = np.asarray(Image.open(key), dtype=np.float32)
@@ -171,7 +177,7 @@ def test_replaces_an_empty_folder_and_an_earlier_dataset(tmp_path: Path) -> None
     assert (root / "train/circle/00004.png").is_file()
     _make(root, train_per_class=2)
     assert not (root / "train/circle/00004.png").exists()
-    assert len(read_boxes_csv(root / "boxes.csv")) == len(SHAPES) * (2 + 2)
+    assert len(read_boxes(root / "boxes.csv")) == len(SHAPES) * (2 + 2)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ds"]
 
 
@@ -180,7 +186,7 @@ def _write(path: Path, text: str) -> Path:
     return path
 
 
-def test_read_boxes_csv_good_file(tmp_path: Path) -> None:
+def test_read_boxes_good_file(tmp_path: Path) -> None:
     text = (
         "\ufeffPath, y0 ,x0,x1,y1,label\n"
         "a.png,1,2,10,11,dog\n"
@@ -189,19 +195,10 @@ def test_read_boxes_csv_good_file(tmp_path: Path) -> None:
         "a.png,3.5,4.2,7.1,9,dog\n"
     )
     path = _write(tmp_path / "boxes.csv", text)
-    assert read_boxes_csv(path) == {
-        "a.png": [BoxXYXY(2, 1, 10, 11), BoxXYXY(4, 3, 8, 9)],
-        "sub/b.jpg": [BoxXYXY(0, 0, 5, 5)],
+    assert read_boxes(path, root=tmp_path / "imgs") == {
+        str((tmp_path / "imgs" / "a.png").resolve()): [BoxXYXY(2, 1, 10, 11), BoxXYXY(4, 3, 8, 9)],
+        str((tmp_path / "imgs" / "sub" / "b.jpg").resolve()): [BoxXYXY(0, 0, 5, 5)],
     }
-    resolved = read_boxes_csv(path, root=tmp_path / "imgs")
-    assert set(resolved) == {
-        str((tmp_path / "imgs" / "a.png").resolve()),
-        str((tmp_path / "imgs" / "sub" / "b.jpg").resolve()),
-    }
-
-
-def test_read_boxes_csv_header_only_gives_no_boxes(tmp_path: Path) -> None:
-    assert read_boxes_csv(_write(tmp_path / "b.csv", "path,x0,y0,x1,y1\n")) == {}
 
 
 @pytest.mark.parametrize(
@@ -219,26 +216,26 @@ def test_read_boxes_csv_header_only_gives_no_boxes(tmp_path: Path) -> None:
         ("path,x0,y0,x1,y1\n ,0,0,4,4\n", 2, "empty path"),
     ],
 )
-def test_read_boxes_csv_malformed(tmp_path: Path, text: str, line: int | None, words: str) -> None:
+def test_read_boxes_malformed(tmp_path: Path, text: str, line: int | None, words: str) -> None:
     path = _write(tmp_path / "bad.csv", text)
     with pytest.raises(InputError) as info:
-        read_boxes_csv(path)
+        read_boxes(path)
     message = str(info.value)
     assert str(path) in message and words in message
     if line is not None:
         assert f"line {line}:" in message
 
 
-def test_read_boxes_csv_missing_file(tmp_path: Path) -> None:
+def test_read_boxes_missing_file(tmp_path: Path) -> None:
     with pytest.raises(InputError, match=r"nope\.csv"):
-        read_boxes_csv(tmp_path / "nope.csv")
+        read_boxes(tmp_path / "nope.csv")
 
 
 def test_shapes_sit_anywhere_inside_the_evaluation_crop(tmp_path: Path) -> None:
     from camtool.data.synthetic import EDGE_MARGIN
 
     root = _make(tmp_path / "spread", train_per_class=40, val_per_class=1)
-    boxes = [box for (box,) in read_boxes_csv(root / "boxes.csv").values()]
+    boxes = [box for (box,) in read_boxes(root / "boxes.csv").values()]
     crop_border = (SIZE * 1.14 - SIZE) / 2 / 1.14  # eval: resize to 1.14x, centre crop
     edge = SIZE * EDGE_MARGIN
     assert edge >= crop_border

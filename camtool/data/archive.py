@@ -49,10 +49,7 @@ _CHUNK = 1 << 20
 _EXTRACT_PREFIX = ".camtool-extract-"
 _OLD_PREFIX = ".camtool-old-"
 _HEX_LENGTHS = {"sha256": 64, "md5": 32}
-_HAS_DATA_FILTER = hasattr(tarfile, "data_filter")
-_FILTER_ERRORS: tuple[type[Exception], ...] = (
-    (tarfile.FilterError,) if hasattr(tarfile, "FilterError") else ()
-)
+_ABSOLUTE = re.compile(r"[/\\]|[A-Za-z]:")
 
 
 @dataclass(frozen=True)
@@ -114,7 +111,6 @@ def _is_complete(folder: Path) -> bool:
 
 
 def _marker_archive(folder: Path) -> object:
-    """The ``archive`` the marker names, or ``None`` when it cannot be read."""
     try:
         doc = json.loads((folder / MARKER_NAME).read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -177,13 +173,13 @@ def extract_dataset(
 
 
 def _member_problem(member: tarfile.TarInfo) -> str | None:
-    """Say why a member is unsafe to extract, or return None when it is fine."""
+    """Why a member is unsafe to extract, or None."""
     name = member.name
     if member.isdev():
         return "is a device or FIFO"
     if not (member.isreg() or member.isdir() or member.issym() or member.islnk()):
         return "has an unsupported type"
-    if name.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", name):
+    if _ABSOLUTE.match(name):
         return "has an absolute path"
     parts = PurePosixPath(name).parts
     if ".." in parts:
@@ -191,7 +187,7 @@ def _member_problem(member: tarfile.TarInfo) -> str | None:
     if member.issym() or member.islnk():
         link = member.linkname
         kind = "symlink" if member.issym() else "hard link"
-        if link.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", link):
+        if _ABSOLUTE.match(link):
             return f"is a {kind} to an absolute path ({link})"
         # A symlink is relative to its own folder, a hard link to the archive root.
         base = posixpath.dirname(name) if member.issym() else ""
@@ -232,7 +228,6 @@ def _top_level(archive: Path, members: Iterable[tarfile.TarInfo]) -> str:
 
 
 def _remove_leftovers(dest: Path) -> None:
-    """Delete temporary folders left by an extraction that was killed."""
     for entry in dest.iterdir():
         if entry.name.startswith((_EXTRACT_PREFIX, _OLD_PREFIX)) and entry.is_dir():
             shutil.rmtree(entry, ignore_errors=True)
@@ -277,12 +272,11 @@ def safe_extract(archive: Path, dest: Path, prepare: Callable[[Path], None] | No
             with tarfile.open(archive, "r:*") as tar:
                 members = tar.getmembers()
                 top_name = _top_level(archive, members)
-                if _HAS_DATA_FILTER:
-                    tar.extractall(staging, members=members, filter="data")
-                else:  # Python < 3.10.12 / 3.11.4: the checks in _top_level still apply
-                    tar.extractall(staging, members=members)
+                # tarfile's "data" filter backs our checks up where Python has it (>= 3.10.12)
+                tar.extraction_filter = getattr(tarfile, "data_filter", None)
+                tar.extractall(staging, members=members)
         except tarfile.TarError as exc:
-            if isinstance(exc, _FILTER_ERRORS):
+            if isinstance(exc, getattr(tarfile, "FilterError", ())):
                 raise InputError(
                     f"refusing to extract {archive.name}: {exc}; nothing was extracted"
                 ) from None

@@ -44,7 +44,6 @@ __all__ = [
     "Warn",
     "fit_boxes",
     "load_boxes",
-    "read_boxes_csv",
     "read_csv_boxes",
     "read_voc_dir",
     "read_voc_file",
@@ -192,10 +191,13 @@ def load_boxes(spec: Path | None, root: Path) -> GroundTruth | None:
 
 
 def read_csv_boxes(path: Path, root: Path) -> GroundTruth:
-    """A CSV box file as ``eval``'s :class:`GroundTruth`, each box naming its line.
+    """A CSV box file as ``eval``'s :class:`GroundTruth`, each box naming its line; image keys
+    are ``str((root / path_in_file).resolve())``.
 
     Raises:
-        InputError: as :func:`read_boxes_csv`; or the file holds no box.
+        InputError: the file cannot be read, lacks a column, holds no box, or a row has an empty
+            path, a non-numeric or negative coordinate, or ``x1 <= x0`` / ``y1 <= y0``; the
+            message names the file and the line.
     """
     path = Path(path)
     by_path: dict[str, list[GtBox]] = {}
@@ -206,22 +208,7 @@ def read_csv_boxes(path: Path, root: Path) -> GroundTruth:
     return GroundTruth(path, by_path=by_path)
 
 
-def read_boxes_csv(path: Path, root: Path | None = None) -> dict[str, list[BoxXYXY]]:
-    """A CSV box file as image path to its boxes, in file order; each key is
-    ``str((root / path_in_file).resolve())`` given a ``root``, else the path as written.
-
-    Raises:
-        InputError: the file cannot be read, lacks a column, or a row has an empty path, a
-            non-numeric or negative coordinate, or ``x1 <= x0`` / ``y1 <= y0``; the message
-            names the file and the line.
-    """
-    boxes: dict[str, list[BoxXYXY]] = {}
-    for key, box, _line in _csv_rows(Path(path), root):
-        boxes.setdefault(key, []).append(box)
-    return boxes
-
-
-def _csv_rows(path: Path, root: Path | None) -> Iterator[tuple[str, BoxXYXY, int]]:
+def _csv_rows(path: Path, root: Path) -> Iterator[tuple[str, BoxXYXY, int]]:
     """Each box of a box file with its image key and its line number."""
     text = read_text(path)  # UTF-8 with or without a BOM, or BOM-marked UTF-16
     reader = csv.reader(io.StringIO(text, newline=""))
@@ -240,8 +227,7 @@ def _csv_rows(path: Path, root: Path | None) -> Iterator[tuple[str, BoxXYXY, int
         for row in reader:
             if any(cell.strip() for cell in row):
                 image, box = _csv_box(row, cols, len(names), f"{path} line {reader.line_num}")
-                key = image if root is None else str((Path(root) / image).resolve())
-                yield key, box, reader.line_num
+                yield str((Path(root) / image).resolve()), box, reader.line_num
     except csv.Error as exc:
         raise InputError(f"cannot read box file {path}: {exc}") from exc
 

@@ -1,8 +1,8 @@
 """Download, verify and safely extract the Imagenette archives: the core of ``camtool download``.
 
-HTTP is :mod:`camtool.data.http_fetch`, extraction :mod:`camtool.data.archive`. Nothing is
-printed: progress goes to an optional callback, failures raise
-:class:`~camtool.errors.CamtoolError`.
+HTTP is :mod:`urllib.request` (resuming with ``Range``, see :func:`download_dataset`), extraction
+:mod:`camtool.data.archive`. Nothing is printed: progress goes to an optional callback; failures
+raise :class:`~camtool.errors.CamtoolError`, a network one naming the URL and the way out.
 The archives' URLs, names, sizes and digests are facts recorded, with their sources, in
 :data:`camtool.core.imagenet.IMAGENETTE_ARCHIVES`; :data:`ARCHIVES` is that table as plans.
 """
@@ -10,22 +10,33 @@ The archives' URLs, names, sizes and digests are facts recorded, with their sour
 from __future__ import annotations
 
 import contextlib
+import http.client
 import os
+import re
+import urllib.error
 import urllib.parse
-from collections.abc import Iterator
-from dataclasses import dataclass
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 from camtool.core.imagenet import IMAGENETTE_ARCHIVES
 from camtool.data.archive import Checksum, extract_dataset, find_complete, verify_checksum
-from camtool.data.http_fetch import ProgressCallback, fetch
 from camtool.errors import CamtoolError, ConfigError, InputError
 from camtool.fsutil import remove_stale_temps
 from camtool.process import folder_lock
+from camtool.version import __version__
 
 __all__ = ["ARCHIVES", "MD5_REFERENCE", "ArchiveSpec", "DownloadResult", "download_dataset"]
 
 _ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz", ".tar")
+
+ProgressCallback = Callable[[int, int | None], None]
+"""Called as ``progress(done_bytes, total_bytes)``; ``total_bytes`` is None when unknown."""
+
+_CHUNK = 1 << 20
+_MANUAL_HINT = "download {url} by hand and run `camtool download --archive FILE`"
 
 
 @dataclass(frozen=True)
@@ -162,7 +173,7 @@ def _from_url(
     timeout: float,
 ) -> DownloadResult:
     """Download (or resume, or reuse a verified earlier download), verify and extract."""
-    assert plan.url is not None  # _plan guarantees a URL when no archive is given
+    assert plan.url is not None  # _plan gives a URL when no archive is given
     target = data_dir / plan.filename
     part = target.with_name(target.name + ".part")
     if force:
@@ -176,7 +187,7 @@ def _from_url(
 
     downloaded = resumed = 0
     if not target.is_file():
-        downloaded, resumed = fetch(plan.url, part, plan.size, timeout, progress)
+        downloaded, resumed = _fetch(plan.url, part, plan.size, timeout, progress)
         if plan.checksum is not None:
             try:
                 verify_checksum(part, plan.checksum)
@@ -198,12 +209,9 @@ def _plan(dataset: str, url: str | None, sha256: str | None, archive: Path | Non
             f"unknown dataset {dataset!r}; choose one of {', '.join(sorted(ARCHIVES))}, "
             "or give --url or --archive"
         )
-    if url is not None:
-        scheme = urllib.parse.urlsplit(url).scheme.lower()
-        if scheme not in ("http", "https"):
-            raise ConfigError(f"--url must be an http:// or https:// URL, got {url!r}")
+    if url is not None and urllib.parse.urlsplit(url).scheme.lower() not in ("http", "https"):
+        raise ConfigError(f"--url must be an http:// or https:// URL, got {url!r}")
     override = Checksum("sha256", sha256) if sha256 is not None else None
-
     if archive is not None:
         filename = Path(archive).name
     elif url is not None:
@@ -211,12 +219,11 @@ def _plan(dataset: str, url: str | None, sha256: str | None, archive: Path | Non
     else:
         assert spec is not None
         filename = spec.filename
-    source_url = url if url is not None or spec is None else spec.url
     if spec is None:
-        return ArchiveSpec(dataset, source_url, filename, _strip_suffix(filename), None, override)
+        return ArchiveSpec(dataset, url, filename, _strip_suffix(filename), None, override)
     if override is None and filename == spec.filename:
-        return ArchiveSpec(dataset, source_url, filename, spec.folder, spec.size, spec.checksum)
-    return ArchiveSpec(dataset, source_url, filename, spec.folder, None, override)
+        return replace(spec, url=url or spec.url)
+    return replace(spec, url=url or spec.url, filename=filename, size=None, checksum=override)
 
 
 def _filename_from_url(url: str, dataset: str) -> str:
@@ -233,3 +240,123 @@ def _strip_suffix(filename: str) -> str:
         if filename.lower().endswith(suffix) and len(filename) > len(suffix):
             return filename[: -len(suffix)]
     return Path(filename).stem or filename
+
+
+def _network_error(url: str, reason: str) -> CamtoolError:
+    reason = " ".join(reason.split())
+    return CamtoolError(f"could not download {url}: {reason}; " + _MANUAL_HINT.format(url=url))
+
+
+def _interrupted(url: str, done: int, total: int | None, reason: str) -> CamtoolError:
+    of_total = f" of {total}" if total is not None else ""
+    return CamtoolError(
+        f"download of {url} interrupted after {done}{of_total} bytes ({reason}); "
+        "run the same command again to resume, or " + _MANUAL_HINT.format(url=url)
+    )
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, urllib.error.URLError):
+        inner = exc.reason
+        return inner.strerror if isinstance(inner, OSError) and inner.strerror else str(inner)
+    if isinstance(exc, TimeoutError):
+        return "timed out"
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return str(exc) or type(exc).__name__
+
+
+def _content_range(value: str | None) -> tuple[int | None, int | None]:
+    """``Content-Range`` as (first byte, total size); None for parts that are absent."""
+    match = re.fullmatch(r"\s*bytes\s+(?:(\d+)-\d+|\*)/(\d+|\*)\s*", value or "")
+    if match is None:
+        return None, None
+    start = int(match.group(1)) if match.group(1) is not None else None
+    total = int(match.group(2)) if match.group(2) != "*" else None
+    return start, total
+
+
+def _fetch(
+    url: str,
+    part: Path,
+    size: int | None,
+    timeout: float,
+    progress: ProgressCallback | None,
+) -> tuple[int, int]:
+    """Download ``url`` into ``part``, resuming it when it already holds some bytes; return
+    (bytes received in this call, offset the download resumed from)."""
+    offset = part.stat().st_size if part.is_file() else 0
+    if size is not None and offset > size:
+        part.unlink()
+        offset = 0
+    if size is not None and offset == size and offset > 0:
+        return 0, offset  # the part file is already whole; the checksum will tell
+
+    for _attempt in range(2):
+        headers = {"User-Agent": f"camtool/{__version__}", "Accept-Encoding": "identity"}
+        if offset > 0:
+            headers["Range"] = f"bytes={offset}-"
+        request = urllib.request.Request(url, headers=headers)
+        try:
+            response = urllib.request.urlopen(request, timeout=timeout)
+        except urllib.error.HTTPError as exc:
+            status, content_range = exc.code, exc.headers.get("Content-Range")
+            exc.close()
+            if status == 416 and offset > 0:
+                _, whole = _content_range(content_range)
+                if whole == offset:
+                    return 0, offset  # nothing left to fetch
+                part.unlink(missing_ok=True)  # the part file does not fit: start over
+                offset = 0
+                continue
+            raise _network_error(url, f"HTTP {status} {exc.reason}") from None
+        except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
+            raise _network_error(url, _reason(exc)) from None
+
+        with response:
+            total: int | None
+            if response.status == 206 and offset > 0:
+                start, total = _content_range(response.headers.get("Content-Range"))
+                if start != offset:
+                    part.unlink(missing_ok=True)  # not the range we asked for: start over
+                    offset = 0
+                    continue
+            else:
+                offset = 0  # a plain 200: the server ignored Range, so start over
+                length = response.headers.get("Content-Length")
+                total = int(length) if length and length.isdigit() else None
+            received = _stream(response, part, offset, total, url, progress)
+        return received, offset
+    raise _network_error(url, "the server did not answer the Range request consistently")
+
+
+def _stream(
+    response: Any,
+    part: Path,
+    offset: int,
+    total: int | None,
+    url: str,
+    progress: ProgressCallback | None,
+) -> int:
+    """Append the response body to ``part`` (truncating it when ``offset`` is 0)."""
+    done = offset
+    if progress is not None:
+        progress(done, total)
+    try:
+        with open(part, "ab" if offset > 0 else "wb") as fh:
+            while True:
+                try:
+                    chunk = response.read(_CHUNK)
+                except (OSError, http.client.HTTPException) as exc:
+                    raise _interrupted(url, done, total, _reason(exc)) from None
+                if not chunk:
+                    break
+                fh.write(chunk)
+                done += len(chunk)
+                if progress is not None:
+                    progress(done, total)
+    except OSError as exc:
+        raise CamtoolError(f"cannot write {part}: {exc.strerror or exc}") from None
+    if total is not None and done < total:
+        raise _interrupted(url, done, total, "connection closed early")
+    return done - offset

@@ -81,8 +81,7 @@ def check_classes(dataset: ImageFolderDataset, info: ModelInfo) -> None:
 
 
 class IndexedDataset(Dataset[tuple[Tensor, int] | SkippedImage]):
-    """Yields ``(image, sample index)`` of ``indices`` (all by default), or the
-    :class:`~camtool.data.datasets.SkippedImage` of an unreadable one."""
+    """Yields ``(image, sample index)`` of ``indices`` (all by default), or a SkippedImage."""
 
     def __init__(self, dataset: ImageFolderDataset, indices: Sequence[int] | None = None) -> None:
         self.dataset = dataset
@@ -104,19 +103,14 @@ def indexed_loader(
     workers: int,
     device: str,
 ) -> DataLoader[Any]:
-    """An unshuffled loader of ``(images, sample indices, skipped)`` batches of ``indices`` (all
-    when ``None``), pinned for CUDA; ConfigError for ``batch_size`` < 1 or ``workers`` < 0."""
+    """An unshuffled loader of ``(images, sample indices, skipped)`` batches of ``indices``."""
     pin = torch.device(device).type == "cuda"
     return make_loader(IndexedDataset(dataset, indices), batch_size, False, workers, pin)
 
 
 class EvalLoop:
-    """One pass over a loader of ``images`` images whose batches are ``(*readable, skipped)``.
-
-    Iterating yields each batch's readable part (a tuple; empty ones are left out), collects
-    the unreadable files in :attr:`skipped` and after each batch calls ``progress(stage, done,
-    total)``, each image counted ``cost`` times (the forward passes it takes).
-    """
+    """One pass over batches ``(*readable, skipped)``: yields the non-empty readable parts,
+    collects :attr:`skipped`, reports progress with each image counted ``cost`` times."""
 
     def __init__(
         self,
@@ -150,8 +144,7 @@ class EvalLoop:
 
 
 def skipped_fields(skipped: Sequence[SkippedImage]) -> dict[str, Any]:
-    """A metric group's report of its unreadable images: ``skipped`` (how many) and
-    ``skipped_files`` (``{"path", "error"}`` of each)."""
+    """``skipped`` (how many) and ``skipped_files`` (``{"path", "error"}`` of each)."""
     return {"skipped": len(skipped), "skipped_files": [s.to_dict() for s in skipped]}
 
 

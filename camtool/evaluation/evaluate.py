@@ -1,14 +1,9 @@
 """``camtool eval``: how often the classifier is right, and whether its maps point at the object.
 
-Three groups of metrics (``--metrics``; the README's ``camtool eval`` section says more):
-``classification`` over the whole split, with the evaluation transform (shorter side resized to
-``1.14 * img_size``, centre crop ``img_size``), see :mod:`~camtool.evaluation.classification`;
-``localization`` where boxes are known, on uncropped inputs (a crop would cut the boxes), see
-:mod:`~camtool.evaluation.localization`; ``faithfulness`` (no boxes) on at most
-``faithfulness_images`` images spread evenly over the split, ``2 * (steps + 1) + 2`` = 36
-forward passes each, with the evaluation transform, see :mod:`~camtool.evaluation.faithfulness`.
-By default classification and faithfulness run, and localization when boxes are available
-(``--boxes``, or the dataset's own ``boxes.csv``).
+Three groups of metrics (``--metrics``; the README's ``camtool eval`` section says more), each
+in its module: ``classification``, ``localization`` (uncropped inputs, where boxes are known)
+and ``faithfulness``. By default classification and faithfulness run, and localization when
+boxes are available (``--boxes``, or the dataset's own ``boxes.csv``).
 """
 
 from __future__ import annotations
@@ -133,15 +128,6 @@ def parse_metric_groups(spec: str | Iterable[str] | None) -> frozenset[str] | No
     return frozenset(names)
 
 
-def _wanted(groups: frozenset[str] | None, has_boxes: bool) -> frozenset[str]:
-    if groups is not None:
-        return groups
-    default = {"classification", "faithfulness"}
-    if has_boxes:
-        default.add("localization")
-    return frozenset(default)
-
-
 def run_eval(
     model_path: Path | None,
     settings: Settings,
@@ -172,7 +158,11 @@ def run_eval(
     dataset = split_dataset(root, options.split, transform, settings.cam.max_pixels)
     check_classes(dataset, info)
     gt = _ground_truth(options, root)
-    wanted = _wanted(options.metrics, gt is not None)
+    wanted = options.metrics
+    if wanted is None:
+        wanted = frozenset({"classification", "faithfulness"})
+        if gt is not None:
+            wanted |= {"localization"}
     report = EvalReport(
         model=info.source,
         device=str(runner.device),

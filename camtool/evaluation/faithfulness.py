@@ -93,8 +93,7 @@ def evaluate_faithfulness(
 def _score_batch(
     runner: Runner, x: Tensor, steps: int, batch_size: int, upsample: str, loop: EvalLoop
 ) -> tuple[Tensor, ...]:
-    """Deletion and insertion AUC, drop and increase (on the CPU) of one batch, by the predicted
-    class's maps; ``loop`` is told the passes as they go."""
+    """Deletion and insertion AUC, drop and increase of one batch (on the CPU)."""
 
     def model_fn(batch: Tensor) -> Tensor:
         return runner(batch)[0]

@@ -100,8 +100,7 @@ def _upright_size(path: Path) -> tuple[int, int] | None:
 
 
 def _size_batches(items: Sequence[LocItem], info: ModelInfo, batch_size: int) -> list[list[int]]:
-    """Indices grouped by their uncropped input's size, then cut into batches (only the last of
-    each size can be short)."""
+    """Indices grouped by their uncropped input's size, then cut into batches."""
     groups: dict[tuple[int, int], list[int]] = {}
     for i, item in enumerate(items):
         size = _upright_size(item.path)

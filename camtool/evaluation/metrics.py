@@ -115,8 +115,7 @@ def per_class_prf(confusion: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nda
 def _heatmaps(
     saliency: Tensor, images: Tensor, upsample: str, geometry: CellGeometry | None
 ) -> Tensor:
-    """Float32 ``[N, H, W]`` maps in [0, 1] at the images' size, on their device, made by
-    :func:`camtool.core.maps.heatmap` (so a map it calls flat is all zeros here too)."""
+    """Float32 ``[N, H, W]`` maps in [0, 1] at the images' size, by :func:`heatmap`."""
     n, size = images.shape[0], (int(images.shape[-2]), int(images.shape[-1]))
     if saliency.ndim != 3 or saliency.shape[0] != n:
         raise InputError(f"saliency must be [{n}, h, w], got {tuple(saliency.shape)}")
@@ -157,8 +156,7 @@ def _variant_probs(
     batch_size: int,
     progress: ProgressFn | None,
 ) -> Tensor:
-    """``[N, V]`` target-class probabilities of the copies ``variant(image_idx, variant_idx)``
-    for ``shape = (N, V)``, scored in chunks of ``batch_size`` without gradients."""
+    """``[N, V]`` target probabilities of the copies ``variant(image_idx, variant_idx)``."""
     n, per_image = shape
     total = n * per_image
     device = target.device
