@@ -170,8 +170,8 @@ def batch_floor(runner: Any, photos: Path, workers: int, batch_size: int) -> flo
     """Images/s of decode + preprocess (workers) + batch + forward: no maps, no writing."""
     import numpy as np
     import torch
-    from camtool.batch.decode import Reader, read_images
 
+    from camtool.batch.inputs import Reader, read_images
     from camtool.data.images import IMAGE_SUFFIXES
 
     paths = sorted(str(p) for p in photos.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
