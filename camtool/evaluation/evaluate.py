@@ -158,11 +158,8 @@ def run_eval(
     dataset = split_dataset(root, options.split, transform, settings.cam.max_pixels)
     check_classes(dataset, info)
     gt = _ground_truth(options, root)
-    wanted = options.metrics
-    if wanted is None:
-        wanted = frozenset({"classification", "faithfulness"})
-        if gt is not None:
-            wanted |= {"localization"}
+    default = {"classification", "faithfulness"} | ({"localization"} if gt is not None else set())
+    wanted = options.metrics if options.metrics is not None else frozenset(default)
     report = EvalReport(
         model=info.source,
         device=str(runner.device),
