@@ -132,3 +132,22 @@ def test_no_private_module_of_a_dependency(name: str) -> None:
         if not module.startswith(("camtool", "__future__")):
             private = [part for part in module.split(".") if part.startswith("_")]
             assert not private, f"{name} imports the private module {module}"
+
+
+def test_every_package_file_is_declared_package_data() -> None:
+    """A non-Python file in the package (the gallery's CSS and JS) ships only if pyproject.toml's
+    ``[tool.setuptools.package-data]`` names it: a wheel without it would write broken pages."""
+    from camtool.settings_sources import tomllib
+
+    pyproject = tomllib.loads((PACKAGE.parent / "pyproject.toml").read_text(encoding="utf-8"))
+    declared = pyproject["tool"]["setuptools"]["package-data"]
+    assets = [
+        path
+        for path in PACKAGE.rglob("*")
+        if path.is_file() and path.suffix not in {".py", ".pyc"} and "__pycache__" not in path.parts
+    ]
+    assert assets, "the gallery's stylesheet and script are package files"
+    for path in assets:
+        package = ".".join(path.parent.relative_to(PACKAGE.parent).parts)
+        globs = declared.get(package, [])
+        assert any(path.match(glob) for glob in globs), f"{path} is not in package-data"

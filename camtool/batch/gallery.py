@@ -1,10 +1,11 @@
 """A self-contained HTML gallery of the overlays written by ``camtool batch-cam``.
 
-The page needs no network: CSS and JS are inline, every thumbnail is the overlay file itself
-behind a relative, percent-encoded link. Cards are static HTML with their class, probability,
-path, true class and result in ``data-`` attributes; the script (:data:`JS`) filters them (by
-predicted class, true class, correct / wrong, a search on the path) and sorts them (by
-probability or path). The view is kept in the URL, e.g. ``index.html#class=cat&sort=prob-desc``.
+The page needs no network: its stylesheet and script (``gallery.css`` and ``gallery.js``, package
+files beside this module) are inlined, every thumbnail is the overlay file itself behind a
+relative, percent-encoded link. Cards are static HTML with their class, probability, path, true
+class and result in ``data-`` attributes; the script filters them (by predicted class, true
+class, correct / wrong, a search on the path) and sorts them (by probability or path). The view
+is kept in the URL, e.g. ``index.html#class=cat&sort=prob-desc``.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import html
 import math
 from collections.abc import Mapping, Sequence
+from importlib import resources
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -140,6 +142,11 @@ def _options(values: Sequence[str]) -> str:
     )
 
 
+def _asset(name: str) -> str:
+    """The text of ``camtool/batch/<name>``, the page's stylesheet or script."""
+    return resources.files("camtool.batch").joinpath(name).read_text(encoding="utf-8")
+
+
 def _render(
     cards: list[tuple[str, str, str | None]],
     failures: list[tuple[str, str]],
@@ -160,7 +167,7 @@ def _render(
         '<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width,initial-scale=1">'
         f"<title>{html.escape(title)}</title>"
-        f"<style>{CSS % {'thumb': thumb_size}}</style></head>\n"
+        f"<style>:root{{--thumb:{thumb_size}px}}\n{_asset('gallery.css')}</style></head>\n"
         f'<body data-shown="{len(cards)}"><header><h1>{html.escape(title)}</h1>'
         '<div class="counts">'
         f'<span class="ok"><b id="count-ok">{counts["ok"]}</b> ok</span>'
@@ -178,7 +185,7 @@ def _render(
         f'<main><div id="grid">\n{grid}\n</div>'
         '<p id="empty" class="muted" hidden>No overlay matches.</p>\n'
         f"{_render_failures(failures)}</main>\n"
-        f"<script>{JS}</script>\n</body></html>\n"
+        f"<script>{_asset('gallery.js')}</script>\n</body></html>\n"
     )
 
 
@@ -218,139 +225,3 @@ def write_gallery(
     except OSError as exc:
         raise CamtoolError(f"cannot write {target}: {exc.strerror or exc}") from exc
     return target
-
-
-#: The page's stylesheet (``%(thumb)d``: the thumbnail edge in CSS pixels).
-CSS = """
-:root{--thumb:%(thumb)dpx;color-scheme:light dark;}
-*{box-sizing:border-box}
-body{margin:0;font:14px/1.4 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;
- background:#f4f5f7;color:#1d1f23}
-header{position:sticky;top:0;z-index:1;background:#fff;border-bottom:1px solid #d8dbe0;
- padding:10px 16px;display:flex;flex-wrap:wrap;gap:8px 20px;align-items:center}
-h1{font-size:18px;margin:0}
-h2{font-size:16px;margin:24px 0 8px}
-.counts{display:flex;gap:12px;color:#555}
-.counts b{color:#1d1f23}
-.counts .failed b{color:#b42318}
-.controls{display:flex;flex-wrap:wrap;gap:8px 14px;align-items:center;margin-left:auto}
-.controls label{display:flex;gap:6px;align-items:center}
-select,input{font:inherit;padding:3px 6px;border:1px solid #b9bec7;border-radius:4px;
- background:#fff;color:inherit}
-main{padding:16px}
-#grid{display:grid;gap:14px;
- grid-template-columns:repeat(auto-fill,minmax(var(--thumb),1fr))}
-[hidden]{display:none!important}
-.card{margin:0;background:#fff;border:1px solid #d8dbe0;border-radius:6px;overflow:hidden;
- display:flex;flex-direction:column}
-.thumb{display:block;background:#e9ebef}
-.thumb img{display:block;width:100%%;height:var(--thumb);object-fit:contain}
-figcaption{padding:6px 8px;display:flex;flex-direction:column;gap:2px}
-.label{display:flex;gap:6px;align-items:baseline;font-weight:600}
-.cls{overflow-wrap:anywhere}
-.prob{margin-left:auto;font-variant-numeric:tabular-nums;color:#2b5fb4}
-.note{font-size:12px;color:#7a5a00}
-.card .path{font-size:12px;color:#555;overflow-wrap:anywhere}
-.truth{font-size:12px;color:#1f7a3a}
-.card[data-result="wrong"]{border-color:#b42318;box-shadow:0 0 0 1px #b42318}
-.card[data-result="wrong"] .truth{color:#b42318;font-weight:600}
-.muted{color:#777}
-table{border-collapse:collapse;width:100%%;background:#fff;font-size:13px}
-th,td{text-align:left;padding:5px 8px;border-bottom:1px solid #e3e5e9;vertical-align:top}
-td{overflow-wrap:anywhere}
-td.reason{color:#b42318}
-@media (prefers-color-scheme:dark){
- body{background:#17191c;color:#e6e7e9}
- header,.card,table,select,input{background:#22252a;border-color:#3a3f47}
- .counts{color:#aaa}.counts b{color:#e6e7e9}
- .thumb{background:#2c3036}.card .path,.muted{color:#a3a7ad}.prob{color:#7fb0ff}
- th,td{border-color:#3a3f47}
-}
-"""
-
-#: The page's script: filters by class, true class, result and path, sorting, the view in the URL.
-JS = """
-(function () {
-  "use strict";
-  function byId(id) { return document.getElementById(id); }
-  var grid = byId("grid"), sortSel = byId("sort"), search = byId("search");
-  var shown = byId("shown-count"), empty = byId("empty");
-  var filters = [  /* [URL key, select, field of a card] */
-    ["class", byId("class-filter"), "cls"],
-    ["true", byId("true-filter"), "truth"],
-    ["result", byId("result-filter"), "result"]
-  ];
-  var info = Array.prototype.map.call(grid.querySelectorAll(".card"), function (el, i) {
-    var p = el.getAttribute("data-prob");
-    var path = el.getAttribute("data-path") || "";
-    return {el: el, order: i, cls: el.getAttribute("data-class"),
-            truth: el.getAttribute("data-true") || "",
-            result: el.getAttribute("data-result") || "",
-            prob: p === "" ? NaN : parseFloat(p), path: path, low: path.toLowerCase()};
-  });
-  function byPath(a, b) {
-    return a.path < b.path ? -1 : a.path > b.path ? 1 : a.order - b.order;
-  }
-  function byProb(dir) {
-    return function (a, b) {
-      var an = isNaN(a.prob), bn = isNaN(b.prob);
-      if (an || bn) { return an && bn ? a.order - b.order : (an ? 1 : -1); }
-      return a.prob !== b.prob ? dir * (a.prob - b.prob) : byPath(a, b);
-    };
-  }
-  var sorters = {
-    "order": function (a, b) { return a.order - b.order; },
-    "prob-desc": byProb(-1),
-    "prob-asc": byProb(1),
-    "path-asc": byPath,
-    "path-desc": function (a, b) { return byPath(b, a); }
-  };
-  function choose(sel, value, fallback) {
-    var known = Array.prototype.some.call(sel.options, function (o) { return o.value === value; });
-    sel.value = value !== null && known ? value : fallback;
-  }
-  function readUrl() {
-    var params = new URLSearchParams(location.hash.replace(/^#/, ""));
-    var query = new URLSearchParams(location.search);
-    function get(key) { return params.has(key) ? params.get(key) : query.get(key); }
-    filters.forEach(function (f) { choose(f[1], get(f[0]), ""); });
-    choose(sortSel, get("sort"), "order");
-    search.value = get("q") !== null ? get("q") : "";
-  }
-  function writeUrl() {
-    var params = new URLSearchParams();
-    filters.forEach(function (f) { if (f[1].value) { params.set(f[0], f[1].value); } });
-    if (sortSel.value !== "order") { params.set("sort", sortSel.value); }
-    if (search.value) { params.set("q", search.value); }
-    var text = params.toString();
-    try {
-      history.replaceState(null, "", text ? "#" + text : location.pathname + location.search);
-    } catch (e) { /* some browsers refuse for file: URLs; the view still works */ }
-  }
-  function apply() {
-    var q = search.value.trim().toLowerCase();
-    var sorted = info.slice().sort(sorters[sortSel.value] || sorters.order);
-    var frag = document.createDocumentFragment(), n = 0;
-    sorted.forEach(function (c) {
-      var visible = (!q || c.low.indexOf(q) !== -1) && filters.every(function (f) {
-        return !f[1].value || c[f[2]] === f[1].value;
-      });
-      c.el.hidden = !visible;
-      if (visible) { n++; }
-      frag.appendChild(c.el);
-    });
-    grid.appendChild(frag);
-    shown.textContent = n + " of " + info.length;
-    empty.hidden = n !== 0;
-    document.body.setAttribute("data-shown", String(n));
-  }
-  function changed() { writeUrl(); apply(); }
-  filters.forEach(function (f) { f[1].addEventListener("change", changed); });
-  sortSel.addEventListener("change", changed);
-  search.addEventListener("input", changed);
-  window.addEventListener("hashchange", function () { readUrl(); apply(); });
-  readUrl();
-  apply();
-  document.body.setAttribute("data-ready", "1");
-})();
-"""
