@@ -88,16 +88,13 @@ def _geometry_or_none(model: CAMNet) -> CellGeometry | None:
 
 
 def _recorded_geometry(value: object, output_stride: int) -> CellGeometry | None:
-    """A checkpoint's ``cell_geometry`` if it can stand for the derivation: the current
-    ``revision``, well formed and :meth:`~CellGeometry.plausible_for` the model's stride; else
-    ``None`` (derive it again)."""
+    """A checkpoint's ``cell_geometry`` if valid and of the current ``revision``, else ``None``."""
     if not isinstance(value, Mapping) or value.get("revision") != DERIVATION_REVISION:
         return None
     try:
-        geometry = CellGeometry.from_dict(dict(value))
+        return CellGeometry.from_dict(dict(value), output_stride)
     except CamtoolError:
         return None
-    return geometry if geometry.plausible_for(output_stride) else None
 
 
 def save_checkpoint(

@@ -62,18 +62,13 @@ OUTPUT_NAMES = ("logits", "cams")
 def _geometry(document: Mapping[str, Any], source: str) -> CellGeometry | None:
     """The recorded cell geometry; for older exports (ResNets only) the one their output stride
     implies; ``None`` if neither is known (then only conventional upsampling is possible)."""
-    if "cell_geometry" in document:
-        stride = document.get("output_stride")
-        try:
-            geometry = CellGeometry.from_dict(document["cell_geometry"])
-        except ConfigError:
-            geometry = None
-        if geometry is None or not geometry.plausible_for(
-            stride if isinstance(stride, int) and not isinstance(stride, bool) else None
-        ):
-            raise CamtoolError(f"{source} has damaged camtool metadata (cell_geometry)")
-        return geometry
     stride = document.get("output_stride")
+    if "cell_geometry" in document:
+        known = stride if isinstance(stride, int) and not isinstance(stride, bool) else None
+        try:
+            return CellGeometry.from_dict(document["cell_geometry"], known)
+        except ConfigError:
+            raise CamtoolError(f"{source} has damaged camtool metadata (cell_geometry)") from None
     if document.get("arch") in RESNET_ARCHS and stride in (16, 32):
         return resnet_geometry(int(stride))
     return None

@@ -75,11 +75,17 @@ class CellGeometry:
         return {"stride": [int(s) for s in self.stride], "offset": [float(o) for o in self.offset]}
 
     @classmethod
-    def from_dict(cls, value: object) -> CellGeometry:
-        """Read :meth:`to_dict`'s form back.
+    def from_dict(cls, value: object, output_stride: int | None = None) -> CellGeometry:
+        """Read :meth:`to_dict`'s form back, as recorded in a checkpoint or an export.
+
+        A check against edited or damaged files: the strides must be ``output_stride`` on both
+        axes (``None``: unknown), and each offset within two strides of the origin, where the
+        receptive-field centre of every accepted family's first cell lies (Inception v3, the
+        farthest, at 37 px for stride 32).
 
         Raises:
-            ConfigError: not a dict with two integer strides and two finite offsets.
+            ConfigError: not a dict with two integer strides and two finite offsets, or not
+                plausible for ``output_stride``.
         """
         try:
             assert isinstance(value, dict)
@@ -91,16 +97,11 @@ class CellGeometry:
                 raise ValueError("strides must be integers")
         except (AssertionError, KeyError, TypeError, ValueError):
             raise ConfigError(f"not a cell geometry: {value!r}") from None
-        return cls((sy, sx), (oy, ox))
-
-    def plausible_for(self, output_stride: int | None) -> bool:
-        """Whether a *recorded* geometry can belong to a model of ``output_stride`` (``None``:
-        unknown): that stride on both axes, and each offset within two strides of the origin,
-        where the receptive-field centre of every accepted family's first cell lies (Inception
-        v3, the farthest, at 37 px for stride 32). A check against edited or damaged files."""
-        if output_stride is not None and self.stride != (output_stride, output_stride):
-            return False
-        return all(abs(o) <= 2 * max(self.stride) for o in self.offset)
+        geometry = cls((sy, sx), (oy, ox))
+        wrong_stride = output_stride is not None and (sy, sx) != (output_stride, output_stride)
+        if wrong_stride or not all(abs(o) <= 2 * max(sy, sx) for o in (oy, ox)):
+            raise ConfigError(f"implausible cell geometry: {value!r}")
+        return geometry
 
 
 def resnet_geometry(output_stride: int) -> CellGeometry:
