@@ -48,6 +48,7 @@ from typing import Any
 
 __all__ = [
     "ARCHS",
+    "AUX_HEADS",
     "FAMILIES",
     "REFUSED",
     "RESNET_ARCHS",
@@ -238,6 +239,9 @@ ARCHS: tuple[str, ...] = tuple(arch for family in FAMILIES for arch in family.ar
 """Every torchvision arch camtool builds; ``timm:<name>`` archs come on top (with timm)."""
 
 RESNET_ARCHS: tuple[str, ...] = FAMILIES[0].archs
+
+AUX_HEADS: tuple[str, ...] = tuple(prefix for family in FAMILIES for prefix in family.ignored)
+"""State-dict key prefixes of the auxiliary heads camtool does not build (GoogLeNet, Inception)."""
 
 _HIDDEN_FC = "its head has hidden fully connected layers after the pooling, not one linear layer"
 _TRANSFORMER = (

@@ -72,7 +72,6 @@ class Parts:
         linear: path in ``net`` of the linear layer (or SqueezeNet's 1x1 convolution).
         conv_head: the map is ReLU(1x1 conv) and the logit its mean, with no bias added.
         output_stride: the trunk's total stride.
-        ignored: state-dict key prefixes of torchvision files that camtool does not build.
         min_size: the smallest square input the trunk accepts, in pixels.
     """
 
@@ -81,7 +80,6 @@ class Parts:
     linear: str
     conv_head: bool
     output_stride: int
-    ignored: tuple[str, ...] = ()
     min_size: int = 32
 
 
@@ -138,9 +136,7 @@ def _torchvision_parts(arch: str, num_classes: int, output_stride: int | None) -
     if layout.relu_after:
         steps.append(("relu", nn.ReLU()))
     trunk = nn.Sequential(OrderedDict(steps))
-    return Parts(
-        net, trunk, layout.linear, layout.conv_head, stride, layout.ignored, layout.min_size
-    )
+    return Parts(net, trunk, layout.linear, layout.conv_head, stride, layout.min_size)
 
 
 def _timm_parts(name: str, num_classes: int, output_stride: int | None) -> Parts:

@@ -16,7 +16,7 @@ import torch
 import torchvision
 from torch import Tensor
 
-from camtool.core.archs import FAMILIES, refusal
+from camtool.core.archs import AUX_HEADS, FAMILIES, refusal
 from camtool.core.model import CAMNet, check_cam_invariant, rename_legacy_keys
 from camtool.core.weights import BN_COUNTER, check_finite, fill_bn_counters
 from camtool.errors import CamtoolError
@@ -24,10 +24,6 @@ from camtool.errors import CamtoolError
 __all__ = ["fit_state", "model_of_state_dict"]
 
 _WRAPPER_PREFIXES = ("module.", "model.", "resnet.", "backbone.", "net.", "_orig_mod.")
-
-
-#: State-dict key prefixes of auxiliary heads that camtool does not build (GoogLeNet, Inception).
-_AUX_HEADS = tuple(prefix for family in FAMILIES for prefix in family.ignored)
 
 
 def _strip_wrapper(state: Mapping[str, Tensor]) -> dict[str, Tensor]:
@@ -43,9 +39,7 @@ def _strip_wrapper(state: Mapping[str, Tensor]) -> dict[str, Tensor]:
 
 
 #: Where each family keeps its linear layer's weight, which gives the class count.
-_HEAD_WEIGHTS = ("fc.weight", "classifier.1.weight", "classifier.weight")
-
-
+_HEAD_WEIGHTS = tuple(dict.fromkeys(family.linear + ".weight" for family in FAMILIES))
 _BUFFERS = ("running_mean", "running_var", "num_batches_tracked")
 
 
@@ -189,7 +183,7 @@ def model_of_state_dict(
         raise _unknown(state, f"{source} is neither a camtool checkpoint nor a torchvision "
                        "classifier's state dict that camtool knows", source)  # fmt: skip
     num_classes = int(state[head].shape[0])
-    state = {k: v for k, v in state.items() if not k.startswith(_AUX_HEADS)}
+    state = {k: v for k, v in state.items() if not k.startswith(AUX_HEADS)}
     arch = arch or _guess_arch(state, num_classes, head)
     if arch is None:
         raise _unknown(state, f"{source} does not match any accepted torchvision arch "
