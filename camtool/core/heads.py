@@ -91,21 +91,19 @@ def unstride(stage: nn.Module) -> None:
     the identity (kernel 1); an overlapping one (3x3, padding 1) keeps its kernel.
     """
     for module in stage.modules():
-        if isinstance(module, nn.Conv2d) and module.stride == (2, 2):
+        if isinstance(module, nn.Conv2d) and _stride2(module):
             module.stride = (1, 1)
-        elif isinstance(module, (nn.MaxPool2d, nn.AvgPool2d)) and module.stride in (2, (2, 2)):
+        elif isinstance(module, (nn.MaxPool2d, nn.AvgPool2d)) and _stride2(module):
             if module.kernel_size in (2, (2, 2)):
                 module.kernel_size, module.padding = 1, 0
             module.stride = 1
 
 
-def _strided(module: nn.Module) -> bool:
-    for sub in module.modules():
-        if isinstance(sub, nn.Conv2d) and sub.stride == (2, 2):
-            return True
-        if isinstance(sub, (nn.MaxPool2d, nn.AvgPool2d)) and sub.stride in (2, (2, 2)):
-            return True
-    return False
+def _stride2(module: nn.Module) -> bool:
+    """Whether ``module`` is a convolution or a pooling layer of stride 2."""
+    if isinstance(module, nn.Conv2d):
+        return module.stride == (2, 2)
+    return isinstance(module, (nn.MaxPool2d, nn.AvgPool2d)) and module.stride in (2, (2, 2))
 
 
 def _last_strided_stage(net: nn.Module, layout: ArchFamily) -> nn.Module:
@@ -114,7 +112,7 @@ def _last_strided_stage(net: nn.Module, layout: ArchFamily) -> nn.Module:
         children = list(net.get_submodule(layout.stride_stage).children())
     else:
         children = [net.get_submodule(name) for name in layout.trunk]
-    return [child for child in children if _strided(child)][-1]
+    return [child for child in children if any(map(_stride2, child.modules()))][-1]
 
 
 def _torchvision_parts(arch: str, num_classes: int, output_stride: int | None) -> Parts:

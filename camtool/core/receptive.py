@@ -56,11 +56,6 @@ _Geo = tuple[_Axis, _Axis]  # (y, x)
 _GLOBAL = "global"  # a spatially pooled value: no position, broadcasts
 
 
-def _trunk(model: nn.Module) -> nn.Module:
-    """The module from images to the last feature map (CAMNet's ``feature_extractor()``)."""
-    return model.feature_extractor()  # type: ignore[no-any-return, operator]
-
-
 def _pair(value: Any) -> tuple[int, int]:
     if isinstance(value, (tuple, list)):
         return (int(value[0]), int(value[-1]))
@@ -84,9 +79,7 @@ def _window(geo: _Geo, kernel: Any, stride: Any, padding: Any, dilation: Any = 1
 
 def _window_args(node: Node, module: nn.Module | None) -> tuple[Any, Any, Any, Any] | None:
     """(kernel, stride, padding, dilation) of a conv/pool node, or None if it is neither."""
-    if isinstance(module, nn.Conv2d):
-        return module.kernel_size, module.stride, module.padding, module.dilation
-    if isinstance(module, nn.MaxPool2d):
+    if isinstance(module, (nn.Conv2d, nn.MaxPool2d)):
         return module.kernel_size, module.stride, module.padding, module.dilation
     if isinstance(module, nn.AvgPool2d):
         return module.kernel_size, module.stride, module.padding, 1
@@ -255,7 +248,7 @@ def model_geometry(model: nn.Module) -> CellGeometry:
         twin = _meta_twin(model) if None not in key else None
         net = twin if twin is not None else model
         probe = max(PROBE_SIZE, int(getattr(model, "cam_min_size", 0)))
-        geometry = cell_geometry(_trunk(net), probe)
+        geometry = cell_geometry(net.feature_extractor(), probe)  # type: ignore[operator]
         if None in key:
             return geometry
         _CACHE[key] = geometry
