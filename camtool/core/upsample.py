@@ -35,7 +35,6 @@ This module imports numpy only (no torch), so the ONNX path can use it.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -47,7 +46,6 @@ __all__ = [
     "CellGeometry",
     "interpolation_matrix",
     "resnet_geometry",
-    "upsample_matrices",
 ]
 
 
@@ -163,47 +161,3 @@ def interpolation_matrix(
     np.add.at(weights, (rows, lo), 1.0 - frac)
     np.add.at(weights, (rows, hi), frac)
     return weights.astype(np.float32)
-
-
-def upsample_matrices(
-    cells_hw: tuple[int, int],
-    out_hw: tuple[int, int],
-    *,
-    mode: str = "aligned",
-    geometry: CellGeometry | None = None,
-    input_hw: tuple[int, int] | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
-    """``(Wy (H, h), Wx (W, w))`` such that ``Wy @ cam @ Wx.T`` is the upsampled map.
-
-    Args:
-        cells_hw: ``(h, w)`` of the raw map.
-        out_hw: ``(H, W)`` wanted, e.g. the original image's size.
-        mode: ``"aligned"`` or ``"conventional"``.
-        geometry: where the cells sit on the input; needed by ``"aligned"``.
-        input_hw: ``(height, width)`` of the model input the map was computed from; ``None``
-            when it equals ``out_hw``. Only ``"aligned"`` uses it.
-
-    Raises:
-        ConfigError: ``"aligned"`` without a geometry, an unknown mode or a bad size.
-    """
-    if mode == "aligned" and geometry is None:
-        raise ConfigError(
-            "this model does not record where its map cells sit (stride and offset), so maps "
-            "cannot be aligned; re-export it with this camtool, or set cam.upsample = "
-            '"conventional"'
-        )
-    stride = geometry.stride if geometry is not None else (1, 1)
-    offset = geometry.offset if geometry is not None else (0.0, 0.0)
-    ins: Sequence[int | None] = input_hw if input_hw is not None else (None, None)
-    wy, wx = (
-        interpolation_matrix(
-            cells_hw[k],
-            out_hw[k],
-            mode=mode,
-            stride=stride[k],
-            offset=offset[k],
-            in_size=ins[k],
-        )
-        for k in (0, 1)
-    )
-    return wy, wx
