@@ -43,7 +43,6 @@ __all__ = [
     "FORMAT_VERSION",
     "LoadedModel",
     "load_checkpoint",
-    "model_from_state_dict",
     "save_checkpoint",
 ]
 
@@ -143,35 +142,6 @@ def save_checkpoint(
     return Path(path)
 
 
-def model_from_state_dict(
-    state: Mapping[str, Tensor],
-    *,
-    arch: str | None = None,
-    class_names: Sequence[str] | None = None,
-    img_size: int = 160,
-    source: str = "state dict",
-) -> LoadedModel:
-    """Build a model from a plain torchvision state dict (the reference lab's format).
-
-    The arch is recognised unless given (:mod:`camtool.core.state_dicts`); the class names
-    default to ImageNet's for 1000 classes and ``class_<i>`` otherwise.
-
-    Raises:
-        CamtoolError: as :func:`~camtool.core.state_dicts.model_of_state_dict`.
-    """
-    model = model_of_state_dict(state, arch=arch, source=source)
-    num_classes = model.num_classes
-    if class_names is None:
-        class_names = (
-            imagenet_class_names(model.arch)
-            if num_classes == 1000
-            else [f"class_{i}" for i in range(num_classes)]
-        )
-    if len(class_names) != num_classes:
-        raise CamtoolError(f"{len(class_names)} class names for {num_classes} classes in {source}")
-    return LoadedModel(model, list(class_names), img_size, source=source)
-
-
 def _camtool_fields(
     payload: Mapping[str, Any], path: Path
 ) -> tuple[CAMNet, list[str], tuple[int, RGB, RGB], Mapping[str, Tensor]]:
@@ -207,21 +177,17 @@ def _camtool_fields(
     return model, names, preprocessing, state
 
 
-def load_checkpoint(
-    path: Path,
-    *,
-    arch: str | None = None,
-    class_names: Sequence[str] | None = None,
-    img_size: int = 160,
-) -> LoadedModel:
+def load_checkpoint(path: Path, *, arch: str | None = None, img_size: int = 160) -> LoadedModel:
     """Load a camtool checkpoint, or a plain torchvision state dict, safely.
 
     Args:
         path: the ``.pt``/``.pth`` file.
-        arch: the arch of a plain state dict (``None``: recognised from its tensors); ignored
-            for camtool checkpoints, which record theirs.
-        class_names: names for a plain state dict (ignored for camtool checkpoints).
+        arch: the arch of a plain state dict (``None``: recognised from its tensors,
+            :mod:`camtool.core.state_dicts`); ignored for camtool checkpoints, which record theirs.
         img_size: image size for a plain state dict (ignored for camtool checkpoints).
+
+    A plain state dict's classes are named as ImageNet's when there are 1000 of them, else
+    ``class_<i>``.
 
     Raises:
         CamtoolError: the file is missing, unsafe, not a checkpoint, or does not fit its model.
@@ -236,9 +202,12 @@ def load_checkpoint(
             raise CamtoolError(
                 f"{path} is neither a camtool checkpoint nor a torchvision classifier's state dict"
             )
-        return model_from_state_dict(
-            inner, arch=arch, class_names=class_names, img_size=img_size, source=source
-        )
+        model = model_of_state_dict(inner, arch=arch, source=source)
+        if model.num_classes == 1000:
+            names = imagenet_class_names(model.arch)
+        else:
+            names = [f"class_{i}" for i in range(model.num_classes)]
+        return LoadedModel(model, names, img_size, source=source)
     model, names, (img_size, mean, std), state = _camtool_fields(payload, path)
     loaded = LoadedModel(
         model,
