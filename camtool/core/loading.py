@@ -52,12 +52,12 @@ def open_runner(
         CamtoolError: the model cannot be read, the device is not available, or
             ``imagenet_classes`` holds an id that is not Imagenette's.
     """
-    if model_path is not None:
-        require_file(Path(model_path), "model" if is_onnx(model_path) else "checkpoint")
     if is_onnx(model_path):
         from camtool.core.onnx_runner import OnnxRunner  # onnxruntime, and no torch
 
         return OnnxRunner(Path(str(model_path)), str(device), quick_start=few_images)
+    if model_path is not None:
+        require_file(Path(model_path), "checkpoint")
     from camtool.core.checkpoint import LoadedModel, load_checkpoint
     from camtool.core.device import resolve_device
     from camtool.core.model import build_model, imagenet_class_names
