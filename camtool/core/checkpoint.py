@@ -145,11 +145,7 @@ def save_checkpoint(
 def _camtool_fields(
     payload: Mapping[str, Any], path: Path
 ) -> tuple[CAMNet, list[str], tuple[int, RGB, RGB], Mapping[str, Tensor]]:
-    """A camtool checkpoint's model (built, not loaded), class names, preprocessing and weights.
-
-    Raises:
-        CamtoolError: a newer format, or a field missing or damaged (named in the message).
-    """
+    """A camtool checkpoint's model (built, not loaded), class names, preprocessing, weights."""
     try:
         version = int(payload.get("format_version", 0))
     except (TypeError, ValueError):

@@ -105,8 +105,7 @@ def _window_args(node: Node, module: nn.Module | None) -> tuple[Any, Any, Any, A
 
 
 def _spatial(node: Any) -> tuple[int, int] | None:
-    """The last two sizes of a node's tensor value (of every tensor, if it is a tuple of them,
-    as ``chunk`` returns, and they agree), or None if it is no >= 3-D tensor."""
+    """The last two sizes of a node's >= 3-D tensor (or its tensors, if they agree), or None."""
     if not isinstance(node, Node):
         return None
     meta = node.meta.get("tensor_meta")
@@ -217,8 +216,7 @@ _CACHE: dict[tuple[Any, ...], CellGeometry] = {}
 
 
 def _meta_twin(model: nn.Module) -> nn.Module | None:
-    """The same network with its weights on the meta device (no memory, no compute), if it can
-    be rebuilt from its ``arch``, ``num_classes`` and ``output_stride`` as CAMNet can."""
+    """The same CAMNet rebuilt on the meta device (no memory, no compute), if it can be."""
     try:
         with torch.device("meta"):
             twin = type(model)(model.arch, model.num_classes, model.output_stride)  # type: ignore[call-arg]
@@ -244,12 +242,11 @@ def model_geometry(model: nn.Module) -> CellGeometry:
         getattr(model, "num_classes", None),
         getattr(model, "output_stride", None),
     )
-    if None in key or key not in _CACHE:
-        twin = _meta_twin(model) if None not in key else None
+    probe = max(PROBE_SIZE, int(getattr(model, "cam_min_size", 0)))
+    if None in key:
+        return cell_geometry(model.feature_extractor(), probe)  # type: ignore[operator]
+    if key not in _CACHE:
+        twin = _meta_twin(model)
         net = twin if twin is not None else model
-        probe = max(PROBE_SIZE, int(getattr(model, "cam_min_size", 0)))
-        geometry = cell_geometry(net.feature_extractor(), probe)  # type: ignore[operator]
-        if None in key:
-            return geometry
-        _CACHE[key] = geometry
+        _CACHE[key] = cell_geometry(net.feature_extractor(), probe)  # type: ignore[operator]
     return _CACHE[key]
