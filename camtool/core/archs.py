@@ -21,24 +21,18 @@ inception_v3              ``Mixed_7c`` -> avgpool -> ``fc``               refuse
 squeezenet                ``features`` -> ReLU(1x1 conv) -> avgpool       is its own stride
 ========================  ==============================================  ====================
 
-Dropout in front of the linear layer (EfficientNet, MobileNetV2, MNASNet, GoogLeNet, Inception)
-is the identity in eval mode. GoogLeNet's and Inception v3's auxiliary heads only run in training
-mode with ``aux_logits``; camtool builds both without them and with ``transform_input`` on (their
-ImageNet weights expect it: it maps ImageNet-normalised input to their own normalisation).
-SqueezeNet's head is a 1x1 convolution, ReLU and average pooling: its map is ReLU(that
-convolution's output), bias included, and the logit is the map's mean with nothing added.
+Dropout before the linear layer is the identity in eval mode. GoogLeNet and Inception v3 are
+built without their auxiliary heads (which only run in training) and with ``transform_input``
+on, as their ImageNet weights expect. SqueezeNet's map is ReLU(its 1x1 convolution), bias
+included, and the logit is the map's mean with nothing added.
 
 ``output_stride = 16`` sets every stride-2 layer of the first block of the last stride-2 stage
-(the column above) to stride 1; a pooling layer with kernel == stride becomes the identity, so the
-last stage keeps the previous stage's resolution. Only strides change, never dilations: the later
-layers then see half as much of the image in pixels, which fine-tuning adapts to; camtool's
-stride-16 ResNets have been built this way from the start, so saved checkpoints rebuild exactly.
-SqueezeNet's own output stride is 16 (its last pooling comes before four Fire modules) and it
-has no stride-32 form; Inception v3's last reduction (``Mixed_7a``) pools with a functional call
-inside its forward and unpadded convolutions, so it stays at 32.
-
-Every model camtool builds or loads also passes the invariant gate
-(:func:`camtool.core.model.check_cam_invariant`), which protects any arch added later.
+(the last column) to stride 1, a pooling with kernel == stride becoming the identity. Dilations
+never change (fine-tuning adapts to the smaller receptive fields), so camtool's stride-16
+checkpoints rebuild exactly. SqueezeNet's own stride is 16; Inception v3's last reduction pools
+inside its forward with unpadded layers, so it stays at 32. Every model built or loaded also
+passes the invariant gate (:func:`camtool.core.model.check_cam_invariant`), which protects any
+arch added later.
 """
 
 from __future__ import annotations

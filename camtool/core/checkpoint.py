@@ -6,15 +6,13 @@ A camtool checkpoint is a plain dict saved with ``torch.save`` and read back wit
     format, format_version, camtool_version,
     model_state, model_args {arch, num_classes, output_stride},
     class_names, img_size, mean, std, settings,
-    cell_geometry {stride: [sy, sx], offset: [oy, ox], revision} (where the map's cells sit,
-        derived from the layers by camtool.core.receptive; reused on loading when ``revision``
-        is the running camtool's ``DERIVATION_REVISION``, derived again otherwise),
+    cell_geometry {stride: [sy, sx], offset: [oy, ox], revision},
     training (optional: optimizer, scheduler, epoch, best metric, RNG state ...)
 
-A plain torchvision state dict of any accepted arch (a ResNet is what the reference lab saved)
-loads too: the arch is recognised from the tensors' names and shapes (or given), the class count
-is read from the linear layer's weight. Every model loaded passes the invariant gate
-(:func:`camtool.core.model.check_cam_invariant`).
+``cell_geometry`` (where the map's cells sit, :mod:`camtool.core.receptive`) is reused on loading
+when its ``revision`` is the running camtool's ``DERIVATION_REVISION``, else derived again. A
+plain torchvision state dict of any accepted arch loads too (:mod:`camtool.core.state_dicts`).
+Every model loaded passes the invariant gate (:func:`camtool.core.model.check_cam_invariant`).
 """
 
 from __future__ import annotations

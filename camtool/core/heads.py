@@ -1,14 +1,10 @@
 """Taking a classifier apart for CAM: its trunk (image -> feature map) and its one linear layer.
 
-:mod:`camtool.core.archs` says which families are accepted and why, and records per family
-the names of the torchvision submodules that make the trunk (in forward order), the path of the
-linear layer, and where the last stride-2 stage is found for ``output_stride = 16``; this module
-builds the network and takes it apart with them. The torchvision model itself is kept: its own
-``forward`` is the reference the invariant gate checks the maps against
-(:func:`camtool.core.model.check_cam_invariant`).
-
-A ``timm:<name>`` arch is taken apart with timm's own API: ``forward_features`` is the trunk and
-``get_classifier()`` the linear layer; timm builds ``output_stride = 16`` itself (with dilation).
+For torchvision archs, each family's record in :mod:`camtool.core.archs` names the trunk's
+submodules, the linear layer and where to halve the output stride; a ``timm:<name>`` arch is
+taken apart with timm's API (``forward_features``, ``get_classifier()``; timm builds stride 16
+itself). The classifier itself is kept: its ``forward`` is the reference the invariant gate
+checks the maps against (:func:`camtool.core.model.check_cam_invariant`).
 """
 
 from __future__ import annotations

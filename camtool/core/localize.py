@@ -8,14 +8,11 @@ Conventions used throughout:
   (area 0, ``BoxXYXY(0, 0, 0, 0)``) stands for "nothing above the threshold".
 * Thresholds are relative and applied to the **min-max normalised** map
   ``m = (h - h.min()) / (h.max() - h.min())``: a pixel is foreground when ``m > threshold``
-  (strictly greater, as in the wsolevaluation code of Choe et al. 2020). Since the normalised
-  maximum is 1, "above ``threshold`` * max of the normalised map" and ``m > threshold`` are the
-  same thing; on the raw map it is ``h > h.min() + threshold * (h.max() - h.min())``. A constant map
-  normalises to all zeros and therefore has no foreground at any threshold in ``[0, 1]``.
+  (strictly greater, as in the wsolevaluation code of Choe et al. 2020), i.e. on the raw map
+  ``h > h.min() + threshold * (h.max() - h.min())``. A constant map normalises to all zeros and
+  so has no foreground at any threshold in ``[0, 1]``.
 * Connected regions use 8-connectivity (:func:`scipy.ndimage.label` with a 3x3 structure); the
   "largest" region is the one with the most pixels, the first in raster order on a tie.
-
-This module uses numpy and scipy only.
 """
 
 from __future__ import annotations

@@ -1,30 +1,21 @@
 """Where each cell of a network's last feature map sits on its input, derived from the layers.
 
-Along one axis, a feature map is described by ``(stride, offset)``: cell ``i`` has its receptive
-field centred on input pixel ``offset + stride * i`` (pixel centres, see
-:mod:`camtool.core.upsample`). The input itself is ``(1, 0)``. A convolution or pooling with
-kernel ``k``, stride ``s``, padding ``p`` and dilation ``d`` puts its output cell ``i`` over input
-cells ``s i - p ... s i - p + d (k - 1)``, whose centre is input cell ``s i - p + d (k - 1) / 2``;
-in pixels (the standard receptive-field arithmetic, e.g. Araujo et al., "Computing Receptive
-Fields of Convolutional Neural Networks", Distill 2019)::
+Along one axis a feature map is ``(stride, offset)``: cell ``i``'s receptive field is centred on
+input pixel ``offset + stride * i`` (pixel centres, see :mod:`camtool.core.upsample`); the input
+itself is ``(1, 0)``. A convolution or pooling with kernel ``k``, stride ``s``, padding ``p`` and
+dilation ``d`` centres output cell ``i`` on input cell ``s i - p + d (k - 1) / 2``, so (the
+standard receptive-field arithmetic, e.g. Araujo et al., "Computing Receptive Fields of
+Convolutional Neural Networks", Distill 2019)::
 
     offset_out = offset_in + stride_in * (d (k - 1) / 2 - p)        stride_out = stride_in * s
 
-:func:`cell_geometry` traces the feature extractor with ``torch.fx``, runs it once on a probe
-input to learn every intermediate's spatial size, and propagates ``(stride, offset)`` node by
-node:
-
-* ``Conv2d``, ``MaxPool2d``, ``AvgPool2d`` (modules or ``F.conv2d`` / ``F.max_pool2d`` /
-  ``F.avg_pool2d``, ``padding="same"`` included) apply the rule above;
-* an op whose output has the spatial size of its inputs (activations, normalisation, ``+``,
-  ``*``, ``torch.cat``, reshapes that keep the last two axes) passes the geometry through, and
-  all of its spatial inputs must agree on it;
-* a result of spatial size 1x1 computed from a larger input (global pooling, as in
-  squeeze-and-excitation) carries no position and broadcasts;
-* any other op that changes the spatial size is refused, naming it.
-
-It works for any ``nn.Module`` that ``torch.fx`` can trace (ResNets at output stride 32 and 16,
-DenseNet, MobileNet, EfficientNet, RegNet, ShuffleNet, GoogLeNet, SqueezeNet ...).
+:func:`cell_geometry` traces the trunk with ``torch.fx``, runs it once on a probe input to learn
+every intermediate's spatial size, and propagates ``(stride, offset)`` node by node: conv and
+pooling (modules or functions, ``padding="same"`` included) apply the rule; ops that keep the
+spatial size (activations, norms, ``+``, ``*``, ``cat``) pass it through, all spatial inputs
+agreeing; a 1x1 result of a larger input (global pooling, as in squeeze-and-excitation)
+broadcasts; any other op that changes the size is refused, naming it. It works for any module
+``torch.fx`` can trace (every accepted family, at stride 32 and 16).
 """
 
 from __future__ import annotations

@@ -1,17 +1,11 @@
 """What every runner is: a model behind one call, ``images -> (logits, cams)``, and its description.
 
-``camtool cam``, ``camtool batch-cam``, ``camtool eval`` and the Python API work with any runner:
-a PyTorch checkpoint (:class:`~camtool.core.torch_runner.TorchRunner`), torchvision's ImageNet
-model (no ``--model``), or an ONNX export run by onnxruntime
-(:class:`~camtool.core.onnx_runner.OnnxRunner`). :func:`~camtool.core.loading.open_runner` picks
-one.
-
-A runner takes a NumPy array or a torch tensor and answers in kind: NumPy in, NumPy out (the path
-``camtool cam --model m.onnx`` takes, which never imports torch); a tensor in, tensors out (the
-data loaders of ``eval`` and ``batch-cam``). Its ``device`` is a plain string (``"cpu"``,
-``"cuda"``, ``"cuda:1"``, ``"mps"``).
-
-This module imports neither torch nor onnxruntime.
+``camtool cam``, ``batch-cam``, ``eval`` and the Python API work with any runner: a PyTorch
+checkpoint or torchvision's ImageNet model (:class:`~camtool.core.torch_runner.TorchRunner`), or
+an ONNX export (:class:`~camtool.core.onnx_runner.OnnxRunner`), as
+:func:`~camtool.core.loading.open_runner` picks. A runner answers in kind: NumPy in, NumPy out
+(``camtool cam --model m.onnx`` never imports torch); tensors in, tensors out. This module
+imports neither torch nor onnxruntime.
 """
 
 from __future__ import annotations

@@ -1,35 +1,28 @@
 """Turning a raw class activation map into pixels: each feature cell at its receptive-field centre.
 
-A CNN's last feature map has one cell per ``stride`` input pixels. The receptive field of cell
-``i`` (along one axis) is centred on input pixel ``offset + stride * i``, where ``stride`` and
-``offset`` follow from the network's layers (:mod:`camtool.core.receptive` derives them; for
-every torchvision ResNet ``offset = 0``, so cell ``i`` sits on pixel ``32 i`` at output
-stride 32). Pixel coordinates here are pixel *centres*: pixel ``j`` is the unit square centred on
-``j``, so the image spans ``[-0.5, size - 0.5]``.
+Cell ``i`` of a feature map (along one axis) has its receptive field centred on input pixel
+``offset + stride * i`` (:mod:`camtool.core.receptive` derives both from the layers; every
+torchvision ResNet has ``offset = 0``). Pixel coordinates are pixel *centres*: pixel ``j`` is
+the unit square centred on ``j``, so an image spans ``[-0.5, size - 0.5]``.
 
-Two placements (``cam.upsample``):
+Two placements (``cam.upsample``), both linear interpolation between the two nearest cells:
 
 ``aligned`` (the default)
-    Cell ``i`` is placed on input pixel ``offset + stride * i``. Output pixel ``j`` of an output
-    of ``out`` pixels along an axis whose model input had ``in_`` pixels lies at input coordinate
-    ``u = (j + 0.5) * in_ / out - 0.5`` (the pixel-centre convention of the image resize,
-    PIL's ``resize`` and ``align_corners=False``), so a map can be drawn directly on the
-    *original* image when the model saw a resized copy: the two scales compose. The value at
-    ``u`` interpolates linearly between the two nearest cells; beyond the first and the last
-    cell the map is held constant (clamped). Input sizes that are not a multiple of the stride
-    need nothing special: the cells keep their positions and the clamp covers the remainder.
+    Cell ``i`` sits on input pixel ``offset + stride * i``. Output pixel ``j`` of ``out``
+    pixels, for a model input of ``in_`` pixels, lies at input coordinate
+    ``u = (j + 0.5) * in_ / out - 0.5`` (the pixel-centre convention of PIL's ``resize`` and
+    ``align_corners=False``), so a map can be drawn on the *original* image when the model saw
+    a resized copy. Beyond the first and the last cell the map is held constant, so input sizes
+    that are not a multiple of the stride need nothing special.
 
 ``conventional``
-    The usual ``F.interpolate(..., mode="bilinear", align_corners=False)``: the ``n`` cells are
-    spread evenly over the whole output, cell ``i`` at output coordinate
-    ``(i + 0.5) * out / n - 0.5``, whatever the network. This puts cell ``i`` of a ResNet about
-    half a cell below and to the right of its receptive-field centre (7.5 px at stride 16). It is
+    ``F.interpolate(..., mode="bilinear", align_corners=False)``: cell ``i`` of ``n`` at output
+    coordinate ``(i + 0.5) * out / n - 0.5``, whatever the network. This puts a ResNet's cell
+    about half a cell below and right of its receptive-field centre (7.5 px at stride 16); it is
     kept to compare with published numbers computed that way.
 
-Both are separable: along each axis a small ``(out, n)`` interpolation matrix ``W`` (each row has
-at most two non-zero weights that sum to 1), and the map becomes ``Wy @ cam @ Wx.T``, in float32.
-
-This module imports numpy only (no torch), so the ONNX path can use it.
+Along each axis that is an ``(out, n)`` float32 matrix ``W`` (at most two non-zero weights a row,
+summing to 1), and the map becomes ``Wy @ cam @ Wx.T``. This module imports numpy only.
 """
 
 from __future__ import annotations
