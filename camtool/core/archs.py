@@ -65,13 +65,13 @@ class ArchFamily:
     Attributes:
         name: the family, e.g. ``"densenet"``.
         archs: torchvision builder names.
-        strides: the output strides camtool can build, the first being torchvision's own.
-        stride_note: why a stride is missing from ``strides`` (empty when both are there).
         markers: state-dict key prefixes that every model of the family has (recognition).
         trunk: child module names, in forward order, from the image to the last feature map.
         linear: path of the linear layer (SqueezeNet: of its 1x1 convolution).
         stride_stage: where the last stride-2 stage is looked for: a container's path, or ``""``
             for the trunk's own children.
+        strides: the output strides camtool can build, the first being torchvision's own.
+        stride_note: why a stride is missing from ``strides`` (empty when both are there).
         min_size: the smallest square input the family's layers accept, in pixels.
         ignored: state-dict key prefixes of parts camtool does not build (auxiliary heads).
         build_kwargs: passed to torchvision's builder.
@@ -82,12 +82,12 @@ class ArchFamily:
 
     name: str
     archs: tuple[str, ...]
-    strides: tuple[int, ...]
-    stride_note: str
     markers: tuple[str, ...]
     trunk: tuple[str, ...]
     linear: str
     stride_stage: str = ""
+    strides: tuple[int, ...] = (32, 16)
+    stride_note: str = ""
     min_size: int = 32
     ignored: tuple[str, ...] = ()
     build_kwargs: dict[str, Any] = field(default_factory=dict)
@@ -121,8 +121,6 @@ FAMILIES: tuple[ArchFamily, ...] = (
             *_names("resnext", "50_32x4d 101_32x8d 101_64x4d"),
             *_names("wide_resnet", "50_2 101_2"),
         ),
-        (32, 16),
-        "",
         ("layer4.", "fc."),
         ("conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4"),
         "fc",
@@ -130,8 +128,6 @@ FAMILIES: tuple[ArchFamily, ...] = (
     ArchFamily(
         "densenet",
         _names("densenet", "121 161 169 201"),
-        (32, 16),
-        "",
         ("features.denseblock4.",),
         ("features",),
         "classifier",
@@ -141,8 +137,6 @@ FAMILIES: tuple[ArchFamily, ...] = (
     ArchFamily(
         "efficientnet",
         (*_names("efficientnet_b", "0 1 2 3 4 5 6 7"), *_names("efficientnet_v2_", "s m l")),
-        (32, 16),
-        "",
         ("features.0.0.", "classifier.1."),
         ("features",),
         "classifier.1",
@@ -151,8 +145,6 @@ FAMILIES: tuple[ArchFamily, ...] = (
     ArchFamily(
         "mobilenet_v2",
         ("mobilenet_v2",),
-        (32, 16),
-        "",
         ("features.18.0.", "classifier.1."),
         ("features",),
         "classifier.1",
@@ -161,8 +153,6 @@ FAMILIES: tuple[ArchFamily, ...] = (
     ArchFamily(
         "mnasnet",
         _names("mnasnet", "0_5 0_75 1_0 1_3"),
-        (32, 16),
-        "",
         ("layers.", "classifier.1."),
         ("layers",),
         "classifier.1",
@@ -174,8 +164,6 @@ FAMILIES: tuple[ArchFamily, ...] = (
             *_names("regnet_x_", "400mf 800mf 1_6gf 3_2gf 8gf 16gf 32gf"),
             *_names("regnet_y_", "400mf 800mf 1_6gf 3_2gf 8gf 16gf 32gf 128gf"),
         ),
-        (32, 16),
-        "",
         ("stem.", "trunk_output.", "fc."),
         ("stem", "trunk_output"),
         "fc",
@@ -184,8 +172,6 @@ FAMILIES: tuple[ArchFamily, ...] = (
     ArchFamily(
         "shufflenet_v2",
         _names("shufflenet_v2_", "x0_5 x1_0 x1_5 x2_0"),
-        (32, 16),
-        "",
         ("stage4.", "conv5.", "fc."),
         ("conv1", "maxpool", "stage2", "stage3", "stage4", "conv5"),
         "fc",
@@ -193,8 +179,6 @@ FAMILIES: tuple[ArchFamily, ...] = (
     ArchFamily(
         "googlenet",
         ("googlenet",),
-        (32, 16),
-        "",
         ("inception5b.", "fc."),
         _GOOGLENET_TRUNK,
         "fc",
@@ -205,11 +189,11 @@ FAMILIES: tuple[ArchFamily, ...] = (
     ArchFamily(
         "inception_v3",
         ("inception_v3",),
-        (32,),
-        "its last reduction (Mixed_7a) pools inside its forward with unpadded layers",
         ("Mixed_7c.", "fc."),
         _INCEPTION_TRUNK,
         "fc",
+        strides=(32,),
+        stride_note="its last reduction (Mixed_7a) pools inside its forward with unpadded layers",
         min_size=75,
         ignored=("AuxLogits.",),
         build_kwargs=_NO_AUX,
@@ -218,12 +202,14 @@ FAMILIES: tuple[ArchFamily, ...] = (
     ArchFamily(
         "squeezenet",
         _names("squeezenet", "1_0 1_1"),
-        (16,),
-        "its own output stride is 16 (the last pooling comes before its last four Fire modules)",
         ("features.", "classifier.1."),
         ("features",),
         "classifier.1",
         "features",
+        strides=(16,),
+        stride_note=(
+            "its own output stride is 16 (the last pooling comes before its last four Fire modules)"
+        ),
         conv_head=True,
     ),
 )
