@@ -249,14 +249,9 @@ def heatmap(
 ) -> np.ndarray:
     """Upsample one raw map ``(h, w)`` to ``size`` = (H, W) and min-max normalise it to [0, 1].
 
-    Args:
-        cam: the raw map (NumPy array or tensor), at feature-map resolution.
-        size: the output size, e.g. the original image's ``(height, width)``.
-        mode: ``"aligned"`` (each cell at its receptive-field centre) or ``"conventional"``
-            (bilinear, ``align_corners=False``).
-        geometry: the model's cell geometry (:attr:`camtool.core.runner.ModelInfo.geometry`).
-        input_hw: the model input's ``(height, width)`` when it differs from ``size`` (the
-            image was resized for the model); the placement is carried through that scale.
+    ``cam`` is a NumPy array or a tensor at feature-map resolution; ``size``, ``mode``,
+    ``geometry`` (:attr:`camtool.core.runner.ModelInfo.geometry`) and ``input_hw`` (when the
+    image was resized for the model) are :func:`upsample_maps`'.
 
     Returns:
         float32 ``(H, W)`` in [0, 1]. A flat map (one cell, or all cells equal) is all zeros:

@@ -225,7 +225,7 @@ def imagenet_weights_file(arch: str) -> tuple[str, Path]:
     return url, cache
 
 
-def load_imagenet_state_dict(arch: str, url: str | None = None) -> dict[str, Tensor]:
+def load_imagenet_state_dict(arch: str) -> dict[str, Tensor]:
     """Load torchvision's ImageNet weights for ``arch`` from the cache, downloading if needed.
 
     The cache (torch.hub's, under ``TORCH_HOME``) is looked at first; a download prints nothing
@@ -240,8 +240,7 @@ def load_imagenet_state_dict(arch: str, url: str | None = None) -> dict[str, Ten
             cached file that is unreadable, foreign or non-finite, naming it and saying to
             delete it.
     """
-    default_url, cache = imagenet_weights_file(arch)
-    url = url or default_url
+    url, cache = imagenet_weights_file(arch)
     if not cache.is_file():
         _download(url, cache, arch)
     hint = f"delete {cache} to download the ImageNet weights again"
