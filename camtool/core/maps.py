@@ -14,13 +14,12 @@ from typing import Any
 
 import numpy as np
 
-from camtool.core.runner import is_torch_tensor
+from camtool.core.runner import as_array, is_torch_tensor
 from camtool.core.upsample import CellGeometry, interpolation_matrix
 from camtool.errors import ConfigError
 
 __all__ = [
     "CAMBatch",
-    "as_array",
     "explain_batch",
     "heatmap",
     "resolve_class",
@@ -47,13 +46,6 @@ class CAMBatch:
     class_idx: np.ndarray
     cams: np.ndarray
     input_hw: tuple[int, int]
-
-
-def as_array(value: Any) -> np.ndarray:
-    """A float32 NumPy array of ``value`` (a NumPy array, or a tensor on any device)."""
-    if is_torch_tensor(value):
-        value = value.detach().float().cpu().numpy()
-    return np.asarray(value, dtype=np.float32)
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:

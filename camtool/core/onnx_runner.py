@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from camtool.core.archs import RESNET_ARCHS
-from camtool.core.runner import ModelInfo, checked_preprocessing, is_torch_tensor
+from camtool.core.runner import ModelInfo, as_array, checked_preprocessing, is_torch_tensor
 from camtool.core.upsample import CellGeometry, resnet_geometry
 from camtool.errors import CamtoolError, ConfigError, first_line
 from camtool.paths import require_file
@@ -263,13 +263,10 @@ class OnnxRunner:
             ``logits (N, C)`` and ``cams (N, C, h, w)``, float32, on the CPU: NumPy arrays for a
             NumPy input, tensors for a tensor input.
         """
-        as_tensor = is_torch_tensor(images)
-        if as_tensor:
-            images = images.detach().cpu().float().numpy()
-        array = np.ascontiguousarray(images, dtype=np.float32)
+        array = np.ascontiguousarray(as_array(images))
         logits, cams = self.session.run(list(OUTPUT_NAMES), {INPUT_NAME: array})
         logits, cams = np.asarray(logits, np.float32), np.asarray(cams, np.float32)
-        if as_tensor:
+        if is_torch_tensor(images):
             import torch  # already imported: the input is a tensor
 
             return torch.from_numpy(logits), torch.from_numpy(cams)

@@ -15,14 +15,15 @@ import sys
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, overload
 
+import numpy as np
+
 from camtool.core.imagenet import IMAGENET_MEAN, IMAGENET_STD, IMG_SIZE_RANGE
 from camtool.core.upsample import CellGeometry
 
 if TYPE_CHECKING:
-    import numpy as np
     from torch import Tensor
 
-__all__ = ["RGB", "ModelInfo", "Runner", "checked_preprocessing", "is_torch_tensor"]
+__all__ = ["RGB", "ModelInfo", "Runner", "as_array", "checked_preprocessing", "is_torch_tensor"]
 
 RGB = tuple[float, float, float]
 """Per-channel values (mean, std) in R, G, B order."""
@@ -68,6 +69,13 @@ def is_torch_tensor(value: object) -> bool:
     """Whether ``value`` is a torch tensor, found without importing torch (a tensor implies it)."""
     torch = sys.modules.get("torch")
     return torch is not None and isinstance(value, torch.Tensor)
+
+
+def as_array(value: Any) -> np.ndarray:
+    """A float32 NumPy array of ``value`` (a NumPy array, or a tensor on any device)."""
+    if is_torch_tensor(value):
+        value = value.detach().float().cpu().numpy()
+    return np.asarray(value, dtype=np.float32)
 
 
 def checked_preprocessing(img_size: Any, mean: Any, std: Any) -> tuple[int, RGB, RGB]:
