@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from camtool.cli import app
 from camtool.core.archs import refusal
-from camtool.core.checkpoint import model_from_state_dict
+from camtool.core.state_dicts import model_of_state_dict
 from camtool.errors import CamtoolError
 from tests.conftest import make_photo
 
@@ -32,13 +32,13 @@ def _shapes_only(arch: str, num_classes: int = 1000) -> dict[str, torch.Tensor]:
 )  # fmt: skip
 def test_each_refused_family_is_named_from_its_state_dict(arch: str, classes: int) -> None:
     with pytest.raises(CamtoolError) as info:
-        model_from_state_dict(_shapes_only(arch, classes), source="w.pt")
+        model_of_state_dict(_shapes_only(arch, classes), source="w.pt")
     assert info.value.message == f"w.pt holds a torchvision {arch} state dict, and {refusal(arch)}"
 
 
 def test_a_state_dict_camtool_does_not_know_is_still_refused_plainly() -> None:
     with pytest.raises(CamtoolError, match="^w.pt is neither a camtool checkpoint nor"):
-        model_from_state_dict({"encoder.weight": torch.zeros(3, 3)}, source="w.pt")
+        model_of_state_dict({"encoder.weight": torch.zeros(3, 3)}, source="w.pt")
 
 
 def test_cam_on_a_mobilenet_v3_state_dict_is_one_line(tmp_path: Path) -> None:

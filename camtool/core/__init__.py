@@ -13,7 +13,7 @@ Modules:
 * ``runner`` -- the ``Runner`` protocol every model backend implements
 * ``torch_runner``, ``onnx_runner`` -- the PyTorch and onnxruntime backends
 * ``loading`` -- ``open_runner``: open what ``--model`` names
-* ``maps`` -- class choice, CAM contraction, upsampling, normalised heatmaps
+* ``maps`` -- class choice, upsampling, normalised heatmaps
 * ``upsample``, ``receptive`` -- aligned upsampling from each map cell's receptive-field centre
 * ``localize`` -- peaks, boxes and the CAM paper's 20% threshold
 * ``device`` -- picking CPU, CUDA or MPS

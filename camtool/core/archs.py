@@ -21,24 +21,18 @@ inception_v3              ``Mixed_7c`` -> avgpool -> ``fc``               refuse
 squeezenet                ``features`` -> ReLU(1x1 conv) -> avgpool       is its own stride
 ========================  ==============================================  ====================
 
-Dropout in front of the linear layer (EfficientNet, MobileNetV2, MNASNet, GoogLeNet, Inception)
-is the identity in eval mode. GoogLeNet's and Inception v3's auxiliary heads only run in training
-mode with ``aux_logits``; camtool builds both without them and with ``transform_input`` on (their
-ImageNet weights expect it: it maps ImageNet-normalised input to their own normalisation).
-SqueezeNet's head is a 1x1 convolution, ReLU and average pooling: its map is ReLU(that
-convolution's output), bias included, and the logit is the map's mean with nothing added.
+Dropout before the linear layer is the identity in eval mode. GoogLeNet and Inception v3 are
+built without their auxiliary heads (which only run in training) and with ``transform_input``
+on, as their ImageNet weights expect. SqueezeNet's map is ReLU(its 1x1 convolution), bias
+included, and the logit is the map's mean with nothing added.
 
 ``output_stride = 16`` sets every stride-2 layer of the first block of the last stride-2 stage
-(the column above) to stride 1; a pooling layer with kernel == stride becomes the identity, so the
-last stage keeps the previous stage's resolution. Only strides change, never dilations: the later
-layers then see half as much of the image in pixels, which fine-tuning adapts to; camtool's
-stride-16 ResNets have been built this way from the start, so saved checkpoints rebuild exactly.
-SqueezeNet's own output stride is 16 (its last pooling comes before four Fire modules) and it
-has no stride-32 form; Inception v3's last reduction (``Mixed_7a``) pools with a functional call
-inside its forward and unpadded convolutions, so it stays at 32.
-
-Every model camtool builds or loads also passes the invariant gate
-(:func:`camtool.core.model.check_cam_invariant`), which protects any arch added later.
+(the last column) to stride 1, a pooling with kernel == stride becoming the identity. Dilations
+never change (fine-tuning adapts to the smaller receptive fields), so camtool's stride-16
+checkpoints rebuild exactly. SqueezeNet's own stride is 16; Inception v3's last reduction pools
+inside its forward with unpadded layers, so it stays at 32. Every model built or loaded also
+passes the invariant gate (:func:`camtool.core.model.check_cam_invariant`), which protects any
+arch added later.
 """
 
 from __future__ import annotations
@@ -48,6 +42,7 @@ from typing import Any
 
 __all__ = [
     "ARCHS",
+    "AUX_HEADS",
     "FAMILIES",
     "REFUSED",
     "RESNET_ARCHS",
@@ -70,13 +65,13 @@ class ArchFamily:
     Attributes:
         name: the family, e.g. ``"densenet"``.
         archs: torchvision builder names.
-        strides: the output strides camtool can build, the first being torchvision's own.
-        stride_note: why a stride is missing from ``strides`` (empty when both are there).
         markers: state-dict key prefixes that every model of the family has (recognition).
         trunk: child module names, in forward order, from the image to the last feature map.
         linear: path of the linear layer (SqueezeNet: of its 1x1 convolution).
         stride_stage: where the last stride-2 stage is looked for: a container's path, or ``""``
             for the trunk's own children.
+        strides: the output strides camtool can build, the first being torchvision's own.
+        stride_note: why a stride is missing from ``strides`` (empty when both are there).
         min_size: the smallest square input the family's layers accept, in pixels.
         ignored: state-dict key prefixes of parts camtool does not build (auxiliary heads).
         build_kwargs: passed to torchvision's builder.
@@ -87,12 +82,12 @@ class ArchFamily:
 
     name: str
     archs: tuple[str, ...]
-    strides: tuple[int, ...]
-    stride_note: str
     markers: tuple[str, ...]
     trunk: tuple[str, ...]
     linear: str
     stride_stage: str = ""
+    strides: tuple[int, ...] = (32, 16)
+    stride_note: str = ""
     min_size: int = 32
     ignored: tuple[str, ...] = ()
     build_kwargs: dict[str, Any] = field(default_factory=dict)
@@ -126,8 +121,6 @@ FAMILIES: tuple[ArchFamily, ...] = (
             *_names("resnext", "50_32x4d 101_32x8d 101_64x4d"),
             *_names("wide_resnet", "50_2 101_2"),
         ),
-        (32, 16),
-        "",
         ("layer4.", "fc."),
         ("conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4"),
         "fc",
@@ -135,8 +128,6 @@ FAMILIES: tuple[ArchFamily, ...] = (
     ArchFamily(
         "densenet",
         _names("densenet", "121 161 169 201"),
-        (32, 16),
-        "",
         ("features.denseblock4.",),
         ("features",),
         "classifier",
@@ -146,8 +137,6 @@ FAMILIES: tuple[ArchFamily, ...] = (
     ArchFamily(
         "efficientnet",
         (*_names("efficientnet_b", "0 1 2 3 4 5 6 7"), *_names("efficientnet_v2_", "s m l")),
-        (32, 16),
-        "",
         ("features.0.0.", "classifier.1."),
         ("features",),
         "classifier.1",
@@ -156,8 +145,6 @@ FAMILIES: tuple[ArchFamily, ...] = (
     ArchFamily(
         "mobilenet_v2",
         ("mobilenet_v2",),
-        (32, 16),
-        "",
         ("features.18.0.", "classifier.1."),
         ("features",),
         "classifier.1",
@@ -166,8 +153,6 @@ FAMILIES: tuple[ArchFamily, ...] = (
     ArchFamily(
         "mnasnet",
         _names("mnasnet", "0_5 0_75 1_0 1_3"),
-        (32, 16),
-        "",
         ("layers.", "classifier.1."),
         ("layers",),
         "classifier.1",
@@ -179,8 +164,6 @@ FAMILIES: tuple[ArchFamily, ...] = (
             *_names("regnet_x_", "400mf 800mf 1_6gf 3_2gf 8gf 16gf 32gf"),
             *_names("regnet_y_", "400mf 800mf 1_6gf 3_2gf 8gf 16gf 32gf 128gf"),
         ),
-        (32, 16),
-        "",
         ("stem.", "trunk_output.", "fc."),
         ("stem", "trunk_output"),
         "fc",
@@ -189,8 +172,6 @@ FAMILIES: tuple[ArchFamily, ...] = (
     ArchFamily(
         "shufflenet_v2",
         _names("shufflenet_v2_", "x0_5 x1_0 x1_5 x2_0"),
-        (32, 16),
-        "",
         ("stage4.", "conv5.", "fc."),
         ("conv1", "maxpool", "stage2", "stage3", "stage4", "conv5"),
         "fc",
@@ -198,8 +179,6 @@ FAMILIES: tuple[ArchFamily, ...] = (
     ArchFamily(
         "googlenet",
         ("googlenet",),
-        (32, 16),
-        "",
         ("inception5b.", "fc."),
         _GOOGLENET_TRUNK,
         "fc",
@@ -210,11 +189,11 @@ FAMILIES: tuple[ArchFamily, ...] = (
     ArchFamily(
         "inception_v3",
         ("inception_v3",),
-        (32,),
-        "its last reduction (Mixed_7a) pools inside its forward with unpadded layers",
         ("Mixed_7c.", "fc."),
         _INCEPTION_TRUNK,
         "fc",
+        strides=(32,),
+        stride_note="its last reduction (Mixed_7a) pools inside its forward with unpadded layers",
         min_size=75,
         ignored=("AuxLogits.",),
         build_kwargs=_NO_AUX,
@@ -223,12 +202,14 @@ FAMILIES: tuple[ArchFamily, ...] = (
     ArchFamily(
         "squeezenet",
         _names("squeezenet", "1_0 1_1"),
-        (16,),
-        "its own output stride is 16 (the last pooling comes before its last four Fire modules)",
         ("features.", "classifier.1."),
         ("features",),
         "classifier.1",
         "features",
+        strides=(16,),
+        stride_note=(
+            "its own output stride is 16 (the last pooling comes before its last four Fire modules)"
+        ),
         conv_head=True,
     ),
 )
@@ -238,6 +219,9 @@ ARCHS: tuple[str, ...] = tuple(arch for family in FAMILIES for arch in family.ar
 """Every torchvision arch camtool builds; ``timm:<name>`` archs come on top (with timm)."""
 
 RESNET_ARCHS: tuple[str, ...] = FAMILIES[0].archs
+
+AUX_HEADS: tuple[str, ...] = tuple(prefix for family in FAMILIES for prefix in family.ignored)
+"""State-dict key prefixes of the auxiliary heads camtool does not build (GoogLeNet, Inception)."""
 
 _HIDDEN_FC = "its head has hidden fully connected layers after the pooling, not one linear layer"
 _TRANSFORMER = (

@@ -6,15 +6,13 @@ A camtool checkpoint is a plain dict saved with ``torch.save`` and read back wit
     format, format_version, camtool_version,
     model_state, model_args {arch, num_classes, output_stride},
     class_names, img_size, mean, std, settings,
-    cell_geometry {stride: [sy, sx], offset: [oy, ox], revision} (where the map's cells sit,
-        derived from the layers by camtool.core.receptive; reused on loading when ``revision``
-        is the running camtool's ``DERIVATION_REVISION``, derived again otherwise),
+    cell_geometry {stride: [sy, sx], offset: [oy, ox], revision},
     training (optional: optimizer, scheduler, epoch, best metric, RNG state ...)
 
-A plain torchvision state dict of any accepted arch (a ResNet is what the reference lab saved)
-loads too: the arch is recognised from the tensors' names and shapes (or given), the class count
-is read from the linear layer's weight. Every model loaded passes the invariant gate
-(:func:`camtool.core.model.check_cam_invariant`).
+``cell_geometry`` (where the map's cells sit, :mod:`camtool.core.receptive`) is reused on loading
+when its ``revision`` is the running camtool's ``DERIVATION_REVISION``, else derived again. A
+plain torchvision state dict of any accepted arch loads too (:mod:`camtool.core.state_dicts`).
+Every model loaded passes the invariant gate (:func:`camtool.core.model.check_cam_invariant`).
 """
 
 from __future__ import annotations
@@ -43,7 +41,6 @@ __all__ = [
     "FORMAT_VERSION",
     "LoadedModel",
     "load_checkpoint",
-    "model_from_state_dict",
     "save_checkpoint",
 ]
 
@@ -88,16 +85,13 @@ def _geometry_or_none(model: CAMNet) -> CellGeometry | None:
 
 
 def _recorded_geometry(value: object, output_stride: int) -> CellGeometry | None:
-    """A checkpoint's ``cell_geometry`` if it can stand for the derivation: the current
-    ``revision``, well formed and :meth:`~CellGeometry.plausible_for` the model's stride; else
-    ``None`` (derive it again)."""
+    """A checkpoint's ``cell_geometry`` if valid and of the current ``revision``, else ``None``."""
     if not isinstance(value, Mapping) or value.get("revision") != DERIVATION_REVISION:
         return None
     try:
-        geometry = CellGeometry.from_dict(dict(value))
+        return CellGeometry.from_dict(dict(value), output_stride)
     except CamtoolError:
         return None
-    return geometry if geometry.plausible_for(output_stride) else None
 
 
 def save_checkpoint(
@@ -146,43 +140,10 @@ def save_checkpoint(
     return Path(path)
 
 
-def model_from_state_dict(
-    state: Mapping[str, Tensor],
-    *,
-    arch: str | None = None,
-    class_names: Sequence[str] | None = None,
-    img_size: int = 160,
-    source: str = "state dict",
-) -> LoadedModel:
-    """Build a model from a plain torchvision state dict (the reference lab's format).
-
-    The arch is recognised unless given (:mod:`camtool.core.state_dicts`); the class names
-    default to ImageNet's for 1000 classes and ``class_<i>`` otherwise.
-
-    Raises:
-        CamtoolError: as :func:`~camtool.core.state_dicts.model_of_state_dict`.
-    """
-    model = model_of_state_dict(state, arch=arch, source=source)
-    num_classes = model.num_classes
-    if class_names is None:
-        class_names = (
-            imagenet_class_names(model.arch)
-            if num_classes == 1000
-            else [f"class_{i}" for i in range(num_classes)]
-        )
-    if len(class_names) != num_classes:
-        raise CamtoolError(f"{len(class_names)} class names for {num_classes} classes in {source}")
-    return LoadedModel(model, list(class_names), img_size, source=source)
-
-
 def _camtool_fields(
     payload: Mapping[str, Any], path: Path
 ) -> tuple[CAMNet, list[str], tuple[int, RGB, RGB], Mapping[str, Tensor]]:
-    """A camtool checkpoint's model (built, not loaded), class names, preprocessing and weights.
-
-    Raises:
-        CamtoolError: a newer format, or a field missing or damaged (named in the message).
-    """
+    """A camtool checkpoint's model (built, not loaded), class names, preprocessing, weights."""
     try:
         version = int(payload.get("format_version", 0))
     except (TypeError, ValueError):
@@ -210,21 +171,17 @@ def _camtool_fields(
     return model, names, preprocessing, state
 
 
-def load_checkpoint(
-    path: Path,
-    *,
-    arch: str | None = None,
-    class_names: Sequence[str] | None = None,
-    img_size: int = 160,
-) -> LoadedModel:
+def load_checkpoint(path: Path, *, arch: str | None = None, img_size: int = 160) -> LoadedModel:
     """Load a camtool checkpoint, or a plain torchvision state dict, safely.
 
     Args:
         path: the ``.pt``/``.pth`` file.
-        arch: the arch of a plain state dict (``None``: recognised from its tensors); ignored
-            for camtool checkpoints, which record theirs.
-        class_names: names for a plain state dict (ignored for camtool checkpoints).
+        arch: the arch of a plain state dict (``None``: recognised from its tensors,
+            :mod:`camtool.core.state_dicts`); ignored for camtool checkpoints, which record theirs.
         img_size: image size for a plain state dict (ignored for camtool checkpoints).
+
+    A plain state dict's classes are named as ImageNet's when there are 1000 of them, else
+    ``class_<i>``.
 
     Raises:
         CamtoolError: the file is missing, unsafe, not a checkpoint, or does not fit its model.
@@ -239,9 +196,12 @@ def load_checkpoint(
             raise CamtoolError(
                 f"{path} is neither a camtool checkpoint nor a torchvision classifier's state dict"
             )
-        return model_from_state_dict(
-            inner, arch=arch, class_names=class_names, img_size=img_size, source=source
-        )
+        model = model_of_state_dict(inner, arch=arch, source=source)
+        if model.num_classes == 1000:
+            names = imagenet_class_names(model.arch)
+        else:
+            names = [f"class_{i}" for i in range(model.num_classes)]
+        return LoadedModel(model, names, img_size, source=source)
     model, names, (img_size, mean, std), state = _camtool_fields(payload, path)
     loaded = LoadedModel(
         model,

@@ -1,14 +1,10 @@
 """Taking a classifier apart for CAM: its trunk (image -> feature map) and its one linear layer.
 
-:mod:`camtool.core.archs` says which families are accepted and why, and records per family
-the names of the torchvision submodules that make the trunk (in forward order), the path of the
-linear layer, and where the last stride-2 stage is found for ``output_stride = 16``; this module
-builds the network and takes it apart with them. The torchvision model itself is kept: its own
-``forward`` is the reference the invariant gate checks the maps against
-(:func:`camtool.core.model.check_cam_invariant`).
-
-A ``timm:<name>`` arch is taken apart with timm's own API: ``forward_features`` is the trunk and
-``get_classifier()`` the linear layer; timm builds ``output_stride = 16`` itself (with dilation).
+For torchvision archs, each family's record in :mod:`camtool.core.archs` names the trunk's
+submodules, the linear layer and where to halve the output stride; a ``timm:<name>`` arch is
+taken apart with timm's API (``forward_features``, ``get_classifier()``; timm builds stride 16
+itself). The classifier itself is kept: its ``forward`` is the reference the invariant gate
+checks the maps against (:func:`camtool.core.model.check_cam_invariant`).
 """
 
 from __future__ import annotations
@@ -72,7 +68,6 @@ class Parts:
         linear: path in ``net`` of the linear layer (or SqueezeNet's 1x1 convolution).
         conv_head: the map is ReLU(1x1 conv) and the logit its mean, with no bias added.
         output_stride: the trunk's total stride.
-        ignored: state-dict key prefixes of torchvision files that camtool does not build.
         min_size: the smallest square input the trunk accepts, in pixels.
     """
 
@@ -81,7 +76,6 @@ class Parts:
     linear: str
     conv_head: bool
     output_stride: int
-    ignored: tuple[str, ...] = ()
     min_size: int = 32
 
 
@@ -93,21 +87,19 @@ def unstride(stage: nn.Module) -> None:
     the identity (kernel 1); an overlapping one (3x3, padding 1) keeps its kernel.
     """
     for module in stage.modules():
-        if isinstance(module, nn.Conv2d) and module.stride == (2, 2):
+        if isinstance(module, nn.Conv2d) and _stride2(module):
             module.stride = (1, 1)
-        elif isinstance(module, (nn.MaxPool2d, nn.AvgPool2d)) and module.stride in (2, (2, 2)):
+        elif isinstance(module, (nn.MaxPool2d, nn.AvgPool2d)) and _stride2(module):
             if module.kernel_size in (2, (2, 2)):
                 module.kernel_size, module.padding = 1, 0
             module.stride = 1
 
 
-def _strided(module: nn.Module) -> bool:
-    for sub in module.modules():
-        if isinstance(sub, nn.Conv2d) and sub.stride == (2, 2):
-            return True
-        if isinstance(sub, (nn.MaxPool2d, nn.AvgPool2d)) and sub.stride in (2, (2, 2)):
-            return True
-    return False
+def _stride2(module: nn.Module) -> bool:
+    """Whether ``module`` is a convolution or a pooling layer of stride 2."""
+    if isinstance(module, nn.Conv2d):
+        return module.stride == (2, 2)
+    return isinstance(module, (nn.MaxPool2d, nn.AvgPool2d)) and module.stride in (2, (2, 2))
 
 
 def _last_strided_stage(net: nn.Module, layout: ArchFamily) -> nn.Module:
@@ -116,7 +108,7 @@ def _last_strided_stage(net: nn.Module, layout: ArchFamily) -> nn.Module:
         children = list(net.get_submodule(layout.stride_stage).children())
     else:
         children = [net.get_submodule(name) for name in layout.trunk]
-    return [child for child in children if _strided(child)][-1]
+    return [child for child in children if any(map(_stride2, child.modules()))][-1]
 
 
 def _torchvision_parts(arch: str, num_classes: int, output_stride: int | None) -> Parts:
@@ -138,9 +130,7 @@ def _torchvision_parts(arch: str, num_classes: int, output_stride: int | None) -
     if layout.relu_after:
         steps.append(("relu", nn.ReLU()))
     trunk = nn.Sequential(OrderedDict(steps))
-    return Parts(
-        net, trunk, layout.linear, layout.conv_head, stride, layout.ignored, layout.min_size
-    )
+    return Parts(net, trunk, layout.linear, layout.conv_head, stride, layout.min_size)
 
 
 def _timm_parts(name: str, num_classes: int, output_stride: int | None) -> Parts:

@@ -52,26 +52,25 @@ def open_runner(
         CamtoolError: the model cannot be read, the device is not available, or
             ``imagenet_classes`` holds an id that is not Imagenette's.
     """
-    if model_path is not None:
-        require_file(Path(model_path), "model" if is_onnx(model_path) else "checkpoint")
     if is_onnx(model_path):
         from camtool.core.onnx_runner import OnnxRunner  # onnxruntime, and no torch
 
         return OnnxRunner(Path(str(model_path)), str(device), quick_start=few_images)
+    if model_path is not None:
+        require_file(Path(model_path), "checkpoint")
     from camtool.core.checkpoint import LoadedModel, load_checkpoint
     from camtool.core.device import resolve_device
     from camtool.core.model import build_model, imagenet_class_names
     from camtool.core.torch_runner import TorchRunner
+    from camtool.core.zeroshot import imagenet_subset
 
     torch_device = resolve_device(str(device))
-    if model_path is None and imagenet_classes is not None:
-        from camtool.core.zeroshot import imagenet_subset
-
+    if model_path is not None:
+        loaded = load_checkpoint(Path(model_path), arch=arch, img_size=img_size)
+    elif imagenet_classes is not None:
         loaded = imagenet_subset(arch or "resnet18", imagenet_classes, img_size)
-    elif model_path is None:
+    else:
         arch = arch or "resnet18"
         model = build_model(arch, 1000, pretrained=True)
         loaded = LoadedModel(model, imagenet_class_names(arch), img_size, source=f"ImageNet {arch}")
-    else:
-        loaded = load_checkpoint(Path(model_path), arch=arch, img_size=img_size)
     return TorchRunner(loaded, torch_device, amp=amp)

@@ -8,14 +8,11 @@ Conventions used throughout:
   (area 0, ``BoxXYXY(0, 0, 0, 0)``) stands for "nothing above the threshold".
 * Thresholds are relative and applied to the **min-max normalised** map
   ``m = (h - h.min()) / (h.max() - h.min())``: a pixel is foreground when ``m > threshold``
-  (strictly greater, as in the wsolevaluation code of Choe et al. 2020). Since the normalised
-  maximum is 1, "above ``threshold`` * max of the normalised map" and ``m > threshold`` are the
-  same thing; on the raw map it is ``h > h.min() + threshold * (h.max() - h.min())``. A constant map
-  normalises to all zeros and therefore has no foreground at any threshold in ``[0, 1]``.
+  (strictly greater, as in the wsolevaluation code of Choe et al. 2020), i.e. on the raw map
+  ``h > h.min() + threshold * (h.max() - h.min())``. A constant map normalises to all zeros and
+  so has no foreground at any threshold in ``[0, 1]``.
 * Connected regions use 8-connectivity (:func:`scipy.ndimage.label` with a 3x3 structure); the
   "largest" region is the one with the most pixels, the first in raster order on a tie.
-
-This module uses numpy and scipy only.
 """
 
 from __future__ import annotations
@@ -139,11 +136,7 @@ def peak(heatmap: np.ndarray) -> tuple[int, int] | None:
 
 
 def _components(mask: np.ndarray, offset: tuple[int, int], largest_only: bool) -> list[BoxXYXY]:
-    """Boxes of the 8-connected regions of ``mask``, shifted by ``offset`` = ``(y, x)``.
-
-    With ``largest_only`` only the box of the region with the most pixels is returned (the
-    first in label order, i.e. raster order, on a tie).
-    """
+    """Boxes of ``mask``'s 8-connected regions (or its largest), shifted by ``offset`` (y, x)."""
     from scipy import ndimage  # here, not at the top: importing it takes about 0.1 s
 
     labels, count = ndimage.label(mask, structure=_STRUCTURE_8)
@@ -162,13 +155,10 @@ def _components(mask: np.ndarray, offset: tuple[int, int], largest_only: bool) -
 
 
 def _sweep(normalized: np.ndarray, thresholds: np.ndarray) -> list[list[BoxXYXY]]:
-    """Component boxes at each threshold, labelling each distinct foreground mask only once.
-
-    Two thresholds give the same mask when no pixel value lies between them, so thresholds are
-    grouped by how many pixels exceed them (found by a binary search on the sorted values).
-    Distinct masks are visited from the lowest threshold up; as each is contained in the one
-    before, it is computed and labelled only inside the previous foreground's bounding box.
-    """
+    """Component boxes at each threshold, labelling each distinct foreground mask only once."""
+    # Thresholds with no pixel value between them give the same mask: group them by how many
+    # pixels exceed them. Each mask lies inside the previous (lower) one, so it is labelled
+    # only inside that one's bounding box.
     flat_sorted = np.sort(normalized, axis=None)
     # Number of pixels strictly above each threshold.
     n_above = flat_sorted.size - np.searchsorted(flat_sorted, thresholds, side="right")
@@ -235,10 +225,6 @@ def all_boxes_from_map_thresholds(
     return [list(boxes) for boxes in _sweep(normalized, thr)]
 
 
-def _round_half_up(value: float) -> int:
-    return math.floor(value + 0.5)
-
-
 def scale_box(box: BoxXYXY, from_hw: tuple[int, int], to_hw: tuple[int, int]) -> BoxXYXY:
     """Rescale a box from one image size to another.
 
@@ -265,7 +251,7 @@ def scale_box(box: BoxXYXY, from_hw: tuple[int, int], to_hw: tuple[int, int]) ->
     sy = th / fh
 
     def edge(v: int, scale: float, limit: int) -> int:
-        return min(max(_round_half_up(v * scale), 0), limit)
+        return min(max(math.floor(v * scale + 0.5), 0), limit)  # halves round up
 
     x0 = edge(box.x0, sx, tw)
     y0 = edge(box.y0, sy, th)

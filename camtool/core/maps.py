@@ -1,29 +1,25 @@
 """Class activation maps for a whole batch: pick the classes, gather their maps, upsample.
 
 Everything here works on NumPy arrays (a runner's tensors are converted once, after the forward
-pass), so the ONNX path of ``camtool cam`` never imports torch. Upsampling goes through
-:func:`camtool.core.upsample.upsample_matrices` (each cell at its receptive-field centre, or the
-conventional bilinear placement), for every caller alike. Shared by ``camtool cam``,
-``camtool batch-cam``, ``camtool eval`` and the Python API.
+pass), so the ONNX path of ``camtool cam`` never imports torch. Every caller upsamples through
+:func:`upsample_maps` (:mod:`camtool.core.upsample`'s placements).
 """
 
 from __future__ import annotations
 
 import difflib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
-from camtool.core.runner import is_torch_tensor
-from camtool.core.upsample import CellGeometry, upsample_matrices
+from camtool.core.runner import as_array, is_torch_tensor
+from camtool.core.upsample import CellGeometry, interpolation_matrix
 from camtool.errors import ConfigError
 
 __all__ = [
     "CAMBatch",
-    "CAMSource",
-    "as_array",
     "explain_batch",
     "heatmap",
     "resolve_class",
@@ -31,13 +27,6 @@ __all__ = [
     "softmax",
     "upsample_maps",
 ]
-
-
-class CAMSource(Protocol):
-    """Anything that maps a normalised image batch to ``(logits (N,C), cams (N,C,h,w))``, as NumPy
-    arrays or tensors (see :class:`~camtool.core.runner.Runner`)."""
-
-    def __call__(self, images: Any) -> tuple[Any, Any]: ...
 
 
 @dataclass
@@ -57,13 +46,6 @@ class CAMBatch:
     class_idx: np.ndarray
     cams: np.ndarray
     input_hw: tuple[int, int]
-
-
-def as_array(value: Any) -> np.ndarray:
-    """A float32 NumPy array of ``value`` (a NumPy array, or a tensor on any device)."""
-    if is_torch_tensor(value):
-        value = value.detach().float().cpu().numpy()
-    return np.asarray(value, dtype=np.float32)
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -169,12 +151,17 @@ def select_classes(logits: np.ndarray, target: int | None, topk: int) -> np.ndar
 
 
 def explain_batch(
-    source: CAMSource, images: Any, *, target: int | None = None, topk: int = 1
+    source: Callable[[Any], tuple[Any, Any]],
+    images: Any,
+    *,
+    target: int | None = None,
+    topk: int = 1,
 ) -> CAMBatch:
     """Run one forward pass and keep the maps of the requested classes.
 
     Args:
-        source: the model (see :class:`CAMSource`).
+        source: the model: a :class:`~camtool.core.runner.Runner`, or any callable mapping
+            ``images`` to ``(logits (N, C), cams (N, C, h, w))``, NumPy arrays or tensors.
         images: ``(N, 3, H, W)`` normalised images, a float32 NumPy array or a tensor.
         target: one class for every image, or ``None`` for the predicted ones.
         topk: with no target, how many of the best classes to keep maps for.
@@ -200,16 +187,42 @@ def upsample_maps(
 ) -> Any:
     """Upsample raw maps ``(..., h, w)`` to ``size`` = (H, W), float32, not normalised.
 
-    The interpolation matrices of :func:`camtool.core.upsample.upsample_matrices` (see there for
-    ``mode``, ``geometry`` and ``input_hw``; ``input_hw=None`` means the maps were computed from
-    an input of ``size``) applied as ``Wy @ cam @ Wx.T``. A tensor stays a tensor on its own
-    device (eval's faithfulness ranks pixels on the GPU); anything else becomes a NumPy array.
+    Along each axis the ``(out, n)`` matrix of :func:`camtool.core.upsample.interpolation_matrix`
+    (see there, and the module docstring, for ``mode``); the maps become ``Wy @ cam @ Wx.T``. A
+    tensor stays a tensor on its own device (eval's faithfulness ranks pixels on the GPU);
+    anything else becomes a NumPy array.
+
+    Args:
+        cams: raw maps, a NumPy array or a tensor.
+        size: the output ``(H, W)``, e.g. the original image's size.
+        mode: ``"aligned"`` or ``"conventional"``.
+        geometry: where the cells sit on the input; needed by ``"aligned"``.
+        input_hw: ``(height, width)`` of the model input the maps were computed from; ``None``
+            when it equals ``size``. Only ``"aligned"`` uses it.
 
     Raises:
-        ConfigError: ``"aligned"`` without a geometry, or an unknown mode.
+        ConfigError: ``"aligned"`` without a geometry, an unknown mode or a bad size.
     """
-    hw = (int(cams.shape[-2]), int(cams.shape[-1]))
-    wy, wx = upsample_matrices(hw, size, mode=mode, geometry=geometry, input_hw=input_hw)
+    if mode == "aligned" and geometry is None:
+        raise ConfigError(
+            "this model does not record where its map cells sit (stride and offset), so maps "
+            "cannot be aligned; re-export it with this camtool, or set cam.upsample = "
+            '"conventional"'
+        )
+    stride = geometry.stride if geometry is not None else (1, 1)
+    offset = geometry.offset if geometry is not None else (0.0, 0.0)
+    ins = input_hw or (None, None)
+    wy, wx = (
+        interpolation_matrix(
+            int(cams.shape[k - 2]),
+            size[k],
+            mode=mode,
+            stride=stride[k],
+            offset=offset[k],
+            in_size=ins[k],
+        )
+        for k in (0, 1)
+    )
     if is_torch_tensor(cams):
         import torch
 
@@ -228,14 +241,9 @@ def heatmap(
 ) -> np.ndarray:
     """Upsample one raw map ``(h, w)`` to ``size`` = (H, W) and min-max normalise it to [0, 1].
 
-    Args:
-        cam: the raw map (NumPy array or tensor), at feature-map resolution.
-        size: the output size, e.g. the original image's ``(height, width)``.
-        mode: ``"aligned"`` (each cell at its receptive-field centre) or ``"conventional"``
-            (bilinear, ``align_corners=False``).
-        geometry: the model's cell geometry (:attr:`camtool.core.runner.ModelInfo.geometry`).
-        input_hw: the model input's ``(height, width)`` when it differs from ``size`` (the
-            image was resized for the model); the placement is carried through that scale.
+    ``cam`` is a NumPy array or a tensor at feature-map resolution; ``size``, ``mode``,
+    ``geometry`` (:attr:`camtool.core.runner.ModelInfo.geometry`) and ``input_hw`` (when the
+    image was resized for the model) are :func:`upsample_maps`'.
 
     Returns:
         float32 ``(H, W)`` in [0, 1]. A flat map (one cell, or all cells equal) is all zeros:

@@ -20,7 +20,7 @@ import torch
 import torchvision
 from torch import Tensor, nn
 
-from camtool.core.archs import TIMM_PREFIX
+from camtool.core.archs import AUX_HEADS, TIMM_PREFIX
 from camtool.core.heads import TransformInput, build_parts
 from camtool.core.weights import check_finite, fill_bn_counters, read_weights
 from camtool.errors import CamtoolError, first_line
@@ -86,11 +86,6 @@ class CAMNet(nn.Module):
     def cam_min_size(self) -> int:
         """The smallest square input the trunk accepts, in pixels."""
         return self._parts[0].min_size
-
-    @property
-    def cam_ignored_keys(self) -> tuple[str, ...]:
-        """State-dict key prefixes of torchvision files that this model does not build."""
-        return self._parts[0].ignored
 
     def cam_bias(self) -> Tensor:
         """``b`` in ``logit_c = mean(cam_c) + b_c``, ``(C,)``: zero where the map holds it."""
@@ -230,7 +225,7 @@ def imagenet_weights_file(arch: str) -> tuple[str, Path]:
     return url, cache
 
 
-def load_imagenet_state_dict(arch: str, url: str | None = None) -> dict[str, Tensor]:
+def load_imagenet_state_dict(arch: str) -> dict[str, Tensor]:
     """Load torchvision's ImageNet weights for ``arch`` from the cache, downloading if needed.
 
     The cache (torch.hub's, under ``TORCH_HOME``) is looked at first; a download prints nothing
@@ -245,8 +240,7 @@ def load_imagenet_state_dict(arch: str, url: str | None = None) -> dict[str, Ten
             cached file that is unreadable, foreign or non-finite, naming it and saying to
             delete it.
     """
-    default_url, cache = imagenet_weights_file(arch)
-    url = url or default_url
+    url, cache = imagenet_weights_file(arch)
     if not cache.is_file():
         _download(url, cache, arch)
     hint = f"delete {cache} to download the ImageNet weights again"
@@ -289,7 +283,7 @@ def _pretrained_state(model: CAMNet) -> dict[str, Tensor]:
     """ImageNet weights for ``model``'s arch, keyed like ``model.state_dict()``."""
     if not model.arch.startswith(TIMM_PREFIX):
         state = load_imagenet_state_dict(model.arch)
-        return {k: v for k, v in state.items() if not k.startswith(model.cam_ignored_keys)}
+        return {k: v for k, v in state.items() if not k.startswith(AUX_HEADS)}
     import timm
 
     name = model.arch[len(TIMM_PREFIX) :].strip()

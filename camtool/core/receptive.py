@@ -1,30 +1,21 @@
 """Where each cell of a network's last feature map sits on its input, derived from the layers.
 
-Along one axis, a feature map is described by ``(stride, offset)``: cell ``i`` has its receptive
-field centred on input pixel ``offset + stride * i`` (pixel centres, see
-:mod:`camtool.core.upsample`). The input itself is ``(1, 0)``. A convolution or pooling with
-kernel ``k``, stride ``s``, padding ``p`` and dilation ``d`` puts its output cell ``i`` over input
-cells ``s i - p ... s i - p + d (k - 1)``, whose centre is input cell ``s i - p + d (k - 1) / 2``;
-in pixels (the standard receptive-field arithmetic, e.g. Araujo et al., "Computing Receptive
-Fields of Convolutional Neural Networks", Distill 2019)::
+Along one axis a feature map is ``(stride, offset)``: cell ``i``'s receptive field is centred on
+input pixel ``offset + stride * i`` (pixel centres, see :mod:`camtool.core.upsample`); the input
+itself is ``(1, 0)``. A convolution or pooling with kernel ``k``, stride ``s``, padding ``p`` and
+dilation ``d`` centres output cell ``i`` on input cell ``s i - p + d (k - 1) / 2``, so (the
+standard receptive-field arithmetic, e.g. Araujo et al., "Computing Receptive Fields of
+Convolutional Neural Networks", Distill 2019)::
 
     offset_out = offset_in + stride_in * (d (k - 1) / 2 - p)        stride_out = stride_in * s
 
-:func:`cell_geometry` traces the feature extractor with ``torch.fx``, runs it once on a probe
-input to learn every intermediate's spatial size, and propagates ``(stride, offset)`` node by
-node:
-
-* ``Conv2d``, ``MaxPool2d``, ``AvgPool2d`` (modules or ``F.conv2d`` / ``F.max_pool2d`` /
-  ``F.avg_pool2d``, ``padding="same"`` included) apply the rule above;
-* an op whose output has the spatial size of its inputs (activations, normalisation, ``+``,
-  ``*``, ``torch.cat``, reshapes that keep the last two axes) passes the geometry through, and
-  all of its spatial inputs must agree on it;
-* a result of spatial size 1x1 computed from a larger input (global pooling, as in
-  squeeze-and-excitation) carries no position and broadcasts;
-* any other op that changes the spatial size is refused, naming it.
-
-It works for any ``nn.Module`` that ``torch.fx`` can trace (ResNets at output stride 32 and 16,
-DenseNet, MobileNet, EfficientNet, RegNet, ShuffleNet, GoogLeNet, SqueezeNet ...).
+:func:`cell_geometry` traces the trunk with ``torch.fx``, runs it once on a probe input to learn
+every intermediate's spatial size, and propagates ``(stride, offset)`` node by node: conv and
+pooling (modules or functions, ``padding="same"`` included) apply the rule; ops that keep the
+spatial size (activations, norms, ``+``, ``*``, ``cat``) pass it through, all spatial inputs
+agreeing; a 1x1 result of a larger input (global pooling, as in squeeze-and-excitation)
+broadcasts; any other op that changes the size is refused, naming it. It works for any module
+``torch.fx`` can trace (every accepted family, at stride 32 and 16).
 """
 
 from __future__ import annotations
@@ -56,11 +47,6 @@ _Geo = tuple[_Axis, _Axis]  # (y, x)
 _GLOBAL = "global"  # a spatially pooled value: no position, broadcasts
 
 
-def _trunk(model: nn.Module) -> nn.Module:
-    """The module from images to the last feature map (CAMNet's ``feature_extractor()``)."""
-    return model.feature_extractor()  # type: ignore[no-any-return, operator]
-
-
 def _pair(value: Any) -> tuple[int, int]:
     if isinstance(value, (tuple, list)):
         return (int(value[0]), int(value[-1]))
@@ -84,9 +70,7 @@ def _window(geo: _Geo, kernel: Any, stride: Any, padding: Any, dilation: Any = 1
 
 def _window_args(node: Node, module: nn.Module | None) -> tuple[Any, Any, Any, Any] | None:
     """(kernel, stride, padding, dilation) of a conv/pool node, or None if it is neither."""
-    if isinstance(module, nn.Conv2d):
-        return module.kernel_size, module.stride, module.padding, module.dilation
-    if isinstance(module, nn.MaxPool2d):
+    if isinstance(module, (nn.Conv2d, nn.MaxPool2d)):
         return module.kernel_size, module.stride, module.padding, module.dilation
     if isinstance(module, nn.AvgPool2d):
         return module.kernel_size, module.stride, module.padding, 1
@@ -112,8 +96,7 @@ def _window_args(node: Node, module: nn.Module | None) -> tuple[Any, Any, Any, A
 
 
 def _spatial(node: Any) -> tuple[int, int] | None:
-    """The last two sizes of a node's tensor value (of every tensor, if it is a tuple of them,
-    as ``chunk`` returns, and they agree), or None if it is no >= 3-D tensor."""
+    """The last two sizes of a node's >= 3-D tensor (or its tensors, if they agree), or None."""
     if not isinstance(node, Node):
         return None
     meta = node.meta.get("tensor_meta")
@@ -224,8 +207,7 @@ _CACHE: dict[tuple[Any, ...], CellGeometry] = {}
 
 
 def _meta_twin(model: nn.Module) -> nn.Module | None:
-    """The same network with its weights on the meta device (no memory, no compute), if it can
-    be rebuilt from its ``arch``, ``num_classes`` and ``output_stride`` as CAMNet can."""
+    """The same CAMNet rebuilt on the meta device (no memory, no compute), if it can be."""
     try:
         with torch.device("meta"):
             twin = type(model)(model.arch, model.num_classes, model.output_stride)  # type: ignore[call-arg]
@@ -251,12 +233,11 @@ def model_geometry(model: nn.Module) -> CellGeometry:
         getattr(model, "num_classes", None),
         getattr(model, "output_stride", None),
     )
-    if None in key or key not in _CACHE:
-        twin = _meta_twin(model) if None not in key else None
+    probe = max(PROBE_SIZE, int(getattr(model, "cam_min_size", 0)))
+    if None in key:
+        return cell_geometry(model.feature_extractor(), probe)  # type: ignore[operator]
+    if key not in _CACHE:
+        twin = _meta_twin(model)
         net = twin if twin is not None else model
-        probe = max(PROBE_SIZE, int(getattr(model, "cam_min_size", 0)))
-        geometry = cell_geometry(_trunk(net), probe)
-        if None in key:
-            return geometry
-        _CACHE[key] = geometry
+        _CACHE[key] = cell_geometry(net.feature_extractor(), probe)  # type: ignore[operator]
     return _CACHE[key]

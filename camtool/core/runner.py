@@ -1,17 +1,11 @@
 """What every runner is: a model behind one call, ``images -> (logits, cams)``, and its description.
 
-``camtool cam``, ``camtool batch-cam``, ``camtool eval`` and the Python API work with any runner:
-a PyTorch checkpoint (:class:`~camtool.core.torch_runner.TorchRunner`), torchvision's ImageNet
-model (no ``--model``), or an ONNX export run by onnxruntime
-(:class:`~camtool.core.onnx_runner.OnnxRunner`). :func:`~camtool.core.loading.open_runner` picks
-one.
-
-A runner takes a NumPy array or a torch tensor and answers in kind: NumPy in, NumPy out (the path
-``camtool cam --model m.onnx`` takes, which never imports torch); a tensor in, tensors out (the
-data loaders of ``eval`` and ``batch-cam``). Its ``device`` is a plain string (``"cpu"``,
-``"cuda"``, ``"cuda:1"``, ``"mps"``).
-
-This module imports neither torch nor onnxruntime.
+``camtool cam``, ``batch-cam``, ``eval`` and the Python API work with any runner: a PyTorch
+checkpoint or torchvision's ImageNet model (:class:`~camtool.core.torch_runner.TorchRunner`), or
+an ONNX export (:class:`~camtool.core.onnx_runner.OnnxRunner`), as
+:func:`~camtool.core.loading.open_runner` picks. A runner answers in kind: NumPy in, NumPy out
+(``camtool cam --model m.onnx`` never imports torch); tensors in, tensors out. This module
+imports neither torch nor onnxruntime.
 """
 
 from __future__ import annotations
@@ -21,14 +15,15 @@ import sys
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, overload
 
+import numpy as np
+
 from camtool.core.imagenet import IMAGENET_MEAN, IMAGENET_STD, IMG_SIZE_RANGE
 from camtool.core.upsample import CellGeometry
 
 if TYPE_CHECKING:
-    import numpy as np
     from torch import Tensor
 
-__all__ = ["RGB", "ModelInfo", "Runner", "checked_preprocessing", "is_torch_tensor"]
+__all__ = ["RGB", "ModelInfo", "Runner", "as_array", "checked_preprocessing", "is_torch_tensor"]
 
 RGB = tuple[float, float, float]
 """Per-channel values (mean, std) in R, G, B order."""
@@ -74,6 +69,13 @@ def is_torch_tensor(value: object) -> bool:
     """Whether ``value`` is a torch tensor, found without importing torch (a tensor implies it)."""
     torch = sys.modules.get("torch")
     return torch is not None and isinstance(value, torch.Tensor)
+
+
+def as_array(value: Any) -> np.ndarray:
+    """A float32 NumPy array of ``value`` (a NumPy array, or a tensor on any device)."""
+    if is_torch_tensor(value):
+        value = value.detach().float().cpu().numpy()
+    return np.asarray(value, dtype=np.float32)
 
 
 def checked_preprocessing(img_size: Any, mean: Any, std: Any) -> tuple[int, RGB, RGB]:

@@ -16,7 +16,7 @@ import torch
 import torchvision
 from torch import Tensor
 
-from camtool.core.archs import FAMILIES, refusal
+from camtool.core.archs import AUX_HEADS, FAMILIES, refusal
 from camtool.core.model import CAMNet, check_cam_invariant, rename_legacy_keys
 from camtool.core.weights import BN_COUNTER, check_finite, fill_bn_counters
 from camtool.errors import CamtoolError
@@ -24,10 +24,6 @@ from camtool.errors import CamtoolError
 __all__ = ["fit_state", "model_of_state_dict"]
 
 _WRAPPER_PREFIXES = ("module.", "model.", "resnet.", "backbone.", "net.", "_orig_mod.")
-
-
-#: State-dict key prefixes of auxiliary heads that camtool does not build (GoogLeNet, Inception).
-_AUX_HEADS = tuple(prefix for family in FAMILIES for prefix in family.ignored)
 
 
 def _strip_wrapper(state: Mapping[str, Tensor]) -> dict[str, Tensor]:
@@ -43,41 +39,37 @@ def _strip_wrapper(state: Mapping[str, Tensor]) -> dict[str, Tensor]:
 
 
 #: Where each family keeps its linear layer's weight, which gives the class count.
-_HEAD_WEIGHTS = ("fc.weight", "classifier.1.weight", "classifier.weight")
-
-
+_HEAD_WEIGHTS = tuple(dict.fromkeys(family.linear + ".weight" for family in FAMILIES))
 _BUFFERS = ("running_mean", "running_var", "num_batches_tracked")
 
 
+def _shapes(state: Mapping[str, Tensor]) -> dict[str, tuple[int, ...]]:
+    """Each tensor's shape by name, BatchNorm counters left out (old files lack them)."""
+    return {k: tuple(v.shape) for k, v in state.items() if not k.endswith(BN_COUNTER)}
+
+
 def _expected_params(arch: str, num_classes: int, in_features: int) -> int:
-    """Parameters of ``arch`` with ``num_classes`` outputs, from torchvision's weights metadata
-    (which counts 1000 outputs of ``in_features`` inputs each, plus biases; it is a few hundred
-    parameters off for some RegNets, and counts Inception v3's auxiliary head)."""
+    """``arch``'s parameter count at ``num_classes`` outputs, from torchvision's metadata."""
+    # The metadata counts 1000 outputs plus biases; it is a few hundred parameters off for some
+    # RegNets, and counts Inception v3's auxiliary head: hence the 0.5% tolerance.
     meta = torchvision.models.get_model_weights(arch).DEFAULT.meta
     return int(meta["num_params"]) - 1001 * in_features + (in_features + 1) * num_classes
 
 
 def _shapes_of(arch: str, num_classes: int, cheap_match: bool) -> dict[str, tuple[int, ...]] | None:
-    """The state-dict shapes of ``arch``, built on the meta device (no memory, no init).
-
-    Builders that compute on tensor values (RegNet's widths) cannot run on the meta device;
-    those are built for real, and only when the parameter count already matches.
-    """
+    """``arch``'s state-dict shapes, built on the meta device (for real if it must and matches)."""
     try:
         with torch.device("meta"):
             candidate = CAMNet(arch, num_classes)
-    except (NotImplementedError, RuntimeError):
+    except (NotImplementedError, RuntimeError):  # builders that compute on values (RegNet)
         if not cheap_match:
             return None
         candidate = CAMNet(arch, num_classes)
-    return {
-        k: tuple(v.shape) for k, v in candidate.state_dict().items() if not k.endswith(BN_COUNTER)
-    }
+    return _shapes(candidate.state_dict())
 
 
 def _unknown(state: Mapping[str, Tensor], message: str, source: str) -> CamtoolError:
-    """The error for a state dict of no accepted arch: naming the refused torchvision arch it
-    is, and why that arch gives no CAM, if it is one; else ``message``."""
+    """The error naming the refused torchvision arch ``state`` is, and why; else ``message``."""
     refused = _refused_arch(state)
     if refused is None:
         return CamtoolError(message)
@@ -87,31 +79,24 @@ def _unknown(state: Mapping[str, Tensor], message: str, source: str) -> CamtoolE
 
 
 def _refused_arch(state: Mapping[str, Tensor]) -> str | None:
-    """The torchvision classifier camtool refuses (:data:`~camtool.core.archs.REFUSED`) whose
-    state dict has exactly these tensor names, and their shapes but for the last layer's (any
-    class count), if one does. Each candidate is built on the ``meta`` device (no memory, about
-    1 s for all 27)."""
-    names = {k for k in state if not k.endswith(BN_COUNTER)}
+    """The refused torchvision arch with these names and shapes, the classifier's aside."""
+    shapes = _shapes(state)
     for arch in torchvision.models.list_models(module=torchvision.models):
         if refusal(arch) is None:
             continue
-        with torch.device("meta"):
-            own = torchvision.models.get_model(arch, weights=None).state_dict()
-        if {k for k in own if not k.endswith(BN_COUNTER)} != names:
+        with torch.device("meta"):  # no memory: about 1 s for all 27
+            own = _shapes(torchvision.models.get_model(arch, weights=None).state_dict())
+        if own.keys() != shapes.keys():
             continue
-        differ = [k for k in names if tuple(own[k].shape) != tuple(state[k].shape)]
+        differ = [k for k in shapes if own[k] != shapes[k]]
         if len(differ) <= 2:  # the classifier's weight and bias
             return arch
     return None
 
 
 def _guess_arch(state: Mapping[str, Tensor], num_classes: int, head: str) -> str | None:
-    """The torchvision arch whose state dict has exactly these names and shapes, if any.
-
-    Only families whose marker keys are all present are tried, and the archs whose parameter
-    count (from torchvision's metadata) matches within 0.5% first.
-    """
-    shapes = {k: tuple(v.shape) for k, v in state.items() if not k.endswith(BN_COUNTER)}
+    """The accepted torchvision arch with exactly these names and shapes, if any."""
+    shapes = _shapes(state)
     count = sum(v.numel() for k, v in state.items() if not k.endswith(_BUFFERS))
     in_features = int(state[head].shape[1])
     candidates = [
@@ -189,7 +174,7 @@ def model_of_state_dict(
         raise _unknown(state, f"{source} is neither a camtool checkpoint nor a torchvision "
                        "classifier's state dict that camtool knows", source)  # fmt: skip
     num_classes = int(state[head].shape[0])
-    state = {k: v for k, v in state.items() if not k.startswith(_AUX_HEADS)}
+    state = {k: v for k, v in state.items() if not k.startswith(AUX_HEADS)}
     arch = arch or _guess_arch(state, num_classes, head)
     if arch is None:
         raise _unknown(state, f"{source} does not match any accepted torchvision arch "

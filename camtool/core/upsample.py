@@ -1,41 +1,33 @@
 """Turning a raw class activation map into pixels: each feature cell at its receptive-field centre.
 
-A CNN's last feature map has one cell per ``stride`` input pixels. The receptive field of cell
-``i`` (along one axis) is centred on input pixel ``offset + stride * i``, where ``stride`` and
-``offset`` follow from the network's layers (:mod:`camtool.core.receptive` derives them; for
-every torchvision ResNet ``offset = 0``, so cell ``i`` sits on pixel ``32 i`` at output
-stride 32). Pixel coordinates here are pixel *centres*: pixel ``j`` is the unit square centred on
-``j``, so the image spans ``[-0.5, size - 0.5]``.
+Cell ``i`` of a feature map (along one axis) has its receptive field centred on input pixel
+``offset + stride * i`` (:mod:`camtool.core.receptive` derives both from the layers; every
+torchvision ResNet has ``offset = 0``). Pixel coordinates are pixel *centres*: pixel ``j`` is
+the unit square centred on ``j``, so an image spans ``[-0.5, size - 0.5]``.
 
-Two placements (``cam.upsample``):
+Two placements (``cam.upsample``), both linear interpolation between the two nearest cells:
 
 ``aligned`` (the default)
-    Cell ``i`` is placed on input pixel ``offset + stride * i``. Output pixel ``j`` of an output
-    of ``out`` pixels along an axis whose model input had ``in_`` pixels lies at input coordinate
-    ``u = (j + 0.5) * in_ / out - 0.5`` (the pixel-centre convention of the image resize,
-    PIL's ``resize`` and ``align_corners=False``), so a map can be drawn directly on the
-    *original* image when the model saw a resized copy: the two scales compose. The value at
-    ``u`` interpolates linearly between the two nearest cells; beyond the first and the last
-    cell the map is held constant (clamped). Input sizes that are not a multiple of the stride
-    need nothing special: the cells keep their positions and the clamp covers the remainder.
+    Cell ``i`` sits on input pixel ``offset + stride * i``. Output pixel ``j`` of ``out``
+    pixels, for a model input of ``in_`` pixels, lies at input coordinate
+    ``u = (j + 0.5) * in_ / out - 0.5`` (the pixel-centre convention of PIL's ``resize`` and
+    ``align_corners=False``), so a map can be drawn on the *original* image when the model saw
+    a resized copy. Beyond the first and the last cell the map is held constant, so input sizes
+    that are not a multiple of the stride need nothing special.
 
 ``conventional``
-    The usual ``F.interpolate(..., mode="bilinear", align_corners=False)``: the ``n`` cells are
-    spread evenly over the whole output, cell ``i`` at output coordinate
-    ``(i + 0.5) * out / n - 0.5``, whatever the network. This puts cell ``i`` of a ResNet about
-    half a cell below and to the right of its receptive-field centre (7.5 px at stride 16). It is
+    ``F.interpolate(..., mode="bilinear", align_corners=False)``: cell ``i`` of ``n`` at output
+    coordinate ``(i + 0.5) * out / n - 0.5``, whatever the network. This puts a ResNet's cell
+    about half a cell below and right of its receptive-field centre (7.5 px at stride 16); it is
     kept to compare with published numbers computed that way.
 
-Both are separable: along each axis a small ``(out, n)`` interpolation matrix ``W`` (each row has
-at most two non-zero weights that sum to 1), and the map becomes ``Wy @ cam @ Wx.T``, in float32.
-
-This module imports numpy only (no torch), so the ONNX path can use it.
+Along each axis that is an ``(out, n)`` float32 matrix ``W`` (at most two non-zero weights a row,
+summing to 1), and the map becomes ``Wy @ cam @ Wx.T``. This module imports numpy only.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -47,7 +39,6 @@ __all__ = [
     "CellGeometry",
     "interpolation_matrix",
     "resnet_geometry",
-    "upsample_matrices",
 ]
 
 
@@ -75,11 +66,17 @@ class CellGeometry:
         return {"stride": [int(s) for s in self.stride], "offset": [float(o) for o in self.offset]}
 
     @classmethod
-    def from_dict(cls, value: object) -> CellGeometry:
-        """Read :meth:`to_dict`'s form back.
+    def from_dict(cls, value: object, output_stride: int | None = None) -> CellGeometry:
+        """Read :meth:`to_dict`'s form back, as recorded in a checkpoint or an export.
+
+        A check against edited or damaged files: the strides must be ``output_stride`` on both
+        axes (``None``: unknown), and each offset within two strides of the origin, where the
+        receptive-field centre of every accepted family's first cell lies (Inception v3, the
+        farthest, at 37 px for stride 32).
 
         Raises:
-            ConfigError: not a dict with two integer strides and two finite offsets.
+            ConfigError: not a dict with two integer strides and two finite offsets, or not
+                plausible for ``output_stride``.
         """
         try:
             assert isinstance(value, dict)
@@ -91,16 +88,11 @@ class CellGeometry:
                 raise ValueError("strides must be integers")
         except (AssertionError, KeyError, TypeError, ValueError):
             raise ConfigError(f"not a cell geometry: {value!r}") from None
-        return cls((sy, sx), (oy, ox))
-
-    def plausible_for(self, output_stride: int | None) -> bool:
-        """Whether a *recorded* geometry can belong to a model of ``output_stride`` (``None``:
-        unknown): that stride on both axes, and each offset within two strides of the origin,
-        where the receptive-field centre of every accepted family's first cell lies (Inception
-        v3, the farthest, at 37 px for stride 32). A check against edited or damaged files."""
-        if output_stride is not None and self.stride != (output_stride, output_stride):
-            return False
-        return all(abs(o) <= 2 * max(self.stride) for o in self.offset)
+        geometry = cls((sy, sx), (oy, ox))
+        wrong_stride = output_stride is not None and (sy, sx) != (output_stride, output_stride)
+        if wrong_stride or not all(abs(o) <= 2 * max(sy, sx) for o in (oy, ox)):
+            raise ConfigError(f"implausible cell geometry: {value!r}")
+        return geometry
 
 
 def resnet_geometry(output_stride: int) -> CellGeometry:
@@ -162,47 +154,3 @@ def interpolation_matrix(
     np.add.at(weights, (rows, lo), 1.0 - frac)
     np.add.at(weights, (rows, hi), frac)
     return weights.astype(np.float32)
-
-
-def upsample_matrices(
-    cells_hw: tuple[int, int],
-    out_hw: tuple[int, int],
-    *,
-    mode: str = "aligned",
-    geometry: CellGeometry | None = None,
-    input_hw: tuple[int, int] | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
-    """``(Wy (H, h), Wx (W, w))`` such that ``Wy @ cam @ Wx.T`` is the upsampled map.
-
-    Args:
-        cells_hw: ``(h, w)`` of the raw map.
-        out_hw: ``(H, W)`` wanted, e.g. the original image's size.
-        mode: ``"aligned"`` or ``"conventional"``.
-        geometry: where the cells sit on the input; needed by ``"aligned"``.
-        input_hw: ``(height, width)`` of the model input the map was computed from; ``None``
-            when it equals ``out_hw``. Only ``"aligned"`` uses it.
-
-    Raises:
-        ConfigError: ``"aligned"`` without a geometry, an unknown mode or a bad size.
-    """
-    if mode == "aligned" and geometry is None:
-        raise ConfigError(
-            "this model does not record where its map cells sit (stride and offset), so maps "
-            "cannot be aligned; re-export it with this camtool, or set cam.upsample = "
-            '"conventional"'
-        )
-    stride = geometry.stride if geometry is not None else (1, 1)
-    offset = geometry.offset if geometry is not None else (0.0, 0.0)
-    ins: Sequence[int | None] = input_hw if input_hw is not None else (None, None)
-    wy, wx = (
-        interpolation_matrix(
-            cells_hw[k],
-            out_hw[k],
-            mode=mode,
-            stride=stride[k],
-            offset=offset[k],
-            in_size=ins[k],
-        )
-        for k in (0, 1)
-    )
-    return wy, wx

@@ -72,9 +72,8 @@ def read_weights(path: Path, *, hint: str = "") -> Any:
 
 
 def _reason(path: Path, exc: BaseException) -> str:
-    """Why ``torch.load`` failed, in words: a file that is neither of PyTorch's two formats (a
-    zip archive, or a legacy pickle starting with the protocol byte 0x80) is named as such, since
-    torch's own error for it is a bare pickle opcode (``KeyError: 101``)."""
+    """Why ``torch.load`` failed, in words (for a foreign file torch says ``KeyError: 101``)."""
+    # PyTorch files are zip archives or legacy pickles, which start with the protocol byte 0x80.
     with open(path, "rb") as f:
         head = f.read(8)
     if not head.startswith((b"PK", b"\x80")):

@@ -19,7 +19,7 @@ from camtool.core.imagenet import IMAGENETTE_CLASSES, IMAGENETTE_INDEX
 from camtool.core.model import CAMNet, build_model, check_cam_invariant
 from camtool.errors import CamtoolError
 
-__all__ = ["imagenet_indices", "imagenet_subset", "select_classes"]
+__all__ = ["imagenet_indices", "imagenet_subset"]
 
 
 def imagenet_indices(wnids: Sequence[str], where: str = "the dataset") -> list[int]:
@@ -45,41 +45,12 @@ def imagenet_indices(wnids: Sequence[str], where: str = "the dataset") -> list[i
     return [IMAGENETTE_INDEX[w] for w in wnids]
 
 
-def select_classes(model: CAMNet, indices: Sequence[int]) -> CAMNet:
-    """A copy of ``model`` whose outputs are its classes ``indices``, in that order.
-
-    The trunk is shared as a copy of its weights; the linear layer (SqueezeNet: the 1x1
-    convolution) keeps rows ``indices`` of its weight ``(C, K[, 1, 1])`` and bias ``(C,)``.
-
-    Args:
-        model: any :class:`CAMNet`.
-        indices: class indices of ``model``, each in ``0..model.num_classes - 1``.
-
-    Returns:
-        A :class:`CAMNet` of ``len(indices)`` classes, in eval mode, that has passed
-        :func:`~camtool.core.model.check_cam_invariant`.
-
-    Raises:
-        CamtoolError: an index out of range, or the model fails the invariant gate.
-    """
-    if not indices or not all(0 <= i < model.num_classes for i in indices):
-        raise CamtoolError(f"class indices {list(indices)} are not classes of {model.arch}")
-    linear = model.cam_linear
-    prefix = next(name for name, module in model.named_modules() if module is linear) + "."
-    rows = torch.as_tensor(list(indices), dtype=torch.long)
-    state = model.state_dict()
-    for key in (prefix + "weight", prefix + "bias"):
-        if key in state:
-            state[key] = state[key][rows].clone()
-    subset = CAMNet(model.arch, len(indices), model.output_stride)
-    subset.load_state_dict(state)
-    subset.eval()
-    check_cam_invariant(subset)
-    return subset
-
-
 def imagenet_subset(arch: str, wnids: Sequence[str], img_size: int) -> LoadedModel:
     """torchvision's (or timm's) ImageNet ``arch`` restricted to Imagenette classes ``wnids``.
+
+    The trunk's weights are copied; the linear layer (SqueezeNet: the 1x1 convolution) keeps
+    the rows of ``wnids``' ImageNet indices, in that order, of its weight ``(C, K[, 1, 1])``
+    and bias ``(C,)``.
 
     Args:
         arch: the ImageNet architecture.
@@ -87,14 +58,25 @@ def imagenet_subset(arch: str, wnids: Sequence[str], img_size: int) -> LoadedMod
         img_size: the side images are resized to.
 
     Returns:
-        The model with Imagenette's readable names, e.g. ``"French horn"``.
+        The model, in eval mode and past :func:`~camtool.core.model.check_cam_invariant`, with
+        Imagenette's readable names, e.g. ``"French horn"``.
 
     Raises:
         CamtoolError: an id that is not Imagenette's (before any weights are read), or no
             ImageNet weights.
     """
-    indices = imagenet_indices(wnids, "the classes given")
-    model = select_classes(build_model(arch, 1000, pretrained=True), indices)
+    rows = torch.as_tensor(imagenet_indices(wnids, "the classes given"), dtype=torch.long)
+    imagenet = build_model(arch, 1000, pretrained=True)
+    linear = imagenet.cam_linear
+    prefix = next(name for name, module in imagenet.named_modules() if module is linear) + "."
+    state = imagenet.state_dict()
+    for key in (prefix + "weight", prefix + "bias"):
+        if key in state:
+            state[key] = state[key][rows].clone()
+    model = CAMNet(arch, len(wnids), imagenet.output_stride)
+    model.load_state_dict(state)
+    model.eval()
+    check_cam_invariant(model)
     return LoadedModel(
         model,
         [IMAGENETTE_CLASSES[w] for w in wnids],
