@@ -89,6 +89,32 @@ def test_minmax_normalize() -> None:
     np.testing.assert_array_equal(minmax_normalize(np.ones((2, 2))), np.zeros((2, 2)))
 
 
+def test_one_flatness_rule_for_boxes_and_heatmaps() -> None:
+    """A map that varies by float rounding only is flat for the box finder as for ``heatmap``
+    (what cam, batch-cam and eval draw): no box from noise, and no random pattern either."""
+    from camtool.core.maps import heatmap
+
+    noisy = np.full((4, 4), 3.0, dtype=np.float32)
+    noisy[1, 2] = np.nextafter(np.float32(3.0), np.float32(4.0))
+    np.testing.assert_array_equal(minmax_normalize(noisy), np.zeros((4, 4)))
+    assert box_from_map(noisy) == EMPTY_BOX
+    assert not heatmap(noisy, (8, 8), mode="conventional").any()
+    real = noisy.copy()
+    real[1, 2] = 3.5
+    assert box_from_map(real) != EMPTY_BOX
+    assert heatmap(real, (8, 8), mode="conventional").max() == pytest.approx(1.0)
+    assert minmax_normalize(real).dtype == np.float32
+
+
+def test_heatmap_refuses_a_map_with_nan() -> None:
+    from camtool.core.maps import heatmap
+
+    bad = np.ones((3, 3), dtype=np.float32)
+    bad[0, 0] = np.nan
+    with pytest.raises(InputError, match="NaN"):
+        heatmap(bad, (6, 6), mode="conventional")
+
+
 def test_sweep_matches_single_threshold_calls() -> None:
     rng = np.random.default_rng(0)
     heat = np.kron(

@@ -9,8 +9,10 @@ Conventions used throughout:
 * Thresholds are relative and applied to the **min-max normalised** map
   ``m = (h - h.min()) / (h.max() - h.min())``: a pixel is foreground when ``m > threshold``
   (strictly greater, as in the wsolevaluation code of Choe et al. 2020), i.e. on the raw map
-  ``h > h.min() + threshold * (h.max() - h.min())``. A constant map normalises to all zeros and
-  so has no foreground at any threshold in ``[0, 1]``.
+  ``h > h.min() + threshold * (h.max() - h.min())``. A flat map (constant, or varying by float
+  rounding only: see :data:`FLAT_SPAN`) normalises to all zeros and so has no foreground at any
+  threshold in ``[0, 1]``. :func:`minmax_normalize` is the one normalisation of every command
+  (:func:`camtool.core.maps.heatmap` uses it).
 * Connected regions use 8-connectivity (:func:`scipy.ndimage.label` with a 3x3 structure); the
   "largest" region is the one with the most pixels, the first in raster order on a tie.
 """
@@ -28,6 +30,7 @@ from camtool.errors import ConfigError, InputError
 __all__ = [
     "CAM_THRESHOLD",
     "EMPTY_BOX",
+    "FLAT_SPAN",
     "BoxXYXY",
     "all_boxes_from_map_thresholds",
     "box_from_map",
@@ -69,15 +72,21 @@ EMPTY_BOX = BoxXYXY(0, 0, 0, 0)
 CAM_THRESHOLD = 0.2
 """The CAM paper's box threshold: 20% of the map's maximum (Zhou et al., CVPR 2016)."""
 
+FLAT_SPAN = 1e-5
+"""A map whose range is at most this fraction of its largest magnitude is flat: what upsampling
+a constant map adds is float32 rounding (about 1e-7 of its value), which normalising would blow
+up into a random pattern."""
+
 
 def _check_map(heatmap: np.ndarray) -> np.ndarray:
-    """Return ``heatmap`` as a float64 2-D array, or raise InputError."""
+    """Return ``heatmap`` as a 2-D float array (float32 stays float32, else float64), or raise
+    InputError."""
     arr = np.asarray(heatmap)
     if arr.ndim != 2 or arr.size == 0:
         raise InputError(f"a heatmap must be a non-empty 2-D array, got shape {arr.shape}")
     if not np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.complexfloating):
         raise InputError(f"a heatmap must hold real numbers, got dtype {arr.dtype}")
-    arr = arr.astype(np.float64, copy=False)
+    arr = arr.astype(np.float32 if arr.dtype == np.float32 else np.float64, copy=False)
     if not np.isfinite(arr).all():
         raise InputError("the heatmap contains NaN or infinite values")
     return arr
@@ -96,23 +105,24 @@ def _check_thresholds(thresholds: Sequence[float] | np.ndarray) -> np.ndarray:
 
 
 def minmax_normalize(heatmap: np.ndarray) -> np.ndarray:
-    """Min-max normalise a 2-D map to [0, 1].
+    """Min-max normalise a 2-D map to [0, 1]: ``(h - min) / (max - min)``.
 
     Args:
         heatmap: a 2-D array of finite real numbers.
 
     Returns:
-        A float64 array ``(h - min) / (max - min)``; all zeros if the map is constant.
+        The normalised map, float32 for a float32 map, else float64; all zeros for a flat map
+        (range at most :data:`FLAT_SPAN` of its largest magnitude, or zero).
 
     Raises:
         InputError: if the map is not 2-D, is empty or holds non-finite values.
     """
     arr = _check_map(heatmap)
-    lo = float(arr.min())
-    span = float(arr.max()) - lo
-    if span <= 0.0:
+    low, high = float(arr.min()), float(arr.max())
+    span = high - low
+    if span == 0 or span <= FLAT_SPAN * max(abs(high), abs(low)):
         return np.zeros_like(arr)
-    return (arr - lo) / span
+    return (arr - low) / arr.dtype.type(span)
 
 
 def peak(heatmap: np.ndarray) -> tuple[int, int] | None:

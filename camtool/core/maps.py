@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from camtool.core.localize import minmax_normalize
 from camtool.core.runner import as_array, is_torch_tensor
 from camtool.core.upsample import CellGeometry, interpolation_matrix
 from camtool.errors import ConfigError
@@ -246,16 +247,12 @@ def heatmap(
     image was resized for the model) are :func:`upsample_maps`'.
 
     Returns:
-        float32 ``(H, W)`` in [0, 1]. A flat map (one cell, or all cells equal) is all zeros:
-        what upsampling adds to it is float rounding (about 1e-7 of its value), which
-        normalising would blow up into a random pattern.
+        float32 ``(H, W)`` in [0, 1], by :func:`camtool.core.localize.minmax_normalize`: a flat
+        map (one cell, or all cells equal) is all zeros.
 
     Raises:
         ConfigError: ``"aligned"`` for a model without a recorded geometry, or a bad mode.
+        InputError: the map holds NaN or infinite values.
     """
     up = upsample_maps(as_array(cam), size, mode=mode, geometry=geometry, input_hw=input_hw)
-    low, high = float(up.min()), float(up.max())
-    span = high - low
-    if span <= 1e-5 * max(abs(high), abs(low)) or span == 0:
-        return np.zeros_like(up)
-    return (up - low) / np.float32(span)
+    return minmax_normalize(up.astype(np.float32, copy=False))
