@@ -14,7 +14,13 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
 from camtool.core.runner import ModelInfo
-from camtool.data.datasets import ImageFolderDataset, SkippedImage, class_names_for, make_loader
+from camtool.data.datasets import (
+    ImageFolderDataset,
+    SkippedImage,
+    build_transforms,
+    class_names_for,
+    make_loader,
+)
 from camtool.errors import CamtoolError, ConfigError
 
 __all__ = [
@@ -23,8 +29,8 @@ __all__ = [
     "EvalLoop",
     "EvalProgress",
     "IndexedDataset",
-    "check_classes",
     "indexed_loader",
+    "model_split",
     "refuse_out_of_memory",
     "skipped_fields",
     "split_dataset",
@@ -62,8 +68,19 @@ def split_dataset(
     return ImageFolderDataset(root, split, transform, class_to_idx=mapping, max_pixels=max_pixels)
 
 
-def check_classes(dataset: ImageFolderDataset, info: ModelInfo) -> None:
-    """Refuse (CamtoolError, naming both lists) class folders that are not the model's classes."""
+def model_split(
+    root: Path, split: str, info: ModelInfo, max_pixels: int | None = None
+) -> ImageFolderDataset:
+    """:func:`split_dataset` read with the model's evaluation transform, once its class folders
+    are known to be the model's classes (or, without a model, ``class_0 ...``).
+
+    Raises:
+        ConfigError: an unknown split.
+        CamtoolError: the folder is missing or empty, or its classes are not the model's (the
+            message names both lists).
+    """
+    transform = build_transforms(info.img_size, False, info.mean, info.std)
+    dataset = split_dataset(root, split, transform, max_pixels)
     folders = dataset.classes
     names = info.class_names
     if len(folders) != len(names):
@@ -78,6 +95,7 @@ def check_classes(dataset: ImageFolderDataset, info: ModelInfo) -> None:
             f"the model's classes ({', '.join(names[:4])}...) are not the class folders of "
             f"{dataset.root} ({', '.join(folders[:4])}...)"
         )
+    return dataset
 
 
 class IndexedDataset(Dataset[tuple[Tensor, int] | SkippedImage]):
