@@ -28,7 +28,6 @@ __all__ = [
     "SPLITS",
     "EvalLoop",
     "EvalProgress",
-    "IndexedDataset",
     "indexed_loader",
     "model_split",
     "refuse_out_of_memory",
@@ -98,12 +97,12 @@ def model_split(
     return dataset
 
 
-class IndexedDataset(Dataset[tuple[Tensor, int] | SkippedImage]):
-    """Yields ``(image, sample index)`` of ``indices`` (all by default), or a SkippedImage."""
+class _Indexed(Dataset[tuple[Tensor, int] | SkippedImage]):
+    """Yields ``(image, sample index)`` of ``indices``, or a SkippedImage."""
 
-    def __init__(self, dataset: ImageFolderDataset, indices: Sequence[int] | None = None) -> None:
+    def __init__(self, dataset: ImageFolderDataset, indices: Sequence[int]) -> None:
         self.dataset = dataset
-        self.indices = list(range(len(dataset))) if indices is None else list(indices)
+        self.indices = list(indices)
 
     def __len__(self) -> int:
         return len(self.indices)
@@ -121,9 +120,11 @@ def indexed_loader(
     workers: int,
     device: str,
 ) -> DataLoader[Any]:
-    """An unshuffled loader of ``(images, sample indices, skipped)`` batches of ``indices``."""
+    """An unshuffled loader of ``(images, sample indices, skipped)`` batches of ``indices``
+    (``None``: all)."""
+    chosen = _Indexed(dataset, range(len(dataset)) if indices is None else indices)
     pin = torch.device(device).type == "cuda"
-    return make_loader(IndexedDataset(dataset, indices), batch_size, False, workers, pin)
+    return make_loader(chosen, batch_size, False, workers, pin)
 
 
 class EvalLoop:

@@ -295,7 +295,17 @@ def centre_box_baseline(
             without boxes or of no size, or a box that is not four finite numbers with
             ``x1 > x0`` and ``y1 > y0``.
     """
-    boxes, sizes = _checked_boxes(gt_boxes, image_sizes)
+    boxes = [np.asarray(found, dtype=np.float64) for found in gt_boxes]
+    sizes = [(int(hw[0]), int(hw[1])) for hw in image_sizes]
+    if not boxes or len(boxes) != len(sizes):
+        raise ConfigError("the centre-box baseline needs one size per image, and some images")
+    for i, (g, (h, w)) in enumerate(zip(boxes, sizes, strict=True)):
+        if h < 1 or w < 1:
+            raise ConfigError(f"image {i}: size {h}x{w} has no pixels")
+        if g.ndim != 2 or g.shape[0] < 1 or g.shape[1] != 4:
+            raise ConfigError(f"image {i}: boxes must be an (n >= 1, 4) array, got {g.shape}")
+        if not np.isfinite(g).all() or (g[:, 2] <= g[:, 0]).any() or (g[:, 3] <= g[:, 1]).any():
+            raise ConfigError(f"image {i}: every box needs finite x0 < x1 and y0 < y1")
     if not iou_thresholds:
         raise ConfigError("the centre-box baseline needs at least one IoU level")
     rel = np.concatenate(
@@ -316,23 +326,3 @@ def centre_box_baseline(
         "gt_known_loc": float(np.mean(scores >= loc_iou)),
         "maxboxacc_v2": float(np.mean([np.mean(scores >= d) for d in iou_thresholds])),
     }
-
-
-def _checked_boxes(
-    gt_boxes: Sequence[np.ndarray], image_sizes: Sequence[tuple[int, int]]
-) -> tuple[list[np.ndarray], list[tuple[int, int]]]:
-    boxes = list(gt_boxes)
-    sizes = [(int(hw[0]), int(hw[1])) for hw in image_sizes]
-    if not boxes or len(boxes) != len(sizes):
-        raise ConfigError("the centre-box baseline needs one size per image, and some images")
-    checked = []
-    for i, (found, (h, w)) in enumerate(zip(boxes, sizes, strict=True)):
-        g = np.asarray(found, dtype=np.float64)
-        if h < 1 or w < 1:
-            raise ConfigError(f"image {i}: size {h}x{w} has no pixels")
-        if g.ndim != 2 or g.shape[0] < 1 or g.shape[1] != 4:
-            raise ConfigError(f"image {i}: boxes must be an (n >= 1, 4) array, got {g.shape}")
-        if not np.isfinite(g).all() or (g[:, 2] <= g[:, 0]).any() or (g[:, 3] <= g[:, 1]).any():
-            raise ConfigError(f"image {i}: every box needs finite x0 < x1 and y0 < y1")
-        checked.append(g)
-    return checked, sizes
