@@ -1,10 +1,9 @@
-"""``camtool eval``'s localization pass, on uncropped inputs.
+"""``camtool eval``'s localization pass, on uncropped inputs (as ``camtool cam`` feeds them).
 
-Boxes are in the original image's pixels, which a centre crop would cut, so images are fed as
-``camtool cam`` feeds them: no crop, shorter side resized to ``img_size``, each side rounded to a
-multiple of the output stride (:func:`camtool.data.images.input_geometry`). The map is upsampled
-to the original size (``cam.upsample``) and compared there with the boxes. Images are grouped by
-their input size (read from the header) before reading, so batches fill up.
+Boxes are in the original image's pixels, which a centre crop would cut: the shorter side is
+resized to ``img_size``, each side rounded to a multiple of the output stride
+(:func:`camtool.data.images.input_geometry`), the map upsampled back to the original size.
+Images are grouped by input size (read from the header) so that batches fill up.
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
 """Metrics for ``camtool eval`` on torch batches: classification, and map faithfulness.
 
-Faithfulness (no boxes needed): :func:`deletion_insertion_auc` (Petsiuk et al., RISE, BMVC 2018)
-and :func:`average_drop_increase` (Chattopadhay et al., Grad-CAM++, WACV 2018). Their ``images``
-are model inputs, normalised with the dataset's mean and std, so 0 is the mean colour: the
-"removed" baseline. Box localization is in :mod:`camtool.evaluation.localization_metrics`.
+Faithfulness needs no boxes: :func:`deletion_insertion_auc` (Petsiuk et al., RISE, BMVC 2018)
+and :func:`average_drop_increase` (Chattopadhay et al., Grad-CAM++, WACV 2018), on normalised
+model inputs (0 is the mean colour). Box localization is in
+:mod:`camtool.evaluation.localization_metrics`.
 """
 
 from __future__ import annotations
