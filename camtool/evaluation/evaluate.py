@@ -155,9 +155,8 @@ def run_eval(
     runner, root = open_model_and_dataset(model_path, settings)
     info = runner.info
     dataset = model_split(root, options.split, info, settings.cam.max_pixels)
-    gt = _ground_truth(options, root)
-    default = {"classification", "faithfulness"} | ({"localization"} if gt is not None else set())
-    wanted = options.metrics if options.metrics is not None else frozenset(default)
+    gt = _ground_truth(options, root)  # None: no localization (not asked for, or no boxes)
+    wanted = options.metrics if options.metrics is not None else frozenset(METRIC_GROUPS)
     report = EvalReport(
         model=info.source,
         device=str(runner.device),
@@ -177,7 +176,7 @@ def run_eval(
     with torch.inference_mode():
         if "classification" in wanted:
             _classification(runner, dataset, settings, options, report, progress)
-        if gt is not None and "localization" in wanted:
+        if gt is not None:
             report.localization = run_localization(
                 runner,
                 dataset.samples,
