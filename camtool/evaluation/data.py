@@ -14,7 +14,13 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
 from camtool.core.runner import ModelInfo
-from camtool.data.datasets import ImageFolderDataset, SkippedImage, class_names_for, make_loader
+from camtool.data.datasets import (
+    ImageFolderDataset,
+    SkippedImage,
+    build_transforms,
+    class_names_for,
+    make_loader,
+)
 from camtool.errors import CamtoolError, ConfigError
 
 __all__ = [
@@ -22,9 +28,8 @@ __all__ = [
     "SPLITS",
     "EvalLoop",
     "EvalProgress",
-    "IndexedDataset",
-    "check_classes",
     "indexed_loader",
+    "model_split",
     "refuse_out_of_memory",
     "skipped_fields",
     "split_dataset",
@@ -62,8 +67,19 @@ def split_dataset(
     return ImageFolderDataset(root, split, transform, class_to_idx=mapping, max_pixels=max_pixels)
 
 
-def check_classes(dataset: ImageFolderDataset, info: ModelInfo) -> None:
-    """Refuse (CamtoolError, naming both lists) class folders that are not the model's classes."""
+def model_split(
+    root: Path, split: str, info: ModelInfo, max_pixels: int | None = None
+) -> ImageFolderDataset:
+    """:func:`split_dataset` read with the model's evaluation transform, once its class folders
+    are known to be the model's classes (or, without a model, ``class_0 ...``).
+
+    Raises:
+        ConfigError: an unknown split.
+        CamtoolError: the folder is missing or empty, or its classes are not the model's (the
+            message names both lists).
+    """
+    transform = build_transforms(info.img_size, False, info.mean, info.std)
+    dataset = split_dataset(root, split, transform, max_pixels)
     folders = dataset.classes
     names = info.class_names
     if len(folders) != len(names):
@@ -78,14 +94,15 @@ def check_classes(dataset: ImageFolderDataset, info: ModelInfo) -> None:
             f"the model's classes ({', '.join(names[:4])}...) are not the class folders of "
             f"{dataset.root} ({', '.join(folders[:4])}...)"
         )
+    return dataset
 
 
-class IndexedDataset(Dataset[tuple[Tensor, int] | SkippedImage]):
-    """Yields ``(image, sample index)`` of ``indices`` (all by default), or a SkippedImage."""
+class _Indexed(Dataset[tuple[Tensor, int] | SkippedImage]):
+    """Yields ``(image, sample index)`` of ``indices``, or a SkippedImage."""
 
-    def __init__(self, dataset: ImageFolderDataset, indices: Sequence[int] | None = None) -> None:
+    def __init__(self, dataset: ImageFolderDataset, indices: Sequence[int]) -> None:
         self.dataset = dataset
-        self.indices = list(range(len(dataset))) if indices is None else list(indices)
+        self.indices = list(indices)
 
     def __len__(self) -> int:
         return len(self.indices)
@@ -103,9 +120,11 @@ def indexed_loader(
     workers: int,
     device: str,
 ) -> DataLoader[Any]:
-    """An unshuffled loader of ``(images, sample indices, skipped)`` batches of ``indices``."""
+    """An unshuffled loader of ``(images, sample indices, skipped)`` batches of ``indices``
+    (``None``: all)."""
+    chosen = _Indexed(dataset, range(len(dataset)) if indices is None else indices)
     pin = torch.device(device).type == "cuda"
-    return make_loader(IndexedDataset(dataset, indices), batch_size, False, workers, pin)
+    return make_loader(chosen, batch_size, False, workers, pin)
 
 
 class EvalLoop:

@@ -17,7 +17,7 @@ import torch
 
 from camtool.core.runner import Runner
 from camtool.data.boxes import GroundTruth, load_boxes
-from camtool.data.datasets import ImageFolderDataset, build_transforms
+from camtool.data.datasets import ImageFolderDataset, find_dataset_root
 from camtool.errors import ConfigError, InputError
 from camtool.evaluation.classification import (
     MAX_MISTAKES,
@@ -25,9 +25,9 @@ from camtool.evaluation.classification import (
     evaluate_classification,
     mistakes_png,
 )
-from camtool.evaluation.data import EvalProgress, check_classes, split_dataset
+from camtool.evaluation.data import EvalProgress, model_split, split_dataset
 from camtool.evaluation.faithfulness import DEFAULT_FAITHFULNESS_IMAGES, evaluate_faithfulness
-from camtool.evaluation.localization import evaluate_localization, run_localization
+from camtool.evaluation.localization import run_localization
 from camtool.evaluation.localization_metrics import PROTOCOLS
 from camtool.evaluation.source import open_model_and_dataset
 from camtool.fsutil import atomic_write_bytes, refuse_to_replace, remove_stale_temps
@@ -154,12 +154,9 @@ def run_eval(
     upsample = settings.cam.upsample.value
     runner, root = open_model_and_dataset(model_path, settings)
     info = runner.info
-    transform = build_transforms(info.img_size, False, info.mean, info.std)
-    dataset = split_dataset(root, options.split, transform, settings.cam.max_pixels)
-    check_classes(dataset, info)
-    gt = _ground_truth(options, root)
-    default = {"classification", "faithfulness"} | ({"localization"} if gt is not None else set())
-    wanted = options.metrics if options.metrics is not None else frozenset(default)
+    dataset = model_split(root, options.split, info, settings.cam.max_pixels)
+    gt = _ground_truth(options, root)  # None: no localization (not asked for, or no boxes)
+    wanted = options.metrics if options.metrics is not None else frozenset(METRIC_GROUPS)
     report = EvalReport(
         model=info.source,
         device=str(runner.device),
@@ -179,7 +176,7 @@ def run_eval(
     with torch.inference_mode():
         if "classification" in wanted:
             _classification(runner, dataset, settings, options, report, progress)
-        if gt is not None and "localization" in wanted:
+        if gt is not None:
             report.localization = run_localization(
                 runner,
                 dataset.samples,
@@ -208,6 +205,50 @@ def run_eval(
     return report
 
 
+def evaluate_localization(
+    runner: Runner,
+    root: Path,
+    split: str = "val",
+    boxes: GroundTruth | Path | None = None,
+    batch_size: int = 64,
+    *,
+    workers: int = 0,
+    max_pixels: int | None = None,
+    progress: EvalProgress | None = None,
+    upsample: str = "aligned",
+    protocol: str = "camtool",
+) -> dict[str, Any]:
+    """Box localization of a model's maps on one split of a dataset (what ``camtool demo`` uses).
+
+    ``root`` holds ``train/`` and the split; ``boxes`` are boxes already read, a box file or
+    folder, or ``None`` for ``<root>/boxes.csv``; the other arguments are
+    :func:`~camtool.evaluation.localization.run_localization`'s, whose results are returned with
+    ``notes`` (boxes clipped).
+
+    Raises:
+        InputError: no box file, a malformed one, or boxes matching no image of the split.
+        CamtoolError: the dataset does not fit the model.
+    """
+    root = find_dataset_root(Path(root))
+    dataset = model_split(root, split, runner.info)
+    gt = _boxes(boxes, root)
+    notes: list[str] = []
+    with torch.inference_mode():
+        found = run_localization(
+            runner,
+            dataset.samples,
+            gt,
+            batch_size=batch_size,
+            workers=workers,
+            max_pixels=max_pixels,
+            progress=progress,
+            warn=notes.append,
+            upsample=upsample,
+            protocol=protocol,
+        )
+    return {**found, "notes": notes}
+
+
 def _check_options(options: EvalOptions) -> None:
     """Refuse bad options (ConfigError, naming the option) before anything is loaded."""
     if options.faithfulness_images < 1:
@@ -222,11 +263,15 @@ def _check_options(options: EvalOptions) -> None:
 
 def _ground_truth(options: EvalOptions, root: Path) -> GroundTruth | None:
     """The boxes, when localization may run; InputError if it was asked for and there are none."""
-    groups = options.metrics
-    if groups is not None and "localization" not in groups:
-        return None
-    gt = load_boxes(options.boxes, root)
-    if gt is None and groups is not None:
+    if options.metrics is None:
+        return load_boxes(options.boxes, root)
+    return _boxes(options.boxes, root) if "localization" in options.metrics else None
+
+
+def _boxes(boxes: GroundTruth | Path | None, root: Path) -> GroundTruth:
+    """``boxes`` read (``None``: ``root/boxes.csv``); InputError if there are none."""
+    gt = boxes if isinstance(boxes, GroundTruth) else load_boxes(boxes, root)
+    if gt is None:
         raise InputError(
             f"localization needs boxes: give --boxes, or put {root / 'boxes.csv'} there"
         )

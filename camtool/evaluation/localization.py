@@ -1,10 +1,9 @@
-"""``camtool eval``'s localization pass, on uncropped inputs.
+"""``camtool eval``'s localization pass, on uncropped inputs (as ``camtool cam`` feeds them).
 
-Boxes are in the original image's pixels, which a centre crop would cut, so images are fed as
-``camtool cam`` feeds them: no crop, shorter side resized to ``img_size``, each side rounded to a
-multiple of the output stride (:func:`camtool.data.images.input_geometry`). The map is upsampled
-to the original size (``cam.upsample``) and compared there with the boxes. Images are grouped by
-their input size (read from the header) before reading, so batches fill up.
+Boxes are in the original image's pixels, which a centre crop would cut: the shorter side is
+resized to ``img_size``, each side rounded to a multiple of the output stride
+(:func:`camtool.data.images.input_geometry`), the map upsampled back to the original size.
+Images are grouped by input size (read from the header) so that batches fill up.
 """
 
 from __future__ import annotations
@@ -21,26 +20,15 @@ from torch.utils.data import DataLoader, Dataset
 
 from camtool.core.maps import heatmap
 from camtool.core.runner import ModelInfo, Runner
-from camtool.data.boxes import GroundTruth, GtBox, Warn, fit_boxes, load_boxes
-from camtool.data.datasets import (
-    SkippedImage,
-    build_transforms,
-    find_dataset_root,
-)
+from camtool.data.boxes import GroundTruth, GtBox, Warn, fit_boxes
+from camtool.data.datasets import SkippedImage
 from camtool.data.images import ResizeGeometry, input_geometry, load_image, preprocess
 from camtool.errors import CamtoolError, ConfigError, InputError
-from camtool.evaluation.data import (
-    EvalLoop,
-    EvalProgress,
-    check_classes,
-    refuse_out_of_memory,
-    skipped_fields,
-    split_dataset,
-)
+from camtool.evaluation.data import EvalLoop, EvalProgress, refuse_out_of_memory, skipped_fields
 from camtool.evaluation.localization_metrics import LocalizationAccumulator
 from camtool.process import worker_init
 
-__all__ = ["LocItem", "evaluate_localization", "run_localization"]
+__all__ = ["LocItem", "run_localization"]
 
 _NO_CROP_NOTE = (
     "no crop: shorter side resized to img_size, each side rounded to a multiple of the output "
@@ -216,52 +204,3 @@ def run_localization(
         "upsample": upsample,
         "preprocessing": _NO_CROP_NOTE,
     }
-
-
-def evaluate_localization(
-    runner: Runner,
-    root: Path,
-    split: str = "val",
-    boxes: GroundTruth | Path | None = None,
-    batch_size: int = 64,
-    *,
-    workers: int = 0,
-    max_pixels: int | None = None,
-    progress: EvalProgress | None = None,
-    upsample: str = "aligned",
-    protocol: str = "camtool",
-) -> dict[str, Any]:
-    """Box localization of a model's maps on one split of a dataset (what ``camtool demo`` uses).
-
-    ``root`` holds ``train/`` and the split; ``boxes`` are boxes already read, a box file or
-    folder, or ``None`` for ``<root>/boxes.csv``; the other arguments are
-    :func:`run_localization`'s, whose results are returned with ``notes`` (boxes clipped).
-
-    Raises:
-        InputError: no box file, a malformed one, or boxes matching no image of the split.
-        CamtoolError: the dataset does not fit the model.
-    """
-    info = runner.info
-    root = find_dataset_root(Path(root))
-    dataset = split_dataset(
-        root, split, build_transforms(info.img_size, False, info.mean, info.std)
-    )
-    check_classes(dataset, info)
-    gt = boxes if isinstance(boxes, GroundTruth) else load_boxes(boxes, root)
-    if gt is None:
-        raise InputError(f"no boxes for localization: {root} has no boxes.csv; give --boxes")
-    notes: list[str] = []
-    with torch.inference_mode():
-        found = run_localization(
-            runner,
-            dataset.samples,
-            gt,
-            batch_size=batch_size,
-            workers=workers,
-            max_pixels=max_pixels,
-            progress=progress,
-            warn=notes.append,
-            upsample=upsample,
-            protocol=protocol,
-        )
-    return {**found, "notes": notes}

@@ -1,30 +1,12 @@
-"""Box localization metrics of ``camtool eval``: the CAM paper protocol and MaxBoxAccV2.
+"""Box localization metrics of ``camtool eval`` (accuracies are fractions in [0, 1]).
 
-:class:`LocalizationAccumulator` is fed each image's ground-truth-class map and boxes; it reports
-
-* the CAM paper protocol (Zhou et al., CVPR 2016, following ILSVRC): the box around the largest
-  8-connected region above 20% of the map's maximum (:func:`camtool.core.localize.box_from_map`);
-  **GT-known localization** counts an image when that box has IoU >= 0.5 with any of its
-  ground-truth boxes, **top-1 localization** also needs the top-1 class right (then the predicted
-  class's map *is* the ground-truth class's map);
-* **MaxBoxAccV2** (Choe et al., CVPR 2020): at each CAM threshold of a sweep, an image counts at
-  IoU level ``delta`` when the best box around *any* connected region of the thresholded map has
-  IoU >= ``delta`` with a ground-truth box; the fraction of such images is maximised over the
-  thresholds for each ``delta``, and the maxima averaged over ``delta`` in {0.3, 0.5, 0.7}.
-
-MaxBoxAccV2 has two protocols (``protocol``). ``"camtool"`` (the default) thresholds the min-max
-normalised float map (foreground strictly above), boxes the 8-connected regions end exclusive,
-takes IoU of pixel areas and sweeps 0.00, 0.01, ..., 0.99 (:mod:`camtool.core.localize`).
-``"wsol"`` is the wsolevaluation reference's ``BoxEvaluator`` (``box_v2_metric``) exactly:
-(1) the normalised float64 map ``m`` is quantised as ``q = uint8(m * 255)`` and the foreground
-at threshold ``t`` is ``q > int(t * max(q))`` (OpenCV's ``THRESH_BINARY``); (2) every contour
-counts (``cv2.findContours(RETR_TREE)``): each 8-connected region and each hole (a 4-connected
-background region off the image edge, whose box is the hole's grown by one pixel each side);
-(3) a ``boundingRect`` ``(x, y, w, h)`` becomes ``(x, y, min(x + w, W - 1), min(y + h, H - 1))``,
-and no foreground gives the one box ``(0, 0, 0, 0)``; (4) IoU reads both boxes as inclusive of
-their end (areas ``(x1 - x0 + 1) * (y1 - y0 + 1)``; a non-positive union gives 0); (5) the sweep
-is ``np.arange(0, 1, 0.001)``. Regions are labelled with :func:`scipy.ndimage.label` (no
-OpenCV). The CAM paper protocol is camtool's in both. Accuracies are fractions in [0, 1].
+:class:`LocalizationAccumulator` is fed each image's ground-truth-class map and boxes. The CAM
+paper protocol (Zhou et al., CVPR 2016): the box around the largest 8-connected region above 20%
+of the map's maximum must reach IoU 0.5 with a ground-truth box (GT-known; top-1 also needs the
+top-1 class right). MaxBoxAccV2 (Choe et al., CVPR 2020): the best box around *any* region of the
+thresholded map, the hit rate maximised over a CAM threshold sweep at each IoU level in
+{0.3, 0.5, 0.7}, then averaged. Its ``protocol`` is camtool's (:mod:`camtool.core.localize`) or
+``"wsol"``, the wsolevaluation reference's exactly (:func:`wsol_boxes`, :func:`box_iou`).
 """
 
 from __future__ import annotations
@@ -73,7 +55,9 @@ LOC_IOU = 0.5
 """The IoU the CAM paper protocol (top-1 and GT-known localization) needs."""
 
 PROTOCOLS: tuple[str, ...] = ("camtool", "wsol")
-"""The MaxBoxAccV2 protocols (see the module docstring)."""
+"""The MaxBoxAccV2 protocols: camtool's (float maps, 8-connected regions, end-exclusive IoU,
+sweep 0.00 ... 0.99) and the reference's (:func:`wsol_boxes`); the CAM paper protocol is the
+same in both."""
 
 _EIGHT = np.ones((3, 3), dtype=bool)
 _FOUR = ndimage.generate_binary_structure(2, 1)
@@ -109,8 +93,14 @@ def _boxes_of_mask(mask: np.ndarray) -> np.ndarray:
 
 
 def wsol_boxes(heatmap: np.ndarray, thresholds: Sequence[float] | np.ndarray) -> list[np.ndarray]:
-    """The reference's boxes of every contour of a 2-D ``[y, x]`` map (any scale) at each CAM
-    threshold in [0, 1).
+    """The reference's boxes (``BoxEvaluator``, ``box_v2_metric``) of every contour of a 2-D
+    ``[y, x]`` map (any scale) at each CAM threshold ``t`` in [0, 1).
+
+    The foreground is ``q > int(t * max(q))`` with ``q`` the map :func:`quantize`-d (OpenCV's
+    ``THRESH_BINARY``). Every contour counts (``cv2.findContours(RETR_TREE)``, here
+    :func:`scipy.ndimage.label`): each 8-connected region and each hole (a 4-connected background
+    region off the image edge, its box grown by one pixel each side). A ``boundingRect``
+    ``(x, y, w, h)`` becomes ``(x, y, min(x + w, W - 1), min(y + h, H - 1))``.
 
     Returns:
         Per threshold, an int64 ``(k, 4)`` array of ``(x0, y0, x1, y1)`` (``k >= 1``;
@@ -305,7 +295,17 @@ def centre_box_baseline(
             without boxes or of no size, or a box that is not four finite numbers with
             ``x1 > x0`` and ``y1 > y0``.
     """
-    boxes, sizes = _checked_boxes(gt_boxes, image_sizes)
+    boxes = [np.asarray(found, dtype=np.float64) for found in gt_boxes]
+    sizes = [(int(hw[0]), int(hw[1])) for hw in image_sizes]
+    if not boxes or len(boxes) != len(sizes):
+        raise ConfigError("the centre-box baseline needs one size per image, and some images")
+    for i, (g, (h, w)) in enumerate(zip(boxes, sizes, strict=True)):
+        if h < 1 or w < 1:
+            raise ConfigError(f"image {i}: size {h}x{w} has no pixels")
+        if g.ndim != 2 or g.shape[0] < 1 or g.shape[1] != 4:
+            raise ConfigError(f"image {i}: boxes must be an (n >= 1, 4) array, got {g.shape}")
+        if not np.isfinite(g).all() or (g[:, 2] <= g[:, 0]).any() or (g[:, 3] <= g[:, 1]).any():
+            raise ConfigError(f"image {i}: every box needs finite x0 < x1 and y0 < y1")
     if not iou_thresholds:
         raise ConfigError("the centre-box baseline needs at least one IoU level")
     rel = np.concatenate(
@@ -326,23 +326,3 @@ def centre_box_baseline(
         "gt_known_loc": float(np.mean(scores >= loc_iou)),
         "maxboxacc_v2": float(np.mean([np.mean(scores >= d) for d in iou_thresholds])),
     }
-
-
-def _checked_boxes(
-    gt_boxes: Sequence[np.ndarray], image_sizes: Sequence[tuple[int, int]]
-) -> tuple[list[np.ndarray], list[tuple[int, int]]]:
-    boxes = list(gt_boxes)
-    sizes = [(int(hw[0]), int(hw[1])) for hw in image_sizes]
-    if not boxes or len(boxes) != len(sizes):
-        raise ConfigError("the centre-box baseline needs one size per image, and some images")
-    checked = []
-    for i, (found, (h, w)) in enumerate(zip(boxes, sizes, strict=True)):
-        g = np.asarray(found, dtype=np.float64)
-        if h < 1 or w < 1:
-            raise ConfigError(f"image {i}: size {h}x{w} has no pixels")
-        if g.ndim != 2 or g.shape[0] < 1 or g.shape[1] != 4:
-            raise ConfigError(f"image {i}: boxes must be an (n >= 1, 4) array, got {g.shape}")
-        if not np.isfinite(g).all() or (g[:, 2] <= g[:, 0]).any() or (g[:, 3] <= g[:, 1]).any():
-            raise ConfigError(f"image {i}: every box needs finite x0 < x1 and y0 < y1")
-        checked.append(g)
-    return checked, sizes

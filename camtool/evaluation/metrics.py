@@ -1,9 +1,9 @@
 """Metrics for ``camtool eval`` on torch batches: classification, and map faithfulness.
 
-Faithfulness (no boxes needed): :func:`deletion_insertion_auc` (Petsiuk et al., RISE, BMVC 2018)
-and :func:`average_drop_increase` (Chattopadhay et al., Grad-CAM++, WACV 2018). Their ``images``
-are model inputs, normalised with the dataset's mean and std, so 0 is the mean colour: the
-"removed" baseline. Box localization is in :mod:`camtool.evaluation.localization_metrics`.
+Faithfulness needs no boxes: :func:`deletion_insertion_auc` (Petsiuk et al., RISE, BMVC 2018)
+and :func:`average_drop_increase` (Chattopadhay et al., Grad-CAM++, WACV 2018), on normalised
+model inputs (0 is the mean colour). Box localization is in
+:mod:`camtool.evaluation.localization_metrics`.
 """
 
 from __future__ import annotations
@@ -136,18 +136,6 @@ def _check_inputs(images: Tensor, target: Tensor, batch_size: int) -> None:
         raise InputError(f"target must be [{images.shape[0]}], got {tuple(target.shape)}")
 
 
-def _target_probs(model_fn: ModelFn, batch: Tensor, target: Tensor) -> Tensor:
-    logits = model_fn(batch)
-    if logits.ndim != 2 or logits.shape[0] != batch.shape[0]:
-        raise InputError(
-            f"the model must return logits [{batch.shape[0]}, C], got {tuple(logits.shape)}"
-        )
-    tgt = target.to(logits.device).long()
-    if int(tgt.min()) < 0 or int(tgt.max()) >= logits.shape[1]:
-        raise InputError(f"target classes must lie in [0, {logits.shape[1]})")
-    return torch.softmax(logits.float(), dim=1).gather(1, tgt[:, None])[:, 0]
-
-
 def _variant_probs(
     model_fn: ModelFn,
     target: Tensor,
@@ -165,7 +153,15 @@ def _variant_probs(
         for lo in range(0, total, batch_size):
             idx = torch.arange(lo, min(lo + batch_size, total), device=device)
             img, var = idx // per_image, idx % per_image
-            probs = _target_probs(model_fn, variant(img, var), target[img])
+            logits = model_fn(variant(img, var))
+            if logits.ndim != 2 or logits.shape[0] != idx.numel():
+                raise InputError(
+                    f"the model must return logits [{idx.numel()}, C], got {tuple(logits.shape)}"
+                )
+            if lo == 0 and (int(target.min()) < 0 or int(target.max()) >= logits.shape[1]):
+                raise InputError(f"target classes must lie in [0, {logits.shape[1]})")
+            tgt = target[img].to(logits.device).long()
+            probs = torch.softmax(logits.float(), dim=1).gather(1, tgt[:, None])[:, 0]
             scores[lo : lo + idx.numel()] = probs.to(device)
             if progress is not None:
                 progress(lo + idx.numel(), total)

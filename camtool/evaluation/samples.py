@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from camtool.data.datasets import ImageFolderDataset, build_transforms
 from camtool.data.labels import folder_class
 from camtool.errors import ConfigError, InputError
-from camtool.evaluation.data import SPLITS, check_classes, split_dataset
+from camtool.evaluation.data import SPLITS, model_split
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -64,13 +64,10 @@ def dataset_view(
         InputError: a class folder that names none of the model's classes.
         CamtoolError: a missing or empty folder; a split whose classes are not the model's.
     """
-    transform = build_transforms(info.img_size, False, info.mean, info.std)
     if spec in SPLITS:
         if root is None:
             raise ConfigError(f"--dataset {spec} needs the dataset's root folder")
-        dataset = split_dataset(root, spec, transform, max_pixels)
-        check_classes(dataset, info)
-        return dataset
+        return model_split(root, spec, info, max_pixels)
     folder = Path(spec)
     if (folder / "train").is_dir():
         raise ConfigError(
@@ -89,6 +86,7 @@ def dataset_view(
                 f"({', '.join(info.class_names[:4])}...)"
             )
         mapping[sub] = found
+    transform = build_transforms(info.img_size, False, info.mean, info.std)
     return ImageFolderDataset(
         folder.parent, folder.name, transform, class_to_idx=mapping, max_pixels=max_pixels
     )
