@@ -29,6 +29,7 @@ __all__ = [
     "TopkOpt",
     "WorkersOpt",
     "choice_value",
+    "path_option",
     "refuse_class_with_topk",
     "resolve_settings",
 ]
@@ -39,12 +40,17 @@ CLASS_SPEC_HELP = (
     "number that could mean either is refused [default: the predicted one]."
 )
 
-ConfigOpt = typer.Option(
-    None,
+
+def path_option(*names: str, metavar: str, help: str, default: Any = None) -> Any:
+    """A path flag that camtool checks itself: an unreadable file is one camtool line (exit 1),
+    not a usage error."""
+    return typer.Option(default, *names, metavar=metavar, help=help, readable=False)
+
+
+ConfigOpt = path_option(
     "--config",
     metavar="FILE",
     help="TOML settings file (sections [model] [training] [runtime] [dataset] [cam]).",
-    readable=False,  # checked by resolve_settings: one camtool line, not a usage error
 )
 ArchOpt: Any = typer.Option(
     None,
@@ -62,23 +68,19 @@ JsonOpt = typer.Option(False, "--json", help="Print one JSON document on stdout,
 QuietOpt = typer.Option(
     False, "--quiet", "-q", help="No progress on stderr (errors and results still show)."
 )
-OutputDirOpt = typer.Option(
-    None,
+OutputDirOpt = path_option(
     "--output-dir",
     "-o",
     metavar="DIR",
     help="Output folder [default: cam.output_dir, cam_results/].",
-    readable=False,
 )
 
-ModelOpt: Any = typer.Option(
-    None,
+ModelOpt = path_option(
     "--model",
     "-m",
     metavar="FILE",
     help="camtool checkpoint, plain torchvision state dict, or .onnx export "
     "[default: torchvision's ImageNet model of --arch (ResNet-18), 1000 classes].",
-    readable=False,
 )
 ClassOpt: Any = typer.Option(
     None, "--class", "-c", metavar="CLASS", help=CLASS_SPEC_HELP + " Not with --topk."

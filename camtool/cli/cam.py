@@ -22,6 +22,7 @@ from camtool.cli._common import (
     OverwriteOpt,
     TopkOpt,
     choice_value,
+    path_option,
     refuse_class_with_topk,
     resolve_settings,
 )
@@ -51,14 +52,12 @@ def cam(
     ),
     model: Path | None = ModelOpt,
     arch: str | None = ArchOpt,
-    data_dir: Path | None = typer.Option(
-        None,
+    data_dir: Path | None = path_option(
         "--data-dir",
         metavar="DIR",
         help="Without --model: keep only this dataset's classes (Imagenette WordNet-id folders) "
         "of the ImageNet model, the zero-shot baseline beside a model trained on it. With "
         "--dataset: the dataset folder, as `camtool eval --data-dir` takes it.",
-        readable=False,
     ),
     dataset: str | None = typer.Option(
         None,

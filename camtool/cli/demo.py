@@ -9,7 +9,7 @@ import typer
 
 from camtool.choices import DeviceName
 from camtool.cli._app import CamtoolCommand, app
-from camtool.cli._common import DeviceOpt, JsonOpt, QuietOpt, choice_value
+from camtool.cli._common import DeviceOpt, JsonOpt, QuietOpt, choice_value, path_option
 from camtool.cli._output import err, print_json, print_table, report_skipped
 
 __all__ = ["demo_cmd"]
@@ -24,13 +24,12 @@ if TYPE_CHECKING:
     short_help="Everything offline on generated shapes: train, map, score.",
 )
 def demo_cmd(
-    output_dir: Path = typer.Option(
-        Path("camtool-demo"),
+    output_dir: Path = path_option(
         "--output-dir",
         "-o",
         metavar="DIR",
         help="Folder for the data, model and maps.",
-        readable=False,
+        default=Path("camtool-demo"),
     ),
     arch: str | None = typer.Option(
         None,

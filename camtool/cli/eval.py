@@ -20,6 +20,7 @@ from camtool.cli._common import (
     QuietOpt,
     WorkersOpt,
     choice_value,
+    path_option,
     resolve_settings,
 )
 from camtool.cli._output import err, print_json, print_table, report_skipped, report_written
@@ -51,24 +52,20 @@ class LocProtocol(str, Enum):
     short_help="Accuracy, per-class F1, and how well the maps find the object.",
 )
 def eval_command(
-    model: Path | None = typer.Option(
-        None,
+    model: Path | None = path_option(
         "--model",
         "-m",
         metavar="FILE",
         help="camtool checkpoint, plain torchvision state dict, or .onnx export to evaluate "
         "[default: the zero-shot baseline: torchvision's ImageNet model of --arch restricted to "
         "the dataset's Imagenette classes].",
-        readable=False,
     ),
     arch: str | None = ArchOpt,
-    data_dir: Path | None = typer.Option(
-        None,
+    data_dir: Path | None = path_option(
         "--data-dir",
         metavar="DIR",
         help="Dataset folder [default: dataset.data_dir; when that is left at data/, the folder "
         "the checkpoint was trained on].",
-        readable=False,
     ),
     split: EvalSplit | None = typer.Option(
         None,
@@ -77,13 +74,11 @@ def eval_command(
         help="val (the test split) or train (all of it, held-out part included) [default: val].",
     ),
     batch_size: int | None = BatchSizeOpt,
-    boxes: Path | None = typer.Option(
-        None,
+    boxes: Path | None = path_option(
         "--boxes",
         metavar="PATH",
         help="Ground-truth boxes: CSV (path,x0,y0,x1,y1) or a folder of Pascal VOC / ImageNet "
         "XML files [default: boxes.csv at the dataset root, if any].",
-        readable=False,
     ),
     metrics: list[str] | None = typer.Option(
         None,
@@ -99,13 +94,11 @@ def eval_command(
         metavar="N",
         help="Most images for the faithfulness metrics (36 forward passes each) [default: 256].",
     ),
-    output_dir: Path | None = typer.Option(
-        None,
+    output_dir: Path | None = path_option(
         "--output-dir",
         "-o",
         metavar="DIR",
         help="Where metrics.json, the figures and the settings go [default: eval_results/].",
-        readable=False,
     ),
     workers: int | None = WorkersOpt,
     protocol: LocProtocol | None = typer.Option(

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from camtool.cli._app import CamtoolCommand, app
-from camtool.cli._common import ArchOpt, JsonOpt
+from camtool.cli._common import ArchOpt, JsonOpt, path_option
 from camtool.cli._output import err, print_json, print_table, report_written
 
 if TYPE_CHECKING:
@@ -31,26 +31,23 @@ class ExportFormat(str, Enum):
     short_help="ONNX / TorchScript graph that outputs logits and maps.",
 )
 def export(
-    model: Path = typer.Option(
-        ...,
+    model: Path = path_option(
         "--model",
         "-m",
         metavar="FILE",
         help="camtool checkpoint (or plain torchvision state dict) to export.",
-        readable=False,
+        default=...,
     ),
     arch: str | None = ArchOpt,
     fmt: ExportFormat | None = typer.Option(
         None, "--format", "-f", metavar="FORMAT", help="onnx or torchscript [default: onnx]."
     ),
-    output: Path | None = typer.Option(
-        None,
+    output: Path | None = path_option(
         "--output",
         "-o",
         metavar="FILE",
         help="File to write [default: next to the checkpoint, <stem>.onnx or "
         "<stem>.torchscript.pt].",
-        readable=False,
     ),
     opset: int | None = typer.Option(
         None, "--opset", metavar="N", help="ONNX opset, 12..20 [default: 17]."

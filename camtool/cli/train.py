@@ -16,6 +16,7 @@ from camtool.cli._common import (
     QuietOpt,
     WorkersOpt,
     choice_value,
+    path_option,
     resolve_settings,
 )
 from camtool.cli._output import print_json, print_table, report_skipped, report_written
@@ -33,12 +34,8 @@ if TYPE_CHECKING:
 )
 def train_cmd(
     config: Path | None = ConfigOpt,
-    data_dir: Path | None = typer.Option(
-        None,
-        "--data-dir",
-        metavar="DIR",
-        help="Dataset folder with train/ and val/ [default: data/].",
-        readable=False,
+    data_dir: Path | None = path_option(
+        "--data-dir", metavar="DIR", help="Dataset folder with train/ and val/ [default: data/]."
     ),
     epochs: int | None = typer.Option(
         None, "--epochs", metavar="N", help="Maximum epochs [default: 50]."
@@ -83,12 +80,10 @@ def train_cmd(
     seed: int | None = typer.Option(
         None, "--seed", metavar="N", help="Seed of init, order, augmentation [default: 0]."
     ),
-    checkpoint_dir: Path | None = typer.Option(
-        None,
+    checkpoint_dir: Path | None = path_option(
         "--checkpoint-dir",
         metavar="DIR",
         help="Where checkpoints and logs go [default: checkpoints/].",
-        readable=False,
     ),
     resume: bool = typer.Option(
         False,
@@ -97,13 +92,11 @@ def train_cmd(
         "with the settings it was started with; flags given now override them "
         "(e.g. --epochs 30 to train longer).",
     ),
-    resume_from: Path | None = typer.Option(
-        None,
+    resume_from: Path | None = path_option(
         "--resume-from",
         metavar="FILE",
         help="Like --resume, but from this checkpoint (e.g. best.pt or epoch_004.pt; these "
         "keep no optimizer moments, so the optimizer starts them afresh).",
-        readable=False,
     ),
     overwrite: bool = typer.Option(
         False,
