@@ -29,7 +29,7 @@ from camtool.cli._common import (
     refuse_class_with_topk,
     resolve_settings,
 )
-from camtool.cli._output import out, print_json
+from camtool.cli._output import out, print_report
 from camtool.errors import EXIT_OK
 
 if TYPE_CHECKING:
@@ -132,17 +132,15 @@ def batch_cam(
             model_path=model,
             class_spec=class_,
             stdin=stdin,
-            fmt=fmt.value if fmt is not None else "jpg",
+            fmt=choice_value(fmt) or "jpg",
             figure=figure,
             save_array=save_array,
             overwrite=overwrite,
             shard=shard_spec,
             on_progress=on_progress,
         )
-    if json_out:
-        print_json(report.to_dict())
-    elif not quiet:
-        _summary(report)
+    if json_out or not quiet:
+        print_report(report, json_out, _summary)
     if report.exit_code != EXIT_OK:
         raise typer.Exit(report.exit_code)
 

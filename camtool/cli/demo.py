@@ -10,7 +10,7 @@ import typer
 from camtool.choices import DeviceName
 from camtool.cli._app import CamtoolCommand, app
 from camtool.cli._common import DeviceOpt, JsonOpt, QuietOpt, choice_value, path_option
-from camtool.cli._output import err, print_json, print_table, report_skipped
+from camtool.cli._output import err, print_report, print_table, report_skipped
 
 __all__ = ["demo_cmd"]
 
@@ -73,10 +73,7 @@ def demo_cmd(
             overwrite=overwrite,
         )
     report_skipped(report.skipped)
-    if json_out:
-        print_json(report.to_dict())
-    else:
-        _summary(report)
+    print_report(report, json_out, _summary)
 
 
 def _summary(report: DemoReport) -> None:

@@ -23,7 +23,7 @@ from camtool.cli._common import (
     path_option,
     resolve_settings,
 )
-from camtool.cli._output import err, print_json, print_table, report_skipped, report_written
+from camtool.cli._output import err, print_report, print_table, report_skipped, report_written
 
 if TYPE_CHECKING:
     from camtool.evaluation.evaluate import EvalReport
@@ -142,7 +142,7 @@ def eval_command(
                 "device": choice_value(device),
             },
             "model": {"arch": arch},
-            "cam": {"upsample": upsample.value if upsample is not None else None},
+            "cam": {"upsample": choice_value(upsample)},
         },
     )
     from camtool.cli._progress import LINE_EVERY, ProgressReporter
@@ -155,12 +155,12 @@ def eval_command(
     )
 
     options = EvalOptions(
-        split=split.value if split is not None else "val",
+        split=choice_value(split) or "val",
         boxes=boxes,
         metrics=parse_metric_groups(metrics),
         faithfulness_images=faithfulness_images or DEFAULT_FAITHFULNESS_IMAGES,
         output_dir=output_dir if output_dir is not None else DEFAULT_OUTPUT_DIR,
-        protocol=protocol.value if protocol is not None else "camtool",
+        protocol=choice_value(protocol) or "camtool",
         overwrite=overwrite,
     )
     with ProgressReporter("eval", quiet=quiet, json_out=json_out, every=LINE_EVERY) as reporter:
@@ -172,10 +172,7 @@ def eval_command(
     report_skipped(report.skipped)
     for note in report.notes:
         err.print(note)
-    if json_out:
-        print_json(report.to_dict())
-        return
-    _show(report)
+    print_report(report, json_out, _show)
 
 
 def _show(report: EvalReport) -> None:

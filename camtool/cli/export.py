@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING
 import typer
 
 from camtool.cli._app import CamtoolCommand, app
-from camtool.cli._common import ArchOpt, JsonOpt, path_option
-from camtool.cli._output import err, print_json, print_table, report_written
+from camtool.cli._common import ArchOpt, JsonOpt, choice_value, path_option
+from camtool.cli._output import err, print_report, print_table, report_written
 
 if TYPE_CHECKING:
     from camtool.export.exporter import ExportReport
@@ -72,7 +72,7 @@ def export(
     from camtool.export.options import check_export_options
     from camtool.paths import require_file
 
-    fmt_name = fmt.value if fmt is not None else "onnx"
+    fmt_name = choice_value(fmt) or "onnx"
     check_export_options(fmt_name, opset)  # before torch and the model are loaded
     require_file(model, "checkpoint")
     from camtool.export.exporter import ExportCheckError, export_model
@@ -88,17 +88,14 @@ def export(
             overwrite=overwrite,
         )
     except ExportCheckError as exc:
-        _show(exc.report, json_out)
+        print_report(exc.report, json_out, _show)
         raise
-    _show(report, json_out)
+    print_report(report, json_out, _show)
     if not json_out:
         report_written([report.file])
 
 
-def _show(report: ExportReport, json_out: bool) -> None:
-    if json_out:
-        print_json(report.to_dict())
-        return
+def _show(report: ExportReport) -> None:
     fmt = report.format + (f" (opset {report.opset})" if report.opset is not None else "")
     diffs = ("max |diff| logits", "max |diff| cams")
     print_table(

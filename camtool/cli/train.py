@@ -19,7 +19,7 @@ from camtool.cli._common import (
     path_option,
     resolve_settings,
 )
-from camtool.cli._output import print_json, print_table, report_skipped, report_written
+from camtool.cli._output import print_report, print_table, report_skipped, report_written
 
 __all__ = ["train_cmd"]
 
@@ -150,10 +150,7 @@ def train_cmd(
     if not result.is_main:
         return
     report_skipped(result.skipped)
-    if json_out:
-        print_json(result.to_dict())
-    else:
-        _summary(result)
+    print_report(result, json_out, _summary)
 
 
 def _summary(result: TrainResult) -> None:
