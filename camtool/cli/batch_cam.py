@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import sys
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -33,7 +32,7 @@ from camtool.cli._output import out, print_report
 from camtool.errors import EXIT_OK
 
 if TYPE_CHECKING:
-    from camtool.batch.pipeline import BatchReport, OnProgress
+    from camtool.batch.pipeline import BatchReport
 
 __all__ = ["batch_cam"]
 
@@ -123,9 +122,20 @@ def batch_cam(
 
     shard_spec = parse_shard(shard) if shard is not None else None  # before torch is imported
     from camtool.batch.pipeline import run_batch
+    from camtool.cli._progress import LINE_EVERY, ProgressReporter
 
     stdin = _stdin_lines() if STDIN in inputs else None
-    with _progress(quiet, json_out) as on_progress:
+    with ProgressReporter(
+        "batch-cam", quiet=quiet, json_out=json_out, every=LINE_EVERY
+    ) as reporter:
+
+        def on_progress(done: int, total: int, row: Mapping[str, Any] | None) -> None:
+            if done or total == 0:
+                reporter.update(done, total)
+            if row is not None and row.get("status") == "error":
+                error = f"camtool: error: {row['path']}: {row.get('error')}"
+                reporter.message(error, always=True)  # even with --quiet
+
         report = run_batch(
             inputs,
             settings,
@@ -152,25 +162,6 @@ def _stdin_lines() -> Iterator[bytes]:
         yield from (line.encode("utf-8", "surrogateescape") for line in sys.stdin)
         return
     yield from stream
-
-
-@contextlib.contextmanager
-def _progress(quiet: bool, json_out: bool) -> Iterator[OnProgress]:
-    """A progress callback: a bar on a terminal, plain lines every 100 images or 30 s elsewhere,
-    nothing with ``--quiet`` (nor on a terminal with ``--json``); per-input errors always."""
-    from camtool.cli._progress import LINE_EVERY, ProgressReporter
-
-    with ProgressReporter(
-        "batch-cam", quiet=quiet, json_out=json_out, every=LINE_EVERY
-    ) as reporter:
-
-        def on_progress(done: int, total: int, row: Mapping[str, Any] | None) -> None:
-            if done or total == 0:
-                reporter.update(done, total)
-            if row is not None and row.get("status") == "error":
-                reporter.message(f"camtool: error: {row['path']}: {row.get('error')}", always=True)
-
-        yield on_progress
 
 
 def _summary(report: BatchReport) -> None:
