@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from typing import Any
 
@@ -18,7 +19,7 @@ from camtool.errors import (
 from camtool.process import sigterm_as_interrupt
 from camtool.version import __version__
 
-__all__ = ["COMMAND_ORDER", "CamtoolCommand", "app", "fail"]
+__all__ = ["COMMAND_ORDER", "app", "command", "fail"]
 
 #: The commands in the order a new user meets them; ``camtool --help`` lists them so.
 COMMAND_ORDER = ("demo", "download", "train", "eval", "cam", "batch-cam", "export", "config")
@@ -167,6 +168,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
+
+#: ``app.command`` for every camtool command (help names arguments by their metavar).
+command = functools.partial(app.command, cls=CamtoolCommand)
 
 
 def _version(value: bool) -> None:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from camtool.choices import DeviceName, OutputFormat
-from camtool.cli._app import CamtoolCommand, app
+from camtool.cli._app import command
 from camtool.cli._common import (
     AlphaOpt,
     ArchOpt,
@@ -37,9 +37,8 @@ if TYPE_CHECKING:
 __all__ = ["batch_cam"]
 
 
-@app.command(
+@command(
     "batch-cam",
-    cls=CamtoolCommand,
     no_args_is_help=True,
     short_help="Overlays for whole folders: manifest, gallery, resumable, shards.",
 )

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from camtool.choices import DeviceName
-from camtool.cli._app import CamtoolCommand, app
+from camtool.cli._app import command
 from camtool.cli._common import (
     AlphaOpt,
     ArchOpt,
@@ -37,10 +37,8 @@ if TYPE_CHECKING:
     from camtool.settings import Settings
 
 
-@app.command(
-    cls=CamtoolCommand,
-    no_args_is_help=True,
-    short_help="Maps for a few images: figure or overlay, .npz arrays, top-k.",
+@command(
+    no_args_is_help=True, short_help="Maps for a few images: figure or overlay, .npz arrays, top-k."
 )
 def cam(
     images: list[Path] | None = typer.Argument(

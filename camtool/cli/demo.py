@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from camtool.choices import DeviceName
-from camtool.cli._app import CamtoolCommand, app
+from camtool.cli._app import command
 from camtool.cli._common import DeviceOpt, JsonOpt, QuietOpt, choice_value, path_option
 from camtool.cli._output import err, print_report, print_table, report_skipped
 
@@ -18,11 +18,7 @@ if TYPE_CHECKING:
     from camtool.demo.pipeline import DemoReport
 
 
-@app.command(
-    "demo",
-    cls=CamtoolCommand,
-    short_help="Everything offline on generated shapes: train, map, score.",
-)
+@command("demo", short_help="Everything offline on generated shapes: train, map, score.")
 def demo_cmd(
     output_dir: Path = path_option(
         "--output-dir",

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from camtool.cli._app import CamtoolCommand, app
+from camtool.cli._app import command
 from camtool.cli._common import ConfigOpt, JsonOpt, QuietOpt, path_option, resolve_settings
 from camtool.cli._output import err, print_json
 
@@ -18,10 +18,7 @@ class ArchiveName(str, Enum):
     imagenette = "imagenette"
 
 
-@app.command(
-    cls=CamtoolCommand,
-    short_help="Fetch Imagenette, verify its checksum, extract it safely.",
-)
+@command(short_help="Fetch Imagenette, verify its checksum, extract it safely.")
 def download(
     dataset: ArchiveName = typer.Option(
         ArchiveName.imagenette_160,

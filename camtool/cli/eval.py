@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from camtool.choices import DeviceName, UpsampleMode
-from camtool.cli._app import CamtoolCommand, app
+from camtool.cli._app import command
 from camtool.cli._common import (
     ArchOpt,
     BatchSizeOpt,
@@ -45,9 +45,8 @@ class LocProtocol(str, Enum):
     wsol = "wsol"
 
 
-@app.command(
+@command(
     name="eval",
-    cls=CamtoolCommand,
     no_args_is_help=True,
     short_help="Accuracy, per-class F1, and how well the maps find the object.",
 )

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from camtool.cli._app import CamtoolCommand, app
+from camtool.cli._app import command
 from camtool.cli._common import ArchOpt, JsonOpt, choice_value, path_option
 from camtool.cli._output import err, print_report, print_table, report_written
 
@@ -25,11 +25,7 @@ class ExportFormat(str, Enum):
     torchscript = "torchscript"
 
 
-@app.command(
-    cls=CamtoolCommand,
-    no_args_is_help=True,
-    short_help="ONNX / TorchScript graph that outputs logits and maps.",
-)
+@command(no_args_is_help=True, short_help="ONNX / TorchScript graph that outputs logits and maps.")
 def export(
     model: Path = path_option(
         "--model",

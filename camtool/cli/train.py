@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from camtool.choices import DeviceName, Optimizer, Scheduler
-from camtool.cli._app import CamtoolCommand, app
+from camtool.cli._app import command
 from camtool.cli._common import (
     ConfigOpt,
     DeviceOpt,
@@ -27,11 +27,7 @@ if TYPE_CHECKING:
     from camtool.training.types import TrainResult
 
 
-@app.command(
-    "train",
-    cls=CamtoolCommand,
-    short_help="Fine-tune a GAP + linear-head classifier: checkpoints, curves.",
-)
+@command("train", short_help="Fine-tune a GAP + linear-head classifier: checkpoints, curves.")
 def train_cmd(
     config: Path | None = ConfigOpt,
     data_dir: Path | None = path_option(
