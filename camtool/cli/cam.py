@@ -33,7 +33,6 @@ if TYPE_CHECKING:
     from camtool.core.runner import Runner
     from camtool.evaluation.samples import DatasetSample
     from camtool.explain.files import ImageResult
-    from camtool.explain.job import CamReport
     from camtool.settings import Settings
 
 
@@ -176,8 +175,8 @@ def cam(
                 "failed": report.failed,
             }
         )
-    else:
-        _errors_only(report)
+    elif report.failed and len(report.results) > 1:  # after the per-image errors, a summary
+        err.print(f"{report.failed} of {len(report.results)} images failed")
     if report.failed:
         every = report.failed == len(report.results)
         raise typer.Exit(EXIT_FAILURE if every else EXIT_PARTIAL)
@@ -280,9 +279,3 @@ def _show(result: ImageResult) -> None:
         title=title,
     )
     report_written(result.outputs)
-
-
-def _errors_only(report: CamReport) -> None:
-    """After the per-image errors, one summary line when there were several images."""
-    if report.failed and len(report.results) > 1:
-        err.print(f"{report.failed} of {len(report.results)} images failed")
