@@ -12,7 +12,6 @@ if TYPE_CHECKING:
     from camtool.settings import Settings
 
 __all__ = [
-    "CLASS_SPEC_HELP",
     "FLAGS",
     "AlphaOpt",
     "ArchOpt",
@@ -33,12 +32,6 @@ __all__ = [
     "refuse_class_with_topk",
     "resolve_settings",
 ]
-
-CLASS_SPEC_HELP = (
-    "Class to explain: a class name (case-insensitive) or an index from 0. Where classes are "
-    "named by numbers, name:2 means the class named 2 and index:2 (or #2) the third class; a "
-    "number that could mean either is refused [default: the predicted one]."
-)
 
 
 def path_option(*names: str, metavar: str, help: str, default: Any = None) -> Any:
@@ -74,7 +67,6 @@ OutputDirOpt = path_option(
     metavar="DIR",
     help="Output folder [default: cam.output_dir, cam_results/].",
 )
-
 ModelOpt = path_option(
     "--model",
     "-m",
@@ -83,7 +75,13 @@ ModelOpt = path_option(
     "[default: torchvision's ImageNet model of --arch (ResNet-18), 1000 classes].",
 )
 ClassOpt: Any = typer.Option(
-    None, "--class", "-c", metavar="CLASS", help=CLASS_SPEC_HELP + " Not with --topk."
+    None,
+    "--class",
+    "-c",
+    metavar="CLASS",
+    help="Class to explain: a class name (case-insensitive) or an index from 0. Where classes are "
+    "named by numbers, name:2 means the class named 2 and index:2 (or #2) the third class; a "
+    "number that could mean either is refused [default: the predicted one]. Not with --topk.",
 )
 TopkOpt: Any = typer.Option(
     None,
