@@ -152,11 +152,7 @@ def resolve_settings(config: Path | None, overrides: dict[str, Any]) -> Settings
 
 
 def refuse_class_with_topk(class_spec: str | None, topk: int | None) -> None:
-    """``--class`` and ``--topk`` together are refused (exit 2): each chooses the maps written.
-
-    Raises:
-        ConfigError: both flags were given.
-    """
+    """Refuse (ConfigError, exit 2) ``--class`` with ``--topk``: each chooses the maps written."""
     if class_spec is not None and topk is not None:
         from camtool.errors import ConfigError
 

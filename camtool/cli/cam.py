@@ -185,11 +185,7 @@ def cam(
 def _refuse_mixed(
     images: list[Path], dataset: str | None, count: int | None, index: list[int], seed: int | None
 ) -> None:
-    """Refuse images and ``--dataset`` together, and dataset flags that choose nothing.
-
-    Raises:
-        ConfigError: one line naming the flags.
-    """
+    """Refuse (ConfigError) images with ``--dataset``, and dataset flags that choose nothing."""
     if dataset is not None and images:
         raise ConfigError("give IMAGE files or --dataset, not both")
     if dataset is None and not images:
@@ -219,12 +215,8 @@ def _dataset_samples(
     index: list[int],
     seed: int | None,
 ) -> tuple[Runner, dict[str, Any], list[DatasetSample]]:
-    """Open the model and its dataset as ``eval`` does, and choose the samples.
-
-    Returns:
-        The runner, the ``"dataset"`` entry of the JSON (``folder``, ``size``, ``indices``,
-        ``seed``) and the samples; the choice is also said on stderr.
-    """
+    """Open the model and its dataset as ``eval`` does and choose the samples (said on stderr):
+    the runner, the JSON's ``"dataset"`` entry and the samples."""
     from camtool.evaluation.data import SPLITS
     from camtool.evaluation.samples import choose_indices, dataset_view, draw_seed, samples_of
     from camtool.evaluation.source import open_model_and_dataset
