@@ -16,6 +16,8 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any
 
+from camtool.cli._output import err
+
 if TYPE_CHECKING:
     from camtool.training.types import BatchProgress, EpochMetrics, TrainPlan
 
@@ -28,8 +30,6 @@ LINE_SECONDS = 30.0
 
 
 def _stderr_is_terminal() -> bool:
-    from camtool.cli._output import err
-
     return bool(err.is_terminal)
 
 
@@ -99,8 +99,6 @@ class ProgressReporter:
                 TimeRemainingColumn,
                 TransferSpeedColumn,
             )
-
-            from camtool.cli._output import err
 
             columns: list[Any] = [TextColumn("{task.description}"), BarColumn()]
             if self.unit == "bytes":
