@@ -14,7 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from camtool.cli import app
-from camtool.cli._progress import ProgressMode, ProgressReporter, TrainProgress, progress_mode
+from camtool.cli._progress import ProgressReporter, TrainProgress
 from camtool.training.types import BatchProgress, EpochMetrics, TrainPlan
 from tests.conftest import make_photo
 
@@ -32,9 +32,9 @@ def lines_of(text: str, prefix: str) -> list[str]:
 
 
 def test_mode_follows_the_terminal_and_quiet() -> None:
-    assert progress_mode(False, Tty()) is ProgressMode.live
-    assert progress_mode(False, io.StringIO()) is ProgressMode.lines
-    assert progress_mode(True, Tty()) is ProgressMode.off
+    assert ProgressReporter("x", stream=Tty()).mode == "live"
+    assert ProgressReporter("x", stream=io.StringIO()).mode == "lines"
+    assert ProgressReporter("x", quiet=True, stream=Tty()).mode == "off"
 
 
 def test_lines_every_n_items_and_at_the_end(capsys: pytest.CaptureFixture[str]) -> None:

@@ -16,12 +16,10 @@ OPENMP_DEFAULTS = {"OMP_WAIT_POLICY": "PASSIVE"}
 def main() -> None:
     """Entry point of the ``camtool`` console script.
 
-    Waiting OpenMP threads sleep instead of spinning (``OMP_WAIT_POLICY=PASSIVE`` unless set):
-    the model's threads share the cores with the decoding worker processes and the writer
-    threads, and spinning waiters starve them: on a busy 2-core machine batch-cam ran 1.4x
-    faster with it on photos of one size and 5.6x on photos of mixed sizes, where runs without it
-    stalled for tens of seconds (``benchmarks/batch_cam.py``). It takes effect because the
-    commands import torch (and with it the OpenMP runtime, which reads it once) only when run.
+    Waiting OpenMP threads sleep instead of spinning (``OMP_WAIT_POLICY=PASSIVE`` unless set),
+    so they do not starve the decoding workers and writer threads: on a busy 2-core machine
+    batch-cam ran 1.4x to 5.6x faster (``benchmarks/batch_cam.py``). It takes effect because
+    torch (and the OpenMP runtime, which reads it once) is imported only when a command runs.
     """
     for key, value in OPENMP_DEFAULTS.items():
         os.environ.setdefault(key, value)

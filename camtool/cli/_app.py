@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from typing import Any
 
@@ -18,37 +19,23 @@ from camtool.errors import (
 from camtool.process import sigterm_as_interrupt
 from camtool.version import __version__
 
-__all__ = ["COMMAND_ORDER", "CamtoolCommand", "app", "fail"]
+__all__ = ["COMMAND_ORDER", "app", "command", "fail"]
 
 #: The commands in the order a new user meets them; ``camtool --help`` lists them so.
 COMMAND_ORDER = ("demo", "download", "train", "eval", "cam", "batch-cam", "export", "config")
 
 
-def _usage_error_class() -> type[Exception]:
-    """Click's ``UsageError``, found through public names only.
-
-    Typer up to 0.2x re-exports click's ``BadParameter``; later Typers vendor click in a private
-    module and re-export the vendored one. Both derive from the click ``UsageError`` that the
-    parser raises, so the base class of ``typer.BadParameter`` is the one to catch, whichever
-    click is behind it (a separately installed click may be another copy).
-    """
-    return next(cls for cls in typer.BadParameter.__mro__ if cls.__name__ == "UsageError")
-
-
-#: What the command-line parser raises for a bad command line (see :func:`_usage_error_class`).
-UsageError = _usage_error_class()
+#: What the command-line parser raises for a bad command line: the base class of
+#: ``typer.BadParameter``, click's ``UsageError`` whichever click Typer uses (older Typers
+#: re-export click's, later ones a vendored copy; a separately installed click may be another).
+UsageError: type[Exception] = next(
+    cls for cls in typer.BadParameter.__mro__ if cls.__name__ == "UsageError"
+)
 
 
 def _is_no_args_help(exc: BaseException) -> bool:
-    """Click 8.2+ raises ``NoArgsIsHelpError`` (a usage error) to show help for a bare command;
-    it must pass through. Older click exits instead. Matched by name, as Typer itself does."""
+    """Click 8.2+'s usage error that shows a bare command's help (by name, as Typer matches it)."""
     return type(exc).__name__ == "NoArgsIsHelpError"
-
-
-def _other_rank() -> str | None:
-    """Under torchrun, this process's rank when it is not rank 0; else ``None``."""
-    rank = os.environ.get("RANK", "0")
-    return rank if rank != "0" and os.environ.get("WORLD_SIZE", "1") != "1" else None
 
 
 def fail(message: str, code: int, *, every_rank: bool = False) -> typer.Exit:
@@ -59,21 +46,12 @@ def fail(message: str, code: int, *, every_rank: bool = False) -> typer.Exit:
     print too, naming their rank. Every rank exits with ``code``, so torchrun exits non-zero.
     """
     one_line = " ".join(str(message).split())
-    rank = _other_rank()
-    if rank is None:
+    rank = os.environ.get("RANK", "0")
+    if rank == "0" or os.environ.get("WORLD_SIZE", "1") == "1":  # not under torchrun, or rank 0
         typer.echo(f"camtool: error: {one_line}", err=True)
     elif every_rank:
         typer.echo(f"camtool: error: [rank {rank}] {one_line}", err=True)
     return typer.Exit(code)
-
-
-def _debug(ctx: typer.Context) -> bool:
-    return bool(ctx.find_root().params.get("debug"))
-
-
-def _is_cli_signal(exc: BaseException) -> bool:
-    """Typer's (or click's) own exceptions: usage errors, Exit, Abort. They pass through."""
-    return type(exc).__module__.split(".")[0] in ("typer", "click")
 
 
 def usage_line(exc: Any) -> str:
@@ -148,7 +126,7 @@ class CamtoolGroup(TyperGroup):
             with sigterm_as_interrupt():
                 return super().invoke(ctx)
         except (Exception, KeyboardInterrupt) as exc:
-            exit_ = None if _debug(ctx) else _exit_for(exc)
+            exit_ = None if ctx.find_root().params.get("debug") else _exit_for(exc)
             if exit_ is None:
                 raise
             raise exit_ from None
@@ -166,7 +144,7 @@ def _exit_for(exc: BaseException) -> typer.Exit | None:
     if isinstance(exc, OSError):
         where = f": {exc.filename}" if exc.filename else ""
         return fail(f"{exc.strerror or exc}{where}", EXIT_FAILURE, every_rank=True)
-    if _is_cli_signal(exc):
+    if type(exc).__module__.split(".")[0] in ("typer", "click"):  # Exit, Abort: pass through
         return None
     return fail(  # a bug: still one line, with the way to see more
         f"internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback)",
@@ -190,6 +168,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
+
+#: ``app.command`` for every camtool command (help names arguments by their metavar).
+command = functools.partial(app.command, cls=CamtoolCommand)
 
 
 def _version(value: bool) -> None:

@@ -12,7 +12,6 @@ if TYPE_CHECKING:
     from camtool.settings import Settings
 
 __all__ = [
-    "CLASS_SPEC_HELP",
     "FLAGS",
     "AlphaOpt",
     "ArchOpt",
@@ -29,22 +28,22 @@ __all__ = [
     "TopkOpt",
     "WorkersOpt",
     "choice_value",
+    "path_option",
     "refuse_class_with_topk",
     "resolve_settings",
 ]
 
-CLASS_SPEC_HELP = (
-    "Class to explain: a class name (case-insensitive) or an index from 0. Where classes are "
-    "named by numbers, name:2 means the class named 2 and index:2 (or #2) the third class; a "
-    "number that could mean either is refused [default: the predicted one]."
-)
 
-ConfigOpt = typer.Option(
-    None,
+def path_option(*names: str, metavar: str, help: str, default: Any = None) -> Any:
+    """A path flag that camtool checks itself: an unreadable file is one camtool line (exit 1),
+    not a usage error."""
+    return typer.Option(default, *names, metavar=metavar, help=help, readable=False)
+
+
+ConfigOpt = path_option(
     "--config",
     metavar="FILE",
     help="TOML settings file (sections [model] [training] [runtime] [dataset] [cam]).",
-    readable=False,  # checked by resolve_settings: one camtool line, not a usage error
 )
 ArchOpt: Any = typer.Option(
     None,
@@ -62,26 +61,27 @@ JsonOpt = typer.Option(False, "--json", help="Print one JSON document on stdout,
 QuietOpt = typer.Option(
     False, "--quiet", "-q", help="No progress on stderr (errors and results still show)."
 )
-OutputDirOpt = typer.Option(
-    None,
+OutputDirOpt = path_option(
     "--output-dir",
     "-o",
     metavar="DIR",
     help="Output folder [default: cam.output_dir, cam_results/].",
-    readable=False,
 )
-
-ModelOpt: Any = typer.Option(
-    None,
+ModelOpt = path_option(
     "--model",
     "-m",
     metavar="FILE",
     help="camtool checkpoint, plain torchvision state dict, or .onnx export "
     "[default: torchvision's ImageNet model of --arch (ResNet-18), 1000 classes].",
-    readable=False,
 )
 ClassOpt: Any = typer.Option(
-    None, "--class", "-c", metavar="CLASS", help=CLASS_SPEC_HELP + " Not with --topk."
+    None,
+    "--class",
+    "-c",
+    metavar="CLASS",
+    help="Class to explain: a class name (case-insensitive) or an index from 0. Where classes are "
+    "named by numbers, name:2 means the class named 2 and index:2 (or #2) the third class; a "
+    "number that could mean either is refused [default: the predicted one]. Not with --topk.",
 )
 TopkOpt: Any = typer.Option(
     None,
@@ -152,11 +152,7 @@ def resolve_settings(config: Path | None, overrides: dict[str, Any]) -> Settings
 
 
 def refuse_class_with_topk(class_spec: str | None, topk: int | None) -> None:
-    """``--class`` and ``--topk`` together are refused (exit 2): each chooses the maps written.
-
-    Raises:
-        ConfigError: both flags were given.
-    """
+    """Refuse (ConfigError, exit 2) ``--class`` with ``--topk``: each chooses the maps written."""
     if class_spec is not None and topk is not None:
         from camtool.errors import ConfigError
 

@@ -8,13 +8,21 @@ stderr are printed as they are (no markup, no highlighting).
 from __future__ import annotations
 
 import sys
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 
-__all__ = ["err", "out", "print_json", "print_table", "report_skipped", "report_written"]
+__all__ = [
+    "err",
+    "out",
+    "print_json",
+    "print_report",
+    "print_table",
+    "report_skipped",
+    "report_written",
+]
 
 #: Tables and other data.
 out = Console(soft_wrap=True)
@@ -34,6 +42,14 @@ def print_json(document: Any, *, exact: bool = False) -> None:
 
     sys.stdout.write(to_json(document, tidy=not exact) + "\n")
     sys.stdout.flush()
+
+
+def print_report(report: Any, json_out: bool, show: Callable[[Any], None]) -> None:
+    """With ``--json``, ``report.to_dict()`` as the one JSON document; else ``show(report)``."""
+    if json_out:
+        print_json(report.to_dict())
+    else:
+        show(report)
 
 
 def print_table(

@@ -1,17 +1,12 @@
-"""Progress on stderr, one reporter for every command: a live bar on a terminal, plain lines in
-logs, nothing with ``--quiet`` (nor, on a terminal, with ``--json``).
+"""Progress on stderr, one reporter for every command; stdout is never touched.
 
-On a terminal (stderr is a TTY) a command shows rich's live bars. Anywhere else (CI logs,
-``nohup``, job arrays, ``2> log``) a live bar would print nothing until the end, so the command
-prints plain lines instead, without ANSI codes, throttled: every ``every`` items, every
-``fraction`` of the total, every :data:`LINE_SECONDS` seconds, and once when a stage completes::
+On a terminal: rich's live bars (none with ``--quiet`` or ``--json``). Elsewhere (CI logs,
+``nohup``, ``2> log``) plain throttled lines, no ANSI codes, none with ``--quiet``::
 
     camtool batch-cam: 200/1000 images (20%), 41.3 images/s, ETA 19s
-    camtool download: 9.4/94.4 MB (10%), 3.1 MB/s, ETA 27s
 
-``camtool train`` (and the demo's training) reports through :class:`TrainProgress`: bars for
-epochs and batches on a terminal, a line every ``training.log_every`` batches elsewhere, and one
-line per epoch in both. stdout is never touched.
+Training reports through :class:`TrainProgress`: bars for epochs and batches on a terminal, a line
+every ``training.log_every`` batches elsewhere, and one line per epoch in both.
 """
 
 from __future__ import annotations
@@ -19,13 +14,14 @@ from __future__ import annotations
 import math
 import sys
 import time
-from enum import Enum
 from typing import TYPE_CHECKING, Any
+
+from camtool.cli._output import err
 
 if TYPE_CHECKING:
     from camtool.training.types import BatchProgress, EpochMetrics, TrainPlan
 
-__all__ = ["LINE_EVERY", "ProgressMode", "ProgressReporter", "TrainProgress", "progress_mode"]
+__all__ = ["LINE_EVERY", "ProgressReporter", "TrainProgress"]
 
 #: Without a terminal, a progress line every this many items (and at least every 30 s).
 LINE_EVERY = 100
@@ -33,29 +29,7 @@ LINE_EVERY = 100
 LINE_SECONDS = 30.0
 
 
-class ProgressMode(str, Enum):
-    """How a command shows progress."""
-
-    live = "live"  #: rich's bars on a terminal
-    lines = "lines"  #: plain, throttled lines (stderr is not a terminal)
-    off = "off"  #: --quiet, or --json on a terminal
-
-
-def progress_mode(quiet: bool, stream: Any = None, *, json_out: bool = False) -> ProgressMode:
-    """How to show progress (see the module docstring); ``stream`` is where to look for a
-    terminal (default: camtool's stderr console)."""
-    if quiet:
-        return ProgressMode.off
-    isatty = getattr(stream, "isatty", None) if stream is not None else _stderr_is_terminal
-    terminal = isatty is not None and bool(isatty())
-    if terminal:
-        return ProgressMode.off if json_out else ProgressMode.live
-    return ProgressMode.lines
-
-
 def _stderr_is_terminal() -> bool:
-    from camtool.cli._output import err
-
     return bool(err.is_terminal)
 
 
@@ -76,17 +50,15 @@ def _duration(seconds: float) -> str:
     return f"{hours}h{minutes:02d}m"
 
 
-def _megabytes(count: float) -> str:
-    return f"{count / 1e6:.1f}"
-
-
 class ProgressReporter:
-    """One command's progress through one or more stages, shown as :func:`progress_mode` says.
+    """One command's progress through one or more stages, shown as the module docstring says.
 
     Use as a context manager; call :meth:`update` as work is done and :meth:`message` for lines
     that must show even through a live bar (per-file errors). ``command`` prefixes each line
     (``camtool <command>: ...``); ``unit`` is what is counted (``bytes`` shows megabytes);
-    ``every`` and ``fraction`` throttle the lines (see the module docstring).
+    the lines are printed every ``every`` items, every ``fraction`` of the total, every
+    :data:`LINE_SECONDS` seconds and once when a stage completes. ``stream`` is where to look
+    for a terminal (default: camtool's stderr console).
     """
 
     def __init__(
@@ -101,7 +73,10 @@ class ProgressReporter:
         json_out: bool = False,
     ) -> None:
         self.command = command
-        self.mode = progress_mode(quiet, stream, json_out=json_out)
+        isatty = getattr(stream, "isatty", None) if stream is not None else _stderr_is_terminal
+        terminal = isatty is not None and bool(isatty())
+        #: ``live`` (bars), ``lines`` (plain lines) or ``off`` (``--quiet``; ``--json`` on a tty)
+        self.mode = "off" if quiet or (terminal and json_out) else "live" if terminal else "lines"
         self.unit = unit
         self.every = every
         self.fraction = fraction
@@ -114,8 +89,23 @@ class ProgressReporter:
         self._finished: set[str] = set()
 
     def __enter__(self) -> ProgressReporter:
-        if self.mode is ProgressMode.live:
-            self._bar = _live_bar(self.unit)
+        if self.mode == "live":
+            from rich.progress import (
+                BarColumn,
+                DownloadColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeRemainingColumn,
+                TransferSpeedColumn,
+            )
+
+            columns: list[Any] = [TextColumn("{task.description}"), BarColumn()]
+            if self.unit == "bytes":
+                columns += [DownloadColumn(), TransferSpeedColumn()]
+            else:
+                columns += [MofNCompleteColumn(), TextColumn("{task.fields[stats]}")]
+            self._bar = Progress(*columns, TimeRemainingColumn(), console=err, transient=True)
             self._bar.start()
         return self
 
@@ -145,13 +135,13 @@ class ProgressReporter:
                         task.visible = False
                 self._tasks[key] = self._bar.add_task(key, total=total, stats=stats)
             self._bar.update(self._tasks[key], completed=done, total=total, stats=stats)
-        elif self.mode is ProgressMode.lines and self._due(key, done, total):
+        elif self.mode == "lines" and self._due(key, done, total):
             _plain_line(self._line(stage, done, total))
 
     def message(self, text: str, *, always: bool = False) -> None:
         """Show ``text`` on its own line (through the live bar); with ``--quiet`` only if
         ``always``."""
-        if self.mode is ProgressMode.off and not always:
+        if self.mode == "off" and not always:
             return
         if self._bar is not None:
             self._bar.console.print(text)
@@ -187,7 +177,7 @@ class ProgressReporter:
         elapsed = max(time.monotonic() - self._started, 1e-9)
         rate = done / elapsed
         megabytes = self.unit == "bytes"
-        show = _megabytes if megabytes else str
+        show = (lambda count: f"{count / 1e6:.1f}") if megabytes else str
         unit = "MB" if megabytes else self.unit
         head = f"camtool {self.command}: " + (f"{stage} " if stage else "")
         if total:
@@ -198,28 +188,6 @@ class ProgressReporter:
         if total and 0 < done < total and rate > 0:
             text += f", ETA {_duration((total - done) / rate)}"
         return text
-
-
-def _live_bar(unit: str) -> Any:
-    """A transient rich progress display on stderr for ``unit`` (bytes get sizes and speeds)."""
-    from rich.progress import (
-        BarColumn,
-        DownloadColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeRemainingColumn,
-        TransferSpeedColumn,
-    )
-
-    from camtool.cli._output import err
-
-    columns: list[Any] = [TextColumn("{task.description}"), BarColumn()]
-    if unit == "bytes":
-        columns += [DownloadColumn(), TransferSpeedColumn()]
-    else:
-        columns += [MofNCompleteColumn(), TextColumn("{task.fields[stats]}")]
-    return Progress(*columns, TimeRemainingColumn(), console=err, transient=True)
 
 
 class TrainProgress:

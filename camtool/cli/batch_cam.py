@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import sys
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -11,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from camtool.choices import DeviceName, OutputFormat
-from camtool.cli._app import CamtoolCommand, app
+from camtool.cli._app import command
 from camtool.cli._common import (
     AlphaOpt,
     ArchOpt,
@@ -29,18 +28,17 @@ from camtool.cli._common import (
     refuse_class_with_topk,
     resolve_settings,
 )
-from camtool.cli._output import out, print_json
+from camtool.cli._output import out, print_report
 from camtool.errors import EXIT_OK
 
 if TYPE_CHECKING:
-    from camtool.batch.pipeline import BatchReport, OnProgress
+    from camtool.batch.pipeline import BatchReport
 
 __all__ = ["batch_cam"]
 
 
-@app.command(
+@command(
     "batch-cam",
-    cls=CamtoolCommand,
     no_args_is_help=True,
     short_help="Overlays for whole folders: manifest, gallery, resumable, shards.",
 )
@@ -123,26 +121,35 @@ def batch_cam(
 
     shard_spec = parse_shard(shard) if shard is not None else None  # before torch is imported
     from camtool.batch.pipeline import run_batch
+    from camtool.cli._progress import LINE_EVERY, ProgressReporter
 
     stdin = _stdin_lines() if STDIN in inputs else None
-    with _progress(quiet, json_out) as on_progress:
+    with ProgressReporter(
+        "batch-cam", quiet=quiet, json_out=json_out, every=LINE_EVERY
+    ) as reporter:
+
+        def on_progress(done: int, total: int, row: Mapping[str, Any] | None) -> None:
+            if done or total == 0:
+                reporter.update(done, total)
+            if row is not None and row.get("status") == "error":
+                error = f"camtool: error: {row['path']}: {row.get('error')}"
+                reporter.message(error, always=True)  # even with --quiet
+
         report = run_batch(
             inputs,
             settings,
             model_path=model,
             class_spec=class_,
             stdin=stdin,
-            fmt=fmt.value if fmt is not None else "jpg",
+            fmt=choice_value(fmt) or "jpg",
             figure=figure,
             save_array=save_array,
             overwrite=overwrite,
             shard=shard_spec,
             on_progress=on_progress,
         )
-    if json_out:
-        print_json(report.to_dict())
-    elif not quiet:
-        _summary(report)
+    if json_out or not quiet:
+        print_report(report, json_out, _summary)
     if report.exit_code != EXIT_OK:
         raise typer.Exit(report.exit_code)
 
@@ -154,25 +161,6 @@ def _stdin_lines() -> Iterator[bytes]:
         yield from (line.encode("utf-8", "surrogateescape") for line in sys.stdin)
         return
     yield from stream
-
-
-@contextlib.contextmanager
-def _progress(quiet: bool, json_out: bool) -> Iterator[OnProgress]:
-    """A progress callback: a bar on a terminal, plain lines every 100 images or 30 s elsewhere,
-    nothing with ``--quiet`` (nor on a terminal with ``--json``); per-input errors always."""
-    from camtool.cli._progress import LINE_EVERY, ProgressReporter
-
-    with ProgressReporter(
-        "batch-cam", quiet=quiet, json_out=json_out, every=LINE_EVERY
-    ) as reporter:
-
-        def on_progress(done: int, total: int, row: Mapping[str, Any] | None) -> None:
-            if done or total == 0:
-                reporter.update(done, total)
-            if row is not None and row.get("status") == "error":
-                reporter.message(f"camtool: error: {row['path']}: {row.get('error')}", always=True)
-
-        yield on_progress
 
 
 def _summary(report: BatchReport) -> None:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from camtool.choices import DeviceName
-from camtool.cli._app import CamtoolCommand, app
+from camtool.cli._app import command
 from camtool.cli._common import (
     AlphaOpt,
     ArchOpt,
@@ -22,6 +22,7 @@ from camtool.cli._common import (
     OverwriteOpt,
     TopkOpt,
     choice_value,
+    path_option,
     refuse_class_with_topk,
     resolve_settings,
 )
@@ -32,14 +33,11 @@ if TYPE_CHECKING:
     from camtool.core.runner import Runner
     from camtool.evaluation.samples import DatasetSample
     from camtool.explain.files import ImageResult
-    from camtool.explain.job import CamReport
     from camtool.settings import Settings
 
 
-@app.command(
-    cls=CamtoolCommand,
-    no_args_is_help=True,
-    short_help="Maps for a few images: figure or overlay, .npz arrays, top-k.",
+@command(
+    no_args_is_help=True, short_help="Maps for a few images: figure or overlay, .npz arrays, top-k."
 )
 def cam(
     images: list[Path] | None = typer.Argument(
@@ -51,14 +49,12 @@ def cam(
     ),
     model: Path | None = ModelOpt,
     arch: str | None = ArchOpt,
-    data_dir: Path | None = typer.Option(
-        None,
+    data_dir: Path | None = path_option(
         "--data-dir",
         metavar="DIR",
         help="Without --model: keep only this dataset's classes (Imagenette WordNet-id folders) "
         "of the ImageNet model, the zero-shot baseline beside a model trained on it. With "
         "--dataset: the dataset folder, as `camtool eval --data-dir` takes it.",
-        readable=False,
     ),
     dataset: str | None = typer.Option(
         None,
@@ -179,8 +175,8 @@ def cam(
                 "failed": report.failed,
             }
         )
-    else:
-        _errors_only(report)
+    elif report.failed and len(report.results) > 1:  # after the per-image errors, a summary
+        err.print(f"{report.failed} of {len(report.results)} images failed")
     if report.failed:
         every = report.failed == len(report.results)
         raise typer.Exit(EXIT_FAILURE if every else EXIT_PARTIAL)
@@ -189,11 +185,7 @@ def cam(
 def _refuse_mixed(
     images: list[Path], dataset: str | None, count: int | None, index: list[int], seed: int | None
 ) -> None:
-    """Refuse images and ``--dataset`` together, and dataset flags that choose nothing.
-
-    Raises:
-        ConfigError: one line naming the flags.
-    """
+    """Refuse (ConfigError) images with ``--dataset``, and dataset flags that choose nothing."""
     if dataset is not None and images:
         raise ConfigError("give IMAGE files or --dataset, not both")
     if dataset is None and not images:
@@ -223,12 +215,8 @@ def _dataset_samples(
     index: list[int],
     seed: int | None,
 ) -> tuple[Runner, dict[str, Any], list[DatasetSample]]:
-    """Open the model and its dataset as ``eval`` does, and choose the samples.
-
-    Returns:
-        The runner, the ``"dataset"`` entry of the JSON (``folder``, ``size``, ``indices``,
-        ``seed``) and the samples; the choice is also said on stderr.
-    """
+    """Open the model and its dataset as ``eval`` does and choose the samples (said on stderr):
+    the runner, the JSON's ``"dataset"`` entry and the samples."""
     from camtool.evaluation.data import SPLITS
     from camtool.evaluation.samples import choose_indices, dataset_view, draw_seed, samples_of
     from camtool.evaluation.source import open_model_and_dataset
@@ -283,9 +271,3 @@ def _show(result: ImageResult) -> None:
         title=title,
     )
     report_written(result.outputs)
-
-
-def _errors_only(report: CamReport) -> None:
-    """After the per-image errors, one summary line when there were several images."""
-    if report.failed and len(report.results) > 1:
-        err.print(f"{report.failed} of {len(report.results)} images failed")

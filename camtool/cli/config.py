@@ -4,16 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from camtool.cli._app import CamtoolCommand, app
+from camtool.cli._app import command
 from camtool.cli._common import ConfigOpt, JsonOpt, resolve_settings
 from camtool.cli._output import print_json
 
 
-@app.command(
-    "config",
-    cls=CamtoolCommand,
-    short_help="Print the resolved settings (TOML, or JSON with --json).",
-)
+@command("config", short_help="Print the resolved settings (TOML, or JSON with --json).")
 def config_cmd(config: Path | None = ConfigOpt, json_out: bool = JsonOpt) -> None:
     """Print the settings as resolved from defaults, --config, and CAMTOOL_* env vars (as TOML).
 

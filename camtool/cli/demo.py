@@ -8,9 +8,9 @@ from typing import TYPE_CHECKING
 import typer
 
 from camtool.choices import DeviceName
-from camtool.cli._app import CamtoolCommand, app
-from camtool.cli._common import DeviceOpt, JsonOpt, QuietOpt, choice_value
-from camtool.cli._output import err, print_json, print_table, report_skipped
+from camtool.cli._app import command
+from camtool.cli._common import DeviceOpt, JsonOpt, QuietOpt, choice_value, path_option
+from camtool.cli._output import err, print_report, print_table, report_skipped
 
 __all__ = ["demo_cmd"]
 
@@ -18,19 +18,14 @@ if TYPE_CHECKING:
     from camtool.demo.pipeline import DemoReport
 
 
-@app.command(
-    "demo",
-    cls=CamtoolCommand,
-    short_help="Everything offline on generated shapes: train, map, score.",
-)
+@command("demo", short_help="Everything offline on generated shapes: train, map, score.")
 def demo_cmd(
-    output_dir: Path = typer.Option(
-        Path("camtool-demo"),
+    output_dir: Path = path_option(
         "--output-dir",
         "-o",
         metavar="DIR",
         help="Folder for the data, model and maps.",
-        readable=False,
+        default=Path("camtool-demo"),
     ),
     arch: str | None = typer.Option(
         None,
@@ -74,10 +69,7 @@ def demo_cmd(
             overwrite=overwrite,
         )
     report_skipped(report.skipped)
-    if json_out:
-        print_json(report.to_dict())
-    else:
-        _summary(report)
+    print_report(report, json_out, _summary)
 
 
 def _summary(report: DemoReport) -> None:

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import typer
 
-from camtool.cli._app import CamtoolCommand, app
-from camtool.cli._common import ConfigOpt, JsonOpt, QuietOpt, resolve_settings
+from camtool.cli._app import command
+from camtool.cli._common import ConfigOpt, JsonOpt, QuietOpt, path_option, resolve_settings
 from camtool.cli._output import err, print_json
 
 
@@ -18,10 +18,7 @@ class ArchiveName(str, Enum):
     imagenette = "imagenette"
 
 
-@app.command(
-    cls=CamtoolCommand,
-    short_help="Fetch Imagenette, verify its checksum, extract it safely.",
-)
+@command(short_help="Fetch Imagenette, verify its checksum, extract it safely.")
 def download(
     dataset: ArchiveName = typer.Option(
         ArchiveName.imagenette_160,
@@ -32,12 +29,8 @@ def download(
         "size) [default: imagenette-160].",
         show_default=False,
     ),
-    data_dir: Path | None = typer.Option(
-        None,
-        "--data-dir",
-        metavar="DIR",
-        help="Where to put it [default: dataset.data_dir, data/].",
-        readable=False,
+    data_dir: Path | None = path_option(
+        "--data-dir", metavar="DIR", help="Where to put it [default: dataset.data_dir, data/]."
     ),
     url: str | None = typer.Option(
         None, "--url", metavar="URL", help="Download from this mirror instead."
@@ -45,12 +38,8 @@ def download(
     sha256: str | None = typer.Option(
         None, "--sha256", metavar="HEX", help="Expected sha256 of --url's file."
     ),
-    archive: Path | None = typer.Option(
-        None,
-        "--archive",
-        metavar="FILE",
-        help="Use an archive you downloaded by hand.",
-        readable=False,
+    archive: Path | None = path_option(
+        "--archive", metavar="FILE", help="Use an archive you downloaded by hand."
     ),
     force: bool = typer.Option(False, "--force", help="Download and extract again."),
     config: Path | None = ConfigOpt,

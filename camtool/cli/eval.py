@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from camtool.choices import DeviceName, UpsampleMode
-from camtool.cli._app import CamtoolCommand, app
+from camtool.cli._app import command
 from camtool.cli._common import (
     ArchOpt,
     BatchSizeOpt,
@@ -20,9 +20,10 @@ from camtool.cli._common import (
     QuietOpt,
     WorkersOpt,
     choice_value,
+    path_option,
     resolve_settings,
 )
-from camtool.cli._output import err, print_json, print_table, report_skipped, report_written
+from camtool.cli._output import err, print_report, print_table, report_skipped, report_written
 
 if TYPE_CHECKING:
     from camtool.evaluation.evaluate import EvalReport
@@ -44,31 +45,26 @@ class LocProtocol(str, Enum):
     wsol = "wsol"
 
 
-@app.command(
+@command(
     name="eval",
-    cls=CamtoolCommand,
     no_args_is_help=True,
     short_help="Accuracy, per-class F1, and how well the maps find the object.",
 )
 def eval_command(
-    model: Path | None = typer.Option(
-        None,
+    model: Path | None = path_option(
         "--model",
         "-m",
         metavar="FILE",
         help="camtool checkpoint, plain torchvision state dict, or .onnx export to evaluate "
         "[default: the zero-shot baseline: torchvision's ImageNet model of --arch restricted to "
         "the dataset's Imagenette classes].",
-        readable=False,
     ),
     arch: str | None = ArchOpt,
-    data_dir: Path | None = typer.Option(
-        None,
+    data_dir: Path | None = path_option(
         "--data-dir",
         metavar="DIR",
         help="Dataset folder [default: dataset.data_dir; when that is left at data/, the folder "
         "the checkpoint was trained on].",
-        readable=False,
     ),
     split: EvalSplit | None = typer.Option(
         None,
@@ -77,13 +73,11 @@ def eval_command(
         help="val (the test split) or train (all of it, held-out part included) [default: val].",
     ),
     batch_size: int | None = BatchSizeOpt,
-    boxes: Path | None = typer.Option(
-        None,
+    boxes: Path | None = path_option(
         "--boxes",
         metavar="PATH",
         help="Ground-truth boxes: CSV (path,x0,y0,x1,y1) or a folder of Pascal VOC / ImageNet "
         "XML files [default: boxes.csv at the dataset root, if any].",
-        readable=False,
     ),
     metrics: list[str] | None = typer.Option(
         None,
@@ -99,13 +93,11 @@ def eval_command(
         metavar="N",
         help="Most images for the faithfulness metrics (36 forward passes each) [default: 256].",
     ),
-    output_dir: Path | None = typer.Option(
-        None,
+    output_dir: Path | None = path_option(
         "--output-dir",
         "-o",
         metavar="DIR",
         help="Where metrics.json, the figures and the settings go [default: eval_results/].",
-        readable=False,
     ),
     workers: int | None = WorkersOpt,
     protocol: LocProtocol | None = typer.Option(
@@ -149,7 +141,7 @@ def eval_command(
                 "device": choice_value(device),
             },
             "model": {"arch": arch},
-            "cam": {"upsample": upsample.value if upsample is not None else None},
+            "cam": {"upsample": choice_value(upsample)},
         },
     )
     from camtool.cli._progress import LINE_EVERY, ProgressReporter
@@ -162,12 +154,12 @@ def eval_command(
     )
 
     options = EvalOptions(
-        split=split.value if split is not None else "val",
+        split=choice_value(split) or "val",
         boxes=boxes,
         metrics=parse_metric_groups(metrics),
         faithfulness_images=faithfulness_images or DEFAULT_FAITHFULNESS_IMAGES,
         output_dir=output_dir if output_dir is not None else DEFAULT_OUTPUT_DIR,
-        protocol=protocol.value if protocol is not None else "camtool",
+        protocol=choice_value(protocol) or "camtool",
         overwrite=overwrite,
     )
     with ProgressReporter("eval", quiet=quiet, json_out=json_out, every=LINE_EVERY) as reporter:
@@ -179,10 +171,7 @@ def eval_command(
     report_skipped(report.skipped)
     for note in report.notes:
         err.print(note)
-    if json_out:
-        print_json(report.to_dict())
-        return
-    _show(report)
+    print_report(report, json_out, _show)
 
 
 def _show(report: EvalReport) -> None:

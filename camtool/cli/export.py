@@ -8,9 +8,9 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from camtool.cli._app import CamtoolCommand, app
-from camtool.cli._common import ArchOpt, JsonOpt
-from camtool.cli._output import err, print_json, print_table, report_written
+from camtool.cli._app import command
+from camtool.cli._common import ArchOpt, JsonOpt, choice_value, path_option
+from camtool.cli._output import err, print_report, print_table, report_written
 
 if TYPE_CHECKING:
     from camtool.export.exporter import ExportReport
@@ -25,32 +25,25 @@ class ExportFormat(str, Enum):
     torchscript = "torchscript"
 
 
-@app.command(
-    cls=CamtoolCommand,
-    no_args_is_help=True,
-    short_help="ONNX / TorchScript graph that outputs logits and maps.",
-)
+@command(no_args_is_help=True, short_help="ONNX / TorchScript graph that outputs logits and maps.")
 def export(
-    model: Path = typer.Option(
-        ...,
+    model: Path = path_option(
         "--model",
         "-m",
         metavar="FILE",
         help="camtool checkpoint (or plain torchvision state dict) to export.",
-        readable=False,
+        default=...,
     ),
     arch: str | None = ArchOpt,
     fmt: ExportFormat | None = typer.Option(
         None, "--format", "-f", metavar="FORMAT", help="onnx or torchscript [default: onnx]."
     ),
-    output: Path | None = typer.Option(
-        None,
+    output: Path | None = path_option(
         "--output",
         "-o",
         metavar="FILE",
         help="File to write [default: next to the checkpoint, <stem>.onnx or "
         "<stem>.torchscript.pt].",
-        readable=False,
     ),
     opset: int | None = typer.Option(
         None, "--opset", metavar="N", help="ONNX opset, 12..20 [default: 17]."
@@ -75,7 +68,7 @@ def export(
     from camtool.export.options import check_export_options
     from camtool.paths import require_file
 
-    fmt_name = fmt.value if fmt is not None else "onnx"
+    fmt_name = choice_value(fmt) or "onnx"
     check_export_options(fmt_name, opset)  # before torch and the model are loaded
     require_file(model, "checkpoint")
     from camtool.export.exporter import ExportCheckError, export_model
@@ -91,17 +84,14 @@ def export(
             overwrite=overwrite,
         )
     except ExportCheckError as exc:
-        _show(exc.report, json_out)
+        print_report(exc.report, json_out, _show)
         raise
-    _show(report, json_out)
+    print_report(report, json_out, _show)
     if not json_out:
         report_written([report.file])
 
 
-def _show(report: ExportReport, json_out: bool) -> None:
-    if json_out:
-        print_json(report.to_dict())
-        return
+def _show(report: ExportReport) -> None:
     fmt = report.format + (f" (opset {report.opset})" if report.opset is not None else "")
     diffs = ("max |diff| logits", "max |diff| cams")
     print_table(

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from camtool.choices import DeviceName, Optimizer, Scheduler
-from camtool.cli._app import CamtoolCommand, app
+from camtool.cli._app import command
 from camtool.cli._common import (
     ConfigOpt,
     DeviceOpt,
@@ -16,9 +16,10 @@ from camtool.cli._common import (
     QuietOpt,
     WorkersOpt,
     choice_value,
+    path_option,
     resolve_settings,
 )
-from camtool.cli._output import print_json, print_table, report_skipped, report_written
+from camtool.cli._output import print_report, print_table, report_skipped, report_written
 
 __all__ = ["train_cmd"]
 
@@ -26,19 +27,11 @@ if TYPE_CHECKING:
     from camtool.training.types import TrainResult
 
 
-@app.command(
-    "train",
-    cls=CamtoolCommand,
-    short_help="Fine-tune a GAP + linear-head classifier: checkpoints, curves.",
-)
+@command("train", short_help="Fine-tune a GAP + linear-head classifier: checkpoints, curves.")
 def train_cmd(
     config: Path | None = ConfigOpt,
-    data_dir: Path | None = typer.Option(
-        None,
-        "--data-dir",
-        metavar="DIR",
-        help="Dataset folder with train/ and val/ [default: data/].",
-        readable=False,
+    data_dir: Path | None = path_option(
+        "--data-dir", metavar="DIR", help="Dataset folder with train/ and val/ [default: data/]."
     ),
     epochs: int | None = typer.Option(
         None, "--epochs", metavar="N", help="Maximum epochs [default: 50]."
@@ -83,12 +76,10 @@ def train_cmd(
     seed: int | None = typer.Option(
         None, "--seed", metavar="N", help="Seed of init, order, augmentation [default: 0]."
     ),
-    checkpoint_dir: Path | None = typer.Option(
-        None,
+    checkpoint_dir: Path | None = path_option(
         "--checkpoint-dir",
         metavar="DIR",
         help="Where checkpoints and logs go [default: checkpoints/].",
-        readable=False,
     ),
     resume: bool = typer.Option(
         False,
@@ -97,13 +88,11 @@ def train_cmd(
         "with the settings it was started with; flags given now override them "
         "(e.g. --epochs 30 to train longer).",
     ),
-    resume_from: Path | None = typer.Option(
-        None,
+    resume_from: Path | None = path_option(
         "--resume-from",
         metavar="FILE",
         help="Like --resume, but from this checkpoint (e.g. best.pt or epoch_004.pt; these "
         "keep no optimizer moments, so the optimizer starts them afresh).",
-        readable=False,
     ),
     overwrite: bool = typer.Option(
         False,
@@ -157,10 +146,7 @@ def train_cmd(
     if not result.is_main:
         return
     report_skipped(result.skipped)
-    if json_out:
-        print_json(result.to_dict())
-    else:
-        _summary(result)
+    print_report(result, json_out, _summary)
 
 
 def _summary(result: TrainResult) -> None:
