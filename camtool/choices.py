@@ -8,7 +8,17 @@ from __future__ import annotations
 
 from enum import Enum
 
-__all__ = ["DatasetName", "DeviceName", "Optimizer", "OutputFormat", "Scheduler", "UpsampleMode"]
+__all__ = [
+    "DatasetName",
+    "DeviceName",
+    "ExportFormat",
+    "LocalizationProtocol",
+    "Optimizer",
+    "OutputFormat",
+    "Scheduler",
+    "Split",
+    "UpsampleMode",
+]
 
 
 class Optimizer(str, Enum):
@@ -54,3 +64,25 @@ class UpsampleMode(str, Enum):
 
     aligned = "aligned"
     conventional = "conventional"
+
+
+class Split(str, Enum):
+    """Split folders ``camtool eval`` (and ``cam --dataset``) read: ``val/`` (the test split) or
+    all of ``train/``."""
+
+    val = "val"
+    train = "train"
+
+
+class LocalizationProtocol(str, Enum):
+    """How MaxBoxAccV2 is computed: camtool's conventions or wsolevaluation's exactly."""
+
+    camtool = "camtool"
+    wsol = "wsol"
+
+
+class ExportFormat(str, Enum):
+    """File formats ``camtool export`` writes."""
+
+    onnx = "onnx"
+    torchscript = "torchscript"

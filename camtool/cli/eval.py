@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
 
-from camtool.choices import DeviceName, UpsampleMode
+from camtool.choices import DeviceName, LocalizationProtocol, Split, UpsampleMode
 from camtool.cli._app import command
 from camtool.cli._common import (
     ArchOpt,
@@ -28,21 +27,7 @@ from camtool.cli._output import err, print_report, print_table, report_skipped, 
 if TYPE_CHECKING:
     from camtool.evaluation.evaluate import EvalReport
 
-__all__ = ["EvalSplit", "LocProtocol", "eval_command"]
-
-
-class EvalSplit(str, Enum):
-    """Split folders ``camtool eval`` reads."""
-
-    val = "val"
-    train = "train"
-
-
-class LocProtocol(str, Enum):
-    """How MaxBoxAccV2 is computed: camtool's conventions or wsolevaluation's exactly."""
-
-    camtool = "camtool"
-    wsol = "wsol"
+__all__ = ["eval_command"]
 
 
 @command(
@@ -66,7 +51,7 @@ def eval_command(
         help="Dataset folder [default: dataset.data_dir; when that is left at data/, the folder "
         "the checkpoint was trained on].",
     ),
-    split: EvalSplit | None = typer.Option(
+    split: Split | None = typer.Option(
         None,
         "--split",
         metavar="SPLIT",
@@ -100,7 +85,7 @@ def eval_command(
         help="Where metrics.json, the figures and the settings go [default: eval_results/].",
     ),
     workers: int | None = WorkersOpt,
-    protocol: LocProtocol | None = typer.Option(
+    protocol: LocalizationProtocol | None = typer.Option(
         None,
         "--protocol",
         help="MaxBoxAccV2 by camtool's conventions, or wsol: exactly as the wsolevaluation "

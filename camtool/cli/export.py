@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
 
+from camtool.choices import ExportFormat
 from camtool.cli._app import command
 from camtool.cli._common import ArchOpt, JsonOpt, choice_value, path_option
 from camtool.cli._output import err, print_report, print_table, report_written
@@ -15,14 +15,7 @@ from camtool.cli._output import err, print_report, print_table, report_written
 if TYPE_CHECKING:
     from camtool.export.exporter import ExportReport
 
-__all__ = ["ExportFormat", "export"]
-
-
-class ExportFormat(str, Enum):
-    """File formats ``camtool export`` writes."""
-
-    onnx = "onnx"
-    torchscript = "torchscript"
+__all__ = ["export"]
 
 
 @command(no_args_is_help=True, short_help="ONNX / TorchScript graph that outputs logits and maps.")

@@ -13,6 +13,7 @@ from PIL import Image
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
+from camtool.choices import Split
 from camtool.core.runner import ModelInfo
 from camtool.data.datasets import (
     ImageFolderDataset,
@@ -35,8 +36,8 @@ __all__ = [
     "split_dataset",
 ]
 
-SPLITS: tuple[str, ...] = ("val", "train")
-"""Split folders ``camtool eval`` reads: ``val/`` (the test split) or all of ``train/``."""
+SPLITS: tuple[str, ...] = tuple(split.value for split in Split)
+"""Split folders ``camtool eval`` reads (:class:`camtool.choices.Split`)."""
 
 EvalProgress = Callable[[str, int, int], None]
 """Called as ``progress(stage, done, total)``; ``stage`` is a metric group's name."""

@@ -18,6 +18,7 @@ import numpy as np
 from scipy import ndimage
 from torch import Tensor
 
+from camtool.choices import LocalizationProtocol
 from camtool.core.localize import (
     CAM_THRESHOLD,
     BoxXYXY,
@@ -54,7 +55,7 @@ DEFAULT_IOU_THRESHOLDS: tuple[float, ...] = (0.3, 0.5, 0.7)
 LOC_IOU = 0.5
 """The IoU the CAM paper protocol (top-1 and GT-known localization) needs."""
 
-PROTOCOLS: tuple[str, ...] = ("camtool", "wsol")
+PROTOCOLS: tuple[str, ...] = tuple(protocol.value for protocol in LocalizationProtocol)
 """The MaxBoxAccV2 protocols: camtool's (float maps, 8-connected regions, end-exclusive IoU,
 sweep 0.00 ... 0.99) and the reference's (:func:`wsol_boxes`); the CAM paper protocol is the
 same in both."""

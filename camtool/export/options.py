@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from camtool.choices import ExportFormat
 from camtool.errors import ConfigError
 
 __all__ = ["DEFAULT_OPSET", "FORMATS", "MAX_OPSET", "MIN_OPSET", "check_export_options"]
 
 #: Export formats, and the suffix of the default output file of each.
-FORMATS: dict[str, str] = {"onnx": ".onnx", "torchscript": ".torchscript.pt"}
+FORMATS: dict[str, str] = {
+    ExportFormat.onnx.value: ".onnx",
+    ExportFormat.torchscript.value: ".torchscript.pt",
+}
 #: ONNX opsets: Einsum needs 12; 20 is the newest the TorchScript-based exporter writes.
 MIN_OPSET = 12
 MAX_OPSET = 20
