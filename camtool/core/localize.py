@@ -78,17 +78,24 @@ a constant map adds is float32 rounding (about 1e-7 of its value), which normali
 up into a random pattern."""
 
 
-def _check_map(heatmap: np.ndarray) -> np.ndarray:
-    """Return ``heatmap`` as a 2-D float array (float32 stays float32, else float64), or raise
-    InputError."""
+_NOT_FINITE = "the heatmap contains NaN or infinite values"
+
+
+def _as_map(heatmap: np.ndarray) -> np.ndarray:
+    """``heatmap`` as a 2-D float array (float32 stays float32, else float64), or InputError."""
     arr = np.asarray(heatmap)
     if arr.ndim != 2 or arr.size == 0:
         raise InputError(f"a heatmap must be a non-empty 2-D array, got shape {arr.shape}")
     if not np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.complexfloating):
         raise InputError(f"a heatmap must hold real numbers, got dtype {arr.dtype}")
-    arr = arr.astype(np.float32 if arr.dtype == np.float32 else np.float64, copy=False)
+    return arr.astype(np.float32 if arr.dtype == np.float32 else np.float64, copy=False)
+
+
+def _check_map(heatmap: np.ndarray) -> np.ndarray:
+    """:func:`_as_map`, finite values only."""
+    arr = _as_map(heatmap)
     if not np.isfinite(arr).all():
-        raise InputError("the heatmap contains NaN or infinite values")
+        raise InputError(_NOT_FINITE)
     return arr
 
 
@@ -117,8 +124,10 @@ def minmax_normalize(heatmap: np.ndarray) -> np.ndarray:
     Raises:
         InputError: if the map is not 2-D, is empty or holds non-finite values.
     """
-    arr = _check_map(heatmap)
+    arr = _as_map(heatmap)
     low, high = float(arr.min()), float(arr.max())
+    if not (math.isfinite(low) and math.isfinite(high)):  # NaN propagates into min and max
+        raise InputError(_NOT_FINITE)
     span = high - low
     if span == 0 or span <= FLAT_SPAN * max(abs(high), abs(low)):
         return np.zeros_like(arr)
