@@ -115,6 +115,14 @@ def test_heatmap_refuses_a_map_with_nan() -> None:
         heatmap(bad, (6, 6), mode="conventional")
 
 
+@pytest.mark.parametrize("bad_value", [np.nan, np.inf, -np.inf])
+def test_minmax_normalize_refuses_non_finite_values(bad_value: float) -> None:
+    bad = np.ones((3, 3), dtype=np.float32)
+    bad[1, 2] = bad_value  # min and max alone must catch it: no separate isfinite pass
+    with pytest.raises(InputError, match="NaN or infinite"):
+        minmax_normalize(bad)
+
+
 def test_sweep_matches_single_threshold_calls() -> None:
     rng = np.random.default_rng(0)
     heat = np.kron(
