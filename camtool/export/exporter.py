@@ -1,34 +1,24 @@
-"""``camtool export``: a model that explains its own predictions, as one ONNX or TorchScript graph.
+"""``camtool export``: a CAMNet as one ONNX or TorchScript graph, checked after writing.
 
-Gradient-based explanations cannot be exported, but a CAM is a contraction of the last feature
-map with the linear layer's weights, so the logits and the maps of every class come out of one
-forward graph::
-
-    images (N, 3, H, W)  ->  logits (N, C),  cams (N, C, h, w)   (raw maps, feature resolution)
-
-The batch size and the image size are dynamic. What camtool needs to use the file (class names,
-image size, mean/std, arch ...) travels inside it (see :mod:`camtool.core.onnx_runner`).
-
-After writing, the file is checked: it is loaded the way camtool loads it (onnxruntime for ONNX,
-``torch.jit.load`` for TorchScript) and run on two inputs of different batch and image sizes
-(one square at the model's size, one not). For each output, the largest absolute difference from
-the PyTorch model must not exceed :data:`TOLERANCE` times ``max(1, largest |PyTorch value|)``;
-float32 exports differ by about 1e-6 of that scale, so 1e-3 only catches real errors (a wrong op,
-a frozen shape, train-mode batch norm). If the check fails, nothing is left at the target path.
-
-The ONNX graph is written by PyTorch's TorchScript-based exporter (``dynamo=False``): the newer
-``torch.export`` path needs the ``onnxscript`` package, which camtool does not depend on.
+A CAM is the last feature map contracted with the linear layer's weights, so one forward graph
+gives ``images (N, 3, H, W) -> logits (N, C), cams (N, C, h, w)`` (batch and image size dynamic),
+with camtool's metadata inside (see :mod:`camtool.core.onnx_runner`). The written file is loaded
+as camtool loads it and run on two inputs of different sizes; each output's largest difference
+from PyTorch must stay within :data:`TOLERANCE` x ``max(1, max |PyTorch|)`` (float32 exports
+differ by about 1e-6 of that), else nothing is left at the target. ONNX uses the TorchScript-based
+exporter (``dynamo=False``: the newer one needs ``onnxscript``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
 import tempfile
 import time
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -76,7 +66,7 @@ __all__ = [
     "sample_shapes",
 ]
 
-#: The TorchScript extra file that holds the metadata document.
+#: The TorchScript extra file holding the metadata document.
 TORCHSCRIPT_METADATA = "camtool.json"
 
 
@@ -94,7 +84,7 @@ class CamGraph(nn.Module):
 
 
 def default_output(checkpoint: Path, fmt: str = "onnx") -> Path:
-    """Where an export goes by default: next to the checkpoint, its stem plus the format suffix."""
+    """The default export path: the checkpoint's, with the format's suffix for its own."""
     checkpoint = Path(checkpoint)
     return checkpoint.with_name(checkpoint.stem + FORMATS[fmt])
 
@@ -154,9 +144,17 @@ def load_torchscript(path: Path) -> tuple[torch.jit.ScriptModule, ModelInfo]:
     return module, info_from_metadata(document, str(path))
 
 
-def _first_line(exc: BaseException) -> str:
-    text = first_line(exc)
-    return text if text == type(exc).__name__ else f"{type(exc).__name__}: {text}"
+@contextlib.contextmanager
+def _exporting(fmt_name: str) -> Iterator[None]:
+    """Quiet and gradient-free; any failure becomes one error naming ``fmt_name``."""
+    try:
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore")
+            yield
+    except Exception as exc:  # exporters raise many kinds; all mean the same to the user
+        text = first_line(exc)
+        text = text if text == type(exc).__name__ else f"{type(exc).__name__}: {text}"
+        raise CamtoolError(f"cannot export the model to {fmt_name}: {text}") from None
 
 
 def _onnx_bytes(
@@ -166,83 +164,41 @@ def _onnx_bytes(
     import onnx
 
     names = {0: "batch"}
-    try:
-        with (
-            warnings.catch_warnings(),
-            torch.no_grad(),
-            tempfile.TemporaryDirectory(
-                prefix=SCRATCH_PREFIX + "export-", dir=scratch_dir
-            ) as scratch,
-        ):
-            warnings.simplefilter("ignore")
-            raw = Path(scratch) / "graph.onnx"
-            torch.onnx.export(
-                graph,
-                (sample,),
-                str(raw),
-                input_names=[INPUT_NAME],
-                output_names=list(OUTPUT_NAMES),
-                dynamic_axes={
-                    INPUT_NAME: {**names, 2: "height", 3: "width"},
-                    "logits": names,
-                    "cams": {**names, 2: "h", 3: "w"},
-                },
-                opset_version=opset,
-                training=torch.onnx.TrainingMode.EVAL,
-                do_constant_folding=True,
-                dynamo=False,
-            )
-            proto = onnx.load(str(raw))
-        onnx.helper.set_model_props(
-            proto, {FORMAT_KEY: EXPORT_FORMAT, METADATA_KEY: to_json(dict(metadata), indent=None)}
+    prefix = SCRATCH_PREFIX + "export-"
+    with _exporting("ONNX"), tempfile.TemporaryDirectory(prefix=prefix, dir=scratch_dir) as tmp:
+        raw = Path(tmp) / "graph.onnx"
+        torch.onnx.export(
+            graph,
+            (sample,),
+            str(raw),
+            input_names=[INPUT_NAME],
+            output_names=list(OUTPUT_NAMES),
+            dynamic_axes={
+                INPUT_NAME: {**names, 2: "height", 3: "width"},
+                "logits": names,
+                "cams": {**names, 2: "h", 3: "w"},
+            },
+            opset_version=opset,
+            training=torch.onnx.TrainingMode.EVAL,
+            do_constant_folding=True,
+            dynamo=False,
         )
+        proto = onnx.load(str(raw))
+        document = to_json(dict(metadata), indent=None)
+        onnx.helper.set_model_props(proto, {FORMAT_KEY: EXPORT_FORMAT, METADATA_KEY: document})
         proto.doc_string = "camtool: images -> logits, class activation maps"
         onnx.checker.check_model(proto)
         return bytes(proto.SerializeToString())
-    except Exception as exc:  # the exporter raises many kinds; all mean the same to the user
-        raise CamtoolError(f"cannot export the model to ONNX: {_first_line(exc)}") from None
 
 
 def _torchscript_bytes(graph: CamGraph, sample: Tensor, metadata: Mapping[str, Any]) -> bytes:
     """The traced graph, saved with camtool's metadata as an extra file."""
     buffer = io.BytesIO()
-    try:
-        with warnings.catch_warnings(), torch.no_grad():
-            warnings.simplefilter("ignore")
-            traced = torch.jit.trace(graph, (sample,), check_trace=False)
-            torch.jit.save(
-                traced,
-                buffer,
-                _extra_files={TORCHSCRIPT_METADATA: to_json(dict(metadata), indent=None)},
-            )
-    except Exception as exc:  # tracing raises many kinds; all mean the same to the user
-        raise CamtoolError(f"cannot export the model to TorchScript: {_first_line(exc)}") from None
+    with _exporting("TorchScript"):
+        traced = torch.jit.trace(graph, (sample,), check_trace=False)
+        extra = {TORCHSCRIPT_METADATA: to_json(dict(metadata), indent=None)}
+        torch.jit.save(traced, buffer, _extra_files=extra)
     return buffer.getvalue()
-
-
-def _compare(
-    shape: tuple[int, ...], got: tuple[Tensor, Tensor], want: tuple[Tensor, Tensor]
-) -> SampleCheck:
-    (logits, cams), (ref_logits, ref_cams) = got, want
-    if logits.shape != ref_logits.shape or cams.shape != ref_cams.shape:
-        raise CamtoolError(
-            f"export check failed: input {list(shape)} gave shapes {list(logits.shape)}, "
-            f"{list(cams.shape)} instead of {list(ref_logits.shape)}, {list(ref_cams.shape)}"
-        )
-
-    def limit(ref: Tensor) -> float:
-        return TOLERANCE * max(1.0, float(ref.abs().max()))
-
-    return SampleCheck(
-        input_shape=list(shape),
-        logits_shape=list(logits.shape),
-        cams_shape=list(cams.shape),
-        logits_max_diff=float((logits.float() - ref_logits).abs().max()),
-        cams_max_diff=float((cams.float() - ref_cams).abs().max()),
-        logits_limit=limit(ref_logits),
-        cams_limit=limit(ref_cams),
-        same_prediction=bool(torch.equal(logits.argmax(1), ref_logits.argmax(1))),
-    )
 
 
 def _check(
@@ -273,7 +229,24 @@ def _check(
         for shape in sample_shapes(expected.img_size):
             images = torch.randn(shape, generator=generator)
             got = run(images)
-            samples.append(_compare(shape, (got[0], got[1]), graph(images)))
+            (logits, cams), (ref_logits, ref_cams) = (got[0], got[1]), graph(images)
+            if logits.shape != ref_logits.shape or cams.shape != ref_cams.shape:
+                raise CamtoolError(
+                    f"export check failed: input {list(shape)} gave shapes {list(logits.shape)}, "
+                    f"{list(cams.shape)} instead of {list(ref_logits.shape)}, "
+                    f"{list(ref_cams.shape)}"
+                )
+            check = SampleCheck(
+                input_shape=list(shape),
+                logits_shape=list(logits.shape),
+                cams_shape=list(cams.shape),
+                logits_max_diff=float((logits.float() - ref_logits).abs().max()),
+                cams_max_diff=float((cams.float() - ref_cams).abs().max()),
+                logits_limit=TOLERANCE * max(1.0, float(ref_logits.abs().max())),
+                cams_limit=TOLERANCE * max(1.0, float(ref_cams.abs().max())),
+                same_prediction=bool(torch.equal(logits.argmax(1), ref_logits.argmax(1))),
+            )
+            samples.append(check)
     return samples, inputs, outputs
 
 
@@ -305,8 +278,7 @@ def export_model(
     """Export a checkpoint's model as one graph ``images -> (logits, cams)`` and check the file.
 
     Args:
-        checkpoint: a camtool checkpoint (or a plain torchvision state dict of any arch
-            camtool accepts, see :mod:`camtool.core.archs`).
+        checkpoint: a camtool checkpoint, or a plain state dict of an arch camtool accepts.
         fmt: ``"onnx"`` or ``"torchscript"``.
         output: the file to write; default :func:`default_output`.
         opset: ONNX opset, :data:`~camtool.export.options.MIN_OPSET` .. ``MAX_OPSET`` (default
@@ -321,8 +293,7 @@ def export_model(
     Raises:
         ConfigError: unknown format, opset out of range or given for TorchScript, unknown or
             refused arch.
-        ExportCheckError: the written file does not reproduce the model (nothing is left at
-            ``output``); the exception carries the report.
+        ExportCheckError: the file does not reproduce the model (it carries the report).
         CamtoolError: the checkpoint cannot be loaded or exported, ``output`` exists (without
             ``overwrite``), or the file cannot be written (e.g. a full disk).
     """

@@ -1,5 +1,4 @@
-"""What ``camtool export`` reports: the graph's inputs and outputs, and how its check went
-(the rule is in :mod:`camtool.export.exporter`'s docstring); no torch needed to read it."""
+"""What ``camtool export`` reports: the graph's inputs and outputs and how its check went."""
 
 from __future__ import annotations
 
@@ -77,8 +76,7 @@ class ExportReport:
         return doc
 
     def refuse_if_failed(self) -> None:
-        """Raise :class:`ExportCheckError`, naming the worst ratio of difference to tolerance,
-        unless every sample passed."""
+        """Raise :class:`ExportCheckError` (naming the worst ratio to the limit) unless passed."""
         if not self.passed:
             worst = max(sample.worst for sample in self.samples)
             raise ExportCheckError(

@@ -18,13 +18,7 @@ from camtool.data.splits import make_splits
 from camtool.errors import CamtoolError, ConfigError
 from camtool.settings import Settings
 from camtool.training.distributed import DistContext
-from camtool.training.optim import (
-    amp_dtype,
-    autocast,
-    build_optimizer,
-    build_scheduler,
-    to_device,
-)
+from camtool.training.optim import amp_dtype, autocast, build_optimizer, build_scheduler, to_device
 from camtool.training.reproducibility import EpochSampler, SeededItems, seed_everything
 
 __all__ = ["TrainData", "TrainParts", "build_data", "build_parts"]
@@ -112,29 +106,22 @@ class TrainParts:
         still takes its part in the gradient all-reduce: a zero image of zero weight, in eval
         mode (no BatchNorm statistics), which adds nothing to the mean gradient.
         """
+        empty = labels.numel() == 0
         zero = torch.zeros((), device=device)
-        if labels.numel() == 0:
-            if stand_in:
-                images = torch.zeros(1, 3, img_size, img_size)
-                labels = torch.zeros(1, dtype=torch.long)
-                images, labels = to_device(images, labels, device, self.channels_last)
-                self.net.eval()
-                try:
-                    with autocast(device, self.amp_dtype):
-                        loss = F.cross_entropy(self.net(images).float(), labels) * 0.0
-                finally:
-                    self.net.train()
-                self._apply(loss)
+        if empty and not stand_in:
             return zero, zero
+        if empty:
+            images, labels = torch.zeros(1, 3, img_size, img_size), torch.zeros(1, dtype=torch.long)
+            self.net.eval()
         images, labels = to_device(images, labels, device, self.channels_last)
-        with autocast(device, self.amp_dtype):
-            logits = self.net(images)
-            loss = F.cross_entropy(logits.float(), labels)
-        self._apply(loss)
-        return loss, (logits.argmax(dim=1) == labels).sum()
-
-    def _apply(self, loss: Tensor) -> None:
-        """Back-propagate ``loss`` and step the optimizer (through the AMP scaler for fp16)."""
+        try:
+            with autocast(device, self.amp_dtype):
+                logits = self.net(images)
+                loss = F.cross_entropy(logits.float(), labels)
+                loss = loss * 0.0 if empty else loss
+        finally:
+            if empty:
+                self.net.train()
         self.optimizer.zero_grad(set_to_none=True)
         if self.scaler is not None:
             self.scaler.scale(loss).backward()
@@ -143,23 +130,7 @@ class TrainParts:
         else:
             loss.backward()
             self.optimizer.step()
-
-
-def _resumed_model(loaded: LoadedModel, settings: Settings, class_names: list[str]) -> CAMNet:
-    spec = settings.model
-    model = loaded.model
-    if loaded.class_names != class_names:
-        raise CamtoolError(
-            f"cannot resume: the checkpoint's classes ({', '.join(loaded.class_names)}) "
-            f"differ from the dataset's ({', '.join(class_names)})"
-        )
-    stride = model.output_stride if spec.output_stride is None else spec.output_stride
-    if (model.arch, model.output_stride) != (spec.arch, stride):
-        raise ConfigError(
-            f"cannot resume: the checkpoint holds a {model.arch} (output stride "
-            f"{model.output_stride}), the settings ask for {spec.arch} ({stride})"
-        )
-    return model
+        return (zero, zero) if empty else (loss, (logits.argmax(dim=1) == labels).sum())
 
 
 def build_parts(
@@ -184,7 +155,18 @@ def build_parts(
             output_stride=spec.output_stride,
         )
     else:
-        model = _resumed_model(loaded, settings, class_names)
+        model = loaded.model
+        if loaded.class_names != class_names:
+            raise CamtoolError(
+                f"cannot resume: the checkpoint's classes ({', '.join(loaded.class_names)}) "
+                f"differ from the dataset's ({', '.join(class_names)})"
+            )
+        stride = model.output_stride if spec.output_stride is None else spec.output_stride
+        if (model.arch, model.output_stride) != (spec.arch, stride):
+            raise ConfigError(
+                f"cannot resume: the checkpoint holds a {model.arch} (output stride "
+                f"{model.output_stride}), the settings ask for {spec.arch} ({stride})"
+            )
     channels_last = device.type == "cuda"
     model = model.to(device)
     if channels_last:

@@ -1,16 +1,9 @@
 """What ``camtool train`` keeps in its checkpoint folder, and how a run is resumed from it.
 
-Files (each written atomically; see :mod:`camtool.fsutil`)::
-
-    last.pt        fully resumable: weights, optimizer moments, schedule, position, RNG states
-    best.pt        weights + the training position, without optimizer moments (about a third
-    epoch_NNN.pt   of last.pt's size with Adam); enough for inference, eval, export, and for
-                   ``--resume-from``, which then continues with fresh optimizer moments
-    metrics.jsonl, curves.png, camtool-settings.toml
-
-Within an epoch's writes ``last.pt`` comes last: it is the commit point, so a kill between the
-writes leaves a ``last.pt`` from which resuming redoes (and rewrites) what was missed; a
-numbered checkpoint found missing on resume is written then.
+``last.pt`` is fully resumable (weights, optimizer moments, schedule, position, RNG states);
+``best.pt`` and ``epoch_NNN.pt`` leave out the optimizer moments (``--resume-from`` then starts
+them afresh). Beside them: ``metrics.jsonl``, ``curves.png``, ``camtool-settings.toml``. Every file
+is written atomically, and ``last.pt`` last: it is the commit point of an epoch.
 """
 
 from __future__ import annotations
@@ -55,7 +48,7 @@ _RUN_FILES = (LAST_FILE, BEST_FILE, METRICS_FILE, CURVES_FILE)
 
 
 def epoch_file(epoch: int) -> str:
-    """The name of the numbered checkpoint written after ``epoch``: ``epoch_003.pt``."""
+    """``epoch_003.pt`` for epoch 3."""
     return f"epoch_{epoch:03d}.pt"
 
 
@@ -66,7 +59,7 @@ def _empty_partial() -> dict[str, float]:
 
 @dataclass
 class LoopState:
-    """The loop's position and bookkeeping: everything a checkpoint needs besides the tensors."""
+    """The loop's position and bookkeeping: what a checkpoint needs besides the tensors."""
 
     epoch: int = 0  #: epochs finished
     batch: int = 0  #: batches finished in epoch ``epoch + 1``
@@ -78,8 +71,7 @@ class LoopState:
     partial: dict[str, float] = field(default_factory=_empty_partial)  #: the epoch's sums so far
 
     def end_epoch(self, metrics: dict[str, Any]) -> bool:
-        """Record a finished epoch and reset the running sums; whether its held-out accuracy
-        is the best so far (equal is no gain)."""
+        """Record a finished epoch; whether its held-out accuracy is the best yet (ties: no)."""
         improved = metrics["val_acc"] > self.best_val_acc
         if improved:
             self.best_val_acc, self.best_epoch = metrics["val_acc"], metrics["epoch"]
@@ -116,10 +108,8 @@ class RunFolder:
     world_size: int
 
     def save(self, name: str, state: LoopState, *, complete: bool) -> Path:
-        """Save the model with its ``training`` entry: ``state``, schedule, RNG states, and with
-        ``complete`` the optimizer's per-parameter state (Adam's two moments: twice the
-        weights' size) and the grad scaler for an exact resume (``last.pt``); otherwise only
-        the optimizer's hyper-parameters (``best.pt``, ``epoch_NNN.pt``)."""
+        """Save the model with ``state``, schedule and RNG states; ``complete`` adds the optimizer
+        moments and grad scaler for an exact resume (``last.pt``)."""
         parts = self.parts
         optim = parts.optimizer.state_dict()
         if not complete:
@@ -172,8 +162,7 @@ class RunFolder:
 def restore_training(
     training: Mapping[str, Any] | None, parts: TrainParts, source: Path
 ) -> LoopState:
-    """Load a checkpoint's ``training`` entry into ``parts``' optimizer, schedule and scaler,
-    and the RNGs.
+    """Load a checkpoint's ``training`` entry into ``parts`` and the RNGs.
 
     Raises:
         CamtoolError: the entry is missing or does not fit (naming ``source``).
@@ -199,22 +188,12 @@ def restore_training(
 
 
 def stored_settings(settings: Settings) -> dict[str, Any]:
-    """Settings as a checkpoint stores them: ``dataset.data_dir`` made absolute, so that
-    ``camtool eval`` finds the data from any folder (and after the checkpoint is moved)."""
+    """Settings as a checkpoint stores them: ``dataset.data_dir`` absolute, for ``camtool eval``."""
     dumped = settings.model_dump(mode="json")
     dataset = dict(dumped.get("dataset") or {})
     if dataset.get("data_dir"):
         dataset["data_dir"] = str(Path(dataset["data_dir"]).absolute())
     return {**dumped, "dataset": dataset}
-
-
-def _explicit_values(settings: Settings) -> dict[str, dict[str, Any]]:
-    """The values that were set (by a file, env var, flag or assignment), not defaulted."""
-    dumped = settings.model_dump(mode="json")
-    return {
-        section: {key: dumped[section][key] for key in getattr(settings, section).model_fields_set}
-        for section in type(settings).model_fields
-    }
 
 
 def dir_flag(directory: Path) -> str:
@@ -225,13 +204,13 @@ def dir_flag(directory: Path) -> str:
 def prepare_resume(
     settings: Settings, resume: Path | bool | None
 ) -> tuple[Settings, tuple[Path, LoadedModel] | None]:
-    """The settings to train with, and the checkpoint to resume with its path (``None``: a new
-    run). ``resume`` is a checkpoint or ``True`` for ``<checkpoint_dir>/last.pt``; the
-    checkpoint's settings are used, with the values set now (files, env vars, flags) on top.
+    """The settings to train with and ``(path, checkpoint)`` to resume (``None``: a new run).
+
+    ``resume`` is a checkpoint or ``True`` for ``<checkpoint_dir>/last.pt``; its settings apply,
+    with those set explicitly now (files, env vars, flags) on top.
 
     Raises:
-        CamtoolError: the file is not there, or damaged or not a checkpoint (the message names
-            the ways out).
+        CamtoolError: the file is missing, damaged or not a checkpoint.
         ConfigError: the merged settings are invalid.
     """
     if resume is None or resume is False:
@@ -249,8 +228,11 @@ def prepare_resume(
         ) from None
     stored = loaded.settings
     merged: dict[str, Any] = {k: dict(v) for k, v in stored.items() if isinstance(v, Mapping)}
-    for section, values in _explicit_values(settings).items():
-        merged.setdefault(section, {}).update(values)
+    dumped = settings.model_dump(mode="json")
+    for section in type(settings).model_fields:  # the values set now, not defaulted, win
+        values = merged.setdefault(section, {})
+        for key in getattr(settings, section).model_fields_set:
+            values[key] = dumped[section][key]
     try:
         return load_settings(None, merged), (path, loaded)
     except ConfigError as exc:
@@ -258,14 +240,10 @@ def prepare_resume(
 
 
 def prepare_fresh_dir(directory: Path, overwrite: bool, *, clear: bool = True) -> None:
-    """Refuse to mix a new run into an old one, or (``overwrite``) clear the old run's files.
-
-    Under ``torchrun`` every rank checks (so every rank refuses alike) and only rank 0 clears
-    (``clear``), followed by a barrier.
+    """Refuse to mix a new run into an old one, or (``overwrite``, ``clear``) clear its files.
 
     Raises:
-        CamtoolError: without ``overwrite``, the folder holds a run's files; the message says
-            whether its ``last.pt`` can be resumed and names ``--overwrite``.
+        CamtoolError: without ``overwrite``, the folder holds a run's files.
     """
     directory = Path(directory)
     found = [directory / n for n in _RUN_FILES if (directory / n).exists()]

@@ -1,9 +1,5 @@
-"""Distributed training helpers for ``torchrun``: environment, process group, collectives.
-
-Under ``torchrun --nproc_per_node N`` (``WORLD_SIZE``/``RANK``/``LOCAL_RANK`` set) the process
-group is started with NCCL on CUDA and Gloo on the CPU; without those variables everything here
-is a no-op for a single process.
-"""
+"""``torchrun`` support: environment, process group (NCCL on CUDA, else Gloo), collectives;
+all no-ops for a single process."""
 
 from __future__ import annotations
 
@@ -60,8 +56,7 @@ def dist_from_env() -> DistContext:
 
 
 def local_device(device: torch.device, ctx: DistContext) -> torch.device:
-    """``device``, or under ``torchrun`` on CUDA this process's GPU (by ``local_rank``), made
-    the current one."""
+    """``device``, or under ``torchrun`` on CUDA this process's GPU, made the current one."""
     if device.type == "cuda" and ctx.enabled:
         device = torch.device("cuda", ctx.local_rank % max(torch.cuda.device_count(), 1))
         torch.cuda.set_device(device)
@@ -93,7 +88,7 @@ def process_group(ctx: DistContext, device: torch.device) -> Iterator[None]:
 
 
 def all_reduce(tensor: Tensor, ctx: DistContext) -> Tensor:
-    """Sum ``tensor`` over all processes, in place, and return it (as is with one process)."""
+    """Sum ``tensor`` over all processes, in place, and return it."""
     if ctx.enabled:
         import torch.distributed as dist
 
@@ -102,7 +97,7 @@ def all_reduce(tensor: Tensor, ctx: DistContext) -> Tensor:
 
 
 def barrier(ctx: DistContext) -> None:
-    """Wait until every process gets here (nothing to wait for with one process)."""
+    """Wait until every process gets here."""
     if ctx.enabled:
         import torch.distributed as dist
 

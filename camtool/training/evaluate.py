@@ -61,10 +61,8 @@ def eval_sums(
     should_stop: Callable[[], bool] | None = None,
     skipped_into: dict[str, str] | None = None,
 ) -> Tensor:
-    """``[loss sum, hits, images, skipped]`` of ``model`` over ``loader`` (float64, on device).
-
-    The sums (not means) so that processes can add theirs up before dividing. The unreadable
-    images met are added to ``skipped_into`` (path -> reason), if given.
+    """``[loss sum, hits, images, skipped]`` of ``model`` over ``loader`` (float64, on device);
+    unreadable images go into ``skipped_into`` (path -> reason).
 
     Raises:
         KeyboardInterrupt: ``should_stop()`` turned true (checked after each batch).

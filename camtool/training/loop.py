@@ -1,26 +1,10 @@
 """``camtool train``'s loop: fine-tune a CAM network on an image folder, resumably.
 
-One call, :func:`train`, runs the whole job: the loaders and the model
-(:mod:`camtool.training.build`), one epoch after another (:meth:`_Trainer.run_epoch`: the
-training batches, the held-out pass of :mod:`camtool.training.evaluate`, the schedule, early
-stopping), checkpoints and logs (:mod:`camtool.training.checkpoints`, which lists the files).
-
-Exact resumption: an epoch's batches depend only on the seed and the epoch
-(:mod:`camtool.training.reproducibility`), so a run resumed from ``last.pt`` (even from
-mid-epoch) ends with the same weights as an uninterrupted one (bit for bit on the CPU). The last
-partial batch of an epoch is dropped (when there is at least one full batch), which also keeps
-BatchNorm away from batches of a single image.
-
-Stopping. The first Ctrl-C or SIGTERM finishes the batch in progress, writes ``last.pt`` at that
-point and raises :class:`~camtool.errors.CamtoolError` with exit code 130 (SIGTERM: 143);
-``camtool train --resume`` continues from there. A second one stops at once (``last.pt`` then
-keeps the last finished epoch). A killed run loses at most the epoch in progress. Rank 0 holds
-the checkpoint folder's lock (:func:`camtool.process.folder_lock`) for the whole run.
-
-Distributed: under ``torchrun --nproc_per_node N`` (:mod:`camtool.training.distributed`) the
-model is wrapped in ``DistributedDataParallel``, the data sharded, and the epoch metrics
-all-reduced; only rank 0 reports progress and writes files. torchrun passes a SIGTERM on to every
-rank; rank 0 then saves ``last.pt`` if it stands between two batches.
+An epoch's batches depend only on the seed and the epoch (:mod:`camtool.training.reproducibility`),
+so a run resumed from ``last.pt``, even mid-epoch, ends with the same weights (bit for bit on the
+CPU). The first Ctrl-C or SIGTERM finishes the batch, saves ``last.pt`` and exits 130 (SIGTERM:
+143); a second one stops at once. Under ``torchrun`` only rank 0 reports, writes and holds the
+folder lock.
 """
 
 from __future__ import annotations
@@ -98,9 +82,9 @@ class _Trainer:
         self._epoch_t0: float | None = None
         self.skipped: dict[str, str] = {}  #: unreadable images met by this process: path -> why
         self.data = build_data(settings, ctx, device, crop_scale)
-        loaded = None if resumed is None else resumed[1]
-        self.parts = build_parts(settings, ctx, device, self.data.class_names, loaded)
         names = self.data.class_names
+        loaded = None if resumed is None else resumed[1]
+        self.parts = build_parts(settings, ctx, device, names, loaded)
         self.files = RunFolder(self.directory, settings, self.parts, names, ctx.world_size)
         self.state, self.optimizer_restarted = LoopState(), False
         if resumed is not None:
@@ -120,9 +104,24 @@ class _Trainer:
                 self.files.write_logs(self.state.history)
         if self._finished():
             return
+        plan = TrainPlan(
+            num_epochs=self.cfg.num_epochs,
+            start_epoch=self.state.epoch + 1,
+            batches_per_epoch=self.data.sampler.num_batches(),
+            train_images=self.data.train_images,
+            val_images=self.data.val_images,
+            class_names=list(self.data.class_names),
+            arch=self.parts.model.arch,
+            device=str(self.device),
+            precision=precision_name(self.parts.amp_dtype),
+            world_size=self.ctx.world_size,
+            checkpoint_dir=self.directory,
+            resumed_from=self.resumed_from,
+            optimizer_restarted=self.optimizer_restarted,
+        )
         with deferred_stop(self.stop, enabled=not self.ctx.enabled):
             try:
-                self.observer.on_start(self._plan())
+                self.observer.on_start(plan)
                 while not self._finished():
                     self.run_epoch()
             except KeyboardInterrupt as exc:
@@ -140,53 +139,19 @@ class _Trainer:
     def _finished(self) -> bool:
         return self.state.stopped_early or self.state.epoch >= self.cfg.num_epochs
 
-    def _plan(self) -> TrainPlan:
-        return TrainPlan(
-            num_epochs=self.cfg.num_epochs,
-            start_epoch=self.state.epoch + 1,
-            batches_per_epoch=self.data.sampler.num_batches(),
-            train_images=self.data.train_images,
-            val_images=self.data.val_images,
-            class_names=list(self.data.class_names),
-            arch=self.parts.model.arch,
-            device=str(self.device),
-            precision=precision_name(self.parts.amp_dtype),
-            world_size=self.ctx.world_size,
-            checkpoint_dir=self.directory,
-            resumed_from=self.resumed_from,
-            optimizer_restarted=self.optimizer_restarted,
-        )
-
     def run_epoch(self) -> None:
         """The next epoch (or the rest of one interrupted): train, validate, save."""
-        epoch = self.state.epoch + 1
+        epoch, done, partial = self.state.epoch + 1, self.state.batch, self.state.partial
         self._epoch_t0 = time.perf_counter()
         total = self.data.sampler.num_batches()
-        done = self.state.batch
         self.data.sampler.set_epoch(epoch, skip=done * self.cfg.batch_size)
         self.observer.on_epoch_start(epoch, total, done)
-        self._train_batches(epoch, total)
-        self.observer.on_validate(epoch)
-        val = eval_sums(
-            self.parts.model,
-            self.data.val_loader,
-            self.device,
-            amp_dtype=self.parts.amp_dtype,
-            channels_last=self.parts.channels_last,
-            should_stop=self.stop.__bool__,
-            skipped_into=self.skipped,
-        )
-        self._end_epoch(epoch, val)
-
-    def _train_batches(self, epoch: int, total: int) -> None:
-        """Run the epoch's remaining batches, keeping ``state`` resumable after each one."""
-        partial = self.state.partial
+        # partial's loss_sum and correct live on the device until the epoch ends
         sums = torch.tensor(
             [partial["loss_sum"], partial["correct"]], dtype=torch.float64, device=self.device
         )
-        self._live_sums = sums  # partial's loss_sum and correct live here until the epoch ends
-        seconds_before = partial["train_seconds"]
-        session_images = 0
+        self._live_sums = sums
+        seconds_before, session_images = partial["train_seconds"], 0
         img_size = self.settings.dataset.img_size
         self.parts.net.train()
         started = time.perf_counter()
@@ -215,16 +180,26 @@ class _Trainer:
             if self.stop.signum is not None:
                 raise Interrupted(self.stop.signum)
         self._flush_sums()
+        self.observer.on_validate(epoch)
+        val = eval_sums(
+            self.parts.model,
+            self.data.val_loader,
+            self.device,
+            amp_dtype=self.parts.amp_dtype,
+            channels_last=self.parts.channels_last,
+            should_stop=self.stop.__bool__,
+            skipped_into=self.skipped,
+        )
+        self._end_epoch(epoch, val)
 
     def _flush_sums(self) -> None:
-        """Copy the running loss and hit sums of the epoch into ``state.partial``."""
         if self._live_sums is not None:
             loss_sum, correct = self._live_sums.tolist()
             self.state.partial["loss_sum"], self.state.partial["correct"] = loss_sum, correct
             self._live_sums = None
 
-    def _epoch_metrics(self, epoch: int, val: Tensor) -> EpochMetrics:
-        """The finished epoch's figures, summed over every process."""
+    def _end_epoch(self, epoch: int, val: Tensor) -> None:
+        """Sum the epoch's figures over every process, step the schedule, save and report."""
         partial = self.state.partial
         keys = ("loss_sum", "correct", "count", "skipped")
         train = torch.tensor([partial[k] for k in keys], dtype=torch.float64, device=self.device)
@@ -233,7 +208,7 @@ class _Trainer:
         if v_count == 0:
             raise CamtoolError("no readable held-out image: cannot validate; check the dataset")
         train_seconds = partial["train_seconds"]
-        return EpochMetrics(
+        metrics = EpochMetrics(
             epoch=epoch,
             train_loss=t_loss / max(t_count, 1),
             train_acc=t_correct / max(t_count, 1),
@@ -244,17 +219,13 @@ class _Trainer:
             images_per_s=t_count / train_seconds if train_seconds > 0 else 0.0,
             skipped=int(t_skipped + v_skipped),
         )
-
-    def _end_epoch(self, epoch: int, val: Tensor) -> None:
-        metrics = self._epoch_metrics(epoch, val)
         self.clean = False
         step_scheduler(self.parts.scheduler, metrics.val_loss)
-        state = self.state
-        improved = state.end_epoch(asdict(metrics))
-        state.stopped_early = self._early_stop_due()
+        improved = self.state.end_epoch(asdict(metrics))
+        self.state.stopped_early = self._early_stop_due()
         self.clean = True
         if self.ctx.main:
-            self.files.save_epoch(state, improved)
+            self.files.save_epoch(self.state, improved)
         self.observer.on_epoch_end(metrics)
 
     def _epoch_seconds(self) -> float:
@@ -318,23 +289,20 @@ def train(
 
     Args:
         settings: the resolved settings.
-        resume: a checkpoint to continue, or ``True`` for ``<checkpoint_dir>/last.pt``, with the
-            settings stored in it except those set explicitly in ``settings`` (a file, an env
-            var or a flag; e.g. ``training.num_epochs`` to train longer).
+        resume: a checkpoint to continue, or ``True`` for ``<checkpoint_dir>/last.pt``; its stored
+            settings apply except those set explicitly (file, env var, flag).
         observer: progress callbacks (rank 0 only).
         crop_scale: area range of the training random crop (see ``camtool.data.datasets``).
-        overwrite: for a new run, clear an earlier run's files from the checkpoint folder
-            instead of refusing to start.
+        overwrite: for a new run, clear an earlier run's files instead of refusing to start.
 
     Returns:
-        What happened; on ranks other than 0 the same figures, but nothing was written.
+        What happened; ranks other than 0 get the same figures but wrote nothing.
 
     Raises:
         ConfigError: settings that cannot work (e.g. ``model.num_classes`` against the data).
-        CamtoolError: no data, an unusable or unreadable checkpoint, an earlier run in the
-            folder (without ``overwrite``), the folder in use by another run, a failed write
-            (e.g. a full disk; the previous ``last.pt`` stays), or Ctrl-C / SIGTERM (exit code
-            130 / 143, after saving ``last.pt``).
+        CamtoolError: no data, an unusable checkpoint, an earlier run in the folder (without
+            ``overwrite``), the folder locked by another run, a failed write, or Ctrl-C /
+            SIGTERM (exit code 130 / 143, after saving ``last.pt``).
     """
     started = time.perf_counter()
     settings, resumed = prepare_resume(settings, resume)

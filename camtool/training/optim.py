@@ -23,18 +23,14 @@ __all__ = [
     "to_device",
 ]
 
+#: ``reduce_lr`` multiplies the learning rate by PLATEAU_FACTOR after PLATEAU_PATIENCE epochs
+#: without a lower held-out loss.
 PLATEAU_FACTOR = 0.1
-"""``reduce_lr``: the learning rate is multiplied by this ..."""
 PLATEAU_PATIENCE = 2
-"""... after this many epochs without a lower held-out loss."""
 
 
 def build_optimizer(model: nn.Module, training: TrainingSettings) -> torch.optim.Optimizer:
-    """The optimizer ``training.optimizer`` names, with its learning rate and weight decay.
-
-    ``adam`` (L2 decay added to the gradient), ``adamw`` (decoupled decay) or ``sgd`` (with
-    ``training.momentum``).
-    """
+    """``training.optimizer``: ``adam`` (L2 decay), ``adamw`` (decoupled decay) or ``sgd``."""
     params = [p for p in model.parameters() if p.requires_grad]
     lr, decay = training.learning_rate, training.weight_decay
     if training.optimizer == Optimizer.sgd:
@@ -45,11 +41,8 @@ def build_optimizer(model: nn.Module, training: TrainingSettings) -> torch.optim
 
 
 def build_scheduler(optimizer: torch.optim.Optimizer, training: TrainingSettings) -> Any:
-    """The learning-rate schedule ``training.scheduler`` names, stepped once per epoch.
-
-    ``cosine``: cosine annealing to 0 over ``num_epochs``. ``reduce_lr``: multiply by
-    :data:`PLATEAU_FACTOR` after :data:`PLATEAU_PATIENCE` epochs without a lower held-out loss.
-    """
+    """``training.scheduler``, stepped per epoch: ``cosine`` (to 0 over ``num_epochs``) or
+    ``reduce_lr`` (on a held-out loss plateau)."""
     if training.scheduler == Scheduler.cosine:
         return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=training.num_epochs)
     return torch.optim.lr_scheduler.ReduceLROnPlateau(
@@ -93,5 +86,4 @@ def amp_dtype(device: torch.device, enabled: bool) -> torch.dtype | None:
 
 def precision_name(dtype: torch.dtype | None) -> str:
     """``bf16``, ``fp16`` or ``fp32``."""
-    names = {torch.bfloat16: "bf16", torch.float16: "fp16"}
-    return "fp32" if dtype is None else names.get(dtype, "fp32")
+    return {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}.get(dtype, "fp32")

@@ -1,11 +1,6 @@
-"""Reproducible training: seeded data order and augmentation, and global random states.
-
-The order of epoch ``e`` is a permutation drawn from ``(seed, e)`` (:class:`EpochSampler` over a
-``DistributedSampler``), and each training image's augmentation draws from torch's generator
-re-seeded from ``(seed, e, index)`` (:class:`SeededItems`), so an epoch's batches depend neither
-on what ran before nor on the number of loader workers. :func:`rng_state` and
-:func:`set_rng_state` save and restore every global random state for an exact resume.
-"""
+"""Reproducible training: an epoch's order comes from ``(seed, epoch)`` and each image's
+augmentation from ``(seed, epoch, index)``, whatever ran before and however many loader workers;
+:func:`rng_state` / :func:`set_rng_state` carry the global random states across a resume."""
 
 from __future__ import annotations
 
@@ -36,11 +31,8 @@ def item_seed(seed: int, epoch: int, index: int) -> int:
 
 
 class SeededItems(Dataset[Any]):
-    """Fetch ``(epoch, index)`` keys with torch's generator seeded from ``(seed, epoch, index)``.
-
-    The augmentation of an image then depends only on those three numbers. In the main process
-    (no loader workers) the generator's previous state is put back after each item.
-    """
+    """Fetch ``(epoch, index)`` keys with torch's generator seeded from ``(seed, epoch, index)``
+    (restored afterwards outside loader workers)."""
 
     def __init__(self, base: Dataset[Any], seed: int) -> None:
         self.base = base
@@ -63,11 +55,8 @@ class SeededItems(Dataset[Any]):
 
 
 class EpochSampler(Sampler[tuple[int, int]]):
-    """Yield ``(epoch, index)`` keys of one epoch, in the order of a ``DistributedSampler``.
-
-    Only whole batches are kept (unless there is less than one), and the first ``skip`` keys
-    can be left out to continue an epoch that was interrupted.
-    """
+    """Yield ``(epoch, index)`` keys of one epoch in a ``DistributedSampler``'s order: whole
+    batches only (unless there is less than one), less the first ``skip`` keys."""
 
     def __init__(self, inner: DistributedSampler[Any], batch_size: int) -> None:
         self.inner = inner
@@ -76,7 +65,7 @@ class EpochSampler(Sampler[tuple[int, int]]):
         self.skip = 0
 
     def set_epoch(self, epoch: int, skip: int = 0) -> None:
-        """Select epoch ``epoch`` (1-based) and how many of its keys were done already."""
+        """Select epoch ``epoch`` (1-based) and how many of its keys are done."""
         self.epoch = epoch
         self.skip = skip
         self.inner.set_epoch(epoch)

@@ -1,5 +1,4 @@
-"""What :func:`camtool.training.loop.train` reports: plans, progress, epoch metrics and the
-result."""
+"""What :func:`camtool.training.loop.train` reports: plan, progress, epoch metrics, result."""
 
 from __future__ import annotations
 
@@ -66,11 +65,8 @@ class TrainPlan:
 
 
 class TrainObserver(Protocol):
-    """Progress callbacks of :func:`train` (:class:`SilentObserver` is a base to extend).
-
-    Only the main process (rank 0) calls them. Raising :class:`KeyboardInterrupt` from one is
-    the same as pressing Ctrl-C.
-    """
+    """Progress callbacks of :func:`train`, on rank 0 only; raising ``KeyboardInterrupt`` in
+    one is pressing Ctrl-C."""
 
     def on_start(self, plan: TrainPlan) -> None:
         """Training is about to start."""
@@ -126,12 +122,11 @@ class TrainResult:
 
     @property
     def is_main(self) -> bool:
-        """This process is rank 0 (the one that reports and writes)."""
+        """This process is rank 0 (the one that wrote files)."""
         return self.rank == 0
 
     def to_dict(self) -> dict[str, Any]:
-        """The ``camtool train --json`` document (paths as strings; the last epoch is the
-        last entry of ``history``)."""
+        """The ``camtool train --json`` document (paths as strings)."""
         return {
             "best_val_acc": self.best_val_acc,
             "best_epoch": self.best_epoch,
