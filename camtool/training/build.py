@@ -102,9 +102,8 @@ class TrainParts:
     ) -> tuple[Tensor, Tensor]:
         """One optimisation step on a batch; returns its mean loss and its number of hits.
 
-        A batch left empty (every image unreadable) steps nothing; under DDP (``stand_in``) it
-        still takes its part in the gradient all-reduce: a zero image of zero weight, in eval
-        mode (no BatchNorm statistics), which adds nothing to the mean gradient.
+        An empty batch (every image unreadable) steps nothing, but under DDP (``stand_in``) joins
+        the gradient all-reduce with a zero-weight zero image in eval mode (no BatchNorm update).
         """
         empty = labels.numel() == 0
         zero = torch.zeros((), device=device)

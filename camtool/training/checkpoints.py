@@ -204,10 +204,8 @@ def dir_flag(directory: Path) -> str:
 def prepare_resume(
     settings: Settings, resume: Path | bool | None
 ) -> tuple[Settings, tuple[Path, LoadedModel] | None]:
-    """The settings to train with and ``(path, checkpoint)`` to resume (``None``: a new run).
-
-    ``resume`` is a checkpoint or ``True`` for ``<checkpoint_dir>/last.pt``; its settings apply,
-    with those set explicitly now (files, env vars, flags) on top.
+    """The settings to train with and ``(path, checkpoint)`` to resume (``None``: a new run);
+    ``resume`` as for :func:`camtool.training.loop.train`.
 
     Raises:
         CamtoolError: the file is missing, damaged or not a checkpoint.

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
+import torch.distributed as dist
 from torch import Tensor
 
 from camtool.errors import CamtoolError, ConfigError
@@ -69,8 +70,6 @@ def process_group(ctx: DistContext, device: torch.device) -> Iterator[None]:
     if not ctx.enabled:
         yield
         return
-    import torch.distributed as dist
-
     if not dist.is_available():
         raise CamtoolError(
             "this PyTorch build cannot train distributed (torch.distributed missing)"
@@ -90,8 +89,6 @@ def process_group(ctx: DistContext, device: torch.device) -> Iterator[None]:
 def all_reduce(tensor: Tensor, ctx: DistContext) -> Tensor:
     """Sum ``tensor`` over all processes, in place, and return it."""
     if ctx.enabled:
-        import torch.distributed as dist
-
         dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
     return tensor
 
@@ -99,6 +96,4 @@ def all_reduce(tensor: Tensor, ctx: DistContext) -> Tensor:
 def barrier(ctx: DistContext) -> None:
     """Wait until every process gets here."""
     if ctx.enabled:
-        import torch.distributed as dist
-
         dist.barrier()

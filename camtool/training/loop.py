@@ -104,23 +104,23 @@ class _Trainer:
                 self.files.write_logs(self.state.history)
         if self._finished():
             return
-        plan = TrainPlan(
-            num_epochs=self.cfg.num_epochs,
-            start_epoch=self.state.epoch + 1,
-            batches_per_epoch=self.data.sampler.num_batches(),
-            train_images=self.data.train_images,
-            val_images=self.data.val_images,
-            class_names=list(self.data.class_names),
-            arch=self.parts.model.arch,
-            device=str(self.device),
-            precision=precision_name(self.parts.amp_dtype),
-            world_size=self.ctx.world_size,
-            checkpoint_dir=self.directory,
-            resumed_from=self.resumed_from,
-            optimizer_restarted=self.optimizer_restarted,
-        )
         with deferred_stop(self.stop, enabled=not self.ctx.enabled):
             try:
+                plan = TrainPlan(
+                    num_epochs=self.cfg.num_epochs,
+                    start_epoch=self.state.epoch + 1,
+                    batches_per_epoch=self.data.sampler.num_batches(),
+                    train_images=self.data.train_images,
+                    val_images=self.data.val_images,
+                    class_names=list(self.data.class_names),
+                    arch=self.parts.model.arch,
+                    device=str(self.device),
+                    precision=precision_name(self.parts.amp_dtype),
+                    world_size=self.ctx.world_size,
+                    checkpoint_dir=self.directory,
+                    resumed_from=self.resumed_from,
+                    optimizer_restarted=self.optimizer_restarted,
+                )
                 self.observer.on_start(plan)
                 while not self._finished():
                     self.run_epoch()
