@@ -35,8 +35,7 @@ class SeededItems(Dataset[Any]):
     (restored afterwards outside loader workers)."""
 
     def __init__(self, base: Dataset[Any], seed: int) -> None:
-        self.base = base
-        self.seed = seed
+        self.base, self.seed = base, seed
 
     def __len__(self) -> int:
         return len(self.base)  # type: ignore[arg-type]
@@ -59,15 +58,12 @@ class EpochSampler(Sampler[tuple[int, int]]):
     batches only (unless there is less than one), less the first ``skip`` keys."""
 
     def __init__(self, inner: DistributedSampler[Any], batch_size: int) -> None:
-        self.inner = inner
-        self.batch_size = batch_size
-        self.epoch = 0
-        self.skip = 0
+        self.inner, self.batch_size = inner, batch_size
+        self.epoch, self.skip = 0, 0
 
     def set_epoch(self, epoch: int, skip: int = 0) -> None:
         """Select epoch ``epoch`` (1-based) and how many of its keys are done."""
-        self.epoch = epoch
-        self.skip = skip
+        self.epoch, self.skip = epoch, skip
         self.inner.set_epoch(epoch)
 
     def epoch_length(self) -> int:
