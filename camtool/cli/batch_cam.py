@@ -25,6 +25,8 @@ from camtool.cli._common import (
     TopkOpt,
     WorkersOpt,
     choice_value,
+    flag,
+    option,
     refuse_class_with_topk,
     resolve_settings,
 )
@@ -57,34 +59,28 @@ def batch_cam(
     batch_size: int | None = BatchSizeOpt,
     workers: int | None = WorkersOpt,
     device: DeviceName | None = DeviceOpt,
-    fmt: OutputFormat | None = typer.Option(
-        None, "--format", metavar="FORMAT", help="Overlay format: jpg or png [default: jpg]."
+    fmt: OutputFormat | None = option(
+        "--format", metavar="FORMAT", help="Overlay format: jpg or png [default: jpg]."
     ),
-    figure: bool = typer.Option(
-        False, "--figure", help="Write the original | heatmap | overlay figure (PNG) instead."
+    figure: bool = flag(
+        "--figure", help="Write the original | heatmap | overlay figure (PNG) instead."
     ),
-    save_array: bool = typer.Option(
-        False, "--save-array", help="Also write <name>.npz: cam, heatmap, logits, class_idx."
+    save_array: bool = flag(
+        "--save-array", help="Also write <name>.npz: cam, heatmap, logits, class_idx."
     ),
-    overwrite: bool = typer.Option(
-        False, "--overwrite", help="Redo inputs already done (by default they are skipped)."
+    overwrite: bool = flag(
+        "--overwrite", help="Redo inputs already done (by default they are skipped)."
     ),
-    shard: str | None = typer.Option(
-        None, "--shard", metavar="I/N", help="Process only shard I of N (0 <= I < N)."
+    shard: str | None = option(
+        "--shard", metavar="I/N", help="Process only shard I of N (0 <= I < N)."
     ),
-    max_pixels: int | None = typer.Option(
-        None,
-        "--max-pixels",
-        min=1,
-        metavar="N",
-        help="Refuse larger images unread [default: 89478485].",
+    max_pixels: int | None = option(
+        "--max-pixels", min=1, metavar="N", help="Refuse larger images unread [default: 89478485]."
     ),
     alpha: float | None = AlphaOpt,
     colormap: str | None = ColormapOpt,
     json_out: bool = JsonOpt,
-    quiet: bool = typer.Option(
-        False, "--quiet", "-q", help="Print only errors: no progress, no summary."
-    ),
+    quiet: bool = flag("--quiet", "-q", help="Print only errors: no progress, no summary."),
     config: Path | None = ConfigOpt,
 ) -> None:
     """Explain every image in folders: an overlay per image, manifest.jsonl/.csv and index.html.
@@ -101,21 +97,11 @@ def batch_cam(
     refuse_class_with_topk(class_, topk)
     settings = resolve_settings(
         config,
-        {
-            "cam": {
-                "topk": topk,
-                "alpha": alpha,
-                "colormap": colormap,
-                "output_dir": output_dir,
-                "max_pixels": max_pixels,
-            },
-            "runtime": {
-                "device": choice_value(device),
-                "batch_size": batch_size,
-                "workers": workers,
-            },
-            "model": {"arch": arch},
-        },
+        cam=dict(
+            topk=topk, alpha=alpha, colormap=colormap, output_dir=output_dir, max_pixels=max_pixels
+        ),
+        runtime=dict(device=choice_value(device), batch_size=batch_size, workers=workers),
+        model=dict(arch=arch),
     )
     from camtool.batch.inputs import STDIN, parse_shard
 

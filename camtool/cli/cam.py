@@ -22,7 +22,8 @@ from camtool.cli._common import (
     OverwriteOpt,
     TopkOpt,
     choice_value,
-    path_option,
+    flag,
+    option,
     refuse_class_with_topk,
     resolve_settings,
 )
@@ -49,37 +50,33 @@ def cam(
     ),
     model: Path | None = ModelOpt,
     arch: str | None = ArchOpt,
-    data_dir: Path | None = path_option(
+    data_dir: Path | None = option(
         "--data-dir",
         metavar="DIR",
         help="Without --model: keep only this dataset's classes (Imagenette WordNet-id folders) "
         "of the ImageNet model, the zero-shot baseline beside a model trained on it. With "
         "--dataset: the dataset folder, as `camtool eval --data-dir` takes it.",
     ),
-    dataset: str | None = typer.Option(
-        None,
+    dataset: str | None = option(
         "--dataset",
         metavar="SPLIT",
         help="Explain samples of train or val of the model's dataset (found as `camtool eval` "
         "finds it), or of a FOLDER of class folders; with --random or --index. Not with "
         "IMAGE files [default with --random/--index: val].",
     ),
-    random_count: int | None = typer.Option(
-        None,
+    random_count: int | None = option(
         "--random",
         min=1,
         metavar="N",
         help="N samples of --dataset drawn at random (the indices are printed).",
     ),
-    index: list[int] | None = typer.Option(
-        None,
+    index: list[int] | None = option(
         "--index",
         min=0,
         metavar="I",
         help="Sample I of --dataset, as `camtool eval` numbers it (sorted files); repeatable.",
     ),
-    seed: int | None = typer.Option(
-        None,
+    seed: int | None = option(
         "--seed",
         min=0,
         metavar="S",
@@ -91,11 +88,11 @@ def cam(
     alpha: float | None = AlphaOpt,
     colormap: str | None = ColormapOpt,
     output_dir: Path | None = OutputDirOpt,
-    overlay_only: bool = typer.Option(
-        False, "--overlay-only", help="Write just the overlay, at the image's own resolution."
+    overlay_only: bool = flag(
+        "--overlay-only", help="Write just the overlay, at the image's own resolution."
     ),
-    save_array: bool = typer.Option(
-        False, "--save-array", help="Also write <stem>.npz: cam, heatmap, logits, class_idx."
+    save_array: bool = flag(
+        "--save-array", help="Also write <stem>.npz: cam, heatmap, logits, class_idx."
     ),
     device: DeviceName | None = DeviceOpt,
     config: Path | None = ConfigOpt,
@@ -129,28 +126,30 @@ def cam(
         )
     settings = resolve_settings(
         config,
-        {
-            "cam": {"topk": topk, "alpha": alpha, "colormap": colormap, "output_dir": output_dir},
-            "runtime": {"device": choice_value(device)},
-            "model": {"arch": arch},
-            "dataset": {"data_dir": data_dir if dataset is not None else None},
-        },
+        cam=dict(topk=topk, alpha=alpha, colormap=colormap, output_dir=output_dir),
+        runtime=dict(device=choice_value(device)),
+        model=dict(arch=arch),
+        dataset=dict(data_dir=data_dir if dataset is not None else None),
     )
     from camtool.explain.job import run_cam
 
     view: dict[str, Any] | None = None
     truths: list[int | None] | None = None
-    runner = None
+    runner = imagenet_classes = None
     if dataset is not None:
         runner, view, samples = _dataset_samples(
             dataset, model, settings, random_count, index or [], seed
         )
         images, truths = [s.path for s in samples], [s.true_idx for s in samples]
+    elif data_dir is not None:  # no --model (refused above): the dataset's ImageNet classes
+        from camtool.runtime import dataset_classes
+
+        imagenet_classes = dataset_classes(data_dir)
     report = run_cam(
         images or [],
         settings,
         model_path=model,
-        imagenet_classes=_zero_shot_classes(data_dir, model, dataset),
+        imagenet_classes=imagenet_classes,
         class_spec=class_,
         overlay_only=overlay_only,
         save_array=save_array,
@@ -194,17 +193,6 @@ def _refuse_mixed(
         raise ConfigError("--dataset chooses samples with either --random N or --index I")
     if seed is not None and count is None:
         raise ConfigError("--seed seeds --random N; --index names its samples itself")
-
-
-def _zero_shot_classes(
-    data_dir: Path | None, model: Path | None, dataset: str | None
-) -> list[str] | None:
-    """The Imagenette ids ``--data-dir`` keeps of the ImageNet model (images given as files)."""
-    if data_dir is None or model is not None or dataset is not None:
-        return None
-    from camtool.runtime import dataset_classes
-
-    return dataset_classes(data_dir)
 
 
 def _dataset_samples(

@@ -18,7 +18,7 @@ def config_cmd(config: Path | None = ConfigOpt, json_out: bool = JsonOpt) -> Non
       camtool config --config configs/imagenette.toml
       CAMTOOL_TRAINING__BATCH_SIZE=32 camtool config --json
     """
-    settings = resolve_settings(config, {})
+    settings = resolve_settings(config)
     if json_out:
         print_json(settings.model_dump(mode="json"), exact=True)
     else:
