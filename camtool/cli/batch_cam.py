@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -109,7 +109,11 @@ def batch_cam(
     from camtool.batch.pipeline import run_batch
     from camtool.cli._progress import LINE_EVERY, ProgressReporter
 
-    stdin = _stdin_lines() if STDIN in inputs else None
+    stdin: Iterable[bytes] | None = None
+    if STDIN in inputs:  # bytes: file names need not be valid in the locale's encoding
+        stdin = getattr(sys.stdin, "buffer", None) or (  # or a text-only stream (tests)
+            line.encode("utf-8", "surrogateescape") for line in sys.stdin
+        )
     with ProgressReporter(
         "batch-cam", quiet=quiet, json_out=json_out, every=LINE_EVERY
     ) as reporter:
@@ -138,15 +142,6 @@ def batch_cam(
         print_report(report, json_out, _summary)
     if report.exit_code != EXIT_OK:
         raise typer.Exit(report.exit_code)
-
-
-def _stdin_lines() -> Iterator[bytes]:
-    """Lines of stdin as bytes (file names need not be valid in the locale's encoding)."""
-    stream: Any = getattr(sys.stdin, "buffer", None)
-    if stream is None:  # a text-only stream (e.g. replaced in tests)
-        yield from (line.encode("utf-8", "surrogateescape") for line in sys.stdin)
-        return
-    yield from stream
 
 
 def _summary(report: BatchReport) -> None:

@@ -49,30 +49,27 @@ def download(
       camtool download --archive ~/Downloads/imagenette2-160.tgz
     """
     settings = resolve_settings(config, dataset=dict(data_dir=data_dir))
+    name = dataset.value
     from camtool.cli._progress import ProgressReporter
     from camtool.data.download import download_dataset
 
     with ProgressReporter(
         "download", quiet=quiet, json_out=json_out, unit="bytes", fraction=0.1
     ) as reporter:
-
-        def progress(done: int, total: int | None) -> None:
-            reporter.update(done, total, f"downloading {dataset.value}")
-
         result = download_dataset(
-            dataset.value,
+            name,
             Path(settings.dataset.data_dir),
             url=url,
             sha256=sha256,
             archive=archive,
             force=force,
-            progress=progress,
+            progress=lambda done, total: reporter.update(done, total, f"downloading {name}"),
         )
     if json_out:
-        print_json({"dataset": dataset.value, **vars(result)})  # the DownloadResult fields
+        print_json({"dataset": name, **vars(result)})  # the DownloadResult fields
         return
     if result.already_present:
-        err.print(f"{dataset.value} is already complete in {result.dataset_dir}; nothing to do")
+        err.print(f"{name} is already complete in {result.dataset_dir}; nothing to do")
     else:
-        err.print(f"{dataset.value} ready in {result.dataset_dir}")
+        err.print(f"{name} ready in {result.dataset_dir}")
     typer.echo(str(result.dataset_dir))
