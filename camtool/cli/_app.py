@@ -9,6 +9,7 @@ from typing import Any
 import typer
 from typer.core import TyperArgument, TyperCommand, TyperGroup
 
+from camtool.cli._common import flag
 from camtool.errors import (
     EXIT_FAILURE,
     EXIT_USAGE,
@@ -158,16 +159,9 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(
-    version: bool = typer.Option(
-        False,
-        "--version",
-        "-V",
-        callback=_version,
-        is_eager=True,
-        help="Print the version and exit.",
+    version: bool = flag(
+        "--version", "-V", callback=_version, is_eager=True, help="Print the version and exit."
     ),
-    debug: bool = typer.Option(
-        False, "--debug", envvar="CAMTOOL_DEBUG", help="Show full tracebacks on errors."
-    ),
+    debug: bool = flag("--debug", envvar="CAMTOOL_DEBUG", help="Show full tracebacks on errors."),
 ) -> None:
     """camtool: Class Activation Maps from the shell."""

@@ -18,41 +18,40 @@ def option(*names: str, default: Any = None, **kwargs: Any) -> Any:
     return typer.Option(default, *names, readable=False, **kwargs)
 
 
-def flag(*names: str, help: str) -> Any:
+def flag(*names: str, **kwargs: Any) -> Any:
     """An on/off flag, off by default."""
-    return typer.Option(False, *names, help=help)
+    return typer.Option(False, *names, **kwargs)
 
 
-ConfigOpt = option(
+CONFIG = option(
     "--config",
     metavar="FILE",
     help="TOML settings file (sections [model] [training] [runtime] [dataset] [cam]).",
 )
-ArchOpt = option(
+ARCH = option(
     "--arch",
     metavar="ARCH",
     help="Network (model.arch): resnet18, densenet121, efficientnet_b0, mobilenet_v2 ... or "
     "timm:<name>; names a plain state dict's arch, or the ImageNet model with no --model "
     "[default: resnet18; a state dict's arch is recognised].",
-    show_default=False,
 )
-DeviceOpt = option("--device", metavar="DEVICE", help="auto, cpu, cuda or mps [default: auto].")
-JsonOpt = flag("--json", help="Print one JSON document on stdout, nothing else.")
-QuietOpt = flag("--quiet", "-q", help="No progress on stderr (errors and results still show).")
-OutputDirOpt = option(
+DEVICE = option("--device", metavar="DEVICE", help="auto, cpu, cuda or mps [default: auto].")
+JSON = flag("--json", help="Print one JSON document on stdout, nothing else.")
+QUIET = flag("--quiet", "-q", help="No progress on stderr (errors and results still show).")
+OUTPUT_DIR = option(
     "--output-dir",
     "-o",
     metavar="DIR",
     help="Output folder [default: cam.output_dir, cam_results/].",
 )
-ModelOpt = option(
+MODEL = option(
     "--model",
     "-m",
     metavar="FILE",
     help="camtool checkpoint, plain torchvision state dict, or .onnx export "
     "[default: torchvision's ImageNet model of --arch (ResNet-18), 1000 classes].",
 )
-ClassOpt = option(
+CLASS = option(
     "--class",
     "-c",
     metavar="CLASS",
@@ -60,22 +59,22 @@ ClassOpt = option(
     "named by numbers, name:2 means the class named 2 and index:2 (or #2) the third class; a "
     "number that could mean either is refused [default: the predicted one]. Not with --topk.",
 )
-TopkOpt = option(
+TOPK = option(
     "--topk",
     "-k",
     min=1,
     metavar="K",
     help="Write a map for each of the K most probable classes [default: 1]. Not with --class.",
 )
-AlphaOpt = option(metavar="ALPHA", help="Heatmap opacity, 0..1 [default: 0.5].")
-ColormapOpt = option(metavar="NAME", help="matplotlib colormap [default: jet].")
-BatchSizeOpt = option(
+ALPHA = option(metavar="ALPHA", help="Heatmap opacity, 0..1 [default: 0.5].")
+COLORMAP = option(metavar="NAME", help="matplotlib colormap [default: jet].")
+BATCH_SIZE = option(
     "--batch-size", "-b", min=1, metavar="N", help="Images per forward pass [default: 64]."
 )
-WorkersOpt = option(
+WORKERS = option(
     "--workers", "-j", metavar="N", help="Worker processes reading images; 0 = none [default: 2]."
 )
-OverwriteOpt = flag("--overwrite", help="Replace files in -o DIR that camtool did not write.")
+OVERWRITE = flag("--overwrite", help="Replace files in -o DIR that camtool did not write.")
 
 #: The flag that sets each settings key (the same in every command that has it), named in
 #: errors about a value given by flag: ``--`` and the key's name, but for two.

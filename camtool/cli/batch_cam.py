@@ -10,26 +10,9 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from camtool.choices import DeviceName, OutputFormat
+from camtool.cli import _common as opts
 from camtool.cli._app import command
-from camtool.cli._common import (
-    AlphaOpt,
-    ArchOpt,
-    BatchSizeOpt,
-    ClassOpt,
-    ColormapOpt,
-    ConfigOpt,
-    DeviceOpt,
-    JsonOpt,
-    ModelOpt,
-    OutputDirOpt,
-    TopkOpt,
-    WorkersOpt,
-    choice_value,
-    flag,
-    option,
-    refuse_class_with_topk,
-    resolve_settings,
-)
+from camtool.cli._common import choice_value, flag, option, refuse_class_with_topk, resolve_settings
 from camtool.cli._output import out, print_report
 from camtool.errors import EXIT_OK
 
@@ -49,16 +32,15 @@ def batch_cam(
         ...,
         metavar="INPUT...",
         help="Folders (walked recursively), image files, or - to read paths from stdin.",
-        show_default=False,
     ),
-    model: Path | None = ModelOpt,
-    arch: str | None = ArchOpt,
-    output_dir: Path | None = OutputDirOpt,
-    class_: str | None = ClassOpt,
-    topk: int | None = TopkOpt,
-    batch_size: int | None = BatchSizeOpt,
-    workers: int | None = WorkersOpt,
-    device: DeviceName | None = DeviceOpt,
+    model: Path | None = opts.MODEL,
+    arch: str | None = opts.ARCH,
+    output_dir: Path | None = opts.OUTPUT_DIR,
+    class_: str | None = opts.CLASS,
+    topk: int | None = opts.TOPK,
+    batch_size: int | None = opts.BATCH_SIZE,
+    workers: int | None = opts.WORKERS,
+    device: DeviceName | None = opts.DEVICE,
     fmt: OutputFormat | None = option(
         "--format", metavar="FORMAT", help="Overlay format: jpg or png [default: jpg]."
     ),
@@ -77,11 +59,11 @@ def batch_cam(
     max_pixels: int | None = option(
         "--max-pixels", min=1, metavar="N", help="Refuse larger images unread [default: 89478485]."
     ),
-    alpha: float | None = AlphaOpt,
-    colormap: str | None = ColormapOpt,
-    json_out: bool = JsonOpt,
+    alpha: float | None = opts.ALPHA,
+    colormap: str | None = opts.COLORMAP,
+    json_out: bool = opts.JSON,
     quiet: bool = flag("--quiet", "-q", help="Print only errors: no progress, no summary."),
-    config: Path | None = ConfigOpt,
+    config: Path | None = opts.CONFIG,
 ) -> None:
     """Explain every image in folders: an overlay per image, manifest.jsonl/.csv and index.html.
 

@@ -8,25 +8,9 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from camtool.choices import DeviceName
+from camtool.cli import _common as opts
 from camtool.cli._app import command
-from camtool.cli._common import (
-    AlphaOpt,
-    ArchOpt,
-    ClassOpt,
-    ColormapOpt,
-    ConfigOpt,
-    DeviceOpt,
-    JsonOpt,
-    ModelOpt,
-    OutputDirOpt,
-    OverwriteOpt,
-    TopkOpt,
-    choice_value,
-    flag,
-    option,
-    refuse_class_with_topk,
-    resolve_settings,
-)
+from camtool.cli._common import choice_value, flag, option, refuse_class_with_topk, resolve_settings
 from camtool.cli._output import err, print_json, print_table, report_written
 from camtool.errors import EXIT_FAILURE, EXIT_PARTIAL, ConfigError
 
@@ -45,11 +29,10 @@ def cam(
         None,
         metavar="[IMAGE...]",
         help="Image files to explain (or --dataset).",
-        show_default=False,
         readable=False,
     ),
-    model: Path | None = ModelOpt,
-    arch: str | None = ArchOpt,
+    model: Path | None = opts.MODEL,
+    arch: str | None = opts.ARCH,
     data_dir: Path | None = option(
         "--data-dir",
         metavar="DIR",
@@ -83,21 +66,21 @@ def cam(
         help="Seed of --random: the same seed draws the same samples [default: a fresh one, "
         "printed].",
     ),
-    class_: str | None = ClassOpt,
-    topk: int | None = TopkOpt,
-    alpha: float | None = AlphaOpt,
-    colormap: str | None = ColormapOpt,
-    output_dir: Path | None = OutputDirOpt,
+    class_: str | None = opts.CLASS,
+    topk: int | None = opts.TOPK,
+    alpha: float | None = opts.ALPHA,
+    colormap: str | None = opts.COLORMAP,
+    output_dir: Path | None = opts.OUTPUT_DIR,
     overlay_only: bool = flag(
         "--overlay-only", help="Write just the overlay, at the image's own resolution."
     ),
     save_array: bool = flag(
         "--save-array", help="Also write <stem>.npz: cam, heatmap, logits, class_idx."
     ),
-    device: DeviceName | None = DeviceOpt,
-    config: Path | None = ConfigOpt,
-    overwrite: bool = OverwriteOpt,
-    json_out: bool = JsonOpt,
+    device: DeviceName | None = opts.DEVICE,
+    config: Path | None = opts.CONFIG,
+    overwrite: bool = opts.OVERWRITE,
+    json_out: bool = opts.JSON,
 ) -> None:
     """Explain images: original | heatmap | overlay figure, titled with class and probability.
 

@@ -6,8 +6,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from camtool.choices import DeviceName
+from camtool.cli import _common as opts
 from camtool.cli._app import command
-from camtool.cli._common import DeviceOpt, JsonOpt, QuietOpt, choice_value, flag, option
+from camtool.cli._common import choice_value, flag, option
 from camtool.cli._output import err, print_report, print_table
 
 __all__ = ["demo_cmd"]
@@ -30,15 +31,14 @@ def demo_cmd(
         metavar="ARCH",
         help="Network to train: densenet121, efficientnet_b0, mobilenet_v2 ... or timm:<name> "
         "[default: resnet18].",
-        show_default=False,
     ),
-    device: DeviceName | None = DeviceOpt,
+    device: DeviceName | None = opts.DEVICE,
     overwrite: bool = flag(
         "--overwrite",
         help="Replace files in DIR/checkpoints and DIR/cams that an earlier demo did not write.",
     ),
-    json_out: bool = JsonOpt,
-    quiet: bool = QuietOpt,
+    json_out: bool = opts.JSON,
+    quiet: bool = opts.QUIET,
 ) -> None:
     """Draw a small shapes dataset, train a ResNet-18 (or --arch) from scratch, map what it sees.
 

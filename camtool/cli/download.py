@@ -7,8 +7,9 @@ from pathlib import Path
 
 import typer
 
+from camtool.cli import _common as opts
 from camtool.cli._app import command
-from camtool.cli._common import ConfigOpt, JsonOpt, QuietOpt, flag, option, resolve_settings
+from camtool.cli._common import flag, option, resolve_settings
 from camtool.cli._output import err, print_json
 from camtool.core.imagenet import IMAGENETTE_ARCHIVES
 
@@ -37,9 +38,9 @@ def download(
         "--archive", metavar="FILE", help="Use an archive you downloaded by hand."
     ),
     force: bool = flag("--force", help="Download and extract again."),
-    config: Path | None = ConfigOpt,
-    json_out: bool = JsonOpt,
-    quiet: bool = QuietOpt,
+    config: Path | None = opts.CONFIG,
+    json_out: bool = opts.JSON,
+    quiet: bool = opts.QUIET,
 ) -> None:
     """Download Imagenette, verify its checksum and extract it safely; resumes if interrupted.
 

@@ -6,20 +6,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from camtool.choices import DeviceName, LocalizationProtocol, Split, UpsampleMode
+from camtool.cli import _common as opts
 from camtool.cli._app import command
-from camtool.cli._common import (
-    ArchOpt,
-    BatchSizeOpt,
-    ConfigOpt,
-    DeviceOpt,
-    JsonOpt,
-    OverwriteOpt,
-    QuietOpt,
-    WorkersOpt,
-    choice_value,
-    option,
-    resolve_settings,
-)
+from camtool.cli._common import choice_value, option, resolve_settings
 from camtool.cli._output import print_report, print_table, report_written
 
 if TYPE_CHECKING:
@@ -42,7 +31,7 @@ def eval_command(
         "[default: the zero-shot baseline: torchvision's ImageNet model of --arch restricted to "
         "the dataset's Imagenette classes].",
     ),
-    arch: str | None = ArchOpt,
+    arch: str | None = opts.ARCH,
     data_dir: Path | None = option(
         "--data-dir",
         metavar="DIR",
@@ -54,7 +43,7 @@ def eval_command(
         metavar="SPLIT",
         help="val (the test split) or train (all of it, held-out part included) [default: val].",
     ),
-    batch_size: int | None = BatchSizeOpt,
+    batch_size: int | None = opts.BATCH_SIZE,
     boxes: Path | None = option(
         "--boxes",
         metavar="PATH",
@@ -79,7 +68,7 @@ def eval_command(
         metavar="DIR",
         help="Where metrics.json, the figures and the settings go [default: eval_results/].",
     ),
-    workers: int | None = WorkersOpt,
+    workers: int | None = opts.WORKERS,
     protocol: LocalizationProtocol | None = option(
         "--protocol",
         help="MaxBoxAccV2 by camtool's conventions, or wsol: exactly as the wsolevaluation "
@@ -90,11 +79,11 @@ def eval_command(
         help="aligned (map cells at their receptive-field centres) or conventional (bilinear, "
         "align_corners=False) [default: cam.upsample, aligned].",
     ),
-    device: DeviceName | None = DeviceOpt,
-    config: Path | None = ConfigOpt,
-    overwrite: bool = OverwriteOpt,
-    json_out: bool = JsonOpt,
-    quiet: bool = QuietOpt,
+    device: DeviceName | None = opts.DEVICE,
+    config: Path | None = opts.CONFIG,
+    overwrite: bool = opts.OVERWRITE,
+    json_out: bool = opts.JSON,
+    quiet: bool = opts.QUIET,
 ) -> None:
     """Evaluate a model: accuracy, and whether its maps point at the object.
 

@@ -6,8 +6,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from camtool.choices import ExportFormat
+from camtool.cli import _common as opts
 from camtool.cli._app import command
-from camtool.cli._common import ArchOpt, JsonOpt, choice_value, flag, option
+from camtool.cli._common import choice_value, flag, option
 from camtool.cli._output import err, print_report, print_table, report_written
 
 if TYPE_CHECKING:
@@ -25,7 +26,7 @@ def export(
         help="camtool checkpoint (or plain torchvision state dict) to export.",
         default=...,
     ),
-    arch: str | None = ArchOpt,
+    arch: str | None = opts.ARCH,
     fmt: ExportFormat | None = option(
         "--format", "-f", metavar="FORMAT", help="onnx or torchscript [default: onnx]."
     ),
@@ -40,7 +41,7 @@ def export(
     overwrite: bool = flag(
         "--overwrite", help="Replace the output file if it exists (by default: refuse)."
     ),
-    json_out: bool = JsonOpt,
+    json_out: bool = opts.JSON,
 ) -> None:
     """Export a model that explains itself: images -> logits and class activation maps.
 

@@ -6,18 +6,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from camtool.choices import DeviceName, Optimizer, Scheduler
+from camtool.cli import _common as opts
 from camtool.cli._app import command
-from camtool.cli._common import (
-    ConfigOpt,
-    DeviceOpt,
-    JsonOpt,
-    QuietOpt,
-    WorkersOpt,
-    choice_value,
-    flag,
-    option,
-    resolve_settings,
-)
+from camtool.cli._common import choice_value, flag, option, resolve_settings
 from camtool.cli._output import print_report, print_table, report_written
 
 __all__ = ["train_cmd"]
@@ -28,7 +19,7 @@ if TYPE_CHECKING:
 
 @command("train", short_help="Fine-tune a GAP + linear-head classifier: checkpoints, curves.")
 def train_cmd(
-    config: Path | None = ConfigOpt,
+    config: Path | None = opts.CONFIG,
     data_dir: Path | None = option(
         "--data-dir", metavar="DIR", help="Dataset folder with train/ and val/ [default: data/]."
     ),
@@ -57,14 +48,13 @@ def train_cmd(
         metavar="ARCH",
         help="Network: resnet18, densenet121, efficientnet_b0, mobilenet_v2, regnet_y_400mf ... "
         "or timm:<name> [default: resnet18].",
-        show_default=False,
     ),
-    device: DeviceName | None = DeviceOpt,
+    device: DeviceName | None = opts.DEVICE,
     pretrained: bool | None = option(
         "--pretrained/--no-pretrained",
         help="Start from ImageNet weights (needs them cached or a network) [default: yes].",
     ),
-    workers: int | None = WorkersOpt,
+    workers: int | None = opts.WORKERS,
     seed: int | None = option(
         "--seed", metavar="N", help="Seed of init, order, augmentation [default: 0]."
     ),
@@ -90,8 +80,8 @@ def train_cmd(
         help="Start afresh in a --checkpoint-dir that holds an earlier run, deleting its "
         "checkpoints and logs (by default camtool refuses).",
     ),
-    json_out: bool = JsonOpt,
-    quiet: bool = QuietOpt,
+    json_out: bool = opts.JSON,
+    quiet: bool = opts.QUIET,
 ) -> None:
     """Train a classifier whose maps show where it looks: a CNN, GAP and one linear layer.
 
