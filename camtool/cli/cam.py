@@ -202,17 +202,12 @@ def _dataset_samples(
         runner = runner_from_settings(model, settings, few_images=few)
     view = dataset_view(dataset, runner.info, root, settings.cam.max_pixels)
     folder = view.root / dataset if root is not None else Path(dataset)
-    if count is not None and seed is None:
+    if count is not None and seed is None:  # (--seed without --random is refused)
         seed = draw_seed()
     chosen = choose_indices(len(view), indices=index, count=count, seed=seed or 0, name=str(folder))
     how = f" drawn with --seed {seed}" if count is not None else ""
     err.print(f"{folder}: {len(view)} images; samples{how}: {', '.join(map(str, chosen))}")
-    entry = {
-        "folder": str(folder),
-        "size": len(view),
-        "indices": chosen,
-        "seed": seed if count is not None else None,
-    }
+    entry = {"folder": str(folder), "size": len(view), "indices": chosen, "seed": seed}
     return runner, entry, samples_of(view, chosen, runner.info.class_names)
 
 

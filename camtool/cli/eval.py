@@ -18,7 +18,7 @@ __all__ = ["eval_command"]
 
 
 @command(
-    name="eval",
+    "eval",
     no_args_is_help=True,
     short_help="Accuracy, per-class F1, and how well the maps find the object.",
 )
