@@ -26,10 +26,7 @@ if TYPE_CHECKING:
 )
 def cam(
     images: list[Path] | None = typer.Argument(
-        None,
-        metavar="[IMAGE...]",
-        help="Image files to explain (or --dataset).",
-        readable=False,
+        None, metavar="[IMAGE...]", help="Image files to explain (or --dataset).", readable=False
     ),
     model: Path | None = opts.MODEL,
     arch: str | None = opts.ARCH,
