@@ -121,9 +121,8 @@ def train_cmd(
             observer=TrainProgress(reporter),
             overwrite=overwrite,
         )
-    if not result.is_main:
-        return
-    print_report(result, json_out, _summary, result.skipped)
+    if result.is_main:  # other torchrun ranks print nothing
+        print_report(result, json_out, _summary, result.skipped)
 
 
 def _summary(result: TrainResult) -> None:
