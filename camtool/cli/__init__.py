@@ -16,10 +16,9 @@ OPENMP_DEFAULTS = {"OMP_WAIT_POLICY": "PASSIVE"}
 def main() -> None:
     """Entry point of the ``camtool`` console script.
 
-    Waiting OpenMP threads sleep instead of spinning (``OMP_WAIT_POLICY=PASSIVE`` unless set),
-    so they do not starve the decoding workers and writer threads: on a busy 2-core machine
-    batch-cam ran 1.4x to 5.6x faster (``benchmarks/batch_cam.py``). It takes effect because
-    torch (and the OpenMP runtime, which reads it once) is imported only when a command runs.
+    Waiting OpenMP threads sleep (``OMP_WAIT_POLICY=PASSIVE`` unless set) instead of starving the
+    decoding and writer threads: batch-cam ran 1.4x to 5.6x faster on a busy 2-core machine
+    (``benchmarks/batch_cam.py``). The OpenMP runtime reads it once, when a command imports torch.
     """
     for key, value in OPENMP_DEFAULTS.items():
         os.environ.setdefault(key, value)

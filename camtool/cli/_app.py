@@ -9,6 +9,7 @@ from typing import Any
 import typer
 from typer.core import TyperArgument, TyperCommand, TyperGroup
 
+from camtool.cli._common import flag
 from camtool.errors import (
     EXIT_FAILURE,
     EXIT_USAGE,
@@ -24,26 +25,19 @@ __all__ = ["COMMAND_ORDER", "app", "command", "fail"]
 #: The commands in the order a new user meets them; ``camtool --help`` lists them so.
 COMMAND_ORDER = ("demo", "download", "train", "eval", "cam", "batch-cam", "export", "config")
 
-
-#: What the command-line parser raises for a bad command line: the base class of
-#: ``typer.BadParameter``, click's ``UsageError`` whichever click Typer uses (older Typers
-#: re-export click's, later ones a vendored copy; a separately installed click may be another).
+#: The parser's error for a bad command line: click's ``UsageError``, from whichever click Typer
+#: uses (its own vendored copy in later Typers), found as the base of ``typer.BadParameter``.
 UsageError: type[Exception] = next(
     cls for cls in typer.BadParameter.__mro__ if cls.__name__ == "UsageError"
 )
 
 
-def _is_no_args_help(exc: BaseException) -> bool:
-    """Click 8.2+'s usage error that shows a bare command's help (by name, as Typer matches it)."""
-    return type(exc).__name__ == "NoArgsIsHelpError"
-
-
 def fail(message: str, code: int, *, every_rank: bool = False) -> typer.Exit:
     """Print ``camtool: error: message`` as one line on stderr; return the Exit to raise.
 
-    Under torchrun every rank meets the same bad settings or data, so only rank 0 prints;
-    with ``every_rank`` (errors one process may meet alone: a bug, a failing disk) the others
-    print too, naming their rank. Every rank exits with ``code``, so torchrun exits non-zero.
+    Under torchrun only rank 0 prints (every rank meets the same bad settings), unless
+    ``every_rank`` (a bug, a failing disk: errors one process may meet alone), where the others
+    print too, naming their rank. Every rank exits with ``code``.
     """
     one_line = " ".join(str(message).split())
     rank = os.environ.get("RANK", "0")
@@ -55,11 +49,7 @@ def fail(message: str, code: int, *, every_rank: bool = False) -> typer.Exit:
 
 
 def usage_line(exc: Any) -> str:
-    """A usage error as one line, without the usage block or pydantic's ``Value error,`` prefix.
-
-    Example: ``invalid value for '--optimizer': 'rmsprop' is not one of 'adam', 'adamw', 'sgd'
-    (see camtool train --help)``.
-    """
+    """A usage error as one line, without the usage block or pydantic's ``Value error,``."""
     text = exc.format_message().replace("Value error, ", "").rstrip(".")
     text = text[:1].lower() + text[1:]
     names: list[str] = []
@@ -70,20 +60,14 @@ def usage_line(exc: Any) -> str:
     return text + f" (see {' '.join(['camtool', *names])} --help)"
 
 
-def _no_type(ctx: Any) -> str | None:
-    """No type beside an argument's name in help (its metavar says what it is)."""
-    return None
-
-
 class CamtoolCommand(TyperCommand):
-    """A command whose help names arguments by their metavar (``IMAGE...``), with no Python
-    type beside them (Typer would print ``{images}... <list[Path]>``)."""
+    """Help names arguments by their metavar (``IMAGE...``), with no Python type beside them."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         for param in self.params:
             if isinstance(param, TyperArgument):
-                param.display_type_rich = _no_type  # type: ignore[method-assign,assignment]
+                param.display_type_rich = lambda ctx: None  # type: ignore[method-assign]
 
     def collect_usage_pieces(self, ctx: typer.Context) -> list[str]:  # type: ignore[override]
         """``[OPTIONS]`` then each argument: ``IMAGE...`` when required, ``[NAME]`` if not."""
@@ -99,16 +83,11 @@ class CamtoolCommand(TyperCommand):
 
 
 class CamtoolGroup(TyperGroup):
-    """Runs a sub-command and turns whatever it raises into one line on stderr and an exit code.
-
-    Usage errors (an unknown option, a value not among the choices) become one line and exit
-    code 2, without click's usage block. While the command runs, SIGTERM stops it as Ctrl-C
-    does (every command's cleanup for KeyboardInterrupt runs), with exit code 143 instead of
-    130. ``--debug`` (or ``CAMTOOL_DEBUG=1``) lets the traceback through instead.
-    """
+    """Turns whatever a sub-command raises into one line on stderr and an exit code (usage
+    errors: 2, without click's usage block); SIGTERM stops a command as Ctrl-C does, exit code
+    143. ``--debug`` (or ``CAMTOOL_DEBUG=1``) lets the traceback through instead."""
 
     def list_commands(self, ctx: typer.Context) -> list[str]:  # type: ignore[override]
-        """The commands in :data:`COMMAND_ORDER`, any others after them."""
         names = super().list_commands(ctx)
         rank = {name: i for i, name in enumerate(COMMAND_ORDER)}
         return sorted(names, key=lambda name: rank.get(name, len(rank)))
@@ -117,26 +96,25 @@ class CamtoolGroup(TyperGroup):
         try:
             return super().parse_args(ctx, args)
         except UsageError as exc:
-            if _is_no_args_help(exc):
-                raise
-            raise fail(usage_line(exc), EXIT_USAGE) from None
+            raise (_exit_for(exc) or exc) from None
 
     def invoke(self, ctx: typer.Context) -> Any:  # type: ignore[override]
         try:
             with sigterm_as_interrupt():
                 return super().invoke(ctx)
         except (Exception, KeyboardInterrupt) as exc:
-            exit_ = None if ctx.find_root().params.get("debug") else _exit_for(exc)
-            if exit_ is None:
+            if ctx.find_root().params.get("debug"):
                 raise
-            raise exit_ from None
+            raise (_exit_for(exc) or exc) from None
 
 
 def _exit_for(exc: BaseException) -> typer.Exit | None:
-    """Print the one line for what a command raised and return the Exit to raise; ``None`` for
-    what passes through (Typer's own exits, the no-arguments help)."""
+    """Print the one line for ``exc`` and return the Exit to raise; ``None`` for what passes
+    through (Typer's own exits, click 8.2+'s help for a bare command)."""
     if isinstance(exc, UsageError):
-        return None if _is_no_args_help(exc) else fail(usage_line(exc), EXIT_USAGE)
+        if type(exc).__name__ == "NoArgsIsHelpError":  # by name, as Typer matches it
+            return None
+        return fail(usage_line(exc), EXIT_USAGE)
     if isinstance(exc, CamtoolError):
         return fail(exc.message, exc.exit_code)
     if isinstance(exc, KeyboardInterrupt):
@@ -169,7 +147,7 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
-#: ``app.command`` for every camtool command (help names arguments by their metavar).
+#: ``app.command`` for every camtool command.
 command = functools.partial(app.command, cls=CamtoolCommand)
 
 
@@ -181,16 +159,9 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(
-    version: bool = typer.Option(
-        False,
-        "--version",
-        "-V",
-        callback=_version,
-        is_eager=True,
-        help="Print the version and exit.",
+    version: bool = flag(
+        "--version", "-V", callback=_version, is_eager=True, help="Print the version and exit."
     ),
-    debug: bool = typer.Option(
-        False, "--debug", envvar="CAMTOOL_DEBUG", help="Show full tracebacks on errors."
-    ),
+    debug: bool = flag("--debug", envvar="CAMTOOL_DEBUG", help="Show full tracebacks on errors."),
 ) -> None:
     """camtool: Class Activation Maps from the shell."""

@@ -1,4 +1,4 @@
-"""Option declarations and helpers shared by several commands (no heavy imports)."""
+"""Option declarations and helpers shared by the commands (no heavy imports)."""
 
 from __future__ import annotations
 
@@ -11,71 +11,47 @@ import typer
 if TYPE_CHECKING:
     from camtool.settings import Settings
 
-__all__ = [
-    "FLAGS",
-    "AlphaOpt",
-    "ArchOpt",
-    "BatchSizeOpt",
-    "ClassOpt",
-    "ColormapOpt",
-    "ConfigOpt",
-    "DeviceOpt",
-    "JsonOpt",
-    "ModelOpt",
-    "OutputDirOpt",
-    "OverwriteOpt",
-    "QuietOpt",
-    "TopkOpt",
-    "WorkersOpt",
-    "choice_value",
-    "path_option",
-    "refuse_class_with_topk",
-    "resolve_settings",
-]
+
+def option(*names: str, default: Any = None, **kwargs: Any) -> Any:
+    """``typer.Option``, unset by default; camtool checks paths itself (an unreadable file is
+    one camtool line, exit 1, not a usage error)."""
+    return typer.Option(default, *names, readable=False, **kwargs)
 
 
-def path_option(*names: str, metavar: str, help: str, default: Any = None) -> Any:
-    """A path flag that camtool checks itself: an unreadable file is one camtool line (exit 1),
-    not a usage error."""
-    return typer.Option(default, *names, metavar=metavar, help=help, readable=False)
+def flag(*names: str, **kwargs: Any) -> Any:
+    """An on/off flag, off by default."""
+    return typer.Option(False, *names, **kwargs)
 
 
-ConfigOpt = path_option(
+CONFIG = option(
     "--config",
     metavar="FILE",
     help="TOML settings file (sections [model] [training] [runtime] [dataset] [cam]).",
 )
-ArchOpt: Any = typer.Option(
-    None,
+ARCH = option(
     "--arch",
     metavar="ARCH",
     help="Network (model.arch): resnet18, densenet121, efficientnet_b0, mobilenet_v2 ... or "
     "timm:<name>; names a plain state dict's arch, or the ImageNet model with no --model "
     "[default: resnet18; a state dict's arch is recognised].",
-    show_default=False,
 )
-DeviceOpt: Any = typer.Option(
-    None, "--device", metavar="DEVICE", help="auto, cpu, cuda or mps [default: auto]."
-)
-JsonOpt = typer.Option(False, "--json", help="Print one JSON document on stdout, nothing else.")
-QuietOpt = typer.Option(
-    False, "--quiet", "-q", help="No progress on stderr (errors and results still show)."
-)
-OutputDirOpt = path_option(
+DEVICE = option("--device", metavar="DEVICE", help="auto, cpu, cuda or mps [default: auto].")
+JSON = flag("--json", help="Print one JSON document on stdout, nothing else.")
+QUIET = flag("--quiet", "-q", help="No progress on stderr (errors and results still show).")
+OUTPUT_DIR = option(
     "--output-dir",
     "-o",
     metavar="DIR",
     help="Output folder [default: cam.output_dir, cam_results/].",
 )
-ModelOpt = path_option(
+MODEL = option(
     "--model",
     "-m",
     metavar="FILE",
     help="camtool checkpoint, plain torchvision state dict, or .onnx export "
     "[default: torchvision's ImageNet model of --arch (ResNet-18), 1000 classes].",
 )
-ClassOpt: Any = typer.Option(
-    None,
+CLASS = option(
     "--class",
     "-c",
     metavar="CLASS",
@@ -83,69 +59,48 @@ ClassOpt: Any = typer.Option(
     "named by numbers, name:2 means the class named 2 and index:2 (or #2) the third class; a "
     "number that could mean either is refused [default: the predicted one]. Not with --topk.",
 )
-TopkOpt: Any = typer.Option(
-    None,
+TOPK = option(
     "--topk",
     "-k",
     min=1,
     metavar="K",
     help="Write a map for each of the K most probable classes [default: 1]. Not with --class.",
 )
-AlphaOpt: Any = typer.Option(None, metavar="ALPHA", help="Heatmap opacity, 0..1 [default: 0.5].")
-ColormapOpt: Any = typer.Option(None, metavar="NAME", help="matplotlib colormap [default: jet].")
-BatchSizeOpt: Any = typer.Option(
-    None, "--batch-size", "-b", min=1, metavar="N", help="Images per forward pass [default: 64]."
+ALPHA = option(metavar="ALPHA", help="Heatmap opacity, 0..1 [default: 0.5].")
+COLORMAP = option(metavar="NAME", help="matplotlib colormap [default: jet].")
+BATCH_SIZE = option(
+    "--batch-size", "-b", min=1, metavar="N", help="Images per forward pass [default: 64]."
 )
-WorkersOpt: Any = typer.Option(
-    None,
-    "--workers",
-    "-j",
-    metavar="N",
-    help="Worker processes reading images; 0 = none [default: 2].",
+WORKERS = option(
+    "--workers", "-j", metavar="N", help="Worker processes reading images; 0 = none [default: 2]."
 )
-OverwriteOpt = typer.Option(
-    False, "--overwrite", help="Replace files in -o DIR that camtool did not write."
-)
+OVERWRITE = flag("--overwrite", help="Replace files in -o DIR that camtool did not write.")
 
 #: The flag that sets each settings key (the same in every command that has it), named in
-#: errors about a value given by flag.
+#: errors about a value given by flag: ``--`` and the key's name, but for two.
 FLAGS: dict[str, str] = {
-    "model.arch": "--arch",
-    "model.pretrained": "--pretrained",
-    "dataset.data_dir": "--data-dir",
-    "dataset.img_size": "--img-size",
-    "training.num_epochs": "--epochs",
-    "training.batch_size": "--batch-size",
-    "training.learning_rate": "--lr",
-    "training.optimizer": "--optimizer",
-    "training.scheduler": "--scheduler",
-    "runtime.device": "--device",
-    "runtime.workers": "--workers",
-    "runtime.batch_size": "--batch-size",
-    "training.seed": "--seed",
-    "training.checkpoint_dir": "--checkpoint-dir",
-    "dataset.val_size": "--val-size",
-    "cam.topk": "--topk",
-    "cam.alpha": "--alpha",
-    "cam.colormap": "--colormap",
-    "cam.output_dir": "--output-dir",
-    "cam.max_pixels": "--max-pixels",
-}
+    f"{section}.{key}": "--" + key.replace("_", "-")
+    for section, keys in {
+        "model": ("arch", "pretrained"),
+        "dataset": ("data_dir", "img_size", "val_size"),
+        "training": ("batch_size", "optimizer", "scheduler", "seed", "checkpoint_dir"),
+        "runtime": ("device", "workers", "batch_size"),
+        "cam": ("topk", "alpha", "colormap", "output_dir", "max_pixels"),
+    }.items()
+    for key in keys
+} | {"training.num_epochs": "--epochs", "training.learning_rate": "--lr"}
 
 
-def resolve_settings(config: Path | None, overrides: dict[str, Any]) -> Settings:
-    """Load the settings (imported lazily so --help stays fast); errors name the flags.
-
-    Raises:
-        CamtoolError: ``config`` is missing, a folder or unreadable (exit 1).
-        ConfigError: bad settings (exit 2).
-    """
+def resolve_settings(config: Path | None, **sections: dict[str, Any]) -> Settings:
+    """Load the settings with the flags' values by section (``None``: not given); errors name
+    the flags. Raises CamtoolError (exit 1) for an unreadable ``config``, ConfigError (exit 2)
+    for bad settings."""
     from camtool.paths import require_file
     from camtool.settings import load_settings
 
     if config is not None:
         require_file(config, "config file")
-    settings = load_settings(config, overrides, FLAGS)
+    settings = load_settings(config, sections, FLAGS)
     for note in settings.notes:
         typer.echo(f"camtool: note: {note}", err=True)
     return settings

@@ -1,9 +1,4 @@
-"""Where output goes: data on stdout (a rich table, or one JSON document), chatter on stderr.
-
-Every ``--json`` document goes through :func:`print_json`, which rounds numbers to what they
-mean (:func:`camtool.textio.tidy_numbers`) and writes NaN and infinity as ``null``. Messages on
-stderr are printed as they are (no markup, no highlighting).
-"""
+"""Data on stdout (a rich table, or one JSON document); messages on stderr, printed as they are."""
 
 from __future__ import annotations
 
@@ -14,16 +9,6 @@ from typing import Any
 
 from rich.console import Console
 
-__all__ = [
-    "err",
-    "out",
-    "print_json",
-    "print_report",
-    "print_table",
-    "report_skipped",
-    "report_written",
-]
-
 #: Tables and other data.
 out = Console(soft_wrap=True)
 #: Progress bars, notes and warnings.
@@ -31,21 +16,28 @@ err = Console(stderr=True, soft_wrap=True, markup=False, highlight=False)
 
 
 def print_json(document: Any, *, exact: bool = False) -> None:
-    """Print exactly one JSON document on stdout (NaN and infinity as ``null``).
-
-    Args:
-        document: JSON-like data (paths and other objects are written as strings).
-        exact: keep numbers as they are (for settings, which the user wrote); otherwise
-            :func:`~camtool.textio.tidy_numbers` rounds them.
-    """
+    """Print one JSON document on stdout (NaN and infinity as ``null``); numbers rounded by
+    :func:`~camtool.textio.tidy_numbers` unless ``exact`` (settings, which the user wrote)."""
     from camtool.textio import to_json
 
     sys.stdout.write(to_json(document, tidy=not exact) + "\n")
     sys.stdout.flush()
 
 
-def print_report(report: Any, json_out: bool, show: Callable[[Any], None]) -> None:
-    """With ``--json``, ``report.to_dict()`` as the one JSON document; else ``show(report)``."""
+def print_report(
+    report: Any,
+    json_out: bool,
+    show: Callable[[Any], None],
+    skipped: Iterable[Mapping[str, str]] = (),
+    notes: Iterable[str] = (),
+) -> None:
+    """On stderr ``skipped PATH: REASON`` for each image left out as unreadable and the
+    ``notes``; then with ``--json`` ``report.to_dict()`` as the one JSON document, else
+    ``show(report)``."""
+    for entry in skipped:
+        err.print(f"skipped {entry['path']}: {entry['error']}")
+    for note in notes:
+        err.print(note)
     if json_out:
         print_json(report.to_dict())
     else:
@@ -59,8 +51,7 @@ def print_table(
     right: Collection[str] = (),
     **options: Any,
 ) -> None:
-    """Print a rich table on stdout: the ``right`` columns right-aligned, ``options`` to Table
-    (a title is left-aligned unless they say otherwise)."""
+    """A rich table on stdout: the ``right`` columns right-aligned, ``options`` to Table."""
     from rich.table import Table
 
     table = Table(**{"title_justify": "left", **options})
@@ -69,12 +60,6 @@ def print_table(
     for row in rows:
         table.add_row(*row)
     out.print(table)
-
-
-def report_skipped(entries: Iterable[Mapping[str, str]]) -> None:
-    """Name each image left out as unreadable on stderr: ``skipped PATH: REASON``."""
-    for entry in entries:
-        err.print(f"skipped {entry['path']}: {entry['error']}")
 
 
 def report_written(paths: Iterable[Path | str | None]) -> None:

@@ -1,12 +1,7 @@
-"""Progress on stderr, one reporter for every command; stdout is never touched.
-
-On a terminal: rich's live bars (none with ``--quiet`` or ``--json``). Elsewhere (CI logs,
-``nohup``, ``2> log``) plain throttled lines, no ANSI codes, none with ``--quiet``::
+"""Progress on stderr: rich's live bars on a terminal (none with ``--quiet`` or ``--json``),
+elsewhere (CI logs, ``2> log``) plain throttled lines (none with ``--quiet``)::
 
     camtool batch-cam: 200/1000 images (20%), 41.3 images/s, ETA 19s
-
-Training reports through :class:`TrainProgress`: bars for epochs and batches on a terminal, a line
-every ``training.log_every`` batches elsewhere, and one line per epoch in both.
 """
 
 from __future__ import annotations
@@ -23,9 +18,8 @@ if TYPE_CHECKING:
 
 __all__ = ["LINE_EVERY", "ProgressReporter", "TrainProgress"]
 
-#: Without a terminal, a progress line every this many items (and at least every 30 s).
+#: Without a terminal, a progress line every this many items and at least every this many seconds.
 LINE_EVERY = 100
-#: Without a terminal, a progress line at least this often (seconds) while work goes on.
 LINE_SECONDS = 30.0
 
 
@@ -34,7 +28,6 @@ def _stderr_is_terminal() -> bool:
 
 
 def _plain_line(text: str) -> None:
-    """Write one line to stderr as it is (no markup, no colour) and flush it at once."""
     sys.stderr.write(text.rstrip("\n") + "\n")
     sys.stderr.flush()
 
@@ -51,14 +44,13 @@ def _duration(seconds: float) -> str:
 
 
 class ProgressReporter:
-    """One command's progress through one or more stages, shown as the module docstring says.
+    """One command's progress through one or more stages; a context manager.
 
-    Use as a context manager; call :meth:`update` as work is done and :meth:`message` for lines
-    that must show even through a live bar (per-file errors). ``command`` prefixes each line
-    (``camtool <command>: ...``); ``unit`` is what is counted (``bytes`` shows megabytes);
-    the lines are printed every ``every`` items, every ``fraction`` of the total, every
-    :data:`LINE_SECONDS` seconds and once when a stage completes. ``stream`` is where to look
-    for a terminal (default: camtool's stderr console).
+    Call :meth:`update` as work is done, :meth:`message` for lines that must show even through a
+    live bar. ``command`` prefixes each line (``camtool <command>: ...``); ``unit`` is what is
+    counted (``bytes`` shows megabytes); lines are printed every ``every`` items, every
+    ``fraction`` of the total, every :data:`LINE_SECONDS` seconds and when a stage completes.
+    ``stream`` is where to look for a terminal (default: camtool's stderr console).
     """
 
     def __init__(
@@ -90,22 +82,14 @@ class ProgressReporter:
 
     def __enter__(self) -> ProgressReporter:
         if self.mode == "live":
-            from rich.progress import (
-                BarColumn,
-                DownloadColumn,
-                MofNCompleteColumn,
-                Progress,
-                TextColumn,
-                TimeRemainingColumn,
-                TransferSpeedColumn,
-            )
+            from rich import progress as rp
 
-            columns: list[Any] = [TextColumn("{task.description}"), BarColumn()]
+            columns: list[Any] = [rp.TextColumn("{task.description}"), rp.BarColumn()]
             if self.unit == "bytes":
-                columns += [DownloadColumn(), TransferSpeedColumn()]
+                columns += [rp.DownloadColumn(), rp.TransferSpeedColumn()]
             else:
-                columns += [MofNCompleteColumn(), TextColumn("{task.fields[stats]}")]
-            self._bar = Progress(*columns, TimeRemainingColumn(), console=err, transient=True)
+                columns += [rp.MofNCompleteColumn(), rp.TextColumn("{task.fields[stats]}")]
+            self._bar = rp.Progress(*columns, rp.TimeRemainingColumn(), console=err, transient=True)
             self._bar.start()
         return self
 
@@ -122,11 +106,8 @@ class ProgressReporter:
     def update(
         self, done: int, total: int | None = None, stage: str | None = None, *, stats: str = ""
     ) -> None:
-        """``done`` of ``total`` items (``None`` if unknown) of ``stage`` are done.
-
-        On a terminal each stage has its bar (``stats``: text shown beside it), and a new stage's
-        bar replaces the finished ones; in logs a line is printed when one is due.
-        """
+        """``done`` of ``total`` items (``None`` if unknown) of ``stage`` are done; on a terminal
+        each stage has its bar (``stats`` beside it), which replaces the finished ones."""
         key = stage or self.command
         if self._bar is not None:
             if key not in self._tasks:
@@ -139,8 +120,7 @@ class ProgressReporter:
             _plain_line(self._line(stage, done, total))
 
     def message(self, text: str, *, always: bool = False) -> None:
-        """Show ``text`` on its own line (through the live bar); with ``--quiet`` only if
-        ``always``."""
+        """Show ``text`` on its own line; with ``--quiet`` only if ``always``."""
         if self.mode == "off" and not always:
             return
         if self._bar is not None:
@@ -149,7 +129,7 @@ class ProgressReporter:
             _plain_line(text)
 
     def _due(self, key: str, done: int, total: int | None) -> bool:
-        """Whether a line is due now (and, if so, remember that it was printed)."""
+        """Whether a line is due now (remembered if so)."""
         if key != self._stage:
             self._stage, self._started = key, time.monotonic()
             self._last_time, self._last_mark = self._started, (0, 0)
@@ -192,8 +172,8 @@ class ProgressReporter:
 
 class TrainProgress:
     """Training progress (a :class:`~camtool.training.types.TrainObserver`) through an entered
-    reporter, as the module docstring says; on a terminal the batch bar shows loss, accuracy and
-    images/s, elsewhere a line also says when validation starts."""
+    reporter: bars for epochs and batches (loss, accuracy, images/s) on a terminal, a line every
+    ``training.log_every`` batches elsewhere, and one line per epoch in both."""
 
     def __init__(self, reporter: ProgressReporter) -> None:
         self.reporter = reporter
@@ -201,7 +181,6 @@ class TrainProgress:
         self.num_batches = 0
 
     def on_start(self, plan: TrainPlan) -> None:
-        """Say what is about to be trained; start the epoch bar."""
         parts = [
             f"training {plan.arch} on {plan.train_images} images of {len(plan.class_names)} "
             f"classes ({plan.val_images} held out), {plan.device} {plan.precision}"
@@ -218,13 +197,11 @@ class TrainProgress:
             self.reporter.update(plan.start_epoch - 1, plan.num_epochs, "epochs")
 
     def on_epoch_start(self, epoch: int, num_batches: int, done_batches: int) -> None:
-        """Start the epoch's batch bar (at ``done_batches`` after a resume)."""
         self.num_batches = num_batches
         if self.reporter.live:
             self.reporter.update(done_batches, num_batches, f"epoch {epoch}")
 
     def on_batch(self, progress: BatchProgress) -> None:
-        """The epoch's running loss, accuracy and speed."""
         stats = (
             f"loss {progress.loss:.3f}  acc {progress.acc:6.1%}  {progress.images_per_s:6.0f} img/s"
         )
@@ -239,7 +216,6 @@ class TrainProgress:
             )
 
     def on_validate(self, epoch: int) -> None:
-        """Held-out evaluation of ``epoch`` starts."""
         if self.reporter.live:
             self.reporter.update(
                 self.num_batches, self.num_batches, f"epoch {epoch}", stats="validating"
@@ -248,7 +224,6 @@ class TrainProgress:
             self.reporter.message(f"camtool train: epoch {epoch}/{self.num_epochs} validating")
 
     def on_epoch_end(self, metrics: EpochMetrics) -> None:
-        """One line with the epoch's figures."""
         if self.reporter.live:
             self.reporter.update(metrics.epoch, self.num_epochs, "epochs")
         self.reporter.message(

@@ -3,31 +3,16 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import typer
 
 from camtool.choices import DeviceName, OutputFormat
+from camtool.cli import _common as opts
 from camtool.cli._app import command
-from camtool.cli._common import (
-    AlphaOpt,
-    ArchOpt,
-    BatchSizeOpt,
-    ClassOpt,
-    ColormapOpt,
-    ConfigOpt,
-    DeviceOpt,
-    JsonOpt,
-    ModelOpt,
-    OutputDirOpt,
-    TopkOpt,
-    WorkersOpt,
-    choice_value,
-    refuse_class_with_topk,
-    resolve_settings,
-)
+from camtool.cli._common import choice_value, flag, option, refuse_class_with_topk, resolve_settings
 from camtool.cli._output import out, print_report
 from camtool.errors import EXIT_OK
 
@@ -47,45 +32,38 @@ def batch_cam(
         ...,
         metavar="INPUT...",
         help="Folders (walked recursively), image files, or - to read paths from stdin.",
-        show_default=False,
     ),
-    model: Path | None = ModelOpt,
-    arch: str | None = ArchOpt,
-    output_dir: Path | None = OutputDirOpt,
-    class_: str | None = ClassOpt,
-    topk: int | None = TopkOpt,
-    batch_size: int | None = BatchSizeOpt,
-    workers: int | None = WorkersOpt,
-    device: DeviceName | None = DeviceOpt,
-    fmt: OutputFormat | None = typer.Option(
-        None, "--format", metavar="FORMAT", help="Overlay format: jpg or png [default: jpg]."
+    model: Path | None = opts.MODEL,
+    arch: str | None = opts.ARCH,
+    output_dir: Path | None = opts.OUTPUT_DIR,
+    class_: str | None = opts.CLASS,
+    topk: int | None = opts.TOPK,
+    batch_size: int | None = opts.BATCH_SIZE,
+    workers: int | None = opts.WORKERS,
+    device: DeviceName | None = opts.DEVICE,
+    fmt: OutputFormat | None = option(
+        "--format", metavar="FORMAT", help="Overlay format: jpg or png [default: jpg]."
     ),
-    figure: bool = typer.Option(
-        False, "--figure", help="Write the original | heatmap | overlay figure (PNG) instead."
+    figure: bool = flag(
+        "--figure", help="Write the original | heatmap | overlay figure (PNG) instead."
     ),
-    save_array: bool = typer.Option(
-        False, "--save-array", help="Also write <name>.npz: cam, heatmap, logits, class_idx."
+    save_array: bool = flag(
+        "--save-array", help="Also write <name>.npz: cam, heatmap, logits, class_idx."
     ),
-    overwrite: bool = typer.Option(
-        False, "--overwrite", help="Redo inputs already done (by default they are skipped)."
+    overwrite: bool = flag(
+        "--overwrite", help="Redo inputs already done (by default they are skipped)."
     ),
-    shard: str | None = typer.Option(
-        None, "--shard", metavar="I/N", help="Process only shard I of N (0 <= I < N)."
+    shard: str | None = option(
+        "--shard", metavar="I/N", help="Process only shard I of N (0 <= I < N)."
     ),
-    max_pixels: int | None = typer.Option(
-        None,
-        "--max-pixels",
-        min=1,
-        metavar="N",
-        help="Refuse larger images unread [default: 89478485].",
+    max_pixels: int | None = option(
+        "--max-pixels", min=1, metavar="N", help="Refuse larger images unread [default: 89478485]."
     ),
-    alpha: float | None = AlphaOpt,
-    colormap: str | None = ColormapOpt,
-    json_out: bool = JsonOpt,
-    quiet: bool = typer.Option(
-        False, "--quiet", "-q", help="Print only errors: no progress, no summary."
-    ),
-    config: Path | None = ConfigOpt,
+    alpha: float | None = opts.ALPHA,
+    colormap: str | None = opts.COLORMAP,
+    json_out: bool = opts.JSON,
+    quiet: bool = flag("--quiet", "-q", help="Print only errors: no progress, no summary."),
+    config: Path | None = opts.CONFIG,
 ) -> None:
     """Explain every image in folders: an overlay per image, manifest.jsonl/.csv and index.html.
 
@@ -101,21 +79,11 @@ def batch_cam(
     refuse_class_with_topk(class_, topk)
     settings = resolve_settings(
         config,
-        {
-            "cam": {
-                "topk": topk,
-                "alpha": alpha,
-                "colormap": colormap,
-                "output_dir": output_dir,
-                "max_pixels": max_pixels,
-            },
-            "runtime": {
-                "device": choice_value(device),
-                "batch_size": batch_size,
-                "workers": workers,
-            },
-            "model": {"arch": arch},
-        },
+        cam=dict(
+            topk=topk, alpha=alpha, colormap=colormap, output_dir=output_dir, max_pixels=max_pixels
+        ),
+        runtime=dict(device=choice_value(device), batch_size=batch_size, workers=workers),
+        model=dict(arch=arch),
     )
     from camtool.batch.inputs import STDIN, parse_shard
 
@@ -123,7 +91,11 @@ def batch_cam(
     from camtool.batch.pipeline import run_batch
     from camtool.cli._progress import LINE_EVERY, ProgressReporter
 
-    stdin = _stdin_lines() if STDIN in inputs else None
+    stdin: Iterable[bytes] | None = None
+    if STDIN in inputs:  # bytes: file names need not be valid in the locale's encoding
+        stdin = getattr(sys.stdin, "buffer", None) or (  # or a text-only stream (tests)
+            line.encode("utf-8", "surrogateescape") for line in sys.stdin
+        )
     with ProgressReporter(
         "batch-cam", quiet=quiet, json_out=json_out, every=LINE_EVERY
     ) as reporter:
@@ -152,15 +124,6 @@ def batch_cam(
         print_report(report, json_out, _summary)
     if report.exit_code != EXIT_OK:
         raise typer.Exit(report.exit_code)
-
-
-def _stdin_lines() -> Iterator[bytes]:
-    """Lines of stdin as bytes (file names need not be valid in the locale's encoding)."""
-    stream: Any = getattr(sys.stdin, "buffer", None)
-    if stream is None:  # a text-only stream (e.g. replaced in tests)
-        yield from (line.encode("utf-8", "surrogateescape") for line in sys.stdin)
-        return
-    yield from stream
 
 
 def _summary(report: BatchReport) -> None:

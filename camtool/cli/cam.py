@@ -8,24 +8,9 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from camtool.choices import DeviceName
+from camtool.cli import _common as opts
 from camtool.cli._app import command
-from camtool.cli._common import (
-    AlphaOpt,
-    ArchOpt,
-    ClassOpt,
-    ColormapOpt,
-    ConfigOpt,
-    DeviceOpt,
-    JsonOpt,
-    ModelOpt,
-    OutputDirOpt,
-    OverwriteOpt,
-    TopkOpt,
-    choice_value,
-    path_option,
-    refuse_class_with_topk,
-    resolve_settings,
-)
+from camtool.cli._common import choice_value, flag, option, refuse_class_with_topk, resolve_settings
 from camtool.cli._output import err, print_json, print_table, report_written
 from camtool.errors import EXIT_FAILURE, EXIT_PARTIAL, ConfigError
 
@@ -41,66 +26,58 @@ if TYPE_CHECKING:
 )
 def cam(
     images: list[Path] | None = typer.Argument(
-        None,
-        metavar="[IMAGE...]",
-        help="Image files to explain (or --dataset).",
-        show_default=False,
-        readable=False,
+        None, metavar="[IMAGE...]", help="Image files to explain (or --dataset).", readable=False
     ),
-    model: Path | None = ModelOpt,
-    arch: str | None = ArchOpt,
-    data_dir: Path | None = path_option(
+    model: Path | None = opts.MODEL,
+    arch: str | None = opts.ARCH,
+    data_dir: Path | None = option(
         "--data-dir",
         metavar="DIR",
         help="Without --model: keep only this dataset's classes (Imagenette WordNet-id folders) "
         "of the ImageNet model, the zero-shot baseline beside a model trained on it. With "
         "--dataset: the dataset folder, as `camtool eval --data-dir` takes it.",
     ),
-    dataset: str | None = typer.Option(
-        None,
+    dataset: str | None = option(
         "--dataset",
         metavar="SPLIT",
         help="Explain samples of train or val of the model's dataset (found as `camtool eval` "
         "finds it), or of a FOLDER of class folders; with --random or --index. Not with "
         "IMAGE files [default with --random/--index: val].",
     ),
-    random_count: int | None = typer.Option(
-        None,
+    random_count: int | None = option(
         "--random",
         min=1,
         metavar="N",
         help="N samples of --dataset drawn at random (the indices are printed).",
     ),
-    index: list[int] | None = typer.Option(
-        None,
+    index: list[int] | None = option(
         "--index",
         min=0,
         metavar="I",
         help="Sample I of --dataset, as `camtool eval` numbers it (sorted files); repeatable.",
     ),
-    seed: int | None = typer.Option(
-        None,
+    seed: int | None = option(
         "--seed",
         min=0,
         metavar="S",
         help="Seed of --random: the same seed draws the same samples [default: a fresh one, "
         "printed].",
     ),
-    class_: str | None = ClassOpt,
-    topk: int | None = TopkOpt,
-    alpha: float | None = AlphaOpt,
-    colormap: str | None = ColormapOpt,
-    output_dir: Path | None = OutputDirOpt,
-    overlay_only: bool = typer.Option(
-        False, "--overlay-only", help="Write just the overlay, at the image's own resolution."
+    class_: str | None = opts.CLASS,
+    topk: int | None = opts.TOPK,
+    alpha: float | None = opts.ALPHA,
+    colormap: str | None = opts.COLORMAP,
+    output_dir: Path | None = opts.OUTPUT_DIR,
+    overlay_only: bool = flag(
+        "--overlay-only", help="Write just the overlay, at the image's own resolution."
     ),
-    save_array: bool = typer.Option(
-        False, "--save-array", help="Also write <stem>.npz: cam, heatmap, logits, class_idx."
+    save_array: bool = flag(
+        "--save-array", help="Also write <stem>.npz: cam, heatmap, logits, class_idx."
     ),
-    device: DeviceName | None = DeviceOpt,
-    config: Path | None = ConfigOpt,
-    overwrite: bool = OverwriteOpt,
-    json_out: bool = JsonOpt,
+    device: DeviceName | None = opts.DEVICE,
+    config: Path | None = opts.CONFIG,
+    overwrite: bool = opts.OVERWRITE,
+    json_out: bool = opts.JSON,
 ) -> None:
     """Explain images: original | heatmap | overlay figure, titled with class and probability.
 
@@ -129,28 +106,30 @@ def cam(
         )
     settings = resolve_settings(
         config,
-        {
-            "cam": {"topk": topk, "alpha": alpha, "colormap": colormap, "output_dir": output_dir},
-            "runtime": {"device": choice_value(device)},
-            "model": {"arch": arch},
-            "dataset": {"data_dir": data_dir if dataset is not None else None},
-        },
+        cam=dict(topk=topk, alpha=alpha, colormap=colormap, output_dir=output_dir),
+        runtime=dict(device=choice_value(device)),
+        model=dict(arch=arch),
+        dataset=dict(data_dir=data_dir if dataset is not None else None),
     )
     from camtool.explain.job import run_cam
 
     view: dict[str, Any] | None = None
     truths: list[int | None] | None = None
-    runner = None
+    runner = imagenet_classes = None
     if dataset is not None:
         runner, view, samples = _dataset_samples(
             dataset, model, settings, random_count, index or [], seed
         )
         images, truths = [s.path for s in samples], [s.true_idx for s in samples]
+    elif data_dir is not None:  # no --model (refused above): the dataset's ImageNet classes
+        from camtool.runtime import dataset_classes
+
+        imagenet_classes = dataset_classes(data_dir)
     report = run_cam(
         images or [],
         settings,
         model_path=model,
-        imagenet_classes=_zero_shot_classes(data_dir, model, dataset),
+        imagenet_classes=imagenet_classes,
         class_spec=class_,
         overlay_only=overlay_only,
         save_array=save_array,
@@ -196,17 +175,6 @@ def _refuse_mixed(
         raise ConfigError("--seed seeds --random N; --index names its samples itself")
 
 
-def _zero_shot_classes(
-    data_dir: Path | None, model: Path | None, dataset: str | None
-) -> list[str] | None:
-    """The Imagenette ids ``--data-dir`` keeps of the ImageNet model (images given as files)."""
-    if data_dir is None or model is not None or dataset is not None:
-        return None
-    from camtool.runtime import dataset_classes
-
-    return dataset_classes(data_dir)
-
-
 def _dataset_samples(
     dataset: str,
     model: Path | None,
@@ -231,17 +199,12 @@ def _dataset_samples(
         runner = runner_from_settings(model, settings, few_images=few)
     view = dataset_view(dataset, runner.info, root, settings.cam.max_pixels)
     folder = view.root / dataset if root is not None else Path(dataset)
-    if count is not None and seed is None:
+    if count is not None and seed is None:  # (--seed without --random is refused)
         seed = draw_seed()
     chosen = choose_indices(len(view), indices=index, count=count, seed=seed or 0, name=str(folder))
     how = f" drawn with --seed {seed}" if count is not None else ""
     err.print(f"{folder}: {len(view)} images; samples{how}: {', '.join(map(str, chosen))}")
-    entry = {
-        "folder": str(folder),
-        "size": len(view),
-        "indices": chosen,
-        "seed": seed if count is not None else None,
-    }
+    entry = {"folder": str(folder), "size": len(view), "indices": chosen, "seed": seed}
     return runner, entry, samples_of(view, chosen, runner.info.class_names)
 
 

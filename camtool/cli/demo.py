@@ -5,12 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import typer
-
 from camtool.choices import DeviceName
+from camtool.cli import _common as opts
 from camtool.cli._app import command
-from camtool.cli._common import DeviceOpt, JsonOpt, QuietOpt, choice_value, path_option
-from camtool.cli._output import err, print_report, print_table, report_skipped
+from camtool.cli._common import choice_value, flag, option
+from camtool.cli._output import err, print_report, print_table
 
 __all__ = ["demo_cmd"]
 
@@ -20,29 +19,26 @@ if TYPE_CHECKING:
 
 @command("demo", short_help="Everything offline on generated shapes: train, map, score.")
 def demo_cmd(
-    output_dir: Path = path_option(
+    output_dir: Path = option(
         "--output-dir",
         "-o",
         metavar="DIR",
         help="Folder for the data, model and maps.",
         default=Path("camtool-demo"),
     ),
-    arch: str | None = typer.Option(
-        None,
+    arch: str | None = option(
         "--arch",
         metavar="ARCH",
         help="Network to train: densenet121, efficientnet_b0, mobilenet_v2 ... or timm:<name> "
         "[default: resnet18].",
-        show_default=False,
     ),
-    device: DeviceName | None = DeviceOpt,
-    overwrite: bool = typer.Option(
-        False,
+    device: DeviceName | None = opts.DEVICE,
+    overwrite: bool = flag(
         "--overwrite",
         help="Replace files in DIR/checkpoints and DIR/cams that an earlier demo did not write.",
     ),
-    json_out: bool = JsonOpt,
-    quiet: bool = QuietOpt,
+    json_out: bool = opts.JSON,
+    quiet: bool = opts.QUIET,
 ) -> None:
     """Draw a small shapes dataset, train a ResNet-18 (or --arch) from scratch, map what it sees.
 
@@ -68,8 +64,7 @@ def demo_cmd(
             on_stage=lambda message: reporter.message(f"camtool demo: {message}"),
             overwrite=overwrite,
         )
-    report_skipped(report.skipped)
-    print_report(report, json_out, _summary)
+    print_report(report, json_out, _summary, report.skipped)
 
 
 def _summary(report: DemoReport) -> None:

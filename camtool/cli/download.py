@@ -7,44 +7,40 @@ from pathlib import Path
 
 import typer
 
+from camtool.cli import _common as opts
 from camtool.cli._app import command
-from camtool.cli._common import ConfigOpt, JsonOpt, QuietOpt, path_option, resolve_settings
+from camtool.cli._common import flag, option, resolve_settings
 from camtool.cli._output import err, print_json
+from camtool.core.imagenet import IMAGENETTE_ARCHIVES
 
-
-class ArchiveName(str, Enum):
-    imagenette_160 = "imagenette-160"
-    imagenette_320 = "imagenette-320"
-    imagenette = "imagenette"
+ArchiveName = Enum(  # type: ignore[misc]  # members from the archive table
+    "ArchiveName", [(a.dataset, a.dataset) for a in IMAGENETTE_ARCHIVES], type=str
+)
 
 
 @command(short_help="Fetch Imagenette, verify its checksum, extract it safely.")
 def download(
-    dataset: ArchiveName = typer.Option(
-        ArchiveName.imagenette_160,
+    dataset: ArchiveName = option(
         "--dataset",
         "-d",
+        default=ArchiveName("imagenette-160"),
         metavar="NAME",
         help="Which Imagenette archive: imagenette-160, imagenette-320 or imagenette (full "
         "size) [default: imagenette-160].",
         show_default=False,
     ),
-    data_dir: Path | None = path_option(
+    data_dir: Path | None = option(
         "--data-dir", metavar="DIR", help="Where to put it [default: dataset.data_dir, data/]."
     ),
-    url: str | None = typer.Option(
-        None, "--url", metavar="URL", help="Download from this mirror instead."
-    ),
-    sha256: str | None = typer.Option(
-        None, "--sha256", metavar="HEX", help="Expected sha256 of --url's file."
-    ),
-    archive: Path | None = path_option(
+    url: str | None = option("--url", metavar="URL", help="Download from this mirror instead."),
+    sha256: str | None = option("--sha256", metavar="HEX", help="Expected sha256 of --url's file."),
+    archive: Path | None = option(
         "--archive", metavar="FILE", help="Use an archive you downloaded by hand."
     ),
-    force: bool = typer.Option(False, "--force", help="Download and extract again."),
-    config: Path | None = ConfigOpt,
-    json_out: bool = JsonOpt,
-    quiet: bool = QuietOpt,
+    force: bool = flag("--force", help="Download and extract again."),
+    config: Path | None = opts.CONFIG,
+    json_out: bool = opts.JSON,
+    quiet: bool = opts.QUIET,
 ) -> None:
     """Download Imagenette, verify its checksum and extract it safely; resumes if interrupted.
 
@@ -53,40 +49,28 @@ def download(
       camtool download --data-dir data/
       camtool download --archive ~/Downloads/imagenette2-160.tgz
     """
-    settings = resolve_settings(config, {"dataset": {"data_dir": data_dir}})
+    settings = resolve_settings(config, dataset=dict(data_dir=data_dir))
+    name = dataset.value
     from camtool.cli._progress import ProgressReporter
     from camtool.data.download import download_dataset
 
     with ProgressReporter(
         "download", quiet=quiet, json_out=json_out, unit="bytes", fraction=0.1
     ) as reporter:
-
-        def progress(done: int, total: int | None) -> None:
-            reporter.update(done, total, f"downloading {dataset.value}")
-
         result = download_dataset(
-            dataset.value,
+            name,
             Path(settings.dataset.data_dir),
             url=url,
             sha256=sha256,
             archive=archive,
             force=force,
-            progress=progress,
+            progress=lambda done, total: reporter.update(done, total, f"downloading {name}"),
         )
     if json_out:
-        print_json(
-            {
-                "dataset": dataset.value,
-                "dataset_dir": str(result.dataset_dir),
-                "archive": str(result.archive) if result.archive else None,
-                "downloaded_bytes": result.downloaded_bytes,
-                "resumed_from": result.resumed_from,
-                "already_present": result.already_present,
-            }
-        )
+        print_json({"dataset": name, **vars(result)})  # the DownloadResult fields
         return
     if result.already_present:
-        err.print(f"{dataset.value} is already complete in {result.dataset_dir}; nothing to do")
+        err.print(f"{name} is already complete in {result.dataset_dir}; nothing to do")
     else:
-        err.print(f"{dataset.value} ready in {result.dataset_dir}")
+        err.print(f"{name} ready in {result.dataset_dir}")
     typer.echo(str(result.dataset_dir))

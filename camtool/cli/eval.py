@@ -5,24 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import typer
-
 from camtool.choices import DeviceName, LocalizationProtocol, Split, UpsampleMode
+from camtool.cli import _common as opts
 from camtool.cli._app import command
-from camtool.cli._common import (
-    ArchOpt,
-    BatchSizeOpt,
-    ConfigOpt,
-    DeviceOpt,
-    JsonOpt,
-    OverwriteOpt,
-    QuietOpt,
-    WorkersOpt,
-    choice_value,
-    path_option,
-    resolve_settings,
-)
-from camtool.cli._output import err, print_report, print_table, report_skipped, report_written
+from camtool.cli._common import choice_value, option, resolve_settings
+from camtool.cli._output import print_report, print_table, report_written
 
 if TYPE_CHECKING:
     from camtool.evaluation.evaluate import EvalReport
@@ -31,12 +18,12 @@ __all__ = ["eval_command"]
 
 
 @command(
-    name="eval",
+    "eval",
     no_args_is_help=True,
     short_help="Accuracy, per-class F1, and how well the maps find the object.",
 )
 def eval_command(
-    model: Path | None = path_option(
+    model: Path | None = option(
         "--model",
         "-m",
         metavar="FILE",
@@ -44,64 +31,59 @@ def eval_command(
         "[default: the zero-shot baseline: torchvision's ImageNet model of --arch restricted to "
         "the dataset's Imagenette classes].",
     ),
-    arch: str | None = ArchOpt,
-    data_dir: Path | None = path_option(
+    arch: str | None = opts.ARCH,
+    data_dir: Path | None = option(
         "--data-dir",
         metavar="DIR",
         help="Dataset folder [default: dataset.data_dir; when that is left at data/, the folder "
         "the checkpoint was trained on].",
     ),
-    split: Split | None = typer.Option(
-        None,
+    split: Split | None = option(
         "--split",
         metavar="SPLIT",
         help="val (the test split) or train (all of it, held-out part included) [default: val].",
     ),
-    batch_size: int | None = BatchSizeOpt,
-    boxes: Path | None = path_option(
+    batch_size: int | None = opts.BATCH_SIZE,
+    boxes: Path | None = option(
         "--boxes",
         metavar="PATH",
         help="Ground-truth boxes: CSV (path,x0,y0,x1,y1) or a folder of Pascal VOC / ImageNet "
         "XML files [default: boxes.csv at the dataset root, if any].",
     ),
-    metrics: list[str] | None = typer.Option(
-        None,
+    metrics: list[str] | None = option(
         "--metrics",
         metavar="GROUPS",
         help="Comma-separated groups: classification, localization, faithfulness, or all "
         "[default: classification, localization when boxes exist, faithfulness].",
     ),
-    faithfulness_images: int | None = typer.Option(
-        None,
+    faithfulness_images: int | None = option(
         "--faithfulness-images",
         min=1,
         metavar="N",
         help="Most images for the faithfulness metrics (36 forward passes each) [default: 256].",
     ),
-    output_dir: Path | None = path_option(
+    output_dir: Path | None = option(
         "--output-dir",
         "-o",
         metavar="DIR",
         help="Where metrics.json, the figures and the settings go [default: eval_results/].",
     ),
-    workers: int | None = WorkersOpt,
-    protocol: LocalizationProtocol | None = typer.Option(
-        None,
+    workers: int | None = opts.WORKERS,
+    protocol: LocalizationProtocol | None = option(
         "--protocol",
         help="MaxBoxAccV2 by camtool's conventions, or wsol: exactly as the wsolevaluation "
         "reference (8-bit maps, every contour incl. holes, +1 IoU) [default: camtool].",
     ),
-    upsample: UpsampleMode | None = typer.Option(
-        None,
+    upsample: UpsampleMode | None = option(
         "--upsample",
         help="aligned (map cells at their receptive-field centres) or conventional (bilinear, "
         "align_corners=False) [default: cam.upsample, aligned].",
     ),
-    device: DeviceName | None = DeviceOpt,
-    config: Path | None = ConfigOpt,
-    overwrite: bool = OverwriteOpt,
-    json_out: bool = JsonOpt,
-    quiet: bool = QuietOpt,
+    device: DeviceName | None = opts.DEVICE,
+    config: Path | None = opts.CONFIG,
+    overwrite: bool = opts.OVERWRITE,
+    json_out: bool = opts.JSON,
+    quiet: bool = opts.QUIET,
 ) -> None:
     """Evaluate a model: accuracy, and whether its maps point at the object.
 
@@ -118,16 +100,10 @@ def eval_command(
     """
     settings = resolve_settings(
         config,
-        {
-            "dataset": {"data_dir": data_dir},
-            "runtime": {
-                "batch_size": batch_size,
-                "workers": workers,
-                "device": choice_value(device),
-            },
-            "model": {"arch": arch},
-            "cam": {"upsample": choice_value(upsample)},
-        },
+        dataset=dict(data_dir=data_dir),
+        runtime=dict(batch_size=batch_size, workers=workers, device=choice_value(device)),
+        model=dict(arch=arch),
+        cam=dict(upsample=choice_value(upsample)),
     )
     from camtool.cli._progress import LINE_EVERY, ProgressReporter
     from camtool.evaluation.evaluate import (
@@ -148,15 +124,13 @@ def eval_command(
         overwrite=overwrite,
     )
     with ProgressReporter("eval", quiet=quiet, json_out=json_out, every=LINE_EVERY) as reporter:
-
-        def progress(stage: str, done: int, total: int) -> None:
-            reporter.update(done, total, stage)
-
-        report = run_eval(model, settings, options, progress=progress)
-    report_skipped(report.skipped)
-    for note in report.notes:
-        err.print(note)
-    print_report(report, json_out, _show)
+        report = run_eval(
+            model,
+            settings,
+            options,
+            progress=lambda s, done, total: reporter.update(done, total, s),
+        )
+    print_report(report, json_out, _show, report.skipped, report.notes)
 
 
 def _show(report: EvalReport) -> None:
@@ -176,12 +150,12 @@ def _show(report: EvalReport) -> None:
             ("top-1 localization", f"{loc['top1_loc']:.2%}"),
             ("GT-known localization", f"{loc['gt_known_loc']:.2%}"),
             (f"MaxBoxAccV2 ({loc['protocol']})", f"{loc['maxboxacc_v2']:.2%}"),
-            (
-                "a fixed centre box (no map)",
-                f"GT-known {loc['centre_box_baseline']['gt_known_loc']:.2%}, "
-                f"MaxBoxAccV2 {loc['centre_box_baseline']['maxboxacc_v2']:.2%}",
-            ),
         ]
+        centre = loc["centre_box_baseline"]
+        baseline = (
+            f"GT-known {centre['gt_known_loc']:.2%}, MaxBoxAccV2 {centre['maxboxacc_v2']:.2%}"
+        )
+        rows.append(("a fixed centre box (no map)", baseline))
     if faith is not None:
         rows += [
             ("faithfulness images", str(faith["n_images"])),

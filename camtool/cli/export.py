@@ -5,11 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import typer
-
 from camtool.choices import ExportFormat
+from camtool.cli import _common as opts
 from camtool.cli._app import command
-from camtool.cli._common import ArchOpt, JsonOpt, choice_value, path_option
+from camtool.cli._common import choice_value, flag, option
 from camtool.cli._output import err, print_report, print_table, report_written
 
 if TYPE_CHECKING:
@@ -20,31 +19,29 @@ __all__ = ["export"]
 
 @command(no_args_is_help=True, short_help="ONNX / TorchScript graph that outputs logits and maps.")
 def export(
-    model: Path = path_option(
+    model: Path = option(
         "--model",
         "-m",
         metavar="FILE",
         help="camtool checkpoint (or plain torchvision state dict) to export.",
         default=...,
     ),
-    arch: str | None = ArchOpt,
-    fmt: ExportFormat | None = typer.Option(
-        None, "--format", "-f", metavar="FORMAT", help="onnx or torchscript [default: onnx]."
+    arch: str | None = opts.ARCH,
+    fmt: ExportFormat | None = option(
+        "--format", "-f", metavar="FORMAT", help="onnx or torchscript [default: onnx]."
     ),
-    output: Path | None = path_option(
+    output: Path | None = option(
         "--output",
         "-o",
         metavar="FILE",
         help="File to write [default: next to the checkpoint, <stem>.onnx or "
         "<stem>.torchscript.pt].",
     ),
-    opset: int | None = typer.Option(
-        None, "--opset", metavar="N", help="ONNX opset, 12..20 [default: 17]."
+    opset: int | None = option("--opset", metavar="N", help="ONNX opset, 12..20 [default: 17]."),
+    overwrite: bool = flag(
+        "--overwrite", help="Replace the output file if it exists (by default: refuse)."
     ),
-    overwrite: bool = typer.Option(
-        False, "--overwrite", help="Replace the output file if it exists (by default: refuse)."
-    ),
-    json_out: bool = JsonOpt,
+    json_out: bool = opts.JSON,
 ) -> None:
     """Export a model that explains itself: images -> logits and class activation maps.
 

@@ -5,21 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import typer
-
 from camtool.choices import DeviceName, Optimizer, Scheduler
+from camtool.cli import _common as opts
 from camtool.cli._app import command
-from camtool.cli._common import (
-    ConfigOpt,
-    DeviceOpt,
-    JsonOpt,
-    QuietOpt,
-    WorkersOpt,
-    choice_value,
-    path_option,
-    resolve_settings,
-)
-from camtool.cli._output import print_report, print_table, report_skipped, report_written
+from camtool.cli._common import choice_value, flag, option, resolve_settings
+from camtool.cli._output import print_report, print_table, report_written
 
 __all__ = ["train_cmd"]
 
@@ -29,79 +19,69 @@ if TYPE_CHECKING:
 
 @command("train", short_help="Fine-tune a GAP + linear-head classifier: checkpoints, curves.")
 def train_cmd(
-    config: Path | None = ConfigOpt,
-    data_dir: Path | None = path_option(
+    config: Path | None = opts.CONFIG,
+    data_dir: Path | None = option(
         "--data-dir", metavar="DIR", help="Dataset folder with train/ and val/ [default: data/]."
     ),
-    epochs: int | None = typer.Option(
-        None, "--epochs", metavar="N", help="Maximum epochs [default: 50]."
+    epochs: int | None = option("--epochs", metavar="N", help="Maximum epochs [default: 50]."),
+    batch_size: int | None = option(
+        "--batch-size", metavar="N", help="Images per step [default: 64]."
     ),
-    batch_size: int | None = typer.Option(
-        None, "--batch-size", metavar="N", help="Images per step [default: 64]."
+    lr: float | None = option("--lr", metavar="LR", help="Initial learning rate [default: 0.001]."),
+    optimizer: Optimizer | None = option(
+        "--optimizer", metavar="NAME", help="adam, adamw or sgd [default: adam]."
     ),
-    lr: float | None = typer.Option(
-        None, "--lr", metavar="LR", help="Initial learning rate [default: 0.001]."
+    scheduler: Scheduler | None = option(
+        "--scheduler", metavar="NAME", help="reduce_lr or cosine [default: reduce_lr]."
     ),
-    optimizer: Optimizer | None = typer.Option(
-        None, "--optimizer", metavar="NAME", help="adam, adamw or sgd [default: adam]."
-    ),
-    scheduler: Scheduler | None = typer.Option(
-        None, "--scheduler", metavar="NAME", help="reduce_lr or cosine [default: reduce_lr]."
-    ),
-    val_size: float | None = typer.Option(
-        None,
+    val_size: float | None = option(
         "--val-size",
         metavar="N|F",
         help="Images held out of train/ for validation: a count, or a fraction 0 < F < 1 "
         "[default: 0.1].",
     ),
-    img_size: int | None = typer.Option(
-        None, "--img-size", metavar="PIXELS", help="Side the images are resized to [default: 160]."
+    img_size: int | None = option(
+        "--img-size", metavar="PIXELS", help="Side the images are resized to [default: 160]."
     ),
-    arch: str | None = typer.Option(
-        None,
+    arch: str | None = option(
         "--arch",
         metavar="ARCH",
         help="Network: resnet18, densenet121, efficientnet_b0, mobilenet_v2, regnet_y_400mf ... "
         "or timm:<name> [default: resnet18].",
-        show_default=False,
     ),
-    device: DeviceName | None = DeviceOpt,
-    pretrained: bool | None = typer.Option(
-        None,
+    device: DeviceName | None = opts.DEVICE,
+    pretrained: bool | None = option(
         "--pretrained/--no-pretrained",
         help="Start from ImageNet weights (needs them cached or a network) [default: yes].",
     ),
-    workers: int | None = WorkersOpt,
-    seed: int | None = typer.Option(
-        None, "--seed", metavar="N", help="Seed of init, order, augmentation [default: 0]."
+    workers: int | None = opts.WORKERS,
+    seed: int | None = option(
+        "--seed", metavar="N", help="Seed of init, order, augmentation [default: 0]."
     ),
-    checkpoint_dir: Path | None = path_option(
+    checkpoint_dir: Path | None = option(
         "--checkpoint-dir",
         metavar="DIR",
         help="Where checkpoints and logs go [default: checkpoints/].",
     ),
-    resume: bool = typer.Option(
-        False,
+    resume: bool = flag(
         "--resume",
         help="Continue the run in --checkpoint-dir from its last.pt (also after Ctrl-C), "
         "with the settings it was started with; flags given now override them "
         "(e.g. --epochs 30 to train longer).",
     ),
-    resume_from: Path | None = path_option(
+    resume_from: Path | None = option(
         "--resume-from",
         metavar="FILE",
         help="Like --resume, but from this checkpoint (e.g. best.pt or epoch_004.pt; these "
         "keep no optimizer moments, so the optimizer starts them afresh).",
     ),
-    overwrite: bool = typer.Option(
-        False,
+    overwrite: bool = flag(
         "--overwrite",
         help="Start afresh in a --checkpoint-dir that holds an earlier run, deleting its "
         "checkpoints and logs (by default camtool refuses).",
     ),
-    json_out: bool = JsonOpt,
-    quiet: bool = QuietOpt,
+    json_out: bool = opts.JSON,
+    quiet: bool = opts.QUIET,
 ) -> None:
     """Train a classifier whose maps show where it looks: a CNN, GAP and one linear layer.
 
@@ -118,20 +98,18 @@ def train_cmd(
     """
     settings = resolve_settings(
         config,
-        {
-            "model": {"pretrained": pretrained, "arch": arch},
-            "dataset": {"data_dir": data_dir, "img_size": img_size, "val_size": val_size},
-            "training": {
-                "num_epochs": epochs,
-                "batch_size": batch_size,
-                "learning_rate": lr,
-                "optimizer": choice_value(optimizer),
-                "scheduler": choice_value(scheduler),
-                "seed": seed,
-                "checkpoint_dir": checkpoint_dir,
-            },
-            "runtime": {"device": choice_value(device), "workers": workers},
-        },
+        model=dict(pretrained=pretrained, arch=arch),
+        dataset=dict(data_dir=data_dir, img_size=img_size, val_size=val_size),
+        training=dict(
+            num_epochs=epochs,
+            batch_size=batch_size,
+            learning_rate=lr,
+            optimizer=choice_value(optimizer),
+            scheduler=choice_value(scheduler),
+            seed=seed,
+            checkpoint_dir=checkpoint_dir,
+        ),
+        runtime=dict(device=choice_value(device), workers=workers),
     )
     from camtool.cli._progress import ProgressReporter, TrainProgress
     from camtool.training.loop import train
@@ -143,10 +121,8 @@ def train_cmd(
             observer=TrainProgress(reporter),
             overwrite=overwrite,
         )
-    if not result.is_main:
-        return
-    report_skipped(result.skipped)
-    print_report(result, json_out, _summary)
+    if result.is_main:  # other torchrun ranks print nothing
+        print_report(result, json_out, _summary, result.skipped)
 
 
 def _summary(result: TrainResult) -> None:
