@@ -105,24 +105,20 @@ def _is_complete(folder: Path) -> bool:
     return marker.is_file() and train.is_dir() and val.is_dir()
 
 
-def _marker_archive(folder: Path) -> object:
-    try:
-        doc = json.loads((folder / MARKER_NAME).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return doc.get("archive") if isinstance(doc, dict) else None
-
-
 def find_complete(data_dir: Path, folder: str, archive_name: str) -> Path | None:
     """The complete dataset (``train/``, ``val/``, marker) ``archive_name`` was extracted to, if
     any: ``data_dir/folder``, else a folder whose marker names ``archive_name`` (mirrors)."""
     data_dir = Path(data_dir)
     if _is_complete(data_dir / folder):
         return data_dir / folder
-    if not data_dir.is_dir():
-        return None
-    for entry in sorted(data_dir.iterdir()):
-        if entry.is_dir() and _is_complete(entry) and _marker_archive(entry) == archive_name:
+    for entry in sorted(data_dir.iterdir()) if data_dir.is_dir() else []:
+        if not _is_complete(entry):
+            continue
+        try:
+            doc = json.loads((entry / MARKER_NAME).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if isinstance(doc, dict) and doc.get("archive") == archive_name:
             return entry
     return None
 

@@ -105,23 +105,6 @@ class GroundTruth:
         return found
 
 
-def _clip(
-    box: BoxXYXY, width: int, height: int, where: str, image: str, warn: Warn | None
-) -> BoxXYXY:
-    clipped = BoxXYXY(max(0, box.x0), max(0, box.y0), min(box.x1, width), min(box.y1, height))
-    if clipped.x1 <= clipped.x0 or clipped.y1 <= clipped.y0:
-        raise InputError(
-            f"{where}: box {box.x0},{box.y0},{box.x1},{box.y1} lies wholly outside its "
-            f"{width}x{height} image {image}"
-        )
-    if clipped != box and warn is not None:
-        warn(
-            f"{where}: box {box.x0},{box.y0},{box.x1},{box.y1} extends past its {width}x{height}"
-            f" image {image}; clipped to {clipped.x0},{clipped.y0},{clipped.x1},{clipped.y1}"
-        )
-    return clipped
-
-
 def fit_boxes(
     entries: Sequence[GtBox],
     image: Path,
@@ -137,14 +120,23 @@ def fit_boxes(
     """
     boxes = []
     for entry in entries:
-        declared = entry.declared_size
-        frame = declared or (width, height)
-        box = _clip(entry.box, *frame, entry.origin, str(image), warn)
-        if declared is not None and declared != (width, height):
-            dw, dh = declared
+        b, where = entry.box, entry.origin
+        dw, dh = entry.declared_size or (width, height)
+        box = BoxXYXY(max(0, b.x0), max(0, b.y0), min(b.x1, dw), min(b.y1, dh))
+        if box.x1 <= box.x0 or box.y1 <= box.y0:
+            raise InputError(
+                f"{where}: box {b.x0},{b.y0},{b.x1},{b.y1} lies wholly outside its "
+                f"{dw}x{dh} image {image}"
+            )
+        if box != b and warn is not None:
+            warn(
+                f"{where}: box {b.x0},{b.y0},{b.x1},{b.y1} extends past its {dw}x{dh} image "
+                f"{image}; clipped to {box.x0},{box.y0},{box.x1},{box.y1}"
+            )
+        if (dw, dh) != (width, height):
             if abs(dw / dh - width / height) > _ASPECT_TOLERANCE * (width / height):
                 raise InputError(
-                    f"{entry.origin}: the box was drawn on a {dw}x{dh} image but {image} is "
+                    f"{where}: the box was drawn on a {dw}x{dh} image but {image} is "
                     f"{width}x{height}, of another shape"
                 )
             box = scale_box(box, (dh, dw), (height, width))
