@@ -1,10 +1,4 @@
-"""Checksums, safe and atomic extraction of tar archives, and the completion marker.
-
-:func:`safe_extract` checks every member before writing anything (absolute paths, ``..``,
-links leaving the top folder, devices and FIFOs refuse the whole archive; tarfile's ``data``
-filter backs this up where Python has it), extracts into a scratch folder and renames the single
-top folder into place, so an interrupted extraction leaves no half-made folder.
-"""
+"""Checksums, safe and atomic extraction of tar archives, and the completion marker."""
 
 from __future__ import annotations
 
@@ -234,8 +228,10 @@ def safe_extract(archive: Path, dest: Path, prepare: Callable[[Path], None] | No
     """Extract a tar archive (optionally gzip, bzip2 or xz) with a single top-level folder into
     ``dest`` (created if missing), safely and atomically; return ``dest / <top>``.
 
-    ``prepare``, if given, runs on the extracted top folder before it is renamed into place;
-    raising there extracts nothing.
+    Absolute paths, ``..``, links leaving the top folder, devices and FIFOs refuse the whole
+    archive before anything is written (tarfile's ``data`` filter backs this up). ``prepare``,
+    if given, runs on the extracted top folder before it is renamed into place; raising there
+    extracts nothing.
 
     Raises:
         InputError: the archive cannot be read, is unsafe, or has no single top-level folder.
@@ -253,13 +249,11 @@ def safe_extract(archive: Path, dest: Path, prepare: Callable[[Path], None] | No
                 top_name = _top_level(archive, members)
                 tar.extraction_filter = getattr(tarfile, "data_filter", None)
                 tar.extractall(staging, members=members)
-        except tarfile.TarError as exc:
+        except (tarfile.TarError, OSError, EOFError, zlib.error) as exc:
             if isinstance(exc, getattr(tarfile, "FilterError", ())):
                 raise InputError(
                     f"refusing to extract {archive.name}: {exc}; nothing was extracted"
                 ) from None
-            raise InputError(f"cannot extract {archive.name}: {exc}") from None
-        except (OSError, EOFError, zlib.error) as exc:
             raise InputError(f"cannot extract {archive.name}: {exc}") from None
         top = staging / top_name
         if top.is_symlink() or not top.is_dir():

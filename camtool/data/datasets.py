@@ -1,9 +1,7 @@
 """Image-folder datasets (``root/{train,val}/<class>/...``), transforms and the data loader.
 
-Class ``i`` is the ``i``-th class folder in sorted order. Images are decoded by
-:func:`camtool.data.images.load_image`, as in ``cam`` and ``batch-cam``. An unreadable image
-becomes a :class:`SkippedImage`, which :func:`collate_skip_none` returns as the third element of
-each batch, so it reaches the main process from workers too.
+Images are decoded by :func:`camtool.data.images.load_image`, as in ``cam`` and ``batch-cam``;
+an unreadable one becomes a :class:`SkippedImage`, returned as the third element of each batch.
 """
 
 from __future__ import annotations
@@ -131,9 +129,7 @@ class SkippedImage:
     @classmethod
     def from_error(cls, path: Path, exc: InputError) -> SkippedImage:
         """The record of ``path``, the message without its leading path."""
-        prefix = f"{path}: "
-        reason = exc.message[len(prefix) :] if exc.message.startswith(prefix) else exc.message
-        return cls(str(path), reason)
+        return cls(str(path), exc.message.removeprefix(f"{path}: "))
 
     def to_dict(self) -> dict[str, str]:
         """``{"path": ..., "error": ...}`` for JSON reports."""

@@ -318,8 +318,8 @@ def _stream(
 ) -> int:
     """Append the response body to ``part`` (truncating it when ``offset`` is 0)."""
     done = offset
-    if progress is not None:
-        progress(done, total)
+    report = progress or (lambda _done, _total: None)
+    report(done, total)
     try:
         with open(part, "ab" if offset > 0 else "wb") as fh:
             while True:
@@ -331,8 +331,7 @@ def _stream(
                     break
                 fh.write(chunk)
                 done += len(chunk)
-                if progress is not None:
-                    progress(done, total)
+                report(done, total)
     except OSError as exc:
         raise CamtoolError(f"cannot write {part}: {exc.strerror or exc}") from None
     if total is not None and done < total:
