@@ -260,12 +260,6 @@ def _voc_truth(source: Path, files: list[Path], empty: str) -> GroundTruth:
     return gt
 
 
-def _image_stem(name: str) -> str:
-    base = Path(name.replace("\\", "/")).name
-    path = Path(base)
-    return path.stem if path.suffix.lower() in IMAGE_SUFFIXES else base
-
-
 def read_voc_file(file: Path) -> tuple[str, list[GtBox]]:
     """One VOC annotation: the image stem (``<filename>``'s, else the file's) and its boxes.
 
@@ -279,7 +273,10 @@ def read_voc_file(file: Path) -> tuple[str, list[GtBox]]:
         raise InputError(f"{file} line {root.line}: expected <annotation>, found <{root.tag}>")
     name_node = root.find("filename")
     name = name_node.value() if name_node is not None else ""
-    stem = _image_stem(name) if name else file.stem
+    stem = file.stem
+    if name:
+        base = Path(name.replace("\\", "/")).name
+        stem = Path(base).stem if Path(base).suffix.lower() in IMAGE_SUFFIXES else base
     declared: tuple[int, int] | None = None
     size = root.find("size")
     if size is not None:

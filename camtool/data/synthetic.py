@@ -128,7 +128,14 @@ def _render(
     background = _colour(rng, high=100)
     colour = _bright_colour(rng)
     image = Image.new("RGB", (size, size), background)
-    _draw_clutter(ImageDraw.Draw(image), rng, size)
+    draw = ImageDraw.Draw(image)
+    for _ in range(int(rng.integers(2, 6))):  # distractors: thin lines and small dots
+        x0, y0, x1, y1 = (float(v) for v in rng.uniform(0, size, 4))
+        draw.line((x0, y0, x1, y1), fill=_colour(rng), width=1)
+    for _ in range(int(rng.integers(3, 9))):
+        cx, cy = (float(v) for v in rng.uniform(0, size, 2))
+        r = float(rng.uniform(0.8, 1.8))
+        draw.ellipse((cx - r, cy - r, cx + r, cy + r), fill=_colour(rng))
     mask = Image.new("L", (size, size), 0)
     _draw_shape(ImageDraw.Draw(mask), rng, shape, size, scale)
     image.paste(colour, (0, 0, size, size), mask)
@@ -152,17 +159,6 @@ def _bright_colour(rng: np.random.Generator) -> RGB:
         if channels.sum() >= 380:
             r, g, b = (int(v) for v in channels)
             return (r, g, b)
-
-
-def _draw_clutter(draw: ImageDraw.ImageDraw, rng: np.random.Generator, size: int) -> None:
-    """Thin lines and small dots of any colour: distractors."""
-    for _ in range(int(rng.integers(2, 6))):
-        x0, y0, x1, y1 = (float(v) for v in rng.uniform(0, size, 4))
-        draw.line((x0, y0, x1, y1), fill=_colour(rng), width=1)
-    for _ in range(int(rng.integers(3, 9))):
-        cx, cy = (float(v) for v in rng.uniform(0, size, 2))
-        r = float(rng.uniform(0.8, 1.8))
-        draw.ellipse((cx - r, cy - r, cx + r, cy + r), fill=_colour(rng))
 
 
 def _draw_shape(
