@@ -1,14 +1,4 @@
-"""Archives: checksums, safe and atomic extraction of tar archives, the completion marker.
-
-:func:`safe_extract` checks every member before anything is written (absolute paths, ``..``
-components, links pointing outside the top folder, devices and FIFOs make the whole archive
-refused; tarfile's ``data`` filter is applied as well where Python has it), extracts into a
-temporary folder and renames the archive's single top folder into place (replacing a folder of
-that name), so an interrupted extraction leaves no half-made folder. :func:`extract_dataset`
-also checks the ``train/`` and ``val/`` layout and writes the marker that :func:`find_complete`
-looks for, so a later run recognises a complete dataset whatever its top folder is called.
-Used by :mod:`camtool.data.download`; nothing here touches the network or prints.
-"""
+"""Checksums, safe and atomic extraction of tar archives, and the completion marker."""
 
 from __future__ import annotations
 
@@ -41,9 +31,8 @@ __all__ = [
 ]
 
 MARKER_NAME = ".camtool-complete"
-"""File written into an extracted dataset folder once extraction has succeeded. JSON: the
-``dataset`` name, ``source`` URL or path, ``archive`` file name, ``folder`` (the extracted top
-folder), ``checksum`` and ``camtool`` version."""
+"""Written into an extracted dataset once complete. JSON: ``dataset``, ``source`` (URL or path),
+``archive`` (file name), ``folder``, ``checksum`` and ``camtool`` version."""
 
 _CHUNK = 1 << 20
 _EXTRACT_PREFIX = ".camtool-extract-"
@@ -54,8 +43,8 @@ _ABSOLUTE = re.compile(r"[/\\]|[A-Za-z]:")
 
 @dataclass(frozen=True)
 class Checksum:
-    """An expected digest of a file: ``algo`` (``"sha256"`` or ``"md5"``) and ``hex`` (any case,
-    stored lower case); ``str()`` gives ``algo:hex``.
+    """An expected digest: ``algo`` (``"sha256"`` or ``"md5"``) and ``hex`` (stored lower case);
+    ``str()`` gives ``algo:hex``.
 
     Raises:
         ConfigError: an unknown algorithm or a digest that is not hex of the right length.
@@ -85,7 +74,7 @@ class Checksum:
 
 
 def verify_checksum(path: Path, checksum: Checksum) -> None:
-    """Check that a file has the expected digest (read in chunks).
+    """Check that a file has the expected digest.
 
     Raises:
         InputError: the file cannot be read.
@@ -110,26 +99,20 @@ def _is_complete(folder: Path) -> bool:
     return marker.is_file() and train.is_dir() and val.is_dir()
 
 
-def _marker_archive(folder: Path) -> object:
-    try:
-        doc = json.loads((folder / MARKER_NAME).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return doc.get("archive") if isinstance(doc, dict) else None
-
-
 def find_complete(data_dir: Path, folder: str, archive_name: str) -> Path | None:
-    """The complete dataset (``train/``, ``val/`` and the marker) in ``data_dir`` that
-    ``archive_name`` was extracted to, if any: ``data_dir/folder`` first, then every folder whose
-    marker names ``archive_name`` (an archive from a mirror may hold a top folder of another name).
-    """
+    """The complete dataset (``train/``, ``val/``, marker) ``archive_name`` was extracted to, if
+    any: ``data_dir/folder``, else a folder whose marker names ``archive_name`` (mirrors)."""
     data_dir = Path(data_dir)
     if _is_complete(data_dir / folder):
         return data_dir / folder
-    if not data_dir.is_dir():
-        return None
-    for entry in sorted(data_dir.iterdir()):
-        if entry.is_dir() and _is_complete(entry) and _marker_archive(entry) == archive_name:
+    for entry in sorted(data_dir.iterdir()) if data_dir.is_dir() else []:
+        if not _is_complete(entry):
+            continue
+        try:
+            doc = json.loads((entry / MARKER_NAME).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if isinstance(doc, dict) and doc.get("archive") == archive_name:
             return entry
     return None
 
@@ -141,11 +124,8 @@ def extract_dataset(
     source: str | None,
     checksum: Checksum | None,
 ) -> Path:
-    """Extract a dataset archive into ``data_dir`` (:func:`safe_extract`); it must hold
-    ``train/`` and ``val/``.
-
-    The marker (:data:`MARKER_NAME`) is written into the top folder before it is renamed into
-    place, so that :func:`find_complete` recognises the result later.
+    """:func:`safe_extract` a dataset holding ``train/`` and ``val/``, with its marker
+    (:data:`MARKER_NAME`) written before it is renamed into place.
 
     Raises:
         InputError: an unsafe or unreadable archive, or one without ``train/`` and ``val/``.
@@ -199,7 +179,7 @@ def _member_problem(member: tarfile.TarInfo) -> str | None:
 
 
 def _top_level(archive: Path, members: Iterable[tarfile.TarInfo]) -> str:
-    """Check every member and return the archive's single top-level folder name."""
+    """Check every member; the archive's single top-level folder name."""
     tops: set[str] = set()
     for member in members:
         problem = _member_problem(member)
@@ -234,8 +214,7 @@ def _remove_leftovers(dest: Path) -> None:
 
 
 def replace_folder(new: Path, final: Path) -> None:
-    """Rename the finished folder ``new`` to ``final``; a folder (or link) already there is first
-    moved aside into a scratch folder, then deleted."""
+    """Rename folder ``new`` to ``final``, moving aside and deleting what was there."""
     if not (final.exists() or final.is_symlink()):
         os.replace(new, final)
         return
@@ -246,20 +225,16 @@ def replace_folder(new: Path, final: Path) -> None:
 
 
 def safe_extract(archive: Path, dest: Path, prepare: Callable[[Path], None] | None = None) -> Path:
-    """Extract a tar archive with a single top-level folder into ``dest``, safely and atomically
-    (see the module's docstring for the checks).
+    """Extract a tar archive (optionally gzip, bzip2 or xz) with a single top-level folder into
+    ``dest`` (created if missing), safely and atomically; return ``dest / <top>``.
 
-    Args:
-        archive: a tar archive (optionally gzip, bzip2 or xz compressed).
-        dest: the folder to extract into; created if missing.
-        prepare: if given, runs on the extracted top folder before it is renamed into place;
-            raising there extracts nothing.
-
-    Returns:
-        The extracted top-level folder, ``dest / <top>``.
+    Absolute paths, ``..``, links leaving the top folder, devices and FIFOs refuse the whole
+    archive before anything is written (tarfile's ``data`` filter backs this up). ``prepare``,
+    if given, runs on the extracted top folder before it is renamed into place; raising there
+    extracts nothing.
 
     Raises:
-        InputError: if the archive cannot be read, is unsafe, or has no single top-level folder.
+        InputError: the archive cannot be read, is unsafe, or has no single top-level folder.
     """
     archive, dest = Path(archive), Path(dest)
     if not archive.is_file():
@@ -272,16 +247,13 @@ def safe_extract(archive: Path, dest: Path, prepare: Callable[[Path], None] | No
             with tarfile.open(archive, "r:*") as tar:
                 members = tar.getmembers()
                 top_name = _top_level(archive, members)
-                # tarfile's "data" filter backs our checks up where Python has it (>= 3.10.12)
                 tar.extraction_filter = getattr(tarfile, "data_filter", None)
                 tar.extractall(staging, members=members)
-        except tarfile.TarError as exc:
+        except (tarfile.TarError, OSError, EOFError, zlib.error) as exc:
             if isinstance(exc, getattr(tarfile, "FilterError", ())):
                 raise InputError(
                     f"refusing to extract {archive.name}: {exc}; nothing was extracted"
                 ) from None
-            raise InputError(f"cannot extract {archive.name}: {exc}") from None
-        except (OSError, EOFError, zlib.error) as exc:
             raise InputError(f"cannot extract {archive.name}: {exc}") from None
         top = staging / top_name
         if top.is_symlink() or not top.is_dir():

@@ -1,23 +1,14 @@
 """Ground-truth boxes for ``camtool eval``: CSV box files and Pascal VOC / ImageNet XML files.
 
-Two formats are read; every problem is an :class:`~camtool.errors.InputError` naming the file
-and, where there is one, the line.
+* **CSV**: a header naming ``path,x0,y0,x1,y1`` (any case and order, extra columns ignored), then
+  one box a row. ``path`` is relative to the dataset root or absolute; boxes are 0-based with
+  ``x1``/``y1`` exclusive; decimals round outwards. Images are matched by resolved path.
+* **VOC XML**: ``<annotation>`` with ``<filename>``, an optional ``<size>`` and ``<object>``
+  ``<bndbox>`` corners, 1-based inclusive (``x0 = xmin - 1``, clipped at 0; ``x1 = xmax``).
+  Images are matched by file stem (ImageNet's val files omit the extension); boxes are rescaled
+  when ``<size>`` differs from the image on disk with the same aspect ratio.
 
-* **CSV** (the demo dataset's ``boxes.csv``, written by :mod:`camtool.data.synthetic`, or a
-  user file): a header naming ``path,x0,y0,x1,y1`` (:data:`BOXES_HEADER`; case, surrounding
-  spaces and column order free, extra columns ignored), then one box a row, several rows per
-  image allowed, blank lines skipped. ``path`` is relative to the dataset root or absolute;
-  ``x1``/``y1`` are exclusive (0-based pixel edges). Decimals are allowed: ``x0``/``y0`` are
-  rounded down and ``x1``/``y1`` up, so the box still covers what was marked. Images are
-  matched by their resolved path.
-* **Pascal VOC XML** (ImageNet's ``val/*.xml`` and ``train/<wnid>/*.xml`` use it): one
-  ``<annotation>`` per file with ``<filename>``, an optional ``<size>`` and one ``<object>``
-  per box with ``<bndbox><xmin>...<ymax>``. VOC corners are 1-based and inclusive, so they become
-  ``x0 = xmin - 1`` (clipped at 0, some ImageNet files use 0), ``x1 = xmax``. Images are matched
-  by file stem, because ImageNet's val files name the image without its extension. When the file
-  declares a ``<size>`` that differs from the image on disk (e.g. Imagenette's resized copies of
-  ImageNet photos) the boxes are rescaled, provided the aspect ratio agrees. XML is parsed by
-  :mod:`camtool.data.safe_xml`, which refuses document types and entities.
+Every problem is an :class:`~camtool.errors.InputError` naming the file and line.
 """
 
 from __future__ import annotations
@@ -26,7 +17,7 @@ import csv
 import io
 import math
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -50,10 +41,10 @@ __all__ = [
 ]
 
 BOXES_CSV = "boxes.csv"
-"""The box file looked for at the dataset root when no ``--boxes`` is given."""
+"""The box file read from the dataset root when no ``--boxes`` is given."""
 
 BOXES_HEADER: tuple[str, ...] = ("path", "x0", "y0", "x1", "y1")
-"""The columns a box file must have (more columns are allowed and ignored)."""
+"""The columns a box file must have."""
 
 _ASPECT_TOLERANCE = 0.02
 
@@ -63,9 +54,8 @@ Warn = Callable[[str], None]
 
 @dataclass(frozen=True)
 class GtBox:
-    """One ground-truth box (0-based, end exclusive), its ``origin`` (``"<file> line <n>"``, for
-    messages) and the ``declared_size`` ``(width, height)`` of the image it was drawn on, if the
-    file says (boxes are rescaled when the image on disk has another size)."""
+    """A ground-truth box (0-based, end exclusive), its ``origin`` (``"<file> line <n>"``) and
+    the ``declared_size`` ``(width, height)`` of the image it was drawn on, if known."""
 
     box: BoxXYXY
     origin: str
@@ -74,8 +64,7 @@ class GtBox:
 
 @dataclass
 class GroundTruth:
-    """Boxes of many images, read from ``source``: ``by_path`` maps a resolved absolute image
-    path to its boxes (CSV files), ``by_stem`` an image file stem (VOC XML files)."""
+    """Boxes read from ``source``, by resolved image path (CSV) and by file stem (VOC)."""
 
     source: Path
     by_path: dict[str, list[GtBox]] = field(default_factory=dict)
@@ -90,8 +79,7 @@ class GroundTruth:
         """The boxes of each image, in order (``None`` where it has none).
 
         Raises:
-            InputError: no image has a box, or a stem matches several images (VOC boxes only
-                name a file, so two images with that stem cannot be told apart).
+            InputError: no image has a box, or a VOC stem matches several images.
         """
         found: list[list[GtBox] | None] = []
         stem_users: dict[str, Path] = {}
@@ -117,23 +105,6 @@ class GroundTruth:
         return found
 
 
-def _clip(
-    box: BoxXYXY, width: int, height: int, where: str, image: str, warn: Warn | None
-) -> BoxXYXY:
-    clipped = BoxXYXY(max(0, box.x0), max(0, box.y0), min(box.x1, width), min(box.y1, height))
-    if clipped.x1 <= clipped.x0 or clipped.y1 <= clipped.y0:
-        raise InputError(
-            f"{where}: box {box.x0},{box.y0},{box.x1},{box.y1} lies wholly outside its "
-            f"{width}x{height} image {image}"
-        )
-    if clipped != box and warn is not None:
-        warn(
-            f"{where}: box {box.x0},{box.y0},{box.x1},{box.y1} extends past its {width}x{height}"
-            f" image {image}; clipped to {clipped.x0},{clipped.y0},{clipped.x1},{clipped.y1}"
-        )
-    return clipped
-
-
 def fit_boxes(
     entries: Sequence[GtBox],
     image: Path,
@@ -141,27 +112,31 @@ def fit_boxes(
     height: int,
     warn: Warn | None = None,
 ) -> list[BoxXYXY]:
-    """An image's boxes in its pixel coordinates (``width`` x ``height`` on disk, after EXIF
-    orientation).
-
-    Each box is first clipped to the image it was drawn on (the declared size, else this one;
-    labelling tools often draw a few pixels past the edge), ``warn`` told one line for each box
-    clipped, then rescaled if that size differs from this image's.
+    """An image's boxes in its pixels (``width`` x ``height`` on disk, EXIF-oriented): each
+    clipped to the image it was drawn on (``warn`` told), then rescaled to this one.
 
     Raises:
-        InputError: a box lies wholly outside the image, or was drawn on an image of another
-            shape.
+        InputError: a box lies wholly outside the image, or was drawn on another shape.
     """
     boxes = []
     for entry in entries:
-        declared = entry.declared_size
-        frame = declared or (width, height)
-        box = _clip(entry.box, *frame, entry.origin, str(image), warn)
-        if declared is not None and declared != (width, height):
-            dw, dh = declared
+        b, where = entry.box, entry.origin
+        dw, dh = entry.declared_size or (width, height)
+        box = BoxXYXY(max(0, b.x0), max(0, b.y0), min(b.x1, dw), min(b.y1, dh))
+        if box.x1 <= box.x0 or box.y1 <= box.y0:
+            raise InputError(
+                f"{where}: box {b.x0},{b.y0},{b.x1},{b.y1} lies wholly outside its "
+                f"{dw}x{dh} image {image}"
+            )
+        if box != b and warn is not None:
+            warn(
+                f"{where}: box {b.x0},{b.y0},{b.x1},{b.y1} extends past its {dw}x{dh} image "
+                f"{image}; clipped to {box.x0},{box.y0},{box.x1},{box.y1}"
+            )
+        if (dw, dh) != (width, height):
             if abs(dw / dh - width / height) > _ASPECT_TOLERANCE * (width / height):
                 raise InputError(
-                    f"{entry.origin}: the box was drawn on a {dw}x{dh} image but {image} is "
+                    f"{where}: the box was drawn on a {dw}x{dh} image but {image} is "
                     f"{width}x{height}, of another shape"
                 )
             box = scale_box(box, (dh, dw), (height, width))
@@ -170,9 +145,8 @@ def fit_boxes(
 
 
 def load_boxes(spec: Path | None, root: Path) -> GroundTruth | None:
-    """Read the boxes ``--boxes`` names: a CSV file, one VOC ``.xml`` file or a folder of them;
-    for ``None``, the dataset's own ``<root>/boxes.csv`` (``None`` when there is none). CSV
-    paths are relative to the dataset ``root``.
+    """The boxes ``--boxes`` names (a CSV file, a VOC ``.xml`` file or a folder of them); for
+    ``None``, ``<root>/boxes.csv`` if there is one. CSV paths are relative to ``root``.
 
     Raises:
         InputError: the file or folder is missing or malformed.
@@ -191,27 +165,15 @@ def load_boxes(spec: Path | None, root: Path) -> GroundTruth | None:
 
 
 def read_csv_boxes(path: Path, root: Path) -> GroundTruth:
-    """A CSV box file as ``eval``'s :class:`GroundTruth`, each box naming its line; image keys
-    are ``str((root / path_in_file).resolve())``.
+    """A CSV box file, keyed by ``str((root / path_in_file).resolve())``.
 
     Raises:
-        InputError: the file cannot be read, lacks a column, holds no box, or a row has an empty
-            path, a non-numeric or negative coordinate, or ``x1 <= x0`` / ``y1 <= y0``; the
-            message names the file and the line.
+        InputError: unreadable, a missing column, no box, or a row with an empty path, a bad or
+            negative coordinate, or ``x1 <= x0`` / ``y1 <= y0``.
     """
     path = Path(path)
     by_path: dict[str, list[GtBox]] = {}
-    for key, box, line in _csv_rows(path, root):
-        by_path.setdefault(key, []).append(GtBox(box, f"{path} line {line}"))
-    if not by_path:
-        raise InputError(f"box file {path}: it has a header but no box")
-    return GroundTruth(path, by_path=by_path)
-
-
-def _csv_rows(path: Path, root: Path) -> Iterator[tuple[str, BoxXYXY, int]]:
-    """Each box of a box file with its image key and its line number."""
-    text = read_text(path)  # UTF-8 with or without a BOM, or BOM-marked UTF-16
-    reader = csv.reader(io.StringIO(text, newline=""))
+    reader = csv.reader(io.StringIO(read_text(path), newline=""))
     try:
         header = next((row for row in reader if any(cell.strip() for cell in row)), None)
         if header is None:
@@ -226,10 +188,15 @@ def _csv_rows(path: Path, root: Path) -> Iterator[tuple[str, BoxXYXY, int]]:
         cols = [names.index(col) for col in BOXES_HEADER]
         for row in reader:
             if any(cell.strip() for cell in row):
-                image, box = _csv_box(row, cols, len(names), f"{path} line {reader.line_num}")
-                yield str((Path(root) / image).resolve()), box, reader.line_num
+                where = f"{path} line {reader.line_num}"
+                image, box = _csv_box(row, cols, len(names), where)
+                key = str((Path(root) / image).resolve())
+                by_path.setdefault(key, []).append(GtBox(box, where))
     except csv.Error as exc:
         raise InputError(f"cannot read box file {path}: {exc}") from exc
+    if not by_path:
+        raise InputError(f"box file {path}: it has a header but no box")
+    return GroundTruth(path, by_path=by_path)
 
 
 def _csv_box(row: list[str], cols: list[int], width: int, where: str) -> tuple[str, BoxXYXY]:
@@ -257,7 +224,7 @@ def _coordinate(text: str, name: str, where: str, upper: bool) -> int:
 
 
 def read_voc_dir(folder: Path) -> GroundTruth:
-    """Read every ``*.xml`` under ``folder`` (recursively, hidden entries skipped).
+    """Every ``*.xml`` under ``folder`` (recursively, hidden entries skipped).
 
     Raises:
         InputError: a file is malformed, two files annotate the same stem, or no box is found.
@@ -278,7 +245,6 @@ def read_voc_dir(folder: Path) -> GroundTruth:
 
 
 def _voc_truth(source: Path, files: list[Path], empty: str) -> GroundTruth:
-    """The boxes of VOC ``files``; ``empty`` is the error when none holds a box."""
     gt = GroundTruth(source)
     for file in files:
         stem, boxes = read_voc_file(file)
@@ -294,21 +260,12 @@ def _voc_truth(source: Path, files: list[Path], empty: str) -> GroundTruth:
     return gt
 
 
-def _image_stem(name: str) -> str:
-    base = Path(name.replace("\\", "/")).name
-    path = Path(base)
-    return path.stem if path.suffix.lower() in IMAGE_SUFFIXES else base
-
-
 def read_voc_file(file: Path) -> tuple[str, list[GtBox]]:
-    """Read one Pascal VOC / ImageNet annotation: ``(stem, boxes)``, the stem of the image it
-    annotates (from ``<filename>``, else the XML file's own stem) and its boxes, 0-based with
-    exclusive ends.
+    """One VOC annotation: the image stem (``<filename>``'s, else the file's) and its boxes.
 
     Raises:
-        InputError: not well-formed, a DTD or entity, not an ``<annotation>``, a missing or
-            non-numeric coordinate, an empty box, or a box wholly outside the declared ``<size>``;
-            the message names the file and line.
+        InputError: malformed XML, a DTD or entity, no ``<annotation>``, a missing or bad
+            coordinate, an empty box, or a box wholly outside the declared ``<size>``.
     """
     file = Path(file)
     root = parse_xml(file)
@@ -316,7 +273,10 @@ def read_voc_file(file: Path) -> tuple[str, list[GtBox]]:
         raise InputError(f"{file} line {root.line}: expected <annotation>, found <{root.tag}>")
     name_node = root.find("filename")
     name = name_node.value() if name_node is not None else ""
-    stem = _image_stem(name) if name else file.stem
+    stem = file.stem
+    if name:
+        base = Path(name.replace("\\", "/")).name
+        stem = Path(base).stem if Path(base).suffix.lower() in IMAGE_SUFFIXES else base
     declared: tuple[int, int] | None = None
     size = root.find("size")
     if size is not None:

@@ -1,14 +1,7 @@
-"""Image datasets, transforms and loaders for training and evaluation.
+"""Image-folder datasets (``root/{train,val}/<class>/...``), transforms and the data loader.
 
-A dataset lives in ImageFolder layout, ``root/train/<class>/...`` and ``root/val/<class>/...``;
-class index ``i`` is the ``i``-th class folder name in sorted order (splits:
-:mod:`camtool.data.splits`). Every image is decoded by :func:`camtool.data.images.load_image`,
-the decoder ``camtool cam`` and ``batch-cam`` use too, so every command sees the same pixels.
-
-Unreadable images: :meth:`ImageFolderDataset.__getitem__` returns a :class:`SkippedImage` (the
-path and the reason), and :func:`collate_skip_none` drops those items and returns them as the
-third element of each batch, ``(images, labels, skipped)``, so they reach the main process also
-from worker processes; the training or evaluation loop collects them and names each file.
+Images are decoded by :func:`camtool.data.images.load_image`, as in ``cam`` and ``batch-cam``;
+an unreadable one becomes a :class:`SkippedImage`, returned as the third element of each batch.
 """
 
 from __future__ import annotations
@@ -49,20 +42,17 @@ __all__ = [
 
 
 DEFAULT_CROP_SCALE: tuple[float, float] = (0.08, 1.0)
-"""Area range of ``RandomResizedCrop`` (torchvision's default). For the synthetic shapes, whose
-object can be cropped away by a small crop, use a narrower range such as ``(0.5, 1.0)``."""
+"""Area range of ``RandomResizedCrop`` (torchvision's default)."""
 
 Transform = Callable[[Image.Image], Tensor]
 Item = tuple[Tensor, int]
 
 
 def find_dataset_root(data_dir: Path) -> Path:
-    """``data_dir`` if it has ``train/``, else its only subfolder with ``train/`` and ``val/``
-    (e.g. ``data`` holding ``data/imagenette2-160/{train,val}``).
+    """``data_dir`` if it has ``train/``, else its only subfolder with ``train/`` and ``val/``.
 
     Raises:
-        CamtoolError: no dataset found (the message says to run ``camtool download``), or more
-            than one candidate subfolder.
+        CamtoolError: no dataset found, or several candidate subfolders.
     """
     data_dir = Path(data_dir)
     if (data_dir / "train").is_dir():
@@ -87,10 +77,8 @@ def find_dataset_root(data_dir: Path) -> Path:
 
 
 def class_names_for(root: Path, dataset_name: str) -> list[str]:
-    """Readable class names of a dataset: one per class folder of ``root/train``, sorted by
-    folder name. For ``dataset_name`` ``"folder"`` the names are the folder names; for
-    ``"imagenette"`` (any name starting with it) WordNet ids are mapped to names by
-    :data:`camtool.core.imagenet.IMAGENETTE_CLASSES`, unknown folders kept as they are.
+    """The class names of ``root/train``'s sorted class folders: the folder names, or for an
+    ``imagenette*`` dataset their :data:`~camtool.core.imagenet.IMAGENETTE_CLASSES` names.
 
     Raises:
         ConfigError: unknown ``dataset_name``.
@@ -109,12 +97,10 @@ def build_transforms(
     std: Sequence[float] = IMAGENET_STD,
     crop_scale: tuple[float, float] = DEFAULT_CROP_SCALE,
 ) -> Transform:
-    """The pipeline mapping an RGB PIL image to a ``(3, img_size, img_size)`` float tensor,
-    normalised by the per-channel ``mean`` and ``std``.
+    """RGB PIL image -> ``(3, img_size, img_size)`` float tensor normalised by ``mean``/``std``.
 
-    Train: ``RandomResizedCrop(img_size, scale=crop_scale)``, random horizontal flip, to tensor,
-    normalise. Eval: ``Resize(int(img_size * 1.14))``, ``CenterCrop(img_size)``, to tensor,
-    normalise.
+    Train: ``RandomResizedCrop(img_size, scale=crop_scale)`` and a random horizontal flip. Eval:
+    ``Resize(int(img_size * 1.14))`` and ``CenterCrop(img_size)``.
 
     Raises:
         ConfigError: ``img_size`` below 1, or a bad ``crop_scale``.
@@ -135,18 +121,15 @@ def build_transforms(
 
 @dataclass(frozen=True)
 class SkippedImage:
-    """An image file (``path``) left out because it could not be read, and the ``error``, as
-    :func:`~camtool.data.images.load_image` said it."""
+    """An unreadable image's ``path`` and the ``error`` :func:`~.images.load_image` gave."""
 
     path: str
     error: str
 
     @classmethod
     def from_error(cls, path: Path, exc: InputError) -> SkippedImage:
-        """The skip record of ``path`` (the reason without the path it starts with)."""
-        prefix = f"{path}: "
-        reason = exc.message[len(prefix) :] if exc.message.startswith(prefix) else exc.message
-        return cls(str(path), reason)
+        """The record of ``path``, the message without its leading path."""
+        return cls(str(path), exc.message.removeprefix(f"{path}: "))
 
     def to_dict(self) -> dict[str, str]:
         """``{"path": ..., "error": ...}`` for JSON reports."""
@@ -154,16 +137,12 @@ class SkippedImage:
 
 
 class ImageFolderDataset(Dataset[Item | SkippedImage]):
-    """Images in ``root/<split_dir>/<class>/...`` with the class folder's index as label.
+    """Images in ``root/<split_dir>/<class>/...`` labelled by ``class_to_idx`` (default: this
+    split's sorted class folders from 0; pass train's for the test split).
 
-    Files are found recursively under each class folder by suffix (any case), the suffixes every
-    command reads (:data:`camtool.data.images.IMAGE_SUFFIXES`); hidden (``.``) files and folders
-    are skipped; ``samples`` (``(path, label)`` pairs) are sorted, so the same tree always gives
-    the same list. ``transform`` maps an RGB PIL image to a tensor. ``class_to_idx`` maps a
-    class folder name to its label: by default the sorted folders of this split numbered from 0
-    (pass the train split's for the test split); ``classes`` are the names in label order.
-    Images of more than ``max_pixels`` pixels are skipped before decoding (``cam.max_pixels``;
-    ``None``: Pillow's own decompression-bomb limit).
+    Files with an :data:`~.images.IMAGE_SUFFIXES` suffix (any case) are found recursively, hidden
+    entries skipped; ``samples`` (``(path, label)``) are sorted. Images over ``max_pixels``
+    pixels are skipped undecoded (``None``: Pillow's own limit).
 
     Raises:
         CamtoolError: the split folder is missing or holds no images.
@@ -200,7 +179,7 @@ class ImageFolderDataset(Dataset[Item | SkippedImage]):
         return len(self.samples)
 
     def __getitem__(self, index: int) -> Item | SkippedImage:
-        """The transformed image and its label, or a :class:`SkippedImage` if it is unreadable."""
+        """The transformed image and its label, or a :class:`SkippedImage`."""
         path, label = self.samples[index]
         try:
             image = load_image(path, self.max_pixels)
@@ -223,9 +202,8 @@ class ImageFolderDataset(Dataset[Item | SkippedImage]):
 def collate_skip_none(
     batch: Sequence[Item | SkippedImage],
 ) -> tuple[Tensor, Tensor, list[SkippedImage]]:
-    """Collate items of an :class:`ImageFolderDataset`, dropping the :class:`SkippedImage` ones:
-    ``(images, labels, skipped)``, the stacked images ``(N, C, H, W)`` and labels ``(N,)`` of
-    the readable items (empty, ``N == 0``, if every item was dropped) and the items dropped."""
+    """``(images, labels, skipped)``: the readable items' ``(N, C, H, W)`` images and ``(N,)``
+    labels (``N`` may be 0) and the :class:`SkippedImage` items."""
     kept = [item for item in batch if not isinstance(item, SkippedImage)]
     skipped = [item for item in batch if isinstance(item, SkippedImage)]
     if not kept:
@@ -243,11 +221,8 @@ def make_loader(
     sampler: Sampler[int] | None = None,
     seed: int | None = None,
 ) -> DataLoader[Any]:
-    """A ``DataLoader`` using :func:`collate_skip_none`, so each batch is a 3-tuple.
-
-    ``shuffle`` is ignored when a ``sampler`` draws the indices; ``workers`` processes (0: the
-    main process) are kept alive between epochs; ``seed`` seeds the shuffle and the workers'
-    random state, for reproducible epochs.
+    """A ``DataLoader`` batching by :func:`collate_skip_none`; ``shuffle`` is ignored with a
+    ``sampler``, workers persist between epochs, ``seed`` seeds the shuffle and the workers.
 
     Raises:
         ConfigError: ``batch_size`` below 1 or ``workers`` negative.
@@ -278,7 +253,7 @@ def _seed_worker(worker_id: int) -> None:
 
 
 def is_imagenette(dataset_name: str) -> bool:
-    """Whether ``dataset_name`` uses Imagenette's wnid folders (else: class = folder name).
+    """Whether ``dataset_name`` uses Imagenette's wnid folders.
 
     Raises:
         ConfigError: an unknown dataset name.

@@ -1,10 +1,8 @@
-"""Download, verify and safely extract the Imagenette archives: the core of ``camtool download``.
+"""Download (urllib, resuming with ``Range``), verify and extract the Imagenette archives.
 
-HTTP is :mod:`urllib.request` (resuming with ``Range``, see :func:`download_dataset`), extraction
-:mod:`camtool.data.archive`. Nothing is printed: progress goes to an optional callback; failures
-raise :class:`~camtool.errors.CamtoolError`, a network one naming the URL and the way out.
-The archives' URLs, names, sizes and digests are facts recorded, with their sources, in
-:data:`camtool.core.imagenet.IMAGENETTE_ARCHIVES`; :data:`ARCHIVES` is that table as plans.
+Nothing is printed: progress goes to a callback, failures raise
+:class:`~camtool.errors.CamtoolError`. The archives' facts and their sources are in
+:data:`camtool.core.imagenet.IMAGENETTE_ARCHIVES`.
 """
 
 from __future__ import annotations
@@ -41,10 +39,8 @@ _MANUAL_HINT = "download {url} by hand and run `camtool download --archive FILE`
 
 @dataclass(frozen=True)
 class ArchiveSpec:
-    """One downloadable dataset archive (also what one call of :func:`download_dataset` plans):
-    the ``name`` users type (``"imagenette-160"``), the ``url`` (``None``: an archive given by
-    hand), its ``filename`` in the data folder, its single top-level ``folder``
-    (``"imagenette2-160"``), and its ``size`` in bytes and ``checksum`` when known."""
+    """A dataset archive: the ``name`` users type, its ``url`` (None: given by hand), its
+    ``filename`` in the data folder, its top ``folder``, and ``size`` (bytes) and ``checksum``."""
 
     name: str
     url: str | None
@@ -56,10 +52,8 @@ class ArchiveSpec:
 
 @dataclass(frozen=True)
 class DownloadResult:
-    """What :func:`download_dataset` did: the extracted ``dataset_dir`` (with ``train/`` and
-    ``val/``), the ``archive`` extracted (kept in the data folder when downloaded; None when the
-    dataset was ``already_present`` and nothing was done), the ``downloaded_bytes`` of this run
-    and the byte offset a resumed download started from (``resumed_from``, 0 for a fresh one)."""
+    """What :func:`download_dataset` did: the extracted ``dataset_dir``, the ``archive`` used
+    (None when ``already_present``), the bytes downloaded and the offset ``resumed_from``."""
 
     dataset_dir: Path
     archive: Path | None
@@ -74,12 +68,12 @@ ARCHIVES: dict[str, ArchiveSpec] = {
     )
     for a in IMAGENETTE_ARCHIVES
 }
-"""The official Imagenette archives, by dataset name (checked by their sha256 digests)."""
+"""The official Imagenette archives by dataset name, checked by sha256."""
 
 MD5_REFERENCE: dict[str, Checksum] = {
     a.dataset: Checksum("md5", a.md5) for a in IMAGENETTE_ARCHIVES
 }
-"""The md5 digests torchvision publishes for the same archives (the sha256 ones are checked)."""
+"""The md5 digests torchvision publishes for the same archives (not checked)."""
 
 
 def download_dataset(
@@ -95,32 +89,28 @@ def download_dataset(
 ) -> DownloadResult:
     """Download (or take from ``archive``), verify and extract a dataset into ``data_dir``.
 
-    The archive is streamed to ``<data_dir>/<filename>.part``; a later call after an interruption
-    resumes it with an HTTP Range request (starting over when the server ignores Range). The
-    checksum is verified before extraction; on a mismatch the partial file is deleted and nothing
-    is extracted. A verified download is renamed to ``<data_dir>/<filename>`` and kept, so that a
-    failed extraction does not need another download. With ``url`` or ``archive``, the known
-    checksum of ``dataset`` is used only when the file name matches the official one; ``sha256``
-    overrides it. A failing call removes the folders it created. The extracted folder (renamed
-    into place only when complete, see :mod:`camtool.data.archive`) is the archive's top folder.
+    The download goes to ``<filename>.part`` and resumes there after an interruption (HTTP
+    Range; from scratch when the server ignores it). The checksum is verified before extraction
+    (a mismatching download is deleted); a verified one is kept as ``<filename>``. With ``url``
+    or ``archive`` the known checksum applies only to the official file name; ``sha256``
+    overrides it. A failing call removes the folders it created.
 
     Args:
         dataset: a name in :data:`ARCHIVES`, or any name when ``url`` or ``archive`` is given.
         data_dir: the folder holding archives and extracted datasets.
-        url: download from this http(s) URL (a mirror) instead of the official one.
+        url: an http(s) URL (a mirror) instead of the official one.
         sha256: the expected sha256 of the archive (hex).
-        archive: an archive already downloaded by hand; nothing is downloaded.
-        force: download (or extract) again even when the dataset is already complete.
-        progress: called as ``progress(done_bytes, total_bytes)`` while bytes arrive; the counts
-            include a resumed offset, and ``total_bytes`` is None when the server does not say.
+        archive: an archive downloaded by hand; nothing is downloaded.
+        force: download (or extract) again even when the dataset is complete.
+        progress: ``progress(done_bytes, total_bytes)``, counts including a resumed offset,
+            ``total_bytes`` None when unknown.
         timeout: seconds to wait when connecting and for each read.
 
     Raises:
-        ConfigError: for an unknown dataset, a malformed sha256 or a URL that is not http(s).
-        InputError: for a missing or unsafe archive.
-        CamtoolError: for network and HTTP errors, an interrupted download, a checksum mismatch,
-            or another ``camtool download`` running in ``data_dir`` (its lock is held for the run,
-            so two runs never write one ``.part`` file or extract over each other).
+        ConfigError: an unknown dataset, a malformed sha256 or a URL that is not http(s).
+        InputError: a missing or unsafe archive.
+        CamtoolError: network and HTTP errors, an interrupted download, a checksum mismatch, or
+            another ``camtool download`` holding the lock of ``data_dir``.
     """
     plan = _plan(dataset, url, sha256, archive)
     data_dir = Path(data_dir)
@@ -130,9 +120,18 @@ def download_dataset(
             return DownloadResult(done, None, 0, 0, already_present=True)
     with _remove_if_left_empty(data_dir), folder_lock(data_dir, "download"):
         remove_stale_temps(data_dir)  # of runs killed before (the .part file is kept: it resumes)
-        if archive is not None:
-            return _from_archive(Path(archive), data_dir, plan)
-        return _from_url(data_dir, plan, force, progress, timeout)
+        if archive is None:
+            return _from_url(data_dir, plan, force, progress, timeout)
+        source = Path(archive)
+        if not source.is_file():
+            raise InputError(f"archive not found: {source}")
+        if plan.checksum is not None:
+            try:
+                verify_checksum(source, plan.checksum)
+            except CamtoolError as exc:
+                raise InputError(f"{exc.message}; nothing was extracted") from None
+        top = extract_dataset(source, data_dir, plan.name, str(source), plan.checksum)
+        return DownloadResult(top, source, 0, 0, already_present=False)
 
 
 @contextlib.contextmanager
@@ -152,19 +151,6 @@ def _remove_if_left_empty(data_dir: Path) -> Iterator[None]:
         raise
 
 
-def _from_archive(source: Path, data_dir: Path, plan: ArchiveSpec) -> DownloadResult:
-    """Verify and extract an archive downloaded by hand."""
-    if not source.is_file():
-        raise InputError(f"archive not found: {source}")
-    if plan.checksum is not None:
-        try:
-            verify_checksum(source, plan.checksum)
-        except CamtoolError as exc:
-            raise InputError(f"{exc.message}; nothing was extracted") from None
-    top = extract_dataset(source, data_dir, plan.name, str(source), plan.checksum)
-    return DownloadResult(top, source, 0, 0, already_present=False)
-
-
 def _from_url(
     data_dir: Path,
     plan: ArchiveSpec,
@@ -172,7 +158,7 @@ def _from_url(
     progress: ProgressCallback | None,
     timeout: float,
 ) -> DownloadResult:
-    """Download (or resume, or reuse a verified earlier download), verify and extract."""
+    """Download (or resume, or reuse a verified download), verify and extract."""
     assert plan.url is not None  # _plan gives a URL when no archive is given
     target = data_dir / plan.filename
     part = target.with_name(target.name + ".part")
@@ -215,7 +201,9 @@ def _plan(dataset: str, url: str | None, sha256: str | None, archive: Path | Non
     if archive is not None:
         filename = Path(archive).name
     elif url is not None:
-        filename = _filename_from_url(url, dataset)
+        filename = PurePosixPath(urllib.parse.unquote(urllib.parse.urlsplit(url).path)).name
+        if filename in ("", ".", "..") or "\\" in filename:
+            filename = f"{dataset}.tgz"
     else:
         assert spec is not None
         filename = spec.filename
@@ -224,14 +212,6 @@ def _plan(dataset: str, url: str | None, sha256: str | None, archive: Path | Non
     if override is None and filename == spec.filename:
         return replace(spec, url=url or spec.url)
     return replace(spec, url=url or spec.url, filename=filename, size=None, checksum=override)
-
-
-def _filename_from_url(url: str, dataset: str) -> str:
-    """The last path component of ``url``, or ``<dataset>.tgz`` when it has none."""
-    name = PurePosixPath(urllib.parse.unquote(urllib.parse.urlsplit(url).path)).name
-    if name in ("", ".", "..") or "\\" in name:
-        return f"{dataset}.tgz"
-    return name
 
 
 def _strip_suffix(filename: str) -> str:
@@ -283,8 +263,7 @@ def _fetch(
     timeout: float,
     progress: ProgressCallback | None,
 ) -> tuple[int, int]:
-    """Download ``url`` into ``part``, resuming it when it already holds some bytes; return
-    (bytes received in this call, offset the download resumed from)."""
+    """Download ``url`` into ``part``, resuming it; (bytes received, offset resumed from)."""
     offset = part.stat().st_size if part.is_file() else 0
     if size is not None and offset > size:
         part.unlink()
@@ -314,7 +293,6 @@ def _fetch(
             raise _network_error(url, _reason(exc)) from None
 
         with response:
-            total: int | None
             if response.status == 206 and offset > 0:
                 start, total = _content_range(response.headers.get("Content-Range"))
                 if start != offset:
@@ -340,8 +318,8 @@ def _stream(
 ) -> int:
     """Append the response body to ``part`` (truncating it when ``offset`` is 0)."""
     done = offset
-    if progress is not None:
-        progress(done, total)
+    report = progress or (lambda _done, _total: None)
+    report(done, total)
     try:
         with open(part, "ab" if offset > 0 else "wb") as fh:
             while True:
@@ -353,8 +331,7 @@ def _stream(
                     break
                 fh.write(chunk)
                 done += len(chunk)
-                if progress is not None:
-                    progress(done, total)
+                report(done, total)
     except OSError as exc:
         raise CamtoolError(f"cannot write {part}: {exc.strerror or exc}") from None
     if total is not None and done < total:

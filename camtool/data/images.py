@@ -1,16 +1,8 @@
-"""Reading images the way a user expects, and turning them into model input.
+"""Reading images as a user expects (EXIF orientation, any mode to 8-bit RGB), and model input.
 
-Every image is opened lazily, refused before decoding if it has more pixels than allowed,
-oriented by its EXIF tag, and converted to 8-bit RGB whatever it was (grayscale, 16-bit,
-palette, RGBA composited on white, CMYK). Problems become :class:`~camtool.errors.InputError`
-with a plain reason.
-
-The model input of an uncropped image (:func:`input_geometry`) has each side a multiple of
-the model's output stride, so each map cell covers ``stride`` x ``stride`` input pixels and
-images of similar shape share one input size, so they can be batched together. The rounding
-stretches an axis by at most half a stride (at 160 px and stride 32: at most 10%, typically a
-few percent); :class:`ResizeGeometry` keeps both sizes, so maps are placed back on the original
-pixels.
+An uncropped model input (:func:`input_geometry`) has sides that are multiples of the model's
+output stride, so each map cell covers ``stride`` x ``stride`` pixels and images of similar shape
+batch together; :class:`ResizeGeometry` keeps both sizes to place maps back on the image.
 """
 
 from __future__ import annotations
@@ -42,7 +34,7 @@ __all__ = [
     "to_rgb",
 ]
 
-#: The longest side of a model input, in multiples of its shorter side.
+#: The longest side of a model input, in multiples of its shorter one.
 MAX_ASPECT = 10.0
 
 #: File suffixes (lower case) that every command lists as images.
@@ -52,7 +44,7 @@ IMAGE_SUFFIXES = frozenset(
 
 
 def _wide_range(mode: str, array: np.ndarray) -> tuple[float, float]:
-    """The (black, white) levels of a 16-bit, 32-bit integer or float image (see :func:`to_rgb`)."""
+    """The (black, white) levels of a wide grey image (see :func:`to_rgb`)."""
     if mode.startswith("I;16"):
         return 0.0, 65535.0
     finite = array[np.isfinite(array)]
@@ -70,14 +62,10 @@ def _wide_range(mode: str, array: np.ndarray) -> tuple[float, float]:
 def to_rgb(image: Image.Image) -> Image.Image:
     """Convert any PIL image to 8-bit RGB, its levels kept.
 
-    16-bit, 32-bit integer and float grey images are scaled from their range to 0..255, rounded
-    (Pillow's own ``convert`` would clip them: a 16-bit PNG would turn white). The range of
-    ``I;16*`` is 0..65535; of ``I`` (32-bit integers, e.g. TIFF, or 16-bit PNGs in old Pillow)
-    0..255 if every value fits 8 bits, 0..65535 if every value fits 16 bits, else the image's
-    own minimum to maximum; of ``F`` (floats) 0..1 if every value lies in [0, 1], else the
-    image's own minimum to maximum (non-finite floats count as black). Transparency (``RGBA``,
-    ``LA``, ``PA``, ``P`` with a transparent colour) is composited over white; ``CMYK``,
-    ``YCbCr``, ``1``, ``L``, ``P`` use Pillow's conversion.
+    Wide grey images are scaled from their range to 0..255 (Pillow's ``convert`` would clip):
+    ``I;16*`` 0..65535; ``I`` 0..255 or 0..65535 if the values fit, else min..max; ``F`` 0..1 if
+    the values fit, else min..max (non-finite: black). Transparency is composited over white;
+    other modes use Pillow's conversion.
     """
     if image.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
         array = np.asarray(image, dtype=np.float64)
@@ -95,8 +83,8 @@ def to_rgb(image: Image.Image) -> Image.Image:
 
 
 def load_image(path: Path, max_pixels: int | None = None) -> Image.Image:
-    """Open, check, orient (EXIF) and convert (:func:`to_rgb`) one image; images of more than
-    ``max_pixels`` pixels are refused before decoding (decompression bombs).
+    """Open, orient (EXIF) and convert (:func:`to_rgb`) one image, refusing one of more than
+    ``max_pixels`` pixels before decoding.
 
     Raises:
         InputError: missing, empty, not an image, unsupported, truncated or too large.
@@ -136,8 +124,8 @@ def load_image(path: Path, max_pixels: int | None = None) -> Image.Image:
 def resized_size(
     width: int, height: int, short_side: int, max_aspect: float = MAX_ASPECT
 ) -> tuple[int, int]:
-    """The (width, height) after resizing so that the shorter side is ``short_side``, or the
-    longer one ``max_aspect`` times that for extreme shapes (a 1x1000 strip)."""
+    """(width, height) resized to a shorter side of ``short_side``, the longer capped at
+    ``max_aspect`` times that."""
     short, long = min(width, height), max(width, height)
     scale = min(short_side / short, short_side * max_aspect / long)
     new_short = max(1, round(short * scale))
@@ -147,9 +135,7 @@ def resized_size(
 
 @dataclass(frozen=True)
 class ResizeGeometry:
-    """How an image becomes a model input: no crop, each axis scaled on its own. ``width`` and
-    ``height`` are the image's (upright, as decoded), ``input_width`` and ``input_height`` the
-    model input's, in pixels."""
+    """An image's size (upright, as decoded) and its uncropped model input's, in pixels."""
 
     width: int
     height: int
@@ -165,13 +151,9 @@ class ResizeGeometry:
 def input_geometry(
     width: int, height: int, short_side: int, *, stride: int = 1, max_aspect: float = MAX_ASPECT
 ) -> ResizeGeometry:
-    """The model input of a ``width`` x ``height`` image (each >= 1), uncropped.
-
-    The shorter side is resized to ``short_side`` (the model's ``img_size``) keeping the aspect
-    ratio (:func:`resized_size`, the longer side capped at ``max_aspect`` times it), then each
-    side is rounded to the nearest multiple of ``stride`` (the model's output stride, 32 or 16;
-    1 keeps the exact aspect ratio; halves up, at least one stride), so that the network sees a
-    feature grid of exactly ``input / stride`` cells that tiles the input.
+    """The uncropped model input of a ``width`` x ``height`` image: :func:`resized_size`, then
+    each side rounded (halves up) to a multiple of ``stride``, at least one stride, so the
+    feature grid of ``input / stride`` cells tiles the input.
     """
     new_w, new_h = resized_size(width, height, short_side, max_aspect)
     if stride > 1:
@@ -187,12 +169,8 @@ def preprocess_array(
     *,
     stride: int = 1,
 ) -> np.ndarray:
-    """Resize an RGB image (no crop, :func:`input_geometry`) and normalise it; NumPy only.
-
-    Returns:
-        A ``(3, H, W)`` float32 array, ``(W, H)`` being ``input_geometry(...).input_size``: the
-        ``[0, 1]`` pixels minus the per-channel ``mean``, divided by ``std``.
-    """
+    """An RGB image resized by :func:`input_geometry` and :func:`normalise`-d: a ``(3, H, W)``
+    float32 array, ``(W, H)`` being ``input_geometry(...).input_size``."""
     size = input_geometry(image.width, image.height, short_side, stride=stride).input_size
     resized = image.resize(size, Image.Resampling.BILINEAR, reducing_gap=None)
     pixels: np.ndarray = np.asarray(resized, dtype=np.float32) / np.float32(255.0)
@@ -200,16 +178,8 @@ def preprocess_array(
 
 
 def normalise(pixels: np.ndarray, mean: Sequence[float], std: Sequence[float]) -> np.ndarray:
-    """The model input of RGB pixels: ``(pixels - mean) / std`` per channel, in float32.
-
-    Args:
-        pixels: ``(..., 3, H, W)`` float values in ``[0, 1]`` (channels third from last).
-        mean: per-channel mean of the ``[0, 1]`` pixels, subtracted.
-        std: per-channel standard deviation, divided by.
-
-    Returns:
-        A float32 array of ``pixels``' shape.
-    """
+    """``(pixels - mean) / std`` per channel: ``(..., 3, H, W)`` values in ``[0, 1]`` to a
+    float32 array of the same shape."""
     shift = np.asarray(mean, dtype=np.float32).reshape(3, 1, 1)
     scale = np.asarray(std, dtype=np.float32).reshape(3, 1, 1)
     return (np.asarray(pixels, dtype=np.float32) - shift) / scale
@@ -223,7 +193,7 @@ def preprocess(
     *,
     stride: int = 1,
 ) -> torch.Tensor:
-    """:func:`preprocess_array` as a ``(3, H, W)`` float32 tensor (torch imported only here)."""
+    """:func:`preprocess_array` as a ``(3, H, W)`` float32 tensor."""
     import torch
 
     return torch.from_numpy(preprocess_array(image, short_side, mean, std, stride=stride))

@@ -1,12 +1,5 @@
-"""An input's true class, read from the folder it sits in.
-
-A labelled image lives in a folder named after its class, as in the ImageFolder layout
-(``val/<class>/...``). A folder names class ``i`` of a model when its name is the model's
-``i``-th class name, or when it is an Imagenette WordNet id whose readable name
-(:data:`camtool.core.imagenet.IMAGENETTE_CLASSES`) is that class name: a model trained on
-Imagenette calls its classes "tench", "English springer" ... while the folders are
-``n01440764`` ...
-"""
+"""An input's true class, from the folder it sits in: a class name or an Imagenette WordNet id
+whose :data:`~camtool.core.imagenet.IMAGENETTE_CLASSES` name is one."""
 
 from __future__ import annotations
 
@@ -19,9 +12,8 @@ __all__ = ["folder_class", "true_class"]
 
 
 def folder_class(folder: str, class_names: Sequence[str]) -> int | None:
-    """The index in ``class_names`` (a model's, in class-index order) of the class named
-    ``folder`` (one folder name, exactly, case included) or by the Imagenette id ``folder``;
-    ``None`` when it names none of them."""
+    """The index in ``class_names`` of the class named ``folder`` (exactly) or by the Imagenette
+    id ``folder``; ``None`` when it names none."""
     for name in (folder, IMAGENETTE_CLASSES.get(folder)):
         if name is not None and name in class_names:
             return list(class_names).index(name)
@@ -29,12 +21,8 @@ def folder_class(folder: str, class_names: Sequence[str]) -> int | None:
 
 
 def true_class(path: str | PurePath, class_names: Sequence[str]) -> int | None:
-    """The class index of an image file from the nearest folder above it named like a class
-    (:func:`folder_class`), or ``None`` when none does.
-
-    Only the folders of ``path`` as given are looked at (it is not resolved), nearest first,
-    so ``val/dog/sub/a.jpg`` is a dog and ``photos/a.jpg`` has no known class.
-    """
+    """The class of the nearest folder in ``path`` (as given, not resolved) that names one
+    (:func:`folder_class`), or ``None``."""
     for folder in reversed(PurePath(path).parts[:-1]):
         found = folder_class(folder, class_names)
         if found is not None:

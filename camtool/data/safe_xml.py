@@ -1,9 +1,5 @@
-"""XML parsed safely, for annotation files: no document type, no entities, line numbers kept.
-
-Files are parsed with expat directly and no document type is allowed: a ``<!DOCTYPE`` or
-``<!ENTITY`` anywhere is refused before parsing, and expat's handlers refuse them again (and any
-external entity) should the text hide them, so entity expansion attacks cannot run.
-"""
+"""XML parsed with expat for annotation files, line numbers kept. Document types and entities are
+refused both before parsing and by expat's handlers, so entity expansion attacks cannot run."""
 
 from __future__ import annotations
 
@@ -17,7 +13,7 @@ from camtool.errors import InputError
 __all__ = ["MAX_XML_BYTES", "XmlNode", "number", "parse_xml"]
 
 MAX_XML_BYTES = 16 * 1024 * 1024
-"""Larger XML files are refused unread (a VOC annotation is a few kilobytes)."""
+"""Larger XML files are refused unread."""
 
 
 @dataclass
@@ -34,13 +30,9 @@ class XmlNode:
         return "".join(self.text).strip()
 
 
-class _Refused(Exception):
-    """A document type or entity was met while parsing."""
-
-
 def parse_xml(file: Path) -> XmlNode:
-    """Parse ``file`` into a small tree with line numbers, refusing DTDs and entities (an
-    :class:`~camtool.errors.InputError` naming the file and line, as for malformed XML)."""
+    """``file`` as a tree with line numbers; InputError (file and line) for malformed XML, DTDs
+    and entities."""
     try:
         size = file.stat().st_size
         if size > MAX_XML_BYTES:
@@ -68,7 +60,8 @@ def parse_xml(file: Path) -> XmlNode:
             stack[-1].text.append(chunk)
 
     def refuse(*_args: object) -> int:
-        raise _Refused
+        line = parser.CurrentLineNumber
+        raise InputError(f"{file} line {line}: refusing XML with a DOCTYPE or ENTITY")
 
     parser.StartElementHandler = start
     parser.EndElementHandler = end
@@ -79,10 +72,6 @@ def parse_xml(file: Path) -> XmlNode:
     parser.SetParamEntityParsing(expat.XML_PARAM_ENTITY_PARSING_NEVER)
     try:
         parser.Parse(data, True)
-    except _Refused:
-        raise InputError(
-            f"{file} line {parser.CurrentLineNumber}: refusing XML with a DOCTYPE or ENTITY"
-        ) from None
     except expat.ExpatError as exc:
         message = expat.ErrorString(exc.code) if exc.code else str(exc)
         raise InputError(f"{file} line {exc.lineno}: not well-formed XML ({message})") from None

@@ -1,9 +1,4 @@
-"""Splitting a dataset into train, held-out validation and test, stratified and deterministic.
-
-``train/`` is split into the images that fit the model and ``dataset.val_size`` held out for
-model selection (a count, or a fraction of ``train/``); ``val/`` stays the untouched test split
-for ``camtool eval``.
-"""
+"""Stratified, deterministic train / held-out validation / test splits (test is ``val/``)."""
 
 from __future__ import annotations
 
@@ -32,9 +27,8 @@ __all__ = ["DataSplits", "make_splits"]
 
 @dataclass
 class DataSplits:
-    """The three splits of a dataset: ``train`` fits the model (random augmentation), ``val``
-    holds images out of ``train/`` for model selection, ``test`` is ``val/`` (both with the eval
-    transform); ``class_names`` are the readable class names in label order."""
+    """``train`` (augmented), ``val`` (held out of ``train/``) and ``test`` (``val/``), both
+    with the eval transform, and the class names in label order."""
 
     train: Dataset[Item | SkippedImage]
     val: Dataset[Item | SkippedImage]
@@ -53,15 +47,11 @@ def make_splits(
     crop_scale: tuple[float, float] = DEFAULT_CROP_SCALE,
     max_pixels: int | None = None,
 ) -> DataSplits:
-    """The train / held-out val / test splits of the dataset under ``data_dir``
-    (:func:`find_dataset_root`), transformed by :func:`build_transforms`; ``dataset_name`` as
-    :func:`class_names_for`, ``max_pixels`` as :class:`ImageFolderDataset`.
+    """The splits of the dataset under ``data_dir`` (:func:`find_dataset_root`).
 
-    The held-out set is ``val_size`` images of ``train/`` (0 for none), drawn per class in
-    proportion to the class sizes (largest remainders get the rounding) after a shuffle seeded
-    by ``seed``; the same arguments always give the same split, and the two parts are disjoint.
-    A fraction ``0 < val_size < 1`` holds out that share of ``train/`` (rounded), and at least
-    one image of every class that has two or more, so that small folders work too.
+    ``val_size`` images of ``train/`` (a count, or a fraction ``0 < f < 1``) are held out, per
+    class in proportion to its size (largest remainders round up), by a shuffle seeded by
+    ``seed``. A fraction holds out at least one image of every class of two or more.
 
     Raises:
         ConfigError: unknown ``dataset_name``, or ``val_size`` negative or not smaller than the
@@ -88,44 +78,28 @@ def make_splits(
 
 
 def _holdout(targets: Sequence[int], val_size: int | float, seed: int) -> set[int]:
-    """The held-out indices for ``val_size`` (a count, or a fraction ``0 < f < 1``)."""
+    """The held-out indices for ``val_size`` (a count, or a fraction ``0 < f < 1``), drawn per
+    label in proportion to its count; a fraction takes at least one of each label of two or more
+    and keeps one."""
     total = len(targets)
-    if isinstance(val_size, float) and 0 < val_size < 1:
-        held = _stratified_holdout(targets, round(val_size * total), seed, one_per_class=True)
-        if not held:
-            raise ConfigError(
-                f"dataset.val_size is {val_size}, but every class in train/ has a single image, "
-                "so none can be held out for validation; add images (two or more per class)"
-            )
-        return held
-    if not 0 <= val_size < total:
+    fraction = isinstance(val_size, float) and 0 < val_size < 1
+    if not fraction and not 0 <= val_size < total:
         raise ConfigError(
             f"dataset.val_size is {val_size}, but train/ has {total} images (at most "
             f"{total - 1} can be held out); give a smaller count or a fraction with --val-size "
             "(e.g. --val-size 0.1) or dataset.val_size in the --config file"
         )
-    return _stratified_holdout(targets, int(val_size), seed)
-
-
-def _stratified_holdout(
-    targets: Sequence[int], size: int, seed: int, one_per_class: bool = False
-) -> set[int]:
-    """Indices of ``size`` items drawn from each label in proportion to its count.
-
-    With ``one_per_class``, every label with two or more items gives at least one and keeps at
-    least one (so the total may differ from ``size`` a little).
-    """
+    size = round(val_size * total) if fraction else int(val_size)
     by_label: dict[int, list[int]] = {}
     for index, label in enumerate(targets):
         by_label.setdefault(label, []).append(index)
     labels = sorted(by_label)
-    total = len(targets)
     shares = [size * len(by_label[lab]) / total for lab in labels]
     quotas = [int(s) for s in shares]
     by_remainder = sorted(range(len(labels)), key=lambda k: (-(shares[k] - quotas[k]), k))
     for k in by_remainder[: size - sum(quotas)]:
         quotas[k] += 1
-    if one_per_class:
+    if fraction:
         sizes = [len(by_label[lab]) for lab in labels]
         quotas = [min(max(q, 1), n - 1) for q, n in zip(quotas, sizes, strict=True)]
     rng = np.random.default_rng(seed)
@@ -134,4 +108,9 @@ def _stratified_holdout(
         members = by_label[label]
         picks = rng.permutation(len(members))[:quota]
         held.update(members[int(p)] for p in picks)
+    if fraction and not held:
+        raise ConfigError(
+            f"dataset.val_size is {val_size}, but every class in train/ has a single image, "
+            "so none can be held out for validation; add images (two or more per class)"
+        )
     return held

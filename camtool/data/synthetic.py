@@ -1,19 +1,9 @@
-"""A small offline dataset of coloured shapes on cluttered backgrounds, with known object boxes.
+"""A small offline dataset of coloured shapes with known boxes, for ``camtool demo``.
 
-``camtool demo`` uses it to show the whole pipeline without a network: each image holds exactly
-one bright shape (the class) at a random place, size, rotation and colour, on a dark noisy
-background with thin lines and dots of any colour that are none of the class shapes, so a
-network has to find the shape to name it. (Bright-on-dark keeps the edges' polarity fixed,
-which lets a small network learn the shapes from scratch in a few CPU minutes.)
-
-The layout is the usual ImageFolder one::
-
-    root/train/<class>/<id>.png
-    root/val/<class>/<id>.png
-    root/classes.txt      # one class name a line, in class-index (sorted) order
-    root/boxes.csv        # path,x0,y0,x1,y1 (path relative to root; x1, y1 exclusive)
-
-:mod:`camtool.data.boxes` reads that box file, as any user box file.
+Each image holds one bright shape (the class) at a random place, size, rotation and colour, on a
+dark noisy background with distracting lines and dots. Layout: ``root/{train,val}/<class>/*.png``,
+``root/classes.txt`` (one name a line, in class-index order) and ``root/boxes.csv``
+(:data:`~camtool.data.boxes.BOXES_HEADER` columns, paths relative to root).
 """
 
 from __future__ import annotations
@@ -42,23 +32,20 @@ __all__ = [
 ]
 
 SHAPES: tuple[str, ...] = ("circle", "cross", "ring", "square", "triangle")
-"""The shape classes, in sorted order (the class-index order an ImageFolder listing gives)."""
+"""The shape classes, sorted (class-index order)."""
 
 MIN_IMAGE_SIZE = 32
 """The smallest image side the generator accepts."""
 
 DEFAULT_OBJECT_SCALE: tuple[float, float] = (0.15, 0.27)
-"""Range of the radius of the circle around each shape, as a fraction of the image side (drawn
-uniformly): a circle's box is twice that wide."""
+"""Range of the radius of the circle around each shape, as a fraction of the image side."""
 
 EDGE_MARGIN = 1 / 16
-"""Least distance from a shape to the image edge, as a fraction of the side: enough to keep the
-shape inside the centre crop that the accuracy tests take (``img_size`` out of ``1.14 * img_size``,
-a 5.6% border; localization reads the uncropped image), small enough that shapes sit anywhere, so
-a fixed box at the centre localizes few of them. Antialiasing may reach a pixel further."""
+"""Least distance from a shape to the image edge, as a fraction of the side: keeps it inside
+the eval centre crop (a 5.6% border). Antialiasing may reach a pixel further."""
 
 _MARKER = ".camtool-shapes"
-"""Written into a generated root; only a root carrying it is replaced by a new run."""
+"""Marks a generated root; only such a root is replaced."""
 
 RGB = tuple[int, int, int]
 
@@ -76,34 +63,43 @@ def make_shapes_dataset(
 ) -> Path:
     """Generate the shapes dataset under ``root`` and return ``root``.
 
-    ``train_per_class`` and ``val_per_class`` images of each of ``classes`` (some of
-    :data:`SHAPES`) are drawn, ``image_size`` (at least :data:`MIN_IMAGE_SIZE`) pixels square,
-    each shape's surrounding circle of a radius drawn from ``object_scale`` (a fraction of
-    ``image_size``, ``0 < low <= high <= 0.35``); ``progress(done, total)`` is called after each
-    image. The output depends only on the arguments (same seed, same bytes). The whole tree is
-    written into a temporary sibling folder and moved into place at the end, so ``root`` is never
-    left half-written; an existing ``root`` is replaced only if it is empty or was made by this
-    function.
+    ``train_per_class`` and ``val_per_class`` square images of ``image_size`` pixels (at least
+    :data:`MIN_IMAGE_SIZE`) for each of ``classes``; ``object_scale`` as
+    :data:`DEFAULT_OBJECT_SCALE` (``0 < low <= high <= 0.35``); ``progress(done, total)`` after
+    each image. Same arguments, same bytes. The tree is written beside ``root`` and moved into
+    place; an existing ``root`` is replaced only if empty or generated.
 
     Raises:
         ConfigError: an argument out of range or an unknown class name.
         InputError: ``root`` exists, is not empty and is not a generated shapes dataset.
     """
-    names = _check_args(train_per_class, val_per_class, image_size, classes, object_scale)
+    if train_per_class < 1 or val_per_class < 1:
+        raise ConfigError("train_per_class and val_per_class must be at least 1")
+    if image_size < MIN_IMAGE_SIZE:
+        raise ConfigError(f"image_size must be at least {MIN_IMAGE_SIZE}, got {image_size}")
+    unknown = [c for c in classes if c not in SHAPES]
+    if unknown:
+        raise ConfigError(f"unknown shape {unknown[0]!r}; choose from {', '.join(SHAPES)}")
+    if len(set(classes)) != len(classes) or len(classes) < 2:
+        raise ConfigError("classes must name at least two different shapes")
+    low, high = object_scale
+    if not 0 < low <= high <= 0.35:
+        raise ConfigError(f"object_scale must satisfy 0 < low <= high <= 0.35, got {object_scale}")
+    names = sorted(classes)
     root = Path(root)
-    if root.exists() and not _replaceable(root):
+    generated = root.is_dir() and (not any(root.iterdir()) or (root / _MARKER).is_file())
+    if root.exists() and not generated:
         raise InputError(
             f"{root} exists and is not a camtool shapes dataset; choose an empty or new folder"
         )
     root.parent.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
-    splits = (("train", train_per_class), ("val", val_per_class))
     total = len(names) * (train_per_class + val_per_class)
     remove_stale_temps(root.parent)  # the scratch folders of runs killed before
     tmp = Path(tempfile.mkdtemp(prefix=SCRATCH_PREFIX + "shapes-", dir=root.parent))
     try:
         rows: list[tuple[str, int, int, int, int]] = []
-        for split, count in splits:
+        for split, count in (("train", train_per_class), ("val", val_per_class)):
             for name in names:
                 (tmp / split / name).mkdir(parents=True)
                 for i in range(count):
@@ -125,40 +121,21 @@ def make_shapes_dataset(
     return root
 
 
-def _check_args(
-    train_per_class: int,
-    val_per_class: int,
-    image_size: int,
-    classes: Sequence[str],
-    object_scale: tuple[float, float],
-) -> list[str]:
-    if train_per_class < 1 or val_per_class < 1:
-        raise ConfigError("train_per_class and val_per_class must be at least 1")
-    if image_size < MIN_IMAGE_SIZE:
-        raise ConfigError(f"image_size must be at least {MIN_IMAGE_SIZE}, got {image_size}")
-    unknown = [c for c in classes if c not in SHAPES]
-    if unknown:
-        raise ConfigError(f"unknown shape {unknown[0]!r}; choose from {', '.join(SHAPES)}")
-    if len(set(classes)) != len(classes) or len(classes) < 2:
-        raise ConfigError("classes must name at least two different shapes")
-    low, high = object_scale
-    if not 0 < low <= high <= 0.35:
-        raise ConfigError(f"object_scale must satisfy 0 < low <= high <= 0.35, got {object_scale}")
-    return sorted(classes)
-
-
-def _replaceable(root: Path) -> bool:
-    return root.is_dir() and (not any(root.iterdir()) or (root / _MARKER).is_file())
-
-
 def _render(
     rng: np.random.Generator, shape: str, size: int, scale: tuple[float, float]
 ) -> tuple[Image.Image, BoxXYXY]:
-    """Draw one image of ``shape`` and return it with the shape's tight bounding box."""
+    """One image of ``shape`` and the shape's tight bounding box."""
     background = _colour(rng, high=100)
     colour = _bright_colour(rng)
     image = Image.new("RGB", (size, size), background)
-    _draw_clutter(ImageDraw.Draw(image), rng, size)
+    draw = ImageDraw.Draw(image)
+    for _ in range(int(rng.integers(2, 6))):  # distractors: thin lines and small dots
+        x0, y0, x1, y1 = (float(v) for v in rng.uniform(0, size, 4))
+        draw.line((x0, y0, x1, y1), fill=_colour(rng), width=1)
+    for _ in range(int(rng.integers(3, 9))):
+        cx, cy = (float(v) for v in rng.uniform(0, size, 2))
+        r = float(rng.uniform(0.8, 1.8))
+        draw.ellipse((cx - r, cy - r, cx + r, cy + r), fill=_colour(rng))
     mask = Image.new("L", (size, size), 0)
     _draw_shape(ImageDraw.Draw(mask), rng, shape, size, scale)
     image.paste(colour, (0, 0, size, size), mask)
@@ -175,24 +152,13 @@ def _colour(rng: np.random.Generator, high: int = 256) -> RGB:
 
 
 def _bright_colour(rng: np.random.Generator) -> RGB:
-    """A colour with one strong channel and a high sum: always well above a dark background."""
+    """A colour with one strong channel and a high sum, well above the dark background."""
     while True:
         channels = rng.integers(0, 256, 3)
         channels[rng.integers(0, 3)] = rng.integers(200, 256)
         if channels.sum() >= 380:
             r, g, b = (int(v) for v in channels)
             return (r, g, b)
-
-
-def _draw_clutter(draw: ImageDraw.ImageDraw, rng: np.random.Generator, size: int) -> None:
-    """Thin straight lines and small dots of any colour: distractors that are no class shape."""
-    for _ in range(int(rng.integers(2, 6))):
-        x0, y0, x1, y1 = (float(v) for v in rng.uniform(0, size, 4))
-        draw.line((x0, y0, x1, y1), fill=_colour(rng), width=1)
-    for _ in range(int(rng.integers(3, 9))):
-        cx, cy = (float(v) for v in rng.uniform(0, size, 2))
-        r = float(rng.uniform(0.8, 1.8))
-        draw.ellipse((cx - r, cy - r, cx + r, cy + r), fill=_colour(rng))
 
 
 def _draw_shape(
@@ -202,7 +168,7 @@ def _draw_shape(
     size: int,
     scale: tuple[float, float],
 ) -> None:
-    """Draw a filled ``shape`` in white on a mask, at a random place, size and rotation."""
+    """A filled white ``shape`` on a mask, at a random place, size and rotation."""
     margin = size * EDGE_MARGIN
     r = float(rng.uniform(*scale)) * size  # radius of the circle around the shape
     cx, cy = (float(v) for v in rng.uniform(margin + r, size - margin - r, 2))
