@@ -11,6 +11,29 @@ import typer
 if TYPE_CHECKING:
     from camtool.settings import Settings
 
+__all__ = [
+    "ALPHA",
+    "ARCH",
+    "BATCH_SIZE",
+    "CLASS",
+    "COLORMAP",
+    "CONFIG",
+    "DEVICE",
+    "FLAGS",
+    "JSON",
+    "MODEL",
+    "OUTPUT_DIR",
+    "OVERWRITE",
+    "QUIET",
+    "TOPK",
+    "WORKERS",
+    "choice_value",
+    "flag",
+    "option",
+    "refuse_class_with_topk",
+    "resolve_settings",
+]
+
 
 def option(*names: str, default: Any = None, **kwargs: Any) -> Any:
     """``typer.Option``, unset by default; camtool checks paths itself (an unreadable file is

@@ -9,6 +9,15 @@ from typing import Any
 
 from rich.console import Console
 
+__all__ = [
+    "err",
+    "out",
+    "print_json",
+    "print_report",
+    "print_table",
+    "report_written",
+]
+
 #: Tables and other data.
 out = Console(soft_wrap=True)
 #: Progress bars, notes and warnings.
