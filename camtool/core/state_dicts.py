@@ -1,11 +1,8 @@
-"""Plain torchvision state dicts (the reference lab's format): which accepted arch one is, and
-the model it loads into.
+"""Plain torchvision state dicts: which accepted arch one is, and the model it loads into.
 
-The class count comes from the linear layer's weight; the arch is recognised from the tensors'
-names and shapes: only families whose marker keys are all present are tried, those whose
-parameter count (from torchvision's weights metadata) matches within 0.5% first, each built on
-the ``meta`` device (no memory). A state dict of a torchvision classifier camtool refuses is
-named, with the reason it gives no CAM.
+The linear layer's weight gives the class count. Only families whose marker keys are all present
+are tried, those whose parameter count (torchvision's metadata) matches within 0.5% first, each
+built on the ``meta`` device; a refused torchvision arch is named with its reason.
 """
 
 from __future__ import annotations
@@ -50,8 +47,7 @@ def _shapes(state: Mapping[str, Tensor]) -> dict[str, tuple[int, ...]]:
 
 def _expected_params(arch: str, num_classes: int, in_features: int) -> int:
     """``arch``'s parameter count at ``num_classes`` outputs, from torchvision's metadata."""
-    # The metadata counts 1000 outputs plus biases; it is a few hundred parameters off for some
-    # RegNets, and counts Inception v3's auxiliary head: hence the 0.5% tolerance.
+    # A few hundred off for some RegNets, and counts Inception v3's aux head: 0.5% tolerance.
     meta = torchvision.models.get_model_weights(arch).DEFAULT.meta
     return int(meta["num_params"]) - 1001 * in_features + (in_features + 1) * num_classes
 
@@ -69,17 +65,8 @@ def _shapes_of(arch: str, num_classes: int, cheap_match: bool) -> dict[str, tupl
 
 
 def _unknown(state: Mapping[str, Tensor], message: str, source: str) -> CamtoolError:
-    """The error naming the refused torchvision arch ``state`` is, and why; else ``message``."""
-    refused = _refused_arch(state)
-    if refused is None:
-        return CamtoolError(message)
-    return CamtoolError(
-        f"{source} holds a torchvision {refused} state dict, and {refusal(refused)}"
-    )
-
-
-def _refused_arch(state: Mapping[str, Tensor]) -> str | None:
-    """The refused torchvision arch with these names and shapes, the classifier's aside."""
+    """The error naming the refused torchvision arch ``state`` is (shapes equal but for the
+    classifier's), and why; else ``message``."""
     shapes = _shapes(state)
     for arch in torchvision.models.list_models(module=torchvision.models):
         if refusal(arch) is None:
@@ -90,8 +77,10 @@ def _refused_arch(state: Mapping[str, Tensor]) -> str | None:
             continue
         differ = [k for k in shapes if own[k] != shapes[k]]
         if len(differ) <= 2:  # the classifier's weight and bias
-            return arch
-    return None
+            return CamtoolError(
+                f"{source} holds a torchvision {arch} state dict, and {refusal(arch)}"
+            )
+    return CamtoolError(message)
 
 
 def _guess_arch(state: Mapping[str, Tensor], num_classes: int, head: str) -> str | None:
@@ -152,13 +141,8 @@ def model_of_state_dict(
 ) -> CAMNet:
     """The model a plain torchvision state dict loads into, loaded and checked.
 
-    Wrapper prefixes (``module.``, ``_orig_mod.`` ...) are stripped and auxiliary heads
-    (GoogLeNet, Inception v3) dropped; the model is built at its arch's own output stride.
-
-    Args:
-        state: tensors by name.
-        arch: the arch (``None``: recognised from the tensors).
-        source: what ``state`` is, for messages (a path).
+    Wrapper prefixes (``module.``, ``_orig_mod.`` ...) and auxiliary heads are dropped; ``arch``
+    ``None`` is recognised from the tensors; ``source`` names ``state`` in messages.
 
     Raises:
         CamtoolError: not a state dict, no arch matches, it does not fit ``arch``, or the model
