@@ -35,17 +35,14 @@ class ArchFamily:
     """torchvision archs sharing one head and one way to halve the output stride.
 
     Attributes:
-        name: the family, e.g. ``"densenet"``.
-        archs: torchvision builder names.
         markers: state-dict key prefixes every model of the family has (recognition).
         trunk: child module names, in forward order, from the image to the last feature map.
         linear: path of the linear layer (SqueezeNet: of its 1x1 convolution).
-        stride_stage: the container holding the last stride-2 stage; ``""``: the trunk itself.
-        strides: the output strides camtool can build, torchvision's own first.
-        stride_note: why a stride is missing from ``strides``.
+        stride_stage: the container of the last stride-2 stage; ``""``: the trunk itself.
+        strides: the output strides camtool can build, torchvision's own first;
+            ``stride_note`` says why one is missing.
         min_size: the smallest square input the layers accept, in pixels.
         ignored: state-dict key prefixes of parts camtool does not build (auxiliary heads).
-        build_kwargs: passed to torchvision's builder.
         transform_input: GoogLeNet/Inception's input rescaling runs first.
         relu_after: a ReLU follows the trunk before the pooling (DenseNet).
         conv_head: the head is a 1x1 convolution + ReLU before the pooling (SqueezeNet).

@@ -9,6 +9,7 @@ optionally ``training``. Plain torchvision state dicts load too (:mod:`camtool.c
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,13 +29,7 @@ from camtool.errors import CamtoolError
 from camtool.fsutil import atomic_path
 from camtool.version import __version__
 
-__all__ = [
-    "FORMAT",
-    "FORMAT_VERSION",
-    "LoadedModel",
-    "load_checkpoint",
-    "save_checkpoint",
-]
+__all__ = ["FORMAT", "FORMAT_VERSION", "LoadedModel", "load_checkpoint", "save_checkpoint"]
 
 FORMAT = "camtool-checkpoint"
 FORMAT_VERSION = 1
@@ -70,16 +65,6 @@ class LoadedModel:
 def _geometry_or_none(model: CAMNet) -> CellGeometry | None:
     try:
         return model_geometry(model)
-    except CamtoolError:
-        return None
-
-
-def _recorded_geometry(value: object, output_stride: int) -> CellGeometry | None:
-    """A checkpoint's ``cell_geometry`` if valid and of the current revision, else ``None``."""
-    if not isinstance(value, Mapping) or value.get("revision") != DERIVATION_REVISION:
-        return None
-    try:
-        return CellGeometry.from_dict(dict(value), output_stride)
     except CamtoolError:
         return None
 
@@ -187,6 +172,10 @@ def load_checkpoint(path: Path, *, arch: str | None = None, img_size: int = 160)
             names = [f"class_{i}" for i in range(model.num_classes)]
         return LoadedModel(model, names, img_size, source=source)
     model, names, (img_size, mean, std), state = _camtool_fields(payload, path)
+    recorded, geometry = payload.get("cell_geometry"), None
+    if isinstance(recorded, Mapping) and recorded.get("revision") == DERIVATION_REVISION:
+        with contextlib.suppress(CamtoolError):  # damaged: derive it again
+            geometry = CellGeometry.from_dict(dict(recorded), model.output_stride)
     loaded = LoadedModel(
         model,
         names,
@@ -196,7 +185,7 @@ def load_checkpoint(path: Path, *, arch: str | None = None, img_size: int = 160)
         dict(payload.get("settings") or {}),
         payload.get("training"),
         source,
-        _recorded_geometry(payload.get("cell_geometry"), model.output_stride),
+        geometry,
     )
     if len(names) != model.num_classes:
         raise CamtoolError(

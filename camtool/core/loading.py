@@ -31,15 +31,13 @@ def open_runner(
 
     Args:
         model_path: a camtool checkpoint, a plain torchvision state dict, an ONNX file, or
-            ``None`` for torchvision's ImageNet ``arch`` with its 1000 class names.
+            ``None`` for torchvision's ImageNet ``arch`` (default ``resnet18``).
         device: ``auto``, ``cpu``, ``cuda``, ``cuda:1``, ``mps`` (or a ``torch.device``).
-        arch: the ImageNet model (default ``resnet18``), or a plain state dict's arch
-            (``None``: recognised from its tensors).
+        arch: also a plain state dict's arch (``None``: recognised from its tensors).
         img_size: the input size for models that do not record one.
-        amp: mixed precision on CUDA.
         few_images: open fast rather than run fast (ONNX: basic graph optimisations only).
         imagenet_classes: with no ``model_path``, keep only these Imagenette WordNet ids, in
-            class-index order (:mod:`camtool.core.zeroshot`); ``None`` keeps all 1000.
+            class-index order (:mod:`camtool.core.zeroshot`).
 
     Raises:
         CamtoolError: the model cannot be read, the device is not available, or

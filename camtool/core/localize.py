@@ -142,13 +142,9 @@ def _components(mask: np.ndarray, offset: tuple[int, int], largest_only: bool) -
 
 
 def box_from_map(heatmap: np.ndarray, threshold: float = CAM_THRESHOLD) -> BoxXYXY:
-    """Box around the largest 8-connected region above a fraction of the map's maximum.
+    """Box around the largest region above ``threshold`` (in [0, 1]) of the normalised map.
 
-    The CAM paper's protocol (Zhou et al. 2016): keep the pixels whose min-max normalised value
-    is strictly greater than ``threshold`` (in [0, 1]) and box the largest region.
-
-    Returns:
-        The box in the map's pixels, or ``EMPTY_BOX`` if no pixel is above the threshold.
+    The CAM paper's protocol (Zhou et al. 2016); ``EMPTY_BOX`` if no pixel is above it.
 
     Raises:
         InputError: if the map is not a finite 2-D array.
@@ -162,11 +158,8 @@ def box_from_map(heatmap: np.ndarray, threshold: float = CAM_THRESHOLD) -> BoxXY
 def all_boxes_from_map_thresholds(
     heatmap: np.ndarray, thresholds: Sequence[float] | np.ndarray
 ) -> list[list[BoxXYXY]]:
-    """Boxes of *every* 8-connected region at each threshold (for MaxBoxAccV2).
-
-    Returns:
-        For each threshold (in [0, 1], in the order given) the boxes of all regions whose
-        normalised values are strictly above it (an empty list where there is none).
+    """For each threshold in [0, 1], in the order given, the boxes of *every* region above it
+    (for MaxBoxAccV2).
 
     Raises:
         InputError: if the map is not a finite 2-D array.

@@ -146,13 +146,10 @@ def explain_batch(
     target: int | None = None,
     topk: int = 1,
 ) -> CAMBatch:
-    """Run one forward pass and keep the maps of the requested classes.
+    """Run one forward pass and keep the maps of ``target`` (else the top ``topk`` classes).
 
-    Args:
-        source: a :class:`~camtool.core.runner.Runner`, or any callable mapping ``images`` to
-            ``(logits (N, C), cams (N, C, h, w))``, NumPy arrays or tensors.
-        images: ``(N, 3, H, W)`` normalised images, a float32 NumPy array or a tensor.
-        target: one class for every image, or ``None`` for the top ``topk`` predicted ones.
+    ``source`` is a :class:`~camtool.core.runner.Runner` or any callable mapping ``(N, 3, H, W)``
+    normalised ``images`` (NumPy or tensor) to ``(logits (N, C), cams (N, C, h, w))``.
 
     Returns:
         A :class:`CAMBatch` of NumPy arrays.
@@ -175,16 +172,10 @@ def upsample_maps(
 ) -> Any:
     """Upsample raw maps ``(..., h, w)`` to ``size`` = (H, W), float32, not normalised.
 
-    The maps become ``Wy @ cam @ Wx.T`` with the matrices of
-    :func:`camtool.core.upsample.interpolation_matrix`. A tensor stays a tensor on its device;
-    anything else becomes a NumPy array.
-
-    Args:
-        cams: raw maps, a NumPy array or a tensor.
-        size: the output ``(H, W)``, e.g. the original image's size.
-        mode: ``"aligned"`` (needs ``geometry``) or ``"conventional"``.
-        geometry: where the cells sit on the input.
-        input_hw: ``(H, W)`` of the model input; ``None`` when it equals ``size`` (aligned only).
+    The maps become ``Wy @ cam @ Wx.T`` (:func:`camtool.core.upsample.interpolation_matrix`'s
+    ``mode``, ``"aligned"`` needing ``geometry``); ``input_hw`` is the model input's ``(H, W)``,
+    ``None`` when it equals ``size``. A tensor stays a tensor on its device; anything else
+    becomes a NumPy array.
 
     Raises:
         ConfigError: ``"aligned"`` without a geometry, an unknown mode or a bad size.

@@ -198,15 +198,10 @@ def _open_session(path: Path, providers: list[Any], quick_start: bool) -> Any:
 class OnnxRunner:
     """A ``camtool export`` ONNX file run by onnxruntime, as a Runner.
 
-    ``self.device`` is the device the session really runs on (its first provider). Outputs are
-    float32: NumPy arrays for a NumPy input, CPU tensors for a tensor input.
-
-    Args:
-        path: the ``.onnx`` file.
-        device: ``auto``, ``cpu``, ``cuda``, ``cuda:1`` (CUDA if this onnxruntime has it).
-        quick_start: basic graph optimisations only: on ResNet-18 the session opens in ~0.2 s
-            instead of 0.6-1.2 s but a 160 px forward takes ~0.08 s instead of ~0.05 s, which
-            pays off below about 20 images.
+    ``device`` is ``auto``, ``cpu``, ``cuda`` or ``cuda:1``; ``self.device`` is what the session
+    really runs on. ``quick_start`` applies basic graph optimisations only: on ResNet-18 the
+    session opens in ~0.2 s instead of 0.6-1.2 s, a 160 px forward takes ~0.08 s instead of
+    ~0.05 s. Outputs are float32 NumPy arrays, CPU tensors for a tensor input.
 
     Raises:
         CamtoolError: the file is missing, not ONNX, not a camtool export, or onnxruntime cannot

@@ -7,10 +7,8 @@ Convolutional Neural Networks", Distill 2019)::
 
     offset_out = offset_in + stride_in * (d (k - 1) / 2 - p)        stride_out = stride_in * s
 
-:func:`cell_geometry` traces the trunk with ``torch.fx``, learns every node's spatial size from a
-probe input and propagates: size-keeping ops pass the geometry through (their spatial inputs
-agreeing), a 1x1 result of a larger input is global and broadcasts, any other resizing op is
-refused, naming it.
+Size-keeping ops pass the geometry through, a 1x1 result of a larger input broadcasts, and any
+other resizing op is refused.
 """
 
 from __future__ import annotations
@@ -158,15 +156,9 @@ def cell_geometry(
         gm = symbolic_trace(extractor)
     except Exception as exc:  # fx raises many kinds (TraceError, TypeError, ...)
         raise CamtoolError(f"cannot trace the network to place map cells ({exc})") from None
-    params = list(gm.parameters())
-    probe = torch.zeros(
-        1,
-        3,
-        probe_size,
-        probe_size,
-        device=params[0].device if params else "cpu",
-        dtype=params[0].dtype if params else torch.float32,
-    )
+    first = next(iter(gm.parameters()), None)
+    device, dtype = ("cpu", torch.float32) if first is None else (first.device, first.dtype)
+    probe = torch.zeros(1, 3, probe_size, probe_size, device=device, dtype=dtype)
     was_training = [m.training for m in gm.modules()]
     gm.eval()
     try:

@@ -1,23 +1,19 @@
 """Turning a raw class activation map into pixels: each feature cell at its receptive-field centre.
 
 Cell ``i`` (along one axis) is centred on input pixel ``offset + stride * i``
-(:mod:`camtool.core.receptive`). Coordinates are pixel centres: an image spans
-``[-0.5, size - 0.5]``. Both placements (``cam.upsample``) interpolate linearly between the two
-nearest cells:
+(:mod:`camtool.core.receptive`); coordinates are pixel centres. Both placements
+(``cam.upsample``) interpolate linearly between the two nearest cells, as an ``(out, n)``
+float32 matrix ``W`` per axis (rows summing to 1): the map becomes ``Wy @ cam @ Wx.T``.
 
 ``aligned`` (the default)
     Output pixel ``j`` of ``out``, for a model input of ``in_`` pixels, lies at input coordinate
     ``u = (j + 0.5) * in_ / out - 0.5`` (PIL's and ``align_corners=False``'s convention), so a
-    map can be drawn on the original image when the model saw a resized copy. Beyond the first
-    and last cells the map is held constant.
+    map can be drawn on the original image; beyond the end cells the map is held constant.
 
 ``conventional``
     ``F.interpolate(..., mode="bilinear", align_corners=False)``: cell ``i`` of ``n`` at output
-    coordinate ``(i + 0.5) * out / n - 0.5``, whatever the network (a ResNet's cells land about
-    half a cell below and right of their centres); kept to compare with published numbers.
-
-Along each axis that is an ``(out, n)`` float32 matrix ``W`` (rows summing to 1), and the map
-becomes ``Wy @ cam @ Wx.T``. This module imports numpy only.
+    coordinate ``(i + 0.5) * out / n - 0.5`` whatever the network; kept to compare with
+    published numbers.
 """
 
 from __future__ import annotations
@@ -30,11 +26,7 @@ import numpy as np
 from camtool.choices import UpsampleMode
 from camtool.errors import ConfigError
 
-__all__ = [
-    "CellGeometry",
-    "interpolation_matrix",
-    "resnet_geometry",
-]
+__all__ = ["CellGeometry", "interpolation_matrix", "resnet_geometry"]
 
 
 @dataclass(frozen=True)

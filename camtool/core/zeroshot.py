@@ -39,12 +39,9 @@ def imagenet_indices(wnids: Sequence[str], where: str = "the dataset") -> list[i
 def imagenet_subset(arch: str, wnids: Sequence[str], img_size: int) -> LoadedModel:
     """torchvision's (or timm's) ImageNet ``arch`` restricted to Imagenette classes ``wnids``.
 
-    The linear layer keeps the rows of ``wnids``' ImageNet indices, in that order, of its weight
-    ``(C, K[, 1, 1])`` and bias ``(C,)``; images are resized to ``img_size``.
-
-    Returns:
-        The model in eval mode, past :func:`~camtool.core.model.check_cam_invariant`, with
-        Imagenette's readable names, e.g. ``"French horn"``.
+    The linear layer keeps the rows of ``wnids``' ImageNet indices, in order, of its weight
+    ``(C, K[, 1, 1])`` and bias ``(C,)``. The model is in eval mode, past
+    :func:`~camtool.core.model.check_cam_invariant`, with readable names (``"French horn"``).
 
     Raises:
         CamtoolError: an id that is not Imagenette's (before any weights are read), or no
