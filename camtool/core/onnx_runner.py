@@ -44,9 +44,7 @@ METADATA_KEY = "camtool"
 EXPORT_FORMAT = "camtool-cam-export"
 #: Newest version of the JSON document this camtool reads.
 EXPORT_FORMAT_VERSION = 1
-#: The graph's input.
 INPUT_NAME = "images"
-#: The graph's outputs, in order.
 OUTPUT_NAMES = ("logits", "cams")
 
 

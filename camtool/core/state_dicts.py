@@ -23,18 +23,6 @@ __all__ = ["fit_state", "model_of_state_dict"]
 _WRAPPER_PREFIXES = ("module.", "model.", "resnet.", "backbone.", "net.", "_orig_mod.")
 
 
-def _strip_wrapper(state: Mapping[str, Tensor]) -> dict[str, Tensor]:
-    state = dict(state)
-    changed = True
-    while changed and state:
-        changed = False
-        for prefix in _WRAPPER_PREFIXES:
-            if all(k.startswith(prefix) for k in state):
-                state = {k[len(prefix) :]: v for k, v in state.items()}
-                changed = True
-    return state
-
-
 #: Where each family keeps its linear layer's weight, which gives the class count.
 _HEAD_WEIGHTS = tuple(dict.fromkeys(family.linear + ".weight" for family in FAMILIES))
 _BUFFERS = ("running_mean", "running_var", "num_batches_tracked")
@@ -50,18 +38,6 @@ def _expected_params(arch: str, num_classes: int, in_features: int) -> int:
     # A few hundred off for some RegNets, and counts Inception v3's aux head: 0.5% tolerance.
     meta = torchvision.models.get_model_weights(arch).DEFAULT.meta
     return int(meta["num_params"]) - 1001 * in_features + (in_features + 1) * num_classes
-
-
-def _shapes_of(arch: str, num_classes: int, cheap_match: bool) -> dict[str, tuple[int, ...]] | None:
-    """``arch``'s state-dict shapes, built on the meta device (for real if it must and matches)."""
-    try:
-        with torch.device("meta"):
-            candidate = CAMNet(arch, num_classes)
-    except (NotImplementedError, RuntimeError):  # builders that compute on values (RegNet)
-        if not cheap_match:
-            return None
-        candidate = CAMNet(arch, num_classes)
-    return _shapes(candidate.state_dict())
 
 
 def _unknown(state: Mapping[str, Tensor], message: str, source: str) -> CamtoolError:
@@ -100,7 +76,14 @@ def _guess_arch(state: Mapping[str, Tensor], num_classes: int, head: str) -> str
         if abs(_expected_params(a, num_classes, in_features) - count) <= 0.005 * count
     }
     for arch in sorted(candidates, key=lambda a: a not in matches):
-        if _shapes_of(arch, num_classes, arch in matches) == shapes:
+        try:  # on the meta device; for real only if it must and its parameter count matches
+            with torch.device("meta"):
+                candidate = CAMNet(arch, num_classes)
+        except (NotImplementedError, RuntimeError):  # builders that compute on values (RegNet)
+            if arch not in matches:
+                continue
+            candidate = CAMNet(arch, num_classes)
+        if _shapes(candidate.state_dict()) == shapes:
             return arch
     return None
 
@@ -148,7 +131,15 @@ def model_of_state_dict(
         CamtoolError: not a state dict, no arch matches, it does not fit ``arch``, or the model
             fails the invariant gate (:func:`~camtool.core.model.check_cam_invariant`).
     """
-    state = rename_legacy_keys(_strip_wrapper(state))
+    state = dict(state)
+    changed = True
+    while changed and state:  # strip wrapper prefixes, nested ones too
+        changed = False
+        for prefix in _WRAPPER_PREFIXES:
+            if all(k.startswith(prefix) for k in state):
+                state = {k[len(prefix) :]: v for k, v in state.items()}
+                changed = True
+    state = rename_legacy_keys(state)
     head = next((k for k in _HEAD_WEIGHTS if k in state), None)
     if not all(isinstance(v, Tensor) for v in state.values()):
         raise CamtoolError(

@@ -1,19 +1,8 @@
 """Turning a raw class activation map into pixels: each feature cell at its receptive-field centre.
 
 Cell ``i`` (along one axis) is centred on input pixel ``offset + stride * i``
-(:mod:`camtool.core.receptive`); coordinates are pixel centres. Both placements
-(``cam.upsample``) interpolate linearly between the two nearest cells, as an ``(out, n)``
-float32 matrix ``W`` per axis (rows summing to 1): the map becomes ``Wy @ cam @ Wx.T``.
-
-``aligned`` (the default)
-    Output pixel ``j`` of ``out``, for a model input of ``in_`` pixels, lies at input coordinate
-    ``u = (j + 0.5) * in_ / out - 0.5`` (PIL's and ``align_corners=False``'s convention), so a
-    map can be drawn on the original image; beyond the end cells the map is held constant.
-
-``conventional``
-    ``F.interpolate(..., mode="bilinear", align_corners=False)``: cell ``i`` of ``n`` at output
-    coordinate ``(i + 0.5) * out / n - 0.5`` whatever the network; kept to compare with
-    published numbers.
+(:mod:`camtool.core.receptive`); coordinates are pixel centres. Upsampling interpolates linearly
+between the two nearest cells (:func:`interpolation_matrix`). This module imports numpy only.
 """
 
 from __future__ import annotations
@@ -95,10 +84,15 @@ def interpolation_matrix(
 ) -> np.ndarray:
     """The ``(out_size, n_cells)`` float32 linear-interpolation weights along one axis.
 
-    ``W[j, i]`` is the weight of cell ``i`` in output pixel ``j``; rows sum to 1. ``mode`` is
-    ``"aligned"`` or ``"conventional"`` (see the module docstring); the aligned placement puts
-    cell 0 at input pixel ``offset``, cells ``stride`` apart, on an input of ``in_size`` pixels
-    (``None``: the output is the model input).
+    ``W[j, i]`` is the weight of cell ``i`` in output pixel ``j``; rows sum to 1, and maps
+    become ``Wy @ cam @ Wx.T``. ``mode`` (``cam.upsample``) places output pixel ``j`` at:
+
+    * ``"aligned"``: input coordinate ``u = (j + 0.5) * in_size / out_size - 0.5`` (PIL's and
+      ``align_corners=False``'s pixel centres; ``in_size`` ``None``: the output is the model
+      input), i.e. cell ``(u - offset) / stride``; beyond the end cells the map is constant.
+    * ``"conventional"``: ``F.interpolate(..., mode="bilinear", align_corners=False)``'s cell
+      ``(j + 0.5) * n_cells / out_size - 0.5`` whatever the network (a ResNet's cells land
+      half a cell off their centres); kept to compare with published numbers.
 
     Raises:
         ConfigError: an unknown mode or a size below 1.
