@@ -3,10 +3,8 @@
 CAM needs a head of global average pooling, optional dropout and one linear layer, so that
 ``logit_c = mean_xy cam_c + b_c`` with ``cam_c = sum_k w[c, k] f_k`` (Zhou et al., CVPR'16);
 each family's head was read in ``torchvision/models/<family>.py``. ``output_stride = 16`` sets
-the stride-2 layers of the last stride-2 stage to stride 1, dilations unchanged (SqueezeNet's
-own stride is 16; Inception v3 stays at 32). GoogLeNet and Inception v3 are built without their
-auxiliary heads and with ``transform_input``. Every model built or loaded also passes
-:func:`camtool.core.model.check_cam_invariant`.
+the stride-2 layers of the last stride-2 stage to stride 1, dilations unchanged. GoogLeNet and
+Inception v3 are built without their auxiliary heads and with ``transform_input``.
 """
 
 from __future__ import annotations

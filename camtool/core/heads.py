@@ -122,8 +122,7 @@ def _timm_parts(name: str, num_classes: int, output_stride: int | None) -> Parts
     try:
         net = timm.create_model(name, **kwargs)
     except Exception as exc:  # timm raises many kinds for unknown names and unsupported strides
-        first = first_line(exc)
-        raise CamtoolError(f"timm cannot build {name!r} ({first})") from None
+        raise CamtoolError(f"timm cannot build {name!r} ({first_line(exc)})") from None
     own = [n for n, _ in net.named_parameters(recurse=False)]
     own += [n for n, _ in net.named_buffers(recurse=False)]
     if own:

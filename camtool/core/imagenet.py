@@ -1,9 +1,8 @@
 """Every fact camtool carries about the outside world, with its source (no torch import).
 
-``tests/test_facts.py`` checks each against a source that ships with a dependency:
+``tests/test_facts.py`` checks each against a source that ships with a dependency. Besides the
+ImageNet statistics (sourced where they are defined):
 
-* :data:`IMAGENET_MEAN`, :data:`IMAGENET_STD`: torchvision's
-  ``ResNet18_Weights.IMAGENET1K_V1.transforms()``.
 * :data:`IMAGENETTE`: wnids from fast.ai's Imagenette README (torchvision's
   ``datasets.Imagenette`` lists the same), names from torchvision's ``meta["categories"]``,
   ImageNet-1k indices as timm's ``ImageNetInfo`` places the wnids.
@@ -29,7 +28,8 @@ __all__ = [
     "ImagenetteClass",
 ]
 
-#: Per-channel mean of ImageNet's RGB images in [0, 1]; source: torchvision's weight transforms.
+#: Per-channel mean of ImageNet's RGB images in [0, 1]; source: torchvision's
+#: ``ResNet18_Weights.IMAGENET1K_V1.transforms()``.
 IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
 #: Per-channel standard deviation of ImageNet's RGB images in [0, 1]; source: as the mean.
 IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)

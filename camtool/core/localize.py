@@ -1,11 +1,10 @@
 """Boxes from class activation maps: peak, thresholded largest region, rescaling.
 
-Maps are 2-D arrays indexed ``[y, x]``. Boxes are :class:`BoxXYXY` in pixels, end exclusive;
-``EMPTY_BOX`` (area 0) means nothing is above the threshold. Thresholds apply to the min-max
-normalised map (:func:`minmax_normalize`, every command's one normalisation): a pixel is
-foreground when its value is strictly greater (as in Choe et al. 2020's wsolevaluation), so a
-flat map (:data:`FLAT_SPAN`) has no foreground. Regions are 8-connected; the largest has the
-most pixels, the first in raster order on a tie.
+Maps are 2-D arrays indexed ``[y, x]``; boxes are :class:`BoxXYXY` in pixels, end exclusive.
+Thresholds apply to the min-max normalised map (:func:`minmax_normalize`, every command's one
+normalisation): a pixel is foreground when strictly greater (as in Choe et al. 2020's
+wsolevaluation). Regions are 8-connected; the largest has the most pixels, the first in raster
+order on a tie.
 """
 
 from __future__ import annotations

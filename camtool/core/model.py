@@ -167,9 +167,8 @@ def check_cam_invariant(model: CAMNet) -> None:
     except CamtoolError:
         raise
     except Exception as exc:  # a model that cannot run on the check input has no checked maps
-        first = first_line(exc)
         raise CamtoolError(
-            f"{model.arch} is refused: it cannot be run to check its maps ({first})"
+            f"{model.arch} is refused: it cannot be run to check its maps ({first_line(exc)})"
         ) from None
     finally:
         model.train(was_training)

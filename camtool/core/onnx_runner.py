@@ -1,11 +1,10 @@
 """Running a ``camtool export`` ONNX file with onnxruntime: the same maps, no PyTorch forward.
 
 An export is one graph, ``images (N, 3, H, W) -> logits (N, C), cams (N, C, h, w)``, whose
-``metadata_props`` hold the marker :data:`EXPORT_FORMAT` under :data:`FORMAT_KEY` and, under
-:data:`METADATA_KEY`, a JSON document: ``format_version``, ``camtool_version``, ``arch``,
-``num_classes``, ``output_stride``, ``class_names``, ``img_size``, ``mean``, ``std`` and
-``cell_geometry`` (absent in older ResNet exports). TorchScript exports store the same document
-as ``camtool.json``. This module imports neither torch nor (until a model opens) onnxruntime.
+``metadata_props`` hold :data:`EXPORT_FORMAT` under :data:`FORMAT_KEY` and a JSON document
+(``arch``, ``class_names``, ``img_size``, ``mean``, ``std``, ``output_stride``,
+``cell_geometry`` ...) under :data:`METADATA_KEY`; TorchScript exports keep it as
+``camtool.json``. This module imports neither torch nor (until a model opens) onnxruntime.
 """
 
 from __future__ import annotations

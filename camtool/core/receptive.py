@@ -78,12 +78,9 @@ def _window_args(node: Node, module: nn.Module | None) -> tuple[Any, Any, Any, A
         weight = args[1] if len(args) > 1 else kw["weight"]
         kernel = tuple(weight.meta["tensor_meta"].shape[-2:])
         return kernel, arg(3, "stride", 1), arg(4, "padding", 0), arg(5, "dilation", 1)
-    if node.target in (F.max_pool2d, torch.max_pool2d):
-        kernel = arg(1, "kernel_size", None)
-        return kernel, arg(2, "stride", None), arg(3, "padding", 0), arg(4, "dilation", 1)
-    if node.target is F.avg_pool2d:
-        kernel = arg(1, "kernel_size", None)
-        return kernel, arg(2, "stride", None), arg(3, "padding", 0), 1
+    if node.target in (F.max_pool2d, torch.max_pool2d, F.avg_pool2d):
+        dilation = 1 if node.target is F.avg_pool2d else arg(4, "dilation", 1)
+        return arg(1, "kernel_size", None), arg(2, "stride", None), arg(3, "padding", 0), dilation
     return None
 
 
