@@ -33,13 +33,6 @@ def _shapes(state: Mapping[str, Tensor]) -> dict[str, tuple[int, ...]]:
     return {k: tuple(v.shape) for k, v in state.items() if not k.endswith(BN_COUNTER)}
 
 
-def _expected_params(arch: str, num_classes: int, in_features: int) -> int:
-    """``arch``'s parameter count at ``num_classes`` outputs, from torchvision's metadata."""
-    # A few hundred off for some RegNets, and counts Inception v3's aux head: 0.5% tolerance.
-    meta = torchvision.models.get_model_weights(arch).DEFAULT.meta
-    return int(meta["num_params"]) - 1001 * in_features + (in_features + 1) * num_classes
-
-
 def _unknown(state: Mapping[str, Tensor], message: str, source: str) -> CamtoolError:
     """The error naming the refused torchvision arch ``state`` is (shapes equal but for the
     classifier's), and why; else ``message``."""
@@ -70,11 +63,13 @@ def _guess_arch(state: Mapping[str, Tensor], num_classes: int, head: str) -> str
         if all(any(k.startswith(m) for k in shapes) for m in family.markers)
         for arch in family.archs
     ]
-    matches = {
-        a
-        for a in candidates
-        if abs(_expected_params(a, num_classes, in_features) - count) <= 0.005 * count
-    }
+    matches = set()
+    for a in candidates:  # torchvision's count at 1000 outputs, off by a few hundred for some
+        # RegNets and counting Inception v3's aux head: hence the 0.5% tolerance
+        meta = torchvision.models.get_model_weights(a).DEFAULT.meta
+        expected = int(meta["num_params"]) - 1001 * in_features + (in_features + 1) * num_classes
+        if abs(expected - count) <= 0.005 * count:
+            matches.add(a)
     for arch in sorted(candidates, key=lambda a: a not in matches):
         try:  # on the meta device; for real only if it must and its parameter count matches
             with torch.device("meta"):

@@ -48,20 +48,17 @@ def read_weights(path: Path, *, hint: str = "") -> Any:
             f"{path} is not a readable PyTorch checkpoint (bad sizes){tail}"
         ) from None
     except Exception as exc:  # torch's readers raise many kinds on foreign or damaged files
+        with open(path, "rb") as f:  # zip archives, or legacy pickles (protocol byte 0x80)
+            head = f.read(8)
+        if not head.startswith((b"PK", b"\x80")):
+            reason = f"neither a zip archive nor a pickle: it starts with {head!r}"
+        else:  # the first sentence of torch's error (for a foreign file: ``KeyError: 101``)
+            reason = (" ".join(str(exc).split()) or type(exc).__name__).split(". ")[0]
+            if len(reason) > _REASON_CHARS:
+                reason = reason[: _REASON_CHARS - 3] + "..."
         raise CamtoolError(
-            f"{path} is not a readable PyTorch checkpoint ({_reason(path, exc)}){tail}"
+            f"{path} is not a readable PyTorch checkpoint ({reason}){tail}"
         ) from None
-
-
-def _reason(path: Path, exc: BaseException) -> str:
-    """Why ``torch.load`` failed, in at most :data:`_REASON_CHARS` characters."""
-    with open(path, "rb") as f:  # zip archives, or legacy pickles (protocol byte 0x80)
-        head = f.read(8)
-    if not head.startswith((b"PK", b"\x80")):
-        return f"neither a zip archive nor a pickle: it starts with {head!r}"
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    first = text.split(". ")[0]
-    return first if len(first) <= _REASON_CHARS else first[: _REASON_CHARS - 3] + "..."
 
 
 def fill_bn_counters(
