@@ -144,21 +144,6 @@ def parse_metadata_props(props: Mapping[str, str], path: Path) -> dict[str, Any]
     return document
 
 
-def _providers(name: str) -> list[Any]:
-    """onnxruntime's providers for device ``name``: CUDA first where asked (or auto), then CPU."""
-    import onnxruntime as ort
-
-    if name == "mps":
-        raise CamtoolError("onnxruntime cannot run on 'mps'; use --device cpu (or auto)")
-    has_cuda = "CUDAExecutionProvider" in ort.get_available_providers()
-    if name.startswith("cuda") and not has_cuda:
-        raise CamtoolError(_NO_CUDA.format(name=name, why="this onnxruntime has no CUDA provider"))
-    if name.startswith(("cuda", "auto")) and has_cuda:
-        index = int(name.split(":", 1)[1]) if ":" in name else 0
-        return [("CUDAExecutionProvider", {"device_id": index}), "CPUExecutionProvider"]
-    return ["CPUExecutionProvider"]
-
-
 _NO_CUDA = (
     "device {name!r} requested but {why}; use --device cpu, or install onnxruntime-gpu "
     "matching this machine's CUDA"
@@ -176,10 +161,20 @@ def _device_in_use(session: Any, asked: str) -> str:
     return "cpu"
 
 
-def _open_session(path: Path, providers: list[Any], quick_start: bool) -> Any:
-    """An onnxruntime session on ``path``, or one line saying why the file is not usable."""
+def _open_session(path: Path, name: str, quick_start: bool) -> Any:
+    """An onnxruntime session on ``path`` for device ``name`` (CUDA first where asked, or auto,
+    then CPU), or one line saying why not."""
     import onnxruntime as ort
 
+    if name == "mps":
+        raise CamtoolError("onnxruntime cannot run on 'mps'; use --device cpu (or auto)")
+    has_cuda = "CUDAExecutionProvider" in ort.get_available_providers()
+    if name.startswith("cuda") and not has_cuda:
+        raise CamtoolError(_NO_CUDA.format(name=name, why="this onnxruntime has no CUDA provider"))
+    providers: list[Any] = ["CPUExecutionProvider"]
+    if name.startswith(("cuda", "auto")) and has_cuda:
+        index = int(name.split(":", 1)[1]) if ":" in name else 0
+        providers.insert(0, ("CUDAExecutionProvider", {"device_id": index}))
     options = ort.SessionOptions()
     options.log_severity_level = 3  # errors only: no warnings on stderr
     if quick_start:
@@ -211,7 +206,7 @@ class OnnxRunner:
         require_file(path, "model")
         self.path = path
         asked = str(getattr(device, "value", device))
-        self.session = _open_session(path, _providers(asked), quick_start)
+        self.session = _open_session(path, asked, quick_start)
         self.device = _device_in_use(self.session, asked)
         props = dict(self.session.get_modelmeta().custom_metadata_map)
         self.info: ModelInfo = info_from_metadata(parse_metadata_props(props, path), str(path))
