@@ -1,38 +1,10 @@
-"""Which networks camtool can explain, and why the others are refused (light: no torch import).
+"""Which networks camtool can explain, and why the others are refused (no torch import).
 
-CAM needs a classifier that ends in global average pooling, optional dropout and **one** linear
-layer: then ``logit_c = mean_xy cam_c(x, y) + b_c`` with ``cam_c = sum_k w[c, k] f_k``, so the
-maps come out of the same forward pass as the logits (Zhou et al., CVPR'16). Each torchvision
-classification model's head was read in torchvision's source (``torchvision/models/*.py``); the
-families below have that head, in eval mode:
-
-========================  ==============================================  ====================
-family                    feature map -> pooling -> linear layer          output stride 16
-========================  ==============================================  ====================
-resnet (ResNeXt, Wide)    ``layer4`` -> avgpool -> ``fc``                 ``layer4``
-densenet                  ReLU(``features``) -> pool -> ``classifier``    ``transition3``'s pool
-efficientnet (B0-7, V2)   ``features`` -> avgpool -> ``classifier.1``     last stride-2 stage
-mobilenet_v2              ``features`` -> pool -> ``classifier.1``        last stride-2 stage
-mnasnet                   ``layers`` -> mean -> ``classifier.1``          last stride-2 stack
-regnet (X, Y)             ``trunk_output`` -> avgpool -> ``fc``           ``block4``
-shufflenet_v2             ``conv5`` -> mean -> ``fc``                     ``stage4``
-googlenet                 ``inception5b`` -> avgpool -> ``fc``            ``maxpool4``
-inception_v3              ``Mixed_7c`` -> avgpool -> ``fc``               refused (see below)
-squeezenet                ``features`` -> ReLU(1x1 conv) -> avgpool       is its own stride
-========================  ==============================================  ====================
-
-Dropout before the linear layer is the identity in eval mode. GoogLeNet and Inception v3 are
-built without their auxiliary heads (which only run in training) and with ``transform_input``
-on, as their ImageNet weights expect. SqueezeNet's map is ReLU(its 1x1 convolution), bias
-included, and the logit is the map's mean with nothing added.
-
-``output_stride = 16`` sets every stride-2 layer of the first block of the last stride-2 stage
-(the last column) to stride 1, a pooling with kernel == stride becoming the identity. Dilations
-never change (fine-tuning adapts to the smaller receptive fields), so camtool's stride-16
-checkpoints rebuild exactly. SqueezeNet's own stride is 16; Inception v3's last reduction pools
-inside its forward with unpadded layers, so it stays at 32. Every model built or loaded also
-passes the invariant gate (:func:`camtool.core.model.check_cam_invariant`), which protects any
-arch added later.
+CAM needs a head of global average pooling, optional dropout and one linear layer, so that
+``logit_c = mean_xy cam_c + b_c`` with ``cam_c = sum_k w[c, k] f_k`` (Zhou et al., CVPR'16);
+each family's head was read in ``torchvision/models/<family>.py``. ``output_stride = 16`` sets
+the stride-2 layers of the last stride-2 stage to stride 1, dilations unchanged. GoogLeNet and
+Inception v3 are built without their auxiliary heads and with ``transform_input``.
 """
 
 from __future__ import annotations
@@ -58,23 +30,17 @@ TIMM_PREFIX = "timm:"
 
 @dataclass(frozen=True)
 class ArchFamily:
-    """A group of torchvision archs that share one head and one way to halve the output stride,
-    and how :mod:`camtool.core.heads` takes them apart (read from
-    ``torchvision/models/<family>.py``).
+    """torchvision archs sharing one head and one way to halve the output stride.
 
     Attributes:
-        name: the family, e.g. ``"densenet"``.
-        archs: torchvision builder names.
-        markers: state-dict key prefixes that every model of the family has (recognition).
+        markers: state-dict key prefixes every model of the family has (recognition).
         trunk: child module names, in forward order, from the image to the last feature map.
         linear: path of the linear layer (SqueezeNet: of its 1x1 convolution).
-        stride_stage: where the last stride-2 stage is looked for: a container's path, or ``""``
-            for the trunk's own children.
-        strides: the output strides camtool can build, the first being torchvision's own.
-        stride_note: why a stride is missing from ``strides`` (empty when both are there).
-        min_size: the smallest square input the family's layers accept, in pixels.
+        stride_stage: the container of the last stride-2 stage; ``""``: the trunk itself.
+        strides: the output strides camtool can build, torchvision's own first;
+            ``stride_note`` says why one is missing.
+        min_size: the smallest square input the layers accept, in pixels.
         ignored: state-dict key prefixes of parts camtool does not build (auxiliary heads).
-        build_kwargs: passed to torchvision's builder.
         transform_input: GoogLeNet/Inception's input rescaling runs first.
         relu_after: a ReLU follows the trunk before the pooling (DenseNet).
         conv_head: the head is a 1x1 convolution + ReLU before the pooling (SqueezeNet).
@@ -213,7 +179,7 @@ FAMILIES: tuple[ArchFamily, ...] = (
         conv_head=True,
     ),
 )
-"""The accepted torchvision families (see the module docstring for their heads)."""
+"""The accepted torchvision families."""
 
 ARCHS: tuple[str, ...] = tuple(arch for family in FAMILIES for arch in family.archs)
 """Every torchvision arch camtool builds; ``timm:<name>`` archs come on top (with timm)."""
@@ -260,8 +226,7 @@ def refusal(arch: str) -> str | None:
 def arch_problem(arch: str, output_stride: int | None = None) -> str | None:
     """What is wrong with an arch name (and stride) in one line, or ``None`` if camtool builds it.
 
-    A ``timm:<name>`` arch is only checked for its form here; whether timm has it, and whether
-    its head fits, is checked when it is built.
+    A ``timm:<name>`` arch is only checked for its form; timm checks the rest when building it.
     """
     if arch.startswith(TIMM_PREFIX):
         return None if arch[len(TIMM_PREFIX) :].strip() else "timm: needs a model name"

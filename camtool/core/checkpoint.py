@@ -1,22 +1,15 @@
 """Self-describing checkpoints: one file holds everything needed to rebuild and explain a model.
 
-A camtool checkpoint is a plain dict saved with ``torch.save`` and read back with
-``weights_only=True`` (so loading never runs code from the file)::
-
-    format, format_version, camtool_version,
-    model_state, model_args {arch, num_classes, output_stride},
-    class_names, img_size, mean, std, settings,
-    cell_geometry {stride: [sy, sx], offset: [oy, ox], revision},
-    training (optional: optimizer, scheduler, epoch, best metric, RNG state ...)
-
-``cell_geometry`` (where the map's cells sit, :mod:`camtool.core.receptive`) is reused on loading
-when its ``revision`` is the running camtool's ``DERIVATION_REVISION``, else derived again. A
-plain torchvision state dict of any accepted arch loads too (:mod:`camtool.core.state_dicts`).
-Every model loaded passes the invariant gate (:func:`camtool.core.model.check_cam_invariant`).
+A plain dict saved with ``torch.save``, read with ``weights_only=True``: ``format``,
+``format_version``, ``camtool_version``, ``model_state``, ``model_args`` {arch, num_classes,
+output_stride}, ``class_names``, ``img_size``, ``mean``, ``std``, ``settings``, ``cell_geometry``
+{stride, offset, revision} (reused on loading when ``revision`` is ``DERIVATION_REVISION``) and
+optionally ``training``. Plain torchvision state dicts load too (:mod:`camtool.core.state_dicts`).
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,13 +29,7 @@ from camtool.errors import CamtoolError
 from camtool.fsutil import atomic_path
 from camtool.version import __version__
 
-__all__ = [
-    "FORMAT",
-    "FORMAT_VERSION",
-    "LoadedModel",
-    "load_checkpoint",
-    "save_checkpoint",
-]
+__all__ = ["FORMAT", "FORMAT_VERSION", "LoadedModel", "load_checkpoint", "save_checkpoint"]
 
 FORMAT = "camtool-checkpoint"
 FORMAT_VERSION = 1
@@ -68,10 +55,8 @@ class LoadedModel:
 
     @property
     def geometry(self) -> CellGeometry | None:
-        """Where the model's map cells sit on its input, derived from its layers; ``None`` if
-        they cannot be derived (a trunk ``torch.fx`` cannot trace): then maps can only be
-        upsampled the conventional way. A checkpoint's recorded geometry of the current
-        derivation revision is used as it is (tracing the network takes about 0.1 s)."""
+        """Where the map cells sit on the input: the recorded geometry, else derived from the
+        layers; ``None`` if ``torch.fx`` cannot trace the trunk (conventional upsampling only)."""
         if self.recorded_geometry is not None:
             return self.recorded_geometry
         return _geometry_or_none(self.model)
@@ -80,16 +65,6 @@ class LoadedModel:
 def _geometry_or_none(model: CAMNet) -> CellGeometry | None:
     try:
         return model_geometry(model)
-    except CamtoolError:
-        return None
-
-
-def _recorded_geometry(value: object, output_stride: int) -> CellGeometry | None:
-    """A checkpoint's ``cell_geometry`` if valid and of the current ``revision``, else ``None``."""
-    if not isinstance(value, Mapping) or value.get("revision") != DERIVATION_REVISION:
-        return None
-    try:
-        return CellGeometry.from_dict(dict(value), output_stride)
     except CamtoolError:
         return None
 
@@ -143,7 +118,7 @@ def save_checkpoint(
 def _camtool_fields(
     payload: Mapping[str, Any], path: Path
 ) -> tuple[CAMNet, list[str], tuple[int, RGB, RGB], Mapping[str, Tensor]]:
-    """A camtool checkpoint's model (built, not loaded), class names, preprocessing, weights."""
+    """A checkpoint's model (built, not loaded), class names, preprocessing and weights."""
     try:
         version = int(payload.get("format_version", 0))
     except (TypeError, ValueError):
@@ -174,14 +149,8 @@ def _camtool_fields(
 def load_checkpoint(path: Path, *, arch: str | None = None, img_size: int = 160) -> LoadedModel:
     """Load a camtool checkpoint, or a plain torchvision state dict, safely.
 
-    Args:
-        path: the ``.pt``/``.pth`` file.
-        arch: the arch of a plain state dict (``None``: recognised from its tensors,
-            :mod:`camtool.core.state_dicts`); ignored for camtool checkpoints, which record theirs.
-        img_size: image size for a plain state dict (ignored for camtool checkpoints).
-
-    A plain state dict's classes are named as ImageNet's when there are 1000 of them, else
-    ``class_<i>``.
+    ``arch`` (``None``: recognised from the tensors) and ``img_size`` apply to a plain state dict
+    only, whose classes are ImageNet's when there are 1000, else ``class_<i>``.
 
     Raises:
         CamtoolError: the file is missing, unsafe, not a checkpoint, or does not fit its model.
@@ -203,6 +172,10 @@ def load_checkpoint(path: Path, *, arch: str | None = None, img_size: int = 160)
             names = [f"class_{i}" for i in range(model.num_classes)]
         return LoadedModel(model, names, img_size, source=source)
     model, names, (img_size, mean, std), state = _camtool_fields(payload, path)
+    recorded, geometry = payload.get("cell_geometry"), None
+    if isinstance(recorded, Mapping) and recorded.get("revision") == DERIVATION_REVISION:
+        with contextlib.suppress(CamtoolError):  # damaged: derive it again
+            geometry = CellGeometry.from_dict(dict(recorded), model.output_stride)
     loaded = LoadedModel(
         model,
         names,
@@ -212,7 +185,7 @@ def load_checkpoint(path: Path, *, arch: str | None = None, img_size: int = 160)
         dict(payload.get("settings") or {}),
         payload.get("training"),
         source,
-        _recorded_geometry(payload.get("cell_geometry"), model.output_stride),
+        geometry,
     )
     if len(names) != model.num_classes:
         raise CamtoolError(

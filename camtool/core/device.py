@@ -15,9 +15,8 @@ def _mps_available() -> bool:
 
 
 def resolve_device(name: str = "auto") -> torch.device:
-    """Turn ``auto|cpu|cuda|mps`` (or ``cuda:1``) into a usable :class:`torch.device`.
-
-    ``auto`` takes CUDA if present, then Apple's MPS, then the CPU.
+    """Turn ``auto|cpu|cuda|mps`` (or ``cuda:1``) into a usable :class:`torch.device`;
+    ``auto`` takes CUDA, then MPS, then the CPU.
 
     Raises:
         CamtoolError: the requested device is not available on this machine.

@@ -1,10 +1,8 @@
 """Taking a classifier apart for CAM: its trunk (image -> feature map) and its one linear layer.
 
-For torchvision archs, each family's record in :mod:`camtool.core.archs` names the trunk's
-submodules, the linear layer and where to halve the output stride; a ``timm:<name>`` arch is
-taken apart with timm's API (``forward_features``, ``get_classifier()``; timm builds stride 16
-itself). The classifier itself is kept: its ``forward`` is the reference the invariant gate
-checks the maps against (:func:`camtool.core.model.check_cam_invariant`).
+torchvision archs follow their family's record in :mod:`camtool.core.archs`; ``timm:<name>``
+archs use timm's ``forward_features`` and ``get_classifier()``. The classifier's own ``forward``
+stays the reference :func:`camtool.core.model.check_cam_invariant` checks the maps against.
 """
 
 from __future__ import annotations
@@ -16,7 +14,7 @@ from typing import Any
 import torchvision
 from torch import Tensor, nn
 
-from camtool.core.archs import TIMM_PREFIX, ArchFamily, arch_problem, family_of
+from camtool.core.archs import TIMM_PREFIX, arch_problem, family_of
 from camtool.core.imagenet import IMAGENET_MEAN, IMAGENET_STD
 from camtool.errors import CamtoolError, ConfigError, first_line
 
@@ -24,15 +22,11 @@ __all__ = ["Parts", "TransformInput", "build_parts", "unstride"]
 
 
 class TransformInput(nn.Module):
-    """GoogLeNet's and Inception v3's ``transform_input``: the checkpoint's normalisation ->
-    theirs.
+    """GoogLeNet's and Inception v3's ``transform_input``, from the model's own normalisation.
 
-    Per channel ``c``: ``y = x * std_c / 0.5 + (mean_c - 0.5) / 0.5``, i.e. undo the input
-    normalisation (``x = (v - mean) / std`` of pixels ``v`` in [0, 1]) and apply
-    ``(v - 0.5) / 0.5`` (torchvision ``googlenet.py``, ``inception.py``, which hard-code
-    ImageNet's ``mean``/``std``). ``mean``/``std`` are the model's recorded input statistics
-    (ImageNet's until :meth:`CAMNet.set_input_statistics` says otherwise); they are attributes,
-    not buffers, so state dicts stay torchvision's.
+    Per channel: ``y = x * std_c / 0.5 + (mean_c - 0.5) / 0.5`` (torchvision ``googlenet.py``,
+    ``inception.py`` hard-code ImageNet's statistics). ``mean``/``std`` are attributes set by
+    :meth:`CAMNet.set_input_statistics`, not buffers, so state dicts stay torchvision's.
     """
 
     def __init__(self) -> None:
@@ -41,7 +35,7 @@ class TransformInput(nn.Module):
         self.std: tuple[float, ...] = IMAGENET_STD
 
     def forward(self, x: Tensor) -> Tensor:
-        """``(N, 3, H, W) -> (N, 3, H, W)``, on ``x``'s device and dtype (no buffers to move)."""
+        """``(N, 3, H, W) -> (N, 3, H, W)``, on ``x``'s device and dtype."""
         std = x.new_tensor(self.std).view(1, 3, 1, 1)
         mean = x.new_tensor(self.mean).view(1, 3, 1, 1)
         return x * (std / 0.5) + (mean - 0.5) / 0.5
@@ -60,16 +54,9 @@ class _TimmFeatures(nn.Module):
 
 @dataclass
 class Parts:
-    """A classifier taken apart. ``trunk`` and ``net`` share their modules.
-
-    Attributes:
-        net: the whole classifier (torchvision's or timm's); its ``forward`` gives the logits.
-        trunk: image ``(N, 3, H, W)`` -> last feature map ``(N, K, h, w)``.
-        linear: path in ``net`` of the linear layer (or SqueezeNet's 1x1 convolution).
-        conv_head: the map is ReLU(1x1 conv) and the logit its mean, with no bias added.
-        output_stride: the trunk's total stride.
-        min_size: the smallest square input the trunk accepts, in pixels.
-    """
+    """A classifier taken apart; ``trunk`` (``(N, 3, H, W) -> (N, K, h, w)``) shares ``net``'s
+    modules, ``linear`` is the linear layer's path in ``net`` and ``conv_head`` marks SqueezeNet's
+    map = ReLU(1x1 conv), logit = its mean."""
 
     net: nn.Module
     trunk: nn.Module
@@ -80,12 +67,7 @@ class Parts:
 
 
 def unstride(stage: nn.Module) -> None:
-    """Set every stride-2 layer inside ``stage`` to stride 1 (the resolution is kept).
-
-    Convolutions keep their kernel and padding (all these use "same" padding). A pooling layer
-    whose kernel equals its stride (non-overlapping, e.g. DenseNet's 2x2 average pooling) becomes
-    the identity (kernel 1); an overlapping one (3x3, padding 1) keeps its kernel.
-    """
+    """Set every stride-2 layer inside ``stage`` to stride 1; a 2x2 pooling becomes the identity."""
     for module in stage.modules():
         if isinstance(module, nn.Conv2d) and _stride2(module):
             module.stride = (1, 1)
@@ -96,19 +78,9 @@ def unstride(stage: nn.Module) -> None:
 
 
 def _stride2(module: nn.Module) -> bool:
-    """Whether ``module`` is a convolution or a pooling layer of stride 2."""
     if isinstance(module, nn.Conv2d):
         return module.stride == (2, 2)
     return isinstance(module, (nn.MaxPool2d, nn.AvgPool2d)) and module.stride in (2, (2, 2))
-
-
-def _last_strided_stage(net: nn.Module, layout: ArchFamily) -> nn.Module:
-    """The last child of ``layout.stride_stage`` (or of the trunk) that holds a stride-2 layer."""
-    if layout.stride_stage:
-        children = list(net.get_submodule(layout.stride_stage).children())
-    else:
-        children = [net.get_submodule(name) for name in layout.trunk]
-    return [child for child in children if any(map(_stride2, child.modules()))][-1]
 
 
 def _torchvision_parts(arch: str, num_classes: int, output_stride: int | None) -> Parts:
@@ -118,8 +90,12 @@ def _torchvision_parts(arch: str, num_classes: int, output_stride: int | None) -
     net = torchvision.models.get_model(
         arch, weights=None, num_classes=num_classes, **layout.build_kwargs
     )
-    if stride != layout.strides[0]:
-        unstride(_last_strided_stage(net, layout))
+    if stride != layout.strides[0]:  # the last child of the stage holding a stride-2 layer
+        if layout.stride_stage:
+            children = list(net.get_submodule(layout.stride_stage).children())
+        else:
+            children = [net.get_submodule(name) for name in layout.trunk]
+        unstride([child for child in children if any(map(_stride2, child.modules()))][-1])
     steps: list[tuple[str, nn.Module]] = []
     if layout.transform_input:
         transform = TransformInput()
@@ -146,8 +122,7 @@ def _timm_parts(name: str, num_classes: int, output_stride: int | None) -> Parts
     try:
         net = timm.create_model(name, **kwargs)
     except Exception as exc:  # timm raises many kinds for unknown names and unsupported strides
-        first = first_line(exc)
-        raise CamtoolError(f"timm cannot build {name!r} ({first})") from None
+        raise CamtoolError(f"timm cannot build {name!r} ({first_line(exc)})") from None
     own = [n for n, _ in net.named_parameters(recurse=False)]
     own += [n for n, _ in net.named_buffers(recurse=False)]
     if own:
@@ -170,15 +145,12 @@ def _timm_parts(name: str, num_classes: int, output_stride: int | None) -> Parts
 
 
 def build_parts(arch: str, num_classes: int, output_stride: int | None = None) -> Parts:
-    """Build ``arch`` with random weights and take it apart.
-
-    Args:
-        arch: a torchvision name from :data:`camtool.core.archs.ARCHS` or ``timm:<name>``.
-        num_classes: outputs of the linear layer.
-        output_stride: 32 or 16; ``None`` for the arch's own (32, SqueezeNet 16).
+    """Build ``arch`` (an :data:`~camtool.core.archs.ARCHS` name or ``timm:<name>``) with random
+    weights and take it apart; ``output_stride`` 32, 16 or ``None`` for the arch's own.
 
     Raises:
-        CamtoolError: a refused or unknown arch, or a stride it cannot have (one line).
+        ConfigError: a refused or unknown arch, or a stride it cannot have (one line).
+        CamtoolError: timm is missing or cannot build the model, or its head is not linear.
     """
     problem = arch_problem(arch, output_stride)
     if problem is not None:

@@ -1,21 +1,14 @@
-"""Every fact camtool carries about the outside world, each with its source (no torch import).
+"""Every fact camtool carries about the outside world, with its source (no torch import).
 
-Facts, and where they come from (``tests/test_facts.py`` checks each one against a source that
-ships with a dependency, never against this table):
+``tests/test_facts.py`` checks each against a source that ships with a dependency. Besides the
+ImageNet statistics (sourced where they are defined):
 
-* :data:`IMAGENET_MEAN`, :data:`IMAGENET_STD`: the per-channel statistics torchvision's ImageNet
-  weights expect (``torchvision.models.ResNet18_Weights.IMAGENET1K_V1.transforms()``).
-* :data:`IMAGENETTE`: Imagenette's ten WordNet ids, their readable names and their ImageNet-1k
-  class indices (fast.ai's Imagenette README for the ids; the names are ImageNet-1k's
-  categories as torchvision's weight metadata lists them, ``meta["categories"]``; the indices
-  as timm's ImageNet synset list ``timm.data.ImageNetInfo`` places the ids; torchvision's
-  ``datasets.Imagenette`` lists the same ids).
-* :data:`IMAGENETTE_ARCHIVES`: the archives fast.ai publishes (URL, file name, top folder, size,
-  digests). URL, file name, folder and md5 are torchvision's ``datasets.Imagenette`` (which
-  takes the folder to be the archive's stem); the sizes and sha256 digests come from the FastAI.jl
-  dataset registry and are checked by ``camtool download`` itself on every download.
-
-Also here, though camtool's own convention rather than a fact: :data:`IMG_SIZE_RANGE`.
+* :data:`IMAGENETTE`: wnids from fast.ai's Imagenette README (torchvision's
+  ``datasets.Imagenette`` lists the same), names from torchvision's ``meta["categories"]``,
+  ImageNet-1k indices as timm's ``ImageNetInfo`` places the wnids.
+* :data:`IMAGENETTE_ARCHIVES`: URL, file name, folder and md5 from torchvision's
+  ``datasets.Imagenette``; sizes and sha256 from the FastAI.jl dataset registry, checked by
+  ``camtool download`` on every download.
 """
 
 from __future__ import annotations
@@ -35,23 +28,18 @@ __all__ = [
     "ImagenetteClass",
 ]
 
-#: Per-channel mean of ImageNet's RGB images in [0, 1]; source: torchvision's weight transforms.
+#: Per-channel mean of ImageNet's RGB images in [0, 1]; source: torchvision's
+#: ``ResNet18_Weights.IMAGENET1K_V1.transforms()``.
 IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
 #: Per-channel standard deviation of ImageNet's RGB images in [0, 1]; source: as the mean.
 IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
-#: camtool's convention, not a fact: the smallest and largest image side (pixels) a model input
-#: may be resized to, the range of ``dataset.img_size`` and of what a checkpoint or export records.
+#: camtool's convention, not a fact: the range of image sides (pixels) a model input may have.
 IMG_SIZE_RANGE: tuple[int, int] = (16, 4096)
 
 
 class ImagenetteClass(NamedTuple):
-    """One Imagenette class.
-
-    Attributes:
-        wnid: its WordNet id, the name of its folder in the archives (fast.ai's README).
-        name: ImageNet-1k's readable name of it (torchvision's ``meta["categories"]``).
-        imagenet_index: its index among ImageNet-1k's 1000 classes (timm's ``ImageNetInfo``).
-    """
+    """One Imagenette class: ``wnid`` (its folder name), ``name`` (ImageNet-1k's readable name)
+    and ``imagenet_index`` (among ImageNet-1k's 1000 classes)."""
 
     wnid: str
     name: str
@@ -84,12 +72,10 @@ class ImagenetteArchive:
 
     Attributes:
         dataset: the name ``camtool download --dataset`` takes, e.g. ``"imagenette-160"``.
-        url: where fast.ai serves it.
-        filename: the last component of ``url``.
+        url: where fast.ai serves it; ``filename`` is its last component.
         folder: its single top-level folder, the file name's stem (``imagenette2-160``).
         size: its size in bytes.
-        sha256: its sha256 digest (hex), checked before extraction.
-        md5: its md5 digest (hex), as torchvision publishes it.
+        sha256: its sha256 digest (hex), checked before extraction; ``md5`` as torchvision's.
     """
 
     dataset: str

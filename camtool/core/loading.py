@@ -1,8 +1,4 @@
-"""Opening what ``--model`` names as a :class:`~camtool.core.runner.Runner`.
-
-An ``.onnx`` file opens without importing torch (onnxruntime runs it); anything else is a
-PyTorch model, and torch is imported only then.
-"""
+"""Opening what ``--model`` names as a Runner (an ``.onnx`` file without importing torch)."""
 
 from __future__ import annotations
 
@@ -35,18 +31,13 @@ def open_runner(
 
     Args:
         model_path: a camtool checkpoint, a plain torchvision state dict, an ONNX file, or
-            ``None`` for torchvision's ImageNet ``arch`` with its 1000 class names.
-        device: where to run: ``auto``, ``cpu``, ``cuda``, ``cuda:1``, ``mps`` (or a
-            ``torch.device``).
-        arch: the ImageNet model used when ``model_path`` is ``None`` (default ``resnet18``),
-            and the arch of a plain state dict (``None``: recognised from its tensors).
+            ``None`` for torchvision's ImageNet ``arch`` (default ``resnet18``).
+        device: ``auto``, ``cpu``, ``cuda``, ``cuda:1``, ``mps`` (or a ``torch.device``).
+        arch: also a plain state dict's arch (``None``: recognised from its tensors).
         img_size: the input size for models that do not record one.
-        amp: mixed precision on CUDA.
-        few_images: the runner will see only a few images: open fast rather than run fast
-            (ONNX models skip onnxruntime's slower graph optimisations).
-        imagenet_classes: with ``model_path`` ``None``, keep only these classes of the
-            ImageNet model, given as Imagenette WordNet ids in class-index order (the zero-shot
-            baseline, :mod:`camtool.core.zeroshot`); ``None`` keeps all 1000.
+        few_images: open fast rather than run fast (ONNX: basic graph optimisations only).
+        imagenet_classes: with no ``model_path``, keep only these Imagenette WordNet ids, in
+            class-index order (:mod:`camtool.core.zeroshot`).
 
     Raises:
         CamtoolError: the model cannot be read, the device is not available, or

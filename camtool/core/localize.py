@@ -1,20 +1,10 @@
-"""Boxes from class activation maps: peak, thresholded largest region, IoU and rescaling.
+"""Boxes from class activation maps: peak, thresholded largest region, rescaling.
 
-Conventions used throughout:
-
-* Maps are 2-D arrays indexed ``[y, x]``.
-* Boxes are :class:`BoxXYXY` in pixel coordinates with an *exclusive* end: a box covers the pixels
-  ``x0 <= x < x1`` and ``y0 <= y < y1``, so its area is ``(x1 - x0) * (y1 - y0)``. An empty box
-  (area 0, ``BoxXYXY(0, 0, 0, 0)``) stands for "nothing above the threshold".
-* Thresholds are relative and applied to the **min-max normalised** map
-  ``m = (h - h.min()) / (h.max() - h.min())``: a pixel is foreground when ``m > threshold``
-  (strictly greater, as in the wsolevaluation code of Choe et al. 2020), i.e. on the raw map
-  ``h > h.min() + threshold * (h.max() - h.min())``. A flat map (constant, or varying by float
-  rounding only: see :data:`FLAT_SPAN`) normalises to all zeros and so has no foreground at any
-  threshold in ``[0, 1]``. :func:`minmax_normalize` is the one normalisation of every command
-  (:func:`camtool.core.maps.heatmap` uses it).
-* Connected regions use 8-connectivity (:func:`scipy.ndimage.label` with a 3x3 structure); the
-  "largest" region is the one with the most pixels, the first in raster order on a tie.
+Maps are 2-D arrays indexed ``[y, x]``; boxes are :class:`BoxXYXY` in pixels, end exclusive.
+Thresholds apply to the min-max normalised map (:func:`minmax_normalize`, every command's one
+normalisation): a pixel is foreground when strictly greater (as in Choe et al. 2020's
+wsolevaluation). Regions are 8-connected; the largest has the most pixels, the first in raster
+order on a tie.
 """
 
 from __future__ import annotations
@@ -44,14 +34,7 @@ _STRUCTURE_8 = np.ones((3, 3), dtype=bool)
 
 @dataclass(frozen=True)
 class BoxXYXY:
-    """An axis-aligned box in pixel coordinates, end exclusive.
-
-    Attributes:
-        x0: first column inside the box.
-        y0: first row inside the box.
-        x1: one past the last column inside the box.
-        y1: one past the last row inside the box.
-    """
+    """An axis-aligned box in pixels, end exclusive: ``x0 <= x < x1``, ``y0 <= y < y1``."""
 
     x0: int
     y0: int
@@ -73,9 +56,8 @@ CAM_THRESHOLD = 0.2
 """The CAM paper's box threshold: 20% of the map's maximum (Zhou et al., CVPR 2016)."""
 
 FLAT_SPAN = 1e-5
-"""A map whose range is at most this fraction of its largest magnitude is flat: what upsampling
-a constant map adds is float32 rounding (about 1e-7 of its value), which normalising would blow
-up into a random pattern."""
+"""A map whose range is at most this fraction of its largest magnitude is flat: upsampling a
+constant map adds float32 rounding (~1e-7), which normalising would blow up into noise."""
 
 
 _NOT_FINITE = "the heatmap contains NaN or infinite values"
@@ -91,14 +73,6 @@ def _as_map(heatmap: np.ndarray) -> np.ndarray:
     return arr.astype(np.float32 if arr.dtype == np.float32 else np.float64, copy=False)
 
 
-def _check_map(heatmap: np.ndarray) -> np.ndarray:
-    """:func:`_as_map`, finite values only."""
-    arr = _as_map(heatmap)
-    if not np.isfinite(arr).all():
-        raise InputError(_NOT_FINITE)
-    return arr
-
-
 def _check_thresholds(thresholds: Sequence[float] | np.ndarray) -> np.ndarray:
     """Return ``thresholds`` as a 1-D float array within [0, 1], or raise ConfigError."""
     arr = np.asarray(thresholds, dtype=np.float64)
@@ -112,14 +86,11 @@ def _check_thresholds(thresholds: Sequence[float] | np.ndarray) -> np.ndarray:
 
 
 def minmax_normalize(heatmap: np.ndarray) -> np.ndarray:
-    """Min-max normalise a 2-D map to [0, 1]: ``(h - min) / (max - min)``.
-
-    Args:
-        heatmap: a 2-D array of finite real numbers.
+    """Min-max normalise a 2-D map of finite real numbers to [0, 1]: ``(h - min) / (max - min)``.
 
     Returns:
-        The normalised map, float32 for a float32 map, else float64; all zeros for a flat map
-        (range at most :data:`FLAT_SPAN` of its largest magnitude, or zero).
+        float32 for a float32 map, else float64; all zeros for a flat map (range zero or at
+        most :data:`FLAT_SPAN` of its largest magnitude).
 
     Raises:
         InputError: if the map is not 2-D, is empty or holds non-finite values.
@@ -135,19 +106,15 @@ def minmax_normalize(heatmap: np.ndarray) -> np.ndarray:
 
 
 def peak(heatmap: np.ndarray) -> tuple[int, int] | None:
-    """Location of the maximum of a 2-D map.
-
-    Args:
-        heatmap: a 2-D array indexed ``[y, x]``.
-
-    Returns:
-        ``(x, y)`` of the largest value, the first in raster order on a tie; ``None`` for a
-        constant map (e.g. a class whose weights are all zero), which has no peak.
+    """``(x, y)`` of the maximum of a 2-D map indexed ``[y, x]``, the first in raster order on a
+    tie; ``None`` for a constant map, which has no peak.
 
     Raises:
         InputError: if the map is not 2-D, is empty or holds non-finite values.
     """
-    arr = _check_map(heatmap)
+    arr = _as_map(heatmap)
+    if not np.isfinite(arr).all():
+        raise InputError(_NOT_FINITE)
     if arr.max() == arr.min():
         return None
     y, x = np.unravel_index(int(np.argmax(arr)), arr.shape)
@@ -173,51 +140,16 @@ def _components(mask: np.ndarray, offset: tuple[int, int], largest_only: bool) -
     ]
 
 
-def _sweep(normalized: np.ndarray, thresholds: np.ndarray) -> list[list[BoxXYXY]]:
-    """Component boxes at each threshold, labelling each distinct foreground mask only once."""
-    # Thresholds with no pixel value between them give the same mask: group them by how many
-    # pixels exceed them. Each mask lies inside the previous (lower) one, so it is labelled
-    # only inside that one's bounding box.
-    flat_sorted = np.sort(normalized, axis=None)
-    # Number of pixels strictly above each threshold.
-    n_above = flat_sorted.size - np.searchsorted(flat_sorted, thresholds, side="right")
-    found: dict[int, list[BoxXYXY]] = {0: []}
-    y0, x0, y1, x1 = 0, 0, normalized.shape[0], normalized.shape[1]
-    for i in np.argsort(thresholds, kind="stable"):
-        key = int(n_above[i])
-        if key in found:
-            continue
-        mask = normalized[y0:y1, x0:x1] > thresholds[i]
-        rows = np.flatnonzero(mask.any(axis=1))
-        cols = np.flatnonzero(mask.any(axis=0))
-        mask = mask[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
-        y0, x0 = y0 + int(rows[0]), x0 + int(cols[0])
-        y1, x1 = y0 + mask.shape[0], x0 + mask.shape[1]
-        found[key] = _components(mask, (y0, x0), largest_only=False)
-    return [found[int(n)] for n in n_above]
-
-
 def box_from_map(heatmap: np.ndarray, threshold: float = CAM_THRESHOLD) -> BoxXYXY:
-    """Box around the largest connected region above a fraction of the map's maximum.
+    """Box around the largest region above ``threshold`` (in [0, 1]) of the normalised map.
 
-    This is the CAM paper protocol (Zhou et al. 2016): keep the pixels whose min-max normalised
-    value is strictly greater than ``threshold`` (20% of the maximum by default), take the largest
-    8-connected region and return its bounding box.
-
-    Args:
-        heatmap: a 2-D map indexed ``[y, x]``; its scale and offset do not matter.
-        threshold: the relative threshold, between 0 and 1.
-
-    Returns:
-        The bounding box in the map's pixel coordinates, or ``EMPTY_BOX`` if no pixel is above
-        the threshold (a constant map, or ``threshold`` = 1).
+    The CAM paper's protocol (Zhou et al. 2016); ``EMPTY_BOX`` if no pixel is above it.
 
     Raises:
         InputError: if the map is not a finite 2-D array.
         ConfigError: if ``threshold`` is outside [0, 1].
     """
     (thr,) = _check_thresholds(np.asarray([threshold]))
-    # One threshold: label the mask directly (no sweep bookkeeping), which matters on photos.
     boxes = _components(minmax_normalize(heatmap) > thr, (0, 0), largest_only=True)
     return boxes[0] if boxes else EMPTY_BOX
 
@@ -225,15 +157,8 @@ def box_from_map(heatmap: np.ndarray, threshold: float = CAM_THRESHOLD) -> BoxXY
 def all_boxes_from_map_thresholds(
     heatmap: np.ndarray, thresholds: Sequence[float] | np.ndarray
 ) -> list[list[BoxXYXY]]:
-    """Boxes of *every* connected region at each threshold (for MaxBoxAccV2).
-
-    Args:
-        heatmap: a 2-D map indexed ``[y, x]``.
-        thresholds: relative thresholds between 0 and 1, in any order.
-
-    Returns:
-        For each threshold, in the order given, the boxes of all 8-connected regions of pixels
-        whose normalised value is strictly above it (an empty list where there is none).
+    """For each threshold in [0, 1], in the order given, the boxes of *every* region above it
+    (for MaxBoxAccV2).
 
     Raises:
         InputError: if the map is not a finite 2-D array.
@@ -241,23 +166,31 @@ def all_boxes_from_map_thresholds(
     """
     thr = _check_thresholds(thresholds)
     normalized = minmax_normalize(heatmap)
-    return [list(boxes) for boxes in _sweep(normalized, thr)]
+    # Each distinct mask (keyed by how many pixels exceed the threshold) is labelled once, inside
+    # the bounding box of the previous, lower threshold's mask, which holds it.
+    flat_sorted = np.sort(normalized, axis=None)
+    n_above = flat_sorted.size - np.searchsorted(flat_sorted, thr, side="right")
+    found: dict[int, list[BoxXYXY]] = {0: []}
+    y0, x0, y1, x1 = 0, 0, normalized.shape[0], normalized.shape[1]
+    for i in np.argsort(thr, kind="stable"):
+        key = int(n_above[i])
+        if key in found:
+            continue
+        mask = normalized[y0:y1, x0:x1] > thr[i]
+        rows = np.flatnonzero(mask.any(axis=1))
+        cols = np.flatnonzero(mask.any(axis=0))
+        mask = mask[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+        y0, x0 = y0 + int(rows[0]), x0 + int(cols[0])
+        y1, x1 = y0 + mask.shape[0], x0 + mask.shape[1]
+        found[key] = _components(mask, (y0, x0), largest_only=False)
+    return [list(found[int(n)]) for n in n_above]
 
 
 def scale_box(box: BoxXYXY, from_hw: tuple[int, int], to_hw: tuple[int, int]) -> BoxXYXY:
-    """Rescale a box from one image size to another.
+    """Rescale a box from an image of ``from_hw`` = (H, W) to one of ``to_hw``.
 
-    Each edge is scaled by the size ratio, rounded to the nearest pixel edge (halves round up)
-    and clipped to the new image, so a box at 7x7 map resolution maps exactly onto a 224x224
-    image and back.
-
-    Args:
-        box: the box in the coordinates of an image of size ``from_hw``.
-        from_hw: ``(height, width)`` of the source image.
-        to_hw: ``(height, width)`` of the destination image.
-
-    Returns:
-        The box in the coordinates of an image of size ``to_hw``.
+    Each edge is scaled, rounded to the nearest pixel edge (halves up) and clipped to the new
+    image, so a box at 7x7 map resolution maps exactly onto a 224x224 image and back.
 
     Raises:
         InputError: if a size is not positive.

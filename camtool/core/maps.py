@@ -1,8 +1,7 @@
 """Class activation maps for a whole batch: pick the classes, gather their maps, upsample.
 
-Everything here works on NumPy arrays (a runner's tensors are converted once, after the forward
-pass), so the ONNX path of ``camtool cam`` never imports torch. Every caller upsamples through
-:func:`upsample_maps` (:mod:`camtool.core.upsample`'s placements).
+Everything works on NumPy arrays (a runner's tensors are converted once, after the forward
+pass), so the ONNX path of ``camtool cam`` never imports torch.
 """
 
 from __future__ import annotations
@@ -59,21 +58,10 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 def resolve_class(spec: str | int, class_names: Sequence[str]) -> int:
     """Turn a class spec (``--class``) into a class index, never guessing.
 
-    The rules, in order:
-
-    1. ``name:X`` means the class named ``X``; ``index:N`` and ``#N`` mean index ``N``.
-    2. A spec that is a class name (exactly, else case-insensitively) means that class --
-       unless it is also a whole number ``N`` that is a valid index of *another* class (classes
-       named ``"1"`` ... ``"12"`` sort as ``1, 10, 11, 12, 2 ...``): then it is refused, saying
-       how to write each meaning.
-    3. Any other whole number is an index.
-
-    Args:
-        spec: what the user wrote (an ``int`` is an index).
-        class_names: the model's classes, in index order.
-
-    Returns:
-        The class index.
+    In order: ``name:X`` is the class named ``X``, ``index:N`` and ``#N`` index ``N``; a class
+    name (exactly, else case-insensitively) is that class, unless it is also a whole number
+    that indexes *another* class (classes ``"1"`` ... ``"12"`` sort as ``1, 10, 11 ...``): then
+    it is refused as ambiguous; any other whole number is an index. An ``int`` is an index.
 
     Raises:
         ConfigError: an ambiguous spec, an index out of range, or no such class (the closest
@@ -158,14 +146,10 @@ def explain_batch(
     target: int | None = None,
     topk: int = 1,
 ) -> CAMBatch:
-    """Run one forward pass and keep the maps of the requested classes.
+    """Run one forward pass and keep the maps of ``target`` (else the top ``topk`` classes).
 
-    Args:
-        source: the model: a :class:`~camtool.core.runner.Runner`, or any callable mapping
-            ``images`` to ``(logits (N, C), cams (N, C, h, w))``, NumPy arrays or tensors.
-        images: ``(N, 3, H, W)`` normalised images, a float32 NumPy array or a tensor.
-        target: one class for every image, or ``None`` for the predicted ones.
-        topk: with no target, how many of the best classes to keep maps for.
+    ``source`` is a :class:`~camtool.core.runner.Runner` or any callable mapping ``(N, 3, H, W)``
+    normalised ``images`` (NumPy or tensor) to ``(logits (N, C), cams (N, C, h, w))``.
 
     Returns:
         A :class:`CAMBatch` of NumPy arrays.
@@ -188,18 +172,10 @@ def upsample_maps(
 ) -> Any:
     """Upsample raw maps ``(..., h, w)`` to ``size`` = (H, W), float32, not normalised.
 
-    Along each axis the ``(out, n)`` matrix of :func:`camtool.core.upsample.interpolation_matrix`
-    (see there, and the module docstring, for ``mode``); the maps become ``Wy @ cam @ Wx.T``. A
-    tensor stays a tensor on its own device (eval's faithfulness ranks pixels on the GPU);
-    anything else becomes a NumPy array.
-
-    Args:
-        cams: raw maps, a NumPy array or a tensor.
-        size: the output ``(H, W)``, e.g. the original image's size.
-        mode: ``"aligned"`` or ``"conventional"``.
-        geometry: where the cells sit on the input; needed by ``"aligned"``.
-        input_hw: ``(height, width)`` of the model input the maps were computed from; ``None``
-            when it equals ``size``. Only ``"aligned"`` uses it.
+    The maps become ``Wy @ cam @ Wx.T`` (:func:`camtool.core.upsample.interpolation_matrix`'s
+    ``mode``, ``"aligned"`` needing ``geometry``); ``input_hw`` is the model input's ``(H, W)``,
+    ``None`` when it equals ``size``. A tensor stays a tensor on its device; anything else
+    becomes a NumPy array.
 
     Raises:
         ConfigError: ``"aligned"`` without a geometry, an unknown mode or a bad size.
@@ -240,15 +216,11 @@ def heatmap(
     geometry: CellGeometry | None = None,
     input_hw: tuple[int, int] | None = None,
 ) -> np.ndarray:
-    """Upsample one raw map ``(h, w)`` to ``size`` = (H, W) and min-max normalise it to [0, 1].
-
-    ``cam`` is a NumPy array or a tensor at feature-map resolution; ``size``, ``mode``,
-    ``geometry`` (:attr:`camtool.core.runner.ModelInfo.geometry`) and ``input_hw`` (when the
-    image was resized for the model) are :func:`upsample_maps`'.
+    """One raw map ``(h, w)`` upsampled by :func:`upsample_maps` to ``size`` and min-max normalised.
 
     Returns:
-        float32 ``(H, W)`` in [0, 1], by :func:`camtool.core.localize.minmax_normalize`: a flat
-        map (one cell, or all cells equal) is all zeros.
+        float32 ``(H, W)`` in [0, 1] (:func:`camtool.core.localize.minmax_normalize`: a flat map
+        is all zeros).
 
     Raises:
         ConfigError: ``"aligned"`` for a model without a recorded geometry, or a bad mode.

@@ -1,12 +1,7 @@
 """The CAM network: a classifier's trunk, global average pooling and one linear layer.
 
-Because the head is linear and follows a spatial mean, the class activation map of class ``c``
-is the last feature map contracted with row ``c`` of the linear layer's weights (Zhou et al.,
-CVPR'16)::
-
-    cam_c(x, y) = sum_k w[c, k] * f_k(x, y)        logit_c = mean_xy cam_c(x, y) + b_c
-
-so one forward pass yields the logits and the maps of every class, with no backward pass.
+With a linear head after a spatial mean, one forward pass gives every class's map and logit
+(Zhou et al., CVPR'16): ``cam_c(x, y) = sum_k w[c, k] f_k(x, y)``, ``logit_c = mean cam_c + b_c``.
 """
 
 from __future__ import annotations
@@ -48,16 +43,12 @@ class CAMOutput(NamedTuple):
 class CAMNet(nn.Module):
     """A classifier whose head is global average pooling plus one linear layer, with its maps.
 
-    The submodules keep their torchvision (or timm) names (``conv1`` ... ``layer4``, ``fc`` for a
-    ResNet; ``features``, ``classifier`` for a DenseNet ...), so a plain torchvision state dict
-    loads as it is. See :mod:`camtool.core.archs` for the accepted archs and their heads.
+    Submodules keep their torchvision (or timm) names, so a plain state dict loads as it is.
 
     Args:
-        arch: a name from :data:`camtool.core.archs.ARCHS`, e.g. ``"densenet121"``, or
-            ``"timm:<name>"``.
+        arch: a name from :data:`camtool.core.archs.ARCHS`, or ``"timm:<name>"``.
         num_classes: outputs of the linear layer.
-        output_stride: 32 or 16 (the last stride-2 stage keeps the previous stage's resolution:
-            a 10x10 map at 160 px instead of 5x5); ``None`` for the arch's own.
+        output_stride: 32 or 16 (a 10x10 map at 160 px instead of 5x5); ``None``: the arch's own.
 
     Raises:
         ConfigError: a refused or unknown arch, or a stride it cannot have.
@@ -73,8 +64,8 @@ class CAMNet(nn.Module):
         self.arch = arch
         self.num_classes = num_classes
         self.output_stride = parts.output_stride
-        # A tuple, so that the shared modules are not registered (and saved) twice. Private
-        # names only: public ones could clash with a child's name (timm has ``conv_head``).
+        # A tuple, so the shared modules are not registered twice; private, as timm has children
+        # with public names such as ``conv_head``.
         self._parts = (parts,)
 
     @property
@@ -95,17 +86,15 @@ class CAMNet(nn.Module):
         return linear.bias
 
     def set_input_statistics(self, mean: Sequence[float], std: Sequence[float]) -> None:
-        """Tell the network the per-channel ``mean``/``std`` its inputs are normalised with
-        (the checkpoint's record), for archs that rescale their input themselves (GoogLeNet,
-        Inception v3: :class:`~camtool.core.heads.TransformInput`); others ignore it."""
+        """The per-channel ``mean``/``std`` inputs are normalised with, for archs that rescale
+        their input themselves (:class:`~camtool.core.heads.TransformInput`)."""
         for module in self._parts[0].trunk.modules():  # the trunk holds it, not the classifier
             if isinstance(module, TransformInput):
                 module.mean, module.std = tuple(map(float, mean)), tuple(map(float, std))
 
     def feature_extractor(self) -> nn.Module:
-        """The module from the image ``(N, 3, H, W)`` to the last feature map ``(N, K, h, w)``:
-        its layers in forward order (an ``nn.Sequential`` for torchvision archs), sharing this
-        model's weights."""
+        """The module from ``(N, 3, H, W)`` images to the last feature map ``(N, K, h, w)``
+        (an ``nn.Sequential`` for torchvision archs), sharing this model's weights."""
         return self._parts[0].trunk
 
     def feature_map(self, x: Tensor) -> Tensor:
@@ -113,19 +102,14 @@ class CAMNet(nn.Module):
         return self._parts[0].trunk(x)  # type: ignore[no-any-return]
 
     def forward(self, x: Tensor) -> Tensor:
-        """Logits only, ``(N, C)``: the network's own forward (the path used for training)."""
+        """Logits only, ``(N, C)``: the network's own forward (used for training)."""
         return self._parts[0].net(x)  # type: ignore[no-any-return]
 
     def forward_cams(self, x: Tensor) -> CAMOutput:
-        """Logits and the raw CAMs of all classes from one forward pass.
+        """Logits ``(N, C)`` and raw CAMs ``(N, C, h, w)`` of all classes, float32, in one pass.
 
-        The trunk runs as the caller says (under ``torch.autocast`` in bf16/fp16); the CAM
-        contraction ``cam_c = sum_k w_ck f_k`` (Zhou et al., 2016, eq. 2) and the logits built
-        from it always run in float32, outside autocast, so a map does not depend on the
-        precision the features were computed in.
-
-        Returns:
-            ``logits (N, C)`` and ``cams (N, C, h, w)``, float32.
+        The trunk may run under autocast; the contraction ``cam_c = sum_k w_ck f_k`` (Zhou et al.,
+        2016, eq. 2) and the logits always run in float32, outside it.
         """
         feats = self.feature_map(x)
         with torch.autocast(feats.device.type, enabled=False):
@@ -150,11 +134,9 @@ INVARIANT_TOLERANCE = 1e-3
 def check_cam_invariant(model: CAMNet) -> None:
     """Refuse a model whose maps do not reproduce its own logits (the invariant gate).
 
-    On a fixed random input (one image, ``min_size`` x ``1.25 min_size`` px, eval mode, no
-    gradient) the network's own forward must equal ``mean_xy cam_c + b_c`` for every class
-    within :data:`INVARIANT_TOLERANCE` times ``max(1, max |logit|)`` (Zhou et al., CVPR'16:
-    the map is only an explanation of the logit if this holds). The global random state is not
-    touched.
+    On a fixed random image (eval mode, global RNG untouched) the network's forward must equal
+    ``mean_xy cam_c + b_c`` within :data:`INVARIANT_TOLERANCE` x ``max(1, max |logit|)``
+    (Zhou et al., CVPR'16).
 
     Raises:
         CamtoolError: naming the arch and the error found.
@@ -185,9 +167,8 @@ def check_cam_invariant(model: CAMNet) -> None:
     except CamtoolError:
         raise
     except Exception as exc:  # a model that cannot run on the check input has no checked maps
-        first = first_line(exc)
         raise CamtoolError(
-            f"{model.arch} is refused: it cannot be run to check its maps ({first})"
+            f"{model.arch} is refused: it cannot be run to check its maps ({first_line(exc)})"
         ) from None
     finally:
         model.train(was_training)
@@ -209,10 +190,7 @@ def check_cam_invariant(model: CAMNet) -> None:
 
 
 def imagenet_class_names(arch: str = "resnet18") -> list[str]:
-    """The 1000 ImageNet class names, as torchvision's weights list them (no download).
-
-    timm archs use the same ImageNet-1k order, so they get torchvision's list too.
-    """
+    """The 1000 ImageNet class names from torchvision's weights (no download; timm: the same)."""
     source = "resnet18" if arch.startswith(TIMM_PREFIX) else arch
     weights = torchvision.models.get_model_weights(source).DEFAULT
     return list(weights.meta["categories"])
@@ -226,23 +204,29 @@ def imagenet_weights_file(arch: str) -> tuple[str, Path]:
 
 
 def load_imagenet_state_dict(arch: str) -> dict[str, Tensor]:
-    """Load torchvision's ImageNet weights for ``arch`` from the cache, downloading if needed.
+    """torchvision's ImageNet weights for ``arch``, from torch.hub's cache or downloaded.
 
-    The cache (torch.hub's, under ``TORCH_HOME``) is looked at first; a download prints nothing
-    (torch.hub's own loader would print a ``Downloading: ...`` line before any error), is
-    checked against the hash in the file name (torch.hub's convention), and loading uses
-    ``weights_only=True``. A cached file is read like any ``--model`` file
-    (:func:`camtool.core.weights.read_weights`) and must hold finite tensors; old key names
-    (DenseNet's ``norm.1``) are renamed to today's.
+    A download prints nothing and is checked against the hash in the file name; the file is
+    read by :func:`camtool.core.weights.read_weights`, must be finite, and has legacy keys renamed.
 
     Raises:
-        CamtoolError: offline with no cached copy, naming the file to place and the way out; a
-            cached file that is unreadable, foreign or non-finite, naming it and saying to
-            delete it.
+        CamtoolError: offline with no cached copy (naming the file to place), or a cached file
+            that is unreadable, foreign or non-finite (saying to delete it).
     """
     url, cache = imagenet_weights_file(arch)
     if not cache.is_file():
-        _download(url, cache, arch)
+        match = torch.hub.HASH_REGEX.search(cache.name)
+        try:
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            torch.hub.download_url_to_file(
+                url, str(cache), hash_prefix=match.group(1) if match else None, progress=False
+            )
+        except (OSError, RuntimeError) as exc:  # URLError is an OSError; a bad hash RuntimeError
+            raise CamtoolError(
+                f"cannot get ImageNet weights for {arch} ({exc.__class__.__name__}: {exc}); "
+                f"download {url} and place it at {cache} (or set TORCH_HOME), or do without it: "
+                "--no-pretrained for train, --model CKPT for cam"
+            ) from None
     hint = f"delete {cache} to download the ImageNet weights again"
     state = read_weights(cache, hint=hint)
     if not isinstance(state, dict) or not all(isinstance(v, Tensor) for v in state.values()):
@@ -251,28 +235,8 @@ def load_imagenet_state_dict(arch: str) -> dict[str, Tensor]:
     return rename_legacy_keys(dict(state))
 
 
-def _download(url: str, cache: Path, arch: str) -> None:
-    """Fetch ``url`` to ``cache``, checked against the hash prefix in the file name."""
-    match = torch.hub.HASH_REGEX.search(cache.name)
-    try:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        torch.hub.download_url_to_file(
-            url, str(cache), hash_prefix=match.group(1) if match else None, progress=False
-        )
-    except (OSError, RuntimeError) as exc:  # URLError is an OSError; bad hash is RuntimeError
-        raise CamtoolError(
-            f"cannot get ImageNet weights for {arch} ({exc.__class__.__name__}: {exc}); "
-            f"download {url} and place it at {cache} (or set TORCH_HOME), or do without it: "
-            "--no-pretrained for train, --model CKPT for cam"
-        ) from None
-
-
 def rename_legacy_keys(state: Mapping[str, Tensor]) -> dict[str, Tensor]:
-    """Rename keys written by old torchvision versions to today's names.
-
-    DenseNet's ImageNet files name a dense layer's parts ``norm.1``, ``relu.1``, ``conv.2`` ...
-    where the modules are now ``norm1``, ``relu1``, ``conv2`` (torchvision ``densenet.py``).
-    """
+    """Rename old torchvision keys: DenseNet's ``norm.1``, ``conv.2`` to ``norm1``, ``conv2``."""
     return {_DENSE_LEGACY.sub(r"\1\2.", key): value for key, value in state.items()}
 
 
@@ -307,10 +271,9 @@ def build_model(
     pretrained: bool = False,
     output_stride: int | None = None,
 ) -> CAMNet:
-    """Build a :class:`CAMNet`, optionally from ImageNet weights, and check its maps.
+    """Build a :class:`CAMNet`, optionally from ImageNet weights, past :func:`check_cam_invariant`.
 
-    With ``pretrained`` and ``num_classes != 1000`` the trunk is pretrained and the new linear
-    layer is freshly initialised. Every model passes :func:`check_cam_invariant`.
+    With ``pretrained`` and ``num_classes != 1000`` only the trunk is pretrained.
 
     Raises:
         ConfigError: a refused or unknown arch, or a stride it cannot have.

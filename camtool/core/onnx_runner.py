@@ -1,18 +1,10 @@
 """Running a ``camtool export`` ONNX file with onnxruntime: the same maps, no PyTorch forward.
 
-An export is one graph, ``images (N, 3, H, W) -> logits (N, C), cams (N, C, h, w)``, that
-carries what camtool needs to use it in its ``metadata_props``:
-
-* ``camtool_format``: the marker :data:`EXPORT_FORMAT` (a file without it is not a camtool
-  export);
-* ``camtool``: a JSON document with ``format_version``, ``camtool_version``, ``arch``,
-  ``num_classes``, ``output_stride``, ``class_names``, ``img_size``, ``mean`` and ``std``, and
-  ``cell_geometry`` (``{"stride": [sy, sx], "offset": [oy, ox]}``, where the map's cells sit on
-  the input; exports made before it was recorded were ResNets, whose geometry follows from
-  ``output_stride``).
-
-The TorchScript export stores the same JSON document as its ``camtool.json`` extra file. This
-module imports neither torch nor (until a model is opened) onnxruntime.
+An export is one graph, ``images (N, 3, H, W) -> logits (N, C), cams (N, C, h, w)``, whose
+``metadata_props`` hold :data:`EXPORT_FORMAT` under :data:`FORMAT_KEY` and a JSON document
+(``arch``, ``class_names``, ``img_size``, ``mean``, ``std``, ``output_stride``,
+``cell_geometry`` ...) under :data:`METADATA_KEY`; TorchScript exports keep it as
+``camtool.json``. This module imports neither torch nor (until a model opens) onnxruntime.
 """
 
 from __future__ import annotations
@@ -51,9 +43,7 @@ METADATA_KEY = "camtool"
 EXPORT_FORMAT = "camtool-cam-export"
 #: Newest version of the JSON document this camtool reads.
 EXPORT_FORMAT_VERSION = 1
-#: The graph's input.
 INPUT_NAME = "images"
-#: The graph's outputs, in order.
 OUTPUT_NAMES = ("logits", "cams")
 
 
@@ -72,11 +62,8 @@ def _geometry(document: Mapping[str, Any], source: str) -> CellGeometry | None:
 
 
 def info_from_metadata(document: Mapping[str, Any], source: str) -> ModelInfo:
-    """Turn an export's JSON metadata into the :class:`~camtool.core.runner.ModelInfo` it describes.
-
-    Args:
-        document: the parsed ``camtool`` JSON document.
-        source: the file it came from (for messages, and kept as ``info.source``).
+    """The :class:`~camtool.core.runner.ModelInfo` an export's parsed JSON ``document`` describes;
+    ``source`` (its file) is named in messages and kept as ``info.source``.
 
     Raises:
         CamtoolError: written by a newer camtool, or a field is missing or malformed.
@@ -118,13 +105,7 @@ def info_from_metadata(document: Mapping[str, Any], source: str) -> ModelInfo:
 
 
 def read_onnx_metadata(path: Path) -> dict[str, Any]:
-    """Read and check the camtool metadata of an ONNX file, without loading it for inference.
-
-    Args:
-        path: an ``.onnx`` file written by ``camtool export``.
-
-    Returns:
-        The parsed ``camtool`` JSON document.
+    """The camtool JSON document of a ``camtool export`` ONNX file, not loaded for inference.
 
     Raises:
         CamtoolError: missing, not ONNX, not a camtool export, or damaged metadata.
@@ -144,7 +125,7 @@ def read_onnx_metadata(path: Path) -> dict[str, Any]:
 
 
 def parse_metadata_props(props: Mapping[str, str], path: Path) -> dict[str, Any]:
-    """The camtool JSON document held in an ONNX file's ``metadata_props`` (key -> value).
+    """The camtool JSON document in an ONNX file's ``metadata_props`` (key -> value).
 
     Raises:
         CamtoolError: no camtool marker (a foreign ONNX model), or JSON that does not parse.
@@ -161,21 +142,6 @@ def parse_metadata_props(props: Mapping[str, str], path: Path) -> dict[str, Any]
     if not isinstance(document, dict):
         raise CamtoolError(f"{path} has damaged camtool metadata (not a JSON object)")
     return document
-
-
-def _providers(name: str) -> list[Any]:
-    """onnxruntime's providers for device ``name``: CUDA first where asked (or auto), then CPU."""
-    import onnxruntime as ort
-
-    if name == "mps":
-        raise CamtoolError("onnxruntime cannot run on 'mps'; use --device cpu (or auto)")
-    has_cuda = "CUDAExecutionProvider" in ort.get_available_providers()
-    if name.startswith("cuda") and not has_cuda:
-        raise CamtoolError(_NO_CUDA.format(name=name, why="this onnxruntime has no CUDA provider"))
-    if name.startswith(("cuda", "auto")) and has_cuda:
-        index = int(name.split(":", 1)[1]) if ":" in name else 0
-        return [("CUDAExecutionProvider", {"device_id": index}), "CPUExecutionProvider"]
-    return ["CPUExecutionProvider"]
 
 
 _NO_CUDA = (
@@ -195,10 +161,20 @@ def _device_in_use(session: Any, asked: str) -> str:
     return "cpu"
 
 
-def _open_session(path: Path, providers: list[Any], quick_start: bool) -> Any:
-    """An onnxruntime session on ``path``, or one line saying why the file is not usable."""
+def _open_session(path: Path, name: str, quick_start: bool) -> Any:
+    """An onnxruntime session on ``path`` for device ``name`` (CUDA first where asked, or auto,
+    then CPU), or one line saying why not."""
     import onnxruntime as ort
 
+    if name == "mps":
+        raise CamtoolError("onnxruntime cannot run on 'mps'; use --device cpu (or auto)")
+    has_cuda = "CUDAExecutionProvider" in ort.get_available_providers()
+    if name.startswith("cuda") and not has_cuda:
+        raise CamtoolError(_NO_CUDA.format(name=name, why="this onnxruntime has no CUDA provider"))
+    providers: list[Any] = ["CPUExecutionProvider"]
+    if name.startswith(("cuda", "auto")) and has_cuda:
+        index = int(name.split(":", 1)[1]) if ":" in name else 0
+        providers.insert(0, ("CUDAExecutionProvider", {"device_id": index}))
     options = ort.SessionOptions()
     options.log_severity_level = 3  # errors only: no warnings on stderr
     if quick_start:
@@ -212,26 +188,17 @@ def _open_session(path: Path, providers: list[Any], quick_start: bool) -> Any:
 
 
 class OnnxRunner:
-    """A ``camtool export`` ONNX file run by onnxruntime, behind the
-    :class:`~camtool.core.runner.Runner` protocol.
+    """A ``camtool export`` ONNX file run by onnxruntime, as a Runner.
 
-    onnxruntime's CUDA provider is used when ``device`` is ``cuda`` (or ``auto``) and the installed
-    onnxruntime has it; otherwise the CPU provider. ``self.device`` is the device the session
-    really runs on (its first provider), never the one asked for. The file is
-    read once: its camtool metadata comes from the session itself. Outputs are float32 NumPy
-    arrays for a NumPy input, CPU tensors for a tensor input.
-
-    Args:
-        path: the ``.onnx`` file.
-        device: where to run, as far as onnxruntime can: ``auto``, ``cpu``, ``cuda``, ``cuda:1``.
-        quick_start: apply only onnxruntime's basic graph optimisations: measured on ResNet-18,
-            the session opens in ~0.2 s instead of 0.6-1.2 s and a 160 px forward takes ~0.08 s
-            instead of ~0.05 s, which pays off below about 20 images.
+    ``device`` is ``auto``, ``cpu``, ``cuda`` or ``cuda:1``; ``self.device`` is what the session
+    really runs on. ``quick_start`` applies basic graph optimisations only: on ResNet-18 the
+    session opens in ~0.2 s instead of 0.6-1.2 s, a 160 px forward takes ~0.08 s instead of
+    ~0.05 s. Outputs are float32 NumPy arrays, CPU tensors for a tensor input.
 
     Raises:
         CamtoolError: the file is missing, not ONNX, not a camtool export, or onnxruntime cannot
-            load it; ``cuda`` asked for and this onnxruntime has no CUDA provider, or the session
-            fell back to the CPU; ``mps`` (onnxruntime has no MPS provider).
+            load it; ``cuda`` without a CUDA provider, or the session fell back to the CPU;
+            ``mps``.
     """
 
     def __init__(self, path: Path, device: str = "auto", *, quick_start: bool = False) -> None:
@@ -239,7 +206,7 @@ class OnnxRunner:
         require_file(path, "model")
         self.path = path
         asked = str(getattr(device, "value", device))
-        self.session = _open_session(path, _providers(asked), quick_start)
+        self.session = _open_session(path, asked, quick_start)
         self.device = _device_in_use(self.session, asked)
         props = dict(self.session.get_modelmeta().custom_metadata_map)
         self.info: ModelInfo = info_from_metadata(parse_metadata_props(props, path), str(path))
@@ -257,12 +224,7 @@ class OnnxRunner:
             )
 
     def __call__(self, images: Any) -> tuple[Any, Any]:
-        """Run the graph on ``(N, 3, H, W)`` normalised images.
-
-        Returns:
-            ``logits (N, C)`` and ``cams (N, C, h, w)``, float32, on the CPU: NumPy arrays for a
-            NumPy input, tensors for a tensor input.
-        """
+        """``logits (N, C)``, ``cams (N, C, h, w)`` of normalised ``(N, 3, H, W)`` images."""
         array = np.ascontiguousarray(as_array(images))
         logits, cams = self.session.run(list(OUTPUT_NAMES), {INPUT_NAME: array})
         logits, cams = np.asarray(logits, np.float32), np.asarray(cams, np.float32)

@@ -1,21 +1,14 @@
 """Where each cell of a network's last feature map sits on its input, derived from the layers.
 
-Along one axis a feature map is ``(stride, offset)``: cell ``i``'s receptive field is centred on
-input pixel ``offset + stride * i`` (pixel centres, see :mod:`camtool.core.upsample`); the input
-itself is ``(1, 0)``. A convolution or pooling with kernel ``k``, stride ``s``, padding ``p`` and
-dilation ``d`` centres output cell ``i`` on input cell ``s i - p + d (k - 1) / 2``, so (the
-standard receptive-field arithmetic, e.g. Araujo et al., "Computing Receptive Fields of
+Along one axis a map is ``(stride, offset)``: cell ``i`` is centred on input pixel
+``offset + stride * i``; the input is ``(1, 0)``. A conv or pooling of kernel ``k``, stride ``s``,
+padding ``p`` and dilation ``d`` gives (Araujo et al., "Computing Receptive Fields of
 Convolutional Neural Networks", Distill 2019)::
 
     offset_out = offset_in + stride_in * (d (k - 1) / 2 - p)        stride_out = stride_in * s
 
-:func:`cell_geometry` traces the trunk with ``torch.fx``, runs it once on a probe input to learn
-every intermediate's spatial size, and propagates ``(stride, offset)`` node by node: conv and
-pooling (modules or functions, ``padding="same"`` included) apply the rule; ops that keep the
-spatial size (activations, norms, ``+``, ``*``, ``cat``) pass it through, all spatial inputs
-agreeing; a 1x1 result of a larger input (global pooling, as in squeeze-and-excitation)
-broadcasts; any other op that changes the size is refused, naming it. It works for any module
-``torch.fx`` can trace (every accepted family, at stride 32 and 16).
+Size-keeping ops pass the geometry through, a 1x1 result of a larger input broadcasts, and any
+other resizing op is refused.
 """
 
 from __future__ import annotations
@@ -38,9 +31,8 @@ PROBE_SIZE = 128
 """Side of the probe input used to learn the intermediate sizes (any size the net accepts)."""
 
 DERIVATION_REVISION = 1
-"""Revision of the derivation below. Checkpoints record it beside the geometry they were saved
-with; a loader may reuse a recorded geometry of the same revision instead of tracing the network
-again. Raise it whenever a change here could move any family's cells."""
+"""Revision of the derivation, recorded in checkpoints beside their geometry so a loader can
+reuse it; raise it whenever a change here could move any family's cells."""
 
 _Axis = tuple[float, float]  # (stride, offset) along one axis
 _Geo = tuple[_Axis, _Axis]  # (y, x)
@@ -86,12 +78,9 @@ def _window_args(node: Node, module: nn.Module | None) -> tuple[Any, Any, Any, A
         weight = args[1] if len(args) > 1 else kw["weight"]
         kernel = tuple(weight.meta["tensor_meta"].shape[-2:])
         return kernel, arg(3, "stride", 1), arg(4, "padding", 0), arg(5, "dilation", 1)
-    if node.target in (F.max_pool2d, torch.max_pool2d):
-        kernel = arg(1, "kernel_size", None)
-        return kernel, arg(2, "stride", None), arg(3, "padding", 0), arg(4, "dilation", 1)
-    if node.target is F.avg_pool2d:
-        kernel = arg(1, "kernel_size", None)
-        return kernel, arg(2, "stride", None), arg(3, "padding", 0), 1
+    if node.target in (F.max_pool2d, torch.max_pool2d, F.avg_pool2d):
+        dilation = 1 if node.target is F.avg_pool2d else arg(4, "dilation", 1)
+        return arg(1, "kernel_size", None), arg(2, "stride", None), arg(3, "padding", 0), dilation
     return None
 
 
@@ -114,7 +103,7 @@ def _describe(node: Node) -> str:
 
 
 def _propagate(node: Node, gm: GraphModule, known: dict[Node, Any]) -> Any:
-    """The geometry of ``node``'s output from its inputs' (see the module docstring)."""
+    """The geometry of ``node``'s output from its inputs'."""
     module = gm.get_submodule(str(node.target)) if node.op == "call_module" else None
     inputs = [n for n in node.all_input_nodes if known.get(n) is not None]
     size = _spatial(node)
@@ -153,12 +142,9 @@ def cell_geometry(
     """Derive ``(stride, offset)`` of the feature map ``extractor`` returns, from its layers.
 
     Args:
-        extractor: an ``nn.Module`` (or a function of one) mapping ``(N, 3, H, W)`` images to
-            the ``(N, K, h, w)`` feature map; it must be traceable by ``torch.fx``.
+        extractor: a ``torch.fx``-traceable ``nn.Module`` (or function) mapping ``(N, 3, H, W)``
+            images to the ``(N, K, h, w)`` feature map.
         probe_size: side of the probe image run once to learn the intermediate sizes.
-
-    Returns:
-        The geometry of the output's cells on the input.
 
     Raises:
         CamtoolError: not traceable, or an op that moves cells in a way camtool does not know.
@@ -167,15 +153,9 @@ def cell_geometry(
         gm = symbolic_trace(extractor)
     except Exception as exc:  # fx raises many kinds (TraceError, TypeError, ...)
         raise CamtoolError(f"cannot trace the network to place map cells ({exc})") from None
-    params = list(gm.parameters())
-    probe = torch.zeros(
-        1,
-        3,
-        probe_size,
-        probe_size,
-        device=params[0].device if params else "cpu",
-        dtype=params[0].dtype if params else torch.float32,
-    )
+    first = next(iter(gm.parameters()), None)
+    device, dtype = ("cpu", torch.float32) if first is None else (first.device, first.dtype)
+    probe = torch.zeros(1, 3, probe_size, probe_size, device=device, dtype=dtype)
     was_training = [m.training for m in gm.modules()]
     gm.eval()
     try:
@@ -206,23 +186,9 @@ def cell_geometry(
 _CACHE: dict[tuple[Any, ...], CellGeometry] = {}
 
 
-def _meta_twin(model: nn.Module) -> nn.Module | None:
-    """The same CAMNet rebuilt on the meta device (no memory, no compute), if it can be."""
-    try:
-        with torch.device("meta"):
-            twin = type(model)(model.arch, model.num_classes, model.output_stride)  # type: ignore[call-arg]
-    except Exception:  # another constructor: derive on the model itself
-        return None
-    same = [tuple(p.shape) for p in twin.parameters()] == [
-        tuple(p.shape) for p in model.parameters()
-    ]
-    return twin if same else None
-
-
 def model_geometry(model: nn.Module) -> CellGeometry:
-    """:func:`cell_geometry` of a CAM model's trunk (its ``feature_extractor()``), cached per
-    architecture; derived on a meta-device twin when the model can be rebuilt (a fraction of a
-    second even for ResNet-152), else on the model itself.
+    """:func:`cell_geometry` of a CAM model's ``feature_extractor()``, cached per architecture and
+    derived on a meta-device twin when the model can be rebuilt, else on the model itself.
 
     Raises:
         CamtoolError: the trunk cannot be traced, or moves cells in a way camtool does not know.
@@ -237,7 +203,16 @@ def model_geometry(model: nn.Module) -> CellGeometry:
     if None in key:
         return cell_geometry(model.feature_extractor(), probe)  # type: ignore[operator]
     if key not in _CACHE:
-        twin = _meta_twin(model)
-        net = twin if twin is not None else model
+        net = model
+        try:  # the same CAMNet on the meta device: no memory, no compute
+            with torch.device("meta"):
+                twin = type(model)(  # type: ignore[call-arg]
+                    model.arch, model.num_classes, model.output_stride
+                )
+        except Exception:  # another constructor: derive on the model itself
+            pass
+        else:
+            if [p.shape for p in twin.parameters()] == [p.shape for p in model.parameters()]:
+                net = twin
         _CACHE[key] = cell_geometry(net.feature_extractor(), probe)  # type: ignore[operator]
     return _CACHE[key]

@@ -1,11 +1,7 @@
-"""What every runner is: a model behind one call, ``images -> (logits, cams)``, and its description.
+"""The ``Runner`` protocol: a model behind one call, ``images -> (logits, cams)``, and its info.
 
-``camtool cam``, ``batch-cam``, ``eval`` and the Python API work with any runner: a PyTorch
-checkpoint or torchvision's ImageNet model (:class:`~camtool.core.torch_runner.TorchRunner`), or
-an ONNX export (:class:`~camtool.core.onnx_runner.OnnxRunner`), as
-:func:`~camtool.core.loading.open_runner` picks. A runner answers in kind: NumPy in, NumPy out
-(``camtool cam --model m.onnx`` never imports torch); tensors in, tensors out. This module
-imports neither torch nor onnxruntime.
+Runners answer in kind: NumPy in, NumPy out (so the ONNX path never imports torch); tensors in,
+tensors out. This module imports neither torch nor onnxruntime.
 """
 
 from __future__ import annotations
@@ -33,11 +29,8 @@ RGB = tuple[float, float, float]
 class ModelInfo:
     """What a runner knows about its model.
 
-    ``geometry`` says where the map's cells sit on the input (stride and receptive-field
-    offset, see :mod:`camtool.core.upsample`); ``None`` when the model does not record it, in
-    which case maps can only be upsampled the conventional way.
-    ``output_stride`` is the input pixels per map cell along each axis (32, or 16): uncropped
-    inputs are sized in multiples of it (:func:`camtool.data.images.input_geometry`).
+    ``geometry``: where the map's cells sit on the input (:mod:`camtool.core.upsample`); ``None``
+    allows only conventional upsampling. ``output_stride``: input pixels per map cell.
     """
 
     class_names: list[str]
@@ -81,17 +74,9 @@ def as_array(value: Any) -> np.ndarray:
 def checked_preprocessing(img_size: Any, mean: Any, std: Any) -> tuple[int, RGB, RGB]:
     """A model file's input size and normalisation, checked before anything is resized with them.
 
-    Checkpoints and exports both carry these; a damaged or edited value would otherwise give a
-    one-cell map (size 0), exhaust memory (size 100000) or divide by zero into NaN maps (std 0).
-
-    Args:
-        img_size: the side images are resized to, an integer in
-            :data:`~camtool.core.imagenet.IMG_SIZE_RANGE`.
-        mean: three finite per-channel means.
-        std: three finite, positive per-channel standard deviations.
-
     Returns:
-        ``(img_size, mean, std)`` as an ``int`` and two 3-tuples of floats.
+        ``img_size`` (an ``int`` in :data:`~camtool.core.imagenet.IMG_SIZE_RANGE`), three finite
+        means and three finite, positive stds, as 3-tuples of floats.
 
     Raises:
         ValueError: a value outside those ranges, naming the field and the value.

@@ -1,11 +1,8 @@
-"""Plain torchvision state dicts (the reference lab's format): which accepted arch one is, and
-the model it loads into.
+"""Plain torchvision state dicts: which accepted arch one is, and the model it loads into.
 
-The class count comes from the linear layer's weight; the arch is recognised from the tensors'
-names and shapes: only families whose marker keys are all present are tried, those whose
-parameter count (from torchvision's weights metadata) matches within 0.5% first, each built on
-the ``meta`` device (no memory). A state dict of a torchvision classifier camtool refuses is
-named, with the reason it gives no CAM.
+The linear layer's weight gives the class count. Only families whose marker keys are all present
+are tried, those whose parameter count (torchvision's metadata) matches within 0.5% first, each
+built on the ``meta`` device; a refused torchvision arch is named with its reason.
 """
 
 from __future__ import annotations
@@ -26,18 +23,6 @@ __all__ = ["fit_state", "model_of_state_dict"]
 _WRAPPER_PREFIXES = ("module.", "model.", "resnet.", "backbone.", "net.", "_orig_mod.")
 
 
-def _strip_wrapper(state: Mapping[str, Tensor]) -> dict[str, Tensor]:
-    state = dict(state)
-    changed = True
-    while changed and state:
-        changed = False
-        for prefix in _WRAPPER_PREFIXES:
-            if all(k.startswith(prefix) for k in state):
-                state = {k[len(prefix) :]: v for k, v in state.items()}
-                changed = True
-    return state
-
-
 #: Where each family keeps its linear layer's weight, which gives the class count.
 _HEAD_WEIGHTS = tuple(dict.fromkeys(family.linear + ".weight" for family in FAMILIES))
 _BUFFERS = ("running_mean", "running_var", "num_batches_tracked")
@@ -48,38 +33,9 @@ def _shapes(state: Mapping[str, Tensor]) -> dict[str, tuple[int, ...]]:
     return {k: tuple(v.shape) for k, v in state.items() if not k.endswith(BN_COUNTER)}
 
 
-def _expected_params(arch: str, num_classes: int, in_features: int) -> int:
-    """``arch``'s parameter count at ``num_classes`` outputs, from torchvision's metadata."""
-    # The metadata counts 1000 outputs plus biases; it is a few hundred parameters off for some
-    # RegNets, and counts Inception v3's auxiliary head: hence the 0.5% tolerance.
-    meta = torchvision.models.get_model_weights(arch).DEFAULT.meta
-    return int(meta["num_params"]) - 1001 * in_features + (in_features + 1) * num_classes
-
-
-def _shapes_of(arch: str, num_classes: int, cheap_match: bool) -> dict[str, tuple[int, ...]] | None:
-    """``arch``'s state-dict shapes, built on the meta device (for real if it must and matches)."""
-    try:
-        with torch.device("meta"):
-            candidate = CAMNet(arch, num_classes)
-    except (NotImplementedError, RuntimeError):  # builders that compute on values (RegNet)
-        if not cheap_match:
-            return None
-        candidate = CAMNet(arch, num_classes)
-    return _shapes(candidate.state_dict())
-
-
 def _unknown(state: Mapping[str, Tensor], message: str, source: str) -> CamtoolError:
-    """The error naming the refused torchvision arch ``state`` is, and why; else ``message``."""
-    refused = _refused_arch(state)
-    if refused is None:
-        return CamtoolError(message)
-    return CamtoolError(
-        f"{source} holds a torchvision {refused} state dict, and {refusal(refused)}"
-    )
-
-
-def _refused_arch(state: Mapping[str, Tensor]) -> str | None:
-    """The refused torchvision arch with these names and shapes, the classifier's aside."""
+    """The error naming the refused torchvision arch ``state`` is (shapes equal but for the
+    classifier's), and why; else ``message``."""
     shapes = _shapes(state)
     for arch in torchvision.models.list_models(module=torchvision.models):
         if refusal(arch) is None:
@@ -90,8 +46,10 @@ def _refused_arch(state: Mapping[str, Tensor]) -> str | None:
             continue
         differ = [k for k in shapes if own[k] != shapes[k]]
         if len(differ) <= 2:  # the classifier's weight and bias
-            return arch
-    return None
+            return CamtoolError(
+                f"{source} holds a torchvision {arch} state dict, and {refusal(arch)}"
+            )
+    return CamtoolError(message)
 
 
 def _guess_arch(state: Mapping[str, Tensor], num_classes: int, head: str) -> str | None:
@@ -105,13 +63,22 @@ def _guess_arch(state: Mapping[str, Tensor], num_classes: int, head: str) -> str
         if all(any(k.startswith(m) for k in shapes) for m in family.markers)
         for arch in family.archs
     ]
-    matches = {
-        a
-        for a in candidates
-        if abs(_expected_params(a, num_classes, in_features) - count) <= 0.005 * count
-    }
+    matches = set()
+    for a in candidates:  # torchvision's count at 1000 outputs, off by a few hundred for some
+        # RegNets and counting Inception v3's aux head: hence the 0.5% tolerance
+        meta = torchvision.models.get_model_weights(a).DEFAULT.meta
+        expected = int(meta["num_params"]) - 1001 * in_features + (in_features + 1) * num_classes
+        if abs(expected - count) <= 0.005 * count:
+            matches.add(a)
     for arch in sorted(candidates, key=lambda a: a not in matches):
-        if _shapes_of(arch, num_classes, arch in matches) == shapes:
+        try:  # on the meta device; for real only if it must and its parameter count matches
+            with torch.device("meta"):
+                candidate = CAMNet(arch, num_classes)
+        except (NotImplementedError, RuntimeError):  # builders that compute on values (RegNet)
+            if arch not in matches:
+                continue
+            candidate = CAMNet(arch, num_classes)
+        if _shapes(candidate.state_dict()) == shapes:
             return arch
     return None
 
@@ -152,19 +119,22 @@ def model_of_state_dict(
 ) -> CAMNet:
     """The model a plain torchvision state dict loads into, loaded and checked.
 
-    Wrapper prefixes (``module.``, ``_orig_mod.`` ...) are stripped and auxiliary heads
-    (GoogLeNet, Inception v3) dropped; the model is built at its arch's own output stride.
-
-    Args:
-        state: tensors by name.
-        arch: the arch (``None``: recognised from the tensors).
-        source: what ``state`` is, for messages (a path).
+    Wrapper prefixes (``module.``, ``_orig_mod.`` ...) and auxiliary heads are dropped; ``arch``
+    ``None`` is recognised from the tensors; ``source`` names ``state`` in messages.
 
     Raises:
         CamtoolError: not a state dict, no arch matches, it does not fit ``arch``, or the model
             fails the invariant gate (:func:`~camtool.core.model.check_cam_invariant`).
     """
-    state = rename_legacy_keys(_strip_wrapper(state))
+    state = dict(state)
+    changed = True
+    while changed and state:  # strip wrapper prefixes, nested ones too
+        changed = False
+        for prefix in _WRAPPER_PREFIXES:
+            if all(k.startswith(prefix) for k in state):
+                state = {k[len(prefix) :]: v for k, v in state.items()}
+                changed = True
+    state = rename_legacy_keys(state)
     head = next((k for k in _HEAD_WEIGHTS if k in state), None)
     if not all(isinstance(v, Tensor) for v in state.values()):
         raise CamtoolError(

@@ -1,5 +1,4 @@
-"""Running a :class:`~camtool.core.model.CAMNet` with PyTorch, behind the
-:class:`~camtool.core.runner.Runner` protocol."""
+"""Running a :class:`~camtool.core.model.CAMNet` with PyTorch, as a Runner."""
 
 from __future__ import annotations
 
@@ -15,11 +14,10 @@ __all__ = ["TorchRunner"]
 
 
 class TorchRunner:
-    """Runs a :class:`~camtool.core.model.CAMNet` in eval mode on a device.
+    """Runs a :class:`~camtool.core.model.CAMNet` in eval mode on ``device``.
 
-    It uses channels-last memory on CUDA and on the CPU (measured ~30% faster for ResNet-18
-    on CPU, see ``benchmarks/batch_cam.py``) and, with ``amp`` on CUDA, bf16/fp16 autocast.
-    ``device`` is the device's name (``"cpu"``, ``"cuda"``), ``torch_device`` the device itself.
+    Channels-last memory on CUDA and the CPU (~30% faster for ResNet-18 on CPU,
+    ``benchmarks/batch_cam.py``); with ``amp`` on CUDA, bf16/fp16 autocast.
     """
 
     def __init__(
@@ -47,12 +45,8 @@ class TorchRunner:
         )
 
     def __call__(self, images: Any) -> tuple[Any, Any]:
-        """Run the model on ``(N, 3, H, W)`` normalised images.
-
-        Returns:
-            ``logits (N, C)`` and ``cams (N, C, h, w)``: float32 NumPy arrays for a NumPy input;
-            tensors on the model's device for a tensor input.
-        """
+        """``logits (N, C)``, ``cams (N, C, h, w)`` of normalised ``(N, 3, H, W)`` images: float32
+        NumPy arrays for a NumPy input, tensors on the model's device for a tensor input."""
         if isinstance(images, np.ndarray):
             logits, cams = self._forward(torch.from_numpy(np.asarray(images, np.float32)))
             return logits.float().cpu().numpy(), cams.float().cpu().numpy()

@@ -1,28 +1,8 @@
 """Turning a raw class activation map into pixels: each feature cell at its receptive-field centre.
 
-Cell ``i`` of a feature map (along one axis) has its receptive field centred on input pixel
-``offset + stride * i`` (:mod:`camtool.core.receptive` derives both from the layers; every
-torchvision ResNet has ``offset = 0``). Pixel coordinates are pixel *centres*: pixel ``j`` is
-the unit square centred on ``j``, so an image spans ``[-0.5, size - 0.5]``.
-
-Two placements (``cam.upsample``), both linear interpolation between the two nearest cells:
-
-``aligned`` (the default)
-    Cell ``i`` sits on input pixel ``offset + stride * i``. Output pixel ``j`` of ``out``
-    pixels, for a model input of ``in_`` pixels, lies at input coordinate
-    ``u = (j + 0.5) * in_ / out - 0.5`` (the pixel-centre convention of PIL's ``resize`` and
-    ``align_corners=False``), so a map can be drawn on the *original* image when the model saw
-    a resized copy. Beyond the first and the last cell the map is held constant, so input sizes
-    that are not a multiple of the stride need nothing special.
-
-``conventional``
-    ``F.interpolate(..., mode="bilinear", align_corners=False)``: cell ``i`` of ``n`` at output
-    coordinate ``(i + 0.5) * out / n - 0.5``, whatever the network. This puts a ResNet's cell
-    about half a cell below and right of its receptive-field centre (7.5 px at stride 16); it is
-    kept to compare with published numbers computed that way.
-
-Along each axis that is an ``(out, n)`` float32 matrix ``W`` (at most two non-zero weights a row,
-summing to 1), and the map becomes ``Wy @ cam @ Wx.T``. This module imports numpy only.
+Cell ``i`` (along one axis) is centred on input pixel ``offset + stride * i``
+(:mod:`camtool.core.receptive`); coordinates are pixel centres. Upsampling interpolates linearly
+between the two nearest cells (:func:`interpolation_matrix`). This module imports numpy only.
 """
 
 from __future__ import annotations
@@ -35,11 +15,7 @@ import numpy as np
 from camtool.choices import UpsampleMode
 from camtool.errors import ConfigError
 
-__all__ = [
-    "CellGeometry",
-    "interpolation_matrix",
-    "resnet_geometry",
-]
+__all__ = ["CellGeometry", "interpolation_matrix", "resnet_geometry"]
 
 
 @dataclass(frozen=True)
@@ -48,8 +24,7 @@ class CellGeometry:
 
     Attributes:
         stride: input pixels between neighbouring cells (the network's output stride).
-        offset: input pixel coordinate (pixel centres, see the module docstring) of the centre of
-            cell 0's receptive field.
+        offset: input pixel coordinate (pixel centres) of cell 0's receptive-field centre.
     """
 
     stride: tuple[int, int]
@@ -69,14 +44,11 @@ class CellGeometry:
     def from_dict(cls, value: object, output_stride: int | None = None) -> CellGeometry:
         """Read :meth:`to_dict`'s form back, as recorded in a checkpoint or an export.
 
-        A check against edited or damaged files: the strides must be ``output_stride`` on both
-        axes (``None``: unknown), and each offset within two strides of the origin, where the
-        receptive-field centre of every accepted family's first cell lies (Inception v3, the
-        farthest, at 37 px for stride 32).
+        The strides must be ``output_stride`` (``None``: unknown) and each offset within two
+        strides of the origin (every accepted family's is; Inception v3's is 37 px at stride 32).
 
         Raises:
-            ConfigError: not a dict with two integer strides and two finite offsets, or not
-                plausible for ``output_stride``.
+            ConfigError: not two integer strides and two finite offsets, or implausible ones.
         """
         try:
             assert isinstance(value, dict)
@@ -96,13 +68,8 @@ class CellGeometry:
 
 
 def resnet_geometry(output_stride: int) -> CellGeometry:
-    """The geometry of every torchvision ResNet trunk (camtool's exports before it was recorded).
-
-    Every ResNet layer that changes the resolution is centre-preserving (7x7 stem with padding
-    3, 3x3 max pool and convs with padding 1, 1x1 shortcuts with padding 0), so cell ``i`` is
-    centred on pixel ``output_stride * i``; :mod:`camtool.core.receptive` derives the same from
-    the layers (a test checks it for every arch).
-    """
+    """The geometry of every torchvision ResNet trunk: cell ``i`` centred on pixel
+    ``output_stride * i``, as all its resolution-changing layers preserve centres."""
     return CellGeometry((output_stride, output_stride), (0.0, 0.0))
 
 
@@ -117,17 +84,15 @@ def interpolation_matrix(
 ) -> np.ndarray:
     """The ``(out_size, n_cells)`` float32 linear-interpolation weights along one axis.
 
-    Args:
-        n_cells: cells of the map along this axis (>= 1).
-        out_size: output pixels along this axis (>= 1).
-        mode: ``"aligned"`` or ``"conventional"`` (see the module docstring).
-        stride: input pixels between cells (aligned only).
-        offset: input pixel coordinate of cell 0 (aligned only).
-        in_size: pixels of the model's input along this axis; ``None`` when the output *is*
-            the model input (aligned only).
+    ``W[j, i]`` is the weight of cell ``i`` in output pixel ``j``; rows sum to 1, and maps
+    become ``Wy @ cam @ Wx.T``. ``mode`` (``cam.upsample``) places output pixel ``j`` at:
 
-    Returns:
-        ``W`` with ``W[j, i]`` the weight of cell ``i`` in output pixel ``j``; rows sum to 1.
+    * ``"aligned"``: input coordinate ``u = (j + 0.5) * in_size / out_size - 0.5`` (PIL's and
+      ``align_corners=False``'s pixel centres; ``in_size`` ``None``: the output is the model
+      input), i.e. cell ``(u - offset) / stride``; beyond the end cells the map is constant.
+    * ``"conventional"``: ``F.interpolate(..., mode="bilinear", align_corners=False)``'s cell
+      ``(j + 0.5) * n_cells / out_size - 0.5`` whatever the network (a ResNet's cells land
+      half a cell off their centres); kept to compare with published numbers.
 
     Raises:
         ConfigError: an unknown mode or a size below 1.

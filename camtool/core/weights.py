@@ -1,8 +1,4 @@
-"""Reading weight files safely, and the checks every set of weights passes before it is used.
-
-Shared by :mod:`camtool.core.checkpoint` (``--model``) and :mod:`camtool.core.model` (the cached
-ImageNet weights), so a bad file gets the same one-line error wherever it comes from.
-"""
+"""Reading weight files safely, and the checks every set of weights passes before it is used."""
 
 from __future__ import annotations
 
@@ -25,22 +21,8 @@ BN_COUNTER = "num_batches_tracked"
 _REASON_CHARS = 120
 
 
-def _short(exc: BaseException) -> str:
-    """The first sentence of an error, at most :data:`_REASON_CHARS` characters."""
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    first = text.split(". ")[0]
-    return first if len(first) <= _REASON_CHARS else first[: _REASON_CHARS - 3] + "..."
-
-
 def read_weights(path: Path, *, hint: str = "") -> Any:
-    """``torch.load`` a weights file with ``weights_only=True``, any failure as one line.
-
-    Args:
-        path: the file.
-        hint: appended to every error (e.g. how to replace a bad cached file).
-
-    Returns:
-        What the file holds (a dict of tensors, a camtool checkpoint ...).
+    """``torch.load`` ``path`` with ``weights_only=True``; any failure is one line, + ``hint``.
 
     Raises:
         CamtoolError: missing, empty, not a PyTorch file (text, a foreign zip, truncated), or
@@ -66,30 +48,24 @@ def read_weights(path: Path, *, hint: str = "") -> Any:
             f"{path} is not a readable PyTorch checkpoint (bad sizes){tail}"
         ) from None
     except Exception as exc:  # torch's readers raise many kinds on foreign or damaged files
+        with open(path, "rb") as f:  # zip archives, or legacy pickles (protocol byte 0x80)
+            head = f.read(8)
+        if not head.startswith((b"PK", b"\x80")):
+            reason = f"neither a zip archive nor a pickle: it starts with {head!r}"
+        else:  # the first sentence of torch's error (for a foreign file: ``KeyError: 101``)
+            reason = (" ".join(str(exc).split()) or type(exc).__name__).split(". ")[0]
+            if len(reason) > _REASON_CHARS:
+                reason = reason[: _REASON_CHARS - 3] + "..."
         raise CamtoolError(
-            f"{path} is not a readable PyTorch checkpoint ({_reason(path, exc)}){tail}"
+            f"{path} is not a readable PyTorch checkpoint ({reason}){tail}"
         ) from None
-
-
-def _reason(path: Path, exc: BaseException) -> str:
-    """Why ``torch.load`` failed, in words (for a foreign file torch says ``KeyError: 101``)."""
-    # PyTorch files are zip archives or legacy pickles, which start with the protocol byte 0x80.
-    with open(path, "rb") as f:
-        head = f.read(8)
-    if not head.startswith((b"PK", b"\x80")):
-        return f"neither a zip archive nor a pickle: it starts with {head!r}"
-    return _short(exc)
 
 
 def fill_bn_counters(
     state: Mapping[str, Tensor], wanted: Mapping[str, Tensor]
 ) -> dict[str, Tensor]:
-    """``state`` with the BatchNorm counters that ``wanted`` has and ``state`` lacks added as 0.
-
-    Older PyTorch saved BatchNorm without ``num_batches_tracked``; torchvision loads such files
-    the same way. The counter only matters for ``momentum=None`` (cumulative averages), which
-    ResNets do not use.
-    """
+    """``state`` plus, as 0, the BatchNorm counters ``wanted`` has and ``state`` lacks (as
+    torchvision loads old files; the counter only matters for ``momentum=None``)."""
     filled = dict(state)
     for key, value in wanted.items():
         if key.rsplit(".", 1)[-1] == BN_COUNTER and key not in filled:
@@ -98,7 +74,7 @@ def fill_bn_counters(
 
 
 def check_finite(state: Mapping[str, Tensor], source: str) -> None:
-    """Refuse weights holding NaN or infinity (they give NaN probabilities and blank maps).
+    """Refuse weights holding NaN or infinity.
 
     Raises:
         CamtoolError: naming ``source``, the first offending tensor and how many values.

@@ -1,11 +1,8 @@
 """An ImageNet model explaining Imagenette with no fine-tuning: the zero-shot baseline.
 
-Imagenette's ten classes are ImageNet-1k classes (:data:`camtool.core.imagenet.IMAGENETTE`), so
-torchvision's ImageNet model already scores them: keeping only their rows of the linear layer
-gives a classifier over the dataset's own classes. Row ``c`` of the kept layer is row
-``idx[c]`` of ImageNet's, so (Zhou et al., CVPR'16, ``cam_c = sum_k w[c, k] f_k``) the map of
-class ``c`` is exactly the ImageNet map of class ``idx[c]`` and the logits are the ten selected
-ImageNet logits; the softmax runs over those ten only.
+Imagenette's classes are ImageNet-1k classes, so keeping their rows ``idx[c]`` of the linear layer
+gives a classifier whose map of class ``c`` is exactly ImageNet's map of ``idx[c]`` (Zhou et al.,
+CVPR'16, ``cam_c = sum_k w[c, k] f_k``); the softmax runs over the kept classes only.
 """
 
 from __future__ import annotations
@@ -23,17 +20,11 @@ __all__ = ["imagenet_indices", "imagenet_subset"]
 
 
 def imagenet_indices(wnids: Sequence[str], where: str = "the dataset") -> list[int]:
-    """The ImageNet-1k index of each WordNet id.
-
-    Args:
-        wnids: class folder names, in class-index order.
-        where: what holds the ids (a folder), named in the error.
-
-    Returns:
-        One index in ``0..999`` per id.
+    """The ImageNet-1k index (``0..999``) of each WordNet id, in order.
 
     Raises:
-        CamtoolError: no ids, or an id that is not one of Imagenette's (naming the first).
+        CamtoolError: no ids, or an id that is not Imagenette's (naming the first and ``where``
+            holds the ids).
     """
     unknown = [w for w in wnids if w not in IMAGENETTE_INDEX]
     if unknown or not wnids:
@@ -48,18 +39,9 @@ def imagenet_indices(wnids: Sequence[str], where: str = "the dataset") -> list[i
 def imagenet_subset(arch: str, wnids: Sequence[str], img_size: int) -> LoadedModel:
     """torchvision's (or timm's) ImageNet ``arch`` restricted to Imagenette classes ``wnids``.
 
-    The trunk's weights are copied; the linear layer (SqueezeNet: the 1x1 convolution) keeps
-    the rows of ``wnids``' ImageNet indices, in that order, of its weight ``(C, K[, 1, 1])``
-    and bias ``(C,)``.
-
-    Args:
-        arch: the ImageNet architecture.
-        wnids: the dataset's class folders (Imagenette WordNet ids), in class-index order.
-        img_size: the side images are resized to.
-
-    Returns:
-        The model, in eval mode and past :func:`~camtool.core.model.check_cam_invariant`, with
-        Imagenette's readable names, e.g. ``"French horn"``.
+    The linear layer keeps the rows of ``wnids``' ImageNet indices, in order, of its weight
+    ``(C, K[, 1, 1])`` and bias ``(C,)``. The model is in eval mode, past
+    :func:`~camtool.core.model.check_cam_invariant`, with readable names (``"French horn"``).
 
     Raises:
         CamtoolError: an id that is not Imagenette's (before any weights are read), or no
