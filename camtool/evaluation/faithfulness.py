@@ -31,7 +31,6 @@ _SCORES = ("deletion_auc", "insertion_auc", "average_drop", "increase_in_confide
 
 
 def _spread(n: int, k: int) -> list[int]:
-    """``min(n, k)`` indices spread evenly over ``range(n)``."""
     if k >= n:
         return list(range(n))
     return sorted(set(np.rint(np.linspace(0, n - 1, k)).astype(int).tolist()))
@@ -49,16 +48,15 @@ def evaluate_faithfulness(
     progress: EvalProgress | None = None,
     upsample: str = "aligned",
 ) -> dict[str, Any]:
-    """Deletion / insertion AUC and Average Drop / Increase in Confidence of the predicted maps.
+    """Deletion / insertion AUC and Average Drop / Increase in Confidence of the predicted maps,
+    on at most ``max_images`` spread evenly over the split.
 
-    On at most ``max_images`` of the split (evaluation transform), spread evenly over it; ``steps``
-    deletion/insertion increments; ``progress("faithfulness", done, total)`` counts forward-pass
-    images (``2 * (steps + 1) + 2`` per image); ``upsample`` is how the maps are brought to the
-    input's pixels (:func:`camtool.core.maps.heatmap`).
+    ``progress("faithfulness", done, total)`` counts forward-pass images, ``2 * (steps + 1) + 2``
+    per image; ``upsample`` as :func:`camtool.core.maps.heatmap` takes it.
 
     Returns:
-        A JSON-ready dict: ``deletion_auc`` (lower is better) and ``insertion_auc`` (higher is
-        better), in [0, 1]; ``average_drop`` and ``increase_in_confidence``, in percent.
+        A JSON-ready dict: ``deletion_auc`` and ``insertion_auc`` in [0, 1]; ``average_drop`` and
+        ``increase_in_confidence`` in percent.
 
     Raises:
         ConfigError: ``max_images`` below 1.
@@ -93,7 +91,6 @@ def evaluate_faithfulness(
 def _score_batch(
     runner: Runner, x: Tensor, steps: int, batch_size: int, upsample: str, loop: EvalLoop
 ) -> tuple[Tensor, ...]:
-    """Deletion and insertion AUC, drop and increase of one batch (on the CPU)."""
 
     def model_fn(batch: Tensor) -> Tensor:
         return runner(batch)[0]
@@ -103,7 +100,7 @@ def _score_batch(
     target = logits.argmax(dim=1)
     sal = cams[torch.arange(n, device=cams.device), target.to(cams.device)].float()
     shared: dict[str, Any] = {"upsample": upsample, "geometry": runner.info.geometry}
-    passes = 0  # forward-pass images of this batch before the current metric's
+    passes = 0  # this batch's forward-pass images before the current metric's
 
     def report(done: int, _total: int) -> None:
         loop.report(passes + done)
