@@ -110,15 +110,11 @@ def box_iou(boxes: np.ndarray, gt: np.ndarray, *, inclusive: bool = False) -> np
     a = np.asarray(boxes, dtype=np.float64)[:, None, :]
     b = np.asarray(gt, dtype=np.float64)[None, :, :]
 
-    def side(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
-        return np.maximum(0.0, hi - lo + one)
+    def area(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+        return np.prod(np.maximum(0.0, hi - lo + one), axis=-1)
 
-    inter = side(np.maximum(a[..., 0], b[..., 0]), np.minimum(a[..., 2], b[..., 2])) * side(
-        np.maximum(a[..., 1], b[..., 1]), np.minimum(a[..., 3], b[..., 3])
-    )
-    area_a = side(a[..., 0], a[..., 2]) * side(a[..., 1], a[..., 3])
-    area_b = side(b[..., 0], b[..., 2]) * side(b[..., 1], b[..., 3])
-    union = area_a + area_b - inter
+    inter = area(np.maximum(a[..., :2], b[..., :2]), np.minimum(a[..., 2:], b[..., 2:]))
+    union = area(a[..., :2], a[..., 2:]) + area(b[..., :2], b[..., 2:]) - inter
     return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
 
 
@@ -178,9 +174,7 @@ class LocalizationAccumulator:
         self.cam_threshold = float(cam_threshold)
         self.loc_iou = float(loc_iou)
         self._correct = np.zeros((len(ious), thr.size), dtype=np.int64)
-        self._gt_known = 0
-        self._top1 = 0
-        self._n = 0
+        self._gt_known = self._top1 = self._n = 0
         self._gt: list[np.ndarray] = []  # for the centre baseline
         self._sizes: list[tuple[int, int]] = []
 
