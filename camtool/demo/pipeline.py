@@ -54,8 +54,7 @@ DEMO_DEFAULTS = DemoConfig()
 
 @dataclass
 class DemoReport:
-    """What the demo did: ``test`` is ``best.pt`` on ``val/``, ``localization`` the maps' box
-    scores, ``cam_failures`` the ``{"path", "error"}`` of maps not drawn."""
+    """What the demo did; ``test``: ``best.pt`` on ``val/``; ``cam_failures``: maps not drawn."""
 
     output_dir: Path
     data_dir: Path

@@ -241,7 +241,6 @@ def _check_options(options: EvalOptions) -> None:
 
 
 def _ground_truth(options: EvalOptions, root: Path) -> GroundTruth | None:
-    """The boxes, when localization may run."""
     if options.metrics is None:
         return load_boxes(options.boxes, root)
     return _boxes(options.boxes, root) if "localization" in options.metrics else None

@@ -33,8 +33,7 @@ class DatasetSample:
     true_name: str
 
     def load(self, max_pixels: int | None = None) -> Image.Image:
-        """The image as RGB (:func:`camtool.data.images.load_image`; InputError if unreadable or
-        over ``max_pixels``)."""
+        """The image as RGB; InputError if unreadable or over ``max_pixels`` pixels."""
         from camtool.data.images import load_image
 
         return load_image(self.path, max_pixels)
