@@ -30,12 +30,6 @@ _MODES: tuple[Literal["deletion", "insertion"], ...] = ("deletion", "insertion")
 _SCORES = ("deletion_auc", "insertion_auc", "average_drop", "increase_in_confidence")
 
 
-def _spread(n: int, k: int) -> list[int]:
-    if k >= n:
-        return list(range(n))
-    return sorted(set(np.rint(np.linspace(0, n - 1, k)).astype(int).tolist()))
-
-
 @refuse_out_of_memory
 def evaluate_faithfulness(
     runner: Runner,
@@ -64,7 +58,10 @@ def evaluate_faithfulness(
     """
     if max_images < 1:
         raise ConfigError(f"the number of faithfulness images must be at least 1, not {max_images}")
-    chosen = _spread(len(dataset), max_images)
+    chosen = list(range(len(dataset)))
+    if max_images < len(dataset):
+        spread = np.rint(np.linspace(0, len(dataset) - 1, max_images))
+        chosen = sorted(set(spread.astype(int).tolist()))
     loader = indexed_loader(dataset, chosen, batch_size, workers, runner.device)
     loop = EvalLoop(loader, "faithfulness", len(chosen), progress, cost=2 * (steps + 1) + 2)
     scores: dict[str, list[Tensor]] = {name: [] for name in _SCORES}
