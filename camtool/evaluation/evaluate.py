@@ -139,7 +139,10 @@ def run_eval(
     runner, root = open_model_and_dataset(model_path, settings)
     info = runner.info
     dataset = model_split(root, options.split, info, settings.cam.max_pixels)
-    gt = _ground_truth(options, root)
+    if options.metrics is None:
+        gt = load_boxes(options.boxes, root)  # None: no localization
+    else:
+        gt = _boxes(options.boxes, root) if "localization" in options.metrics else None
     wanted = options.metrics if options.metrics is not None else frozenset(METRIC_GROUPS)
     report = EvalReport(
         model=info.source,
@@ -238,12 +241,6 @@ def _check_options(options: EvalOptions) -> None:
         raise ConfigError(f"the number of mistakes shown must be 0 or more, got {options.mistakes}")
     if options.protocol not in PROTOCOLS:
         raise ConfigError(f"unknown protocol {options.protocol!r}; choose {', '.join(PROTOCOLS)}")
-
-
-def _ground_truth(options: EvalOptions, root: Path) -> GroundTruth | None:
-    if options.metrics is None:
-        return load_boxes(options.boxes, root)
-    return _boxes(options.boxes, root) if "localization" in options.metrics else None
 
 
 def _boxes(boxes: GroundTruth | Path | None, root: Path) -> GroundTruth:

@@ -74,11 +74,9 @@ def data_dir_candidates(stored: Mapping[str, Any], checkpoint: Path) -> list[Pat
         if not data_dir.is_absolute():
             candidates.append(folder / data_dir)
             ckpt_dir = Path((stored.get("training") or {}).get("checkpoint_dir") or ".")
-            depth = len(ckpt_dir.parts)
-            if not ckpt_dir.is_absolute() and folder.parts[len(folder.parts) - depth :] == (
-                ckpt_dir.parts
-            ):
-                candidates.append(Path(*folder.parts[: len(folder.parts) - depth]) / data_dir)
+            base = folder.parts[: len(folder.parts) - len(ckpt_dir.parts)]
+            if not ckpt_dir.is_absolute() and base + ckpt_dir.parts == folder.parts:
+                candidates.append(Path(*base) / data_dir)  # the folder training ran in
         candidates += [folder / data_dir.name, folder.parent / data_dir.name]
     candidates.append(Path(DatasetSettings().data_dir))
     return list(dict.fromkeys(candidates))
