@@ -43,10 +43,8 @@ def evaluate_faithfulness(
     upsample: str = "aligned",
 ) -> dict[str, Any]:
     """Deletion / insertion AUC and Average Drop / Increase in Confidence of the predicted maps,
-    on at most ``max_images`` spread evenly over the split.
-
-    ``progress("faithfulness", done, total)`` counts forward-pass images, ``2 * (steps + 1) + 2``
-    per image; ``upsample`` as :func:`camtool.core.maps.heatmap` takes it.
+    on at most ``max_images`` spread evenly over the split; ``progress("faithfulness", done,
+    total)`` counts forward-pass images, ``2 * (steps + 1) + 2`` per image.
 
     Returns:
         A JSON-ready dict: ``deletion_auc`` and ``insertion_auc`` in [0, 1]; ``average_drop`` and

@@ -145,8 +145,8 @@ def run_localization(
         the unreadable images, ``n_without_boxes``, the box source and the settings used.
 
     Raises:
-        ConfigError: ``batch_size`` below 1, an unknown protocol, or ``"aligned"`` for a model
-            that does not record its cell geometry.
+        ConfigError: ``batch_size`` below 1, an unknown protocol, or ``"aligned"`` without a
+            cell geometry.
         CamtoolError: no image with boxes could be read, or the GPU ran out of memory.
     """
     if batch_size < 1:

@@ -264,9 +264,8 @@ def centre_box_baseline(
         (camtool) IoU with the box reaches ``loc_iou``, and that averaged over ``iou_thresholds``.
 
     Raises:
-        ConfigError: no images, the two sequences differ in length, no IoU levels, an image
-            without boxes or of no size, or a box that is not four finite numbers with
-            ``x1 > x0`` and ``y1 > y0``.
+        ConfigError: no images, lengths that differ, no IoU levels, an image without boxes or
+            pixels, or a box that is not four finite numbers with ``x0 < x1`` and ``y0 < y1``.
     """
     boxes = [np.asarray(found, dtype=np.float64) for found in gt_boxes]
     sizes = [(int(hw[0]), int(hw[1])) for hw in image_sizes]

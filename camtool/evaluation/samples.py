@@ -50,8 +50,7 @@ def dataset_view(
     model's class indices and transform; ``root``: the dataset root, for a split.
 
     Raises:
-        ConfigError: a split without ``root``; a folder that holds ``train/`` (a dataset root:
-            give ``--data-dir`` and a split).
+        ConfigError: a split without ``root``; a folder that holds ``train/``.
         InputError: a class folder that names none of the model's classes.
         CamtoolError: a missing or empty folder; a split whose classes are not the model's.
     """
