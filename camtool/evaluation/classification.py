@@ -151,10 +151,9 @@ def confusion_png(matrix: Sequence[Sequence[int]], names: Sequence[str]) -> byte
         ax.set_yticks(range(n), labels=list(names))
     if n <= 25:
         top = cm.max() if cm.size else 0
-        for t in range(n):
-            for p in range(n):
-                colour = "white" if top and cm[t, p] > top / 2 else "black"
-                ax.text(p, t, str(cm[t, p]), ha="center", va="center", color=colour, fontsize=8)
+        for (t, p), count in np.ndenumerate(cm):
+            colour = "white" if top and count > top / 2 else "black"
+            ax.text(p, t, str(count), ha="center", va="center", color=colour, fontsize=8)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     ax.set_title("Confusion matrix")

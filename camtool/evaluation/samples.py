@@ -66,9 +66,7 @@ def dataset_view(
     if not folder.is_dir():
         raise ConfigError(f"--dataset {spec}: choose train, val, or a folder of class folders")
     mapping: dict[str, int] = {}
-    for sub in sorted(p.name for p in folder.iterdir() if p.is_dir()):
-        if sub.startswith("."):
-            continue
+    for sub in sorted(p.name for p in folder.iterdir() if p.is_dir() and p.name[0] != "."):
         found = folder_class(sub, info.class_names)
         if found is None:
             raise InputError(
