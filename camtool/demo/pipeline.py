@@ -1,15 +1,6 @@
-"""``camtool demo``: the whole pipeline on generated data, offline, in a few minutes on a CPU.
-
-It draws the synthetic shapes dataset (:mod:`camtool.data.synthetic`) into ``DIR/data``, trains a
-ResNet-18 from scratch on it with the ordinary training core (:func:`camtool.training.loop.train`,
-with settings built by :func:`camtool.settings.load_settings`, so ``CAMTOOL_*`` variables apply),
-measures the accuracy of ``best.pt`` on the untouched ``val/`` images, and writes class
-activation maps of some of those images into ``DIR/cams`` with the code ``camtool cam`` uses::
-
-    DIR/data/          train/ val/ boxes.csv classes.txt
-    DIR/checkpoints/   best.pt last.pt metrics.jsonl curves.png camtool-settings.toml
-    DIR/cams/          <class>_<image>_cam.png   (original | heatmap | overlay)
-"""
+"""``camtool demo``: draw the shapes dataset into ``DIR/data``, train a ResNet-18 from scratch
+into ``DIR/checkpoints``, test ``best.pt`` on ``val/`` and write maps of some of it to ``DIR/cams``
+(as ``camtool cam`` does), offline, in a few CPU minutes."""
 
 from __future__ import annotations
 
@@ -41,50 +32,29 @@ __all__ = [
 
 @dataclass(frozen=True)
 class DemoConfig:
-    """The sizes of the demo; the defaults reach high accuracy in about three CPU minutes.
-
-    Attributes:
-        train_per_class: generated ``train/`` images per class.
-        val_per_class: generated ``val/`` images per class (the test images).
-        image_size: side of the generated images, and of the network input.
-        holdout: ``train/`` images held out for model selection (``best.pt``).
-        epochs: training epochs.
-        batch_size: images per step.
-        learning_rate: AdamW's initial rate (cosine schedule to 0).
-        output_stride: 16 for maps twice as fine as the standard 32.
-        crop_scale: area range of the training random crop (keeps the shape in view).
-        object_scale: range of each shape's radius, as a fraction of ``image_size``.
-        num_cams: ``val/`` images to draw maps of, taken in turn from each class.
-        workers: data loader worker processes.
-        seed: seed of the data and of the training.
-    """
+    """The sizes of the demo; the defaults reach high accuracy in about three CPU minutes."""
 
     train_per_class: int = 300
-    val_per_class: int = 40
-    image_size: int = 64
-    holdout: int = 100
+    val_per_class: int = 40  # the test images
+    image_size: int = 64  # of the images and the network input
+    holdout: int = 100  # train/ images held out to choose best.pt
     epochs: int = 6
     batch_size: int = 16
-    learning_rate: float = 0.002
+    learning_rate: float = 0.002  # AdamW's, cosine schedule to 0
     output_stride: int = 16
-    crop_scale: tuple[float, float] = (0.5, 1.0)
-    object_scale: tuple[float, float] = (0.2, 0.3)
-    num_cams: int = 10
+    crop_scale: tuple[float, float] = (0.5, 1.0)  # area range of the training random crop
+    object_scale: tuple[float, float] = (0.2, 0.3)  # shape radius / image_size
+    num_cams: int = 10  # val/ images to draw maps of, in turn from each class
     workers: int = 0
-    seed: int = 0
+    seed: int = 0  # of the data and the training
 
 
 DEMO_DEFAULTS = DemoConfig()
-"""What ``camtool demo`` runs."""
 
 
 @dataclass
 class DemoReport:
-    """What the demo did and where its outputs are: ``training`` the training run (checkpoints,
-    history, best held-out accuracy), ``test`` the accuracy of ``best.pt`` on the generated
-    ``val/`` images, ``cam_files`` the maps written into ``cams_dir``, ``seconds`` the wall time,
-    ``localization`` the maps' box-based scores (``None`` until computed) and ``cam_failures``
-    the ``{"path", "error"}`` of the images whose maps could not be drawn."""
+    """What the demo did; ``test``: ``best.pt`` on ``val/``; ``cam_failures``: maps not drawn."""
 
     output_dir: Path
     data_dir: Path
@@ -97,8 +67,7 @@ class DemoReport:
     cam_failures: list[dict[str, str]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        """The ``camtool demo --json`` document (paths as strings): the test and map scores
-        here, the training run under ``training`` (as ``camtool train --json`` gives it)."""
+        """The ``camtool demo --json`` document (``training`` as ``camtool train --json``)."""
         return {
             "output_dir": str(self.output_dir),
             "data_dir": str(self.data_dir),
@@ -117,7 +86,7 @@ class DemoReport:
 
     @property
     def skipped(self) -> list[dict[str, str]]:
-        """``{"path", "error"}`` of every unreadable image met (training, test, maps), each once."""
+        """``{"path", "error"}`` of every unreadable image met, each once."""
         found: dict[str, str] = {}
         located = (self.localization or {}).get("skipped_files", [])
         for entry in chain(
@@ -130,11 +99,8 @@ class DemoReport:
 def demo_settings(
     output_dir: Path, config: DemoConfig, device: str | None = None, arch: str | None = None
 ) -> Settings:
-    """The settings the demo trains with (``CAMTOOL_*`` env vars apply beneath them).
-
-    ``arch`` replaces the ResNet-18 (``None``); an arch that cannot have the demo's output
-    stride (SqueezeNet, Inception v3) keeps its own.
-    """
+    """The settings the demo trains with (over ``CAMTOOL_*`` env vars); ``arch`` replaces the
+    ResNet-18, keeping its own stride if it cannot have the demo's."""
     from camtool.core.archs import arch_problem
 
     arch = arch or "resnet18"
@@ -170,8 +136,7 @@ def demo_settings(
 
 
 def draw_demo_data(data_dir: Path, config: DemoConfig) -> Path:
-    """Draw the shapes dataset of ``config``'s sizes and seed into ``data_dir``
-    (:func:`camtool.data.synthetic.make_shapes_dataset`: the same bytes for the same config)."""
+    """Draw ``config``'s shapes dataset into ``data_dir`` (the same bytes for the same config)."""
     from camtool.data.synthetic import make_shapes_dataset
 
     return make_shapes_dataset(
@@ -194,22 +159,18 @@ def run_demo(
     on_stage: Callable[[str], None] | None = None,
     overwrite: bool = False,
 ) -> DemoReport:
-    """Generate the data, train, test and draw maps; see the module docstring.
+    """Generate the data, train, test and draw maps in ``output_dir`` (see the module docstring).
 
     Args:
-        output_dir: the demo's folder (an earlier demo there is replaced).
         config: sizes; ``None`` for :data:`DEMO_DEFAULTS`.
         device: ``auto``, ``cpu``, ``cuda`` or ``mps``; ``None`` for the settings' choice.
         arch: the network trained from scratch; ``None`` for ResNet-18.
-        observer: training progress callbacks.
         on_stage: told a short line as each stage starts.
-        overwrite: replace files in ``output_dir/checkpoints`` and ``output_dir/cams`` also when
-            they are not an earlier demo's.
+        overwrite: replace files in ``checkpoints/`` and ``cams/`` not written by a demo.
 
     Raises:
-        CamtoolError: e.g. ``output_dir/data`` holds something that is not a generated dataset,
-            the folder holds files the demo did not write (without ``overwrite``), or another
-            demo runs in it.
+        CamtoolError: ``data/`` holds something else than a generated dataset, the folder holds
+            files the demo did not write (without ``overwrite``), or another demo runs in it.
     """
     from camtool.training.loop import train
 
@@ -241,8 +202,6 @@ def run_demo(
 
 
 def _refuse_foreign_files(output_dir: Path, overwrite: bool) -> None:
-    """Refuse to replace files in ``checkpoints/`` or ``cams/`` unless an earlier demo (known by
-    ``checkpoints/camtool-settings.toml``) wrote them."""
     if overwrite or (output_dir / "checkpoints" / SETTINGS_FILE).is_file():
         return
     for sub in ("checkpoints", "cams"):
@@ -260,9 +219,7 @@ def _refuse_foreign_files(output_dir: Path, overwrite: bool) -> None:
 def _test_and_draw(
     settings: Settings, result: TrainResult, num_cams: int
 ) -> tuple[Evaluation, list[Path], dict[str, Any], list[dict[str, str]]]:
-    """Accuracy of ``best.pt`` on ``val/``, maps of ``num_cams`` of those images, how well the
-    maps find the shapes (box localization against ``boxes.csv``), and the images whose maps
-    failed (``{"path", "error"}``)."""
+    """Test accuracy, ``num_cams`` maps, their localization, and the maps that failed."""
     from camtool.core.checkpoint import load_checkpoint
     from camtool.core.device import resolve_device
     from camtool.core.torch_runner import TorchRunner
@@ -300,7 +257,7 @@ def _test_and_draw(
 
 
 def _spread_over_classes(samples: list[tuple[Path, int]], count: int) -> list[tuple[Path, int]]:
-    """Up to ``count`` samples taken in turn from each class, in file order."""
+    """Up to ``count`` samples taken in turn from each class."""
     by_class: dict[int, list[tuple[Path, int]]] = {}
     for sample in samples:
         by_class.setdefault(sample[1], []).append(sample)

@@ -1,5 +1,4 @@
-"""``camtool eval``'s classification metrics (loss, accuracy, per-class P/R/F1, mistakes) and
-their figures: the confusion matrix and the grid of confident mistakes, as PNG."""
+"""``camtool eval``'s classification metrics and their figures (confusion matrix, mistakes)."""
 
 from __future__ import annotations
 
@@ -48,13 +47,12 @@ def evaluate_classification(
 ) -> dict[str, Any]:
     """Loss, top-1/top-5 accuracy, per-class P/R/F1, confusion matrix and confident mistakes.
 
-    ``dataset`` is the split with the evaluation transform; ``mistakes`` how many of the most
-    confident mistakes to keep; ``progress("classification", done, total)`` follows each batch.
+    ``mistakes``: how many of the most confident mistakes to keep; ``progress("classification",
+    done, total)`` follows each batch.
 
     Returns:
-        A JSON-ready dict; accuracies are fractions in [0, 1]. ``mistakes`` lists ``index``
-        (as ``camtool cam --dataset SPLIT --index`` takes it), ``path``, ``true``, ``predicted``
-        and ``prob`` (the predicted class's probability), most confident first.
+        A JSON-ready dict, accuracies in [0, 1]; ``mistakes`` lists ``index`` (as ``camtool cam
+        --dataset SPLIT --index`` takes it), ``path``, ``true``, ``predicted`` and ``prob``.
 
     Raises:
         CamtoolError: no image could be read, or the GPU ran out of memory.
@@ -78,6 +76,8 @@ def evaluate_classification(
     found = {key: torch.cat(values) for key, values in parts.items()}
     n = len(found["true"])
     matrix = confusion_matrix(found["pred"], found["true"], len(names))
+    precision, recall, f1 = per_class_prf(matrix)
+    support = matrix.sum(axis=1)
     return {
         "n_images": n,
         **skipped_fields(loop.skipped),
@@ -85,41 +85,33 @@ def evaluate_classification(
         "top1": hits[1] / n,
         "top5": hits[5] / n,
         "top5_k": min(5, len(names)),
-        "macro_f1": float(np.mean(per_class_prf(matrix)[2])),
-        "per_class": _per_class(matrix, names),
+        "macro_f1": float(np.mean(f1)),
+        "per_class": [
+            {
+                "index": c,
+                "name": names[c],
+                "precision": float(precision[c]),
+                "recall": float(recall[c]),
+                "f1": float(f1[c]),
+                "support": int(support[c]),
+            }
+            for c in range(len(names))
+        ],
         "confusion_matrix": matrix.tolist(),
         "mistakes": _mistakes(dataset, names, found, mistakes),
         "preprocessing": CROP_NOTE,
     }
 
 
-def _per_class(matrix: np.ndarray, names: Sequence[str]) -> list[dict[str, Any]]:
-    """Precision, recall, F1 and support of each class, from the confusion matrix."""
-    precision, recall, f1 = per_class_prf(matrix)
-    support = matrix.sum(axis=1)
-    return [
-        {
-            "index": c,
-            "name": names[c],
-            "precision": float(precision[c]),
-            "recall": float(recall[c]),
-            "f1": float(f1[c]),
-            "support": int(support[c]),
-        }
-        for c in range(len(names))
-    ]
-
-
 def _mistakes(
     dataset: ImageFolderDataset, names: Sequence[str], found: dict[str, Tensor], count: int
 ) -> list[dict[str, Any]]:
-    """The ``count`` most confident wrong predictions of ``found``'s ``[N]`` tensors."""
     pred, true, prob = found["pred"], found["true"], found["prob"]
     wrong = torch.nonzero(pred != true).flatten()
     ranked = wrong[torch.argsort(prob[wrong], descending=True, stable=True)][: max(0, count)]
     return [
         {
-            "index": int(found["index"][j]),  # `camtool cam --dataset SPLIT --index` redraws it
+            "index": int(found["index"][j]),
             "path": str(dataset.samples[int(found["index"][j])][0]),
             "true": names[int(true[j])],
             "predicted": names[int(pred[j])],
@@ -139,7 +131,6 @@ def _figure(width: float, height: float) -> Any:
 
 
 def _png(fig: Any) -> bytes:
-    """The figure as PNG, cropped to what is drawn plus a small margin."""
     fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", bbox_inches="tight", pad_inches=0.1)
@@ -160,10 +151,9 @@ def confusion_png(matrix: Sequence[Sequence[int]], names: Sequence[str]) -> byte
         ax.set_yticks(range(n), labels=list(names))
     if n <= 25:
         top = cm.max() if cm.size else 0
-        for t in range(n):
-            for p in range(n):
-                colour = "white" if top and cm[t, p] > top / 2 else "black"
-                ax.text(p, t, str(cm[t, p]), ha="center", va="center", color=colour, fontsize=8)
+        for (t, p), count in np.ndenumerate(cm):
+            colour = "white" if top and count > top / 2 else "black"
+            ax.text(p, t, str(count), ha="center", va="center", color=colour, fontsize=8)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     ax.set_title("Confusion matrix")
@@ -178,9 +168,8 @@ def mistakes_png(
     colormap: str,
     upsample: str = "aligned",
 ) -> bytes | None:
-    """A grid of the mistakes' images, each overlaid with the map of the class predicted
-    (upsampled to the thumbnail the ``upsample`` way, see :func:`camtool.core.maps.heatmap`);
-    ``None`` when no image of them can be read."""
+    """A grid of the mistakes' images overlaid with the predicted class's map (``upsample`` as
+    :func:`camtool.core.maps.heatmap` takes it); ``None`` when none of them can be read."""
     info = runner.info
     panels: list[tuple[Image.Image, str]] = []
     for m in mistakes:
@@ -214,7 +203,6 @@ def mistakes_png(
     for ax, (picture, title) in zip(axes, panels, strict=False):
         ax.imshow(np.asarray(picture))
         ax.set_title(title, fontsize=9)
-    # One line needs about three panels' width; fewer panels get the title on two lines.
-    sep = " " if cols >= 3 else "\n"
+    sep = " " if cols >= 3 else "\n"  # one line needs about three panels' width
     fig.suptitle(f"Most confident mistakes{sep}(map of the predicted class)")
     return _png(fig)

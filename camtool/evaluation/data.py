@@ -1,5 +1,4 @@
-"""Shared pieces of ``camtool eval``: the split, its fit to the model, and the batch loop that
-every metric group reads its images through (under :func:`refuse_out_of_memory`)."""
+"""Shared pieces of ``camtool eval``: the split, its fit to the model, and the batch loop."""
 
 from __future__ import annotations
 
@@ -37,13 +36,8 @@ __all__ = [
 ]
 
 SPLITS: tuple[str, ...] = tuple(split.value for split in Split)
-"""Split folders ``camtool eval`` reads (:class:`camtool.choices.Split`)."""
-
-EvalProgress = Callable[[str, int, int], None]
-"""Called as ``progress(stage, done, total)``; ``stage`` is a metric group's name."""
-
+EvalProgress = Callable[[str, int, int], None]  # progress(metric group, done, total)
 CROP_NOTE = "eval transform: shorter side resized to 1.14 * img_size, centre crop img_size"
-"""How the classification and faithfulness inputs are preprocessed (recorded in the report)."""
 
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
@@ -55,8 +49,8 @@ def split_dataset(
     transform: Callable[[Image.Image], Tensor],
     max_pixels: int | None = None,
 ) -> ImageFolderDataset:
-    """The images of ``root/<split>`` (``"val"``, or all of ``"train"``) labelled with
-    ``train/``'s class indices, ``transform`` applied; larger than ``max_pixels``: skipped unread.
+    """The images of ``root/<split>`` labelled with ``train/``'s class indices, ``transform``
+    applied; those over ``max_pixels`` skipped unread.
 
     Raises:
         ConfigError: an unknown split.
@@ -71,13 +65,12 @@ def split_dataset(
 def model_split(
     root: Path, split: str, info: ModelInfo, max_pixels: int | None = None
 ) -> ImageFolderDataset:
-    """:func:`split_dataset` read with the model's evaluation transform, once its class folders
-    are known to be the model's classes (or, without a model, ``class_0 ...``).
+    """:func:`split_dataset` with the model's evaluation transform, its class folders checked
+    against the model's classes (unless those are ``class_0 ...``).
 
     Raises:
         ConfigError: an unknown split.
-        CamtoolError: the folder is missing or empty, or its classes are not the model's (the
-            message names both lists).
+        CamtoolError: the folder is missing or empty, or its classes are not the model's.
     """
     transform = build_transforms(info.img_size, False, info.mean, info.std)
     dataset = split_dataset(root, split, transform, max_pixels)
@@ -99,8 +92,6 @@ def model_split(
 
 
 class _Indexed(Dataset[tuple[Tensor, int] | SkippedImage]):
-    """Yields ``(image, sample index)`` of ``indices``, or a SkippedImage."""
-
     def __init__(self, dataset: ImageFolderDataset, indices: Sequence[int]) -> None:
         self.dataset = dataset
         self.indices = list(indices)
@@ -121,16 +112,15 @@ def indexed_loader(
     workers: int,
     device: str,
 ) -> DataLoader[Any]:
-    """An unshuffled loader of ``(images, sample indices, skipped)`` batches of ``indices``
-    (``None``: all)."""
+    """Unshuffled ``(images, sample indices, skipped)`` batches of ``indices`` (``None``: all)."""
     chosen = _Indexed(dataset, range(len(dataset)) if indices is None else indices)
     pin = torch.device(device).type == "cuda"
     return make_loader(chosen, batch_size, False, workers, pin)
 
 
 class EvalLoop:
-    """One pass over batches ``(*readable, skipped)``: yields the non-empty readable parts,
-    collects :attr:`skipped`, reports progress with each image counted ``cost`` times."""
+    """A pass over ``(*readable, skipped)`` batches: yields the non-empty readable parts, collects
+    :attr:`skipped`, reports progress counting each image ``cost`` times."""
 
     def __init__(
         self,
@@ -169,7 +159,7 @@ def skipped_fields(skipped: Sequence[SkippedImage]) -> dict[str, Any]:
 
 
 def refuse_out_of_memory(fn: Callable[_P, _R]) -> Callable[_P, _R]:
-    """Decorate an evaluation step: the GPU running out of memory raises one clear CamtoolError."""
+    """Decorate an evaluation step: running out of GPU memory raises one clear CamtoolError."""
 
     @functools.wraps(fn)
     def guarded(*args: _P.args, **kwargs: _P.kwargs) -> _R:

@@ -1,10 +1,5 @@
-"""``camtool eval``: how often the classifier is right, and whether its maps point at the object.
-
-Three groups of metrics (``--metrics``; the README's ``camtool eval`` section says more), each
-in its module: ``classification``, ``localization`` (uncropped inputs, where boxes are known)
-and ``faithfulness``. By default classification and faithfulness run, and localization when
-boxes are available (``--boxes``, or the dataset's own ``boxes.csv``).
-"""
+"""``camtool eval``: the ``classification``, ``localization`` and ``faithfulness`` metric groups
+(localization by default only where boxes are known) and the report they write."""
 
 from __future__ import annotations
 
@@ -49,19 +44,14 @@ __all__ = [
 ]
 
 METRIC_GROUPS: tuple[str, ...] = ("classification", "localization", "faithfulness")
-"""The groups ``--metrics`` chooses from."""
-
 DEFAULT_OUTPUT_DIR = Path("eval_results")
 
 
 @dataclass(frozen=True)
 class EvalOptions:
-    """What ``camtool eval`` measures, beyond the settings: the ``split`` (``"val"`` or
-    ``"train"``), the ``boxes`` (a CSV file, a VOC XML file or folder; ``None`` for the dataset's
-    ``boxes.csv``), the ``metrics`` groups (``None``: the default), the most faithfulness images,
-    where the report goes, how many confident mistakes to list, the MaxBoxAccV2 ``protocol``
-    (``"camtool"`` or ``"wsol"``) and whether to ``overwrite`` files in a folder camtool did not
-    write (one without ``camtool-settings.toml``)."""
+    """``camtool eval``'s options beyond the settings: ``boxes`` a CSV, VOC XML file or folder
+    (``None``: the dataset's ``boxes.csv``), ``metrics`` ``None`` for the default groups,
+    ``overwrite`` files in a folder without ``camtool-settings.toml``."""
 
     split: str = "val"
     boxes: Path | None = None
@@ -106,8 +96,7 @@ class EvalReport:
 
 
 def parse_metric_groups(spec: str | Iterable[str] | None) -> frozenset[str] | None:
-    """The set of groups ``--metrics a,b`` (or repeated flags, or ``all``) names; ``None`` for
-    the default (``spec`` ``None`` or empty).
+    """The groups ``--metrics a,b`` (repeated, or ``all``) names; ``None`` (no names): default.
 
     Raises:
         ConfigError: an unknown name.
@@ -135,14 +124,9 @@ def run_eval(
     *,
     progress: EvalProgress | None = None,
 ) -> EvalReport:
-    """Evaluate a checkpoint (or, ``None``, the zero-shot baseline) on a split of its dataset
-    (see :func:`camtool.evaluation.source.open_model_and_dataset`) and write the results.
-
-    The model's own class names, image size and normalisation are used; ``settings.runtime``
-    gives the batch size, workers, device and precision, ``settings.cam`` the overlay colours,
-    the pixel limit and the upsampling.
-
-    Writes ``metrics.json`` (the report), ``confusion_matrix.png``, ``mistakes.png`` and
+    """Evaluate a checkpoint (``None``: the zero-shot baseline) on a split of its dataset
+    (:func:`~camtool.evaluation.source.open_model_and_dataset`), with ``settings.runtime`` and
+    ``settings.cam``; write ``metrics.json``, ``confusion_matrix.png``, ``mistakes.png`` and
     ``camtool-settings.toml`` to ``options.output_dir``.
 
     Raises:
@@ -155,7 +139,10 @@ def run_eval(
     runner, root = open_model_and_dataset(model_path, settings)
     info = runner.info
     dataset = model_split(root, options.split, info, settings.cam.max_pixels)
-    gt = _ground_truth(options, root)  # None: no localization (not asked for, or no boxes)
+    if options.metrics is None:
+        gt = load_boxes(options.boxes, root)  # None: no localization
+    else:
+        gt = _boxes(options.boxes, root) if "localization" in options.metrics else None
     wanted = options.metrics if options.metrics is not None else frozenset(METRIC_GROUPS)
     report = EvalReport(
         model=info.source,
@@ -218,12 +205,8 @@ def evaluate_localization(
     upsample: str = "aligned",
     protocol: str = "camtool",
 ) -> dict[str, Any]:
-    """Box localization of a model's maps on one split of a dataset (what ``camtool demo`` uses).
-
-    ``root`` holds ``train/`` and the split; ``boxes`` are boxes already read, a box file or
-    folder, or ``None`` for ``<root>/boxes.csv``; the other arguments are
-    :func:`~camtool.evaluation.localization.run_localization`'s, whose results are returned with
-    ``notes`` (boxes clipped).
+    """:func:`~camtool.evaluation.localization.run_localization` on a split of ``root``, with
+    ``notes`` (boxes clipped); ``boxes``: read, a box file or folder, or ``<root>/boxes.csv``.
 
     Raises:
         InputError: no box file, a malformed one, or boxes matching no image of the split.
@@ -250,7 +233,6 @@ def evaluate_localization(
 
 
 def _check_options(options: EvalOptions) -> None:
-    """Refuse bad options (ConfigError, naming the option) before anything is loaded."""
     if options.faithfulness_images < 1:
         raise ConfigError(
             f"--faithfulness-images must be at least 1, got {options.faithfulness_images}"
@@ -261,15 +243,7 @@ def _check_options(options: EvalOptions) -> None:
         raise ConfigError(f"unknown protocol {options.protocol!r}; choose {', '.join(PROTOCOLS)}")
 
 
-def _ground_truth(options: EvalOptions, root: Path) -> GroundTruth | None:
-    """The boxes, when localization may run; InputError if it was asked for and there are none."""
-    if options.metrics is None:
-        return load_boxes(options.boxes, root)
-    return _boxes(options.boxes, root) if "localization" in options.metrics else None
-
-
 def _boxes(boxes: GroundTruth | Path | None, root: Path) -> GroundTruth:
-    """``boxes`` read (``None``: ``root/boxes.csv``); InputError if there are none."""
     gt = boxes if isinstance(boxes, GroundTruth) else load_boxes(boxes, root)
     if gt is None:
         raise InputError(
@@ -279,13 +253,12 @@ def _boxes(boxes: GroundTruth | Path | None, root: Path) -> GroundTruth:
 
 
 def _prepare_output(out_dir: Path, overwrite: bool) -> Path:
-    """Create ``out_dir``, refusing (CamtoolError) to replace report files camtool did not write."""
     outputs = [out_dir / name for name in ("metrics.json", "confusion_matrix.png", "mistakes.png")]
     refuse_to_replace(
         outputs, overwrite=overwrite, hint=", or choose another -o DIR", marker=SETTINGS_FILE
     )
     out_dir.mkdir(parents=True, exist_ok=True)
-    remove_stale_temps(out_dir)  # of runs killed before
+    remove_stale_temps(out_dir)
     return out_dir
 
 
@@ -297,7 +270,6 @@ def _classification(
     report: EvalReport,
     progress: EvalProgress | None,
 ) -> None:
-    """Classification metrics into ``report``, and its two figures beside ``metrics.json``."""
     out_dir, cam = Path(options.output_dir), settings.cam
     found = report.classification = evaluate_classification(
         runner,

@@ -30,13 +30,6 @@ _MODES: tuple[Literal["deletion", "insertion"], ...] = ("deletion", "insertion")
 _SCORES = ("deletion_auc", "insertion_auc", "average_drop", "increase_in_confidence")
 
 
-def _spread(n: int, k: int) -> list[int]:
-    """``min(n, k)`` indices spread evenly over ``range(n)``."""
-    if k >= n:
-        return list(range(n))
-    return sorted(set(np.rint(np.linspace(0, n - 1, k)).astype(int).tolist()))
-
-
 @refuse_out_of_memory
 def evaluate_faithfulness(
     runner: Runner,
@@ -49,16 +42,13 @@ def evaluate_faithfulness(
     progress: EvalProgress | None = None,
     upsample: str = "aligned",
 ) -> dict[str, Any]:
-    """Deletion / insertion AUC and Average Drop / Increase in Confidence of the predicted maps.
-
-    On at most ``max_images`` of the split (evaluation transform), spread evenly over it; ``steps``
-    deletion/insertion increments; ``progress("faithfulness", done, total)`` counts forward-pass
-    images (``2 * (steps + 1) + 2`` per image); ``upsample`` is how the maps are brought to the
-    input's pixels (:func:`camtool.core.maps.heatmap`).
+    """Deletion / insertion AUC and Average Drop / Increase in Confidence of the predicted maps,
+    on at most ``max_images`` spread evenly over the split; ``progress("faithfulness", done,
+    total)`` counts forward-pass images, ``2 * (steps + 1) + 2`` per image.
 
     Returns:
-        A JSON-ready dict: ``deletion_auc`` (lower is better) and ``insertion_auc`` (higher is
-        better), in [0, 1]; ``average_drop`` and ``increase_in_confidence``, in percent.
+        A JSON-ready dict: ``deletion_auc`` and ``insertion_auc`` in [0, 1]; ``average_drop`` and
+        ``increase_in_confidence`` in percent.
 
     Raises:
         ConfigError: ``max_images`` below 1.
@@ -66,7 +56,10 @@ def evaluate_faithfulness(
     """
     if max_images < 1:
         raise ConfigError(f"the number of faithfulness images must be at least 1, not {max_images}")
-    chosen = _spread(len(dataset), max_images)
+    chosen = list(range(len(dataset)))
+    if max_images < len(dataset):
+        spread = np.rint(np.linspace(0, len(dataset) - 1, max_images))
+        chosen = sorted(set(spread.astype(int).tolist()))
     loader = indexed_loader(dataset, chosen, batch_size, workers, runner.device)
     loop = EvalLoop(loader, "faithfulness", len(chosen), progress, cost=2 * (steps + 1) + 2)
     scores: dict[str, list[Tensor]] = {name: [] for name in _SCORES}
@@ -93,7 +86,6 @@ def evaluate_faithfulness(
 def _score_batch(
     runner: Runner, x: Tensor, steps: int, batch_size: int, upsample: str, loop: EvalLoop
 ) -> tuple[Tensor, ...]:
-    """Deletion and insertion AUC, drop and increase of one batch (on the CPU)."""
 
     def model_fn(batch: Tensor) -> Tensor:
         return runner(batch)[0]
@@ -103,7 +95,7 @@ def _score_batch(
     target = logits.argmax(dim=1)
     sal = cams[torch.arange(n, device=cams.device), target.to(cams.device)].float()
     shared: dict[str, Any] = {"upsample": upsample, "geometry": runner.info.geometry}
-    passes = 0  # forward-pass images of this batch before the current metric's
+    passes = 0  # this batch's forward-pass images before the current metric's
 
     def report(done: int, _total: int) -> None:
         loop.report(passes + done)

@@ -1,10 +1,5 @@
-"""``camtool eval``'s localization pass, on uncropped inputs (as ``camtool cam`` feeds them).
-
-Boxes are in the original image's pixels, which a centre crop would cut: the shorter side is
-resized to ``img_size``, each side rounded to a multiple of the output stride
-(:func:`camtool.data.images.input_geometry`), the map upsampled back to the original size.
-Images are grouped by input size (read from the header) so that batches fill up.
-"""
+"""``camtool eval``'s localization pass on uncropped inputs (as ``camtool cam`` feeds them), maps
+upsampled to the original image so boxes compare in its pixels; batches group images by size."""
 
 from __future__ import annotations
 
@@ -39,7 +34,7 @@ _NO_CROP_NOTE = (
 
 @dataclass(frozen=True)
 class LocItem:
-    """One image of the split that has ground-truth boxes, with its class index."""
+    """An image of the split with ground-truth boxes, and its class index."""
 
     path: Path
     label: int
@@ -50,7 +45,7 @@ _Uncropped = tuple[Tensor, int, ResizeGeometry]
 
 
 class _NoCrop(Dataset[_Uncropped | SkippedImage]):
-    """Yields ``(uncropped input (3, h, w), item index, geometry)``, or why it is unreadable."""
+    """Yields ``(uncropped input (3, h, w), item index, geometry)`` or a SkippedImage."""
 
     def __init__(self, items: Sequence[LocItem], info: ModelInfo, max_pixels: int | None) -> None:
         self.items = list(items)
@@ -76,26 +71,19 @@ def _collate_list(batch: Sequence[Any]) -> tuple[list[Any], list[SkippedImage]]:
     return kept, [item for item in batch if isinstance(item, SkippedImage)]
 
 
-def _upright_size(path: Path) -> tuple[int, int] | None:
-    """The upright (width, height), from the header only."""
-    try:
-        with Image.open(path) as image:
-            width, height = image.size
-            orientation = image.getexif().get(0x0112, 1)
-    except Exception:  # unreadable files are found and counted when they are loaded
-        return None
-    return (height, width) if orientation in (5, 6, 7, 8) else (width, height)
-
-
 def _size_batches(items: Sequence[LocItem], info: ModelInfo, batch_size: int) -> list[list[int]]:
-    """Indices grouped by their uncropped input's size, then cut into batches."""
+    """Indices grouped by their uncropped input's size (the header's, upright), in batches."""
     groups: dict[tuple[int, int], list[int]] = {}
     for i, item in enumerate(items):
-        size = _upright_size(item.path)
-        key = (0, 0)
-        if size is not None:
-            geometry = input_geometry(*size, info.img_size, stride=info.output_stride)
-            key = geometry.input_size
+        try:
+            with Image.open(item.path) as image:
+                width, height = image.size
+                turned = image.getexif().get(0x0112, 1) in (5, 6, 7, 8)
+        except Exception:  # unreadable files are counted when they are loaded
+            groups.setdefault((0, 0), []).append(i)
+            continue
+        size = (height, width) if turned else (width, height)
+        key = input_geometry(*size, info.img_size, stride=info.output_stride).input_size
         groups.setdefault(key, []).append(i)
     return [
         members[lo : lo + batch_size]
@@ -146,22 +134,19 @@ def run_localization(
     upsample: str = "aligned",
     protocol: str = "camtool",
 ) -> dict[str, Any]:
-    """Localization of the ``(path, label)`` samples that have boxes (a split's
-    :attr:`~camtool.data.datasets.ImageFolderDataset.samples`), fed uncropped, as JSON-ready
-    results.
+    """Localization of the ``(path, label)`` samples with boxes, fed uncropped, JSON-ready.
 
-    Images of one input size share a batch of at most ``batch_size``; ``max_pixels`` refuses
-    larger images unread; ``progress("localization", done, total)`` follows each batch; ``warn``
-    is told of each box clipped to its image; ``upsample`` is how maps become pixels
-    (:func:`camtool.core.maps.heatmap`), ``protocol`` how MaxBoxAccV2 is computed.
+    ``max_pixels`` refuses larger images unread; ``progress("localization", done, total)`` follows
+    each batch; ``warn`` is told of each box clipped; ``upsample`` as
+    :func:`camtool.core.maps.heatmap` takes it; ``protocol`` the MaxBoxAccV2 one.
 
     Returns:
         :meth:`LocalizationAccumulator.compute`'s results (``*_by_iou`` keyed ``"0.3"`` ...),
         the unreadable images, ``n_without_boxes``, the box source and the settings used.
 
     Raises:
-        ConfigError: ``batch_size`` below 1, an unknown protocol, or ``"aligned"`` for a model
-            that does not record its cell geometry.
+        ConfigError: ``batch_size`` below 1, an unknown protocol, or ``"aligned"`` without a
+            cell geometry.
         CamtoolError: no image with boxes could be read, or the GPU ran out of memory.
     """
     if batch_size < 1:

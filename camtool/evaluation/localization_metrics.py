@@ -1,12 +1,10 @@
 """Box localization metrics of ``camtool eval`` (accuracies are fractions in [0, 1]).
 
-:class:`LocalizationAccumulator` is fed each image's ground-truth-class map and boxes. The CAM
-paper protocol (Zhou et al., CVPR 2016): the box around the largest 8-connected region above 20%
+CAM paper protocol (Zhou et al., CVPR 2016): the box of the largest 8-connected region above 20%
 of the map's maximum must reach IoU 0.5 with a ground-truth box (GT-known; top-1 also needs the
-top-1 class right). MaxBoxAccV2 (Choe et al., CVPR 2020): the best box around *any* region of the
-thresholded map, the hit rate maximised over a CAM threshold sweep at each IoU level in
-{0.3, 0.5, 0.7}, then averaged. Its ``protocol`` is camtool's (:mod:`camtool.core.localize`) or
-``"wsol"``, the wsolevaluation reference's exactly (:func:`wsol_boxes`, :func:`box_iou`).
+class right). MaxBoxAccV2 (Choe et al., CVPR 2020): the best box of any region, the hit rate
+maximised over a CAM threshold sweep at each IoU in {0.3, 0.5, 0.7}, then averaged; ``protocol``
+``"wsol"`` follows the wsolevaluation reference exactly (:func:`wsol_boxes`, :func:`box_iou`).
 """
 
 from __future__ import annotations
@@ -43,22 +41,11 @@ __all__ = [
     "wsol_boxes",
 ]
 
-DEFAULT_CAM_THRESHOLDS: np.ndarray = np.arange(100) / 100.0
-"""camtool's MaxBoxAccV2 sweep: 0.00, 0.01, ..., 0.99."""
-
-WSOL_CAM_THRESHOLDS: np.ndarray = np.arange(0, 1, 0.001)
-"""The reference's default sweep (``cam_curve_interval = 0.001``)."""
-
+DEFAULT_CAM_THRESHOLDS: np.ndarray = np.arange(100) / 100.0  # camtool's sweep
+WSOL_CAM_THRESHOLDS: np.ndarray = np.arange(0, 1, 0.001)  # the reference's cam_curve_interval
 DEFAULT_IOU_THRESHOLDS: tuple[float, ...] = (0.3, 0.5, 0.7)
-"""The IoU levels MaxBoxAccV2 averages over."""
-
-LOC_IOU = 0.5
-"""The IoU the CAM paper protocol (top-1 and GT-known localization) needs."""
-
+LOC_IOU = 0.5  # the CAM paper protocol's IoU
 PROTOCOLS: tuple[str, ...] = tuple(protocol.value for protocol in LocalizationProtocol)
-"""The MaxBoxAccV2 protocols: camtool's (float maps, 8-connected regions, end-exclusive IoU,
-sweep 0.00 ... 0.99) and the reference's (:func:`wsol_boxes`); the CAM paper protocol is the
-same in both."""
 
 _EIGHT = np.ones((3, 3), dtype=bool)
 _FOUR = ndimage.generate_binary_structure(2, 1)
@@ -66,7 +53,7 @@ _NO_BOX = np.zeros((1, 4), dtype=np.int64)
 
 
 def quantize(heatmap: np.ndarray) -> np.ndarray:
-    """The reference's 8-bit map ``uint8(m * 255)`` of the min-max normalised float64 map ``m``.
+    """The reference's ``uint8(m * 255)`` of the min-max normalised map ``m``.
 
     Raises:
         InputError: not a finite, non-empty 2-D map.
@@ -94,14 +81,13 @@ def _boxes_of_mask(mask: np.ndarray) -> np.ndarray:
 
 
 def wsol_boxes(heatmap: np.ndarray, thresholds: Sequence[float] | np.ndarray) -> list[np.ndarray]:
-    """The reference's boxes (``BoxEvaluator``, ``box_v2_metric``) of every contour of a 2-D
-    ``[y, x]`` map (any scale) at each CAM threshold ``t`` in [0, 1).
+    """The reference's boxes (``box_v2_metric``) of every contour of a 2-D ``[y, x]`` map at
+    each CAM threshold ``t`` in [0, 1).
 
-    The foreground is ``q > int(t * max(q))`` with ``q`` the map :func:`quantize`-d (OpenCV's
-    ``THRESH_BINARY``). Every contour counts (``cv2.findContours(RETR_TREE)``, here
-    :func:`scipy.ndimage.label`): each 8-connected region and each hole (a 4-connected background
-    region off the image edge, its box grown by one pixel each side). A ``boundingRect``
-    ``(x, y, w, h)`` becomes ``(x, y, min(x + w, W - 1), min(y + h, H - 1))``.
+    Foreground is ``q > int(t * max(q))``, ``q`` the :func:`quantize`-d map. Contours
+    (``cv2.findContours(RETR_TREE)``) are each 8-connected region and each hole (4-connected
+    background off the edge, box grown one pixel); ``boundingRect`` ``(x, y, w, h)`` becomes
+    ``(x, y, min(x + w, W - 1), min(y + h, H - 1))``.
 
     Returns:
         Per threshold, an int64 ``(k, 4)`` array of ``(x0, y0, x1, y1)`` (``k >= 1``;
@@ -118,22 +104,17 @@ def wsol_boxes(heatmap: np.ndarray, thresholds: Sequence[float] | np.ndarray) ->
 
 
 def box_iou(boxes: np.ndarray, gt: np.ndarray, *, inclusive: bool = False) -> np.ndarray:
-    """Float64 ``(k, g)`` IoU of each of ``(k, 4)`` boxes with each of ``(g, 4)`` ground-truth
-    boxes, all ``(x0, y0, x1, y1)``: end-exclusive pixel areas, or with ``inclusive`` the
-    reference's "+1" rule. An inverted box has no area; 0 where the union is not positive."""
+    """Float64 ``(k, g)`` IoU of ``(k, 4)`` boxes with ``(g, 4)`` boxes, ``(x0, y0, x1, y1)``
+    end-exclusive (``inclusive``: the reference's "+1" rule); 0 where the union is empty."""
     one = 1.0 if inclusive else 0.0
     a = np.asarray(boxes, dtype=np.float64)[:, None, :]
     b = np.asarray(gt, dtype=np.float64)[None, :, :]
 
-    def side(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
-        return np.maximum(0.0, hi - lo + one)
+    def area(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+        return np.prod(np.maximum(0.0, hi - lo + one), axis=-1)
 
-    inter = side(np.maximum(a[..., 0], b[..., 0]), np.minimum(a[..., 2], b[..., 2])) * side(
-        np.maximum(a[..., 1], b[..., 1]), np.minimum(a[..., 3], b[..., 3])
-    )
-    area_a = side(a[..., 0], a[..., 2]) * side(a[..., 1], a[..., 3])
-    area_b = side(b[..., 0], b[..., 2]) * side(b[..., 1], b[..., 3])
-    union = area_a + area_b - inter
+    inter = area(np.maximum(a[..., :2], b[..., :2]), np.minimum(a[..., 2:], b[..., 2:]))
+    union = area(a[..., :2], a[..., 2:]) + area(b[..., :2], b[..., 2:]) - inter
     return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
 
 
@@ -144,10 +125,7 @@ def _best_iou(boxes: Sequence[BoxXYXY], gt: np.ndarray) -> float:
 
 
 class LocalizationResults(TypedDict):
-    """What :meth:`LocalizationAccumulator.compute` returns (accuracies in [0, 1]): top-1 and
-    GT-known localization, MaxBoxAccV2 (the mean of ``maxboxacc_by_iou``, ``{delta: accuracy at
-    the best CAM threshold}``), the lowest CAM threshold reaching each maximum, the image count
-    and :func:`centre_box_baseline` on the same images (what the maps must beat)."""
+    """:meth:`LocalizationAccumulator.compute`'s results; ``maxboxacc_v2`` averages ``_by_iou``."""
 
     top1_loc: float
     gt_known_loc: float
@@ -159,11 +137,10 @@ class LocalizationResults(TypedDict):
 
 
 class LocalizationAccumulator:
-    """The metrics of the module docstring over batches: :meth:`update`, then :meth:`compute`.
+    """The module's metrics over batches: :meth:`update`, then :meth:`compute`.
 
-    ``thresholds`` is the MaxBoxAccV2 sweep in [0, 1] (``None``: the protocol's own),
-    ``iou_thresholds`` the levels it averages over, ``cam_threshold`` and ``loc_iou`` the CAM
-    paper protocol's relative threshold and IoU, ``protocol`` ``"camtool"`` or ``"wsol"``.
+    ``thresholds``: the MaxBoxAccV2 sweep in [0, 1] (``None``: the protocol's); ``cam_threshold``
+    and ``loc_iou``: the CAM paper protocol's; ``protocol``: ``"camtool"`` or ``"wsol"``.
 
     Raises:
         ConfigError: if a threshold is outside [0, 1], a list is empty or the protocol unknown.
@@ -196,10 +173,8 @@ class LocalizationAccumulator:
         self.cam_threshold = float(cam_threshold)
         self.loc_iou = float(loc_iou)
         self._correct = np.zeros((len(ious), thr.size), dtype=np.int64)
-        self._gt_known = 0
-        self._top1 = 0
-        self._n = 0
-        self._gt: list[np.ndarray] = []  # each image's boxes and size, for the centre baseline
+        self._gt_known = self._top1 = self._n = 0
+        self._gt: list[np.ndarray] = []  # for the centre baseline
         self._sizes: list[tuple[int, int]] = []
 
     def update(
@@ -208,9 +183,8 @@ class LocalizationAccumulator:
         pred_correct: Tensor | np.ndarray | Sequence[bool],
         gt_boxes: Sequence[Sequence[BoxXYXY]],
     ) -> None:
-        """Add a batch: ``[N, H, W]`` maps (or N 2-D maps of any sizes) of each image's
-        ground-truth class in the boxes' pixels, ``[N]`` flags true where the top-1 class is
-        right, and each image's ground-truth boxes (at least one) in the map's coordinates.
+        """Add ``[N, H, W]`` maps (or N 2-D maps) of the true class in the boxes' pixels, ``[N]``
+        flags of a right top-1 class and each image's ground-truth boxes (at least one).
 
         Raises:
             InputError: if the lengths differ, an image has no box or a map is not 2-D/finite.
@@ -276,25 +250,22 @@ def centre_box_baseline(
     iou_thresholds: Sequence[float] = DEFAULT_IOU_THRESHOLDS,
     loc_iou: float = LOC_IOU,
 ) -> dict[str, float]:
-    """How well one fixed box that looks at no image localizes: the reference a map must beat.
+    """How well one fixed box localizes, looking at no image: what a map must beat.
 
-    The box has the ground-truth boxes' mean width and height (as fractions of their image's)
-    and sits at each image's centre, like the centre baselines of Choe et al. (CVPR 2020). On data
-    whose objects gather at the centre it scores high with no model at all.
+    The box has the ground-truth boxes' mean relative width and height and sits at each image's
+    centre (the centre baseline of Choe et al., CVPR 2020).
 
     Args:
         gt_boxes: per image, an ``(n >= 1, 4)`` array of ``x0, y0, x1, y1`` pixels, end exclusive.
         image_sizes: per image, its ``(height, width)``.
 
     Returns:
-        ``{"gt_known_loc", "maxboxacc_v2"}`` in [0, 1]: the fraction of images whose best IoU
-        (camtool's, whatever the protocol) with the box reaches ``loc_iou``, and that fraction
-        averaged over ``iou_thresholds`` (no threshold to sweep).
+        ``{"gt_known_loc", "maxboxacc_v2"}`` in [0, 1]: the fraction of images whose best
+        (camtool) IoU with the box reaches ``loc_iou``, and that averaged over ``iou_thresholds``.
 
     Raises:
-        ConfigError: no images, the two sequences differ in length, no IoU levels, an image
-            without boxes or of no size, or a box that is not four finite numbers with
-            ``x1 > x0`` and ``y1 > y0``.
+        ConfigError: no images, lengths that differ, no IoU levels, an image without boxes or
+            pixels, or a box that is not four finite numbers with ``x0 < x1`` and ``y0 < y1``.
     """
     boxes = [np.asarray(found, dtype=np.float64) for found in gt_boxes]
     sizes = [(int(hw[0]), int(hw[1])) for hw in image_sizes]
@@ -309,20 +280,16 @@ def centre_box_baseline(
             raise ConfigError(f"image {i}: every box needs finite x0 < x1 and y0 < y1")
     if not iou_thresholds:
         raise ConfigError("the centre-box baseline needs at least one IoU level")
+    whs = [np.array([w, h], dtype=np.float64) for h, w in sizes]
     rel = np.concatenate(
-        [
-            (g[:, 2:] - g[:, :2]) / np.array([w, h], dtype=np.float64)
-            for g, (h, w) in zip(boxes, sizes, strict=True)
-        ]
+        [(g[:, 2:] - g[:, :2]) / wh for g, wh in zip(boxes, whs, strict=True)]
     ).mean(axis=0)
-    best = []
-    for g, (h, w) in zip(boxes, sizes, strict=True):
-        bw, bh = rel[0] * w, rel[1] * h
-        fixed = BoxXYXY(
-            round((w - bw) / 2), round((h - bh) / 2), round((w + bw) / 2), round((h + bh) / 2)
-        )
-        best.append(_best_iou([fixed], g))
-    scores = np.asarray(best)
+    scores = np.asarray(
+        [  # the centre box, each end rounded half to even
+            box_iou(np.rint(np.concatenate([wh - rel * wh, wh + rel * wh]) / 2)[None], g).max()
+            for g, wh in zip(boxes, whs, strict=True)
+        ]
+    )
     return {
         "gt_known_loc": float(np.mean(scores >= loc_iou)),
         "maxboxacc_v2": float(np.mean([np.mean(scores >= d) for d in iou_thresholds])),

@@ -1,10 +1,4 @@
-"""Metrics for ``camtool eval`` on torch batches: classification, and map faithfulness.
-
-Faithfulness needs no boxes: :func:`deletion_insertion_auc` (Petsiuk et al., RISE, BMVC 2018)
-and :func:`average_drop_increase` (Chattopadhay et al., Grad-CAM++, WACV 2018), on normalised
-model inputs (0 is the mean colour). Box localization is in
-:mod:`camtool.evaluation.localization_metrics`.
-"""
+"""Classification and map-faithfulness metrics of ``camtool eval`` on torch batches."""
 
 from __future__ import annotations
 
@@ -32,11 +26,8 @@ __all__ = [
     "topk_correct",
 ]
 
-ModelFn = Callable[[Tensor], Tensor]
-"""Maps images ``[B, C, H, W]`` to logits ``[B, num_classes]``."""
-
-ProgressFn = Callable[[int, int], None]
-"""Called as ``progress(done, total)`` after each model call, in images fed to the model."""
+ModelFn = Callable[[Tensor], Tensor]  # images [B, C, H, W] -> logits [B, num_classes]
+ProgressFn = Callable[[int, int], None]  # progress(done, total) in images fed to the model
 
 
 def to_numpy(values: Tensor | np.ndarray | Sequence[int] | Sequence[bool]) -> np.ndarray:
@@ -47,8 +38,8 @@ def to_numpy(values: Tensor | np.ndarray | Sequence[int] | Sequence[bool]) -> np
 
 
 def topk_correct(logits: Tensor, targets: Tensor, ks: Iterable[int] = (1, 5)) -> dict[int, int]:
-    """``{k: how many samples have their target among the k highest logits}`` of ``[N, C]``
-    ``logits`` and ``[N]`` class indices; a ``k`` above ``C`` counts every sample.
+    """``{k: samples whose target is among the k highest}`` of ``[N, C]`` logits and ``[N]``
+    targets; a ``k`` above ``C`` counts every sample.
 
     Raises:
         ConfigError: if a ``k`` is below 1.
@@ -74,8 +65,7 @@ def topk_correct(logits: Tensor, targets: Tensor, ks: Iterable[int] = (1, 5)) ->
 def confusion_matrix(
     preds: Tensor | np.ndarray | Sequence[int], targets: Tensor | np.ndarray | Sequence[int], n: int
 ) -> np.ndarray:
-    """The ``[n, n]`` int64 confusion matrix of ``[N]`` predicted and true class indices:
-    entry ``[t, p]`` counts samples of class ``t`` predicted as ``p``.
+    """The ``[n, n]`` int64 confusion matrix of ``[N]`` class indices (``[true, predicted]``).
 
     Raises:
         ConfigError: if ``n`` is below 1.
@@ -93,8 +83,8 @@ def confusion_matrix(
 
 
 def per_class_prf(confusion: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per-class ``(precision, recall, f1)`` of a :func:`confusion_matrix`, float64 ``[n]``
-    each; 0 where undefined (a class never predicted, never present, or P + R = 0).
+    """Per-class float64 ``[n]`` ``(precision, recall, f1)`` of a :func:`confusion_matrix`,
+    0 where undefined.
 
     Raises:
         InputError: if the matrix is not square.
@@ -115,7 +105,6 @@ def per_class_prf(confusion: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nda
 def _heatmaps(
     saliency: Tensor, images: Tensor, upsample: str, geometry: CellGeometry | None
 ) -> Tensor:
-    """Float32 ``[N, H, W]`` maps in [0, 1] at the images' size, by :func:`heatmap`."""
     n, size = images.shape[0], (int(images.shape[-2]), int(images.shape[-1]))
     if saliency.ndim != 3 or saliency.shape[0] != n:
         raise InputError(f"saliency must be [{n}, h, w], got {tuple(saliency.shape)}")
@@ -144,7 +133,7 @@ def _variant_probs(
     batch_size: int,
     progress: ProgressFn | None,
 ) -> Tensor:
-    """``[N, V]`` target probabilities of the copies ``variant(image_idx, variant_idx)``."""
+    """``[N, V]`` target probabilities of ``variant(image_idx, variant_idx)``."""
     n, per_image = shape
     total = n * per_image
     device = target.device
@@ -169,7 +158,7 @@ def _variant_probs(
 
 
 def _gaussian_blur(images: Tensor, sigma: float) -> Tensor:
-    """Separable Gaussian blur (kernel truncated at 2 sigma, edges replicated)."""
+    """Separable Gaussian blur, truncated at 2 sigma, edges replicated."""
     radius = max(1, math.ceil(2 * sigma))
     xs = torch.arange(-radius, radius + 1, device=images.device, dtype=torch.float32)
     kernel = torch.exp(-(xs**2) / (2 * sigma**2))
@@ -179,23 +168,6 @@ def _gaussian_blur(images: Tensor, sigma: float) -> Tensor:
     ky = kernel.reshape(1, 1, -1, 1).repeat(c, 1, 1, 1)
     out = F.conv2d(F.pad(images, (radius, radius, 0, 0), mode="replicate"), kx, groups=c)
     return F.conv2d(F.pad(out, (0, 0, radius, radius), mode="replicate"), ky, groups=c)
-
-
-def _curve_ends(
-    images: Tensor, mode: str, insertion_start: str, blur_sigma: float
-) -> tuple[Tensor, Tensor]:
-    """The images at the first and last step of the curve."""
-    if mode not in ("deletion", "insertion"):
-        raise ConfigError(f"mode must be 'deletion' or 'insertion', got {mode!r}")
-    if insertion_start not in ("blur", "baseline"):
-        raise ConfigError(f"insertion start must be 'blur' or 'baseline', got {insertion_start!r}")
-    if not blur_sigma > 0:
-        raise ConfigError(f"the blur sigma must be above 0, got {blur_sigma}")
-    if mode == "deletion":
-        return images, torch.zeros_like(images)
-    if insertion_start == "blur":
-        return _gaussian_blur(images, blur_sigma), images
-    return torch.zeros_like(images), images
 
 
 def deletion_insertion_auc(
@@ -216,18 +188,15 @@ def deletion_insertion_auc(
     """Deletion or insertion AUC of saliency maps (Petsiuk et al., RISE, BMVC 2018).
 
     Pixels are ranked by the map (brought to the image by :func:`camtool.core.maps.heatmap`
-    the ``upsample`` way, ``geometry`` giving the cells' places; a flat map is all zeros; ties
-    keep raster order). At step ``k`` of ``steps`` the ``round(k / steps * H * W)`` most salient
-    pixels (all channels) are changed: ``deletion`` sets them to 0 in the model's normalised
-    input space (the dataset's mean colour; lower is better); ``insertion`` starts from the
-    image blurred (``insertion_start="blur"``, Gaussian of ``blur_sigma`` pixels) or from 0
-    (``"baseline"``) and puts the original pixels back (higher is better). The curve is the
-    target class's softmax probability at the ``steps + 1`` points, its area taken with the
-    trapezoid rule over the fraction of pixels changed.
+    with ``upsample`` and ``geometry``; ties in raster order). At step ``k`` the
+    ``round(k / steps * H * W)`` most salient pixels change: ``deletion`` sets them to 0, the
+    normalised input's mean colour (lower is better); ``insertion`` puts them back into the
+    image blurred (Gaussian of ``blur_sigma`` pixels) or 0 (``"baseline"``) (higher is better).
+    The AUC is the trapezoid rule of the target's softmax probability over the fraction changed,
+    ``steps + 1`` points.
 
-    ``images`` are ``[N, C, H, W]`` normalised model inputs, ``saliency`` ``[N, h, w]`` maps
-    (any scale, at most the images' size), ``target`` ``[N]`` the tracked class; ``model_fn``
-    is called on at most ``batch_size`` images, ``progress(done, total)`` counts them.
+    ``images``: ``[N, C, H, W]`` normalised inputs; ``saliency``: ``[N, h, w]`` maps (at most the
+    images' size); ``target``: ``[N]`` classes; ``model_fn`` sees at most ``batch_size`` images.
 
     Returns:
         ``[N]`` float32 AUCs in [0, 1], on the images' device.
@@ -239,7 +208,19 @@ def deletion_insertion_auc(
     _check_inputs(images, target, batch_size)
     if steps < 1:
         raise ConfigError(f"steps must be at least 1, got {steps}")
-    start, end = _curve_ends(images.detach(), mode, insertion_start, blur_sigma)
+    if mode not in ("deletion", "insertion"):
+        raise ConfigError(f"mode must be 'deletion' or 'insertion', got {mode!r}")
+    if insertion_start not in ("blur", "baseline"):
+        raise ConfigError(f"insertion start must be 'blur' or 'baseline', got {insertion_start!r}")
+    if not blur_sigma > 0:
+        raise ConfigError(f"the blur sigma must be above 0, got {blur_sigma}")
+    x = images.detach()
+    if mode == "deletion":
+        start, end = x, torch.zeros_like(x)
+    elif insertion_start == "blur":
+        start, end = _gaussian_blur(x, blur_sigma), x
+    else:
+        start, end = torch.zeros_like(x), x
     n, _, h, w = images.shape
     sal = _heatmaps(saliency, images, upsample, geometry).reshape(n, h * w)
     order = torch.argsort(sal, dim=1, descending=True, stable=True)
@@ -250,10 +231,8 @@ def deletion_insertion_auc(
         changed = (rank[img] < counts[step][:, None]).reshape(-1, 1, h, w)
         return torch.where(changed, end[img], start[img])
 
-    shape = (n, steps + 1)
-    scores = _variant_probs(
-        model_fn, target.to(images.device), shape, variant, batch_size, progress
-    )
+    tgt = target.to(images.device)
+    scores = _variant_probs(model_fn, tgt, (n, steps + 1), variant, batch_size, progress)
     return torch.trapezoid(scores, x=counts.float() / (h * w), dim=1)
 
 
@@ -270,12 +249,10 @@ def average_drop_increase(
 ) -> tuple[Tensor, Tensor]:
     """Per-image drop and increase in confidence (Chattopadhay et al., Grad-CAM++, WACV 2018).
 
-    With ``s`` the map brought to the image as for :func:`deletion_insertion_auc` (in [0, 1],
-    a flat map all zeros), the explanation is ``E = image * s`` in the model's normalised input
-    space, so unexplained pixels fade to the mean colour. With ``Y`` the target class's softmax
-    probability on the image and ``O`` on ``E``, the drop is ``max(0, Y - O) / Y * 100`` (0 when
-    ``Y`` is 0) and the increase flag ``O > Y``. Average Drop is ``drop.mean()``, Increase in
-    Confidence ``increase.float().mean() * 100``. Arguments as for
+    The explanation is ``E = image * s``, ``s`` the map in [0, 1] at the image's size. With ``Y``
+    the target's softmax probability on the image and ``O`` on ``E``, the drop is
+    ``max(0, Y - O) / Y * 100`` (0 when ``Y`` is 0) and the increase ``O > Y``; Average Drop is
+    ``drop.mean()``, Increase in Confidence ``increase.float().mean() * 100``. Arguments as for
     :func:`deletion_insertion_auc`; ``progress`` counts ``2 N`` images.
 
     Returns:
@@ -292,10 +269,8 @@ def average_drop_increase(
     def variant(img: Tensor, explained: Tensor) -> Tensor:
         return images[img] * torch.where(explained[:, None, None, None].bool(), sal[img], 1.0)
 
-    shape = (images.shape[0], 2)
-    scores = _variant_probs(
-        model_fn, target.to(images.device), shape, variant, batch_size, progress
-    )
+    tgt = target.to(images.device)
+    scores = _variant_probs(model_fn, tgt, (images.shape[0], 2), variant, batch_size, progress)
     y, o = scores[:, 0], scores[:, 1]
     drop = torch.where(
         y > 0, (y - o).clamp_min(0) / y.clamp_min(1e-30) * 100.0, torch.zeros_like(y)

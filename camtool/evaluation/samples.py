@@ -1,10 +1,5 @@
-"""Samples of a dataset by index, as ``camtool eval`` numbers them: ``cam --dataset --index``.
-
-A view is ``val`` or ``train`` of the model's dataset (exactly what ``eval`` reads), or any
-folder laid out like them (``FOLDER/<class>/...``, class folders named like the model's classes,
-see :func:`camtool.data.labels.folder_class`). Sample ``i`` is the ``i``-th file in sorted order,
-the index ``eval`` reports (e.g. in its most confident mistakes).
-"""
+"""Dataset samples by index (``cam --dataset --index``): sample ``i`` of a split or class-folder
+view is its ``i``-th file in sorted order, the index ``eval`` reports."""
 
 from __future__ import annotations
 
@@ -30,8 +25,7 @@ __all__ = ["DatasetSample", "choose_indices", "dataset_view", "draw_seed", "samp
 
 @dataclass(frozen=True)
 class DatasetSample:
-    """One image of a dataset: its ``index`` in the view's sorted order (``eval``'s index for a
-    split), its file, and its true class (an index into the model's class names, and the name)."""
+    """One image of a view: its ``index``, file and true class (model class index and name)."""
 
     index: int
     path: Path
@@ -39,8 +33,7 @@ class DatasetSample:
     true_name: str
 
     def load(self, max_pixels: int | None = None) -> Image.Image:
-        """The image as RGB, by :func:`camtool.data.images.load_image` (InputError: unreadable,
-        or more than ``max_pixels`` pixels)."""
+        """The image as RGB; InputError if unreadable or over ``max_pixels`` pixels."""
         from camtool.data.images import load_image
 
         return load_image(self.path, max_pixels)
@@ -53,14 +46,11 @@ class DatasetSample:
 def dataset_view(
     spec: str, info: ModelInfo, root: Path | None, max_pixels: int | None = None
 ) -> ImageFolderDataset:
-    """The images ``--dataset spec`` (``"val"``, ``"train"``, or a folder holding one folder per
-    class) names, labelled with the model's class indices and read with its transform; ``root``
-    is the dataset root for a split (:func:`~camtool.evaluation.source.dataset_root`); images
-    larger than ``max_pixels`` are skipped unread.
+    """The images ``--dataset spec`` (a split, or a folder of class folders) names, with the
+    model's class indices and transform; ``root``: the dataset root, for a split.
 
     Raises:
-        ConfigError: a split without ``root``; a folder that holds ``train/`` (a dataset root:
-            give ``--data-dir`` and a split).
+        ConfigError: a split without ``root``; a folder that holds ``train/``.
         InputError: a class folder that names none of the model's classes.
         CamtoolError: a missing or empty folder; a split whose classes are not the model's.
     """
@@ -76,9 +66,7 @@ def dataset_view(
     if not folder.is_dir():
         raise ConfigError(f"--dataset {spec}: choose train, val, or a folder of class folders")
     mapping: dict[str, int] = {}
-    for sub in sorted(p.name for p in folder.iterdir() if p.is_dir()):
-        if sub.startswith("."):
-            continue
+    for sub in sorted(p.name for p in folder.iterdir() if p.is_dir() and p.name[0] != "."):
         found = folder_class(sub, info.class_names)
         if found is None:
             raise InputError(
@@ -105,14 +93,12 @@ def choose_indices(
     seed: int = 0,
     name: str = "the dataset",
 ) -> list[int]:
-    """The sample indices of ``--index`` (``indices``, kept in their order) or ``--random``
-    (``count`` distinct ones drawn uniformly with ``seed``, in increasing order: the same seed and
-    ``size`` give the same indices), checked against the view's ``size``; ``name`` is the view.
+    """The indices of ``--index`` (``indices``, in order) or ``--random`` (``count`` drawn with
+    ``seed``, sorted), checked against ``size``; ``name`` is the view.
 
     Raises:
-        ConfigError: both or neither of ``indices`` and ``count``; an index outside
-            ``0 .. size - 1`` or more images asked for than there are (the message gives
-            ``size``).
+        ConfigError: both or neither of ``indices`` and ``count``; an index outside the view, or
+            more images asked for than it has.
     """
     if bool(indices) == (count is not None):
         raise ConfigError("choose samples with either --index I or --random N")
@@ -131,8 +117,7 @@ def choose_indices(
 def samples_of(
     dataset: ImageFolderDataset, indices: Sequence[int], class_names: Sequence[str]
 ) -> list[DatasetSample]:
-    """The :class:`DatasetSample` of each index (checked by :func:`choose_indices`), its true
-    class named by the model's ``class_names`` (a view's labels are the model's indices)."""
+    """The :class:`DatasetSample` of each (checked) index, its class named by ``class_names``."""
     return [
         DatasetSample(i, path, label, class_names[label])
         for i in indices

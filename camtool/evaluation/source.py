@@ -1,5 +1,4 @@
-"""Which model and which dataset ``camtool eval`` (and ``cam --dataset``) read: one place, so
-that every command naming a dataset sample finds the very folder ``eval`` reports on."""
+"""Which model and dataset ``camtool eval`` and ``cam --dataset`` read."""
 
 from __future__ import annotations
 
@@ -19,16 +18,12 @@ __all__ = ["data_dir_candidates", "dataset_root", "open_model_and_dataset"]
 def open_model_and_dataset(
     model_path: Path | None, settings: Settings, *, few_images: bool = False
 ) -> tuple[Runner, Path]:
-    """``(runner, root)``: the model ``--model`` names (a checkpoint or ``.onnx`` file) and the
-    root (holding ``train/`` and ``val/``) of the dataset it is evaluated on (:func:`dataset_root`).
-
-    With ``model_path`` ``None`` the model is the zero-shot baseline: ImageNet's ``model.arch``
-    restricted to the Imagenette classes of ``dataset.data_dir`` (:mod:`camtool.core.zeroshot`).
-    ``few_images``: the model will see a few images only (:func:`camtool.core.loading.open_runner`).
+    """``(runner, root)``: the ``--model`` checkpoint or ``.onnx`` file (``None``: the zero-shot
+    ImageNet ``model.arch`` on the Imagenette classes of ``dataset.data_dir``) and the root of its
+    dataset (:func:`dataset_root`); ``few_images`` as :func:`camtool.core.loading.open_runner`.
 
     Raises:
-        CamtoolError: the model cannot be opened, or no dataset is found (see
-            :func:`dataset_root`).
+        CamtoolError: the model cannot be opened, or no dataset is found.
     """
     if model_path is None:
         root = dataset_root(Path(settings.dataset.data_dir), {}, None)
@@ -43,21 +38,12 @@ def open_model_and_dataset(
 
 
 def dataset_root(data_dir: Path | None, stored: Mapping[str, Any], model_path: Path | None) -> Path:
-    """The dataset of a model: ``data_dir`` when given, else the checkpoint's own.
-
-    Without ``data_dir`` (``dataset.data_dir`` not set by ``--data-dir``, an env var or the
-    config file), the folder the checkpoint was trained on is looked for, in this order: as
-    recorded (camtool records it absolute); a relative record against the checkpoint's folder
-    and against the folder training ran in (the checkpoint's folder less the recorded
-    ``checkpoint_dir``); the recorded folder's name next to the checkpoint and one level up (the
-    project moved); and finally ``data/`` here.
-
-    ``stored`` are the settings saved in the checkpoint; ``model_path`` ``None`` (the zero-shot
-    ImageNet model, trained on no folder) looks in ``data/`` alone.
+    """The dataset of a model: ``data_dir`` when given, else the one the checkpoint (``stored``
+    its settings) was trained on, looked for in :func:`data_dir_candidates`; ``model_path``
+    ``None`` (the zero-shot model) looks in ``data/`` alone.
 
     Raises:
-        CamtoolError: none of them holds a dataset; the message lists every folder tried and
-            says to give ``--data-dir``.
+        CamtoolError: no folder holds a dataset (the message lists those tried).
     """
     if data_dir is not None:
         return find_dataset_root(data_dir)
@@ -76,7 +62,9 @@ def dataset_root(data_dir: Path | None, stored: Mapping[str, Any], model_path: P
 
 
 def data_dir_candidates(stored: Mapping[str, Any], checkpoint: Path) -> list[Path]:
-    """Where the dataset of a checkpoint may be, best guess first (see :func:`dataset_root`)."""
+    """Where the dataset of a checkpoint may be, best first: as recorded; a relative record
+    against the checkpoint's folder and the folder training ran in; the recorded name next to the
+    checkpoint and one level up; ``data/``."""
     folder = checkpoint.absolute().parent
     candidates: list[Path] = []
     recorded = (stored.get("dataset") or {}).get("data_dir")
@@ -86,11 +74,9 @@ def data_dir_candidates(stored: Mapping[str, Any], checkpoint: Path) -> list[Pat
         if not data_dir.is_absolute():
             candidates.append(folder / data_dir)
             ckpt_dir = Path((stored.get("training") or {}).get("checkpoint_dir") or ".")
-            depth = len(ckpt_dir.parts)
-            if not ckpt_dir.is_absolute() and folder.parts[len(folder.parts) - depth :] == (
-                ckpt_dir.parts
-            ):
-                candidates.append(Path(*folder.parts[: len(folder.parts) - depth]) / data_dir)
+            base = folder.parts[: len(folder.parts) - len(ckpt_dir.parts)]
+            if not ckpt_dir.is_absolute() and base + ckpt_dir.parts == folder.parts:
+                candidates.append(Path(*base) / data_dir)  # the folder training ran in
         candidates += [folder / data_dir.name, folder.parent / data_dir.name]
     candidates.append(Path(DatasetSettings().data_dir))
     return list(dict.fromkeys(candidates))
