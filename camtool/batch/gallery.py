@@ -1,7 +1,6 @@
 """A self-contained HTML gallery of batch-cam's overlays (``gallery.css``, ``gallery.js`` inlined,
 thumbnails linked relatively); the script filters and sorts the cards by their ``data-``
-attributes and keeps the view in the URL (``index.html#class=cat&sort=prob-desc``).
-"""
+attributes and keeps the view in the URL (``index.html#class=cat&sort=prob-desc``)."""
 
 from __future__ import annotations
 

@@ -10,8 +10,7 @@
 * An output is named by the input's stem; inputs of one folder sharing a stem (case-insensitive)
   use their full file name, with ``-2``, ``-3`` ... should names still clash.
 * Input and output folders never nest (refused); a file inside the output folder is an error row.
-* ``--shard I/N`` keeps the inputs whose output name hashes to ``I`` modulo ``N``.
-"""
+* ``--shard I/N`` keeps the inputs whose output name hashes to ``I`` modulo ``N``."""
 
 from __future__ import annotations
 
@@ -129,26 +128,20 @@ class _Walker:
         parent = os.path.dirname(os.path.abspath(path))
         if parent not in self.parent_inside:
             self.parent_inside[parent] = _inside(os.path.realpath(parent), self.out_real)
-        error = None
-        if self.parent_inside[parent]:
-            error = (
-                f"is inside the output folder {self.out_shown}; not read (keep inputs out of it)"
-            )
-        self._add(path, _anchor(spec, False, self.cwd), error)
+        error = f"is inside the output folder {self.out_shown}; not read (keep inputs out of it)"
+        anchor = _anchor(spec, False, self.cwd)
+        self._add(path, anchor, error if self.parent_inside[parent] else None)
 
     def _walk(self, spec: str) -> None:
         root = os.path.normpath(spec)
         real = os.path.realpath(root)
-        if _inside(self.out_real, real):
-            raise CamtoolError(
-                f"output folder {self.out_shown} is inside input folder {spec}; "
-                "choose an output folder (-o) outside the inputs"
+        if _inside(self.out_real, real) or _inside(real, self.out_real):
+            nested = (
+                f"output folder {self.out_shown} is inside input folder {spec}"
+                if _inside(self.out_real, real)
+                else f"input folder {spec} is inside the output folder {self.out_shown}"
             )
-        if _inside(real, self.out_real):
-            raise CamtoolError(
-                f"input folder {spec} is inside the output folder {self.out_shown}; "
-                "choose an output folder (-o) outside the inputs"
-            )
+            raise CamtoolError(f"{nested}; choose an output folder (-o) outside the inputs")
         if real in self.visited:
             return
         self.visited.add(real)

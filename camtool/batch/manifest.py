@@ -2,8 +2,7 @@
 
 Each append is one ``write`` under an advisory lock, so ``--shard`` processes can share a folder;
 a line cut short by a kill is ignored and never glued to the next. :func:`finalize` rewrites the
-file with each input's latest row and regenerates ``manifest.csv`` and the gallery, atomically.
-"""
+file with each input's latest row and regenerates ``manifest.csv`` and the gallery, atomically."""
 
 from __future__ import annotations
 
@@ -143,25 +142,20 @@ class ManifestWriter:
                     size = os.fstat(fd).st_size
                     if size and os.pread(fd, 1, size - 1) != b"\n":
                         data = b"\n" + data  # a line cut short by a kill stays on its own
-                    _write_whole(fd, data, size)
+                    try:
+                        written = os.write(fd, data)
+                        while 0 < written < len(data):
+                            written += os.write(fd, data[written:])
+                        if written < len(data):
+                            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+                    except BaseException:  # all or nothing
+                        with contextlib.suppress(OSError):
+                            os.ftruncate(fd, size)
+                        raise
                 finally:
                     os.close(fd)
         except OSError as exc:
             raise CamtoolError(f"cannot write {self.path}: {exc.strerror or exc}") from None
-
-
-def _write_whole(fd: int, data: bytes, size: int) -> None:
-    """Append ``data`` to ``fd`` (of length ``size``) whole, or truncate back to ``size``."""
-    try:
-        written = os.write(fd, data)
-        while 0 < written < len(data):
-            written += os.write(fd, data[written:])
-        if written < len(data):
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.ftruncate(fd, size)
-        raise
 
 
 def _cell(value: Any) -> str:

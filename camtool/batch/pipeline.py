@@ -4,8 +4,7 @@ Three stages overlap: worker processes decode (:func:`~camtool.batch.inputs.read
 thread batches inputs of one size through the model, writer threads draw the maps and yield manifest
 rows in order (:class:`~camtool.batch.manifest.MapWriter`). Torch is never imported for an ONNX
 model. Inputs whose row says ``ok`` and whose outputs exist are skipped, so a rerun finishes an
-interrupted run.
-"""
+interrupted run."""
 
 from __future__ import annotations
 
@@ -252,15 +251,13 @@ def run_batch(
 ) -> BatchReport:
     """Explain every image under ``inputs`` and write overlays, a manifest and a gallery.
 
-    Settings used: ``[cam]``, ``[runtime]`` (``workers``: decoding processes), and
-    ``model.arch`` and ``dataset.img_size`` for models that do not record them.
-
-    ``inputs``: folders (walked recursively), image files, or ``-`` for the paths on ``stdin``.
-    ``model_path``: checkpoint or ``.onnx`` file (``None``: torchvision's ImageNet ResNet), unless
-    ``runner``, an opened model, is given. ``class_spec``: the class to explain (index or name;
-    ``None``: the predicted one). ``fmt``: overlay format, ``jpg`` or ``png``; ``figure``: the
-    three-panel PNG instead; ``save_array``: also ``.npz`` arrays. ``overwrite`` redoes inputs
-    already done; ``shard`` ``(I, N)`` takes shard ``I`` of ``N``.
+    Settings used: ``[cam]``, ``[runtime]``, and ``model.arch`` and ``dataset.img_size`` for
+    models that do not record them. ``inputs``: folders (walked recursively), image files, or
+    ``-`` for the paths on ``stdin``. ``model_path``: checkpoint or ``.onnx`` (``None``:
+    torchvision's ImageNet ResNet), unless ``runner`` is given. ``class_spec``: the class to
+    explain (index or name; ``None``: the predicted one). ``fmt``: ``jpg`` or ``png`` overlays;
+    ``figure``: the three-panel PNG instead; ``save_array``: also ``.npz``. ``overwrite`` redoes
+    inputs already done; ``shard`` ``(I, N)`` takes shard ``I`` of ``N``.
 
     Raises:
         CamtoolError: nothing could run (no inputs, bad model or flags), or the run was

@@ -59,14 +59,8 @@ class CamOptions:
     def from_settings(cls, settings: Settings, **flags: Any) -> CamOptions:
         """The options ``settings.cam`` sets, with a command's ``flags`` (``target`` ...) on top."""
         cam = settings.cam
-        fields: dict[str, Any] = {
-            "topk": cam.topk,
-            "alpha": cam.alpha,
-            "colormap": cam.colormap,
-            "max_pixels": cam.max_pixels,
-            "upsample": cam.upsample.value,
-        }
-        return cls(**{**fields, **flags})
+        fields = {name: getattr(cam, name) for name in ("topk", "alpha", "colormap", "max_pixels")}
+        return cls(**{**fields, "upsample": cam.upsample.value, **flags})
 
     def map_count(self, classes: int) -> int:
         """Maps per image for a model of ``classes`` classes: 1 with a target, else top-k."""
@@ -137,10 +131,8 @@ def map_paths(base: Path, options: CamOptions, count: int) -> list[Path]:
     paths: list[Path] = []
     for k in range(count):
         stem = f"{base.name}_top{k + 1}" if count > 1 else base.name
-        if options.figure:
-            paths.append(base.with_name(f"{stem}_cam.png"))
-        else:
-            paths.append(base.with_name(f"{stem}_overlay.{options.fmt}"))
+        name = f"{stem}_cam.png" if options.figure else f"{stem}_overlay.{options.fmt}"
+        paths.append(base.with_name(name))
         if options.save_array:
             paths.append(base.with_name(f"{stem}.npz"))
     return paths
@@ -229,17 +221,17 @@ def explain_file(
         result.maps = located_maps(image, batch, 0, base, info, options, true_idx)
     except InputError as exc:
         result.error = exc.message
-        return result
     except OSError as exc:
         result.error = f"cannot write outputs for {path}: {exc.strerror or exc}"
-        return result
     except RuntimeError as exc:
         refuse_out_of_gpu_memory(exc, "--device cpu or a smaller image size")
         raise
-    top = np.argsort(-batch.logits[0], kind="stable")[: options.map_count(batch.logits.shape[1])]
-    result.topk = predictions(batch, 0, top.tolist(), info.class_names)
-    if options.target is not None:
-        (result.target,) = predictions(batch, 0, [options.target], info.class_names)
+    else:
+        count = options.map_count(batch.logits.shape[1])
+        top = np.argsort(-batch.logits[0], kind="stable")[:count]
+        result.topk = predictions(batch, 0, top.tolist(), info.class_names)
+        if options.target is not None:
+            (result.target,) = predictions(batch, 0, [options.target], info.class_names)
     return result
 
 

@@ -1,8 +1,7 @@
 """Drawing maps: colouring a heatmap, blending it over the image, and ``camtool cam``'s three-panel
 figure (original | heatmap | overlay), drawn with Pillow: matplotlib's import alone costs more
 than a one-image ONNX call. ``jet`` is built here from its segment data (MATLAB's, matplotlib's);
-other colormaps come from matplotlib, imported only then.
-"""
+other colormaps come from matplotlib, imported only then."""
 
 from __future__ import annotations
 
