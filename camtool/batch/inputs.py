@@ -81,22 +81,6 @@ def _anchor(spec: str, folder: bool, cwd: str | None) -> tuple[str, ...]:
     return (os.path.basename(real) or "root",)
 
 
-def _expand(
-    inputs: Sequence[str | os.PathLike[str]], stdin: Iterable[str | bytes] | None
-) -> Iterator[str]:
-    """The INPUT arguments with ``-`` replaced by the lines of ``stdin`` (read once)."""
-    used_stdin = False
-    for raw in inputs:
-        spec = os.fspath(raw)
-        if spec == STDIN and not used_stdin:
-            used_stdin = True
-            if stdin is None:
-                raise ConfigError("'-' given but there is no stdin to read paths from")
-            yield from path_lines(stdin, "stdin")
-        elif spec and spec != STDIN:
-            yield spec
-
-
 class _Walker:
     """Collects inputs from INPUT arguments by the module docstring's rules."""
 
@@ -184,7 +168,20 @@ def discover_inputs(
     """The inputs named by INPUT arguments (folders, files, ``-`` for the lines of ``stdin``), each
     once, folders walked in name order, without output names yet. Raises ``CamtoolError`` if an
     input folder and the output folder overlap, ``ConfigError`` for ``-`` with no ``stdin``."""
-    return _Walker(Path(output_dir)).items(_expand(inputs, stdin))
+
+    def specs() -> Iterator[str]:  # ``-`` replaced by the lines of ``stdin``, read once
+        used_stdin = False
+        for raw in inputs:
+            spec = os.fspath(raw)
+            if spec == STDIN and not used_stdin:
+                used_stdin = True
+                if stdin is None:
+                    raise ConfigError("'-' given but there is no stdin to read paths from")
+                yield from path_lines(stdin, "stdin")
+            elif spec and spec != STDIN:
+                yield spec
+
+    return _Walker(Path(output_dir)).items(specs())
 
 
 def assign_outputs(items: Sequence[InputItem]) -> None:
