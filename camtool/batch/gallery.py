@@ -1,12 +1,6 @@
-"""A self-contained HTML gallery of the overlays written by ``camtool batch-cam``.
-
-The page needs no network: its stylesheet and script (``gallery.css`` and ``gallery.js``, package
-files beside this module) are inlined, every thumbnail is the overlay file itself behind a
-relative, percent-encoded link. Cards are static HTML with their class, probability, path, true
-class and result in ``data-`` attributes; the script filters them (by predicted class, true
-class, correct / wrong, a search on the path) and sorts them (by probability or path). The view
-is kept in the URL, e.g. ``index.html#class=cat&sort=prob-desc``.
-"""
+"""A self-contained HTML gallery of batch-cam's overlays (``gallery.css``, ``gallery.js`` inlined,
+thumbnails linked relatively); the script filters and sorts the cards by their ``data-``
+attributes and keeps the view in the URL (``index.html#class=cat&sort=prob-desc``)."""
 
 from __future__ import annotations
 
@@ -32,9 +26,8 @@ _MAX_THUMB = 2048
 
 
 def overlay_href(output: str) -> str:
-    """The relative URL (to HTML-escape) of an overlay path relative to the gallery folder, each
-    segment percent-encoded (``#``, ``?``, ``%``, ``&``, non-ASCII ... stay literal file names);
-    an ``InputError`` if the path is empty, absolute, or climbs out with ``..``."""
+    """The relative URL (to HTML-escape) of an overlay path inside the gallery folder, each segment
+    percent-encoded; an ``InputError`` if the path is empty, absolute, or climbs out with ``..``."""
     native = Path(output)
     parts = native.parts
     if not parts or native.is_absolute() or native.drive or native.root or ".." in parts:
@@ -43,12 +36,11 @@ def overlay_href(output: str) -> str:
 
 
 def _text(value: Any) -> str | None:
-    """``value`` as valid Unicode text, or None for None/empty."""
     return None if value is None else unicode_text(str(value)) or None
 
 
 def _card(row: Mapping[str, Any], path: str, href: str) -> tuple[str, str, str | None]:
-    """The card of an ``ok`` row, its predicted class name and its true class name (or None)."""
+    """An ``ok`` row's card, predicted class name and true class name (or None)."""
     prob = row.get("prob")
     if isinstance(prob, bool) or not isinstance(prob, int | float) or not math.isfinite(prob):
         prob_attr, prob_text = "", "n/a"
@@ -83,8 +75,8 @@ def _card(row: Mapping[str, Any], path: str, href: str) -> tuple[str, str, str |
 def _parse_rows(
     rows: Sequence[Mapping[str, Any]],
 ) -> tuple[list[tuple[str, str, str | None]], list[tuple[str, str]], dict[str, int]]:
-    """The cards (:func:`_card`), the ``(path, reason)`` of each failure, the count of each
-    status; an ``InputError`` for a malformed row."""
+    """The cards, each failure's ``(path, reason)``, each status's count; an ``InputError`` for a
+    malformed row."""
     cards: list[tuple[str, str, str | None]] = []
     failures: list[tuple[str, str]] = []
     counts = dict.fromkeys(STATUSES, 0)
@@ -113,19 +105,6 @@ def _parse_rows(
     return cards, failures, counts
 
 
-def _render_failures(failures: list[tuple[str, str]]) -> str:
-    head = f'<section id="failures"><h2>Failures ({len(failures)})</h2>'
-    if not failures:
-        return head + '<p class="muted">No failures.</p></section>'
-    items = "".join(
-        f'<tr class="failure"><td class="path">{html.escape(path)}</td>'
-        f'<td class="reason">{html.escape(reason)}</td></tr>'
-        for path, reason in failures
-    )
-    table = "<table><thead><tr><th>Input</th><th>Reason</th></tr></thead>"
-    return f"{head}{table}<tbody>{items}</tbody></table></section>"
-
-
 _SORTS = (
     ("order", "manifest order"),
     ("prob-desc", "probability \u2193"),
@@ -136,14 +115,12 @@ _SORTS = (
 
 
 def _options(values: Sequence[str]) -> str:
-    """``<option>`` elements: "all" (the empty value), then each of ``values``."""
     return '<option value="">all</option>' + "".join(
         f'<option value="{html.escape(v)}">{html.escape(v)}</option>' for v in values
     )
 
 
 def _asset(name: str) -> str:
-    """The text of ``camtool/batch/<name>``, the page's stylesheet or script."""
     return resources.files("camtool.batch").joinpath(name).read_text(encoding="utf-8")
 
 
@@ -162,6 +139,17 @@ def _render(
     )
     total = sum(counts.values())
     grid = "\n".join(card for card, _name, _true in cards)
+    failed = f'<section id="failures"><h2>Failures ({len(failures)})</h2>'
+    if failures:
+        failed += "<table><thead><tr><th>Input</th><th>Reason</th></tr></thead><tbody>"
+        failed += "".join(
+            f'<tr class="failure"><td class="path">{html.escape(path)}</td>'
+            f'<td class="reason">{html.escape(reason)}</td></tr>'
+            for path, reason in failures
+        )
+        failed += "</tbody></table></section>"
+    else:
+        failed += '<p class="muted">No failures.</p></section>'
     return (
         "<!DOCTYPE html>\n"
         '<html lang="en"><head><meta charset="utf-8">'
@@ -184,7 +172,7 @@ def _render(
         "</span></span></div></header>\n"
         f'<main><div id="grid">\n{grid}\n</div>'
         '<p id="empty" class="muted" hidden>No overlay matches.</p>\n'
-        f"{_render_failures(failures)}</main>\n"
+        f"{failed}</main>\n"
         f"<script>{_asset('gallery.js')}</script>\n</body></html>\n"
     )
 
@@ -198,10 +186,9 @@ def write_gallery(
 ) -> Path:
     """Write ``out_dir/index.html``, a self-contained gallery of a batch-cam run; return its path.
 
-    Each ``ok`` manifest row with an ``output`` (relative to ``out_dir``) becomes a card:
-    thumbnail linking to the overlay, predicted class, probability, input path, and the true
-    class with correct / wrong when the row has ``true_idx``. ``error`` rows are listed under
-    Failures; the header counts both. ``thumb_size``: thumbnail edge, CSS pixels (32 to 2048).
+    Each ``ok`` manifest row with an ``output`` (relative to ``out_dir``) becomes a card (overlay,
+    predicted class, probability, path, true class and correct / wrong when known); ``error`` rows
+    are listed under Failures. ``thumb_size``: thumbnail edge, CSS pixels (32 to 2048).
 
     Raises:
         ConfigError: if ``thumb_size`` is out of range.

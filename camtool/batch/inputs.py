@@ -1,30 +1,16 @@
 """batch-cam's inputs: finding the images, naming their outputs, taking one shard, reading them.
 
-Rules, in the order they are applied:
-
-* An INPUT that is a folder is walked recursively, following symbolic links but entering each
-  real folder once (so link loops end). Hidden files and folders (name starting with ``.``) are
-  skipped, and only files with an image suffix (:data:`camtool.data.images.IMAGE_SUFFIXES`) count.
-  Any other INPUT (a file, even one without an image suffix, or a path that does not exist) is an
-  input as it is: reading it will say what is wrong with it.
-* Outputs mirror the inputs under the output folder. An INPUT's place depends on where it is,
-  not on how its path is typed: a folder INPUT is resolved (links followed), a file INPUT's
-  folder too. Inside the current folder it keeps its path from there (``photos/a``,
-  ``$PWD/photos/a`` and a link to it give ``DIR/photos/a/...``), otherwise only its name
-  (``../x.jpg`` -> ``DIR/x_overlay.jpg``). Different input folders with the same place get
-  ``name``, ``name-2`` ... in the order given. Inside a walked folder, names stay as found.
-* In one output folder an image is named by its stem (``x``); when several inputs share a stem
-  (``x.jpg`` and ``x.png``, compared case-insensitively) each is named by its full file name
-  (``x.jpg``, ``x.png``), with ``-2``, ``-3`` ... added should names still clash.
-* Inputs and outputs never mix: an output folder inside (or equal to) an input folder, or an
-  input folder inside the output folder, is refused; a single file inside the output folder is
-  reported as an error and not read.
-* ``--shard I/N`` keeps the inputs whose output name hashes to ``I`` modulo ``N``: the choice of
-  each input depends on that input alone, so shards are disjoint and together hold every input.
-
-Reading (:func:`read_images`, a :class:`Reader` in worker processes) is batch-cam's first stage
-(:mod:`camtool.batch.pipeline`); one bad file gives its reason, never an exception.
-"""
+* A folder INPUT is walked recursively, following links but entering each real folder once;
+  hidden names (``.``) are skipped and only image suffixes count (``IMAGE_SUFFIXES``). Any other
+  INPUT is an input as it is (reading it says what is wrong).
+* Outputs mirror the inputs under the output folder. A folder INPUT (resolved) or a file INPUT's
+  resolved folder keeps its path from the current folder when inside it (``photos/a``,
+  ``$PWD/photos/a`` and a link to it give ``DIR/photos/a/...``), else only its name; input folders
+  with the same place get ``name``, ``name-2`` ... in the order given.
+* An output is named by the input's stem; inputs of one folder sharing a stem (case-insensitive)
+  use their full file name, with ``-2``, ``-3`` ... should names still clash.
+* Input and output folders never nest (refused); a file inside the output folder is an error row.
+* ``--shard I/N`` keeps the inputs whose output name hashes to ``I`` modulo ``N``."""
 
 from __future__ import annotations
 
@@ -78,8 +64,7 @@ def _inside(child: str, parent: str) -> bool:
 
 
 def _anchor(spec: str, folder: bool, cwd: str | None) -> tuple[str, ...]:
-    """The mirror location of an INPUT (a folder resolved whole, a file's folder resolved): its
-    real path from ``cwd`` if inside it, else its name."""
+    """An INPUT's place in the mirror: its real path from ``cwd`` if inside it, else its name."""
     norm = os.path.normpath(spec)
     if folder:
         real = os.path.realpath(norm)
@@ -96,24 +81,8 @@ def _anchor(spec: str, folder: bool, cwd: str | None) -> tuple[str, ...]:
     return (os.path.basename(real) or "root",)
 
 
-def _expand(
-    inputs: Sequence[str | os.PathLike[str]], stdin: Iterable[str | bytes] | None
-) -> Iterator[str]:
-    """The INPUT arguments with ``-`` replaced by the lines of ``stdin`` (read once)."""
-    used_stdin = False
-    for raw in inputs:
-        spec = os.fspath(raw)
-        if spec == STDIN and not used_stdin:
-            used_stdin = True
-            if stdin is None:
-                raise ConfigError("'-' given but there is no stdin to read paths from")
-            yield from path_lines(stdin, "stdin")
-        elif spec and spec != STDIN:
-            yield spec
-
-
 class _Walker:
-    """Collects inputs from INPUT arguments; see the module docstring for the rules."""
+    """Collects inputs from INPUT arguments by the module docstring's rules."""
 
     def __init__(self, output_dir: Path) -> None:
         self.out_real = os.path.realpath(output_dir)
@@ -143,39 +112,30 @@ class _Walker:
         parent = os.path.dirname(os.path.abspath(path))
         if parent not in self.parent_inside:
             self.parent_inside[parent] = _inside(os.path.realpath(parent), self.out_real)
-        error = None
-        if self.parent_inside[parent]:
-            error = (
-                f"is inside the output folder {self.out_shown}; not read (keep inputs out of it)"
-            )
-        self._add(path, _anchor(spec, False, self.cwd), error)
-
-    def _root_key(self, spec: str, real: str) -> tuple[str, ...]:
-        key = _anchor(spec, True, self.cwd)
-        first, n = key, 1
-        while self.roots.get(key, real) != real:
-            n += 1
-            key = (*first[:-1], f"{first[-1]}-{n}")
-        self.roots[key] = real
-        return key
+        error = f"is inside the output folder {self.out_shown}; not read (keep inputs out of it)"
+        anchor = _anchor(spec, False, self.cwd)
+        self._add(path, anchor, error if self.parent_inside[parent] else None)
 
     def _walk(self, spec: str) -> None:
         root = os.path.normpath(spec)
         real = os.path.realpath(root)
-        if _inside(self.out_real, real):
-            raise CamtoolError(
-                f"output folder {self.out_shown} is inside input folder {spec}; "
-                "choose an output folder (-o) outside the inputs"
+        if _inside(self.out_real, real) or _inside(real, self.out_real):
+            nested = (
+                f"output folder {self.out_shown} is inside input folder {spec}"
+                if _inside(self.out_real, real)
+                else f"input folder {spec} is inside the output folder {self.out_shown}"
             )
-        if _inside(real, self.out_real):
-            raise CamtoolError(
-                f"input folder {spec} is inside the output folder {self.out_shown}; "
-                "choose an output folder (-o) outside the inputs"
-            )
+            raise CamtoolError(f"{nested}; choose an output folder (-o) outside the inputs")
         if real in self.visited:
             return
         self.visited.add(real)
-        keys = {root: self._root_key(spec, real)}  # of each folder to walk
+        key = first = _anchor(spec, True, self.cwd)
+        n = 1
+        while self.roots.get(key, real) != real:
+            n += 1
+            key = (*first[:-1], f"{first[-1]}-{n}")
+        self.roots[key] = real
+        keys = {root: key}  # of each folder to walk
 
         def unreadable(exc: OSError) -> None:
             folder = exc.filename
@@ -205,16 +165,27 @@ def discover_inputs(
     *,
     stdin: Iterable[str | bytes] | None = None,
 ) -> list[InputItem]:
-    """The inputs named by INPUT arguments (folders, files, or ``-`` for the paths on ``stdin``,
-    one per line), each once, folders walked in name order; without output names yet.
-    Raises ``CamtoolError`` if an input folder and the output folder overlap, ``ConfigError``
-    for ``-`` with no ``stdin``."""
-    return _Walker(Path(output_dir)).items(_expand(inputs, stdin))
+    """The inputs named by INPUT arguments (folders, files, ``-`` for the lines of ``stdin``), each
+    once, folders walked in name order, without output names yet. Raises ``CamtoolError`` if an
+    input folder and the output folder overlap, ``ConfigError`` for ``-`` with no ``stdin``."""
+
+    def specs() -> Iterator[str]:  # ``-`` replaced by the lines of ``stdin``, read once
+        used_stdin = False
+        for raw in inputs:
+            spec = os.fspath(raw)
+            if spec == STDIN and not used_stdin:
+                used_stdin = True
+                if stdin is None:
+                    raise ConfigError("'-' given but there is no stdin to read paths from")
+                yield from path_lines(stdin, "stdin")
+            elif spec and spec != STDIN:
+                yield spec
+
+    return _Walker(Path(output_dir)).items(specs())
 
 
 def assign_outputs(items: Sequence[InputItem]) -> None:
-    """Give every input a distinct output base (``item.base``), deterministically, by the
-    module docstring's rule (case-insensitive, for case-insensitive file systems too)."""
+    """Give every input a distinct output base (``item.base``) by the module docstring's rule."""
 
     def folder(item: InputItem) -> tuple[str, ...]:
         return tuple(part.casefold() for part in item.key[:-1])
@@ -249,8 +220,7 @@ def parse_shard(text: str) -> tuple[int, int]:
 
 
 def select_shard(items: Sequence[InputItem], index: int, count: int) -> list[InputItem]:
-    """The inputs of shard ``index`` of ``count``: a stable hash of each output base (call after
-    :func:`assign_outputs`)."""
+    """The inputs of shard ``index`` of ``count`` by a stable hash of ``item.base``."""
 
     def shard(item: InputItem) -> int:
         digest = hashlib.blake2b(item.base.encode("utf-8", "surrogateescape"), digest_size=8)
@@ -266,8 +236,7 @@ def find_inputs(
     stdin: Iterable[str | bytes] | None = None,
     shard: tuple[int, int] | None = None,
 ) -> list[InputItem]:
-    """The inputs of a run (:func:`discover_inputs`), named (:func:`assign_outputs`), of
-    ``shard`` ``(I, N)`` only; a ``CamtoolError`` if there is none."""
+    """:func:`discover_inputs`, named, of ``shard`` ``(I, N)`` only; a ``CamtoolError`` if none."""
     items = discover_inputs(inputs, output_dir, stdin=stdin)
     if not items:
         named = ", ".join(os.fspath(i) for i in inputs) or "(nothing)"
@@ -287,14 +256,13 @@ class Decoded:
 
     @property
     def nbytes(self) -> int:
-        """Bytes held by both arrays."""
         return int(self.original.nbytes + self.tensor.nbytes)
 
 
 @dataclass(frozen=True)
 class Reader:
-    """Reads one image file into a :class:`Decoded` (shorter side ``short_side``, each side a
-    multiple of the model's output ``stride``), or gives the reason it cannot (a ``str``)."""
+    """Reads one image file into a :class:`Decoded` (shorter side ``short_side``, sides multiples
+    of ``stride``), or returns why it cannot (a ``str``)."""
 
     short_side: int
     mean: tuple[float, ...]
@@ -317,10 +285,9 @@ class Reader:
 def read_images(
     reader: Callable[[str], Decoded | str], paths: Sequence[str], workers: int
 ) -> Generator[Decoded | str, None, None]:
-    """``reader(path)`` (a :class:`Reader`) for each of ``paths``, in order, in ``workers``
-    processes (0: in this one), at most ``2 * workers`` ahead of the consumer (flat memory).
-    Closing the iterator cancels the reads not started; the workers ignore Ctrl-C and die with
-    this process. A ``CamtoolError`` if a worker died (e.g. a decoder crashed it)."""
+    """``reader(path)`` for each of ``paths``, in order, in ``workers`` processes (0: in this one),
+    at most ``2 * workers`` ahead. Closing it cancels the reads not started; workers ignore Ctrl-C.
+    A ``CamtoolError`` if a worker died."""
     workers = max(0, min(workers, len(paths)))
     if not workers:
         yield from map(reader, paths)

@@ -1,12 +1,8 @@
-"""batch-cam's rows: each image's maps drawn in writer threads, ``manifest.jsonl`` appended row
-by row, ``manifest.csv`` at the end.
+"""batch-cam's rows: maps drawn in writer threads, ``manifest.jsonl`` appended, ``manifest.csv``.
 
-``manifest.jsonl`` is written as rows complete, one JSON object per line, each line in a single
-``write`` on a file opened for appending, under an advisory lock, so that several processes
-(``--shard``) can share one output folder. A line cut short by a kill is ignored when reading
-and never glued to the next one. At the end of a run :func:`finalize` rewrites the file with one
-row per input (the latest) and regenerates ``manifest.csv`` and the gallery from it, atomically.
-"""
+Each append is one ``write`` under an advisory lock, so ``--shard`` processes can share a folder;
+a line cut short by a kill is ignored and never glued to the next. :func:`finalize` rewrites the
+file with each input's latest row and regenerates ``manifest.csv`` and the gallery, atomically."""
 
 from __future__ import annotations
 
@@ -81,17 +77,15 @@ CSV_COLUMNS = tuple(column for key in FIELDS for column in _FLAT.get(key, (key,)
 
 
 def manifest_row(path: str, status: str, error: str | None = None, **fields: Any) -> dict[str, Any]:
-    """One manifest row: every key of :data:`FIELDS` (``path``: ``InputItem.path``; ``true_idx``
-    and ``true_name``: :func:`camtool.data.labels.true_class`), ``None`` where not given."""
+    """One manifest row: every key of :data:`FIELDS`, ``None`` where not given."""
     row: dict[str, Any] = dict.fromkeys(FIELDS)
     row.update(path=path, status=status, error=error, **fields)
     return row
 
 
 def read_rows(path: Path) -> Iterator[dict[str, Any]]:
-    """The rows of a ``manifest.jsonl`` (none for a missing file), skipping lines that are not a
-    JSON object; status ``skipped`` (of earlier versions) is read as ``ok``."""
-    # bytes, so that bad UTF-8 does not stop the reading
+    """The rows of a ``manifest.jsonl`` (none if missing), skipping lines that are not a JSON
+    object; status ``skipped`` (of earlier versions) is read as ``ok``."""
     with contextlib.suppress(FileNotFoundError), open(path, "rb") as handle:
         for line in handle:
             try:
@@ -105,8 +99,8 @@ def read_rows(path: Path) -> Iterator[dict[str, Any]]:
 
 
 def latest_rows(path: Path) -> dict[str, dict[str, Any]]:
-    """The latest row of each input path, in the order the paths first appeared, less the rows
-    whose ``output`` a later row (another spelling of the same path) wrote again."""
+    """The latest row of each input path, in first-seen order, less the rows whose ``output`` a
+    later row (another spelling of the same path) wrote again."""
     rows: dict[str, dict[str, Any]] = {}
     writer: dict[str, str] = {}  # output -> path of the latest row that wrote it
     for row in read_rows(path):
@@ -127,20 +121,17 @@ def _line(row: Mapping[str, Any]) -> bytes:
 
 
 class ManifestWriter:
-    """Appends rows to ``manifest.jsonl`` in ``directory``, each call in one ``write`` (once it
-    returns, its rows survive a crash of this process)."""
+    """Appends rows to ``manifest.jsonl`` in ``directory``, each call in one ``write``."""
 
     def __init__(self, directory: Path) -> None:
         self.directory = Path(directory)
         self.path = self.directory / MANIFEST_JSONL
 
     def append(self, row: Mapping[str, Any]) -> None:
-        """Append one row (raises as :meth:`append_many`)."""
         self.append_many([row])
 
     def append_many(self, rows: Iterable[Mapping[str, Any]]) -> None:
-        """Append several rows in one write (a ``CamtoolError`` if the manifest cannot be
-        written)."""
+        """Append rows in one write (a ``CamtoolError`` if the manifest cannot be written)."""
         data = b"".join(_line(row) for row in rows)
         if not data:
             return
@@ -151,25 +142,20 @@ class ManifestWriter:
                     size = os.fstat(fd).st_size
                     if size and os.pread(fd, 1, size - 1) != b"\n":
                         data = b"\n" + data  # a line cut short by a kill stays on its own
-                    _write_whole(fd, data, size)
+                    try:
+                        written = os.write(fd, data)
+                        while 0 < written < len(data):
+                            written += os.write(fd, data[written:])
+                        if written < len(data):
+                            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+                    except BaseException:  # all or nothing
+                        with contextlib.suppress(OSError):
+                            os.ftruncate(fd, size)
+                        raise
                 finally:
                     os.close(fd)
         except OSError as exc:
             raise CamtoolError(f"cannot write {self.path}: {exc.strerror or exc}") from None
-
-
-def _write_whole(fd: int, data: bytes, size: int) -> None:
-    """Append ``data`` to ``fd`` (of length ``size``) whole, or truncate back to ``size``."""
-    try:
-        written = os.write(fd, data)
-        while 0 < written < len(data):
-            written += os.write(fd, data[written:])
-        if written < len(data):
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.ftruncate(fd, size)
-        raise
 
 
 def _cell(value: Any) -> str:
@@ -203,11 +189,8 @@ def finalize(
     directory: Path,
     write_gallery: Callable[[Path, Sequence[Mapping[str, Any]]], Any] | None = None,
 ) -> list[dict[str, Any]]:
-    """Compact ``manifest.jsonl`` to one row per input, then write ``manifest.csv`` and the gallery
-    (``write_gallery(directory, rows)``); returns the rows written, or raises a ``CamtoolError``.
-
-    Under the manifest lock: the last shard to finish writes files that hold every shard's rows.
-    """
+    """Compact ``manifest.jsonl`` to one row per input, write ``manifest.csv`` and call
+    ``write_gallery(directory, rows)``, under the lock; return the rows or a ``CamtoolError``."""
     directory = Path(directory)
     jsonl = directory / MANIFEST_JSONL
     try:
@@ -225,8 +208,8 @@ def finalize(
 
 
 class MapWriter:
-    """Writes images' maps in ``threads`` threads and hands back their manifest rows in order,
-    holding at most ``max_pending`` images submitted but not yet handed back."""
+    """Writes maps in ``threads`` threads and hands back their rows in order, holding at most
+    ``max_pending`` images submitted but not handed back."""
 
     def __init__(
         self, out_dir: Path, info: ModelInfo, options: CamOptions, threads: int, max_pending: int
@@ -237,7 +220,6 @@ class MapWriter:
         self.max_pending = max_pending
         self.pending: deque[tuple[Future[dict[str, Any]], int]] = deque()
         self.pending_bytes = 0
-        # its threads start with the first submit
         self.pool = ThreadPoolExecutor(threads, thread_name_prefix="camtool-write")
 
     def submit(
@@ -250,7 +232,7 @@ class MapWriter:
         return self.collect(self.max_pending)
 
     def collect(self, limit: int) -> list[dict[str, Any]]:
-        """The rows of finished writes, in order, waiting while more than ``limit`` are pending."""
+        """The rows of finished writes, in order, waiting while over ``limit`` are pending."""
         rows = []
         while self.pending and (
             len(self.pending) > limit

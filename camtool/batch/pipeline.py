@@ -1,21 +1,10 @@
-"""``camtool batch-cam``: class activation maps for whole folders, streamed with flat memory.
+"""``camtool batch-cam``: maps for whole folders, streamed with flat memory.
 
-Three stages overlap:
-
-1. **decode** (:func:`camtool.batch.inputs.read_images`) -- worker processes read each image
-   and resize it to its model input (:func:`camtool.data.images.input_geometry`).
-2. **explain** (here) -- the main thread groups inputs of the same size into batches, holding a
-   bounded number of images while it waits, one forward pass per batch
-   (:func:`camtool.core.maps.explain_batch`); an image's map does not depend on its batch.
-3. **write** (:class:`camtool.batch.manifest.MapWriter`) -- a few threads draw the maps, find
-   each first map's peak and box and yield its manifest row, in submission order, which the
-   main thread appends to ``manifest.jsonl`` at once.
-
-Images travel as NumPy arrays; torch is imported only by a PyTorch model's runner, never for an
-ONNX model. Only the list of input paths grows with the number of images. An input whose row
-says ``ok`` and whose outputs exist is skipped (``--overwrite`` redoes it), its row kept: a run
-that was interrupted finishes when started again.
-"""
+Three stages overlap: worker processes decode (:func:`~camtool.batch.inputs.read_images`), the main
+thread batches inputs of one size through the model, writer threads draw the maps and yield manifest
+rows in order (:class:`~camtool.batch.manifest.MapWriter`). Torch is never imported for an ONNX
+model. Inputs whose row says ``ok`` and whose outputs exist are skipped, so a rerun finishes an
+interrupted run."""
 
 from __future__ import annotations
 
@@ -58,17 +47,16 @@ _WAIT_BYTES = 256 * 2**20  # decoded images waiting for a batch, at most
 _CHUNK = 1000  # error rows known before reading, appended to the manifest in one write
 
 OnProgress = Callable[[int, int, Mapping[str, Any] | None], None]
-"""``on_progress(done, total, row)``: ``done`` of ``total`` inputs are settled and ``row`` was
-just recorded (``None`` for the first call and for inputs skipped as already done)."""
+"""``on_progress(done, total, row)``: ``row`` was just recorded (``None`` at the start and for
+inputs skipped as already done)."""
 
 
 @dataclass
 class BatchReport:
     """What a batch-cam run did (this shard only): of ``total`` inputs, ``ok`` got their maps,
-    ``skipped`` were done by an earlier run and ``failed`` have an ``error`` row. ``elapsed_s``:
-    wall time, seconds; ``images_per_s``: ``ok`` per second of the read-explain-write stage.
-    ``labelled``: inputs of the whole manifest (every shard and run) with maps and a true class
-    (a folder above them named like a class); ``top1``: the fraction of those predicted right
+    ``skipped`` were done earlier, ``failed`` have an ``error`` row. ``elapsed_s``: wall seconds;
+    ``images_per_s``: ``ok`` per second of the read-explain-write stage. ``labelled``: inputs of
+    the whole manifest with maps and a true class; ``top1``: the fraction of those predicted right
     (``None`` when none is labelled)."""
 
     total: int
@@ -106,30 +94,13 @@ class BatchReport:
         return {key: str(v) if isinstance(v, Path) else v for key, v in doc.items()}
 
 
-def _top1(rows: Sequence[Mapping[str, Any]]) -> tuple[int, float | None]:
-    """How many ``ok`` rows have a true class, and the fraction predicted right (or ``None``)."""
-    labelled = [r for r in rows if r.get("status") == "ok" and r.get("true_idx") is not None]
-    if not labelled:
-        return 0, None
-    right = sum(r.get("pred_idx") == r["true_idx"] for r in labelled)
-    return len(labelled), right / len(labelled)
-
-
-def _format(fmt: str) -> str:
-    """``jpg`` or ``png`` (``jpeg`` is ``jpg``), case-insensitive; else a ``ConfigError``."""
-    fmt = {"jpeg": "jpg"}.get(str(fmt).lower(), str(fmt).lower())
-    if fmt not in {f.value for f in OutputFormat}:
-        raise ConfigError(f"unknown format {fmt!r}; choose jpg or png")
-    return fmt
-
-
 def _gallery(directory: Path, rows: Sequence[Mapping[str, Any]]) -> None:
     shown = [row for row in rows if row.get("status") in STATUSES]
     write_gallery(directory, shown, title=f"camtool batch-cam: {directory.name or directory}")
 
 
 class _Run:
-    """One batch run's explaining stage: size buckets, forward passes, counts, the manifest."""
+    """One run's explaining stage: size buckets, forward passes, counts, the manifest."""
 
     def __init__(
         self, runner: Runner, options: CamOptions, out_dir: Path, batch_size: int, total: int
@@ -153,7 +124,6 @@ class _Run:
         return sum(self.counts.values())
 
     def record(self, rows: Sequence[dict[str, Any]]) -> None:
-        """Append rows to the manifest (in one write) and count them."""
         self.manifest.append_many(rows)
         for row in rows:
             self.counts[row["status"]] += 1
@@ -174,7 +144,6 @@ class _Run:
             self.run_bucket(max(self.buckets, key=lambda k: len(self.buckets[k])))
 
     def run_bucket(self, key: tuple[int, ...]) -> None:
-        """Explain the images waiting in one bucket and hand them to the writers."""
         entries = self.buckets.pop(key)
         self.waiting -= len(entries)
         self.waiting_bytes -= sum(decoded.nbytes for _item, decoded in entries)
@@ -193,7 +162,6 @@ class _Run:
             self.record(self.writer.submit(item, decoded.original, batch, row))
 
     def pipeline(self, workers: int) -> None:
-        """Decode -> explain -> write every input of ``self.items``."""
         info = self.writer.info
         reader = Reader(
             info.img_size, info.mean, info.std, self.options.max_pixels, info.output_stride
@@ -212,8 +180,8 @@ class _Run:
             self.run_bucket(key)
 
     def plan(self, items: list[InputItem], overwrite: bool) -> None:
-        """Count the inputs already done (their output's row says ``ok`` and every file it
-        would write exists) as skipped, record those known to fail, queue the others."""
+        """Count as skipped the inputs whose row says ``ok`` and whose files all exist, record
+        those known to fail, queue the others."""
         out_dir, options = self.writer.out_dir, self.options
         previous = {} if overwrite else latest_rows(out_dir / MANIFEST_JSONL)
         by_output = {row["output"]: row for row in previous.values() if row.get("output")}
@@ -242,9 +210,8 @@ class _Run:
     def execute(
         self, items: list[InputItem], workers: int, overwrite: bool
     ) -> list[dict[str, Any]]:
-        """Settle, read, explain and write every input; always save the manifest and gallery.
-        Returns the final manifest rows (every shard's and earlier runs'), or raises a
-        ``CamtoolError`` when interrupted, cancelling the writes not yet started."""
+        """Settle every input, always saving the manifest and gallery; return the final rows.
+        When interrupted, cancel the writes not started and raise a ``CamtoolError``."""
         stopped_by: KeyboardInterrupt | None = None
         try:
             self.on_progress(0, self.total, None)
@@ -254,7 +221,7 @@ class _Run:
         except KeyboardInterrupt as exc:
             stopped_by = exc
         finally:
-            try:  # finish (or, after an interrupt, cancel the unstarted) writes
+            try:
                 self.record(self.writer.stop(cancel=stopped_by is not None))
             finally:
                 rows = finalize(self.writer.out_dir, _gallery)
@@ -265,16 +232,6 @@ class _Run:
                 exit_code=interrupt_exit_code(stopped_by),
             )
         return rows
-
-
-def _settings_file(out_dir: Path, settings: Settings) -> Path:
-    """Create the output folder and save the settings in it (or a ``CamtoolError``)."""
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        remove_stale_temps(out_dir, recursive=True)  # of runs killed before
-        return write_settings(out_dir, settings)
-    except OSError as exc:
-        raise CamtoolError(f"cannot write to {out_dir}: {exc.strerror or exc}") from None
 
 
 def run_batch(
@@ -294,23 +251,22 @@ def run_batch(
 ) -> BatchReport:
     """Explain every image under ``inputs`` and write overlays, a manifest and a gallery.
 
-    Settings used: ``[cam]``, ``[runtime]`` (``workers``: decoding processes), and
-    ``model.arch`` and ``dataset.img_size`` for models that do not record them.
-
-    ``inputs``: folders (walked recursively), image files, or ``-`` for the paths on ``stdin``.
-    ``model_path``: checkpoint or ``.onnx`` file (``None``: torchvision's ImageNet ResNet), unless
-    ``runner``, an opened model, is given. ``class_spec``: the class to explain (index or name;
-    ``None``: the predicted one). ``fmt``: overlay format, ``jpg`` or ``png``; ``figure``: the
-    three-panel PNG instead; ``save_array``: also ``.npz`` arrays. ``overwrite`` redoes inputs
-    already done; ``shard`` ``(I, N)`` takes shard ``I`` of ``N``; ``on_progress``: see
-    :data:`OnProgress`. Returns the summary (``exit_code`` 3 if some inputs failed).
+    Settings used: ``[cam]``, ``[runtime]``, and ``model.arch`` and ``dataset.img_size`` for
+    models that do not record them. ``inputs``: folders (walked recursively), image files, or
+    ``-`` for the paths on ``stdin``. ``model_path``: checkpoint or ``.onnx`` (``None``:
+    torchvision's ImageNet ResNet), unless ``runner`` is given. ``class_spec``: the class to
+    explain (index or name; ``None``: the predicted one). ``fmt``: ``jpg`` or ``png`` overlays;
+    ``figure``: the three-panel PNG instead; ``save_array``: also ``.npz``. ``overwrite`` redoes
+    inputs already done; ``shard`` ``(I, N)`` takes shard ``I`` of ``N``.
 
     Raises:
         CamtoolError: nothing could run (no inputs, bad model or flags), or the run was
             interrupted (exit code 130, after saving the manifest).
     """
     started = time.perf_counter()
-    fmt = _format(fmt)
+    fmt = {"jpeg": "jpg"}.get(str(fmt).lower(), str(fmt).lower())
+    if fmt not in {f.value for f in OutputFormat}:
+        raise ConfigError(f"unknown format {fmt!r}; choose jpg or png")
     options = CamOptions.from_settings(settings, figure=figure, save_array=save_array, fmt=fmt)
     out_dir = Path(settings.cam.output_dir)
     items = find_inputs(inputs, out_dir, stdin=stdin, shard=shard)
@@ -320,12 +276,19 @@ def run_batch(
     info = runner.info
     if class_spec is not None:
         options = replace(options, target=resolve_class(class_spec, info.class_names))
-    settings_file = _settings_file(out_dir, settings)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        remove_stale_temps(out_dir, recursive=True)  # of runs killed before
+        settings_file = write_settings(out_dir, settings)
+    except OSError as exc:
+        raise CamtoolError(f"cannot write to {out_dir}: {exc.strerror or exc}") from None
     run = _Run(runner, options, out_dir, settings.runtime.batch_size, len(items))
     run.on_progress = on_progress or run.on_progress
     pipeline_started = time.perf_counter()
-    labelled, top1 = _top1(run.execute(items, settings.runtime.workers, overwrite))
+    rows = run.execute(items, settings.runtime.workers, overwrite)
     ended = time.perf_counter()
+    labelled = [r for r in rows if r.get("status") == "ok" and r.get("true_idx") is not None]
+    right = sum(r.get("pred_idx") == r["true_idx"] for r in labelled)
     return BatchReport(
         output_dir=out_dir,
         manifest=out_dir / MANIFEST_JSONL,
@@ -340,7 +303,7 @@ def run_batch(
         failed=run.counts["error"],
         elapsed_s=ended - started,
         images_per_s=run.counts["ok"] / max(ended - pipeline_started, 1e-9),
-        labelled=labelled,
-        top1=top1,
+        labelled=len(labelled),
+        top1=right / len(labelled) if labelled else None,
         shard=shard,
     )

@@ -1,8 +1,5 @@
-"""Explaining image files: read, run, and write the maps, for ``cam`` and ``batch-cam`` alike.
-
-:func:`write_maps` turns one image and its row of a :class:`~camtool.core.maps.CAMBatch` into files
-(overlay, figure, ``.npz``); :func:`explain_file` does the whole job for one file.
-"""
+"""Explaining image files for ``cam`` and ``batch-cam``: :func:`write_maps` writes one image's maps
+(overlay, figure, ``.npz``); :func:`explain_file` reads, runs and writes one file."""
 
 from __future__ import annotations
 
@@ -47,34 +44,23 @@ class CamOptions:
     """How maps are chosen and drawn."""
 
     target: int | None = None  #: the class to explain for every image; ``None``: the predicted
-    #: with no target, a map for each of the top ``topk`` classes (with a target, one map)
-    topk: int = 1
+    topk: int = 1  #: with no target, a map for each of the top ``topk`` classes
     alpha: float = 0.5  #: heatmap weight in the overlay
     colormap: str = "jet"  #: a matplotlib colormap name
     figure: bool = True  #: write the three-panel figure (PNG) instead of the bare overlay
     save_array: bool = False  #: also write ``.npz`` arrays
     fmt: str = "png"  #: overlay format, ``png`` or ``jpg``
     max_pixels: int | None = None  #: refuse larger images before decoding them
-    #: how maps become pixels: ``"aligned"`` (each cell at its receptive-field centre) or
-    #: ``"conventional"`` (bilinear, ``align_corners=False``)
+    #: ``"aligned"`` (each cell at its receptive-field centre) or ``"conventional"`` (bilinear)
     upsample: str = "aligned"
-    #: find each map's peak and box (:class:`MapFiles`); without it they stay ``None`` and the
-    #: connected-region code (scipy) is not even imported
-    locate: bool = True
+    locate: bool = True  #: find each map's peak and box (else ``None``; scipy is not imported)
 
     @classmethod
     def from_settings(cls, settings: Settings, **flags: Any) -> CamOptions:
-        """The options ``settings.cam`` sets (``topk``, ``alpha``, ``colormap``, ``max_pixels``,
-        ``upsample``), with a command's ``flags`` (``target``, ``figure``, ``fmt`` ...) on top."""
+        """The options ``settings.cam`` sets, with a command's ``flags`` (``target`` ...) on top."""
         cam = settings.cam
-        fields: dict[str, Any] = {
-            "topk": cam.topk,
-            "alpha": cam.alpha,
-            "colormap": cam.colormap,
-            "max_pixels": cam.max_pixels,
-            "upsample": cam.upsample.value,
-        }
-        return cls(**{**fields, **flags})
+        fields = {name: getattr(cam, name) for name in ("topk", "alpha", "colormap", "max_pixels")}
+        return cls(**{**fields, "upsample": cam.upsample.value, **flags})
 
     def map_count(self, classes: int) -> int:
         """Maps per image for a model of ``classes`` classes: 1 with a target, else top-k."""
@@ -94,13 +80,12 @@ class Prediction:
 @dataclass
 class MapFiles:
     """One map written for one class; ``peak`` and ``box`` in the image's pixels, ``None`` for a
-    flat map, which points nowhere (or when not asked for: ``CamOptions.locate``)."""
+    flat map (or when not asked for: ``CamOptions.locate``)."""
 
     class_idx: int
     files: list[str]  #: the figure or overlay, then the ``.npz`` if asked for
     peak: list[int] | None = None  #: ``[x, y]`` of the map's maximum
-    #: ``[x0, y0, x1, y1]`` around the largest region above 20% of the maximum (the CAM paper's
-    #: rule)
+    #: ``[x0, y0, x1, y1]`` around the largest region above 20% of the maximum (the CAM paper)
     box: list[int] | None = None
 
 
@@ -109,14 +94,13 @@ class ImageResult:
     """What happened to one input file."""
 
     input: str  #: the path as given
-    #: the ``cam.topk`` most probable classes, best first: exactly that many (every class when
-    #: the model has fewer; the top one when a target is given)
+    #: the ``cam.topk`` most probable classes, best first (fewer if the model has fewer classes,
+    #: the top one when a target is given)
     topk: list[Prediction] = field(default_factory=list)
     target: Prediction | None = None  #: the class asked for with ``--class``
     maps: list[MapFiles] = field(default_factory=list)  #: the target's, or one per ``topk``
     error: str | None = None  #: why nothing was written
-    #: the image's true class when known (a dataset sample, or a file under a folder named like
-    #: a class: :func:`camtool.data.labels.true_class`), and its name
+    #: the image's true class when known (:func:`camtool.data.labels.true_class`), and its name
     true_idx: int | None = None
     true_name: str | None = None
 
@@ -126,13 +110,11 @@ class ImageResult:
 
     @property
     def outputs(self) -> list[str]:
-        """Every file written, map by map."""
         return [path for entry in self.maps for path in entry.files]
 
     def to_dict(self) -> dict[str, Any]:
         """``{input, error, topk: [{index, name, probability, logit}], target, maps:
-        [{class_idx, files, peak, box}], true_idx, true_name}``; each prediction appears
-        once."""
+        [{class_idx, files, peak, box}], true_idx, true_name}``."""
         return asdict(self)
 
 
@@ -149,10 +131,8 @@ def map_paths(base: Path, options: CamOptions, count: int) -> list[Path]:
     paths: list[Path] = []
     for k in range(count):
         stem = f"{base.name}_top{k + 1}" if count > 1 else base.name
-        if options.figure:
-            paths.append(base.with_name(f"{stem}_cam.png"))
-        else:
-            paths.append(base.with_name(f"{stem}_overlay.{options.fmt}"))
+        name = f"{stem}_cam.png" if options.figure else f"{stem}_overlay.{options.fmt}"
+        paths.append(base.with_name(name))
         if options.save_array:
             paths.append(base.with_name(f"{stem}.npz"))
     return paths
@@ -169,14 +149,11 @@ def write_maps(
     on_heatmap: Callable[[int, np.ndarray], None] | None = None,
     true_idx: int | None = None,
 ) -> list[Path]:
-    """Write the maps of image ``row`` of ``batch`` next to ``base`` (a path without suffix),
-    atomically; return :func:`map_paths`.
-
-    One map: ``<base>_cam.png`` (figure) or ``<base>_overlay.<fmt>``, and ``<base>.npz``; with
-    top-k, ``_top1``, ``_top2`` ... before the suffix. Each map is upsampled to the image's own
-    size (``options.upsample``, through the resize of the model input) and min-max normalised;
-    ``on_heatmap(k, heat)`` receives it. ``true_idx`` titles the figure (:func:`map_title`).
-    """
+    """Write the maps of image ``row`` of ``batch`` next to ``base`` (no suffix), atomically;
+    return :func:`map_paths`: ``<base>_cam.png`` (figure) or ``<base>_overlay.<fmt>``, and
+    ``<base>.npz``, with ``_top1``, ``_top2`` ... before the suffix for top-k. Each map is
+    upsampled to the image's size (``options.upsample``) and min-max normalised, then passed to
+    ``on_heatmap(k, heat)``. ``true_idx`` titles the figure (:func:`map_title`)."""
     count = batch.class_idx.shape[1]
     written = map_paths(base, options, count)
     paths = iter(written)
@@ -212,12 +189,9 @@ def write_maps(
 def map_title(
     batch: CAMBatch, row: int, class_idx: int, names: list[str], true_idx: int | None
 ) -> tuple[str, bool]:
-    """The title of the figure of ``class_idx``'s map of image ``row``, and whether it is wrong.
-
-    Without a true class: ``"dog (p = 0.912)"``. With one: ``"true: cat | predicted: dog
-    (p = 0.912)"``, wrong when the predicted (most probable) class is not the true one; when
-    the map is of another class (``--class``, top-k), ``" | map: bird (p = 0.050)"`` follows.
-    """
+    """The figure title of ``class_idx``'s map of image ``row`` and whether the prediction is
+    wrong: ``"dog (p = 0.912)"``, or with a true class ``"true: cat | predicted: dog (p = 0.912)"``
+    and, for a map of another class, ``" | map: bird (p = 0.050)"``."""
     prob = float(batch.probs[row, class_idx])
     if true_idx is None:
         return f"{names[class_idx]} (p = {prob:.3f})", False
@@ -232,9 +206,8 @@ def map_title(
 def explain_file(
     runner: Runner, path: Path, base: Path, options: CamOptions, true_idx: int | None = None
 ) -> ImageResult:
-    """Explain one image file and write its maps next to ``base``; ``true_idx``, when known,
-    titles the figures. Errors of this file alone (unreadable image, full disk) go into the
-    result's ``error`` rather than raised, so a caller looping over files carries on."""
+    """Explain one image file and write its maps next to ``base`` (``true_idx`` titles the
+    figures). This file's own errors (unreadable image, full disk) go into ``error``, not raised."""
     info = runner.info
     result = ImageResult(str(path), true_idx=true_idx)
     if true_idx is not None:
@@ -248,17 +221,17 @@ def explain_file(
         result.maps = located_maps(image, batch, 0, base, info, options, true_idx)
     except InputError as exc:
         result.error = exc.message
-        return result
     except OSError as exc:
         result.error = f"cannot write outputs for {path}: {exc.strerror or exc}"
-        return result
     except RuntimeError as exc:
         refuse_out_of_gpu_memory(exc, "--device cpu or a smaller image size")
         raise
-    top = np.argsort(-batch.logits[0], kind="stable")[: options.map_count(batch.logits.shape[1])]
-    result.topk = predictions(batch, 0, top.tolist(), info.class_names)
-    if options.target is not None:
-        (result.target,) = predictions(batch, 0, [options.target], info.class_names)
+    else:
+        count = options.map_count(batch.logits.shape[1])
+        top = np.argsort(-batch.logits[0], kind="stable")[:count]
+        result.topk = predictions(batch, 0, top.tolist(), info.class_names)
+        if options.target is not None:
+            (result.target,) = predictions(batch, 0, [options.target], info.class_names)
     return result
 
 
@@ -271,14 +244,9 @@ def located_maps(
     options: CamOptions,
     true_idx: int | None = None,
 ) -> list[MapFiles]:
-    """:func:`write_maps`, then each map's :class:`MapFiles`, in order (peak and box found when
-    ``options.locate``)."""
+    """:func:`write_maps`, then each map's :class:`MapFiles` (located if ``options.locate``)."""
     located: list[tuple[list[int] | None, list[int] | None]] = []
-
-    def locate(_k: int, heat: np.ndarray) -> None:
-        located.append(peak_and_box(heat))
-
-    on_heatmap = locate if options.locate else None
+    on_heatmap = (lambda _k, heat: located.append(peak_and_box(heat))) if options.locate else None
     written = iter(
         write_maps(image, batch, row, base, info, options, on_heatmap=on_heatmap, true_idx=true_idx)
     )
@@ -294,16 +262,15 @@ def located_maps(
 
 
 def peak_and_box(heat: np.ndarray) -> tuple[list[int] | None, list[int] | None]:
-    """An upsampled map's hottest pixel ``[x, y]`` and the box ``[x0, y0, x1, y1]`` around its
-    largest region above 20% of its maximum (:func:`~camtool.core.localize.box_from_map`), in
-    the map's pixels; ``None`` each for a flat map."""
+    """A map's hottest pixel ``[x, y]`` and the box ``[x0, y0, x1, y1]`` of its largest region
+    above 20% of its maximum (:func:`~camtool.core.localize.box_from_map`); ``None`` if flat."""
     top, box = peak(heat), box_from_map(heat)
     return (list(top) if top is not None else None, list(box.as_tuple()) if box.area() else None)
 
 
 def refuse_out_of_gpu_memory(exc: BaseException, hint: str) -> None:
     """Raise ``CamtoolError("out of GPU memory; try <hint>")`` if ``exc`` is torch's CUDA
-    out-of-memory error (torch is not imported to find out)."""
+    out-of-memory error (without importing torch)."""
     torch = sys.modules.get("torch")
     if torch is not None and isinstance(exc, torch.cuda.OutOfMemoryError):
         raise CamtoolError(f"out of GPU memory; try {hint}") from None

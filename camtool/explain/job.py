@@ -62,25 +62,21 @@ def run_cam(
 ) -> CamReport:
     """Explain each image and write its maps to ``settings.cam.output_dir``.
 
-    Before the model is opened, every input that is missing, a folder or unreadable gets its
-    error (reported at once through ``on_result``); with none left, no model is loaded
-    (``report.model`` is ``None``). A bad image fails its result alone. ``imagenet_classes``
-    restricts the ImageNet model used without ``model_path`` (or ``runner``, an opened model)
-    to those Imagenette ids (:func:`camtool.core.loading.open_runner`). ``locate`` finds each
-    map's peak and box (:class:`~camtool.explain.files.MapFiles`). ``truths``: each image's
-    true class (``None``: unknown); without it, the folders above it tell
-    (:func:`camtool.data.labels.true_class`).
+    Missing or unreadable inputs get their error (through ``on_result``) before the model is
+    opened; with none left no model is loaded (``report.model`` is ``None``). A bad image fails
+    its result alone. ``imagenet_classes``: Imagenette ids restricting the ImageNet model used
+    without ``model_path`` or ``runner``. ``locate``: find each map's peak and box. ``truths``:
+    each image's true class (``None``: unknown; default :func:`camtool.data.labels.true_class`).
 
     Raises:
         CamtoolError: before any image is read: the output folder cannot be written, the model
             cannot be opened, ``class_spec`` names no class, or an output would replace a file
-            camtool did not write (a folder without ``camtool-settings.toml``), unless
-            ``overwrite``.
+            camtool did not write (unless ``overwrite``).
     """
     out_dir = require_writable_dir(Path(settings.cam.output_dir))
     report = on_result or (lambda _result: None)
     results = [ImageResult(str(path)) for path in images]
-    for result in results:  # unreadable inputs fail at once, before a model is opened
+    for result in results:
         reason = unreadable_file_reason(Path(result.input))
         if reason is not None:
             result.error = f"{result.input}: {reason}"

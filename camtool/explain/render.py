@@ -1,14 +1,7 @@
-"""Drawing maps: colouring a heatmap, blending it over the image, and the three-panel figure of
-``camtool cam`` (original | heatmap | overlay).
-
-The default colormap, ``jet``, is built here from its definition: each channel is a piecewise
-linear function of the value in [0, 1] through the knots below (the segment data of MATLAB's and
-matplotlib's ``jet``). Any other name is looked up in matplotlib, imported only then, so the
-default ``camtool cam --overlay-only`` path never pays matplotlib's import. The figure is drawn
-with Pillow, not matplotlib: importing that and laying out a figure costs about 0.8 s, more than
-the rest of a one-image ``camtool cam --model m.onnx`` call (``benchmarks/cli_latency.py``). Its
-layout is the reference's: a title line (class and probability) above three captioned panels.
-"""
+"""Drawing maps: colouring a heatmap, blending it over the image, and ``camtool cam``'s three-panel
+figure (original | heatmap | overlay), drawn with Pillow: matplotlib's import alone costs more
+than a one-image ONNX call. ``jet`` is built here from its segment data (MATLAB's, matplotlib's);
+other colormaps come from matplotlib, imported only then."""
 
 from __future__ import annotations
 
@@ -44,8 +37,8 @@ _JET_KNOTS: dict[str, tuple[tuple[float, float], ...]] = {
 
 @lru_cache(maxsize=8)
 def colormap_lut(name: str = "jet") -> np.ndarray:
-    """A ``(256, 3)`` uint8 table, row ``i`` the colour of heat ``i / 255``, of ``jet`` (built
-    here) or any matplotlib colormap (a ``KeyError`` for an unknown name)."""
+    """A ``(256, 3)`` uint8 table, row ``i`` the colour of heat ``i / 255``, of ``jet`` or any
+    matplotlib colormap (a ``KeyError`` for an unknown name)."""
     levels = np.linspace(0.0, 1.0, LUT_SIZE)
     if name == "jet":
         knots = (zip(*_JET_KNOTS[c], strict=True) for c in ("red", "green", "blue"))
@@ -96,26 +89,15 @@ _CAPTION_SIZE = 18
 
 @lru_cache(maxsize=4)
 def _font(size: int) -> Any:
-    """Pillow's built-in scalable font at ``size`` px (its bitmap font where FreeType is absent)."""
     try:
         return ImageFont.load_default(size=size)
     except (TypeError, OSError, ImportError):  # Pillow < 10.1 or no FreeType
         return ImageFont.load_default()
 
 
-def _panel_size(width: int, height: int) -> tuple[int, int]:
-    """(width, height) of a panel showing a ``width`` x ``height`` image, aspect kept."""
-    aspect = height / max(width, 1)
-    if aspect > _MAX_PANEL_ASPECT:
-        panel_h = round(PANEL_WIDTH * _MAX_PANEL_ASPECT)
-        return max(1, round(panel_h / aspect)), panel_h
-    return PANEL_WIDTH, max(1, round(PANEL_WIDTH * aspect))
-
-
 def _centred_text(
     draw: ImageDraw.ImageDraw, centre_x: int, top: int, text: str, size: int, fill: Any = "black"
 ) -> None:
-    """Draw ``text`` centred on ``centre_x`` with the top of its ink at ``top``."""
     font = _font(size)
     left, ink_top, right, _ = draw.textbbox((0, 0), text, font=font)
     draw.text((centre_x - (right - left) // 2, top - ink_top), text, fill=fill, font=font)
@@ -133,21 +115,24 @@ def figure_png(
 
     Args:
         image: the RGB image, ``W x H``.
-        heat: ``(H, W)`` float map in [0, 1] (shown through ``colormap``).
+        heat: ``(H, W)`` float map in [0, 1].
         blended: the overlay of ``heat`` on ``image``, ``W x H``.
-        title: the figure's title, e.g. ``"dog (p = 0.912)"``.
+        title: e.g. ``"dog (p = 0.912)"``; drawn in :data:`WRONG_RGB` when ``wrong``.
         colormap: colormap of the heatmap panel.
-        wrong: the prediction is known to be wrong: the title is drawn in :data:`WRONG_RGB`.
 
     Returns:
-        A PNG of three panels ``PANEL_WIDTH`` px wide (fewer for very tall images), captioned
-        "Original", "CAM heatmap", "Overlay", under one title line; a constant map is said
-        flat in both. Text chunks ``Title`` and ``Description`` (captions, ``" | "``-joined).
+        A PNG of three captioned panels ``PANEL_WIDTH`` px wide (narrower for very tall images)
+        under the title, a constant map said flat in both; text chunks ``Title`` and
+        ``Description`` (the captions, ``" | "``-joined).
     """
     flat = heat.size == 0 or float(np.max(heat)) == float(np.min(heat))
-    if flat:  # a constant map points nowhere: say so rather than show an even colour
+    if flat:
         title = f"{title} - flat map: no peak, no box"
-    panel_w, panel_h = _panel_size(image.width, image.height)
+    aspect = image.height / max(image.width, 1)
+    panel_w, panel_h = PANEL_WIDTH, max(1, round(PANEL_WIDTH * aspect))
+    if aspect > _MAX_PANEL_ASPECT:
+        panel_h = round(PANEL_WIDTH * _MAX_PANEL_ASPECT)
+        panel_w = max(1, round(panel_h / aspect))
     column = PANEL_WIDTH + _MARGIN
     title_h, caption_h = _TITLE_SIZE + 2 * _MARGIN, _CAPTION_SIZE + _MARGIN
     canvas = Image.new(
