@@ -21,7 +21,7 @@ from typing import Any
 
 from camtool.core.imagenet import IMAGENETTE_ARCHIVES
 from camtool.core.imagenet import ImagenetteArchive as ArchiveSpec
-from camtool.data.archive import Checksum, extract_dataset, find_complete, verify_checksum
+from camtool.data.archive import _CHUNK, Checksum, extract_dataset, find_complete, verify_checksum
 from camtool.errors import CamtoolError, ConfigError, InputError
 from camtool.fsutil import remove_stale_temps
 from camtool.process import folder_lock
@@ -34,7 +34,6 @@ _ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz", 
 ProgressCallback = Callable[[int, int | None], None]
 """Called as ``progress(done_bytes, total_bytes)``; ``total_bytes`` is None when unknown."""
 
-_CHUNK = 1 << 20
 _MANUAL_HINT = "download {url} by hand and run `camtool download --archive FILE`"
 
 

@@ -8,8 +8,9 @@ batch together; :class:`ResizeGeometry` keeps both sizes to place maps back on t
 from __future__ import annotations
 
 import math
+import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -32,6 +33,7 @@ __all__ = [
     "preprocess_array",
     "resized_size",
     "to_rgb",
+    "walk_files",
 ]
 
 #: The longest side of a model input, in multiples of its shorter one.
@@ -41,6 +43,22 @@ MAX_ASPECT = 10.0
 IMAGE_SUFFIXES = frozenset(
     {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm"}
 )
+
+
+def walk_files(
+    folder: Path, suffixes: Collection[str], *, follow_links: bool = False
+) -> list[Path]:
+    """The files under ``folder`` with a suffix (any case) in ``suffixes``, hidden entries
+    skipped, in :func:`os.walk` order (top-down, names sorted)."""
+    found: list[Path] = []
+    for dirpath, dirnames, filenames in os.walk(folder, followlinks=follow_links):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        found.extend(
+            Path(dirpath, name)
+            for name in sorted(filenames)
+            if not name.startswith(".") and Path(name).suffix.lower() in suffixes
+        )
+    return found
 
 
 def _wide_range(mode: str, array: np.ndarray) -> tuple[float, float]:
