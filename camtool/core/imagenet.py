@@ -107,17 +107,14 @@ class Checksum:
 
 @dataclass(frozen=True)
 class ImagenetteArchive:
-    """A dataset archive ``camtool download`` fetches (``camtool.data.download.ArchiveSpec``).
+    """An archive ``camtool download`` fetches (``camtool.data.download.ArchiveSpec``).
 
     Attributes:
-        name: the name ``camtool download --dataset`` takes, e.g. ``"imagenette-160"``; also
-            ``dataset``.
-        url: where it is served (None: given by hand); ``filename`` is its name in the data folder.
+        name: what ``camtool download --dataset`` takes (also ``dataset``): ``"imagenette-160"``.
+        url: where it is served (None: given by hand); ``filename``: its name in the data folder.
         folder: its single top-level folder, the file name's stem (``imagenette2-160``).
-        size: its size in bytes, None when unknown.
-        checksum: the digest checked before extraction, None for none; ``sha256`` its hex when
-            it is a sha256.
-        md5: torchvision's md5 (hex) of the official archive, not checked.
+        size: bytes, None when unknown; ``checksum``: checked before extraction (None: none),
+            ``sha256`` its hex when a sha256; ``md5``: torchvision's, not checked.
     """
 
     name: str

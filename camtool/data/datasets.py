@@ -114,8 +114,7 @@ def build_transforms(
         steps = [T.RandomResizedCrop(img_size, scale=crop_scale), T.RandomHorizontalFlip()]
     else:
         steps = [T.Resize(int(img_size * 1.14)), T.CenterCrop(img_size)]
-    pipeline: Transform = T.Compose([*steps, T.ToTensor(), T.Normalize(list(mean), list(std))])
-    return pipeline
+    return T.Compose([*steps, T.ToTensor(), T.Normalize(list(mean), list(std))])
 
 
 @dataclass(frozen=True)
