@@ -68,12 +68,9 @@ def _wide_range(mode: str, array: np.ndarray) -> tuple[float, float]:
     finite = array[np.isfinite(array)]
     low = float(finite.min()) if finite.size else 0.0
     high = float(finite.max()) if finite.size else 0.0
-    if mode == "I" and low >= 0 and high <= 255:
-        return 0.0, 255.0
-    if mode == "I" and low >= 0 and high <= 65535:
-        return 0.0, 65535.0
-    if mode == "F" and low >= 0 and high <= 1:
-        return 0.0, 1.0
+    for kind, white in (("I", 255.0), ("I", 65535.0), ("F", 1.0)):
+        if mode == kind and low >= 0 and high <= white:
+            return 0.0, white
     return low, high if high > low else low + 1.0
 
 
