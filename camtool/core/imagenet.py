@@ -13,8 +13,11 @@ ImageNet statistics (sourced where they are defined):
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import NamedTuple
+
+from camtool.errors import ConfigError
 
 __all__ = [
     "IMAGENETTE",
@@ -24,6 +27,7 @@ __all__ = [
     "IMAGENET_MEAN",
     "IMAGENET_STD",
     "IMG_SIZE_RANGE",
+    "Checksum",
     "ImagenetteArchive",
     "ImagenetteClass",
 ]
@@ -66,25 +70,69 @@ IMAGENETTE_CLASSES: dict[str, str] = {c.wnid: c.name for c in IMAGENETTE}
 IMAGENETTE_INDEX: dict[str, int] = {c.wnid: c.imagenet_index for c in IMAGENETTE}
 
 
-@dataclass(frozen=True)
-class ImagenetteArchive:
-    """One archive fast.ai publishes.
+_HEX_LENGTHS = {"sha256": 64, "md5": 32}
 
-    Attributes:
-        dataset: the name ``camtool download --dataset`` takes, e.g. ``"imagenette-160"``.
-        url: where fast.ai serves it; ``filename`` is its last component.
-        folder: its single top-level folder, the file name's stem (``imagenette2-160``).
-        size: its size in bytes.
-        sha256: its sha256 digest (hex), checked before extraction; ``md5`` as torchvision's.
+
+@dataclass(frozen=True)
+class Checksum:
+    """An expected digest: ``algo`` (``"sha256"`` or ``"md5"``) and ``hex`` (stored lower case);
+    ``str()`` gives ``algo:hex``.
+
+    Raises:
+        ConfigError: an unknown algorithm or a digest that is not hex of the right length.
     """
 
-    dataset: str
-    url: str
+    algo: str
+    hex: str
+
+    def __post_init__(self) -> None:
+        algo = self.algo.lower()
+        digest = self.hex.strip().lower()
+        if algo not in _HEX_LENGTHS:
+            raise ConfigError(
+                f"unsupported checksum algorithm {self.algo!r}; use one of: "
+                + ", ".join(sorted(_HEX_LENGTHS))
+            )
+        length = _HEX_LENGTHS[algo]
+        if len(digest) != length or re.fullmatch(r"[0-9a-f]+", digest) is None:
+            raise ConfigError(
+                f"{algo} checksum must be {length} hexadecimal characters, got {self.hex!r}"
+            )
+        object.__setattr__(self, "algo", algo)
+        object.__setattr__(self, "hex", digest)
+
+    def __str__(self) -> str:
+        return f"{self.algo}:{self.hex}"
+
+
+@dataclass(frozen=True)
+class ImagenetteArchive:
+    """An archive ``camtool download`` fetches (``camtool.data.download.ArchiveSpec``).
+
+    Attributes:
+        name: what ``camtool download --dataset`` takes (also ``dataset``): ``"imagenette-160"``.
+        url: where it is served (None: given by hand); ``filename``: its name in the data folder.
+        folder: its single top-level folder, the file name's stem (``imagenette2-160``).
+        size: bytes, None when unknown; ``checksum``: checked before extraction (None: none),
+            ``sha256`` its hex when a sha256; ``md5``: torchvision's, not checked.
+    """
+
+    name: str
+    url: str | None
     filename: str
     folder: str
-    size: int
-    sha256: str
-    md5: str
+    size: int | None
+    checksum: Checksum | None
+    md5: str | None = None
+
+    @property
+    def dataset(self) -> str:
+        return self.name
+
+    @property
+    def sha256(self) -> str | None:
+        sha = self.checksum
+        return sha.hex if sha is not None and sha.algo == "sha256" else None
 
 
 _S3 = "https://s3.amazonaws.com/fast-ai-imageclas/"
@@ -97,7 +145,7 @@ IMAGENETTE_ARCHIVES: tuple[ImagenetteArchive, ...] = (
         "imagenette2-160.tgz",
         "imagenette2-160",
         99_003_388,
-        "64d0c4859f35a461889e0147755a999a48b49bf38a7e0f9bd27003f10db02fe5",
+        Checksum("sha256", "64d0c4859f35a461889e0147755a999a48b49bf38a7e0f9bd27003f10db02fe5"),
         "e793b78cc4c9e9a4ccc0c1155377a412",
     ),
     ImagenetteArchive(
@@ -106,7 +154,7 @@ IMAGENETTE_ARCHIVES: tuple[ImagenetteArchive, ...] = (
         "imagenette2-320.tgz",
         "imagenette2-320",
         341_663_724,
-        "569b4497c98db6dd29f335d1f109cf315fe127053cedf69010d047f0188e158c",
+        Checksum("sha256", "569b4497c98db6dd29f335d1f109cf315fe127053cedf69010d047f0188e158c"),
         "3df6f0d01a2c9592104656642f5e78a3",
     ),
     ImagenetteArchive(
@@ -115,7 +163,7 @@ IMAGENETTE_ARCHIVES: tuple[ImagenetteArchive, ...] = (
         "imagenette2.tgz",
         "imagenette2",
         1_557_161_267,
-        "6cbfac238434d89fe99e651496f0812ebc7a10fa62bd42d6874042bf01de4efd",
+        Checksum("sha256", "6cbfac238434d89fe99e651496f0812ebc7a10fa62bd42d6874042bf01de4efd"),
         "fe2fc210e6bb7c5664d602c3cd71e612",
     ),
 )

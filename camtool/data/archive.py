@@ -12,10 +12,10 @@ import tarfile
 import tempfile
 import zlib
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from camtool.errors import CamtoolError, ConfigError, InputError
+from camtool.core.imagenet import Checksum
+from camtool.errors import CamtoolError, InputError
 from camtool.fsutil import atomic_write_text
 from camtool.textio import to_json
 from camtool.version import __version__
@@ -37,40 +37,7 @@ MARKER_NAME = ".camtool-complete"
 _CHUNK = 1 << 20
 _EXTRACT_PREFIX = ".camtool-extract-"
 _OLD_PREFIX = ".camtool-old-"
-_HEX_LENGTHS = {"sha256": 64, "md5": 32}
 _ABSOLUTE = re.compile(r"[/\\]|[A-Za-z]:")
-
-
-@dataclass(frozen=True)
-class Checksum:
-    """An expected digest: ``algo`` (``"sha256"`` or ``"md5"``) and ``hex`` (stored lower case);
-    ``str()`` gives ``algo:hex``.
-
-    Raises:
-        ConfigError: an unknown algorithm or a digest that is not hex of the right length.
-    """
-
-    algo: str
-    hex: str
-
-    def __post_init__(self) -> None:
-        algo = self.algo.lower()
-        digest = self.hex.strip().lower()
-        if algo not in _HEX_LENGTHS:
-            raise ConfigError(
-                f"unsupported checksum algorithm {self.algo!r}; use one of: "
-                + ", ".join(sorted(_HEX_LENGTHS))
-            )
-        length = _HEX_LENGTHS[algo]
-        if len(digest) != length or re.fullmatch(r"[0-9a-f]+", digest) is None:
-            raise ConfigError(
-                f"{algo} checksum must be {length} hexadecimal characters, got {self.hex!r}"
-            )
-        object.__setattr__(self, "algo", algo)
-        object.__setattr__(self, "hex", digest)
-
-    def __str__(self) -> str:
-        return f"{self.algo}:{self.hex}"
 
 
 def verify_checksum(path: Path, checksum: Checksum) -> None:

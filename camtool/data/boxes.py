@@ -16,13 +16,12 @@ from __future__ import annotations
 import csv
 import io
 import math
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from camtool.core.localize import BoxXYXY, scale_box
-from camtool.data.images import IMAGE_SUFFIXES
+from camtool.data.images import IMAGE_SUFFIXES, walk_files
 from camtool.data.safe_xml import number, parse_xml
 from camtool.errors import InputError
 from camtool.textio import read_text
@@ -230,14 +229,7 @@ def read_voc_dir(folder: Path) -> GroundTruth:
         InputError: a file is malformed, two files annotate the same stem, or no box is found.
     """
     folder = Path(folder)
-    files: list[Path] = []
-    for dirpath, dirnames, filenames in os.walk(folder):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        files.extend(
-            Path(dirpath, n)
-            for n in sorted(filenames)
-            if n.lower().endswith(".xml") and not n.startswith(".")
-        )
+    files = walk_files(folder, {".xml"})
     if not files:
         raise InputError(f"box folder {folder} holds no .xml annotation file")
     empty = f"box folder {folder}: its {len(files)} XML files hold no <object> box"

@@ -7,7 +7,6 @@ an unreadable one becomes a :class:`SkippedImage`, returned as the third element
 from __future__ import annotations
 
 import copy
-import os
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -24,7 +23,7 @@ from torchvision import transforms as T
 
 from camtool.choices import DatasetName
 from camtool.core.imagenet import IMAGENET_MEAN, IMAGENET_STD, IMAGENETTE_CLASSES
-from camtool.data.images import IMAGE_SUFFIXES, load_image
+from camtool.data.images import IMAGE_SUFFIXES, load_image, walk_files
 from camtool.errors import CamtoolError, ConfigError, InputError
 from camtool.process import worker_init
 
@@ -115,8 +114,7 @@ def build_transforms(
         steps = [T.RandomResizedCrop(img_size, scale=crop_scale), T.RandomHorizontalFlip()]
     else:
         steps = [T.Resize(int(img_size * 1.14)), T.CenterCrop(img_size)]
-    pipeline: Transform = T.Compose([*steps, T.ToTensor(), T.Normalize(list(mean), list(std))])
-    return pipeline
+    return T.Compose([*steps, T.ToTensor(), T.Normalize(list(mean), list(std))])
 
 
 @dataclass(frozen=True)
@@ -170,7 +168,9 @@ class ImageFolderDataset(Dataset[Item | SkippedImage]):
         self.class_to_idx = dict(class_to_idx)
         self.classes = sorted(self.class_to_idx, key=self.class_to_idx.__getitem__)
         self.samples: list[tuple[Path, int]] = [
-            (path, class_to_idx[name]) for name in folders for path in _image_files(folder / name)
+            (path, class_to_idx[name])
+            for name in folders
+            for path in sorted(walk_files(folder / name, IMAGE_SUFFIXES, follow_links=True))
         ]
         if not self.samples:
             raise CamtoolError(f"no images found in {folder}")
@@ -273,15 +273,3 @@ def _class_folders(folder: Path) -> list[str]:
     if not names:
         raise CamtoolError(f"{folder} has no class folders")
     return names
-
-
-def _image_files(folder: Path) -> list[Path]:
-    found: list[Path] = []
-    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
-        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
-        found.extend(
-            Path(dirpath, name)
-            for name in filenames
-            if not name.startswith(".") and Path(name).suffix.lower() in IMAGE_SUFFIXES
-        )
-    return sorted(found)

@@ -20,7 +20,8 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from camtool.core.imagenet import IMAGENETTE_ARCHIVES
-from camtool.data.archive import Checksum, extract_dataset, find_complete, verify_checksum
+from camtool.core.imagenet import ImagenetteArchive as ArchiveSpec
+from camtool.data.archive import _CHUNK, Checksum, extract_dataset, find_complete, verify_checksum
 from camtool.errors import CamtoolError, ConfigError, InputError
 from camtool.fsutil import remove_stale_temps
 from camtool.process import folder_lock
@@ -33,21 +34,7 @@ _ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz", 
 ProgressCallback = Callable[[int, int | None], None]
 """Called as ``progress(done_bytes, total_bytes)``; ``total_bytes`` is None when unknown."""
 
-_CHUNK = 1 << 20
 _MANUAL_HINT = "download {url} by hand and run `camtool download --archive FILE`"
-
-
-@dataclass(frozen=True)
-class ArchiveSpec:
-    """A dataset archive: the ``name`` users type, its ``url`` (None: given by hand), its
-    ``filename`` in the data folder, its top ``folder``, and ``size`` (bytes) and ``checksum``."""
-
-    name: str
-    url: str | None
-    filename: str
-    folder: str
-    size: int | None
-    checksum: Checksum | None
 
 
 @dataclass(frozen=True)
@@ -62,16 +49,11 @@ class DownloadResult:
     already_present: bool
 
 
-ARCHIVES: dict[str, ArchiveSpec] = {
-    a.dataset: ArchiveSpec(
-        a.dataset, a.url, a.filename, a.folder, a.size, Checksum("sha256", a.sha256)
-    )
-    for a in IMAGENETTE_ARCHIVES
-}
+ARCHIVES: dict[str, ArchiveSpec] = {a.name: a for a in IMAGENETTE_ARCHIVES}
 """The official Imagenette archives by dataset name, checked by sha256."""
 
 MD5_REFERENCE: dict[str, Checksum] = {
-    a.dataset: Checksum("md5", a.md5) for a in IMAGENETTE_ARCHIVES
+    a.name: Checksum("md5", a.md5) for a in IMAGENETTE_ARCHIVES if a.md5 is not None
 }
 """The md5 digests torchvision publishes for the same archives (not checked)."""
 
@@ -211,7 +193,7 @@ def _plan(dataset: str, url: str | None, sha256: str | None, archive: Path | Non
         return ArchiveSpec(dataset, url, filename, _strip_suffix(filename), None, override)
     if override is None and filename == spec.filename:
         return replace(spec, url=url or spec.url)
-    return replace(spec, url=url or spec.url, filename=filename, size=None, checksum=override)
+    return ArchiveSpec(spec.name, url or spec.url, filename, spec.folder, None, override)
 
 
 def _strip_suffix(filename: str) -> str:

@@ -8,8 +8,9 @@ batch together; :class:`ResizeGeometry` keeps both sizes to place maps back on t
 from __future__ import annotations
 
 import math
+import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -32,6 +33,7 @@ __all__ = [
     "preprocess_array",
     "resized_size",
     "to_rgb",
+    "walk_files",
 ]
 
 #: The longest side of a model input, in multiples of its shorter one.
@@ -43,6 +45,22 @@ IMAGE_SUFFIXES = frozenset(
 )
 
 
+def walk_files(
+    folder: Path, suffixes: Collection[str], *, follow_links: bool = False
+) -> list[Path]:
+    """The files under ``folder`` with a suffix (any case) in ``suffixes``, hidden entries
+    skipped, in :func:`os.walk` order (top-down, names sorted)."""
+    found: list[Path] = []
+    for dirpath, dirnames, filenames in os.walk(folder, followlinks=follow_links):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        found.extend(
+            Path(dirpath, name)
+            for name in sorted(filenames)
+            if not name.startswith(".") and Path(name).suffix.lower() in suffixes
+        )
+    return found
+
+
 def _wide_range(mode: str, array: np.ndarray) -> tuple[float, float]:
     """The (black, white) levels of a wide grey image (see :func:`to_rgb`)."""
     if mode.startswith("I;16"):
@@ -50,12 +68,9 @@ def _wide_range(mode: str, array: np.ndarray) -> tuple[float, float]:
     finite = array[np.isfinite(array)]
     low = float(finite.min()) if finite.size else 0.0
     high = float(finite.max()) if finite.size else 0.0
-    if mode == "I" and low >= 0 and high <= 255:
-        return 0.0, 255.0
-    if mode == "I" and low >= 0 and high <= 65535:
-        return 0.0, 65535.0
-    if mode == "F" and low >= 0 and high <= 1:
-        return 0.0, 1.0
+    for kind, white in (("I", 255.0), ("I", 65535.0), ("F", 1.0)):
+        if mode == kind and low >= 0 and high <= white:
+            return 0.0, white
     return low, high if high > low else low + 1.0
 
 

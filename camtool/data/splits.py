@@ -68,12 +68,11 @@ def make_splits(
     test = ImageFolderDataset(
         root, "val", eval_tf, class_to_idx=full.class_to_idx, max_pixels=max_pixels
     )
-    names = class_names_for(root, dataset_name)
     return DataSplits(
         train=Subset(full, kept),
         val=Subset(full.with_transform(eval_tf), sorted(held)),
         test=test,
-        class_names=names,
+        class_names=class_names_for(root, dataset_name),
     )
 
 
