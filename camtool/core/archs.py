@@ -23,6 +23,7 @@ __all__ = [
     "arch_problem",
     "family_of",
     "refusal",
+    "timm_name",
 ]
 
 TIMM_PREFIX = "timm:"
@@ -206,6 +207,11 @@ REFUSED: dict[str, str] = {
 """torchvision classification archs that cannot give CAMs, by name prefix, with the reason."""
 
 
+def timm_name(arch: str) -> str | None:
+    """The timm model name of a ``timm:<name>`` arch, else ``None``."""
+    return arch[len(TIMM_PREFIX) :].strip() if arch.startswith(TIMM_PREFIX) else None
+
+
 def family_of(arch: str) -> ArchFamily | None:
     """The family of a torchvision arch name, or ``None`` (timm archs and unknown names)."""
     for family in FAMILIES:
@@ -228,8 +234,9 @@ def arch_problem(arch: str, output_stride: int | None = None) -> str | None:
 
     A ``timm:<name>`` arch is only checked for its form; timm checks the rest when building it.
     """
-    if arch.startswith(TIMM_PREFIX):
-        return None if arch[len(TIMM_PREFIX) :].strip() else "timm: needs a model name"
+    name = timm_name(arch)
+    if name is not None:
+        return None if name else "timm: needs a model name"
     reason = refusal(arch)
     if reason is not None:
         return reason

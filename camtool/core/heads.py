@@ -14,7 +14,7 @@ from typing import Any
 import torchvision
 from torch import Tensor, nn
 
-from camtool.core.archs import TIMM_PREFIX, arch_problem, family_of
+from camtool.core.archs import TIMM_PREFIX, arch_problem, family_of, timm_name
 from camtool.core.imagenet import IMAGENET_MEAN, IMAGENET_STD
 from camtool.errors import CamtoolError, ConfigError, first_line
 
@@ -123,8 +123,7 @@ def _timm_parts(name: str, num_classes: int, output_stride: int | None) -> Parts
         net = timm.create_model(name, **kwargs)
     except Exception as exc:  # timm raises many kinds for unknown names and unsupported strides
         raise CamtoolError(f"timm cannot build {name!r} ({first_line(exc)})") from None
-    own = [n for n, _ in net.named_parameters(recurse=False)]
-    own += [n for n, _ in net.named_buffers(recurse=False)]
+    own = [n for n, _ in (*net.named_parameters(recurse=False), *net.named_buffers(recurse=False))]
     if own:
         raise CamtoolError(
             f"{TIMM_PREFIX}{name} keeps tensors outside its submodules ({', '.join(own[:3])}); "
@@ -155,6 +154,7 @@ def build_parts(arch: str, num_classes: int, output_stride: int | None = None) -
     problem = arch_problem(arch, output_stride)
     if problem is not None:
         raise ConfigError(problem)
-    if arch.startswith(TIMM_PREFIX):
-        return _timm_parts(arch[len(TIMM_PREFIX) :].strip(), num_classes, output_stride)
+    name = timm_name(arch)
+    if name is not None:
+        return _timm_parts(name, num_classes, output_stride)
     return _torchvision_parts(arch, num_classes, output_stride)

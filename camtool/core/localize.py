@@ -75,9 +75,7 @@ def _as_map(heatmap: np.ndarray) -> np.ndarray:
 
 def _check_thresholds(thresholds: Sequence[float] | np.ndarray) -> np.ndarray:
     """Return ``thresholds`` as a 1-D float array within [0, 1], or raise ConfigError."""
-    arr = np.asarray(thresholds, dtype=np.float64)
-    if arr.ndim == 0:
-        arr = arr.reshape(1)
+    arr = np.atleast_1d(np.asarray(thresholds, dtype=np.float64))
     if arr.ndim != 1 or arr.size == 0:
         raise ConfigError("CAM thresholds must be a non-empty list of numbers")
     if not np.isfinite(arr).all() or (arr < 0).any() or (arr > 1).any():
@@ -199,14 +197,10 @@ def scale_box(box: BoxXYXY, from_hw: tuple[int, int], to_hw: tuple[int, int]) ->
     th, tw = to_hw
     if min(fh, fw, th, tw) <= 0:
         raise InputError(f"image sizes must be positive, got {from_hw} and {to_hw}")
-    sx = tw / fw
-    sy = th / fh
 
-    def edge(v: int, scale: float, limit: int) -> int:
-        return min(max(math.floor(v * scale + 0.5), 0), limit)  # halves round up
+    def edge(v: int, to: int, start: int) -> int:
+        return min(max(math.floor(v * (to / start) + 0.5), 0), to)  # halves round up
 
-    x0 = edge(box.x0, sx, tw)
-    y0 = edge(box.y0, sy, th)
-    x1 = max(edge(box.x1, sx, tw), x0)
-    y1 = max(edge(box.y1, sy, th), y0)
+    x0, y0 = edge(box.x0, tw, fw), edge(box.y0, th, fh)
+    x1, y1 = max(edge(box.x1, tw, fw), x0), max(edge(box.y1, th, fh), y0)
     return BoxXYXY(x0, y0, x1, y1)

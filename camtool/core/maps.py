@@ -186,16 +186,15 @@ def upsample_maps(
             "cannot be aligned; re-export it with this camtool, or set cam.upsample = "
             '"conventional"'
         )
-    stride = geometry.stride if geometry is not None else (1, 1)
-    offset = geometry.offset if geometry is not None else (0.0, 0.0)
+    geo = geometry or CellGeometry((1, 1), (0.0, 0.0))
     ins = input_hw or (None, None)
     wy, wx = (
         interpolation_matrix(
             int(cams.shape[k - 2]),
             size[k],
             mode=mode,
-            stride=stride[k],
-            offset=offset[k],
+            stride=geo.stride[k],
+            offset=geo.offset[k],
             in_size=ins[k],
         )
         for k in (0, 1)

@@ -15,7 +15,7 @@ import torch
 import torchvision
 from torch import Tensor, nn
 
-from camtool.core.archs import AUX_HEADS, TIMM_PREFIX
+from camtool.core.archs import AUX_HEADS, TIMM_PREFIX, timm_name
 from camtool.core.heads import TransformInput, build_parts
 from camtool.core.weights import check_finite, fill_bn_counters, read_weights
 from camtool.errors import CamtoolError, first_line
@@ -245,12 +245,12 @@ _DENSE_LEGACY = re.compile(r"(denselayer\d+\.(?:norm|relu|conv))\.([12])\.")
 
 def _pretrained_state(model: CAMNet) -> dict[str, Tensor]:
     """ImageNet weights for ``model``'s arch, keyed like ``model.state_dict()``."""
-    if not model.arch.startswith(TIMM_PREFIX):
+    name = timm_name(model.arch)
+    if name is None:
         state = load_imagenet_state_dict(model.arch)
         return {k: v for k, v in state.items() if not k.startswith(AUX_HEADS)}
     import timm
 
-    name = model.arch[len(TIMM_PREFIX) :].strip()
     kwargs: dict[str, Any] = (
         {} if model.output_stride == 32 else {"output_stride": model.output_stride}
     )

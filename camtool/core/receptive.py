@@ -53,11 +53,11 @@ def _window(geo: _Geo, kernel: Any, stride: Any, padding: Any, dilation: Any = 1
         p = (0, 0) if padding == "valid" else tuple((d[a] * (k[a] - 1)) // 2 for a in (0, 1))
     else:
         p = _pair(padding)
-    out = []
-    for a in (0, 1):
-        step, off = geo[a]
-        out.append((step * s[a], off + step * (d[a] * (k[a] - 1) / 2 - p[a])))
-    return (out[0], out[1])
+    y, x = (
+        (step * s[a], off + step * (d[a] * (k[a] - 1) / 2 - p[a]))
+        for a, (step, off) in enumerate(geo)
+    )
+    return (y, x)
 
 
 def _window_args(node: Node, module: nn.Module | None) -> tuple[Any, Any, Any, Any] | None:
@@ -97,8 +97,7 @@ def _spatial(node: Any) -> tuple[int, int] | None:
 
 
 def _describe(node: Node) -> str:
-    target = node.target
-    name = getattr(target, "__name__", None) or str(target)
+    name = getattr(node.target, "__name__", None) or str(node.target)
     return f"{node.op} {name} ({node.name})"
 
 

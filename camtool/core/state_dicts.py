@@ -98,14 +98,9 @@ def fit_state(model: CAMNet, state: Mapping[str, Tensor], source: str) -> None:
         for k in own
         if k in state and state[k].shape != own[k].shape
     ]
-    if missing or unexpected or mismatched:
-        details = []
-        if missing:
-            details.append(f"{len(missing)} missing (e.g. {missing[0]})")
-        if unexpected:
-            details.append(f"{len(unexpected)} unexpected (e.g. {unexpected[0]})")
-        if mismatched:
-            details.append(f"{len(mismatched)} of another shape (e.g. {mismatched[0]})")
+    problems = (("missing", missing), ("unexpected", unexpected), ("of another shape", mismatched))
+    details = [f"{len(keys)} {what} (e.g. {keys[0]})" for what, keys in problems if keys]
+    if details:
         raise CamtoolError(
             f"checkpoint {source} does not fit a {model.arch} with {model.num_classes} classes: "
             + ", ".join(details)
