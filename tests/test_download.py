@@ -17,9 +17,10 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from camtool.core.imagenet import Checksum, ImagenetteArchive
 from camtool.data import archive as archive_module
-from camtool.data.archive import MARKER_NAME, Checksum, safe_extract, verify_checksum
-from camtool.data.download import ARCHIVES, ArchiveSpec, download_dataset
+from camtool.data.archive import MARKER_NAME, safe_extract, verify_checksum
+from camtool.data.download import ARCHIVES, download_dataset
 from camtool.errors import CamtoolError, ConfigError, InputError
 from camtool.process import LOCK_NAME, folder_lock
 
@@ -159,9 +160,9 @@ def server(archive_bytes: bytes) -> Iterator[FakeServer]:
 
 
 @pytest.fixture
-def known(monkeypatch: pytest.MonkeyPatch, server: FakeServer) -> ArchiveSpec:
+def known(monkeypatch: pytest.MonkeyPatch, server: FakeServer) -> ImagenetteArchive:
     """Point the official ``imagenette-160`` entry at the test server, with the true checksum."""
-    spec = ArchiveSpec(
+    spec = ImagenetteArchive(
         name="imagenette-160",
         url=server.url(),
         filename=FILENAME,
@@ -188,7 +189,7 @@ def _refused_port() -> int:
 
 
 def test_clean_download_verifies_marks_and_second_run_makes_no_request(
-    tmp_path: Path, server: FakeServer, known: ArchiveSpec
+    tmp_path: Path, server: FakeServer, known: ImagenetteArchive
 ) -> None:
     data_dir = tmp_path / "data"
     calls: list[tuple[int, int | None]] = []
@@ -223,7 +224,9 @@ def test_clean_download_verifies_marks_and_second_run_makes_no_request(
     assert len(server.requests) == 1  # nothing was requested
 
 
-def test_force_downloads_again(tmp_path: Path, server: FakeServer, known: ArchiveSpec) -> None:
+def test_force_downloads_again(
+    tmp_path: Path, server: FakeServer, known: ImagenetteArchive
+) -> None:
     data_dir = tmp_path / "data"
     download_dataset("imagenette-160", data_dir)
     result = download_dataset("imagenette-160", data_dir, force=True)
@@ -233,7 +236,7 @@ def test_force_downloads_again(tmp_path: Path, server: FakeServer, known: Archiv
 
 
 def test_interrupted_download_resumes_with_range(
-    tmp_path: Path, server: FakeServer, known: ArchiveSpec
+    tmp_path: Path, server: FakeServer, known: ImagenetteArchive
 ) -> None:
     server.mode = "cut_once"
     data_dir = tmp_path / "data"
@@ -258,7 +261,7 @@ def test_interrupted_download_resumes_with_range(
 
 
 def test_server_ignoring_range_starts_over(
-    tmp_path: Path, server: FakeServer, known: ArchiveSpec
+    tmp_path: Path, server: FakeServer, known: ImagenetteArchive
 ) -> None:
     server.mode = "ignore_range"
     data_dir = tmp_path / "data"
@@ -308,9 +311,9 @@ def test_wrong_checksum_extracts_nothing_and_deletes_part(
 
 
 def test_known_checksum_is_checked_on_the_official_file(
-    tmp_path: Path, server: FakeServer, monkeypatch: pytest.MonkeyPatch, known: ArchiveSpec
+    tmp_path: Path, server: FakeServer, monkeypatch: pytest.MonkeyPatch, known: ImagenetteArchive
 ) -> None:
-    bad = ArchiveSpec(**{**known.__dict__, "checksum": Checksum("md5", "f" * 32)})
+    bad = ImagenetteArchive(**{**known.__dict__, "checksum": Checksum("md5", "f" * 32)})
     monkeypatch.setitem(ARCHIVES, "imagenette-160", bad)
     data_dir = tmp_path / "data"
     with pytest.raises(CamtoolError, match="md5 checksum mismatch"):
@@ -385,7 +388,7 @@ def test_cli_download_offline_is_one_line_and_leaves_nothing(
 
 
 def test_existing_verified_archive_is_not_downloaded_again(
-    tmp_path: Path, server: FakeServer, known: ArchiveSpec
+    tmp_path: Path, server: FakeServer, known: ImagenetteArchive
 ) -> None:
     data_dir = tmp_path / "data"
     data_dir.mkdir()
@@ -396,7 +399,7 @@ def test_existing_verified_archive_is_not_downloaded_again(
 
 
 def test_existing_damaged_archive_is_downloaded_again(
-    tmp_path: Path, server: FakeServer, known: ArchiveSpec
+    tmp_path: Path, server: FakeServer, known: ImagenetteArchive
 ) -> None:
     data_dir = tmp_path / "data"
     data_dir.mkdir()
@@ -407,7 +410,7 @@ def test_existing_damaged_archive_is_downloaded_again(
 
 
 def test_stale_folder_without_marker_is_replaced(
-    tmp_path: Path, server: FakeServer, known: ArchiveSpec
+    tmp_path: Path, server: FakeServer, known: ImagenetteArchive
 ) -> None:
     data_dir = tmp_path / "data"
     (data_dir / TOP / "train").mkdir(parents=True)
@@ -469,13 +472,15 @@ def test_archive_option_verifies_known_checksum(
     manual = tmp_path / "downloads" / FILENAME
     manual.parent.mkdir()
     data = make_imagenette_tgz(manual)
-    spec = ArchiveSpec("imagenette-160", "http://127.0.0.1:9/", FILENAME, TOP, len(data), None)
+    spec = ImagenetteArchive(
+        "imagenette-160", "http://127.0.0.1:9/", FILENAME, TOP, len(data), None
+    )
     monkeypatch.setitem(ARCHIVES, "imagenette-160", spec)
 
     monkeypatch.setitem(
         ARCHIVES,
         "imagenette-160",
-        ArchiveSpec(**{**spec.__dict__, "checksum": Checksum("sha256", "1" * 64)}),
+        ImagenetteArchive(**{**spec.__dict__, "checksum": Checksum("sha256", "1" * 64)}),
     )
     data_dir = tmp_path / "data"
     with pytest.raises(InputError, match=f"expected {'1' * 64}, got {_sha(data)}"):
@@ -486,7 +491,7 @@ def test_archive_option_verifies_known_checksum(
     monkeypatch.setitem(
         ARCHIVES,
         "imagenette-160",
-        ArchiveSpec(**{**spec.__dict__, "checksum": Checksum("sha256", _sha(data))}),
+        ImagenetteArchive(**{**spec.__dict__, "checksum": Checksum("sha256", _sha(data))}),
     )
     result = download_dataset("imagenette-160", data_dir, archive=manual)
     assert result.archive == manual and result.downloaded_bytes == 0
@@ -525,7 +530,7 @@ def test_archive_without_train_and_val_is_refused(tmp_path: Path) -> None:
 
 
 def test_interrupted_extraction_leaves_nothing_half_made(
-    tmp_path: Path, server: FakeServer, known: ArchiveSpec, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, server: FakeServer, known: ImagenetteArchive, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     original = tarfile.TarFile.extractall
 

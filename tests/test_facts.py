@@ -73,9 +73,9 @@ def test_imagenet_mean_and_std_are_torchvisions() -> None:
 
 def test_archive_urls_names_folders_and_md5_are_torchvisions() -> None:
     published = Imagenette._ARCHIVES  # size name -> (url, md5)
-    assert {a.dataset for a in IMAGENETTE_ARCHIVES} == set(TORCHVISION_SIZES)
+    assert {a.name for a in IMAGENETTE_ARCHIVES} == set(TORCHVISION_SIZES)
     for archive in IMAGENETTE_ARCHIVES:
-        url, md5 = published[TORCHVISION_SIZES[archive.dataset]]
+        url, md5 = published[TORCHVISION_SIZES[archive.name]]
         path = PurePosixPath(url)
         assert archive.url == url
         assert archive.filename == path.name
@@ -85,12 +85,6 @@ def test_archive_urls_names_folders_and_md5_are_torchvisions() -> None:
 
 def test_download_plans_are_the_facts() -> None:
     for archive in IMAGENETTE_ARCHIVES:
-        spec = ARCHIVES[archive.dataset]
-        assert (spec.url, spec.filename, spec.folder, spec.size) == (
-            archive.url,
-            archive.filename,
-            archive.folder,
-            archive.size,
-        )
-        assert spec.checksum is not None and spec.checksum.hex == archive.sha256
-        assert MD5_REFERENCE[archive.dataset].hex == archive.md5
+        assert ARCHIVES[archive.name] is archive
+        assert archive.checksum is not None and archive.checksum.algo == "sha256"
+        assert MD5_REFERENCE[archive.name].hex == archive.md5

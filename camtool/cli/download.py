@@ -14,7 +14,7 @@ from camtool.cli._output import err, print_json
 from camtool.core.imagenet import IMAGENETTE_ARCHIVES
 
 ArchiveName = Enum(  # type: ignore[misc]  # members from the archive table
-    "ArchiveName", [(a.dataset, a.dataset) for a in IMAGENETTE_ARCHIVES], type=str
+    "ArchiveName", [(a.name, a.name) for a in IMAGENETTE_ARCHIVES], type=str
 )
 
 

@@ -107,14 +107,14 @@ class Checksum:
 
 @dataclass(frozen=True)
 class ImagenetteArchive:
-    """An archive ``camtool download`` fetches (``camtool.data.download.ArchiveSpec``).
+    """An archive ``camtool download`` fetches (or a mirror, or a file given by hand).
 
     Attributes:
-        name: what ``camtool download --dataset`` takes (also ``dataset``): ``"imagenette-160"``.
+        name: what ``camtool download --dataset`` takes: ``"imagenette-160"``.
         url: where it is served (None: given by hand); ``filename``: its name in the data folder.
         folder: its single top-level folder, the file name's stem (``imagenette2-160``).
-        size: bytes, None when unknown; ``checksum``: checked before extraction (None: none),
-            ``sha256`` its hex when a sha256; ``md5``: torchvision's, not checked.
+        size: bytes, None when unknown; ``checksum``: checked before extraction (None: none);
+            ``md5``: torchvision's, not checked.
     """
 
     name: str
@@ -124,15 +124,6 @@ class ImagenetteArchive:
     size: int | None
     checksum: Checksum | None
     md5: str | None = None
-
-    @property
-    def dataset(self) -> str:
-        return self.name
-
-    @property
-    def sha256(self) -> str | None:
-        sha = self.checksum
-        return sha.hex if sha is not None and sha.algo == "sha256" else None
 
 
 _S3 = "https://s3.amazonaws.com/fast-ai-imageclas/"

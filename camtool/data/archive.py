@@ -22,7 +22,6 @@ from camtool.version import __version__
 
 __all__ = [
     "MARKER_NAME",
-    "Checksum",
     "extract_dataset",
     "find_complete",
     "replace_folder",

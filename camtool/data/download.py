@@ -19,15 +19,14 @@ from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from camtool.core.imagenet import IMAGENETTE_ARCHIVES
-from camtool.core.imagenet import ImagenetteArchive as ArchiveSpec
-from camtool.data.archive import _CHUNK, Checksum, extract_dataset, find_complete, verify_checksum
+from camtool.core.imagenet import IMAGENETTE_ARCHIVES, Checksum, ImagenetteArchive
+from camtool.data.archive import _CHUNK, extract_dataset, find_complete, verify_checksum
 from camtool.errors import CamtoolError, ConfigError, InputError
 from camtool.fsutil import remove_stale_temps
 from camtool.process import folder_lock
 from camtool.version import __version__
 
-__all__ = ["ARCHIVES", "MD5_REFERENCE", "ArchiveSpec", "DownloadResult", "download_dataset"]
+__all__ = ["ARCHIVES", "MD5_REFERENCE", "DownloadResult", "download_dataset"]
 
 _ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz", ".tar")
 
@@ -49,7 +48,7 @@ class DownloadResult:
     already_present: bool
 
 
-ARCHIVES: dict[str, ArchiveSpec] = {a.name: a for a in IMAGENETTE_ARCHIVES}
+ARCHIVES: dict[str, ImagenetteArchive] = {a.name: a for a in IMAGENETTE_ARCHIVES}
 """The official Imagenette archives by dataset name, checked by sha256."""
 
 MD5_REFERENCE: dict[str, Checksum] = {
@@ -135,7 +134,7 @@ def _remove_if_left_empty(data_dir: Path) -> Iterator[None]:
 
 def _from_url(
     data_dir: Path,
-    plan: ArchiveSpec,
+    plan: ImagenetteArchive,
     force: bool,
     progress: ProgressCallback | None,
     timeout: float,
@@ -169,7 +168,9 @@ def _from_url(
     return DownloadResult(top, target, downloaded, resumed, already_present=False)
 
 
-def _plan(dataset: str, url: str | None, sha256: str | None, archive: Path | None) -> ArchiveSpec:
+def _plan(
+    dataset: str, url: str | None, sha256: str | None, archive: Path | None
+) -> ImagenetteArchive:
     """The URL, file name, folder, size and checksum of one call."""
     spec = ARCHIVES.get(dataset)
     if spec is None and url is None and archive is None:
@@ -190,10 +191,10 @@ def _plan(dataset: str, url: str | None, sha256: str | None, archive: Path | Non
         assert spec is not None
         filename = spec.filename
     if spec is None:
-        return ArchiveSpec(dataset, url, filename, _strip_suffix(filename), None, override)
+        return ImagenetteArchive(dataset, url, filename, _strip_suffix(filename), None, override)
     if override is None and filename == spec.filename:
         return replace(spec, url=url or spec.url)
-    return ArchiveSpec(spec.name, url or spec.url, filename, spec.folder, None, override)
+    return ImagenetteArchive(spec.name, url or spec.url, filename, spec.folder, None, override)
 
 
 def _strip_suffix(filename: str) -> str:
