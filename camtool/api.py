@@ -57,11 +57,10 @@ class Explanation:
 
 
 class CamModel:
-    """A loaded model that explains images; see :func:`load_model`.
+    """A loaded model that explains images (from :func:`load_model`).
 
     Attributes:
-        info: ``class_names``, ``img_size`` (shorter side fed), ``mean``/``std``, ``arch``,
-            ``source``.
+        info: ``class_names``, ``img_size``, ``mean``/``std``, ``arch``, ``source``.
         device: where it runs (``cpu``, ``cuda``, ``mps``).
     """
 
@@ -90,8 +89,7 @@ class CamModel:
                 ``info.img_size``, no crop); a float tensor/array ``(N, 3, H, W)`` or
                 ``(3, H, W)`` of RGB in [0, 1] (normalised, not resized); or dataset samples from
                 :meth:`samples` (one or a list), whose true classes fill ``true_idx``.
-            target: explain this class (an index or a class name) for every image; ``None``
-                explains the predicted classes.
+            target: a class (index or name) to explain for every image; ``None``: the predicted.
             topk: with no ``target``, explain the ``topk`` best classes of each image.
             upsample: ``"aligned"`` or ``"conventional"`` (see :mod:`camtool.core.upsample`).
 
@@ -99,19 +97,33 @@ class CamModel:
             ConfigError: ``topk`` < 1, or an unknown or ambiguous ``target``.
             InputError: ``images`` is empty or not of a supported kind or shape.
         """
-        from camtool.core.maps import explain_batch, resolve_class
+        from camtool.core.maps import explain_batch, heatmap, resolve_class
 
         if topk < 1:
             raise ConfigError(f"topk must be at least 1 (got {topk})")
-        index = None if target is None else resolve_class(target, self.info.class_names)
+        names = self.info.class_names
+        index = None if target is None else resolve_class(target, names)
         images, truths = _with_truths(images)
         batches, sizes = self._inputs(images)
         parts = [explain_batch(self._runner, b, target=index, topk=topk) for b in batches]
-        result = self._assemble(parts, sizes, upsample)
-        result.true_idx = truths or [None] * len(sizes)
-        names = self.info.class_names
-        result.true_names = [None if t is None else names[t] for t in result.true_idx]
-        return result
+        class_idx = np.concatenate([p.class_idx for p in parts]).astype(np.int64)
+        cams = [cam.astype(np.float32) for p in parts for cam in p.cams]
+        input_hws = [p.input_hw for p in parts for _ in range(p.cams.shape[0])]
+        geo = self.info.geometry
+        true_idx = truths or [None] * len(sizes)
+        return Explanation(
+            logits=np.concatenate([p.logits for p in parts]).astype(np.float32),
+            probabilities=np.concatenate([p.probs for p in parts]).astype(np.float32),
+            class_idx=class_idx,
+            class_names=[[names[int(c)] for c in row] for row in class_idx],
+            cams=cams,
+            heatmaps=[
+                np.stack([heatmap(c, size, mode=upsample, geometry=geo, input_hw=hw) for c in maps])
+                for maps, size, hw in zip(cams, sizes, input_hws, strict=True)
+            ],
+            true_idx=true_idx,
+            true_names=[None if t is None else names[t] for t in true_idx],
+        )
 
     def samples(
         self,
@@ -122,10 +134,8 @@ class CamModel:
         seed: int = 0,
         data_dir: str | Path | None = None,
     ) -> list[DatasetSample]:
-        """Samples of the model's dataset with their true classes, for :meth:`explain`.
-
-        The dataset is found as ``camtool eval`` finds it
-        (:func:`camtool.evaluation.source.dataset_root`); sample ``i`` is ``eval``'s sample ``i``.
+        """Samples of the model's dataset (found and ordered as ``camtool eval`` does), for
+        :meth:`explain`.
 
         Args:
             dataset: ``"val"``, ``"train"``, or a folder of class folders named like the classes.
@@ -138,8 +148,7 @@ class CamModel:
             One :class:`~camtool.evaluation.samples.DatasetSample` per chosen sample.
 
         Raises:
-            ConfigError: both or neither of ``index`` and ``random``; an index beyond the
-                dataset (the message gives its size).
+            ConfigError: both or neither of ``index`` and ``random``; an index beyond the data.
             CamtoolError: no dataset found, or its classes are not the model's.
         """
         from camtool.evaluation.data import SPLITS
@@ -197,31 +206,6 @@ class CamModel:
             )
         return normalise(pixels, self.info.mean, self.info.std)
 
-    def _assemble(
-        self, parts: list[Any], sizes: list[tuple[int, int]], upsample: str
-    ) -> Explanation:
-        from camtool.core.maps import heatmap
-
-        logits = np.concatenate([p.logits for p in parts]).astype(np.float32)
-        probs = np.concatenate([p.probs for p in parts]).astype(np.float32)
-        class_idx = np.concatenate([p.class_idx for p in parts]).astype(np.int64)
-        cams = [cam.astype(np.float32) for p in parts for cam in p.cams]
-        names = self.info.class_names
-        input_hws = [p.input_hw for p in parts for _ in range(p.cams.shape[0])]
-        geo = self.info.geometry
-        heatmaps = [
-            np.stack([heatmap(c, size, mode=upsample, geometry=geo, input_hw=hw) for c in maps])
-            for maps, size, hw in zip(cams, sizes, input_hws, strict=True)
-        ]
-        return Explanation(
-            logits=logits,
-            probabilities=probs,
-            class_idx=class_idx,
-            class_names=[[names[int(c)] for c in row] for row in class_idx],
-            cams=cams,
-            heatmaps=heatmaps,
-        )
-
 
 def _with_truths(images: Any) -> tuple[Any, list[int | None] | None]:
     """Dataset samples as PIL images and their true classes; anything else as it is."""
@@ -260,8 +244,7 @@ def load_model(
             WordNet ids (the zero-shot baseline); ``None`` keeps all 1000.
 
     Raises:
-        camtool.errors.CamtoolError: the file is missing, unreadable or not a model camtool
-            knows; the device is not available; an id that is not Imagenette's.
+        CamtoolError: the file is missing or not a model; no such device; an unknown id.
     """
     from camtool.core.loading import open_runner
 

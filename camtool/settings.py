@@ -20,11 +20,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_settings import (
-    BaseSettings,
-    PydanticBaseSettingsSource,
-    SettingsConfigDict,
-)
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from camtool.choices import DatasetName, DeviceName, Optimizer, Scheduler, UpsampleMode
 from camtool.core.imagenet import IMG_SIZE_RANGE
@@ -56,8 +52,7 @@ __all__ = [
 
 SETTINGS_FILE = "camtool-settings.toml"
 
-#: Most classes a model may have, and most maps per image (``topk``).
-MAX_CLASSES = 100_000
+MAX_CLASSES = 100_000  # most classes a model may have, and most maps per image
 
 _PATH_FORBIDDEN = {"\0": "a NUL byte", "\n": "a newline", "\r": "a carriage return"}
 
