@@ -1,12 +1,7 @@
 """camtool: train an image classifier and show where it looks, with Class Activation Mapping.
 
-The Python API is :func:`load_model`, which returns a :class:`CamModel` whose
-:meth:`~CamModel.explain` gives logits, probabilities and maps as NumPy arrays (see
-:mod:`camtool.api`). The command line is ``camtool`` (:mod:`camtool.cli`).
-
-Importing this package is cheap: heavy dependencies (torch, torchvision, matplotlib) are imported
-only by the modules that need them, so that ``camtool --help`` answers instantly; the three API
-names load :mod:`camtool.api` on first use (PEP 562).
+The Python API is :func:`load_model` (:mod:`camtool.api`, loaded on first use); the CLI is
+``camtool``. Importing this package is cheap: no torch, torchvision or matplotlib.
 """
 
 from __future__ import annotations

@@ -1,17 +1,12 @@
 """camtool from Python: load a model, explain images, get arrays back.
 
-For notebooks and scripts::
-
-    import camtool
-    from PIL import Image
+::
 
     model = camtool.load_model("checkpoints/best.pt")      # or "model.onnx", or None for ImageNet
     result = model.explain([Image.open("cat.jpg")], topk=2)
-    result.class_names[0]        # ['tabby', 'tiger cat']
     result.heatmaps[0].shape     # (2, H, W): one map per explained class, at the photo's own size
 
-Everything returned is a NumPy array on the CPU, whichever runner (PyTorch or onnxruntime) and
-device did the work. The maps are the CAMs of Zhou et al. (CVPR'16): for class ``c``,
+Everything returned is a NumPy array on the CPU. The maps are the CAMs of Zhou et al. (CVPR'16):
 ``CAM_c(x, y) = sum_k w[c, k] f_k(x, y)``, whose spatial mean plus the bias is logit ``c``.
 """
 
@@ -41,19 +36,13 @@ class Explanation:
     Attributes:
         logits: ``(N, C)`` float32, the raw class scores.
         probabilities: ``(N, C)`` float32, softmax of ``logits`` (each row sums to 1).
-        class_idx: ``(N, K)`` int64, the explained classes of each image, best first (or the
-            ``target`` class alone, ``K = 1``).
+        class_idx: ``(N, K)`` int64, the explained classes, best first (``K = 1`` with a target).
         class_names: ``N`` lists of ``K`` names, matching ``class_idx``.
-        cams: ``N`` arrays of shape ``(K, h_n, w_n)``, float32: the raw maps at feature-map
-            resolution (not normalised; ``cams[n][k].mean() + bias`` is
-            ``logits[n, class_idx[n, k]]``). Images of different shapes give maps of different
-            sizes, hence one array per image.
-        heatmaps: ``N`` arrays of shape ``(K, H_n, W_n)``, float32 in [0, 1]: each map upsampled
-            to image ``n``'s own size (its size before the model's resize) and min-max normalised.
-            A flat map (no variation) is all zeros.
-        true_idx: ``N`` true classes (int), ``None`` where unknown (images given as pixels);
-            known for the :class:`~camtool.evaluation.samples.DatasetSample` of
-            :meth:`CamModel.samples`.
+        cams: ``N`` float32 arrays ``(K, h_n, w_n)``: raw maps at feature-map resolution
+            (``cams[n][k].mean() + bias`` is ``logits[n, class_idx[n, k]]``).
+        heatmaps: ``N`` float32 arrays ``(K, H_n, W_n)`` in [0, 1]: each map upsampled to image
+            ``n``'s own size and min-max normalised (a flat map is all zeros).
+        true_idx: ``N`` true classes, ``None`` where unknown (known for :meth:`CamModel.samples`).
         true_names: ``N`` names of those classes, ``None`` where unknown.
     """
 
@@ -68,11 +57,10 @@ class Explanation:
 
 
 class CamModel:
-    """A loaded model that explains images; see :func:`load_model`.
+    """A loaded model that explains images (from :func:`load_model`).
 
     Attributes:
-        info: what the model knows about itself: ``class_names``, ``img_size`` (pixels of the
-            shorter side it is fed), ``mean``/``std``, ``arch``, ``source``.
+        info: ``class_names``, ``img_size``, ``mean``/``std``, ``arch``, ``source``.
         device: where it runs (``cpu``, ``cuda``, ``mps``).
     """
 
@@ -97,40 +85,45 @@ class CamModel:
         """Classify images and return the class activation maps of the chosen classes.
 
         Args:
-            images: one PIL image, a sequence of PIL images (any sizes and modes: each is
-                converted to RGB and resized so that its shorter side is ``info.img_size``,
-                without cropping), or a float tensor/array ``(N, 3, H, W)`` or ``(3, H, W)`` of RGB
-                values in [0, 1] at the size the model should see (normalised here with the
-                model's ``mean``/``std``; not resized); or dataset samples from :meth:`samples`
-                (one, or a list), read like PIL images, whose true classes fill
-                ``true_idx``/``true_names``.
-            target: explain this class for every image (an index or a class name, see
-                ``camtool cam --help``); ``None`` explains the predicted classes.
+            images: a PIL image or a sequence of them (converted to RGB, shorter side resized to
+                ``info.img_size``, no crop); a float tensor/array ``(N, 3, H, W)`` or
+                ``(3, H, W)`` of RGB in [0, 1] (normalised, not resized); or dataset samples from
+                :meth:`samples` (one or a list), whose true classes fill ``true_idx``.
+            target: a class (index or name) to explain for every image; ``None``: the predicted.
             topk: with no ``target``, explain the ``topk`` best classes of each image.
-            upsample: how ``heatmaps`` are brought to the image's size: ``"aligned"`` (each map
-                cell on its receptive-field centre) or ``"conventional"`` (bilinear,
-                ``align_corners=False``); see :mod:`camtool.core.upsample`.
-
-        Returns:
-            An :class:`Explanation`.
+            upsample: ``"aligned"`` or ``"conventional"`` (see :mod:`camtool.core.upsample`).
 
         Raises:
             ConfigError: ``topk`` < 1, or an unknown or ambiguous ``target``.
             InputError: ``images`` is empty or not of a supported kind or shape.
         """
-        from camtool.core.maps import explain_batch, resolve_class
+        from camtool.core.maps import explain_batch, heatmap, resolve_class
 
         if topk < 1:
             raise ConfigError(f"topk must be at least 1 (got {topk})")
-        index = None if target is None else resolve_class(target, self.info.class_names)
+        names = self.info.class_names
+        index = None if target is None else resolve_class(target, names)
         images, truths = _with_truths(images)
         batches, sizes = self._inputs(images)
         parts = [explain_batch(self._runner, b, target=index, topk=topk) for b in batches]
-        result = self._assemble(parts, sizes, upsample)
-        result.true_idx = truths or [None] * len(sizes)
-        names = self.info.class_names
-        result.true_names = [None if t is None else names[t] for t in result.true_idx]
-        return result
+        class_idx = np.concatenate([p.class_idx for p in parts]).astype(np.int64)
+        cams = [cam.astype(np.float32) for p in parts for cam in p.cams]
+        input_hws = [p.input_hw for p in parts for _ in range(p.cams.shape[0])]
+        geo = self.info.geometry
+        true_idx = truths or [None] * len(sizes)
+        return Explanation(
+            logits=np.concatenate([p.logits for p in parts]).astype(np.float32),
+            probabilities=np.concatenate([p.probs for p in parts]).astype(np.float32),
+            class_idx=class_idx,
+            class_names=[[names[int(c)] for c in row] for row in class_idx],
+            cams=cams,
+            heatmaps=[
+                np.stack([heatmap(c, size, mode=upsample, geometry=geo, input_hw=hw) for c in maps])
+                for maps, size, hw in zip(cams, sizes, input_hws, strict=True)
+            ],
+            true_idx=true_idx,
+            true_names=[None if t is None else names[t] for t in true_idx],
+        )
 
     def samples(
         self,
@@ -141,32 +134,21 @@ class CamModel:
         seed: int = 0,
         data_dir: str | Path | None = None,
     ) -> list[DatasetSample]:
-        """Samples of the model's dataset with their true classes, as ``camtool cam --dataset``.
-
-        The dataset is found as ``camtool eval`` finds it (``data_dir``, else the folder the
-        checkpoint was trained on; see :func:`camtool.evaluation.source.dataset_root`), and
-        sample ``i`` is ``eval``'s sample ``i`` (sorted files). Pass the result to
-        :meth:`explain`::
-
-            picked = model.samples("val", random=5, seed=0)
-            result = model.explain(picked)
-            result.true_names, result.class_names   # true and predicted, per image
+        """Samples of the model's dataset (found and ordered as ``camtool eval`` does), for
+        :meth:`explain`.
 
         Args:
-            dataset: ``"val"``, ``"train"``, or a folder of class folders named like the model's
-                classes.
+            dataset: ``"val"``, ``"train"``, or a folder of class folders named like the classes.
             index: the sample(s) to take by index; or
             random: draw this many distinct samples (in increasing index order) ...
-            seed: ... with this seed: the same seed gives the same samples.
+            seed: ... with this seed.
             data_dir: the dataset root (holding ``train/`` and ``val/``) for a split.
 
         Returns:
-            One :class:`~camtool.evaluation.samples.DatasetSample` (``index``, ``path``,
-            ``true_idx``, ``true_name``; ``load()`` reads the image) per chosen sample.
+            One :class:`~camtool.evaluation.samples.DatasetSample` per chosen sample.
 
         Raises:
-            ConfigError: both or neither of ``index`` and ``random``; an index beyond the
-                dataset (the message gives its size).
+            ConfigError: both or neither of ``index`` and ``random``; an index beyond the data.
             CamtoolError: no dataset found, or its classes are not the model's.
         """
         from camtool.evaluation.data import SPLITS
@@ -208,7 +190,7 @@ class CamModel:
         return tensors, [(image.height, image.width) for image in images]
 
     def _normalise(self, pixels: Any) -> np.ndarray:
-        """``(N, 3, H, W)`` RGB in [0, 1] (a tensor or an array) -> the model's normalised input."""
+        """``(N, 3, H, W)`` RGB in [0, 1] -> the model's normalised input."""
         from camtool.core.runner import is_torch_tensor
         from camtool.data.images import normalise
 
@@ -224,35 +206,9 @@ class CamModel:
             )
         return normalise(pixels, self.info.mean, self.info.std)
 
-    def _assemble(
-        self, parts: list[Any], sizes: list[tuple[int, int]], upsample: str
-    ) -> Explanation:
-        from camtool.core.maps import heatmap
-
-        logits = np.concatenate([p.logits for p in parts]).astype(np.float32)
-        probs = np.concatenate([p.probs for p in parts]).astype(np.float32)
-        class_idx = np.concatenate([p.class_idx for p in parts]).astype(np.int64)
-        cams = [cam.astype(np.float32) for p in parts for cam in p.cams]
-        names = self.info.class_names
-        input_hws = [p.input_hw for p in parts for _ in range(p.cams.shape[0])]
-        geo = self.info.geometry
-        heatmaps = [
-            np.stack([heatmap(c, size, mode=upsample, geometry=geo, input_hw=hw) for c in maps])
-            for maps, size, hw in zip(cams, sizes, input_hws, strict=True)
-        ]
-        return Explanation(
-            logits=logits,
-            probabilities=probs,
-            class_idx=class_idx,
-            class_names=[[names[int(c)] for c in row] for row in class_idx],
-            cams=cams,
-            heatmaps=heatmaps,
-        )
-
 
 def _with_truths(images: Any) -> tuple[Any, list[int | None] | None]:
-    """Dataset samples (one or a list) as PIL images and their true classes; anything else as
-    it is, with no true classes."""
+    """Dataset samples as PIL images and their true classes; anything else as it is."""
     samples = sys.modules.get("camtool.evaluation.samples")
     if samples is None:  # no sample was made (and torch, which it imports, stays unimported)
         return images, None
@@ -277,25 +233,18 @@ def load_model(
     """Load a model to explain images with.
 
     Args:
-        path: a camtool checkpoint (``best.pt``; loaded with ``weights_only=True``, never running
-            code from the file), a plain torchvision state dict, an ONNX file written by
-            ``camtool export`` (run by onnxruntime), or ``None`` for torchvision's ImageNet
-            ``arch`` (its weights must be in the torchvision cache or downloadable).
+        path: a camtool checkpoint (loaded with ``weights_only=True``), a plain torchvision state
+            dict, an ONNX file from ``camtool export``, or ``None`` for torchvision's ImageNet
+            ``arch``.
         device: ``auto`` (CUDA, then MPS, then CPU), ``cpu``, ``cuda``, ``cuda:1`` or ``mps``.
-        arch: the ImageNet architecture when ``path`` is ``None`` (default ``resnet18``), and
-            the arch of a plain state dict (``None``: recognised from its tensors).
+        arch: the ImageNet arch when ``path`` is ``None`` (default ``resnet18``), and the arch
+            of a plain state dict (``None``: recognised from its tensors).
         img_size: the shorter side images are resized to, for models that do not record one.
-        imagenet_classes: with ``path`` ``None``, keep only these classes of the ImageNet
-            model, as Imagenette WordNet ids (e.g. ``["n01440764", "n03888257"]``; class ``i``
-            is the ``i``-th): the zero-shot baseline, whose map of class ``i`` is ImageNet's map
-            of that class. ``None`` keeps all 1000.
-
-    Returns:
-        A :class:`CamModel`.
+        imagenet_classes: with ``path`` ``None``, keep only these ImageNet classes, as Imagenette
+            WordNet ids (the zero-shot baseline); ``None`` keeps all 1000.
 
     Raises:
-        camtool.errors.CamtoolError: the file is missing, unreadable or not a model camtool
-            knows; the device is not available; an id that is not Imagenette's.
+        CamtoolError: the file is missing or not a model; no such device; an unknown id.
     """
     from camtool.core.loading import open_runner
 

@@ -1,8 +1,4 @@
-"""The named choices shared by settings and command-line flags.
-
-Kept free of heavy imports: the CLI declares its flags with these enums, and ``camtool --help``
-must not pay for pydantic or torch.
-"""
+"""The named choices of settings and flags; no heavy imports (``camtool --help`` uses them)."""
 
 from __future__ import annotations
 
@@ -67,8 +63,7 @@ class UpsampleMode(str, Enum):
 
 
 class Split(str, Enum):
-    """Split folders ``camtool eval`` (and ``cam --dataset``) read: ``val/`` (the test split) or
-    all of ``train/``."""
+    """Split folders ``camtool eval`` and ``cam --dataset`` read."""
 
     val = "val"
     train = "train"

@@ -1,8 +1,4 @@
-"""The one exception type the core raises, and the exit codes the CLI maps it to.
-
-The core never prints and never exits: it raises :class:`CamtoolError` (or a subclass) with a
-message meant for a person, and the CLI turns it into one line on stderr and an exit code.
-"""
+"""The exceptions the core raises (never printing or exiting) and the CLI's exit codes."""
 
 from __future__ import annotations
 
@@ -26,21 +22,14 @@ EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
 EXIT_PARTIAL = 3
-EXIT_INTERRUPTED = 130
-"""Ctrl-C (SIGINT): 128 + 2, the shell's convention."""
-EXIT_TERMINATED = 143
-"""SIGTERM (``kill``, Slurm, Kubernetes, systemd): 128 + 15."""
+EXIT_INTERRUPTED = 130  # Ctrl-C: 128 + SIGINT
+EXIT_TERMINATED = 143  # 128 + SIGTERM
 
 _SIGINT, _SIGTERM = 2, 15
 
 
 class CamtoolError(Exception):
-    """An error with a message fit to show a user as it is.
-
-    Args:
-        message: one line saying what went wrong and, where possible, what to do about it.
-        exit_code: the process exit code the CLI should use.
-    """
+    """An error whose one-line ``message`` is shown to the user as it is, with ``exit_code``."""
 
     exit_code: int = EXIT_FAILURE
 
@@ -65,14 +54,7 @@ class InputError(CamtoolError):
 
 
 class Interrupted(KeyboardInterrupt):
-    """A signal that stops a run the way Ctrl-C does (SIGTERM raises it in the main thread).
-
-    It is a :class:`KeyboardInterrupt`, so every ``except KeyboardInterrupt`` that cleans up
-    after Ctrl-C cleans up after ``kill`` too.
-
-    Args:
-        signum: the signal received (``signal.SIGTERM`` is 15).
-    """
+    """Signal ``signum`` stopping a run; a KeyboardInterrupt, so Ctrl-C's cleanup runs too."""
 
     def __init__(self, signum: int) -> None:
         super().__init__(signum)
@@ -80,10 +62,8 @@ class Interrupted(KeyboardInterrupt):
 
 
 def interrupt_exit_code(exc: BaseException | int | None) -> int:
-    """The exit code of a run stopped by ``exc`` (or by signal number ``exc``): 128 + signal.
-
-    Ctrl-C (a plain :class:`KeyboardInterrupt`, or ``None``) is 130, SIGTERM 143.
-    """
+    """The exit code of a run stopped by ``exc`` (or signal number ``exc``): 128 + signal,
+    130 for a plain KeyboardInterrupt or ``None``."""
     if isinstance(exc, Interrupted):
         exc = exc.signum
     if isinstance(exc, int) and not isinstance(exc, bool) and exc > 0:
@@ -92,7 +72,7 @@ def interrupt_exit_code(exc: BaseException | int | None) -> int:
 
 
 def interrupt_word(exc: BaseException | int | None) -> str:
-    """``"interrupted"`` for Ctrl-C, ``"terminated (SIGTERM)"`` for SIGTERM, for messages."""
+    """``"interrupted"`` for Ctrl-C, ``"terminated (SIGTERM)"`` for SIGTERM."""
     signum = exc.signum if isinstance(exc, Interrupted) else exc
     if signum == _SIGTERM:
         return "terminated (SIGTERM)"

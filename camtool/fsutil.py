@@ -1,17 +1,8 @@
-"""File output every command shares: atomic, durable writes, full disks, stale temporary files.
+"""Atomic, durable file writes, full-disk errors and stale temporary files, for every command.
 
-* :func:`atomic_path` writes beside the target under a hidden temporary name from
-  :func:`tempfile.mkstemp` (``.last.pt.k3j9x_2a.tmp.pt``), then flushes it to disk, renames it
-  over the target (:func:`os.replace`) and syncs the folder. The guarantee, the same for every
-  file camtool writes (checkpoints, maps, arrays, JSON, settings, exports): a reader never sees
-  half a file, a failed write leaves the previous version intact, and once the writer returns
-  the new file survives a crash or power loss.
-* A full disk is reported as an :class:`OSError` naming the target, also when the writer is
-  ``torch.save``, which raises ``RuntimeError("[enforce fail at inline_container.cc ...] file
-  write failed")`` instead.
-* :func:`remove_stale_temps` deletes the temporary files and scratch folders that killed writers
-  (``kill -9``, power loss) left: only names of those patterns, only once untouched for an hour.
-  Age, not a pid, decides, because a pid means nothing in a folder that several containers share.
+A reader never sees half a file, a failed write leaves the previous version intact, and once the
+writer returns the new file survives a crash. A full disk is an :class:`OSError` naming the
+target, also when ``torch.save`` reports it as a ``RuntimeError``.
 """
 
 from __future__ import annotations
@@ -38,21 +29,18 @@ __all__ = [
     "remove_stale_temps",
 ]
 
-#: Prefix of camtool's scratch folders (``tempfile.mkdtemp(prefix=SCRATCH_PREFIX + "shapes-")``).
-SCRATCH_PREFIX = ".camtool-"
-#: A temporary file or scratch folder untouched this long (seconds) belongs to a dead writer.
-STALE_AFTER_S = 3600.0
+SCRATCH_PREFIX = ".camtool-"  # of camtool's scratch folders
+STALE_AFTER_S = 3600.0  # a temporary untouched this long belongs to a dead writer
 
 _TEMP = re.compile(r"^\..+\.(?:\d+-[0-9a-f]{8}|[a-z0-9_]{8})\.tmp(?:\.[^.]+)?$")
 _UMASK = os.umask(0o022)
 os.umask(_UMASK)  # read once, at import (single-threaded): mkstemp's 0600 becomes what open() gives
-_LOW_SPACE = 16 * 2**20
-"""Below this many free bytes a failed write is put down to a full disk."""
+_LOW_SPACE = 16 * 2**20  # below this many free bytes a failed write means a full disk
 _WRITE_FAILURES = ("inline_container", "file write failed", "No space left")
 
 
 def _write_error(target: Path, exc: RuntimeError) -> OSError | None:
-    """The OSError behind a ``torch.save`` RuntimeError about a failed write, if it is one."""
+    """The OSError behind a ``torch.save`` RuntimeError about a failed write, if any."""
     text = str(exc)
     if not any(marker in text for marker in _WRITE_FAILURES):
         return None
@@ -67,12 +55,8 @@ def _write_error(target: Path, exc: RuntimeError) -> OSError | None:
 
 @contextlib.contextmanager
 def atomic_path(target: Path) -> Iterator[Path]:
-    """Yield a temporary path next to ``target``; on success it replaces ``target`` atomically
-    and durably (see the module's guarantee).
-
-    The temporary name is hidden and keeps the target's suffix (so writers that look at the
-    extension, like ``numpy.savez``, behave). On any error (or Ctrl-C) the temporary file is
-    removed and ``target`` is left as it was.
+    """Yield a hidden temporary path beside ``target`` (same suffix); on success it replaces
+    ``target`` atomically and durably; on any error it is removed.
 
     Raises:
         OSError: the write failed (``errno.ENOSPC`` for a full disk; ``filename`` is
@@ -138,11 +122,8 @@ def _is_stale(path: Path, now: float) -> bool:
 
 
 def remove_stale_temps(folder: Path, *, recursive: bool = False) -> list[Path]:
-    """Delete temporary files and scratch folders that killed writers left in ``folder``.
-
-    Only hidden names of :func:`atomic_path`'s pattern and folders named
-    ``SCRATCH_PREFIX*``, and only those untouched for :data:`STALE_AFTER_S`, are removed;
-    nothing else is touched. A missing or unreadable folder is left alone.
+    """Delete :func:`atomic_path` temporaries and ``SCRATCH_PREFIX*`` folders in ``folder``
+    untouched for :data:`STALE_AFTER_S` (killed writers left them; age, not a pid, decides).
 
     Returns:
         The paths removed.
@@ -168,7 +149,6 @@ def remove_stale_temps(folder: Path, *, recursive: bool = False) -> list[Path]:
 
 
 def _entries(folder: Path) -> tuple[list[str], list[str]]:
-    """The folder and file names directly in ``folder`` (none if it cannot be read)."""
     dirs: list[str] = []
     files: list[str] = []
     with contextlib.suppress(OSError), os.scandir(folder) as entries:
@@ -180,15 +160,13 @@ def _entries(folder: Path) -> tuple[list[str], list[str]]:
 def refuse_to_replace(
     paths: Iterable[Path], *, overwrite: bool, hint: str = "", marker: str | None = None
 ) -> None:
-    """Refuse (one line) to replace files camtool did not write, unless the user asked to.
+    """Refuse (one line) to replace files camtool did not write, unless ``overwrite``.
 
     Args:
         paths: the files about to be written.
-        overwrite: the user passed ``--overwrite``: replace anything.
-        hint: what else the user can do (appended to the message, e.g. ``", or choose ..."``).
-        marker: a file name (``camtool-settings.toml``) whose presence in a folder shows camtool
-            wrote that folder's outputs: files there are replaced. ``None``: every existing
-            file is refused.
+        overwrite: the user passed ``--overwrite``.
+        hint: appended to the message (e.g. ``", or choose ..."``).
+        marker: a file name showing camtool wrote its folder (files there are replaced).
 
     Raises:
         CamtoolError: one of ``paths`` exists (the first is named).

@@ -1,13 +1,4 @@
-"""Checking the paths a command was given before any slow work starts.
-
-Every command checks its files the same way, here, instead of through click's ``exists`` /
-``readable`` / ``dir_okay`` flags (which end the whole command with a usage error): an input
-image that cannot be read fails alone (the others are processed); a model, a config or another
-file the command cannot do without is one line and exit 1 (:class:`~camtool.errors.CamtoolError`);
-an output folder that cannot be created or written is refused before a model is loaded.
-
-Permissions are judged with :func:`os.access`, the way the OS will judge the later ``open``.
-"""
+"""Checking a command's paths (with :func:`os.access`) before any slow work starts."""
 
 from __future__ import annotations
 
@@ -20,11 +11,7 @@ __all__ = ["require_file", "require_writable_dir", "unreadable_file_reason"]
 
 
 def unreadable_file_reason(path: Path) -> str | None:
-    """Why ``path`` cannot be read as a file, or ``None`` if it can.
-
-    Returns:
-        ``"no such file"``, ``"is a folder, not a file"``, ``"permission denied"`` or ``None``.
-    """
+    """``"no such file"``, ``"is a folder, not a file"``, ``"permission denied"`` or ``None``."""
     path = Path(path)
     if not path.exists():
         return "no such file"
@@ -38,13 +25,8 @@ def unreadable_file_reason(path: Path) -> str | None:
 def require_file(path: Path, what: str) -> Path:
     """``path`` if it is a readable file.
 
-    Args:
-        path: the file a command needs.
-        what: what it is, for the message (``"model"``, ``"config file"``).
-
     Raises:
-        CamtoolError: missing, a folder, or not readable (exit code 1), e.g.
-            ``model not found: m.pt`` or ``cannot read config file c.toml: permission denied``.
+        CamtoolError: missing, a folder, or not readable (``what`` names it: ``"model"``).
     """
     reason = unreadable_file_reason(path)
     if reason == "no such file":
@@ -55,9 +37,7 @@ def require_file(path: Path, what: str) -> Path:
 
 
 def require_writable_dir(path: Path, what: str = "output folder") -> Path:
-    """``path`` if it is a folder that can be written, or one that can be created.
-
-    Nothing is created: the nearest existing ancestor must be a writable folder.
+    """``path`` if it is a writable folder or can be created as one (nothing is created).
 
     Raises:
         CamtoolError: ``path`` (or an ancestor) is a file, or the folder is not writable.

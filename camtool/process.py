@@ -1,18 +1,4 @@
-"""What every long-running command shares about processes: signals, folder locks, workers.
-
-* :func:`sigterm_as_interrupt`: while a command runs, SIGTERM (what ``kill``, Slurm, Kubernetes
-  and systemd send) raises :class:`~camtool.errors.Interrupted` in the main thread, a
-  :class:`KeyboardInterrupt`, so it stops the run exactly as Ctrl-C does: the same cleanup, the
-  same saved state, one line, exit code 143 (Ctrl-C: 130).
-* :func:`folder_lock`: an exclusive lock (:mod:`filelock`) on ``<folder>/.camtool.lock`` so that
-  two runs of ``train`` (or ``demo``) never write into one folder. The kernel drops the lock when
-  its process dies, however it dies, so a lock left by a killed run is never in the way.
-  :func:`file_lock` is the same lock on any file (batch-cam's manifest).
-* :func:`worker_init`: the ``worker_init_fn`` of every data loader, made in the parent (which
-  records its own pid): on Linux the worker is killed when its parent dies
-  (``prctl(PR_SET_PDEATHSIG, SIGKILL)``), even by ``kill -9``, and it ignores SIGINT/SIGTERM
-  while the parent runs (the parent stops it cleanly). A parent that is pid 1 (a container's
-  main process) is no exception.
+"""Signals, folder locks and data-loader workers, shared by every long-running command.
 
 No torch here: the CLI imports this module before any command runs.
 """
@@ -53,11 +39,8 @@ _PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 
 @contextlib.contextmanager
 def sigterm_as_interrupt() -> Iterator[None]:
-    """While inside, SIGTERM raises :class:`~camtool.errors.Interrupted` (a KeyboardInterrupt).
-
-    Only in the main thread (Python delivers signals there); elsewhere this does nothing. The
-    previous handler is put back on the way out.
-    """
+    """While inside, SIGTERM raises :class:`~camtool.errors.Interrupted` (a KeyboardInterrupt),
+    so it stops a run as Ctrl-C does. Main thread only; elsewhere this does nothing."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -73,11 +56,7 @@ def sigterm_as_interrupt() -> Iterator[None]:
 
 
 class StopRequest:
-    """Set by :func:`deferred_stop` when a stop signal arrives; the run stops at a safe point.
-
-    Attributes:
-        signum: the signal received first (``None`` while none came).
-    """
+    """Set by :func:`deferred_stop`: ``signum`` is the first stop signal (``None``: none yet)."""
 
     def __init__(self) -> None:
         self.signum: int | None = None
@@ -90,8 +69,7 @@ class StopRequest:
 def deferred_stop(request: StopRequest, *, enabled: bool = True) -> Iterator[StopRequest]:
     """First Ctrl-C or SIGTERM: only record it in ``request``. A second: raise at once.
 
-    For loops that can stop cleanly between two steps (``train`` finishes its batch and saves).
-    Only in the main thread and when ``enabled``; the previous handlers are put back on exit.
+    Only in the main thread and when ``enabled``.
 
     Raises:
         Interrupted: on the second signal.
@@ -114,20 +92,8 @@ def deferred_stop(request: StopRequest, *, enabled: bool = True) -> Iterator[Sto
 
 
 def die_with_parent(creator: int, *, via_server: bool = False) -> None:
-    """Have the kernel kill this process (SIGKILL) when its parent dies; Linux only.
-
-    If the parent is already gone (it died before the kernel was asked), exit at once. "Gone" is
-    judged against the pid of the process that made this one, recorded there before this
-    process started: in a container the main process is pid 1, so a parent pid of 1 alone says
-    nothing; a worker whose parent died is re-parented (to pid 1 or a subreaper), so its parent
-    pid no longer matches the recorded one.
-
-    Args:
-        creator: the pid of the process that started this one (``os.getpid()`` there).
-        via_server: this process was forked by multiprocessing's fork server (start method
-            ``"forkserver"``), itself a child of ``creator``; the fork server exits when
-            ``creator`` does, so the check is that the parent's parent is ``creator``.
-    """
+    """Have the kernel SIGKILL this process when its parent dies (Linux only); exit at once if
+    the parent (the fork server's parent with ``via_server``) is no longer ``creator``'s pid."""
     if not sys.platform.startswith("linux"):
         return
     with contextlib.suppress(OSError, AttributeError):
@@ -139,7 +105,7 @@ def die_with_parent(creator: int, *, via_server: bool = False) -> None:
 
 
 def _parent_of(pid: int) -> int | None:
-    """The parent pid of ``pid`` from ``/proc/<pid>/stat`` (field 4); ``None`` if unreadable."""
+    """The parent pid of ``pid`` (``/proc/<pid>/stat`` field 4); ``None`` if unreadable."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
         return int(stat.rsplit(")", 1)[1].split()[1])
@@ -162,44 +128,24 @@ def _init_worker(
 
 
 def _on_sigterm(exiting: Any, signum: int, frame: object) -> None:
-    """A worker's SIGTERM: ignored while its parent runs (the parent stops the workers itself),
-    obeyed once the parent is exiting (its interpreter terminates the workers still alive)."""
+    """A worker's SIGTERM: ignored while its parent runs, obeyed once the parent is exiting."""
     if exiting.is_set():
         os._exit(0)
 
 
-_EXITING: dict[str, Any] = {}
-
-
+@functools.cache
 def _parent_exiting(method: str) -> Any:
-    """This process's "exiting" event for workers of start method ``method``: set at exit,
-    before :mod:`multiprocessing` terminates the (daemonic) workers still alive."""
-    if method not in _EXITING:
-        event = multiprocessing.get_context(method).Event()  # imports multiprocessing.util,
-        atexit.register(event.set)  # whose exit hook runs after this one (atexit is LIFO)
-        _EXITING[method] = event
-    return _EXITING[method]
+    """An event set at exit, before :mod:`multiprocessing` terminates the workers still alive."""
+    event = multiprocessing.get_context(method).Event()  # imports multiprocessing.util,
+    atexit.register(event.set)  # whose exit hook runs after this one (atexit is LIFO)
+    return event
 
 
 def worker_init(then: Callable[[int], None] | None = None) -> Callable[[int], None]:
     """The ``worker_init_fn`` for a data loader made in this process (call it here, not there).
 
-    The returned callable, run first in each worker, makes the worker safe: it dies with its
-    parent and leaves signals to it. Ctrl-C in a terminal (or SIGTERM from Slurm or systemd)
-    signals the whole process group; the worker ignores it, and the parent, which handles it,
-    shuts the workers down. If the parent is killed outright, the kernel kills the worker too;
-    once the parent's interpreter exits, SIGTERM ends the worker (so that a loader left open
-    with persistent workers does not hang the exit). This process's pid is recorded now, so the
-    worker checks its real parent (see :func:`die_with_parent`), also when this process is
-    pid 1 (a container's main process). The loader must use the default multiprocessing start
-    method (whose name is also recorded now).
-
-    Args:
-        then: run next in the worker with the worker's id (e.g. to seed its generators); a
-            module-level function, so that the callable pickles for the spawn start methods.
-
-    Returns:
-        A picklable ``worker_init_fn(worker_id: int) -> None``.
+    Each worker dies with its parent, ignores SIGINT, and SIGTERM until the parent exits,
+    then runs ``then(worker_id)`` (module-level, to pickle). Default start method only.
     """
     method = multiprocessing.get_start_method(allow_none=True)
     if method is None:  # not fixed yet: the default, listed first (without fixing it here)
@@ -218,12 +164,10 @@ def _holder(folder: Path) -> str:
 
 @contextlib.contextmanager
 def file_lock(path: Path, *, wait: bool = True) -> Iterator[bool]:
-    """Hold an exclusive lock on the file ``path`` (:mod:`filelock`: ``flock`` on POSIX,
-    ``LockFileEx`` on Windows) while inside. The kernel drops it when the process dies.
+    """Hold an exclusive :mod:`filelock` lock on ``path`` while inside.
 
     Yields:
-        ``True`` once locked; ``False`` if the file system cannot lock (some network file
-        systems), in which case the block runs unlocked.
+        ``True`` once locked; ``False`` if the file system cannot lock (the block runs unlocked).
 
     Raises:
         filelock.Timeout: ``wait`` is false and another process holds the lock.
@@ -243,17 +187,11 @@ def file_lock(path: Path, *, wait: bool = True) -> Iterator[bool]:
 
 @contextlib.contextmanager
 def folder_lock(folder: Path, command: str) -> Iterator[None]:
-    """Hold ``folder``'s lock (``<folder>/.camtool.lock``) while inside; refuse if another live
-    process holds it. The holder's pid is kept beside it (``.camtool.pid``), for the message.
-
-    Args:
-        folder: the folder to lock (created if missing, and removed again if it is still empty
-            on the way out).
-        command: the command's name, for the message (``"train"``).
+    """Hold ``<folder>/.camtool.lock`` while inside (the folder is created, and removed again if
+    left empty); ``command`` (``"train"``) is named in the message.
 
     Raises:
-        CamtoolError: another process holds the lock (exit code 1), naming the folder; or the
-            folder cannot be created.
+        CamtoolError: another process holds the lock, or the folder cannot be created.
     """
     folder = Path(folder)
     created = not folder.exists()
@@ -275,7 +213,6 @@ def folder_lock(folder: Path, command: str) -> Iterator[None]:
 
 
 def _tidy(folder: Path, created: bool) -> None:
-    """After a folder lock: a folder the run created and left empty is removed."""
     with contextlib.suppress(OSError):
         if created and [entry.name for entry in folder.iterdir()] == [LOCK_NAME]:
             (folder / LOCK_NAME).unlink()

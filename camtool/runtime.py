@@ -1,9 +1,4 @@
-"""From settings to a model ready to run: the layer between :mod:`camtool.settings` and the core.
-
-The core (:mod:`camtool.core`) never reads settings; commands call :func:`runner_from_settings`,
-which passes ``[runtime]``'s device and precision, ``[model]``'s arch and ``[dataset]``'s image
-size on to :func:`camtool.core.loading.open_runner`.
-"""
+"""From settings to a model ready to run (the core never reads settings)."""
 
 from __future__ import annotations
 
@@ -24,15 +19,8 @@ def runner_from_settings(
     few_images: bool = False,
     imagenet_classes: Sequence[str] | None = None,
 ) -> Runner:
-    """:func:`~camtool.core.loading.open_runner` on the device, arch, image size and precision
-    the settings name.
-
-    ``model.arch`` names the ImageNet model, and the arch of a plain state dict only when it
-    was set (by ``--arch``, the config file or the environment); otherwise that is recognised.
-
-    Raises:
-        CamtoolError: as :func:`~camtool.core.loading.open_runner`.
-    """
+    """:func:`~camtool.core.loading.open_runner` on the settings' device, arch, image size and
+    precision; ``model.arch`` names a plain state dict's arch only when it was set."""
     given = "arch" in settings.model.model_fields_set
     return open_runner(
         model_path,
@@ -46,13 +34,10 @@ def runner_from_settings(
 
 
 def dataset_classes(data_dir: Path) -> list[str]:
-    """The class folders of the dataset at ``data_dir`` (of its ``train/``), sorted, checked to
-    be Imagenette WordNet ids: the ``imagenet_classes`` of :func:`runner_from_settings` for the
-    zero-shot baseline on that dataset.
+    """The sorted class folders of ``data_dir``'s ``train/``, checked to be Imagenette ids.
 
     Raises:
-        CamtoolError: no dataset there, no class folders, or one that is not an Imagenette id
-            (the one line names the folder and says to give ``--model``).
+        CamtoolError: no dataset there, no class folders, or one that is not an Imagenette id.
     """
     from camtool.core.zeroshot import imagenet_indices
     from camtool.data.datasets import class_names_for, find_dataset_root

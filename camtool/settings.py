@@ -1,16 +1,7 @@
-"""camtool's settings: one validated model, resolved from defaults, a TOML file, env vars and flags.
+"""camtool's settings, validated; precedence: flag > ``CAMTOOL_<SECTION>__<KEY>`` > TOML > default.
 
-The sections mirror the reference lab's ``cam_config.yaml`` (``[model]``, ``[training]``,
-``[dataset]``, same key names) plus ``[runtime]`` (device, workers, precision and inference
-batch size, for every command) and ``[cam]``. Precedence, highest first::
-
-    command-line flag  >  CAMTOOL_<SECTION>__<KEY> env var  >  --config FILE.toml  >  defaults
-
-A flag the user did not give is ``None`` and is dropped before merging, so it overrides nothing.
-Every problem (unknown key, wrong type, value out of range) is reported at once, by key path, as a
-:class:`~camtool.errors.ConfigError`. A retired key (:mod:`camtool.settings_sources`) still
-loads: it moves to its new place, or is dropped when it never had an effect;
-:attr:`Settings.notes` says so.
+Sections mirror the reference lab's ``cam_config.yaml`` plus ``[runtime]`` and ``[cam]``. Every
+problem is reported at once, by key path, as a :class:`~camtool.errors.ConfigError`.
 """
 
 from __future__ import annotations
@@ -29,11 +20,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_settings import (
-    BaseSettings,
-    PydanticBaseSettingsSource,
-    SettingsConfigDict,
-)
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from camtool.choices import DatasetName, DeviceName, Optimizer, Scheduler, UpsampleMode
 from camtool.core.imagenet import IMG_SIZE_RANGE
@@ -63,17 +50,14 @@ __all__ = [
     "write_settings",
 ]
 
-#: The file, beside every output, that records the settings it was made with.
 SETTINGS_FILE = "camtool-settings.toml"
 
-#: Most classes a model may have, and most maps per image (``topk``).
-MAX_CLASSES = 100_000
+MAX_CLASSES = 100_000  # most classes a model may have, and most maps per image
 
 _PATH_FORBIDDEN = {"\0": "a NUL byte", "\n": "a newline", "\r": "a carriage return"}
 
 
 def _plain_path(value: Path) -> Path:
-    """Refuse a path holding NUL or a line break (never a real folder; a pasting accident)."""
     for char, name in _PATH_FORBIDDEN.items():
         if char in str(value):
             raise ValueError(f"a path cannot hold {name}")
@@ -81,26 +65,16 @@ def _plain_path(value: Path) -> Path:
 
 
 class _Section(BaseModel):
-    """A settings section: unknown keys are errors, values are validated on assignment too."""
-
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
 class ModelSettings(_Section):
     """``[model]``: the network."""
 
-    arch: str = Field(
-        "resnet18",
-        description="A torchvision classifier with a pooling + linear head (resnet18, "
-        "densenet121, efficientnet_b0, mobilenet_v2 ...) or timm:<name>.",
-    )
-    num_classes: int | None = Field(
-        None, ge=1, le=MAX_CLASSES, description="Classes of the head; by default from the data."
-    )
-    pretrained: bool = Field(True, description="Start from torchvision's ImageNet weights.")
-    output_stride: int | None = Field(
-        None, description="32 or 16 (the last stage at full res); unset: the arch's own."
-    )
+    arch: str = "resnet18"  # a torchvision classifier with a pooling + linear head, or timm:<name>
+    num_classes: int | None = Field(None, ge=1, le=MAX_CLASSES)  # None: from the data
+    pretrained: bool = True  # start from torchvision's ImageNet weights
+    output_stride: int | None = None  # 32 or 16; None: the arch's own
 
     @field_validator("arch")
     @classmethod
@@ -132,20 +106,18 @@ class ModelSettings(_Section):
 class TrainingSettings(_Section):
     """``[training]``: the optimisation loop."""
 
-    learning_rate: float = Field(0.001, gt=0, le=10, description="Initial learning rate.")
-    batch_size: int = Field(64, ge=1, le=65_536, description="Images per training step.")
-    num_epochs: int = Field(50, ge=1, le=100_000, description="Maximum number of epochs.")
-    weight_decay: float = Field(0.0001, ge=0, le=1, description="L2 weight decay.")
-    momentum: float = Field(0.9, ge=0, lt=1, description="Momentum (sgd only).")
-    checkpoint_dir: Path = Field(Path("checkpoints"), description="Where checkpoints are written.")
-    log_every: int = Field(10, ge=1, le=1_000_000, description="Batches between updates.")
-    save_every: int = Field(2, ge=1, le=100_000, description="Epochs between numbered ckpts.")
-    early_stopping_patience: int = Field(
-        5, ge=0, le=100_000, description="Epochs without gain; 0 = off."
-    )
-    optimizer: Optimizer = Field(Optimizer.adam, description="adam, adamw or sgd.")
-    scheduler: Scheduler = Field(Scheduler.reduce_lr, description="reduce_lr or cosine.")
-    seed: int = Field(0, ge=0, le=2**32 - 1, description="Seed of shuffling, augmentation, init.")
+    learning_rate: float = Field(0.001, gt=0, le=10)
+    batch_size: int = Field(64, ge=1, le=65_536)
+    num_epochs: int = Field(50, ge=1, le=100_000)
+    weight_decay: float = Field(0.0001, ge=0, le=1)
+    momentum: float = Field(0.9, ge=0, lt=1)  # sgd only
+    checkpoint_dir: Path = Path("checkpoints")
+    log_every: int = Field(10, ge=1, le=1_000_000)  # batches between updates
+    save_every: int = Field(2, ge=1, le=100_000)  # epochs between numbered checkpoints
+    early_stopping_patience: int = Field(5, ge=0, le=100_000)  # 0: off
+    optimizer: Optimizer = Optimizer.adam
+    scheduler: Scheduler = Scheduler.reduce_lr
+    seed: int = Field(0, ge=0, le=2**32 - 1)
 
     @field_validator("learning_rate", "weight_decay", "momentum")
     @classmethod
@@ -158,34 +130,21 @@ class TrainingSettings(_Section):
 
 
 class RuntimeSettings(_Section):
-    """``[runtime]``: where and how every command runs (train, eval, cam, batch-cam, demo)."""
+    """``[runtime]``: where and how every command runs."""
 
-    device: DeviceName = Field(DeviceName.auto, description="auto, cpu, cuda or mps.")
-    workers: int = Field(2, ge=0, le=256, description="Data-loading worker processes.")
-    amp: bool = Field(
-        True, description="Mixed precision on CUDA (bf16 where supported); maps stay fp32."
-    )
-    batch_size: int = Field(
-        64, ge=1, le=65_536, description="Images per forward pass of eval, cam and batch-cam."
-    )
+    device: DeviceName = DeviceName.auto
+    workers: int = Field(2, ge=0, le=256)  # data-loading worker processes
+    amp: bool = True  # mixed precision on CUDA (bf16 where supported); maps stay fp32
+    batch_size: int = Field(64, ge=1, le=65_536)  # images per forward pass of eval, cam, batch-cam
 
 
 class DatasetSettings(_Section):
     """``[dataset]``: where the images are and how big they are fed."""
 
-    name: DatasetName = Field(DatasetName.imagenette, description="imagenette or folder.")
-    data_dir: Path = Field(Path("data"), description="Folder holding the dataset.")
-    img_size: int = Field(
-        160,
-        ge=IMG_SIZE_RANGE[0],
-        le=IMG_SIZE_RANGE[1],
-        description="Side the images are resized to.",
-    )
-    val_size: int | float = Field(
-        0.1,
-        description="Images held out of train/ for validation: a count >= 1, or a fraction "
-        "0 < f < 1 of train/ (at least one per class where the class has two or more).",
-    )
+    name: DatasetName = DatasetName.imagenette
+    data_dir: Path = Path("data")
+    img_size: int = Field(160, ge=IMG_SIZE_RANGE[0], le=IMG_SIZE_RANGE[1])
+    val_size: int | float = 0.1  # held out of train/: a count >= 1 or a fraction 0 < f < 1
 
     @field_validator("val_size")
     @classmethod
@@ -206,20 +165,12 @@ class DatasetSettings(_Section):
 class CamSettings(_Section):
     """``[cam]``: how maps are drawn."""
 
-    alpha: float = Field(0.5, ge=0, le=1, description="Heatmap opacity in the overlay.")
-    colormap: str = Field("jet", description="Any matplotlib colormap name.")
-    topk: int = Field(
-        1, ge=1, le=MAX_CLASSES, description="Maps per image: one for each of the top k classes."
-    )
-    output_dir: Path = Field(Path("cam_results"), description="Where outputs are written.")
-    max_pixels: int = Field(
-        89_478_485, ge=1, le=2**31 - 1, description="Larger images are refused before decoding."
-    )
-    upsample: UpsampleMode = Field(
-        UpsampleMode.aligned,
-        description="aligned (each map cell at its receptive-field centre) or conventional "
-        "(bilinear, align_corners=False, as published numbers are usually computed).",
-    )
+    alpha: float = Field(0.5, ge=0, le=1)  # heatmap opacity in the overlay
+    colormap: str = "jet"  # any matplotlib colormap name
+    topk: int = Field(1, ge=1, le=MAX_CLASSES)  # maps per image
+    output_dir: Path = Path("cam_results")
+    max_pixels: int = Field(89_478_485, ge=1, le=2**31 - 1)  # larger images refused undecoded
+    upsample: UpsampleMode = UpsampleMode.aligned
 
     _output_dir = field_validator("output_dir")(_plain_path)
 
@@ -252,7 +203,7 @@ class Settings(BaseSettings):
 
     @property
     def notes(self) -> list[str]:
-        """One line for each retired key the sources held (``settings_sources.RETIRED``)."""
+        """One line for each retired key the sources held."""
         return self._notes
 
     @classmethod
@@ -264,7 +215,6 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        """load_settings() merges every layer itself, so the model reads its arguments only."""
         return (init_settings,)
 
 
@@ -277,16 +227,12 @@ def load_settings(
 
     Args:
         config_file: a TOML file with any of the sections; ``None`` for none.
-        overrides: values from command-line flags, nested by section; ``None`` values are ignored.
-        flags: the flag that sets each key path (``{"training.batch_size": "--batch-size"}``),
-            named in errors about a value given by that flag.
-
-    Returns:
-        The validated settings.
+        overrides: flag values nested by section; ``None`` values are ignored.
+        flags: the flag of each key path (``{"training.batch_size": "--batch-size"}``), for errors.
 
     Raises:
-        ConfigError: listing every offending key path, with the flag or environment variable
-            it came from (exit code 2); a misspelt ``CAMTOOL_*`` variable.
+        ConfigError: every offending key path, with the flag or env var it came from; a misspelt
+            ``CAMTOOL_*`` variable.
     """
     sections = {name: field.annotation for name, field in Settings.model_fields.items()}
     env = env_settings_names(sections)
@@ -318,15 +264,14 @@ def load_settings(
 
 
 def settings_to_toml(settings: Settings) -> str:
-    """Render settings as a TOML document that :func:`load_settings` reads back unchanged
-    (unset optional values, ``None``, are left out: TOML has no null)."""
+    """Settings as TOML that :func:`load_settings` reads back unchanged (``None`` left out)."""
     import tomli_w
 
     return tomli_w.dumps(drop_unset(settings.model_dump(mode="json")))
 
 
 def write_settings(directory: Path, settings: Settings) -> Path:
-    """Save the resolved settings as :data:`SETTINGS_FILE` in ``directory`` (atomically)."""
+    """Save ``settings`` as :data:`SETTINGS_FILE` in ``directory``, atomically."""
     path = Path(directory) / SETTINGS_FILE
     atomic_write_text(path, settings_to_toml(settings))
     return path

@@ -1,9 +1,5 @@
-"""Where settings come from, before they are validated: TOML files, ``CAMTOOL_*`` variables,
-flags; retired keys; and how each problem is named after the place the user gave the value.
-
-:func:`camtool.settings.load_settings` merges these layers; nothing here knows the sections'
-keys beyond what it is given.
-"""
+"""The raw layers :func:`camtool.settings.load_settings` merges (TOML, ``CAMTOOL_*``, flags),
+retired keys, and error messages naming where the user gave each value."""
 
 from __future__ import annotations
 
@@ -73,11 +69,8 @@ def deep_merge(base: Mapping[str, Any], top: Mapping[str, Any]) -> dict[str, Any
 
 
 def retire_keys(values: Mapping[str, Any], notes: list[str]) -> dict[str, Any]:
-    """``values`` (nested by section) with every retired key moved or dropped (:data:`RETIRED`).
-
-    A moved key yields to its new key where both are given. Appends one line per retired key
-    found to ``notes``.
-    """
+    """``values`` with each :data:`RETIRED` key moved (yielding to its new key) or dropped; one
+    line per retired key found is appended to ``notes``."""
     out = {key: dict(v) if isinstance(v, Mapping) else v for key, v in values.items()}
     for old, new in RETIRED.items():
         section, _, key = old.partition(".")
@@ -94,7 +87,7 @@ def retire_keys(values: Mapping[str, Any], notes: list[str]) -> dict[str, Any]:
 
 
 def read_toml(path: Path) -> dict[str, Any]:
-    """Read a TOML settings file (UTF-8, as TOML is; a leading byte-order mark is dropped).
+    """Read a TOML settings file (UTF-8, a leading BOM dropped).
 
     Raises:
         ConfigError: the file is missing, unreadable, not UTF-8 or not valid TOML.
@@ -121,17 +114,13 @@ def env_settings_names(
 ) -> dict[tuple[str, str], str]:
     """The ``CAMTOOL_<SECTION>__<KEY>`` variables set, by ``(section, key)``, all checked.
 
-    A misspelt variable would otherwise be ignored silently, so a ``CAMTOOL_`` variable holding
-    ``__`` must name a known section and key, and one of the form ``CAMTOOL_<SECTION>_<KEY>``
-    (one underscore) is taken for a typo. Other ``CAMTOOL_`` variables (``CAMTOOL_DEBUG``) are
-    not settings and pass.
-
     Args:
-        sections: section name -> its pydantic model class (``[model]`` -> ``ModelSettings``).
+        sections: section name -> its pydantic model class.
         environ: the environment (default ``os.environ``).
 
     Raises:
-        ConfigError: naming the variable and what is wrong with it (exit code 2).
+        ConfigError: a ``__`` variable naming an unknown section or key, or a
+            ``CAMTOOL_<SECTION>_<KEY>`` typo (other ``CAMTOOL_*`` variables pass).
     """
     environ = os.environ if environ is None else environ
     found: dict[tuple[str, str], str] = {}
@@ -169,7 +158,7 @@ def env_settings_names(
 
 
 def read_env(settings_cls: type[BaseSettings]) -> dict[str, Any]:
-    """The ``CAMTOOL_<SECTION>__<KEY>`` values, nested by section (pydantic-settings parses them).
+    """The ``CAMTOOL_<SECTION>__<KEY>`` values, nested by section.
 
     Raises:
         ConfigError: a value that cannot be parsed (e.g. a list that is not JSON).
@@ -183,34 +172,23 @@ def read_env(settings_cls: type[BaseSettings]) -> dict[str, Any]:
         raise ConfigError(f"invalid {ENV_PREFIX}* environment variable: {exc}") from None
 
 
-def _name(
-    loc: tuple[Any, ...], flags: Mapping[str, str], env: Mapping[tuple[str, str], str]
-) -> str:
-    """How the user gave the value at ``loc``: the flag typed (``--epochs``), else the key path
-    with the environment variable that set it, else the key path alone."""
-    path = ".".join(str(part) for part in loc)
-    key = ".".join(str(part) for part in loc[:2])
-    if key in flags:
-        return flags[key]
-    var = env.get((str(loc[0]), str(loc[1]))) if len(loc) >= 2 else None
-    return f"{path} ({var})" if var else path
-
-
 def describe(
     exc: ValidationError,
     origin: str,
     flags: Mapping[str, str],
     env: Mapping[tuple[str, str], str],
 ) -> str:
-    """Every problem of ``exc`` in one line, each named as the user gave it (see :func:`_name`).
-
-    pydantic's ``Value error,`` prefix is dropped, and the offending value is shown once.
-    """
+    """Every problem of ``exc`` in one line, each named by the flag, key path or env var."""
     problems = []
     for err in exc.errors():
         extra = err["type"] == "extra_forbidden"
         message = "unknown key" if extra else str(err["msg"]).removeprefix("Value error, ")
         value = repr(err.get("input"))
         shown = "" if extra or value in message else f" (got {value})"
-        problems.append(f"{_name(err['loc'], flags, env)}: {message}{shown}")
+        loc = err["loc"]
+        name = ".".join(str(part) for part in loc)
+        var = env.get((str(loc[0]), str(loc[1]))) if len(loc) >= 2 else None
+        name = f"{name} ({var})" if var else name
+        name = flags.get(".".join(str(part) for part in loc[:2]), name)
+        problems.append(f"{name}: {message}{shown}")
     return f"invalid settings{origin}: " + "; ".join(problems)

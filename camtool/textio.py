@@ -1,24 +1,9 @@
-r"""One way to read text inputs and one way to write JSON, shared by every command.
+r"""Reading text inputs and writing JSON, the same way for every command.
 
-Text (settings TOML, box CSV files, path lists on stdin) is read the way editors write it:
-UTF-8, with or without a byte-order mark (Windows editors add one), or UTF-16 when it starts
-with a UTF-16 byte-order mark. Anything else that is not valid UTF-8 is refused in one line
-naming the source, instead of being read as garbage.
-
-JSON (every ``--json`` document and every JSON file camtool writes: ``metrics.json``,
-``metrics.jsonl``, ``manifest.jsonl``, the download marker, export metadata) goes through
-:func:`to_json`. JSON has no NaN or infinity, and writing them (as Python's ``json`` does by
-default) yields a file other tools refuse. The rule here: **a non-finite float is written as
-``null``** (a value that could not be computed), so a diverged training loss still leaves a
-readable ``metrics.jsonl``. Paths and other unknown objects are written as strings, numpy
-scalars and arrays as numbers and lists.
-
-Every JSON and CSV file camtool writes is valid UTF-8, also for a file whose name is not (Linux
-allows any bytes; Python reads such a name with each bad byte as a lone surrogate): every text
-goes through :func:`unicode_text`, which writes each byte that is not UTF-8 as the four
-characters ``\xNN`` (Python's ``backslashreplace``), e.g. ``b"caf\xe9.png"`` as ``caf\xe9.png``.
-:func:`name_from_text` turns such a text back into the name (``os.fsencode`` then gives the
-bytes); a name that itself holds a backslash followed by ``xNN`` cannot be told apart.
+Text is read as UTF-8 (BOM or not) or BOM-marked UTF-16; anything else is refused in one line.
+JSON is strict: a non-finite float is written as ``null``, paths and unknown objects as strings,
+numpy values as numbers and lists. Every text written is valid UTF-8 (:func:`unicode_text`):
+a file-name byte that is not UTF-8 becomes ``\xNN``; :func:`name_from_text` undoes it.
 """
 
 from __future__ import annotations
@@ -52,18 +37,10 @@ _UTF16_BOMS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
 
 
 def decode_text(data: bytes, source: str) -> str:
-    """Decode the bytes of a text input: UTF-8 (a leading BOM dropped) or BOM-marked UTF-16.
-
-    Args:
-        data: the raw bytes.
-        source: what they are, for the error message (a path, ``"stdin"``).
-
-    Returns:
-        The text, without any byte-order mark.
+    """Decode UTF-8 (a leading BOM dropped) or BOM-marked UTF-16 text.
 
     Raises:
-        InputError: the bytes are not UTF-8 (nor UTF-16 with a BOM); the message names
-            ``source`` and the offset of the first bad byte.
+        InputError: not UTF-8 nor UTF-16 with a BOM, naming ``source`` and the bad byte's offset.
     """
     try:
         if data.startswith(_UTF16_BOMS):
@@ -77,7 +54,7 @@ def decode_text(data: bytes, source: str) -> str:
 
 
 def read_text(path: Path) -> str:
-    """Read a whole text file with :func:`decode_text`.
+    """Read a text file with :func:`decode_text`.
 
     Raises:
         InputError: the file is missing, unreadable or in an encoding camtool cannot read.
@@ -94,11 +71,8 @@ def read_text(path: Path) -> str:
 
 
 def path_lines(chunks: Iterable[bytes | str], source: str) -> Iterator[str]:
-    """Paths from a list, one per line (e.g. stdin), line ends removed, blank lines dropped.
-
-    A UTF-8 byte-order mark at the very start is dropped. File names are bytes on POSIX and
-    need not be UTF-8, so other bytes are kept as the file system encoding decodes them
-    (:func:`os.fsdecode`). A list in UTF-16 (a BOM or NUL bytes) is refused.
+    """Paths from a list, one per line (e.g. stdin), blank lines dropped, decoded by
+    :func:`os.fsdecode` (a leading UTF-8 BOM dropped).
 
     Raises:
         InputError: the list is UTF-16 or holds NUL bytes (naming ``source`` and the line).
@@ -122,37 +96,27 @@ def finite_or_none(value: float) -> float | None:
 
 
 def unicode_text(text: str) -> str:
-    """``text`` with every byte that is not UTF-8 written as ``\\xNN`` (see the module
-    docstring); text that is valid Unicode is returned as it is."""
+    """``text`` with every byte that is not UTF-8 written as ``\\xNN``."""
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
-        raw = text.encode("utf-8", "surrogateescape") if _only_escapes(text) else None
-        if raw is not None:
+        if all(not 0xD800 <= ord(c) <= 0xDFFF or 0xDC80 <= ord(c) <= 0xDCFF for c in text):
+            raw = text.encode("utf-8", "surrogateescape")  # only surrogateescape's surrogates
             return raw.decode("utf-8", "backslashreplace")
         return text.encode("utf-8", "backslashreplace").decode("utf-8")
     return text
-
-
-def _only_escapes(text: str) -> bool:
-    """Whether every surrogate in ``text`` is one ``surrogateescape`` makes (U+DC80..U+DCFF)."""
-    return all(not 0xD800 <= ord(c) <= 0xDFFF or 0xDC80 <= ord(c) <= 0xDCFF for c in text)
 
 
 _ESCAPED_BYTE = re.compile(r"\\x([89a-f][0-9a-f])")
 
 
 def name_from_text(text: str) -> str:
-    """The inverse of :func:`unicode_text` for names: each ``\\xNN`` (NN from 80 to ff) back to
-    the byte it stood for, as Python holds it (``os.fsencode(name_from_text(t))`` is the name's
-    bytes)."""
+    """The inverse of :func:`unicode_text` for names: each ``\\xNN`` (80 to ff) back to its byte."""
     return _ESCAPED_BYTE.sub(lambda m: chr(0xDC00 + int(m[1], 16)), text)
 
 
-#: Decimals kept for a duration (keys ending in ``seconds`` or ``_s``) by :func:`tidy_numbers`.
-SECONDS_DECIMALS = 2
-#: Decimals kept for anything else; numbers below 1 keep as many significant digits.
-DECIMALS = 4
+SECONDS_DECIMALS = 2  # kept by tidy_numbers for keys ending in "seconds" or "_s"
+DECIMALS = 4  # kept for anything else; numbers below 1 keep as many significant digits
 
 
 def _rounded(value: float, key: str) -> float | None:
@@ -167,8 +131,7 @@ def _rounded(value: float, key: str) -> float | None:
 
 
 def _plain(value: Any, tidy: bool, key: str = "") -> Any:
-    """``value`` made of JSON types only: non-finite floats as ``None``, texts valid Unicode
-    (:func:`unicode_text`), floats rounded when ``tidy`` (see :func:`tidy_numbers`)."""
+    """``value`` made of JSON types only, floats rounded when ``tidy``."""
     if isinstance(value, str):
         return unicode_text(value)
     if isinstance(value, bool) or value is None:
@@ -188,17 +151,10 @@ def _plain(value: Any, tidy: bool, key: str = "") -> Any:
 
 
 def tidy_numbers(value: Any) -> Any:
-    """``value`` as JSON data with every float rounded to what it means.
+    """``value`` (a JSON-like tree, numpy values too) as JSON data with floats rounded.
 
-    Probabilities, metrics, losses and logits keep 4 decimals, and numbers below 1 at least 4
-    significant digits (a learning rate of 0.00031, an export's max difference of 2.3e-07);
-    durations (a key ending in ``seconds`` or ``_s``) keep 2 decimals; NaN and infinity
-    become ``None``; integers (counts, pixel coordinates) pass unchanged. So
-    ``0.41999999999999993`` is written ``0.42``. Every ``--json`` document and ``metrics.json``
-    are written so.
-
-    Args:
-        value: a JSON-like tree of dicts, lists and scalars (numpy values too).
+    Floats keep 4 decimals, and at least 4 significant digits below 1; durations (keys ending
+    in ``seconds`` or ``_s``) keep 2; NaN and infinity become ``None``; integers pass unchanged.
     """
     return _plain(value, tidy=True)
 
@@ -206,18 +162,8 @@ def tidy_numbers(value: Any) -> Any:
 def to_json(
     document: Any, *, indent: int | None = 2, ensure_ascii: bool = True, tidy: bool = False
 ) -> str:
-    """Serialise ``document`` as strict JSON (never NaN or Infinity; see the module docstring).
-
-    Args:
-        document: dicts, lists, strings, numbers, booleans, ``None``; numpy values, paths and
-            other objects are converted (numbers and lists; strings).
-        indent: spaces per level, or ``None`` for one line.
-        ensure_ascii: escape non-ASCII characters.
-        tidy: round the numbers (:func:`tidy_numbers`).
-
-    Returns:
-        The JSON text, without a trailing newline.
-    """
+    """``document`` as strict JSON (no NaN or Infinity; numpy values, paths and other objects
+    converted), without a trailing newline; ``tidy`` rounds as :func:`tidy_numbers`."""
     return json.dumps(
         _plain(document, tidy), indent=indent, ensure_ascii=ensure_ascii, allow_nan=False
     )
