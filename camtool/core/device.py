@@ -12,14 +12,7 @@ from camtool.errors import CamtoolError
 
 _M = TypeVar("_M", bound=nn.Module)
 
-__all__ = [
-    "amp_dtype",
-    "autocast",
-    "place_model",
-    "precision_name",
-    "resolve_device",
-    "to_device",
-]
+__all__ = ["amp_dtype", "autocast", "place_model", "precision_name", "resolve_device", "to_device"]
 
 
 def _mps_available() -> bool:
@@ -74,8 +67,7 @@ def autocast(
 
 
 def place_model(model: _M, device: torch.device, *, channels_last: bool) -> _M:
-    """``model`` moved to ``device`` (in place), its weights in channels-last (NHWC) memory if
-    asked."""
+    """``model`` moved to ``device`` (in place), in channels-last (NHWC) memory if asked."""
     model = model.to(device)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
@@ -83,8 +75,7 @@ def place_model(model: _M, device: torch.device, *, channels_last: bool) -> _M:
 
 
 def to_device(images: Tensor, device: torch.device, *, channels_last: bool) -> Tensor:
-    """A float ``(N, 3, H, W)`` batch on ``device`` (non-blocking copy), in channels-last memory
-    if asked."""
+    """A float ``(N, 3, H, W)`` batch copied to ``device``, in channels-last memory if asked."""
     images = images.to(device, non_blocking=True)
     if channels_last:
         images = images.contiguous(memory_format=torch.channels_last)
