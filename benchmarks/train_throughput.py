@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
 from camtool.cli._progress import ProgressReporter, TrainProgress
-from camtool.core.device import resolve_device
+from camtool.core.device import amp_dtype, autocast, place_model, resolve_device, to_device
 from camtool.core.model import build_model
 from camtool.data.datasets import collate_skip_none
 from camtool.data.splits import make_splits
@@ -91,10 +91,10 @@ def bare_rate(settings: Settings) -> float:
         drop_last=True,
         persistent_workers=settings.runtime.workers > 0,
     )
-    model = build_model(settings.model.arch, len(splits.class_names)).to(device)
-    amp = _amp_dtype(device, settings.runtime.amp)
-    if device.type == "cuda":
-        model = model.to(memory_format=torch.channels_last)
+    channels_last = device.type == "cuda"
+    model = build_model(settings.model.arch, len(splits.class_names))
+    model = place_model(model, device, channels_last=channels_last)
+    amp = amp_dtype(device, settings.runtime.amp)
     optimizer = torch.optim.Adam(
         model.parameters(),
         lr=settings.training.learning_rate,
@@ -107,11 +107,9 @@ def bare_rate(settings: Settings) -> float:
         images_seen = 0
         started = time.perf_counter()
         for images, labels, _skipped in loader:
-            images = images.to(device, non_blocking=True)
-            if device.type == "cuda":
-                images = images.contiguous(memory_format=torch.channels_last)
+            images = to_device(images, device, channels_last=channels_last)
             labels = labels.to(device, non_blocking=True)
-            with torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):
+            with autocast(device, amp):
                 loss = F.cross_entropy(model(images).float(), labels)
             optimizer.zero_grad(set_to_none=True)
             if scaler is not None:
@@ -126,12 +124,6 @@ def bare_rate(settings: Settings) -> float:
             torch.cuda.synchronize()
         rates.append(images_seen / (time.perf_counter() - started))
     return _overall(rates[1:])
-
-
-def _amp_dtype(device: torch.device, enabled: bool) -> torch.dtype | None:
-    if not enabled or device.type != "cuda":
-        return None
-    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -8,6 +8,7 @@ import numpy as np
 import torch
 
 from camtool.core.checkpoint import LoadedModel
+from camtool.core.device import amp_dtype, autocast, place_model, to_device
 from camtool.core.runner import ModelInfo
 
 __all__ = ["TorchRunner"]
@@ -25,13 +26,11 @@ class TorchRunner:
     ) -> None:
         self.torch_device = torch.device(device)
         self.device = str(self.torch_device)
-        self.model = loaded.model.eval().to(self.torch_device)
         self.channels_last = self.torch_device.type in ("cuda", "cpu")
-        if self.channels_last:
-            self.model = self.model.to(memory_format=torch.channels_last)
-        self.amp_dtype: torch.dtype | None = None
-        if amp and self.torch_device.type == "cuda":
-            self.amp_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        self.model = place_model(
+            loaded.model.eval(), self.torch_device, channels_last=self.channels_last
+        )
+        self.amp_dtype = amp_dtype(self.torch_device, amp)
         self.info = ModelInfo(
             class_names=list(loaded.class_names),
             img_size=loaded.img_size,
@@ -54,10 +53,6 @@ class TorchRunner:
 
     @torch.inference_mode()
     def _forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        images = images.to(self.torch_device, non_blocking=True)
-        if self.channels_last:
-            images = images.contiguous(memory_format=torch.channels_last)
-        if self.amp_dtype is None:
-            return self.model.forward_cams(images)
-        with torch.autocast(self.torch_device.type, dtype=self.amp_dtype):
+        images = to_device(images, self.torch_device, channels_last=self.channels_last)
+        with autocast(self.torch_device, self.amp_dtype):
             return self.model.forward_cams(images)  # float32 still: the maps are made outside

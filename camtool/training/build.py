@@ -12,13 +12,14 @@ from torch.utils.data import DataLoader, Subset
 from torch.utils.data.distributed import DistributedSampler
 
 from camtool.core.checkpoint import LoadedModel
+from camtool.core.device import amp_dtype, autocast, place_model, to_device
 from camtool.core.model import CAMNet, build_model
 from camtool.data.datasets import make_loader
 from camtool.data.splits import make_splits
 from camtool.errors import CamtoolError, ConfigError
 from camtool.settings import Settings
 from camtool.training.distributed import DistContext
-from camtool.training.optim import amp_dtype, autocast, build_optimizer, build_scheduler, to_device
+from camtool.training.optim import build_optimizer, build_scheduler
 from camtool.training.reproducibility import EpochSampler, SeededItems, seed_everything
 
 __all__ = ["TrainData", "TrainParts", "build_data", "build_parts"]
@@ -112,7 +113,8 @@ class TrainParts:
         if empty:
             images, labels = torch.zeros(1, 3, img_size, img_size), torch.zeros(1, dtype=torch.long)
             self.net.eval()
-        images, labels = to_device(images, labels, device, self.channels_last)
+        images = to_device(images, device, channels_last=self.channels_last)
+        labels = labels.to(device, non_blocking=True)
         try:
             with autocast(device, self.amp_dtype):
                 logits = self.net(images)
@@ -167,9 +169,8 @@ def build_parts(
                 f"{model.output_stride}), the settings ask for {spec.arch} ({stride})"
             )
     channels_last = device.type == "cuda"
-    model = model.to(device)
+    model = place_model(model, device, channels_last=channels_last)
     if channels_last:
-        model = model.to(memory_format=torch.channels_last)
         torch.backends.cudnn.benchmark = True
     net: nn.Module = model
     if ctx.enabled:

@@ -11,8 +11,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
+from camtool.core.device import autocast, to_device
 from camtool.errors import CamtoolError
-from camtool.training.optim import autocast, to_device
 
 __all__ = ["Evaluation", "eval_sums", "evaluate"]
 
@@ -77,7 +77,8 @@ def eval_sums(
                 if skipped_into is not None:
                     skipped_into.update((s.path, s.error) for s in skipped)
                 if labels.numel():
-                    images, labels = to_device(images, labels, device, channels_last)
+                    images = to_device(images, device, channels_last=channels_last)
+                    labels = labels.to(device, non_blocking=True)
                     with autocast(device, amp_dtype):
                         logits = model(images)
                     sums[0] += F.cross_entropy(logits.float(), labels, reduction="sum")

@@ -18,7 +18,7 @@ import torch
 from torch import Tensor
 
 from camtool.core.checkpoint import LoadedModel
-from camtool.core.device import resolve_device
+from camtool.core.device import precision_name, resolve_device
 from camtool.data.datasets import DEFAULT_CROP_SCALE
 from camtool.errors import CamtoolError, Interrupted, interrupt_exit_code, interrupt_word
 from camtool.fsutil import remove_stale_temps
@@ -47,7 +47,7 @@ from camtool.training.distributed import (
     process_group,
 )
 from camtool.training.evaluate import eval_sums
-from camtool.training.optim import precision_name, step_scheduler
+from camtool.training.optim import step_scheduler
 from camtool.training.types import (
     BatchProgress,
     EpochMetrics,

@@ -1,12 +1,11 @@
-"""Optimizers, learning-rate schedules and mixed precision for :mod:`camtool.training.loop`."""
+"""Optimizers and learning-rate schedules for :mod:`camtool.training.loop`."""
 
 from __future__ import annotations
 
-import contextlib
 from typing import Any
 
 import torch
-from torch import Tensor, nn
+from torch import nn
 
 from camtool.choices import Optimizer, Scheduler
 from camtool.settings import TrainingSettings
@@ -14,13 +13,9 @@ from camtool.settings import TrainingSettings
 __all__ = [
     "PLATEAU_FACTOR",
     "PLATEAU_PATIENCE",
-    "amp_dtype",
-    "autocast",
     "build_optimizer",
     "build_scheduler",
-    "precision_name",
     "step_scheduler",
-    "to_device",
 ]
 
 #: ``reduce_lr`` multiplies the learning rate by PLATEAU_FACTOR after PLATEAU_PATIENCE epochs
@@ -56,34 +51,3 @@ def step_scheduler(scheduler: Any, val_loss: float) -> None:
         scheduler.step(val_loss)
     else:
         scheduler.step()
-
-
-def to_device(
-    images: Tensor, labels: Tensor, device: torch.device, channels_last: bool
-) -> tuple[Tensor, Tensor]:
-    """Move a batch (``N x 3 x H x W`` float images, ``N`` int64 labels) to ``device``."""
-    images = images.to(device, non_blocking=True)
-    if channels_last:
-        images = images.contiguous(memory_format=torch.channels_last)
-    return images, labels.to(device, non_blocking=True)
-
-
-def autocast(
-    device: torch.device, dtype: torch.dtype | None
-) -> contextlib.AbstractContextManager[Any]:
-    """Mixed precision in ``dtype`` on ``device``; nothing for ``None`` (fp32)."""
-    if dtype is None:
-        return contextlib.nullcontext()
-    return torch.autocast(device.type, dtype=dtype)
-
-
-def amp_dtype(device: torch.device, enabled: bool) -> torch.dtype | None:
-    """bf16 on CUDA where supported, else fp16; ``None`` (fp32) off CUDA or with amp off."""
-    if not enabled or device.type != "cuda":
-        return None
-    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-
-
-def precision_name(dtype: torch.dtype | None) -> str:
-    """``bf16``, ``fp16`` or ``fp32``."""
-    return {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}.get(dtype, "fp32")
