@@ -68,12 +68,8 @@ def camtool_rate(settings: Settings) -> float:
     """Training images per second of :func:`camtool.training.loop.train`, epochs after the first."""
     with ProgressReporter("train") as reporter:  # per-epoch lines (a live bar on a terminal)
         result = train(settings, overwrite=True, observer=TrainProgress(reporter))
-    return _overall([m.images_per_s for m in result.history[1:]])
-
-
-def _overall(rates: list[float]) -> float:
-    """Images / seconds over several epochs of equal size: the harmonic mean of their rates."""
-    return statistics.harmonic_mean(rates)
+    # images / seconds over epochs of equal size: the harmonic mean of their rates
+    return statistics.harmonic_mean([m.images_per_s for m in result.history[1:]])
 
 
 def bare_rate(settings: Settings) -> float:
@@ -123,7 +119,7 @@ def bare_rate(settings: Settings) -> float:
         if device.type == "cuda":
             torch.cuda.synchronize()
         rates.append(images_seen / (time.perf_counter() - started))
-    return _overall(rates[1:])
+    return statistics.harmonic_mean(rates[1:])
 
 
 def main(argv: list[str] | None = None) -> int:
