@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from itertools import chain, zip_longest
+from itertools import zip_longest
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -72,11 +72,7 @@ class DemoReport:
             "output_dir": str(self.output_dir),
             "data_dir": str(self.data_dir),
             "seconds": round(self.seconds, 3),
-            "test": {
-                "accuracy": self.test.accuracy,
-                "loss": self.test.loss,
-                "images": self.test.images,
-            },
+            "test": {key: getattr(self.test, key) for key in ("accuracy", "loss", "images")},
             "localization": self.localization,
             "cams_dir": str(self.cams_dir),
             "cam_files": [str(p) for p in self.cam_files],
@@ -87,13 +83,12 @@ class DemoReport:
     @property
     def skipped(self) -> list[dict[str, str]]:
         """``{"path", "error"}`` of every unreadable image met, each once."""
-        found: dict[str, str] = {}
+        from camtool.evaluation.data import unique_skipped
+
         located = (self.localization or {}).get("skipped_files", [])
-        for entry in chain(
+        return unique_skipped(
             self.training.skipped, self.test.skipped_files, self.cam_failures, located
-        ):
-            found.setdefault(entry["path"], entry["error"])
-        return [{"path": p, "error": e} for p, e in sorted(found.items())]
+        )
 
 
 def demo_settings(
@@ -223,23 +218,21 @@ def _test_and_draw(
     from camtool.core.checkpoint import load_checkpoint
     from camtool.core.device import resolve_device
     from camtool.core.torch_runner import TorchRunner
-    from camtool.data.datasets import ImageFolderDataset, build_transforms, make_loader
+    from camtool.data.datasets import make_loader
+    from camtool.evaluation.data import model_split
     from camtool.evaluation.evaluate import evaluate_localization
     from camtool.explain.files import CamOptions, explain_file
     from camtool.training.evaluate import evaluate
 
     assert result.best_checkpoint is not None  # at least one epoch ran
     device = resolve_device(settings.runtime.device.value)
-    loaded = load_checkpoint(result.best_checkpoint)
+    runner = TorchRunner(load_checkpoint(result.best_checkpoint), device)
     root, runtime = Path(settings.dataset.data_dir), settings.runtime
-    transform = build_transforms(loaded.img_size, False, loaded.mean, loaded.std)
-    mapping = {name: i for i, name in enumerate(loaded.class_names)}
-    test_set = ImageFolderDataset(root, "val", transform, class_to_idx=mapping)
+    test_set = model_split(root, "val", runner.info)
     loader = make_loader(
         test_set, runtime.batch_size, False, runtime.workers, device.type == "cuda"
     )
-    test = evaluate(loaded.model.to(device), loader, device)
-    runner = TorchRunner(loaded, device)
+    test = evaluate(runner.model, loader, device)
     # no peaks and boxes: the demo scores localization on every test image below instead
     options = CamOptions.from_settings(settings, topk=1, figure=True, locate=False)
     cams_dir = Path(settings.cam.output_dir)
@@ -247,7 +240,7 @@ def _test_and_draw(
     written: list[Path] = []
     failures: list[dict[str, str]] = []
     for path, label in _spread_over_classes(test_set.samples, num_cams):
-        base = cams_dir / f"{loaded.class_names[label]}_{path.stem}"
+        base = cams_dir / f"{runner.info.class_names[label]}_{path.stem}"
         outcome = explain_file(runner, path, base, options)
         written.extend(Path(p) for p in outcome.outputs)
         if outcome.error is not None:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from itertools import chain
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
@@ -33,6 +34,7 @@ __all__ = [
     "refuse_out_of_memory",
     "skipped_fields",
     "split_dataset",
+    "unique_skipped",
 ]
 
 SPLITS: tuple[str, ...] = tuple(split.value for split in Split)
@@ -156,6 +158,14 @@ class EvalLoop:
 def skipped_fields(skipped: Sequence[SkippedImage]) -> dict[str, Any]:
     """``skipped`` (how many) and ``skipped_files`` (``{"path", "error"}`` of each)."""
     return {"skipped": len(skipped), "skipped_files": [s.to_dict() for s in skipped]}
+
+
+def unique_skipped(*groups: Iterable[Mapping[str, str]]) -> list[dict[str, str]]:
+    """The ``{"path", "error"}`` entries of ``groups``, one per path (its first error), by path."""
+    found: dict[str, str] = {}
+    for entry in chain.from_iterable(groups):
+        found.setdefault(entry["path"], entry["error"])
+    return [{"path": path, "error": error} for path, error in sorted(found.items())]
 
 
 def refuse_out_of_memory(fn: Callable[_P, _R]) -> Callable[_P, _R]:

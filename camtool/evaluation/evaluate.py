@@ -20,7 +20,7 @@ from camtool.evaluation.classification import (
     evaluate_classification,
     mistakes_png,
 )
-from camtool.evaluation.data import EvalProgress, model_split, split_dataset
+from camtool.evaluation.data import EvalProgress, model_split, split_dataset, unique_skipped
 from camtool.evaluation.faithfulness import DEFAULT_FAITHFULNESS_IMAGES, evaluate_faithfulness
 from camtool.evaluation.localization import run_localization
 from camtool.evaluation.localization_metrics import PROTOCOLS
@@ -84,11 +84,8 @@ class EvalReport:
     @property
     def skipped(self) -> list[dict[str, str]]:
         """Every unreadable image met by any metric group: ``{"path", "error"}``, each once."""
-        found: dict[str, str] = {}
-        for group in (self.classification, self.localization, self.faithfulness):
-            for entry in (group or {}).get("skipped_files") or ():
-                found.setdefault(entry["path"], entry["error"])
-        return [{"path": path, "error": found[path]} for path in sorted(found)]
+        groups = (self.classification, self.localization, self.faithfulness)
+        return unique_skipped(*((group or {}).get("skipped_files") or () for group in groups))
 
     def to_dict(self) -> dict[str, Any]:
         """The report as plain JSON types."""
