@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from itertools import chain
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
@@ -93,10 +94,10 @@ def model_split(
     return dataset
 
 
+@dataclass
 class _Indexed(Dataset[tuple[Tensor, int] | SkippedImage]):
-    def __init__(self, dataset: ImageFolderDataset, indices: Sequence[int]) -> None:
-        self.dataset = dataset
-        self.indices = list(indices)
+    dataset: ImageFolderDataset
+    indices: Sequence[int]
 
     def __len__(self) -> int:
         return len(self.indices)
@@ -120,25 +121,18 @@ def indexed_loader(
     return make_loader(chosen, batch_size, False, workers, pin)
 
 
+@dataclass
 class EvalLoop:
     """A pass over ``(*readable, skipped)`` batches: yields the non-empty readable parts, collects
-    :attr:`skipped`, reports progress counting each image ``cost`` times."""
+    :attr:`skipped`, reports progress counting each of ``images`` ``cost`` times."""
 
-    def __init__(
-        self,
-        loader: Iterable[Sequence[Any]],
-        stage: str,
-        images: int,
-        progress: EvalProgress | None,
-        cost: int = 1,
-    ) -> None:
-        self.loader = loader
-        self.stage = stage
-        self.total = images * cost
-        self.progress = progress
-        self.cost = cost
-        self.done = 0
-        self.skipped: list[SkippedImage] = []
+    loader: Iterable[Sequence[Any]]
+    stage: str
+    images: int
+    progress: EvalProgress | None
+    cost: int = 1
+    done: int = field(default=0, init=False)
+    skipped: list[SkippedImage] = field(default_factory=list, init=False)
 
     def __iter__(self) -> Iterator[tuple[Any, ...]]:
         for *readable, unreadable in self.loader:
@@ -152,7 +146,7 @@ class EvalLoop:
     def report(self, within: int = 0) -> None:
         """Tell ``progress`` how far the pass is, ``within`` units into the current batch."""
         if self.progress is not None:
-            self.progress(self.stage, self.done + within, self.total)
+            self.progress(self.stage, self.done + within, self.images * self.cost)
 
 
 def skipped_fields(skipped: Sequence[SkippedImage]) -> dict[str, Any]:
