@@ -18,7 +18,7 @@ import os
 import tempfile
 import time
 import warnings
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +48,7 @@ from camtool.export.report import (
     TensorSpec,
 )
 from camtool.fsutil import SCRATCH_PREFIX, atomic_path, refuse_to_replace, remove_stale_temps
+from camtool.paths import require_file
 from camtool.textio import to_json
 from camtool.version import __version__
 
@@ -121,9 +122,7 @@ def load_torchscript(path: Path) -> tuple[torch.jit.ScriptModule, ModelInfo]:
     Raises:
         CamtoolError: missing, not TorchScript, or not a camtool export.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise CamtoolError(f"model not found: {path}")
+    path = require_file(path, "model")
     extra = {TORCHSCRIPT_METADATA: ""}
     try:
         with warnings.catch_warnings():
@@ -158,9 +157,10 @@ def _exporting(fmt_name: str) -> Iterator[None]:
 
 
 def _onnx_bytes(
-    graph: CamGraph, sample: Tensor, opset: int, metadata: Mapping[str, Any], scratch_dir: Path
+    graph: CamGraph, sample: Tensor, opset: int, document: str, scratch_dir: Path
 ) -> bytes:
-    """The exported graph with camtool's metadata; the exporter writes into ``scratch_dir``."""
+    """The exported graph with camtool's metadata ``document`` (JSON); the exporter writes into
+    ``scratch_dir``."""
     import onnx
 
     names = {0: "batch"}
@@ -184,20 +184,18 @@ def _onnx_bytes(
             dynamo=False,
         )
         proto = onnx.load(str(raw))
-        document = to_json(dict(metadata), indent=None)
         onnx.helper.set_model_props(proto, {FORMAT_KEY: EXPORT_FORMAT, METADATA_KEY: document})
         proto.doc_string = "camtool: images -> logits, class activation maps"
         onnx.checker.check_model(proto)
         return bytes(proto.SerializeToString())
 
 
-def _torchscript_bytes(graph: CamGraph, sample: Tensor, metadata: Mapping[str, Any]) -> bytes:
-    """The traced graph, saved with camtool's metadata as an extra file."""
+def _torchscript_bytes(graph: CamGraph, sample: Tensor, document: str) -> bytes:
+    """The traced graph, saved with camtool's metadata ``document`` (JSON) as an extra file."""
     buffer = io.BytesIO()
     with _exporting("TorchScript"):
         traced = torch.jit.trace(graph, (sample,), check_trace=False)
-        extra = {TORCHSCRIPT_METADATA: to_json(dict(metadata), indent=None)}
-        torch.jit.save(traced, buffer, _extra_files=extra)
+        torch.jit.save(traced, buffer, _extra_files={TORCHSCRIPT_METADATA: document})
     return buffer.getvalue()
 
 
@@ -307,14 +305,15 @@ def export_model(
     metadata = metadata_document(loaded)
     expected = info_from_metadata(metadata, str(checkpoint))
     sample = torch.zeros(sample_shapes(loaded.img_size)[0])
+    document = to_json(metadata, indent=None)
 
     notify(f"exporting {checkpoint} to {fmt} ...")
     started = time.perf_counter()
     if fmt == "onnx":
         assert opset is not None
-        data = _onnx_bytes(graph, sample, opset, metadata, target.parent)
+        data = _onnx_bytes(graph, sample, opset, document, target.parent)
     else:
-        data = _torchscript_bytes(graph, sample, metadata)
+        data = _torchscript_bytes(graph, sample, document)
     export_seconds = time.perf_counter() - started
 
     try:
