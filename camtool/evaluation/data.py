@@ -30,6 +30,7 @@ __all__ = [
     "SPLITS",
     "EvalLoop",
     "EvalProgress",
+    "eval_transform",
     "indexed_loader",
     "model_split",
     "refuse_out_of_memory",
@@ -44,6 +45,11 @@ CROP_NOTE = "eval transform: shorter side resized to 1.14 * img_size, centre cro
 
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
+
+
+def eval_transform(info: ModelInfo) -> Callable[[Image.Image], Tensor]:
+    """The model's evaluation transform (:data:`CROP_NOTE`, then its mean and std)."""
+    return build_transforms(info.img_size, False, info.mean, info.std)
 
 
 def split_dataset(
@@ -75,8 +81,7 @@ def model_split(
         ConfigError: an unknown split.
         CamtoolError: the folder is missing or empty, or its classes are not the model's.
     """
-    transform = build_transforms(info.img_size, False, info.mean, info.std)
-    dataset = split_dataset(root, split, transform, max_pixels)
+    dataset = split_dataset(root, split, eval_transform(info), max_pixels)
     folders = dataset.classes
     names = info.class_names
     if len(folders) != len(names):

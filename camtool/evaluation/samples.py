@@ -10,10 +10,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from camtool.data.datasets import ImageFolderDataset, build_transforms
+from camtool.data.datasets import ImageFolderDataset
 from camtool.data.labels import folder_class
 from camtool.errors import ConfigError, InputError
-from camtool.evaluation.data import SPLITS, model_split
+from camtool.evaluation.data import SPLITS, eval_transform, model_split
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -74,7 +74,7 @@ def dataset_view(
                 f"({', '.join(info.class_names[:4])}...)"
             )
         mapping[sub] = found
-    transform = build_transforms(info.img_size, False, info.mean, info.std)
+    transform = eval_transform(info)
     return ImageFolderDataset(
         folder.parent, folder.name, transform, class_to_idx=mapping, max_pixels=max_pixels
     )
