@@ -29,9 +29,12 @@ __all__ = [
     "MapFiles",
     "Prediction",
     "explain_file",
+    "explain_image",
+    "heatmaps",
     "located_maps",
     "map_paths",
     "map_title",
+    "model_input",
     "peak_and_box",
     "predictions",
     "refuse_out_of_gpu_memory",
@@ -154,16 +157,11 @@ def write_maps(
     ``<base>.npz``, with ``_top1``, ``_top2`` ... before the suffix for top-k. Each map is
     upsampled to the image's size (``options.upsample``) and min-max normalised, then passed to
     ``on_heatmap(k, heat)``. ``true_idx`` titles the figure (:func:`map_title`)."""
-    count = batch.class_idx.shape[1]
-    written = map_paths(base, options, count)
+    written = map_paths(base, options, batch.class_idx.shape[1])
     paths = iter(written)
-    size = (image.height, image.width)
-    for k in range(count):
+    heats = heatmaps(batch, row, (image.height, image.width), info, options.upsample)
+    for k, heat in enumerate(heats):
         class_idx = int(batch.class_idx[row, k])
-        cam = batch.cams[row, k]
-        heat = heatmap(
-            cam, size, mode=options.upsample, geometry=info.geometry, input_hw=batch.input_hw
-        )
         if on_heatmap is not None:
             on_heatmap(k, heat)
         blended = overlay(image, heat, options.alpha, options.colormap)
@@ -178,12 +176,41 @@ def write_maps(
             with atomic_path(next(paths)) as tmp:
                 np.savez_compressed(
                     tmp,
-                    cam=np.asarray(cam, dtype=np.float32),
+                    cam=np.asarray(batch.cams[row, k], dtype=np.float32),
                     heatmap=heat,
                     logits=np.asarray(batch.logits[row], dtype=np.float32),
                     class_idx=np.int64(class_idx),
                 )
     return written
+
+
+def model_input(image: Image.Image, info: ModelInfo) -> np.ndarray:
+    """An RGB ``image`` resized and normalised as ``info``'s model takes it: a ``(3, H, W)``
+    float32 array (:func:`~camtool.data.images.preprocess_array`, uncropped)."""
+    return preprocess_array(image, info.img_size, info.mean, info.std, stride=info.output_stride)
+
+
+def explain_image(
+    runner: Runner, image: Image.Image, *, target: int | None = None, topk: int = 1
+) -> CAMBatch:
+    """One RGB ``image`` through :func:`model_input` and ``runner``: its
+    :func:`~camtool.core.maps.explain_batch` (``N = 1``) of ``target`` or the top ``topk``."""
+    return explain_batch(runner, model_input(image, runner.info)[None], target=target, topk=topk)
+
+
+def heatmaps(
+    batch: CAMBatch, row: int, size: tuple[int, int], info: ModelInfo, mode: str
+) -> np.ndarray:
+    """The ``K`` maps of image ``row`` of ``batch`` as a ``(K, H, W)`` float32 array in [0, 1]:
+    each upsampled to ``size`` = (H, W) (``mode`` with ``info.geometry``) and min-max normalised
+    (:func:`~camtool.core.maps.heatmap`)."""
+    geometry, input_hw = info.geometry, batch.input_hw
+    return np.stack(
+        [
+            heatmap(cam, size, mode=mode, geometry=geometry, input_hw=input_hw)
+            for cam in batch.cams[row]
+        ]
+    )
 
 
 def map_title(
@@ -214,10 +241,7 @@ def explain_file(
         result.true_name = info.class_names[true_idx]
     try:
         image = load_image(path, options.max_pixels)
-        array = preprocess_array(
-            image, info.img_size, info.mean, info.std, stride=info.output_stride
-        )
-        batch = explain_batch(runner, array[None], target=options.target, topk=options.topk)
+        batch = explain_image(runner, image, target=options.target, topk=options.topk)
         result.maps = located_maps(image, batch, 0, base, info, options, true_idx)
     except InputError as exc:
         result.error = exc.message
