@@ -35,7 +35,6 @@ __all__ = [
     "map_paths",
     "map_title",
     "model_input",
-    "peak_and_box",
     "predictions",
     "refuse_out_of_gpu_memory",
     "write_maps",
@@ -268,28 +267,24 @@ def located_maps(
     options: CamOptions,
     true_idx: int | None = None,
 ) -> list[MapFiles]:
-    """:func:`write_maps`, then each map's :class:`MapFiles` (located if ``options.locate``)."""
-    located: list[tuple[list[int] | None, list[int] | None]] = []
-    on_heatmap = (lambda _k, heat: located.append(peak_and_box(heat))) if options.locate else None
-    written = iter(
-        write_maps(image, batch, row, base, info, options, on_heatmap=on_heatmap, true_idx=true_idx)
+    """:func:`write_maps`, then each map's :class:`MapFiles`; if ``options.locate``, its hottest
+    pixel ``peak`` and the ``box`` of its largest region above 20% of its maximum
+    (:func:`~camtool.core.localize.box_from_map`), both ``None`` for a flat map."""
+    maps = [MapFiles(class_idx, []) for class_idx in batch.class_idx[row].tolist()]
+
+    def locate(k: int, heat: np.ndarray) -> None:
+        top, box = peak(heat), box_from_map(heat)
+        maps[k].peak = list(top) if top is not None else None
+        maps[k].box = list(box.as_tuple()) if box.area() else None
+
+    on_heatmap = locate if options.locate else None
+    written = write_maps(
+        image, batch, row, base, info, options, on_heatmap=on_heatmap, true_idx=true_idx
     )
-    per_map = 2 if options.save_array else 1
-    return [
-        MapFiles(
-            int(class_idx),
-            [str(next(written)) for _ in range(per_map)],
-            *(located[k] if located else (None, None)),
-        )
-        for k, class_idx in enumerate(batch.class_idx[row].tolist())
-    ]
-
-
-def peak_and_box(heat: np.ndarray) -> tuple[list[int] | None, list[int] | None]:
-    """A map's hottest pixel ``[x, y]`` and the box ``[x0, y0, x1, y1]`` of its largest region
-    above 20% of its maximum (:func:`~camtool.core.localize.box_from_map`); ``None`` if flat."""
-    top, box = peak(heat), box_from_map(heat)
-    return (list(top) if top is not None else None, list(box.as_tuple()) if box.area() else None)
+    per_map = len(written) // len(maps)
+    for k, entry in enumerate(maps):
+        entry.files = [str(path) for path in written[k * per_map : (k + 1) * per_map]]
+    return maps
 
 
 def refuse_out_of_gpu_memory(exc: BaseException, hint: str) -> None:
