@@ -67,11 +67,11 @@ def overlay(
     return Image.blend(image.convert("RGB"), colour, alpha)
 
 
-def encode_image(image: Image.Image, fmt: str = "png", quality: int = 90) -> bytes:
-    """Encode a PIL image as PNG or JPEG bytes."""
+def encode_image(image: Image.Image, fmt: str = "png") -> bytes:
+    """Encode a PIL image as PNG or JPEG (quality 90) bytes."""
     buffer = io.BytesIO()
     if fmt.lower() in ("jpg", "jpeg"):
-        image.convert("RGB").save(buffer, format="JPEG", quality=quality)
+        image.convert("RGB").save(buffer, format="JPEG", quality=90)
     else:
         image.save(buffer, format="PNG", compress_level=1)
     return buffer.getvalue()
