@@ -23,6 +23,7 @@ import numpy as np
 from camtool.errors import ConfigError, InputError
 
 if TYPE_CHECKING:
+    from camtool.core.maps import CAMBatch
     from camtool.core.runner import ModelInfo, Runner
     from camtool.evaluation.samples import DatasetSample
 
@@ -97,29 +98,27 @@ class CamModel:
             ConfigError: ``topk`` < 1, or an unknown or ambiguous ``target``.
             InputError: ``images`` is empty or not of a supported kind or shape.
         """
-        from camtool.core.maps import explain_batch, heatmap, resolve_class
+        from camtool.core.maps import resolve_class
+        from camtool.explain.files import heatmaps
 
         if topk < 1:
             raise ConfigError(f"topk must be at least 1 (got {topk})")
         names = self.info.class_names
         index = None if target is None else resolve_class(target, names)
         images, truths = _with_truths(images)
-        batches, sizes = self._inputs(images)
-        parts = [explain_batch(self._runner, b, target=index, topk=topk) for b in batches]
+        parts, sizes = self._explained(images, index, topk)
+        rows = [(part, row) for part in parts for row in range(part.cams.shape[0])]
         class_idx = np.concatenate([p.class_idx for p in parts]).astype(np.int64)
-        cams = [cam.astype(np.float32) for p in parts for cam in p.cams]
-        input_hws = [p.input_hw for p in parts for _ in range(p.cams.shape[0])]
-        geo = self.info.geometry
         true_idx = truths or [None] * len(sizes)
         return Explanation(
             logits=np.concatenate([p.logits for p in parts]).astype(np.float32),
             probabilities=np.concatenate([p.probs for p in parts]).astype(np.float32),
             class_idx=class_idx,
             class_names=[[names[int(c)] for c in row] for row in class_idx],
-            cams=cams,
+            cams=[part.cams[row].astype(np.float32) for part, row in rows],
             heatmaps=[
-                np.stack([heatmap(c, size, mode=upsample, geometry=geo, input_hw=hw) for c in maps])
-                for maps, size, hw in zip(cams, sizes, input_hws, strict=True)
+                heatmaps(part, row, size, self.info, upsample)
+                for (part, row), size in zip(rows, sizes, strict=True)
             ],
             true_idx=true_idx,
             true_names=[None if t is None else names[t] for t in true_idx],
@@ -164,30 +163,32 @@ class CamModel:
         chosen = choose_indices(len(view), indices=indices, count=random, seed=seed)
         return samples_of(view, chosen, self.info.class_names)
 
-    def _inputs(self, images: Any) -> tuple[list[Any], list[tuple[int, int]]]:
-        """Model-ready ``(n, 3, H, W)`` batches and each image's own ``(height, width)``."""
+    def _explained(
+        self, images: Any, target: int | None, topk: int
+    ) -> tuple[list[CAMBatch], list[tuple[int, int]]]:
+        """The :class:`~camtool.core.maps.CAMBatch` of each batch of ``images`` and each image's
+        own ``(height, width)``."""
         from PIL import Image
 
+        from camtool.core.maps import explain_batch
         from camtool.core.runner import is_torch_tensor
-        from camtool.data.images import preprocess_array, to_rgb
+        from camtool.data.images import to_rgb
+        from camtool.explain.files import explain_image
 
         if isinstance(images, Image.Image):
             images = [images]
         if isinstance(images, np.ndarray) or is_torch_tensor(images):
             batch = self._normalise(images)
-            return [batch], [tuple(batch.shape[2:])] * batch.shape[0]
+            part = explain_batch(self._runner, batch, target=target, topk=topk)
+            return [part], [tuple(batch.shape[2:])] * batch.shape[0]
         if not isinstance(images, Sequence) or not images:
             raise InputError("images: give a PIL image, a non-empty list of them, or a tensor")
         if not all(isinstance(image, Image.Image) for image in images):
             raise InputError("images: every item of the list must be a PIL image")
-        info = self.info
-        tensors = [
-            preprocess_array(
-                to_rgb(image), info.img_size, info.mean, info.std, stride=info.output_stride
-            )[None]
-            for image in images
+        parts = [
+            explain_image(self._runner, to_rgb(image), target=target, topk=topk) for image in images
         ]
-        return tensors, [(image.height, image.width) for image in images]
+        return parts, [(image.height, image.width) for image in images]
 
     def _normalise(self, pixels: Any) -> np.ndarray:
         """``(N, 3, H, W)`` RGB in [0, 1] -> the model's normalised input."""

@@ -14,10 +14,9 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor
 
-from camtool.core.maps import heatmap
 from camtool.core.runner import Runner
 from camtool.data.datasets import ImageFolderDataset
-from camtool.data.images import load_image, preprocess
+from camtool.data.images import load_image
 from camtool.errors import CamtoolError, InputError
 from camtool.evaluation.data import (
     CROP_NOTE,
@@ -28,7 +27,8 @@ from camtool.evaluation.data import (
     skipped_fields,
 )
 from camtool.evaluation.metrics import confusion_matrix, per_class_prf, topk_correct
-from camtool.explain.render import overlay
+from camtool.explain.files import explain_image, heatmaps
+from camtool.explain.render import FLAT_MAP, overlay
 
 __all__ = ["MAX_MISTAKES", "confusion_png", "evaluate_classification", "mistakes_png"]
 
@@ -177,20 +177,12 @@ def mistakes_png(
             image = load_image(Path(m["path"]))
         except InputError:
             continue
-        tensor = preprocess(image, info.img_size, info.mean, info.std, stride=info.output_stride)
-        _, cams = runner(tensor[None])
-        cls = info.class_names.index(m["predicted"])
+        batch = explain_image(runner, image, target=info.class_names.index(m["predicted"]))
         image.thumbnail((256, 256))
-        heat = heatmap(
-            cams[0, cls].float().cpu(),
-            (image.height, image.width),
-            mode=upsample,
-            geometry=info.geometry,
-            input_hw=(int(tensor.shape[-2]), int(tensor.shape[-1])),
-        )
+        (heat,) = heatmaps(batch, 0, (image.height, image.width), info, upsample)
         title = f"true: {m['true']}\npred: {m['predicted']} ({m['prob']:.2f})"
         if not heat.any():  # min-max normalised: all zero only when the map is constant
-            title += "\nflat map: no peak, no box"
+            title += f"\n{FLAT_MAP}"
         panels.append((overlay(image, heat, alpha, colormap), title))
     if not panels:
         return None

@@ -17,10 +17,11 @@ from camtool.core.maps import heatmap
 from camtool.core.runner import ModelInfo, Runner
 from camtool.data.boxes import GroundTruth, GtBox, Warn, fit_boxes
 from camtool.data.datasets import SkippedImage
-from camtool.data.images import ResizeGeometry, input_geometry, load_image, preprocess
+from camtool.data.images import ResizeGeometry, input_geometry, load_image
 from camtool.errors import CamtoolError, ConfigError, InputError
 from camtool.evaluation.data import EvalLoop, EvalProgress, refuse_out_of_memory, skipped_fields
 from camtool.evaluation.localization_metrics import LocalizationAccumulator
+from camtool.explain.files import model_input
 from camtool.process import worker_init
 
 __all__ = ["LocItem", "run_localization"]
@@ -61,9 +62,10 @@ class _NoCrop(Dataset[_Uncropped | SkippedImage]):
         except InputError as exc:
             return SkippedImage.from_error(self.items[i].path, exc)
         info = self.info
-        size, stride = info.img_size, info.output_stride
-        tensor = preprocess(image, size, info.mean, info.std, stride=stride)
-        return tensor, i, input_geometry(image.width, image.height, size, stride=stride)
+        geometry = input_geometry(
+            image.width, image.height, info.img_size, stride=info.output_stride
+        )
+        return torch.from_numpy(model_input(image, info)), i, geometry
 
 
 def _collate_list(batch: Sequence[Any]) -> tuple[list[Any], list[SkippedImage]]:

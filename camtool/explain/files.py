@@ -29,10 +29,12 @@ __all__ = [
     "MapFiles",
     "Prediction",
     "explain_file",
+    "explain_image",
+    "heatmaps",
     "located_maps",
     "map_paths",
     "map_title",
-    "peak_and_box",
+    "model_input",
     "predictions",
     "refuse_out_of_gpu_memory",
     "write_maps",
@@ -154,16 +156,11 @@ def write_maps(
     ``<base>.npz``, with ``_top1``, ``_top2`` ... before the suffix for top-k. Each map is
     upsampled to the image's size (``options.upsample``) and min-max normalised, then passed to
     ``on_heatmap(k, heat)``. ``true_idx`` titles the figure (:func:`map_title`)."""
-    count = batch.class_idx.shape[1]
-    written = map_paths(base, options, count)
+    written = map_paths(base, options, batch.class_idx.shape[1])
     paths = iter(written)
-    size = (image.height, image.width)
-    for k in range(count):
+    heats = heatmaps(batch, row, (image.height, image.width), info, options.upsample)
+    for k, heat in enumerate(heats):
         class_idx = int(batch.class_idx[row, k])
-        cam = batch.cams[row, k]
-        heat = heatmap(
-            cam, size, mode=options.upsample, geometry=info.geometry, input_hw=batch.input_hw
-        )
         if on_heatmap is not None:
             on_heatmap(k, heat)
         blended = overlay(image, heat, options.alpha, options.colormap)
@@ -178,12 +175,41 @@ def write_maps(
             with atomic_path(next(paths)) as tmp:
                 np.savez_compressed(
                     tmp,
-                    cam=np.asarray(cam, dtype=np.float32),
+                    cam=np.asarray(batch.cams[row, k], dtype=np.float32),
                     heatmap=heat,
                     logits=np.asarray(batch.logits[row], dtype=np.float32),
                     class_idx=np.int64(class_idx),
                 )
     return written
+
+
+def model_input(image: Image.Image, info: ModelInfo) -> np.ndarray:
+    """An RGB ``image`` resized and normalised as ``info``'s model takes it: a ``(3, H, W)``
+    float32 array (:func:`~camtool.data.images.preprocess_array`, uncropped)."""
+    return preprocess_array(image, info.img_size, info.mean, info.std, stride=info.output_stride)
+
+
+def explain_image(
+    runner: Runner, image: Image.Image, *, target: int | None = None, topk: int = 1
+) -> CAMBatch:
+    """One RGB ``image`` through :func:`model_input` and ``runner``: its
+    :func:`~camtool.core.maps.explain_batch` (``N = 1``) of ``target`` or the top ``topk``."""
+    return explain_batch(runner, model_input(image, runner.info)[None], target=target, topk=topk)
+
+
+def heatmaps(
+    batch: CAMBatch, row: int, size: tuple[int, int], info: ModelInfo, mode: str
+) -> np.ndarray:
+    """The ``K`` maps of image ``row`` of ``batch`` as a ``(K, H, W)`` float32 array in [0, 1]:
+    each upsampled to ``size`` = (H, W) (``mode`` with ``info.geometry``) and min-max normalised
+    (:func:`~camtool.core.maps.heatmap`)."""
+    geometry, input_hw = info.geometry, batch.input_hw
+    return np.stack(
+        [
+            heatmap(cam, size, mode=mode, geometry=geometry, input_hw=input_hw)
+            for cam in batch.cams[row]
+        ]
+    )
 
 
 def map_title(
@@ -214,10 +240,7 @@ def explain_file(
         result.true_name = info.class_names[true_idx]
     try:
         image = load_image(path, options.max_pixels)
-        array = preprocess_array(
-            image, info.img_size, info.mean, info.std, stride=info.output_stride
-        )
-        batch = explain_batch(runner, array[None], target=options.target, topk=options.topk)
+        batch = explain_image(runner, image, target=options.target, topk=options.topk)
         result.maps = located_maps(image, batch, 0, base, info, options, true_idx)
     except InputError as exc:
         result.error = exc.message
@@ -244,28 +267,24 @@ def located_maps(
     options: CamOptions,
     true_idx: int | None = None,
 ) -> list[MapFiles]:
-    """:func:`write_maps`, then each map's :class:`MapFiles` (located if ``options.locate``)."""
-    located: list[tuple[list[int] | None, list[int] | None]] = []
-    on_heatmap = (lambda _k, heat: located.append(peak_and_box(heat))) if options.locate else None
-    written = iter(
-        write_maps(image, batch, row, base, info, options, on_heatmap=on_heatmap, true_idx=true_idx)
+    """:func:`write_maps`, then each map's :class:`MapFiles`; if ``options.locate``, its hottest
+    pixel ``peak`` and the ``box`` of its largest region above 20% of its maximum
+    (:func:`~camtool.core.localize.box_from_map`), both ``None`` for a flat map."""
+    maps = [MapFiles(class_idx, []) for class_idx in batch.class_idx[row].tolist()]
+
+    def locate(k: int, heat: np.ndarray) -> None:
+        top, box = peak(heat), box_from_map(heat)
+        maps[k].peak = list(top) if top is not None else None
+        maps[k].box = list(box.as_tuple()) if box.area() else None
+
+    on_heatmap = locate if options.locate else None
+    written = write_maps(
+        image, batch, row, base, info, options, on_heatmap=on_heatmap, true_idx=true_idx
     )
-    per_map = 2 if options.save_array else 1
-    return [
-        MapFiles(
-            int(class_idx),
-            [str(next(written)) for _ in range(per_map)],
-            *(located[k] if located else (None, None)),
-        )
-        for k, class_idx in enumerate(batch.class_idx[row].tolist())
-    ]
-
-
-def peak_and_box(heat: np.ndarray) -> tuple[list[int] | None, list[int] | None]:
-    """A map's hottest pixel ``[x, y]`` and the box ``[x0, y0, x1, y1]`` of its largest region
-    above 20% of its maximum (:func:`~camtool.core.localize.box_from_map`); ``None`` if flat."""
-    top, box = peak(heat), box_from_map(heat)
-    return (list(top) if top is not None else None, list(box.as_tuple()) if box.area() else None)
+    per_map = len(written) // len(maps)
+    for k, entry in enumerate(maps):
+        entry.files = [str(path) for path in written[k * per_map : (k + 1) * per_map]]
+    return maps
 
 
 def refuse_out_of_gpu_memory(exc: BaseException, hint: str) -> None:

@@ -14,6 +14,7 @@ from PIL import Image, ImageDraw, ImageFont
 from PIL.PngImagePlugin import PngInfo
 
 __all__ = [
+    "FLAT_MAP",
     "LUT_SIZE",
     "PANEL_WIDTH",
     "WRONG_RGB",
@@ -66,11 +67,11 @@ def overlay(
     return Image.blend(image.convert("RGB"), colour, alpha)
 
 
-def encode_image(image: Image.Image, fmt: str = "png", quality: int = 90) -> bytes:
-    """Encode a PIL image as PNG or JPEG bytes."""
+def encode_image(image: Image.Image, fmt: str = "png") -> bytes:
+    """Encode a PIL image as PNG or JPEG (quality 90) bytes."""
     buffer = io.BytesIO()
     if fmt.lower() in ("jpg", "jpeg"):
-        image.convert("RGB").save(buffer, format="JPEG", quality=quality)
+        image.convert("RGB").save(buffer, format="JPEG", quality=90)
     else:
         image.save(buffer, format="PNG", compress_level=1)
     return buffer.getvalue()
@@ -80,6 +81,8 @@ def encode_image(image: Image.Image, fmt: str = "png", quality: int = 90) -> byt
 PANEL_WIDTH = 400
 #: Tallest panel, in multiples of its width (taller images are shrunk to fit).
 _MAX_PANEL_ASPECT = 2.5
+#: What a figure's title says of a constant map (min-max normalised to all zeros).
+FLAT_MAP = "flat map: no peak, no box"
 #: Colour of the title of a figure whose prediction is not the image's true class.
 WRONG_RGB: tuple[int, int, int] = (200, 30, 30)
 _MARGIN = 12
@@ -127,7 +130,7 @@ def figure_png(
     """
     flat = heat.size == 0 or float(np.max(heat)) == float(np.min(heat))
     if flat:
-        title = f"{title} - flat map: no peak, no box"
+        title = f"{title} - {FLAT_MAP}"
     aspect = image.height / max(image.width, 1)
     panel_w, panel_h = PANEL_WIDTH, max(1, round(PANEL_WIDTH * aspect))
     if aspect > _MAX_PANEL_ASPECT:
