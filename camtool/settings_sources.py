@@ -14,6 +14,7 @@ from pydantic import ValidationError
 from pydantic_settings import BaseSettings, EnvSettingsSource
 
 from camtool.errors import ConfigError
+from camtool.textio import decode_text
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -93,16 +94,15 @@ def read_toml(path: Path) -> dict[str, Any]:
         ConfigError: the file is missing, unreadable, not UTF-8 or not valid TOML.
     """
     try:
-        text = Path(path).read_bytes().decode("utf-8-sig")
+        data = Path(path).read_bytes()
     except FileNotFoundError:
         raise ConfigError(f"config file not found: {path}") from None
     except OSError as exc:
         raise ConfigError(f"config file {path}: cannot read it ({exc.strerror})") from None
-    except UnicodeDecodeError as exc:
-        raise ConfigError(
-            f"config file {path} is not UTF-8 (bad byte at offset {exc.start}); TOML files "
-            "are UTF-8: save it as UTF-8"
-        ) from None
+    refusal = (
+        "config file {source} is not UTF-8 (bad byte at offset {offset}); TOML files are UTF-8:"
+    )
+    text = decode_text(data, str(path), utf16=False, refusal=refusal, error=ConfigError)
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

@@ -18,7 +18,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from camtool.errors import InputError
+from camtool.errors import CamtoolError, InputError
 from camtool.fsutil import atomic_write_text
 
 __all__ = [
@@ -36,21 +36,27 @@ __all__ = [
 _UTF16_BOMS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
 
 
-def decode_text(data: bytes, source: str) -> str:
-    """Decode UTF-8 (a leading BOM dropped) or BOM-marked UTF-16 text.
+def decode_text(
+    data: bytes,
+    source: str,
+    *,
+    utf16: bool = True,
+    refusal: str = "{source}: cannot read text: not UTF-8 (bad byte at offset {offset});",
+    error: type[CamtoolError] = InputError,
+) -> str:
+    """Decode UTF-8 (a leading BOM dropped) or, with ``utf16``, BOM-marked UTF-16 text.
 
     Raises:
-        InputError: not UTF-8 nor UTF-16 with a BOM, naming ``source`` and the bad byte's offset.
+        InputError: (or ``error``) the text is in neither, with ``refusal`` (formatted with
+            ``source`` and the bad byte's ``offset``) and " save it as UTF-8".
     """
     try:
-        if data.startswith(_UTF16_BOMS):
+        if utf16 and data.startswith(_UTF16_BOMS):
             return data.decode("utf-16")
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise InputError(
-            f"{source}: cannot read text: not UTF-8 (bad byte at offset {exc.start});"
-            " save it as UTF-8"
-        ) from None
+        message = refusal.format(source=source, offset=exc.start)
+        raise error(f"{message} save it as UTF-8") from None
 
 
 def read_text(path: Path) -> str:
