@@ -23,7 +23,6 @@ from camtool.fsutil import atomic_write_text
 
 __all__ = [
     "decode_text",
-    "finite_or_none",
     "name_from_text",
     "path_lines",
     "read_text",
@@ -96,11 +95,6 @@ def path_lines(chunks: Iterable[bytes | str], source: str) -> Iterator[str]:
             yield text
 
 
-def finite_or_none(value: float) -> float | None:
-    """``value``, or ``None`` when it is NaN or infinite (the JSON rule of this module)."""
-    return value if math.isfinite(value) else None
-
-
 def unicode_text(text: str) -> str:
     """``text`` with every byte that is not UTF-8 written as ``\\xNN``."""
     try:
@@ -125,9 +119,12 @@ SECONDS_DECIMALS = 2  # kept by tidy_numbers for keys ending in "seconds" or "_s
 DECIMALS = 4  # kept for anything else; numbers below 1 keep as many significant digits
 
 
-def _rounded(value: float, key: str) -> float | None:
+def _rounded(value: float, key: str, tidy: bool) -> float | None:
+    """``value`` as JSON writes it: ``None`` if NaN or infinite, rounded when ``tidy``."""
     if not math.isfinite(value):
         return None
+    if not tidy:
+        return value
     if key.endswith(("seconds", "_s")):
         return round(value, SECONDS_DECIMALS)
     if value == 0:
@@ -145,7 +142,7 @@ def _plain(value: Any, tidy: bool, key: str = "") -> Any:
     if isinstance(value, numbers.Integral):  # numpy integers too
         return int(value)
     if isinstance(value, numbers.Real):  # numpy floats too
-        return _rounded(float(value), key) if tidy else finite_or_none(float(value))
+        return _rounded(float(value), key, tidy)
     if isinstance(value, Mapping):
         return {unicode_text(str(k)): _plain(v, tidy, str(k)) for k, v in value.items()}
     if isinstance(value, (list, tuple, set, frozenset)):
