@@ -36,20 +36,16 @@ def require_file(path: Path, what: str) -> Path:
     return Path(path)
 
 
-def require_writable_dir(path: Path, what: str = "output folder") -> Path:
+def require_writable_dir(path: Path) -> Path:
     """``path`` if it is a writable folder or can be created as one (nothing is created).
 
     Raises:
         CamtoolError: ``path`` (or an ancestor) is a file, or the folder is not writable.
     """
     path = Path(path)
-    probe = path
-    while not probe.exists():
-        if probe.parent == probe:
-            break
-        probe = probe.parent
+    probe = next((folder for folder in (path, *path.parents) if folder.exists()), path)
     if probe.exists() and not probe.is_dir():
-        raise CamtoolError(f"cannot use {what} {path}: {probe} is a file")
+        raise CamtoolError(f"cannot use output folder {path}: {probe} is a file")
     if not os.access(probe, os.W_OK | os.X_OK):
-        raise CamtoolError(f"cannot write to {what} {path}: permission denied on {probe}")
+        raise CamtoolError(f"cannot write to output folder {path}: permission denied on {probe}")
     return path

@@ -6,12 +6,12 @@ problem is reported at once, by key path, as a :class:`~camtool.errors.ConfigErr
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -20,7 +20,6 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from camtool.choices import DatasetName, DeviceName, Optimizer, Scheduler, UpsampleMode
 from camtool.core.imagenet import IMG_SIZE_RANGE
@@ -31,7 +30,6 @@ from camtool.settings_sources import (
     deep_merge,
     describe,
     drop_unset,
-    env_settings_names,
     read_env,
     read_toml,
     retire_keys,
@@ -62,6 +60,10 @@ def _plain_path(value: Path) -> Path:
         if char in str(value):
             raise ValueError(f"a path cannot hold {name}")
     return value
+
+
+PlainPath = Annotated[Path, AfterValidator(_plain_path)]
+"""A path without NUL bytes or line breaks (they would break the files that name it)."""
 
 
 class _Section(BaseModel):
@@ -106,27 +108,18 @@ class ModelSettings(_Section):
 class TrainingSettings(_Section):
     """``[training]``: the optimisation loop."""
 
-    learning_rate: float = Field(0.001, gt=0, le=10)
+    learning_rate: float = Field(0.001, gt=0, le=10, allow_inf_nan=False)
     batch_size: int = Field(64, ge=1, le=65_536)
     num_epochs: int = Field(50, ge=1, le=100_000)
-    weight_decay: float = Field(0.0001, ge=0, le=1)
-    momentum: float = Field(0.9, ge=0, lt=1)  # sgd only
-    checkpoint_dir: Path = Path("checkpoints")
+    weight_decay: float = Field(0.0001, ge=0, le=1, allow_inf_nan=False)
+    momentum: float = Field(0.9, ge=0, lt=1, allow_inf_nan=False)  # sgd only
+    checkpoint_dir: PlainPath = Path("checkpoints")
     log_every: int = Field(10, ge=1, le=1_000_000)  # batches between updates
     save_every: int = Field(2, ge=1, le=100_000)  # epochs between numbered checkpoints
     early_stopping_patience: int = Field(5, ge=0, le=100_000)  # 0: off
     optimizer: Optimizer = Optimizer.adam
     scheduler: Scheduler = Scheduler.reduce_lr
     seed: int = Field(0, ge=0, le=2**32 - 1)
-
-    @field_validator("learning_rate", "weight_decay", "momentum")
-    @classmethod
-    def _finite(cls, value: float) -> float:
-        if not math.isfinite(value):
-            raise ValueError("must be a finite number")
-        return value
-
-    _checkpoint_dir = field_validator("checkpoint_dir")(_plain_path)
 
 
 class RuntimeSettings(_Section):
@@ -142,7 +135,7 @@ class DatasetSettings(_Section):
     """``[dataset]``: where the images are and how big they are fed."""
 
     name: DatasetName = DatasetName.imagenette
-    data_dir: Path = Path("data")
+    data_dir: PlainPath = Path("data")
     img_size: int = Field(160, ge=IMG_SIZE_RANGE[0], le=IMG_SIZE_RANGE[1])
     val_size: int | float = 0.1  # held out of train/: a count >= 1 or a fraction 0 < f < 1
 
@@ -159,8 +152,6 @@ class DatasetSettings(_Section):
             "must be a count from 1 to 100000000 or a fraction between 0 and 1 (e.g. 0.1)"
         )
 
-    _data_dir = field_validator("data_dir")(_plain_path)
-
 
 class CamSettings(_Section):
     """``[cam]``: how maps are drawn."""
@@ -168,11 +159,9 @@ class CamSettings(_Section):
     alpha: float = Field(0.5, ge=0, le=1)  # heatmap opacity in the overlay
     colormap: str = "jet"  # any matplotlib colormap name
     topk: int = Field(1, ge=1, le=MAX_CLASSES)  # maps per image
-    output_dir: Path = Path("cam_results")
+    output_dir: PlainPath = Path("cam_results")
     max_pixels: int = Field(89_478_485, ge=1, le=2**31 - 1)  # larger images refused undecoded
     upsample: UpsampleMode = UpsampleMode.aligned
-
-    _output_dir = field_validator("output_dir")(_plain_path)
 
     @field_validator("colormap")
     @classmethod
@@ -184,15 +173,8 @@ class CamSettings(_Section):
         return value
 
 
-class Settings(BaseSettings):
+class Settings(_Section):
     """All of camtool's settings. Build it with :func:`load_settings`, not directly."""
-
-    model_config = SettingsConfigDict(
-        env_prefix=ENV_PREFIX,
-        env_nested_delimiter="__",
-        extra="forbid",
-        validate_assignment=True,
-    )
 
     model: ModelSettings = Field(default_factory=ModelSettings)
     training: TrainingSettings = Field(default_factory=TrainingSettings)
@@ -205,17 +187,6 @@ class Settings(BaseSettings):
     def notes(self) -> list[str]:
         """One line for each retired key the sources held."""
         return self._notes
-
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return (init_settings,)
 
 
 def load_settings(
@@ -235,10 +206,10 @@ def load_settings(
             ``CAMTOOL_*`` variable.
     """
     sections = {name: field.annotation for name, field in Settings.model_fields.items()}
-    env = env_settings_names(sections)
+    from_env, env = read_env(sections)
     notes: list[str] = []
     layers = retire_keys(read_toml(config_file), notes) if config_file is not None else {}
-    layers = deep_merge(layers, retire_keys(read_env(Settings), notes))
+    layers = deep_merge(layers, retire_keys(from_env, notes))
     given = retire_keys(drop_unset(overrides or {}), notes)
     layers = deep_merge(layers, given)
     origin = f" (from {config_file}, {ENV_PREFIX}* env vars and flags)" if config_file else ""

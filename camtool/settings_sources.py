@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
-from pydantic_settings import BaseSettings, EnvSettingsSource
 
 from camtool.errors import ConfigError
+from camtool.textio import decode_text
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -26,7 +26,6 @@ __all__ = [
     "deep_merge",
     "describe",
     "drop_unset",
-    "env_settings_names",
     "read_env",
     "read_toml",
     "retire_keys",
@@ -93,26 +92,26 @@ def read_toml(path: Path) -> dict[str, Any]:
         ConfigError: the file is missing, unreadable, not UTF-8 or not valid TOML.
     """
     try:
-        text = Path(path).read_bytes().decode("utf-8-sig")
+        data = Path(path).read_bytes()
     except FileNotFoundError:
         raise ConfigError(f"config file not found: {path}") from None
     except OSError as exc:
         raise ConfigError(f"config file {path}: cannot read it ({exc.strerror})") from None
-    except UnicodeDecodeError as exc:
-        raise ConfigError(
-            f"config file {path} is not UTF-8 (bad byte at offset {exc.start}); TOML files "
-            "are UTF-8: save it as UTF-8"
-        ) from None
+    refusal = (
+        "config file {source} is not UTF-8 (bad byte at offset {offset}); TOML files are UTF-8:"
+    )
+    text = decode_text(data, str(path), utf16=False, refusal=refusal, error=ConfigError)
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
 
 
-def env_settings_names(
+def read_env(
     sections: Mapping[str, Any], environ: Mapping[str, str] | None = None
-) -> dict[tuple[str, str], str]:
-    """The ``CAMTOOL_<SECTION>__<KEY>`` variables set, by ``(section, key)``, all checked.
+) -> tuple[dict[str, Any], dict[tuple[str, str], str]]:
+    """The ``CAMTOOL_<SECTION>__<KEY>`` values nested by section, and the variable of each
+    ``(section, key)``, every name checked.
 
     Args:
         sections: section name -> its pydantic model class.
@@ -123,6 +122,7 @@ def env_settings_names(
             ``CAMTOOL_<SECTION>_<KEY>`` typo (other ``CAMTOOL_*`` variables pass).
     """
     environ = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
     found: dict[tuple[str, str], str] = {}
     for var in sorted(environ):
         upper = var.upper()
@@ -130,7 +130,7 @@ def env_settings_names(
             continue
         rest = upper[len(ENV_PREFIX) :].lower()
         if "__" not in rest:
-            typo = next((s for s in sections if rest.startswith(f"{s}_")), None)
+            typo = next((s for s in sections if rest == s or rest.startswith(f"{s}_")), None)
             if typo is not None:
                 raise ConfigError(
                     f"environment variable {var}: write {ENV_PREFIX}{typo.upper()}__"
@@ -153,23 +153,9 @@ def env_settings_names(
                 f"environment variable {var}: [{section}] has no key {key!r}; "
                 + (hint or f"its keys are {', '.join(keys)}")
             )
+        values.setdefault(section, {})[key] = environ[var]
         found[(section, key)] = var
-    return found
-
-
-def read_env(settings_cls: type[BaseSettings]) -> dict[str, Any]:
-    """The ``CAMTOOL_<SECTION>__<KEY>`` values, nested by section.
-
-    Raises:
-        ConfigError: a value that cannot be parsed (e.g. a list that is not JSON).
-    """
-    source = EnvSettingsSource(
-        settings_cls, env_prefix=ENV_PREFIX, env_nested_delimiter="__", case_sensitive=False
-    )
-    try:
-        return source()
-    except ValueError as exc:  # pydantic-settings' SettingsError is one
-        raise ConfigError(f"invalid {ENV_PREFIX}* environment variable: {exc}") from None
+    return values, found
 
 
 def describe(

@@ -18,12 +18,11 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from camtool.errors import InputError
+from camtool.errors import CamtoolError, InputError
 from camtool.fsutil import atomic_write_text
 
 __all__ = [
     "decode_text",
-    "finite_or_none",
     "name_from_text",
     "path_lines",
     "read_text",
@@ -36,21 +35,27 @@ __all__ = [
 _UTF16_BOMS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
 
 
-def decode_text(data: bytes, source: str) -> str:
-    """Decode UTF-8 (a leading BOM dropped) or BOM-marked UTF-16 text.
+def decode_text(
+    data: bytes,
+    source: str,
+    *,
+    utf16: bool = True,
+    refusal: str = "{source}: cannot read text: not UTF-8 (bad byte at offset {offset});",
+    error: type[CamtoolError] = InputError,
+) -> str:
+    """Decode UTF-8 (a leading BOM dropped) or, with ``utf16``, BOM-marked UTF-16 text.
 
     Raises:
-        InputError: not UTF-8 nor UTF-16 with a BOM, naming ``source`` and the bad byte's offset.
+        InputError: (or ``error``) the text is in neither, with ``refusal`` (formatted with
+            ``source`` and the bad byte's ``offset``) and " save it as UTF-8".
     """
     try:
-        if data.startswith(_UTF16_BOMS):
+        if utf16 and data.startswith(_UTF16_BOMS):
             return data.decode("utf-16")
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise InputError(
-            f"{source}: cannot read text: not UTF-8 (bad byte at offset {exc.start});"
-            " save it as UTF-8"
-        ) from None
+        message = refusal.format(source=source, offset=exc.start)
+        raise error(f"{message} save it as UTF-8") from None
 
 
 def read_text(path: Path) -> str:
@@ -90,11 +95,6 @@ def path_lines(chunks: Iterable[bytes | str], source: str) -> Iterator[str]:
             yield text
 
 
-def finite_or_none(value: float) -> float | None:
-    """``value``, or ``None`` when it is NaN or infinite (the JSON rule of this module)."""
-    return value if math.isfinite(value) else None
-
-
 def unicode_text(text: str) -> str:
     """``text`` with every byte that is not UTF-8 written as ``\\xNN``."""
     try:
@@ -119,9 +119,12 @@ SECONDS_DECIMALS = 2  # kept by tidy_numbers for keys ending in "seconds" or "_s
 DECIMALS = 4  # kept for anything else; numbers below 1 keep as many significant digits
 
 
-def _rounded(value: float, key: str) -> float | None:
+def _rounded(value: float, key: str, tidy: bool) -> float | None:
+    """``value`` as JSON writes it: ``None`` if NaN or infinite, rounded when ``tidy``."""
     if not math.isfinite(value):
         return None
+    if not tidy:
+        return value
     if key.endswith(("seconds", "_s")):
         return round(value, SECONDS_DECIMALS)
     if value == 0:
@@ -139,7 +142,7 @@ def _plain(value: Any, tidy: bool, key: str = "") -> Any:
     if isinstance(value, numbers.Integral):  # numpy integers too
         return int(value)
     if isinstance(value, numbers.Real):  # numpy floats too
-        return _rounded(float(value), key) if tidy else finite_or_none(float(value))
+        return _rounded(float(value), key, tidy)
     if isinstance(value, Mapping):
         return {unicode_text(str(k)): _plain(v, tidy, str(k)) for k, v in value.items()}
     if isinstance(value, (list, tuple, set, frozenset)):

@@ -26,7 +26,7 @@ from camtool.fsutil import remove_stale_temps
 from camtool.process import folder_lock
 from camtool.version import __version__
 
-__all__ = ["ARCHIVES", "MD5_REFERENCE", "DownloadResult", "download_dataset"]
+__all__ = ["ARCHIVES", "DownloadResult", "download_dataset"]
 
 _ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz", ".tar")
 
@@ -50,11 +50,6 @@ class DownloadResult:
 
 ARCHIVES: dict[str, ImagenetteArchive] = {a.name: a for a in IMAGENETTE_ARCHIVES}
 """The official Imagenette archives by dataset name, checked by sha256."""
-
-MD5_REFERENCE: dict[str, Checksum] = {
-    a.name: Checksum("md5", a.md5) for a in IMAGENETTE_ARCHIVES if a.md5 is not None
-}
-"""The md5 digests torchvision publishes for the same archives (not checked)."""
 
 
 def download_dataset(

@@ -136,13 +136,11 @@ def load_image(path: Path, max_pixels: int | None = None) -> Image.Image:
         raise InputError(f"{path}: corrupt or truncated image ({exc})") from None
 
 
-def resized_size(
-    width: int, height: int, short_side: int, max_aspect: float = MAX_ASPECT
-) -> tuple[int, int]:
+def resized_size(width: int, height: int, short_side: int) -> tuple[int, int]:
     """(width, height) resized to a shorter side of ``short_side``, the longer capped at
-    ``max_aspect`` times that."""
+    :data:`MAX_ASPECT` times that."""
     short, long = min(width, height), max(width, height)
-    scale = min(short_side / short, short_side * max_aspect / long)
+    scale = min(short_side / short, short_side * MAX_ASPECT / long)
     new_short = max(1, round(short * scale))
     new_long = max(1, round(long * scale))
     return (new_short, new_long) if width <= height else (new_long, new_short)
@@ -163,14 +161,12 @@ class ResizeGeometry:
         return self.input_width, self.input_height
 
 
-def input_geometry(
-    width: int, height: int, short_side: int, *, stride: int = 1, max_aspect: float = MAX_ASPECT
-) -> ResizeGeometry:
+def input_geometry(width: int, height: int, short_side: int, *, stride: int = 1) -> ResizeGeometry:
     """The uncropped model input of a ``width`` x ``height`` image: :func:`resized_size`, then
     each side rounded (halves up) to a multiple of ``stride``, at least one stride, so the
     feature grid of ``input / stride`` cells tiles the input.
     """
-    new_w, new_h = resized_size(width, height, short_side, max_aspect)
+    new_w, new_h = resized_size(width, height, short_side)
     if stride > 1:
         new_w, new_h = (max(stride, math.floor(n / stride + 0.5) * stride) for n in (new_w, new_h))
     return ResizeGeometry(width, height, new_w, new_h)
