@@ -20,6 +20,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from camtool.choices import DatasetName, DeviceName, Optimizer, Scheduler, UpsampleMode
 from camtool.core.imagenet import IMG_SIZE_RANGE
@@ -30,6 +31,7 @@ from camtool.settings_sources import (
     deep_merge,
     describe,
     drop_unset,
+    env_settings_names,
     read_env,
     read_toml,
     retire_keys,
@@ -173,8 +175,15 @@ class CamSettings(_Section):
         return value
 
 
-class Settings(_Section):
+class Settings(BaseSettings):
     """All of camtool's settings. Build it with :func:`load_settings`, not directly."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="__",
+        extra="forbid",
+        validate_assignment=True,
+    )
 
     model: ModelSettings = Field(default_factory=ModelSettings)
     training: TrainingSettings = Field(default_factory=TrainingSettings)
@@ -187,6 +196,17 @@ class Settings(_Section):
     def notes(self) -> list[str]:
         """One line for each retired key the sources held."""
         return self._notes
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings,)
 
 
 def load_settings(
@@ -206,10 +226,10 @@ def load_settings(
             ``CAMTOOL_*`` variable.
     """
     sections = {name: field.annotation for name, field in Settings.model_fields.items()}
-    from_env, env = read_env(sections)
+    env = env_settings_names(sections)
     notes: list[str] = []
     layers = retire_keys(read_toml(config_file), notes) if config_file is not None else {}
-    layers = deep_merge(layers, retire_keys(from_env, notes))
+    layers = deep_merge(layers, retire_keys(read_env(Settings), notes))
     given = retire_keys(drop_unset(overrides or {}), notes)
     layers = deep_merge(layers, given)
     origin = f" (from {config_file}, {ENV_PREFIX}* env vars and flags)" if config_file else ""

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
+from pydantic_settings import BaseSettings, EnvSettingsSource
 
 from camtool.errors import ConfigError
 from camtool.textio import decode_text
@@ -26,6 +27,7 @@ __all__ = [
     "deep_merge",
     "describe",
     "drop_unset",
+    "env_settings_names",
     "read_env",
     "read_toml",
     "retire_keys",
@@ -107,11 +109,10 @@ def read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
 
 
-def read_env(
+def env_settings_names(
     sections: Mapping[str, Any], environ: Mapping[str, str] | None = None
-) -> tuple[dict[str, Any], dict[tuple[str, str], str]]:
-    """The ``CAMTOOL_<SECTION>__<KEY>`` values nested by section, and the variable of each
-    ``(section, key)``, every name checked.
+) -> dict[tuple[str, str], str]:
+    """The ``CAMTOOL_<SECTION>__<KEY>`` variables set, by ``(section, key)``, all checked.
 
     Args:
         sections: section name -> its pydantic model class.
@@ -122,7 +123,6 @@ def read_env(
             ``CAMTOOL_<SECTION>_<KEY>`` typo (other ``CAMTOOL_*`` variables pass).
     """
     environ = os.environ if environ is None else environ
-    values: dict[str, Any] = {}
     found: dict[tuple[str, str], str] = {}
     for var in sorted(environ):
         upper = var.upper()
@@ -130,7 +130,7 @@ def read_env(
             continue
         rest = upper[len(ENV_PREFIX) :].lower()
         if "__" not in rest:
-            typo = next((s for s in sections if rest == s or rest.startswith(f"{s}_")), None)
+            typo = next((s for s in sections if rest.startswith(f"{s}_")), None)
             if typo is not None:
                 raise ConfigError(
                     f"environment variable {var}: write {ENV_PREFIX}{typo.upper()}__"
@@ -153,9 +153,23 @@ def read_env(
                 f"environment variable {var}: [{section}] has no key {key!r}; "
                 + (hint or f"its keys are {', '.join(keys)}")
             )
-        values.setdefault(section, {})[key] = environ[var]
         found[(section, key)] = var
-    return values, found
+    return found
+
+
+def read_env(settings_cls: type[BaseSettings]) -> dict[str, Any]:
+    """The ``CAMTOOL_<SECTION>__<KEY>`` values, nested by section.
+
+    Raises:
+        ConfigError: a value that cannot be parsed (e.g. a list that is not JSON).
+    """
+    source = EnvSettingsSource(
+        settings_cls, env_prefix=ENV_PREFIX, env_nested_delimiter="__", case_sensitive=False
+    )
+    try:
+        return source()
+    except ValueError as exc:  # pydantic-settings' SettingsError is one
+        raise ConfigError(f"invalid {ENV_PREFIX}* environment variable: {exc}") from None
 
 
 def describe(
