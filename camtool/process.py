@@ -159,11 +159,9 @@ def _holder(folder: Path) -> str:
 
 
 @contextlib.contextmanager
-def file_lock(path: Path, *, wait: bool = True) -> Iterator[bool]:
-    """Hold an exclusive :mod:`filelock` lock on ``path`` while inside.
-
-    Yields:
-        ``True`` once locked; ``False`` if the file system cannot lock (the block runs unlocked).
+def file_lock(path: Path, *, wait: bool = True) -> Iterator[None]:
+    """Hold an exclusive :mod:`filelock` lock on ``path`` while inside (unlocked where the file
+    system cannot lock).
 
     Raises:
         filelock.Timeout: ``wait`` is false and another process holds the lock.
@@ -173,10 +171,10 @@ def file_lock(path: Path, *, wait: bool = True) -> Iterator[bool]:
     try:
         lock.acquire()
     except NotImplementedError:  # no flock here: run unlocked, as before locking existed
-        yield False
+        yield
         return
     try:
-        yield True
+        yield
     finally:
         lock.release()
 
