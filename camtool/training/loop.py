@@ -100,8 +100,7 @@ class _Trainer:
             self.directory.mkdir(parents=True, exist_ok=True)
             write_settings(self.directory, self.settings)
             if self.resumed_from is not None:
-                self.files.repair(self.state)
-                self.files.write_logs(self.state.history)
+                self.files.save_epoch(self.state, resumed=True)
         if self._finished():
             return
         with deferred_stop(self.stop, enabled=not self.ctx.enabled):
@@ -221,11 +220,11 @@ class _Trainer:
         )
         self.clean = False
         step_scheduler(self.parts.scheduler, metrics.val_loss)
-        improved = self.state.end_epoch(asdict(metrics))
+        self.state.end_epoch(asdict(metrics))
         self.state.stopped_early = self._early_stop_due()
         self.clean = True
         if self.ctx.main:
-            self.files.save_epoch(self.state, improved)
+            self.files.save_epoch(self.state)
         self.observer.on_epoch_end(metrics)
 
     def _epoch_seconds(self) -> float:
