@@ -151,14 +151,13 @@ class RunFolder:
             atomic_write_bytes(self.directory / CURVES_FILE, curves_png(state.history))
 
 
-def restore_training(
-    training: Mapping[str, Any] | None, parts: TrainParts, source: Path
-) -> LoopState:
+def restore_training(loaded: LoadedModel, parts: TrainParts) -> LoopState:
     """Load a checkpoint's ``training`` entry into ``parts`` and the RNGs.
 
     Raises:
-        CamtoolError: the entry is missing or does not fit (naming ``source``).
+        CamtoolError: the entry is missing or does not fit (naming the checkpoint).
     """
+    training, source = loaded.training, loaded.source
     if not training or "optimizer" not in training:
         raise CamtoolError(
             f"{source} holds no training state to resume (a plain weights file); start a new "
@@ -195,8 +194,8 @@ def dir_flag(directory: Path) -> str:
 
 def prepare_resume(
     settings: Settings, resume: Path | bool | None
-) -> tuple[Settings, tuple[Path, LoadedModel] | None]:
-    """The settings to train with and ``(path, checkpoint)`` to resume (``None``: a new run);
+) -> tuple[Settings, LoadedModel | None]:
+    """The settings to train with and the checkpoint to resume (``None``: a new run);
     ``resume`` as for :func:`camtool.training.loop.train`.
 
     Raises:
@@ -224,7 +223,7 @@ def prepare_resume(
         for key in getattr(settings, section).model_fields_set:
             values[key] = dumped[section][key]
     try:
-        return load_settings(None, merged), (path, loaded)
+        return load_settings(None, merged), loaded
     except ConfigError as exc:
         raise ConfigError(f"cannot resume from {path}: {exc.message}") from None
 
