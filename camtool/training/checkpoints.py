@@ -181,10 +181,8 @@ def restore_training(loaded: LoadedModel, parts: TrainParts) -> LoopState:
 def stored_settings(settings: Settings) -> dict[str, Any]:
     """Settings as a checkpoint stores them: ``dataset.data_dir`` absolute, for ``camtool eval``."""
     dumped = settings.model_dump(mode="json")
-    dataset = dict(dumped.get("dataset") or {})
-    if dataset.get("data_dir"):
-        dataset["data_dir"] = str(Path(dataset["data_dir"]).absolute())
-    return {**dumped, "dataset": dataset}
+    dumped["dataset"]["data_dir"] = str(settings.dataset.data_dir.absolute())
+    return dumped
 
 
 def dir_flag(directory: Path) -> str:
