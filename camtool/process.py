@@ -15,6 +15,7 @@ import signal
 import sys
 import threading
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,28 +39,34 @@ _PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 
 
 @contextlib.contextmanager
-def sigterm_as_interrupt() -> Iterator[None]:
-    """While inside, SIGTERM raises :class:`~camtool.errors.Interrupted` (a KeyboardInterrupt),
-    so it stops a run as Ctrl-C does. Main thread only; elsewhere this does nothing."""
+def _handling(handler: Callable[[int, Any], None], *signums: int) -> Iterator[None]:
+    """``handler`` for ``signums`` while inside; none outside the main thread (Python's rule)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
+    previous = {s: signal.signal(s, handler) for s in signums}
+    try:
+        yield
+    finally:
+        for signum, old in previous.items():
+            signal.signal(signum, old)
+
+
+def sigterm_as_interrupt() -> contextlib.AbstractContextManager[None]:
+    """While inside, SIGTERM raises :class:`~camtool.errors.Interrupted` (a KeyboardInterrupt),
+    so it stops a run as Ctrl-C does. Main thread only; elsewhere this does nothing."""
 
     def handler(signum: int, frame: Any) -> None:
         raise Interrupted(signum)
 
-    previous = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    return _handling(handler, signal.SIGTERM)
 
 
+@dataclass
 class StopRequest:
     """Set by :func:`deferred_stop`: ``signum`` is the first stop signal (``None``: none yet)."""
 
-    def __init__(self) -> None:
-        self.signum: int | None = None
+    signum: int | None = None
 
     def __bool__(self) -> bool:
         return self.signum is not None
@@ -74,34 +81,15 @@ def deferred_stop(request: StopRequest, *, enabled: bool = True) -> Iterator[Sto
     Raises:
         Interrupted: on the second signal.
     """
-    if not enabled or threading.current_thread() is not threading.main_thread():
-        yield request
-        return
 
     def handler(signum: int, frame: Any) -> None:
         if request.signum is not None:
             raise Interrupted(signum)
         request.signum = signum
 
-    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
+    signums = (signal.SIGINT, signal.SIGTERM) if enabled else ()
+    with _handling(handler, *signums):
         yield request
-    finally:
-        for signum, old in previous.items():
-            signal.signal(signum, old)
-
-
-def die_with_parent(creator: int, *, via_server: bool = False) -> None:
-    """Have the kernel SIGKILL this process when its parent dies (Linux only); exit at once if
-    the parent (the fork server's parent with ``via_server``) is no longer ``creator``'s pid."""
-    if not sys.platform.startswith("linux"):
-        return
-    with contextlib.suppress(OSError, AttributeError):
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
-    parent = os.getppid()
-    if (_parent_of(parent) if via_server else parent) != creator:
-        os._exit(1)
 
 
 def _parent_of(pid: int) -> int | None:
@@ -120,7 +108,15 @@ def _init_worker(
     then: Callable[[int], None] | None,
     worker_id: int,
 ) -> None:
-    die_with_parent(creator, via_server=via_server)
+    """On Linux, have the kernel SIGKILL this worker when its parent dies, and exit at once if
+    the parent (the fork server's parent with ``via_server``) is no longer ``creator``'s pid."""
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+        parent = os.getppid()
+        if (_parent_of(parent) if via_server else parent) != creator:
+            os._exit(1)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, functools.partial(_on_sigterm, exiting))
     if then is not None:
@@ -163,11 +159,9 @@ def _holder(folder: Path) -> str:
 
 
 @contextlib.contextmanager
-def file_lock(path: Path, *, wait: bool = True) -> Iterator[bool]:
-    """Hold an exclusive :mod:`filelock` lock on ``path`` while inside.
-
-    Yields:
-        ``True`` once locked; ``False`` if the file system cannot lock (the block runs unlocked).
+def file_lock(path: Path, *, wait: bool = True) -> Iterator[None]:
+    """Hold an exclusive :mod:`filelock` lock on ``path`` while inside (unlocked where the file
+    system cannot lock).
 
     Raises:
         filelock.Timeout: ``wait`` is false and another process holds the lock.
@@ -177,10 +171,10 @@ def file_lock(path: Path, *, wait: bool = True) -> Iterator[bool]:
     try:
         lock.acquire()
     except NotImplementedError:  # no flock here: run unlocked, as before locking existed
-        yield False
+        yield
         return
     try:
-        yield True
+        yield
     finally:
         lock.release()
 

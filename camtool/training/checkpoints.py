@@ -70,15 +70,15 @@ class LoopState:
     history: list[dict[str, Any]] = field(default_factory=list)
     partial: dict[str, float] = field(default_factory=_empty_partial)  #: the epoch's sums so far
 
-    def end_epoch(self, metrics: dict[str, Any]) -> bool:
-        """Record a finished epoch; whether its held-out accuracy is the best yet (ties: no)."""
+    def end_epoch(self, metrics: dict[str, Any]) -> None:
+        """Record a finished epoch, the best if its held-out accuracy beats all before (a tie
+        does not)."""
         improved = metrics["val_acc"] > self.best_val_acc
         if improved:
             self.best_val_acc, self.best_epoch = metrics["val_acc"], metrics["epoch"]
         self.epochs_without_improvement = 0 if improved else self.epochs_without_improvement + 1
         self.history.append(metrics)
         self.epoch, self.batch, self.partial = metrics["epoch"], 0, _empty_partial()
-        return improved
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> LoopState:
@@ -134,39 +134,30 @@ class RunFolder:
             training=training,
         )
 
-    def write_logs(self, history: list[dict[str, Any]]) -> None:
-        write_metrics(self.directory / METRICS_FILE, history)
-        if history:
-            atomic_write_bytes(self.directory / CURVES_FILE, curves_png(history))
-
-    def save_epoch(self, state: LoopState, improved: bool) -> None:
-        """best.pt, epoch_NNN.pt, then last.pt (the commit point), then the logs."""
-        if improved:
-            self.save(BEST_FILE, state, complete=False)
-        if state.epoch % self.settings.training.save_every == 0:
-            self.save(epoch_file(state.epoch), state, complete=False)
-        self.save(LAST_FILE, state, complete=True)
-        self.write_logs(state.history)
-
-    def repair(self, state: LoopState) -> None:
-        """After a resume: write the checkpoints a kill kept the last epoch from writing."""
-        if state.batch or not state.epoch:
-            return
-        numbered = self.directory / epoch_file(state.epoch)
-        if state.epoch % self.settings.training.save_every == 0 and not numbered.exists():
-            self.save(numbered.name, state, complete=False)
-        if state.best_epoch == state.epoch and not (self.directory / BEST_FILE).exists():
-            self.save(BEST_FILE, state, complete=False)
+    def save_epoch(self, state: LoopState, *, resumed: bool = False) -> None:
+        """best.pt (a new best), epoch_NNN.pt (every ``save_every``), then last.pt (the commit
+        point), then the logs; ``resumed``: only those of the first two that a kill kept the
+        last epoch from writing, and the logs."""
+        at_end = state.epoch > 0 and state.batch == 0
+        numbered = state.epoch % self.settings.training.save_every == 0
+        due = {BEST_FILE: state.best_epoch == state.epoch, epoch_file(state.epoch): numbered}
+        for name, wanted in due.items():
+            if at_end and wanted and not (resumed and (self.directory / name).exists()):
+                self.save(name, state, complete=False)
+        if not resumed:
+            self.save(LAST_FILE, state, complete=True)
+        write_metrics(self.directory / METRICS_FILE, state.history)
+        if state.history:
+            atomic_write_bytes(self.directory / CURVES_FILE, curves_png(state.history))
 
 
-def restore_training(
-    training: Mapping[str, Any] | None, parts: TrainParts, source: Path
-) -> LoopState:
+def restore_training(loaded: LoadedModel, parts: TrainParts) -> LoopState:
     """Load a checkpoint's ``training`` entry into ``parts`` and the RNGs.
 
     Raises:
-        CamtoolError: the entry is missing or does not fit (naming ``source``).
+        CamtoolError: the entry is missing or does not fit (naming the checkpoint).
     """
+    training, source = loaded.training, loaded.source
     if not training or "optimizer" not in training:
         raise CamtoolError(
             f"{source} holds no training state to resume (a plain weights file); start a new "
@@ -190,10 +181,8 @@ def restore_training(
 def stored_settings(settings: Settings) -> dict[str, Any]:
     """Settings as a checkpoint stores them: ``dataset.data_dir`` absolute, for ``camtool eval``."""
     dumped = settings.model_dump(mode="json")
-    dataset = dict(dumped.get("dataset") or {})
-    if dataset.get("data_dir"):
-        dataset["data_dir"] = str(Path(dataset["data_dir"]).absolute())
-    return {**dumped, "dataset": dataset}
+    dumped["dataset"]["data_dir"] = str(settings.dataset.data_dir.absolute())
+    return dumped
 
 
 def dir_flag(directory: Path) -> str:
@@ -203,8 +192,8 @@ def dir_flag(directory: Path) -> str:
 
 def prepare_resume(
     settings: Settings, resume: Path | bool | None
-) -> tuple[Settings, tuple[Path, LoadedModel] | None]:
-    """The settings to train with and ``(path, checkpoint)`` to resume (``None``: a new run);
+) -> tuple[Settings, LoadedModel | None]:
+    """The settings to train with and the checkpoint to resume (``None``: a new run);
     ``resume`` as for :func:`camtool.training.loop.train`.
 
     Raises:
@@ -232,7 +221,7 @@ def prepare_resume(
         for key in getattr(settings, section).model_fields_set:
             values[key] = dumped[section][key]
     try:
-        return load_settings(None, merged), (path, loaded)
+        return load_settings(None, merged), loaded
     except ConfigError as exc:
         raise ConfigError(f"cannot resume from {path}: {exc.message}") from None
 

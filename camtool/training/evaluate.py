@@ -28,22 +28,14 @@ class Evaluation:
     skipped_files: list[dict[str, str]] = field(default_factory=list)  #: ``{"path", "error"}``
 
 
-def evaluate(
-    model: nn.Module,
-    loader: DataLoader[Any],
-    device: torch.device,
-    *,
-    amp_dtype: torch.dtype | None = None,
-) -> Evaluation:
+def evaluate(model: nn.Module, loader: DataLoader[Any], device: torch.device) -> Evaluation:
     """Evaluate ``model`` on every batch of ``loader`` (batches of ``collate_skip_none``).
 
     Raises:
         CamtoolError: the loader yielded no readable image.
     """
     named: dict[str, str] = {}
-    sums = eval_sums(
-        model, loader, device, amp_dtype=amp_dtype, channels_last=False, skipped_into=named
-    )
+    sums = eval_sums(model, loader, device, skipped_into=named)
     loss_sum, correct, count, skipped = (float(v) for v in sums.tolist())
     if count == 0:
         raise CamtoolError("no readable image to evaluate")
@@ -56,8 +48,8 @@ def eval_sums(
     loader: DataLoader[Any],
     device: torch.device,
     *,
-    amp_dtype: torch.dtype | None,
-    channels_last: bool,
+    amp_dtype: torch.dtype | None = None,
+    channels_last: bool = False,
     should_stop: Callable[[], bool] | None = None,
     skipped_into: dict[str, str] | None = None,
 ) -> Tensor:

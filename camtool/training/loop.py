@@ -69,12 +69,12 @@ class _Trainer:
         ctx: DistContext,
         device: torch.device,
         observer: TrainObserver,  # rank 0's; the others' is silent
-        resumed: tuple[Path, LoadedModel] | None,
+        loaded: LoadedModel | None,  # the checkpoint to resume, if any
         crop_scale: tuple[float, float],
     ) -> None:
         self.settings, self.cfg = settings, settings.training
         self.ctx, self.device, self.observer = ctx, device, observer
-        self.resumed_from = None if resumed is None else resumed[0]
+        self.resumed_from = None if loaded is None else Path(loaded.source)
         self.directory = Path(self.cfg.checkpoint_dir)
         self.stop = StopRequest()  #: a signal asked to stop after the batch
         self.clean = True  #: the state is between two batches (fit to save)
@@ -83,14 +83,12 @@ class _Trainer:
         self.skipped: dict[str, str] = {}  #: unreadable images met by this process: path -> why
         self.data = build_data(settings, ctx, device, crop_scale)
         names = self.data.class_names
-        loaded = None if resumed is None else resumed[1]
         self.parts = build_parts(settings, ctx, device, names, loaded)
         self.files = RunFolder(self.directory, settings, self.parts, names, ctx.world_size)
         self.state, self.optimizer_restarted = LoopState(), False
-        if resumed is not None:
-            training = resumed[1].training
-            self.state = restore_training(training, self.parts, resumed[0])
-            self.optimizer_restarted = not bool((training or {}).get("complete", True))
+        if loaded is not None:
+            self.state = restore_training(loaded, self.parts)
+            self.optimizer_restarted = not bool((loaded.training or {}).get("complete", True))
             self.state.stopped_early = self._early_stop_due()
 
     def run(self) -> None:
@@ -100,8 +98,7 @@ class _Trainer:
             self.directory.mkdir(parents=True, exist_ok=True)
             write_settings(self.directory, self.settings)
             if self.resumed_from is not None:
-                self.files.repair(self.state)
-                self.files.write_logs(self.state.history)
+                self.files.save_epoch(self.state, resumed=True)
         if self._finished():
             return
         with deferred_stop(self.stop, enabled=not self.ctx.enabled):
@@ -221,11 +218,11 @@ class _Trainer:
         )
         self.clean = False
         step_scheduler(self.parts.scheduler, metrics.val_loss)
-        improved = self.state.end_epoch(asdict(metrics))
+        self.state.end_epoch(asdict(metrics))
         self.state.stopped_early = self._early_stop_due()
         self.clean = True
         if self.ctx.main:
-            self.files.save_epoch(self.state, improved)
+            self.files.save_epoch(self.state)
         self.observer.on_epoch_end(metrics)
 
     def _epoch_seconds(self) -> float:
@@ -305,7 +302,7 @@ def train(
             SIGTERM (exit code 130 / 143, after saving ``last.pt``).
     """
     started = time.perf_counter()
-    settings, resumed = prepare_resume(settings, resume)
+    settings, loaded = prepare_resume(settings, resume)
     ctx = dist_from_env()
     device = local_device(resolve_device(settings.runtime.device.value), ctx)
     directory = Path(settings.training.checkpoint_dir)
@@ -313,12 +310,12 @@ def train(
     with lock, process_group(ctx, device):
         if ctx.main:
             remove_stale_temps(directory)
-        if resumed is None:  # every rank checks; only rank 0 clears, the others wait for it
+        if loaded is None:  # every rank checks; only rank 0 clears, the others wait for it
             prepare_fresh_dir(directory, overwrite, clear=ctx.main)
             barrier(ctx)
         try:
             watch = observer if observer is not None and ctx.main else SilentObserver()
-            trainer = _Trainer(settings, ctx, device, watch, resumed, crop_scale)
+            trainer = _Trainer(settings, ctx, device, watch, loaded, crop_scale)
             trainer.run()
         except torch.cuda.OutOfMemoryError:
             raise CamtoolError(
