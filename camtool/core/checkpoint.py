@@ -160,12 +160,7 @@ def load_checkpoint(path: Path, *, arch: str | None = None, img_size: int = 160)
     if not isinstance(payload, Mapping):
         raise CamtoolError(f"{path} is not a checkpoint (it holds a {type(payload).__name__})")
     if payload.get("format") != FORMAT:
-        inner = payload.get("state_dict", payload.get("model_state_dict", payload))
-        if not isinstance(inner, Mapping):
-            raise CamtoolError(
-                f"{path} is neither a camtool checkpoint nor a torchvision classifier's state dict"
-            )
-        model = model_of_state_dict(inner, arch=arch, source=source)
+        model = model_of_state_dict(payload, arch=arch, source=source)
         if model.num_classes == 1000:
             names = imagenet_class_names(model.arch)
         else:

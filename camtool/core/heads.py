@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeGuard
 
 import torchvision
 from torch import Tensor, nn
@@ -68,19 +68,15 @@ class Parts:
 
 def unstride(stage: nn.Module) -> None:
     """Set every stride-2 layer inside ``stage`` to stride 1; a 2x2 pooling becomes the identity."""
-    for module in stage.modules():
-        if isinstance(module, nn.Conv2d) and _stride2(module):
-            module.stride = (1, 1)
-        elif isinstance(module, (nn.MaxPool2d, nn.AvgPool2d)) and _stride2(module):
-            if module.kernel_size in (2, (2, 2)):
-                module.kernel_size, module.padding = 1, 0
-            module.stride = 1
+    for module in filter(_stride2, stage.modules()):
+        if not isinstance(module, nn.Conv2d) and module.kernel_size in (2, (2, 2)):
+            module.kernel_size, module.padding = 1, 0
+        module.stride = (1, 1)
 
 
-def _stride2(module: nn.Module) -> bool:
-    if isinstance(module, nn.Conv2d):
-        return module.stride == (2, 2)
-    return isinstance(module, (nn.MaxPool2d, nn.AvgPool2d)) and module.stride in (2, (2, 2))
+def _stride2(module: nn.Module) -> TypeGuard[nn.Conv2d | nn.MaxPool2d | nn.AvgPool2d]:
+    layers = (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d)
+    return isinstance(module, layers) and module.stride in (2, (2, 2))
 
 
 def _torchvision_parts(arch: str, num_classes: int, output_stride: int | None) -> Parts:
