@@ -19,12 +19,11 @@ import torch
 from torch import Tensor
 
 from camtool.core.imagenet import IMAGENET_MEAN, IMAGENET_STD
-from camtool.core.model import CAMNet, check_cam_invariant, imagenet_class_names
+from camtool.core.model import CAMNet, check_cam_invariant, imagenet_class_names, read_weights
 from camtool.core.receptive import DERIVATION_REVISION, model_geometry
 from camtool.core.runner import RGB, checked_preprocessing
 from camtool.core.state_dicts import fit_state, model_of_state_dict
 from camtool.core.upsample import CellGeometry
-from camtool.core.weights import read_weights
 from camtool.errors import CamtoolError
 from camtool.fsutil import atomic_path
 from camtool.version import __version__

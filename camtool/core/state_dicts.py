@@ -15,8 +15,14 @@ import torchvision
 from torch import Tensor
 
 from camtool.core.archs import AUX_HEADS, FAMILIES, refusal
-from camtool.core.model import CAMNet, check_cam_invariant, rename_legacy_keys
-from camtool.core.weights import BN_COUNTER, check_finite, fill_bn_counters
+from camtool.core.model import (
+    BN_COUNTER,
+    CAMNet,
+    check_cam_invariant,
+    check_finite,
+    fill_bn_counters,
+    rename_legacy_keys,
+)
 from camtool.errors import CamtoolError
 
 __all__ = ["fit_state", "model_of_state_dict"]
