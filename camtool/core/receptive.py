@@ -66,10 +66,8 @@ def _window(geo: _Geo, kernel: Any, stride: Any, padding: Any, dilation: Any = 1
 
 def _window_args(node: Node, module: nn.Module | None) -> tuple[Any, Any, Any, Any] | None:
     """(kernel, stride, padding, dilation) of a conv/pool node, or None if it is neither."""
-    if isinstance(module, (nn.Conv2d, nn.MaxPool2d)):
-        return module.kernel_size, module.stride, module.padding, module.dilation
-    if isinstance(module, nn.AvgPool2d):
-        return module.kernel_size, module.stride, module.padding, 1
+    if isinstance(module, (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d)):  # average pools: no dilation
+        return module.kernel_size, module.stride, module.padding, getattr(module, "dilation", 1)
     if node.op != "call_function":
         return None
     args: list[Any] = list(node.args)
