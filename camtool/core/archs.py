@@ -35,8 +35,9 @@ class ArchFamily:
 
     Attributes:
         markers: state-dict key prefixes every model of the family has (recognition).
-        trunk: child module names, in forward order, from the image to the last feature map.
-        linear: path of the linear layer (SqueezeNet: of its 1x1 convolution).
+        linear: path of the linear layer (SqueezeNet: of its 1x1 convolution). The trunk, from
+            the image to the last feature map, is every other child of the classifier but
+            ``avgpool`` and ``dropout``, in their (forward) order.
         stride_stage: the container of the last stride-2 stage; ``""``: the trunk itself.
         strides: the output strides camtool can build, torchvision's own first;
             ``stride_note`` says why one is missing.
@@ -50,7 +51,6 @@ class ArchFamily:
     name: str
     archs: tuple[str, ...]
     markers: tuple[str, ...]
-    trunk: tuple[str, ...]
     linear: str
     stride_stage: str = ""
     strides: tuple[int, ...] = (32, 16)
@@ -67,17 +67,6 @@ def _names(prefix: str, suffixes: str) -> tuple[str, ...]:
     return tuple(prefix + s for s in suffixes.split())
 
 
-_GOOGLENET_TRUNK = _names(
-    "",
-    "conv1 maxpool1 conv2 conv3 maxpool2 inception3a inception3b maxpool3 inception4a inception4b "
-    "inception4c inception4d inception4e maxpool4 inception5a inception5b",
-)
-_INCEPTION_TRUNK = _names(
-    "",
-    "Conv2d_1a_3x3 Conv2d_2a_3x3 Conv2d_2b_3x3 maxpool1 Conv2d_3b_1x1 Conv2d_4a_3x3 maxpool2 "
-    "Mixed_5b Mixed_5c Mixed_5d Mixed_6a Mixed_6b Mixed_6c Mixed_6d Mixed_6e Mixed_7a Mixed_7b "
-    "Mixed_7c",
-)
 _NO_AUX = {"aux_logits": False, "transform_input": True, "init_weights": True}
 
 FAMILIES: tuple[ArchFamily, ...] = (
@@ -89,14 +78,12 @@ FAMILIES: tuple[ArchFamily, ...] = (
             *_names("wide_resnet", "50_2 101_2"),
         ),
         ("layer4.", "fc."),
-        ("conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4"),
         "fc",
     ),
     ArchFamily(
         "densenet",
         _names("densenet", "121 161 169 201"),
         ("features.denseblock4.",),
-        ("features",),
         "classifier",
         "features",
         relu_after=True,
@@ -105,7 +92,6 @@ FAMILIES: tuple[ArchFamily, ...] = (
         "efficientnet",
         (*_names("efficientnet_b", "0 1 2 3 4 5 6 7"), *_names("efficientnet_v2_", "s m l")),
         ("features.0.0.", "classifier.1."),
-        ("features",),
         "classifier.1",
         "features",
     ),
@@ -113,7 +99,6 @@ FAMILIES: tuple[ArchFamily, ...] = (
         "mobilenet_v2",
         ("mobilenet_v2",),
         ("features.18.0.", "classifier.1."),
-        ("features",),
         "classifier.1",
         "features",
     ),
@@ -121,7 +106,6 @@ FAMILIES: tuple[ArchFamily, ...] = (
         "mnasnet",
         _names("mnasnet", "0_5 0_75 1_0 1_3"),
         ("layers.", "classifier.1."),
-        ("layers",),
         "classifier.1",
         "layers",
     ),
@@ -132,7 +116,6 @@ FAMILIES: tuple[ArchFamily, ...] = (
             *_names("regnet_y_", "400mf 800mf 1_6gf 3_2gf 8gf 16gf 32gf 128gf"),
         ),
         ("stem.", "trunk_output.", "fc."),
-        ("stem", "trunk_output"),
         "fc",
         "trunk_output",
     ),
@@ -140,14 +123,12 @@ FAMILIES: tuple[ArchFamily, ...] = (
         "shufflenet_v2",
         _names("shufflenet_v2_", "x0_5 x1_0 x1_5 x2_0"),
         ("stage4.", "conv5.", "fc."),
-        ("conv1", "maxpool", "stage2", "stage3", "stage4", "conv5"),
         "fc",
     ),
     ArchFamily(
         "googlenet",
         ("googlenet",),
         ("inception5b.", "fc."),
-        _GOOGLENET_TRUNK,
         "fc",
         ignored=("aux1.", "aux2."),
         build_kwargs=_NO_AUX,
@@ -157,7 +138,6 @@ FAMILIES: tuple[ArchFamily, ...] = (
         "inception_v3",
         ("inception_v3",),
         ("Mixed_7c.", "fc."),
-        _INCEPTION_TRUNK,
         "fc",
         strides=(32,),
         stride_note="its last reduction (Mixed_7a) pools inside its forward with unpadded layers",
@@ -170,7 +150,6 @@ FAMILIES: tuple[ArchFamily, ...] = (
         "squeezenet",
         _names("squeezenet", "1_0 1_1"),
         ("features.", "classifier.1."),
-        ("features",),
         "classifier.1",
         "features",
         strides=(16,),

@@ -86,11 +86,13 @@ def _torchvision_parts(arch: str, num_classes: int, output_stride: int | None) -
     net = torchvision.models.get_model(
         arch, weights=None, num_classes=num_classes, **layout.build_kwargs
     )
+    head = ("avgpool", "dropout", layout.linear.split(".")[0])
+    layers = [(name, child) for name, child in net.named_children() if name not in head]
     if stride != layout.strides[0]:  # the last child of the stage holding a stride-2 layer
         if layout.stride_stage:
             children = list(net.get_submodule(layout.stride_stage).children())
         else:
-            children = [net.get_submodule(name) for name in layout.trunk]
+            children = [child for _, child in layers]
         unstride([child for child in children if any(map(_stride2, child.modules()))][-1])
     steps: list[tuple[str, nn.Module]] = []
     if layout.transform_input:
@@ -98,7 +100,7 @@ def _torchvision_parts(arch: str, num_classes: int, output_stride: int | None) -
         steps.append(("transform_input", transform))
         # The classifier's own forward (training, logits) rescales through the same module.
         object.__setattr__(net, "_transform_input", transform)
-    steps += [(name, net.get_submodule(name)) for name in layout.trunk]
+    steps += layers
     if layout.relu_after:
         steps.append(("relu", nn.ReLU()))
     trunk = nn.Sequential(OrderedDict(steps))
