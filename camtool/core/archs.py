@@ -38,7 +38,8 @@ class ArchFamily:
         linear: path of the linear layer (SqueezeNet: of its 1x1 convolution). The trunk, from
             the image to the last feature map, is every other child of the classifier but
             ``avgpool`` and ``dropout``, in their (forward) order.
-        stride_stage: the container of the last stride-2 stage; ``""``: the trunk itself.
+        stride_stage: the container of the last stride-2 stage; ``""``: the trunk itself, or the
+            trunk's one child (``features``).
         strides: the output strides camtool can build, torchvision's own first;
             ``stride_note`` says why one is missing.
         min_size: the smallest square input the layers accept, in pixels.
@@ -85,7 +86,6 @@ FAMILIES: tuple[ArchFamily, ...] = (
         _names("densenet", "121 161 169 201"),
         ("features.denseblock4.",),
         "classifier",
-        "features",
         relu_after=True,
     ),
     ArchFamily(
@@ -93,21 +93,18 @@ FAMILIES: tuple[ArchFamily, ...] = (
         (*_names("efficientnet_b", "0 1 2 3 4 5 6 7"), *_names("efficientnet_v2_", "s m l")),
         ("features.0.0.", "classifier.1."),
         "classifier.1",
-        "features",
     ),
     ArchFamily(
         "mobilenet_v2",
         ("mobilenet_v2",),
         ("features.18.0.", "classifier.1."),
         "classifier.1",
-        "features",
     ),
     ArchFamily(
         "mnasnet",
         _names("mnasnet", "0_5 0_75 1_0 1_3"),
         ("layers.", "classifier.1."),
         "classifier.1",
-        "layers",
     ),
     ArchFamily(
         "regnet",
@@ -151,7 +148,6 @@ FAMILIES: tuple[ArchFamily, ...] = (
         _names("squeezenet", "1_0 1_1"),
         ("features.", "classifier.1."),
         "classifier.1",
-        "features",
         strides=(16,),
         stride_note=(
             "its own output stride is 16 (the last pooling comes before its last four Fire modules)"

@@ -89,11 +89,10 @@ def _torchvision_parts(arch: str, num_classes: int, output_stride: int | None) -
     head = ("avgpool", "dropout", layout.linear.split(".")[0])
     layers = [(name, child) for name, child in net.named_children() if name not in head]
     if stride != layout.strides[0]:  # the last child of the stage holding a stride-2 layer
-        if layout.stride_stage:
-            children = list(net.get_submodule(layout.stride_stage).children())
-        else:
-            children = [child for _, child in layers]
-        unstride([child for child in children if any(map(_stride2, child.modules()))][-1])
+        stages = [child for _, child in layers]
+        if layout.stride_stage or len(stages) == 1:
+            stages = list(net.get_submodule(layout.stride_stage or layers[0][0]).children())
+        unstride([stage for stage in stages if any(map(_stride2, stage.modules()))][-1])
     steps: list[tuple[str, nn.Module]] = []
     if layout.transform_input:
         transform = TransformInput()
