@@ -44,7 +44,6 @@ class ArchFamily:
             ``stride_note`` says why one is missing.
         min_size: the smallest square input the layers accept, in pixels.
         ignored: state-dict key prefixes of parts camtool does not build (auxiliary heads).
-        transform_input: GoogLeNet/Inception's input rescaling runs first.
         relu_after: a ReLU follows the trunk before the pooling (DenseNet).
         conv_head: the head is a 1x1 convolution + ReLU before the pooling (SqueezeNet).
     """
@@ -59,7 +58,6 @@ class ArchFamily:
     min_size: int = 32
     ignored: tuple[str, ...] = ()
     build_kwargs: dict[str, Any] = field(default_factory=dict)
-    transform_input: bool = False
     relu_after: bool = False
     conv_head: bool = False
 
@@ -68,6 +66,7 @@ def _names(prefix: str, suffixes: str) -> tuple[str, ...]:
     return tuple(prefix + s for s in suffixes.split())
 
 
+# transform_input: torchvision's forward rescales its input first (camtool's TransformInput).
 _NO_AUX = {"aux_logits": False, "transform_input": True, "init_weights": True}
 
 FAMILIES: tuple[ArchFamily, ...] = (
@@ -129,7 +128,6 @@ FAMILIES: tuple[ArchFamily, ...] = (
         "fc",
         ignored=("aux1.", "aux2."),
         build_kwargs=_NO_AUX,
-        transform_input=True,
     ),
     ArchFamily(
         "inception_v3",
@@ -141,7 +139,6 @@ FAMILIES: tuple[ArchFamily, ...] = (
         min_size=75,
         ignored=("AuxLogits.",),
         build_kwargs=_NO_AUX,
-        transform_input=True,
     ),
     ArchFamily(
         "squeezenet",

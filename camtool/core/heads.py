@@ -94,7 +94,7 @@ def _torchvision_parts(arch: str, num_classes: int, output_stride: int | None) -
             stages = list(net.get_submodule(layout.stride_stage or layers[0][0]).children())
         unstride([stage for stage in stages if any(map(_stride2, stage.modules()))][-1])
     steps: list[tuple[str, nn.Module]] = []
-    if layout.transform_input:
+    if layout.build_kwargs.get("transform_input"):
         transform = TransformInput()
         steps.append(("transform_input", transform))
         # The classifier's own forward (training, logits) rescales through the same module.
