@@ -27,7 +27,6 @@ def resolve_device(name: str = "auto") -> torch.device:
     Raises:
         CamtoolError: the requested device is not available on this machine.
     """
-    name = str(getattr(name, "value", name))
     if name == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
