@@ -186,10 +186,7 @@ def timm_name(arch: str) -> str | None:
 
 def family_of(arch: str) -> ArchFamily | None:
     """The family of a torchvision arch name, or ``None`` (timm archs and unknown names)."""
-    for family in FAMILIES:
-        if arch in family.archs:
-            return family
-    return None
+    return next((family for family in FAMILIES if arch in family.archs), None)
 
 
 def refusal(arch: str) -> str | None:
