@@ -43,7 +43,6 @@ class ArchFamily:
         strides: the output strides camtool can build, torchvision's own first;
             ``stride_note`` says why one is missing.
         min_size: the smallest square input the layers accept, in pixels.
-        ignored: state-dict key prefixes of parts camtool does not build (auxiliary heads).
         relu_after: a ReLU follows the trunk before the pooling (DenseNet).
         conv_head: the head is a 1x1 convolution + ReLU before the pooling (SqueezeNet).
     """
@@ -56,7 +55,6 @@ class ArchFamily:
     strides: tuple[int, ...] = (32, 16)
     stride_note: str = ""
     min_size: int = 32
-    ignored: tuple[str, ...] = ()
     build_kwargs: dict[str, Any] = field(default_factory=dict)
     relu_after: bool = False
     conv_head: bool = False
@@ -126,7 +124,6 @@ FAMILIES: tuple[ArchFamily, ...] = (
         ("googlenet",),
         ("inception5b.", "fc."),
         "fc",
-        ignored=("aux1.", "aux2."),
         build_kwargs=_NO_AUX,
     ),
     ArchFamily(
@@ -137,7 +134,6 @@ FAMILIES: tuple[ArchFamily, ...] = (
         strides=(32,),
         stride_note="its last reduction (Mixed_7a) pools inside its forward with unpadded layers",
         min_size=75,
-        ignored=("AuxLogits.",),
         build_kwargs=_NO_AUX,
     ),
     ArchFamily(
@@ -159,8 +155,9 @@ ARCHS: tuple[str, ...] = tuple(arch for family in FAMILIES for arch in family.ar
 
 RESNET_ARCHS: tuple[str, ...] = FAMILIES[0].archs
 
-AUX_HEADS: tuple[str, ...] = tuple(prefix for family in FAMILIES for prefix in family.ignored)
-"""State-dict key prefixes of the auxiliary heads camtool does not build (GoogLeNet, Inception)."""
+AUX_HEADS: tuple[str, ...] = ("aux1.", "aux2.", "AuxLogits.")
+"""State-dict key prefixes of the auxiliary heads camtool does not build (GoogLeNet's two,
+Inception v3's)."""
 
 _HIDDEN_FC = "its head has hidden fully connected layers after the pooling, not one linear layer"
 _TRANSFORMER = (
