@@ -35,14 +35,14 @@ class ArchFamily:
 
     Attributes:
         markers: state-dict key prefixes every model of the family has (recognition).
-        trunk: child module names, in forward order, from the image to the last feature map.
-        linear: path of the linear layer (SqueezeNet: of its 1x1 convolution).
-        stride_stage: the container of the last stride-2 stage; ``""``: the trunk itself.
+        linear: path of the linear layer (SqueezeNet: of its 1x1 convolution). The trunk, from
+            the image to the last feature map, is every other child of the classifier but
+            ``avgpool`` and ``dropout``, in their (forward) order.
+        stride_stage: the container of the last stride-2 stage; ``""``: the trunk itself, or the
+            trunk's one child (``features``).
         strides: the output strides camtool can build, torchvision's own first;
             ``stride_note`` says why one is missing.
         min_size: the smallest square input the layers accept, in pixels.
-        ignored: state-dict key prefixes of parts camtool does not build (auxiliary heads).
-        transform_input: GoogLeNet/Inception's input rescaling runs first.
         relu_after: a ReLU follows the trunk before the pooling (DenseNet).
         conv_head: the head is a 1x1 convolution + ReLU before the pooling (SqueezeNet).
     """
@@ -50,15 +50,12 @@ class ArchFamily:
     name: str
     archs: tuple[str, ...]
     markers: tuple[str, ...]
-    trunk: tuple[str, ...]
     linear: str
     stride_stage: str = ""
     strides: tuple[int, ...] = (32, 16)
     stride_note: str = ""
     min_size: int = 32
-    ignored: tuple[str, ...] = ()
     build_kwargs: dict[str, Any] = field(default_factory=dict)
-    transform_input: bool = False
     relu_after: bool = False
     conv_head: bool = False
 
@@ -67,17 +64,7 @@ def _names(prefix: str, suffixes: str) -> tuple[str, ...]:
     return tuple(prefix + s for s in suffixes.split())
 
 
-_GOOGLENET_TRUNK = _names(
-    "",
-    "conv1 maxpool1 conv2 conv3 maxpool2 inception3a inception3b maxpool3 inception4a inception4b "
-    "inception4c inception4d inception4e maxpool4 inception5a inception5b",
-)
-_INCEPTION_TRUNK = _names(
-    "",
-    "Conv2d_1a_3x3 Conv2d_2a_3x3 Conv2d_2b_3x3 maxpool1 Conv2d_3b_1x1 Conv2d_4a_3x3 maxpool2 "
-    "Mixed_5b Mixed_5c Mixed_5d Mixed_6a Mixed_6b Mixed_6c Mixed_6d Mixed_6e Mixed_7a Mixed_7b "
-    "Mixed_7c",
-)
+# transform_input: torchvision's forward rescales its input first (camtool's TransformInput).
 _NO_AUX = {"aux_logits": False, "transform_input": True, "init_weights": True}
 
 FAMILIES: tuple[ArchFamily, ...] = (
@@ -89,41 +76,32 @@ FAMILIES: tuple[ArchFamily, ...] = (
             *_names("wide_resnet", "50_2 101_2"),
         ),
         ("layer4.", "fc."),
-        ("conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4"),
         "fc",
     ),
     ArchFamily(
         "densenet",
         _names("densenet", "121 161 169 201"),
         ("features.denseblock4.",),
-        ("features",),
         "classifier",
-        "features",
         relu_after=True,
     ),
     ArchFamily(
         "efficientnet",
         (*_names("efficientnet_b", "0 1 2 3 4 5 6 7"), *_names("efficientnet_v2_", "s m l")),
         ("features.0.0.", "classifier.1."),
-        ("features",),
         "classifier.1",
-        "features",
     ),
     ArchFamily(
         "mobilenet_v2",
         ("mobilenet_v2",),
         ("features.18.0.", "classifier.1."),
-        ("features",),
         "classifier.1",
-        "features",
     ),
     ArchFamily(
         "mnasnet",
         _names("mnasnet", "0_5 0_75 1_0 1_3"),
         ("layers.", "classifier.1."),
-        ("layers",),
         "classifier.1",
-        "layers",
     ),
     ArchFamily(
         "regnet",
@@ -132,7 +110,6 @@ FAMILIES: tuple[ArchFamily, ...] = (
             *_names("regnet_y_", "400mf 800mf 1_6gf 3_2gf 8gf 16gf 32gf 128gf"),
         ),
         ("stem.", "trunk_output.", "fc."),
-        ("stem", "trunk_output"),
         "fc",
         "trunk_output",
     ),
@@ -140,39 +117,30 @@ FAMILIES: tuple[ArchFamily, ...] = (
         "shufflenet_v2",
         _names("shufflenet_v2_", "x0_5 x1_0 x1_5 x2_0"),
         ("stage4.", "conv5.", "fc."),
-        ("conv1", "maxpool", "stage2", "stage3", "stage4", "conv5"),
         "fc",
     ),
     ArchFamily(
         "googlenet",
         ("googlenet",),
         ("inception5b.", "fc."),
-        _GOOGLENET_TRUNK,
         "fc",
-        ignored=("aux1.", "aux2."),
         build_kwargs=_NO_AUX,
-        transform_input=True,
     ),
     ArchFamily(
         "inception_v3",
         ("inception_v3",),
         ("Mixed_7c.", "fc."),
-        _INCEPTION_TRUNK,
         "fc",
         strides=(32,),
         stride_note="its last reduction (Mixed_7a) pools inside its forward with unpadded layers",
         min_size=75,
-        ignored=("AuxLogits.",),
         build_kwargs=_NO_AUX,
-        transform_input=True,
     ),
     ArchFamily(
         "squeezenet",
         _names("squeezenet", "1_0 1_1"),
         ("features.", "classifier.1."),
-        ("features",),
         "classifier.1",
-        "features",
         strides=(16,),
         stride_note=(
             "its own output stride is 16 (the last pooling comes before its last four Fire modules)"
@@ -187,8 +155,9 @@ ARCHS: tuple[str, ...] = tuple(arch for family in FAMILIES for arch in family.ar
 
 RESNET_ARCHS: tuple[str, ...] = FAMILIES[0].archs
 
-AUX_HEADS: tuple[str, ...] = tuple(prefix for family in FAMILIES for prefix in family.ignored)
-"""State-dict key prefixes of the auxiliary heads camtool does not build (GoogLeNet, Inception)."""
+AUX_HEADS: tuple[str, ...] = ("aux1.", "aux2.", "AuxLogits.")
+"""State-dict key prefixes of the auxiliary heads camtool does not build (GoogLeNet's two,
+Inception v3's)."""
 
 _HIDDEN_FC = "its head has hidden fully connected layers after the pooling, not one linear layer"
 _TRANSFORMER = (
@@ -214,10 +183,7 @@ def timm_name(arch: str) -> str | None:
 
 def family_of(arch: str) -> ArchFamily | None:
     """The family of a torchvision arch name, or ``None`` (timm archs and unknown names)."""
-    for family in FAMILIES:
-        if arch in family.archs:
-            return family
-    return None
+    return next((family for family in FAMILIES if arch in family.archs), None)
 
 
 def refusal(arch: str) -> str | None:

@@ -19,12 +19,11 @@ import torch
 from torch import Tensor
 
 from camtool.core.imagenet import IMAGENET_MEAN, IMAGENET_STD
-from camtool.core.model import CAMNet, check_cam_invariant, imagenet_class_names
+from camtool.core.model import CAMNet, check_cam_invariant, imagenet_class_names, read_weights
 from camtool.core.receptive import DERIVATION_REVISION, model_geometry
 from camtool.core.runner import RGB, checked_preprocessing
 from camtool.core.state_dicts import fit_state, model_of_state_dict
 from camtool.core.upsample import CellGeometry
-from camtool.core.weights import read_weights
 from camtool.errors import CamtoolError
 from camtool.fsutil import atomic_path
 from camtool.version import __version__
@@ -160,12 +159,7 @@ def load_checkpoint(path: Path, *, arch: str | None = None, img_size: int = 160)
     if not isinstance(payload, Mapping):
         raise CamtoolError(f"{path} is not a checkpoint (it holds a {type(payload).__name__})")
     if payload.get("format") != FORMAT:
-        inner = payload.get("state_dict", payload.get("model_state_dict", payload))
-        if not isinstance(inner, Mapping):
-            raise CamtoolError(
-                f"{path} is neither a camtool checkpoint nor a torchvision classifier's state dict"
-            )
-        model = model_of_state_dict(inner, arch=arch, source=source)
+        model = model_of_state_dict(payload, arch=arch, source=source)
         if model.num_classes == 1000:
             names = imagenet_class_names(model.arch)
         else:

@@ -27,7 +27,6 @@ def resolve_device(name: str = "auto") -> torch.device:
     Raises:
         CamtoolError: the requested device is not available on this machine.
     """
-    name = str(getattr(name, "value", name))
     if name == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
@@ -66,17 +65,15 @@ def autocast(
     return torch.autocast(device.type, dtype=dtype)
 
 
+def _memory_format(channels_last: bool) -> torch.memory_format:
+    return torch.channels_last if channels_last else torch.preserve_format
+
+
 def place_model(model: _M, device: torch.device, *, channels_last: bool) -> _M:
     """``model`` moved to ``device`` (in place), in channels-last (NHWC) memory if asked."""
-    model = model.to(device)
-    if channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    return model
+    return model.to(device).to(memory_format=_memory_format(channels_last))
 
 
 def to_device(images: Tensor, device: torch.device, *, channels_last: bool) -> Tensor:
     """A float ``(N, 3, H, W)`` batch copied to ``device``, in channels-last memory if asked."""
-    images = images.to(device, non_blocking=True)
-    if channels_last:
-        images = images.contiguous(memory_format=torch.channels_last)
-    return images
+    return images.to(device, non_blocking=True, memory_format=_memory_format(channels_last))

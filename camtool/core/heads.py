@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeGuard
 
 import torchvision
 from torch import Tensor, nn
@@ -68,19 +68,15 @@ class Parts:
 
 def unstride(stage: nn.Module) -> None:
     """Set every stride-2 layer inside ``stage`` to stride 1; a 2x2 pooling becomes the identity."""
-    for module in stage.modules():
-        if isinstance(module, nn.Conv2d) and _stride2(module):
-            module.stride = (1, 1)
-        elif isinstance(module, (nn.MaxPool2d, nn.AvgPool2d)) and _stride2(module):
-            if module.kernel_size in (2, (2, 2)):
-                module.kernel_size, module.padding = 1, 0
-            module.stride = 1
+    for module in filter(_stride2, stage.modules()):
+        if not isinstance(module, nn.Conv2d) and module.kernel_size in (2, (2, 2)):
+            module.kernel_size, module.padding = 1, 0
+        module.stride = (1, 1)
 
 
-def _stride2(module: nn.Module) -> bool:
-    if isinstance(module, nn.Conv2d):
-        return module.stride == (2, 2)
-    return isinstance(module, (nn.MaxPool2d, nn.AvgPool2d)) and module.stride in (2, (2, 2))
+def _stride2(module: nn.Module) -> TypeGuard[nn.Conv2d | nn.MaxPool2d | nn.AvgPool2d]:
+    layers = (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d)
+    return isinstance(module, layers) and module.stride in (2, (2, 2))
 
 
 def _torchvision_parts(arch: str, num_classes: int, output_stride: int | None) -> Parts:
@@ -90,19 +86,20 @@ def _torchvision_parts(arch: str, num_classes: int, output_stride: int | None) -
     net = torchvision.models.get_model(
         arch, weights=None, num_classes=num_classes, **layout.build_kwargs
     )
+    head = ("avgpool", "dropout", layout.linear.split(".")[0])
+    layers = [(name, child) for name, child in net.named_children() if name not in head]
     if stride != layout.strides[0]:  # the last child of the stage holding a stride-2 layer
-        if layout.stride_stage:
-            children = list(net.get_submodule(layout.stride_stage).children())
-        else:
-            children = [net.get_submodule(name) for name in layout.trunk]
-        unstride([child for child in children if any(map(_stride2, child.modules()))][-1])
+        stages = [child for _, child in layers]
+        if layout.stride_stage or len(stages) == 1:
+            stages = list(net.get_submodule(layout.stride_stage or layers[0][0]).children())
+        unstride([stage for stage in stages if any(map(_stride2, stage.modules()))][-1])
     steps: list[tuple[str, nn.Module]] = []
-    if layout.transform_input:
+    if layout.build_kwargs.get("transform_input"):
         transform = TransformInput()
         steps.append(("transform_input", transform))
         # The classifier's own forward (training, logits) rescales through the same module.
         object.__setattr__(net, "_transform_input", transform)
-    steps += [(name, net.get_submodule(name)) for name in layout.trunk]
+    steps += layers
     if layout.relu_after:
         steps.append(("relu", nn.ReLU()))
     trunk = nn.Sequential(OrderedDict(steps))

@@ -60,16 +60,16 @@ FLAT_SPAN = 1e-5
 constant map adds float32 rounding (~1e-7), which normalising would blow up into noise."""
 
 
-_NOT_FINITE = "the heatmap contains NaN or infinite values"
-
-
 def _as_map(heatmap: np.ndarray) -> np.ndarray:
-    """``heatmap`` as a 2-D float array (float32 stays float32, else float64), or InputError."""
+    """``heatmap`` as a finite 2-D float array (float32 stays float32, else float64), or
+    InputError."""
     arr = np.asarray(heatmap)
     if arr.ndim != 2 or arr.size == 0:
         raise InputError(f"a heatmap must be a non-empty 2-D array, got shape {arr.shape}")
     if not np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.complexfloating):
         raise InputError(f"a heatmap must hold real numbers, got dtype {arr.dtype}")
+    if not np.isfinite(arr).all():
+        raise InputError("the heatmap contains NaN or infinite values")
     return arr.astype(np.float32 if arr.dtype == np.float32 else np.float64, copy=False)
 
 
@@ -95,8 +95,6 @@ def minmax_normalize(heatmap: np.ndarray) -> np.ndarray:
     """
     arr = _as_map(heatmap)
     low, high = float(arr.min()), float(arr.max())
-    if not (math.isfinite(low) and math.isfinite(high)):  # NaN propagates into min and max
-        raise InputError(_NOT_FINITE)
     span = high - low
     if span == 0 or span <= FLAT_SPAN * max(abs(high), abs(low)):
         return np.zeros_like(arr)
@@ -111,8 +109,6 @@ def peak(heatmap: np.ndarray) -> tuple[int, int] | None:
         InputError: if the map is not 2-D, is empty or holds non-finite values.
     """
     arr = _as_map(heatmap)
-    if not np.isfinite(arr).all():
-        raise InputError(_NOT_FINITE)
     if arr.max() == arr.min():
         return None
     y, x = np.unravel_index(int(np.argmax(arr)), arr.shape)

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from camtool.core.localize import minmax_normalize
-from camtool.core.runner import as_array, is_torch_tensor
+from camtool.core.runner import as_array
 from camtool.core.upsample import CellGeometry, interpolation_matrix
 from camtool.errors import ConfigError
 
@@ -169,13 +169,13 @@ def upsample_maps(
     mode: str = "aligned",
     geometry: CellGeometry | None = None,
     input_hw: tuple[int, int] | None = None,
-) -> Any:
-    """Upsample raw maps ``(..., h, w)`` to ``size`` = (H, W), float32, not normalised.
+) -> np.ndarray:
+    """Upsample raw maps ``(..., h, w)`` (NumPy, or tensors on any device) to ``size`` = (H, W),
+    as a float32 NumPy array, not normalised.
 
     The maps become ``Wy @ cam @ Wx.T`` (:func:`camtool.core.upsample.interpolation_matrix`'s
     ``mode``, ``"aligned"`` needing ``geometry``); ``input_hw`` is the model input's ``(H, W)``,
-    ``None`` when it equals ``size``. A tensor stays a tensor on its device; anything else
-    becomes a NumPy array.
+    ``None`` when it equals ``size``.
 
     Raises:
         ConfigError: ``"aligned"`` without a geometry, an unknown mode or a bad size.
@@ -186,11 +186,12 @@ def upsample_maps(
             "cannot be aligned; re-export it with this camtool, or set cam.upsample = "
             '"conventional"'
         )
+    maps = as_array(cams)
     geo = geometry or CellGeometry((1, 1), (0.0, 0.0))
     ins = input_hw or (None, None)
     wy, wx = (
         interpolation_matrix(
-            int(cams.shape[k - 2]),
+            maps.shape[k - 2],
             size[k],
             mode=mode,
             stride=geo.stride[k],
@@ -199,12 +200,7 @@ def upsample_maps(
         )
         for k in (0, 1)
     )
-    if is_torch_tensor(cams):
-        import torch
-
-        maps = cams.float()
-        return torch.from_numpy(wy).to(maps.device) @ maps @ torch.from_numpy(wx).to(maps.device).T
-    return np.ascontiguousarray(wy @ as_array(cams) @ wx.T, dtype=np.float32)
+    return np.ascontiguousarray(wy @ maps @ wx.T, dtype=np.float32)
 
 
 def heatmap(
@@ -225,5 +221,5 @@ def heatmap(
         ConfigError: ``"aligned"`` for a model without a recorded geometry, or a bad mode.
         InputError: the map holds NaN or infinite values.
     """
-    up = upsample_maps(as_array(cam), size, mode=mode, geometry=geometry, input_hw=input_hw)
-    return minmax_normalize(up.astype(np.float32, copy=False))
+    up = upsample_maps(cam, size, mode=mode, geometry=geometry, input_hw=input_hw)
+    return minmax_normalize(up)

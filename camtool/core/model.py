@@ -1,4 +1,5 @@
-"""The CAM network: a classifier's trunk, global average pooling and one linear layer.
+"""The CAM network: a classifier's trunk, global average pooling and one linear layer; and its
+weights: files read safely, the checks every set passes, torchvision's ImageNet weights.
 
 With a linear head after a spatial mean, one forward pass gives every class's map and logit
 (Zhou et al., CVPR'16): ``cam_c(x, y) = sum_k w[c, k] f_k(x, y)``, ``logit_c = mean cam_c + b_c``.
@@ -6,7 +7,9 @@ With a linear head after a spatial mean, one forward pass gives every class's ma
 
 from __future__ import annotations
 
+import pickle
 import re
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple, cast
@@ -17,18 +20,21 @@ from torch import Tensor, nn
 
 from camtool.core.archs import AUX_HEADS, TIMM_PREFIX, timm_name
 from camtool.core.heads import TransformInput, build_parts
-from camtool.core.weights import check_finite, fill_bn_counters, read_weights
 from camtool.errors import CamtoolError, first_line
 
 __all__ = [
+    "BN_COUNTER",
     "INVARIANT_TOLERANCE",
     "CAMNet",
     "CAMOutput",
     "build_model",
     "check_cam_invariant",
+    "check_finite",
+    "fill_bn_counters",
     "imagenet_class_names",
     "imagenet_weights_file",
     "load_imagenet_state_dict",
+    "read_weights",
     "rename_legacy_keys",
 ]
 
@@ -189,6 +195,80 @@ def check_cam_invariant(model: CAMNet) -> None:
         )
 
 
+#: BatchNorm's step counter: a buffer older PyTorch versions did not save (PyTorch < 0.4.1).
+BN_COUNTER = "num_batches_tracked"
+
+_REASON_CHARS = 120
+
+
+def read_weights(path: Path, *, hint: str = "") -> Any:
+    """``torch.load`` ``path`` with ``weights_only=True``; any failure is one line, + ``hint``.
+
+    Raises:
+        CamtoolError: missing, empty, not a PyTorch file (text, a foreign zip, truncated), or
+            one that would need to run code to load; the message names ``path``.
+    """
+    path = Path(path)
+    tail = f"; {hint}" if hint else ""
+    if not path.is_file():
+        raise CamtoolError(f"checkpoint not found: {path}{tail}")
+    if path.stat().st_size == 0:
+        raise CamtoolError(f"{path} is an empty file, not a PyTorch checkpoint{tail}")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        raise CamtoolError(
+            f"refusing to load {path}: it is not a plain weights file (loading it would need to"
+            f" run code from it, or it is not a checkpoint at all){tail}"
+        ) from None
+    except MemoryError:
+        raise CamtoolError(
+            f"{path} is not a readable PyTorch checkpoint (bad sizes){tail}"
+        ) from None
+    except Exception as exc:  # torch's readers raise many kinds on foreign or damaged files
+        with open(path, "rb") as f:  # zip archives, or legacy pickles (protocol byte 0x80)
+            head = f.read(8)
+        if not head.startswith((b"PK", b"\x80")):
+            reason = f"neither a zip archive nor a pickle: it starts with {head!r}"
+        else:  # the first sentence of torch's error (for a foreign file: ``KeyError: 101``)
+            reason = (" ".join(str(exc).split()) or type(exc).__name__).split(". ")[0]
+            if len(reason) > _REASON_CHARS:
+                reason = reason[: _REASON_CHARS - 3] + "..."
+        raise CamtoolError(
+            f"{path} is not a readable PyTorch checkpoint ({reason}){tail}"
+        ) from None
+
+
+def fill_bn_counters(
+    state: Mapping[str, Tensor], wanted: Mapping[str, Tensor]
+) -> dict[str, Tensor]:
+    """``state`` plus, as 0, the BatchNorm counters ``wanted`` has and ``state`` lacks (as
+    torchvision loads old files; the counter only matters for ``momentum=None``)."""
+    filled = dict(state)
+    for key, value in wanted.items():
+        if key.rsplit(".", 1)[-1] == BN_COUNTER and key not in filled:
+            filled[key] = torch.zeros_like(value, device="cpu")
+    return filled
+
+
+def check_finite(state: Mapping[str, Tensor], source: str) -> None:
+    """Refuse weights holding NaN or infinity.
+
+    Raises:
+        CamtoolError: naming ``source``, the first offending tensor and how many values.
+    """
+    for key, value in state.items():
+        if isinstance(value, Tensor) and value.is_floating_point():
+            bad = int((~torch.isfinite(value)).sum())
+            if bad:
+                raise CamtoolError(
+                    f"{source} holds non-finite weights: {bad} NaN or infinite value(s) in {key}"
+                    " (a diverged or damaged training run); use an earlier checkpoint"
+                )
+
+
 def imagenet_class_names(arch: str = "resnet18") -> list[str]:
     """The 1000 ImageNet class names from torchvision's weights (no download; timm: the same)."""
     source = "resnet18" if arch.startswith(TIMM_PREFIX) else arch
@@ -207,7 +287,7 @@ def load_imagenet_state_dict(arch: str) -> dict[str, Tensor]:
     """torchvision's ImageNet weights for ``arch``, from torch.hub's cache or downloaded.
 
     A download prints nothing and is checked against the hash in the file name; the file is
-    read by :func:`camtool.core.weights.read_weights`, must be finite, and has legacy keys renamed.
+    read by :func:`read_weights`, must be finite, and has legacy keys renamed.
 
     Raises:
         CamtoolError: offline with no cached copy (naming the file to place), or a cached file

@@ -113,8 +113,7 @@ def read_onnx_metadata(path: Path) -> dict[str, Any]:
     import onnx
     from google.protobuf.message import DecodeError
 
-    path = Path(path)
-    require_file(path, "model")
+    path = require_file(path, "model")
     try:
         model = onnx.load(str(path), load_external_data=False)
     except (DecodeError, ValueError, RuntimeError, OSError) as exc:
@@ -202,9 +201,7 @@ class OnnxRunner:
     """
 
     def __init__(self, path: Path, device: str = "auto", *, quick_start: bool = False) -> None:
-        path = Path(path)
-        require_file(path, "model")
-        self.path = path
+        self.path = path = require_file(path, "model")
         asked = str(getattr(device, "value", device))
         self.session = _open_session(path, asked, quick_start)
         self.device = _device_in_use(self.session, asked)

@@ -13,8 +13,9 @@ other resizing op is refused.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
@@ -24,6 +25,9 @@ from torch.fx.passes.shape_prop import ShapeProp
 
 from camtool.core.upsample import CellGeometry
 from camtool.errors import CamtoolError
+
+if TYPE_CHECKING:
+    from camtool.core.model import CAMNet
 
 __all__ = ["DERIVATION_REVISION", "PROBE_SIZE", "cell_geometry", "model_geometry"]
 
@@ -62,10 +66,8 @@ def _window(geo: _Geo, kernel: Any, stride: Any, padding: Any, dilation: Any = 1
 
 def _window_args(node: Node, module: nn.Module | None) -> tuple[Any, Any, Any, Any] | None:
     """(kernel, stride, padding, dilation) of a conv/pool node, or None if it is neither."""
-    if isinstance(module, (nn.Conv2d, nn.MaxPool2d)):
-        return module.kernel_size, module.stride, module.padding, module.dilation
-    if isinstance(module, nn.AvgPool2d):
-        return module.kernel_size, module.stride, module.padding, 1
+    if isinstance(module, (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d)):  # average pools: no dilation
+        return module.kernel_size, module.stride, module.padding, getattr(module, "dilation", 1)
     if node.op != "call_function":
         return None
     args: list[Any] = list(node.args)
@@ -182,36 +184,23 @@ def cell_geometry(
     return CellGeometry((int(sy), int(sx)), (float(oy), float(ox)))
 
 
-_CACHE: dict[tuple[Any, ...], CellGeometry] = {}
+_CACHE: dict[tuple[str, int, int], CellGeometry] = {}
 
 
-def model_geometry(model: nn.Module) -> CellGeometry:
-    """:func:`cell_geometry` of a CAM model's ``feature_extractor()``, cached per architecture and
-    derived on a meta-device twin when the model can be rebuilt, else on the model itself.
+def model_geometry(model: CAMNet) -> CellGeometry:
+    """:func:`cell_geometry` of a :class:`~camtool.core.model.CAMNet`'s ``feature_extractor()``,
+    cached per architecture and derived on a meta-device twin when one can be built, else on the
+    model itself.
 
     Raises:
         CamtoolError: the trunk cannot be traced, or moves cells in a way camtool does not know.
     """
-    key = (
-        type(model),
-        getattr(model, "arch", None),
-        getattr(model, "num_classes", None),
-        getattr(model, "output_stride", None),
-    )
-    probe = max(PROBE_SIZE, int(getattr(model, "cam_min_size", 0)))
-    if None in key:
-        return cell_geometry(model.feature_extractor(), probe)  # type: ignore[operator]
+    key = (model.arch, model.num_classes, model.output_stride)
     if key not in _CACHE:
         net = model
-        try:  # the same CAMNet on the meta device: no memory, no compute
-            with torch.device("meta"):
-                twin = type(model)(  # type: ignore[call-arg]
-                    model.arch, model.num_classes, model.output_stride
-                )
-        except Exception:  # another constructor: derive on the model itself
-            pass
-        else:
-            if [p.shape for p in twin.parameters()] == [p.shape for p in model.parameters()]:
-                net = twin
-        _CACHE[key] = cell_geometry(net.feature_extractor(), probe)  # type: ignore[operator]
+        # the same CAMNet on the meta device (no memory, no compute), if it can be built there
+        with contextlib.suppress(Exception), torch.device("meta"):
+            net = type(model)(*key)
+        probe = max(PROBE_SIZE, model.cam_min_size)
+        _CACHE[key] = cell_geometry(net.feature_extractor(), probe)
     return _CACHE[key]

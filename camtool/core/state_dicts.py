@@ -8,14 +8,21 @@ built on the ``meta`` device; a refused torchvision arch is named with its reaso
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 import torch
 import torchvision
 from torch import Tensor
 
 from camtool.core.archs import AUX_HEADS, FAMILIES, refusal
-from camtool.core.model import CAMNet, check_cam_invariant, rename_legacy_keys
-from camtool.core.weights import BN_COUNTER, check_finite, fill_bn_counters
+from camtool.core.model import (
+    BN_COUNTER,
+    CAMNet,
+    check_cam_invariant,
+    check_finite,
+    fill_bn_counters,
+    rename_legacy_keys,
+)
 from camtool.errors import CamtoolError
 
 __all__ = ["fit_state", "model_of_state_dict"]
@@ -110,18 +117,22 @@ def fit_state(model: CAMNet, state: Mapping[str, Tensor], source: str) -> None:
 
 
 def model_of_state_dict(
-    state: Mapping[str, Tensor], *, arch: str | None = None, source: str = "state dict"
+    state: Mapping[str, Any], *, arch: str | None = None, source: str = "state dict"
 ) -> CAMNet:
     """The model a plain torchvision state dict loads into, loaded and checked.
 
-    Wrapper prefixes (``module.``, ``_orig_mod.`` ...) and auxiliary heads are dropped; ``arch``
-    ``None`` is recognised from the tensors; ``source`` names ``state`` in messages.
+    A dict holding it under ``state_dict`` or ``model_state_dict`` (a training script's) is
+    unwrapped; wrapper prefixes (``module.``, ``_orig_mod.`` ...) and auxiliary heads are dropped;
+    ``arch`` ``None`` is recognised from the tensors; ``source`` names ``state`` in messages.
 
     Raises:
         CamtoolError: not a state dict, no arch matches, it does not fit ``arch``, or the model
             fails the invariant gate (:func:`~camtool.core.model.check_cam_invariant`).
     """
-    state = dict(state)
+    state = state.get("state_dict", state.get("model_state_dict", state))
+    neither = f"{source} is neither a camtool checkpoint nor a torchvision classifier's state dict"
+    if not isinstance(state, Mapping) or not all(isinstance(v, Tensor) for v in state.values()):
+        raise CamtoolError(neither)
     changed = True
     while changed and state:  # strip wrapper prefixes, nested ones too
         changed = False
@@ -131,13 +142,8 @@ def model_of_state_dict(
                 changed = True
     state = rename_legacy_keys(state)
     head = next((k for k in _HEAD_WEIGHTS if k in state), None)
-    if not all(isinstance(v, Tensor) for v in state.values()):
-        raise CamtoolError(
-            f"{source} is neither a camtool checkpoint nor a torchvision classifier's state dict"
-        )
     if head is None:
-        raise _unknown(state, f"{source} is neither a camtool checkpoint nor a torchvision "
-                       "classifier's state dict that camtool knows", source)  # fmt: skip
+        raise _unknown(state, neither + " that camtool knows", source)
     num_classes = int(state[head].shape[0])
     state = {k: v for k, v in state.items() if not k.startswith(AUX_HEADS)}
     arch = arch or _guess_arch(state, num_classes, head)
