@@ -14,7 +14,7 @@ from urllib.parse import quote
 
 from camtool.batch.manifest import STATUSES
 from camtool.errors import CamtoolError, ConfigError, InputError
-from camtool.fsutil import atomic_write_text
+from camtool.fsutil import atomic_write_text, writing
 from camtool.textio import unicode_text
 
 __all__ = ["INDEX_NAME", "overlay_href", "write_gallery"]
@@ -207,8 +207,6 @@ def write_gallery(
     cards, failures, counts = _parse_rows(rows)
     page = _render(cards, failures, counts, title, thumb_size)
     target = out_dir / INDEX_NAME
-    try:
+    with writing(target):
         atomic_write_text(target, page)
-    except OSError as exc:
-        raise CamtoolError(f"cannot write {target}: {exc.strerror or exc}") from exc
     return target

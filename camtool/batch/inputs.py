@@ -28,6 +28,7 @@ import numpy as np
 
 from camtool.data.images import IMAGE_SUFFIXES, load_image, preprocess_array
 from camtool.errors import CamtoolError, ConfigError
+from camtool.fsutil import unique_name
 from camtool.process import worker_init
 from camtool.textio import path_lines
 
@@ -129,11 +130,9 @@ class _Walker:
         if real in self.visited:
             return
         self.visited.add(real)
-        key = first = _anchor(spec, True, self.cwd)
-        n = 1
-        while self.roots.get(key, real) != real:
-            n += 1
-            key = (*first[:-1], f"{first[-1]}-{n}")
+        *where, name = _anchor(spec, True, self.cwd)
+        name = unique_name(name, lambda n: self.roots.get((*where, n), real) != real)
+        key = (*where, name)
         self.roots[key] = real
         keys = {root: key}  # of each folder to walk
 
@@ -195,15 +194,16 @@ def assign_outputs(items: Sequence[InputItem]) -> None:
 
     groups = Counter((folder(item), stem(item).casefold()) for item in items)
     used: set[tuple[tuple[str, ...], str]] = set()
-    for item in items:
+
+    def name(item: InputItem) -> str:
         where = folder(item)
         wanted = stem(item) if groups[(where, stem(item).casefold())] == 1 else item.key[-1]
-        name, n = wanted, 1
-        while (where, name.casefold()) in used:
-            n += 1
-            name = f"{wanted}-{n}"
-        used.add((where, name.casefold()))
-        item.base = "/".join((*item.key[:-1], name))
+        chosen = unique_name(wanted, lambda n: (where, n.casefold()) in used)
+        used.add((where, chosen.casefold()))
+        return chosen
+
+    for item in items:
+        item.base = "/".join((*item.key[:-1], name(item)))
 
 
 def parse_shard(text: str) -> tuple[int, int]:
