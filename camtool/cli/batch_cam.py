@@ -135,11 +135,8 @@ def _summary(report: BatchReport) -> None:
     table.add_row("ok", str(report.ok))
     table.add_row("skipped", f"{report.skipped} (done by an earlier run)")
     table.add_row("failed", str(report.failed))
-    table.add_row(
-        "total",
-        str(report.total)
-        + (f" (shard {report.shard[0]}/{report.shard[1]})" if report.shard else ""),
-    )
+    shard = f" (shard {report.shard[0]}/{report.shard[1]})" if report.shard else ""
+    table.add_row("total", f"{report.total}{shard}")
     if report.top1 is not None:
         table.add_row("top-1", f"{report.top1:.2%} of {report.labelled} labelled inputs")
     table.add_row("time", f"{report.elapsed_s:.1f} s, {report.images_per_s:.1f} images/s")

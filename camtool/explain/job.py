@@ -91,11 +91,11 @@ def run_cam(
         if reason is not None:
             result.error = f"{result.input}: {reason}"
             report(result)
-    readable = sum(result.error is None for result in results)
-    if not readable:
+    todo = [slot for slot, result in enumerate(results) if result.error is None]  # readable
+    if not todo:
         return CamReport(results, out_dir, None, "")
     if runner is None:
-        few_images = readable <= QUICK_START_IMAGES
+        few_images = len(todo) <= QUICK_START_IMAGES
         runner = runner_from_settings(
             model_path, settings, few_images=few_images, imagenet_classes=imagenet_classes
         )
@@ -109,15 +109,12 @@ def run_cam(
     taken: set[str] = set()
     bases = [out_dir / unique_stem(Path(result.input), taken) for result in results]
     count = options.map_count(len(names))
-    planned = []
-    for result, base in zip(results, bases, strict=True):
-        if result.error is None:
-            planned.extend(map_paths(base, options, count))
+    planned = [path for slot in todo for path in map_paths(bases[slot], options, count)]
     refuse_to_replace(planned, overwrite=overwrite, hint=", or choose another -o DIR",
                       marker=SETTINGS_FILE)  # fmt: skip
     prepare_output_dir(out_dir, settings)
-    for slot, (result, base) in enumerate(zip(results, bases, strict=True)):
-        if result.error is None:
-            results[slot] = explain_file(runner, Path(result.input), base, options, truths[slot])
-            report(results[slot])
+    for slot in todo:
+        path = Path(results[slot].input)
+        results[slot] = explain_file(runner, path, bases[slot], options, truths[slot])
+        report(results[slot])
     return CamReport(results, out_dir, runner.info, runner.device)
