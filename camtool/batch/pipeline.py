@@ -177,19 +177,17 @@ class _Run:
         """Count as skipped the inputs whose row says ``ok`` and whose files all exist, record
         those known to fail, queue the others."""
         out_dir, options = self.writer.out_dir, self.options
-        previous = {} if overwrite else latest_rows(out_dir / MANIFEST_JSONL)
-        by_output = {row["output"]: row for row in previous.values() if row.get("output")}
-        previous.clear()
+        rows = latest_rows(out_dir / MANIFEST_JSONL).values() if not overwrite else []
+        done = {row["output"] for row in rows if row.get("status") == "ok" and row.get("output")}
         maps = options.map_count(len(self.writer.info.class_names))
         known: list[dict[str, Any]] = []
         skipped = 0
         for item in items:
             expected = map_paths(out_dir / item.base, options, maps)
             output = unicode_text(expected[0].relative_to(out_dir).as_posix())  # as the row has it
-            done = (by_output.get(output) or {}).get("status") == "ok"
             if item.error is not None:
                 known.append(manifest_row(item.path, "error", item.error))
-            elif done and all(path.is_file() for path in expected):
+            elif output in done and all(path.is_file() for path in expected):
                 skipped += 1
             else:
                 self.items.append(item)

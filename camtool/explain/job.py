@@ -15,7 +15,7 @@ from camtool.paths import require_writable_dir, unreadable_file_reason
 from camtool.runtime import runner_from_settings
 from camtool.settings import SETTINGS_FILE, Settings, write_settings
 
-__all__ = ["QUICK_START_IMAGES", "CamReport", "prepare_output_dir", "run_cam", "unique_stem"]
+__all__ = ["QUICK_START_IMAGES", "CamReport", "prepare_output_dir", "run_cam"]
 
 #: Up to this many images, an ONNX model is opened for a quick start rather than fast batches.
 QUICK_START_IMAGES = 16
@@ -33,13 +33,6 @@ class CamReport:
     @property
     def failed(self) -> int:
         return sum(not r.ok for r in self.results)
-
-
-def unique_stem(path: Path, taken: set[str]) -> str:
-    """``path``'s stem, with ``-1``, ``-2`` ... added if an earlier input already used it."""
-    chosen = unique_name(path.stem, taken.__contains__, start=1)
-    taken.add(chosen)
-    return chosen
 
 
 def prepare_output_dir(out_dir: Path, settings: Settings, *, recursive: bool = False) -> Path:
@@ -106,8 +99,12 @@ def run_cam(
     options = CamOptions.from_settings(
         settings, target=target, figure=not overlay_only, save_array=save_array, locate=locate
     )
-    taken: set[str] = set()
-    bases = [out_dir / unique_stem(Path(result.input), taken) for result in results]
+    taken: set[str] = set()  # stems, with -1, -2 ... added if an earlier input used one
+    bases = []
+    for result in results:
+        stem = unique_name(Path(result.input).stem, taken.__contains__, start=1)
+        taken.add(stem)
+        bases.append(out_dir / stem)
     count = options.map_count(len(names))
     planned = [path for slot in todo for path in map_paths(bases[slot], options, count)]
     refuse_to_replace(planned, overwrite=overwrite, hint=", or choose another -o DIR",
