@@ -78,9 +78,7 @@ CSV_COLUMNS = tuple(column for key in FIELDS for column in _FLAT.get(key, (key,)
 
 def manifest_row(path: str, status: str, error: str | None = None, **fields: Any) -> dict[str, Any]:
     """One manifest row: every key of :data:`FIELDS`, ``None`` where not given."""
-    row: dict[str, Any] = dict.fromkeys(FIELDS)
-    row.update(path=path, status=status, error=error, **fields)
-    return row
+    return {**dict.fromkeys(FIELDS), "path": path, "status": status, "error": error, **fields}
 
 
 def read_rows(path: Path) -> Iterator[dict[str, Any]]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -91,11 +91,8 @@ def batch_cam(
     from camtool.batch.pipeline import run_batch
     from camtool.cli._progress import LINE_EVERY, ProgressReporter
 
-    stdin: Iterable[bytes] | None = None
-    if STDIN in inputs:  # bytes: file names need not be valid in the locale's encoding
-        stdin = getattr(sys.stdin, "buffer", None) or (  # or a text-only stream (tests)
-            line.encode("utf-8", "surrogateescape") for line in sys.stdin
-        )
+    # bytes: file names need not be valid in the locale's encoding (text: a text-only stream)
+    stdin = getattr(sys.stdin, "buffer", sys.stdin) if STDIN in inputs else None
     with ProgressReporter(
         "batch-cam", quiet=quiet, json_out=json_out, every=LINE_EVERY
     ) as reporter:
