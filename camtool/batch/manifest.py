@@ -13,7 +13,7 @@ import io
 import json
 import os
 from collections import deque
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -180,19 +180,20 @@ def _csv(rows: Sequence[Mapping[str, Any]]) -> str:
     return buffer.getvalue()
 
 
-def finalize(directory: Path) -> list[dict[str, Any]]:
-    """Compact ``manifest.jsonl`` to one row per input, write ``manifest.csv`` and the gallery of
-    the rows of a known status, under the lock; return the rows or a ``CamtoolError``."""
-    from camtool.batch.gallery import write_gallery  # it imports this module
-
+def finalize(
+    directory: Path,
+    write_gallery: Callable[[Path, Sequence[Mapping[str, Any]]], Any] | None = None,
+) -> list[dict[str, Any]]:
+    """Compact ``manifest.jsonl`` to one row per input, write ``manifest.csv`` and call
+    ``write_gallery(directory, rows)``, under the lock; return the rows or a ``CamtoolError``."""
     directory = Path(directory)
     jsonl = directory / MANIFEST_JSONL
     with writing(f"the manifest in {directory}"), file_lock(directory / LOCK_NAME):
         rows = list(latest_rows(jsonl).values())
         atomic_write_bytes(jsonl, _lines(rows))
         atomic_write_bytes(directory / MANIFEST_CSV, _csv(rows).encode("utf-8"))
-        shown = [row for row in rows if row.get("status") in STATUSES]
-        write_gallery(directory, shown, title=f"camtool batch-cam: {directory.name or directory}")
+        if write_gallery is not None:
+            write_gallery(directory, rows)
     return rows
 
 

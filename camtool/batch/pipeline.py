@@ -17,11 +17,12 @@ from typing import Any
 
 import numpy as np
 
-from camtool.batch.gallery import INDEX_NAME
+from camtool.batch.gallery import INDEX_NAME, write_gallery
 from camtool.batch.inputs import Decoded, InputItem, Reader, find_inputs, read_images
 from camtool.batch.manifest import (
     MANIFEST_CSV,
     MANIFEST_JSONL,
+    STATUSES,
     ManifestWriter,
     MapWriter,
     finalize,
@@ -91,6 +92,11 @@ class BatchReport:
             exit_code=self.exit_code,
         )
         return {key: str(v) if isinstance(v, Path) else v for key, v in doc.items()}
+
+
+def _gallery(directory: Path, rows: Sequence[Mapping[str, Any]]) -> None:
+    shown = [row for row in rows if row.get("status") in STATUSES]
+    write_gallery(directory, shown, title=f"camtool batch-cam: {directory.name or directory}")
 
 
 class _Run:
@@ -216,7 +222,7 @@ class _Run:
             try:
                 self.record(self.writer.stop(cancel=stopped_by is not None))
             finally:
-                rows = finalize(self.writer.out_dir)
+                rows = finalize(self.writer.out_dir, _gallery)
         if stopped_by is not None:
             raise CamtoolError(
                 f"interrupted after {self.done} of {self.total} inputs; the manifest is saved in "
