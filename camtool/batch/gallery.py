@@ -47,9 +47,8 @@ def _card(row: Mapping[str, Any], path: str, href: str) -> tuple[str, str, str |
     else:
         prob_attr, prob_text = repr(float(prob)), f"{float(prob) * 100:.1f}%"
     pred_idx, class_idx = row.get("pred_idx"), row.get("class_idx")
-    name = _text(row.get("pred_name"))
-    if name is None:
-        name = f"class {pred_idx}" if pred_idx is not None else "unknown"
+    fallback = f"class {pred_idx}" if pred_idx is not None else "unknown"
+    name = _text(row.get("pred_name")) or fallback
     note = ""
     if class_idx is not None and pred_idx is not None and class_idx != pred_idx:
         note = f'<span class="note">{html.escape(f"CAM of class {class_idx}")}</span>'
