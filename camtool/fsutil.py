@@ -14,7 +14,7 @@ import re
 import shutil
 import tempfile
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from camtool.errors import CamtoolError
@@ -27,6 +27,8 @@ __all__ = [
     "atomic_write_text",
     "refuse_to_replace",
     "remove_stale_temps",
+    "unique_name",
+    "writing",
 ]
 
 SCRATCH_PREFIX = ".camtool-"  # of camtool's scratch folders
@@ -130,9 +132,7 @@ def remove_stale_temps(folder: Path, *, recursive: bool = False) -> list[Path]:
     """
     removed: list[Path] = []
     now = time.time()
-    walker: Iterable[tuple[str, list[str], list[str]]]
-    walker = os.walk(folder) if recursive else [(str(folder), *_entries(Path(folder)))]
-    for parent, dirs, files in walker:
+    for parent, dirs, files in os.walk(folder):
         for name in list(dirs):
             path = Path(parent) / name
             if name.startswith(SCRATCH_PREFIX) and _is_stale(path, now):
@@ -145,16 +145,28 @@ def remove_stale_temps(folder: Path, *, recursive: bool = False) -> list[Path]:
                 with contextlib.suppress(OSError):
                     path.unlink()
                     removed.append(path)
+        if not recursive:
+            break
     return removed
 
 
-def _entries(folder: Path) -> tuple[list[str], list[str]]:
-    dirs: list[str] = []
-    files: list[str] = []
-    with contextlib.suppress(OSError), os.scandir(folder) as entries:
-        for entry in entries:
-            (dirs if entry.is_dir(follow_symlinks=False) else files).append(entry.name)
-    return dirs, files
+@contextlib.contextmanager
+def writing(what: object) -> Iterator[None]:
+    """Turn an :class:`OSError` inside the block into a one-line ``CamtoolError``:
+    ``cannot write WHAT: REASON``."""
+    try:
+        yield
+    except OSError as exc:
+        raise CamtoolError(f"cannot write {what}: {exc.strerror or exc}") from None
+
+
+def unique_name(name: str, taken: Callable[[str], bool], *, start: int = 2) -> str:
+    """``name``, else the first of ``name-START``, ``name-START+1`` ... that is not ``taken``."""
+    chosen, n = name, start
+    while taken(chosen):
+        chosen = f"{name}-{n}"
+        n += 1
+    return chosen
 
 
 def refuse_to_replace(

@@ -14,7 +14,7 @@ from urllib.parse import quote
 
 from camtool.batch.manifest import STATUSES
 from camtool.errors import CamtoolError, ConfigError, InputError
-from camtool.fsutil import atomic_write_text
+from camtool.fsutil import atomic_write_text, writing
 from camtool.textio import unicode_text
 
 __all__ = ["INDEX_NAME", "overlay_href", "write_gallery"]
@@ -47,9 +47,8 @@ def _card(row: Mapping[str, Any], path: str, href: str) -> tuple[str, str, str |
     else:
         prob_attr, prob_text = repr(float(prob)), f"{float(prob) * 100:.1f}%"
     pred_idx, class_idx = row.get("pred_idx"), row.get("class_idx")
-    name = _text(row.get("pred_name"))
-    if name is None:
-        name = f"class {pred_idx}" if pred_idx is not None else "unknown"
+    fallback = f"class {pred_idx}" if pred_idx is not None else "unknown"
+    name = _text(row.get("pred_name")) or fallback
     note = ""
     if class_idx is not None and pred_idx is not None and class_idx != pred_idx:
         note = f'<span class="note">{html.escape(f"CAM of class {class_idx}")}</span>'
@@ -207,8 +206,6 @@ def write_gallery(
     cards, failures, counts = _parse_rows(rows)
     page = _render(cards, failures, counts, title, thumb_size)
     target = out_dir / INDEX_NAME
-    try:
+    with writing(target):
         atomic_write_text(target, page)
-    except OSError as exc:
-        raise CamtoolError(f"cannot write {target}: {exc.strerror or exc}") from exc
     return target

@@ -28,6 +28,7 @@ import numpy as np
 
 from camtool.data.images import IMAGE_SUFFIXES, load_image, preprocess_array
 from camtool.errors import CamtoolError, ConfigError
+from camtool.fsutil import unique_name
 from camtool.process import worker_init
 from camtool.textio import path_lines
 
@@ -63,14 +64,8 @@ def _inside(child: str, parent: str) -> bool:
     return child == parent or child.startswith(parent.rstrip(os.sep) + os.sep)
 
 
-def _anchor(spec: str, folder: bool, cwd: str | None) -> tuple[str, ...]:
+def _anchor(real: str, cwd: str | None) -> tuple[str, ...]:
     """An INPUT's place in the mirror: its real path from ``cwd`` if inside it, else its name."""
-    norm = os.path.normpath(spec)
-    if folder:
-        real = os.path.realpath(norm)
-    else:
-        parent = os.path.realpath(os.path.dirname(os.path.abspath(norm)))
-        real = os.path.join(parent, os.path.basename(norm))
     try:
         relative = os.path.relpath(real, cwd) if cwd is not None else os.pardir
     except ValueError:  # another drive (Windows)
@@ -94,7 +89,6 @@ class _Walker:
         self.visited: set[str] = set()
         self.found: dict[str, InputItem] = {}  # by path: each input once, in the order found
         self.roots: dict[tuple[str, ...], str] = {}
-        self.parent_inside: dict[str, bool] = {}
 
     def items(self, specs: Iterable[str]) -> list[InputItem]:
         for spec in specs:
@@ -109,12 +103,10 @@ class _Walker:
 
     def _file(self, spec: str) -> None:
         path = os.path.normpath(spec)
-        parent = os.path.dirname(os.path.abspath(path))
-        if parent not in self.parent_inside:
-            self.parent_inside[parent] = _inside(os.path.realpath(parent), self.out_real)
+        parent = os.path.realpath(os.path.dirname(os.path.abspath(path)))
         error = f"is inside the output folder {self.out_shown}; not read (keep inputs out of it)"
-        anchor = _anchor(spec, False, self.cwd)
-        self._add(path, anchor, error if self.parent_inside[parent] else None)
+        anchor = _anchor(os.path.join(parent, os.path.basename(path)), self.cwd)
+        self._add(path, anchor, error if _inside(parent, self.out_real) else None)
 
     def _walk(self, spec: str) -> None:
         root = os.path.normpath(spec)
@@ -129,11 +121,9 @@ class _Walker:
         if real in self.visited:
             return
         self.visited.add(real)
-        key = first = _anchor(spec, True, self.cwd)
-        n = 1
-        while self.roots.get(key, real) != real:
-            n += 1
-            key = (*first[:-1], f"{first[-1]}-{n}")
+        *where, name = _anchor(real, self.cwd)
+        name = unique_name(name, lambda n: self.roots.get((*where, n), real) != real)
+        key = (*where, name)
         self.roots[key] = real
         keys = {root: key}  # of each folder to walk
 
@@ -195,15 +185,16 @@ def assign_outputs(items: Sequence[InputItem]) -> None:
 
     groups = Counter((folder(item), stem(item).casefold()) for item in items)
     used: set[tuple[tuple[str, ...], str]] = set()
-    for item in items:
+
+    def name(item: InputItem) -> str:
         where = folder(item)
         wanted = stem(item) if groups[(where, stem(item).casefold())] == 1 else item.key[-1]
-        name, n = wanted, 1
-        while (where, name.casefold()) in used:
-            n += 1
-            name = f"{wanted}-{n}"
-        used.add((where, name.casefold()))
-        item.base = "/".join((*item.key[:-1], name))
+        chosen = unique_name(wanted, lambda n: (where, n.casefold()) in used)
+        used.add((where, chosen.casefold()))
+        return chosen
+
+    for item in items:
+        item.base = "/".join((*item.key[:-1], name(item)))
 
 
 def parse_shard(text: str) -> tuple[int, int]:

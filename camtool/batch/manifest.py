@@ -27,7 +27,7 @@ from camtool.core.runner import ModelInfo
 from camtool.data.labels import true_class
 from camtool.errors import CamtoolError
 from camtool.explain.files import CamOptions, located_maps
-from camtool.fsutil import atomic_write_bytes
+from camtool.fsutil import atomic_write_bytes, writing
 from camtool.process import file_lock
 from camtool.textio import to_json, unicode_text
 
@@ -78,9 +78,7 @@ CSV_COLUMNS = tuple(column for key in FIELDS for column in _FLAT.get(key, (key,)
 
 def manifest_row(path: str, status: str, error: str | None = None, **fields: Any) -> dict[str, Any]:
     """One manifest row: every key of :data:`FIELDS`, ``None`` where not given."""
-    row: dict[str, Any] = dict.fromkeys(FIELDS)
-    row.update(path=path, status=status, error=error, **fields)
-    return row
+    return {**dict.fromkeys(FIELDS), "path": path, "status": status, "error": error, **fields}
 
 
 def read_rows(path: Path) -> Iterator[dict[str, Any]]:
@@ -114,10 +112,10 @@ def latest_rows(path: Path) -> dict[str, dict[str, Any]]:
     }
 
 
-def _line(row: Mapping[str, Any]) -> bytes:
-    ordered = {key: row.get(key) for key in FIELDS}
-    ordered.update({k: v for k, v in row.items() if k not in ordered})
-    return to_json(ordered, indent=None, ensure_ascii=False).encode("utf-8") + b"\n"
+def _lines(rows: Iterable[Mapping[str, Any]]) -> bytes:
+    """``rows`` as JSON lines, the keys of :data:`FIELDS` first."""
+    ordered = (dict.fromkeys(FIELDS) | dict(row) for row in rows)
+    return "".join(to_json(row, indent=None, ensure_ascii=False) + "\n" for row in ordered).encode()
 
 
 class ManifestWriter:
@@ -132,30 +130,27 @@ class ManifestWriter:
 
     def append_many(self, rows: Iterable[Mapping[str, Any]]) -> None:
         """Append rows in one write (a ``CamtoolError`` if the manifest cannot be written)."""
-        data = b"".join(_line(row) for row in rows)
+        data = _lines(rows)
         if not data:
             return
-        try:
-            with file_lock(self.directory / LOCK_NAME):
-                fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+        with writing(self.path), file_lock(self.directory / LOCK_NAME):
+            fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                size = os.fstat(fd).st_size
+                if size and os.pread(fd, 1, size - 1) != b"\n":
+                    data = b"\n" + data  # a line cut short by a kill stays on its own
                 try:
-                    size = os.fstat(fd).st_size
-                    if size and os.pread(fd, 1, size - 1) != b"\n":
-                        data = b"\n" + data  # a line cut short by a kill stays on its own
-                    try:
-                        written = os.write(fd, data)
-                        while 0 < written < len(data):
-                            written += os.write(fd, data[written:])
-                        if written < len(data):
-                            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-                    except BaseException:  # all or nothing
-                        with contextlib.suppress(OSError):
-                            os.ftruncate(fd, size)
-                        raise
-                finally:
-                    os.close(fd)
-        except OSError as exc:
-            raise CamtoolError(f"cannot write {self.path}: {exc.strerror or exc}") from None
+                    written = os.write(fd, data)
+                    while 0 < written < len(data):
+                        written += os.write(fd, data[written:])
+                    if written < len(data):
+                        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+                except BaseException:  # all or nothing
+                    with contextlib.suppress(OSError):
+                        os.ftruncate(fd, size)
+                    raise
+            finally:
+                os.close(fd)
 
 
 def _cell(value: Any) -> str:
@@ -193,17 +188,12 @@ def finalize(
     ``write_gallery(directory, rows)``, under the lock; return the rows or a ``CamtoolError``."""
     directory = Path(directory)
     jsonl = directory / MANIFEST_JSONL
-    try:
-        with file_lock(directory / LOCK_NAME):
-            rows = list(latest_rows(jsonl).values())
-            atomic_write_bytes(jsonl, b"".join(_line(row) for row in rows))
-            atomic_write_bytes(directory / MANIFEST_CSV, _csv(rows).encode("utf-8"))
-            if write_gallery is not None:
-                write_gallery(directory, rows)
-    except OSError as exc:
-        raise CamtoolError(
-            f"cannot write the manifest in {directory}: {exc.strerror or exc}"
-        ) from None
+    with writing(f"the manifest in {directory}"), file_lock(directory / LOCK_NAME):
+        rows = list(latest_rows(jsonl).values())
+        atomic_write_bytes(jsonl, _lines(rows))
+        atomic_write_bytes(directory / MANIFEST_CSV, _csv(rows).encode("utf-8"))
+        if write_gallery is not None:
+            write_gallery(directory, rows)
     return rows
 
 

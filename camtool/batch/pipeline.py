@@ -34,10 +34,10 @@ from camtool.core.maps import explain_batch, resolve_class
 from camtool.core.runner import Runner
 from camtool.errors import EXIT_OK, EXIT_PARTIAL, CamtoolError, ConfigError, interrupt_exit_code
 from camtool.explain.files import CamOptions, map_paths, refuse_out_of_gpu_memory
-from camtool.fsutil import remove_stale_temps
+from camtool.explain.job import prepare_output_dir
 from camtool.paths import require_writable_dir
 from camtool.runtime import runner_from_settings
-from camtool.settings import Settings, write_settings
+from camtool.settings import Settings
 from camtool.textio import unicode_text
 
 __all__ = ["BatchReport", "OnProgress", "run_batch"]
@@ -183,19 +183,17 @@ class _Run:
         """Count as skipped the inputs whose row says ``ok`` and whose files all exist, record
         those known to fail, queue the others."""
         out_dir, options = self.writer.out_dir, self.options
-        previous = {} if overwrite else latest_rows(out_dir / MANIFEST_JSONL)
-        by_output = {row["output"]: row for row in previous.values() if row.get("output")}
-        previous.clear()
+        rows = latest_rows(out_dir / MANIFEST_JSONL).values() if not overwrite else []
+        done = {row["output"] for row in rows if row.get("status") == "ok" and row.get("output")}
         maps = options.map_count(len(self.writer.info.class_names))
         known: list[dict[str, Any]] = []
         skipped = 0
         for item in items:
             expected = map_paths(out_dir / item.base, options, maps)
             output = unicode_text(expected[0].relative_to(out_dir).as_posix())  # as the row has it
-            done = (by_output.get(output) or {}).get("status") == "ok"
             if item.error is not None:
                 known.append(manifest_row(item.path, "error", item.error))
-            elif done and all(path.is_file() for path in expected):
+            elif output in done and all(path.is_file() for path in expected):
                 skipped += 1
             else:
                 self.items.append(item)
@@ -276,12 +274,7 @@ def run_batch(
     info = runner.info
     if class_spec is not None:
         options = replace(options, target=resolve_class(class_spec, info.class_names))
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        remove_stale_temps(out_dir, recursive=True)  # of runs killed before
-        settings_file = write_settings(out_dir, settings)
-    except OSError as exc:
-        raise CamtoolError(f"cannot write to {out_dir}: {exc.strerror or exc}") from None
+    settings_file = prepare_output_dir(out_dir, settings, recursive=True)
     run = _Run(runner, options, out_dir, settings.runtime.batch_size, len(items))
     run.on_progress = on_progress or run.on_progress
     pipeline_started = time.perf_counter()

@@ -77,7 +77,7 @@ class ProgressReporter:
         self._stage: str | None = None
         self._started = time.monotonic()
         self._last_time = self._started
-        self._last_mark: tuple[int, int] = (0, 0)
+        self._last_mark = 0
         self._finished: set[str] = set()
 
     def __enter__(self) -> ProgressReporter:
@@ -132,21 +132,14 @@ class ProgressReporter:
         """Whether a line is due now (remembered if so)."""
         if key != self._stage:
             self._stage, self._started = key, time.monotonic()
-            self._last_time, self._last_mark = self._started, (0, 0)
+            self._last_time, self._last_mark = self._started, 0
         now = time.monotonic()
         finished = total is not None and done >= total
         if finished and key in self._finished:
             return False
-        every = done // self.every if self.every else 0
-        share = 0
-        if self.fraction and total:
-            share = math.floor(done / total / self.fraction + 1e-9)
-        mark = (every, share)
-        due = (
-            finished
-            or any(new > old for new, old in zip(mark, self._last_mark, strict=True))
-            or now - self._last_time >= LINE_SECONDS
-        )
+        step = self.every or (self.fraction or 0) * (total or 0)  # items between lines
+        mark = math.floor(done / step + 1e-9) if step else 0
+        due = finished or mark > self._last_mark or now - self._last_time >= LINE_SECONDS
         if due:
             self._last_time, self._last_mark = now, mark
             if finished:
@@ -205,23 +198,18 @@ class TrainProgress:
         stats = (
             f"loss {progress.loss:.3f}  acc {progress.acc:6.1%}  {progress.images_per_s:6.0f} img/s"
         )
-        if self.reporter.live:
-            self.reporter.update(
-                progress.batch, progress.num_batches, f"epoch {progress.epoch}", stats=stats
-            )
-        else:
-            self.reporter.message(
-                f"camtool train: epoch {progress.epoch}/{self.num_epochs} batch "
-                f"{progress.batch}/{progress.num_batches}  {' '.join(stats.split())}"
-            )
+        batch = f"batch {progress.batch}/{progress.num_batches}  {' '.join(stats.split())}"
+        self._in_epoch(progress.epoch, progress.batch, progress.num_batches, stats, batch)
 
     def on_validate(self, epoch: int) -> None:
+        self._in_epoch(epoch, self.num_batches, self.num_batches, "validating", "validating")
+
+    def _in_epoch(self, epoch: int, done: int, total: int, stats: str, line: str) -> None:
+        """The bar at ``done`` of ``total`` batches, else ``camtool train: epoch E/N LINE``."""
         if self.reporter.live:
-            self.reporter.update(
-                self.num_batches, self.num_batches, f"epoch {epoch}", stats="validating"
-            )
+            self.reporter.update(done, total, f"epoch {epoch}", stats=stats)
         else:
-            self.reporter.message(f"camtool train: epoch {epoch}/{self.num_epochs} validating")
+            self.reporter.message(f"camtool train: epoch {epoch}/{self.num_epochs} {line}")
 
     def on_epoch_end(self, metrics: EpochMetrics) -> None:
         if self.reporter.live:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -91,11 +91,8 @@ def batch_cam(
     from camtool.batch.pipeline import run_batch
     from camtool.cli._progress import LINE_EVERY, ProgressReporter
 
-    stdin: Iterable[bytes] | None = None
-    if STDIN in inputs:  # bytes: file names need not be valid in the locale's encoding
-        stdin = getattr(sys.stdin, "buffer", None) or (  # or a text-only stream (tests)
-            line.encode("utf-8", "surrogateescape") for line in sys.stdin
-        )
+    # bytes: file names need not be valid in the locale's encoding (text: a text-only stream)
+    stdin = getattr(sys.stdin, "buffer", sys.stdin) if STDIN in inputs else None
     with ProgressReporter(
         "batch-cam", quiet=quiet, json_out=json_out, every=LINE_EVERY
     ) as reporter:
@@ -135,11 +132,8 @@ def _summary(report: BatchReport) -> None:
     table.add_row("ok", str(report.ok))
     table.add_row("skipped", f"{report.skipped} (done by an earlier run)")
     table.add_row("failed", str(report.failed))
-    table.add_row(
-        "total",
-        str(report.total)
-        + (f" (shard {report.shard[0]}/{report.shard[1]})" if report.shard else ""),
-    )
+    shard = f" (shard {report.shard[0]}/{report.shard[1]})" if report.shard else ""
+    table.add_row("total", f"{report.total}{shard}")
     if report.top1 is not None:
         table.add_row("top-1", f"{report.top1:.2%} of {report.labelled} labelled inputs")
     table.add_row("time", f"{report.elapsed_s:.1f} s, {report.images_per_s:.1f} images/s")

@@ -10,12 +10,12 @@ from camtool.core.maps import resolve_class
 from camtool.core.runner import ModelInfo, Runner
 from camtool.data.labels import true_class
 from camtool.explain.files import CamOptions, ImageResult, explain_file, map_paths
-from camtool.fsutil import refuse_to_replace, remove_stale_temps
+from camtool.fsutil import refuse_to_replace, remove_stale_temps, unique_name, writing
 from camtool.paths import require_writable_dir, unreadable_file_reason
 from camtool.runtime import runner_from_settings
 from camtool.settings import SETTINGS_FILE, Settings, write_settings
 
-__all__ = ["QUICK_START_IMAGES", "CamReport", "run_cam", "unique_stem"]
+__all__ = ["QUICK_START_IMAGES", "CamReport", "prepare_output_dir", "run_cam"]
 
 #: Up to this many images, an ONNX model is opened for a quick start rather than fast batches.
 QUICK_START_IMAGES = 16
@@ -35,14 +35,17 @@ class CamReport:
         return sum(not r.ok for r in self.results)
 
 
-def unique_stem(path: Path, taken: set[str]) -> str:
-    """``path``'s stem, with ``-1``, ``-2`` ... added if an earlier input already used it."""
-    chosen, n = path.stem, 0
-    while chosen in taken:
-        n += 1
-        chosen = f"{path.stem}-{n}"
-    taken.add(chosen)
-    return chosen
+def prepare_output_dir(out_dir: Path, settings: Settings, *, recursive: bool = False) -> Path:
+    """Create ``out_dir``, delete what runs killed before left there (in its subfolders too if
+    ``recursive``) and save ``settings`` in it; return the settings file.
+
+    Raises:
+        CamtoolError: the folder cannot be written (one line).
+    """
+    with writing(f"to {out_dir}"):
+        out_dir.mkdir(parents=True, exist_ok=True)
+        remove_stale_temps(out_dir, recursive=recursive)
+        return write_settings(out_dir, settings)
 
 
 def run_cam(
@@ -81,11 +84,11 @@ def run_cam(
         if reason is not None:
             result.error = f"{result.input}: {reason}"
             report(result)
-    readable = sum(result.error is None for result in results)
-    if not readable:
+    todo = [slot for slot, result in enumerate(results) if result.error is None]  # readable
+    if not todo:
         return CamReport(results, out_dir, None, "")
     if runner is None:
-        few_images = readable <= QUICK_START_IMAGES
+        few_images = len(todo) <= QUICK_START_IMAGES
         runner = runner_from_settings(
             model_path, settings, few_images=few_images, imagenet_classes=imagenet_classes
         )
@@ -96,20 +99,19 @@ def run_cam(
     options = CamOptions.from_settings(
         settings, target=target, figure=not overlay_only, save_array=save_array, locate=locate
     )
-    taken: set[str] = set()
-    bases = [out_dir / unique_stem(Path(result.input), taken) for result in results]
+    taken: set[str] = set()  # stems, with -1, -2 ... added if an earlier input used one
+    bases = []
+    for result in results:
+        stem = unique_name(Path(result.input).stem, taken.__contains__, start=1)
+        taken.add(stem)
+        bases.append(out_dir / stem)
     count = options.map_count(len(names))
-    planned = []
-    for result, base in zip(results, bases, strict=True):
-        if result.error is None:
-            planned.extend(map_paths(base, options, count))
+    planned = [path for slot in todo for path in map_paths(bases[slot], options, count)]
     refuse_to_replace(planned, overwrite=overwrite, hint=", or choose another -o DIR",
                       marker=SETTINGS_FILE)  # fmt: skip
-    out_dir.mkdir(parents=True, exist_ok=True)
-    remove_stale_temps(out_dir)  # of runs killed before
-    write_settings(out_dir, settings)
-    for slot, (result, base) in enumerate(zip(results, bases, strict=True)):
-        if result.error is None:
-            results[slot] = explain_file(runner, Path(result.input), base, options, truths[slot])
-            report(results[slot])
+    prepare_output_dir(out_dir, settings)
+    for slot in todo:
+        path = Path(results[slot].input)
+        results[slot] = explain_file(runner, path, bases[slot], options, truths[slot])
+        report(results[slot])
     return CamReport(results, out_dir, runner.info, runner.device)
