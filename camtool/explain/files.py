@@ -18,7 +18,7 @@ from camtool.core.runner import ModelInfo, Runner
 from camtool.data.images import load_image, preprocess_array
 from camtool.errors import CamtoolError, InputError
 from camtool.explain.render import encode_image, figure_png, overlay
-from camtool.fsutil import atomic_path
+from camtool.fsutil import atomic_path, atomic_write_bytes
 
 if TYPE_CHECKING:
     from camtool.settings import Settings
