@@ -21,6 +21,7 @@ from camtool.core.checkpoint import LoadedModel
 from camtool.core.device import precision_name, resolve_device
 from camtool.data.datasets import DEFAULT_CROP_SCALE
 from camtool.errors import CamtoolError, Interrupted, interrupt_exit_code, interrupt_word
+from camtool.explain.files import refuse_out_of_gpu_memory
 from camtool.fsutil import remove_stale_temps
 from camtool.process import StopRequest, deferred_stop, folder_lock
 from camtool.settings import SETTINGS_FILE, Settings, write_settings
@@ -317,8 +318,7 @@ def train(
             watch = observer if observer is not None and ctx.main else SilentObserver()
             trainer = _Trainer(settings, ctx, device, watch, loaded, crop_scale)
             trainer.run()
-        except torch.cuda.OutOfMemoryError:
-            raise CamtoolError(
-                "out of GPU memory; try a smaller --batch-size or --img-size"
-            ) from None
+        except RuntimeError as exc:
+            refuse_out_of_gpu_memory(exc, "a smaller --batch-size or --img-size")
+            raise
         return trainer.result(time.perf_counter() - started)
