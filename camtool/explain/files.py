@@ -169,8 +169,7 @@ def write_maps(
             data = figure_png(image, heat, blended, title, options.colormap, wrong)
         else:
             data = encode_image(blended, options.fmt)
-        with atomic_path(next(paths)) as tmp:
-            tmp.write_bytes(data)
+        atomic_write_bytes(next(paths), data)
         if options.save_array:
             with atomic_path(next(paths)) as tmp:
                 np.savez_compressed(
