@@ -96,8 +96,7 @@ class _Trainer:
         """Train until the epoch budget is spent or early stopping fires."""
         barrier(self.ctx)  # every process has checked the folder before rank 0 writes to it
         if self.ctx.main:
-            self.directory.mkdir(parents=True, exist_ok=True)
-            write_settings(self.directory, self.settings)
+            write_settings(self.directory, self.settings)  # and makes the folder
             if self.resumed_from is not None:
                 self.files.save_epoch(self.state, resumed=True)
         if self._finished():
