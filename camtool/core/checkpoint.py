@@ -25,7 +25,7 @@ from camtool.core.runner import RGB, checked_preprocessing
 from camtool.core.state_dicts import fit_state, model_of_state_dict
 from camtool.core.upsample import CellGeometry
 from camtool.errors import CamtoolError
-from camtool.fsutil import atomic_path
+from camtool.fsutil import atomic_path, writing
 from camtool.version import __version__
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "LoadedModel", "load_checkpoint", "save_checkpoint"]
@@ -106,11 +106,8 @@ def save_checkpoint(
         payload["cell_geometry"] = {**geometry.to_dict(), "revision": DERIVATION_REVISION}
     if training is not None:
         payload["training"] = dict(training)
-    try:
-        with atomic_path(Path(path)) as tmp:
-            torch.save(payload, tmp)
-    except OSError as exc:
-        raise CamtoolError(f"cannot write checkpoint {path}: {exc.strerror or exc}") from None
+    with writing(f"checkpoint {path}"), atomic_path(Path(path)) as tmp:
+        torch.save(payload, tmp)
     return Path(path)
 
 

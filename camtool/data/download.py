@@ -22,7 +22,7 @@ from typing import Any
 from camtool.core.imagenet import IMAGENETTE_ARCHIVES, Checksum, ImagenetteArchive
 from camtool.data.archive import _CHUNK, extract_dataset, find_complete, verify_checksum
 from camtool.errors import CamtoolError, ConfigError, InputError
-from camtool.fsutil import remove_stale_temps
+from camtool.fsutil import remove_stale_temps, writing
 from camtool.process import folder_lock
 from camtool.version import __version__
 
@@ -298,20 +298,17 @@ def _stream(
     done = offset
     report = progress or (lambda _done, _total: None)
     report(done, total)
-    try:
-        with open(part, "ab" if offset > 0 else "wb") as fh:
-            while True:
-                try:
-                    chunk = response.read(_CHUNK)
-                except (OSError, http.client.HTTPException) as exc:
-                    raise _interrupted(url, done, total, _reason(exc)) from None
-                if not chunk:
-                    break
-                fh.write(chunk)
-                done += len(chunk)
-                report(done, total)
-    except OSError as exc:
-        raise CamtoolError(f"cannot write {part}: {exc.strerror or exc}") from None
+    with writing(part), open(part, "ab" if offset > 0 else "wb") as fh:
+        while True:
+            try:
+                chunk = response.read(_CHUNK)
+            except (OSError, http.client.HTTPException) as exc:
+                raise _interrupted(url, done, total, _reason(exc)) from None
+            if not chunk:
+                break
+            fh.write(chunk)
+            done += len(chunk)
+            report(done, total)
     if total is not None and done < total:
         raise _interrupted(url, done, total, "connection closed early")
     return done - offset

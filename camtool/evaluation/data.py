@@ -24,6 +24,7 @@ from camtool.data.datasets import (
     make_loader,
 )
 from camtool.errors import CamtoolError, ConfigError
+from camtool.explain.files import refuse_out_of_gpu_memory
 
 __all__ = [
     "CROP_NOTE",
@@ -174,9 +175,8 @@ def refuse_out_of_memory(fn: Callable[_P, _R]) -> Callable[_P, _R]:
     def guarded(*args: _P.args, **kwargs: _P.kwargs) -> _R:
         try:
             return fn(*args, **kwargs)
-        except torch.cuda.OutOfMemoryError:
-            raise CamtoolError(
-                "out of GPU memory; try a smaller --batch-size or --device cpu"
-            ) from None
+        except RuntimeError as exc:
+            refuse_out_of_gpu_memory(exc, "a smaller --batch-size or --device cpu")
+            raise
 
     return guarded

@@ -254,8 +254,7 @@ def _prepare_output(out_dir: Path, overwrite: bool) -> Path:
     refuse_to_replace(
         outputs, overwrite=overwrite, hint=", or choose another -o DIR", marker=SETTINGS_FILE
     )
-    out_dir.mkdir(parents=True, exist_ok=True)
-    remove_stale_temps(out_dir)
+    remove_stale_temps(out_dir)  # then writing the settings makes the folder
     return out_dir
 
 

@@ -18,7 +18,7 @@ from camtool.core.runner import ModelInfo, Runner
 from camtool.data.images import load_image, preprocess_array
 from camtool.errors import CamtoolError, InputError
 from camtool.explain.render import encode_image, figure_png, overlay
-from camtool.fsutil import atomic_path
+from camtool.fsutil import atomic_path, atomic_write_bytes
 
 if TYPE_CHECKING:
     from camtool.settings import Settings
@@ -169,8 +169,7 @@ def write_maps(
             data = figure_png(image, heat, blended, title, options.colormap, wrong)
         else:
             data = encode_image(blended, options.fmt)
-        with atomic_path(next(paths)) as tmp:
-            tmp.write_bytes(data)
+        atomic_write_bytes(next(paths), data)
         if options.save_array:
             with atomic_path(next(paths)) as tmp:
                 np.savez_compressed(

@@ -43,8 +43,7 @@ def prepare_output_dir(out_dir: Path, settings: Settings, *, recursive: bool = F
         CamtoolError: the folder cannot be written (one line).
     """
     with writing(f"to {out_dir}"):
-        out_dir.mkdir(parents=True, exist_ok=True)
-        remove_stale_temps(out_dir, recursive=recursive)
+        remove_stale_temps(out_dir, recursive=recursive)  # then write_settings makes the folder
         return write_settings(out_dir, settings)
 
 

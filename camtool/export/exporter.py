@@ -47,7 +47,13 @@ from camtool.export.report import (
     SampleCheck,
     TensorSpec,
 )
-from camtool.fsutil import SCRATCH_PREFIX, atomic_path, refuse_to_replace, remove_stale_temps
+from camtool.fsutil import (
+    SCRATCH_PREFIX,
+    atomic_path,
+    refuse_to_replace,
+    remove_stale_temps,
+    writing,
+)
 from camtool.paths import require_file
 from camtool.textio import to_json
 from camtool.version import __version__
@@ -254,10 +260,8 @@ def _prepare_output(output: Path, checkpoint: Path, overwrite: bool) -> None:
     if output.is_dir():
         raise CamtoolError(f"cannot write {output}: it is a folder")
     refuse_to_replace([output], overwrite=overwrite, hint=", or choose another -o FILE")
-    try:
+    with writing(output):
         output.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise CamtoolError(f"cannot write {output}: {exc.strerror or exc}") from None
     if not os.access(output.parent, os.W_OK):
         raise CamtoolError(f"cannot write {output}: permission denied")
     remove_stale_temps(output.parent)  # of exports killed before
@@ -316,26 +320,23 @@ def export_model(
         data = _torchscript_bytes(graph, sample, document)
     export_seconds = time.perf_counter() - started
 
-    try:
-        with atomic_path(target) as tmp:
-            tmp.write_bytes(data)
-            notify(f"checking {target} against PyTorch ...")
-            started = time.perf_counter()
-            samples, inputs, outputs = _check(tmp, fmt, graph, expected)
-            report = ExportReport(
-                file=str(target),
-                format=fmt,
-                opset=opset,
-                checkpoint=str(checkpoint),
-                inputs=inputs,
-                outputs=outputs,
-                samples=samples,
-                size_bytes=len(data),
-                export_seconds=round(export_seconds, 3),
-                check_seconds=round(time.perf_counter() - started, 3),
-                metadata=metadata,
-            )
-            report.refuse_if_failed()
-    except OSError as exc:
-        raise CamtoolError(f"cannot write {target}: {exc.strerror or exc}") from None
+    with writing(target), atomic_path(target) as tmp:
+        tmp.write_bytes(data)
+        notify(f"checking {target} against PyTorch ...")
+        started = time.perf_counter()
+        samples, inputs, outputs = _check(tmp, fmt, graph, expected)
+        report = ExportReport(
+            file=str(target),
+            format=fmt,
+            opset=opset,
+            checkpoint=str(checkpoint),
+            inputs=inputs,
+            outputs=outputs,
+            samples=samples,
+            size_bytes=len(data),
+            export_seconds=round(export_seconds, 3),
+            check_seconds=round(time.perf_counter() - started, 3),
+            metadata=metadata,
+        )
+        report.refuse_if_failed()
     return report

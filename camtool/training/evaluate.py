@@ -13,6 +13,7 @@ from torch.utils.data import DataLoader
 
 from camtool.core.device import autocast, to_device
 from camtool.errors import CamtoolError
+from camtool.evaluation.data import unique_skipped
 
 __all__ = ["Evaluation", "eval_sums", "evaluate"]
 
@@ -34,12 +35,12 @@ def evaluate(model: nn.Module, loader: DataLoader[Any], device: torch.device) ->
     Raises:
         CamtoolError: the loader yielded no readable image.
     """
-    named: dict[str, str] = {}
+    named: dict[str, dict[str, str]] = {}
     sums = eval_sums(model, loader, device, skipped_into=named)
     loss_sum, correct, count, skipped = (float(v) for v in sums.tolist())
     if count == 0:
         raise CamtoolError("no readable image to evaluate")
-    files = [{"path": p, "error": e} for p, e in named.items()]
+    files = unique_skipped(named.values())
     return Evaluation(loss_sum / count, correct / count, int(count), int(skipped), files)
 
 
@@ -51,10 +52,10 @@ def eval_sums(
     amp_dtype: torch.dtype | None = None,
     channels_last: bool = False,
     should_stop: Callable[[], bool] | None = None,
-    skipped_into: dict[str, str] | None = None,
+    skipped_into: dict[str, dict[str, str]] | None = None,
 ) -> Tensor:
     """``[loss sum, hits, images, skipped]`` of ``model`` over ``loader`` (float64, on device);
-    unreadable images go into ``skipped_into`` (path -> reason).
+    unreadable images go into ``skipped_into`` (path -> ``{"path", "error"}``).
 
     Raises:
         KeyboardInterrupt: ``should_stop()`` turned true (checked after each batch).
@@ -67,7 +68,7 @@ def eval_sums(
             for images, labels, skipped in loader:
                 sums[3] += len(skipped)
                 if skipped_into is not None:
-                    skipped_into.update((s.path, s.error) for s in skipped)
+                    skipped_into.update((s.path, s.to_dict()) for s in skipped)
                 if labels.numel():
                     images = to_device(images, device, channels_last=channels_last)
                     labels = labels.to(device, non_blocking=True)

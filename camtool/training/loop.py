@@ -21,6 +21,8 @@ from camtool.core.checkpoint import LoadedModel
 from camtool.core.device import precision_name, resolve_device
 from camtool.data.datasets import DEFAULT_CROP_SCALE
 from camtool.errors import CamtoolError, Interrupted, interrupt_exit_code, interrupt_word
+from camtool.evaluation.data import unique_skipped
+from camtool.explain.files import refuse_out_of_gpu_memory
 from camtool.fsutil import remove_stale_temps
 from camtool.process import StopRequest, deferred_stop, folder_lock
 from camtool.settings import SETTINGS_FILE, Settings, write_settings
@@ -80,7 +82,7 @@ class _Trainer:
         self.clean = True  #: the state is between two batches (fit to save)
         self._live_sums: Tensor | None = None
         self._epoch_t0: float | None = None
-        self.skipped: dict[str, str] = {}  #: unreadable images met by this process: path -> why
+        self.skipped: dict[str, dict[str, str]] = {}  #: unreadable images met: {"path", "error"}
         self.data = build_data(settings, ctx, device, crop_scale)
         names = self.data.class_names
         self.parts = build_parts(settings, ctx, device, names, loaded)
@@ -95,8 +97,7 @@ class _Trainer:
         """Train until the epoch budget is spent or early stopping fires."""
         barrier(self.ctx)  # every process has checked the folder before rank 0 writes to it
         if self.ctx.main:
-            self.directory.mkdir(parents=True, exist_ok=True)
-            write_settings(self.directory, self.settings)
+            write_settings(self.directory, self.settings)  # and makes the folder
             if self.resumed_from is not None:
                 self.files.save_epoch(self.state, resumed=True)
         if self._finished():
@@ -164,7 +165,7 @@ class _Trainer:
             elapsed = time.perf_counter() - started
             partial["count"] += n
             partial["skipped"] += len(unreadable)
-            self.skipped.update((s.path, s.error) for s in unreadable)
+            self.skipped.update((s.path, s.to_dict()) for s in unreadable)
             partial["train_seconds"] = seconds_before + elapsed
             self.state.batch += 1
             self.clean = True
@@ -270,7 +271,7 @@ class _Trainer:
             world_size=self.ctx.world_size,
             rank=self.ctx.rank,
             resumed_from=self.resumed_from,
-            skipped=[{"path": p, "error": e} for p, e in sorted(self.skipped.items())],
+            skipped=unique_skipped(self.skipped.values()),
         )
 
 
@@ -317,8 +318,7 @@ def train(
             watch = observer if observer is not None and ctx.main else SilentObserver()
             trainer = _Trainer(settings, ctx, device, watch, loaded, crop_scale)
             trainer.run()
-        except torch.cuda.OutOfMemoryError:
-            raise CamtoolError(
-                "out of GPU memory; try a smaller --batch-size or --img-size"
-            ) from None
+        except RuntimeError as exc:
+            refuse_out_of_gpu_memory(exc, "a smaller --batch-size or --img-size")
+            raise
         return trainer.result(time.perf_counter() - started)
