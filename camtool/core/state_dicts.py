@@ -148,9 +148,12 @@ def model_of_state_dict(
     state = {k: v for k, v in state.items() if not k.startswith(AUX_HEADS)}
     arch = arch or _guess_arch(state, num_classes, head)
     if arch is None:
-        raise _unknown(state, f"{source} does not match any accepted torchvision arch "
-                       f"({', '.join(f.name for f in FAMILIES)} families); name it with --arch",
-                       source)  # fmt: skip
+        raise _unknown(
+            state,
+            f"{source} does not match any accepted torchvision arch "
+            f"({', '.join(f.name for f in FAMILIES)} families); name it with --arch",
+            source,
+        )
     model = CAMNet(arch, num_classes)
     fit_state(model, state, source)
     check_cam_invariant(model)

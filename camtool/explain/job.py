@@ -106,8 +106,9 @@ def run_cam(
         bases.append(out_dir / stem)
     count = options.map_count(len(names))
     planned = [path for slot in todo for path in map_paths(bases[slot], options, count)]
-    refuse_to_replace(planned, overwrite=overwrite, hint=", or choose another -o DIR",
-                      marker=SETTINGS_FILE)  # fmt: skip
+    refuse_to_replace(
+        planned, overwrite=overwrite, hint=", or choose another -o DIR", marker=SETTINGS_FILE
+    )
     prepare_output_dir(out_dir, settings)
     for slot in todo:
         path = Path(results[slot].input)
