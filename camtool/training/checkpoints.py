@@ -17,7 +17,7 @@ from typing import Any
 from camtool.core.checkpoint import LoadedModel, load_checkpoint, save_checkpoint
 from camtool.errors import CamtoolError, ConfigError
 from camtool.fsutil import atomic_write_bytes, atomic_write_text
-from camtool.settings import Settings, load_settings
+from camtool.settings import Settings, TrainingSettings, load_settings
 from camtool.textio import to_json
 from camtool.training.build import TrainParts
 from camtool.training.reproducibility import rng_state, set_rng_state
@@ -30,7 +30,6 @@ __all__ = [
     "METRICS_FILE",
     "LoopState",
     "RunFolder",
-    "curves_png",
     "dir_flag",
     "epoch_file",
     "prepare_fresh_dir",
@@ -60,7 +59,7 @@ def write_metrics(path: Path, history: Sequence[Mapping[str, Any]]) -> None:
     atomic_write_text(path, lines)
 
 
-def curves_png(history: Sequence[Mapping[str, Any]]) -> bytes:
+def _curves_png(history: Sequence[Mapping[str, Any]]) -> bytes:
     """Loss and accuracy per epoch, train and held-out, as PNG bytes (``curves.png``)."""
     from matplotlib.ticker import MaxNLocator
 
@@ -177,7 +176,7 @@ class RunFolder:
             self.save(LAST_FILE, state, complete=True)
         write_metrics(self.directory / METRICS_FILE, state.history)
         if state.history:
-            atomic_write_bytes(self.directory / CURVES_FILE, curves_png(state.history))
+            atomic_write_bytes(self.directory / CURVES_FILE, _curves_png(state.history))
 
 
 def restore_training(loaded: LoadedModel, parts: TrainParts) -> LoopState:
@@ -216,7 +215,8 @@ def stored_settings(settings: Settings) -> dict[str, Any]:
 
 def dir_flag(directory: Path) -> str:
     """`` --checkpoint-dir DIR`` unless ``DIR`` is the default."""
-    return "" if Path(directory) == Path("checkpoints") else f" --checkpoint-dir {directory}"
+    default = TrainingSettings().checkpoint_dir
+    return "" if Path(directory) == default else f" --checkpoint-dir {directory}"
 
 
 def prepare_resume(
