@@ -6,9 +6,9 @@ from __future__ import annotations
 import random
 import secrets
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from camtool.data.datasets import ImageFolderDataset
 from camtool.data.labels import folder_class
@@ -32,19 +32,15 @@ class DatasetSample:
     true_idx: int
     true_name: str
 
-    def load(self, max_pixels: int | None = None) -> Image.Image:
-        """The image as RGB; InputError if unreadable or over ``max_pixels`` pixels."""
+    def load(self) -> Image.Image:
+        """The image as RGB; InputError if unreadable."""
         from camtool.data.images import load_image
 
-        return load_image(self.path, max_pixels)
-
-    def to_dict(self) -> dict[str, Any]:
-        """``{index, path, true_idx, true_name}`` as JSON types."""
-        return {**asdict(self), "path": str(self.path)}
+        return load_image(self.path)
 
 
 def dataset_view(
-    spec: str, info: ModelInfo, root: Path | None, max_pixels: int | None = None
+    spec: str, info: ModelInfo, root: Path | None, max_pixels: int | None
 ) -> ImageFolderDataset:
     """The images ``--dataset spec`` (a split, or a folder of class folders) names, with the
     model's class indices and transform; ``root``: the dataset root, for a split.
