@@ -151,17 +151,15 @@ class CamModel:
             CamtoolError: no dataset found, or its classes are not the model's.
         """
         from camtool.evaluation.data import SPLITS
-        from camtool.evaluation.samples import choose_indices, dataset_view, samples_of
+        from camtool.evaluation.samples import choose_samples
         from camtool.evaluation.source import dataset_root
 
         root = None
         if dataset in SPLITS:
             folder = None if data_dir is None else Path(data_dir)
             root = dataset_root(folder, self.info.settings, self._path)
-        view = dataset_view(dataset, self.info, root)
         indices = [index] if isinstance(index, int) else list(index or ())
-        chosen = choose_indices(len(view), indices=indices, count=random, seed=seed)
-        return samples_of(view, chosen, self.info.class_names)
+        return choose_samples(dataset, self.info, root, indices=indices, count=random, seed=seed)[1]
 
     def _explained(
         self, images: Any, target: int | None, topk: int

@@ -18,7 +18,7 @@ from camtool.core.checkpoint import load_checkpoint, save_checkpoint
 from camtool.core.model import CAMNet, build_model, imagenet_weights_file
 from camtool.errors import CamtoolError
 from camtool.textio import to_json
-from camtool.training.logs import write_metrics
+from camtool.training.checkpoints import write_metrics
 from tests.conftest import TINY_CLASSES, make_photo
 
 cli = CliRunner()

@@ -186,7 +186,7 @@ def _dataset_samples(
     """Open the model and its dataset as ``eval`` does and choose the samples (said on stderr):
     the runner, the JSON's ``"dataset"`` entry and the samples."""
     from camtool.evaluation.data import SPLITS
-    from camtool.evaluation.samples import choose_indices, dataset_view, draw_seed, samples_of
+    from camtool.evaluation.samples import choose_samples, draw_seed
     from camtool.evaluation.source import open_model_and_dataset
     from camtool.explain.job import QUICK_START_IMAGES
     from camtool.runtime import runner_from_settings
@@ -197,15 +197,24 @@ def _dataset_samples(
         runner, root = open_model_and_dataset(model, settings, few_images=few)
     else:
         runner = runner_from_settings(model, settings, few_images=few)
-    view = dataset_view(dataset, runner.info, root, settings.cam.max_pixels)
-    folder = view.root / dataset if root is not None else Path(dataset)
+    folder = root / dataset if root is not None else Path(dataset)
     if count is not None and seed is None:  # (--seed without --random is refused)
         seed = draw_seed()
-    chosen = choose_indices(len(view), indices=index, count=count, seed=seed or 0, name=str(folder))
+    size, samples = choose_samples(
+        dataset,
+        runner.info,
+        root,
+        indices=index,
+        count=count,
+        seed=seed or 0,
+        max_pixels=settings.cam.max_pixels,
+        name=str(folder),
+    )
+    chosen = [sample.index for sample in samples]
     how = f" drawn with --seed {seed}" if count is not None else ""
-    err.print(f"{folder}: {len(view)} images; samples{how}: {', '.join(map(str, chosen))}")
-    entry = {"folder": str(folder), "size": len(view), "indices": chosen, "seed": seed}
-    return runner, entry, samples_of(view, chosen, runner.info.class_names)
+    err.print(f"{folder}: {size} images; samples{how}: {', '.join(map(str, chosen))}")
+    entry = {"folder": str(folder), "size": size, "indices": chosen, "seed": seed}
+    return runner, entry, samples
 
 
 def _show_error(result: ImageResult) -> None:

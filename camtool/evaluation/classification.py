@@ -30,7 +30,14 @@ from camtool.evaluation.metrics import confusion_matrix, per_class_prf, topk_cor
 from camtool.explain.files import explain_image, heatmaps
 from camtool.explain.render import FLAT_MAP, overlay
 
-__all__ = ["MAX_MISTAKES", "confusion_png", "evaluate_classification", "mistakes_png"]
+__all__ = [
+    "MAX_MISTAKES",
+    "agg_figure",
+    "confusion_png",
+    "evaluate_classification",
+    "mistakes_png",
+    "png_bytes",
+]
 
 MAX_MISTAKES = 16
 
@@ -121,7 +128,9 @@ def _mistakes(
     ]
 
 
-def _figure(width: float, height: float) -> Any:
+def agg_figure(width: float, height: float) -> Any:
+    """A matplotlib ``Figure`` of ``width`` x ``height`` inches at 100 dpi on an Agg canvas (no
+    pyplot, so no global state and no display)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -130,10 +139,12 @@ def _figure(width: float, height: float) -> Any:
     return fig
 
 
-def _png(fig: Any) -> bytes:
+def png_bytes(fig: Any, *, crop: bool = True) -> bytes:
+    """``fig`` laid out (``tight_layout``) as PNG bytes; ``crop``: cut to what is drawn, with a
+    0.1 inch margin (else its full size)."""
     fig.tight_layout()
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", bbox_inches="tight", pad_inches=0.1)
+    fig.savefig(buffer, format="png", bbox_inches="tight" if crop else None, pad_inches=0.1)
     return buffer.getvalue()
 
 
@@ -142,7 +153,7 @@ def confusion_png(matrix: Sequence[Sequence[int]], names: Sequence[str]) -> byte
     cm = np.asarray(matrix, dtype=np.int64)
     n = cm.shape[0]
     side = min(30.0, max(5.0, 0.45 * n + 3.0))
-    fig = _figure(side, side)
+    fig = agg_figure(side, side)
     ax = fig.subplots()
     shown = ax.imshow(cm, cmap="Blues", interpolation="nearest")
     fig.colorbar(shown, ax=ax, fraction=0.046, pad=0.04)
@@ -157,7 +168,7 @@ def confusion_png(matrix: Sequence[Sequence[int]], names: Sequence[str]) -> byte
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     ax.set_title("Confusion matrix")
-    return _png(fig)
+    return png_bytes(fig)
 
 
 @refuse_out_of_memory
@@ -188,7 +199,7 @@ def mistakes_png(
         return None
     cols = min(4, len(panels))
     rows = math.ceil(len(panels) / cols)
-    fig = _figure(3.2 * cols, 3.5 * rows)
+    fig = agg_figure(3.2 * cols, 3.5 * rows)
     axes = np.atleast_1d(fig.subplots(rows, cols)).ravel()
     for ax in axes:
         ax.axis("off")
@@ -197,4 +208,4 @@ def mistakes_png(
         ax.set_title(title, fontsize=9)
     sep = " " if cols >= 3 else "\n"  # one line needs about three panels' width
     fig.suptitle(f"Most confident mistakes{sep}(map of the predicted class)")
-    return _png(fig)
+    return png_bytes(fig)

@@ -6,9 +6,9 @@ from __future__ import annotations
 import random
 import secrets
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from camtool.data.datasets import ImageFolderDataset
 from camtool.data.labels import folder_class
@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
     from camtool.core.runner import ModelInfo
 
-__all__ = ["DatasetSample", "choose_indices", "dataset_view", "draw_seed", "samples_of"]
+__all__ = ["DatasetSample", "choose_samples", "dataset_view", "draw_seed"]
 
 
 @dataclass(frozen=True)
@@ -32,19 +32,15 @@ class DatasetSample:
     true_idx: int
     true_name: str
 
-    def load(self, max_pixels: int | None = None) -> Image.Image:
-        """The image as RGB; InputError if unreadable or over ``max_pixels`` pixels."""
+    def load(self) -> Image.Image:
+        """The image as RGB; InputError if unreadable."""
         from camtool.data.images import load_image
 
-        return load_image(self.path, max_pixels)
-
-    def to_dict(self) -> dict[str, Any]:
-        """``{index, path, true_idx, true_name}`` as JSON types."""
-        return {**asdict(self), "path": str(self.path)}
+        return load_image(self.path)
 
 
 def dataset_view(
-    spec: str, info: ModelInfo, root: Path | None, max_pixels: int | None = None
+    spec: str, info: ModelInfo, root: Path | None, max_pixels: int | None
 ) -> ImageFolderDataset:
     """The images ``--dataset spec`` (a split, or a folder of class folders) names, with the
     model's class indices and transform; ``root``: the dataset root, for a split.
@@ -85,41 +81,41 @@ def draw_seed() -> int:
     return secrets.randbelow(2**31)
 
 
-def choose_indices(
-    size: int,
+def choose_samples(
+    spec: str,
+    info: ModelInfo,
+    root: Path | None,
     *,
     indices: Sequence[int] = (),
     count: int | None = None,
     seed: int = 0,
+    max_pixels: int | None = None,
     name: str = "the dataset",
-) -> list[int]:
-    """The indices of ``--index`` (``indices``, in order) or ``--random`` (``count`` drawn with
-    ``seed``, sorted), checked against ``size``; ``name`` is the view.
+) -> tuple[int, list[DatasetSample]]:
+    """The size of :func:`dataset_view` ``(spec, info, root, max_pixels)`` and its samples of
+    ``--index`` (``indices``, in order) or ``--random`` (``count`` drawn with ``seed``, sorted),
+    their classes named by the model's; ``name`` is the view in errors.
 
     Raises:
         ConfigError: both or neither of ``indices`` and ``count``; an index outside the view, or
-            more images asked for than it has.
+            more images asked for than it has; and as :func:`dataset_view`.
+        InputError, CamtoolError: as :func:`dataset_view`.
     """
+    view = dataset_view(spec, info, root, max_pixels)
     if bool(indices) == (count is not None):
         raise ConfigError("choose samples with either --index I or --random N")
+    size = len(view)
     if count is not None:
         if not 1 <= count <= size:
             raise ConfigError(f"--random {count}: {name} has {size} images")
-        return sorted(random.Random(seed).sample(range(size), count))
+        indices = sorted(random.Random(seed).sample(range(size), count))
     for index in indices:
         if not 0 <= index < size:
             raise ConfigError(
                 f"--index {index} is beyond {name}: it has {size} images, indices 0 to {size - 1}"
             )
-    return list(indices)
-
-
-def samples_of(
-    dataset: ImageFolderDataset, indices: Sequence[int], class_names: Sequence[str]
-) -> list[DatasetSample]:
-    """The :class:`DatasetSample` of each (checked) index, its class named by ``class_names``."""
-    return [
-        DatasetSample(i, path, label, class_names[label])
+    return size, [
+        DatasetSample(i, path, label, info.class_names[label])
         for i in indices
-        for path, label in [dataset.samples[i]]
+        for path, label in [view.samples[i]]
     ]

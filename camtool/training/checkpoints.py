@@ -9,17 +9,17 @@ is written atomically, and ``last.pt`` last: it is the commit point of an epoch.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from camtool.core.checkpoint import LoadedModel, load_checkpoint, save_checkpoint
 from camtool.errors import CamtoolError, ConfigError
-from camtool.fsutil import atomic_write_bytes
-from camtool.settings import Settings, load_settings
+from camtool.fsutil import atomic_write_bytes, atomic_write_text
+from camtool.settings import Settings, TrainingSettings, load_settings
+from camtool.textio import to_json
 from camtool.training.build import TrainParts
-from camtool.training.logs import curves_png, write_metrics
 from camtool.training.reproducibility import rng_state, set_rng_state
 
 __all__ = [
@@ -36,6 +36,7 @@ __all__ = [
     "prepare_resume",
     "restore_training",
     "stored_settings",
+    "write_metrics",
 ]
 
 METRICS_FILE = "metrics.jsonl"
@@ -50,6 +51,33 @@ _RUN_FILES = (LAST_FILE, BEST_FILE, METRICS_FILE, CURVES_FILE)
 def epoch_file(epoch: int) -> str:
     """``epoch_003.pt`` for epoch 3."""
     return f"epoch_{epoch:03d}.pt"
+
+
+def write_metrics(path: Path, history: Sequence[Mapping[str, Any]]) -> None:
+    """Write ``history`` to ``path`` atomically, one JSON object per line (``metrics.jsonl``)."""
+    lines = "".join(to_json(dict(h), indent=None) + "\n" for h in history)
+    atomic_write_text(path, lines)
+
+
+def _curves_png(history: Sequence[Mapping[str, Any]]) -> bytes:
+    """Loss and accuracy per epoch, train and held-out, as PNG bytes (``curves.png``)."""
+    from matplotlib.ticker import MaxNLocator
+
+    from camtool.evaluation.classification import agg_figure, png_bytes
+
+    epochs = [int(h["epoch"]) for h in history]
+    fig = agg_figure(10, 4)
+    loss_ax, acc_ax = fig.subplots(1, 2)
+    for ax, key, title in ((loss_ax, "loss", "Loss"), (acc_ax, "acc", "Accuracy")):
+        ax.plot(epochs, [h[f"train_{key}"] for h in history], "o-", label="train")
+        ax.plot(epochs, [h[f"val_{key}"] for h in history], "o-", label="val (held out)")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_title(title)
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+        ax.legend()
+    acc_ax.set_ylim(0, 1.02)
+    return png_bytes(fig, crop=False)
 
 
 def _empty_partial() -> dict[str, float]:
@@ -148,7 +176,7 @@ class RunFolder:
             self.save(LAST_FILE, state, complete=True)
         write_metrics(self.directory / METRICS_FILE, state.history)
         if state.history:
-            atomic_write_bytes(self.directory / CURVES_FILE, curves_png(state.history))
+            atomic_write_bytes(self.directory / CURVES_FILE, _curves_png(state.history))
 
 
 def restore_training(loaded: LoadedModel, parts: TrainParts) -> LoopState:
@@ -187,7 +215,8 @@ def stored_settings(settings: Settings) -> dict[str, Any]:
 
 def dir_flag(directory: Path) -> str:
     """`` --checkpoint-dir DIR`` unless ``DIR`` is the default."""
-    return "" if Path(directory) == Path("checkpoints") else f" --checkpoint-dir {directory}"
+    default = TrainingSettings().checkpoint_dir
+    return "" if Path(directory) == default else f" --checkpoint-dir {directory}"
 
 
 def prepare_resume(
